@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Dependencies point downwards only:
+// ballast -> Testbed -> {Proxy, LoadGen, Report} -> {Balancers, HTTP1} -> EventLoop -> CBallast
+let package = Package(
+    name: "Ballast",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ballast", targets: ["ballast"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // C shims only: epoll/eventfd/timerfd headers, GNU-only calls, CPU sets, liburing, libnuma.
+        .target(
+            name: "CBallast",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("uring"), .linkedLibrary("numa")]
+        ),
+        .target(name: "EventLoop", dependencies: ["CBallast"]),
+        .target(name: "HTTP1"),
+        .target(name: "Balancers", dependencies: ["EventLoop"]),
+        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", .product(name: "Yams", package: "Yams")]),
+        .target(name: "LoadGen", dependencies: [
+            "Balancers", "HTTP1", "EventLoop",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+        .target(name: "Report"),
+        .target(name: "Testbed", dependencies: ["Proxy", "LoadGen", "Report"]),
+        .executableTarget(name: "ballast", dependencies: [
+            "Testbed", "LoadGen", "Proxy", "EventLoop",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "CBallast"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+// Balancers: see DESIGN.md. Filled in by its issue.
+enum BalancersModule {}

@@ -1,0 +1,46 @@
+#define _GNU_SOURCE 1
+#include "CBallast.h"
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <numa.h>
+
+int cb_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+    return accept4(fd, addr, len, flags);
+}
+
+int cb_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int cb_sched_getcpu(void) { return sched_getcpu(); }
+
+int cb_allowed_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
+
+int cb_numa_node_of_cpu(int cpu) {
+    if (numa_available() < 0) return -1;
+    return numa_node_of_cpu(cpu);
+}
+
+int cb_numa_node_count(void) {
+    if (numa_available() < 0) return 1;
+    return numa_max_node() + 1;
+}
+
+int cb_gettid(void) { return (int)syscall(SYS_gettid); }
+
+void cb_set_thread_name(const char *name) {
+    char buf[16];
+    size_t i = 0;
+    for (; i < 15 && name[i]; i++) buf[i] = name[i];
+    buf[i] = 0;
+    pthread_setname_np(pthread_self(), buf);
+}

@@ -1,0 +1,22 @@
+/// Runtime choice of I/O backend, the same strings in flags, YAML, JSON and file names.
+public enum IOBackendKind: String, Sendable, CaseIterable {
+    case epoll
+    case ioUring = "io_uring"
+    case auto
+}
+
+/// Sizes a backend allocates once at start.
+public struct BackendOptions: Sendable {
+    /// Receive buffers (epoll: a pool read into; io_uring: the provided-buffer ring). Power of two.
+    public var receiveBufferCount: Int = 512
+    /// Bytes per receive buffer.
+    public var receiveBufferSize: Int = 16 * 1024
+    /// Completions handled per loop turn at most.
+    public var batchSize: Int = 1024
+    /// io_uring submission queue entries (the completion queue is 4x).
+    public var ringEntries: UInt32 = 2048
+    /// Accepts made for one listener per readiness before other work gets a turn (epoll).
+    public var maxAcceptsPerTurn: Int = 64
+
+    public init() {}
+}

@@ -1,0 +1,42 @@
+/// One completion-style API over epoll and io_uring. The loop and its handler are generic over
+/// the backend, so every call is static (specialised at compile time), never an existential.
+///
+/// Threading: a backend belongs to one loop thread. Only `wake()` on its mailbox may be used from
+/// other threads.
+///
+/// Ownership: an fd is *attached* to the backend with a caller token by `armAccept`, `armReceive`
+/// or `connect`, and detached by `close`. Completions for an fd that was closed (or closed and
+/// reused) are dropped by the backend, using a generation number packed with the fd.
+public protocol IOBackend: AnyObject {
+    static var kind: IOBackendKind { get }
+
+    /// Creates the backend on the calling thread (io_uring rings are single-issuer: the loop thread
+    /// must create its own). `wakeFD` is an eventfd whose readiness ends a poll (the mailbox).
+    init(options: BackendOptions, wakeFD: Int32) throws(SystemError)
+
+    /// Starts accepting on a listening socket; each new connection is an `.accept` completion.
+    func armAccept(listener fd: Int32, token: UInt64)
+    /// Stops accepting on a listening socket (it stays open).
+    func disarmAccept(listener fd: Int32)
+    /// Attaches a connected socket and starts receiving from it.
+    func armReceive(fd: Int32, token: UInt64)
+    /// Stops delivering received data (backpressure). Data already in flight may still arrive.
+    func pauseReceive(fd: Int32)
+    /// Undoes `pauseReceive`.
+    func resumeReceive(fd: Int32)
+    /// Sends `count` bytes. The caller owns the bytes and keeps them unchanged until the `.send`
+    /// completion. At most one send per fd is outstanding.
+    func send(fd: Int32, bytes: UnsafeRawPointer, count: Int)
+    /// Attaches a non-blocking socket and connects it; a `.connect` completion follows.
+    func connect(fd: Int32, token: UInt64, address: SocketAddress)
+    /// Detaches and closes the fd. No completion follows, and none for earlier operations.
+    func close(fd: Int32)
+
+    /// Submits what was queued and waits up to `timeoutNanos` (-1: forever, 0: do not block) for
+    /// completions, appending them to `batch`. Returns whether the wake fd fired.
+    func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool
+    /// Ends a loop turn: the receive buffers lent to this turn's completions go back to the pool.
+    func endTurn()
+    /// Closes the backend's own resources.
+    func shutdown()
+}

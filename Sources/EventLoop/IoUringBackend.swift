@@ -1,0 +1,360 @@
+import CBallast
+import Glibc
+
+/// Completion I/O through liburing: multishot accept, multishot receive into a provided-buffer
+/// ring, sends, connects and closes as submissions, all submitted once per loop turn together with
+/// the wait (one `io_uring_enter` per turn, none per I/O).
+///
+/// User data packs the fd (bits 0-31), the operation kind (bits 32-35) and a sequence number
+/// (bits 36-63): the fd's generation for most kinds, its receive-arm sequence for receives, so
+/// completions that belong to a closed fd, or to a receive that was cancelled, are recognised and
+/// dropped.
+public final class IoUringBackend: IOBackend {
+    public static var kind: IOBackendKind { .ioUring }
+
+    @usableFromInline
+    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close }
+
+    @usableFromInline
+    struct Entry {
+        var token: UInt64 = 0
+        var generation: UInt32 = 0
+        var receiveSequence: UInt32 = 0
+        var isListener = false
+        var wantsData = false       // accepting, or receiving and not paused
+        var armed = false           // a multishot accept/receive is outstanding
+        var open = false
+    }
+
+    private let ring: UnsafeMutablePointer<io_uring>
+    private let bufferRing: UnsafeMutablePointer<io_uring_buf_ring>
+    private let bufferRingBytes: Int
+    private let arena: BufferArena
+    private let bufferMask: Int32
+    private let bufferGroup: UInt16 = 1
+    private let lent: UnsafeMutablePointer<UInt16>
+    private var lentCount = 0
+    private var table: FDTable<Entry>
+    private var rearm: FDQueue
+    private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    private let batchSize: Int
+    private let wakeFD: Int32
+    private var wakeArmed = false
+    /// Connect addresses must stay valid until submitted; they live in this small ring of slots.
+    private let connectAddresses: UnsafeMutablePointer<sockaddr_storage>
+    private let connectSlots = 256
+    private var connectSlotsUsed = 0
+
+    /// Why io_uring cannot be used on this machine, or nil when it can.
+    public static func unavailableReason() -> String? { IoUringProbe.reason }
+
+    public init(options: BackendOptions, wakeFD: Int32) throws(SystemError) {
+        if IoUringProbe.reason != nil { throw SystemError("io_uring probe", errno: ENOSYS) }
+        ring = .allocate(capacity: 1)
+        var params = io_uring_params()
+        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL
+            | IORING_SETUP_CQSIZE | IORING_SETUP_TASKRUN_FLAG
+        params.cq_entries = options.ringEntries * 4
+        let rc = io_uring_queue_init_params(options.ringEntries, ring, &params)
+        if rc < 0 {
+            ring.deallocate()
+            throw SystemError("io_uring_queue_init_params", errno: -rc)
+        }
+        let count = options.receiveBufferCount
+        precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "receiveBufferCount must be a power of two <= 32768")
+        arena = BufferArena(count: count, bufferSize: options.receiveBufferSize)
+        bufferRingBytes = count * MemoryLayout<io_uring_buf>.stride
+        let mem = mmap(nil, bufferRingBytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0)
+        guard let mem, mem != MAP_FAILED else {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw SystemError("mmap(buffer ring)", errno: errno)
+        }
+        bufferRing = mem.assumingMemoryBound(to: io_uring_buf_ring.self)
+        var reg = io_uring_buf_reg()
+        reg.ring_addr = UInt64(UInt(bitPattern: mem))
+        reg.ring_entries = UInt32(count)
+        reg.bgid = bufferGroup
+        let regRC = io_uring_register_buf_ring(ring, &reg, 0)
+        if regRC < 0 {
+            munmap(mem, bufferRingBytes)
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw SystemError("io_uring_register_buf_ring", errno: -regRC)
+        }
+        io_uring_buf_ring_init(bufferRing)
+        bufferMask = io_uring_buf_ring_mask(UInt32(count))
+        for i in 0..<count {
+            io_uring_buf_ring_add(bufferRing, arena.buffer(i), UInt32(arena.bufferSize), UInt16(i), bufferMask, Int32(i))
+        }
+        io_uring_buf_ring_advance(bufferRing, Int32(count))
+        lent = .allocate(capacity: count)
+        table = FDTable(initialCapacity: 1024, empty: Entry())
+        rearm = FDQueue(capacity: 256)
+        batchSize = options.batchSize
+        cqes = .allocate(capacity: options.batchSize)
+        connectAddresses = .allocate(capacity: connectSlots)
+        self.wakeFD = wakeFD
+        armWake()
+    }
+
+    // MARK: submissions
+
+    @inline(__always)
+    private func userData(_ fd: Int32, _ op: Op, _ sequence: UInt32) -> UInt64 {
+        UInt64(UInt32(bitPattern: fd)) | (op.rawValue << 32) | (UInt64(sequence & 0x0FFF_FFFF) << 36)
+    }
+
+    /// A free submission entry; when the queue is full, submit what is queued first.
+    @inline(__always)
+    private func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        if let s = io_uring_get_sqe(ring) { return s }
+        _ = io_uring_submit(ring)
+        while true {
+            if let s = io_uring_get_sqe(ring) { return s }
+            _ = io_uring_submit(ring)
+        }
+    }
+
+    private func armWake() {
+        let s = sqe()
+        io_uring_prep_poll_multishot(s, wakeFD, UInt32(POLLIN))
+        io_uring_sqe_set_data64(s, userData(wakeFD, .wake, 0))
+        wakeArmed = true
+    }
+
+    private func submitAccept(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
+        let s = sqe()
+        io_uring_prep_multishot_accept(s, fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+        io_uring_sqe_set_data64(s, userData(fd, .accept, e.pointee.generation))
+        e.pointee.armed = true
+    }
+
+    private func submitReceive(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
+        let s = sqe()
+        io_uring_prep_recv_multishot(s, fd, nil, 0, 0)
+        s.pointee.flags |= cb_iosqe_buffer_select()
+        s.pointee.buf_group = bufferGroup
+        io_uring_sqe_set_data64(s, userData(fd, .receive, e.pointee.receiveSequence))
+        e.pointee.armed = true
+    }
+
+    private func submitCancel(_ target: UInt64) {
+        let s = sqe()
+        io_uring_prep_cancel64(s, target, 0)
+        s.pointee.flags |= cb_iosqe_cqe_skip_success()
+        io_uring_sqe_set_data64(s, userData(0, .cancel, 0))
+    }
+
+    public func armAccept(listener fd: Int32, token: UInt64) {
+        let e = table.pointer(fd)
+        if !e.pointee.open {
+            e.pointee.open = true
+            e.pointee.generation &+= 1
+        }
+        e.pointee.token = token
+        e.pointee.isListener = true
+        e.pointee.wantsData = true
+        if !e.pointee.armed { submitAccept(fd, e) }
+    }
+
+    public func disarmAccept(listener fd: Int32) {
+        let e = table.pointer(fd)
+        e.pointee.wantsData = false
+        if e.pointee.armed {
+            submitCancel(userData(fd, .accept, e.pointee.generation))
+            e.pointee.generation &+= 1  // the cancelled accept's last completion is stale
+            e.pointee.armed = false
+        }
+    }
+
+    public func armReceive(fd: Int32, token: UInt64) {
+        let e = table.pointer(fd)
+        if !e.pointee.open {
+            e.pointee.open = true
+            e.pointee.generation &+= 1
+            e.pointee.receiveSequence &+= 1
+        }
+        e.pointee.token = token
+        e.pointee.isListener = false
+        e.pointee.wantsData = true
+        if !e.pointee.armed { submitReceive(fd, e) }
+    }
+
+    public func pauseReceive(fd: Int32) {
+        let e = table.pointer(fd)
+        e.pointee.wantsData = false
+        if e.pointee.armed {
+            submitCancel(userData(fd, .receive, e.pointee.receiveSequence))
+            e.pointee.receiveSequence &+= 1
+            e.pointee.armed = false
+        }
+    }
+
+    public func resumeReceive(fd: Int32) {
+        let e = table.pointer(fd)
+        guard e.pointee.open, !e.pointee.isListener else { return }
+        e.pointee.wantsData = true
+        if !e.pointee.armed { submitReceive(fd, e) }
+    }
+
+    public func send(fd: Int32, bytes: UnsafeRawPointer, count: Int) {
+        let e = table.pointer(fd)
+        let s = sqe()
+        io_uring_prep_send(s, fd, bytes, count, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(s, userData(fd, .send, e.pointee.generation))
+    }
+
+    public func connect(fd: Int32, token: UInt64, address: SocketAddress) {
+        let e = table.pointer(fd)
+        e.pointee.open = true
+        e.pointee.generation &+= 1
+        e.pointee.receiveSequence &+= 1
+        e.pointee.token = token
+        e.pointee.isListener = false
+        if connectSlotsUsed == connectSlots {
+            _ = io_uring_submit(ring)  // the kernel has copied the queued addresses now
+            connectSlotsUsed = 0
+        }
+        let slot = connectAddresses + connectSlotsUsed
+        connectSlotsUsed += 1
+        slot.pointee = address.storage
+        let s = sqe()
+        slot.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            io_uring_prep_connect(s, fd, $0, address.length)
+        }
+        io_uring_sqe_set_data64(s, userData(fd, .connect, e.pointee.generation))
+    }
+
+    public func close(fd: Int32) {
+        let e = table.pointer(fd)
+        let hadOperations = e.pointee.open
+        e.pointee.open = false
+        e.pointee.armed = false
+        e.pointee.wantsData = false
+        e.pointee.generation &+= 1
+        e.pointee.receiveSequence &+= 1
+        if hadOperations {
+            // Cancel everything outstanding on the fd (a receive, or a send stuck on a full socket)
+            // so the kernel drops its file references and the peer sees the close.
+            let c = sqe()
+            io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL)
+            c.pointee.flags |= cb_iosqe_cqe_skip_success()
+            io_uring_sqe_set_data64(c, userData(0, .cancel, 0))
+        }
+        // The close is queued after the cancel (issued in order) so the cancel still finds the fd;
+        // the fd number stays taken until then, so it cannot be reused before.
+        let s = sqe()
+        io_uring_prep_close(s, fd)
+        s.pointee.flags |= cb_iosqe_cqe_skip_success()
+        io_uring_sqe_set_data64(s, userData(0, .close, 0))
+    }
+
+    // MARK: completions
+
+    public func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool {
+        connectSlotsUsed = 0
+        if io_uring_cq_ready(ring) > 0 || timeoutNanos == 0 || batch.count > 0 {
+            _ = io_uring_submit_and_get_events(ring)
+        } else if timeoutNanos < 0 {
+            _ = io_uring_submit_and_wait(ring, 1)
+        } else {
+            var ts = __kernel_timespec(tv_sec: timeoutNanos / 1_000_000_000, tv_nsec: timeoutNanos % 1_000_000_000)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+        }
+        let room = min(batchSize, batch.capacity - batch.count)
+        let n = Int(io_uring_peek_batch_cqe(ring, cqes, UInt32(room)))
+        var woke = false
+        for i in 0..<n {
+            let cqe = cqes[i]!
+            if handle(cqe.pointee, into: &batch) { woke = true }
+        }
+        io_uring_cq_advance(ring, UInt32(n))
+        return woke
+    }
+
+    /// Turns one CQE into at most one completion. Returns true for a wake-up.
+    @inline(__always)
+    private func handle(_ cqe: io_uring_cqe, into batch: inout CompletionBatch) -> Bool {
+        let data = cqe.user_data
+        let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+        let op = Op(rawValue: (data >> 32) & 0xF)
+        let sequence = UInt32(truncatingIfNeeded: data >> 36)
+        let more = cqe.flags & IORING_CQE_F_MORE != 0
+        let result = cqe.res
+        switch op {
+        case .receive:
+            var buffer: UnsafeRawPointer? = nil
+            if cqe.flags & IORING_CQE_F_BUFFER != 0 {
+                let bid = UInt16(truncatingIfNeeded: cqe.flags >> UInt32(IORING_CQE_BUFFER_SHIFT))
+                lent[lentCount] = bid
+                lentCount += 1
+                buffer = UnsafeRawPointer(arena.buffer(Int(bid)))
+            }
+            let e = table.pointer(fd)
+            guard e.pointee.open, e.pointee.receiveSequence & 0x0FFF_FFFF == sequence else { return false }
+            if !more {
+                e.pointee.armed = false
+                if (result > 0 || result == -ENOBUFS) && e.pointee.wantsData {
+                    rearm.push(fd)  // re-armed in endTurn, after the lent buffers went back
+                }
+            }
+            if result == -ENOBUFS { return false }
+            if result <= 0 { e.pointee.wantsData = false }
+            batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: result > 0 ? buffer : nil))
+        case .accept:
+            let e = table.pointer(fd)
+            guard e.pointee.open, e.pointee.generation & 0x0FFF_FFFF == sequence else {
+                if result >= 0 { Glibc.close(result) }  // accepted for a listener we stopped
+                return false
+            }
+            if !more {
+                e.pointee.armed = false
+                if result >= 0 && e.pointee.wantsData { submitAccept(fd, e) }
+            }
+            if result == -ECANCELED { return false }
+            if result < 0 { e.pointee.wantsData = false }  // the handler decides when to try again
+            batch.append(Completion(kind: .accept, fd: fd, result: result, token: e.pointee.token))
+        case .send, .connect:
+            let e = table.pointer(fd)
+            guard e.pointee.open, e.pointee.generation & 0x0FFF_FFFF == sequence else { return false }
+            batch.append(Completion(kind: op == .send ? .send : .connect, fd: fd, result: result, token: e.pointee.token))
+        case .wake:
+            if !more { armWake() }
+            return true
+        default:
+            break
+        }
+        return false
+    }
+
+    public func endTurn() {
+        if lentCount > 0 {
+            for i in 0..<lentCount {
+                let bid = lent[i]
+                io_uring_buf_ring_add(bufferRing, arena.buffer(Int(bid)), UInt32(arena.bufferSize), bid, bufferMask, Int32(i))
+            }
+            io_uring_buf_ring_advance(bufferRing, Int32(lentCount))
+            lentCount = 0
+        }
+        while rearm.count > 0 {
+            let fd = rearm.pop()
+            let e = table.pointer(fd)
+            if e.pointee.open && e.pointee.wantsData && !e.pointee.armed { submitReceive(fd, e) }
+        }
+    }
+
+    public func shutdown() {
+        _ = io_uring_submit_and_get_events(ring)  // queued closes still run
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+        munmap(bufferRing, bufferRingBytes)
+        arena.deallocate()
+        lent.deallocate()
+        table.deallocate()
+        rearm.deallocate()
+        cqes.deallocate()
+        connectAddresses.deallocate()
+    }
+}

@@ -1,0 +1,97 @@
+import CBallast
+import Glibc
+
+/// Socket set-up helpers. Each turns errno into a `SystemError` naming the call.
+public enum Sockets {
+    public static let streamNonBlocking = Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+
+    /// A non-blocking TCP listening socket bound to `address`.
+    /// `reusePort` sets SO_REUSEPORT so several sockets (one per worker) share the port.
+    public static func listen(on address: SocketAddress, reusePort: Bool, backlog: Int32 = 4096) throws(SystemError) -> Int32 {
+        let fd = try syscall("socket") { socket(address.family, streamNonBlocking, 0) }
+        do {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") }
+            _ = try syscall("bind") { address.withSockAddr { bind(fd, $0, $1) } }
+            _ = try syscall("listen") { Glibc.listen(fd, backlog) }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// A new non-blocking TCP socket for connecting to `address`'s family.
+    public static func makeStream(family: Int32) throws(SystemError) -> Int32 {
+        try syscall("socket") { socket(family, streamNonBlocking, 0) }
+    }
+
+    public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ call: StaticString) throws(SystemError) {
+        var v = value
+        _ = try syscall(call) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
+    /// TCP_NODELAY: responses leave at once instead of waiting for Nagle's timer.
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// SO_LINGER {1, 0}: the next close sends RST instead of FIN (used by tests and fault injection).
+    public static func setResetOnClose(_ fd: Int32) {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    /// The local address of a bound socket.
+    public static func localAddress(_ fd: Int32) throws(SystemError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try syscall("getsockname") {
+            withUnsafeMutablePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            }
+        }
+        return SocketAddress(storage: storage, length: len)
+    }
+
+    /// The peer address of a connected socket, or nil.
+    public static func peerAddress(_ fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        return rc == 0 ? SocketAddress(storage: storage, length: len) : nil
+    }
+
+    /// The pending error of a socket (SO_ERROR), 0 when none.
+    public static func pendingError(_ fd: Int32) -> Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return Glibc.errno }
+        return err
+    }
+}
+
+/// Open-file limit handling: 10,000 idle connections need more than the usual 1,024 fds.
+public enum FileLimit {
+    /// Raises the soft RLIMIT_NOFILE to `wanted` (or the hard limit if lower; root may raise the hard
+    /// limit too). Returns the limit in force and a note when it is below `wanted`.
+    @discardableResult
+    public static func raise(to wanted: UInt64) -> (limit: UInt64, note: String?) {
+        var lim = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim) == 0 else {
+            return (0, "getrlimit(RLIMIT_NOFILE) failed: errno \(errno)")
+        }
+        if lim.rlim_cur >= wanted { return (UInt64(lim.rlim_cur), nil) }
+        var target = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(lim.rlim_max, rlim_t(wanted)))
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &target) == 0 { return (wanted, nil) }
+        target = rlimit(rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max)
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &target)
+        var now = rlimit()
+        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &now)
+        return (UInt64(now.rlim_cur),
+                "open-file limit is \(now.rlim_cur), below the \(wanted) wanted (not allowed to raise it): connections beyond it are refused")
+    }
+}

@@ -1,0 +1,2 @@
+// Testbed: see DESIGN.md. Filled in by its issue.
+enum TestbedModule {}
