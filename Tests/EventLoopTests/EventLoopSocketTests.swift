@@ -1,0 +1,200 @@
+import CBallast
+import EventLoop
+import Glibc
+import XCTest
+
+/// One socket suite, run against every backend the kernel allows.
+final class EventLoopSocketTests: XCTestCase {
+    func testAcceptAndEcho() throws {
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            defer { echo.stop() }
+            let fd = try Client.connect(port: echo.port)
+            defer { close(fd) }
+            try Client.sendAll(fd, Array("hello".utf8))
+            XCTAssertEqual(Client.receive(fd, count: 5), Array("hello".utf8), "\(backend)")
+            try Client.sendAll(fd, Array("second".utf8))
+            XCTAssertEqual(Client.receive(fd, count: 6), Array("second".utf8), "\(backend)")
+        }
+    }
+
+    /// A client that sends 8 MiB before reading anything: the server must pause receiving instead
+    /// of buffering everything, and every byte must come back in order.
+    func testBackpressureBoundsMemoryAndKeepsOrder() throws {
+        try forEachBackend { backend in
+            let highWater = 64 * 1024
+            let echo = try RunningEcho.start(backend, highWater: highWater)
+            defer { echo.stop() }
+            let fd = try Client.connect(port: echo.port, timeoutSeconds: 20)
+            defer { close(fd) }
+            let total = 8 << 20
+            let payload = (0..<total).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) }
+            let writer = LoopThread.start(name: "writer", cpu: nil) {
+                try? Client.sendAll(fd, payload)
+            }
+            // Let the writer fill every buffer on the way before the first read.
+            usleep(300_000)
+            let back = Client.receive(fd, count: total)
+            writer.join()
+            XCTAssertEqual(back.count, total, "\(backend)")
+            XCTAssertTrue(back == payload, "\(backend): echoed bytes differ")
+            let state = echo.observations.state.withLock { $0 }
+            XCTAssertGreaterThan(state.pauses, 0, "\(backend): receiving was never paused")
+            // Bounded: high water plus what was in flight when the pause took effect.
+            XCTAssertLessThanOrEqual(state.maxPendingBytes, highWater + 512 * 1024, "\(backend)")
+        }
+    }
+
+    func testThousandConcurrentConnections() throws {
+        FileLimit.raise(to: 8192)
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            defer { echo.stop() }
+            var fds: [Int32] = []
+            for _ in 0..<1024 { fds.append(try Client.connect(port: echo.port)) }
+            for (i, fd) in fds.enumerated() { try Client.sendAll(fd, Array("c\(i);".utf8)) }
+            var ok = 0
+            for (i, fd) in fds.enumerated() where Client.receive(fd, count: "c\(i);".utf8.count) == Array("c\(i);".utf8) { ok += 1 }
+            XCTAssertEqual(ok, 1024, "\(backend)")
+            XCTAssertEqual(echo.observations.state.withLock { $0.accepted }, 1024, "\(backend)")
+            for fd in fds { close(fd) }
+            // Every close is seen as end of stream and the slot is released.
+            var open = -1
+            for _ in 0..<500 {
+                open = echo.observations.state.withLock { $0.open }
+                if open == 0 { break }
+                usleep(10_000)
+            }
+            XCTAssertEqual(open, 0, "\(backend)")
+            XCTAssertEqual(echo.observations.state.withLock { $0.closedByPeer }, 1024, "\(backend)")
+        }
+    }
+
+    func testTimersFireInDeadlineOrder() throws {
+        try forEachBackend { backend in
+            let ms: Int64 = 1_000_000
+            let echo = try RunningEcho.start(backend, timers: [(30 * ms, 3), (10 * ms, 1), (20 * ms, 2), (0, 0), (20 * ms, 22)])
+            var fired: [UInt64] = []
+            for _ in 0..<500 {
+                fired = echo.observations.state.withLock { $0.timersFired }
+                if fired.count == 5 { break }
+                usleep(5_000)
+            }
+            echo.stop()
+            XCTAssertEqual(fired.count, 5, "\(backend)")
+            XCTAssertEqual(fired.first, 0)
+            XCTAssertEqual(fired.last, 3)
+            XCTAssertEqual(Set(fired[1...3]), [1, 2, 22])
+            XCTAssertEqual(fired[1], 1)
+        }
+    }
+
+    func testCrossThreadPostsArriveExactlyOnceInOrderPerPoster() throws {
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            let posters = (0..<4).map { poster in
+                LoopThread.start(name: "poster", cpu: nil) {
+                    for sequence in 0..<1000 { echo.mailbox.post(.note(poster: poster, sequence: sequence)) }
+                }
+            }
+            for p in posters { p.join() }
+            var messages: [TestMessage] = []
+            for _ in 0..<500 {
+                messages = echo.observations.state.withLock { $0.messages }
+                if messages.count >= 4000 { break }
+                usleep(5_000)
+            }
+            echo.stop()
+            XCTAssertEqual(messages.count, 4000, "\(backend)")
+            var next = [0, 0, 0, 0]
+            for case let .note(poster, sequence) in messages {
+                XCTAssertEqual(sequence, next[poster], "\(backend): poster \(poster) out of order")
+                next[poster] = sequence + 1
+            }
+            XCTAssertEqual(next, [1000, 1000, 1000, 1000])
+        }
+    }
+
+    func testPeerResetReleasesTheConnection() throws {
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            defer { echo.stop() }
+            for _ in 0..<20 {
+                let fd = try Client.connect(port: echo.port)
+                try Client.sendAll(fd, Array("x".utf8))
+                _ = Client.receive(fd, count: 1)
+                Sockets.setResetOnClose(fd)
+                close(fd)
+            }
+            var state = echo.observations.state.withLock { $0 }
+            for _ in 0..<500 where state.open != 0 {
+                usleep(10_000)
+                state = echo.observations.state.withLock { $0 }
+            }
+            XCTAssertEqual(state.open, 0, "\(backend)")
+            XCTAssertEqual(state.accepted, 20)
+            XCTAssertEqual(state.resets + state.closedByPeer, 20, "\(backend): \(state.receiveErrors)")
+            XCTAssertEqual(state.receiveErrors, [], "\(backend)")
+            // The loop still serves new connections afterwards.
+            let fd = try Client.connect(port: echo.port)
+            defer { close(fd) }
+            try Client.sendAll(fd, Array("alive".utf8))
+            XCTAssertEqual(Client.receive(fd, count: 5), Array("alive".utf8))
+        }
+    }
+
+    func testOutboundConnectFromTheLoop() throws {
+        try forEachBackend { backend in
+            let target = try RunningEcho.start(backend)
+            let client = try RunningEcho.start(backend)
+            client.mailbox.post(.connectTo(port: target.port))
+            var echoed: [UInt8] = []
+            for _ in 0..<500 {
+                echoed = client.observations.state.withLock { $0.outboundEcho }
+                if echoed.count >= 14 { break }
+                usleep(5_000)
+            }
+            XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "ping-from-loop", "\(backend)")
+            XCTAssertEqual(client.observations.state.withLock { $0.connectResults }, [0])
+            client.stop()
+            target.stop()
+        }
+    }
+
+    func testConnectRefusedIsReportedAsACompletion() throws {
+        try forEachBackend { backend in
+            // A port with no listener: bind one, read its number, close it.
+            let probe = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
+            let port = try Sockets.localAddress(probe).port
+            close(probe)
+            let client = try RunningEcho.start(backend)
+            client.mailbox.post(.connectTo(port: port))
+            var results: [Int32] = []
+            for _ in 0..<500 {
+                results = client.observations.state.withLock { $0.connectResults }
+                if !results.isEmpty { break }
+                usleep(5_000)
+            }
+            client.stop()
+            XCTAssertEqual(results, [-ECONNREFUSED], "\(backend)")
+        }
+    }
+
+    func testCleanStopClosesEverything() throws {
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            let fd = try Client.connect(port: echo.port)
+            try Client.sendAll(fd, Array("x".utf8))
+            XCTAssertEqual(Client.receive(fd, count: 1), Array("x".utf8))
+            echo.stop()
+            XCTAssertTrue(echo.observations.state.withLock { $0.stopped })
+            // The server side was closed: the client sees end of stream.
+            let (rest, err) = Client.receiveUntilClose(fd)
+            XCTAssertEqual(rest, [])
+            XCTAssertEqual(err, 0, "\(backend)")
+            close(fd)
+            // And the listener is gone.
+            XCTAssertThrowsError(try Client.connect(port: echo.port))
+        }
+    }
+}
