@@ -2,13 +2,18 @@ import Glibc
 
 /// Minimal stderr logging without Foundation: one `write(2)` per line, safe from any thread.
 public enum Log {
-    public static func line(_ text: String) {
+    public static func line(_ text: String) { write(text, to: 2) }
+
+    /// A line on standard output, written at once (no stdio buffering, so pipes see it now).
+    public static func out(_ text: String) { write(text, to: 1) }
+
+    private static func write(_ text: String, to fd: Int32) {
         var line = text
         line.append("\n")
         line.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
                 if n <= 0 { return }
                 offset += n
             }

@@ -76,22 +76,27 @@ public enum Sockets {
 
 /// Open-file limit handling: 10,000 idle connections need more than the usual 1,024 fds.
 public enum FileLimit {
-    /// Raises the soft RLIMIT_NOFILE to `wanted` (or the hard limit if lower; root may raise the hard
-    /// limit too). Returns the limit in force and a note when it is below `wanted`.
+    /// Raises the soft RLIMIT_NOFILE towards `wanted` (up to the hard limit; root may raise the
+    /// hard limit too). Returns the limit in force, and a note when it is below `warnBelow`.
     @discardableResult
-    public static func raise(to wanted: UInt64) -> (limit: UInt64, note: String?) {
+    public static func raise(to wanted: UInt64, warnBelow: UInt64 = 11_000) -> (limit: UInt64, note: String?) {
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
         var lim = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim) == 0 else {
-            return (0, "getrlimit(RLIMIT_NOFILE) failed: errno \(errno)")
+        guard getrlimit(resource, &lim) == 0 else {
+            return (0, "getrlimit(RLIMIT_NOFILE) failed: \(Log.describe(errno: errno))")
         }
-        if lim.rlim_cur >= wanted { return (UInt64(lim.rlim_cur), nil) }
-        var target = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(lim.rlim_max, rlim_t(wanted)))
-        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &target) == 0 { return (wanted, nil) }
-        target = rlimit(rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max)
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &target)
-        var now = rlimit()
-        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &now)
-        return (UInt64(now.rlim_cur),
-                "open-file limit is \(now.rlim_cur), below the \(wanted) wanted (not allowed to raise it): connections beyond it are refused")
+        if lim.rlim_cur < wanted {
+            var target = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(lim.rlim_max, rlim_t(wanted)))
+            if setrlimit(resource, &target) != 0 {
+                target = rlimit(rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max)
+                _ = setrlimit(resource, &target)
+            }
+            _ = getrlimit(resource, &lim)
+        }
+        let now = UInt64(lim.rlim_cur)
+        if now < warnBelow {
+            return (now, "open-file limit is \(now) and may not be raised: at most about \(now - 32) connections; more are refused")
+        }
+        return (now, nil)
     }
 }

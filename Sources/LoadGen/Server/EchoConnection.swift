@@ -1,0 +1,45 @@
+import EventLoop
+
+/// One client connection of `ballast server`. Lives in the worker's slab; all buffers come from
+/// the worker's pool and are released when empty, so an idle connection holds no buffer.
+struct EchoConnection {
+    var fd: Int32 = -1
+    /// Bytes received but not yet parsed into a whole request.
+    var input = ByteBuffer.empty
+    /// Responses written but not yet handed to the kernel.
+    var pending = ByteBuffer.empty
+    /// Bytes handed to the kernel in the outstanding send; unchanged until its completion.
+    var sending = ByteBuffer.empty
+    var sendOffset = 0
+    var sendInFlight = false
+    /// A delayed response sits in `pending` from this offset on; nothing from it is sent, and no
+    /// further request is parsed, until its timer fires.
+    var holdOffset = -1
+    /// Close once everything is sent (Connection: close, close=true, or a protocol error).
+    var closeAfterFlush = false
+    /// Half-closed our side after the last response; waiting for the client's end of stream.
+    var lingering = false
+    /// The client closed its side.
+    var peerClosed = false
+    var receivePaused = false
+    /// `100 Continue` was already sent for the request being received.
+    var sentContinue = false
+
+    var isHeld: Bool { holdOffset >= 0 }
+}
+
+/// Timer ids carry the kind in the top bits and the connection token below.
+enum EchoTimer: UInt64 {
+    case delay = 1
+    case linger = 2
+    case rearmAccept = 3
+
+    static let shift: UInt64 = 60
+    static let tokenMask: UInt64 = (1 << 60) - 1
+
+    func id(_ token: UInt64) -> UInt64 { rawValue << Self.shift | (token & Self.tokenMask) }
+
+    static func split(_ id: UInt64) -> (EchoTimer?, UInt64) {
+        (EchoTimer(rawValue: id >> shift), id & tokenMask)
+    }
+}

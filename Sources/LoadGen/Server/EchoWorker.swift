@@ -1,0 +1,381 @@
+import EventLoop
+import Glibc
+import HTTP1
+
+/// Messages other threads post to a server worker.
+public enum EchoMessage: Sendable {
+    /// Adopt a connection accepted elsewhere (handoff strategies).
+    case adopt(fd: Int32)
+}
+
+/// One `ballast server` worker: owns a loop, its connections and their buffers. Parses each
+/// request, answers it as the query asks (fortio echo semantics), keeps alive and pipelines.
+/// Everything here runs on the worker's loop thread.
+final class EchoWorker<Backend: IOBackend>: LoopHandler {
+    typealias Message = EchoMessage
+    typealias Loop = EventLoop<Backend, EchoMessage>
+
+    /// Responses queued beyond this pause receiving (a client that sends but does not read).
+    static var highWater: Int { 256 * 1024 }
+    static var lowWater: Int { 64 * 1024 }
+    /// Largest request body accepted (echoed bodies are held whole).
+    static var maxRequestBody: Int { 4 << 20 }
+    /// How long a closing connection waits for the client's end of stream after our last byte.
+    static var lingerNanos: Int64 { 2_000_000_000 }
+
+    let listener: Int32
+    let limits: EchoLimits
+    let stats: EchoWorkerStats
+    let pool = BufferPool()
+    var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
+    var parser = RequestHeadParser()
+    var rng: SplitMix64
+    let headerScratch: UnsafeMutableRawBufferPointer
+    /// Filler for `size=` bodies, shared by every response of this worker.
+    let filler: UnsafeMutableRawBufferPointer
+    var loggedAcceptError = false
+
+    init(listener: Int32, limits: EchoLimits, stats: EchoWorkerStats, seed: UInt64) {
+        self.listener = listener
+        self.limits = limits
+        self.stats = stats
+        self.rng = SplitMix64(seed: seed)
+        headerScratch = .allocate(byteCount: 4096, alignment: 8)
+        filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
+        let pattern = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n".utf8)
+        for i in 0..<filler.count { filler[i] = pattern[i % pattern.count] }
+    }
+
+    deinit {
+        headerScratch.deallocate()
+        filler.deallocate()
+    }
+
+    static var listenerToken: UInt64 { UInt64.max >> 4 }
+
+    // MARK: completions
+
+    func handle(_ c: Completion, loop: Loop) {
+        switch c.kind {
+        case .receive: received(c, loop)
+        case .send: sent(c, loop)
+        case .accept: accepted(c, loop)
+        case .connect: break
+        }
+    }
+
+    private func accepted(_ c: Completion, _ loop: Loop) {
+        guard c.result >= 0 else {
+            // EMFILE and friends: say so once, and try again shortly instead of spinning.
+            if !loggedAcceptError {
+                loggedAcceptError = true
+                Log.warning("worker \(loop.index): accept failed: \(Log.describe(errno: -c.result)); retrying every 100 ms")
+            }
+            loop.timers.schedule(at: loop.now + 100_000_000, id: EchoTimer.rearmAccept.id(0))
+            return
+        }
+        adopt(c.result, loop)
+    }
+
+    private func adopt(_ fd: Int32, _ loop: Loop) {
+        Sockets.setNoDelay(fd)
+        var conn = EchoConnection()
+        conn.fd = fd
+        let token = connections.insert(conn)
+        bump(stats.accepted)
+        bump(stats.active)
+        loop.backend.armReceive(fd: fd, token: token)
+    }
+
+    private func received(_ c: Completion, _ loop: Loop) {
+        guard let conn = connections.pointer(c.token) else { return }
+        if c.result <= 0 {
+            if c.result < 0 || conn.pointee.lingering {
+                close(c.token, loop)
+                return
+            }
+            // End of stream: answer what was complete, then close. A partial request is dropped.
+            conn.pointee.peerClosed = true
+            pool.release(&conn.pointee.input)
+            conn.pointee.closeAfterFlush = true
+            closeIfDone(c.token, conn, loop)
+            return
+        }
+        bump(stats.bytesIn, by: Int(c.result))
+        if conn.pointee.lingering || conn.pointee.closeAfterFlush { return }  // discarded
+        let bytes = c.bytes
+        if conn.pointee.input.count == 0 && !conn.pointee.isHeld {
+            // Fast path: parse straight from the lent receive buffer; keep only a partial tail.
+            let used = serve(bytes, c.token, conn, loop)
+            if used < bytes.count && !conn.pointee.closeAfterFlush {
+                let tail = UnsafeRawBufferPointer(rebasing: bytes[used...])
+                if !pool.append(tail, to: &conn.pointee.input) { protocolError(431, "request too large", c.token, conn, loop) }
+            }
+        } else {
+            if !pool.append(bytes, to: &conn.pointee.input) {
+                protocolError(413, "request too large", c.token, conn, loop)
+            } else {
+                serveBuffered(c.token, conn, loop)
+            }
+        }
+        flush(c.token, conn, loop)
+        if conn.pointee.pending.count >= Self.highWater && !conn.pointee.receivePaused {
+            conn.pointee.receivePaused = true
+            loop.backend.pauseReceive(fd: conn.pointee.fd)
+        }
+    }
+
+    /// Serves whole requests from the connection's own input buffer and drops what was used.
+    private func serveBuffered(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard conn.pointee.input.count > 0 else { return }
+        let used = serve(conn.pointee.input.bytes, token, conn, loop)
+        if conn.pointee.closeAfterFlush {
+            pool.release(&conn.pointee.input)
+        } else {
+            BufferPool.consume(used, from: &conn.pointee.input)
+            if conn.pointee.input.count == 0 { pool.release(&conn.pointee.input) }
+        }
+    }
+
+    private func sent(_ c: Completion, _ loop: Loop) {
+        guard let conn = connections.pointer(c.token) else { return }
+        conn.pointee.sendInFlight = false
+        guard c.result >= 0 else {
+            close(c.token, loop)
+            return
+        }
+        bump(stats.bytesOut, by: Int(c.result))
+        conn.pointee.sendOffset += Int(c.result)
+        if conn.pointee.sendOffset < conn.pointee.sending.count {
+            startSend(conn, loop)  // a partial write: send the rest
+            return
+        }
+        conn.pointee.sendOffset = 0
+        conn.pointee.sending.count = 0
+        pool.release(&conn.pointee.sending)
+        // Requests left unanswered while output was queued high get their turn now.
+        if conn.pointee.input.count > 0 && !conn.pointee.closeAfterFlush {
+            serveBuffered(c.token, conn, loop)
+        }
+        flush(c.token, conn, loop)
+        if conn.pointee.receivePaused && conn.pointee.pending.count < Self.lowWater && !conn.pointee.closeAfterFlush {
+            conn.pointee.receivePaused = false
+            loop.backend.resumeReceive(fd: conn.pointee.fd)
+        }
+        closeIfDone(c.token, conn, loop)
+    }
+
+    // MARK: requests
+
+    /// Answers every whole request at the start of `bytes`; returns how many bytes they used.
+    /// Stops early at a delayed response, at Connection: close, or when too much output waits.
+    private func serve(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) -> Int {
+        var offset = 0
+        while offset < bytes.count && !conn.pointee.isHeld && !conn.pointee.closeAfterFlush
+            && conn.pointee.pending.count < Self.highWater {
+            let request = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            let used = serveOne(request, token, conn, loop)
+            if used == 0 { break }
+            offset += used
+        }
+        return offset
+    }
+
+    /// Answers one request if it is complete; returns the bytes it used (0: incomplete).
+    private func serveOne(_ request: UnsafeRawBufferPointer, _ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) -> Int {
+        parser.reset()
+        let headLength: Int
+        switch parser.parse(request) {
+        case .incomplete:
+            return 0
+        case let .failure(error):
+            protocolError(error.status, error.kind.reason, token, conn, loop)
+            return request.count
+        case let .complete(length):
+            headLength = length
+        }
+        // The body must be here whole (it may be echoed).
+        var bodyRange = headLength..<headLength
+        var total = headLength
+        var chunked = false
+        switch parser.bodyFraming {
+        case .none, .untilClose:
+            break
+        case let .contentLength(n):
+            if n > Self.maxRequestBody {
+                protocolError(413, "request body too large", token, conn, loop)
+                return request.count
+            }
+            if request.count < headLength + n {
+                sendContinueIfAsked(token, conn, loop)
+                return 0
+            }
+            bodyRange = headLength..<headLength + n
+            total = headLength + n
+        case .chunked:
+            switch ChunkedBody.measure(request, from: headLength, limit: Self.maxRequestBody) {
+            case .incomplete:
+                if request.count - headLength > Self.maxRequestBody * 2 {
+                    protocolError(413, "request body too large", token, conn, loop)
+                    return request.count
+                }
+                sendContinueIfAsked(token, conn, loop)
+                return 0
+            case let .invalid(status, reason):
+                protocolError(status, reason, token, conn, loop)
+                return request.count
+            case let .complete(end, _):
+                bodyRange = headLength..<end
+                total = end
+                chunked = true
+            }
+        }
+        conn.pointee.sentContinue = false
+        bump(stats.requests)
+        let query = parser.queryRange.map { UnsafeRawBufferPointer(rebasing: request[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        switch EchoQuery.plan(query: query, limits: limits, rng: &rng, headerScratch: headerScratch) {
+        case let .invalid(reason):
+            bump(stats.badRequests)
+            writeSimple(400, reason, keepAlive: parser.keepAlive, token, conn)
+            if !parser.keepAlive { conn.pointee.closeAfterFlush = true }
+        case let .plan(plan):
+            if let problem = EchoResponse.check(plan, scratch: UnsafeRawBufferPointer(headerScratch)) {
+                bump(stats.badRequests)
+                writeSimple(400, problem, keepAlive: parser.keepAlive, token, conn)
+                if !parser.keepAlive { conn.pointee.closeAfterFlush = true }
+                break
+            }
+            let keepAlive = parser.keepAlive && !plan.closeAfter
+            let start = conn.pointee.pending.count
+            let body: EchoResponse.Body
+            if let size = plan.bodySize {
+                body = .filler(UnsafeRawBufferPointer(rebasing: filler[0..<min(size, filler.count)]))
+            } else if chunked {
+                body = .chunked(UnsafeRawBufferPointer(rebasing: request[bodyRange]))
+            } else {
+                body = .plain(UnsafeRawBufferPointer(rebasing: request[bodyRange]))
+            }
+            let ok = EchoResponse.write(plan: plan, body: body, isHEAD: parser.method == .head,
+                                        version: parser.version, keepAlive: keepAlive,
+                                        scratch: UnsafeRawBufferPointer(headerScratch), into: &conn.pointee.pending, pool: pool)
+            if !ok {
+                protocolError(500, "response too large", token, conn, loop)
+                return request.count
+            }
+            if !keepAlive { conn.pointee.closeAfterFlush = true }
+            if plan.delayNanos > 0 {
+                conn.pointee.holdOffset = start
+                loop.timers.schedule(at: loop.now + plan.delayNanos, id: EchoTimer.delay.id(token))
+            }
+        }
+        return total
+    }
+
+    private func sendContinueIfAsked(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard parser.expectsContinue, !conn.pointee.sentContinue, parser.version == .http1_1 else { return }
+        conn.pointee.sentContinue = true
+        _ = EchoResponse.appendLiteral("HTTP/1.1 100 Continue\r\n\r\n", to: &conn.pointee.pending, pool: pool)
+    }
+
+    /// A response with a short text body.
+    private func writeSimple(_ status: Int, _ reason: StaticString, keepAlive: Bool, _ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>) {
+        _ = EchoResponse.writeError(status, reason, keepAlive: keepAlive, into: &conn.pointee.pending, pool: pool)
+    }
+
+    /// Malformed input: answer with the status, then close (after the client's end of stream).
+    private func protocolError(_ status: Int, _ reason: StaticString, _ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        bump(stats.badRequests)
+        writeSimple(status, reason, keepAlive: false, token, conn)
+        conn.pointee.closeAfterFlush = true
+        pool.release(&conn.pointee.input)
+    }
+
+    // MARK: output
+
+    /// Hands the sendable part of `pending` to the kernel when no send is outstanding.
+    private func flush(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard !conn.pointee.sendInFlight, conn.pointee.sending.count == 0 else { return }
+        let sendable = conn.pointee.isHeld ? conn.pointee.holdOffset : conn.pointee.pending.count
+        guard sendable > 0 else { return }
+        if sendable == conn.pointee.pending.count {
+            swap(&conn.pointee.sending, &conn.pointee.pending)  // no copy
+        } else {
+            let head = UnsafeRawBufferPointer(rebasing: conn.pointee.pending.bytes[0..<sendable])
+            _ = pool.append(head, to: &conn.pointee.sending)
+            BufferPool.consume(sendable, from: &conn.pointee.pending)
+            conn.pointee.holdOffset -= sendable
+        }
+        conn.pointee.sendOffset = 0
+        startSend(conn, loop)
+    }
+
+    private func startSend(_ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        conn.pointee.sendInFlight = true
+        let offset = conn.pointee.sendOffset
+        loop.backend.send(fd: conn.pointee.fd, bytes: conn.pointee.sending.base! + offset, count: conn.pointee.sending.count - offset)
+    }
+
+    /// After the last byte of a closing connection: half-close and wait briefly for the client's
+    /// end of stream, so unread request bytes do not turn our close into a reset that destroys
+    /// the response in flight.
+    private func closeIfDone(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard conn.pointee.closeAfterFlush, !conn.pointee.sendInFlight, conn.pointee.pending.count == 0,
+              !conn.pointee.isHeld, !conn.pointee.lingering else { return }
+        if conn.pointee.peerClosed {
+            close(token, loop)
+            return
+        }
+        conn.pointee.lingering = true
+        Glibc.shutdown(conn.pointee.fd, Int32(SHUT_WR))
+        if conn.pointee.receivePaused {
+            conn.pointee.receivePaused = false
+            loop.backend.resumeReceive(fd: conn.pointee.fd)
+        }
+        loop.timers.schedule(at: loop.now + Self.lingerNanos, id: EchoTimer.linger.id(token))
+    }
+
+    private func close(_ token: UInt64, _ loop: Loop) {
+        guard let conn = connections.pointer(token) else { return }
+        loop.backend.close(fd: conn.pointee.fd)
+        pool.release(&conn.pointee.input)
+        pool.release(&conn.pointee.pending)
+        pool.release(&conn.pointee.sending)
+        connections.remove(token)
+        bump(stats.active, by: -1)
+    }
+
+    // MARK: timers and messages
+
+    func timerFired(_ id: UInt64, loop: Loop) {
+        let (kind, token) = EchoTimer.split(id)
+        switch kind {
+        case .delay:
+            guard let conn = connections.pointer(token), conn.pointee.isHeld else { return }
+            conn.pointee.holdOffset = -1
+            serveBuffered(token, conn, loop)
+            flush(token, conn, loop)
+            closeIfDone(token, conn, loop)
+        case .linger:
+            guard let conn = connections.pointer(token), conn.pointee.lingering else { return }
+            close(token, loop)
+        case .rearmAccept:
+            loggedAcceptError = false
+            loop.backend.armAccept(listener: listener, token: Self.listenerToken)
+        case nil:
+            break
+        }
+    }
+
+    func received(_ message: EchoMessage, loop: Loop) {
+        switch message {
+        case let .adopt(fd): adopt(fd, loop)
+        }
+    }
+
+    func stopping(loop: Loop) {
+        var tokens: [UInt64] = []
+        connections.forEachToken { tokens.append($0) }
+        for token in tokens { close(token, loop) }
+        if listener >= 0 { loop.backend.close(fd: listener) }
+    }
+}

@@ -1,0 +1,21 @@
+import Synchronization
+
+/// Figures of one server worker. The worker is the only writer (plain load+store, no
+/// read-modify-write); other threads read them for `/workers` and the exit summary.
+public final class EchoWorkerStats: Sendable {
+    public let accepted = Atomic<Int>(0)
+    public let active = Atomic<Int>(0)
+    public let requests = Atomic<Int>(0)
+    public let bytesIn = Atomic<Int>(0)
+    public let bytesOut = Atomic<Int>(0)
+    public let badRequests = Atomic<Int>(0)
+
+    public init() {}
+
+}
+
+/// Single-writer increment: a relaxed load and store, no locked instruction.
+@inline(__always)
+func bump(_ counter: borrowing Atomic<Int>, by n: Int = 1) {
+    counter.store(counter.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+}

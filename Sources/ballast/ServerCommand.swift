@@ -1,0 +1,72 @@
+import ArgumentParser
+import EventLoop
+import Glibc
+import LoadGen
+
+extension IOBackendKind: ExpressibleByArgument {}
+
+struct ServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "The test backend: an HTTP/1.1 echo server compatible with fortio's (any path; size=, status=, delay=, close=, header= query parameters)."
+    )
+
+    @Option(help: "TCP port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Address to listen on.")
+    var address = "0.0.0.0"
+
+    @Option(help: "Worker threads, each with its own event loop.")
+    var workers = 1
+
+    @Option(help: "I/O backend: epoll, io_uring or auto (io_uring when the kernel allows it, else epoll).")
+    var io: IOBackendKind = .auto
+
+    @Option(help: "CPUs to pin workers to, e.g. 0,1 or 0-3 (worker i gets the i-th, round robin).")
+    var cpus: String?
+
+    @Option(name: .customLong("max-echo-delay"), help: "Longest delay= honoured (fortio's -max-echo-delay), e.g. 1.5s.")
+    var maxEchoDelay = "1.5s"
+
+    @Option(name: .customLong("max-payload-bytes"), help: "Largest size= honoured.")
+    var maxPayloadBytes = 256 * 1024
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1...1024, got \(workers)") }
+        guard maxPayloadBytes >= 0 && maxPayloadBytes <= 64 << 20 else { throw ValidationError("--max-payload-bytes must be 0...67108864") }
+        guard GoDuration.parseNanos(maxEchoDelay) != nil else {
+            throw ValidationError("--max-echo-delay: bad duration '\(maxEchoDelay)' (expected e.g. 1.5s, 250ms)")
+        }
+        if let cpus {
+            do { _ = try CPUList.parse(cpus) } catch { throw ValidationError("--cpus: \(error)") }
+        }
+    }
+
+    func run() throws {
+        var options = EchoServerOptions()
+        options.port = port
+        options.address = address
+        options.workers = workers
+        options.io = io
+        options.cpus = try cpus.map { try CPUList.parse($0) } ?? []
+        options.limits = EchoLimits(maxDelayNanos: GoDuration.parseNanos(maxEchoDelay)!, maxBodyBytes: maxPayloadBytes)
+        let (limit, note) = FileLimit.raise(to: 1 << 17)
+        if let note { Log.warning(note) }
+        Signals.blockTermination()
+        let server: EchoServer
+        do {
+            server = try EchoServer.start(options)
+        } catch {
+            Log.error("\(error)")
+            throw ExitCode(1)
+        }
+        Log.out("ballast server listening on \(address):\(server.port) (workers \(workers), io \(server.backend.rawValue), open-file limit \(limit))")
+        let signal = Signals.waitForTermination()
+        server.stop()
+        let requests = server.workerStats.map { $0.requests.load(ordering: .relaxed) }
+        let accepted = server.workerStats.map { $0.accepted.load(ordering: .relaxed) }
+        Log.info("server stopped by signal \(signal): requests per worker \(requests), connections per worker \(accepted)")
+    }
+}
