@@ -37,7 +37,7 @@ let package = Package(
         ]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "CBallast"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
     ],
     swiftLanguageModes: [.v6]
 )

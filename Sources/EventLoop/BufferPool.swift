@@ -19,12 +19,12 @@ public struct ByteBuffer {
     @inlinable public var freeSpace: Int { capacity - count }
 }
 
-/// Per-loop pool of power-of-two byte buffers (4 KiB to 8 MiB). Not thread-safe: one loop uses it.
+/// Per-loop pool of power-of-two byte buffers (4 KiB to 32 MiB). Not thread-safe: one loop uses it.
 /// Released buffers are kept on free lists (up to `keepPerClass` each), so a steady workload
 /// allocates nothing; idle connections hold no buffers at all.
 public final class BufferPool {
     public static let minimumSize = 4096
-    public static let maximumSize = 8 << 20
+    public static let maximumSize = 32 << 20
     private var freeLists: [[UnsafeMutableRawPointer]]
     private let keepPerClass: Int
     public private(set) var bytesOutstanding = 0

@@ -5,10 +5,10 @@ import Glibc
 /// ring, sends, connects and closes as submissions, all submitted once per loop turn together with
 /// the wait (one `io_uring_enter` per turn, none per I/O).
 ///
-/// User data packs the fd (bits 0-31), the operation kind (bits 32-35) and a sequence number
-/// (bits 36-63): the fd's generation for most kinds, its receive-arm sequence for receives, so
-/// completions that belong to a closed fd, or to a receive that was cancelled, are recognised and
-/// dropped.
+/// User data packs the fd (bits 0-31), the operation kind (bits 32-35), the fd's generation
+/// (bits 36-49, bumped on close) and, for receives, the arm sequence (bits 50-63, bumped on pause):
+/// completions for a closed fd are dropped; data from a receive cancelled by a pause is still
+/// delivered, but its end does not count as the end of the current receive.
 public final class IoUringBackend: IOBackend {
     public static var kind: IOBackendKind { .ioUring }
 
@@ -100,9 +100,12 @@ public final class IoUringBackend: IOBackend {
 
     // MARK: submissions
 
+    static let fieldMask: UInt32 = 0x3FFF
+
     @inline(__always)
-    private func userData(_ fd: Int32, _ op: Op, _ sequence: UInt32) -> UInt64 {
-        UInt64(UInt32(bitPattern: fd)) | (op.rawValue << 32) | (UInt64(sequence & 0x0FFF_FFFF) << 36)
+    private func userData(_ fd: Int32, _ op: Op, _ generation: UInt32, _ arm: UInt32 = 0) -> UInt64 {
+        UInt64(UInt32(bitPattern: fd)) | (op.rawValue << 32) | (UInt64(generation & Self.fieldMask) << 36)
+            | (UInt64(arm & Self.fieldMask) << 50)
     }
 
     /// A free submission entry; when the queue is full, submit what is queued first.
@@ -125,7 +128,7 @@ public final class IoUringBackend: IOBackend {
 
     private func submitAccept(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
         let s = sqe()
-        io_uring_prep_multishot_accept(s, fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+        io_uring_prep_multishot_accept(s, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
         io_uring_sqe_set_data64(s, userData(fd, .accept, e.pointee.generation))
         e.pointee.armed = true
     }
@@ -135,7 +138,7 @@ public final class IoUringBackend: IOBackend {
         io_uring_prep_recv_multishot(s, fd, nil, 0, 0)
         s.pointee.flags |= cb_iosqe_buffer_select()
         s.pointee.buf_group = bufferGroup
-        io_uring_sqe_set_data64(s, userData(fd, .receive, e.pointee.receiveSequence))
+        io_uring_sqe_set_data64(s, userData(fd, .receive, e.pointee.generation, e.pointee.receiveSequence))
         e.pointee.armed = true
     }
 
@@ -185,7 +188,7 @@ public final class IoUringBackend: IOBackend {
         let e = table.pointer(fd)
         e.pointee.wantsData = false
         if e.pointee.armed {
-            submitCancel(userData(fd, .receive, e.pointee.receiveSequence))
+            submitCancel(userData(fd, .receive, e.pointee.generation, e.pointee.receiveSequence))
             e.pointee.receiveSequence &+= 1
             e.pointee.armed = false
         }
@@ -280,7 +283,8 @@ public final class IoUringBackend: IOBackend {
         let data = cqe.user_data
         let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
         let op = Op(rawValue: (data >> 32) & 0xF)
-        let sequence = UInt32(truncatingIfNeeded: data >> 36)
+        let generation = UInt32(truncatingIfNeeded: data >> 36) & Self.fieldMask
+        let arm = UInt32(truncatingIfNeeded: data >> 50) & Self.fieldMask
         let more = cqe.flags & IORING_CQE_F_MORE != 0
         let result = cqe.res
         switch op {
@@ -293,7 +297,15 @@ public final class IoUringBackend: IOBackend {
                 buffer = UnsafeRawPointer(arena.buffer(Int(bid)))
             }
             let e = table.pointer(fd)
-            guard e.pointee.open, e.pointee.receiveSequence & 0x0FFF_FFFF == sequence else { return false }
+            guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else { return false }
+            let currentArm = e.pointee.receiveSequence & Self.fieldMask == arm
+            if !currentArm {
+                // A receive cancelled by a pause: its data still belongs to the stream.
+                if result > 0 {
+                    batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: buffer))
+                }
+                return false
+            }
             if !more {
                 e.pointee.armed = false
                 if (result > 0 || result == -ENOBUFS) && e.pointee.wantsData {
@@ -305,7 +317,7 @@ public final class IoUringBackend: IOBackend {
             batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: result > 0 ? buffer : nil))
         case .accept:
             let e = table.pointer(fd)
-            guard e.pointee.open, e.pointee.generation & 0x0FFF_FFFF == sequence else {
+            guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else {
                 if result >= 0 { Glibc.close(result) }  // accepted for a listener we stopped
                 return false
             }
@@ -318,7 +330,7 @@ public final class IoUringBackend: IOBackend {
             batch.append(Completion(kind: .accept, fd: fd, result: result, token: e.pointee.token))
         case .send, .connect:
             let e = table.pointer(fd)
-            guard e.pointee.open, e.pointee.generation & 0x0FFF_FFFF == sequence else { return false }
+            guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else { return false }
             batch.append(Completion(kind: op == .send ? .send : .connect, fd: fd, result: result, token: e.pointee.token))
         case .wake:
             if !more { armWake() }

@@ -1,3 +1,4 @@
+import CBallast
 import Glibc
 
 /// A failed system call: which call, and the errno it returned.

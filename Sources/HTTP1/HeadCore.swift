@@ -69,12 +69,10 @@ struct HeaderTable {
 
     @inlinable
     func firstValueRange(ofHeader name: StaticString, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
-        let length = name.utf8CodeUnitCount
         var i = 0
         while i < count {
             let slot = storage.base[i]
-            if Int(slot.nameEnd - slot.nameStart) == length
-                && ASCII.equalsCaseInsensitive(bytes, slot.nameRange, name) {
+            if ASCII.equalsCaseInsensitive(bytes, slot.nameRange, name) {  // compares lengths first
                 return slot.valueRange
             }
             i += 1
@@ -115,12 +113,7 @@ struct HeadScanner {
         _ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int, skipLeadingEmptyLines: Bool
     ) -> Outcome {
         let limit = Swift.min(bytes.count, maxHeaderBytes)
-        var i = scanned
-        if i > limit {
-            // The caller handed a shorter buffer than last time; start over defensively.
-            self = HeadScanner()
-            i = 0
-        }
+        var i = scanned  // the parsers reset us if the buffer ever got shorter than this
         if !pastLeadingLines {
             while skipLeadingEmptyLines && i < limit && bytes[i] == ASCII.cr {
                 if i + 1 >= limit { break }

@@ -100,7 +100,7 @@ public struct HeadWriter {
     }
 
     @inlinable
-    static func length(_ literal: StaticString) -> Int { literal.utf8CodeUnitCount }
+    static func length(_ literal: StaticString) -> Int { literal.withUTF8Buffer { $0.count } }
 
     // MARK: Pieces
 

@@ -120,7 +120,8 @@ public struct RequestHeadParser {
     /// Parses the head at the start of `bytes`, the data received so far.
     @inlinable
     public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> RequestParseResult {
-        if phase != .scanning { reset() }
+        // A new message after a result, or (misuse) a buffer shorter than what was scanned.
+        if phase != .scanning || bytes.count < scanner.scanned { reset() }
         let outcome = scanner.scan(bytes, maxHeaderBytes: maxHeaderBytes, skipLeadingEmptyLines: true)
         // Judge the request line as soon as it is complete, so garbage (say, a TLS hello) fails
         // without waiting for a terminator that never comes.

@@ -13,8 +13,8 @@
 ///   and §6.3 call these faulty framing).
 /// - Framing (RFC 9112 §6.3): `.none` for responses to HEAD and for 1xx, 204 and 304 whatever the
 ///   fields say; else `.chunked` when `chunked` is the final transfer coding (other codings before
-///   it are allowed), `.untilClose` when Transfer-Encoding is present but `chunked` is not final,
-///   `.contentLength(n)` with a Content-Length, and `.untilClose` otherwise.
+///   it are allowed; `chunked` twice is an error), `.untilClose` when Transfer-Encoding is present
+///   but `chunked` is not final, `.contentLength(n)` with a Content-Length, `.untilClose` otherwise.
 /// - `keepAlive` follows the version default and Connection tokens, and is false for `.untilClose`.
 public struct ResponseHeadParser {
     public let maxHeaderBytes: Int
@@ -79,7 +79,8 @@ public struct ResponseHeadParser {
     /// - Parameter isResponseToHEAD: the request was HEAD, so no body follows whatever the fields say.
     @inlinable
     public mutating func parse(_ bytes: UnsafeRawBufferPointer, isResponseToHEAD: Bool = false) -> ResponseParseResult {
-        if phase != .scanning { reset() }
+        // A new message after a result, or (misuse) a buffer shorter than what was scanned.
+        if phase != .scanning || bytes.count < scanner.scanned { reset() }
         let outcome = scanner.scan(bytes, maxHeaderBytes: maxHeaderBytes, skipLeadingEmptyLines: false)
         if !startLineParsed && scanner.startLineEnd >= 0 {
             if let kind = parseStatusLine(bytes, start: scanner.headStart, lineEnd: scanner.startLineEnd - 2) {

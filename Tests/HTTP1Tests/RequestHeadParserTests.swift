@@ -228,6 +228,14 @@ final class RequestHeadParserTests: XCTestCase {
             XCTAssertEqual(parser.parse(b), .complete(headLength: other.count))
             XCTAssertEqual(text(b, parser.targetRange), "/b")
         }
+        // A buffer shorter than what was already scanned cannot be the same head: start over.
+        let long = bytes("GET /aaaaaaaaaa HTTP/1.1\r\nHost: x\r\n")
+        long.withUnsafeBytes { XCTAssertEqual(parser.parse($0), .incomplete) }
+        let short = bytes("GET /c HTTP/1.0\r\n\r\n")
+        short.withUnsafeBytes { b in
+            XCTAssertEqual(parser.parse(b), .complete(headLength: short.count))
+            XCTAssertEqual(text(b, parser.targetRange), "/c")
+        }
     }
 
     func testIncompleteHeadStaysIncomplete() {
@@ -260,6 +268,24 @@ final class RequestHeadParserTests: XCTestCase {
         assertRequestFails(head(length: 65537), .headTooLarge, status: 431)
         // No terminator at all: fails as soon as 64 KiB arrived.
         assertRequestFails(bytes("GET / HTTP/1.1\r\nX: " + String(repeating: "b", count: 70000)), .headTooLarge, status: 431)
+    }
+
+    func testFullBufferWithoutTerminatorFailsAtOnce() {
+        // A caller with a maxHeaderBytes-sized buffer must get 431 when it is full, not .incomplete.
+        let raw = bytes("GET / HTTP/1.1\r\nHost: h\r\nX: abc\r\n\r")  // 34 bytes, one short of a head
+        for (limit, expected) in [(35, HeadParseResult.incomplete), (34, .failure(HTTPParseError(.headTooLarge)))] {
+            var parser = RequestHeadParser(maxHeaderBytes: limit)
+            raw.withUnsafeBytes { XCTAssertEqual(parser.parse($0), expected, "limit \(limit)") }
+        }
+        var stepped = RequestHeadParser(maxHeaderBytes: 34)
+        raw.withUnsafeBytes { all in
+            for k in 1..<34 { XCTAssertEqual(stepped.parse(UnsafeRawBufferPointer(rebasing: all[0..<k])), .incomplete) }
+            XCTAssertEqual(stepped.parse(all), .failure(HTTPParseError(.headTooLarge)))
+        }
+        var response = ResponseHeadParser(maxHeaderBytes: 20)
+        bytes("HTTP/1.1 200 OK\r\nA: b").withUnsafeBytes {
+            XCTAssertEqual(response.parse($0), .failure(HTTPParseError(.headTooLarge, status: 502)))
+        }
     }
 
     func testLeadingEmptyLinesCountTowardsTheLimit() {

@@ -20,6 +20,10 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     static var lowWater: Int { 64 * 1024 }
     /// Largest request body accepted (echoed bodies are held whole).
     static var maxRequestBody: Int { 4 << 20 }
+    /// Most unparsed input held for one connection. Above the largest request, and above what
+    /// io_uring may still deliver after a pause (up to a whole provided-buffer ring, 8 MiB), so
+    /// only a client that ignores backpressure on purpose reaches it.
+    static var maxInputBytes: Int { 24 << 20 }
     /// How long a closing connection waits for the client's end of stream after our last byte.
     static var lingerNanos: Int64 { 2_000_000_000 }
 
@@ -109,10 +113,10 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
             let used = serve(bytes, c.token, conn, loop)
             if used < bytes.count && !conn.pointee.closeAfterFlush {
                 let tail = UnsafeRawBufferPointer(rebasing: bytes[used...])
-                if !pool.append(tail, to: &conn.pointee.input) { protocolError(431, "request too large", c.token, conn, loop) }
+                if !pool.append(tail, to: &conn.pointee.input) { protocolError(413, "request too large", c.token, conn, loop) }
             }
         } else {
-            if !pool.append(bytes, to: &conn.pointee.input) {
+            if conn.pointee.input.count + bytes.count > Self.maxInputBytes || !pool.append(bytes, to: &conn.pointee.input) {
                 protocolError(413, "request too large", c.token, conn, loop)
             } else {
                 serveBuffered(c.token, conn, loop)

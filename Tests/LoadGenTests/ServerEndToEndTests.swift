@@ -1,0 +1,327 @@
+import EventLoop
+import Foundation
+import Glibc
+import XCTest
+
+/// `ballast server` over real sockets. Every case runs once per backend; io_uring cases skip
+/// (printing the kernel's reason) when it refuses io_uring.
+final class ServerEndToEndTests: XCTestCase {
+    var server: ServerUnderTest!
+    var backendName = ""
+
+    /// Runs `body` against a fresh 2-worker server per backend.
+    func onEachBackend(_ body: () throws -> Void) throws {
+        for io in ["epoll", "io_uring"] {
+            if io == "io_uring", let reason = IoUringProbe.reason {
+                print("SKIP \(name) on io_uring: \(reason)")
+                continue
+            }
+            backendName = io
+            server = try ServerUnderTest(io: io, workers: 2)
+            defer { server.stop(); server = nil }
+            print("backend: \(io)")
+            try body()
+        }
+    }
+
+    func connection() throws -> TestConnection { try TestConnection(port: server.port) }
+
+    func testSizeAndStatus() throws {
+        try onEachBackend {
+            let c = try connection()
+            let r = try XCTUnwrap(c.get("/?size=100&status=201"))
+            XCTAssertEqual(r.status, 201)
+            XCTAssertEqual(r.body.count, 100)
+            XCTAssertEqual(r.header("Content-Length"), "100")
+            let plain = try XCTUnwrap(c.get("/any/path"))
+            XCTAssertEqual(plain.status, 200)
+            XCTAssertEqual(plain.body.count, 0)
+        }
+    }
+
+    func testWeightedStatusGivesBothCodesWithAnExactTotal() throws {
+        try onEachBackend {
+            let c = try connection()
+            var counts: [Int: Int] = [:]
+            for _ in 0..<400 { counts[try XCTUnwrap(c.get("/?status=503:50")).status, default: 0] += 1 }
+            XCTAssertEqual(counts.values.reduce(0, +), 400)
+            XCTAssertEqual(Set(counts.keys), [200, 503])
+        }
+    }
+
+    func testWeightedSizes() throws {
+        try onEachBackend {
+            let c = try connection()
+            var sizes: [Int: Int] = [:]
+            for _ in 0..<300 { sizes[try XCTUnwrap(c.get("/?size=1024:30,512:30")).body.count, default: 0] += 1 }
+            XCTAssertEqual(sizes.values.reduce(0, +), 300)
+            XCTAssertEqual(Set(sizes.keys), [0, 512, 1024])
+        }
+    }
+
+    func testDelayAnswersLaterWithoutBlockingOtherConnections() throws {
+        try onEachBackend {
+            let slow = try connection()
+            try slow.write("GET /?delay=400ms&size=3 HTTP/1.1\r\nHost: t\r\n\r\n")
+            // Another connection on the same server is answered meanwhile (both workers or the same).
+            let fast = try connection()
+            for _ in 0..<5 { XCTAssertEqual(try fast.get("/?size=1")?.body.count, 1) }
+            let r = try XCTUnwrap(slow.readResponse())
+            XCTAssertEqual(r.body.count, 3)
+        }
+    }
+
+    func testCloseTrueClosesAfterTheResponse() throws {
+        try onEachBackend {
+            let c = try connection()
+            let r = try XCTUnwrap(c.get("/?close=true&size=5"))
+            XCTAssertEqual(r.header("Connection"), "close")
+            XCTAssertEqual(r.body.count, 5)
+            XCTAssertTrue(c.seesClose())
+        }
+    }
+
+    func testHeaderParameter() throws {
+        try onEachBackend {
+            let c = try connection()
+            let r = try XCTUnwrap(c.get("/?header=X-Ballast:hello%20there&header=X-Two:2"))
+            XCTAssertEqual(r.header("X-Ballast"), "hello there")
+            XCTAssertEqual(r.header("X-Two"), "2")
+            let framing = try XCTUnwrap(c.get("/?header=Content-Length:5"))
+            XCTAssertEqual(framing.status, 400)
+        }
+    }
+
+    func testPostBodyIsEchoed() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
+            let r = try XCTUnwrap(c.readResponse())
+            XCTAssertEqual(String(decoding: r.body, as: UTF8.self), "hello world")
+            // With size= the body is not echoed.
+            try c.write("POST /?size=4 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+            XCTAssertEqual(c.readResponse()?.body.count, 4)
+        }
+    }
+
+    func testChunkedPostIsEchoedDecoded() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n")
+            let r = try XCTUnwrap(c.readResponse())
+            XCTAssertEqual(String(decoding: r.body, as: UTF8.self), "hello world")
+            XCTAssertEqual(try c.get("/?size=2")?.body.count, 2, "the connection stays usable")
+        }
+    }
+
+    func testExpectContinue() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+            let interim = try XCTUnwrap(c.readResponse())
+            XCTAssertEqual(interim.status, 100)
+            try c.write("data")
+            XCTAssertEqual(String(decoding: try XCTUnwrap(c.readResponse()).body, as: UTF8.self), "data")
+        }
+    }
+
+    func testHeadAnd204HaveNoBody() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("HEAD /?size=50 HTTP/1.1\r\nHost: t\r\n\r\n")
+            let head = try XCTUnwrap(c.readResponse(isHEAD: true))
+            XCTAssertEqual(head.header("Content-Length"), "50")
+            let empty = try XCTUnwrap(c.get("/?status=204&size=10"))
+            XCTAssertEqual(empty.status, 204)
+            XCTAssertNil(empty.header("Content-Length"))
+            XCTAssertEqual(try c.get("/?size=1")?.body.count, 1, "framing still in step")
+        }
+    }
+
+    func testKeepAliveServesManyRequestsOnOneConnection() throws {
+        try onEachBackend {
+            let c = try connection()
+            for i in 0..<200 {
+                let r = try XCTUnwrap(c.get("/?size=\(i % 17)"), "request \(i)")
+                XCTAssertEqual(r.body.count, i % 17)
+            }
+        }
+    }
+
+    func testHTTP10ClosesUnlessKeepAliveAsked() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("GET /?size=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            XCTAssertEqual(c.readResponse()?.header("Connection"), "keep-alive")
+            try c.write("GET /?size=1 HTTP/1.0\r\n\r\n")
+            XCTAssertEqual(c.readResponse()?.header("Connection"), "close")
+            XCTAssertTrue(c.seesClose())
+        }
+    }
+
+    func testTenPipelinedRequestsInOneWriteAreAnsweredInOrder() throws {
+        try onEachBackend {
+            let c = try connection()
+            var batch = ""
+            for i in 1...10 {
+                let delay = i == 3 ? "&delay=100ms" : ""
+                batch += "GET /?size=\(i)\(delay) HTTP/1.1\r\nHost: t\r\n\r\n"
+            }
+            try c.write(batch)
+            for i in 1...10 {
+                let r = try XCTUnwrap(c.readResponse(), "response \(i)")
+                XCTAssertEqual(r.body.count, i, "response \(i) out of order")
+            }
+        }
+    }
+
+    func testMalformedRequestGets400AndClose() throws {
+        try onEachBackend {
+            for garbage in ["BLAH\r\n\r\n", "GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", "GET / HTTP/1.1\r\n\r\n",
+                            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+                            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+                let c = try connection()
+                try c.write(garbage)
+                let r = try XCTUnwrap(c.readResponse(), garbage)
+                XCTAssertEqual(r.status, 400, garbage)
+                XCTAssertEqual(r.header("Connection"), "close", garbage)
+                XCTAssertTrue(c.seesClose(), garbage)
+            }
+        }
+    }
+
+    func testUnsupportedVersionGets505() throws {
+        try onEachBackend {
+            let c = try connection()
+            try c.write("GET / HTTP/2.0\r\nHost: t\r\n\r\n")
+            XCTAssertEqual(c.readResponse()?.status, 505)
+        }
+    }
+
+    func testBadQueryGets400ButKeepsTheConnection() throws {
+        try onEachBackend {
+            let c = try connection()
+            XCTAssertEqual(try c.get("/?size=abc")?.status, 400)
+            XCTAssertEqual(try c.get("/?status=100")?.status, 400)
+            XCTAssertEqual(try c.get("/?size=2")?.body.count, 2)
+        }
+    }
+
+    func testHeadersOver64KiBGet431() throws {
+        try onEachBackend {
+            let c = try connection()
+            let big = String(repeating: "a", count: 70_000)
+            try c.write("GET / HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n")
+            let r = try XCTUnwrap(c.readResponse())
+            XCTAssertEqual(r.status, 431)
+            XCTAssertTrue(c.seesClose())
+        }
+    }
+
+    func testVanishingAndResettingClientsCostNothingButTheirSlot() throws {
+        try onEachBackend {
+            for i in 0..<50 {
+                let c = try connection()
+                try c.write("GET /?size=10 HTTP/1.1\r\nHost: t\r\nX-Partial: ")  // never finished
+                if i % 2 == 0 { Sockets.setResetOnClose(c.fd) }
+            }
+            // Clients that vanish after sending a whole request, before reading the answer.
+            for _ in 0..<50 {
+                let c = try connection()
+                try c.write("GET /?size=100000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                Sockets.setResetOnClose(c.fd)
+            }
+            let c = try connection()
+            XCTAssertEqual(try c.get("/?size=7")?.body.count, 7)
+        }
+    }
+
+    func testThousandConcurrentConnectionsAreAllServed() throws {
+        try onEachBackend {
+            var conns: [TestConnection] = []
+            for _ in 0..<1024 { conns.append(try connection()) }
+            for (i, c) in conns.enumerated() { try c.write("GET /?size=\(i % 50) HTTP/1.1\r\nHost: t\r\n\r\n") }
+            var served = 0
+            for (i, c) in conns.enumerated() where c.readResponse()?.body.count == i % 50 { served += 1 }
+            XCTAssertEqual(served, 1024)
+        }
+    }
+
+    /// A client that pipelines 200 MB of requests for 500 MB of responses and reads nothing: the server
+    /// must stop reading instead of queueing responses without bound.
+    func testSlowReaderDoesNotGrowServerMemory() throws {
+        try onEachBackend {
+            let c = try connection()
+            let before = server.child.residentKiB
+            // 4 KiB per request, so that the requests alone overflow the kernel's socket buffers
+                // (loopback receive buffers may grow to 32 MiB).
+                let padding = String(repeating: "p", count: 4000)
+                let request = Array("GET /?size=10000 HTTP/1.1\r\nHost: t\r\nX-Pad: \(padding)\r\n\r\n".utf8)
+            var batch: [UInt8] = []
+            for _ in 0..<500 { batch += request }
+            // Write with a short timeout until the server stops taking requests (its buffers fill).
+            var tv = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var written = 0
+            for _ in 0..<100 {
+                guard (try? c.write(batch)) != nil else { break }
+                written += 500
+            }
+            XCTAssertLessThan(written, 50_000, "the server kept accepting requests without reading responses")
+            let after = server.child.residentKiB
+            XCTAssertLessThan(after - before, 64 * 1024, "server memory grew by \(after - before) KiB")
+            // The server is still healthy for others.
+            let other = try connection()
+            XCTAssertEqual(try other.get("/?size=3")?.body.count, 3)
+        }
+    }
+}
+
+/// Start-up and command-line behaviour.
+final class ServerCommandLineTests: XCTestCase {
+    func testUnknownBackendIsAUsageError() throws {
+        let child = try ChildProcess(["server", "--io", "kqueue"])
+        let (status, err) = child.waitForExit()
+        XCTAssertEqual(status, 2)
+        XCTAssertTrue(err.contains("kqueue"), err)
+    }
+
+    func testBadWorkerCountIsAUsageError() throws {
+        let child = try ChildProcess(["server", "--workers", "0"])
+        let (status, err) = child.waitForExit()
+        XCTAssertEqual(status, 2)
+        XCTAssertTrue(err.contains("--workers"), err)
+    }
+
+    func testRefusedIoUringIsAStartupErrorNamingTheBackend() throws {
+        let child = try ChildProcess(["server", "--port", "0", "--address", "127.0.0.1", "--io", "io_uring"],
+                                     environment: ["BALLAST_REFUSE_IO_URING": "test"])
+        let (status, err) = child.waitForExit()
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(err.contains("io_uring is not available"), err)
+        XCTAssertTrue(err.contains("BALLAST_REFUSE_IO_URING"), err)
+    }
+
+    func testAutoFallsBackToEpollAndSaysWhy() throws {
+        let child = try ChildProcess(["server", "--port", "0", "--address", "127.0.0.1", "--io", "auto"],
+                                     environment: ["BALLAST_REFUSE_IO_URING": "test"])
+        let line = child.waitForLine(containing: "listening on")
+        XCTAssertNotNil(line)
+        XCTAssertTrue(line?.contains("io epoll") ?? false, line ?? "")
+        child.stop()
+        let (_, err) = child.waitForExit()
+        XCTAssertTrue(err.contains("falling back to epoll"), err)
+    }
+
+    func testBusyPortIsAClearError() throws {
+        let first = try ServerUnderTest(io: "epoll")
+        defer { first.stop() }
+        // A second server without SO_REUSEPORT sharing is impossible to tell apart here, so
+        // use an address that cannot be bound instead.
+        let child = try ChildProcess(["server", "--port", "\(first.port)", "--address", "203.0.113.1"])
+        let (status, err) = child.waitForExit()
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(err.contains("cannot listen on"), err)
+    }
+}
