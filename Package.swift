@@ -37,6 +37,8 @@ let package = Package(
         ]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
     ],
     swiftLanguageModes: [.v6]
