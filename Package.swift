@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point downwards only:
-// ballast -> Testbed -> {Proxy, LoadGen, Report} -> {Balancers, HTTP1} -> EventLoop -> CBallast
+// ballast -> Testbed -> {Proxy, LoadGen, Report} -> {Balancers, AdminHTTP, HTTP1} -> EventLoop -> CBallast
 // Release builds of the data-plane modules skip dynamic exclusivity checks: every access to a
 // class's stored var otherwise calls swift_beginAccess (about a quarter of the server's
 // instructions per request under callgrind). Debug builds, which the tests use, keep the checks.
@@ -29,10 +29,12 @@ let package = Package(
         .target(name: "EventLoop", dependencies: ["CBallast"], swiftSettings: dataPlane),
         .target(name: "HTTP1", swiftSettings: dataPlane),
         .target(name: "Balancers", dependencies: ["EventLoop"], swiftSettings: dataPlane),
-        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", .product(name: "Yams", package: "Yams")],
+        // A small blocking HTTP server for admin endpoints (ballast server and proxy).
+        .target(name: "AdminHTTP", dependencies: ["EventLoop", "HTTP1"]),
+        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", "AdminHTTP", .product(name: "Yams", package: "Yams")],
                 swiftSettings: dataPlane),
         .target(name: "LoadGen", dependencies: [
-            "Balancers", "HTTP1", "EventLoop",
+            "Balancers", "HTTP1", "EventLoop", "AdminHTTP",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], swiftSettings: dataPlane),
         .target(name: "Report"),
@@ -43,6 +45,7 @@ let package = Package(
         ]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),

@@ -16,7 +16,11 @@ public struct BackendOptions: Sendable {
     /// io_uring submission queue entries (the completion queue is 4x).
     public var ringEntries: UInt32 = 2048
     /// Accepts made for one listener per readiness before other work gets a turn (epoll).
+    /// `Int.max` accepts until EAGAIN (the accept-in-a-loop behaviour of older Envoy).
     public var maxAcceptsPerTurn: Int = 64
+    /// Register listening sockets with EPOLLEXCLUSIVE: when several loops watch one listening
+    /// socket, the kernel wakes one of them per connection instead of all (epoll only).
+    public var exclusiveAccept = false
 
     public init() {}
 }

@@ -38,6 +38,7 @@ public final class EpollBackend: IOBackend {
     private let events: UnsafeMutablePointer<epoll_event>
     private let eventCapacity: Int32
     private let maxAcceptsPerTurn: Int
+    private let exclusiveAccept: Bool
 
     public init(options: BackendOptions, wakeFD: Int32) throws(SystemError) {
         epfd = try syscall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
@@ -49,14 +50,19 @@ public final class EpollBackend: IOBackend {
         eventCapacity = Int32(options.batchSize)
         events = .allocate(capacity: options.batchSize)
         maxAcceptsPerTurn = options.maxAcceptsPerTurn
+        exclusiveAccept = options.exclusiveAccept
         var ev = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wakeFD))
         _ = try syscall("epoll_ctl(ADD wake)") { epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev) }
     }
 
     private func register(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
         if e.pointee.registered { return }
-        var ev = epoll_event(events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue,
-                             data: epoll_data_t(fd: fd))
+        var mask = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        if e.pointee.role == .listener {
+            // A listener only reads; EPOLLEXCLUSIVE allows no other flags but IN, OUT, ET, WAKEUP.
+            mask = EPOLLIN.rawValue | EPOLLET.rawValue | (exclusiveAccept ? EPOLLEXCLUSIVE.rawValue : 0)
+        }
+        var ev = epoll_event(events: mask, data: epoll_data_t(fd: fd))
         if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 {
             e.pointee.registered = true
             // A fresh registration reports the current state as an edge, so nothing is missed.

@@ -33,6 +33,8 @@ public final class EventLoop<Backend: IOBackend, Message: Sendable> {
     @usableFromInline var batch: CompletionBatch
     @usableFromInline var spareMessages: [Message] = []
     @usableFromInline var turns = 0
+    /// Loop turns so far (a turn is one poll and the work it brought).
+    @inlinable public var turnCount: Int { turns }
     @usableFromInline var completions = 0
     @usableFromInline var busyNanos = 0
     @usableFromInline var idleNanos = 0

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Balancers
 import EventLoop
 import Glibc
 import LoadGen
@@ -26,6 +27,15 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "CPUs to pin workers to, e.g. 0,1 or 0-3 (worker i gets the i-th, round robin).")
     var cpus: String?
 
+    @Option(help: ArgumentHelp("Accept strategy: NAME[:OPTIONS]. Names: \(AcceptStrategy.names). Options: a load metric for least-loaded/p2c (\(LoadMetric.names)), exclusive (shared), accept-batch=N, msg-ring.", valueName: "strategy"))
+    var balance = "reuseport"
+
+    @Option(name: .customLong("worker-cost"), help: ArgumentHelp("Emulated cost per request: spin:200us, block:200us, spin-exp:200us, block-exp:200us (exp:200us = block-exp).", valueName: "mode:duration"))
+    var workerCost: String?
+
+    @Option(name: .customLong("admin-port"), help: "Serve /workers, /stats, /ready and /server_info on 127.0.0.1:PORT (0 picks a free one).")
+    var adminPort: Int?
+
     @Option(name: .customLong("max-echo-delay"), help: "Longest delay= honoured (fortio's -max-echo-delay), e.g. 1.5s.")
     var maxEchoDelay = "1.5s"
 
@@ -42,6 +52,11 @@ struct ServerCommand: ParsableCommand {
         if let cpus {
             do { _ = try CPUList.parse(cpus) } catch { throw ValidationError("--cpus: \(error)") }
         }
+        do { _ = try BalanceSpec.parse(balance) } catch { throw ValidationError("--balance: \(error)") }
+        if let workerCost {
+            do { _ = try WorkerCost.parse(workerCost, parseDuration: GoDuration.parseNanos) } catch { throw ValidationError("--worker-cost: \(error)") }
+        }
+        if let adminPort, !(0...65535).contains(adminPort) { throw ValidationError("--admin-port must be 0...65535") }
     }
 
     func run() throws {
@@ -51,6 +66,9 @@ struct ServerCommand: ParsableCommand {
         options.workers = workers
         options.io = io
         options.cpus = try cpus.map { try CPUList.parse($0) } ?? []
+        options.balance = try BalanceSpec.parse(balance)
+        options.workerCost = try workerCost.map { try WorkerCost.parse($0, parseDuration: GoDuration.parseNanos) }
+        options.adminPort = adminPort
         options.limits = EchoLimits(maxDelayNanos: GoDuration.parseNanos(maxEchoDelay)!, maxBodyBytes: maxPayloadBytes)
         let (limit, note) = FileLimit.raise(to: 1 << 17)
         if let note { Log.warning(note) }
@@ -62,7 +80,9 @@ struct ServerCommand: ParsableCommand {
             Log.error("\(error)")
             throw ExitCode(1)
         }
-        Log.out("ballast server listening on \(address):\(server.port) (workers \(workers), io \(server.backend.rawValue), open-file limit \(limit))")
+        let admin = server.adminPort.map { ", admin 127.0.0.1:\($0)" } ?? ""
+        let cost = options.workerCost.map { ", worker cost \($0)" } ?? ""
+        Log.out("ballast server listening on \(address):\(server.port) (workers \(workers), io \(server.backend.rawValue), balance \(options.balance)\(cost)\(admin), open-file limit \(limit))")
         let signal = Signals.waitForTermination()
         server.stop()
         let requests = server.workerStats.map { $0.requests.load(ordering: .relaxed) }

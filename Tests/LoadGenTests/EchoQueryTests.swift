@@ -1,3 +1,4 @@
+import Balancers
 import XCTest
 @testable import LoadGen
 

@@ -1,3 +1,5 @@
+import Balancers
+
 // The query-string language of `ballast server`, compatible with fortio's echo server.
 //
 // `EchoQuery.plan` turns the bytes after `?` into an `EchoPlan` for one request. It allocates

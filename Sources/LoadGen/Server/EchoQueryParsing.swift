@@ -1,3 +1,5 @@
+import Balancers
+
 // The parsers behind `EchoQuery.plan`: a percent-decoding scanner, parameter names, numbers,
 // Go durations, percentages, weighted lists and extra headers. Nothing here allocates.
 

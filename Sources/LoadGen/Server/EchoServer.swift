@@ -1,3 +1,5 @@
+import AdminHTTP
+import Balancers
 import EventLoop
 import Glibc
 import Synchronization
@@ -11,19 +13,29 @@ public struct EchoServerOptions: Sendable {
     public var cpus: [Int] = []
     public var limits = EchoLimits()
     public var backend = BackendOptions()
+    public var balance = BalanceSpec(strategy: .reuseport)
+    public var workerCost: WorkerCost?
+    /// Serve `/workers`, `/stats` and `/ready` on this port (loopback) when set.
+    public var adminPort: Int?
 
     public init() {}
 }
 
-/// A running `ballast server`: N workers, each with its own loop and its own SO_REUSEPORT
-/// listening socket (the kernel's hash spreads connections; other strategies come with Balancers).
+/// A running `ballast server`: N workers, each with its own loop, fed by the chosen accept
+/// strategy (per-worker SO_REUSEPORT sockets, one shared socket, or an acceptor thread).
 public final class EchoServer: Sendable {
     public let port: Int
     public let backend: IOBackendKind
+    public let options: EchoServerOptions
     public let workerStats: [EchoWorkerStats]
     public let loopStats: [LoopStats]
+    public let loads: WorkerLoads
+    public let adminPort: Int?
     private let mailboxes: [Mailbox<EchoMessage>]
+    private let acceptorMailbox: Mailbox<AcceptorMessage>?
     private let threads: [LoopThread.Handle]
+    private let listeners: [Int32]
+    private let admin: AdminServer?
 
     public enum StartError: Error, CustomStringConvertible {
         case badAddress(String)
@@ -39,7 +51,7 @@ public final class EchoServer: Sendable {
         }
     }
 
-    /// Binds, starts the workers and returns once every worker is serving (or throws, with
+    /// Binds, starts the workers and returns once every loop is serving (or throws, with
     /// everything started so far stopped again).
     public static func start(_ options: EchoServerOptions) throws(StartError) -> EchoServer {
         let choice: BackendSelection.Choice
@@ -51,13 +63,22 @@ public final class EchoServer: Sendable {
         }
     }
 
+    /// Posts `.adopt` to the chosen worker's mailbox.
+    struct MailboxSink: HandoffSink {
+        let mailboxes: [Mailbox<EchoMessage>]
+        func handOff(fd: Int32, to worker: Int) { mailboxes[worker].post(.adopt(fd: fd)) }
+    }
+
     private static func start<B: IOBackend>(_ options: EchoServerOptions, _: B.Type) throws(StartError) -> EchoServer {
         guard var address = SocketAddress(host: options.address, port: options.port) else { throw .badAddress(options.address) }
         let workers = max(1, options.workers)
+        let spec = options.balance
+        // Listening sockets: one per worker (reuseport), or one in all (shared, acceptor).
         var listeners: [Int32] = []
         do {
-            for i in 0..<workers {
-                let fd = try Sockets.listen(on: address, reusePort: true)
+            let count = spec.strategy == .reuseport ? workers : 1
+            for i in 0..<count {
+                let fd = try Sockets.listen(on: address, reusePort: spec.strategy == .reuseport)
                 listeners.append(fd)
                 if i == 0 && options.port == 0 {
                     // Port 0: the first socket picks a port; the others join it.
@@ -68,40 +89,84 @@ public final class EchoServer: Sendable {
             for fd in listeners { close(fd) }
             throw .listen("cannot listen on \(address): \(error)")
         }
-        let port = address.port
         var mailboxes: [Mailbox<EchoMessage>] = []
+        var acceptorMailbox: Mailbox<AcceptorMessage>? = nil
         do {
             for _ in 0..<workers { mailboxes.append(try Mailbox<EchoMessage>()) }
+            if spec.strategy.usesAcceptor { acceptorMailbox = try Mailbox<AcceptorMessage>() }
         } catch {
             for fd in listeners { close(fd) }
-            throw .worker("cannot create a worker mailbox: \(error)")
+            throw .worker("cannot create a mailbox: \(error)")
         }
+        var backendOptions = options.backend
+        if let batch = spec.acceptBatch {
+            backendOptions.maxAcceptsPerTurn = batch
+        } else if spec.strategy == .shared {
+            backendOptions.maxAcceptsPerTurn = Int.max  // accept until EAGAIN, as Envoy before 1.20
+        }
+        backendOptions.exclusiveAccept = spec.exclusive
+        let workerOptions = backendOptions
         let workerStats = (0..<workers).map { _ in EchoWorkerStats() }
         let loopStats = (0..<workers).map { _ in LoopStats() }
+        let loads = WorkerLoads(workers: workers)
+        let loopCount = workers + (acceptorMailbox == nil ? 0 : 1)
         // 0 starting, 1 serving, -1 failed (with a message).
-        let startup = Mutex<(states: [Int], errors: [String])>((Array(repeating: 0, count: workers), []))
+        let startup = Mutex<(states: [Int], errors: [String])>((Array(repeating: 0, count: loopCount), []))
         var threads: [LoopThread.Handle] = []
         for i in 0..<workers {
-            let listener = listeners[i]
+            let listener: Int32 = switch spec.strategy {
+            case .reuseport: listeners[i]
+            case .shared: listeners[0]
+            default: -1
+            }
             let mailbox = mailboxes[i]
             let stats = workerStats[i]
             let loopStat = loopStats[i]
             let limits = options.limits
-            let backendOptions = options.backend
+            let cost = options.workerCost
             threads.append(LoopThread.start(name: "server-\(i)", cpu: CPUList.cpu(forWorker: i, in: options.cpus)) {
                 let loop: EventLoop<B, EchoMessage>
                 do {
-                    loop = try EventLoop<B, EchoMessage>(index: i, options: backendOptions, mailbox: mailbox, stats: loopStat)
+                    loop = try EventLoop<B, EchoMessage>(index: i, options: workerOptions, mailbox: mailbox, stats: loopStat)
                 } catch {
-                    close(listener)
                     startup.withLock { $0.states[i] = -1; $0.errors.append("worker \(i): \(B.kind.rawValue) backend failed: \(error)") }
                     return
                 }
-                let worker = EchoWorker<B>(listener: listener, limits: limits, stats: stats, seed: 0x5EED_0000 + UInt64(i))
-                loop.backend.armAccept(listener: listener, token: EchoWorker<B>.listenerToken)
+                let worker = EchoWorker<B>(index: i, listener: listener, limits: limits, stats: stats, loads: loads,
+                                           cost: cost, seed: 0x5EED_0000 + UInt64(i))
+                if listener >= 0 { loop.backend.armAccept(listener: listener, token: EchoWorker<B>.listenerToken) }
                 startup.withLock { $0.states[i] = 1 }
                 loop.run(worker)
             })
+        }
+        if let acceptorMailbox {
+            let listener = listeners[0]
+            let sink = MailboxSink(mailboxes: mailboxes)
+            var acceptorSetup = backendOptions
+            acceptorSetup.exclusiveAccept = false
+            let acceptorOptions = acceptorSetup
+            let index = workers
+            // The acceptor shares the CPU list round robin after the workers.
+            threads.append(LoopThread.start(name: "acceptor", cpu: CPUList.cpu(forWorker: workers, in: options.cpus)) {
+                let loop: EventLoop<B, AcceptorMessage>
+                do {
+                    loop = try EventLoop<B, AcceptorMessage>(index: index, options: acceptorOptions, mailbox: acceptorMailbox)
+                } catch {
+                    startup.withLock { $0.states[index] = -1; $0.errors.append("acceptor: \(B.kind.rawValue) backend failed: \(error)") }
+                    return
+                }
+                let acceptor = AcceptorHandler<B, MailboxSink>(listener: listener, spec: spec, loads: loads,
+                                                               workerLoops: loopStats, sink: sink, seed: 0xACCE_0000)
+                acceptor.start(loop: loop)
+                startup.withLock { $0.states[index] = 1 }
+                loop.run(acceptor)
+            })
+        }
+        func stopAll() {
+            for m in mailboxes { m.requestStop() }
+            acceptorMailbox?.requestStop()
+            for t in threads { t.join() }
+            for fd in listeners { close(fd) }
         }
         while true {
             let (states, errors) = startup.withLock { ($0.states, $0.errors) }
@@ -110,28 +175,50 @@ public final class EchoServer: Sendable {
                 continue
             }
             if !errors.isEmpty {
-                for m in mailboxes { m.requestStop() }
-                for t in threads { t.join() }
+                stopAll()
                 throw .worker(errors.joined(separator: "; "))
             }
             break
         }
-        return EchoServer(port: port, backend: B.kind, workerStats: workerStats, loopStats: loopStats, mailboxes: mailboxes, threads: threads)
+        var admin: AdminServer? = nil
+        if let adminPort = options.adminPort {
+            let view = AdminView(address: "\(options.address)_\(address.port)", workerStats: workerStats, loopStats: loopStats,
+                                 loads: loads, strategy: spec.description, backend: B.kind.rawValue, cost: options.workerCost)
+            do {
+                admin = try AdminServer(host: "127.0.0.1", port: adminPort) { view.respond(to: $0) }
+            } catch {
+                stopAll()
+                throw .listen("cannot serve admin on 127.0.0.1:\(adminPort): \(error)")
+            }
+        }
+        return EchoServer(port: address.port, backend: B.kind, options: options, workerStats: workerStats, loopStats: loopStats,
+                          loads: loads, admin: admin, mailboxes: mailboxes, acceptorMailbox: acceptorMailbox,
+                          threads: threads, listeners: listeners)
     }
 
-    private init(port: Int, backend: IOBackendKind, workerStats: [EchoWorkerStats], loopStats: [LoopStats],
-                 mailboxes: [Mailbox<EchoMessage>], threads: [LoopThread.Handle]) {
+    private init(port: Int, backend: IOBackendKind, options: EchoServerOptions, workerStats: [EchoWorkerStats],
+                 loopStats: [LoopStats], loads: WorkerLoads, admin: AdminServer?, mailboxes: [Mailbox<EchoMessage>],
+                 acceptorMailbox: Mailbox<AcceptorMessage>?, threads: [LoopThread.Handle], listeners: [Int32]) {
         self.port = port
         self.backend = backend
+        self.options = options
         self.workerStats = workerStats
         self.loopStats = loopStats
+        self.loads = loads
+        self.admin = admin
+        self.adminPort = admin?.port
         self.mailboxes = mailboxes
+        self.acceptorMailbox = acceptorMailbox
         self.threads = threads
+        self.listeners = listeners
     }
 
     /// Stops every worker (open connections are closed) and waits for them.
     public func stop() {
+        admin?.stop()
         for m in mailboxes { m.requestStop() }
+        acceptorMailbox?.requestStop()
         for t in threads { t.join() }
+        for fd in listeners { close(fd) }
     }
 }

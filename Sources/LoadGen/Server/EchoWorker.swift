@@ -1,3 +1,4 @@
+import Balancers
 import EventLoop
 import Glibc
 import HTTP1
@@ -27,9 +28,17 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     /// How long a closing connection waits for the client's end of stream after our last byte.
     static var lingerNanos: Int64 { 2_000_000_000 }
 
+    /// This worker's listening socket (shared with the other workers for `shared`), or -1 when an
+    /// acceptor hands connections over.
     let listener: Int32
+    let index: Int
     let limits: EchoLimits
     let stats: EchoWorkerStats
+    let loads: WorkerLoads
+    let cost: WorkerCost?
+    /// Connections counted at accept here (reuseport, shared); an acceptor counts its hand-offs.
+    let countsOwnAccepts: Bool
+    var lastAcceptTurn = -1
     let pool = BufferPool()
     var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
     var parser = RequestHeadParser()
@@ -39,10 +48,15 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     let filler: UnsafeMutableRawBufferPointer
     var loggedAcceptError = false
 
-    init(listener: Int32, limits: EchoLimits, stats: EchoWorkerStats, seed: UInt64) {
+    init(index: Int, listener: Int32, limits: EchoLimits, stats: EchoWorkerStats, loads: WorkerLoads,
+         cost: WorkerCost?, seed: UInt64) {
+        self.index = index
         self.listener = listener
         self.limits = limits
         self.stats = stats
+        self.loads = loads
+        self.cost = cost
+        self.countsOwnAccepts = listener >= 0
         self.rng = SplitMix64(seed: seed)
         headerScratch = .allocate(byteCount: 4096, alignment: 8)
         filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
@@ -78,6 +92,11 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
             loop.timers.schedule(at: loop.now + 100_000_000, id: EchoTimer.rearmAccept.id(0))
             return
         }
+        if loop.turnCount != lastAcceptTurn {
+            lastAcceptTurn = loop.turnCount
+            bump(stats.acceptWakeups)
+        }
+        loads.connectionOpened(index)
         adopt(c.result, loop)
     }
 
@@ -236,6 +255,9 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         }
         conn.pointee.sentContinue = false
         bump(stats.requests)
+        loads.requestStarted(index)
+        defer { if !conn.pointee.isHeld { loads.requestsFinished(index) } }
+        if let cost { cost.spend(using: &rng) }
         let query = parser.queryRange.map { UnsafeRawBufferPointer(rebasing: request[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         switch EchoQuery.plan(query: query, limits: limits, rng: &rng, headerScratch: headerScratch) {
         case let .invalid(reason):
@@ -340,6 +362,8 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
 
     private func close(_ token: UInt64, _ loop: Loop) {
         guard let conn = connections.pointer(token) else { return }
+        if conn.pointee.isHeld { loads.requestsFinished(index) }
+        loads.connectionClosed(index)
         loop.backend.close(fd: conn.pointee.fd)
         pool.release(&conn.pointee.input)
         pool.release(&conn.pointee.pending)
@@ -356,6 +380,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         case .delay:
             guard let conn = connections.pointer(token), conn.pointee.isHeld else { return }
             conn.pointee.holdOffset = -1
+            loads.requestsFinished(index)
             serveBuffered(token, conn, loop)
             flush(token, conn, loop)
             closeIfDone(token, conn, loop)
@@ -364,7 +389,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
             close(token, loop)
         case .rearmAccept:
             loggedAcceptError = false
-            loop.backend.armAccept(listener: listener, token: Self.listenerToken)
+            if listener >= 0 { loop.backend.armAccept(listener: listener, token: Self.listenerToken) }
         case nil:
             break
         }
@@ -380,6 +405,6 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         var tokens: [UInt64] = []
         connections.forEachToken { tokens.append($0) }
         for token in tokens { close(token, loop) }
-        if listener >= 0 { loop.backend.close(fd: listener) }
+        // Listening sockets belong to the server (several workers may share one).
     }
 }

@@ -9,6 +9,8 @@ public final class EchoWorkerStats: Sendable {
     public let bytesIn = Atomic<Int>(0)
     public let bytesOut = Atomic<Int>(0)
     public let badRequests = Atomic<Int>(0)
+    /// Loop turns in which this worker accepted at least one connection itself.
+    public let acceptWakeups = Atomic<Int>(0)
 
     public init() {}
 

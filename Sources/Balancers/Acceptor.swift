@@ -1,0 +1,119 @@
+import EventLoop
+import Glibc
+
+/// Where an acceptor sends the connections it accepted.
+public protocol HandoffSink: Sendable {
+    /// Gives `fd` to worker `worker` (called on the acceptor thread; must not block).
+    func handOff(fd: Int32, to worker: Int)
+}
+
+public enum AcceptorMessage: Sendable {
+    case markDraining(worker: Int)
+}
+
+/// The acceptor thread of the dispatch, least-loaded and p2c strategies: accepts on one
+/// listening socket and hands each connection to the worker the decision picks. The decision is
+/// one of the pure functions in `Decisions`; this type only applies it.
+public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopHandler {
+    public typealias Message = AcceptorMessage
+    public typealias Loop = EventLoop<Backend, AcceptorMessage>
+
+    /// How often worker busy fractions are sampled for the busy metric.
+    public static var busySampleNanos: Int64 { 10_000_000 }
+
+    let listener: Int32
+    let spec: BalanceSpec
+    let loads: WorkerLoads
+    let sink: Sink
+    let workerLoops: [LoopStats]
+    var previous = -1
+    var tieStart = 0
+    var draining = DrainMask()
+    var rng: SplitMix64
+    var lastBusy: [Int]
+    var lastIdle: [Int]
+    var busyEWMA: [Double]
+    public private(set) var handedOff = 0
+
+    static var listenerToken: UInt64 { 1 }
+    static var busyTimer: UInt64 { 1 }
+    static var rearmTimer: UInt64 { 2 }
+
+    public init(listener: Int32, spec: BalanceSpec, loads: WorkerLoads, workerLoops: [LoopStats], sink: Sink, seed: UInt64) {
+        self.listener = listener
+        self.spec = spec
+        self.loads = loads
+        self.sink = sink
+        self.workerLoops = workerLoops
+        self.rng = SplitMix64(seed: seed)
+        lastBusy = Array(repeating: 0, count: loads.count)
+        lastIdle = Array(repeating: 0, count: loads.count)
+        busyEWMA = Array(repeating: 0, count: loads.count)
+    }
+
+    /// Arms accepting (and the busy sampler). Call on the acceptor thread before `run`.
+    public func start(loop: Loop) {
+        loop.backend.armAccept(listener: listener, token: Self.listenerToken)
+        if spec.metric == .busy && spec.strategy != .dispatch {
+            loop.timers.schedule(at: loop.now + Self.busySampleNanos, id: Self.busyTimer)
+        }
+    }
+
+    /// The worker for the next connection.
+    func pick() -> Int? {
+        switch spec.strategy {
+        case .leastLoaded:
+            let w = Decisions.leastLoaded(loads.view(spec.metric), tieStart: tieStart, draining: draining)
+            tieStart = (tieStart + 1) % loads.count
+            return w
+        case .p2c:
+            return Decisions.powerOfTwo(loads.view(spec.metric), rng: &rng, draining: draining)
+        default:
+            return Decisions.roundRobin(previous: previous, workers: loads.count, draining: draining)
+        }
+    }
+
+    public func handle(_ c: Completion, loop: Loop) {
+        guard c.kind == .accept else { return }
+        guard c.result >= 0 else {
+            Log.warning("acceptor: accept failed: \(Log.describe(errno: -c.result)); retrying in 100 ms")
+            loop.timers.schedule(at: loop.now + 100_000_000, id: Self.rearmTimer)
+            return
+        }
+        guard let worker = pick() else {
+            Glibc.close(c.result)  // every worker drains: refuse
+            return
+        }
+        previous = worker
+        // Counted before the worker adopts it, so a burst of accepts sees each earlier choice.
+        loads.connectionOpened(worker)
+        handedOff += 1
+        sink.handOff(fd: c.result, to: worker)
+    }
+
+    public func timerFired(_ id: UInt64, loop: Loop) {
+        if id == Self.rearmTimer {
+            loop.backend.armAccept(listener: listener, token: Self.listenerToken)
+            return
+        }
+        for (w, stats) in workerLoops.enumerated() {
+            let s = stats.snapshot()
+            let busy = s.busyNanos - lastBusy[w]
+            let idle = s.idleNanos - lastIdle[w]
+            lastBusy[w] = s.busyNanos
+            lastIdle[w] = s.idleNanos
+            let fraction = busy + idle > 0 ? Double(busy) / Double(busy + idle) : 0
+            busyEWMA[w] = 0.7 * busyEWMA[w] + 0.3 * fraction
+            loads.setBusyPPM(w, Int(busyEWMA[w] * 1_000_000))
+        }
+        loop.timers.schedule(at: loop.now + Self.busySampleNanos, id: Self.busyTimer)
+    }
+
+    public func received(_ message: AcceptorMessage, loop: Loop) {
+        switch message {
+        case let .markDraining(worker): draining.insert(worker)
+        }
+    }
+
+    public func stopping(loop: Loop) {}
+}

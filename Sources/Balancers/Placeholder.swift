@@ -1,2 +1,0 @@
-// Balancers: see DESIGN.md. Filled in by its issue.
-enum BalancersModule {}
