@@ -138,6 +138,28 @@ final class ServerEndToEndTests: XCTestCase {
         }
     }
 
+    /// The worker remembers the response to a repeated deterministic query; method, version and
+    /// keep-alive must still shape each answer.
+    func testRepeatedQueriesStayCorrectAcrossMethodsAndVersions() throws {
+        try onEachBackend {
+            let c = try connection()
+            for _ in 0..<3 { XCTAssertEqual(try c.get("/?size=5&status=202")?.body.count, 5) }
+            try c.write("HEAD /?size=5&status=202 HTTP/1.1\r\nHost: t\r\n\r\n")
+            let head = try XCTUnwrap(c.readResponse(isHEAD: true))
+            XCTAssertEqual(head.status, 202)
+            XCTAssertEqual(head.header("Content-Length"), "5")
+            XCTAssertEqual(try c.get("/?size=5&status=202")?.status, 202)
+            try c.write("POST /?size=5&status=202 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab")
+            XCTAssertEqual(c.readResponse()?.body.count, 5)
+            try c.write("GET /?size=5&status=202 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            XCTAssertEqual(c.readResponse()?.header("Connection"), "keep-alive")
+            let last = try XCTUnwrap(c.get("/?size=5&status=202", extraHeaders: "Connection: close\r\n"))
+            XCTAssertEqual(last.header("Connection"), "close")
+            XCTAssertEqual(last.body.count, 5)
+            XCTAssertTrue(c.seesClose())
+        }
+    }
+
     func testKeepAliveServesManyRequestsOnOneConnection() throws {
         try onEachBackend {
             let c = try connection()

@@ -42,6 +42,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     let pool = BufferPool()
     var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
     var parser = RequestHeadParser()
+    var cache = EchoResponseCache()
     var rng: SplitMix64
     let headerScratch: UnsafeMutableRawBufferPointer
     /// Filler for `size=` bodies, shared by every response of this worker.
@@ -259,6 +260,17 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         defer { if !conn.pointee.isHeld { loads.requestsFinished(index) } }
         if let cost { cost.spend(using: &rng) }
         let query = parser.queryRange.map { UnsafeRawBufferPointer(rebasing: request[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let flags = EchoResponseCache.flags(isHEAD: parser.method == .head, http10: parser.version == .http1_0, keepAlive: parser.keepAlive)
+        let cacheable = bodyRange.isEmpty && EchoResponseCache.cacheable(query)
+        if cacheable, let cached = cache.lookup(query, flags: flags) {
+            let start = conn.pointee.pending.count
+            guard pool.append(cached, to: &conn.pointee.pending) else {
+                protocolError(500, "response too large", token, conn, loop)
+                return request.count
+            }
+            finishResponse(start: start, keepAlive: parser.keepAlive && !cache.closeAfter, delayNanos: cache.delayNanos, token, conn, loop)
+            return total
+        }
         switch EchoQuery.plan(query: query, limits: limits, rng: &rng, headerScratch: headerScratch) {
         case let .invalid(reason):
             bump(stats.badRequests)
@@ -288,13 +300,23 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
                 protocolError(500, "response too large", token, conn, loop)
                 return request.count
             }
-            if !keepAlive { conn.pointee.closeAfterFlush = true }
-            if plan.delayNanos > 0 {
-                conn.pointee.holdOffset = start
-                loop.timers.schedule(at: loop.now + plan.delayNanos, id: EchoTimer.delay.id(token))
+            if cacheable && plan.extraHeaderCount == 0 {
+                let written = UnsafeRawBufferPointer(rebasing: conn.pointee.pending.bytes[start...])
+                cache.store(query, flags: flags, response: written, closeAfter: plan.closeAfter, delayNanos: plan.delayNanos)
             }
+            finishResponse(start: start, keepAlive: keepAlive, delayNanos: plan.delayNanos, token, conn, loop)
         }
         return total
+    }
+
+    /// After a response was appended at `start`: close after it, or hold it for its delay.
+    private func finishResponse(start: Int, keepAlive: Bool, delayNanos: Int64, _ token: UInt64,
+                                _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        if !keepAlive { conn.pointee.closeAfterFlush = true }
+        if delayNanos > 0 {
+            conn.pointee.holdOffset = start
+            loop.timers.schedule(at: loop.now + delayNanos, id: EchoTimer.delay.id(token))
+        }
     }
 
     private func sendContinueIfAsked(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
