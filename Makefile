@@ -27,7 +27,7 @@ demo: build
 # wrk drives ballast server (each backend) and nginx, interleaved: req/s, latency, CPU per request.
 bench-server: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
-	python3 scripts/bench_server.py --ballast $(BALLAST) --markdown bench-out/bench-server.md --json bench-out/bench-server.json
+	python3 scripts/bench_server.py --ballast $(BALLAST) --load-cpus 0 --markdown bench-out/bench-server.md --json bench-out/bench-server.json
 
 clean:
 	rm -rf .build bench-out
