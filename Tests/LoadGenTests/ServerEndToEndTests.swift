@@ -270,6 +270,25 @@ final class ServerEndToEndTests: XCTestCase {
         }
     }
 
+    /// 10,000 idle connections hold a slot each and no buffers: the server keeps serving and its
+    /// memory grows by less than 10 KiB per connection.
+    func testTenThousandIdleConnectionsDoNotExhaustAnything() throws {
+        let (limit, _) = FileLimit.raise(to: 30_000)
+        guard limit >= 10_200 else { throw XCTSkip("open-file limit \(limit) is below 10,200 for this test process") }
+        try onEachBackend {
+            let before = server.child.residentKiB
+            var idle: [TestConnection] = []
+            for _ in 0..<10_000 { idle.append(try connection()) }
+            // The newest idle connection is served, and so is a fresh one.
+            XCTAssertEqual(try idle.last!.get("/?size=1")?.body.count, 1)
+            let fresh = try connection()
+            XCTAssertEqual(try fresh.get("/?size=3")?.body.count, 3)
+            let grown = server.child.residentKiB - before
+            XCTAssertLessThan(grown, 100 * 1024, "server memory grew by \(grown) KiB for 10,000 idle connections")
+            idle.removeAll()
+        }
+    }
+
     /// A client that pipelines 200 MB of requests for 500 MB of responses and reads nothing: the server
     /// must stop reading instead of queueing responses without bound.
     func testSlowReaderDoesNotGrowServerMemory() throws {
