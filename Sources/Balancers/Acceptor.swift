@@ -3,8 +3,9 @@ import Glibc
 
 /// Where an acceptor sends the connections it accepted.
 public protocol HandoffSink: Sendable {
-    /// Gives `fd` to worker `worker` (called on the acceptor thread; must not block).
-    func handOff(fd: Int32, to worker: Int)
+    /// Gives `fd` to worker `worker`. Called on the acceptor thread with the acceptor loop's
+    /// backend (for IORING_OP_MSG_RING hand-offs); must not block.
+    func handOff<B: IOBackend>(fd: Int32, to worker: Int, via backend: B)
 }
 
 public enum AcceptorMessage: Sendable {
@@ -88,7 +89,7 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
         // Counted before the worker adopts it, so a burst of accepts sees each earlier choice.
         loads.connectionOpened(worker)
         handedOff += 1
-        sink.handOff(fd: c.result, to: worker)
+        sink.handOff(fd: c.result, to: worker, via: loop.backend)
     }
 
     public func timerFired(_ id: UInt64, loop: Loop) {

@@ -9,6 +9,9 @@ public enum CompletionKind: UInt8, Sendable {
     case send = 3
     /// A connect finished: `0` or `-errno`.
     case connect = 4
+    /// A value another loop posted straight into this loop's ring (io_uring IORING_OP_MSG_RING):
+    /// `result` is the value (an fd for connection hand-offs). `fd` is -1.
+    case message = 5
 }
 
 /// One finished operation, handed to the loop's handler.

@@ -147,6 +147,10 @@ public final class EpollBackend: IOBackend {
         finish(fd, e, .connect, -Int(err))
     }
 
+    public var messageAddress: Int32 { -1 }
+
+    public func postMessage(to address: Int32, value: Int32) -> Bool { false }
+
     public func close(fd: Int32) {
         let e = table.pointer(fd)
         e.pointee = Entry()  // queued fds with a cleared entry are skipped

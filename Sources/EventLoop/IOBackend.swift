@@ -32,6 +32,12 @@ public protocol IOBackend: AnyObject {
     /// Detaches and closes the fd. No completion follows, and none for earlier operations.
     func close(fd: Int32)
 
+    /// This loop's address for `postMessage` from other loops, or -1 when the backend has none.
+    var messageAddress: Int32 { get }
+    /// Posts `value` into another loop's backend (its `messageAddress`), which reports it as a
+    /// `.message` completion, without the mailbox. Returns false when the backend cannot (epoll).
+    func postMessage(to address: Int32, value: Int32) -> Bool
+
     /// Submits what was queued and waits up to `timeoutNanos` (-1: forever, 0: do not block) for
     /// completions, appending them to `batch`. Returns whether the wake fd fired.
     func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool

@@ -13,7 +13,7 @@ public final class IoUringBackend: IOBackend {
     public static var kind: IOBackendKind { .ioUring }
 
     @usableFromInline
-    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close }
+    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close, message, messageSent }
 
     @usableFromInline
     struct Entry {
@@ -253,6 +253,19 @@ public final class IoUringBackend: IOBackend {
         io_uring_sqe_set_data64(s, userData(0, .close, 0))
     }
 
+    /// The ring's fd: other rings post messages to it.
+    public var messageAddress: Int32 { ring.pointee.ring_fd }
+
+    /// IORING_OP_MSG_RING: a completion appears in the target ring with our value as its result,
+    /// submitted with this turn's batch (no system call of its own, no eventfd).
+    public func postMessage(to address: Int32, value: Int32) -> Bool {
+        let s = sqe()
+        io_uring_prep_msg_ring(s, address, UInt32(bitPattern: value), userData(0, .message, 0), 0)
+        io_uring_sqe_set_data64(s, userData(0, .messageSent, 0))
+        s.pointee.flags |= cb_iosqe_cqe_skip_success()
+        return true
+    }
+
     // MARK: completions
 
     public func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool {
@@ -335,6 +348,10 @@ public final class IoUringBackend: IOBackend {
         case .wake:
             if !more { armWake() }
             return true
+        case .message:
+            batch.append(Completion(kind: .message, fd: -1, result: result, token: 0))
+        case .messageSent:
+            if result < 0 { Log.warning("io_uring message to another loop failed: \(Log.describe(errno: -result))") }
         default:
             break
         }

@@ -5,6 +5,7 @@ import Synchronization
 enum TestMessage: Sendable {
     case note(poster: Int, sequence: Int)
     case connectTo(port: Int)
+    case postTo(address: Int32, value: Int32)
 }
 
 /// Observations a test reads after the loop stopped (or while it runs, through the mutex).
@@ -20,6 +21,9 @@ final class EchoObservations: Sendable {
         var messages: [TestMessage] = []
         var connectResults: [Int32] = []
         var outboundEcho: [UInt8] = []
+        var messageValues: [Int32] = []
+        var postResults: [Bool] = []
+        var messageAddress: Int32 = -2
         var stopped = false
         var open = 0
     }
@@ -95,6 +99,8 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
             }
             conns[c.fd] = conn
             flush(c.fd, loop)
+        case .message:
+            observations.state.withLock { $0.messageValues.append(c.result) }
         case .connect:
             observations.state.withLock { $0.connectResults.append(c.result) }
             guard c.result == 0 else { closeConn(c.fd, loop); return }
@@ -129,6 +135,10 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
 
     func received(_ message: TestMessage, loop: EventLoop<B, TestMessage>) {
         observations.state.withLock { $0.messages.append(message) }
+        if case let .postTo(address, value) = message {
+            let ok = loop.backend.postMessage(to: address, value: value)
+            observations.state.withLock { $0.postResults.append(ok) }
+        }
         if case let .connectTo(port) = message {
             let fd = try! Sockets.makeStream(family: AF_INET)
             var conn = Conn(fd: fd)
@@ -173,6 +183,8 @@ struct RunningEcho {
                 }
                 let handler = EchoHandler<B>(listener: listener, observations: observations, highWater: highWater)
                 loop.backend.armAccept(listener: listener, token: 1 << 40)
+                let address = loop.backend.messageAddress
+                observations.state.withLock { $0.messageAddress = address }
                 for (delay, id) in timers { loop.timers.schedule(at: loop.now + delay, id: id) }
                 ready.store(1, ordering: .releasing)
                 loop.run(handler)

@@ -180,6 +180,36 @@ final class EventLoopSocketTests: XCTestCase {
         }
     }
 
+    /// io_uring loops post values straight into each other's rings (IORING_OP_MSG_RING); epoll
+    /// says it cannot.
+    func testPostMessageBetweenLoops() throws {
+        try forEachBackend { backend in
+            let sender = try RunningEcho.start(backend)
+            let receiver = try RunningEcho.start(backend)
+            let address = receiver.observations.state.withLock { $0.messageAddress }
+            for value: Int32 in [7, 8, 9] { sender.mailbox.post(.postTo(address: address, value: value)) }
+            var values: [Int32] = []
+            var results: [Bool] = []
+            for _ in 0..<300 {
+                values = receiver.observations.state.withLock { $0.messageValues }
+                results = sender.observations.state.withLock { $0.postResults }
+                if results.count == 3 && (values.count == 3 || results.allSatisfy { !$0 }) { break }
+                usleep(5_000)
+            }
+            sender.stop()
+            receiver.stop()
+            if backend == IoUringBackend.self {
+                XCTAssertGreaterThanOrEqual(address, 0)
+                XCTAssertEqual(results, [true, true, true])
+                XCTAssertEqual(values, [7, 8, 9])
+            } else {
+                XCTAssertEqual(address, -1)
+                XCTAssertEqual(results, [false, false, false])
+                XCTAssertEqual(values, [])
+            }
+        }
+    }
+
     func testCleanStopClosesEverything() throws {
         try forEachBackend { backend in
             let echo = try RunningEcho.start(backend)

@@ -101,6 +101,21 @@ final class BalanceEndToEndTests: XCTestCase {
         }
     }
 
+    /// Hand-offs through IORING_OP_MSG_RING give the same exact spreads; on epoll the server says it
+    /// falls back to mailboxes and still balances.
+    func testMessageRingHandoffGivesTheSameSpreads() throws {
+        try onEachBackend { io in
+            for balance in ["dispatch:msg-ring", "least-loaded:msg-ring"] {
+                let server = try Balanced(io: io, balance: balance)
+                defer { server.child.stop() }
+                let conns = try openServed(16, port: server.port)
+                let workers = try server.workers()
+                XCTAssertEqual(workers.map(\.active), [4, 4, 4, 4], "\(io) \(balance)")
+                _ = conns
+            }
+        }
+    }
+
     func testEveryStrategyServesAllConnectionsAndReportsTheDistribution() throws {
         try onEachBackend { io in
             for balance in ["reuseport", "shared", "shared:exclusive", "p2c", "least-loaded:requests", "least-loaded:busy"] {

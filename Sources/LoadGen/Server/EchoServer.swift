@@ -63,10 +63,17 @@ public final class EchoServer: Sendable {
         }
     }
 
-    /// Posts `.adopt` to the chosen worker's mailbox.
-    struct MailboxSink: HandoffSink {
+    /// Hands a connection over through the worker's mailbox (a locked queue and an eventfd
+    /// wake-up), or, with `msg-ring` on io_uring, as a completion posted straight into the worker's
+    /// ring (IORING_OP_MSG_RING).
+    struct Handoff: HandoffSink {
         let mailboxes: [Mailbox<EchoMessage>]
-        func handOff(fd: Int32, to worker: Int) { mailboxes[worker].post(.adopt(fd: fd)) }
+        /// Workers' ring fds when hand-offs go through MSG_RING; empty otherwise.
+        let ringAddresses: [Int32]
+        func handOff<A: IOBackend>(fd: Int32, to worker: Int, via backend: A) {
+            if !ringAddresses.isEmpty && backend.postMessage(to: ringAddresses[worker], value: fd) { return }
+            mailboxes[worker].post(.adopt(fd: fd))
+        }
     }
 
     private static func start<B: IOBackend>(_ options: EchoServerOptions, _: B.Type) throws(StartError) -> EchoServer {
@@ -111,7 +118,8 @@ public final class EchoServer: Sendable {
         let loads = WorkerLoads(workers: workers)
         let loopCount = workers + (acceptorMailbox == nil ? 0 : 1)
         // 0 starting, 1 serving, -1 failed (with a message).
-        let startup = Mutex<(states: [Int], errors: [String])>((Array(repeating: 0, count: loopCount), []))
+        let startup = Mutex<(states: [Int], errors: [String], rings: [Int32])>(
+            (Array(repeating: 0, count: loopCount), [], Array(repeating: -1, count: workers)))
         var threads: [LoopThread.Handle] = []
         for i in 0..<workers {
             let listener: Int32 = switch spec.strategy {
@@ -135,13 +143,15 @@ public final class EchoServer: Sendable {
                 let worker = EchoWorker<B>(index: i, listener: listener, limits: limits, stats: stats, loads: loads,
                                            cost: cost, seed: 0x5EED_0000 + UInt64(i))
                 if listener >= 0 { loop.backend.armAccept(listener: listener, token: EchoWorker<B>.listenerToken) }
-                startup.withLock { $0.states[i] = 1 }
+                let ring = loop.backend.messageAddress
+                startup.withLock { $0.states[i] = 1; $0.rings[i] = ring }
                 loop.run(worker)
             })
         }
         if let acceptorMailbox {
             let listener = listeners[0]
-            let sink = MailboxSink(mailboxes: mailboxes)
+            let useRing = spec.messageRing
+            let allMailboxes = mailboxes
             var acceptorSetup = backendOptions
             acceptorSetup.exclusiveAccept = false
             let acceptorOptions = acceptorSetup
@@ -155,7 +165,25 @@ public final class EchoServer: Sendable {
                     startup.withLock { $0.states[index] = -1; $0.errors.append("acceptor: \(B.kind.rawValue) backend failed: \(error)") }
                     return
                 }
-                let acceptor = AcceptorHandler<B, MailboxSink>(listener: listener, spec: spec, loads: loads,
+                // MSG_RING needs every worker's ring: wait until the workers are up (or failed).
+                var rings: [Int32] = []
+                if useRing {
+                    while true {
+                        let (states, found) = startup.withLock { (Array($0.states[0..<workers]), $0.rings) }
+                        if states.contains(-1) {
+                            startup.withLock { $0.states[index] = -1; $0.errors.append("acceptor: not started (a worker failed)") }
+                            return
+                        }
+                        if !states.contains(0) { rings = found; break }
+                        usleep(1000)
+                    }
+                    if rings.contains(-1) {
+                        Log.warning("--balance \(spec): the \(B.kind.rawValue) backend cannot post into other loops; handing off through mailboxes")
+                        rings = []
+                    }
+                }
+                let sink = Handoff(mailboxes: allMailboxes, ringAddresses: rings)
+                let acceptor = AcceptorHandler<B, Handoff>(listener: listener, spec: spec, loads: loads,
                                                                workerLoops: loopStats, sink: sink, seed: 0xACCE_0000)
                 acceptor.start(loop: loop)
                 startup.withLock { $0.states[index] = 1 }
@@ -170,6 +198,7 @@ public final class EchoServer: Sendable {
         }
         while true {
             let (states, errors) = startup.withLock { ($0.states, $0.errors) }
+
             if states.contains(0) {
                 usleep(1000)
                 continue

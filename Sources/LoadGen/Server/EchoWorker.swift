@@ -79,6 +79,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         case .receive: received(c, loop)
         case .send: sent(c, loop)
         case .accept: accepted(c, loop)
+        case .message: adopt(c.result, loop)  // an acceptor's hand-off through the ring
         case .connect: break
         }
     }
