@@ -4,15 +4,15 @@ import Glibc
 import HTTP1
 
 /// Messages other threads post to a server worker.
-public enum EchoMessage: Sendable {
-    /// Adopt a connection accepted elsewhere (handoff strategies).
+public enum EchoMessage: AdoptingMessage {
+    /// Adopt a connection accepted elsewhere (hand-off strategies).
     case adopt(fd: Int32)
 }
 
 /// One `ballast server` worker: owns a loop, its connections and their buffers. Parses each
 /// request, answers it as the query asks (fortio echo semantics), keeps alive and pipelines.
 /// Everything here runs on the worker's loop thread.
-final class EchoWorker<Backend: IOBackend>: LoopHandler {
+final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     typealias Message = EchoMessage
     typealias Loop = EventLoop<Backend, EchoMessage>
 
@@ -36,8 +36,6 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     let stats: EchoWorkerStats
     let loads: WorkerLoads
     let cost: WorkerCost?
-    /// Connections counted at accept here (reuseport, shared); an acceptor counts its hand-offs.
-    let countsOwnAccepts: Bool
     var lastAcceptTurn = -1
     let pool = BufferPool()
     var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
@@ -49,15 +47,13 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
     let filler: UnsafeMutableRawBufferPointer
     var loggedAcceptError = false
 
-    init(index: Int, listener: Int32, limits: EchoLimits, stats: EchoWorkerStats, loads: WorkerLoads,
-         cost: WorkerCost?, seed: UInt64) {
-        self.index = index
-        self.listener = listener
+    init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64) {
+        self.index = seat.index
+        self.listener = seat.listener
         self.limits = limits
         self.stats = stats
-        self.loads = loads
+        self.loads = seat.loads
         self.cost = cost
-        self.countsOwnAccepts = listener >= 0
         self.rng = SplitMix64(seed: seed)
         headerScratch = .allocate(byteCount: 4096, alignment: 8)
         filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
@@ -70,7 +66,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
         filler.deallocate()
     }
 
-    static var listenerToken: UInt64 { UInt64.max >> 4 }
+    static var listenerToken: UInt64 { WorkerSeat.listenerToken }
 
     // MARK: completions
 
@@ -98,7 +94,7 @@ final class EchoWorker<Backend: IOBackend>: LoopHandler {
             lastAcceptTurn = loop.turnCount
             bump(stats.acceptWakeups)
         }
-        loads.connectionOpened(index)
+        loads.connectionOpened(index)  // an acceptor counts its hand-offs itself
         adopt(c.result, loop)
     }
 
