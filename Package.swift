@@ -38,7 +38,7 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], swiftSettings: dataPlane),
         .target(name: "Report"),
-        .target(name: "Testbed", dependencies: ["Proxy", "LoadGen", "Report"]),
+        .target(name: "Testbed", dependencies: ["Proxy", "LoadGen", "Report", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "ballast", dependencies: [
             "Testbed", "LoadGen", "Proxy", "EventLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,0 +1,450 @@
+import Balancers
+import Glibc
+import Yams
+
+/// Walks a composed YAML tree into the model. One instance per load; not thread-safe.
+/// Errors go to `diagnostics`; a function returns nil when its part is unusable, and the caller
+/// carries on so that every error in the file is reported.
+final class BootstrapParser {
+    let diagnostics: ConfigDiagnostics
+
+    /// A name that must exist among the clusters, checked once every cluster is read.
+    struct ClusterReference {
+        let name: String
+        let value: ConfigValue
+    }
+
+    var clusterReferences: [ClusterReference] = []
+    /// Names and their paths, for the duplicate checks.
+    var listenerNames: [(name: String, value: ConfigValue)] = []
+    var clusterNames: [(name: String, value: ConfigValue)] = []
+    /// Listener addresses (and the admin's), for the port-collision check.
+    var boundAddresses: [(what: String, address: SocketAddressConfig, value: ConfigValue)] = []
+
+    init(diagnostics: ConfigDiagnostics) {
+        self.diagnostics = diagnostics
+    }
+
+    // MARK: - Bootstrap
+
+    func parseBootstrap(_ root: ConfigValue) -> Bootstrap? {
+        guard let f = root.fields(
+            known: ["node", "admin", "static_resources", "stats_flush_interval", "watchdog", "watchdogs"],
+            unsupported: [
+                "dynamic_resources", "cluster_manager", "hds_config", "flags_path", "stats_sinks", "stats_config",
+                "stats_flush_on_admin", "tracing", "layered_runtime", "runtime", "overload_manager",
+                "enable_dispatcher_stats", "header_prefix", "stats_server_version_override",
+                "use_tcp_for_dns_lookups", "dns_resolution_config", "typed_dns_resolver_config",
+                "bootstrap_extensions", "fatal_actions", "config_sources", "default_config_source",
+                "default_socket_interface", "certificate_provider_instances", "inline_headers",
+                "perf_tracing_file_path", "default_regex_engine", "xds_delegate_extension",
+                "xds_config_tracker_extension", "listener_manager", "application_log_config",
+                "grpc_async_client_manager_config", "memory_allocator_manager", "node_context_params",
+            ]) else { return nil }
+
+        let node = f["node"].flatMap(parseNodeIdentity)
+        let admin = f["admin"].flatMap(parseAdmin)
+        let flush = f["stats_flush_interval"]?.duration()
+        if let flush, flush < 1_000_000 || flush >= 300_000_000_000 {
+            f.error("stats_flush_interval", "must be at least 0.001s and less than 300s")
+        }
+        var mainWatchdog = WatchdogConfig.envoyDefault
+        var workerWatchdog = WatchdogConfig.envoyDefault
+        if f.has("watchdog") && f.has("watchdogs") {
+            f.error("watchdogs", "set either watchdog (deprecated) or watchdogs, not both")
+        } else if let w = f["watchdog"] {
+            f.warning("watchdog", "deprecated; use watchdogs.main_thread_watchdog and watchdogs.worker_watchdog")
+            if let parsed = parseWatchdog(w) { mainWatchdog = parsed; workerWatchdog = parsed }
+        } else if let ws = f["watchdogs"]?.fields(known: ["main_thread_watchdog", "worker_watchdog"]) {
+            if let parsed = ws["main_thread_watchdog"].flatMap(parseWatchdog) { mainWatchdog = parsed }
+            if let parsed = ws["worker_watchdog"].flatMap(parseWatchdog) { workerWatchdog = parsed }
+        }
+
+        var listeners: [ListenerConfig] = []
+        var clusters: [ClusterConfig] = []
+        if let resources = f["static_resources"]?.fields(known: ["listeners", "clusters"], unsupported: ["secrets"]) {
+            for item in resources["clusters"]?.list() ?? [] {
+                if let cluster = parseCluster(item) { clusters.append(cluster) }
+            }
+            for item in resources["listeners"]?.list() ?? [] {
+                if let listener = parseListener(item) { listeners.append(listener) }
+            }
+        }
+        checkCrossReferences()
+        guard diagnostics.errors.isEmpty else { return nil }
+        return Bootstrap(
+            node: node, admin: admin, listeners: listeners, clusters: clusters,
+            statsFlushIntervalNanos: flush ?? 5_000_000_000,
+            mainThreadWatchdog: mainWatchdog, workerWatchdog: workerWatchdog)
+    }
+
+    func parseNodeIdentity(_ value: ConfigValue) -> NodeIdentity? {
+        guard let f = value.fields(known: ["id", "cluster", "metadata", "locality"],
+                                   unsupported: ["user_agent_name", "user_agent_version", "user_agent_build_version",
+                                                 "extensions", "client_features", "listening_addresses", "dynamic_parameters"])
+        else { return nil }
+        // metadata is a free-form Struct: any mapping will do; it is not used.
+        if let metadata = f["metadata"], case .mapping = metadata.node {} else if let metadata = f["metadata"] {
+            metadata.error("expected a mapping, got \(metadata.node.foundDescription)")
+        }
+        _ = f["locality"]?.fields(known: ["region", "zone", "sub_zone"])
+        return NodeIdentity(id: f["id"]?.string(), cluster: f["cluster"]?.string())
+    }
+
+    func parseWatchdog(_ value: ConfigValue) -> WatchdogConfig? {
+        guard let f = value.fields(known: ["miss_timeout", "megamiss_timeout", "kill_timeout", "multikill_timeout", "multikill_threshold"],
+                                   unsupported: ["actions", "max_kill_timeout_jitter"]) else { return nil }
+        let d = WatchdogConfig.envoyDefault
+        var threshold = 0.0
+        if let t = f["multikill_threshold"]?.fields(known: ["value"]) {
+            threshold = t.required("value")?.double(0...100) ?? 0
+        }
+        return WatchdogConfig(
+            missTimeoutNanos: f["miss_timeout"]?.duration() ?? d.missTimeoutNanos,
+            megamissTimeoutNanos: f["megamiss_timeout"]?.duration() ?? d.megamissTimeoutNanos,
+            killTimeoutNanos: nonZero(f["kill_timeout"]?.duration()),
+            multikillTimeoutNanos: nonZero(f["multikill_timeout"]?.duration()),
+            multikillThresholdPercent: threshold)
+    }
+
+    // MARK: - Admin and addresses
+
+    func parseAdmin(_ value: ConfigValue) -> AdminConfig? {
+        guard let f = value.fields(known: ["address", "access_log_path", "access_log"],
+                                   unsupported: ["profile_path", "socket_options", "ignore_global_conn_limit"]) else { return nil }
+        let address = f.required("address").flatMap { parseAddress($0, allowHostname: false) }
+        let path = f["access_log_path"]?.nonEmptyString()
+        let logs = parseAccessLogs(f["access_log"])
+        guard let address, let logs else { return nil }
+        if let addressValue = f["address"] { boundAddresses.append(("admin", address, addressValue)) }
+        return AdminConfig(address: address, accessLogPath: path, accessLog: logs)
+    }
+
+    /// `Address`: only `socket_address`.
+    func parseAddress(_ value: ConfigValue, allowHostname: Bool, portRange: ClosedRange<Int> = 0...65535) -> SocketAddressConfig? {
+        guard let f = value.fields(known: ["socket_address"], unsupported: ["pipe", "envoy_internal_address"]) else { return nil }
+        guard f.oneOf(["socket_address"], unsupportedAlternatives: ["pipe", "envoy_internal_address"]) != nil,
+              let socket = f["socket_address"] else { return nil }
+        return parseSocketAddress(socket, allowHostname: allowHostname, portRange: portRange)
+    }
+
+    func parseSocketAddress(_ value: ConfigValue, allowHostname: Bool, portRange: ClosedRange<Int> = 0...65535) -> SocketAddressConfig? {
+        guard let f = value.fields(known: ["address", "port_value", "protocol"],
+                                   unsupported: ["named_port", "resolver_name", "ipv4_compat", "network_namespace_filepath"]) else { return nil }
+        let protocolOK = f["protocol"].map { p in
+            guard let text = p.string() else { return false }
+            if text == "TCP" { return true }
+            p.error(text == "UDP" ? "UDP is not supported by ballast (supported: TCP)" : "unknown value '\(text)' (expected TCP)")
+            return false
+        } ?? true
+        var kind: SocketAddressConfig.HostKind?
+        var host: String?
+        if let a = f.required("address"), let text = a.nonEmptyString() {
+            host = text
+            switch Self.classifyHost(text) {
+            case .some(.hostname) where !allowHostname:
+                a.error("expected a numeric IPv4 or IPv6 address, got '\(text)' (hostnames are allowed only in STRICT_DNS and LOGICAL_DNS clusters)")
+            case .some(let k):
+                kind = k
+            case nil:
+                if text.hasPrefix("[") {
+                    a.error("expected an IPv6 address without brackets, got '\(text)'")
+                } else {
+                    a.error(allowHostname ? "expected an IP address or a hostname, got '\(text)'" : "expected a numeric IPv4 or IPv6 address, got '\(text)'")
+                }
+            }
+        }
+        let port = f.required("port_value")?.int(portRange)
+        guard protocolOK, let host, let kind, let port else { return nil }
+        return SocketAddressConfig(address: host, port: port, kind: kind)
+    }
+
+    static func classifyHost(_ text: String) -> SocketAddressConfig.HostKind? {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return .ipv4 }
+        if inet_pton(AF_INET6, text, &v6) == 1 { return .ipv6 }
+        // A DNS name: dot-separated labels of letters, digits and inner hyphens; not all-numeric at the end.
+        let name = text.hasSuffix(".") ? String(text.dropLast()) : text
+        guard !name.isEmpty, name.utf8.count <= 253 else { return nil }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        for label in labels {
+            guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
+                  label.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D })
+            else { return nil }
+        }
+        if labels.last!.allSatisfy(\.isNumber) { return nil }
+        return .hostname
+    }
+
+    // MARK: - Listeners
+
+    func parseListener(_ value: ConfigValue) -> ListenerConfig? {
+        guard let f = value.fields(
+            known: ["name", "address", "filter_chains", "listener_filters", "listener_filters_timeout",
+                    "continue_on_listener_filters_timeout", "enable_reuse_port", "reuse_port",
+                    "connection_balance_config", "per_connection_buffer_limit_bytes", "tcp_backlog_size",
+                    "stat_prefix", "traffic_direction", "ballast_balance"],
+            unsupported: ["default_filter_chain", "use_original_dst", "transparent", "freebind", "socket_options",
+                          "tcp_fast_open_queue_length", "bind_to_port", "udp_listener_config", "api_listener",
+                          "access_log", "metadata", "drain_type", "deprecated_v1", "additional_addresses",
+                          "enable_mptcp", "ignore_global_conn_limit", "internal_listener",
+                          "max_connections_to_accept_per_socket_event", "filter_chain_matcher", "fcds_config",
+                          "listener_specifier", "bypass_overload_manager"]) else { return nil }
+
+        let explicitName = f["name"]?.nonEmptyString()
+        let address = f.required("address").flatMap { parseAddress($0, allowHostname: false) }
+        let name = explicitName ?? address.map { "\($0)" }
+        if let name, let v = f["name"] ?? f["address"] { listenerNames.append((name, v)) }
+        if let address, let v = f["address"] { boundAddresses.append(("listener '\(name ?? "")'", address, v)) }
+
+        var chains: [FilterChainConfig] = []
+        var chainsOK = true
+        if let list = f["filter_chains"]?.list() {
+            if list.isEmpty { f.error("filter_chains", "a listener needs at least one filter chain") }
+            for item in list {
+                if let chain = parseFilterChain(item) { chains.append(chain) } else { chainsOK = false }
+            }
+            if chains.count > 1 { checkDistinctMatches(chains, list) }
+        } else if !f.has("filter_chains") {
+            diagnostics.error(f.path.appending("filter_chains"), "a listener needs at least one filter chain", at: f.node)
+            chainsOK = false
+        } else {
+            chainsOK = false
+        }
+
+        var listenerFilters: [ListenerFilterConfig] = []
+        var filtersOK = true
+        for item in f["listener_filters"]?.list() ?? [] {
+            if let lf = parseListenerFilter(item) { listenerFilters.append(lf) } else { filtersOK = false }
+        }
+
+        var reusePort = true
+        if f.has("reuse_port") && f.has("enable_reuse_port") {
+            f.error("reuse_port", "set only enable_reuse_port (reuse_port is its deprecated name)")
+        } else if let r = f["reuse_port"] {
+            f.warning("reuse_port", "deprecated field; use enable_reuse_port")
+            reusePort = r.bool() ?? true
+        } else if let r = f["enable_reuse_port"] {
+            reusePort = r.bool() ?? true
+        }
+
+        var exact = false
+        if let cb = f.present("connection_balance_config")?.fields(known: ["exact_balance"], unsupported: ["extend_balance"]) {
+            if cb.oneOf(["exact_balance"], unsupportedAlternatives: ["extend_balance"]) != nil {
+                exact = cb.present("exact_balance")?.fields(known: []) != nil
+            }
+        }
+        let ballast = f.present("ballast_balance").flatMap(parseBallastBalance)
+        if f.has("ballast_balance") && ballast == nil { filtersOK = false }
+
+        let balance: BalanceSpec
+        if let ballast {
+            if ballast.strategy == .reuseport && !reusePort {
+                f.error("ballast_balance", "strategy reuseport needs SO_REUSEPORT, but enable_reuse_port is false")
+            }
+            if exact {
+                f.warning("connection_balance_config", "ignored: ballast_balance sets the accept strategy")
+            }
+            balance = ballast
+        } else if exact {
+            balance = BalanceSpec(strategy: .leastLoaded, metric: .connections)
+        } else if !reusePort {
+            balance = BalanceSpec(strategy: .shared)
+        } else {
+            balance = BalanceSpec(strategy: .reuseport)
+        }
+
+        let filtersTimeout = timeout(f, "listener_filters_timeout", default: 15_000_000_000)
+        let cont = f["continue_on_listener_filters_timeout"]?.bool()
+        let bufferLimit = f["per_connection_buffer_limit_bytes"]?.int(1...Int(UInt32.max))
+        let backlog = f["tcp_backlog_size"]?.int(1...65535)
+        let statPrefix = f["stat_prefix"]?.nonEmptyString()
+        let direction = f["traffic_direction"]?.enumeration(TrafficDirection.self)
+
+        guard let name, let address, chainsOK, filtersOK else { return nil }
+        return ListenerConfig(
+            name: name, address: address, filterChains: chains, listenerFilters: listenerFilters,
+            listenerFiltersTimeoutNanos: filtersTimeout,
+            continueOnListenerFiltersTimeout: cont ?? false,
+            enableReusePort: reusePort, exactBalance: exact, ballastBalance: ballast, balance: balance,
+            perConnectionBufferLimitBytes: bufferLimit ?? 1 << 20, tcpBacklogSize: backlog,
+            statPrefix: statPrefix, trafficDirection: direction ?? .unspecified)
+    }
+
+    func parseBallastBalance(_ value: ConfigValue) -> BalanceSpec? {
+        guard let f = value.fields(known: ["strategy", "metric", "epoll_exclusive", "accept_batch", "msg_ring"]) else { return nil }
+        guard let strategy = f.required("strategy")?.enumeration(AcceptStrategy.self) else { return nil }
+        var spec = BalanceSpec(strategy: strategy)
+        var ok = true
+        if let m = f["metric"] {
+            if strategy != .leastLoaded && strategy != .p2c {
+                m.error("strategy \(strategy.rawValue) takes no metric (only least-loaded and p2c do)")
+                ok = false
+            } else if let metric = m.enumeration(LoadMetric.self) {
+                spec.metric = metric
+            } else {
+                ok = false
+            }
+        }
+        if let e = f["epoll_exclusive"] {
+            if strategy != .shared { e.error("applies only to strategy shared"); ok = false } else if let b = e.bool() { spec.exclusive = b } else { ok = false }
+        }
+        if let b = f["accept_batch"] {
+            if let n = b.int(1...65536) { spec.acceptBatch = n } else { ok = false }
+        }
+        if let r = f["msg_ring"] {
+            if !strategy.usesAcceptor { r.error("applies only to strategies with an acceptor (dispatch, least-loaded, p2c)"); ok = false } else if let b = r.bool() { spec.messageRing = b } else { ok = false }
+        }
+        return ok ? spec : nil
+    }
+
+    func parseFilterChain(_ value: ConfigValue) -> FilterChainConfig? {
+        guard let f = value.fields(
+            known: ["filters", "filter_chain_match", "name"],
+            unsupported: ["transport_socket", "tls_context", "use_proxy_proto", "metadata",
+                          "transport_socket_connect_timeout", "on_demand_configuration"]) else { return nil }
+        let name = f["name"]?.string()
+        let match = f["filter_chain_match"].flatMap(parseFilterChainMatch)
+        let matchOK = !f.has("filter_chain_match") || f["filter_chain_match"] == nil || match != nil
+        var filters: [NetworkFilterConfig] = []
+        var ok = true
+        let items = f["filters"]?.list()
+        if let items {
+            for item in items {
+                if let filter = parseNetworkFilter(item) { filters.append(filter) } else { ok = false }
+            }
+            if items.isEmpty {
+                f.error("filters", "a filter chain needs a terminal filter (envoy.filters.network.http_connection_manager or envoy.filters.network.tcp_proxy)")
+                ok = false
+            } else if ok && filters.count > 1 {
+                // Both filters Ballast knows are terminal: only one, and it is the last.
+                f.error("filters", "only one network filter per chain is supported: \(filters[0].name) is terminal and must be last")
+                ok = false
+            }
+        } else {
+            if !f.has("filters") {
+                diagnostics.error(f.path.appending("filters"), "a filter chain needs a terminal filter (envoy.filters.network.http_connection_manager or envoy.filters.network.tcp_proxy)", at: f.node)
+            }
+            ok = false
+        }
+        guard ok, matchOK else { return nil }
+        return FilterChainConfig(name: name, match: match, filters: filters)
+    }
+
+    func parseFilterChainMatch(_ value: ConfigValue) -> FilterChainMatchConfig? {
+        guard let f = value.fields(
+            known: ["destination_port", "transport_protocol", "application_protocols"],
+            unsupported: ["prefix_ranges", "address_suffix", "suffix_len", "direct_source_prefix_ranges", "source_type",
+                          "source_prefix_ranges", "source_ports", "server_names"]) else { return nil }
+        let port = f["destination_port"]?.int(1...65535)
+        var transport: String?
+        if let t = f["transport_protocol"], let text = t.string() {
+            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no TLS), got '\(text)'") }
+        }
+        let protocols = f["application_protocols"]?.stringList()
+        if f["destination_port"] != nil && port == nil { return nil }
+        if f["transport_protocol"] != nil && transport == nil { return nil }
+        if f["application_protocols"] != nil && protocols == nil { return nil }
+        return FilterChainMatchConfig(destinationPort: port, transportProtocol: transport, applicationProtocols: protocols ?? [])
+    }
+
+    private func checkDistinctMatches(_ chains: [FilterChainConfig], _ items: [ConfigValue]) {
+        var seen: [FilterChainMatchConfig?: Int] = [:]
+        for (i, chain) in chains.enumerated() {
+            if let first = seen[chain.match] {
+                let other = items[first].path.description
+                diagnostics.error(items[i].path.appending("filter_chain_match"),
+                                  "same filter_chain_match as \(other): each filter chain of a listener needs a distinct match",
+                                  at: items[i].node)
+            } else {
+                seen[chain.match] = i
+            }
+        }
+    }
+
+    func parseListenerFilter(_ value: ConfigValue) -> ListenerFilterConfig? {
+        guard let f = value.fields(known: ["name", "typed_config", "config"], unsupported: ["filter_disabled", "config_discovery"]),
+              case .resolved(let resolved) = resolveExtension(f, category: "listener filter", kinds: [.httpInspector, .originalDst],
+                                                              unsupportedNames: ExtensionKind.unsupportedListenerFilters)
+        else { return nil }
+        // Neither filter has options Ballast reads: the body must be empty (beyond @type).
+        if let body = resolved.body,
+           body.fields(known: resolved.typed ? ["@type"] : [], unsupported: resolved.kind == .originalDst ? ["traffic_direction"] : []) == nil {
+            return nil
+        }
+        switch resolved.kind {
+        case .httpInspector: return .httpInspector
+        case .originalDst: return .originalDst
+        default: return nil
+        }
+    }
+
+    func parseNetworkFilter(_ value: ConfigValue) -> NetworkFilterConfig? {
+        guard let f = value.fields(known: ["name", "typed_config", "config"], unsupported: ["config_discovery"]),
+              case .resolved(let resolved) = resolveExtension(f, category: "network filter", kinds: [.httpConnectionManager, .tcpProxy],
+                                                              unsupportedNames: ExtensionKind.unsupportedNetworkFilters)
+        else { return nil }
+        guard let body = resolved.body else {
+            diagnostics.error(value.path.appending("typed_config"), "required field missing", at: value.node)
+            return nil
+        }
+        switch resolved.kind {
+        case .httpConnectionManager:
+            return parseHTTPConnectionManager(body, typed: resolved.typed).map { .httpConnectionManager($0) }
+        case .tcpProxy:
+            return parseTCPProxy(body, typed: resolved.typed).map { .tcpProxy($0) }
+        default:
+            return nil
+        }
+    }
+
+    // MARK: - Cross references
+
+    func checkCrossReferences() {
+        checkDuplicates(listenerNames, what: "listener")
+        checkDuplicates(clusterNames, what: "cluster")
+        let known = Set(clusterNames.map(\.name))
+        let sortedNames = clusterNames.map(\.name)
+        for ref in clusterReferences where !known.contains(ref.name) {
+            var message = "unknown cluster '\(ref.name)'"
+            if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }
+            ref.value.error(message)
+        }
+        // Two sockets on the same port collide when the addresses are equal, or one is the
+        // wildcard of the other's family, or one is `::` (dual-stack, covers IPv4 too).
+        for (i, b) in boundAddresses.enumerated() where b.address.port != 0 {
+            for a in boundAddresses[..<i] where a.address.port == b.address.port {
+                let x = a.address, y = b.address
+                let overlap = x.address == y.address
+                    || (x.kind == y.kind && (x.isWildcard || y.isWildcard))
+                    || (x.kind == .ipv6 && x.isWildcard) || (y.kind == .ipv6 && y.isWildcard)
+                if overlap {
+                    b.value.error("port \(y.port) on \(y.address) collides with \(a.what) on \(x) (\(a.value.path))")
+                    break
+                }
+            }
+        }
+    }
+
+    private func checkDuplicates(_ names: [(name: String, value: ConfigValue)], what: String) {
+        var first: [String: ConfigPath] = [:]
+        for (name, value) in names {
+            if let earlier = first[name] {
+                value.error("duplicate \(what) name '\(name)' (first at \(earlier))")
+            } else {
+                first[name] = value.path
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    func nonZero(_ nanos: Int64?) -> Int64? { nanos == 0 ? nil : nanos }
+
+    /// An optional timeout with an Envoy default: absent (or null) gives the default, 0s disables (nil).
+    func timeout(_ f: ConfigFields, _ key: String, default nanos: Int64?) -> Int64? {
+        guard let value = f[key] else { return nanos }
+        return nonZero(value.duration())
+    }
+}

@@ -1,0 +1,126 @@
+import Balancers
+
+/// `static_resources.listeners[]`.
+public struct ListenerConfig: Sendable, Equatable {
+    /// `name` (unique). When the file has none, Envoy-style `<address>:<port>` is used.
+    public let name: String
+    /// `address.socket_address` (numeric IP; port 0 picks a free one).
+    public let address: SocketAddressConfig
+    /// `filter_chains[]`: at least one. With more than one, each has a distinct `filter_chain_match`.
+    public let filterChains: [FilterChainConfig]
+    /// `listener_filters[]`, run in order on each accepted connection before a chain is chosen.
+    public let listenerFilters: [ListenerFilterConfig]
+    /// `listener_filters_timeout` (Envoy default 15 s; `nil` when set to 0s: wait forever).
+    public let listenerFiltersTimeoutNanos: Int64?
+    /// `continue_on_listener_filters_timeout` (default false: close the connection on timeout).
+    public let continueOnListenerFiltersTimeout: Bool
+    /// `enable_reuse_port` (Envoy default true on Linux: one SO_REUSEPORT socket per worker).
+    public let enableReusePort: Bool
+    /// `connection_balance_config: {exact_balance: {}}` was given.
+    public let exactBalance: Bool
+    /// `ballast_balance`: the Ballast extension that names the accept strategy, if given.
+    public let ballastBalance: BalanceSpec?
+    /// The accept strategy this listener runs with, from (in order) `ballast_balance`,
+    /// `connection_balance_config.exact_balance` (least-loaded by connections, as Envoy),
+    /// `enable_reuse_port: false` (shared socket) or Envoy's default (reuseport).
+    /// `ballast proxy --balance` overrides it for every listener: see `effectiveBalance(override:)`.
+    public let balance: BalanceSpec
+    /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB): read-buffer high-water mark.
+    public let perConnectionBufferLimitBytes: Int
+    /// `tcp_backlog_size`; `nil`: the kernel's `net.core.somaxconn`, as Envoy on Linux.
+    public let tcpBacklogSize: Int?
+    /// `stat_prefix`: replaces the address in `listener.<address>.*` stats names when set.
+    public let statPrefix: String?
+    /// `traffic_direction` (informational, as Istio sets it).
+    public let trafficDirection: TrafficDirection
+
+    /// The strategy after the command line's `--balance`, which wins when given.
+    public func effectiveBalance(override: BalanceSpec?) -> BalanceSpec { override ?? balance }
+}
+
+public enum TrafficDirection: String, Sendable, Hashable, CaseIterable {
+    case unspecified = "UNSPECIFIED"
+    case inbound = "INBOUND"
+    case outbound = "OUTBOUND"
+}
+
+/// The Ballast extension field on a listener, `ballast_balance` (not an Envoy field; Envoy would
+/// reject it), read into Balancers' `BalanceSpec`:
+///
+/// ```yaml
+/// ballast_balance:
+///   strategy: least-loaded   # reuseport | shared | dispatch | least-loaded | p2c   (required)
+///   metric: connections      # connections | requests | busy: least-loaded and p2c only (default connections)
+///   epoll_exclusive: true    # shared only: EPOLLEXCLUSIVE wake-ups (default false)
+///   accept_batch: 64         # accepts per readiness event before other work (default: until EAGAIN)
+///   msg_ring: true           # dispatch, least-loaded, p2c: io_uring hand-off by IORING_OP_MSG_RING (default false)
+/// ```
+///
+/// `ballast proxy --balance NAME[:OPTIONS]` takes the same choice in `BalanceSpec.parse` form and
+/// overrides every listener's.
+public enum BallastBalanceField {
+    public static let name = "ballast_balance"
+}
+
+/// `listener_filters[]`: run on each accepted connection before a filter chain is chosen.
+public enum ListenerFilterConfig: Sendable, Hashable {
+    /// `envoy.filters.listener.http_inspector`: detects HTTP/1.x from the first bytes.
+    case httpInspector
+    /// `envoy.filters.listener.original_dst`: restores the pre-redirect destination (SO_ORIGINAL_DST).
+    case originalDst
+
+    public var name: String {
+        switch self {
+        case .httpInspector: FilterNames.httpInspector
+        case .originalDst: FilterNames.originalDst
+        }
+    }
+}
+
+/// `filter_chains[]`.
+public struct FilterChainConfig: Sendable, Hashable {
+    /// `name` (optional in Envoy).
+    public let name: String?
+    /// `filter_chain_match`; `nil` matches every connection.
+    public let match: FilterChainMatchConfig?
+    /// `filters[]`: network filters in order; the last one is terminal (http_connection_manager or tcp_proxy).
+    public let filters: [NetworkFilterConfig]
+}
+
+/// `filter_chain_match`: the subset Ballast supports.
+public struct FilterChainMatchConfig: Sendable, Hashable {
+    /// `destination_port` (useful with original_dst).
+    public let destinationPort: Int?
+    /// `transport_protocol`: only `raw_buffer` (no TLS in Ballast).
+    public let transportProtocol: String?
+    /// `application_protocols`, as set by http_inspector (`http/1.1`, `http/1.0`).
+    public let applicationProtocols: [String]
+}
+
+/// A network filter of a filter chain.
+public enum NetworkFilterConfig: Sendable, Hashable {
+    /// `envoy.filters.network.http_connection_manager`.
+    case httpConnectionManager(HTTPConnectionManagerConfig)
+    /// `envoy.filters.network.tcp_proxy`.
+    case tcpProxy(TCPProxyConfig)
+
+    public var name: String {
+        switch self {
+        case .httpConnectionManager: FilterNames.httpConnectionManager
+        case .tcpProxy: FilterNames.tcpProxy
+        }
+    }
+}
+
+/// Envoy's extension names and `@type` URLs that Ballast knows.
+public enum FilterNames {
+    public static let httpConnectionManager = "envoy.filters.network.http_connection_manager"
+    public static let tcpProxy = "envoy.filters.network.tcp_proxy"
+    public static let router = "envoy.filters.http.router"
+    public static let httpInspector = "envoy.filters.listener.http_inspector"
+    public static let originalDst = "envoy.filters.listener.original_dst"
+    public static let fileAccessLog = "envoy.access_loggers.file"
+    public static let stdoutAccessLog = "envoy.access_loggers.stdout"
+    public static let stderrAccessLog = "envoy.access_loggers.stderr"
+    public static let upstreamHTTPProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+}

@@ -1,2 +1,0 @@
-// Proxy: see DESIGN.md. Filled in by its issue.
-enum ProxyModule {}

@@ -1,0 +1,81 @@
+import Foundation
+import XCTest
+
+/// `ballast proxy` as a real process: exit codes and what it prints.
+final class ProxyCommandTests: XCTestCase {
+    func testValidateShippedConfigs() throws {
+        let v3 = try runBallast(["proxy", "--mode", "validate", "-c", shippedConfigPath("talk-envoy-v3.yaml")])
+        XCTAssertEqual(v3.status, 0, v3.stderr)
+        XCTAssertEqual(v3.stdout, "OK\n")
+        XCTAssertEqual(v3.stderr, "")
+
+        let legacy = try runBallast(["proxy", "--mode", "validate", "--config-path", shippedConfigPath("talk-envoy-legacy.yaml")])
+        XCTAssertEqual(legacy.status, 0, legacy.stderr)
+        XCTAssertEqual(legacy.stdout, "OK\n")
+        let warnings = legacy.stderr.split(separator: "\n")
+        XCTAssertEqual(warnings.count, 4, legacy.stderr)
+        XCTAssertTrue(warnings.allSatisfy { $0.hasPrefix("ballast: warning: ") }, legacy.stderr)
+        XCTAssertEqual(warnings.last, "ballast: warning: static_resources.clusters[0].hosts: deprecated v2 field; use load_assignment.endpoints[].lb_endpoints[].endpoint.address (line 36, column 7)")
+    }
+
+    func testValidateBadConfigExits1WithEveryError() throws {
+        let path = try temporaryConfig(edited([("lb_policy: ROUND_ROBIN", "lb_polcy: ROUND_ROBIN"), ("port_value: 10000", "port_value: 70000")]))
+        let result = try runBallast(["proxy", "--mode", "validate", "-c", path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stdout, "")
+        XCTAssertEqual(result.stderr.split(separator: "\n").map(String.init), [
+            "ballast: error: static_resources.listeners[0].address.socket_address.port_value: 70000 is out of range 0...65535 (line 8, column 55)",
+            "ballast: error: static_resources.clusters[0].lb_polcy: unknown field; did you mean lb_policy? (line 32, column 5)",
+            "ballast: configuration '\(path)' is invalid: 2 errors",
+        ])
+    }
+
+    func testServeBadConfigExits2AndStartsNothing() throws {
+        let path = try temporaryConfig(edited([("route: { cluster: some_service,", "route: { cluster: missing,")]))
+        let result = try runBallast(["proxy", "-c", path, "--concurrency", "2"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("route.cluster: unknown cluster 'missing'"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("not implemented"), result.stderr)
+    }
+
+    func testServeGoodConfigReachesTheDataPath() throws {
+        let result = try runBallast(["proxy", "-c", shippedConfigPath("talk-envoy-v3.yaml"), "--io", "epoll", "--balance", "least-loaded:requests", "--cpus", "0", "-l", "warn", "--drain-time-s", "5"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("the proxy data path is not implemented yet"), result.stderr)
+    }
+
+    func testConfigYAMLFlag() throws {
+        let ok = try runBallast(["proxy", "--mode", "validate", "--config-yaml", baseConfig])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(ok.stdout, "OK\n")
+        let bad = try runBallast(["proxy", "--mode", "validate", "--config-yaml", "admin: [1"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("--config-yaml: YAML syntax error at line"), bad.stderr)
+    }
+
+    func testUsageErrorsExit2() throws {
+        for arguments in [
+            ["proxy", "--mode", "validate"],
+            ["proxy", "--mode", "check", "-c", "x.yaml"],
+            ["proxy", "-c", "x.yaml", "--balance", "fastest"],
+            ["proxy", "-c", "x.yaml", "--concurrency", "0"],
+            ["proxy", "-c", "x.yaml", "-l", "loud"],
+        ] {
+            let result = try runBallast(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+        }
+    }
+
+    func testMissingConfigFile() throws {
+        let result = try runBallast(["proxy", "--mode", "validate", "-c", "/nonexistent/envoy.yaml"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("cannot read config file '/nonexistent/envoy.yaml'"), result.stderr)
+    }
+
+    private func temporaryConfig(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "ballast-proxy-test-\(getpid())-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+}
