@@ -1,2 +1,0 @@
-// Report: see DESIGN.md. Filled in by its issue.
-enum ReportModule {}
