@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
+        .testTarget(name: "TestbedTests", dependencies: ["Testbed"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
     ],
     swiftLanguageModes: [.v6]

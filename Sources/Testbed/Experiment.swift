@@ -1,0 +1,278 @@
+import Foundation
+import LoadGen
+import Yams
+
+/// An experiment file (`Experiments/*.yaml`): what runs, what varies, how long, in which order.
+///
+/// ```yaml
+/// name: quick                       # results/<name>/<UTC timestamp>/
+/// description: shared vs reuseport vs least-loaded
+/// duration: 3s                      # load per point
+/// warmup: 0.5s                      # load before each point, discarded
+/// repetitions: 2
+/// connections: [2, 4, 8, 16, 64, 256]
+/// order: interleaved                # interleaved (rotating variant order) or random (seeded)
+/// seed: 1
+/// baseline: reuseport               # the variant others are compared with
+/// placement: {system: "0", load: "1", backend: "1"}   # CPU lists (taskset); omit to not pin
+/// system:                           # the thing under test
+///   kind: server                    # server (ballast server) | proxy (ballast proxy) | command
+///   args: [--workers, "2", --worker-cost, "block:200us"]
+///   config: Experiments/configs/proxy.yaml      # proxy: a bootstrap template
+///   command: [nginx, -c, "{{CONFIG}}"]          # command: a peer, with its config template
+/// backend:                          # proxy/command: the upstream ballast server
+///   args: [--workers, "1"]
+/// load:
+///   args: [-qps, "0"]               # extra `ballast load` flags
+///   path: "/?size=100"
+/// variants:                         # each adds flags to the system...
+///   - {name: reuseport, args: [--balance, reuseport]}
+/// matrix:                           # ...or a cross product of flag values
+///   balance: [shared, reuseport, least-loaded]
+///   io: [epoll, io_uring]
+/// ```
+public struct Experiment: Sendable, Equatable {
+    public enum SystemKind: String, Sendable { case server, proxy, command }
+    public enum Order: String, Sendable { case interleaved, random }
+
+    public struct Variant: Sendable, Equatable {
+        public var name: String
+        public var args: [String]
+        /// Axis values this variant stands for (matrix axes, or `variant: name`).
+        public var axes: [String: String]
+    }
+
+    public var name: String
+    public var description: String
+    public var durationNanos: Int64
+    public var warmupNanos: Int64
+    public var repetitions: Int
+    public var connections: [Int]
+    public var order: Order
+    public var seed: UInt64
+    public var baseline: String?
+    public var placement: [String: String]
+    public var systemKind: SystemKind
+    public var systemArgs: [String]
+    public var systemConfig: String?
+    public var systemCommand: [String]
+    public var backendArgs: [String]
+    public var loadArgs: [String]
+    public var loadPath: String
+    public var variants: [Variant]
+
+    /// An experiment file error: the YAML path and what was expected.
+    public struct SchemaError: Error, CustomStringConvertible {
+        public let path: String
+        public let message: String
+        public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    }
+
+    public static func load(file: String) throws -> Experiment {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw SchemaError(path: "", message: "cannot read experiment file \(file)")
+        }
+        return try parse(yaml: text)
+    }
+
+    public static func parse(yaml text: String) throws -> Experiment {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw SchemaError(path: "", message: "not valid YAML: \(error)")
+        }
+        let r = try Reader(root, path: "")
+        try r.allowOnly(["name", "description", "duration", "warmup", "repetitions", "connections", "order", "seed",
+                         "baseline", "placement", "system", "backend", "load", "variants", "matrix"])
+        var e = Experiment(
+            name: try r.string("name"), description: try r.optionalString("description") ?? "",
+            durationNanos: try r.duration("duration", default: 5_000_000_000),
+            warmupNanos: try r.duration("warmup", default: 0),
+            repetitions: try r.int("repetitions", default: 3, range: 1...100),
+            connections: try r.intList("connections", default: [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], range: 1...100_000),
+            order: .interleaved, seed: UInt64(try r.int("seed", default: 1, range: 0...Int.max)),
+            baseline: try r.optionalString("baseline"), placement: try r.stringMap("placement"),
+            systemKind: .server, systemArgs: [], systemConfig: nil, systemCommand: [], backendArgs: [], loadArgs: [],
+            loadPath: "/", variants: [])
+        guard e.name.range(of: "^[A-Za-z0-9._-]+$", options: .regularExpression) != nil else {
+            throw SchemaError(path: "name", message: "use letters, digits, '.', '_' or '-' (it names a folder)")
+        }
+        if let order = try r.optionalString("order") {
+            guard let o = Order(rawValue: order) else { throw SchemaError(path: "order", message: "expected interleaved or random, got '\(order)'") }
+            e.order = o
+        }
+        for key in e.placement.keys where !["system", "load", "backend"].contains(key) {
+            throw SchemaError(path: "placement.\(key)", message: "unknown process; expected system, load or backend")
+        }
+        let system = try r.child("system")
+        try system.allowOnly(["kind", "args", "config", "command"])
+        let kind = try system.optionalString("kind") ?? "server"
+        guard let k = SystemKind(rawValue: kind) else {
+            throw SchemaError(path: "system.kind", message: "expected server, proxy or command, got '\(kind)'")
+        }
+        e.systemKind = k
+        e.systemArgs = try system.stringList("args")
+        e.systemConfig = try system.optionalString("config")
+        e.systemCommand = try system.stringList("command")
+        if k == .proxy && e.systemConfig == nil { throw SchemaError(path: "system.config", message: "a proxy needs a bootstrap config template") }
+        if k == .command && e.systemCommand.isEmpty { throw SchemaError(path: "system.command", message: "a command system needs its command line") }
+        if let backend = try r.optionalChild("backend") {
+            try backend.allowOnly(["args"])
+            e.backendArgs = try backend.stringList("args")
+        }
+        if let load = try r.optionalChild("load") {
+            try load.allowOnly(["args", "path"])
+            e.loadArgs = try load.stringList("args")
+            e.loadPath = try load.optionalString("path") ?? "/"
+            guard e.loadPath.hasPrefix("/") else { throw SchemaError(path: "load.path", message: "must start with '/'") }
+        }
+        e.variants = try parseVariants(r)
+        if let baseline = e.baseline, !e.variants.contains(where: { $0.name == baseline }) {
+            throw SchemaError(path: "baseline", message: "no variant is named '\(baseline)'; variants: \(e.variants.map(\.name).joined(separator: ", "))")
+        }
+        return e
+    }
+
+    private static func parseVariants(_ r: Reader) throws -> [Variant] {
+        var variants: [Variant] = []
+        if let list = try r.optionalList("variants") {
+            for (i, item) in list.enumerated() {
+                try item.allowOnly(["name", "args"])
+                let name = try item.string("name")
+                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name]))
+                if variants.dropLast().contains(where: { $0.name == name }) {
+                    throw SchemaError(path: "variants[\(i)].name", message: "duplicate variant name '\(name)'")
+                }
+            }
+        }
+        if let matrix = try r.optionalOrderedMap("matrix") {
+            guard variants.isEmpty else { throw SchemaError(path: "matrix", message: "use variants or matrix, not both") }
+            var combos: [[(String, String)]] = [[]]
+            for (axis, values) in matrix {
+                guard axis.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
+                    throw SchemaError(path: "matrix.\(axis)", message: "an axis is a flag name such as balance or io")
+                }
+                guard !values.isEmpty else { throw SchemaError(path: "matrix.\(axis)", message: "needs at least one value") }
+                combos = combos.flatMap { combo in values.map { combo + [(axis, $0)] } }
+            }
+            for combo in combos {
+                variants.append(Variant(name: combo.map(\.1).joined(separator: "/"),
+                                        args: combo.flatMap { ["--\($0.0)", $0.1] },
+                                        axes: Dictionary(uniqueKeysWithValues: combo)))
+            }
+        }
+        if variants.isEmpty { variants = [Variant(name: "default", args: [], axes: ["variant": "default"])] }
+        return variants
+    }
+}
+
+/// Walks parsed YAML with paths for error messages.
+struct Reader {
+    let node: [String: Any]
+    let path: String
+
+    init(_ value: Any?, path: String) throws {
+        guard let map = value as? [String: Any] else {
+            throw Experiment.SchemaError(path: path, message: "expected a mapping")
+        }
+        node = map
+        self.path = path
+    }
+
+    func at(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func allowOnly(_ keys: Set<String>) throws {
+        for key in node.keys.sorted() where !keys.contains(key) {
+            throw Experiment.SchemaError(path: at(key), message: "unknown field (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func string(_ key: String) throws -> String {
+        guard let s = try optionalString(key) else { throw Experiment.SchemaError(path: at(key), message: "required") }
+        return s
+    }
+
+    func optionalString(_ key: String) throws -> String? {
+        guard let v = node[key] else { return nil }
+        if let s = v as? String { return s }
+        if v is Int || v is Double || v is Bool { return "\(v)" }
+        throw Experiment.SchemaError(path: at(key), message: "expected a string")
+    }
+
+    func int(_ key: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let v = node[key] else { return value }
+        guard let i = v as? Int else { throw Experiment.SchemaError(path: at(key), message: "expected an integer") }
+        guard range.contains(i) else { throw Experiment.SchemaError(path: at(key), message: "must be in \(range.lowerBound)...\(range.upperBound)") }
+        return i
+    }
+
+    func intList(_ key: String, default value: [Int], range: ClosedRange<Int>) throws -> [Int] {
+        guard let v = node[key] else { return value }
+        guard let list = v as? [Any], !list.isEmpty else { throw Experiment.SchemaError(path: at(key), message: "expected a non-empty list of integers") }
+        return try list.enumerated().map { i, item in
+            guard let n = item as? Int, range.contains(n) else {
+                throw Experiment.SchemaError(path: "\(at(key))[\(i)]", message: "expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return n
+        }
+    }
+
+    func duration(_ key: String, default value: Int64) throws -> Int64 {
+        guard let text = try optionalString(key) else { return value }
+        guard let nanos = GoDuration.parseNanos(text) else {
+            throw Experiment.SchemaError(path: at(key), message: "expected a duration such as 5s or 500ms, got '\(text)'")
+        }
+        return nanos
+    }
+
+    func stringList(_ key: String) throws -> [String] {
+        guard let v = node[key] else { return [] }
+        guard let list = v as? [Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a list of strings") }
+        return try list.enumerated().map { i, item in
+            if let s = item as? String { return s }
+            if item is Int || item is Double || item is Bool { return "\(item)" }
+            throw Experiment.SchemaError(path: "\(at(key))[\(i)]", message: "expected a string")
+        }
+    }
+
+    func stringMap(_ key: String) throws -> [String: String] {
+        guard let v = node[key] else { return [:] }
+        guard let map = v as? [String: Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a mapping") }
+        var out: [String: String] = [:]
+        for (k, item) in map {
+            if let s = item as? String { out[k] = s } else if item is Int { out[k] = "\(item)" } else {
+                throw Experiment.SchemaError(path: "\(at(key)).\(k)", message: "expected a CPU list such as \"0\" or \"0-1\"")
+            }
+        }
+        return out
+    }
+
+    func child(_ key: String) throws -> Reader {
+        guard let c = try optionalChild(key) else { throw Experiment.SchemaError(path: at(key), message: "required") }
+        return c
+    }
+
+    func optionalChild(_ key: String) throws -> Reader? {
+        guard let v = node[key] else { return nil }
+        return try Reader(v, path: at(key))
+    }
+
+    func optionalList(_ key: String) throws -> [Reader]? {
+        guard let v = node[key] else { return nil }
+        guard let list = v as? [Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a list") }
+        return try list.enumerated().map { try Reader($1, path: "\(at(key))[\($0)]") }
+    }
+
+    /// A mapping of axis name to a list of values, in file order.
+    func optionalOrderedMap(_ key: String) throws -> [(String, [String])]? {
+        guard let v = node[key] else { return nil }
+        guard let map = v as? [String: Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a mapping of axis to values") }
+        // Yams' [String: Any] loses the file's order; sort by axis name for a stable variant order.
+        let child = Reader(unchecked: map, path: at(key))
+        return try map.keys.sorted().map { ($0, try child.stringList($0)) }
+    }
+
+    private init(unchecked node: [String: Any], path: String) {
+        self.node = node
+        self.path = path
+    }
+}

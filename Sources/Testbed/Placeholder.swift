@@ -1,2 +1,0 @@
-// Testbed: see DESIGN.md. Filled in by its issue.
-enum TestbedModule {}

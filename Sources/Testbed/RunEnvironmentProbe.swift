@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+import Report
+
+/// What a result must carry about the machine it was measured on.
+enum RunEnvironmentProbe {
+    static func capture(placement: [String: String], workerCost: String?, configHash: String?, version: String) -> RunEnvironment {
+        var name = utsname()
+        uname(&name)
+        let kernel = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let host = withUnsafeBytes(of: &name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) }
+        var env = RunEnvironment()
+        env.kernel = kernel
+        env.cpuModel = model
+        env.cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        env.pinning = placement.isEmpty ? ["all": "unpinned"] : placement
+        env.gitCommit = gitCommit()
+        env.ballastVersion = version
+        env.configHash = configHash
+        env.workerCost = workerCost
+        env.hostname = host
+        return env
+    }
+
+    static func gitCommit() -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["git", "rev-parse", "--short", "HEAD"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// FNV-1a 64 of a text, as a short stable fingerprint of an experiment or config file.
+    static func fingerprint(_ text: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return "fnv1a64:" + String(h, radix: 16)
+    }
+}

@@ -1,0 +1,315 @@
+import Dispatch
+import EventLoop
+import Foundation
+import Glibc
+import LoadGen
+import Report
+
+/// Runs an experiment: for every point, a fresh system under test (so each point is an independent
+/// draw of, say, the kernel's reuseport hash), `ballast load` against it, `/workers` scraped before,
+/// during and after, one point file written, the system stopped. Ctrl-C or a dead process stops the
+/// sweep, keeps the finished points and marks the manifest incomplete.
+public final class SweepRunner {
+    public struct Options: Sendable {
+        public var experimentFile: String
+        public var outRoot = "results"
+        public var quick = false
+        /// The `ballast` binary to start for systems, backends and the load.
+        public var ballast: String
+        public var version: String
+        public var command: String
+
+        public init(experimentFile: String, ballast: String, version: String, command: String) {
+            self.experimentFile = experimentFile
+            self.ballast = ballast
+            self.version = version
+            self.command = command
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var directory: String
+        public var complete: Bool
+        public var failedPoints: Int
+        public var headlines: [String]
+        public var reportPath: String?
+    }
+
+    let options: Options
+    let experiment: Experiment
+    let experimentText: String
+    private let interrupted = InterruptFlag()
+
+    public init(options: Options) throws {
+        self.options = options
+        experimentText = (try? String(contentsOfFile: options.experimentFile, encoding: .utf8)) ?? ""
+        let e = try Experiment.load(file: options.experimentFile)
+        experiment = options.quick ? SweepPlan.quick(e) : e
+    }
+
+    /// Fails before anything starts when a needed program is missing.
+    func preflight() throws {
+        guard FileManager.default.isExecutableFile(atPath: options.ballast) else { throw SweepError.missingBinary(options.ballast) }
+        if experiment.systemKind == .command, let program = experiment.systemCommand.first, !Self.onPath(program) {
+            throw SweepError.missingBinary(program)
+        }
+        if !experiment.placement.isEmpty && !Self.onPath("taskset") { throw SweepError.missingBinary("taskset") }
+    }
+
+    static func onPath(_ program: String) -> Bool {
+        if program.contains("/") { return FileManager.default.isExecutableFile(atPath: program) }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(program)") }
+    }
+
+    public func run() throws -> Outcome {
+        try preflight()
+        let e = experiment
+        let directory = ResultFiles.runDirectory(root: options.outRoot, experiment: e.name)
+        let logs = "\(directory)/logs"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let allArgs = e.systemArgs + e.variants.flatMap(\.args)
+        let costFlag = allArgs.firstIndex(of: "--worker-cost")
+        let workerCost = costFlag.flatMap { $0 + 1 < allArgs.count ? allArgs[$0 + 1] : nil }
+        let environment = RunEnvironmentProbe.capture(placement: e.placement, workerCost: workerCost,
+                                                      configHash: RunEnvironmentProbe.fingerprint(experimentText), version: options.version)
+        var manifest = Manifest(experiment: e.name)
+        manifest.description = e.description
+        manifest.startedAt = Self.timestamp()
+        manifest.complete = false
+        manifest.command = options.command
+        manifest.experimentFile = options.experimentFile
+        manifest.experimentHash = RunEnvironmentProbe.fingerprint(experimentText)
+        manifest.baseline = e.baseline ?? e.variants.first?.name
+        manifest.variants = e.variants.map(\.name)
+        manifest.order = e.order.rawValue
+        manifest.seed = e.seed
+        manifest.environment = environment
+        manifest.points = []
+        var axes: [String: [AxisValue]] = ["connections": e.connections.map { .int($0) }, "repetition": (1...e.repetitions).map { .int($0) }]
+        for key in Set(e.variants.flatMap(\.axes.keys)) {
+            axes[key] = Array(Set(e.variants.compactMap { $0.axes[key] })).sorted().map { .string($0) }
+        }
+        manifest.axes = axes
+        try manifest.write(to: "\(directory)/manifest.json")
+
+        let signals = installInterruptHandler()
+        defer { signals.cancel(); signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL) }
+
+        var backend: ChildProcess? = nil
+        var upstreamPort = 0
+        defer { backend?.stop() }
+        if e.systemKind != .server {
+            let b = try ChildProcess(name: "backend", arguments: [options.ballast, "server", "--port", "0", "--address", "127.0.0.1"] + e.backendArgs,
+                                     cpus: e.placement["backend"], logDirectory: logs)
+            backend = b
+            let line = try b.waitForLine(containing: "listening on")
+            upstreamPort = Self.ports(in: line).first ?? 0
+        }
+
+        let points = SweepPlan.points(e)
+        let perPoint = Double(e.durationNanos + e.warmupNanos) / 1e9 + 0.6
+        let started = Date()
+        var failed = 0
+        Log.line("sweep \(e.name): \(points.count) points (\(e.variants.count) variants x \(e.connections.count) connection counts x \(e.repetitions) repetitions), about \(Self.duration(Double(points.count) * perPoint))")
+        if !e.placement.isEmpty { Log.line("placement: " + e.placement.sorted { $0.key < $1.key }.map { "\($0.key) on CPU \($0.value)" }.joined(separator: ", ")) }
+        for (i, point) in points.enumerated() {
+            if interrupted.isSet { break }
+            var pointAxes: [String: AxisValue] = ["connections": .int(point.connections), "repetition": .int(point.repetition)]
+            for (k, v) in point.variant.axes { pointAxes[k] = .string(v) }
+            let file = ResultFiles.pointFileName(variant: point.variant.name, axes: pointAxes)
+            do {
+                let result = try runPoint(point, axes: pointAxes, upstreamPort: upstreamPort, logs: logs, environment: environment, index: i)
+                try result.write(to: "\(directory)/\(file)")
+                manifest.points!.append(ManifestPoint(file: file, variant: point.variant.name, axes: pointAxes, status: .ok))
+                let p90 = result.durationHistogram.value(atPercentile: 90).map { String(format: "%.2fms", $0 * 1000) } ?? "-"
+                let elapsed = Date().timeIntervalSince(started)
+                let eta = elapsed / Double(i + 1) * Double(points.count - i - 1)
+                Log.line("[\(i + 1)/\(points.count)] \(point.variant.name) c=\(point.connections) r\(point.repetition): \(Int(result.actualQPS)) qps, p90 \(p90) (ETA \(Self.duration(eta)))")
+            } catch {
+                if interrupted.isSet { break }
+                failed += 1
+                manifest.points!.append(ManifestPoint(file: file, variant: point.variant.name, axes: pointAxes, status: .failed, error: "\(error)"))
+                Log.error("[\(i + 1)/\(points.count)] \(point.variant.name) c=\(point.connections) r\(point.repetition) failed: \(error)")
+                if failed == i + 1 && failed >= 3 {
+                    try? manifest.write(to: "\(directory)/manifest.json")
+                    throw SweepError.loadFailed("the first \(failed) points all failed; stopping (last error: \(error))")
+                }
+                if case SweepError.processDied = error, backend?.isRunning == false {
+                    try? manifest.write(to: "\(directory)/manifest.json")
+                    throw SweepError.processDied("backend", status: backend!.process.terminationStatus, stderrTail: backend!.stderrTail())
+                }
+            }
+            try manifest.write(to: "\(directory)/manifest.json")
+        }
+        manifest.finishedAt = Self.timestamp()
+        manifest.complete = !interrupted.isSet && manifest.points!.count == points.count
+        try manifest.write(to: "\(directory)/manifest.json")
+        if interrupted.isSet { Log.warning("interrupted: kept \(manifest.points!.count) finished points in \(directory)") }
+
+        var headlines: [String] = []
+        var reportPath: String? = nil
+        if manifest.points!.contains(where: { $0.status == .ok }) {
+            do {
+                let set = try ResultSet.load(directory)
+                let report = try ReportWriter.write(set, to: directory, options: ReportOptions(baseline: manifest.baseline))
+                headlines = report.headlines
+                reportPath = "\(directory)/report.html"
+            } catch {
+                Log.error("report: \(error)")
+            }
+        }
+        return Outcome(directory: directory, complete: manifest.complete ?? false, failedPoints: failed, headlines: headlines, reportPath: reportPath)
+    }
+
+    /// One point: start the system, load it, scrape it, stop it.
+    private func runPoint(_ point: SweepPoint, axes: [String: AxisValue], upstreamPort: Int, logs: String,
+                          environment: RunEnvironment, index: Int) throws -> PointResult {
+        let e = experiment
+        let tag = "p\(index + 1)-" + point.variant.name.replacingOccurrences(of: "/", with: "_")
+        let system = try startSystem(point.variant, upstreamPort: upstreamPort, logs: logs, tag: tag)
+        defer { system.process.stop() }
+        let before = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) }
+        let json = "\(logs)/\(tag)-load.json"
+        var loadArgs = [options.ballast, "load", "-qps", "0", "-c", "\(point.connections)",
+                        "-t", GoDuration.format(nanos: e.durationNanos), "-json", json,
+                        "-labels", "\(e.name) \(point.variant.name) c\(point.connections) r\(point.repetition)"]
+        if e.warmupNanos > 0 { loadArgs += ["-warmup", GoDuration.format(nanos: e.warmupNanos)] }
+        loadArgs += e.loadArgs + ["http://127.0.0.1:\(system.port)\(e.loadPath)"]
+        let load = try ChildProcess(name: "\(tag)-load", arguments: loadArgs, cpus: e.placement["load"], logDirectory: logs)
+        // `active` is sampled while the load runs (near its end), before it disconnects.
+        let sampleAt = Date().addingTimeInterval(Double(e.warmupNanos) / 1e9 + Double(e.durationNanos) / 1e9 * 0.8)
+        var during: [WorkerFigures]? = nil
+        while load.isRunning {
+            if interrupted.isSet { load.stop(); throw SweepError.interrupted }
+            if during == nil && Date() >= sampleAt { during = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) } }
+            if !system.process.isRunning {
+                load.stop()
+                throw SweepError.processDied(system.process.name, status: system.process.process.terminationStatus, stderrTail: system.process.stderrTail())
+            }
+            usleep(20_000)
+        }
+        load.stop()
+        guard load.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: json) else {
+            throw SweepError.loadFailed("ballast load exited with \(load.process.terminationStatus): \(load.stderrTail())")
+        }
+        let after = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) }
+        var workers: [WorkerFigures]? = nil
+        if let before, let after, before.count == after.count {
+            workers = zip(before, after).map { b, a in
+                let active = during?.first { $0.worker == a.worker }?.active ?? a.active
+                return WorkerFigures(worker: a.worker, accepted: a.accepted - b.accepted, active: active, requests: a.requests - b.requests,
+                                     busyFraction: a.busyFraction)
+            }
+        }
+        return try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
+    }
+
+    struct RunningSystem {
+        let process: ChildProcess
+        let port: Int
+        let adminPort: Int?
+    }
+
+    private func startSystem(_ variant: Experiment.Variant, upstreamPort: Int, logs: String, tag: String) throws -> RunningSystem {
+        let e = experiment
+        switch e.systemKind {
+        case .server:
+            let args = [options.ballast, "server", "--port", "0", "--address", "127.0.0.1", "--admin-port", "0"] + e.systemArgs + variant.args
+            let p = try ChildProcess(name: tag, arguments: args, cpus: e.placement["system"], logDirectory: logs)
+            do {
+                let ports = Self.ports(in: try p.waitForLine(containing: "listening on"))
+                guard ports.count >= 2 else { throw SweepError.notReady(tag, stderrTail: p.stderrTail()) }
+                return RunningSystem(process: p, port: ports[0], adminPort: ports[1])
+            } catch {
+                p.stop()
+                throw error
+            }
+        case .proxy, .command:
+            guard let listen = AdminClient.freePort(), let admin = AdminClient.freePort() else { throw SweepError.busyPort(0) }
+            var configPath: String? = nil
+            if let template = e.systemConfig {
+                guard let text = try? String(contentsOfFile: template, encoding: .utf8) else {
+                    throw Experiment.SchemaError(path: "system.config", message: "cannot read \(template)")
+                }
+                let rendered = text.replacingOccurrences(of: "{{LISTEN_PORT}}", with: "\(listen)")
+                    .replacingOccurrences(of: "{{ADMIN_PORT}}", with: "\(admin)")
+                    .replacingOccurrences(of: "{{UPSTREAM_PORT}}", with: "\(upstreamPort)")
+                    .replacingOccurrences(of: "{{WORKDIR}}", with: logs)
+                configPath = "\(logs)/\(tag).conf"
+                try rendered.write(toFile: configPath!, atomically: true, encoding: .utf8)
+            }
+            let args: [String]
+            if e.systemKind == .proxy {
+                args = [options.ballast, "proxy", "-c", configPath!] + e.systemArgs + variant.args
+            } else {
+                args = e.systemCommand.map { $0.replacingOccurrences(of: "{{CONFIG}}", with: configPath ?? "") } + variant.args
+            }
+            let p = try ChildProcess(name: tag, arguments: args, cpus: e.placement["system"], logDirectory: logs)
+            // Ready when the listener answers the load's path.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                if !p.isRunning { throw SweepError.processDied(tag, status: p.process.terminationStatus, stderrTail: p.stderrTail()) }
+                if let r = AdminClient.get(port: listen, path: e.loadPath), r.status > 0 {
+                    let hasAdmin = e.systemKind == .proxy && AdminClient.get(port: admin, path: "/workers")?.status == 200
+                    return RunningSystem(process: p, port: listen, adminPort: hasAdmin ? admin : nil)
+                }
+                usleep(50_000)
+            }
+            p.stop()
+            throw SweepError.notReady(tag, stderrTail: p.stderrTail())
+        }
+    }
+
+    static func scrapeWorkers(port: Int) -> [WorkerFigures]? {
+        guard let r = AdminClient.get(port: port, path: "/workers"), r.status == 200 else { return nil }
+        return try? JSONDecoder().decode([WorkerFigures].self, from: Data(r.body.utf8))
+    }
+
+    /// The numbers after each "127.0.0.1:" / "0.0.0.0:" in a "listening on" line, in order.
+    static func ports(in line: String) -> [Int] {
+        line.components(separatedBy: ":").dropFirst().compactMap { part in Int(part.prefix { $0.isNumber }) }
+            .filter { $0 > 0 && $0 < 65536 }
+    }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
+    }
+
+    /// SIGINT/SIGTERM: stop the children at once and let the loop wind down.
+    private func installInterruptHandler() -> DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        let flag = interrupted
+        source.setEventHandler {
+            flag.set()
+            ChildRegistry.shared.killAll()
+        }
+        source.resume()
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        term.setEventHandler {
+            flag.set()
+            ChildRegistry.shared.killAll()
+        }
+        term.resume()
+        termSource = term
+        return source
+    }
+
+    private var termSource: DispatchSourceSignal?
+}
+
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}

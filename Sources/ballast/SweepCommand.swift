@@ -1,0 +1,50 @@
+import ArgumentParser
+import EventLoop
+import Foundation
+import Testbed
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run an experiment (Experiments/*.yaml): every variant x connection count x repetition, then write the report.",
+        discussion: "Results go to <out>/<experiment>/<UTC timestamp>/: one JSON per point, manifest.json, report.html, summary.md, points.csv and charts/. Ctrl-C stops every process the sweep started and keeps the finished points."
+    )
+
+    @Argument(help: "Experiment file (YAML).")
+    var file: String
+
+    @Option(help: "Parent folder of the results.")
+    var out = "results"
+
+    @Flag(help: "One repetition, at most 1 s per point and three connection counts: a smoke run.")
+    var quick = false
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("experiment file \(file) does not exist") }
+    }
+
+    func run() throws {
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var options = SweepRunner.Options(experimentFile: file, ballast: binary, version: BallastVersion.string,
+                                          command: (["ballast"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+        options.outRoot = out
+        options.quick = quick
+        let outcome: SweepRunner.Outcome
+        do {
+            outcome = try SweepRunner(options: options).run()
+        } catch let error as Experiment.SchemaError {
+            Log.error("\(file): \(error)")
+            throw ExitCode(2)
+        } catch {
+            Log.error("\(error)")
+            throw ExitCode(1)
+        }
+        Log.out("results: \(outcome.directory)")
+        if let report = outcome.reportPath { Log.out("report: \(report)") }
+        for line in outcome.headlines { Log.out("  \(line)") }
+        if !outcome.complete || outcome.failedPoints > 0 {
+            Log.error("the sweep is incomplete (\(outcome.failedPoints) failed points); finished points were kept")
+            throw ExitCode(1)
+        }
+    }
+}
