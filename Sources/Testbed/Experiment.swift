@@ -25,8 +25,9 @@ import Yams
 /// load:
 ///   args: [-qps, "0"]               # extra `ballast load` flags
 ///   path: "/?size=100"
-/// variants:                         # each adds flags to the system...
+/// variants:                         # each adds flags to the system (or names its own)...
 ///   - {name: reuseport, args: [--balance, reuseport]}
+///   - {name: nginx, system: {kind: command, command: [nginx, -c, "{{CONFIG}}"], config: Experiments/configs/nginx.conf}}
 /// matrix:                           # ...or a cross product of flag values
 ///   balance: [shared, reuseport, least-loaded]
 ///   io: [epoll, io_uring]
@@ -35,11 +36,23 @@ public struct Experiment: Sendable, Equatable {
     public enum SystemKind: String, Sendable { case server, proxy, command }
     public enum Order: String, Sendable { case interleaved, random }
 
+    /// What runs as the system under test.
+    public struct SystemSpec: Sendable, Equatable {
+        public var kind: SystemKind = .server
+        public var args: [String] = []
+        /// proxy: a bootstrap template; command: the peer's config template.
+        public var config: String?
+        /// command: the peer's command line (`{{CONFIG}}` is the rendered config's path).
+        public var command: [String] = []
+    }
+
     public struct Variant: Sendable, Equatable {
         public var name: String
         public var args: [String]
         /// Axis values this variant stands for (matrix axes, or `variant: name`).
         public var axes: [String: String]
+        /// A different system for this variant (peers: nginx, HAProxy, direct); nil: the experiment's.
+        public var system: SystemSpec? = nil
     }
 
     public var name: String
@@ -52,10 +65,7 @@ public struct Experiment: Sendable, Equatable {
     public var seed: UInt64
     public var baseline: String?
     public var placement: [String: String]
-    public var systemKind: SystemKind
-    public var systemArgs: [String]
-    public var systemConfig: String?
-    public var systemCommand: [String]
+    public var system: SystemSpec
     public var backendArgs: [String]
     public var loadArgs: [String]
     public var loadPath: String
@@ -91,7 +101,7 @@ public struct Experiment: Sendable, Equatable {
             connections: try r.intList("connections", default: [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], range: 1...100_000),
             order: .interleaved, seed: UInt64(try r.int("seed", default: 1, range: 0...Int.max)),
             baseline: try r.optionalString("baseline"), placement: try r.stringMap("placement"),
-            systemKind: .server, systemArgs: [], systemConfig: nil, systemCommand: [], backendArgs: [], loadArgs: [],
+            system: SystemSpec(), backendArgs: [], loadArgs: [],
             loadPath: "/", variants: [])
         guard e.name.range(of: "^[A-Za-z0-9._-]+$", options: .regularExpression) != nil else {
             throw SchemaError(path: "name", message: "use letters, digits, '.', '_' or '-' (it names a folder)")
@@ -103,18 +113,7 @@ public struct Experiment: Sendable, Equatable {
         for key in e.placement.keys where !["system", "load", "backend"].contains(key) {
             throw SchemaError(path: "placement.\(key)", message: "unknown process; expected system, load or backend")
         }
-        let system = try r.child("system")
-        try system.allowOnly(["kind", "args", "config", "command"])
-        let kind = try system.optionalString("kind") ?? "server"
-        guard let k = SystemKind(rawValue: kind) else {
-            throw SchemaError(path: "system.kind", message: "expected server, proxy or command, got '\(kind)'")
-        }
-        e.systemKind = k
-        e.systemArgs = try system.stringList("args")
-        e.systemConfig = try system.optionalString("config")
-        e.systemCommand = try system.stringList("command")
-        if k == .proxy && e.systemConfig == nil { throw SchemaError(path: "system.config", message: "a proxy needs a bootstrap config template") }
-        if k == .command && e.systemCommand.isEmpty { throw SchemaError(path: "system.command", message: "a command system needs its command line") }
+        e.system = try parseSystem(try r.child("system"))
         if let backend = try r.optionalChild("backend") {
             try backend.allowOnly(["args"])
             e.backendArgs = try backend.stringList("args")
@@ -132,13 +131,30 @@ public struct Experiment: Sendable, Equatable {
         return e
     }
 
+    static func parseSystem(_ system: Reader) throws -> SystemSpec {
+        try system.allowOnly(["kind", "args", "config", "command"])
+        let kind = try system.optionalString("kind") ?? "server"
+        guard let k = SystemKind(rawValue: kind) else {
+            throw SchemaError(path: system.at("kind"), message: "expected server, proxy or command, got '\(kind)'")
+        }
+        let spec = SystemSpec(kind: k, args: try system.stringList("args"), config: try system.optionalString("config"),
+                              command: try system.stringList("command"))
+        if k == .proxy && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
+        if k == .command && spec.command.isEmpty { throw SchemaError(path: system.at("command"), message: "a command system needs its command line") }
+        return spec
+    }
+
+    /// The system a variant runs.
+    public func system(for variant: Variant) -> SystemSpec { variant.system ?? system }
+
     private static func parseVariants(_ r: Reader) throws -> [Variant] {
         var variants: [Variant] = []
         if let list = try r.optionalList("variants") {
             for (i, item) in list.enumerated() {
-                try item.allowOnly(["name", "args"])
+                try item.allowOnly(["name", "args", "system"])
                 let name = try item.string("name")
-                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name]))
+                let system = try item.optionalChild("system").map(parseSystem)
+                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name], system: system))
                 if variants.dropLast().contains(where: { $0.name == name }) {
                     throw SchemaError(path: "variants[\(i)].name", message: "duplicate variant name '\(name)'")
                 }

@@ -14,6 +14,9 @@ public final class SweepRunner {
         public var experimentFile: String
         public var outRoot = "results"
         public var quick = false
+        /// Overrides of the experiment's duration per point and repetitions (recorded in the manifest's command).
+        public var durationNanos: Int64?
+        public var repetitions: Int?
         /// The `ballast` binary to start for systems, backends and the load.
         public var ballast: String
         public var version: String
@@ -43,15 +46,20 @@ public final class SweepRunner {
     public init(options: Options) throws {
         self.options = options
         experimentText = (try? String(contentsOfFile: options.experimentFile, encoding: .utf8)) ?? ""
-        let e = try Experiment.load(file: options.experimentFile)
+        var e = try Experiment.load(file: options.experimentFile)
+        if let d = options.durationNanos { e.durationNanos = d }
+        if let r = options.repetitions { e.repetitions = r }
         experiment = options.quick ? SweepPlan.quick(e) : e
     }
 
     /// Fails before anything starts when a needed program is missing.
     func preflight() throws {
         guard FileManager.default.isExecutableFile(atPath: options.ballast) else { throw SweepError.missingBinary(options.ballast) }
-        if experiment.systemKind == .command, let program = experiment.systemCommand.first, !Self.onPath(program) {
-            throw SweepError.missingBinary(program)
+        for variant in experiment.variants {
+            let system = experiment.system(for: variant)
+            if system.kind == .command, let program = system.command.first, !Self.onPath(program) {
+                throw SweepError.missingBinary(program)
+            }
         }
         if !experiment.placement.isEmpty && !Self.onPath("taskset") { throw SweepError.missingBinary("taskset") }
     }
@@ -68,7 +76,7 @@ public final class SweepRunner {
         let directory = ResultFiles.runDirectory(root: options.outRoot, experiment: e.name)
         let logs = "\(directory)/logs"
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        let allArgs = e.systemArgs + e.variants.flatMap(\.args)
+        let allArgs = e.system.args + e.variants.flatMap(\.args)
         let costFlag = allArgs.firstIndex(of: "--worker-cost")
         let workerCost = costFlag.flatMap { $0 + 1 < allArgs.count ? allArgs[$0 + 1] : nil }
         let environment = RunEnvironmentProbe.capture(placement: e.placement, workerCost: workerCost,
@@ -99,12 +107,12 @@ public final class SweepRunner {
         var backend: ChildProcess? = nil
         var upstreamPort = 0
         defer { backend?.stop() }
-        if e.systemKind != .server {
+        if e.variants.contains(where: { e.system(for: $0).kind != .server }) {
             let b = try ChildProcess(name: "backend", arguments: [options.ballast, "server", "--port", "0", "--address", "127.0.0.1"] + e.backendArgs,
                                      cpus: e.placement["backend"], logDirectory: logs)
             backend = b
             let line = try b.waitForLine(containing: "listening on")
-            upstreamPort = Self.ports(in: line).first ?? 0
+            upstreamPort = Self.port(after: "listening on ", in: line) ?? 0
         }
 
         let points = SweepPlan.points(e)
@@ -213,14 +221,17 @@ public final class SweepRunner {
 
     private func startSystem(_ variant: Experiment.Variant, upstreamPort: Int, logs: String, tag: String) throws -> RunningSystem {
         let e = experiment
-        switch e.systemKind {
+        let system = e.system(for: variant)
+        switch system.kind {
         case .server:
-            let args = [options.ballast, "server", "--port", "0", "--address", "127.0.0.1", "--admin-port", "0"] + e.systemArgs + variant.args
+            let args = [options.ballast, "server", "--port", "0", "--address", "127.0.0.1", "--admin-port", "0"] + system.args + variant.args
             let p = try ChildProcess(name: tag, arguments: args, cpus: e.placement["system"], logDirectory: logs)
             do {
-                let ports = Self.ports(in: try p.waitForLine(containing: "listening on"))
-                guard ports.count >= 2 else { throw SweepError.notReady(tag, stderrTail: p.stderrTail()) }
-                return RunningSystem(process: p, port: ports[0], adminPort: ports[1])
+                let line = try p.waitForLine(containing: "listening on")
+                guard let port = Self.port(after: "listening on ", in: line), let admin = Self.port(after: "admin ", in: line) else {
+                    throw SweepError.notReady(tag, stderrTail: p.stderrTail())
+                }
+                return RunningSystem(process: p, port: port, adminPort: admin)
             } catch {
                 p.stop()
                 throw error
@@ -228,7 +239,7 @@ public final class SweepRunner {
         case .proxy, .command:
             guard let listen = AdminClient.freePort(), let admin = AdminClient.freePort() else { throw SweepError.busyPort(0) }
             var configPath: String? = nil
-            if let template = e.systemConfig {
+            if let template = system.config {
                 guard let text = try? String(contentsOfFile: template, encoding: .utf8) else {
                     throw Experiment.SchemaError(path: "system.config", message: "cannot read \(template)")
                 }
@@ -240,10 +251,10 @@ public final class SweepRunner {
                 try rendered.write(toFile: configPath!, atomically: true, encoding: .utf8)
             }
             let args: [String]
-            if e.systemKind == .proxy {
-                args = [options.ballast, "proxy", "-c", configPath!] + e.systemArgs + variant.args
+            if system.kind == .proxy {
+                args = [options.ballast, "proxy", "-c", configPath!] + system.args + variant.args
             } else {
-                args = e.systemCommand.map { $0.replacingOccurrences(of: "{{CONFIG}}", with: configPath ?? "") } + variant.args
+                args = system.command.map { $0.replacingOccurrences(of: "{{CONFIG}}", with: configPath ?? "") } + system.args + variant.args
             }
             let p = try ChildProcess(name: tag, arguments: args, cpus: e.placement["system"], logDirectory: logs)
             // Ready when the listener answers the load's path.
@@ -251,7 +262,7 @@ public final class SweepRunner {
             while Date() < deadline {
                 if !p.isRunning { throw SweepError.processDied(tag, status: p.process.terminationStatus, stderrTail: p.stderrTail()) }
                 if let r = AdminClient.get(port: listen, path: e.loadPath), r.status > 0 {
-                    let hasAdmin = e.systemKind == .proxy && AdminClient.get(port: admin, path: "/workers")?.status == 200
+                    let hasAdmin = system.kind == .proxy && AdminClient.get(port: admin, path: "/workers")?.status == 200
                     return RunningSystem(process: p, port: listen, adminPort: hasAdmin ? admin : nil)
                 }
                 usleep(50_000)
@@ -266,10 +277,12 @@ public final class SweepRunner {
         return try? JSONDecoder().decode([WorkerFigures].self, from: Data(r.body.utf8))
     }
 
-    /// The numbers after each "127.0.0.1:" / "0.0.0.0:" in a "listening on" line, in order.
-    static func ports(in line: String) -> [Int] {
-        line.components(separatedBy: ":").dropFirst().compactMap { part in Int(part.prefix { $0.isNumber }) }
-            .filter { $0 > 0 && $0 < 65536 }
+    /// The port of the `HOST:PORT` that follows `marker` in a "listening on" line.
+    static func port(after marker: String, in line: String) -> Int? {
+        guard let start = line.range(of: marker) else { return nil }
+        let address = line[start.upperBound...].prefix { $0 != " " && $0 != "," && $0 != ")" }
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        return Int(address[address.index(after: colon)...])
     }
 
     static func timestamp() -> String {

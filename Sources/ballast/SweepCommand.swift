@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventLoop
 import Foundation
+import LoadGen
 import Testbed
 
 struct SweepCommand: ParsableCommand {
@@ -19,8 +20,16 @@ struct SweepCommand: ParsableCommand {
     @Flag(help: "One repetition, at most 1 s per point and three connection counts: a smoke run.")
     var quick = false
 
+    @Option(help: "Override the experiment's load duration per point (e.g. 10s).")
+    var duration: String?
+
+    @Option(help: "Override the experiment's repetitions.")
+    var repetitions: Int?
+
     func validate() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("experiment file \(file) does not exist") }
+        if let duration, GoDuration.parseNanos(duration) == nil { throw ValidationError("--duration: bad duration '\(duration)'") }
+        if let repetitions, !(1...100).contains(repetitions) { throw ValidationError("--repetitions must be 1...100") }
     }
 
     func run() throws {
@@ -29,6 +38,8 @@ struct SweepCommand: ParsableCommand {
                                           command: (["ballast"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         options.outRoot = out
         options.quick = quick
+        options.durationNanos = duration.flatMap(GoDuration.parseNanos)
+        options.repetitions = repetitions
         let outcome: SweepRunner.Outcome
         do {
             outcome = try SweepRunner(options: options).run()
