@@ -1,10 +1,10 @@
 # Ballast: `make demo` runs the main job, `make test` runs the tests. Both install what they need.
 SWIFT ?= swift
 SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
-BENCH_PACKAGES := wrk nginx-light
+BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test demo bench-server clean
+.PHONY: all deps build test demo bench-server bench-balance bench-load clean
 
 all: build
 
@@ -19,15 +19,25 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# A short A/B run (epoll vs io_uring) against `ballast server`; the report lands in results/demo/.
+# The main job: a short A/B sweep (accept strategies x I/O backends, Experiments/quick.yaml);
+# the report lands in results/demo/quick/<UTC timestamp>/ (report.html, summary.md, charts/).
 demo: build
-	@scripts/ensure-packages.sh wrk
-	python3 scripts/demo.py --ballast $(BALLAST) --out results/demo
+	$(BALLAST) sweep Experiments/quick.yaml --out results/demo
 
 # wrk drives ballast server (each backend) and nginx, interleaved: req/s, latency, CPU per request.
 bench-server: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	python3 scripts/bench_server.py --ballast $(BALLAST) --load-cpus 0 --markdown bench-out/bench-server.md --json bench-out/bench-server.json
+
+# 4 workers with block:200us worker cost: strategies side by side (QPS, TP90, per-worker spread).
+bench-balance: build
+	@scripts/ensure-packages.sh wrk
+	python3 scripts/bench_balance.py --ballast $(BALLAST) --markdown bench-out/bench-balance.md --json bench-out/bench-balance.json
+
+# ballast load vs wrk (and hey) against the same nginx: CPU per request and req/s.
+bench-load: build
+	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
+	python3 scripts/bench_load.py --ballast $(BALLAST) --markdown bench-out/bench-load.md --json bench-out/bench-load.json
 
 clean:
 	rm -rf .build bench-out
