@@ -2,7 +2,7 @@ import Synchronization
 
 /// What a loop calls back. Implemented by the owner of the loop's connections (a server worker,
 /// a proxy worker, a load-generator thread). All calls happen on the loop's thread.
-public protocol LoopHandler: AnyObject {
+public protocol LoopHandler: AnyObject, SendableMetatype {
     associatedtype Backend: IOBackend
     associatedtype Message: Sendable
 

@@ -7,7 +7,7 @@
 /// Ownership: an fd is *attached* to the backend with a caller token by `armAccept`, `armReceive`
 /// or `connect`, and detached by `close`. Completions for an fd that was closed (or closed and
 /// reused) are dropped by the backend, using a generation number packed with the fd.
-public protocol IOBackend: AnyObject {
+public protocol IOBackend: AnyObject, SendableMetatype {
     static var kind: IOBackendKind { get }
 
     /// Creates the backend on the calling thread (io_uring rings are single-issuer: the loop thread
