@@ -16,6 +16,7 @@ public final class EpollBackend: IOBackend {
         var role: Role = .none
         var wantsData = false   // accepting, or receiving and not paused
         var readable = false    // an edge arrived and the socket is not yet drained
+        var hangup = false      // the peer closed (RDHUP/HUP): after the data, a read returns 0
         var queued = false      // in the ready queue
         var registered = false  // added to the epoll set
         var sendBytes: UnsafeRawPointer? = nil
@@ -170,6 +171,9 @@ public final class EpollBackend: IOBackend {
                 let mask = events[i].events
                 if fd == wakeFD { woke = true; continue }
                 let e = table.pointer(fd)
+                if mask & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+                    e.pointee.hangup = true
+                }
                 if mask & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
                     e.pointee.readable = true
                     enqueueIfReady(fd, e)
@@ -267,7 +271,9 @@ public final class EpollBackend: IOBackend {
         }
         if n > 0 {
             buffersLent += 1
-            if n < arena.bufferSize { e.pointee.readable = false }  // a short read drained the socket
+            // A short read drained the socket, unless the peer also closed: then the end of stream
+            // is still to be read, and no further edge will announce it.
+            if n < arena.bufferSize && !e.pointee.hangup { e.pointee.readable = false }
             batch.append(Completion(kind: .receive, fd: fd, result: Int32(n), token: e.pointee.token, buffer: UnsafeRawPointer(buffer)))
             return
         }

@@ -210,6 +210,31 @@ final class EventLoopSocketTests: XCTestCase {
         }
     }
 
+    /// Data and the peer's FIN arriving together: both the data and the end of stream are delivered
+    /// (with epoll a short read must not end the edge when the peer has hung up).
+    func testDataFollowedByCloseDeliversBothDataAndEndOfStream() throws {
+        try forEachBackend { backend in
+            let echo = try RunningEcho.start(backend)
+            defer { echo.stop() }
+            for i in 0..<20 {
+                let fd = try Client.connect(port: echo.port)
+                try Client.sendAll(fd, Array("abc\(i)".utf8))
+                shutdown(fd, Int32(SHUT_WR))
+                let (bytes, err) = Client.receiveUntilClose(fd)
+                XCTAssertEqual(String(decoding: bytes, as: UTF8.self), "abc\(i)", "\(backend)")
+                XCTAssertEqual(err, 0, "\(backend): the server must close after the end of stream")
+                close(fd)
+            }
+            var closed = 0
+            for _ in 0..<300 {
+                closed = echo.observations.state.withLock { $0.closedByPeer }
+                if closed == 20 { break }
+                usleep(5_000)
+            }
+            XCTAssertEqual(closed, 20, "\(backend)")
+        }
+    }
+
     func testCleanStopClosesEverything() throws {
         try forEachBackend { backend in
             let echo = try RunningEcho.start(backend)
