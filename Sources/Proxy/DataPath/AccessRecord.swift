@@ -1,0 +1,190 @@
+import Synchronization
+
+/// Envoy's response flags (`%RESPONSE_FLAGS%`): why a request ended the way it did. A set, since
+/// several can apply (a connect failure after the last retry is `UF,URX`).
+public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// UH: no healthy upstream host (the cluster has no hosts).
+    public static let noHealthyUpstream = ResponseFlags(rawValue: 1 << 0)
+    /// UF: upstream connection failure (refused, unreachable, or `connect_timeout`).
+    public static let upstreamConnectionFailure = ResponseFlags(rawValue: 1 << 1)
+    /// UO: upstream overflow (a circuit breaker was full).
+    public static let upstreamOverflow = ResponseFlags(rawValue: 1 << 2)
+    /// NR: no route (no virtual host or no route matched).
+    public static let noRouteFound = ResponseFlags(rawValue: 1 << 3)
+    /// URX: the retry limit was reached.
+    public static let upstreamRetryLimitExceeded = ResponseFlags(rawValue: 1 << 4)
+    /// UC: the upstream connection ended (reset or closed) during the exchange.
+    public static let upstreamConnectionTermination = ResponseFlags(rawValue: 1 << 5)
+    /// UT: the route's timeout expired.
+    public static let upstreamRequestTimeout = ResponseFlags(rawValue: 1 << 6)
+    /// DC: the downstream connection ended before the response was complete.
+    public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 7)
+    /// DPE: the downstream request was malformed.
+    public static let downstreamProtocolError = ResponseFlags(rawValue: 1 << 8)
+    /// UPE: the upstream response was malformed.
+    public static let upstreamProtocolError = ResponseFlags(rawValue: 1 << 9)
+    /// LR: the proxy reset the stream locally.
+    public static let localReset = ResponseFlags(rawValue: 1 << 10)
+    /// UR: the upstream reset the connection.
+    public static let upstreamRemoteReset = ResponseFlags(rawValue: 1 << 11)
+    /// DI: a delay was injected (unused, reserved for fault injection).
+    public static let delayInjected = ResponseFlags(rawValue: 1 << 12)
+
+    /// The short names, in Envoy's order of precedence for printing.
+    public static let names: [(ResponseFlags, String)] = [
+        (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
+        (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
+        (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
+        (.delayInjected, "DI"), (.upstreamRetryLimitExceeded, "URX"), (.downstreamProtocolError, "DPE"),
+        (.upstreamProtocolError, "UPE"),
+    ]
+
+    /// `UF,URX`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
+    public var description: String {
+        let parts = Self.names.filter { contains($0.0) }.map(\.1)
+        return parts.isEmpty ? "-" : parts.joined(separator: ",")
+    }
+
+    /// Writes the description into `out` without allocating; returns the byte count.
+    func write(into out: UnsafeMutableRawBufferPointer) -> Int {
+        var n = 0
+        func put(_ s: StaticString) {
+            s.withUTF8Buffer { b in
+                guard n + b.count + 1 <= out.count else { return }
+                if n > 0 { out[n] = 0x2C; n += 1 }
+                for byte in b { out[n] = byte; n += 1 }
+            }
+        }
+        if contains(.downstreamConnectionTermination) { put("DC") }
+        if contains(.noHealthyUpstream) { put("UH") }
+        if contains(.upstreamRequestTimeout) { put("UT") }
+        if contains(.localReset) { put("LR") }
+        if contains(.upstreamRemoteReset) { put("UR") }
+        if contains(.upstreamConnectionFailure) { put("UF") }
+        if contains(.upstreamConnectionTermination) { put("UC") }
+        if contains(.upstreamOverflow) { put("UO") }
+        if contains(.noRouteFound) { put("NR") }
+        if contains(.delayInjected) { put("DI") }
+        if contains(.upstreamRetryLimitExceeded) { put("URX") }
+        if contains(.downstreamProtocolError) { put("DPE") }
+        if contains(.upstreamProtocolError) { put("UPE") }
+        if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
+        return n
+    }
+}
+
+/// What one finished request leaves behind for the access log and the stats (issue 5): a plain
+/// value, built on the worker with no allocation. Strings are referred to by index into the
+/// data plane (`DataPlane.clusters[cluster].hosts[host]`, the listener's route names), so a
+/// logger resolves them off the hot path.
+public struct AccessRecord: Sendable, Equatable {
+    /// Worker index (`%THREAD_ID%`).
+    public var worker: Int32 = 0
+    /// Listener index in `DataPlane.listeners`.
+    public var listener: Int32 = 0
+    /// Monotonic nanoseconds when the request head was complete (`%START_TIME%` base).
+    public var startNanos: Int64 = 0
+    /// Nanoseconds until the last response byte was queued (`%DURATION%`).
+    public var durationNanos: Int64 = 0
+    /// Nanoseconds from sending upstream to the response head (`x-envoy-upstream-service-time`), -1 none.
+    public var upstreamServiceNanos: Int64 = -1
+    /// `%RESPONSE_CODE%` (0 when no response was sent).
+    public var responseCode: Int32 = 0
+    /// `%RESPONSE_FLAGS%`.
+    public var flags = ResponseFlags()
+    /// `%BYTES_RECEIVED%`: request body bytes.
+    public var bytesReceived: Int = 0
+    /// `%BYTES_SENT%`: response body bytes.
+    public var bytesSent: Int = 0
+    /// Cluster index, or -1 (local reply, no route).
+    public var cluster: Int32 = -1
+    /// Host index within the cluster (`%UPSTREAM_HOST%`), or -1.
+    public var host: Int32 = -1
+    /// Route index within the listener's route table (`%ROUTE_NAME%`), or -1.
+    public var route: Int32 = -1
+    /// Why a local reply was made (`%RESPONSE_CODE_DETAILS%`), `.none` for proxied responses.
+    public var details: ResponseDetails = .viaUpstream
+    public var http10 = false
+
+    public init() {}
+}
+
+/// `%RESPONSE_CODE_DETAILS%` values this data path produces (Envoy's spellings).
+public enum ResponseDetails: UInt8, Sendable {
+    case viaUpstream
+    case directResponse
+    case routeNotFound
+    case clusterNotFound
+    case noHealthyUpstream
+    case overflow
+    case connectFailure
+    case resetBeforeHeaders
+    case responseTimeout
+    case upstreamProtocolError
+    case downstreamProtocolError
+    case downstreamTerminated
+
+    public var envoyName: String {
+        switch self {
+        case .viaUpstream: "via_upstream"
+        case .directResponse: "direct_response"
+        case .routeNotFound: "route_not_found"
+        case .clusterNotFound: "cluster_not_found"
+        case .noHealthyUpstream: "no_healthy_upstream"
+        case .overflow: "upstream_reset_before_response_started{overflow}"
+        case .connectFailure: "upstream_reset_before_response_started{connection_failure}"
+        case .resetBeforeHeaders: "upstream_reset_before_response_started{connection_termination}"
+        case .responseTimeout: "upstream_response_timeout"
+        case .upstreamProtocolError: "upstream_reset_before_response_started{protocol_error}"
+        case .downstreamProtocolError: "http1.codec_error"
+        case .downstreamTerminated: "downstream_remote_disconnect"
+        }
+    }
+}
+
+/// A bounded single-producer, single-consumer ring of records: the worker pushes, one reader
+/// thread (the access-log writer of issue 5, or a test) pops. Never blocks the worker: a full
+/// ring drops the record and counts it.
+public final class AccessRecordRing: @unchecked Sendable {  // head/tail are atomics; slots are handed over by them
+    private let slots: UnsafeMutablePointer<AccessRecord>
+    private let mask: Int
+    private let head = Atomic<Int>(0)  // next to read (consumer)
+    private let tail = Atomic<Int>(0)  // next to write (producer)
+    public let dropped = Atomic<Int>(0)
+
+    public init(capacity: Int = 4096) {
+        var size = 16
+        while size < capacity { size <<= 1 }
+        mask = size - 1
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: AccessRecord(), count: size)
+    }
+
+    deinit {
+        slots.deinitialize(count: mask + 1)
+        slots.deallocate()
+    }
+
+    /// Producer (worker thread) only.
+    public func push(_ record: AccessRecord) {
+        let t = tail.load(ordering: .relaxed)
+        if t - head.load(ordering: .acquiring) > mask {
+            dropped.store(dropped.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            return
+        }
+        slots[t & mask] = record
+        tail.store(t + 1, ordering: .releasing)
+    }
+
+    /// Consumer (one reader thread) only.
+    public func pop() -> AccessRecord? {
+        let h = head.load(ordering: .relaxed)
+        guard h < tail.load(ordering: .acquiring) else { return nil }
+        let r = slots[h & mask]
+        head.store(h + 1, ordering: .releasing)
+        return r
+    }
+}

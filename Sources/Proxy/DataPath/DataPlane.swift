@@ -1,0 +1,222 @@
+import Balancers
+import EventLoop
+import Glibc
+import Synchronization
+
+/// The bootstrap compiled for the workers: routes and domains as bytes, clusters with resolved
+/// host addresses, circuit-breaker counters. Immutable after `compile` (the breaker counters are
+/// atomics), shared by every worker as one snapshot; a reload (issue 5) builds a new one and
+/// publishes it to each worker's mailbox.
+public final class DataPlane: Sendable {
+    public let listeners: [ListenerPlan]
+    public let clusters: [ClusterPlan]
+
+    init(listeners: [ListenerPlan], clusters: [ClusterPlan]) {
+        self.listeners = listeners
+        self.clusters = clusters
+    }
+
+    public struct CompileError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Builds the snapshot. Resolves STRICT_DNS/LOGICAL_DNS endpoint names once (main thread).
+    public static func compile(_ bootstrap: Bootstrap) throws(CompileError) -> DataPlane {
+        var clusters: [ClusterPlan] = []
+        var clusterIndex: [String: Int] = [:]
+        for (i, c) in bootstrap.clusters.enumerated() {
+            var hosts: [HostPlan] = []
+            for e in c.endpoints {
+                if let address = e.address.socketAddress {
+                    hosts.append(HostPlan(address: address, name: address.description, weight: e.weight))
+                } else {
+                    let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
+                    if resolved.isEmpty {
+                        Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
+                    }
+                    for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
+                        hosts.append(HostPlan(address: a, name: a.description, weight: e.weight))
+                    }
+                }
+            }
+            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts))
+            clusterIndex[c.name] = i
+        }
+        var listeners: [ListenerPlan] = []
+        for (li, l) in bootstrap.listeners.enumerated() {
+            guard let address = l.address.socketAddress else {
+                throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
+            }
+            guard let chain = l.filterChains.first, let terminal = chain.filters.last else {
+                throw CompileError(description: "listener '\(l.name)': no filter chain")
+            }
+            if l.filterChains.count > 1 {
+                Log.warning("listener '\(l.name)': \(l.filterChains.count) filter chains; the data path uses the first (filter_chain_match is not evaluated yet)")
+            }
+            let kind: ListenerPlan.Kind
+            switch terminal {
+            case .httpConnectionManager(let hcm):
+                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name))
+            case .tcpProxy(let tcp):
+                guard let ci = clusterIndex[tcp.cluster] else {
+                    throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
+                }
+                kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix))
+            }
+            listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
+                                          bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind))
+        }
+        return DataPlane(listeners: listeners, clusters: clusters)
+    }
+
+    /// getaddrinfo on the main thread (start-up and, later, refresh).
+    static func resolve(_ name: String, port: Int, family: DNSLookupFamily) -> [SocketAddress] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        switch family {
+        case .v4Only: hints.ai_family = AF_INET
+        case .v6Only: hints.ai_family = AF_INET6
+        default: hints.ai_family = AF_UNSPEC
+        }
+        var result: UnsafeMutablePointer<addrinfo>? = nil
+        guard getaddrinfo(name, String(port), &hints, &result) == 0 else { return [] }
+        defer { freeaddrinfo(result) }
+        var v4: [SocketAddress] = []
+        var v6: [SocketAddress] = []
+        var p = result
+        while let ai = p {
+            if let sa = ai.pointee.ai_addr {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) { raw in
+                    raw.baseAddress!.copyMemory(from: sa, byteCount: Int(ai.pointee.ai_addrlen))
+                }
+                let a = SocketAddress(storage: storage, length: ai.pointee.ai_addrlen)
+                if ai.pointee.ai_family == AF_INET { v4.append(a) } else if ai.pointee.ai_family == AF_INET6 { v6.append(a) }
+            }
+            p = ai.pointee.ai_next
+        }
+        switch family {
+        case .v4Preferred: return v4.isEmpty ? v6 : v4
+        case .auto: return v6.isEmpty ? v4 : v6
+        default: return v4 + v6
+        }
+    }
+}
+
+/// One listener: where it binds, how it balances, what its connections run.
+public struct ListenerPlan: Sendable {
+    public enum Kind: Sendable {
+        case http(HTTPPlan)
+        case tcp(TCPPlan)
+    }
+
+    public let index: Int
+    public let name: String
+    public let address: SocketAddress
+    public let balance: BalanceSpec
+    public let bufferLimitBytes: Int
+    public let kind: Kind
+}
+
+public struct TCPPlan: Sendable {
+    public let cluster: Int
+    public let idleTimeoutNanos: Int64?
+    public let statPrefix: String
+}
+
+/// One upstream host.
+public struct HostPlan: Sendable {
+    public let address: SocketAddress
+    /// `ip:port` (`%UPSTREAM_HOST%`).
+    public let name: String
+    public let weight: Int
+}
+
+/// Circuit-breaker resources of one cluster, shared by every worker (atomics, as Envoy's
+/// resource manager): counted when taken, released when done.
+public final class ClusterResources: Sendable {
+    public let connections = Atomic<Int>(0)
+    public let pendingRequests = Atomic<Int>(0)
+    public let requests = Atomic<Int>(0)
+    public let retries = Atomic<Int>(0)
+
+    /// Takes one unit of `counter` if it stays within `limit`.
+    @inline(__always)
+    static func tryTake(_ counter: borrowing Atomic<Int>, limit: Int) -> Bool {
+        let now = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        if now > limit {
+            counter.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    static func give(_ counter: borrowing Atomic<Int>) {
+        counter.wrappingSubtract(1, ordering: .relaxed)
+    }
+}
+
+/// One cluster as the workers use it.
+public final class ClusterPlan: Sendable {
+    public let index: Int
+    public let name: String
+    public let hosts: [HostPlan]
+    public let lbPolicy: LoadBalancingPolicy
+    public let leastRequestChoices: Int
+    public let connectTimeoutNanos: Int64
+    public let maxRequestsPerConnection: Int
+    public let idleTimeoutNanos: Int64?
+    public let thresholds: CircuitBreakerThresholds
+    public let resources = ClusterResources()
+
+    init(index: Int, config: ClusterConfig, hosts: [HostPlan]) {
+        self.index = index
+        self.name = config.name
+        self.hosts = hosts
+        self.lbPolicy = config.lbPolicy
+        self.leastRequestChoices = max(2, config.leastRequestChoiceCount)
+        self.connectTimeoutNanos = config.connectTimeoutNanos
+        self.maxRequestsPerConnection = config.upstreamHTTP.maxRequestsPerConnection ?? Int.max
+        self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
+        self.thresholds = config.circuitBreakers.defaultPriority
+    }
+}
+
+/// The http_connection_manager of a listener, compiled.
+public final class HTTPPlan: Sendable {
+    public let statPrefix: String
+    public let routes: RouteTable
+    public let filters: HTTPFilterChain
+    /// `server` response header value (bytes).
+    let serverName: [UInt8]
+    let serverTransformation: ServerHeaderTransformation
+    let generateRequestID: Bool
+    let suppressEnvoyHeaders: Bool
+    let maxRequestHeaderBytes: Int
+    let maxHeadersCount: Int
+    let idleTimeoutNanos: Int64?
+
+    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+        statPrefix = c.statPrefix
+        routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
+        var kinds: [HTTPFilterKind] = []
+        var suppress = false
+        for f in c.httpFilters {
+            switch f {
+            case .router(let r):
+                kinds.append(.router)
+                suppress = r.suppressEnvoyHeaders
+            }
+        }
+        if kinds.isEmpty { kinds.append(.router) }
+        filters = HTTPFilterChain(filters: kinds)
+        suppressEnvoyHeaders = suppress
+        serverName = Array(c.serverName.utf8)
+        serverTransformation = c.serverHeaderTransformation
+        generateRequestID = c.generateRequestID
+        maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
+        maxHeadersCount = max(1, c.maxHeadersCount)
+        idleTimeoutNanos = c.idleTimeoutNanos
+    }
+}

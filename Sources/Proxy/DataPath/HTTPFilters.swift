@@ -1,0 +1,122 @@
+import HTTP1
+
+/// What a filter callback tells the chain manager (Envoy's `FilterHeadersStatus`/`FilterDataStatus`,
+/// reduced to the two that HTTP/1.1 streaming needs).
+public enum FilterStatus: Sendable {
+    /// Run the next filter.
+    case `continue`
+    /// Stop here; the filter has taken over the stream (answered locally, or started upstream).
+    case stopIteration
+}
+
+/// The closed set of HTTP filters the data path knows. A chain is an array of these, run by a
+/// `switch` per callback: static dispatch, no existential, no allocation per request. A new
+/// filter adds a case here and its callbacks below.
+public enum HTTPFilterKind: Sendable, Equatable {
+    /// `envoy.filters.http.router`: picks the route and the cluster, or answers locally
+    /// (direct_response, no route). Terminal: always last.
+    case router
+}
+
+/// The decoder/encoder chain of one http_connection_manager.
+public struct HTTPFilterChain: Sendable {
+    public let filters: [HTTPFilterKind]
+
+    /// Runs decodeHeaders through the chain until a filter stops iteration.
+    func decodeHeaders(_ ctx: inout FilterContext) {
+        for f in filters {
+            let status: FilterStatus
+            switch f {
+            case .router: status = RouterFilter.decodeHeaders(&ctx)
+            }
+            if status == .stopIteration { return }
+        }
+    }
+
+    /// Runs decodeData for request body bytes; false when a filter stopped them (not forwarded).
+    func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
+        for f in filters {
+            switch f {
+            case .router: continue  // the router forwards what reaches it
+            }
+        }
+        return true
+    }
+
+    /// Runs encodeHeaders (in reverse order, as Envoy) for a response head.
+    func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
+        for f in filters.reversed() {
+            switch f {
+            case .router: continue
+            }
+        }
+        return .continue
+    }
+
+    /// Runs encodeData for response body bytes.
+    func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
+        for f in filters.reversed() {
+            switch f {
+            case .router: continue
+            }
+        }
+        return .continue
+    }
+}
+
+/// A locally generated response.
+struct LocalReply {
+    enum Body {
+        case text(StaticString)
+        /// The direct_response body of a route (index into `RouteTable.allRoutes`).
+        case route(Int)
+    }
+
+    var status: Int
+    var body: Body
+    var flags: ResponseFlags
+    var details: ResponseDetails
+}
+
+/// What the filters decided for a stream: the chain manager acts on it.
+enum StreamDecision {
+    case undecided
+    case localReply(LocalReply)
+    case forward(route: Int, cluster: Int)
+}
+
+/// The state decodeHeaders works on: the request, the listener's plan, and the decision.
+struct FilterContext {
+    let request: RequestView
+    let plan: HTTPPlan
+    /// A random draw for this request (weighted clusters).
+    let random: UInt64
+    var decision: StreamDecision = .undecided
+}
+
+/// The router filter's callbacks.
+enum RouterFilter {
+    static func decodeHeaders(_ ctx: inout FilterContext) -> FilterStatus {
+        let routes = ctx.plan.routes
+        let host = ctx.request.host.map { UnsafeRawBufferPointer(rebasing: ctx.request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let vh = routes.virtualHost(for: host), let route = routes.route(in: vh, request: ctx.request) else {
+            ctx.decision = .localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound))
+            return .stopIteration
+        }
+        switch route.action {
+        case .direct(let status, _):
+            ctx.decision = .localReply(LocalReply(status: status, body: .route(route.index), flags: [], details: .directResponse))
+        case .forward(let plan):
+            var cluster = plan.clusters[0].index
+            if plan.clusters.count > 1 {
+                var pick = Int(ctx.random % UInt64(plan.totalWeight))
+                for c in plan.clusters {
+                    if pick < c.weight { cluster = c.index; break }
+                    pick -= c.weight
+                }
+            }
+            ctx.decision = .forward(route: route.index, cluster: cluster)
+        }
+        return .stopIteration
+    }
+}

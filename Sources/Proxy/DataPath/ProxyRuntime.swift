@@ -1,0 +1,151 @@
+import Balancers
+import EventLoop
+import Glibc
+
+/// What the command line adds to a bootstrap for the data path.
+public struct ProxyRuntimeOptions: Sendable {
+    /// Workers per listener (`--concurrency`).
+    public var concurrency = 2
+    /// I/O backend (`--io`), resolved with `BackendSelection`.
+    public var io: IOBackendKind = .auto
+    /// `--balance`: overrides every listener's accept strategy.
+    public var balanceOverride: BalanceSpec?
+    /// `--cpus`: worker i is pinned to the i-th CPU (round robin); empty: no pinning.
+    public var cpus: [Int] = []
+    /// `--drain-time-s` in nanoseconds (used by the drain of issue 5).
+    public var drainTimeNanos: Int64 = 600_000_000_000
+    /// Adds `x-ballast-response-flags` to every response (debug logging, tests).
+    public var debugResponseFlags = false
+    /// Keep each worker's finished-request records in a ring (`RunningProxy.accessRings`) for an
+    /// access-log writer.
+    public var recordAccess = false
+    /// Receive-buffer and batch sizes of each worker's backend.
+    public var backend = BackendOptions()
+
+    public init() {}
+
+    /// From the command line's options (`ProxyOptions`): debug flags with `-l debug` or `trace`.
+    public init(_ o: ProxyOptions) {
+        concurrency = o.concurrency
+        io = o.io
+        balanceOverride = o.balanceOverride
+        cpus = o.cpus
+        drainTimeNanos = o.drainTimeNanos
+        debugResponseFlags = o.logLevel <= .debug
+    }
+}
+
+/// A running proxy: one worker group per listener.
+public final class RunningProxy: Sendable {
+    public struct BoundListener: Sendable {
+        public let name: String
+        public let address: SocketAddress
+        /// The bound port (the kernel's choice when the config says 0).
+        public let port: Int
+        public let balance: BalanceSpec
+    }
+
+    public let backend: IOBackendKind
+    public let plane: DataPlane
+    public let listeners: [BoundListener]
+    /// Per listener, per worker.
+    public let stats: [[DataPathStats]]
+    /// Per listener, per worker (when `recordAccess`).
+    public let accessRings: [[AccessRecordRing]]
+    private let groups: [WorkerGroup<ProxyMessage>]
+
+    init(backend: IOBackendKind, plane: DataPlane, listeners: [BoundListener], stats: [[DataPathStats]],
+         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>]) {
+        self.backend = backend
+        self.plane = plane
+        self.listeners = listeners
+        self.stats = stats
+        self.accessRings = accessRings
+        self.groups = groups
+    }
+
+    /// The bound port of the listener named `name`.
+    public func port(of name: String) -> Int? { listeners.first { $0.name == name }?.port }
+
+    /// Worker loads (connections, requests in flight) of listener `i`.
+    public func loads(ofListener i: Int) -> WorkerLoads { groups[i].loads }
+
+    /// Stops every worker (connections close) and waits for them.
+    public func stop() {
+        for g in groups { g.stop() }
+    }
+}
+
+/// Starts the data path for a bootstrap: for each listener a `WorkerGroup` of `ProxyWorker`s
+/// with the listener's (or the overriding) accept strategy, on the chosen I/O backend.
+public enum ProxyRuntime {
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Binds every listener and returns once every worker serves; on failure everything started
+    /// is stopped again and the error names the cause.
+    public static func start(_ bootstrap: Bootstrap, options: ProxyRuntimeOptions) throws(StartError) -> RunningProxy {
+        let choice: BackendSelection.Choice
+        do { choice = try BackendSelection.resolve(options.io) } catch { throw StartError(description: error.description) }
+        if let note = choice.note { Log.info(note) }
+        let plane: DataPlane
+        do { plane = try DataPlane.compile(bootstrap) } catch { throw StartError(description: error.description) }
+        switch choice.kind {
+        case .ioUring: return try start(plane, options, IoUringBackend.self)
+        default: return try start(plane, options, EpollBackend.self)
+        }
+    }
+
+    private static func start<B: IOBackend>(_ plane: DataPlane, _ options: ProxyRuntimeOptions, _: B.Type) throws(StartError) -> RunningProxy {
+        var groups: [WorkerGroup<ProxyMessage>] = []
+        var bound: [RunningProxy.BoundListener] = []
+        var allStats: [[DataPathStats]] = []
+        var allRings: [[AccessRecordRing]] = []
+        let workers = max(1, options.concurrency)
+        for l in plane.listeners {
+            let balance = options.balanceOverride ?? l.balance
+            let stats = (0..<workers).map { _ in DataPathStats() }
+            let rings = options.recordAccess ? (0..<workers).map { _ in AccessRecordRing() } : []
+            let settings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
+                                               accessRings: options.recordAccess ? rings : nil)
+            let groupOptions = WorkerGroupOptions(address: l.address, workers: workers, balance: balance, cpus: options.cpus,
+                                                  backend: options.backend, name: "proxy\(l.index)")
+            do {
+                let group = try WorkerGroup<ProxyMessage>.start(groupOptions, backend: B.self) { seat, _ in
+                    ProxyWorker<B>(seat: seat, settings: settings, stats: stats[seat.index])
+                }
+                groups.append(group)
+                bound.append(RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance))
+                allStats.append(stats)
+                allRings.append(rings)
+            } catch {
+                for g in groups { g.stop() }
+                throw StartError(description: "listener '\(l.name)': \(error.description)")
+            }
+        }
+        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, groups: groups)
+    }
+
+    /// Serves until SIGINT or SIGTERM (main thread), then stops. Returns the exit status (0).
+    /// SIGHUP is left for reload (issue 5): logged and ignored here.
+    public static func run(_ bootstrap: Bootstrap, options: ProxyRuntimeOptions) throws(StartError) -> Int32 {
+        let (limit, note) = FileLimit.raise(to: 1 << 17)
+        if let note { Log.warning(note) }
+        Signals.blockTermination()
+        let proxy = try start(bootstrap, options: options)
+        for l in proxy.listeners {
+            Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
+        }
+        while true {
+            let signal = Signals.waitForTermination()
+            if signal == SIGHUP {
+                Log.info("SIGHUP: reload is not implemented yet; the configuration stays")
+                continue
+            }
+            Log.info("proxy stopping (signal \(signal))")
+            proxy.stop()
+            return 0
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import EventLoop
+import HTTP1
+
+/// Head encoding: the request head sent upstream, the response head sent downstream, and local
+/// replies. Each reserves an upper bound in a pooled buffer and writes in place.
+extension ProxyWorker {
+    /// The upstream request head: the request line (prefix_rewrite applied), the client's fields
+    /// minus hop-by-hop ones (and Expect, which the proxy answers itself), Host (host_rewrite),
+    /// re-declared framing, x-request-id when missing, x-forwarded-proto.
+    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int, into buffer: inout ByteBuffer) -> Bool {
+        guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
+        let p = requestParser
+        let capacity = head.count + 256 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
+        guard let base = pool.reserve(capacity, in: &buffer) else { return false }
+        var w = ByteWriter(base, capacity: capacity)
+        w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
+        w.put(byte: ASCII.space)
+        let target = p.pointee.targetRange
+        if let rewrite = plan.prefixRewrite, let routePrefix = Self.prefixLength(http.routes.allRoutes[route]) {
+            w.put(rewrite)
+            w.put(UnsafeRawBufferPointer(rebasing: head[(target.lowerBound + routePrefix)..<target.upperBound]))
+        } else {
+            w.put(UnsafeRawBufferPointer(rebasing: head[target]))
+        }
+        w.put(" HTTP/1.1\r\n")
+        var sawHost = false
+        var sawRequestID = false
+        var sawProto = false
+        var nominating: Range<Int>? = nil
+        let count = p.pointee.headerCount
+        for i in 0..<count {
+            let name = p.pointee.headerNameRange(at: i)
+            if name.count == 10 && ASCII.equalsCaseInsensitive(head, name, "connection") {
+                let value = p.pointee.headerValueRange(at: i)
+                if FieldClass.connectionNominates(head, value) { nominating = value }
+            }
+        }
+        for i in 0..<count {
+            let name = p.pointee.headerNameRange(at: i)
+            let value = p.pointee.headerValueRange(at: i)
+            switch FieldClass.of(head, name) {
+            case .hopByHop:
+                continue
+            case .expect:
+                if p.pointee.expectsContinue { continue }
+            case .host:
+                sawHost = true
+                if plan.hostRewrite != nil { continue }
+            case .requestID:
+                sawRequestID = true
+            case .forwardedProto:
+                sawProto = true
+            case .pass, .server, .contentLength:
+                break
+            }
+            if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
+            w.put(UnsafeRawBufferPointer(rebasing: head[name]))
+            w.put(": ")
+            w.put(UnsafeRawBufferPointer(rebasing: head[value]))
+            w.crlf()
+        }
+        if let rewrite = plan.hostRewrite {
+            w.put("host: ")
+            w.put(rewrite)
+            w.crlf()
+        } else if !sawHost {
+            w.put("host: ")
+            var name = cluster.hosts[host].name
+            name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
+            w.crlf()
+        }
+        if case .chunked = p.pointee.bodyFraming { w.put("transfer-encoding: chunked\r\n") }
+        if !sawRequestID && http.generateRequestID {
+            w.put("x-request-id: ")
+            w.putUUID(rng.next(), rng.next())
+            w.crlf()
+        }
+        if !sawProto { w.put("x-forwarded-proto: http\r\n") }
+        w.crlf()
+        guard !w.overflowed else { return false }
+        buffer.count += w.count
+        return true
+    }
+
+    static func prefixLength(_ route: CompiledRoute) -> Int? {
+        if case .prefix(let p) = route.path { return p.count }
+        return nil
+    }
+
+    /// The downstream response head from the upstream's: status line (upstream reason kept),
+    /// fields minus hop-by-hop ones, re-declared framing, server, x-envoy-upstream-service-time,
+    /// Connection as the downstream needs.
+    func writeResponseHead(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
+        guard let http else { return false }
+        let p = responseParser
+        let capacity = head.count + 256 + http.serverName.count
+        guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
+        var w = ByteWriter(base, capacity: capacity)
+        w.put("HTTP/1.1 ")
+        w.putDecimal(p.statusCode)
+        w.put(byte: ASCII.space)
+        w.put(UnsafeRawBufferPointer(rebasing: head[p.reasonRange]))
+        w.crlf()
+        var sawServer = false
+        var nominating: Range<Int>? = nil
+        for i in 0..<p.headerCount {
+            let name = p.headerNameRange(at: i)
+            if name.count == 10 && ASCII.equalsCaseInsensitive(head, name, "connection") {
+                let value = p.headerValueRange(at: i)
+                if FieldClass.connectionNominates(head, value) { nominating = value }
+            }
+        }
+        for i in 0..<p.headerCount {
+            let name = p.headerNameRange(at: i)
+            switch FieldClass.of(head, name) {
+            case .hopByHop:
+                continue
+            case .server:
+                sawServer = true
+                if http.serverTransformation == .overwrite { continue }
+            default:
+                break
+            }
+            if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
+            w.put(UnsafeRawBufferPointer(rebasing: head[name]))
+            w.put(": ")
+            w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
+            w.crlf()
+        }
+        if s.pointee.responseBody == .chunked || s.pointee.reframeChunked { w.put("transfer-encoding: chunked\r\n") }
+        if http.serverTransformation == .overwrite || (http.serverTransformation == .appendIfAbsent && !sawServer) {
+            w.put("server: ")
+            w.put(http.serverName)
+            w.crlf()
+        }
+        if !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0 {
+            w.put("x-envoy-upstream-service-time: ")
+            w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
+            w.crlf()
+        }
+        let closing = !s.pointee.keepAlive || d.pointee.closeAfterFlush || !s.pointee.requestComplete
+        if closing {
+            w.put("connection: close\r\n")
+        } else if s.pointee.http10 {
+            w.put("connection: keep-alive\r\n")
+        }
+        if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
+        w.crlf()
+        guard !w.overflowed else { return false }
+        d.pointee.pending.count += w.count
+        return true
+    }
+
+    private func writeFlagsHeader(_ flags: ResponseFlags, _ w: inout ByteWriter) {
+        w.put("x-ballast-response-flags: ")
+        let room = w.capacity - w.count
+        guard room > 48 else { w.overflowed = true; return }
+        let n = flags.write(into: UnsafeMutableRawBufferPointer(start: w.base + w.count, count: 48))
+        w.count += n
+        w.crlf()
+    }
+
+    /// A locally generated response with a text body.
+    func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+        let capacity = 256 + body.count + (http?.serverName.count ?? 0)
+        guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
+        var w = ByteWriter(base, capacity: capacity)
+        w.put("HTTP/1.1 ")
+        w.putDecimal(status)
+        w.put(byte: ASCII.space)
+        if let reason = HeadWriter.reasonPhrase(for: status) { w.put(reason) }
+        w.crlf()
+        w.put("content-length: ")
+        w.putDecimal(body.count)
+        w.crlf()
+        if body.count > 0 { w.put("content-type: text/plain\r\n") }
+        w.put("server: ")
+        if let http { w.put(http.serverName) } else { w.put("envoy") }
+        w.crlf()
+        if closing {
+            w.put("connection: close\r\n")
+        } else if s.pointee.http10 {
+            w.put("connection: keep-alive\r\n")
+        }
+        if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
+        w.crlf()
+        if !s.pointee.isHEAD {
+            w.put(body)
+            s.pointee.bytesSent += body.count
+        }
+        guard !w.overflowed else { return }
+        d.pointee.pending.count += w.count
+    }
+}

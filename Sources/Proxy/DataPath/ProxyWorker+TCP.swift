@@ -1,0 +1,227 @@
+import EventLoop
+import Glibc
+
+/// One tcp_proxy session: a client connection and its upstream connection, bytes copied both ways.
+/// Half-close is forwarded: when one side ends its stream, the other side's write half is shut
+/// down (SHUT_WR) once everything before the end was sent; the session closes when both
+/// directions have ended.
+struct TCPSession {
+    var downFD: Int32 = -1
+    var upFD: Int32 = -1
+    var connected = false
+    var hostPool: Int32 = -1
+    /// Client -> upstream.
+    var toUp = TCPDirection()
+    /// Upstream -> client.
+    var toDown = TCPDirection()
+    var connectDeadline: Int64 = 0
+    var idleDeadline: Int64 = 0
+    var timerArmedAt: Int64 = 0
+}
+
+struct TCPDirection {
+    var pending = ByteBuffer.empty
+    var sending = ByteBuffer.empty
+    var offset = 0
+    var inFlight = false
+    /// The source side ended its stream (FIN received).
+    var sourceEnded = false
+    /// The end was passed on (SHUT_WR on the destination).
+    var shutDown = false
+    /// Receiving from the source is paused (destination slow).
+    var sourcePaused = false
+    var bytes = 0
+
+    var drained: Bool { !inFlight && pending.count == 0 && sending.count == 0 }
+}
+
+extension ProxyWorker {
+    @inline(__always)
+    func tcpUpToken(_ down: UInt64) -> UInt64 { (down & ~(0xF << 56)) | (ConnKind.tcpUpstream.rawValue << 56) }
+    @inline(__always)
+    func tcpDownToken(_ token: UInt64) -> UInt64 { (token & ~(0xF << 56)) | (ConnKind.tcpDownstream.rawValue << 56) }
+
+    func tcpAdopt(_ fd: Int32, _ loop: Loop) {
+        guard let tcp else { return }
+        let cluster = plane.clusters[tcp.cluster]
+        guard !cluster.hosts.isEmpty, ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
+            inc(stats.upstreamRqPendingOverflow)
+            loads.connectionClosed(index)
+            inc(stats.downstreamCxActive, by: -1)
+            Glibc.close(fd)
+            return
+        }
+        let hp = pickHost(tcp.cluster)
+        let host = cluster.hosts[Int(hostPools[hp].host)]
+        let upFD: Int32
+        do {
+            upFD = try Sockets.makeStream(family: host.address.family)
+        } catch {
+            ClusterResources.give(cluster.resources.connections)
+            inc(stats.upstreamCxConnectFail)
+            loads.connectionClosed(index)
+            inc(stats.downstreamCxActive, by: -1)
+            Glibc.close(fd)
+            return
+        }
+        Sockets.setNoDelay(upFD)
+        var t = TCPSession()
+        t.downFD = fd
+        t.upFD = upFD
+        t.hostPool = Int32(hp)
+        t.connectDeadline = loop.now + cluster.connectTimeoutNanos
+        if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
+        let token = tcpSessions.insert(t)
+        hostPools[hp].connections += 1
+        inc(stats.upstreamCxTotal)
+        inc(stats.upstreamCxActive)
+        loop.backend.connect(fd: upFD, token: tcpUpToken(token), address: host.address)
+        loop.backend.armReceive(fd: fd, token: token)
+        if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
+    }
+
+    func tcpConnected(_ c: Completion, _ loop: Loop) {
+        let token = tcpDownToken(c.token)
+        guard let t = tcpSessions.pointer(token) else { return }
+        t.pointee.connectDeadline = 0
+        guard c.result >= 0 else {
+            inc(stats.upstreamCxConnectFail)
+            tcpClose(token, loop)
+            return
+        }
+        t.pointee.connected = true
+        loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
+        tcpFlush(token, t, toUpstream: true, loop)
+    }
+
+    func tcpReceived(_ c: Completion, _ loop: Loop) {
+        let fromUp = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
+        let token = tcpDownToken(c.token)
+        guard let t = tcpSessions.pointer(token) else { return }
+        if c.result < 0 {
+            tcpClose(token, loop)
+            return
+        }
+        if let idle = tcp?.idleTimeoutNanos { t.pointee.idleDeadline = loop.now + idle }
+        let toUpstream = !fromUp
+        if c.result == 0 {
+            if toUpstream { t.pointee.toUp.sourceEnded = true } else { t.pointee.toDown.sourceEnded = true }
+            tcpFlush(token, t, toUpstream: toUpstream, loop)
+            return
+        }
+        let ok: Bool
+        if toUpstream {
+            ok = pool.append(c.bytes, to: &t.pointee.toUp.pending)
+            t.pointee.toUp.bytes += c.bytes.count
+        } else {
+            ok = pool.append(c.bytes, to: &t.pointee.toDown.pending)
+            t.pointee.toDown.bytes += c.bytes.count
+        }
+        guard ok else {
+            tcpClose(token, loop)
+            return
+        }
+        let queued = toUpstream ? t.pointee.toUp.pending.count : t.pointee.toDown.pending.count
+        if queued >= Self.highWater {
+            if toUpstream, !t.pointee.toUp.sourcePaused {
+                t.pointee.toUp.sourcePaused = true
+                loop.backend.pauseReceive(fd: t.pointee.downFD)
+            } else if !toUpstream, !t.pointee.toDown.sourcePaused {
+                t.pointee.toDown.sourcePaused = true
+                loop.backend.pauseReceive(fd: t.pointee.upFD)
+            }
+        }
+        tcpFlush(token, t, toUpstream: toUpstream, loop)
+    }
+
+    func tcpSent(_ c: Completion, _ loop: Loop) {
+        let toUpstream = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
+        let token = tcpDownToken(c.token)
+        guard let t = tcpSessions.pointer(token) else { return }
+        guard c.result >= 0 else {
+            tcpClose(token, loop)
+            return
+        }
+        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
+        dir.pointee.inFlight = false
+        dir.pointee.offset += Int(c.result)
+        let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
+        if dir.pointee.offset < dir.pointee.sending.count {
+            dir.pointee.inFlight = true
+            loop.backend.send(fd: fd, bytes: dir.pointee.sending.base! + dir.pointee.offset, count: dir.pointee.sending.count - dir.pointee.offset)
+            return
+        }
+        dir.pointee.sending.count = 0
+        pool.release(&dir.pointee.sending)
+        if dir.pointee.sourcePaused && dir.pointee.pending.count < Self.lowWater {
+            dir.pointee.sourcePaused = false
+            loop.backend.resumeReceive(fd: toUpstream ? t.pointee.downFD : t.pointee.upFD)
+        }
+        tcpFlush(token, t, toUpstream: toUpstream, loop)
+    }
+
+    /// Sends what one direction has queued; passes an ended stream on once drained; closes the
+    /// session when both directions ended.
+    private func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
+        guard !toUpstream || t.pointee.connected else { return }
+        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
+        let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
+        if !dir.pointee.inFlight && dir.pointee.sending.count == 0 && dir.pointee.pending.count > 0 {
+            swap(&dir.pointee.sending, &dir.pointee.pending)
+            dir.pointee.offset = 0
+            dir.pointee.inFlight = true
+            loop.backend.send(fd: fd, bytes: dir.pointee.sending.base!, count: dir.pointee.sending.count)
+            return
+        }
+        if dir.pointee.sourceEnded && dir.pointee.drained && !dir.pointee.shutDown {
+            dir.pointee.shutDown = true
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+        }
+        if t.pointee.toUp.shutDown && t.pointee.toDown.shutDown {
+            tcpClose(token, loop)
+        }
+    }
+
+    func tcpClose(_ token: UInt64, _ loop: Loop) {
+        guard let t = tcpSessions.pointer(token) else { return }
+        loop.backend.close(fd: t.pointee.downFD)
+        loop.backend.close(fd: t.pointee.upFD)
+        pool.release(&t.pointee.toUp.pending)
+        pool.release(&t.pointee.toUp.sending)
+        pool.release(&t.pointee.toDown.pending)
+        pool.release(&t.pointee.toDown.sending)
+        let hp = Int(t.pointee.hostPool)
+        hostPools[hp].connections -= 1
+        ClusterResources.give(plane.clusters[Int(hostPools[hp].cluster)].resources.connections)
+        inc(stats.upstreamCxActive, by: -1)
+        inc(stats.downstreamCxActive, by: -1)
+        loads.connectionClosed(index)
+        tcpSessions.remove(token)
+    }
+
+    private func armTCPTimer(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
+        let a = t.pointee.connectDeadline
+        let b = t.pointee.idleDeadline
+        let next = a == 0 ? b : (b == 0 ? a : min(a, b))
+        guard next > 0 else { return }
+        if t.pointee.timerArmedAt != 0 && t.pointee.timerArmedAt <= next { return }
+        t.pointee.timerArmedAt = next
+        loop.timers.schedule(at: next, id: token)
+    }
+
+    func tcpTimer(_ token: UInt64, _ loop: Loop) {
+        guard let t = tcpSessions.pointer(token) else { return }
+        let now = loop.now
+        if t.pointee.timerArmedAt != 0 && t.pointee.timerArmedAt <= now { t.pointee.timerArmedAt = 0 }
+        if t.pointee.connectDeadline != 0 && t.pointee.connectDeadline <= now && !t.pointee.connected {
+            inc(stats.upstreamCxConnectTimeout)
+            tcpClose(token, loop)
+            return
+        }
+        if t.pointee.idleDeadline != 0 && t.pointee.idleDeadline <= now {
+            tcpClose(token, loop)
+            return
+        }
+        armTCPTimer(token, t, loop)
+    }
+}

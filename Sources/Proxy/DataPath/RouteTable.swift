@@ -1,0 +1,349 @@
+import EventLoop
+import HTTP1
+
+/// A route configuration compiled to bytes: virtual hosts chosen by Host with Envoy's precedence
+/// (exact, longest `*.suffix`, longest `prefix*`, `*`), then the first matching route. Matching
+/// reads the request's bytes in place and allocates nothing.
+public struct RouteTable: Sendable {
+    public let virtualHosts: [CompiledVirtualHost]
+    let exact: [(domain: [UInt8], host: Int)]
+    let suffixes: [(suffix: [UInt8], host: Int)]
+    let prefixes: [(prefix: [UInt8], host: Int)]
+    let wildcard: Int?
+    /// Every route of every virtual host, flattened (an access record's route index).
+    public let allRoutes: [CompiledRoute]
+
+    init(_ config: RouteConfiguration, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+        var hosts: [CompiledVirtualHost] = []
+        var exact: [(domain: [UInt8], host: Int)] = []
+        var suffixes: [(suffix: [UInt8], host: Int)] = []
+        var prefixes: [(prefix: [UInt8], host: Int)] = []
+        var wildcard: Int? = nil
+        var all: [CompiledRoute] = []
+        for (hi, vh) in config.virtualHosts.enumerated() {
+            var routes: [CompiledRoute] = []
+            for r in vh.routes {
+                let route = try CompiledRoute(r, index: all.count, virtualHostRetry: vh.retryPolicy, clusterIndex: clusterIndex, listener: listener)
+                routes.append(route)
+                all.append(route)
+            }
+            hosts.append(CompiledVirtualHost(name: vh.name, routes: routes))
+            for d in vh.domains {
+                switch d {
+                case .any: if wildcard == nil { wildcard = hi }
+                case .exact(let s): exact.append((Array(s.lowercased().utf8), hi))
+                case .suffix(let s): suffixes.append((Array(s.lowercased().utf8), hi))
+                case .prefix(let s): prefixes.append((Array(s.lowercased().utf8), hi))
+                }
+            }
+        }
+        // Longest first; ties keep file order (stable sort).
+        self.suffixes = suffixes.enumerated().sorted { ($0.element.suffix.count, -$0.offset) > ($1.element.suffix.count, -$1.offset) }.map(\.element)
+        self.prefixes = prefixes.enumerated().sorted { ($0.element.prefix.count, -$0.offset) > ($1.element.prefix.count, -$1.offset) }.map(\.element)
+        self.exact = exact
+        self.wildcard = wildcard
+        self.virtualHosts = hosts
+        self.allRoutes = all
+    }
+
+    /// The virtual host for a Host value (as received: case and port as the client sent them).
+    /// A host with a port that matches no domain is tried again without the port.
+    public func virtualHost(for host: UnsafeRawBufferPointer) -> Int? {
+        if let i = match(host) { return i }
+        if let colon = portColon(host) {
+            if let i = match(UnsafeRawBufferPointer(rebasing: host[0..<colon])) { return i }
+        }
+        return wildcard
+    }
+
+    /// The colon before a port (`a.b:80`, `[::1]:80`), or nil.
+    func portColon(_ host: UnsafeRawBufferPointer) -> Int? {
+        var i = host.count - 1
+        while i >= 0 {
+            let b = host[i]
+            if b == ASCII.colon { return i > 0 && (host[0] != 0x5B || host[i - 1] == 0x5D) ? i : nil }
+            if b < 0x30 || b > 0x39 { return nil }
+            i -= 1
+        }
+        return nil
+    }
+
+    func match(_ host: UnsafeRawBufferPointer) -> Int? {
+        for e in exact where e.domain.count == host.count {
+            if Self.equalsLowercased(host, 0, e.domain) { return e.host }
+        }
+        for s in suffixes where host.count > s.suffix.count {
+            if Self.equalsLowercased(host, host.count - s.suffix.count, s.suffix) { return s.host }
+        }
+        for p in prefixes where host.count > p.prefix.count {
+            if Self.equalsLowercased(host, 0, p.prefix) { return p.host }
+        }
+        return nil
+    }
+
+    /// `bytes[at..<at+pattern.count]` lowercased equals `pattern` (already lowercase).
+    @inline(__always)
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ pattern: [UInt8]) -> Bool {
+        pattern.withUnsafeBufferPointer { p in
+            var i = 0
+            while i < p.count {
+                if ASCII.lowercased(bytes[at + i]) != p[i] { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+
+    /// The first route of virtual host `vh` that matches the request.
+    func route(in vh: Int, request: RequestView) -> CompiledRoute? {
+        for r in virtualHosts[vh].routes where r.matches(request) { return r }
+        return nil
+    }
+}
+
+public struct CompiledVirtualHost: Sendable {
+    public let name: String
+    public let routes: [CompiledRoute]
+}
+
+/// What the router needs of a parsed request head: its bytes and the parser's ranges.
+struct RequestView {
+    let bytes: UnsafeRawBufferPointer
+    let path: Range<Int>
+    let query: Range<Int>?
+    let host: Range<Int>?
+    /// The worker's parser, holding the field table of the head in `bytes`.
+    let parser: UnsafeMutablePointer<RequestHeadParser>
+
+    var headerCount: Int { parser.pointee.headerCount }
+    func headerName(_ i: Int) -> Range<Int> { parser.pointee.headerNameRange(at: i) }
+    func headerValue(_ i: Int) -> Range<Int> { parser.pointee.headerValueRange(at: i) }
+}
+
+public enum PathMatcher: Sendable {
+    case prefix([UInt8])
+    case exact([UInt8])
+    /// `safe_regex`: not evaluated by the data path yet (no regex engine without Foundation): never matches.
+    case unsupportedRegex(String)
+}
+
+public struct CompiledHeaderMatcher: Sendable {
+    enum Test: Sendable {
+        case present(Bool)
+        case exact([UInt8]), prefix([UInt8]), suffix([UInt8]), contains([UInt8])
+        case never
+    }
+
+    let name: [UInt8]
+    let test: Test
+    let ignoreCase: Bool
+    let invert: Bool
+}
+
+public struct CompiledQueryMatcher: Sendable {
+    let name: [UInt8]
+    let test: CompiledHeaderMatcher.Test
+    let ignoreCase: Bool
+}
+
+public struct RetryPlan: Sendable {
+    public let onConnectFailure: Bool
+    public let onReset: Bool
+    public let on5xx: Bool
+    public let onGatewayError: Bool
+    public let numRetries: Int
+}
+
+public struct ForwardPlan: Sendable {
+    /// (cluster index, weight); one entry for `cluster`.
+    public let clusters: [(index: Int, weight: Int)]
+    public let totalWeight: Int
+    public let timeoutNanos: Int64?
+    public let prefixRewrite: [UInt8]?
+    public let hostRewrite: [UInt8]?
+    public let retry: RetryPlan?
+}
+
+public enum CompiledAction: Sendable {
+    case forward(ForwardPlan)
+    case direct(status: Int, body: [UInt8])
+}
+
+public struct CompiledRoute: Sendable {
+    public let index: Int
+    public let name: String?
+    public let path: PathMatcher
+    public let caseSensitive: Bool
+    let headers: [CompiledHeaderMatcher]
+    let queryParameters: [CompiledQueryMatcher]
+    public let action: CompiledAction
+
+    init(_ r: RouteConfig, index: Int, virtualHostRetry: RetryPolicyConfig?, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+        self.index = index
+        name = r.name
+        caseSensitive = r.match.caseSensitive
+        switch r.match.path {
+        case .prefix(let p): path = .prefix(Array((caseSensitive ? p : p.lowercased()).utf8))
+        case .path(let p): path = .exact(Array((caseSensitive ? p : p.lowercased()).utf8))
+        case .safeRegex(let re):
+            Log.warning("listener '\(listener)': safe_regex routes are not evaluated by the data path yet; '\(re)' never matches")
+            path = .unsupportedRegex(re)
+        }
+        headers = r.match.headers.map { h in
+            let (test, ignore) = Self.compile(h.match)
+            return CompiledHeaderMatcher(name: Array(h.name.lowercased().utf8), test: test, ignoreCase: ignore, invert: h.invert)
+        }
+        queryParameters = r.match.queryParameters.map { q in
+            let (test, ignore) = q.stringMatch.map { Self.compile(.string($0)) } ?? (.present(true), false)
+            return CompiledQueryMatcher(name: Array(q.name.utf8), test: test, ignoreCase: ignore)
+        }
+        switch r.action {
+        case .directResponse(let d):
+            action = .direct(status: d.status, body: Array((d.body ?? "").utf8))
+        case .forward(let f):
+            var list: [(index: Int, weight: Int)] = []
+            for name in f.target.clusterNames {
+                guard let ci = clusterIndex[name] else {
+                    throw DataPlane.CompileError(description: "listener '\(listener)': route to unknown cluster '\(name)'")
+                }
+                let weight: Int
+                switch f.target {
+                case .cluster: weight = 1
+                case .weighted(let w): weight = w.first { $0.name == name }?.weight ?? 0
+                }
+                list.append((ci, weight))
+            }
+            let retry = (f.retryPolicy ?? virtualHostRetry).map { p in
+                RetryPlan(onConnectFailure: p.retryOn.contains(.connectFailure) || p.retryOn.contains(.serverError) || p.retryOn.contains(.gatewayError),
+                          onReset: p.retryOn.contains(.reset) || p.retryOn.contains(.serverError) || p.retryOn.contains(.gatewayError),
+                          on5xx: p.retryOn.contains(.serverError),
+                          onGatewayError: p.retryOn.contains(.gatewayError),
+                          numRetries: p.numRetries)
+            }
+            var prefixRewrite: [UInt8]? = nil
+            if let rw = f.prefixRewrite {
+                if case .prefix = r.match.path { prefixRewrite = Array(rw.utf8) }
+            }
+            action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
+                                          timeoutNanos: f.timeoutNanos, prefixRewrite: prefixRewrite,
+                                          hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry))
+        }
+    }
+
+    static func compile(_ m: HeaderMatch) -> (CompiledHeaderMatcher.Test, Bool) {
+        switch m {
+        case .present(let p): return (.present(p), false)
+        case .string(let s):
+            let v = Array((s.ignoreCase ? s.value.lowercased() : s.value).utf8)
+            switch s.kind {
+            case .exact: return (.exact(v), s.ignoreCase)
+            case .prefix: return (.prefix(v), s.ignoreCase)
+            case .suffix: return (.suffix(v), s.ignoreCase)
+            case .contains: return (.contains(v), s.ignoreCase)
+            case .safeRegex:
+                Log.warning("safe_regex header matchers are not evaluated by the data path yet; they never match")
+                return (.never, false)
+            }
+        }
+    }
+
+    /// Path (and header, query) match.
+    func matches(_ r: RequestView) -> Bool {
+        let p = UnsafeRawBufferPointer(rebasing: r.bytes[r.path])
+        switch path {
+        case .prefix(let pre):
+            guard p.count >= pre.count, Self.bytesEqual(p, 0, pre, ignoreCase: !caseSensitive) else { return false }
+        case .exact(let full):
+            guard p.count == full.count, Self.bytesEqual(p, 0, full, ignoreCase: !caseSensitive) else { return false }
+        case .unsupportedRegex:
+            return false
+        }
+        for h in headers where !headerMatches(h, r) { return false }
+        for q in queryParameters where !queryMatches(q, r) { return false }
+        return true
+    }
+
+    func headerMatches(_ h: CompiledHeaderMatcher, _ r: RequestView) -> Bool {
+        var value: Range<Int>? = nil
+        let nameIsAuthority = h.name.count == 10 && h.name.elementsEqual(":authority".utf8)
+        if nameIsAuthority || (h.name.count == 4 && h.name.elementsEqual("host".utf8)) {
+            value = r.host
+        } else if h.name.count == 5 && h.name.elementsEqual(":path".utf8) {
+            value = r.path.lowerBound..<(r.query?.upperBound ?? r.path.upperBound)
+        } else {
+            for i in 0..<r.headerCount {
+                let n = r.headerName(i)
+                if n.count == h.name.count && Self.bytesEqual(UnsafeRawBufferPointer(rebasing: r.bytes[n]), 0, h.name, ignoreCase: true) {
+                    value = r.headerValue(i)
+                    break
+                }
+            }
+        }
+        let result = Self.test(h.test, value.map { UnsafeRawBufferPointer(rebasing: r.bytes[$0]) }, ignoreCase: h.ignoreCase)
+        return result != h.invert
+    }
+
+    func queryMatches(_ q: CompiledQueryMatcher, _ r: RequestView) -> Bool {
+        guard let query = r.query else { return Self.test(q.test, nil, ignoreCase: q.ignoreCase) }
+        var i = query.lowerBound
+        while i < query.upperBound {
+            var end = i
+            while end < query.upperBound && r.bytes[end] != 0x26 { end += 1 }  // '&'
+            var eq = i
+            while eq < end && r.bytes[eq] != 0x3D { eq += 1 }  // '='
+            let name = UnsafeRawBufferPointer(rebasing: r.bytes[i..<eq])
+            if name.count == q.name.count && Self.bytesEqual(name, 0, q.name, ignoreCase: false) {
+                let value = eq < end ? UnsafeRawBufferPointer(rebasing: r.bytes[(eq + 1)..<end]) : UnsafeRawBufferPointer(start: nil, count: 0)
+                return Self.test(q.test, value, ignoreCase: q.ignoreCase)
+            }
+            i = end + 1
+        }
+        return Self.test(q.test, nil, ignoreCase: q.ignoreCase)
+    }
+
+    static func test(_ t: CompiledHeaderMatcher.Test, _ v: UnsafeRawBufferPointer?, ignoreCase: Bool) -> Bool {
+        switch t {
+        case .present(let want): return (v != nil) == want
+        case .never: return false
+        case .exact(let s):
+            guard let v else { return false }
+            return v.count == s.count && bytesEqual(v, 0, s, ignoreCase: ignoreCase)
+        case .prefix(let s):
+            guard let v else { return false }
+            return v.count >= s.count && bytesEqual(v, 0, s, ignoreCase: ignoreCase)
+        case .suffix(let s):
+            guard let v else { return false }
+            return v.count >= s.count && bytesEqual(v, v.count - s.count, s, ignoreCase: ignoreCase)
+        case .contains(let s):
+            guard let v else { return false }
+            if s.isEmpty { return true }
+            var i = 0
+            while i + s.count <= v.count {
+                if bytesEqual(v, i, s, ignoreCase: ignoreCase) { return true }
+                i += 1
+            }
+            return false
+        }
+    }
+
+    /// `bytes[at..<at+pattern.count]` equals `pattern` (lowercased first when `ignoreCase`; the
+    /// pattern is then lowercase already).
+    @inline(__always)
+    static func bytesEqual(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ pattern: [UInt8], ignoreCase: Bool) -> Bool {
+        pattern.withUnsafeBufferPointer { p in
+            var i = 0
+            if ignoreCase {
+                while i < p.count {
+                    if ASCII.lowercased(bytes[at + i]) != p[i] { return false }
+                    i += 1
+                }
+            } else {
+                while i < p.count {
+                    if bytes[at + i] != p[i] { return false }
+                    i += 1
+                }
+            }
+            return true
+        }
+    }
+}

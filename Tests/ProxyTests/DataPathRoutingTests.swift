@@ -1,0 +1,101 @@
+import EventLoop
+import HTTP1
+@testable import Proxy
+import XCTest
+
+/// The router's tables without sockets: virtual-host precedence, port stripping, route matching.
+final class DataPathRoutingTests: XCTestCase {
+    let yaml = dataPathYAML(virtualHosts: """
+                - name: exact
+                  domains: ["api.example.com", "api.example.com:8443"]
+                  routes:
+                  - match: { path: "/exact" }
+                    direct_response: { status: 200, body: { inline_string: "exact-path" } }
+                  - match: { prefix: "/v1/", case_sensitive: false }
+                    route: { cluster: a, prefix_rewrite: "/internal/" }
+                  - match: { prefix: "/", headers: [{ name: x-canary, string_match: { exact: "yes" } }] }
+                    route: { cluster: b }
+                  - match: { prefix: "/" }
+                    route: { cluster: a }
+                - name: suffix-long
+                  domains: ["*.long.example.com"]
+                  routes:
+                  - match: { prefix: "/" }
+                    direct_response: { status: 201 }
+                - name: suffix-short
+                  domains: ["*.example.com"]
+                  routes:
+                  - match: { prefix: "/" }
+                    direct_response: { status: 202 }
+                - name: prefix
+                  domains: ["shop.*"]
+                  routes:
+                  - match: { prefix: "/" }
+                    direct_response: { status: 203 }
+                - name: fallback
+                  domains: ["*"]
+                  routes:
+                  - match: { prefix: "/", query_parameters: [{ name: debug, string_match: { exact: "1" } }] }
+                    direct_response: { status: 204 }
+    """, clusters: dataPathCluster("a", ports: [1]) + "\n" + dataPathCluster("b", ports: [2]))
+
+    func table() throws -> RouteTable {
+        let loaded = try BootstrapLoader.load(yaml: yaml)
+        let plane = try DataPlane.compile(loaded.bootstrap)
+        guard case .http(let http) = plane.listeners[0].kind else { throw XCTSkip("not http") }
+        return http.routes
+    }
+
+    func host(_ t: RouteTable, _ h: String) -> String? {
+        Array(h.utf8).withUnsafeBytes { t.virtualHost(for: $0).map { t.virtualHosts[$0].name } }
+    }
+
+    func testVirtualHostPrecedence() throws {
+        let t = try table()
+        XCTAssertEqual(host(t, "api.example.com"), "exact")
+        XCTAssertEqual(host(t, "API.Example.COM"), "exact")
+        XCTAssertEqual(host(t, "api.example.com:8443"), "exact")
+        XCTAssertEqual(host(t, "api.example.com:9999"), "exact", "a port that matches no domain is stripped")
+        XCTAssertEqual(host(t, "x.long.example.com"), "suffix-long", "the longest suffix wins")
+        XCTAssertEqual(host(t, "x.example.com"), "suffix-short")
+        XCTAssertEqual(host(t, "example.com"), "fallback", "a suffix needs at least one more character")
+        XCTAssertEqual(host(t, "shop.anything"), "prefix")
+        XCTAssertEqual(host(t, "elsewhere"), "fallback")
+        XCTAssertEqual(host(t, ""), "fallback")
+    }
+
+    /// Parses a request and returns the matched route's index (or nil).
+    func route(_ t: RouteTable, _ request: String) -> Int? {
+        let parser = UnsafeMutablePointer<RequestHeadParser>.allocate(capacity: 1)
+        parser.initialize(to: RequestHeadParser())
+        defer { parser.deinitialize(count: 1); parser.deallocate() }
+        return Array(request.utf8).withUnsafeBytes { bytes -> Int? in
+            guard case .complete = parser.pointee.parse(bytes) else { return nil }
+            let view = RequestView(bytes: bytes, path: parser.pointee.pathRange, query: parser.pointee.queryRange,
+                                   host: parser.pointee.hostRange, parser: parser)
+            let host = parser.pointee.hostRange.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            guard let vh = t.virtualHost(for: host) else { return nil }
+            return t.route(in: vh, request: view)?.index
+        }
+    }
+
+    func testRouteMatching() throws {
+        let t = try table()
+        XCTAssertEqual(route(t, "GET /exact HTTP/1.1\r\nHost: api.example.com\r\n\r\n"), 0)
+        XCTAssertEqual(route(t, "GET /exact/more HTTP/1.1\r\nHost: api.example.com\r\n\r\n"), 3, "path is exact")
+        XCTAssertEqual(route(t, "GET /V1/users HTTP/1.1\r\nHost: api.example.com\r\n\r\n"), 1, "case-insensitive prefix")
+        XCTAssertEqual(route(t, "GET /x HTTP/1.1\r\nHost: api.example.com\r\nX-Canary: yes\r\n\r\n"), 2, "header match")
+        XCTAssertEqual(route(t, "GET /x HTTP/1.1\r\nHost: api.example.com\r\nX-Canary: no\r\n\r\n"), 3)
+        XCTAssertEqual(route(t, "GET /?a=2&debug=1 HTTP/1.1\r\nHost: other\r\n\r\n"), 7, "query parameter match")
+        XCTAssertNil(route(t, "GET /?debug=2 HTTP/1.1\r\nHost: other\r\n\r\n"), "no route: NR")
+    }
+
+    func testResponseFlagNames() {
+        XCTAssertEqual(ResponseFlags().description, "-")
+        XCTAssertEqual(ResponseFlags([.upstreamConnectionFailure, .upstreamRetryLimitExceeded]).description, "UF,URX")
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        let n = ResponseFlags([.upstreamOverflow, .noRouteFound]).write(into: buffer)
+        XCTAssertEqual(String(decoding: buffer[0..<n], as: UTF8.self), "UO,NR")
+    }
+}
