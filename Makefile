@@ -4,7 +4,7 @@ SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test demo bench-server bench-balance bench-load clean
+.PHONY: all deps build test demo bench-server bench-balance bench-load bench-proxy clean
 
 all: build
 
@@ -38,6 +38,11 @@ bench-balance: build
 bench-load: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	python3 scripts/bench_load.py --ballast $(BALLAST) --markdown bench-out/bench-load.md --json bench-out/bench-load.json
+
+# ballast proxy (each backend) vs nginx vs HAProxy vs direct, in front of the same ballast server.
+bench-proxy: build
+	@scripts/ensure-packages.sh wrk nginx-light haproxy
+	python3 scripts/bench_proxy.py --ballast $(BALLAST) --markdown bench-out/bench-proxy.md --json bench-out/bench-proxy.json
 
 clean:
 	rm -rf .build bench-out
