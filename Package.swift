@@ -28,10 +28,10 @@ let package = Package(
         ),
         .target(name: "EventLoop", dependencies: ["CBallast"], swiftSettings: dataPlane),
         .target(name: "HTTP1", swiftSettings: dataPlane),
-        .target(name: "Balancers", dependencies: ["EventLoop"], swiftSettings: dataPlane),
+        .target(name: "Balancers", dependencies: ["EventLoop", "CBallast"], swiftSettings: dataPlane),
         // A small blocking HTTP server for admin endpoints (ballast server and proxy).
         .target(name: "AdminHTTP", dependencies: ["EventLoop", "HTTP1"]),
-        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", "AdminHTTP", .product(name: "Yams", package: "Yams")],
+        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", "AdminHTTP", .product(name: "Yams", package: "Yams"), .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: dataPlane),
         .target(name: "LoadGen", dependencies: [
             "Balancers", "HTTP1", "EventLoop", "AdminHTTP",

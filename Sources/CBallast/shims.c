@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <numa.h>
+#include <sys/prctl.h>
 
 int cb_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
@@ -44,3 +45,5 @@ void cb_set_thread_name(const char *name) {
     buf[i] = 0;
     pthread_setname_np(pthread_self(), buf);
 }
+
+int cb_set_timer_slack(unsigned long nanos) { return prctl(PR_SET_TIMERSLACK, nanos, 0, 0, 0); }

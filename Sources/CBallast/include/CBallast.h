@@ -38,6 +38,8 @@ int cb_numa_node_of_cpu(int cpu);
 int cb_numa_node_count(void);
 /// Names the calling thread (pthread_setname_np; at most 15 bytes are kept).
 void cb_set_thread_name(const char *name);
+/// Sets the calling thread's timer slack (prctl PR_SET_TIMERSLACK) in nanoseconds; 0 on success.
+int cb_set_timer_slack(unsigned long nanos);
 /// Thread id (gettid) of the caller.
 int cb_gettid(void);
 

@@ -54,6 +54,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         self.stats = stats
         self.loads = seat.loads
         self.cost = cost
+        cost?.prepareThread()  // created on the worker's own thread
         self.rng = SplitMix64(seed: seed)
         headerScratch = .allocate(byteCount: 4096, alignment: 8)
         filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
