@@ -34,6 +34,9 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     var lastBusy: [Int]
     var lastIdle: [Int]
     var busyEWMA: [Double]
+    /// busy metric: hand-offs since the last sample, each counted as 10% busy, so a burst of
+    /// connects between two 10 ms samples does not all go to the worker that looked idlest.
+    var handoffsSinceSample: [Int]
     public private(set) var handedOff = 0
 
     static var listenerToken: UInt64 { 1 }
@@ -50,6 +53,15 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
         lastBusy = Array(repeating: 0, count: loads.count)
         lastIdle = Array(repeating: 0, count: loads.count)
         busyEWMA = Array(repeating: 0, count: loads.count)
+        handoffsSinceSample = Array(repeating: 0, count: loads.count)
+    }
+
+    /// The busy metric as decisions see it: the sampled EWMA plus 10% per recent hand-off.
+    struct BusyView: LoadReading {
+        let loads: WorkerLoads
+        let recent: [Int]
+        var count: Int { loads.count }
+        func load(_ worker: Int) -> Int { loads.busyPPM(worker) + recent[worker] * 100_000 }
     }
 
     /// Arms accepting (and the busy sampler). Call on the acceptor thread before `run`.
@@ -64,11 +76,17 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     func pick() -> Int? {
         switch spec.strategy {
         case .leastLoaded:
-            let w = Decisions.leastLoaded(loads.view(spec.metric), tieStart: tieStart, draining: draining)
-            tieStart = (tieStart + 1) % loads.count
+            let w = spec.metric == .busy
+                ? Decisions.leastLoaded(BusyView(loads: loads, recent: handoffsSinceSample), tieStart: tieStart, draining: draining)
+                : Decisions.leastLoaded(loads.view(spec.metric), tieStart: tieStart, draining: draining)
+            // Ties rotate from the worker after the one just picked, so a worker that keeps
+            // looking loaded does not hand its turn to its neighbour twice.
+            if let w { tieStart = (w + 1) % loads.count }
             return w
         case .p2c:
-            return Decisions.powerOfTwo(loads.view(spec.metric), rng: &rng, draining: draining)
+            return spec.metric == .busy
+                ? Decisions.powerOfTwo(BusyView(loads: loads, recent: handoffsSinceSample), rng: &rng, draining: draining)
+                : Decisions.powerOfTwo(loads.view(spec.metric), rng: &rng, draining: draining)
         default:
             return Decisions.roundRobin(previous: previous, workers: loads.count, draining: draining)
         }
@@ -86,6 +104,7 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
             return
         }
         previous = worker
+        handoffsSinceSample[worker] += 1
         // Counted before the worker adopts it, so a burst of accepts sees each earlier choice.
         loads.connectionOpened(worker)
         handedOff += 1
@@ -106,6 +125,7 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
             let fraction = busy + idle > 0 ? Double(busy) / Double(busy + idle) : 0
             busyEWMA[w] = 0.7 * busyEWMA[w] + 0.3 * fraction
             loads.setBusyPPM(w, Int(busyEWMA[w] * 1_000_000))
+            handoffsSinceSample[w] = 0
         }
         loop.timers.schedule(at: loop.now + Self.busySampleNanos, id: Self.busyTimer)
     }

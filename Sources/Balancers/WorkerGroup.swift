@@ -83,6 +83,9 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
         let workers = max(1, options.workers)
         let spec = options.balance
         var listeners: [Int32] = []
+        if address.port != 0 && !Sockets.isFree(address) {
+            throw StartError(description: "cannot listen on \(address): the port is already in use (with SO_REUSEPORT this process would silently share another listener's connections)")
+        }
         do {
             let count = spec.strategy == .reuseport ? workers : 1
             for i in 0..<count {
@@ -113,6 +116,9 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
             backendOptions.maxAcceptsPerTurn = Int.max  // accept until EAGAIN, as Envoy before 1.20
         }
         backendOptions.exclusiveAccept = spec.exclusive
+        if spec.exclusive && B.kind != .epoll {
+            Log.warning("--balance \(spec): 'exclusive' is an epoll flag; with \(B.kind.rawValue) every worker keeps an accept outstanding and it has no effect")
+        }
         let workerOptions = backendOptions
         let loopStats = (0..<workers).map { _ in LoopStats() }
         let loads = WorkerLoads(workers: workers)
@@ -180,7 +186,8 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
                 }
                 let sink = Handoff(mailboxes: allMailboxes, ringAddresses: rings)
                 let acceptor = AcceptorHandler<B, Handoff>(listener: listener, spec: spec, loads: loads,
-                                                           workerLoops: loopStats, sink: sink, seed: 0xACCE_0000)
+                                                           workerLoops: loopStats, sink: sink,
+                                                           seed: UInt64(bitPattern: monotonicNanos()) ^ UInt64(getpid()))
                 acceptor.start(loop: loop)
                 startup.withLock { $0.states[index] = 1 }
                 loop.run(acceptor)

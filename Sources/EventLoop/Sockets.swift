@@ -21,6 +21,17 @@ public enum Sockets {
         return fd
     }
 
+    /// Whether nothing listens on `address` yet: a plain bind (no SO_REUSEPORT) succeeds. Checked
+    /// before binding SO_REUSEPORT sockets, which would otherwise join another process's listener
+    /// on the same port and silently share its connections.
+    public static func isFree(_ address: SocketAddress) -> Bool {
+        guard let fd = try? syscall("socket", { socket(address.family, streamNonBlocking, 0) }) else { return false }
+        defer { Glibc.close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        return address.withSockAddr { bind(fd, $0, $1) } == 0
+    }
+
     /// A new non-blocking TCP socket for connecting to `address`'s family.
     public static func makeStream(family: Int32) throws(SystemError) -> Int32 {
         try syscall("socket") { socket(family, streamNonBlocking, 0) }

@@ -355,6 +355,16 @@ final class ServerCommandLineTests: XCTestCase {
         XCTAssertTrue(err.contains("falling back to epoll"), err)
     }
 
+    /// A second server on a port a first one holds must not join it through SO_REUSEPORT.
+    func testPortHeldByAnotherServerIsRefused() throws {
+        let first = try ServerUnderTest(io: "epoll", workers: 2)
+        defer { first.stop() }
+        let child = try ChildProcess(["server", "--port", "\(first.port)", "--address", "127.0.0.1", "--workers", "2"])
+        let (status, err) = child.waitForExit()
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(err.contains("already in use"), err)
+    }
+
     func testBusyPortIsAClearError() throws {
         let first = try ServerUnderTest(io: "epoll")
         defer { first.stop() }
