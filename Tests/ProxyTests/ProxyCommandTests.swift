@@ -41,8 +41,17 @@ final class ProxyCommandTests: XCTestCase {
     /// The talk's v3 config (on a free port; its upstream 127.0.0.1:8080 is down) serves with every
     /// command-line option: a request gets Envoy's 503 connect-failure answer; SIGTERM stops it.
     func testServeGoodConfigServesAndStopsOnSIGTERM() throws {
+        try serveTalkConfig("talk-envoy-v3.yaml")
+    }
+
+    /// The talk's own v2-era file, ports changed, runs the proxy unchanged.
+    func testLegacyTalkConfigServes() throws {
+        try serveTalkConfig("talk-envoy-legacy.yaml")
+    }
+
+    private func serveTalkConfig(_ name: String) throws {
         let port = try closedPort()
-        let text = try String(contentsOfFile: shippedConfigPath("talk-envoy-v3.yaml"), encoding: .utf8)
+        let text = try String(contentsOfFile: shippedConfigPath(name), encoding: .utf8)
             .replacingOccurrences(of: "port_value: 10000", with: "port_value: \(port)")
             .replacingOccurrences(of: "port_value: 9901", with: "port_value: 0")
             .replacingOccurrences(of: "port_value: 8080", with: "port_value: \(try closedPort())")
