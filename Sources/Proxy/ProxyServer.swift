@@ -1,7 +1,20 @@
+import EventLoop
+
 /// Runs the proxy: the data path (`ProxyRuntime`) with the loaded bootstrap and the command line's
-/// options. Main thread; returns when the proxy has shut down (SIGINT/SIGTERM).
+/// options, with its operations (`ProxyOps`: admin, access logs, reload, drain, watchdog). Main
+/// thread; returns when the proxy has drained and shut down (SIGTERM/SIGINT or `/quitquitquit`).
 public enum ProxyServer {
     public static func run(_ config: LoadedBootstrap, _ options: ProxyOptions) throws {
-        _ = try ProxyRuntime.run(config.bootstrap, options: ProxyRuntimeOptions(options))
+        let (limit, note) = FileLimit.raise(to: 1 << 17)
+        if let note { Log.warning(note) }
+        ProxyOps.blockSignals()
+        let ops = try ProxyOps.start(config.bootstrap, options: options, runtime: ProxyRuntimeOptions(options))
+        for l in ops.proxy.listeners {
+            Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(ops.proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
+        }
+        if let port = ops.adminPort, let admin = config.bootstrap.admin {
+            Log.out("ballast proxy admin on \(admin.address.address):\(port)")
+        }
+        _ = ops.run()
     }
 }

@@ -108,6 +108,8 @@ public struct AccessRecord: Sendable, Equatable {
     /// Why a local reply was made (`%RESPONSE_CODE_DETAILS%`), `.none` for proxied responses.
     public var details: ResponseDetails = .viaUpstream
     public var http10 = false
+    /// The data-plane generation the request was served under (resolves `route`, `cluster`, `host`).
+    public var generation: UInt32 = 0
 
     public init() {}
 }
@@ -150,22 +152,56 @@ public enum ResponseDetails: UInt8, Sendable {
 /// ring drops the record and counts it.
 public final class AccessRecordRing: @unchecked Sendable {  // head/tail are atomics; slots are handed over by them
     private let slots: UnsafeMutablePointer<AccessRecord>
+    /// Per slot: captured request fields (`AccessLogCapture`), `extraBytes` each, and their length.
+    private let extras: UnsafeMutableRawPointer
+    private let extraLengths: UnsafeMutablePointer<Int>
+    public let extraBytes: Int
     private let mask: Int
     private let head = Atomic<Int>(0)  // next to read (consumer)
     private let tail = Atomic<Int>(0)  // next to write (producer)
     public let dropped = Atomic<Int>(0)
 
-    public init(capacity: Int = 4096) {
+    public init(capacity: Int = 4096, extraBytes: Int = 512) {
         var size = 16
         while size < capacity { size <<= 1 }
         mask = size - 1
         slots = .allocate(capacity: size)
         slots.initialize(repeating: AccessRecord(), count: size)
+        self.extraBytes = extraBytes
+        extras = .allocate(byteCount: max(1, size * extraBytes), alignment: 8)
+        extraLengths = .allocate(capacity: size)
+        extraLengths.initialize(repeating: 0, count: size)
     }
 
     deinit {
         slots.deinitialize(count: mask + 1)
         slots.deallocate()
+        extras.deallocate()
+        extraLengths.deallocate()
+    }
+
+    /// Producer (worker thread) only: the record with up to `extraBytes` of captured fields.
+    public func push(_ record: AccessRecord, extra: UnsafeRawBufferPointer) {
+        let t = tail.load(ordering: .relaxed)
+        if t - head.load(ordering: .acquiring) > mask {
+            dropped.store(dropped.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            return
+        }
+        slots[t & mask] = record
+        let n = extra.count <= extraBytes ? extra.count : 0  // a truncated capture would not parse
+        if n > 0 { (extras + (t & mask) * extraBytes).copyMemory(from: extra.baseAddress!, byteCount: n) }
+        extraLengths[t & mask] = n
+        tail.store(t + 1, ordering: .releasing)
+    }
+
+    /// Consumer only: the next record and its captured fields (handed to `body` before the slot
+    /// is given back).
+    public func pop<R>(_ body: (AccessRecord, UnsafeRawBufferPointer) -> R) -> R? {
+        let h = head.load(ordering: .relaxed)
+        guard h < tail.load(ordering: .acquiring) else { return nil }
+        let result = body(slots[h & mask], UnsafeRawBufferPointer(start: extras + (h & mask) * extraBytes, count: extraLengths[h & mask]))
+        head.store(h + 1, ordering: .releasing)
+        return result
     }
 
     /// Producer (worker thread) only.
@@ -176,6 +212,7 @@ public final class AccessRecordRing: @unchecked Sendable {  // head/tail are ato
             return
         }
         slots[t & mask] = record
+        extraLengths[t & mask] = 0
         tail.store(t + 1, ordering: .releasing)
     }
 

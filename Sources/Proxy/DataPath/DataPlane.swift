@@ -21,7 +21,9 @@ public final class DataPlane: Sendable {
     }
 
     /// Builds the snapshot. Resolves STRICT_DNS/LOGICAL_DNS endpoint names once (main thread).
-    public static func compile(_ bootstrap: Bootstrap) throws(CompileError) -> DataPlane {
+    /// On reload, `previous` lends its circuit-breaker counters to clusters of the same name, so
+    /// requests in flight give back what they took.
+    public static func compile(_ bootstrap: Bootstrap, previous: DataPlane? = nil) throws(CompileError) -> DataPlane {
         var clusters: [ClusterPlan] = []
         var clusterIndex: [String: Int] = [:]
         for (i, c) in bootstrap.clusters.enumerated() {
@@ -39,7 +41,8 @@ public final class DataPlane: Sendable {
                     }
                 }
             }
-            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts))
+            let resources = previous?.clusters.first { $0.name == c.name }?.resources ?? ClusterResources()
+            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources))
             clusterIndex[c.name] = i
         }
         var listeners: [ListenerPlan] = []
@@ -168,9 +171,14 @@ public final class ClusterPlan: Sendable {
     public let maxRequestsPerConnection: Int
     public let idleTimeoutNanos: Int64?
     public let thresholds: CircuitBreakerThresholds
-    public let resources = ClusterResources()
+    public let resources: ClusterResources
+    /// Endpoint weights (ROUND_ROBIN, RANDOM) and the RING_HASH ring (`HostSelection.swift`).
+    public let schedule: HostSchedule
 
-    init(index: Int, config: ClusterConfig, hosts: [HostPlan]) {
+    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
+        self.resources = resources
+        self.schedule = HostSchedule(hosts: hosts, policy: config.lbPolicy, minimumRingSize: config.ringHash.minimumRingSize,
+                                     maximumRingSize: config.ringHash.maximumRingSize)
         self.index = index
         self.name = config.name
         self.hosts = hosts

@@ -102,6 +102,8 @@ enum FieldClass {
     case expect
     case requestID
     case forwardedProto
+    /// x-forwarded-for: the proxy appends the peer to the last one.
+    case forwardedFor
     case server
     case contentLength
 
@@ -118,6 +120,7 @@ enum FieldClass {
             return .pass
         case 12: return ASCII.equalsCaseInsensitive(bytes, name, "x-request-id") ? .requestID : .pass
         case 14: return ASCII.equalsCaseInsensitive(bytes, name, "content-length") ? .contentLength : .pass
+        case 15: return ASCII.equalsCaseInsensitive(bytes, name, "x-forwarded-for") ? .forwardedFor : .pass
         case 16: return ASCII.equalsCaseInsensitive(bytes, name, "proxy-connection") ? .hopByHop : .pass
         case 17:
             if ASCII.equalsCaseInsensitive(bytes, name, "transfer-encoding") { return .hopByHop }

@@ -67,6 +67,10 @@ struct Stream {
     var bytesReceived = 0
     var bytesSent = 0
     var upstreamServiceNanos: Int64 = -1
+    /// The data-plane generation this stream started under (reload: its route indices refer to it).
+    var generation: UInt32 = 0
+    /// Request fields the access log needs, captured at the head (`AccessLogCapture`), pooled.
+    var logFields = ByteBuffer.empty
 }
 
 /// A client connection of an HTTP listener. Lives in the worker's table; buffers come from the
@@ -96,6 +100,8 @@ struct Downstream {
     var idleDeadline: Int64 = 0
     var lingerDeadline: Int64 = 0
     var timerArmedAt: Int64 = 0
+    /// The client's address, read on the first forwarded request (x-forwarded-for).
+    var peer = PeerAddress()
 }
 
 enum UpstreamState: UInt8 {
@@ -155,6 +161,10 @@ struct HostPool {
 public enum ProxyMessage: AdoptingMessage {
     /// Adopt a connection accepted elsewhere (hand-off strategies).
     case adopt(fd: Int32)
+    /// A reloaded configuration: serve new requests with it (`generation` grows by one per reload).
+    case publish(DataPlane, generation: UInt32)
+    /// Stop accepting, answer with `connection: close`, close idle connections (drain).
+    case drain
 }
 
 /// Figures of one proxy worker (one listener). The worker is the only writer (relaxed load and
@@ -178,8 +188,14 @@ public final class DataPathStats: Sendable {
     public let upstreamRqRetry = Atomic<Int>(0)
     public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
+    public let clusters: [ClusterStats]
+    /// `http.<prefix>.downstream_rq_time` (microseconds).
+    public let downstreamRqTime = LatencyHistogram()
 
-    public init() {}
+    public init(clusters: Int = 0) {
+        self.clusters = (0..<clusters).map { _ in ClusterStats() }
+    }
 }
 
 /// Single-writer increment: a relaxed load and store.

@@ -19,6 +19,9 @@ public struct ProxyRuntimeOptions: Sendable {
     /// Keep each worker's finished-request records in a ring (`RunningProxy.accessRings`) for an
     /// access-log writer.
     public var recordAccess = false
+    /// Request fields each record carries for the access log; nil with `recordAccess`: what the
+    /// bootstrap's access-log formats use.
+    public var capture: AccessLogCapture?
     /// Receive-buffer and batch sizes of each worker's backend.
     public var backend = BackendOptions()
 
@@ -70,6 +73,17 @@ public final class RunningProxy: Sendable {
     /// Worker loads (connections, requests in flight) of listener `i`.
     public func loads(ofListener i: Int) -> WorkerLoads { groups[i].loads }
 
+    /// Loop counters (turns, busy, idle) of listener `i`'s workers.
+    public func loopStats(ofListener i: Int) -> [LoopStats] { groups[i].loopStats }
+
+    /// Posts `message` to every worker of every listener (reload, drain).
+    public func postToWorkers(_ message: @autoclosure () -> ProxyMessage) {
+        for g in groups { for m in g.mailboxes { m.post(message()) } }
+    }
+
+    /// Wakes worker `worker` of listener `i` for one loop turn (the watchdog's touch).
+    public func wake(listener i: Int, worker: Int) { groups[i].mailboxes[worker].wake() }
+
     /// Stops every worker (connections close) and waits for them.
     public func stop() {
         for g in groups { g.stop() }
@@ -89,6 +103,8 @@ public enum ProxyRuntime {
         let choice: BackendSelection.Choice
         do { choice = try BackendSelection.resolve(options.io) } catch { throw StartError(description: error.description) }
         if let note = choice.note { Log.info(note) }
+        var options = options
+        if options.recordAccess && options.capture == nil { options.capture = AccessLogCapture(bootstrap) }
         let plane: DataPlane
         do { plane = try DataPlane.compile(bootstrap) } catch { throw StartError(description: error.description) }
         switch choice.kind {
@@ -105,10 +121,12 @@ public enum ProxyRuntime {
         let workers = max(1, options.concurrency)
         for l in plane.listeners {
             let balance = options.balanceOverride ?? l.balance
-            let stats = (0..<workers).map { _ in DataPathStats() }
+            let stats = (0..<workers).map { _ in DataPathStats(clusters: plane.clusters.count) }
             let rings = options.recordAccess ? (0..<workers).map { _ in AccessRecordRing() } : []
-            let settings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
-                                               accessRings: options.recordAccess ? rings : nil)
+            var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
+                                                     accessRings: options.recordAccess ? rings : nil)
+            workerSettings.capture = options.capture
+            let settings = workerSettings
             let groupOptions = WorkerGroupOptions(address: l.address, workers: workers, balance: balance, cpus: options.cpus,
                                                   backend: options.backend, name: "proxy\(l.index)")
             do {

@@ -6,11 +6,13 @@ import HTTP1
 extension ProxyWorker {
     /// The upstream request head: the request line (prefix_rewrite applied), the client's fields
     /// minus hop-by-hop ones (and Expect, which the proxy answers itself), Host (host_rewrite),
-    /// re-declared framing, x-request-id when missing, x-forwarded-proto.
-    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int, into buffer: inout ByteBuffer) -> Bool {
+    /// re-declared framing, x-request-id when missing, x-forwarded-proto, x-forwarded-for with
+    /// the peer appended (to the last such field, or as a new one).
+    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int, peer: PeerAddress, into buffer: inout ByteBuffer) -> Bool {
         guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
         let p = requestParser
         let capacity = head.count + 256 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
+            + 20 + PeerAddress.maxTextBytes
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
@@ -27,12 +29,16 @@ extension ProxyWorker {
         var sawRequestID = false
         var sawProto = false
         var nominating: Range<Int>? = nil
+        var lastForwardedFor = -1
+        var appendedPeer = peer.family <= 0  // an unknown peer is not added
         let count = p.pointee.headerCount
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
             if name.count == 10 && ASCII.equalsCaseInsensitive(head, name, "connection") {
                 let value = p.pointee.headerValueRange(at: i)
                 if FieldClass.connectionNominates(head, value) { nominating = value }
+            } else if name.count == 15 && ASCII.equalsCaseInsensitive(head, name, "x-forwarded-for") {
+                lastForwardedFor = i
             }
         }
         for i in 0..<count {
@@ -50,6 +56,19 @@ extension ProxyWorker {
                 sawRequestID = true
             case .forwardedProto:
                 sawProto = true
+            case .forwardedFor:
+                if i == lastForwardedFor && !appendedPeer {
+                    appendedPeer = true
+                    w.put(UnsafeRawBufferPointer(rebasing: head[name]))
+                    w.put(": ")
+                    if value.count > 0 {
+                        w.put(UnsafeRawBufferPointer(rebasing: head[value]))
+                        w.put(", ")
+                    }
+                    peer.write(&w)
+                    w.crlf()
+                    continue
+                }
             case .pass, .server, .contentLength:
                 break
             }
@@ -76,6 +95,11 @@ extension ProxyWorker {
             w.crlf()
         }
         if !sawProto { w.put("x-forwarded-proto: http\r\n") }
+        if !appendedPeer {
+            w.put("x-forwarded-for: ")
+            peer.write(&w)
+            w.crlf()
+        }
         w.crlf()
         guard !w.overflowed else { return false }
         buffer.count += w.count

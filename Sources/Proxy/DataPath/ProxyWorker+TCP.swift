@@ -46,6 +46,7 @@ extension ProxyWorker {
         let cluster = plane.clusters[tcp.cluster]
         guard !cluster.hosts.isEmpty, ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
             inc(stats.upstreamRqPendingOverflow)
+            if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamRqPendingOverflow) }
             loads.connectionClosed(index)
             inc(stats.downstreamCxActive, by: -1)
             Glibc.close(fd)
@@ -59,6 +60,7 @@ extension ProxyWorker {
         } catch {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
+            if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
             loads.connectionClosed(index)
             inc(stats.downstreamCxActive, by: -1)
             Glibc.close(fd)
@@ -75,6 +77,7 @@ extension ProxyWorker {
         hostPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
+        if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
         loop.backend.connect(fd: upFD, token: tcpUpToken(token), address: host.address)
         loop.backend.armReceive(fd: fd, token: token)
         if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
@@ -86,6 +89,7 @@ extension ProxyWorker {
         t.pointee.connectDeadline = 0
         guard c.result >= 0 else {
             inc(stats.upstreamCxConnectFail)
+            if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
             tcpClose(token, loop)
             return
         }
@@ -194,6 +198,7 @@ extension ProxyWorker {
         hostPools[hp].connections -= 1
         ClusterResources.give(plane.clusters[Int(hostPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
+        if let cs = clusterStats(Int(hostPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
         inc(stats.downstreamCxActive, by: -1)
         loads.connectionClosed(index)
         tcpSessions.remove(token)
@@ -215,6 +220,7 @@ extension ProxyWorker {
         if t.pointee.timerArmedAt != 0 && t.pointee.timerArmedAt <= now { t.pointee.timerArmedAt = 0 }
         if t.pointee.connectDeadline != 0 && t.pointee.connectDeadline <= now && !t.pointee.connected {
             inc(stats.upstreamCxConnectTimeout)
+            if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectTimeout) }
             tcpClose(token, loop)
             return
         }

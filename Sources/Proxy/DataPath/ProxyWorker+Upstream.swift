@@ -6,17 +6,28 @@ import HTTP1
 extension ProxyWorker {
     // MARK: load balancing
 
-    /// This worker's host-pool index for the next request to cluster `ci`.
-    func pickHost(_ ci: Int) -> Int {
+    /// This worker's host-pool index for the next request to cluster `ci`. Endpoint weights
+    /// count for ROUND_ROBIN and RANDOM; RING_HASH uses `hash` (the route's hash policy), and a
+    /// random host when there is none, as Envoy.
+    func pickHost(_ ci: Int, hash: UInt64? = nil) -> Int {
         let base = clusterBase[ci]
         let n = plane.clusters[ci].hosts.count
         if n == 1 { return base }
+        let schedule = plane.clusters[ci].schedule
         switch plane.clusters[ci].lbPolicy {
+        case .ringHash where !schedule.ringHashes.isEmpty:
+            if let hash { return base + schedule.ringHost(hash) }
+            return base + Int(rng.next() % UInt64(n))
+        case .roundRobin where !schedule.roundRobin.isEmpty:
+            let i = roundRobin[ci] % schedule.roundRobin.count
+            roundRobin[ci] = i + 1
+            return base + Int(schedule.roundRobin[i])
         case .roundRobin, .ringHash:
             let i = roundRobin[ci] % n
             roundRobin[ci] = i + 1
             return base + i
         case .random:
+            if !schedule.cumulative.isEmpty { return base + schedule.weightedRandom(rng.next()) }
             return base + Int(rng.next() % UInt64(n))
         case .leastRequest:
             // Power of `choices` choices among this worker's active requests per host.
@@ -44,6 +55,7 @@ extension ProxyWorker {
         let cluster = plane.clusters[Int(hostPools[hp].cluster)]
         guard ClusterResources.tryTake(cluster.resources.pendingRequests, limit: cluster.thresholds.maxPendingRequests) else {
             inc(stats.upstreamRqPendingOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqPendingOverflow) }
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.overflow), flags: .upstreamOverflow, details: .overflow), token, d, loop)
             return
         }
@@ -78,6 +90,7 @@ extension ProxyWorker {
         } catch {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
             return
         }
@@ -93,6 +106,7 @@ extension ProxyWorker {
         hostPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
+        if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
         d.pointee.stream.upstream = up
         loop.backend.connect(fd: fd, token: up, address: host.address)
         if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
@@ -180,6 +194,7 @@ extension ProxyWorker {
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
         hostPools[hp].connections -= 1
         inc(stats.upstreamCxActive, by: -1)
+        if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
         // A stream queued behind max_connections can have this slot.
         if let (token, d) = nextQueued(hp) {
@@ -265,6 +280,10 @@ extension ProxyWorker {
     private func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool) {
         inc(stats.upstreamCxConnectFail)
         if timedOut { inc(stats.upstreamCxConnectTimeout) }
+        if let cs = clusterStats(Int(u.pointee.cluster)) {
+            inc(cs.upstreamCxConnectFail)
+            if timedOut { inc(cs.upstreamCxConnectTimeout) }
+        }
         let owner = u.pointee.owner
         closeUpstream(up, loop)
         guard owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, d.pointee.stream.upstream == up else { return }
@@ -276,10 +295,10 @@ extension ProxyWorker {
 
     /// Tries the request again on another connection when the route's retry policy allows it and
     /// nothing of the body has been sent (only bodiless requests keep their head for a retry).
-    private func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool) -> Bool {
+    private func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0) -> Bool {
         let s = d.pointee.stream
-        guard s.route >= 0, let http, case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
-              onConnectFailure ? policy.onConnectFailure : policy.onReset,
+        guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
+              status > 0 ? policy.retries(status: status) : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
               s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
         guard Int(s.retries) < policy.numRetries else {
             d.pointee.stream.flags.insert(.upstreamRetryLimitExceeded)
@@ -292,6 +311,7 @@ extension ProxyWorker {
         }
         ClusterResources.give(cluster.resources.retries)
         inc(stats.upstreamRqRetry)
+        if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetry) }
         d.pointee.stream.retries += 1
         if d.pointee.stream.requestHead.count == 0 {
             _ = pool.append(d.pointee.stream.retryHead.bytes, to: &d.pointee.stream.requestHead)
@@ -366,8 +386,40 @@ extension ProxyWorker {
             responseFinished(owner, d, loop, reusable: false)
         case .malformed:
             upstreamProtocolError(owner, d, loop)
+        case .retry(let status):
+            retryResponse(status, owner, d, loop)
+            return
         }
         downstreamSettled(owner, d, loop)
+    }
+
+    /// A response head the route retries (retry_on 5xx / gateway-error): drop the connection and
+    /// its response, send the request again (`retry` settles the downstream).
+    private func retryResponse(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let up = s.pointee.upstream
+        s.pointee.upstream = 0
+        closeUpstream(up, loop)
+        if retry(token, d, loop, onConnectFailure: false, status: status) { return }
+        // The retry budget ran out in between: answer as for a reset before the response.
+        localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectionTermination),
+                              flags: .upstreamConnectionTermination, details: .resetBeforeHeaders), token, d, loop)
+        downstreamSettled(token, d, loop)
+    }
+
+    /// True when the response head just parsed should be retried instead of forwarded: the
+    /// route's policy covers its status, a retry is left, and the request can be sent again.
+    /// When only the retry count is exhausted, the response goes through flagged URX.
+    private func retriesResponse(_ status: Int, _ s: UnsafeMutablePointer<Stream>) -> Bool {
+        guard status >= 500, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry,
+              policy.retries(status: status), s.pointee.requestComplete, s.pointee.retryHead.count > 0 else { return false }
+        guard Int(s.pointee.retries) < policy.numRetries else {
+            s.pointee.flags.insert(.upstreamRetryLimitExceeded)
+            return false
+        }
+        let cluster = plane.clusters[Int(s.pointee.cluster)]
+        return cluster.resources.retries.load(ordering: .relaxed) < cluster.thresholds.maxRetries
     }
 
     enum ResponseProgress {
@@ -378,6 +430,8 @@ extension ProxyWorker {
         /// The response ended with bytes after it (the connection cannot be reused).
         case completeUnclean
         case malformed
+        /// A retriable response head (status): nothing was forwarded downstream.
+        case retry(Int)
     }
 
     /// Parses the response head and streams the body from the front of `bytes` into the
@@ -401,6 +455,7 @@ extension ProxyWorker {
                         offset += headLength  // 100 Continue and friends: the proxy answered Expect itself
                         continue
                     }
+                    if retriesResponse(responseParser.statusCode, s) { return .retry(responseParser.statusCode) }
                     s.pointee.upstreamServiceNanos = loop.now - s.pointee.upstreamStartNanos
                     s.pointee.status = Int32(responseParser.statusCode)
                     s.pointee.upstreamKeepAlive = responseParser.keepAlive
@@ -520,6 +575,7 @@ extension ProxyWorker {
             return
         }
         inc(stats.upstreamRqRxReset)
+        if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamRqRxReset) }
         let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
         if s.pointee.responseHeadDone && s.pointee.responseBody == .untilClose && !reset {
             responseFinished(owner, d, loop, reusable: false)  // the normal end of an until-close body

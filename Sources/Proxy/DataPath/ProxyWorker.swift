@@ -11,6 +11,8 @@ struct ProxyWorkerSettings: Sendable {
     let debugResponseFlags: Bool
     /// Where finished requests go for the access log (one ring per worker), or nil.
     let accessRings: [AccessRecordRing]?
+    /// Which request fields the access logs of this listener need (nil: none).
+    var capture: AccessLogCapture? = nil
 }
 
 /// One proxy worker of an HTTP (http_connection_manager) or TCP (tcp_proxy) listener: owns its
@@ -38,10 +40,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let index: Int
     let listener: Int32
     let loads: WorkerLoads
-    let plane: DataPlane
-    let listenerPlan: ListenerPlan
-    let http: HTTPPlan?
-    let tcp: TCPPlan?
+    /// The current snapshot; a reload swaps it (`ProxyMessage.publish`) for new requests.
+    var plane: DataPlane
+    var listenerPlan: ListenerPlan
+    var http: HTTPPlan?
+    var tcp: TCPPlan?
     let stats: DataPathStats
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
@@ -60,6 +63,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var roundRobin: [Int] = []
     var rng: SplitMix64
     var loggedAcceptError = false
+    /// Reload and drain state (`ProxyWorker+Ops`).
+    var ops = WorkerOpsState()
+    let listenerFD: Int32
+    let capture: AccessLogCapture?
 
     init(seat: WorkerSeat, settings: ProxyWorkerSettings, stats: DataPathStats) {
         index = seat.index
@@ -78,6 +85,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
+        listenerFD = seat.listener
+        capture = settings.accessRings == nil ? nil : settings.capture
         inputLimit = max(64 * 1024, settings.listener.bufferLimitBytes)
         requestParser = .allocate(capacity: 1)
         requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
@@ -121,6 +130,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     }
 
     private func accepted(_ c: Completion, _ loop: Loop) {
+        if ops.draining {  // the listener is shut: nothing more is accepted or retried
+            if c.result >= 0 { Glibc.close(c.result) }
+            return
+        }
         guard c.result >= 0 else {
             if !loggedAcceptError {
                 loggedAcceptError = true
@@ -134,6 +147,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     }
 
     private func adopt(_ fd: Int32, _ loop: Loop) {
+        if ops.draining {  // handed over by an acceptor after the drain began
+            loads.connectionClosed(index)
+            Glibc.close(fd)
+            return
+        }
         Sockets.setNoDelay(fd)
         inc(stats.downstreamCxTotal)
         inc(stats.downstreamCxActive)
@@ -154,6 +172,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     func received(_ message: ProxyMessage, loop: Loop) {
         switch message {
         case .adopt(let fd): adopt(fd, loop)
+        case .publish(let plane, let generation): apply(plane, generation: generation)
+        case .drain: startDrain(loop)
         }
     }
 
@@ -241,6 +261,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                     protocolError(error.status, token, d, loop)
                     return bytes.count
                 case .complete(let headLength):
+                    if let status = rejectBeforeForwarding(headLength, in: rest) {
+                        protocolError(status, token, d, loop)
+                        return bytes.count
+                    }
                     offset += headLength
                     startStream(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), token, d, loop)
                 }
@@ -263,7 +287,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
-        s.pointee.keepAlive = p.pointee.keepAlive
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
+        streamBegan(s)
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, into: &s.pointee.logFields, pool: pool) }
         s.pointee.http10 = p.pointee.version == .http1_0
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
@@ -350,7 +376,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     func requestFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         d.pointee.stream.requestComplete = true
         let route = d.pointee.stream.route
-        if route >= 0, let http, case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
+        if route >= 0, let http = httpPlan(d.pointee.stream.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
            !d.pointee.stream.responseComplete {
             d.pointee.stream.deadline = loop.now + timeout
             armDownstreamTimer(token, d, loop)
@@ -371,15 +397,22 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         }
         guard ClusterResources.tryTake(cluster.resources.requests, limit: cluster.thresholds.maxRequests) else {
             inc(stats.upstreamRqPendingOverflow)
+            if let cs = clusterStats(ci) { inc(cs.upstreamRqPendingOverflow) }
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.overflow), flags: .upstreamOverflow, details: .overflow), token, d, loop)
             return
         }
         s.pointee.holdsRequest = true
         inc(stats.upstreamRqTotal)
-        let hp = pickHost(ci)
+        if let cs = clusterStats(ci) { inc(cs.upstreamRqTotal) }
+        var hash: UInt64? = nil
+        if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
+            hash = requestHash(plan.hashPolicy, head, d)
+        }
+        let hp = pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
         hostPools[hp].activeRequests += 1
-        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(hostPools[hp].host), into: &s.pointee.requestHead) else {
+        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(hostPools[hp].host), peer: peerAddress(d),
+                                into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
@@ -516,6 +549,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             d.pointee.stream = Stream()
             d.pointee.stream.startNanos = loop.now
             d.pointee.stream.keepAlive = false
+            streamBegan(&d.pointee.stream)
             loads.requestStarted(index)
             inc(stats.downstreamRqTotal)
         }
@@ -564,6 +598,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         pool.release(&s.pointee.requestHead)
         pool.release(&s.pointee.retryHead)
         record(s, loop)
+        streamEnded(s.pointee.generation)
+        pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
         let keepAlive = s.pointee.keepAlive && s.pointee.requestComplete
         d.pointee.hasStream = false
@@ -589,6 +625,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         case 500..<600: inc(stats.downstreamRq5xx)
         default: break
         }
+        recordLatency(s, loop)
         guard let accessRing else { return }
         var r = AccessRecord()
         r.worker = Int32(index)
@@ -605,7 +642,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.http10 = s.pointee.http10
-        accessRing.push(r)
+        r.generation = s.pointee.generation
+        accessRing.push(r, extra: s.pointee.logFields.bytes)
     }
 
     // MARK: timers
@@ -630,7 +668,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     func timerFired(_ id: UInt64, loop: Loop) {
         if id == WorkerSeat.listenerToken {
             loggedAcceptError = false
-            if listener >= 0 { loop.backend.armAccept(listener: listener, token: WorkerSeat.listenerToken) }
+            if listener >= 0 && !ops.draining { loop.backend.armAccept(listener: listener, token: WorkerSeat.listenerToken) }
             return
         }
         switch ConnToken.kind(id) {
@@ -667,6 +705,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// The route timeout expired: 504 UT before the response started, else cut it short.
     private func streamTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         inc(stats.upstreamRqTimeout)
+        if let cs = clusterStats(Int(d.pointee.stream.cluster)) { inc(cs.upstreamRqTimeout) }
         let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
         if s.pointee.upstream != 0 {
             let up = s.pointee.upstream

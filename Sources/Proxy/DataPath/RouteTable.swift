@@ -162,6 +162,8 @@ public struct ForwardPlan: Sendable {
     public let prefixRewrite: [UInt8]?
     public let hostRewrite: [UInt8]?
     public let retry: RetryPlan?
+    /// `hash_policy[]` (RING_HASH clusters).
+    public let hashPolicy: [CompiledHashPolicy]
 }
 
 public enum CompiledAction: Sendable {
@@ -226,7 +228,8 @@ public struct CompiledRoute: Sendable {
             }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
                                           timeoutNanos: f.timeoutNanos, prefixRewrite: prefixRewrite,
-                                          hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry))
+                                          hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
+                                          hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init)))
         }
     }
 

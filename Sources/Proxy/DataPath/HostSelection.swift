@@ -1,0 +1,305 @@
+import EventLoop
+import Glibc
+import HTTP1
+
+/// Host selection tables of one cluster, built once at compile time (immutable, shared by every
+/// worker): endpoint weights for ROUND_ROBIN (a smooth weighted round-robin sequence) and RANDOM
+/// (cumulative weights), and the RING_HASH ring. Empty tables mean "unweighted".
+public struct HostSchedule: Sendable {
+    /// Host indices in smooth weighted round-robin order (nginx's algorithm), one period long;
+    /// empty when all weights are equal (plain round robin).
+    let roundRobin: [Int32]
+    /// Running sums of the weights (RANDOM); empty when all weights are equal.
+    let cumulative: [Int]
+    /// RING_HASH: sorted point hashes and the host of each point.
+    let ringHashes: [UInt64]
+    let ringHosts: [Int32]
+
+    /// The longest weighted round-robin period kept; larger weight sums are scaled down.
+    static let maxPeriod = 1 << 16
+
+    init(hosts: [HostPlan], policy: LoadBalancingPolicy, minimumRingSize: Int, maximumRingSize: Int) {
+        let weights = hosts.map { max(1, $0.weight) }
+        let weighted = Set(weights).count > 1
+        var rr: [Int32] = []
+        var cumulative: [Int] = []
+        if weighted && policy == .roundRobin {
+            var w = weights
+            let g = w.reduce(0) { Self.gcd($0, $1) }
+            w = w.map { $0 / max(1, g) }
+            let total = w.reduce(0, +)
+            if total > Self.maxPeriod { w = w.map { max(1, $0 * Self.maxPeriod / total) } }
+            // Smooth weighted round robin: each step every host gains its weight, the richest is
+            // picked and pays the total. Over one period each host is picked exactly `weight` times.
+            var current = [Int](repeating: 0, count: w.count)
+            let sum = w.reduce(0, +)
+            rr.reserveCapacity(sum)
+            for _ in 0..<sum {
+                var best = 0
+                for i in w.indices {
+                    current[i] += w[i]
+                    if current[i] > current[best] { best = i }
+                }
+                current[best] -= sum
+                rr.append(Int32(best))
+            }
+        }
+        if weighted && policy == .random {
+            var running = 0
+            for w in weights {
+                running += w
+                cumulative.append(running)
+            }
+        }
+        var points: [(UInt64, Int32)] = []
+        if policy == .ringHash && !hosts.isEmpty {
+            // Envoy's sizing: at least `minimumRingSize` points, enough that the lightest host has one.
+            let total = weights.reduce(0, +)
+            let lightest = Double(weights.min()!) / Double(total)
+            let size = min(maximumRingSize, max(minimumRingSize, Int((1 / lightest).rounded(.up)), hosts.count))
+            for (h, host) in hosts.enumerated() {
+                let count = max(1, Int((Double(size) * Double(weights[h]) / Double(total)).rounded()))
+                for i in 0..<count {
+                    points.append((Self.hash(Array("\(host.name)_\(i)".utf8)), Int32(h)))
+                }
+            }
+            points.sort { $0.0 < $1.0 }
+        }
+        roundRobin = rr
+        self.cumulative = cumulative
+        ringHashes = points.map(\.0)
+        ringHosts = points.map(\.1)
+    }
+
+    static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+
+    /// The host for a draw `r` under weighted random (cumulative must not be empty).
+    func weightedRandom(_ r: UInt64) -> Int {
+        let pick = Int(r % UInt64(cumulative.last!))
+        var lo = 0
+        var hi = cumulative.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] > pick { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+
+    /// The host owning `hash` on the ring: the first point at or after it, wrapping around.
+    func ringHost(_ hash: UInt64) -> Int {
+        var lo = 0
+        var hi = ringHashes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ringHashes[mid] < hash { lo = mid + 1 } else { hi = mid }
+        }
+        return Int(ringHosts[lo == ringHashes.count ? 0 : lo])
+    }
+
+    /// 64-bit FNV-1a with a final avalanche (murmur3's fmix64): ring points and request keys.
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        h ^= h >> 33
+        h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return h
+    }
+
+    static func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { hash($0) } }
+}
+
+/// A route's `hash_policy` entry, compiled.
+public struct CompiledHashPolicy: Sendable {
+    enum Source: Sendable {
+        case header([UInt8])
+        case cookie([UInt8])
+        case sourceIP
+    }
+
+    let source: Source
+    let terminal: Bool
+
+    init(_ c: HashPolicyConfig) {
+        switch c.source {
+        case .header(let name): source = .header(Array(name.lowercased().utf8))
+        case .cookie(let name, _, _): source = .cookie(Array(name.utf8))
+        case .sourceIP: source = .sourceIP
+        }
+        terminal = c.terminal
+    }
+}
+
+/// The downstream peer's address, read once per connection (x-forwarded-for, source-IP hashing).
+struct PeerAddress {
+    /// 0: not read yet; AF_INET, AF_INET6; -1: unknown (not an IP socket).
+    var family: Int32 = 0
+    var high: UInt64 = 0
+    var low: UInt64 = 0
+
+    static func read(_ fd: Int32) -> PeerAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        var p = PeerAddress()
+        p.family = -1
+        guard rc == 0 else { return p }
+        if Int32(storage.ss_family) == AF_INET {
+            withUnsafeBytes(of: &storage) { raw in
+                let sin = raw.load(as: sockaddr_in.self)
+                p.family = AF_INET
+                p.low = UInt64(UInt32(bigEndian: sin.sin_addr.s_addr))
+            }
+        } else if Int32(storage.ss_family) == AF_INET6 {
+            withUnsafeBytes(of: &storage) { raw in
+                let sin6 = raw.load(as: sockaddr_in6.self)
+                p.family = AF_INET6
+                withUnsafeBytes(of: sin6.sin6_addr) { a in
+                    var hi: UInt64 = 0
+                    var lo: UInt64 = 0
+                    for i in 0..<8 { hi = hi << 8 | UInt64(a[i]) }
+                    for i in 8..<16 { lo = lo << 8 | UInt64(a[i]) }
+                    p.high = hi
+                    p.low = lo
+                }
+            }
+        }
+        return p
+    }
+
+    /// Writes the address as text (dotted quad, or inet_ntop's IPv6 form); nothing when unknown.
+    func write(_ w: inout ByteWriter) {
+        switch family {
+        case AF_INET:
+            for shift in stride(from: 24, through: 0, by: -8) {
+                w.putDecimal(Int((low >> UInt64(shift)) & 0xFF))
+                if shift > 0 { w.put(byte: 0x2E) }
+            }
+        case AF_INET6:
+            var a = in6_addr()
+            withUnsafeMutableBytes(of: &a) { b in
+                for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * i)) }
+                for i in 0..<8 { b[8 + i] = UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * i)) }
+            }
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) != nil else { return }
+            let n = text.firstIndex(of: 0) ?? 0
+            text.withUnsafeBytes { w.put(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        default:
+            break
+        }
+    }
+
+    /// Bytes for hashing (`connection_properties.source_ip`).
+    var hashValue64: UInt64 {
+        withUnsafeBytes(of: (high, low)) { HostSchedule.hash($0) }
+    }
+
+    /// Longest text form plus ", ".
+    static let maxTextBytes = 48
+}
+
+extension ProxyWorker {
+    /// The connection's peer address, read on first use.
+    func peerAddress(_ d: UnsafeMutablePointer<Downstream>) -> PeerAddress {
+        if d.pointee.peer.family == 0 { d.pointee.peer = PeerAddress.read(d.pointee.fd) }
+        return d.pointee.peer
+    }
+
+    /// The request's hash under the route's hash policies (Envoy's combination: rotate left one
+    /// bit, xor the next; a terminal policy that produced a hash ends the walk), or nil when no
+    /// policy produced one. Reads the head through the worker's parser.
+    func requestHash(_ policies: [CompiledHashPolicy], _ head: UnsafeRawBufferPointer, _ d: UnsafeMutablePointer<Downstream>) -> UInt64? {
+        var result: UInt64? = nil
+        let p = requestParser
+        for policy in policies {
+            var h: UInt64? = nil
+            switch policy.source {
+            case .header(let name):
+                for i in 0..<p.pointee.headerCount {
+                    let n = p.pointee.headerNameRange(at: i)
+                    if n.count == name.count && CompiledRoute.bytesEqual(UnsafeRawBufferPointer(rebasing: head[n]), 0, name, ignoreCase: true) {
+                        h = HostSchedule.hash(UnsafeRawBufferPointer(rebasing: head[p.pointee.headerValueRange(at: i)]))
+                        break
+                    }
+                }
+            case .cookie(let name):
+                h = cookieHash(name, head)
+            case .sourceIP:
+                let peer = peerAddress(d)
+                if peer.family > 0 { h = peer.hashValue64 }
+            }
+            if let h {
+                result = result.map { (($0 << 1) | ($0 >> 63)) ^ h } ?? h
+                if policy.terminal { break }
+            }
+        }
+        return result
+    }
+
+    /// Hash of the value of cookie `name` in the Cookie fields, or nil.
+    private func cookieHash(_ name: [UInt8], _ head: UnsafeRawBufferPointer) -> UInt64? {
+        let p = requestParser
+        for i in 0..<p.pointee.headerCount {
+            let n = p.pointee.headerNameRange(at: i)
+            guard n.count == 6, ASCII.equalsCaseInsensitive(head, n, "cookie") else { continue }
+            let v = p.pointee.headerValueRange(at: i)
+            var start = v.lowerBound
+            while start < v.upperBound {
+                var end = start
+                while end < v.upperBound && head[end] != 0x3B { end += 1 }  // ';'
+                var a = start
+                while a < end && head[a] == 0x20 { a += 1 }
+                var eq = a
+                while eq < end && head[eq] != 0x3D { eq += 1 }  // '='
+                if eq < end && eq - a == name.count && CompiledRoute.bytesEqual(UnsafeRawBufferPointer(rebasing: head[a..<eq]), 0, name, ignoreCase: false) {
+                    return HostSchedule.hash(UnsafeRawBufferPointer(rebasing: head[(eq + 1)..<end]))
+                }
+                start = end + 1
+            }
+        }
+        return nil
+    }
+
+    /// Checks a complete request head before anything is forwarded: a target over 8 KiB is 414;
+    /// chunked body bytes that arrived with the head and are malformed (an invalid chunk size) are
+    /// 400, so the upstream never sees a request whose framing is already known to be bad.
+    /// Returns the status to answer, or nil.
+    func rejectBeforeForwarding(_ head: Int, in bytes: UnsafeRawBufferPointer) -> Int? {
+        let p = requestParser
+        if p.pointee.targetRange.count > Self.maxRequestTargetBytes { return 414 }
+        guard case .chunked = p.pointee.bodyFraming, bytes.count > head else { return nil }
+        var decoder = ChunkedDecoder()
+        var offset = head
+        while offset < bytes.count {
+            switch decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+            case .data(_, let consumed):
+                guard consumed > 0 else { return nil }
+                offset += consumed
+            case .needMore, .done:
+                return nil
+            case .failure(let error):
+                return error.status
+            }
+        }
+        return nil
+    }
+
+    /// Envoy's URI limit for HTTP/1 (`max_request_headers_kb` bounds the rest): 8 KiB.
+    static var maxRequestTargetBytes: Int { 8192 }
+}
+
+extension RetryPlan {
+    /// True when `retry_on` covers a response with this status: 5xx any 5xx, gateway-error 502-504.
+    func retries(status: Int) -> Bool {
+        (on5xx && status >= 500 && status <= 599) || (onGatewayError && status >= 502 && status <= 504)
+    }
+}

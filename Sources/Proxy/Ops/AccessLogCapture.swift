@@ -1,0 +1,198 @@
+import EventLoop
+import Glibc
+import HTTP1
+
+/// Which request fields the access log needs, captured by the worker when a request head arrives
+/// (the head's bytes are gone by the time the request ends). The worker copies them into a
+/// pooled buffer of the stream, then into the record's ring slot; the log writer reads them back.
+///
+/// Layout: one field after another, each a little-endian UInt16 length (0xFFFF: absent) and the
+/// bytes. Fields: `:method`, `:path` (the request target), `:authority`, each header of `headers`
+/// in order, then the raw `sockaddr` of the downstream peer and of the local end when needed.
+public final class AccessLogCapture: Sendable {
+    /// Lower-cased header names (no pseudo-headers).
+    public let headers: [String]
+    let headerBytes: [[UInt8]]
+    public let peerAddress: Bool
+    public let localAddress: Bool
+    /// Capture budget: the ring's bytes per record.
+    static var budget: Int { 512 }
+    static var absent: UInt16 { 0xFFFF }
+
+    public init(headers: [String], peerAddress: Bool, localAddress: Bool) {
+        var seen: [String] = []
+        for h in headers.map({ $0.lowercased() }) where !h.hasPrefix(":") && !seen.contains(h) { seen.append(h) }
+        self.headers = seen
+        headerBytes = seen.map { Array($0.utf8) }
+        self.peerAddress = peerAddress
+        self.localAddress = localAddress
+    }
+
+    /// What every access-log format of the bootstrap uses.
+    public convenience init(_ bootstrap: Bootstrap) {
+        var names: [String] = []
+        var peer = false
+        var local = false
+        for template in AccessLogCapture.templates(bootstrap) {
+            for case .command(let c) in template.segments {
+                switch c.name {
+                case "REQ":
+                    for part in (c.argument ?? "").split(separator: "?") { names.append(String(part)) }
+                case "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS":
+                    peer = true
+                case "DOWNSTREAM_LOCAL_ADDRESS", "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT":
+                    local = true
+                default: break
+                }
+            }
+        }
+        self.init(headers: names, peerAddress: peer, localAddress: local)
+    }
+
+    /// Every template of every access log of every listener.
+    static func templates(_ bootstrap: Bootstrap) -> [AccessLogTemplate] {
+        var out: [AccessLogTemplate] = []
+        func add(_ format: AccessLogFormat) {
+            switch format {
+            case .text(let t): out.append(t)
+            case .json(let fields): addFields(fields)
+            }
+        }
+        func addFields(_ fields: [AccessLogJSONField]) {
+            for f in fields {
+                switch f.value {
+                case .template(let t): out.append(t)
+                case .object(let nested): addFields(nested)
+                }
+            }
+        }
+        for l in bootstrap.listeners {
+            for chain in l.filterChains {
+                for filter in chain.filters {
+                    switch filter {
+                    case .httpConnectionManager(let h): for log in h.accessLog { add(log.format) }
+                    case .tcpProxy(let t): for log in t.accessLog { add(log.format) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Worker thread: appends the fields of the request whose head is `head` to `buffer`.
+    func capture(_ head: UnsafeRawBufferPointer, parser p: UnsafeMutablePointer<RequestHeadParser>, fd: Int32,
+                 into buffer: inout ByteBuffer, pool: BufferPool) {
+        guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
+        var w = 0
+        let limit = Self.budget
+        func put(_ range: Range<Int>?) {
+            guard w + 2 <= limit else { return }
+            guard let range else {
+                base.storeBytes(of: Self.absent.littleEndian, toByteOffset: w, as: UInt16.self)
+                w += 2
+                return
+            }
+            let n = min(range.count, limit - w - 2)
+            base.storeBytes(of: UInt16(n).littleEndian, toByteOffset: w, as: UInt16.self)
+            if n > 0 { (base + w + 2).copyMemory(from: head.baseAddress! + range.lowerBound, byteCount: n) }
+            w += 2 + n
+        }
+        put(p.pointee.methodRange)
+        put(p.pointee.targetRange)
+        put(p.pointee.hostRange)
+        for name in headerBytes {
+            var found: Range<Int>? = nil
+            for i in 0..<p.pointee.headerCount {
+                let r = p.pointee.headerNameRange(at: i)
+                if r.count == name.count && Self.equalsLowercased(head, r, name) {
+                    found = p.pointee.headerValueRange(at: i)
+                    break
+                }
+            }
+            put(found)
+        }
+        func putAddress(_ get: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { get(fd, $0, &length) } }
+            guard w + 2 + Int(length) <= limit else { return }
+            guard rc == 0 else {
+                base.storeBytes(of: Self.absent.littleEndian, toByteOffset: w, as: UInt16.self)
+                w += 2
+                return
+            }
+            base.storeBytes(of: UInt16(length).littleEndian, toByteOffset: w, as: UInt16.self)
+            withUnsafeBytes(of: &storage) { (base + w + 2).copyMemory(from: $0.baseAddress!, byteCount: Int(length)) }
+            w += 2 + Int(length)
+        }
+        if peerAddress { putAddress { getpeername($0, $1, $2) } }
+        if localAddress { putAddress { getsockname($0, $1, $2) } }
+        buffer.count += w
+    }
+
+    @inline(__always)
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: [UInt8]) -> Bool {
+        var j = 0
+        for i in range {
+            var b = bytes[i]
+            if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+            if b != lower[j] { return false }
+            j += 1
+        }
+        return true
+    }
+
+    /// Writer side: the captured fields of one record.
+    struct Fields {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var headers: [String: String] = [:]
+        var peer: SocketAddress?
+        var local: SocketAddress?
+    }
+
+    func decode(_ bytes: UnsafeRawBufferPointer) -> Fields {
+        var f = Fields()
+        var r = 0
+        func next() -> UnsafeRawBufferPointer?? {
+            guard r + 2 <= bytes.count else { return .none }
+            let n = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: r, as: UInt16.self))
+            r += 2
+            if n == Self.absent { return .some(nil) }
+            guard r + Int(n) <= bytes.count else { return .none }
+            defer { r += Int(n) }
+            return .some(UnsafeRawBufferPointer(rebasing: bytes[r..<(r + Int(n))]))
+        }
+        func text() -> String?? {
+            guard let v = next() else { return .none }
+            return .some(v.map { String(decoding: $0, as: UTF8.self) })
+        }
+        guard case .some(let m) = text() else { return f }
+        f.method = m
+        guard case .some(let p) = text() else { return f }
+        f.path = p
+        guard case .some(let a) = text() else { return f }
+        f.authority = a
+        for name in headers {
+            guard case .some(let v) = text() else { return f }
+            if let v { f.headers[name] = v }
+        }
+        func address() -> SocketAddress?? {
+            guard let v = next() else { return .none }
+            guard let v else { return .some(nil) }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.prefix($0.count))) }
+            return .some(SocketAddress(storage: storage, length: socklen_t(v.count)))
+        }
+        if peerAddress {
+            guard case .some(let a) = address() else { return f }
+            f.peer = a
+        }
+        if localAddress {
+            guard case .some(let a) = address() else { return f }
+            f.local = a
+        }
+        return f
+    }
+}

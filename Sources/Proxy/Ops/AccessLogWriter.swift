@@ -1,0 +1,253 @@
+import EventLoop
+import Glibc
+import Synchronization
+
+/// One access-log destination (a file, stdout or stderr) with its own writer thread, as Envoy
+/// does: lines are appended to a bounded buffer and written in batches; a full buffer drops the
+/// line and counts it. Nothing here ever blocks a worker (workers only fill their rings).
+final class AccessLogDestination: Sendable {
+    let sink: AccessLogSinkKey
+    static var bufferLimit: Int { 4 << 20 }
+    private struct State {
+        var buffer: [UInt8] = []
+        var fd: Int32 = -1
+        var reopen = false
+        var stop = false
+    }
+    private let state = Mutex(State())
+    let dropped = Atomic<Int>(0)
+    let written = Atomic<Int>(0)
+    private let thread = Mutex<LoopThread.Handle?>(nil)
+
+    init(_ sink: AccessLogSinkKey) throws(AccessLogError) {
+        self.sink = sink
+        let fd = try Self.open(sink)
+        state.withLock { $0.fd = fd }
+        let handle = LoopThread.start(name: "access-log", cpu: nil) { [self] in self.run() }
+        thread.withLock { $0 = handle }
+    }
+
+    static func open(_ sink: AccessLogSinkKey) throws(AccessLogError) -> Int32 {
+        switch sink {
+        case .stdout: return 1
+        case .stderr: return 2
+        case .file(let path):
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw AccessLogError(description: "cannot open access log '\(path)': \(Log.describe(errno: errno))") }
+            return fd
+        }
+    }
+
+    /// Log thread: queues a line (dropped and counted when the buffer is full).
+    func append(_ line: String) {
+        let ok = state.withLock { s -> Bool in
+            guard s.buffer.count + line.utf8.count <= Self.bufferLimit else { return false }
+            s.buffer.append(contentsOf: line.utf8)
+            return true
+        }
+        if !ok { dropped.add(1, ordering: .relaxed) }
+    }
+
+    /// SIGUSR1: reopen the file (log rotation) before the next write.
+    func requestReopen() { state.withLock { $0.reopen = true } }
+
+    var pendingBytes: Int { state.withLock { $0.buffer.count } }
+
+    private func run() {
+        var batch: [UInt8] = []
+        while true {
+            let (fd, reopen, stop) = state.withLock { s -> (Int32, Bool, Bool) in
+                swap(&batch, &s.buffer)
+                let r = s.reopen
+                s.reopen = false
+                return (s.fd, r, s.stop)
+            }
+            var out = fd
+            if reopen, case .file = sink {
+                if let nfd = try? Self.open(sink) {
+                    Glibc.close(fd)
+                    out = nfd
+                    state.withLock { $0.fd = nfd }
+                } else {
+                    Log.warning("access log \(sink): reopen failed; writing to the old file")
+                }
+            }
+            if !batch.isEmpty {
+                var off = 0
+                while off < batch.count {
+                    let n = batch.withUnsafeBytes { Glibc.write(out, $0.baseAddress! + off, batch.count - off) }
+                    if n <= 0 {
+                        if n < 0 && errno == EINTR { continue }
+                        break
+                    }
+                    off += n
+                }
+                written.add(batch.count, ordering: .relaxed)
+                batch.removeAll(keepingCapacity: true)
+            } else if stop {
+                if case .file = sink { Glibc.close(out) }
+                return
+            } else {
+                usleep(5_000)
+            }
+        }
+    }
+
+    func stop() {
+        state.withLock { $0.stop = true }
+        thread.withLock { $0 }?.join()
+    }
+}
+
+public struct AccessLogError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+enum AccessLogSinkKey: Hashable, Sendable, CustomStringConvertible {
+    case file(String), stdout, stderr
+
+    init(_ sink: AccessLogSink) {
+        switch sink {
+        case .file(let p): self = p == "/dev/stdout" ? .stdout : p == "/dev/stderr" ? .stderr : .file(p)
+        case .stdout: self = .stdout
+        case .stderr: self = .stderr
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .file(let p): p
+        case .stdout: "stdout"
+        case .stderr: "stderr"
+        }
+    }
+}
+
+
+/// The access logs of a running proxy: one thread takes the records out of every worker's
+/// ring (the rings' single consumer), formats them with each listener's access-log formats and
+/// hands the lines to the destinations' writer threads.
+public final class AccessLogSystem: Sendable {
+    struct Logger: Sendable {
+        let formatter: AccessLogFormatter
+        let sink: Int
+    }
+
+    private let proxy: RunningProxy
+    private let loggers: [[Logger]]  // per listener
+    private let sinks: [AccessLogDestination]
+    private let capture: AccessLogCapture
+    private let planes: @Sendable (UInt32) -> DataPlane
+    private let wallOffsetNanos: Int64
+    private let stopFlag = Atomic<Bool>(false)
+    private let drained = Atomic<Int>(0)
+    private let thread = Mutex<LoopThread.Handle?>(nil)
+
+    /// Opens every destination of `bootstrap`'s access logs and starts the threads. Nil when the
+    /// bootstrap has no access logs.
+    init?(bootstrap: Bootstrap, proxy: RunningProxy, capture: AccessLogCapture,
+          planes: @escaping @Sendable (UInt32) -> DataPlane) throws(AccessLogError) {
+        var keys: [AccessLogSinkKey] = []
+        var perListener: [[Logger]] = []
+        for l in bootstrap.listeners {
+            var list: [Logger] = []
+            var configs: [AccessLogConfig] = []
+            if let chain = l.filterChains.first, let terminal = chain.filters.last {
+                switch terminal {
+                case .httpConnectionManager(let h): configs = h.accessLog
+                case .tcpProxy(let t): configs = t.accessLog
+                }
+            }
+            for c in configs {
+                let key = AccessLogSinkKey(c.sink)
+                if !keys.contains(key) { keys.append(key) }
+                list.append(Logger(formatter: AccessLogFormatter(format: c.format, omitEmptyValues: c.omitEmptyValues),
+                                   sink: keys.firstIndex(of: key)!))
+            }
+            perListener.append(list)
+        }
+        guard !keys.isEmpty, !proxy.accessRings.allSatisfy({ $0.isEmpty }) else { return nil }
+        var opened: [AccessLogDestination] = []
+        do throws(AccessLogError) {
+            for k in keys { opened.append(try AccessLogDestination(k)) }
+        } catch {
+            for s in opened { s.stop() }
+            throw error
+        }
+        self.proxy = proxy
+        self.loggers = perListener
+        self.sinks = opened
+        self.capture = capture
+        self.planes = planes
+        var real = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        let wall = Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec)
+        wallOffsetNanos = wall - monotonicNanos()
+        let handle = LoopThread.start(name: "access-log-drain", cpu: nil) { [self] in self.run() }
+        thread.withLock { $0 = handle }
+    }
+
+    /// Lines dropped: full worker rings plus full destination buffers (`access_log.dropped`).
+    public var dropped: Int {
+        var n = sinks.reduce(0) { $0 + $1.dropped.load(ordering: .relaxed) }
+        for rings in proxy.accessRings { for r in rings { n += r.dropped.load(ordering: Synchronization.AtomicLoadOrdering.relaxed) } }
+        return n
+    }
+
+    /// SIGUSR1.
+    public func reopen() { for s in sinks { s.requestReopen() } }
+
+    /// Records taken out of the rings so far.
+    public var recordsDrained: Int { drained.load(ordering: .relaxed) }
+
+    private func run() {
+        while true {
+            let stopping = stopFlag.load(ordering: .acquiring)
+            var any = false
+            for (li, rings) in proxy.accessRings.enumerated() {
+                let list = li < loggers.count ? loggers[li] : []
+                for ring in rings {
+                    while let entry = ring.pop({ r, extra in
+                        (r, capture.decode(extra))
+                    }) {
+                        any = true
+                        drained.add(1, ordering: .relaxed)
+                        guard !list.isEmpty else { continue }
+                        let (record, fields) = entry
+                        let address = proxy.listeners.indices.contains(li)
+                            ? "\(proxy.listeners[li].address.host):\(proxy.listeners[li].port)" : "-"
+                        let e = AccessLogEntry(record: record, fields: fields, plane: planes(record.generation),
+                                               listenerAddress: address, startWallNanos: record.startNanos + wallOffsetNanos)
+                        for l in list { sinks[l.sink].append(l.formatter.line(e)) }
+                    }
+                }
+            }
+            if !any {
+                if stopping { return }
+                usleep(2_000)
+            }
+        }
+    }
+
+    /// Waits (up to `timeoutNanos`) until every ring is empty and every destination written.
+    public func flush(timeoutNanos: Int64 = 5_000_000_000) {
+        let deadline = monotonicNanos() + timeoutNanos
+        while monotonicNanos() < deadline {
+            let pending = sinks.reduce(0) { $0 + $1.pendingBytes }
+            if pending == 0 && idleTurns() { return }
+            usleep(2_000)
+        }
+    }
+
+    private func idleTurns() -> Bool {
+        let before = drained.load(ordering: .relaxed)
+        usleep(10_000)
+        return drained.load(ordering: .relaxed) == before && sinks.allSatisfy { $0.pendingBytes == 0 }
+    }
+
+    public func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        thread.withLock { $0 }?.join()
+        for s in sinks { s.stop() }
+    }
+}

@@ -1,0 +1,205 @@
+import AdminHTTP
+import EventLoop
+
+/// The proxy's admin endpoints (Envoy's names), answered on the admin thread.
+extension ProxyOps {
+    static let getEndpoints: [(String, String)] = [
+        ("/stats", "Envoy text stats; ?format=json for JSON"),
+        ("/stats/prometheus", "Prometheus text exposition 0.0.4"),
+        ("/config_dump", "the effective configuration (JSON)"),
+        ("/clusters", "upstream hosts with health, connections and requests"),
+        ("/listeners", "listeners and their bound addresses"),
+        ("/server_info", "version, uptime, concurrency, I/O backend, strategy"),
+        ("/ready", "200 when every worker serves"),
+        ("/workers", "per-worker figures (JSON)"),
+    ]
+    static let postEndpoints: [(String, String)] = [
+        ("/healthcheck/fail", "fail health checks (/ready answers 503)"),
+        ("/healthcheck/ok", "pass health checks again"),
+        ("/drain_listeners", "stop accepting; close connections as their requests end"),
+        ("/quitquitquit", "drain, then exit"),
+        ("/logging", "?level=trace|debug|info|warning|error|critical|off"),
+        ("/reload", "re-read the configuration and publish it to the workers"),
+    ]
+
+    static var endpointList: String {
+        (getEndpoints.map { "  GET  \($0.0): \($0.1)" } + postEndpoints.map { "  POST \($0.0): \($0.1)" }).joined(separator: "\n") + "\n"
+    }
+
+    func respond(to request: AdminServer.Request) -> AdminServer.Response {
+        let isGet = Self.getEndpoints.contains { $0.0 == request.path }
+        let isPost = Self.postEndpoints.contains { $0.0 == request.path }
+        guard isGet || isPost else {
+            return AdminServer.Response(status: 404, body: "unknown path \(request.path); endpoints:\n" + Self.endpointList)
+        }
+        if isGet && request.method != "GET" && request.method != "HEAD" {
+            return AdminServer.Response(status: 405, body: "\(request.path) answers GET only\n")
+        }
+        if isPost && request.method != "POST" {
+            return AdminServer.Response(status: 405, body: "\(request.path) answers POST only\n")
+        }
+        switch request.path {
+        case "/stats":
+            let snapshot = stats()
+            if request.query.split(separator: "&").contains("format=json") { return .json(snapshot.json()) }
+            return AdminServer.Response(body: snapshot.text())
+        case "/stats/prometheus":
+            return AdminServer.Response(contentType: "text/plain; version=0.0.4; charset=utf-8", body: stats().prometheus())
+        case "/config_dump": return .json(configDump())
+        case "/clusters": return AdminServer.Response(body: clustersText())
+        case "/listeners": return .json(listenersJSON())
+        case "/server_info": return .json(serverInfo())
+        case "/ready":
+            let (failed, draining) = state.withLock { ($0.healthFailed, $0.drainStartedNanos != 0) }
+            if failed || draining { return AdminServer.Response(status: 503, body: draining ? "DRAINING\n" : "UNHEALTHY\n") }
+            return AdminServer.Response(body: "LIVE\n")
+        case "/workers": return .json(workersJSON())
+        case "/healthcheck/fail":
+            setHealthFailed(true)
+            return AdminServer.Response(body: "OK\n")
+        case "/healthcheck/ok":
+            setHealthFailed(false)
+            return AdminServer.Response(body: "OK\n")
+        case "/drain_listeners":
+            drain()
+            return AdminServer.Response(body: "OK\n")
+        case "/quitquitquit":
+            requestQuit()
+            return AdminServer.Response(body: "OK\n")
+        case "/logging":
+            let level = request.query.split(separator: "&").first { $0.hasPrefix("level=") }.map { String($0.dropFirst(6)) }
+            guard let level else { return AdminServer.Response(body: "level: \(OpsLog.current.rawValue)\n") }
+            guard let parsed = ProxyLogLevel(parsing: level) else {
+                return AdminServer.Response(status: 400, body: "unknown level '\(level)'; expected one of \(ProxyLogLevel.allCases.map(\.rawValue).joined(separator: ", "))\n")
+            }
+            OpsLog.set(parsed)
+            return AdminServer.Response(body: "level: \(parsed.rawValue)\n")
+        case "/reload":
+            switch reload() {
+            case .applied(let g): return AdminServer.Response(body: "OK: generation \(g)\n")
+            case .rejected(let reason): return AdminServer.Response(status: 400, body: "rejected: \(reason)\n")
+            }
+        default:
+            return AdminServer.Response(status: 404, body: "unknown path \(request.path)\n")
+        }
+    }
+
+    func workersJSON() -> String {
+        var rows: [String] = []
+        for (li, l) in proxy.listeners.enumerated() {
+            let loops = proxy.loopStats(ofListener: li)
+            let loads = proxy.loads(ofListener: li)
+            for (w, s) in proxy.stats[li].enumerated() {
+                let loop = loops[w].snapshot()
+                rows.append("  {\"worker\": \(w), \"listener\": \(JSONText.string(l.name)), "
+                    + "\"accepted\": \(s.downstreamCxTotal.load(ordering: .relaxed)), \"active\": \(s.downstreamCxActive.load(ordering: .relaxed)), "
+                    + "\"requests\": \(s.downstreamRqTotal.load(ordering: .relaxed)), \"requests_in_flight\": \(loads.requests(w)), "
+                    + "\"busy_ns\": \(loop.busyNanos), \"idle_ns\": \(loop.idleNanos), \"turns\": \(loop.turns)}")
+            }
+        }
+        return "[\n" + rows.joined(separator: ",\n") + "\n]\n"
+    }
+
+    func serverInfo() -> String {
+        let uptime = (monotonicNanos() - startNanos) / 1_000_000_000
+        let (draining, generation) = state.withLock { ($0.drainStartedNanos != 0, $0.generation) }
+        let strategies = proxy.listeners.map { JSONText.string("\($0.balance)") }.joined(separator: ", ")
+        return "{\"version\": \(JSONText.string(ProxyOps.version)), \"state\": \(JSONText.string(draining ? "DRAINING" : "LIVE")), "
+            + "\"uptime_current_epoch\": \(uptime), \"concurrency\": \(concurrency), \"io\": \(JSONText.string(proxy.backend.rawValue)), "
+            + "\"strategy\": [\(strategies)], \"config_generation\": \(generation), "
+            + "\"command_line_options\": {\"concurrency\": \(concurrency), \"drain_time_s\": \(options.drainTimeNanos / 1_000_000_000), "
+            + "\"log_level\": \(JSONText.string(OpsLog.current.rawValue)), \"config_path\": \(options.configPath.map { JSONText.string($0) } ?? "null")}}\n"
+    }
+
+    static let version = "ballast-proxy/0.5 (envoy-compatible admin)"
+
+    func listenersJSON() -> String {
+        let rows = proxy.listeners.map { l in
+            "  {\"name\": \(JSONText.string(l.name)), \"local_address\": {\"socket_address\": {\"address\": \(JSONText.string(l.address.host)), \"port_value\": \(l.port)}}, \"strategy\": \(JSONText.string("\(l.balance)"))}"
+        }
+        return "{\"listener_statuses\": [\n" + rows.joined(separator: ",\n") + "\n]}\n"
+    }
+
+    /// Envoy's `/clusters` text: `cluster::host::field::value`.
+    func clustersText() -> String {
+        let plane = currentPlane
+        var lines: [String] = []
+        for c in plane.clusters {
+            lines.append("\(c.name)::default_priority::max_connections::\(c.thresholds.maxConnections)")
+            lines.append("\(c.name)::default_priority::max_pending_requests::\(c.thresholds.maxPendingRequests)")
+            lines.append("\(c.name)::default_priority::max_requests::\(c.thresholds.maxRequests)")
+            lines.append("\(c.name)::default_priority::max_retries::\(c.thresholds.maxRetries)")
+            lines.append("\(c.name)::active_connections::\(c.resources.connections.load(ordering: .relaxed))")
+            lines.append("\(c.name)::active_requests::\(c.resources.requests.load(ordering: .relaxed))")
+            for h in c.hosts {
+                lines.append("\(c.name)::\(h.name)::health_flags::healthy")
+                lines.append("\(c.name)::\(h.name)::weight::\(h.weight)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The effective configuration as JSON (the typed model, printed by reflection).
+    func configDump() -> String {
+        let bootstrap = state.withLock { $0.bootstrap }
+        return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
+            + ConfigDumpJSON.encode(bootstrap) + "}]}\n"
+    }
+}
+
+/// Prints a typed value as JSON via reflection (admin only; snake_case keys as Envoy's).
+enum ConfigDumpJSON {
+    static func encode(_ value: Any, depth: Int = 0) -> String {
+        if depth > 40 { return "null" }
+        switch value {
+        case let s as String: return JSONText.string(s)
+        case let b as Bool: return b ? "true" : "false"
+        case let i as Int: return String(i)
+        case let i as Int64: return String(i)
+        case let i as Int32: return String(i)
+        case let u as UInt32: return String(u)
+        case let d as Double: return d.isFinite ? String(d) : "null"
+        default: break
+        }
+        let m = Mirror(reflecting: value)
+        switch m.displayStyle {
+        case .optional:
+            guard let child = m.children.first else { return "null" }
+            return encode(child.value, depth: depth + 1)
+        case .collection, .set:
+            return "[" + m.children.map { encode($0.value, depth: depth + 1) }.joined(separator: ", ") + "]"
+        case .dictionary:
+            let items = m.children.compactMap { child -> String? in
+                let pair = Mirror(reflecting: child.value).children.map(\.value)
+                guard pair.count == 2 else { return nil }
+                return "\(JSONText.string("\(pair[0])")): \(encode(pair[1], depth: depth + 1))"
+            }
+            return "{" + items.joined(separator: ", ") + "}"
+        case .enum:
+            if m.children.isEmpty { return JSONText.string(snake("\(value)")) }
+            let child = m.children.first!
+            return "{\(JSONText.string(snake(child.label ?? "value"))): \(encode(child.value, depth: depth + 1))}"
+        case .struct, .class, .tuple:
+            if m.children.isEmpty { return JSONText.string("\(value)") }
+            let items = m.children.enumerated().map { i, c in
+                "\(JSONText.string(snake(c.label ?? "_\(i)"))): \(encode(c.value, depth: depth + 1))"
+            }
+            return "{" + items.joined(separator: ", ") + "}"
+        default:
+            return JSONText.string("\(value)")
+        }
+    }
+
+    static func snake(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if c.isUppercase {
+                if !out.isEmpty { out.append("_") }
+                out += c.lowercased()
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+}

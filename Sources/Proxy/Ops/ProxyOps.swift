@@ -1,0 +1,312 @@
+import AdminHTTP
+import Balancers
+import EventLoop
+import Glibc
+import Synchronization
+
+/// Structured stderr logs with a level (`-l`, `POST /logging?level=`): `ts level component msg`.
+public enum OpsLog {
+    static let level = Atomic<Int>(2)  // ProxyLogLevel rank: info
+
+    static func rank(_ l: ProxyLogLevel) -> Int { ProxyLogLevel.allCases.firstIndex(of: l)! }
+    public static var current: ProxyLogLevel { ProxyLogLevel.allCases[level.load(ordering: .relaxed)] }
+    public static func set(_ l: ProxyLogLevel) { level.store(rank(l), ordering: .relaxed) }
+
+    public static func log(_ l: ProxyLogLevel, _ component: String, _ message: String) {
+        guard l != .off, rank(l) >= level.load(ordering: .relaxed) else { return }
+        var real = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        let stamp = AccessLogFormatter.startTime(Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec), format: nil)
+        Log.line("[\(stamp)] [\(l.rawValue)] [\(component)] \(message)")
+    }
+}
+
+/// The operations side of a running proxy (issue 5): the admin listener, merged stats, access
+/// logs, reload, drain and the watchdog. Reload and drain run on the calling thread (the main
+/// thread for signals, the admin thread for `POST`s) under one lock; workers only ever see
+/// immutable snapshots and messages in their mailboxes.
+public final class ProxyOps: Sendable {
+    public let proxy: RunningProxy
+    public let options: ProxyOptions
+    public let startNanos = monotonicNanos()
+    let concurrency: Int
+
+    struct State {
+        var bootstrap: Bootstrap
+        var plane: DataPlane
+        var generation: UInt32 = 0
+        var reloads = 0
+        var reloadFailures = 0
+        var healthFailed = false
+        var drainStartedNanos: Int64 = 0
+        var quitRequested = false
+    }
+
+    let state: Mutex<State>
+    /// Serialises reloads (a reload reads files and compiles; the state lock stays short).
+    let reloadLock = Mutex(())
+    let accessLogs: AccessLogSystem?
+    let planeHistory = PlaneHistory()
+    let watchdog: Watchdog
+    private let adminServer = Mutex<AdminServer?>(nil)
+
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Starts the data path, the access logs, the admin listener (when the bootstrap has one) and
+    /// arms the watchdog (ticked by `tick`, from `run`'s main loop or a test).
+    public static func start(_ bootstrap: Bootstrap, options: ProxyOptions, runtime: ProxyRuntimeOptions) throws(StartError) -> ProxyOps {
+        OpsLog.set(options.logLevel)
+        var rt = runtime
+        let capture = AccessLogCapture(bootstrap)
+        if !AccessLogCapture.templates(bootstrap).isEmpty {
+            rt.recordAccess = true
+            rt.capture = capture
+        }
+        let proxy: RunningProxy
+        do { proxy = try ProxyRuntime.start(bootstrap, options: rt) } catch { throw StartError(description: error.description) }
+        let ops: ProxyOps
+        do {
+            ops = try ProxyOps(proxy: proxy, bootstrap: bootstrap, options: options, concurrency: max(1, rt.concurrency),
+                               capture: rt.capture ?? capture)
+        } catch {
+            proxy.stop()
+            throw StartError(description: error.description)
+        }
+        if let admin = bootstrap.admin {
+            do {
+                let server = try AdminServer(host: admin.address.address, port: admin.address.port) { [ops] request in
+                    ops.respond(to: request)
+                }
+                ops.adminServer.withLock { $0 = server }
+            } catch {
+                ops.stop()
+                throw StartError(description: "admin listener \(admin.address): \(error)")
+            }
+        }
+        return ops
+    }
+
+    private init(proxy: RunningProxy, bootstrap: Bootstrap, options: ProxyOptions, concurrency: Int,
+                 capture: AccessLogCapture) throws(AccessLogError) {
+        self.proxy = proxy
+        self.options = options
+        self.concurrency = concurrency
+        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane))
+        let history = planeHistory
+        history.add(0, proxy.plane)
+        accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
+        watchdog = Watchdog(proxy: proxy, worker: bootstrap.workerWatchdog)
+    }
+
+    /// The admin listener's port (nil without `admin`).
+    public var adminPort: Int? { adminServer.withLock { $0?.port } }
+
+    public var currentPlane: DataPlane { state.withLock { $0.plane } }
+    public var generation: UInt32 { state.withLock { $0.generation } }
+    public var isDraining: Bool { state.withLock { $0.drainStartedNanos != 0 } }
+
+    // MARK: stats
+
+    public func stats() -> ProxyStatsSnapshot {
+        let (plane, draining, failed) = state.withLock { ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed) }
+        var inputs = StatsInputs(plane: plane)
+        inputs.watchdogMiss = watchdog.misses
+        inputs.watchdogMegaMiss = watchdog.megaMisses
+        inputs.accessLogDropped = accessLogs?.dropped ?? 0
+        inputs.uptimeSeconds = Int((monotonicNanos() - startNanos) / 1_000_000_000)
+        inputs.draining = draining
+        inputs.healthFailed = failed
+        return ProxyStatsSnapshot(proxy: proxy, inputs: inputs)
+    }
+
+    // MARK: reload
+
+    public enum ReloadOutcome: Sendable, Equatable {
+        case applied(generation: UInt32)
+        case rejected(reason: String)
+    }
+
+    /// Re-reads the configuration (`-c` file and `--config-yaml`), compiles it, and publishes the
+    /// snapshot to every worker. A config that does not load, or that changes what a reload
+    /// cannot change (listeners, the cluster and host layout), is rejected with the reason logged;
+    /// the running one stays.
+    @discardableResult
+    public func reload() -> ReloadOutcome {
+        reloadLock.withLock { _ in
+            let loaded: LoadedBootstrap
+            do throws(ConfigLoadError) {
+                loaded = try BootstrapLoader.load(path: options.configPath, overlayYAML: options.configYAML)
+            } catch {
+                let reason = error.errors.map(\.located).joined(separator: "; ")
+                return reject("configuration is invalid: \(reason)")
+            }
+            return reload(loaded.bootstrap)
+        }
+    }
+
+    /// Publishes `bootstrap` (already loaded) as the next snapshot.
+    public func reload(_ bootstrap: Bootstrap) -> ReloadOutcome {
+        let old = state.withLock { $0.plane }
+        let plane: DataPlane
+        do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
+        if let why = Self.incompatibility(old, plane) { return reject(why) }
+        let generation = state.withLock { s -> UInt32 in
+            s.generation &+= 1
+            s.plane = plane
+            s.bootstrap = bootstrap
+            s.reloads += 1
+            return s.generation
+        }
+        planeHistory.add(generation, plane)
+        proxy.postToWorkers(.publish(plane, generation: generation))
+        OpsLog.log(.info, "config", "reload: configuration generation \(generation) published to every worker")
+        return .applied(generation: generation)
+    }
+
+    private func reject(_ reason: String) -> ReloadOutcome {
+        state.withLock { $0.reloadFailures += 1 }
+        OpsLog.log(.error, "config", "reload rejected, the running configuration stays: \(reason)")
+        return .rejected(reason: reason)
+    }
+
+    /// Why `new` cannot replace `old` without a restart, or nil.
+    static func incompatibility(_ old: DataPlane, _ new: DataPlane) -> String? {
+        guard old.listeners.count == new.listeners.count else {
+            return "listeners changed (\(old.listeners.count) -> \(new.listeners.count)); adding or removing listeners needs a restart"
+        }
+        for (a, b) in zip(old.listeners, new.listeners) {
+            guard a.name == b.name, a.address.description == b.address.description else {
+                return "listener '\(a.name)' (\(a.address)) changed name or address; that needs a restart"
+            }
+            switch (a.kind, b.kind) {
+            case (.http, .http), (.tcp, .tcp): break
+            default: return "listener '\(a.name)' changed between http_connection_manager and tcp_proxy; that needs a restart"
+            }
+        }
+        guard old.clusters.count == new.clusters.count else {
+            return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"
+        }
+        for (a, b) in zip(old.clusters, new.clusters) {
+            guard a.name == b.name, a.hosts.count == b.hosts.count else {
+                return "cluster '\(a.name)' changed its name or host count; that needs a restart"
+            }
+        }
+        return nil
+    }
+
+    // MARK: health, drain, quit
+
+    public func setHealthFailed(_ failed: Bool) {
+        state.withLock { $0.healthFailed = failed }
+        OpsLog.log(.info, "admin", failed ? "health check set to fail" : "health check set to ok")
+    }
+
+    /// Stops accepting on every listener, `connection: close` on every response, closes idle
+    /// connections. Idempotent.
+    public func drain() {
+        let first = state.withLock { s -> Bool in
+            guard s.drainStartedNanos == 0 else { return false }
+            s.drainStartedNanos = monotonicNanos()
+            return true
+        }
+        guard first else { return }
+        OpsLog.log(.info, "main", "draining listeners (drain time \(options.drainTimeNanos / 1_000_000_000) s)")
+        proxy.postToWorkers(.drain)
+    }
+
+    /// `POST /quitquitquit` or SIGTERM: drain, then exit when drained (see `run`).
+    public func requestQuit() {
+        drain()
+        state.withLock { $0.quitRequested = true }
+    }
+
+    /// Open downstream connections over every listener and worker.
+    public var activeConnections: Int {
+        proxy.stats.reduce(0) { sum, ws in ws.reduce(sum) { $0 + $1.downstreamCxActive.load(ordering: .relaxed) } }
+    }
+
+    /// True when the drain is over: no connection left, or the drain time passed.
+    public var drainFinished: Bool {
+        let started = state.withLock { $0.drainStartedNanos }
+        guard started != 0 else { return false }
+        return activeConnections == 0 || monotonicNanos() - started >= options.drainTimeNanos
+    }
+
+    var quitRequested: Bool { state.withLock { $0.quitRequested } }
+
+    /// Stops everything (workers close what is left).
+    public func stop() {
+        adminServer.withLock { $0 }?.stop()
+        proxy.stop()
+        accessLogs?.stop()
+    }
+
+    // MARK: main thread
+
+    /// Blocks the signals the main thread handles, in every thread started afterwards.
+    public static func blockSignals() {
+        Signals.blockTermination()
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGUSR1)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// The main thread's loop: signals (SIGTERM/SIGINT drain and exit, SIGHUP reloads, SIGUSR1
+    /// reopens access logs), the watchdog, the stats flush, and the end of a drain. Returns 0.
+    public func run() -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] { sigaddset(&set, s) }
+        let flushEvery = max(Int64(100_000_000), state.withLock { $0.bootstrap.statsFlushIntervalNanos })
+        var nextFlush = monotonicNanos() + flushEvery
+        while true {
+            var timeout = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+            let signal = sigtimedwait(&set, nil, &timeout)
+            switch signal {
+            case SIGHUP:
+                OpsLog.log(.info, "main", "SIGHUP: reloading the configuration")
+                reload()
+            case SIGUSR1:
+                OpsLog.log(.info, "main", "SIGUSR1: reopening access logs")
+                accessLogs?.reopen()
+            case SIGTERM, SIGINT:
+                OpsLog.log(.info, "main", "signal \(signal): draining, then exiting")
+                requestQuit()
+            default:
+                break
+            }
+            watchdog.tick()
+            let now = monotonicNanos()
+            if now >= nextFlush {
+                _ = stats()  // the flush: merge the workers' figures
+                nextFlush = now + flushEvery
+            }
+            if quitRequested && drainFinished {
+                let left = activeConnections
+                OpsLog.log(.info, "main", left == 0 ? "drained; exiting" : "drain time over with \(left) connections open; exiting")
+                stop()
+                return 0
+            }
+        }
+    }
+}
+
+/// Recent snapshots by generation: the access log resolves a record's indices in the snapshot
+/// it was served under.
+final class PlaneHistory: Sendable {
+    private let planes = Mutex<[(UInt32, DataPlane)]>([])
+
+    func add(_ generation: UInt32, _ plane: DataPlane) {
+        planes.withLock {
+            $0.append((generation, plane))
+            if $0.count > 16 { $0.removeFirst($0.count - 16) }
+        }
+    }
+
+    func plane(_ generation: UInt32) -> DataPlane {
+        planes.withLock { list in list.last { $0.0 == generation }?.1 ?? list.last!.1 }
+    }
+}

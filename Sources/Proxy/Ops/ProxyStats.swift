@@ -1,0 +1,265 @@
+import EventLoop
+import Synchronization
+import Foundation
+
+/// The proxy's figures merged from every worker (main or admin thread, on demand and on the
+/// flush interval), with Envoy's names. Workers only bump their own counters; this reads them.
+public struct ProxyStatsSnapshot: Sendable {
+    public enum Kind: String, Sendable { case counter, gauge }
+
+    public struct Value: Sendable {
+        public let name: String
+        public let kind: Kind
+        public let value: Int
+        /// Prometheus: the family (`envoy_cluster_upstream_rq_total`) and its labels.
+        let family: String
+        let labels: [(String, String)]
+    }
+
+    public struct Latency: Sendable {
+        public let name: String
+        public let merged: MergedLatency
+        let family: String
+        let labels: [(String, String)]
+    }
+
+    public var values: [Value] = []
+    public var histograms: [Latency] = []
+
+    public func value(_ name: String) -> Int? { values.first { $0.name == name }?.value }
+
+    /// Envoy's listener stat name for an address: `127.0.0.1_10000`.
+    public static func listenerName(host: String, port: Int) -> String { "\(host)_\(port)" }
+}
+
+/// What the snapshot reads besides the workers' counters.
+struct StatsInputs {
+    var plane: DataPlane
+    var watchdogMiss = 0
+    var watchdogMegaMiss = 0
+    var accessLogDropped = 0
+    var uptimeSeconds = 0
+    var draining = false
+    var healthFailed = false
+}
+
+extension ProxyStatsSnapshot {
+    init(proxy: RunningProxy, inputs: StatsInputs) {
+        var values: [String: (Kind, Int, String, [(String, String)])] = [:]
+        var order: [String] = []
+        func add(_ name: String, _ kind: Kind, _ v: Int, family: String, labels: [(String, String)] = []) {
+            if let old = values[name] {
+                values[name] = (kind, old.1 + v, old.2, old.3)
+            } else {
+                values[name] = (kind, v, family, labels)
+                order.append(name)
+            }
+        }
+        var histos: [String: ([LatencyHistogram], String, [(String, String)])] = [:]
+        var histoOrder: [String] = []
+        func addHisto(_ name: String, _ h: LatencyHistogram, family: String, labels: [(String, String)]) {
+            if histos[name] == nil { histos[name] = ([], family, labels); histoOrder.append(name) }
+            histos[name]!.0.append(h)
+        }
+        func load(_ a: borrowing Atomic<Int>) -> Int { a.load(ordering: .relaxed) }
+        let plane = inputs.plane
+        for (li, bound) in proxy.listeners.enumerated() {
+            let workers = proxy.stats[li]
+            let addr = ProxyStatsSnapshot.listenerName(host: bound.address.host, port: bound.port)
+            let la = [("envoy_listener_address", addr)]
+            add("listener.\(addr).downstream_cx_total", .counter, workers.reduce(0) { $0 + load($1.downstreamCxTotal) },
+                family: "envoy_listener_downstream_cx_total", labels: la)
+            add("listener.\(addr).downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
+                family: "envoy_listener_downstream_cx_active", labels: la)
+            for (w, s) in workers.enumerated() {
+                let wl = la + [("envoy_worker_id", "\(w)")]
+                add("listener.\(addr).worker_\(w).downstream_cx_total", .counter, load(s.downstreamCxTotal),
+                    family: "envoy_listener_worker_downstream_cx_total", labels: wl)
+                add("listener.\(addr).worker_\(w).downstream_cx_active", .gauge, load(s.downstreamCxActive),
+                    family: "envoy_listener_worker_downstream_cx_active", labels: wl)
+            }
+            guard li < plane.listeners.count else { continue }
+            switch plane.listeners[li].kind {
+            case .http(let h):
+                let p = "http.\(h.statPrefix)."
+                let hl = [("envoy_http_conn_manager_prefix", h.statPrefix)]
+                func c(_ suffix: String, _ kind: Kind = .counter, _ get: (DataPathStats) -> Int) {
+                    add(p + suffix, kind, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_" + suffix, labels: hl)
+                }
+                c("downstream_cx_total") { load($0.downstreamCxTotal) }
+                c("downstream_cx_active", .gauge) { load($0.downstreamCxActive) }
+                c("downstream_rq_total") { load($0.downstreamRqTotal) }
+                c("downstream_rq_1xx") { load($0.downstreamRq1xx) }
+                c("downstream_rq_2xx") { load($0.downstreamRq2xx) }
+                c("downstream_rq_3xx") { load($0.downstreamRq3xx) }
+                c("downstream_rq_4xx") { load($0.downstreamRq4xx) }
+                c("downstream_rq_5xx") { load($0.downstreamRq5xx) }
+                c("no_route") { load($0.noRoute) }
+                for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
+            case .tcp(let t):
+                let p = "tcp.\(t.statPrefix)."
+                let tl = [("envoy_tcp_prefix", t.statPrefix)]
+                add(p + "downstream_cx_total", .counter, workers.reduce(0) { $0 + load($1.downstreamCxTotal) },
+                    family: "envoy_tcp_downstream_cx_total", labels: tl)
+                add(p + "downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
+                    family: "envoy_tcp_downstream_cx_active", labels: tl)
+            }
+        }
+        for cluster in plane.clusters {
+            let p = "cluster.\(cluster.name)."
+            let cl = [("envoy_cluster_name", cluster.name)]
+            var all: [ClusterStats] = []
+            for workers in proxy.stats { for s in workers where cluster.index < s.clusters.count { all.append(s.clusters[cluster.index]) } }
+            func c(_ suffix: String, _ kind: Kind = .counter, _ get: (ClusterStats) -> Int) {
+                add(p + suffix, kind, all.reduce(0) { $0 + get($1) }, family: "envoy_cluster_" + suffix, labels: cl)
+            }
+            c("upstream_cx_total") { load($0.upstreamCxTotal) }
+            c("upstream_cx_active", .gauge) { load($0.upstreamCxActive) }
+            c("upstream_cx_connect_fail") { load($0.upstreamCxConnectFail) }
+            c("upstream_cx_connect_timeout") { load($0.upstreamCxConnectTimeout) }
+            c("upstream_rq_total") { load($0.upstreamRqTotal) }
+            add(p + "upstream_rq_active", .gauge, max(0, load(cluster.resources.requests)), family: "envoy_cluster_upstream_rq_active", labels: cl)
+            add(p + "upstream_rq_pending_active", .gauge, max(0, load(cluster.resources.pendingRequests)),
+                family: "envoy_cluster_upstream_rq_pending_active", labels: cl)
+            c("upstream_rq_pending_overflow") { load($0.upstreamRqPendingOverflow) }
+            c("upstream_rq_retry") { load($0.upstreamRqRetry) }
+            c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
+            c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
+            add(p + "membership_healthy", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_healthy", labels: cl)
+            for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
+        }
+        let workerCount = proxy.stats.first?.count ?? 0
+        add("server.concurrency", .gauge, workerCount, family: "envoy_server_concurrency")
+        add("server.uptime", .gauge, inputs.uptimeSeconds, family: "envoy_server_uptime")
+        add("server.state", .gauge, inputs.draining ? 1 : 0, family: "envoy_server_state")
+        add("server.live", .gauge, inputs.healthFailed || inputs.draining ? 0 : 1, family: "envoy_server_live")
+        add("server.watchdog_miss", .counter, inputs.watchdogMiss, family: "envoy_server_watchdog_miss")
+        add("server.watchdog_mega_miss", .counter, inputs.watchdogMegaMiss, family: "envoy_server_watchdog_mega_miss")
+        add("access_log.dropped", .counter, inputs.accessLogDropped, family: "envoy_access_log_dropped")
+        self.values = order.map { n in
+            let v = values[n]!
+            return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
+        }
+        self.histograms = histoOrder.map { n in
+            let h = histos[n]!
+            return Latency(name: n, merged: MergedLatency(h.0), family: h.1, labels: h.2)
+        }
+    }
+
+    // MARK: formats
+
+    static func ms(_ micros: Double) -> String {
+        let v = micros / 1000
+        if v == v.rounded() && abs(v) < 1e15 { return String(Int(v)) }
+        return String(v)
+    }
+
+    /// Envoy's `/stats` text: `name: value` sorted, histograms as `P50(...) P90 ... P99.9` in ms.
+    public func text() -> String {
+        var lines = values.map { "\($0.name): \($0.value)" }
+        for h in histograms {
+            let quantiles = [50.0, 90.0, 99.0, 99.9].map { q -> String in
+                let v = h.merged.percentile(q).map { Self.ms($0) } ?? "nan"
+                return "P\(q == q.rounded() ? String(Int(q)) : String(q))(\(v),\(v))"
+            }
+            lines.append("\(h.name): " + quantiles.joined(separator: " ") + " count=\(h.merged.count)")
+        }
+        return lines.sorted().joined(separator: "\n") + "\n"
+    }
+
+    /// `/stats?format=json`: Envoy's shape (`stats` list; histograms with computed quantiles).
+    public func json() -> String {
+        var parts: [String] = []
+        for v in values.sorted(by: { $0.name < $1.name }) {
+            parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.value)}")
+        }
+        var computed: [String] = []
+        for h in histograms.sorted(by: { $0.name < $1.name }) {
+            let qs = [50.0, 90.0, 99.0, 99.9].map { q in
+                "{\"quantile\":\(q),\"value\":\(h.merged.percentile(q).map { Self.ms($0) } ?? "null")}"
+            }
+            computed.append("{\"name\":\(JSONText.string(h.name)),\"count\":\(h.merged.count),\"sum_ms\":\(Self.ms(Double(h.merged.sumMicros))),\"values\":[\(qs.joined(separator: ","))]}")
+        }
+        parts.append("{\"histograms\":{\"supported_quantiles\":[50,90,99,99.9],\"computed_quantiles\":[\(computed.joined(separator: ","))]}}")
+        return "{\"stats\":[\n" + parts.joined(separator: ",\n") + "\n]}\n"
+    }
+
+    /// Envoy's default histogram bucket bounds (milliseconds).
+    static let bucketBoundsMs: [Double] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+                                           300_000, 600_000, 1_800_000, 3_600_000]
+
+    /// Prometheus text exposition 0.0.4: one `# TYPE` per family, samples with labels,
+    /// histograms with cumulative `_bucket{le=...}`, `_sum` and `_count` (milliseconds).
+    public func prometheus() -> String {
+        var out = ""
+        func labelText(_ labels: [(String, String)], extra: (String, String)? = nil) -> String {
+            let all = labels + (extra.map { [$0] } ?? [])
+            guard !all.isEmpty else { return "" }
+            return "{" + all.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        var families: [String: [Value]] = [:]
+        var familyOrder: [String] = []
+        for v in values {
+            let f = Self.metricName(v.family, counter: v.kind == .counter)
+            if families[f] == nil { familyOrder.append(f) }
+            families[f, default: []].append(v)
+        }
+        for f in familyOrder.sorted() {
+            let vs = families[f]!
+            out += "# HELP \(f) Envoy stat \(vs[0].name.split(separator: ".").last ?? "")\n"
+            out += "# TYPE \(f) \(vs[0].kind.rawValue)\n"
+            for v in vs { out += "\(f)\(labelText(v.labels)) \(v.value)\n" }
+        }
+        var hfam: [String: [Latency]] = [:]
+        for h in histograms { hfam[Self.metricName(h.family, counter: false), default: []].append(h) }
+        for f in hfam.keys.sorted() {
+            let hs = hfam[f]!
+            out += "# HELP \(f) Envoy histogram (milliseconds)\n"
+            out += "# TYPE \(f) histogram\n"
+            for h in hs {
+                for b in Self.bucketBoundsMs {
+                    out += "\(f)_bucket\(labelText(h.labels, extra: ("le", Self.ms(b * 1000)))) \(h.merged.countAtOrBelow(micros: b * 1000))\n"
+                }
+                out += "\(f)_bucket\(labelText(h.labels, extra: ("le", "+Inf"))) \(h.merged.count)\n"
+                out += "\(f)_sum\(labelText(h.labels)) \(Self.ms(Double(h.merged.sumMicros)))\n"
+                out += "\(f)_count\(labelText(h.labels)) \(h.merged.count)\n"
+            }
+        }
+        return out
+    }
+
+    /// A valid metric name; counters end in `_total` (Prometheus' convention, which promtool checks).
+    static func metricName(_ family: String, counter: Bool) -> String {
+        var s = String(family.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" ? $0 : "_" })
+        if counter && !s.hasSuffix("_total") { s += "_total" }
+        return s
+    }
+
+    static func escapeLabel(_ v: String) -> String {
+        v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// JSON text helpers (no Foundation on the hot path; these run on admin and log threads).
+enum JSONText {
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
