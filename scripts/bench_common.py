@@ -513,3 +513,106 @@ def fmt_spread(s: dict | None, fmt=fmt_num, suffix: str = "") -> str:
     if s["n"] == 1:
         return f"{fmt(s['median'])}{suffix}"
     return f"{fmt(s['median'])}{suffix} ({fmt(s['min'])}–{fmt(s['max'])})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-process servers (nginx master + workers), templates, memory (added for bench_proxy.py)
+# ---------------------------------------------------------------------------------------------
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants (from the ppid field of /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[4 - 3]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def tree_cpu_times(pid: int) -> CpuTimes:
+    """utime+stime summed over `pid` and its live descendants (nginx: master and workers).
+
+    Processes that exited during the interval are not counted: take both samples while the
+    server's processes are stable (after start-up, before stop)."""
+    user = system = 0.0
+    for p in process_tree(pid):
+        try:
+            t = process_cpu_times(p)
+        except OSError:
+            continue
+        user, system = user + t.user_s, system + t.system_s
+    return CpuTimes(user, system)
+
+
+def process_rss_bytes(pid: int) -> int:
+    """VmRSS of one process in bytes (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """VmRSS summed over `pid` and its live descendants (shared pages count once per process;
+    use differences, not absolute values, across multi-process servers)."""
+    return sum(process_rss_bytes(p) for p in process_tree(pid))
+
+
+def render_template(text: str, values: dict[str, object]) -> str:
+    """Replaces each `{{NAME}}`; raises BenchError when a placeholder is left unreplaced."""
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", str(value))
+    left = re.findall(r"\{\{[A-Z_]+\}\}", text)
+    if left:
+        raise BenchError(f"template placeholders not replaced: {', '.join(sorted(set(left)))}")
+    return text
+
+
+def open_idle_connections(host: str, port: int, count: int, request: bytes, expect_body_bytes: int,
+                          timeout: float = 10.0) -> tuple[list[socket.socket], int]:
+    """Opens `count` keep-alive connections one after another, sends `request` on each and reads
+    its whole response (a Content-Length body of `expect_body_bytes`), leaving every connection
+    open and idle. Returns the sockets (the caller closes them) and how many answered 200.
+    Raises BenchError on a refused or timed-out connection (the sockets opened so far are closed)."""
+    socks: list[socket.socket] = []
+    ok = 0
+    try:
+        for i in range(count):
+            s = socket.create_connection((host, port), timeout=timeout)
+            socks.append(s)
+            s.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise BenchError(f"connection {i} closed before a response head")
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            while len(body) < expect_body_bytes:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            if head.split(b" ", 2)[1:2] == [b"200"] and len(body) == expect_body_bytes:
+                ok += 1
+    except OSError as e:
+        for s in socks:
+            s.close()
+        raise BenchError(f"opening idle connection {len(socks)} of {count} to {host}:{port}: {e}") from e
+    except BenchError:
+        for s in socks:
+            s.close()
+        raise
+    return socks, ok
