@@ -4,7 +4,7 @@ SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test demo bench-server bench-balance bench-load bench-proxy clean
+.PHONY: all deps build test demo bench-server bench-balance bench-load bench-proxy bench-gate clean
 
 all: build
 
@@ -43,6 +43,10 @@ bench-load: build
 bench-proxy: build
 	@scripts/ensure-packages.sh wrk nginx-light haproxy
 	python3 scripts/bench_proxy.py --ballast $(BALLAST) --markdown bench-out/bench-proxy.md --json bench-out/bench-proxy.json
+
+# The CI gate on real data: 10 same-build sweep pairs (should pass), 3 with worker cost +10% (should fail).
+bench-gate: build
+	scripts/gate_check.sh $(BALLAST) 10 3
 
 clean:
 	rm -rf .build bench-out
