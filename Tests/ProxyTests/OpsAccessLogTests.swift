@@ -8,9 +8,10 @@ import XCTest
 /// format and as JSON.
 final class OpsAccessLogTests: XCTestCase {
     static func istioFormat() throws -> String {
+        // The repository's copy of ../shared/examples/istio-access-log-format.txt.
         var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        let path = url.appendingPathComponent("shared/examples/istio-access-log-format.txt").path
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let path = url.appendingPathComponent("Experiments/configs/istio-access-log-format.txt").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return text.split(separator: "\n").first { $0.hasPrefix("[%START_TIME%]") }.map(String.init) ?? ""
     }
