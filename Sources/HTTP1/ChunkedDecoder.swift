@@ -69,6 +69,51 @@ public struct ChunkedDecoder: Sendable {
         return .failure(error)
     }
 
+    /// What `skim` found in one stretch of a chunked body.
+    public struct Skim: Equatable, Sendable {
+        /// Bytes of `input` that belong to the body (framing and payload), from its start.
+        public var consumed: Int
+        /// Payload bytes among them.
+        public var payload: Int
+        /// The body (last chunk and trailers) ended inside `input`.
+        public var done: Bool
+        /// The body is malformed at `consumed`.
+        public var failure: HTTPParseError?
+
+        @inlinable
+        public init(consumed: Int = 0, payload: Int = 0, done: Bool = false, failure: HTTPParseError? = nil) {
+            self.consumed = consumed
+            self.payload = payload
+            self.done = done
+            self.failure = failure
+        }
+    }
+
+    /// Runs the decoder over `input` without copying the payload out: for callers that forward a
+    /// chunked body verbatim (a proxy) or only need its extent (a server holding it whole).
+    @inlinable
+    public mutating func skim(_ input: UnsafeRawBufferPointer) -> Skim {
+        var result = Skim()
+        while result.consumed < input.count {
+            switch decode(UnsafeRawBufferPointer(rebasing: input[result.consumed...])) {
+            case let .data(range, consumed):
+                result.payload += range.count
+                result.consumed += consumed
+            case let .needMore(consumed):
+                result.consumed += consumed
+                return result
+            case let .done(consumed):
+                result.consumed += consumed
+                result.done = true
+                return result
+            case let .failure(error):
+                result.failure = error
+                return result
+            }
+        }
+        return result
+    }
+
     /// Consumes framing from `input` until it reaches payload (returned as `.data`), the end of the
     /// body, an error, or the end of the input. After `.done` further calls return `.done(consumed: 0)`;
     /// after `.failure` they return the same failure.

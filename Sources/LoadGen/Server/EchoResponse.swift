@@ -100,23 +100,10 @@ enum ChunkedBody {
 
     static func measure(_ bytes: UnsafeRawBufferPointer, from start: Int, limit: Int) -> Measure {
         var decoder = ChunkedDecoder()
-        var offset = start
-        var payload = 0
-        while true {
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            switch decoder.decode(rest) {
-            case let .data(range, consumed):
-                payload += range.count
-                if payload > limit { return .invalid(status: 413, reason: "request body too large") }
-                offset += consumed
-            case .needMore:
-                return .incomplete
-            case let .done(consumed):
-                return .complete(end: offset + consumed, payload: payload)
-            case let .failure(error):
-                return .invalid(status: error.status, reason: error.kind.reason)
-            }
-        }
+        let skim = decoder.skim(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+        if let error = skim.failure { return .invalid(status: error.status, reason: error.kind.reason) }
+        if skim.payload > limit { return .invalid(status: 413, reason: "request body too large") }
+        return skim.done ? .complete(end: start + skim.consumed, payload: skim.payload) : .incomplete
     }
 
     static func decodedLength(_ framed: UnsafeRawBufferPointer) -> Int {

@@ -492,24 +492,11 @@ extension ProxyWorker {
                     offset += n
                     if s.pointee.responseRemaining == 0 { return .complete(offset) }
                 case .chunked:
-                    var used = 0
-                    var done = false
-                    decode: while used < rest.count {
-                        switch s.pointee.responseDecoder.decode(UnsafeRawBufferPointer(rebasing: rest[used...])) {
-                        case .data(let range, let consumed):
-                            s.pointee.bytesSent += range.count
-                            used += consumed
-                        case .needMore(let consumed):
-                            used += consumed
-                            break decode
-                        case .done(let consumed):
-                            used += consumed
-                            done = true
-                            break decode
-                        case .failure:
-                            return .malformed
-                        }
-                    }
+                    let skim = s.pointee.responseDecoder.skim(rest)
+                    if skim.failure != nil { return .malformed }
+                    s.pointee.bytesSent += skim.payload
+                    let used = skim.consumed
+                    let done = skim.done
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<used])
                     _ = http?.filters.encodeData(chunk, endStream: done)
                     _ = pool.append(chunk, to: &d.pointee.pending)  // chunks pass through verbatim

@@ -339,26 +339,17 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             s.pointee.bytesReceived += used
             done = s.pointee.requestRemaining == 0
         case .chunked:
-            decode: while used < avail.count {
-                switch s.pointee.requestDecoder.decode(UnsafeRawBufferPointer(rebasing: avail[used...])) {
-                case .data(let range, let consumed):
-                    s.pointee.bytesReceived += range.count
-                    used += consumed
-                case .needMore(let consumed):
-                    used += consumed
-                    break decode
-                case .done(let consumed):
-                    used += consumed
-                    done = true
-                    break decode
-                case .failure:
-                    // A malformed body after part of it went upstream: the exchange cannot be saved.
-                    closeUpstream(s.pointee.upstream, loop)
-                    s.pointee.upstream = 0
-                    protocolError(400, token, d, loop)
-                    return bytes.count
-                }
+            let skim = s.pointee.requestDecoder.skim(avail)
+            if skim.failure != nil {
+                // A malformed body after part of it went upstream: the exchange cannot be saved.
+                closeUpstream(s.pointee.upstream, loop)
+                s.pointee.upstream = 0
+                protocolError(400, token, d, loop)
+                return bytes.count
             }
+            s.pointee.bytesReceived += skim.payload
+            used = skim.consumed
+            done = skim.done
         default:
             done = true
         }
