@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
+    arg_choice_list, arg_cpu_set, arg_int_list,
     BenchError, Server, _signal_group, children_cpu_times, environment, file_fingerprint, fmt_count,
     fmt_latency, fmt_num, fmt_spread, http_get, machine_cpu_times, parse_cpu_list, parse_wrk,
     pinned, process_cpu_times, raise_nofile_limit, require_tools, spread,
@@ -60,16 +61,6 @@ DISTURBED_OTHER_CPU = 0.5
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return list(dict.fromkeys(values))
-
-
 def name_list(text: str) -> list[str]:
     names = [x.strip() for x in text.split(",") if x.strip()]
     if not names:
@@ -85,20 +76,6 @@ def io_list(text: str) -> list[str]:
     return names
 
 
-def cpu_set(text: str) -> str | None:
-    """A taskset CPU list, or None for 'none' (no pinning)."""
-    if text.strip().lower() in ("", "none"):
-        return None
-    try:
-        cpus = parse_cpu_list(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    allowed = os.sched_getaffinity(0)
-    if not set(cpus) <= allowed:
-        raise argparse.ArgumentTypeError(f"CPU(s) {sorted(set(cpus) - allowed)} not available (have {sorted(allowed)})")
-    return text.strip()
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Accept-strategy benchmark: QPS, latency and per-worker spread per strategy, "
@@ -110,7 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="strategy the ratios are taken against (default: %(default)s)")
     p.add_argument("--reference", default="shared",
                    help="second strategy to show ratios against, or 'none' (default: %(default)s)")
-    p.add_argument("--connections", type=int_list, default=[4, 8, 16, 64, 256],
+    p.add_argument("--connections", type=arg_int_list, default=[4, 8, 16, 64, 256],
                    help="wrk connection counts (default: 4,8,16,64,256)")
     p.add_argument("--io", type=io_list, default=["epoll"],
                    help="I/O backend(s), comma-separated: epoll, io_uring (default: epoll)")
@@ -121,9 +98,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repetitions", type=int, default=3, help="rounds over all points (default: %(default)s)")
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default: %(default)s)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (default: %(default)s)")
-    p.add_argument("--server-cpus", type=cpu_set, default=None,
+    p.add_argument("--server-cpus", type=arg_cpu_set, default=None,
                    help="taskset CPU list for the servers (default: not pinned)")
-    p.add_argument("--load-cpus", type=cpu_set, default=None,
+    p.add_argument("--load-cpus", type=arg_cpu_set, default=None,
                    help="taskset CPU list for wrk (default: not pinned)")
     p.add_argument("--nice", type=int, default=0,
                    help="run servers and wrk under `nice -n N` (e.g. -10 to win the CPU from other work on "

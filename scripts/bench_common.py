@@ -616,3 +616,47 @@ def open_idle_connections(host: str, port: int, count: int, request: bytes, expe
             s.close()
         raise
     return socks, ok
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line argument types shared by the benchmark scripts
+# ---------------------------------------------------------------------------------------------
+
+def arg_int_list(text: str) -> list[int]:
+    """`16,128` -> [16, 128]: positive integers, duplicates dropped, order kept."""
+    import argparse
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def arg_cpu_set(text: str) -> "str | None":
+    """A taskset CPU list, or None for 'none' (no pinning)."""
+    import argparse
+    if text.strip().lower() in ("", "none"):
+        return None
+    try:
+        cpus = parse_cpu_list(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    allowed = os.sched_getaffinity(0)
+    if not set(cpus) <= allowed:
+        raise argparse.ArgumentTypeError(f"CPU(s) {sorted(set(cpus) - allowed)} not available (have {sorted(allowed)})")
+    return text.strip()
+
+
+def arg_choice_list(choices):
+    """An argument type for a comma-separated subset of `choices`, returned in `choices` order."""
+    import argparse
+
+    def parse(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or text!r}; choose from {', '.join(choices)}")
+        return [v for v in choices if v in names]
+    return parse

@@ -31,7 +31,8 @@ from bench_common import (  # noqa: E402
     fmt_latency, fmt_spread, free_port, parse_wrk, pinned, raise_nofile_limit, require_tools, spread,
     wait_until_serving,
 )
-from bench_server import cpu_set, int_list, nginx_config  # noqa: E402
+from bench_server import nginx_config  # noqa: E402
+from bench_common import arg_cpu_set, arg_int_list  # noqa: E402
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -45,13 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Compare ballast load with wrk (and hey): CPU per request, req/s, latency.")
     p.add_argument("--ballast", default=".build/release/ballast", help="ballast binary (default: %(default)s)")
     p.add_argument("--io", default="auto", help="ballast load -io (default: %(default)s)")
-    p.add_argument("--threads", type=int_list, default=[1, 2], help="load threads (default: 1,2)")
-    p.add_argument("--connections", type=int_list, default=[16, 128, 1024], help="connections (default: 16,128,1024)")
+    p.add_argument("--threads", type=arg_int_list, default=[1, 2], help="load threads (default: 1,2)")
+    p.add_argument("--connections", type=arg_int_list, default=[16, 128, 1024], help="connections (default: 16,128,1024)")
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--duration", type=int, default=5, help="seconds per run (default: %(default)s)")
     p.add_argument("--body-size", type=int, default=100)
-    p.add_argument("--server-cpus", type=cpu_set, default="0")
-    p.add_argument("--load-cpus", type=cpu_set, default="1")
+    p.add_argument("--server-cpus", type=arg_cpu_set, default="0")
+    p.add_argument("--load-cpus", type=arg_cpu_set, default="1")
     p.add_argument("--no-hey", action="store_true", help="skip hey even when installed")
     p.add_argument("--json", type=Path, metavar="FILE")
     p.add_argument("--markdown", type=Path, metavar="FILE")

@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
+    arg_choice_list, arg_cpu_set, arg_int_list,
     BenchError, CpuTimes, Server, _command_output, environment, file_fingerprint, fmt_count, fmt_latency,
     fmt_num, fmt_spread, free_port, machine_cpu_times, open_idle_connections, parse_cpu_list,
     process_cpu_times, raise_nofile_limit, render_template, require_tools, run_wrk, spread,
@@ -67,56 +68,25 @@ DISTURBED_OTHER_CPU = 0.25
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def variant_list(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or text!r}; choose from {', '.join(VARIANTS)}")
-    return [v for v in VARIANTS if v in names]
-
-
-def cpu_set(text: str) -> str | None:
-    if text.strip().lower() in ("", "none"):
-        return None
-    try:
-        cpus = parse_cpu_list(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    allowed = os.sched_getaffinity(0)
-    if not set(cpus) <= allowed:
-        raise argparse.ArgumentTypeError(f"CPU(s) {sorted(set(cpus) - allowed)} not available (have {sorted(allowed)})")
-    return text.strip()
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Compare ballast proxy (epoll, io_uring) with nginx and HAProxy (and direct) in front of "
                     "one ballast server: req/s, latency, proxy CPU per request, RSS per idle connection.")
     p.add_argument("--ballast", default=".build/release/ballast", help="ballast binary (default: %(default)s)")
-    p.add_argument("--variants", type=variant_list, default=list(VARIANTS),
+    p.add_argument("--variants", type=arg_choice_list(VARIANTS), default=list(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
-    p.add_argument("--connections", type=int_list, default=[16, 128, 512],
+    p.add_argument("--connections", type=arg_int_list, default=[16, 128, 512],
                    help="wrk connection counts (default: 16,128,512)")
     p.add_argument("--repetitions", type=int, default=3, help="rounds over all points (default: %(default)s)")
     p.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1,
                    help="seconds of unrecorded wrk load before each run (default: %(default)s; 0 = none)")
     p.add_argument("--body-size", type=int, default=100, help="response body bytes (default: %(default)s)")
-    p.add_argument("--proxy-cpus", type=cpu_set, default="0",
+    p.add_argument("--proxy-cpus", type=arg_cpu_set, default="0",
                    help="taskset CPU list for the proxies, or 'none' (default: %(default)s)")
-    p.add_argument("--upstream-cpus", type=cpu_set, default="0",
+    p.add_argument("--upstream-cpus", type=arg_cpu_set, default="0",
                    help="taskset CPU list for the ballast server upstream, or 'none' (default: %(default)s)")
-    p.add_argument("--load-cpus", type=cpu_set, default="0",
+    p.add_argument("--load-cpus", type=arg_cpu_set, default="0",
                    help="taskset CPU list for wrk, or 'none' (default: %(default)s)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (default: %(default)s)")
     p.add_argument("--upstream-workers", type=int, default=1, help="ballast server --workers (default: %(default)s)")
