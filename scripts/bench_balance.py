@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list,
+    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals,
     BenchError, Server, _signal_group, children_cpu_times, environment, file_fingerprint, fmt_count,
     fmt_latency, fmt_num, fmt_spread, http_get, machine_cpu_times, parse_cpu_list, parse_wrk,
     pinned, process_cpu_times, raise_nofile_limit, require_tools, spread,
@@ -722,12 +722,7 @@ def main(argv: list[str]) -> int:
     env["ballast_binary"] = file_fingerprint(args.ballast)
     env["loadavg_start"] = loadavg()
 
-    def terminate(signum, frame):
-        print(f"terminated by signal {signum}; stopping servers", file=sys.stderr)
-        sys.exit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, terminate)
+    exit_on_termination_signals()
 
     runs: list[dict] = []
     skipped: list[str] = []

@@ -660,3 +660,28 @@ def arg_choice_list(choices):
             raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or text!r}; choose from {', '.join(choices)}")
         return [v for v in choices if v in names]
     return parse
+
+
+def run_plan(variants: list[str], connections: list[int], repetitions: int) -> list[tuple[int, int, str]]:
+    """(repetition, connections, variant) in run order; the variant order rotates every round, so
+    drift over time hits every variant alike."""
+    plan, round_no = [], 0
+    for rep in range(1, repetitions + 1):
+        for conns in connections:
+            k = round_no % len(variants)
+            plan.extend((rep, conns, v) for v in variants[k:] + variants[:k])
+            round_no += 1
+    return plan
+
+
+def exit_on_termination_signals() -> None:
+    """SIGTERM/SIGHUP become SystemExit, so the callers' `finally` blocks stop their servers."""
+    import signal
+    import sys
+
+    def terminate(signum, frame):
+        print(f"terminated by signal {signum}; stopping servers", file=sys.stderr)
+        sys.exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminate)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list,
+    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals, run_plan,
     BenchError, CpuTimes, Server, _command_output, environment, file_fingerprint, fmt_count, fmt_latency,
     fmt_num, fmt_spread, free_port, machine_cpu_times, open_idle_connections, parse_cpu_list,
     process_cpu_times, raise_nofile_limit, render_template, require_tools, run_wrk, spread,
@@ -185,17 +185,6 @@ def tool_versions(tools: dict[str, str]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Throughput phase
 # ---------------------------------------------------------------------------------------------
-
-def run_plan(variants: list[str], connections: list[int], repetitions: int) -> list[tuple[int, int, str]]:
-    """(repetition, connections, variant) in run order; the variant order rotates every round."""
-    plan, round_no = [], 0
-    for rep in range(1, repetitions + 1):
-        for conns in connections:
-            k = round_no % len(variants)
-            plan.extend((rep, conns, v) for v in variants[k:] + variants[:k])
-            round_no += 1
-    return plan
-
 
 def measure(proxy: Server | None, upstream: Server, url: str, conns: int, args: argparse.Namespace, wrk: str) -> dict:
     """One warmed-up wrk run; the proxy's (all processes) and the upstream's CPU time around it."""
@@ -520,12 +509,7 @@ def main(argv: list[str]) -> int:
           f"({', '.join(variants)}; connections {args.connections}; {args.repetitions} repetition(s))"
           f"{'' if args.skip_memory else ', then the memory phase'}", file=sys.stderr)
 
-    def terminate(signum, frame):
-        print(f"terminated by signal {signum}; stopping servers", file=sys.stderr)
-        sys.exit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, terminate)
+    exit_on_termination_signals()
 
     runs: list[dict] = []
     mem_runs: list[dict] = []

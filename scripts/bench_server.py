@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list,
+    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals, run_plan,
     BenchError, Server, environment, file_fingerprint, fmt_count, fmt_latency, fmt_num, fmt_spread,
     free_port, machine_cpu_times, parse_cpu_list, process_cpu_times, raise_nofile_limit,
     require_tools, run_wrk, spread, wait_until_serving, wrk_command,
@@ -128,17 +128,6 @@ def make_server(variant: str, args: argparse.Namespace, tools: dict[str, str],
 # ---------------------------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------------------------
-
-def run_plan(variants: list[str], connections: list[int], repetitions: int) -> list[tuple[int, int, str]]:
-    """(repetition, connections, variant) in run order; the variant order rotates every round."""
-    plan, round_no = [], 0
-    for rep in range(1, repetitions + 1):
-        for conns in connections:
-            k = round_no % len(variants)
-            plan.extend((rep, conns, v) for v in variants[k:] + variants[:k])
-            round_no += 1
-    return plan
-
 
 def measure(server: Server, url: str, conns: int, args: argparse.Namespace, wrk: str) -> dict:
     """One warmed-up wrk run against a running server, with the server's CPU time around it."""
@@ -387,13 +376,7 @@ def main(argv: list[str]) -> int:
     print(f"{len(plan)} runs x {per_run} s ≈ {len(plan) * per_run / 60:.1f} min "
           f"({', '.join(variants)}; connections {args.connections}; {args.repetitions} repetition(s))", file=sys.stderr)
 
-    # Stop the servers on SIGTERM/SIGHUP too: turn them into SystemExit so `finally` runs.
-    def terminate(signum, frame):
-        print(f"terminated by signal {signum}; stopping servers", file=sys.stderr)
-        sys.exit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, terminate)
+    exit_on_termination_signals()
 
     runs: list[dict] = []
     servers: dict[str, Server] = {}
