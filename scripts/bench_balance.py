@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals,
+    arg_choice_list, arg_cpu_set, arg_int_list, ratio_text, exit_on_termination_signals,
     BenchError, Server, _signal_group, children_cpu_times, environment, file_fingerprint, fmt_count,
     fmt_latency, fmt_num, fmt_spread, http_get, machine_cpu_times, parse_cpu_list, parse_wrk,
     pinned, process_cpu_times, raise_nofile_limit, require_tools, spread,
@@ -538,10 +538,6 @@ def summarize_handoff(runs: list[dict], args: argparse.Namespace) -> list[dict]:
 # Formatting
 # ---------------------------------------------------------------------------------------------
 
-def ratio_text(s: dict | None) -> str:
-    return fmt_spread(s, lambda x: f"{x:.2f}", "x") if s else "–"
-
-
 def med(s: dict | None) -> float | None:
     return s["median"] if s else None
 
@@ -572,7 +568,7 @@ def sweep_tables(section: dict, args: argparse.Namespace) -> str:
                 cells += ["(ref)", "(ref)"]
             else:
                 vs = r["vs"].get(ref)
-                cells += [ratio_text(vs["qps"]), ratio_text(vs["p90"])] if vs else ["–", "–"]
+                cells += [ratio_text(vs["qps"], 2), ratio_text(vs["p90"], 2)] if vs else ["–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
 
     # Compact view: strategy x connections, median QPS ratio / TP90 ratio vs the baseline.

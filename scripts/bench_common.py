@@ -685,3 +685,24 @@ def exit_on_termination_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, terminate)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary formatting shared by the benchmark scripts
+# ---------------------------------------------------------------------------------------------
+
+def ratio_text(s: "dict | None", digits: int = 3) -> str:
+    """A ratio's median with its min-max spread, e.g. `0.895x (0.864-0.935)`; `–` when missing."""
+    return fmt_spread(s, lambda x: f"{x:.{digits}f}", "x") if s else "–"
+
+
+def median_of(s: "dict | None") -> "float | None":
+    return s["median"] if s else None
+
+
+def percent(s: "dict | None") -> str:
+    return "–" if s is None else f"{100 * s['median']:.0f}%"
+
+
+def rps_key(r: dict) -> float:
+    return r["wrk"]["requests_per_second"]

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals, run_plan,
+    arg_choice_list, arg_cpu_set, arg_int_list, ratio_text, median_of, percent, rps_key, exit_on_termination_signals, run_plan,
     BenchError, CpuTimes, Server, _command_output, environment, file_fingerprint, fmt_count, fmt_latency,
     fmt_num, fmt_spread, free_port, machine_cpu_times, open_idle_connections, parse_cpu_list,
     process_cpu_times, raise_nofile_limit, render_template, require_tools, run_wrk, spread,
@@ -300,10 +300,6 @@ def cpu_key(r: dict) -> float | None:
     return r["proxy_cpu_us_per_request"]
 
 
-def rps_key(r: dict) -> float:
-    return r["wrk"]["requests_per_second"]
-
-
 def p90_key(r: dict) -> float | None:
     return r["wrk"]["latency_s"].get("90")
 
@@ -387,18 +383,6 @@ def targets(rows: list[dict], memory: list[dict]) -> list[dict]:
             out.append({"target": f"{v} RSS growth per idle connection <= {TARGET_MEM_VS_NGINX:.2f}x nginx",
                         "ratio": ratio, "verdict": verdict(ratio, TARGET_MEM_VS_NGINX)})
     return out
-
-
-def ratio_text(s: dict | None) -> str:
-    return fmt_spread(s, lambda x: f"{x:.3f}", "x") if s else "–"
-
-
-def median_of(s: dict | None) -> float | None:
-    return s["median"] if s else None
-
-
-def percent(s: dict | None) -> str:
-    return "–" if s is None else f"{100 * s['median']:.0f}%"
 
 
 def markdown_tables(rows: list[dict], memory: list[dict], target_list: list[dict], failed: list[dict],

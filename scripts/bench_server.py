@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    arg_choice_list, arg_cpu_set, arg_int_list, exit_on_termination_signals, run_plan,
+    arg_choice_list, arg_cpu_set, arg_int_list, ratio_text, median_of, percent, rps_key, exit_on_termination_signals, run_plan,
     BenchError, Server, environment, file_fingerprint, fmt_count, fmt_latency, fmt_num, fmt_spread,
     free_port, machine_cpu_times, parse_cpu_list, process_cpu_times, raise_nofile_limit,
     require_tools, run_wrk, spread, wait_until_serving, wrk_command,
@@ -197,10 +197,6 @@ def cpu_key(r: dict) -> float:
     return r["server_cpu_us_per_request"]
 
 
-def rps_key(r: dict) -> float:
-    return r["wrk"]["requests_per_second"]
-
-
 def summarize(runs: list[dict], variants: list[str], connections: list[int]) -> dict:
     rows = []
     for v in variants:
@@ -255,18 +251,6 @@ def targets(summary: dict, connections: list[int]) -> list[dict]:
         out.append({"target": f"io_uring CPU/req <= {TARGET_URING_VS_EPOLL:.2f}x epoll at {c} connections",
                     "ratio": ratio, "verdict": verdict(ratio, TARGET_URING_VS_EPOLL)})
     return out
-
-
-def ratio_text(s: dict | None) -> str:
-    return fmt_spread(s, lambda x: f"{x:.3f}", "x") if s else "–"
-
-
-def median_of(s: dict | None) -> float | None:
-    return s["median"] if s else None
-
-
-def percent(s: dict | None) -> str:
-    return "–" if s is None else f"{100 * s['median']:.0f}%"
 
 
 def vs_nginx_cells(row: dict) -> tuple[str, str]:
