@@ -96,7 +96,16 @@ struct LoadCommand: ParsableCommand {
     var workersURL: String?
 
     func validate() throws {
+        try Self.refuseDoubleDash(CommandLine.arguments)
         _ = try makeOptions()
+    }
+
+    /// fortio's flags take one dash; `--qps 0` would otherwise surface as "bad URL '0'".
+    static func refuseDoubleDash(_ arguments: [String]) throws {
+        for argument in arguments where argument.hasPrefix("--") && argument.count > 2 && argument != "--help" {
+            let name = argument.dropFirst(2).split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            throw ValidationError("ballast load takes fortio's single-dash flags: use -\(name), not --\(name) (see ballast load --help)")
+        }
     }
 
     /// Parses and checks every flag; usage problems are `ValidationError`s (exit 2).
