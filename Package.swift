@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point downwards only:
-// ballast -> Testbed -> {Proxy, LoadGen, Report} -> {Balancers, AdminHTTP, HTTP1} -> EventLoop -> CBallast
+// ballast -> Testbed -> {Proxy, LoadGen, Report, Simulator} -> {Balancers, AdminHTTP, HTTP1} -> EventLoop -> CBallast
 // Release builds of the data-plane modules skip dynamic exclusivity checks: every access to a
 // class's stored var otherwise calls swift_beginAccess (about a quarter of the server's
 // instructions per request under callgrind). Debug builds, which the tests use, keep the checks.
@@ -38,7 +38,9 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], swiftSettings: dataPlane),
         .target(name: "Report"),
-        .target(name: "Testbed", dependencies: ["Proxy", "LoadGen", "Report", .product(name: "Yams", package: "Yams")]),
+        // Discrete-event simulation of workers and accept strategies (the same Decisions as the acceptor).
+        .target(name: "Simulator", dependencies: ["Balancers"], swiftSettings: dataPlane),
+        .target(name: "Testbed", dependencies: ["Proxy", "LoadGen", "Report", "Simulator", "Balancers", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "ballast", dependencies: [
             "Testbed", "LoadGen", "Proxy", "EventLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
     ],
     swiftLanguageModes: [.v6]
