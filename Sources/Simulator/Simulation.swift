@@ -45,6 +45,16 @@ private struct Engine {
     var connectionsPerWorker: [Int]
     var requestsPerWorker: [Int]
     var busyTime: [Double]
+    /// Requests received and not yet answered, per worker (the rebalancing load).
+    var inFlight: [Int]
+    var totalInFlight = 0
+    /// Each worker's connections, and each connection's index in its worker's list (rebalancing).
+    var members: [[Int32]]
+    var memberIndex: [Int32]
+    /// The connection's request is queued or being served: the worker has it (not idle).
+    var atWorker: [Bool]
+    var moves = 0
+    var rebalanceTieStart = 0
 
     // Placement state.
     var tieStart = 0
@@ -74,6 +84,10 @@ private struct Engine {
         connectionsPerWorker = Array(repeating: 0, count: model.workers)
         requestsPerWorker = Array(repeating: 0, count: model.workers)
         busyTime = Array(repeating: 0, count: model.workers)
+        inFlight = Array(repeating: 0, count: model.workers)
+        members = Array(repeating: [], count: model.workers)
+        memberIndex = Array(repeating: -1, count: n)
+        atWorker = Array(repeating: false, count: n)
         windowStart = model.warmup
         windowEnd = model.warmup + model.duration
     }
@@ -93,7 +107,7 @@ private struct Engine {
         latencies.sort()
         return SimulationResult(model: model, sortedLatencies: latencies, connectionsPerWorker: connectionsPerWorker,
                                 requestsPerWorker: requestsPerWorker,
-                                busyFraction: busyTime.map { min(1, $0 / model.duration) })
+                                busyFraction: busyTime.map { min(1, $0 / model.duration) }, moves: moves)
     }
 
     // MARK: connections
@@ -143,6 +157,7 @@ private struct Engine {
     mutating func adopt(_ c: Int, worker w: Int, at t: Double) {
         workerOf[c] = Int32(w)
         connectionsPerWorker[w] += 1
+        if model.rebalance != nil { join(c, w) }
         switch model.loop {
         case .closed:
             send(c, at: t)
@@ -183,6 +198,9 @@ private struct Engine {
     mutating func requestArrives(_ c: Int, at t: Double) {
         let w = Int(workerOf[c])
         queues[w].push(Int32(c))
+        atWorker[c] = true
+        inFlight[w] += 1
+        totalInFlight += 1
         if !busy[w] { serveNext(w, at: t) }
     }
 
@@ -205,7 +223,11 @@ private struct Engine {
             return
         }
         let c = Int(serving[w])
+        atWorker[c] = false
         respond(c, worker: w, at: t)
+        inFlight[w] -= 1
+        totalInFlight -= 1
+        if let policy = model.rebalance { rebalance(from: w, policy, at: t) }
         if acceptingWorker < 0 && pendingHead < pendingAccepts.count, case .strategy(_, let shared) = model.placement {
             startAccepting(w, at: t, cost: shared.acceptCost)    // the listener is in this turn's events
             return
@@ -228,6 +250,45 @@ private struct Engine {
                 overdue[c] = false
                 sendIntended(c, now: arrival)
             }
+        }
+    }
+
+    // MARK: live rebalancing
+
+    mutating func join(_ c: Int, _ w: Int) {
+        memberIndex[c] = Int32(members[w].count)
+        members[w].append(Int32(c))
+    }
+
+    mutating func leave(_ c: Int, _ w: Int) {
+        let i = Int(memberIndex[c])
+        let last = members[w].removeLast()
+        if Int(last) != c {
+            members[w][i] = last
+            memberIndex[Int(last)] = Int32(i)
+        }
+        memberIndex[c] = -1
+    }
+
+    /// At a request boundary of worker `w`: above the mean by more than the margin, hand one idle
+    /// connection to the worker with the fewest requests in flight.
+    mutating func rebalance(from w: Int, _ policy: Rebalance, at t: Double) {
+        let mean = Double(totalInFlight) / Double(model.workers)
+        guard Double(inFlight[w]) > mean + Double(policy.margin), !members[w].isEmpty else { return }
+        guard let target = Decisions.leastLoaded(inFlight, tieStart: rebalanceTieStart), inFlight[target] + 1 < inFlight[w] else { return }
+        rebalanceTieStart = (target + 1) % model.workers
+        for _ in 0..<policy.attempts {
+            let c = Int(members[w][Int(rng.next() % UInt64(members[w].count))])
+            // Idle as the server sees it: nothing queued or being served. A request already on its
+            // way arrives at the new worker (the kernel keeps it in the socket until then).
+            guard !atWorker[c] else { continue }
+            leave(c, w)
+            join(c, target)
+            workerOf[c] = Int32(target)
+            connectionsPerWorker[w] -= 1
+            connectionsPerWorker[target] += 1
+            if t >= windowStart { moves += 1 }
+            return
         }
     }
 

@@ -18,6 +18,8 @@ public struct SimulationModel: Sendable, Equatable {
     public var duration: Double
     public var warmup: Double
     public var seed: UInt64
+    /// Live rebalancing of idle keep-alive connections at request boundaries; nil: off.
+    public var rebalance: Rebalance?
 
     public init(workers: Int, connections: Int, placement: Placement, arrival: ConnectionArrival = .allAtOnce,
                 loop: LoadLoop = .closed, cost: CostDistribution, roundTrip: Double, duration: Double,
@@ -51,6 +53,7 @@ public struct SimulationModel: Sendable, Equatable {
             }
         }
         if case .open(let rate) = loop { guard rate.isFinite, rate > 0 else { throw SimulationError("open-loop rate must be > 0 requests/s") } }
+        if let r = rebalance, r.margin < 0 || r.attempts < 1 { throw SimulationError("rebalance needs a margin >= 0 and attempts >= 1") }
         if case .ramp(let seconds) = arrival { guard seconds.isFinite, seconds >= 0 else { throw SimulationError("ramp must be >= 0 seconds") } }
     }
 }
@@ -82,6 +85,20 @@ public struct SharedAcceptModel: Sendable, Equatable {
     public init(connectSpacing: Double = 2e-6, acceptCost: Double = 4e-6) {
         self.connectSpacing = connectSpacing
         self.acceptCost = acceptCost
+    }
+}
+
+/// Live rebalancing: when a worker finishes a request while it holds more than `margin` requests
+/// above the mean (requests received and not answered), it hands one of its idle keep-alive
+/// connections (no request in flight) to the worker with the fewest. Up to `attempts` of its
+/// connections are tried at random for an idle one. A move is modelled as instant.
+public struct Rebalance: Sendable, Equatable {
+    public var margin: Int
+    public var attempts: Int
+
+    public init(margin: Int = 2, attempts: Int = 8) {
+        self.margin = margin
+        self.attempts = attempts
     }
 }
 

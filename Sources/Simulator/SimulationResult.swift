@@ -7,6 +7,8 @@ public struct SimulationResult: Sendable, Equatable {
     public let requestsPerWorker: [Int]
     /// Fraction of the window each worker was serving or accepting.
     public let busyFraction: [Double]
+    /// Connections moved between workers by live rebalancing during the window.
+    public let moves: Int
 
     public var requests: Int { sortedLatencies.count }
     public var qps: Double { Double(requests) / model.duration }

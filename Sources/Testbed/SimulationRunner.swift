@@ -23,6 +23,8 @@ public struct SimulationRunner {
         /// experiment's closed loop.
         public var utilisation: Double?
         public var rampSeconds: Double?
+        /// Live rebalancing of idle connections with this margin (requests above the mean); nil: off.
+        public var rebalanceMargin: Int?
         public var durationSeconds: Double?
         public var repetitions: Int?
         public var version: String
@@ -84,11 +86,13 @@ public struct SimulationRunner {
         }
         let loop: LoadLoop = options.utilisation.map { .open($0 * Double(workers) / costMean) } ?? .closed
         let duration = options.durationSeconds ?? Double(experiment.durationNanos) / 1e9
-        return SimulationModel(workers: workers, connections: connections, placement: .strategy(balance.strategy),
+        var model = SimulationModel(workers: workers, connections: connections, placement: .strategy(balance.strategy),
                                arrival: options.rampSeconds.map { .ramp($0) } ?? .allAtOnce, loop: loop, cost: cost,
                                roundTrip: options.roundTrip ?? calibration?.roundTrip ?? 50e-6, duration: duration,
                                warmup: max(0.2, Double(experiment.warmupNanos) / 1e9, (options.rampSeconds ?? 0) + 0.2),
                                seed: experiment.seed &+ UInt64(repetition) &* 1_000_003 &+ UInt64(connections))
+        model.rebalance = options.rebalanceMargin.map { Rebalance(margin: $0) }
+        return model
     }
 
     public func run() throws -> Outcome {
@@ -142,7 +146,7 @@ public struct SimulationRunner {
         out += "The bounds assume exponential costs and Poisson arrivals (`--cost-shape exponential`).\n\n"
         out += "A worker busy 98% of the window or more is overloaded (its queue grows for as long as the run lasts: the TP90 shown is\n"
         out += "then only a lower bound). Share: the busiest worker's connections over the mean.\n\n"
-        out += "| series | workers | connections | TP90 | c x M/M/1 | M/M/c | TP90 / M/M/c | busiest worker's share | overloaded workers |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        out += "| series | workers | connections | TP90 | c x M/M/1 | M/M/c | TP90 / M/M/c | busiest worker's share | overloaded workers | moves |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         var groups: [String: [SimulationResult]] = [:]
         var order: [String] = []
         for (variant, r) in rows {
@@ -167,7 +171,7 @@ public struct SimulationRunner {
             let share = Double(r.connectionsPerWorker.max() ?? 0) / Double(max(1, r.model.connections)) * Double(r.model.workers)
             out += "| \(key.split(separator: "|")[0]) | \(r.model.workers) | \(r.model.connections) | \(Self.ms(p90)) | \(Self.ms(mm1)) | \(Self.ms(mmc)) | "
             let overloaded = r.busyFraction.filter { $0 >= 0.98 }.count
-            out += String(format: "%.2f | %.2fx | %d |\n", p90 / mmc, share, overloaded)
+            out += String(format: "%.2f | %.2fx | %d | %d |\n", p90 / mmc, share, overloaded, r.moves)
         }
         return out
     }
@@ -201,6 +205,7 @@ public struct SimulationRunner {
             "roundTripSeconds": .number(r.model.roundTrip),
             "loop": .string({ if case .open(let rate) = r.model.loop { return "open \(Int(rate)) req/s" } else { return "closed" } }()),
             "seed": .number(Double(r.model.seed)),
+            "rebalance": r.model.rebalance.map { .string("margin \($0.margin), \(r.moves) moves") } ?? .string("off"),
         ])
         return p
     }

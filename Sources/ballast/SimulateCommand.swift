@@ -47,6 +47,9 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Open the connections over this long (e.g. 2s) instead of back to back.")
     var ramp: String?
 
+    @Option(help: "Live rebalancing: a worker this many requests above the mean hands an idle connection to the least-loaded worker.")
+    var rebalance: Int?
+
     @Option(help: "Simulated load time per point (e.g. 5s; default: the experiment's duration).")
     var duration: String?
 
@@ -64,6 +67,7 @@ struct SimulateCommand: ParsableCommand {
             if let value, GoDuration.parseNanos(value) == nil { throw ValidationError("\(flag): bad duration '\(value)' (e.g. 250us, 2s)") }
         }
         if let utilisation, !(utilisation > 0 && utilisation < 1.5) { throw ValidationError("--utilisation must be in (0, 1.5)") }
+        if let rebalance, rebalance < 0 { throw ValidationError("--rebalance: the margin is a number of requests >= 0") }
         if let repetitions, !(1...100).contains(repetitions) { throw ValidationError("--repetitions must be 1...100") }
         guard FileManager.default.fileExists(atPath: input) else { throw ValidationError("\(input) does not exist") }
         return shape
@@ -95,6 +99,7 @@ struct SimulateCommand: ParsableCommand {
         options.costShape = shape
         options.utilisation = utilisation
         options.rampSeconds = seconds(ramp)
+        options.rebalanceMargin = rebalance
         options.durationSeconds = seconds(duration)
         options.repetitions = repetitions
         do {

@@ -106,3 +106,38 @@ final class QueueingBoundsTests: XCTestCase {
         XCTAssertGreaterThan(mm16, -log(0.1) * 1e-3 * 0.99)      // never below the service time's own quantile
     }
 }
+
+final class RebalanceSimulationTests: XCTestCase {
+    func model(rebalance: Rebalance?) -> SimulationModel {
+        var m = SimulationModel(workers: 16, connections: 256, placement: .strategy(.reuseport), arrival: .ramp(0.2),
+                                loop: .open(0.9 * 16 / 300e-6), cost: .exponential(mean: 300e-6), roundTrip: 40e-6,
+                                duration: 1.5, warmup: 0.3, seed: 3)
+        m.rebalance = rebalance
+        return m
+    }
+
+    /// Moves only re-home connections: every connection is still on exactly one worker, every
+    /// request is answered once (the open loop's rate is kept), and the crowded workers' queues drain.
+    func testRebalancingKeepsEveryConnectionAndRelievesCrowdedWorkers() throws {
+        let off = try Simulation(model(rebalance: nil)).run()
+        let on = try Simulation(model(rebalance: Rebalance(margin: 2))).run()
+        XCTAssertEqual(off.moves, 0)
+        XCTAssertGreaterThan(on.moves, 0)
+        XCTAssertEqual(on.connectionsPerWorker.reduce(0, +), 256)
+        XCTAssertEqual(on.qps, 0.9 * 16 / 300e-6, accuracy: 0.9 * 16 / 300e-6 * 0.05)
+        XCTAssertLessThan(on.percentile(90), off.percentile(90))
+        XCTAssertEqual(try Simulation(model(rebalance: Rebalance(margin: 2))).run(), on)
+    }
+
+    /// A closed loop never leaves a connection idle at the worker for long, but between a response
+    /// and the next request the worker holds nothing of it: those connections may move.
+    func testClosedLoopConnectionsMoveBetweenRequests() throws {
+        var m = SimulationModel(workers: 4, connections: 16, placement: .measured([16, 0, 0, 0]), cost: .fixed(200e-6),
+                                roundTrip: 50e-6, duration: 1, warmup: 0.2, seed: 1)
+        m.rebalance = Rebalance(margin: 1)
+        let r = try Simulation(m).run()
+        XCTAssertLessThan(r.connectionsPerWorker.max() ?? 16, 16)     // moved off the crowded worker
+        XCTAssertEqual(r.connectionsPerWorker.reduce(0, +), 16)
+        XCTAssertGreaterThan(r.qps, 1.5 / 200e-6)          // more than one worker's capacity
+    }
+}
