@@ -119,6 +119,8 @@ enum ConnKind: UInt64 {
     case upstream = 2
     case tcpDownstream = 3
     case tcpUpstream = 4
+    /// Streams (`Stream`): their tokens name no socket, so no completion or timer carries one.
+    case stream = 5
 }
 
 enum ConnToken {

@@ -13,7 +13,8 @@ enum BodyKind: UInt8 {
 }
 
 /// The one active request/response exchange of a downstream connection (HTTP/1.1 serves
-/// pipelined requests one at a time, in order). Lives inline in `Downstream`.
+/// pipelined requests one at a time, in order). Lives in the worker's `streams` table while the
+/// exchange is active; the connection holds only its token.
 struct Stream {
     var startNanos: Int64 = 0
     var isHEAD = false
@@ -95,8 +96,9 @@ struct Downstream {
     var peerClosed = false
     /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
     var processing = false
-    var hasStream = false
-    var stream = Stream()
+    /// The active stream's token in the worker's `streams`, or 0 (idle: no per-request state).
+    var stream: UInt64 = 0
+    var hasStream: Bool { stream != 0 }
     var idleDeadline: Int64 = 0
     var lingerDeadline: Int64 = 0
     var timerArmedAt: Int64 = 0

@@ -35,6 +35,18 @@ struct TCPDirection {
     var drained: Bool { !inFlight && pending.count == 0 && sending.count == 0 }
 }
 
+extension TCPSession {
+    private static let toUpOffset = MemoryLayout<TCPSession>.offset(of: \.toUp)!
+    private static let toDownOffset = MemoryLayout<TCPSession>.offset(of: \.toDown)!
+
+    /// One direction of a session in the table's stable storage, derived from the session's own
+    /// address (the storage is bound to `TCPSession`, so its stored `TCPDirection`s are too).
+    @inline(__always)
+    static func direction(_ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool) -> UnsafeMutablePointer<TCPDirection> {
+        (UnsafeMutableRawPointer(t) + (toUpstream ? toUpOffset : toDownOffset)).assumingMemoryBound(to: TCPDirection.self)
+    }
+}
+
 extension ProxyWorker {
     @inline(__always)
     func tcpUpToken(_ down: UInt64) -> UInt64 { (down & ~(0xF << 56)) | (ConnKind.tcpUpstream.rawValue << 56) }
@@ -146,7 +158,7 @@ extension ProxyWorker {
             tcpClose(token, loop)
             return
         }
-        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
         dir.pointee.inFlight = false
         dir.pointee.offset += Int(c.result)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
@@ -168,7 +180,7 @@ extension ProxyWorker {
     /// session when both directions ended.
     private func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
         guard !toUpstream || t.pointee.connected else { return }
-        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
         if !dir.pointee.inFlight && dir.pointee.sending.count == 0 && dir.pointee.pending.count > 0 {
             swap(&dir.pointee.sending, &dir.pointee.pending)

@@ -44,7 +44,8 @@ extension ProxyWorker {
 
     /// Gives the stream a connection: an idle one, a new one, or a place in the host's queue.
     func assignConnection(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let hp = Int(d.pointee.stream.hostPool)
+        let s = stream(of: d)!
+        let hp = Int(s.pointee.hostPool)
         while let up = hostPools[hp].idle.popLast() {
             guard let u = ups.pointer(up) else { continue }
             u.pointee.idleIndex = -1
@@ -59,11 +60,11 @@ extension ProxyWorker {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.overflow), flags: .upstreamOverflow, details: .overflow), token, d, loop)
             return
         }
-        d.pointee.stream.holdsPending = true
+        s.pointee.holdsPending = true
         if takeConnectionSlot(hp) {
             openConnection(hp, owner: token, d, loop)
         } else {
-            d.pointee.stream.queued = true
+            s.pointee.queued = true
             hostPools[hp].queue.append(token)
         }
     }
@@ -107,7 +108,7 @@ extension ProxyWorker {
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
-        d.pointee.stream.upstream = up
+        stream(of: d)!.pointee.upstream = up
         loop.backend.connect(fd: fd, token: up, address: host.address)
         if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
     }
@@ -116,17 +117,18 @@ extension ProxyWorker {
     private func attach(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         u.pointee.state = .busy
         u.pointee.owner = token
-        d.pointee.stream.upstream = up
-        d.pointee.stream.queued = false
-        if d.pointee.stream.holdsPending {
-            d.pointee.stream.holdsPending = false
+        let s = stream(of: d)!
+        s.pointee.upstream = up
+        s.pointee.queued = false
+        if s.pointee.holdsPending {
+            s.pointee.holdsPending = false
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
         }
         if u.pointee.pending.count == 0 {
-            swap(&u.pointee.pending, &d.pointee.stream.requestHead)  // no copy
+            swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
         } else {
-            _ = pool.append(d.pointee.stream.requestHead.bytes, to: &u.pointee.pending)
-            pool.release(&d.pointee.stream.requestHead)
+            _ = pool.append(s.pointee.requestHead.bytes, to: &u.pointee.pending)
+            pool.release(&s.pointee.requestHead)
         }
         flushUpstream(u, loop)
         if !d.pointee.processing && d.pointee.input.count > 0 {
@@ -167,7 +169,7 @@ extension ProxyWorker {
                 hostPools[hp].queue.removeAll(keepingCapacity: true)
                 hostPools[hp].queueHead = 0
             }
-            if let d = downs.pointer(token), d.pointee.hasStream, d.pointee.stream.queued, Int(d.pointee.stream.hostPool) == hp {
+            if let d = downs.pointer(token), let s = stream(of: d), s.pointee.queued, Int(s.pointee.hostPool) == hp {
                 return (token, d)
             }
         }
@@ -199,7 +201,7 @@ extension ProxyWorker {
         // A stream queued behind max_connections can have this slot.
         if let (token, d) = nextQueued(hp) {
             if takeConnectionSlot(hp) {
-                d.pointee.stream.queued = false
+                stream(of: d)!.pointee.queued = false
                 openConnection(hp, owner: token, d, loop)
                 downstreamSettled(token, d, loop)
             } else {
@@ -245,7 +247,7 @@ extension ProxyWorker {
         flushUpstream(u, loop)
         // Room again: request body bytes waiting downstream may follow.
         let owner = u.pointee.owner
-        if owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, !d.pointee.stream.requestComplete, d.pointee.input.count > 0 {
+        if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), !s.pointee.requestComplete, d.pointee.input.count > 0 {
             consumeBufferedInput(owner, d, loop)
             downstreamSettled(owner, d, loop)
         }
@@ -261,7 +263,7 @@ extension ProxyWorker {
         }
         loop.backend.armReceive(fd: u.pointee.fd, token: up)
         let owner = u.pointee.owner
-        if owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, d.pointee.stream.upstream == up {
+        if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up {
             attach(up, u, owner, d, loop)
             downstreamSettled(owner, d, loop)
         } else {
@@ -286,8 +288,8 @@ extension ProxyWorker {
         }
         let owner = u.pointee.owner
         closeUpstream(up, loop)
-        guard owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, d.pointee.stream.upstream == up else { return }
-        d.pointee.stream.upstream = 0
+        guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
+        stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
         localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
         downstreamSettled(owner, d, loop)
@@ -296,32 +298,33 @@ extension ProxyWorker {
     /// Tries the request again on another connection when the route's retry policy allows it and
     /// nothing of the body has been sent (only bodiless requests keep their head for a retry).
     private func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0) -> Bool {
-        let s = d.pointee.stream
+        let sp = stream(of: d)!
+        let s = sp.pointee  // a copy: the checks below read it
         guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
               status > 0 ? policy.retries(status: status) : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
               s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
         guard Int(s.retries) < policy.numRetries else {
-            d.pointee.stream.flags.insert(.upstreamRetryLimitExceeded)
+            sp.pointee.flags.insert(.upstreamRetryLimitExceeded)
             return false
         }
         let cluster = plane.clusters[Int(s.cluster)]
         guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
-            d.pointee.stream.flags.insert(.upstreamOverflow)
+            sp.pointee.flags.insert(.upstreamOverflow)
             return false
         }
         ClusterResources.give(cluster.resources.retries)
         inc(stats.upstreamRqRetry)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetry) }
-        d.pointee.stream.retries += 1
-        if d.pointee.stream.requestHead.count == 0 {
-            _ = pool.append(d.pointee.stream.retryHead.bytes, to: &d.pointee.stream.requestHead)
+        sp.pointee.retries += 1
+        if sp.pointee.requestHead.count == 0 {
+            _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
         }
         hostPools[Int(s.hostPool)].activeRequests -= 1
         let hp = pickHost(Int(s.cluster))
-        d.pointee.stream.hostPool = Int32(hp)
+        sp.pointee.hostPool = Int32(hp)
         hostPools[hp].activeRequests += 1
-        if d.pointee.stream.holdsPending {
-            d.pointee.stream.holdsPending = false
+        if sp.pointee.holdsPending {
+            sp.pointee.holdsPending = false
             ClusterResources.give(cluster.resources.pendingRequests)
         }
         assignConnection(token, d, loop)
@@ -339,8 +342,8 @@ extension ProxyWorker {
             return
         }
         let owner = u.pointee.owner
-        guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner), d.pointee.hasStream,
-              d.pointee.stream.upstream == up else {
+        guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner),
+              let s = stream(of: d), s.pointee.upstream == up else {
             // Bytes nobody asked for (on an idle connection): the connection is out of step.
             closeUpstream(up, loop)
             return
@@ -377,7 +380,7 @@ extension ProxyWorker {
         case .more:
             if d.pointee.pending.count >= Self.highWater && !u.pointee.receivePaused {
                 u.pointee.receivePaused = true
-                d.pointee.stream.upstreamPaused = true
+                s.pointee.upstreamPaused = true
                 loop.backend.pauseReceive(fd: u.pointee.fd)
             }
         case .complete:
@@ -396,7 +399,7 @@ extension ProxyWorker {
     /// A response head the route retries (retry_on 5xx / gateway-error): drop the connection and
     /// its response, send the request again (`retry` settles the downstream).
     private func retryResponse(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
         closeUpstream(up, loop)
@@ -438,7 +441,7 @@ extension ProxyWorker {
     /// downstream's output, re-framing as needed.
     private func processResponse(_ bytes: UnsafeRawBufferPointer, _ up: UInt64, _ u: UnsafeMutablePointer<Upstream>,
                                  _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> ResponseProgress {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         var offset = 0
         while offset < bytes.count {
             if !s.pointee.responseHeadDone {
@@ -532,7 +535,7 @@ extension ProxyWorker {
     /// The response is complete: the connection goes back to its pool (when clean and both
     /// sides keep it alive) and the stream ends.
     private func responseFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reusable: Bool) {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         if s.pointee.reframeChunked {
             _ = pool.append(UnsafeRawBufferPointer(staticString: "0\r\n\r\n"), to: &d.pointee.pending)
         }
@@ -553,7 +556,7 @@ extension ProxyWorker {
     /// The upstream closed or reset its connection.
     private func upstreamEnded(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, reset: Bool) {
         let owner = u.pointee.owner
-        guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, d.pointee.stream.upstream == up else {
+        guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else {
             if u.pointee.state == .connecting {
                 connectFailed(up, u, loop, timedOut: false)
             } else {
@@ -563,7 +566,6 @@ extension ProxyWorker {
         }
         inc(stats.upstreamRqRxReset)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamRqRxReset) }
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
         if s.pointee.responseHeadDone && s.pointee.responseBody == .untilClose && !reset {
             responseFinished(owner, d, loop, reusable: false)  // the normal end of an until-close body
             downstreamSettled(owner, d, loop)
@@ -586,7 +588,7 @@ extension ProxyWorker {
 
     /// A malformed upstream response: 502 before the head went out, else cut the response short.
     private func upstreamProtocolError(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
         closeUpstream(up, loop)

@@ -55,6 +55,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var downs = ConnTable<Downstream>(kind: .downstream, empty: Downstream())
     var ups = ConnTable<Upstream>(kind: .upstream, empty: Upstream())
     var tcpSessions = ConnTable<TCPSession>(kind: .tcpDownstream, empty: TCPSession())
+    /// The active exchanges, one per busy downstream connection: an idle connection holds none.
+    var streams = ConnTable<Stream>(kind: .stream, empty: Stream())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var hostPools: [HostPool] = []
@@ -102,6 +104,13 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     deinit {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
+    }
+
+    /// The active stream of a downstream connection, or nil when it has none. Streams live in
+    /// `streams` (stable storage), so the pointer stays valid until the stream ends.
+    @inline(__always)
+    func stream(of d: UnsafeMutablePointer<Downstream>) -> UnsafeMutablePointer<Stream>? {
+        streams.pointer(d.pointee.stream)
     }
 
     // MARK: completions
@@ -269,7 +278,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                     startStream(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), token, d, loop)
                 }
             } else {
-                if d.pointee.stream.requestComplete { return offset }
+                if stream(of: d)!.pointee.requestComplete { return offset }
                 let n = forwardRequestBody(UnsafeRawBufferPointer(rebasing: bytes[offset...]), token, d, loop)
                 if n == 0 { return offset }
                 offset += n
@@ -281,10 +290,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// A whole request head arrived: run the filter chain and act on its decision.
     private func startStream(_ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let p = requestParser
-        d.pointee.hasStream = true
+        d.pointee.stream = streams.insert(Stream())
         d.pointee.idleDeadline = 0
-        d.pointee.stream = Stream()
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
@@ -324,7 +332,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Forwards request body bytes from the front of `bytes` into the upstream's output.
     /// Returns the bytes used (0: the upstream cannot take any now).
     private func forwardRequestBody(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         guard s.pointee.upstream != 0, s.pointee.requestHead.count == 0, let up = ups.pointer(s.pointee.upstream),
               up.pointee.state == .busy else { return 0 }
         let room = Self.highWater - up.pointee.pending.count
@@ -365,11 +373,12 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
 
     /// The whole request has been read (and handed upstream): the route timeout starts.
     func requestFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        d.pointee.stream.requestComplete = true
-        let route = d.pointee.stream.route
-        if route >= 0, let http = httpPlan(d.pointee.stream.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
-           !d.pointee.stream.responseComplete {
-            d.pointee.stream.deadline = loop.now + timeout
+        guard let s = stream(of: d) else { return }
+        s.pointee.requestComplete = true
+        let route = s.pointee.route
+        if route >= 0, let http = httpPlan(s.pointee.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
+           !s.pointee.responseComplete {
+            s.pointee.deadline = loop.now + timeout
             armDownstreamTimer(token, d, loop)
         }
     }
@@ -379,7 +388,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     private func forward(_ head: UnsafeRawBufferPointer, route: Int, cluster ci: Int, _ token: UInt64,
                          _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let cluster = plane.clusters[ci]
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         s.pointee.route = Int32(route)
         s.pointee.cluster = Int32(ci)
         guard !cluster.hosts.isEmpty else {
@@ -456,9 +465,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         pool.release(&d.pointee.sending)
         flushDownstream(d, loop)
         // The client reads again: let the upstream send more.
-        if d.pointee.hasStream && d.pointee.stream.upstreamPaused && d.pointee.pending.count < Self.lowWater,
-           let up = ups.pointer(d.pointee.stream.upstream) {
-            d.pointee.stream.upstreamPaused = false
+        if let s = stream(of: d), s.pointee.upstreamPaused && d.pointee.pending.count < Self.lowWater,
+           let up = ups.pointer(s.pointee.upstream) {
+            s.pointee.upstreamPaused = false
             if up.pointee.receivePaused {
                 up.pointee.receivePaused = false
                 loop.backend.resumeReceive(fd: up.pointee.fd)
@@ -493,9 +502,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Closes a downstream connection now; an active stream ends with `flags`.
     func closeDownstream(_ token: UInt64, _ loop: Loop, flags: ResponseFlags) {
         guard let d = downs.pointer(token) else { return }
-        if d.pointee.hasStream {
-            d.pointee.stream.flags.formUnion(flags)
-            if flags.contains(.downstreamConnectionTermination) { d.pointee.stream.details = .downstreamTerminated }
+        if let s = stream(of: d) {
+            s.pointee.flags.formUnion(flags)
+            if flags.contains(.downstreamConnectionTermination) { s.pointee.details = .downstreamTerminated }
             d.pointee.closeAfterFlush = true
             endStream(token, d, loop, reuseUpstream: false)
         }
@@ -513,7 +522,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Answers the active stream locally (no route, overflow, connect failure, timeout...).
     /// Only before any response byte went out.
     func localReply(_ reply: LocalReply, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
         s.pointee.status = Int32(reply.status)
         s.pointee.flags.formUnion(reply.flags)
         s.pointee.details = reply.details
@@ -536,17 +545,18 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// A malformed request: 400 (or the parser's status) and close.
     private func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         if !d.pointee.hasStream {
-            d.pointee.hasStream = true
-            d.pointee.stream = Stream()
-            d.pointee.stream.startNanos = loop.now
-            d.pointee.stream.keepAlive = false
-            streamBegan(&d.pointee.stream)
+            d.pointee.stream = streams.insert(Stream())
+            let s = streams.pointer(d.pointee.stream)!
+            s.pointee.startNanos = loop.now
+            s.pointee.keepAlive = false
+            streamBegan(s)
             loads.requestStarted(index)
             inc(stats.downstreamRqTotal)
         }
         d.pointee.closeAfterFlush = true
-        if d.pointee.stream.responseHeadDone {
-            d.pointee.stream.flags.insert(.downstreamProtocolError)
+        let s = stream(of: d)!
+        if s.pointee.responseHeadDone {
+            s.pointee.flags.insert(.downstreamProtocolError)
             endStream(token, d, loop, reuseUpstream: false)
             return
         }
@@ -565,8 +575,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// (back to its pool when `reuseUpstream` and it is clean, else closed), then the next
     /// pipelined request.
     func endStream(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reuseUpstream: Bool) {
-        guard d.pointee.hasStream else { return }
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        guard let s = stream(of: d) else { return }
         if s.pointee.upstream != 0 {
             let up = s.pointee.upstream
             s.pointee.upstream = 0
@@ -593,8 +602,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
         let keepAlive = s.pointee.keepAlive && s.pointee.requestComplete
-        d.pointee.hasStream = false
-        d.pointee.stream = Stream()
+        streams.remove(d.pointee.stream)
+        d.pointee.stream = 0
         if !keepAlive { d.pointee.closeAfterFlush = true }
         if d.pointee.closeAfterFlush {
             pool.release(&d.pointee.input)
@@ -642,7 +651,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Makes sure a timer is in the heap at or before the connection's earliest deadline. The heap
     /// has no cancel: a connection keeps about one entry and re-arms when it fires.
     func armDownstreamTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let next = Self.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.hasStream ? d.pointee.stream.deadline : 0)
+        let next = Self.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, stream(of: d)?.pointee.deadline ?? 0)
         guard next > 0 else { return }
         if d.pointee.timerArmedAt != 0 && d.pointee.timerArmedAt <= next { return }
         d.pointee.timerArmedAt = next
@@ -684,8 +693,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                 return
             }
         }
-        if d.pointee.hasStream && d.pointee.stream.deadline != 0 && d.pointee.stream.deadline <= now {
-            d.pointee.stream.deadline = 0
+        if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
+            s.pointee.deadline = 0
             streamTimedOut(token, d, loop)
             guard downs.pointer(token) != nil else { return }
         }
@@ -696,8 +705,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// The route timeout expired: 504 UT before the response started, else cut it short.
     private func streamTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         inc(stats.upstreamRqTimeout)
-        if let cs = clusterStats(Int(d.pointee.stream.cluster)) { inc(cs.upstreamRqTimeout) }
-        let s = withUnsafeMutablePointer(to: &d.pointee.stream) { $0 }
+        let s = stream(of: d)!
+        if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
         if s.pointee.upstream != 0 {
             let up = s.pointee.upstream
             s.pointee.upstream = 0
