@@ -101,7 +101,12 @@ struct Downstream {
     var hasStream: Bool { stream != 0 }
     var idleDeadline: Int64 = 0
     var lingerDeadline: Int64 = 0
+    /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
+    var headDeadline: Int64 = 0
     var timerArmedAt: Int64 = 0
+    /// How far the partial request head at the front of `input` was scanned (resumed on the
+    /// next read, so a head in many small segments is scanned once).
+    var headProgress = RequestHeadProgress()
     /// The client's address, read on the first forwarded request (x-forwarded-for).
     var peer = PeerAddress()
 }

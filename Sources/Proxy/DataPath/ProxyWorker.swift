@@ -213,6 +213,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         let bytes = c.bytes
         if d.pointee.input.count == 0 {
             // Fast path: parse straight from the lent receive buffer; keep only what is left.
+            d.pointee.headProgress = RequestHeadProgress()  // no partial head without input
             let used = consumeDownstream(bytes, token, d, loop)
             if used < bytes.count && !d.pointee.closeAfterFlush {
                 if !pool.append(UnsafeRawBufferPointer(rebasing: bytes[used...]), to: &d.pointee.input) {
@@ -262,14 +263,24 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                 // One response at a time is queued high; the next request waits for the client to read.
                 if d.pointee.pending.count >= Self.highWater { return offset }
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-                requestParser.pointee.reset()
+                // A partial head always sits at the front of the input: resume its scan there.
+                if offset == 0 && d.pointee.headProgress.scannedBytes > 0 {
+                    requestParser.pointee.resume(d.pointee.headProgress)
+                } else {
+                    requestParser.pointee.reset()
+                }
                 switch requestParser.pointee.parse(rest) {
                 case .incomplete:
+                    d.pointee.headProgress = requestParser.pointee.progress
+                    startHeadDeadline(token, d, loop)
                     return offset
                 case .failure(let error):
+                    d.pointee.headProgress = RequestHeadProgress()
                     protocolError(error.status, token, d, loop)
                     return bytes.count
                 case .complete(let headLength):
+                    d.pointee.headProgress = RequestHeadProgress()
+                    d.pointee.headDeadline = 0
                     if let status = rejectBeforeForwarding(headLength, in: rest) {
                         protocolError(status, token, d, loop)
                         return bytes.count
@@ -542,17 +553,21 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         endStream(token, d, loop, reuseUpstream: false)
     }
 
+    /// A stream for a local answer to a request whose head was not read (malformed, timed out).
+    private func beginLocalStream(_ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard !d.pointee.hasStream else { return }
+        d.pointee.stream = streams.insert(Stream())
+        let s = streams.pointer(d.pointee.stream)!
+        s.pointee.startNanos = loop.now
+        s.pointee.keepAlive = false
+        streamBegan(s)
+        loads.requestStarted(index)
+        inc(stats.downstreamRqTotal)
+    }
+
     /// A malformed request: 400 (or the parser's status) and close.
     private func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        if !d.pointee.hasStream {
-            d.pointee.stream = streams.insert(Stream())
-            let s = streams.pointer(d.pointee.stream)!
-            s.pointee.startNanos = loop.now
-            s.pointee.keepAlive = false
-            streamBegan(s)
-            loads.requestStarted(index)
-            inc(stats.downstreamRqTotal)
-        }
+        beginLocalStream(d, loop)
         d.pointee.closeAfterFlush = true
         let s = stream(of: d)!
         if s.pointee.responseHeadDone {
@@ -566,7 +581,25 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
 
     private func requestTooLarge(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         pool.release(&d.pointee.input)
+        d.pointee.headProgress = RequestHeadProgress()
         protocolError(413, token, d, loop)
+    }
+
+    /// A partial request head is held: the request-head deadline starts (once per head).
+    private func startHeadDeadline(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard d.pointee.headDeadline == 0, let timeout = http?.requestHeadersTimeoutNanos else { return }
+        d.pointee.headDeadline = loop.now + timeout
+        armDownstreamTimer(token, d, loop)
+    }
+
+    /// The request head did not complete in time (`request_headers_timeout`): 408 and close, as Envoy.
+    private func requestHeadTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        pool.release(&d.pointee.input)
+        d.pointee.headProgress = RequestHeadProgress()
+        d.pointee.closeAfterFlush = true
+        beginLocalStream(d, loop)
+        localReply(LocalReply(status: 408, body: .text(LocalReplyText.requestHeaderTimeout), flags: [],
+                              details: .requestHeaderTimeout), token, d, loop)
     }
 
     // MARK: stream end
@@ -651,7 +684,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Makes sure a timer is in the heap at or before the connection's earliest deadline. The heap
     /// has no cancel: a connection keeps about one entry and re-arms when it fires.
     func armDownstreamTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let next = Self.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, stream(of: d)?.pointee.deadline ?? 0)
+        let next = Self.earliest(Self.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline), stream(of: d)?.pointee.deadline ?? 0, 0)
         guard next > 0 else { return }
         if d.pointee.timerArmedAt != 0 && d.pointee.timerArmedAt <= next { return }
         d.pointee.timerArmedAt = next
@@ -691,6 +724,13 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             if d.pointee.input.count == 0 && !d.pointee.sendInFlight && d.pointee.pending.count == 0 {
                 closeDownstream(token, loop, flags: [])
                 return
+            }
+        }
+        if d.pointee.headDeadline != 0 && d.pointee.headDeadline <= now {
+            d.pointee.headDeadline = 0
+            if !d.pointee.hasStream && d.pointee.input.count > 0 && !d.pointee.closeAfterFlush && !d.pointee.lingering {
+                requestHeadTimedOut(token, d, loop)
+                guard downs.pointer(token) != nil else { return }
             }
         }
         if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
