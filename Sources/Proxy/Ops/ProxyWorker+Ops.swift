@@ -92,7 +92,7 @@ extension ProxyWorker {
             if let s = stream(of: d) {
                 s.pointee.keepAlive = false
             } else if !d.pointee.closeAfterFlush {
-                d.pointee.closeAfterFlush = true
+                d.pointee.beginClosing()
                 pool.release(&d.pointee.input)
                 downstreamSettled(t, d, loop)
             }
