@@ -161,29 +161,6 @@ struct Upstream {
     var timer = DeadlineTimer()
 }
 
-/// One worker's pool for one upstream host: idle keep-alive connections, the streams waiting
-/// for a connection, and counts for the load balancer.
-struct HostPool {
-    var cluster: Int32
-    var host: Int32
-    /// Idle connections (a stack: the most recently used first, warm in cache).
-    var idle: [UInt64] = []
-    /// Open connections of this worker to this host (any state).
-    var connections = 0
-    /// Streams of this worker assigned to this host and not finished (LEAST_REQUEST).
-    var activeRequests = 0
-    /// Downstream tokens waiting for a connection, FIFO from `queueHead`.
-    var queue: [UInt64] = []
-    var queueHead = 0
-
-    init(cluster: Int, host: Int) {
-        self.cluster = Int32(cluster)
-        self.host = Int32(host)
-        idle.reserveCapacity(64)
-        queue.reserveCapacity(64)
-    }
-}
-
 /// Messages other threads post to a proxy worker.
 public enum ProxyMessage: AdoptingMessage {
     /// Adopt a connection accepted elsewhere (hand-off strategies).

@@ -79,8 +79,8 @@ extension ProxyWorker {
         }
         let hp = pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
-        hostPools[hp].activeRequests += 1
-        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(hostPools[hp].host), peer: peerAddress(d),
+        upstreamPools[hp].activeRequests += 1
+        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(upstreamPools[hp].host), peer: peerAddress(d),
                                 into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
@@ -226,7 +226,7 @@ extension ProxyWorker {
                 }
             }
         }
-        if s.pointee.hostPool >= 0 { hostPools[Int(s.pointee.hostPool)].activeRequests -= 1 }
+        if s.pointee.hostPool >= 0 { upstreamPools[Int(s.pointee.hostPool)].activeRequests -= 1 }
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }
@@ -275,7 +275,7 @@ extension ProxyWorker {
         r.bytesReceived = s.pointee.bytesReceived
         r.bytesSent = s.pointee.bytesSent
         r.cluster = s.pointee.cluster
-        r.host = s.pointee.hostPool >= 0 ? hostPools[Int(s.pointee.hostPool)].host : -1
+        r.host = s.pointee.hostPool >= 0 ? upstreamPools[Int(s.pointee.hostPool)].host : -1
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.http10 = s.pointee.http10

@@ -62,7 +62,7 @@ extension ProxyWorker {
             return
         }
         let hp = pickHost(tcp.cluster)
-        let host = cluster.hosts[Int(hostPools[hp].host)]
+        let host = cluster.hosts[Int(upstreamPools[hp].host)]
         let upFD: Int32
         do {
             upFD = try Sockets.makeStream(family: host.address.family)
@@ -83,7 +83,7 @@ extension ProxyWorker {
         t.connectDeadline = loop.now + cluster.connectTimeoutNanos
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
         let token = tcpSessions.insert(t)
-        hostPools[hp].connections += 1
+        upstreamPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
@@ -188,10 +188,10 @@ extension ProxyWorker {
         t.pointee.toUp.out.release(to: pool)
         t.pointee.toDown.out.release(to: pool)
         let hp = Int(t.pointee.hostPool)
-        hostPools[hp].connections -= 1
-        ClusterResources.give(plane.clusters[Int(hostPools[hp].cluster)].resources.connections)
+        upstreamPools[hp].connections -= 1
+        ClusterResources.give(plane.clusters[Int(upstreamPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
-        if let cs = clusterStats(Int(hostPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
+        if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
         inc(stats.downstreamCxActive, by: -1)
         loads.connectionClosed(index)
         tcpSessions.remove(token)

@@ -2,7 +2,7 @@ import EventLoop
 import Glibc
 import HTTP1
 
-/// Upstream connections per host (`HostPool`, one per cluster host and worker): pick a host,
+/// Upstream connections per host (`UpstreamPool`, one per cluster host and worker): pick a host,
 /// give a stream an idle connection, a new one or a place in the queue, connect (with its
 /// timeout and retries), take connections back for keep-alive reuse, close them.
 extension ProxyWorker {
@@ -36,7 +36,7 @@ extension ProxyWorker {
             var best = base + Int(rng.next() % UInt64(n))
             for _ in 1..<plane.clusters[ci].leastRequestChoices {
                 let other = base + Int(rng.next() % UInt64(n))
-                if hostPools[other].activeRequests < hostPools[best].activeRequests { best = other }
+                if upstreamPools[other].activeRequests < upstreamPools[best].activeRequests { best = other }
             }
             return best
         }
@@ -48,14 +48,14 @@ extension ProxyWorker {
     func assignConnection(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         let hp = Int(s.pointee.hostPool)
-        while let up = hostPools[hp].idle.popLast() {
+        while let up = upstreamPools[hp].popIdle() {
             guard let u = ups.pointer(up) else { continue }
             u.pointee.idleIndex = -1
             u.pointee.idleDeadline = 0
             attach(up, u, token, d, loop)
             return
         }
-        let cluster = plane.clusters[Int(hostPools[hp].cluster)]
+        let cluster = plane.clusters[Int(upstreamPools[hp].cluster)]
         guard ClusterResources.tryTake(cluster.resources.pendingRequests, limit: cluster.thresholds.maxPendingRequests) else {
             inc(stats.upstreamRqPendingOverflow)
             if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqPendingOverflow) }
@@ -67,15 +67,15 @@ extension ProxyWorker {
             openConnection(hp, owner: token, d, loop)
         } else {
             s.pointee.queued = true
-            hostPools[hp].queue.append(token)
+            upstreamPools[hp].enqueue(token)
         }
     }
 
     /// Envoy's rule: within max_connections, or the first connection of an empty pool.
     func takeConnectionSlot(_ hp: Int) -> Bool {
-        let cluster = plane.clusters[Int(hostPools[hp].cluster)]
+        let cluster = plane.clusters[Int(upstreamPools[hp].cluster)]
         if ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) { return true }
-        if hostPools[hp].connections == 0 {
+        if upstreamPools[hp].connections == 0 {
             cluster.resources.connections.wrappingAdd(1, ordering: .relaxed)
             return true
         }
@@ -84,9 +84,9 @@ extension ProxyWorker {
 
     /// Starts a connection to the host for the stream of `owner` (the connection slot is taken).
     func openConnection(_ hp: Int, owner: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let ci = Int(hostPools[hp].cluster)
+        let ci = Int(upstreamPools[hp].cluster)
         let cluster = plane.clusters[ci]
-        let host = cluster.hosts[Int(hostPools[hp].host)]
+        let host = cluster.hosts[Int(upstreamPools[hp].host)]
         let fd: Int32
         do {
             fd = try Sockets.makeStream(family: host.address.family)
@@ -106,7 +106,7 @@ extension ProxyWorker {
         u.owner = owner
         u.connectDeadline = loop.now + cluster.connectTimeoutNanos
         let up = ups.insert(u)
-        hostPools[hp].connections += 1
+        upstreamPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
@@ -154,8 +154,7 @@ extension ProxyWorker {
             attach(up, u, token, d, loop)
             return
         }
-        u.pointee.idleIndex = hostPools[hp].idle.count
-        hostPools[hp].idle.append(up)
+        u.pointee.idleIndex = upstreamPools[hp].pushIdle(up)
         if let idle = cluster.idleTimeoutNanos {
             u.pointee.idleDeadline = loop.now + idle
             armUpstreamTimer(up, u, loop)
@@ -164,13 +163,7 @@ extension ProxyWorker {
 
     /// The oldest stream still waiting for a connection to host pool `hp`.
     func nextQueued(_ hp: Int) -> (UInt64, UnsafeMutablePointer<Downstream>)? {
-        while hostPools[hp].queueHead < hostPools[hp].queue.count {
-            let token = hostPools[hp].queue[hostPools[hp].queueHead]
-            hostPools[hp].queueHead += 1
-            if hostPools[hp].queueHead == hostPools[hp].queue.count {
-                hostPools[hp].queue.removeAll(keepingCapacity: true)
-                hostPools[hp].queueHead = 0
-            }
+        while let token = upstreamPools[hp].dequeue() {
             if let d = downs.pointer(token), let s = stream(of: d), s.pointee.queued, Int(s.pointee.hostPool) == hp {
                 return (token, d)
             }
@@ -185,17 +178,13 @@ extension ProxyWorker {
         if u.pointee.idleIndex >= 0 {
             // Swap-remove from the idle stack.
             let i = u.pointee.idleIndex
-            let last = hostPools[hp].idle.removeLast()
-            if last != up {
-                hostPools[hp].idle[i] = last
-                ups.pointer(last)?.pointee.idleIndex = i
-            }
+            if let moved = upstreamPools[hp].removeIdle(at: i) { ups.pointer(moved)?.pointee.idleIndex = i }
         }
         loop.backend.close(fd: u.pointee.fd)
         pool.release(&u.pointee.input)
         u.pointee.out.release(to: pool)
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
-        hostPools[hp].connections -= 1
+        upstreamPools[hp].connections -= 1
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
@@ -207,13 +196,7 @@ extension ProxyWorker {
                 downstreamSettled(token, d, loop)
             } else {
                 // Still full (another worker took it): back to the front of the queue.
-                hostPools[hp].queueHead -= 1
-                if hostPools[hp].queueHead < 0 {
-                    hostPools[hp].queueHead = 0
-                    hostPools[hp].queue.insert(token, at: 0)
-                } else {
-                    hostPools[hp].queue[hostPools[hp].queueHead] = token
-                }
+                upstreamPools[hp].requeueFirst(token)
             }
         }
     }
@@ -286,10 +269,10 @@ extension ProxyWorker {
         if sp.pointee.requestHead.count == 0 {
             _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
         }
-        hostPools[Int(s.hostPool)].activeRequests -= 1
+        upstreamPools[Int(s.hostPool)].activeRequests -= 1
         let hp = pickHost(Int(s.cluster))
         sp.pointee.hostPool = Int32(hp)
-        hostPools[hp].activeRequests += 1
+        upstreamPools[hp].activeRequests += 1
         if sp.pointee.holdsPending {
             sp.pointee.holdsPending = false
             ClusterResources.give(cluster.resources.pendingRequests)

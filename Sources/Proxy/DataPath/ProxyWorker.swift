@@ -65,7 +65,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var streams = ConnTable<Stream>(kind: .stream, empty: Stream())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
-    var hostPools: [HostPool] = []
+    var upstreamPools: [UpstreamPool] = []
     /// First host pool of each cluster.
     var clusterBase: [Int] = []
     var roundRobin: [Int] = []
@@ -99,11 +99,13 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser = .allocate(capacity: 1)
         requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
                                                        maxHeaders: http?.maxHeadersCount ?? 100))
-        rng = SplitMix64(seed: 0xBA11_A570_0000 &+ UInt64(seat.index) &* 0x9E37_79B9)
+        // Seeded from the system's generator: each process (and worker) draws its own sequence
+        // (x-request-id, RANDOM and LEAST_REQUEST picks), as Envoy's random generator does.
+        rng = SplitMix64(seed: UInt64.random(in: .min ... .max) &+ UInt64(seat.index) &* 0x9E37_79B9)
         for c in plane.clusters {
-            clusterBase.append(hostPools.count)
+            clusterBase.append(upstreamPools.count)
             roundRobin.append(seat.index)  // workers start at different hosts
-            for h in c.hosts.indices { hostPools.append(HostPool(cluster: c.index, host: h)) }
+            for h in c.hosts.indices { upstreamPools.append(UpstreamPool(cluster: c.index, host: h)) }
         }
     }
 
