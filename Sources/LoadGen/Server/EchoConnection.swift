@@ -28,18 +28,16 @@ struct EchoConnection {
     var isHeld: Bool { holdOffset >= 0 }
 }
 
-/// Timer ids carry the kind in the top bits and the connection token below.
-enum EchoTimer: UInt64 {
+/// Timer ids: the connection's full token with the timer kind in its tag bits (56-59).
+enum EchoTimer: UInt8 {
     case delay = 1
     case linger = 2
     case rearmAccept = 3
 
-    static let shift: UInt64 = 60
-    static let tokenMask: UInt64 = (1 << 60) - 1
-
-    func id(_ token: UInt64) -> UInt64 { rawValue << Self.shift | (token & Self.tokenMask) }
+    /// The connection's whole token with the timer kind in its tag bits (`SlabToken.withTag`).
+    func id(_ token: UInt64) -> UInt64 { SlabToken.withTag(rawValue, token) }
 
     static func split(_ id: UInt64) -> (EchoTimer?, UInt64) {
-        (EchoTimer(rawValue: id >> shift), id & tokenMask)
+        (EchoTimer(rawValue: SlabToken.tag(id)), SlabToken.withTag(0, id))
     }
 }

@@ -38,7 +38,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     let cost: WorkerCost?
     var lastAcceptTurn = -1
     let pool = BufferPool()
-    var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
+    var connections = Slab<EchoConnection>(kind: 1, empty: EchoConnection())
     var parser = RequestHeadParser()
     var cache = EchoResponseCache()
     var rng: SplitMix64

@@ -46,9 +46,9 @@ extension TCPSession {
 
 extension ProxyWorker {
     @inline(__always)
-    func tcpUpToken(_ down: UInt64) -> UInt64 { (down & ~(0xF << 56)) | (ConnKind.tcpUpstream.rawValue << 56) }
+    func tcpUpToken(_ down: UInt64) -> UInt64 { SlabToken.withKind(ConnKind.tcpUpstream.rawValue, down) }
     @inline(__always)
-    func tcpDownToken(_ token: UInt64) -> UInt64 { (token & ~(0xF << 56)) | (ConnKind.tcpDownstream.rawValue << 56) }
+    func tcpDownToken(_ token: UInt64) -> UInt64 { SlabToken.withKind(ConnKind.tcpDownstream.rawValue, token) }
 
     func tcpAdopt(_ fd: Int32, _ loop: Loop) {
         guard let tcp else { return }

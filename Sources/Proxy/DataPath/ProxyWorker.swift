@@ -58,11 +58,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let inputLimit: Int
 
     let pool = BufferPool()
-    var downs = ConnTable<Downstream>(kind: .downstream, empty: Downstream())
-    var ups = ConnTable<Upstream>(kind: .upstream, empty: Upstream())
-    var tcpSessions = ConnTable<TCPSession>(kind: .tcpDownstream, empty: TCPSession())
+    var downs = Slab<Downstream>(kind: ConnKind.downstream.rawValue, empty: Downstream())
+    var ups = Slab<Upstream>(kind: ConnKind.upstream.rawValue, empty: Upstream())
+    var tcpSessions = Slab<TCPSession>(kind: ConnKind.tcpDownstream.rawValue, empty: TCPSession())
     /// The active exchanges, one per busy downstream connection: an idle connection holds none.
-    var streams = ConnTable<Stream>(kind: .stream, empty: Stream())
+    var streams = Slab<Stream>(kind: ConnKind.stream.rawValue, empty: Stream())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var upstreamPools: [UpstreamPool] = []
