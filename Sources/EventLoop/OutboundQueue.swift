@@ -1,7 +1,8 @@
 /// Bytes queued for one socket with at most one send outstanding (the backends' rule): `pending`
 /// fills while `sending` is with the kernel; when a send completes the two change places. Buffers
 /// come from the loop's pool and go back once sent, so an idle connection holds none. Every
-/// connection kind of the proxy (downstream, upstream, each tcp_proxy direction) has one.
+/// connection kind of the proxy (downstream, upstream, each tcp_proxy direction) and of the echo
+/// server has one.
 public struct OutboundQueue {
     /// Written and not yet handed to the kernel.
     public var pending = ByteBuffer.empty
@@ -20,6 +21,20 @@ public struct OutboundQueue {
     public mutating func flush<Backend: IOBackend>(fd: Int32, on backend: Backend) -> Bool {
         guard !inFlight, sending.count == 0, pending.count > 0 else { return false }
         swap(&sending, &pending)
+        sendOffset = 0
+        inFlight = true
+        backend.send(fd: fd, bytes: sending.base!, count: sending.count)
+        return true
+    }
+
+    /// Like `flush`, but hands over only the first `limit` pending bytes (copied into the send
+    /// buffer when that is not all of them); the rest stays pending. Returns whether a send started.
+    @inlinable @discardableResult
+    public mutating func flush<Backend: IOBackend>(fd: Int32, on backend: Backend, limit: Int, pool: BufferPool) -> Bool {
+        guard limit < pending.count else { return flush(fd: fd, on: backend) }
+        guard !inFlight, sending.count == 0, limit > 0 else { return false }
+        guard pool.append(UnsafeRawBufferPointer(rebasing: pending.bytes[0..<limit]), to: &sending) else { return false }
+        BufferPool.consume(limit, from: &pending)
         sendOffset = 0
         inFlight = true
         backend.send(fd: fd, bytes: sending.base!, count: sending.count)

@@ -6,12 +6,12 @@ struct EchoConnection {
     var fd: Int32 = -1
     /// Bytes received but not yet parsed into a whole request.
     var input = ByteBuffer.empty
-    /// Responses written but not yet handed to the kernel.
-    var pending = ByteBuffer.empty
-    /// Bytes handed to the kernel in the outstanding send; unchanged until its completion.
-    var sending = ByteBuffer.empty
-    var sendOffset = 0
-    var sendInFlight = false
+    /// Responses on their way to the client (`out.pending`: written, not yet handed to the kernel).
+    var out = OutboundQueue()
+    var pending: ByteBuffer {
+        get { out.pending }
+        _modify { yield &out.pending }
+    }
     /// A delayed response sits in `pending` from this offset on; nothing from it is sent, and no
     /// further request is parsed, until its timer fires.
     var holdOffset = -1
