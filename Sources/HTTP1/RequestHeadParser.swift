@@ -40,6 +40,8 @@ public struct RequestHeadParser {
     @usableFromInline var scanner = HeadScanner()
     @usableFromInline var phase: ParsePhase = .scanning
     @usableFromInline var startLineParsed = false
+    /// Resumed after the request line was judged by an earlier call: fill its fields at the end.
+    @usableFromInline var startLineToFill = false
 
     @usableFromInline var _headLength = 0
     @usableFromInline var _method: HTTPMethod = .get
@@ -110,6 +112,7 @@ public struct RequestHeadParser {
         scanner.reset()
         phase = .scanning
         startLineParsed = false
+        startLineToFill = false
         headers.count = 0
         _queryRange = nil
         _hostRange = nil
@@ -137,6 +140,13 @@ public struct RequestHeadParser {
         case .failure(let kind):
             return fail(kind)
         case .found(let end):
+            if startLineToFill {
+                // Judged valid by an earlier call on these same bytes: only the fields are needed.
+                startLineToFill = false
+                if let kind = parseRequestLine(bytes, start: scanner.headStart, lineEnd: scanner.startLineEnd - 2) {
+                    return fail(kind)
+                }
+            }
             if let kind = parseFields(bytes, from: scanner.startLineEnd) {
                 return fail(kind)
             }
@@ -144,6 +154,25 @@ public struct RequestHeadParser {
             _headLength = end
             return .complete(headLength: end)
         }
+    }
+
+    // MARK: Progress kept per connection
+
+    /// How far the unfinished head was scanned after `.incomplete`. One parser can serve many
+    /// connections: each keeps its own progress between reads and hands it back with `resume`,
+    /// so a head that arrives in many small segments is scanned once, not from the start each time.
+    @inlinable public var progress: RequestHeadProgress {
+        RequestHeadProgress(scanner: scanner, startLineJudged: startLineParsed)
+    }
+
+    /// Continues the head whose progress this is: the next `parse` must get the same bytes (from
+    /// the head's first byte) plus more. `RequestHeadProgress()` starts a new head.
+    @inlinable
+    public mutating func resume(_ p: RequestHeadProgress) {
+        reset()
+        scanner = p.scanner
+        startLineParsed = p.startLineJudged
+        startLineToFill = p.startLineJudged
     }
 
     @inlinable
@@ -278,6 +307,27 @@ public struct RequestHeadParser {
         _expectsContinue = expectContinue && _version == .http1_1
         return nil
     }
+}
+
+/// The scan state of an unfinished request head (`RequestHeadParser.progress`): a few integers a
+/// connection keeps between reads.
+public struct RequestHeadProgress {
+    @usableFromInline var scanner: HeadScanner
+    @usableFromInline var startLineJudged: Bool
+
+    /// No head started.
+    @inlinable public init() {
+        scanner = HeadScanner()
+        startLineJudged = false
+    }
+
+    @inlinable init(scanner: HeadScanner, startLineJudged: Bool) {
+        self.scanner = scanner
+        self.startLineJudged = startLineJudged
+    }
+
+    /// Bytes of the head already scanned (a resumed `parse` starts there).
+    @inlinable public var scannedBytes: Int { scanner.scanned }
 }
 
 @usableFromInline

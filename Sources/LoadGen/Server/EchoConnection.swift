@@ -6,12 +6,12 @@ struct EchoConnection {
     var fd: Int32 = -1
     /// Bytes received but not yet parsed into a whole request.
     var input = ByteBuffer.empty
-    /// Responses written but not yet handed to the kernel.
-    var pending = ByteBuffer.empty
-    /// Bytes handed to the kernel in the outstanding send; unchanged until its completion.
-    var sending = ByteBuffer.empty
-    var sendOffset = 0
-    var sendInFlight = false
+    /// Responses on their way to the client (`out.pending`: written, not yet handed to the kernel).
+    var out = OutboundQueue()
+    var pending: ByteBuffer {
+        get { out.pending }
+        _modify { yield &out.pending }
+    }
     /// A delayed response sits in `pending` from this offset on; nothing from it is sent, and no
     /// further request is parsed, until its timer fires.
     var holdOffset = -1
@@ -28,18 +28,16 @@ struct EchoConnection {
     var isHeld: Bool { holdOffset >= 0 }
 }
 
-/// Timer ids carry the kind in the top bits and the connection token below.
-enum EchoTimer: UInt64 {
+/// Timer ids: the connection's full token with the timer kind in its tag bits (56-59).
+enum EchoTimer: UInt8 {
     case delay = 1
     case linger = 2
     case rearmAccept = 3
 
-    static let shift: UInt64 = 60
-    static let tokenMask: UInt64 = (1 << 60) - 1
-
-    func id(_ token: UInt64) -> UInt64 { rawValue << Self.shift | (token & Self.tokenMask) }
+    /// The connection's whole token with the timer kind in its tag bits (`SlabToken.withTag`).
+    func id(_ token: UInt64) -> UInt64 { SlabToken.withTag(rawValue, token) }
 
     static func split(_ id: UInt64) -> (EchoTimer?, UInt64) {
-        (EchoTimer(rawValue: id >> shift), id & tokenMask)
+        (EchoTimer(rawValue: SlabToken.tag(id)), SlabToken.withTag(0, id))
     }
 }

@@ -38,7 +38,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     let cost: WorkerCost?
     var lastAcceptTurn = -1
     let pool = BufferPool()
-    var connections = Slab<EchoConnection>(capacity: 1024, empty: EchoConnection())
+    var connections = Slab<EchoConnection>(kind: 1, empty: EchoConnection())
     var parser = RequestHeadParser()
     var cache = EchoResponseCache()
     var rng: SplitMix64
@@ -161,20 +161,14 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
 
     private func sent(_ c: Completion, _ loop: Loop) {
         guard let conn = connections.pointer(c.token) else { return }
-        conn.pointee.sendInFlight = false
         guard c.result >= 0 else {
+            conn.pointee.out.inFlight = false
             close(c.token, loop)
             return
         }
         bump(stats.bytesOut, by: Int(c.result))
-        conn.pointee.sendOffset += Int(c.result)
-        if conn.pointee.sendOffset < conn.pointee.sending.count {
-            startSend(conn, loop)  // a partial write: send the rest
-            return
-        }
-        conn.pointee.sendOffset = 0
-        conn.pointee.sending.count = 0
-        pool.release(&conn.pointee.sending)
+        // A partial write sends the rest.
+        guard conn.pointee.out.sent(Int(c.result), fd: conn.pointee.fd, on: loop.backend, pool: pool) else { return }
         // Requests left unanswered while output was queued high get their turn now.
         if conn.pointee.input.count > 0 && !conn.pointee.closeAfterFlush {
             serveBuffered(c.token, conn, loop)
@@ -340,32 +334,19 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
 
     /// Hands the sendable part of `pending` to the kernel when no send is outstanding.
     private func flush(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
-        guard !conn.pointee.sendInFlight, conn.pointee.sending.count == 0 else { return }
         let sendable = conn.pointee.isHeld ? conn.pointee.holdOffset : conn.pointee.pending.count
-        guard sendable > 0 else { return }
-        if sendable == conn.pointee.pending.count {
-            swap(&conn.pointee.sending, &conn.pointee.pending)  // no copy
-        } else {
-            let head = UnsafeRawBufferPointer(rebasing: conn.pointee.pending.bytes[0..<sendable])
-            _ = pool.append(head, to: &conn.pointee.sending)
-            BufferPool.consume(sendable, from: &conn.pointee.pending)
+        let partial = sendable < conn.pointee.pending.count
+        // All of it goes out without a copy; a part (before a held response) is copied.
+        if conn.pointee.out.flush(fd: conn.pointee.fd, on: loop.backend, limit: sendable, pool: pool) && partial {
             conn.pointee.holdOffset -= sendable
         }
-        conn.pointee.sendOffset = 0
-        startSend(conn, loop)
-    }
-
-    private func startSend(_ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
-        conn.pointee.sendInFlight = true
-        let offset = conn.pointee.sendOffset
-        loop.backend.send(fd: conn.pointee.fd, bytes: conn.pointee.sending.base! + offset, count: conn.pointee.sending.count - offset)
     }
 
     /// After the last byte of a closing connection: half-close and wait briefly for the client's
     /// end of stream, so unread request bytes do not turn our close into a reset that destroys
     /// the response in flight.
     private func closeIfDone(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
-        guard conn.pointee.closeAfterFlush, !conn.pointee.sendInFlight, conn.pointee.pending.count == 0,
+        guard conn.pointee.closeAfterFlush, !conn.pointee.out.inFlight, conn.pointee.pending.count == 0,
               !conn.pointee.isHeld, !conn.pointee.lingering else { return }
         if conn.pointee.peerClosed {
             close(token, loop)
@@ -386,8 +367,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         loads.connectionClosed(index)
         loop.backend.close(fd: conn.pointee.fd)
         pool.release(&conn.pointee.input)
-        pool.release(&conn.pointee.pending)
-        pool.release(&conn.pointee.sending)
+        conn.pointee.out.release(to: pool)
         connections.remove(token)
         bump(stats.active, by: -1)
     }

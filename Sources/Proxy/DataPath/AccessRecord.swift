@@ -128,6 +128,7 @@ public enum ResponseDetails: UInt8, Sendable {
     case upstreamProtocolError
     case downstreamProtocolError
     case downstreamTerminated
+    case requestHeaderTimeout
 
     public var envoyName: String {
         switch self {
@@ -143,6 +144,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .upstreamProtocolError: "upstream_reset_before_response_started{protocol_error}"
         case .downstreamProtocolError: "http1.codec_error"
         case .downstreamTerminated: "downstream_remote_disconnect"
+        case .requestHeaderTimeout: "request_header_timeout"
         }
     }
 }

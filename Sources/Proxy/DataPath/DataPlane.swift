@@ -204,6 +204,8 @@ public final class HTTPPlan: Sendable {
     let maxRequestHeaderBytes: Int
     let maxHeadersCount: Int
     let idleTimeoutNanos: Int64?
+    /// `request_headers_timeout`: a partial request head older than this gets 408 (nil: none).
+    let requestHeadersTimeoutNanos: Int64?
 
     init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
@@ -226,5 +228,6 @@ public final class HTTPPlan: Sendable {
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
+        requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
     }
 }

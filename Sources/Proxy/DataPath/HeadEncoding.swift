@@ -160,4 +160,5 @@ enum LocalReplyText {
     static let timeout: StaticString = "upstream request timeout"
     static let noHealthyUpstream: StaticString = "no healthy upstream"
     static let badRequest: StaticString = "Bad Request"
+    static let requestHeaderTimeout: StaticString = "request header timeout"
 }

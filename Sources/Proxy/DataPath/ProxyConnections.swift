@@ -13,7 +13,8 @@ enum BodyKind: UInt8 {
 }
 
 /// The one active request/response exchange of a downstream connection (HTTP/1.1 serves
-/// pipelined requests one at a time, in order). Lives inline in `Downstream`.
+/// pipelined requests one at a time, in order). Lives in the worker's `streams` table while the
+/// exchange is active; the connection holds only its token.
 struct Stream {
     var startNanos: Int64 = 0
     var isHEAD = false
@@ -73,6 +74,18 @@ struct Stream {
     var logFields = ByteBuffer.empty
 }
 
+/// Where a client connection is in its life. Orthogonal to it: whether a stream is active
+/// (`Downstream.stream`), and whether the client ended its side (`peerClosed`).
+enum DownstreamState: UInt8 {
+    /// Reading and serving requests (keep-alive).
+    case open
+    /// Closes once everything queued is sent; later input is discarded.
+    case closing
+    /// Half-closed (SHUT_WR) after the last response, waiting briefly for the client's end of
+    /// stream so that unread input does not turn the close into a reset that destroys the answer.
+    case lingering
+}
+
 /// A client connection of an HTTP listener. Lives in the worker's table; buffers come from the
 /// worker's pool and go back when empty, so an idle keep-alive connection holds none.
 struct Downstream {
@@ -80,28 +93,40 @@ struct Downstream {
     /// Received and not yet consumed: a partial head, body bytes waiting for the upstream, or
     /// pipelined requests behind the active one.
     var input = ByteBuffer.empty
+    /// Response bytes on their way to the client.
+    var out = OutboundQueue()
     /// Response bytes written and not yet handed to the kernel.
-    var pending = ByteBuffer.empty
-    /// Bytes of the outstanding send; unchanged until its completion.
-    var sending = ByteBuffer.empty
-    var sendOffset = 0
-    var sendInFlight = false
+    var pending: ByteBuffer {
+        get { out.pending }
+        _modify { yield &out.pending }
+    }
     /// Receiving is paused (too much unconsumed input).
     var receivePaused = false
-    /// Close once everything queued is sent; later input is discarded.
-    var closeAfterFlush = false
-    /// Half-closed after the last response; waiting briefly for the client's end of stream.
-    var lingering = false
+    var state = DownstreamState.open
+    /// Closes once everything queued is sent; later input is discarded.
+    var closeAfterFlush: Bool { state != .open }
+    var lingering: Bool { state == .lingering }
     var peerClosed = false
     /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
     var processing = false
-    var hasStream = false
-    var stream = Stream()
+    /// The active stream's token in the worker's `streams`, or 0 (idle: no per-request state).
+    var stream: UInt64 = 0
+    var hasStream: Bool { stream != 0 }
     var idleDeadline: Int64 = 0
     var lingerDeadline: Int64 = 0
-    var timerArmedAt: Int64 = 0
+    /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
+    var headDeadline: Int64 = 0
+    var timer = DeadlineTimer()
+    /// How far the partial request head at the front of `input` was scanned (resumed on the
+    /// next read, so a head in many small segments is scanned once).
+    var headProgress = RequestHeadProgress()
     /// The client's address, read on the first forwarded request (x-forwarded-for).
     var peer = PeerAddress()
+
+    /// No further request is read: close once the queued output is sent.
+    mutating func beginClosing() {
+        if state == .open { state = .closing }
+    }
 }
 
 enum UpstreamState: UInt8 {
@@ -120,10 +145,12 @@ struct Upstream {
     var owner: UInt64 = 0
     /// A partial response head (or body bytes held while parsing).
     var input = ByteBuffer.empty
-    var pending = ByteBuffer.empty
-    var sending = ByteBuffer.empty
-    var sendOffset = 0
-    var sendInFlight = false
+    /// Request bytes on their way to the upstream.
+    var out = OutboundQueue()
+    var pending: ByteBuffer {
+        get { out.pending }
+        _modify { yield &out.pending }
+    }
     var receivePaused = false
     /// Requests completed on this connection (max_requests_per_connection).
     var requests = 0
@@ -131,30 +158,7 @@ struct Upstream {
     var idleIndex = -1
     var connectDeadline: Int64 = 0
     var idleDeadline: Int64 = 0
-    var timerArmedAt: Int64 = 0
-}
-
-/// One worker's pool for one upstream host: idle keep-alive connections, the streams waiting
-/// for a connection, and counts for the load balancer.
-struct HostPool {
-    var cluster: Int32
-    var host: Int32
-    /// Idle connections (a stack: the most recently used first, warm in cache).
-    var idle: [UInt64] = []
-    /// Open connections of this worker to this host (any state).
-    var connections = 0
-    /// Streams of this worker assigned to this host and not finished (LEAST_REQUEST).
-    var activeRequests = 0
-    /// Downstream tokens waiting for a connection, FIFO from `queueHead`.
-    var queue: [UInt64] = []
-    var queueHead = 0
-
-    init(cluster: Int, host: Int) {
-        self.cluster = Int32(cluster)
-        self.host = Int32(host)
-        idle.reserveCapacity(64)
-        queue.reserveCapacity(64)
-    }
+    var timer = DeadlineTimer()
 }
 
 /// Messages other threads post to a proxy worker.

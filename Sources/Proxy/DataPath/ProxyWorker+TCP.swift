@@ -16,14 +16,11 @@ struct TCPSession {
     var toDown = TCPDirection()
     var connectDeadline: Int64 = 0
     var idleDeadline: Int64 = 0
-    var timerArmedAt: Int64 = 0
+    var timer = DeadlineTimer()
 }
 
 struct TCPDirection {
-    var pending = ByteBuffer.empty
-    var sending = ByteBuffer.empty
-    var offset = 0
-    var inFlight = false
+    var out = OutboundQueue()
     /// The source side ended its stream (FIN received).
     var sourceEnded = false
     /// The end was passed on (SHUT_WR on the destination).
@@ -32,14 +29,26 @@ struct TCPDirection {
     var sourcePaused = false
     var bytes = 0
 
-    var drained: Bool { !inFlight && pending.count == 0 && sending.count == 0 }
+    var drained: Bool { out.isDrained }
+}
+
+extension TCPSession {
+    private static let toUpOffset = MemoryLayout<TCPSession>.offset(of: \.toUp)!
+    private static let toDownOffset = MemoryLayout<TCPSession>.offset(of: \.toDown)!
+
+    /// One direction of a session in the table's stable storage, derived from the session's own
+    /// address (the storage is bound to `TCPSession`, so its stored `TCPDirection`s are too).
+    @inline(__always)
+    static func direction(_ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool) -> UnsafeMutablePointer<TCPDirection> {
+        (UnsafeMutableRawPointer(t) + (toUpstream ? toUpOffset : toDownOffset)).assumingMemoryBound(to: TCPDirection.self)
+    }
 }
 
 extension ProxyWorker {
     @inline(__always)
-    func tcpUpToken(_ down: UInt64) -> UInt64 { (down & ~(0xF << 56)) | (ConnKind.tcpUpstream.rawValue << 56) }
+    func tcpUpToken(_ down: UInt64) -> UInt64 { SlabToken.withKind(ConnKind.tcpUpstream.rawValue, down) }
     @inline(__always)
-    func tcpDownToken(_ token: UInt64) -> UInt64 { (token & ~(0xF << 56)) | (ConnKind.tcpDownstream.rawValue << 56) }
+    func tcpDownToken(_ token: UInt64) -> UInt64 { SlabToken.withKind(ConnKind.tcpDownstream.rawValue, token) }
 
     func tcpAdopt(_ fd: Int32, _ loop: Loop) {
         guard let tcp else { return }
@@ -53,7 +62,7 @@ extension ProxyWorker {
             return
         }
         let hp = pickHost(tcp.cluster)
-        let host = cluster.hosts[Int(hostPools[hp].host)]
+        let host = cluster.hosts[Int(upstreamPools[hp].host)]
         let upFD: Int32
         do {
             upFD = try Sockets.makeStream(family: host.address.family)
@@ -74,7 +83,7 @@ extension ProxyWorker {
         t.connectDeadline = loop.now + cluster.connectTimeoutNanos
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
         let token = tcpSessions.insert(t)
-        hostPools[hp].connections += 1
+        upstreamPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
@@ -115,17 +124,17 @@ extension ProxyWorker {
         }
         let ok: Bool
         if toUpstream {
-            ok = pool.append(c.bytes, to: &t.pointee.toUp.pending)
+            ok = pool.append(c.bytes, to: &t.pointee.toUp.out.pending)
             t.pointee.toUp.bytes += c.bytes.count
         } else {
-            ok = pool.append(c.bytes, to: &t.pointee.toDown.pending)
+            ok = pool.append(c.bytes, to: &t.pointee.toDown.out.pending)
             t.pointee.toDown.bytes += c.bytes.count
         }
         guard ok else {
             tcpClose(token, loop)
             return
         }
-        let queued = toUpstream ? t.pointee.toUp.pending.count : t.pointee.toDown.pending.count
+        let queued = toUpstream ? t.pointee.toUp.out.pending.count : t.pointee.toDown.out.pending.count
         if queued >= Self.highWater {
             if toUpstream, !t.pointee.toUp.sourcePaused {
                 t.pointee.toUp.sourcePaused = true
@@ -146,18 +155,10 @@ extension ProxyWorker {
             tcpClose(token, loop)
             return
         }
-        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
-        dir.pointee.inFlight = false
-        dir.pointee.offset += Int(c.result)
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
-        if dir.pointee.offset < dir.pointee.sending.count {
-            dir.pointee.inFlight = true
-            loop.backend.send(fd: fd, bytes: dir.pointee.sending.base! + dir.pointee.offset, count: dir.pointee.sending.count - dir.pointee.offset)
-            return
-        }
-        dir.pointee.sending.count = 0
-        pool.release(&dir.pointee.sending)
-        if dir.pointee.sourcePaused && dir.pointee.pending.count < Self.lowWater {
+        guard dir.pointee.out.sent(Int(c.result), fd: fd, on: loop.backend, pool: pool) else { return }
+        if dir.pointee.sourcePaused && dir.pointee.out.pending.count < Self.lowWater {
             dir.pointee.sourcePaused = false
             loop.backend.resumeReceive(fd: toUpstream ? t.pointee.downFD : t.pointee.upFD)
         }
@@ -168,15 +169,9 @@ extension ProxyWorker {
     /// session when both directions ended.
     private func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
         guard !toUpstream || t.pointee.connected else { return }
-        let dir = toUpstream ? withUnsafeMutablePointer(to: &t.pointee.toUp) { $0 } : withUnsafeMutablePointer(to: &t.pointee.toDown) { $0 }
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
-        if !dir.pointee.inFlight && dir.pointee.sending.count == 0 && dir.pointee.pending.count > 0 {
-            swap(&dir.pointee.sending, &dir.pointee.pending)
-            dir.pointee.offset = 0
-            dir.pointee.inFlight = true
-            loop.backend.send(fd: fd, bytes: dir.pointee.sending.base!, count: dir.pointee.sending.count)
-            return
-        }
+        if dir.pointee.out.flush(fd: fd, on: loop.backend) { return }
         if dir.pointee.sourceEnded && dir.pointee.drained && !dir.pointee.shutDown {
             dir.pointee.shutDown = true
             Glibc.shutdown(fd, Int32(SHUT_WR))
@@ -190,34 +185,26 @@ extension ProxyWorker {
         guard let t = tcpSessions.pointer(token) else { return }
         loop.backend.close(fd: t.pointee.downFD)
         loop.backend.close(fd: t.pointee.upFD)
-        pool.release(&t.pointee.toUp.pending)
-        pool.release(&t.pointee.toUp.sending)
-        pool.release(&t.pointee.toDown.pending)
-        pool.release(&t.pointee.toDown.sending)
+        t.pointee.toUp.out.release(to: pool)
+        t.pointee.toDown.out.release(to: pool)
         let hp = Int(t.pointee.hostPool)
-        hostPools[hp].connections -= 1
-        ClusterResources.give(plane.clusters[Int(hostPools[hp].cluster)].resources.connections)
+        upstreamPools[hp].connections -= 1
+        ClusterResources.give(plane.clusters[Int(upstreamPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
-        if let cs = clusterStats(Int(hostPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
+        if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
         inc(stats.downstreamCxActive, by: -1)
         loads.connectionClosed(index)
         tcpSessions.remove(token)
     }
 
     private func armTCPTimer(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
-        let a = t.pointee.connectDeadline
-        let b = t.pointee.idleDeadline
-        let next = a == 0 ? b : (b == 0 ? a : min(a, b))
-        guard next > 0 else { return }
-        if t.pointee.timerArmedAt != 0 && t.pointee.timerArmedAt <= next { return }
-        t.pointee.timerArmedAt = next
-        loop.timers.schedule(at: next, id: token)
+        t.pointee.timer.arm(DeadlineTimer.earliest(t.pointee.connectDeadline, t.pointee.idleDeadline), id: token, in: &loop.timers)
     }
 
     func tcpTimer(_ token: UInt64, _ loop: Loop) {
         guard let t = tcpSessions.pointer(token) else { return }
         let now = loop.now
-        if t.pointee.timerArmedAt != 0 && t.pointee.timerArmedAt <= now { t.pointee.timerArmedAt = 0 }
+        t.pointee.timer.fired(now: now)
         if t.pointee.connectDeadline != 0 && t.pointee.connectDeadline <= now && !t.pointee.connected {
             inc(stats.upstreamCxConnectTimeout)
             if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectTimeout) }

@@ -89,10 +89,10 @@ extension ProxyWorker {
         if listenerFD >= 0 { Glibc.shutdown(listenerFD, Int32(SHUT_RD)) }
         for t in downs.liveTokens() {
             guard let d = downs.pointer(t) else { continue }
-            if d.pointee.hasStream {
-                d.pointee.stream.keepAlive = false
+            if let s = stream(of: d) {
+                s.pointee.keepAlive = false
             } else if !d.pointee.closeAfterFlush {
-                d.pointee.closeAfterFlush = true
+                d.pointee.beginClosing()
                 pool.release(&d.pointee.input)
                 downstreamSettled(t, d, loop)
             }

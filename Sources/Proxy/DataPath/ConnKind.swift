@@ -1,0 +1,17 @@
+import EventLoop
+
+/// Which of the worker's slabs a token belongs to (`Slab` kind, bits 60-63 of a token).
+/// `WorkerSeat.listenerToken` has kind 0: it names no slab element.
+enum ConnKind: UInt8 {
+    case downstream = 1
+    case upstream = 2
+    case tcpDownstream = 3
+    case tcpUpstream = 4
+    /// Streams (`Stream`): their tokens name no socket, so no completion or timer carries one.
+    case stream = 5
+}
+
+enum ConnToken {
+    @inline(__always)
+    static func kind(_ token: UInt64) -> UInt8 { SlabToken.kind(token) }
+}

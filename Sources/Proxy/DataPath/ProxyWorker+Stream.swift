@@ -1,0 +1,310 @@
+import EventLoop
+import Glibc
+import HTTP1
+
+/// One request/response exchange (`Stream`): start it from a parsed head (filter chain, route,
+/// local reply or forward), stream the request body upstream, end it (access record, circuit
+/// breakers, the upstream connection back to its pool), and its route timeout. The codec-facing
+/// entry points are `startStream` (a whole head), `forwardRequestBody` (body bytes) and the
+/// response path (`ProxyWorker+Response`).
+extension ProxyWorker {
+    // MARK: start
+
+    /// A whole request head arrived: run the filter chain and act on its decision.
+    func startStream(_ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let p = requestParser
+        d.pointee.stream = streams.insert(Stream())
+        d.pointee.idleDeadline = 0
+        let s = streams.pointer(d.pointee.stream)!
+        s.pointee.startNanos = loop.now
+        s.pointee.isHEAD = p.pointee.method == .head
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
+        streamBegan(s)
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, into: &s.pointee.logFields, pool: pool) }
+        s.pointee.http10 = p.pointee.version == .http1_0
+        s.pointee.expectsContinue = p.pointee.expectsContinue
+        switch p.pointee.bodyFraming {
+        case .none, .untilClose, .contentLength(0):
+            s.pointee.requestComplete = true
+        case .contentLength(let n):
+            s.pointee.requestBody = .length
+            s.pointee.requestRemaining = n
+        case .chunked:
+            s.pointee.requestBody = .chunked
+            s.pointee.requestDecoder.reset()
+        }
+        loads.requestStarted(index)
+        inc(stats.downstreamRqTotal)
+        guard let http else { return }
+        var ctx = FilterContext(request: RequestView(bytes: head, path: p.pointee.pathRange, query: p.pointee.queryRange,
+                                                     host: p.pointee.hostRange, parser: p),
+                                plan: http, random: rng.next())
+        http.filters.decodeHeaders(&ctx)
+        switch ctx.decision {
+        case .undecided:
+            localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
+        case .localReply(let reply):
+            if reply.flags.contains(.noRouteFound) { inc(stats.noRoute) }
+            if case .route(let r) = reply.body { s.pointee.route = Int32(r) }
+            localReply(reply, token, d, loop)
+        case .forward(let route, let cluster):
+            forward(head, route: route, cluster: cluster, token, d, loop)
+        }
+    }
+
+    /// A routed request: take the cluster's request budget, pick a host, encode the head and
+    /// find it a connection.
+    func forward(_ head: UnsafeRawBufferPointer, route: Int, cluster ci: Int, _ token: UInt64,
+                         _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let cluster = plane.clusters[ci]
+        let s = stream(of: d)!
+        s.pointee.route = Int32(route)
+        s.pointee.cluster = Int32(ci)
+        guard !cluster.hosts.isEmpty else {
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
+            return
+        }
+        guard ClusterResources.tryTake(cluster.resources.requests, limit: cluster.thresholds.maxRequests) else {
+            inc(stats.upstreamRqPendingOverflow)
+            if let cs = clusterStats(ci) { inc(cs.upstreamRqPendingOverflow) }
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.overflow), flags: .upstreamOverflow, details: .overflow), token, d, loop)
+            return
+        }
+        s.pointee.holdsRequest = true
+        inc(stats.upstreamRqTotal)
+        if let cs = clusterStats(ci) { inc(cs.upstreamRqTotal) }
+        var hash: UInt64? = nil
+        if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
+            hash = requestHash(plan.hashPolicy, head, d)
+        }
+        let hp = pickHost(ci, hash: hash)
+        s.pointee.hostPool = Int32(hp)
+        upstreamPools[hp].activeRequests += 1
+        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(upstreamPools[hp].host), peer: peerAddress(d),
+                                into: &s.pointee.requestHead) else {
+            localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+            return
+        }
+        if case .forward(let plan) = http!.routes.allRoutes[route].action, let retry = plan.retry, retry.onReset,
+           s.pointee.requestBody == .none {
+            _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
+        }
+        if s.pointee.expectsContinue && !s.pointee.requestComplete {
+            _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
+        }
+        s.pointee.upstreamStartNanos = loop.now
+        if s.pointee.requestComplete {
+            requestFinished(token, d, loop)
+        }
+        assignConnection(token, d, loop)
+    }
+
+    // MARK: request body
+
+    /// Forwards request body bytes from the front of `bytes` into the upstream's output.
+    /// Returns the bytes used (0: the upstream cannot take any now).
+    func forwardRequestBody(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
+        let s = stream(of: d)!
+        guard s.pointee.upstream != 0, s.pointee.requestHead.count == 0, let up = ups.pointer(s.pointee.upstream),
+              up.pointee.state == .busy else { return 0 }
+        let room = Self.highWater - up.pointee.pending.count
+        guard room > 0 else { return 0 }
+        let avail = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, room)])
+        var used = 0
+        var done = false
+        switch s.pointee.requestBody {
+        case .length:
+            used = min(avail.count, s.pointee.requestRemaining)
+            s.pointee.requestRemaining -= used
+            s.pointee.bytesReceived += used
+            done = s.pointee.requestRemaining == 0
+        case .chunked:
+            let skim = s.pointee.requestDecoder.skim(avail)
+            if skim.failure != nil {
+                // A malformed body after part of it went upstream: the exchange cannot be saved.
+                closeUpstream(s.pointee.upstream, loop)
+                s.pointee.upstream = 0
+                protocolError(400, token, d, loop)
+                return bytes.count
+            }
+            s.pointee.bytesReceived += skim.payload
+            used = skim.consumed
+            done = skim.done
+        default:
+            done = true
+        }
+        if used > 0 {
+            let chunk = UnsafeRawBufferPointer(rebasing: avail[0..<used])
+            _ = http?.filters.decodeData(chunk, endStream: done)
+            _ = pool.append(chunk, to: &up.pointee.pending)
+            flushUpstream(up, loop)
+        }
+        if done { requestFinished(token, d, loop) }
+        return used
+    }
+
+    /// The whole request has been read (and handed upstream): the route timeout starts.
+    func requestFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard let s = stream(of: d) else { return }
+        s.pointee.requestComplete = true
+        let route = s.pointee.route
+        if route >= 0, let http = httpPlan(s.pointee.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
+           !s.pointee.responseComplete {
+            s.pointee.deadline = loop.now + timeout
+            armDownstreamTimer(token, d, loop)
+        }
+    }
+
+    // MARK: local replies and errors
+
+    /// Answers the active stream locally (no route, overflow, connect failure, timeout...).
+    /// Only before any response byte went out.
+    func localReply(_ reply: LocalReply, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        s.pointee.status = Int32(reply.status)
+        s.pointee.flags.formUnion(reply.flags)
+        s.pointee.details = reply.details
+        // A request not read to its end cannot be followed by another on this connection.
+        let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
+        switch reply.body {
+        case .text(let text):
+            text.withUTF8Buffer { writeLocalReply(reply.status, body: UnsafeRawBufferPointer($0), closing: closing, s, d) }
+        case .route(let r):
+            if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
+                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, closing: closing, s, d) }
+            }
+        }
+        s.pointee.responseHeadDone = true
+        s.pointee.responseComplete = true
+        if closing { d.pointee.beginClosing() }
+        endStream(token, d, loop, reuseUpstream: false)
+    }
+
+    /// A stream for a local answer to a request whose head was not read (malformed, timed out).
+    func beginLocalStream(_ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard !d.pointee.hasStream else { return }
+        d.pointee.stream = streams.insert(Stream())
+        let s = streams.pointer(d.pointee.stream)!
+        s.pointee.startNanos = loop.now
+        s.pointee.keepAlive = false
+        streamBegan(s)
+        loads.requestStarted(index)
+        inc(stats.downstreamRqTotal)
+    }
+
+    /// A malformed request: 400 (or the parser's status) and close.
+    func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        beginLocalStream(d, loop)
+        d.pointee.beginClosing()
+        let s = stream(of: d)!
+        if s.pointee.responseHeadDone {
+            s.pointee.flags.insert(.downstreamProtocolError)
+            endStream(token, d, loop, reuseUpstream: false)
+            return
+        }
+        localReply(LocalReply(status: status, body: .text(status == 400 ? LocalReplyText.badRequest : ""),
+                              flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+    }
+
+    // MARK: end
+
+    /// Ends the active stream: the access record, the circuit breakers, the upstream connection
+    /// (back to its pool when `reuseUpstream` and it is clean, else closed), then the next
+    /// pipelined request.
+    func endStream(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reuseUpstream: Bool) {
+        guard let s = stream(of: d) else { return }
+        if s.pointee.upstream != 0 {
+            let up = s.pointee.upstream
+            s.pointee.upstream = 0
+            if let u = ups.pointer(up) {
+                if u.pointee.state == .connecting {
+                    u.pointee.owner = 0  // it joins the pool when connected
+                } else if reuseUpstream {
+                    releaseToPool(up, u, loop)
+                } else {
+                    closeUpstream(up, loop)
+                }
+            }
+        }
+        if s.pointee.hostPool >= 0 { upstreamPools[Int(s.pointee.hostPool)].activeRequests -= 1 }
+        if s.pointee.cluster >= 0 {
+            let resources = plane.clusters[Int(s.pointee.cluster)].resources
+            if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }
+            if s.pointee.holdsPending { ClusterResources.give(resources.pendingRequests) }
+        }
+        pool.release(&s.pointee.requestHead)
+        pool.release(&s.pointee.retryHead)
+        record(s, loop)
+        streamEnded(s.pointee.generation)
+        pool.release(&s.pointee.logFields)
+        loads.requestsFinished(index)
+        let keepAlive = s.pointee.keepAlive && s.pointee.requestComplete
+        streams.remove(d.pointee.stream)
+        d.pointee.stream = 0
+        if !keepAlive { d.pointee.beginClosing() }
+        if d.pointee.closeAfterFlush {
+            pool.release(&d.pointee.input)
+        } else if let idle = http?.idleTimeoutNanos {
+            d.pointee.idleDeadline = loop.now + idle
+            armDownstreamTimer(token, d, loop)
+        }
+        if !d.pointee.processing && d.pointee.input.count > 0 {
+            consumeBufferedInput(token, d, loop)
+        }
+    }
+
+    func record(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+        switch s.pointee.status {
+        case 100..<200: inc(stats.downstreamRq1xx)
+        case 200..<300: inc(stats.downstreamRq2xx)
+        case 300..<400: inc(stats.downstreamRq3xx)
+        case 400..<500: inc(stats.downstreamRq4xx)
+        case 500..<600: inc(stats.downstreamRq5xx)
+        default: break
+        }
+        recordLatency(s, loop)
+        guard let accessRing else { return }
+        var r = AccessRecord()
+        r.worker = Int32(index)
+        r.listener = Int32(listenerPlan.index)
+        r.startNanos = s.pointee.startNanos
+        r.durationNanos = loop.now - s.pointee.startNanos
+        r.upstreamServiceNanos = s.pointee.upstreamServiceNanos
+        r.responseCode = s.pointee.status
+        r.flags = s.pointee.flags
+        r.bytesReceived = s.pointee.bytesReceived
+        r.bytesSent = s.pointee.bytesSent
+        r.cluster = s.pointee.cluster
+        r.host = s.pointee.hostPool >= 0 ? upstreamPools[Int(s.pointee.hostPool)].host : -1
+        r.route = s.pointee.route
+        r.details = s.pointee.details
+        r.http10 = s.pointee.http10
+        r.generation = s.pointee.generation
+        accessRing.push(r, extra: s.pointee.logFields.bytes)
+    }
+
+    // MARK: route timeout
+
+    /// The route timeout expired: 504 UT before the response started, else cut it short.
+    func streamTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        inc(stats.upstreamRqTimeout)
+        let s = stream(of: d)!
+        if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        if s.pointee.upstream != 0 {
+            let up = s.pointee.upstream
+            s.pointee.upstream = 0
+            if let u = ups.pointer(up), u.pointee.state == .connecting {
+                u.pointee.owner = 0
+            } else {
+                closeUpstream(up, loop)
+            }
+        }
+        if !s.pointee.responseHeadDone {
+            localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .responseTimeout), token, d, loop)
+        } else {
+            s.pointee.flags.insert(.upstreamRequestTimeout)
+            d.pointee.beginClosing()
+            endStream(token, d, loop, reuseUpstream: false)
+        }
+    }
+}

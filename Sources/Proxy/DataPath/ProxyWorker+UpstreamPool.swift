@@ -1,0 +1,308 @@
+import EventLoop
+import Glibc
+import HTTP1
+
+/// Upstream connections per host (`UpstreamPool`, one per cluster host and worker): pick a host,
+/// give a stream an idle connection, a new one or a place in the queue, connect (with its
+/// timeout and retries), take connections back for keep-alive reuse, close them.
+extension ProxyWorker {
+    // MARK: load balancing
+
+    /// This worker's host-pool index for the next request to cluster `ci`. Endpoint weights
+    /// count for ROUND_ROBIN and RANDOM; RING_HASH uses `hash` (the route's hash policy), and a
+    /// random host when there is none, as Envoy.
+    func pickHost(_ ci: Int, hash: UInt64? = nil) -> Int {
+        let base = clusterBase[ci]
+        let n = plane.clusters[ci].hosts.count
+        if n == 1 { return base }
+        let schedule = plane.clusters[ci].schedule
+        switch plane.clusters[ci].lbPolicy {
+        case .ringHash where !schedule.ringHashes.isEmpty:
+            if let hash { return base + schedule.ringHost(hash) }
+            return base + Int(rng.next() % UInt64(n))
+        case .roundRobin where !schedule.roundRobin.isEmpty:
+            let i = roundRobin[ci] % schedule.roundRobin.count
+            roundRobin[ci] = i + 1
+            return base + Int(schedule.roundRobin[i])
+        case .roundRobin, .ringHash:
+            let i = roundRobin[ci] % n
+            roundRobin[ci] = i + 1
+            return base + i
+        case .random:
+            if !schedule.cumulative.isEmpty { return base + schedule.weightedRandom(rng.next()) }
+            return base + Int(rng.next() % UInt64(n))
+        case .leastRequest:
+            // Power of `choices` choices among this worker's active requests per host.
+            var best = base + Int(rng.next() % UInt64(n))
+            for _ in 1..<plane.clusters[ci].leastRequestChoices {
+                let other = base + Int(rng.next() % UInt64(n))
+                if upstreamPools[other].activeRequests < upstreamPools[best].activeRequests { best = other }
+            }
+            return best
+        }
+    }
+
+    // MARK: pools
+
+    /// Gives the stream a connection: an idle one, a new one, or a place in the host's queue.
+    func assignConnection(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        let hp = Int(s.pointee.hostPool)
+        while let up = upstreamPools[hp].popIdle() {
+            guard let u = ups.pointer(up) else { continue }
+            u.pointee.idleIndex = -1
+            u.pointee.idleDeadline = 0
+            attach(up, u, token, d, loop)
+            return
+        }
+        let cluster = plane.clusters[Int(upstreamPools[hp].cluster)]
+        guard ClusterResources.tryTake(cluster.resources.pendingRequests, limit: cluster.thresholds.maxPendingRequests) else {
+            inc(stats.upstreamRqPendingOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqPendingOverflow) }
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.overflow), flags: .upstreamOverflow, details: .overflow), token, d, loop)
+            return
+        }
+        s.pointee.holdsPending = true
+        if takeConnectionSlot(hp) {
+            openConnection(hp, owner: token, d, loop)
+        } else {
+            s.pointee.queued = true
+            upstreamPools[hp].enqueue(token)
+        }
+    }
+
+    /// Envoy's rule: within max_connections, or the first connection of an empty pool.
+    func takeConnectionSlot(_ hp: Int) -> Bool {
+        let cluster = plane.clusters[Int(upstreamPools[hp].cluster)]
+        if ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) { return true }
+        if upstreamPools[hp].connections == 0 {
+            cluster.resources.connections.wrappingAdd(1, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+
+    /// Starts a connection to the host for the stream of `owner` (the connection slot is taken).
+    func openConnection(_ hp: Int, owner: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let ci = Int(upstreamPools[hp].cluster)
+        let cluster = plane.clusters[ci]
+        let host = cluster.hosts[Int(upstreamPools[hp].host)]
+        let fd: Int32
+        do {
+            fd = try Sockets.makeStream(family: host.address.family)
+        } catch {
+            ClusterResources.give(cluster.resources.connections)
+            inc(stats.upstreamCxConnectFail)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+            return
+        }
+        Sockets.setNoDelay(fd)
+        var u = Upstream()
+        u.fd = fd
+        u.hostPool = Int32(hp)
+        u.cluster = Int32(ci)
+        u.state = .connecting
+        u.owner = owner
+        u.connectDeadline = loop.now + cluster.connectTimeoutNanos
+        let up = ups.insert(u)
+        upstreamPools[hp].connections += 1
+        inc(stats.upstreamCxTotal)
+        inc(stats.upstreamCxActive)
+        if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
+        stream(of: d)!.pointee.upstream = up
+        loop.backend.connect(fd: fd, token: up, address: host.address)
+        if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
+    }
+
+    /// Binds a ready connection to the stream and sends the request head (and body bytes waiting).
+    func attach(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        u.pointee.state = .busy
+        u.pointee.owner = token
+        let s = stream(of: d)!
+        s.pointee.upstream = up
+        s.pointee.queued = false
+        if s.pointee.holdsPending {
+            s.pointee.holdsPending = false
+            ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
+        }
+        if u.pointee.pending.count == 0 {
+            swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
+        } else {
+            _ = pool.append(s.pointee.requestHead.bytes, to: &u.pointee.pending)
+            pool.release(&s.pointee.requestHead)
+        }
+        flushUpstream(u, loop)
+        if !d.pointee.processing && d.pointee.input.count > 0 {
+            consumeBufferedInput(token, d, loop)  // body bytes that waited for this connection
+            downstreamSettled(token, d, loop)
+        }
+    }
+
+    /// A connection finished its exchange cleanly: a queued stream gets it, else it idles.
+    func releaseToPool(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
+        let cluster = plane.clusters[Int(u.pointee.cluster)]
+        u.pointee.requests += 1
+        guard u.pointee.requests < cluster.maxRequestsPerConnection, u.pointee.input.count == 0 else {
+            closeUpstream(up, loop)
+            return
+        }
+        u.pointee.owner = 0
+        u.pointee.state = .idle
+        let hp = Int(u.pointee.hostPool)
+        if let (token, d) = nextQueued(hp) {
+            attach(up, u, token, d, loop)
+            return
+        }
+        u.pointee.idleIndex = upstreamPools[hp].pushIdle(up)
+        if let idle = cluster.idleTimeoutNanos {
+            u.pointee.idleDeadline = loop.now + idle
+            armUpstreamTimer(up, u, loop)
+        }
+    }
+
+    /// The oldest stream still waiting for a connection to host pool `hp`.
+    func nextQueued(_ hp: Int) -> (UInt64, UnsafeMutablePointer<Downstream>)? {
+        while let token = upstreamPools[hp].dequeue() {
+            if let d = downs.pointer(token), let s = stream(of: d), s.pointee.queued, Int(s.pointee.hostPool) == hp {
+                return (token, d)
+            }
+        }
+        return nil
+    }
+
+    /// Closes an upstream connection and frees its slot; a waiting stream may now connect.
+    func closeUpstream(_ up: UInt64, _ loop: Loop) {
+        guard let u = ups.pointer(up) else { return }
+        let hp = Int(u.pointee.hostPool)
+        if u.pointee.idleIndex >= 0 {
+            // Swap-remove from the idle stack.
+            let i = u.pointee.idleIndex
+            if let moved = upstreamPools[hp].removeIdle(at: i) { ups.pointer(moved)?.pointee.idleIndex = i }
+        }
+        loop.backend.close(fd: u.pointee.fd)
+        pool.release(&u.pointee.input)
+        u.pointee.out.release(to: pool)
+        ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
+        upstreamPools[hp].connections -= 1
+        inc(stats.upstreamCxActive, by: -1)
+        if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
+        ups.remove(up)
+        // A stream queued behind max_connections can have this slot.
+        if let (token, d) = nextQueued(hp) {
+            if takeConnectionSlot(hp) {
+                stream(of: d)!.pointee.queued = false
+                openConnection(hp, owner: token, d, loop)
+                downstreamSettled(token, d, loop)
+            } else {
+                // Still full (another worker took it): back to the front of the queue.
+                upstreamPools[hp].requeueFirst(token)
+            }
+        }
+    }
+
+    // MARK: connect
+
+    func upstreamConnected(_ c: Completion, _ loop: Loop) {
+        let up = c.token
+        guard let u = ups.pointer(up), u.pointee.state == .connecting else { return }
+        u.pointee.connectDeadline = 0
+        guard c.result >= 0 else {
+            connectFailed(up, u, loop, timedOut: false)
+            return
+        }
+        loop.backend.armReceive(fd: u.pointee.fd, token: up)
+        let owner = u.pointee.owner
+        if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up {
+            attach(up, u, owner, d, loop)
+            downstreamSettled(owner, d, loop)
+        } else {
+            // Its stream is gone (timed out, client left): the connection serves the pool.
+            u.pointee.state = .busy
+            releaseToPoolAfterConnect(up, u, loop)
+        }
+    }
+
+    func releaseToPoolAfterConnect(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
+        u.pointee.requests -= 1  // releaseToPool counts an exchange; none happened
+        releaseToPool(up, u, loop)
+    }
+
+    /// A connect failed or timed out: 503 UF for its stream (after the retries the route allows).
+    func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool) {
+        inc(stats.upstreamCxConnectFail)
+        if timedOut { inc(stats.upstreamCxConnectTimeout) }
+        if let cs = clusterStats(Int(u.pointee.cluster)) {
+            inc(cs.upstreamCxConnectFail)
+            if timedOut { inc(cs.upstreamCxConnectTimeout) }
+        }
+        let owner = u.pointee.owner
+        closeUpstream(up, loop)
+        guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
+        stream(of: d)!.pointee.upstream = 0
+        if retry(owner, d, loop, onConnectFailure: true) { return }
+        localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+        downstreamSettled(owner, d, loop)
+    }
+
+    /// Tries the request again on another connection when the route's retry policy allows it and
+    /// nothing of the body has been sent (only bodiless requests keep their head for a retry).
+    func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0) -> Bool {
+        let sp = stream(of: d)!
+        let s = sp.pointee  // a copy: the checks below read it
+        guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
+              status > 0 ? policy.retries(status: status) : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
+              s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
+        guard Int(s.retries) < policy.numRetries else {
+            sp.pointee.flags.insert(.upstreamRetryLimitExceeded)
+            return false
+        }
+        let cluster = plane.clusters[Int(s.cluster)]
+        guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
+            sp.pointee.flags.insert(.upstreamOverflow)
+            return false
+        }
+        ClusterResources.give(cluster.resources.retries)
+        inc(stats.upstreamRqRetry)
+        if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetry) }
+        sp.pointee.retries += 1
+        if sp.pointee.requestHead.count == 0 {
+            _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
+        }
+        upstreamPools[Int(s.hostPool)].activeRequests -= 1
+        let hp = pickHost(Int(s.cluster))
+        sp.pointee.hostPool = Int32(hp)
+        upstreamPools[hp].activeRequests += 1
+        if sp.pointee.holdsPending {
+            sp.pointee.holdsPending = false
+            ClusterResources.give(cluster.resources.pendingRequests)
+        }
+        assignConnection(token, d, loop)
+        downstreamSettled(token, d, loop)
+        return true
+    }
+
+    // MARK: deadlines
+
+    func armUpstreamTimer(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
+        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline), id: up, in: &loop.timers)
+    }
+
+    func upstreamTimer(_ up: UInt64, _ loop: Loop) {
+        guard let u = ups.pointer(up) else { return }
+        let now = loop.now
+        u.pointee.timer.fired(now: now)
+        if u.pointee.state == .connecting && u.pointee.connectDeadline != 0 && u.pointee.connectDeadline <= now {
+            u.pointee.connectDeadline = 0
+            let owner = u.pointee.owner
+            connectFailed(up, u, loop, timedOut: true)
+            if owner != 0, let d = downs.pointer(owner) { downstreamSettled(owner, d, loop) }
+            return
+        }
+        if u.pointee.state == .idle && u.pointee.idleDeadline != 0 && u.pointee.idleDeadline <= now {
+            closeUpstream(up, loop)
+            return
+        }
+        armUpstreamTimer(up, u, loop)
+    }
+}
