@@ -8,15 +8,20 @@ let differentialLogFormat =
     "case=%REQ(X-CASE)% code=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% "
     + "rid=%REQ(X-REQUEST-ID)% proto=%PROTOCOL% upstream=%UPSTREAM_HOST% sent=%BYTES_SENT% received=%BYTES_RECEIVED%\\n"
 
-/// Listener names and the HCM settings that differ between them.
+/// Listener names and the HCM settings that differ between them (`; ` separates fields).
 let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("plain", ""),
     ("remote", "use_remote_address: true"),
+    ("hops", "use_remote_address: true; xff_num_trusted_hops: 1"),
+    ("skipxff", "use_remote_address: true; skip_xff_append: true"),
+    ("http10", "http_protocol_options: { accept_http_10: true }"),
+    ("named", "server_name: ballast-test; server_header_transformation: APPEND_IF_ABSENT"),
 ]
 
 func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: Int, deadPort: Int, accessLog: String) -> String {
     var listeners = ""
-    for (name, extra) in differentialListeners {
+    for (name, fields) in differentialListeners {
+        let extra = fields.components(separatedBy: "; ").joined(separator: "\n          ")
         listeners += """
           - name: \(name)
             address:
@@ -48,6 +53,8 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: dead }
                       - match: { prefix: "/notimeout" }
                         route: { cluster: up, timeout: 0s }
+                      - match: { prefix: "/slow" }
+                        route: { cluster: up, timeout: 0.3s }
                       - match: { prefix: "/up" }
                         route: { cluster: up, timeout: 5s }
                   http_filters:

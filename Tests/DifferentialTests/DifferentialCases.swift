@@ -49,6 +49,18 @@ let differentialCases: [DifferentialCase] = [
                      get("xff-appended", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
     DifferentialCase("xff-added", "use_remote_address: x-forwarded-for added", listener: "remote", get("xff-added", "/up")),
     DifferentialCase("http10", "HTTP/1.0 request without accept_http_10: 426", get("http10", "/up", version: "HTTP/1.0")),
+    DifferentialCase("http10-accepted", "accept_http_10: HTTP/1.0 request proxied", listener: "http10",
+                     get("http10-accepted", "/up", version: "HTTP/1.0")),
+    DifferentialCase("http10-keep-alive", "accept_http_10: HTTP/1.0 keep-alive", listener: "http10",
+                     get("http10-keep-alive", "/up", "Connection: keep-alive\r\n", version: "HTTP/1.0")),
+    DifferentialCase("http10-never-chunked", "accept_http_10: a chunked upstream body is never chunked to an HTTP/1.0 client",
+                     listener: "http10", get("http10-never-chunked", "/up", "X-Reply-Chunked: 1\r\n", version: "HTTP/1.0")),
+    DifferentialCase("xff-trusted-hops", "xff_num_trusted_hops: 1: trusted client address from x-forwarded-for", listener: "hops",
+                     get("xff-trusted-hops", "/up", "X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n")),
+    DifferentialCase("xff-skip-append", "skip_xff_append: x-forwarded-for kept as sent", listener: "skipxff",
+                     get("xff-skip-append", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
+    DifferentialCase("server-name", "server_name with APPEND_IF_ABSENT", listener: "named", get("server-name", "/up")),
+    DifferentialCase("response-timeout", "Route timeout expires: 504 UT", get("response-timeout", "/slow", "X-Reply-Delay: 1\r\n")),
     DifferentialCase("absolute-form", "Absolute-form target routes by path", get("absolute-form", "http://example.com/up/abs")),
     DifferentialCase("connection-close", "Connection: close from the client", get("connection-close", "/up", "Connection: close\r\n")),
     DifferentialCase("upstream-chunked", "Chunked upstream response relayed", get("upstream-chunked", "/up", "X-Reply-Chunked: 1\r\n")),
@@ -56,7 +68,8 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("bad-cl-te", "Content-Length with Transfer-Encoding: 400",
                      "POST /up HTTP/1.1\r\nHost: example.com\r\nX-Case: bad-cl-te\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     DifferentialCase("bad-header", "Field line without a colon: 400", get("bad-header", "/up", "NoColonHere\r\n")),
-    DifferentialCase("bad-version", "Unknown HTTP version: 400", get("bad-version", "/up", version: "HTTP/1.7")),
+    DifferentialCase("bad-version", "Unknown HTTP/1.x version: 426", get("bad-version", "/up", version: "HTTP/1.7")),
+    DifferentialCase("bad-version-2", "HTTP/2.0 on an HTTP/1 request line", get("bad-version-2", "/up", version: "HTTP/2.0")),
 ]
 
 /// Stats compared after all cases (Envoy's names).

@@ -204,7 +204,10 @@ final class RecordingUpstream: @unchecked Sendable {
             }
             data.removeFirst(length)
             lock.lock(); heads.append(head); lock.unlock()
-            let chunked = head.contains("x-reply-chunked") || head.contains("X-Reply-Chunked")
+            let lower = head.lowercased()
+            let chunked = lower.contains("x-reply-chunked")
+            // Slower than the /slow route's 0.3 s timeout, so the proxy answers 504 first.
+            if lower.contains("x-reply-delay") { usleep(1_000_000) }
             let reply: String
             if chunked {
                 reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"

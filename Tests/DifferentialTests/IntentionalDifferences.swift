@@ -21,20 +21,7 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
-    IntentionalDifference(key: "*/headers", verdict: .pending, reason: "no date field; upstream response field names passed with their case"),
-    IntentionalDifference(key: "*/upstream", verdict: .pending, reason: "field names keep their case; x-forwarded-for always appended; no x-envoy-expected-rq-timeout-ms; TE: trailers dropped"),
-    IntentionalDifference(key: "*/log", verdict: .pending, reason: "%REQ(X-REQUEST-ID)% is - when the proxy generated the id; codec error details"),
-    IntentionalDifference(key: "dead-upstream/body", verdict: .pending, reason: "UF body and %RESPONSE_CODE_DETAILS% differ from Envoy's"),
-    IntentionalDifference(key: "http10/status", verdict: .pending, reason: "HTTP/1.0 proxied instead of 426"),
-    IntentionalDifference(key: "http10/body", verdict: .pending, reason: "HTTP/1.0 proxied instead of 426"),
-    IntentionalDifference(key: "absolute-form/status", verdict: .pending, reason: "absolute-form targets are not routed by path"),
-    IntentionalDifference(key: "absolute-form/body", verdict: .pending, reason: "absolute-form targets are not routed by path"),
-    IntentionalDifference(key: "bad-version/status", verdict: .pending, reason: "HTTP/1.7 answered 505; Envoy 426"),
-    IntentionalDifference(key: "bad-version/body", verdict: .pending, reason: "HTTP/1.7 answered 505; Envoy 426"),
-    IntentionalDifference(key: "stats/http.plain.downstream_rq_4xx", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/http.plain.downstream_rq_5xx", verdict: .pending, reason: "stat missing or counted differently"),
     IntentionalDifference(key: "stats/http.plain.downstream_rq_completed", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/http.plain.no_route", verdict: .pending, reason: "stat missing or counted differently"),
     IntentionalDifference(key: "stats/http.plain.rq_direct_response", verdict: .pending, reason: "stat missing or counted differently"),
     IntentionalDifference(key: "stats/http.plain.downstream_rq_http1_total", verdict: .pending, reason: "stat missing or counted differently"),
     IntentionalDifference(key: "stats/cluster.up.upstream_rq_2xx", verdict: .pending, reason: "stat missing or counted differently"),

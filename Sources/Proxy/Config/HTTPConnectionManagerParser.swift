@@ -10,16 +10,16 @@ extension BootstrapParser {
                 "common_http_protocol_options", "max_request_headers_kb", "request_timeout",
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
-                "server_header_transformation", "idle_timeout",
+                "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
             ],
             unsupported: [
-                "rds", "scoped_routes", "tracing", "http_protocol_options", "http2_protocol_options",
+                "rds", "scoped_routes", "tracing", "http2_protocol_options",
                 "http3_protocol_options", "add_user_agent", "forward_client_cert_details",
                 "set_current_client_cert_details", "proxy_100_continue",
                 "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "upgrade_configs", "normalize_path",
                 "merge_slashes", "path_with_escaped_slashes_action", "request_id_extension", "local_reply_config",
                 "strip_matching_host_port", "strip_any_host_port", "stream_error_on_invalid_http_message",
-                "internal_address_config", "skip_xff_append", "via", "preserve_external_request_id",
+                "internal_address_config", "via", "preserve_external_request_id",
                 "always_set_request_id_in_response", "early_header_mutation_extensions",
                 "original_ip_detection_extensions", "access_log_options", "scheme_header_transformation",
                 "route_config_name", "max_requests_per_connection", "typed_header_validation_config",
@@ -75,9 +75,23 @@ extension BootstrapParser {
         let requestHeadersTimeout = timeout(f, "request_headers_timeout", default: nil)
         let streamIdle = timeout(f, "stream_idle_timeout", default: 300_000_000_000)
         let delayedClose = timeout(f, "delayed_close_timeout", default: 1_000_000_000)
+        let skipXff = f["skip_xff_append"]?.bool()
+        var acceptHTTP10: Bool? = false
+        if let o = f["http_protocol_options"]?.fields(
+            known: ["accept_http_10"],
+            unsupported: ["allow_absolute_url", "default_host_for_http_10", "header_key_format", "enable_trailers",
+                          "allow_chunked_length", "override_stream_error_on_invalid_http_message",
+                          "send_fully_qualified_url", "use_balsa_parser", "allow_custom_methods",
+                          "ignore_http_11_upgrade"]) {
+            acceptHTTP10 = o["accept_http_10"]?.bool() ?? false
+            if o["accept_http_10"] != nil && o["accept_http_10"]?.bool() == nil { acceptHTTP10 = nil }
+        } else if f["http_protocol_options"] != nil {
+            acceptHTTP10 = nil
+        }
 
-        guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK else { return nil }
-        return HTTPConnectionManagerConfig(
+        guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10,
+              f["skip_xff_append"] == nil || skipXff != nil else { return nil }
+        var config = HTTPConnectionManagerConfig(
             statPrefix: statPrefix, codecType: codec ?? .auto, routeConfig: routeConfig,
             httpFilters: filters, accessLog: logs,
             idleTimeoutNanos: idle, maxConnectionDurationNanos: maxConnectionDuration,
@@ -91,6 +105,9 @@ extension BootstrapParser {
             useRemoteAddress: useRemote ?? false, xffNumTrustedHops: hops ?? 0,
             generateRequestID: generate ?? true, serverName: serverName ?? "envoy",
             serverHeaderTransformation: transformation ?? .overwrite)
+        config.skipXffAppend = skipXff ?? false
+        config.acceptHTTP10 = acceptHTTP10
+        return config
     }
 
     /// `http_filters[]`: the router must be there, once, and last.

@@ -204,6 +204,9 @@ public final class HTTPPlan: Sendable {
     let maxRequestHeaderBytes: Int
     let maxHeadersCount: Int
     let idleTimeoutNanos: Int64?
+    let forwardedFor: ForwardedForPolicy
+    /// `http_protocol_options.accept_http_10`: else HTTP/1.0 requests get 426.
+    let acceptHTTP10: Bool
 
     init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
@@ -226,5 +229,7 @@ public final class HTTPPlan: Sendable {
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
+        forwardedFor = ForwardedForPolicy(useRemoteAddress: c.useRemoteAddress, trustedHops: c.xffNumTrustedHops, skipAppend: c.skipXffAppend)
+        acceptHTTP10 = c.acceptHTTP10
     }
 }

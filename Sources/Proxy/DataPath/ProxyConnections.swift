@@ -20,6 +20,9 @@ struct Stream {
     var keepAlive = true
     var http10 = false
     var expectsContinue = false
+    /// x-request-id generated for this request (none came with it): sent upstream and logged.
+    var generatedRequestID = false
+    var requestID: (UInt64, UInt64) = (0, 0)
 
     // Request side.
     var requestBody = BodyKind.none

@@ -256,7 +256,7 @@ extension ProxyWorker {
         guard let u = ups.pointer(up), u.pointee.state == .connecting else { return }
         u.pointee.connectDeadline = 0
         guard c.result >= 0 else {
-            connectFailed(up, u, loop, timedOut: false)
+            connectFailed(up, u, loop, timedOut: false, error: -c.result)
             return
         }
         loop.backend.armReceive(fd: u.pointee.fd, token: up)
@@ -277,7 +277,7 @@ extension ProxyWorker {
     }
 
     /// A connect failed or timed out: 503 UF for its stream (after the retries the route allows).
-    private func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool) {
+    private func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool, error: Int32 = 0) {
         inc(stats.upstreamCxConnectFail)
         if timedOut { inc(stats.upstreamCxConnectTimeout) }
         if let cs = clusterStats(Int(u.pointee.cluster)) {
@@ -289,7 +289,7 @@ extension ProxyWorker {
         guard owner != 0, let d = downs.pointer(owner), d.pointee.hasStream, d.pointee.stream.upstream == up else { return }
         d.pointee.stream.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
-        localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+        localReply(.connectFailure(timedOut: timedOut, error: error), owner, d, loop)
         downstreamSettled(owner, d, loop)
     }
 
@@ -492,6 +492,13 @@ extension ProxyWorker {
                     offset += n
                     if s.pointee.responseRemaining == 0 { return .complete(offset) }
                 case .chunked:
+                    if s.pointee.http10 {
+                        let r = relayDechunked(rest, s, d)
+                        if r.failed { return .malformed }
+                        offset += r.used
+                        if r.done { return .complete(offset) }
+                        continue
+                    }
                     let skim = s.pointee.responseDecoder.skim(rest)
                     if skim.failure != nil { return .malformed }
                     s.pointee.bytesSent += skim.payload

@@ -62,6 +62,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var clusterBase: [Int] = []
     var roundRobin: [Int] = []
     var rng: SplitMix64
+    var date = HTTPDateField()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
     var ops = WorkerOpsState()
@@ -258,7 +259,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                 case .incomplete:
                     return offset
                 case .failure(let error):
-                    protocolError(error.status, token, d, loop)
+                    protocolError(LocalReply.downstreamStatus(error), token, d, loop, details: .of(error))
                     return bytes.count
                 case .complete(let headLength):
                     if let status = rejectBeforeForwarding(headLength, in: rest) {
@@ -289,8 +290,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         s.pointee.isHEAD = p.pointee.method == .head
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
         streamBegan(s)
-        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, into: &s.pointee.logFields, pool: pool) }
-        s.pointee.http10 = p.pointee.version == .http1_0
+        requestBegan(head, s)
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
         case .none, .untilClose, .contentLength(0):
@@ -305,8 +306,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         loads.requestStarted(index)
         inc(stats.downstreamRqTotal)
         guard let http else { return }
-        var ctx = FilterContext(request: RequestView(bytes: head, path: p.pointee.pathRange, query: p.pointee.queryRange,
-                                                     host: p.pointee.hostRange, parser: p),
+        let target = RequestTarget(head, p)
+        var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
+                                                     host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next())
         http.filters.decodeHeaders(&ctx)
         switch ctx.decision {
@@ -402,7 +404,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         let hp = pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
         hostPools[hp].activeRequests += 1
-        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(hostPools[hp].host), peer: peerAddress(d),
+        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(hostPools[hp].host), downstream: d,
                                 into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
@@ -534,7 +536,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     }
 
     /// A malformed request: 400 (or the parser's status) and close.
-    private func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+    private func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop,
+                               details: ResponseDetails = .downstreamProtocolError) {
         if !d.pointee.hasStream {
             d.pointee.hasStream = true
             d.pointee.stream = Stream()
@@ -550,8 +553,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             endStream(token, d, loop, reuseUpstream: false)
             return
         }
-        localReply(LocalReply(status: status, body: .text(status == 400 ? LocalReplyText.badRequest : ""),
-                              flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+        localReply(LocalReply(status: status, body: .text(LocalReplyText.forDownstreamError(status)),
+                              flags: .downstreamProtocolError, details: status == 426 ? .lowVersion : details), token, d, loop)
     }
 
     private func requestTooLarge(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {

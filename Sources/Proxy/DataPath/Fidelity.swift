@@ -1,0 +1,89 @@
+import Glibc
+import HTTP1
+
+// Envoy 1.40's wording and per-request decisions that the differential suite compares
+// (Tests/DifferentialTests): local-reply bodies, response details, the request id.
+
+extension LocalReplyText {
+    /// The body of a local reply to a malformed or refused request.
+    static func forDownstreamError(_ status: Int) -> StaticString {
+        switch status {
+        case 400: return badRequest
+        case 426: return upgradeRequired
+        default: return ""
+        }
+    }
+}
+
+extension ResponseDetails {
+    /// `%RESPONSE_CODE_DETAILS%` for a request the codec rejects.
+    static func of(_ error: HTTPParseError) -> ResponseDetails {
+        switch error.kind {
+        case .contentLengthWithTransferEncoding: return .contentLengthAndChunked
+        case .unsupportedVersion: return .lowVersion
+        default: return .downstreamProtocolError
+        }
+    }
+}
+
+extension LocalReply {
+    /// The status for a request the codec rejects: an unknown HTTP/1.x version gets 426 as from
+    /// Envoy's codec (which reads it as HTTP/1.0), the rest the parser's status.
+    static func downstreamStatus(_ error: HTTPParseError) -> Int {
+        error.kind == .unsupportedVersion ? 426 : error.status
+    }
+
+    /// 503 UF after a failed or timed-out connect, worded as Envoy's.
+    static func connectFailure(timedOut: Bool, error: Int32) -> LocalReply {
+        if timedOut {
+            return LocalReply(status: 503, body: .text(LocalReplyText.connectTimeout), flags: .upstreamConnectionFailure, details: .connectTimeout)
+        }
+        return LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure,
+                          details: error == ECONNREFUSED ? .connectRefused : .connectFailure)
+    }
+}
+
+extension Stream {
+    /// The generated x-request-id, when the request came without one.
+    var generatedID: (UInt64, UInt64)? { generatedRequestID ? requestID : nil }
+}
+
+extension ProxyWorker {
+    /// Relays a chunked upstream body to an HTTP/1.0 client: payload only, no framing.
+    func relayDechunked(_ rest: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>,
+                        _ d: UnsafeMutablePointer<Downstream>) -> (used: Int, done: Bool, failed: Bool) {
+        var used = 0
+        while used < rest.count {
+            switch s.pointee.responseDecoder.decode(UnsafeRawBufferPointer(rebasing: rest[used...])) {
+            case .data(let range, let consumed):
+                let payload = UnsafeRawBufferPointer(rebasing: rest[(used + range.lowerBound)..<(used + range.upperBound)])
+                _ = http?.filters.encodeData(payload, endStream: false)
+                _ = pool.append(payload, to: &d.pointee.pending)
+                s.pointee.bytesSent += range.count
+                used += consumed
+            case .needMore(let consumed):
+                return (used + consumed, false, false)
+            case .done(let consumed):
+                return (used + consumed, true, false)
+            case .failure:
+                return (used, false, true)
+            }
+        }
+        return (used, false, false)
+    }
+
+    /// Per-request facts taken from the head before filters run: the version, and an
+    /// x-request-id generated when the client sent none (Envoy generates it for every request,
+    /// direct responses and 404s included, so `%REQ(X-REQUEST-ID)%` always has a value).
+    func requestBegan(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>) {
+        let p = requestParser
+        s.pointee.http10 = p.pointee.version == .http1_0
+        guard let http, http.generateRequestID else { return }
+        for i in 0..<p.pointee.headerCount {
+            let name = p.pointee.headerNameRange(at: i)
+            if name.count == 12 && ASCII.equalsCaseInsensitive(head, name, "x-request-id") { return }
+        }
+        s.pointee.generatedRequestID = true
+        s.pointee.requestID = (rng.next(), rng.next())
+    }
+}
