@@ -57,6 +57,9 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: up, timeout: 0.3s }
                       - match: { prefix: "/up" }
                         route: { cluster: up, timeout: 5s }
+
+        """
+        listeners += """
                   http_filters:
                   - name: envoy.filters.http.router
                     typed_config:

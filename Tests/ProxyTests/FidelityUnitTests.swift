@@ -1,3 +1,4 @@
+import Glibc
 @testable import Proxy
 import XCTest
 
@@ -22,6 +23,36 @@ final class FidelityUnitTests: XCTestCase {
             XCTAssertEqual(at(2), "10.0.0.2")
             XCTAssertEqual(at(3), "10.0.0.1")
             XCTAssertNil(at(4))
+        }
+    }
+
+    /// codec_type AUTO: an HTTP/2 preface gets SETTINGS + GOAWAY(HTTP_1_1_REQUIRED) and a close,
+    /// counted in http.<prefix>.ballast.http2_preface_refused; HTTP/1.1 on the next connection works.
+    func testHTTP2PrefaceIsRefusedAndCounted() throws {
+        for io in dataPathBackends() {
+            let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: """
+                            - name: all
+                              domains: ["*"]
+                              routes:
+                              - match: { prefix: "/" }
+                                direct_response: { status: 200, body: { inline_string: "ok" } }
+                """, clusters: dataPathCluster("unused", ports: [1])), io: io, concurrency: 1)
+            defer { proxy.stop() }
+            let port = try XCTUnwrap(proxy.port(of: "http"))
+            let c = try TestConnection(port: port)
+            c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            var got: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                got += chunk[0..<n]
+            }
+            XCTAssertEqual(got, http2RefusalFrames, "\(io): SETTINGS then GOAWAY, then the close")
+            XCTAssertEqual(Array(got[9..<18]), [0, 0, UInt8(8 + got.count - 26), 7, 0, 0, 0, 0, 0], "\(io): a GOAWAY frame header")
+            XCTAssertEqual(Array(got[22..<26]), [0, 0, 0, 0x0D], "\(io): HTTP_1_1_REQUIRED")
+            XCTAssertEqual(proxy.stats[0].reduce(0) { $0 + $1.http2PrefaceRefused.load(ordering: .relaxed) }, 1, "\(io)")
+            XCTAssertEqual(try TestConnection(port: port).get("/")?.status, 200, "\(io)")
         }
     }
 }

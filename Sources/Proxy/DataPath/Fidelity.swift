@@ -49,6 +49,22 @@ extension Stream {
 }
 
 extension ProxyWorker {
+    /// codec_type AUTO makes Envoy speak HTTP/2 to a client that opens with the HTTP/2 preface;
+    /// Ballast speaks HTTP/1.1 only, so it answers the preface in HTTP/2 terms (an empty SETTINGS
+    /// frame, then GOAWAY with HTTP_1_1_REQUIRED and a reason), counts it and closes.
+    func refusedHTTP2Preface(_ bytes: UnsafeRawBufferPointer, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
+        let preface: StaticString = "PRI * HTTP/2.0\r\n"
+        let matches = preface.withUTF8Buffer { p in
+            bytes.count >= p.count && (0..<p.count).allSatisfy { bytes[$0] == p[$0] }
+        }
+        guard matches else { return false }
+        _ = http2RefusalFrames.withUnsafeBytes { pool.append($0, to: &d.pointee.pending) }
+        d.pointee.closeAfterFlush = true
+        inc(stats.http2PrefaceRefused)
+        return true
+    }
+
+
     /// Relays a chunked upstream body to an HTTP/1.0 client: payload only, no framing.
     func relayDechunked(_ rest: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>,
                         _ d: UnsafeMutablePointer<Downstream>) -> (used: Int, done: Bool, failed: Bool) {
@@ -87,3 +103,13 @@ extension ProxyWorker {
         s.pointee.requestID = (rng.next(), rng.next())
     }
 }
+
+/// SETTINGS (empty) + GOAWAY(last stream 0, HTTP_1_1_REQUIRED = 0xd, a reason as debug data).
+let http2RefusalFrames: [UInt8] = {
+    let reason = Array("ballast speaks HTTP/1.1 only; HTTP/2 is not supported".utf8)
+    let length = 8 + reason.count
+    var out: [UInt8] = [0, 0, 0, 0x4, 0, 0, 0, 0, 0]
+    out += [UInt8(length >> 16), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF), 0x7, 0, 0, 0, 0, 0]
+    out += [0, 0, 0, 0, 0, 0, 0, 0x0D]
+    return out + reason
+}()

@@ -191,6 +191,8 @@ public final class DataPathStats: Sendable {
     public let upstreamRqRetry = Atomic<Int>(0)
     public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
+    public let http2PrefaceRefused = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `http.<prefix>.downstream_rq_time` (microseconds).

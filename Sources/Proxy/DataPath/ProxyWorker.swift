@@ -259,6 +259,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                 case .incomplete:
                     return offset
                 case .failure(let error):
+                    if refusedHTTP2Preface(rest, d) { return bytes.count }
                     protocolError(LocalReply.downstreamStatus(error), token, d, loop, details: .of(error))
                     return bytes.count
                 case .complete(let headLength):
