@@ -81,4 +81,15 @@ let differentialStats: [String] = [
     "cluster.up.upstream_rq_total", "cluster.up.upstream_rq_2xx", "cluster.up.upstream_rq_200",
     "cluster.up.upstream_rq_completed",
     "cluster.dead.upstream_cx_connect_fail", "cluster.dead.upstream_rq_total",
+    "http.plain.downstream_cx_protocol_error", "http.plain.downstream_cx_http1_total", "http.plain.rq_total",
+    "http.http10.downstream_rq_completed", "cluster.up.upstream_rq_504", "cluster.up.upstream_rq_5xx",
+    "cluster.dead.upstream_rq_503", "cluster.dead.upstream_rq_completed",
+]
+
+/// Prometheus families compared sample by sample (names, labels and values; the admin
+/// listener's own `admin` prefix, which Ballast does not have, left out).
+let differentialPrometheusFamilies: [String] = [
+    "envoy_http_downstream_rq_xx", "envoy_http_downstream_rq_total", "envoy_http_downstream_rq_completed",
+    "envoy_cluster_upstream_rq", "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_total",
+    "envoy_cluster_upstream_rq_completed", "envoy_cluster_upstream_cx_connect_fail",
 ]

@@ -40,6 +40,16 @@ final class DifferentialTests: XCTestCase {
                 if ev != bv { differences.append(Difference(key: "\(c.name)/\(aspect)", envoy: ev, ballast: bv)) }
             }
         }
+        // BALLAST_DIFF_DUMP=DIR keeps both proxies' admin pages after the traffic, for a look by hand.
+        if let dump = ProcessInfo.processInfo.environment["BALLAST_DIFF_DUMP"] {
+            try? FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+            for proxy in [envoy, ballast] {
+                for (page, file) in [("/stats", "stats"), ("/stats/prometheus", "prometheus"), ("/listeners", "listeners"),
+                                     ("/server_info", "server_info"), ("/clusters", "clusters"), ("/stats?usedonly&filter=http%5C.plain", "stats_filtered")] {
+                    if let r = try? proxy.adminGet(page) { try? r.text.write(toFile: "\(dump)/\(proxy.name).\(file)", atomically: true, encoding: .utf8) }
+                }
+            }
+        }
         let envoyStats = try stats(envoy)
         let ballastStats = try stats(ballast)
         for name in differentialStats {
@@ -47,6 +57,8 @@ final class DifferentialTests: XCTestCase {
             let bv = ballastStats[name] ?? "(absent)"
             if ev != bv { differences.append(Difference(key: "stats/\(name)", envoy: ev, ballast: bv)) }
         }
+
+        differences += try adminDifferences(envoy, ballast)
 
         var report: [String] = []
         for d in differences where IntentionalDifferences.reason(for: d.key) == nil {
@@ -98,6 +110,48 @@ final class DifferentialTests: XCTestCase {
         client.send("GET /direct HTTP/1.1\r\nHost: example.com\r\nX-Case: probe\r\n\r\n")
         aspects["connection"] = client.readResponse() == nil ? "closed" : "kept open"
         return Observation(aspects: aspects)
+    }
+
+    /// Admin pages after the same traffic: Prometheus samples, /stats filters, /listeners, /server_info keys.
+    private func adminDifferences(_ envoy: ProxyUnderTest, _ ballast: ProxyUnderTest) throws -> [Difference] {
+        var out: [Difference] = []
+        func compare(_ key: String, _ get: (ProxyUnderTest) throws -> String) rethrows {
+            let e = try get(envoy)
+            let b = try get(ballast)
+            if e != b { out.append(Difference(key: key, envoy: e, ballast: b)) }
+        }
+        for family in differentialPrometheusFamilies {
+            try compare("prometheus/\(family)") { p in
+                try p.adminGet("/stats/prometheus").text.split(separator: "\n").filter { line in
+                    (line.hasPrefix(family + "{") || line == "# TYPE \(family) counter" || line == "# TYPE \(family) gauge")
+                        && !line.contains("prefix=\"admin\"")
+                }.sorted().joined(separator: " | ")
+            }
+        }
+        try compare("admin/stats?usedonly&filter") { p in
+            try p.adminGet("/stats?usedonly&filter=%5Ehttp%5C.plain%5C.downstream_rq_").text
+                .split(separator: "\n").filter { !$0.contains("downstream_rq_time") }.sorted().joined(separator: " | ")
+        }
+        try compare("admin/listeners") { p in
+            var text = try p.adminGet("/listeners").text
+            for (name, port) in p.ports { text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:<\(name)>") }
+            return text.split(separator: "\n").sorted().joined(separator: " | ")
+        }
+        try compare("admin/listeners?format=json") { p in
+            var text = try p.adminGet("/listeners?format=json").text
+            for (name, port) in p.ports { text = text.replacingOccurrences(of: ": \(port)", with: ": \"<\(name)>\"") }
+            let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            let rows = (json?["listener_statuses"] as? [[String: Any]] ?? []).map { row in
+                let address = (row["local_address"] as? [String: Any])?["socket_address"] as? [String: Any]
+                return "\(row["name"] ?? "-") \(address?["address"] ?? "-"):\(address?["port_value"] ?? "-") \(address?.keys.sorted() ?? [])"
+            }
+            return rows.sorted().joined(separator: " | ")
+        }
+        try compare("admin/server_info keys") { p in
+            let json = try JSONSerialization.jsonObject(with: Data(p.adminGet("/server_info").text.utf8)) as? [String: Any]
+            return (json?.keys.filter { $0 != "ballast" }.sorted() ?? []).joined(separator: ",")
+        }
+        return out
     }
 
     private func stats(_ proxy: ProxyUnderTest) throws -> [String: String] {

@@ -21,6 +21,8 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
+    IntentionalDifference(key: "stats/http.plain.downstream_cx_http1_total", verdict: .pending, reason: "Envoy counts 26 of the 27 connections as HTTP/1 after this traffic (one malformed opening gets no HTTP/1 codec); Ballast counts every connection of an HTTP listener"),
+    IntentionalDifference(key: "admin/stats?usedonly&filter", verdict: .pending, reason: "Ballast has no downstream_rq_active, downstream_rq_rx_reset or downstream_rq_response_before_rq_complete yet, and treats a gauge as used only while non-zero"),
     IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
@@ -39,13 +41,6 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/retriable-status-codes", verdict: .refused, reason: "retries cover 5xx, gateway-error, reset and connect-failure only"),
     IntentionalDifference(key: "config/original-dst", verdict: .refused, reason: "the original destination of redirected connections is not restored"),
     IntentionalDifference(key: "config/duplicate-listener", verdict: .better, reason: "Envoy keeps one of two same-named listeners without a word; Ballast names the duplicate"),
-    IntentionalDifference(key: "stats/http.plain.downstream_rq_completed", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/http.plain.rq_direct_response", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/http.plain.downstream_rq_http1_total", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/cluster.up.upstream_rq_2xx", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/cluster.up.upstream_rq_200", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/cluster.up.upstream_rq_completed", verdict: .pending, reason: "stat missing or counted differently"),
-    IntentionalDifference(key: "stats/cluster.dead.upstream_rq_total", verdict: .pending, reason: "stat missing or counted differently"),
 ]
 
 enum IntentionalDifferences {

@@ -191,6 +191,10 @@ public final class DataPathStats: Sendable {
     public let upstreamRqRetry = Atomic<Int>(0)
     public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// `downstream_rq_completed`, `rq_direct_response`, `downstream_cx_protocol_error` (codec errors).
+    public let downstreamRqCompleted = Atomic<Int>(0)
+    public let rqDirectResponse = Atomic<Int>(0)
+    public let downstreamCxProtocolError = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.

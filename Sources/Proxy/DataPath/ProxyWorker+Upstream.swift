@@ -122,6 +122,7 @@ extension ProxyWorker {
             d.pointee.stream.holdsPending = false
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
         }
+        countUpstreamRequest(Int(u.pointee.cluster))
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &d.pointee.stream.requestHead)  // no copy
         } else {

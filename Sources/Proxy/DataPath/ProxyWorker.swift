@@ -396,8 +396,6 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             return
         }
         s.pointee.holdsRequest = true
-        inc(stats.upstreamRqTotal)
-        if let cs = clusterStats(ci) { inc(cs.upstreamRqTotal) }
         var hash: UInt64? = nil
         if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
@@ -621,6 +619,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         default: break
         }
         recordLatency(s, loop)
+        countCompleted(s)
         guard let accessRing else { return }
         var r = AccessRecord()
         r.worker = Int32(index)
