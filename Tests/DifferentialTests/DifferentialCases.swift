@@ -60,6 +60,8 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("xff-skip-append", "skip_xff_append: x-forwarded-for kept as sent", listener: "skipxff",
                      get("xff-skip-append", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
     DifferentialCase("server-name", "server_name with APPEND_IF_ABSENT", listener: "named", get("server-name", "/up")),
+    DifferentialCase("upstream-reset", "Upstream closes before a response: 503 UC", get("upstream-reset", "/up", "X-Reply-Close: 1\r\n")),
+    DifferentialCase("upstream-malformed", "Malformed upstream response: 502 UPE", get("upstream-malformed", "/up", "X-Reply-Garbage: 1\r\n")),
     DifferentialCase("response-timeout", "Route timeout expires: 504 UT", get("response-timeout", "/slow", "X-Reply-Delay: 1\r\n")),
     DifferentialCase("absolute-form", "Absolute-form target routes by path", get("absolute-form", "http://example.com/up/abs")),
     DifferentialCase("connection-close", "Connection: close from the client", get("connection-close", "/up", "Connection: close\r\n")),

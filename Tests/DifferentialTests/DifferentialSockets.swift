@@ -208,6 +208,14 @@ final class RecordingUpstream: @unchecked Sendable {
             let chunked = lower.contains("x-reply-chunked")
             // Slower than the /slow route's 0.3 s timeout, so the proxy answers 504 first.
             if lower.contains("x-reply-delay") { usleep(1_000_000) }
+            // Faults: close without a response, or answer with a malformed status line.
+            if lower.contains("x-reply-close") { Glibc.close(c); return }
+            if lower.contains("x-reply-garbage") {
+                let bytes = Array("HTTP/1.1 abc nonsense\r\n\r\n".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Glibc.close(c)
+                return
+            }
             let reply: String
             if chunked {
                 reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"

@@ -32,9 +32,11 @@ final class DifferentialTests: XCTestCase {
         try ballast.waitReady()
 
         var differences: [Difference] = []
+        var observed = ""
         for c in differentialCases {
             let e = try observe(c, on: envoy, upstream: upstream)
             let b = try observe(c, on: ballast, upstream: upstream)
+            for (aspect, value) in e.aspects.sorted(by: { $0.key < $1.key }) { observed += "\(c.name)/\(aspect): \(value)\n" }
             for (aspect, ev) in e.aspects {
                 let bv = b.aspects[aspect] ?? "(missing)"
                 if ev != bv { differences.append(Difference(key: "\(c.name)/\(aspect)", envoy: ev, ballast: bv)) }
@@ -43,6 +45,7 @@ final class DifferentialTests: XCTestCase {
         // BALLAST_DIFF_DUMP=DIR keeps both proxies' admin pages after the traffic, for a look by hand.
         if let dump = ProcessInfo.processInfo.environment["BALLAST_DIFF_DUMP"] {
             try? FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+            try? observed.write(toFile: "\(dump)/envoy.cases", atomically: true, encoding: .utf8)
             for proxy in [envoy, ballast] {
                 for (page, file) in [("/stats", "stats"), ("/stats/prometheus", "prometheus"), ("/listeners", "listeners"),
                                      ("/server_info", "server_info"), ("/clusters", "clusters"), ("/stats?usedonly&filter=http%5C.plain", "stats_filtered")] {
