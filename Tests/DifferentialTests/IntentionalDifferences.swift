@@ -21,8 +21,6 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
-    IntentionalDifference(key: "stats/http.plain.downstream_cx_http1_total", verdict: .pending, reason: "Envoy counts 26 of the 27 plain-listener connections as HTTP/1 after this traffic (which one it leaves out is not traced yet); Ballast counts every connection of an HTTP listener"),
-    IntentionalDifference(key: "admin/stats?usedonly&filter", verdict: .pending, reason: "Ballast has no downstream_rq_active, downstream_rq_rx_reset or downstream_rq_response_before_rq_complete yet, and treats a gauge as used only while non-zero"),
     IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),

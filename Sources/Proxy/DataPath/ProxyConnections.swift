@@ -105,6 +105,8 @@ struct Downstream {
     var timerArmedAt: Int64 = 0
     /// The client's address, read on the first forwarded request (x-forwarded-for).
     var peer = PeerAddress()
+    /// Counted in downstream_cx_http1_total (on its first bytes, as Envoy creates its codec).
+    var countedHTTP1 = false
 }
 
 enum UpstreamState: UInt8 {
@@ -195,6 +197,11 @@ public final class DataPathStats: Sendable {
     public let downstreamRqCompleted = Atomic<Int>(0)
     public let rqDirectResponse = Atomic<Int>(0)
     public let downstreamCxProtocolError = Atomic<Int>(0)
+    public let downstreamCxHTTP1Total = Atomic<Int>(0)
+    /// `downstream_rq_rx_reset` (codec errors, clients gone mid-stream) and
+    /// `downstream_rq_response_before_rq_complete`.
+    public let downstreamRqRxReset = Atomic<Int>(0)
+    public let downstreamRqResponseBeforeRqComplete = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.

@@ -247,6 +247,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     private func consumeDownstream(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
         d.pointee.processing = true
         defer { d.pointee.processing = false }
+        countHTTP1Connection(d)
         var offset = 0
         while offset < bytes.count {
             if d.pointee.closeAfterFlush { return bytes.count }

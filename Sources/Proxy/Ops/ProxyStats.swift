@@ -89,12 +89,17 @@ extension ProxyStatsSnapshot {
                 c("downstream_cx_total") { load($0.downstreamCxTotal) }
                 c("downstream_cx_active", .gauge) { load($0.downstreamCxActive) }
                 // Every downstream connection and request is HTTP/1 here.
-                c("downstream_cx_http1_total") { load($0.downstreamCxTotal) }
+                c("downstream_cx_http1_total") { load($0.downstreamCxHTTP1Total) - load($0.http2PrefaceRefused) }
                 c("downstream_cx_http1_active", .gauge) { load($0.downstreamCxActive) }
                 c("downstream_cx_protocol_error") { load($0.downstreamCxProtocolError) }
                 c("downstream_rq_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
+                c("downstream_rq_rx_reset") { load($0.downstreamRqRxReset) }
+                c("downstream_rq_response_before_rq_complete") { load($0.downstreamRqResponseBeforeRqComplete) }
+                let loads = proxy.loads(ofListener: li)
+                add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
+                    family: "envoy_http_downstream_rq_active", labels: hl)
                 // Envoy's Prometheus form: one family, the class as a label.
                 let classes: [(Int, (DataPathStats) -> Int)] = [(1, { load($0.downstreamRq1xx) }), (2, { load($0.downstreamRq2xx) }),
                                                                 (3, { load($0.downstreamRq3xx) }), (4, { load($0.downstreamRq4xx) }),

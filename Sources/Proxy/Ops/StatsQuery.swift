@@ -39,7 +39,20 @@ extension ProxyStatsSnapshot {
     func filtered(_ q: StatsQuery) -> ProxyStatsSnapshot {
         guard q.filter != nil || q.usedOnly else { return self }
         var out = self
-        out.values = values.filter { q.keeps($0.name) && (!q.usedOnly || $0.value != 0) }
+        // Envoy marks a gauge used once it was ever set; here a zero gauge counts as used when a
+        // counter beside it (same name prefix) moved, i.e. the component has seen traffic.
+        var activePrefixes: Set<Substring> = []
+        if q.usedOnly {
+            for v in values where v.kind == .counter && v.value != 0 {
+                if let dot = v.name.lastIndex(of: ".") { activePrefixes.insert(v.name[..<dot]) }
+            }
+        }
+        func used(_ v: Value) -> Bool {
+            if v.value != 0 { return true }
+            guard v.kind == .gauge, let dot = v.name.lastIndex(of: ".") else { return false }
+            return activePrefixes.contains(v.name[..<dot])
+        }
+        out.values = values.filter { q.keeps($0.name) && (!q.usedOnly || used($0)) }
         out.histograms = histograms.filter { q.keeps($0.name) && (!q.usedOnly || $0.merged.count > 0) }
         return out
     }

@@ -40,17 +40,31 @@ extension ProxyWorker {
         if let cs = clusterStats(cluster) { inc(cs.upstreamRqTotal) }
     }
 
+    /// A connection's first bytes (Envoy counts a connection that never sends any as no protocol).
+    @inline(__always)
+    func countHTTP1Connection(_ d: UnsafeMutablePointer<Downstream>) {
+        guard !d.pointee.countedHTTP1 else { return }
+        d.pointee.countedHTTP1 = true
+        inc(stats.downstreamCxHTTP1Total)
+    }
+
     /// A stream ended: Envoy's completion counters for the connection manager and the cluster.
     func countCompleted(_ s: UnsafeMutablePointer<Stream>) {
         inc(stats.downstreamRqCompleted)
+        if !s.pointee.requestComplete { inc(stats.downstreamRqResponseBeforeRqComplete) }
+        var reset = s.pointee.flags.contains(.downstreamConnectionTermination)
         switch s.pointee.details {
         case .directResponse:
             inc(stats.rqDirectResponse)
         case .downstreamProtocolError, .lowVersion, .contentLengthAndChunked:
-            if s.pointee.route < 0 && s.pointee.cluster < 0 { inc(stats.downstreamCxProtocolError) }
+            if s.pointee.route < 0 && s.pointee.cluster < 0 {
+                inc(stats.downstreamCxProtocolError)
+                reset = true  // Envoy resets the stream the codec refused
+            }
         default:
             break
         }
+        if reset { inc(stats.downstreamRqRxReset) }
         guard s.pointee.cluster >= 0, s.pointee.status > 0, let cs = clusterStats(Int(s.pointee.cluster)) else { return }
         inc(cs.upstreamRqCompleted)
         cs.upstreamRqCodes.count(Int(s.pointee.status))
