@@ -33,7 +33,6 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
-    IntentionalDifference(key: "config/tcp-keepalive", verdict: .refused, reason: "upstream sockets get no keepalive options yet"),
     IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),
     IntentionalDifference(key: "config/least-request-weights", verdict: .refused, reason: "LEAST_REQUEST picks by active requests only; weights are not applied"),
     IntentionalDifference(key: "config/retriable-status-codes", verdict: .refused, reason: "retries cover 5xx, gateway-error, reset and connect-failure only"),

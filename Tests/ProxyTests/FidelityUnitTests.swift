@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 @testable import Proxy
 import XCTest
@@ -54,5 +55,38 @@ final class FidelityUnitTests: XCTestCase {
             XCTAssertEqual(proxy.stats[0].reduce(0) { $0 + $1.http2PrefaceRefused.load(ordering: .relaxed) }, 1, "\(io)")
             XCTAssertEqual(try TestConnection(port: port).get("/")?.status, 200, "\(io)")
         }
+    }
+
+    /// upstream_connection_options.tcp_keepalive reaches the proxy's upstream sockets (the proxy
+    /// runs in this process, so its sockets are ours to inspect).
+    func testTCPKeepaliveIsAppliedToUpstreamSockets() throws {
+        let upstream = try UpstreamEchoServer(io: .epoll)
+        defer { upstream.stop() }
+        let cluster = dataPathCluster("echo", ports: [upstream.port],
+                                      extra: "    upstream_connection_options: { tcp_keepalive: { keepalive_probes: 4, keepalive_time: 33, keepalive_interval: 7 } }")
+        let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: dataPathCatchAll("echo"), clusters: cluster), io: .epoll, concurrency: 1)
+        defer { proxy.stop() }
+        let c = try TestConnection(port: try XCTUnwrap(proxy.port(of: "http")))
+        XCTAssertEqual(c.get("/?size=2")?.status, 200)
+        var checked = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            guard let fd = Int32(name) else { continue }
+            var addr = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let rc = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+            guard rc == 0, addr.sin_family == sa_family_t(AF_INET), Int(UInt16(bigEndian: addr.sin_port)) == upstream.port else { continue }
+            func option(_ level: Int32, _ name: Int32) -> Int32 {
+                var v: Int32 = -1
+                var l = socklen_t(MemoryLayout<Int32>.size)
+                _ = getsockopt(fd, level, name, &v, &l)
+                return v
+            }
+            XCTAssertEqual(option(SOL_SOCKET, SO_KEEPALIVE), 1)
+            XCTAssertEqual(option(Int32(IPPROTO_TCP), TCP_KEEPCNT), 4)
+            XCTAssertEqual(option(Int32(IPPROTO_TCP), TCP_KEEPIDLE), 33)
+            XCTAssertEqual(option(Int32(IPPROTO_TCP), TCP_KEEPINTVL), 7)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 1, "one pooled upstream connection")
     }
 }

@@ -76,7 +76,6 @@ extension BootstrapParser {
         var keepalive: TCPKeepaliveConfig?
         if let o = f["upstream_connection_options"]?.fields(
             known: ["tcp_keepalive"], unsupported: ["set_local_interface_name_on_upstream_connections", "happy_eyeballs_config"]) {
-            if !o.refuseUnapplied("tcp_keepalive", "TCP keepalive probes on upstream connections") { ok = false }
             if let k = o.present("tcp_keepalive")?.fields(known: ["keepalive_probes", "keepalive_time", "keepalive_interval"]) {
                 keepalive = TCPKeepaliveConfig(probes: k["keepalive_probes"]?.int(1...1000),
                                                timeSeconds: k["keepalive_time"]?.int(1...32767),

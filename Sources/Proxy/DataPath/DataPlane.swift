@@ -174,6 +174,8 @@ public final class ClusterPlan: Sendable {
     public let resources: ClusterResources
     /// Endpoint weights (ROUND_ROBIN, RANDOM) and the RING_HASH ring (`HostSelection.swift`).
     public let schedule: HostSchedule
+    /// `upstream_connection_options.tcp_keepalive`, applied to each upstream socket.
+    public let tcpKeepalive: TCPKeepaliveConfig?
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
         self.resources = resources
@@ -188,6 +190,7 @@ public final class ClusterPlan: Sendable {
         self.maxRequestsPerConnection = config.upstreamHTTP.maxRequestsPerConnection ?? Int.max
         self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
         self.thresholds = config.circuitBreakers.defaultPriority
+        self.tcpKeepalive = config.tcpKeepalive
     }
 }
 

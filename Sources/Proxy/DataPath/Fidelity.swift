@@ -4,6 +4,21 @@ import HTTP1
 // Envoy 1.40's wording and per-request decisions that the differential suite compares
 // (Tests/DifferentialTests): local-reply bodies, response details, the request id.
 
+extension TCPKeepaliveConfig {
+    /// SO_KEEPALIVE on, and the probes / idle time / interval that are set (unset ones keep the
+    /// kernel's defaults), as Envoy applies `tcp_keepalive` to an upstream socket.
+    func apply(to fd: Int32) {
+        func set(_ level: Int32, _ name: Int32, _ value: Int) {
+            var v = Int32(value)
+            _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+        }
+        set(SOL_SOCKET, SO_KEEPALIVE, 1)
+        if let probes { set(Int32(IPPROTO_TCP), TCP_KEEPCNT, probes) }
+        if let timeSeconds { set(Int32(IPPROTO_TCP), TCP_KEEPIDLE, timeSeconds) }
+        if let intervalSeconds { set(Int32(IPPROTO_TCP), TCP_KEEPINTVL, intervalSeconds) }
+    }
+}
+
 extension LocalReplyText {
     /// The body of a local reply to a malformed or refused request.
     static func forDownstreamError(_ status: Int) -> StaticString {

@@ -95,6 +95,7 @@ extension ProxyWorker {
             return
         }
         Sockets.setNoDelay(fd)
+        if let k = cluster.tcpKeepalive { k.apply(to: fd) }
         var u = Upstream()
         u.fd = fd
         u.hostPool = Int32(hp)
