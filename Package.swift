@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(name: "TestbedTests", dependencies: ["Testbed"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
+        // Real Envoy 1.40 (scripts/ensure-envoy.sh) and `ballast proxy` side by side.
+        .testTarget(name: "DifferentialTests", dependencies: ["ballast"]),
     ],
     swiftLanguageModes: [.v6]
 )

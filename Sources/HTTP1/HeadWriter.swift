@@ -245,6 +245,7 @@ public struct HeadWriter {
         case 415: return "Unsupported Media Type"
         case 417: return "Expectation Failed"
         case 429: return "Too Many Requests"
+        case 426: return "Upgrade Required"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
         case 501: return "Not Implemented"

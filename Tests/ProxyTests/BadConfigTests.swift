@@ -66,7 +66,7 @@ final class BadConfigTests: XCTestCase {
             Case(name: "no router",
                  yaml: edited([("          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
                                 "          http_filters: []")]),
-                 errors: ["\(hcmPath).http_filters: the last HTTP filter must be envoy.filters.http.router"]),
+                 errors: ["\(hcmPath).http_filters: no HTTP filters: Envoy accepts this and leaves every request unanswered (no router); add envoy.filters.http.router"]),
             Case(name: "router twice",
                  yaml: edited([("v3.Router", "v3.Router\n          - name: envoy.router")]),
                  errors: ["\(hcmPath).http_filters[0].name: envoy.filters.http.router must be the last HTTP filter (it is 1 of 2)",

@@ -41,16 +41,15 @@ final class DurationTests: XCTestCase {
         let yaml = edited([
             ("connect_timeout: 0.25s", "connect_timeout: { seconds: 1, nanos: 500000000 }"),
             ("timeout: 1.5s", "timeout: 0s"),
-            ("codec_type: AUTO", "codec_type: AUTO\n          request_timeout: 0.5s\n          stream_idle_timeout: 0s\n          drain_timeout: 2s\n          common_http_protocol_options: { idle_timeout: 30s }"),
+            ("codec_type: AUTO", "codec_type: AUTO\n          request_timeout: 0s\n          stream_idle_timeout: 0s\n          common_http_protocol_options: { idle_timeout: 30s }"),
         ])
         let b = try XCTUnwrap(load(yaml)).bootstrap
         XCTAssertEqual(b.clusters[0].connectTimeoutNanos, 1_500_000_000)
         guard case .httpConnectionManager(let hcm) = b.listeners[0].filterChains[0].filters[0],
               case .forward(let route) = hcm.routeConfig.virtualHosts[0].routes[0].action else { return XCTFail() }
         XCTAssertNil(route.timeoutNanos, "0s: no route timeout")
-        XCTAssertEqual(hcm.requestTimeoutNanos, 500_000_000)
+        XCTAssertNil(hcm.requestTimeoutNanos)
         XCTAssertNil(hcm.streamIdleTimeoutNanos)
-        XCTAssertEqual(hcm.drainTimeoutNanos, 2_000_000_000)
         XCTAssertEqual(hcm.idleTimeoutNanos, 30_000_000_000)
     }
 

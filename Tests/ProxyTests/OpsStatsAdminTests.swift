@@ -93,8 +93,11 @@ final class OpsStatsAdminTests: XCTestCase {
         try input.fileHandleForWriting.close()
         let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "promtool check metrics:\n\(report)")
-        XCTAssertEqual(report.trimmingCharacters(in: .whitespacesAndNewlines), "", "promtool found problems:\n\(report)")
+        // 0: clean; 3: lint findings only (a parse error is 1).
+        XCTAssertTrue(p.terminationStatus == 0 || p.terminationStatus == 3, "promtool check metrics (\(p.terminationStatus)):\n\(report)")
+        // Envoy's names carry no `_total` on counters (envoy_cluster_upstream_rq): that lint only.
+        let problems = report.split(separator: "\n").filter { !$0.hasSuffix("counter metrics should have \"_total\" suffix") }
+        XCTAssertEqual(problems, [], "promtool found problems:\n\(report)")
     }
 
     func testEveryAdminEndpointAnswersAndBadMethodsAndPaths() throws {
@@ -111,8 +114,9 @@ final class OpsStatsAdminTests: XCTestCase {
         }
         XCTAssertTrue(adminRequest(admin, "GET", "/clusters").1.contains("echo::127.0.0.1:\(upstream.port)::health_flags::healthy"))
         XCTAssertTrue(adminRequest(admin, "GET", "/server_info").1.contains("\"concurrency\": 2"))
+        XCTAssertTrue(adminRequest(admin, "GET", "/listeners").1.hasPrefix("http::127.0.0.1:"), "text by default, as Envoy")
         XCTAssertTrue(adminRequest(admin, "GET", "/config_dump").1.contains("\"stat_prefix\": \"ingress_http\""))
-        for json in ["/config_dump", "/listeners", "/server_info", "/workers"] {
+        for json in ["/config_dump", "/listeners?format=json", "/server_info", "/workers"] {
             XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(adminRequest(admin, "GET", json).1.utf8)), json)
         }
         // Unknown path: 404 listing the endpoints; wrong method: 405.

@@ -164,13 +164,14 @@ final class BootstrapParser {
         var v6 = in6_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return .ipv4 }
         if inet_pton(AF_INET6, text, &v6) == 1 { return .ipv6 }
-        // A DNS name: dot-separated labels of letters, digits and inner hyphens; not all-numeric at the end.
+        // A DNS name: dot-separated labels of letters, digits, underscores and inner hyphens (container
+        // names such as web_service resolve, and Envoy takes them); not all-numeric at the end.
         let name = text.hasSuffix(".") ? String(text.dropLast()) : text
         guard !name.isEmpty, name.utf8.count <= 253 else { return nil }
         let labels = name.split(separator: ".", omittingEmptySubsequences: false)
         for label in labels {
             guard (1...63).contains(label.utf8.count), label.first != "-", label.last != "-",
-                  label.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D })
+                  label.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F })
             else { return nil }
         }
         if labels.last!.allSatisfy(\.isNumber) { return nil }
@@ -205,7 +206,12 @@ final class BootstrapParser {
             for item in list {
                 if let chain = parseFilterChain(item) { chains.append(chain) } else { chainsOK = false }
             }
-            if chains.count > 1 { checkDistinctMatches(chains, list) }
+            if chains.count > 1 {
+                checkDistinctMatches(chains, list)
+                // The data path serves every connection with the first chain.
+                diagnostics.error(f.path.appending("filter_chains"), "\(chains.count) filter chains: not applied by ballast yet (in Envoy: filter_chain_match picks one per connection); give one chain", at: f.node)
+                chainsOK = false
+            }
         } else if !f.has("filter_chains") {
             diagnostics.error(f.path.appending("filter_chains"), "a listener needs at least one filter chain", at: f.node)
             chainsOK = false
@@ -306,7 +312,9 @@ final class BootstrapParser {
                           "transport_socket_connect_timeout", "on_demand_configuration"]) else { return nil }
         let name = f["name"]?.string()
         let match = f["filter_chain_match"].flatMap(parseFilterChainMatch)
-        let matchOK = !f.has("filter_chain_match") || f["filter_chain_match"] == nil || match != nil
+        // A match on the only chain would close non-matching connections in Envoy; Ballast serves them.
+        let matchOK = (!f.has("filter_chain_match") || f["filter_chain_match"] == nil || match != nil)
+            && f.refuseUnapplied("filter_chain_match", "a connection that does not match is closed")
         var filters: [NetworkFilterConfig] = []
         var ok = true
         let items = f["filters"]?.list()
@@ -374,8 +382,10 @@ final class BootstrapParser {
             return nil
         }
         switch resolved.kind {
-        case .httpInspector: return .httpInspector
-        case .originalDst: return .originalDst
+        case .httpInspector: return .httpInspector  // no effect without filter_chain_match, as in Envoy
+        case .originalDst:
+            f.error("name", "not applied by ballast yet (in Envoy: the original destination of redirected connections becomes the local address); remove it")
+            return nil
         default: return nil
         }
     }

@@ -60,6 +60,10 @@ extension BootstrapParser {
                               "a LOGICAL_DNS cluster takes exactly one endpoint, got \(endpoints.count)", at: f.node)
             ok = false
         }
+        if policy == .leastRequest, Set(endpoints.map(\.weight)).count > 1 {
+            f.error("load_assignment", "not applied by ballast yet (in Envoy: LEAST_REQUEST weighs hosts by load_balancing_weight); give every endpoint the same weight")
+            ok = false
+        }
         if ok && endpoints.isEmpty, let name {
             diagnostics.warning(f.path, "cluster '\(name)' has no endpoints: every request routed to it fails with 503", at: f.node)
         }
@@ -81,6 +85,14 @@ extension BootstrapParser {
             ok = false
         }
 
+        // DNS is resolved once at start and at reload; health checks do not run yet.
+        if !f.refuseUnapplied("dns_refresh_rate", "STRICT_DNS/LOGICAL_DNS clusters re-resolve at this interval") { ok = false }
+        if !f.refuseUnappliedTrue("respect_dns_ttl", "the DNS TTL sets the re-resolve interval") { ok = false }
+        if !f.refuseUnapplied("per_connection_buffer_limit_bytes", "the per-connection buffer limit of upstream connections") { ok = false }
+        if let checks = f["health_checks"]?.list(), !checks.isEmpty {
+            f.error("health_checks", "not applied by ballast yet (in Envoy: active health checks eject failing hosts); remove it")
+            ok = false
+        }
         let refresh = f["dns_refresh_rate"]?.duration()
         if let refresh, refresh < 1_000_000 { f.error("dns_refresh_rate", "must be at least 0.001s"); ok = false }
         let family = f["dns_lookup_family"]?.enumeration(DNSLookupFamily.self)
@@ -129,6 +141,10 @@ extension BootstrapParser {
                 unsupported: ["load_balancing_weight", "leds_cluster_locality_config", "proximity", "metadata"]) else { ok = false; continue }
             _ = l["locality"]?.fields(known: ["region", "zone", "sub_zone"])
             let priority = l["priority"]?.int(0...127) ?? 0
+            if priority != 0 {
+                l.error("priority", "not applied by ballast yet (in Envoy: hosts of priority \(priority) take traffic only when higher priorities are unhealthy); remove it")
+                ok = false
+            }
             for item in l["lb_endpoints"]?.list() ?? [] {
                 guard let e = item.fields(known: ["endpoint", "load_balancing_weight"],
                                           unsupported: ["endpoint_name", "metadata", "health_status"]) else { ok = false; continue }
@@ -138,6 +154,7 @@ extension BootstrapParser {
                                                            unsupported: ["hostname", "additional_addresses"]) else { ok = false; continue }
                 let address = endpoint.required("address").flatMap { parseAddress($0, allowHostname: allowHostname, portRange: 1...65535) }
                 var healthPort: Int?
+                if !endpoint.refuseUnapplied("health_check_config", "the address active health checks use") { ok = false }
                 if let h = endpoint["health_check_config"]?.fields(known: ["port_value"],
                                                                      unsupported: ["hostname", "address", "disable_active_health_check"]) {
                     healthPort = h["port_value"]?.int(1...65535)
@@ -230,6 +247,7 @@ extension BootstrapParser {
                 unsupported: ["max_headers_count", "max_stream_duration", "headers_with_underscores_action", "max_response_headers_kb"])
             else { return nil }
             idle = timeout(c, "idle_timeout", default: idle)
+            if !c.refuseUnappliedDuration("max_connection_duration", "an upstream connection is drained after this long") { ok = false }
             duration = timeout(c, "max_connection_duration", default: nil)
             if let m = c["max_requests_per_connection"] {
                 maxRequests = m.int(0...Int(UInt32.max))

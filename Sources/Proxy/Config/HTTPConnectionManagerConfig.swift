@@ -42,6 +42,10 @@ public struct HTTPConnectionManagerConfig: Sendable, Hashable {
     public let serverName: String
     /// `server_header_transformation` (default OVERWRITE).
     public let serverHeaderTransformation: ServerHeaderTransformation
+    /// `skip_xff_append` (default false): with use_remote_address, leave x-forwarded-for as sent.
+    public var skipXffAppend = false
+    /// `http_protocol_options.accept_http_10` (default false: HTTP/1.0 requests get 426).
+    public var acceptHTTP10 = false
 }
 
 public enum HTTPCodecType: String, Sendable, Hashable, CaseIterable {

@@ -10,16 +10,16 @@ extension BootstrapParser {
                 "common_http_protocol_options", "max_request_headers_kb", "request_timeout",
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
-                "server_header_transformation", "idle_timeout",
+                "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
             ],
             unsupported: [
-                "rds", "scoped_routes", "tracing", "http_protocol_options", "http2_protocol_options",
+                "rds", "scoped_routes", "tracing", "http2_protocol_options",
                 "http3_protocol_options", "add_user_agent", "forward_client_cert_details",
                 "set_current_client_cert_details", "proxy_100_continue",
                 "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "upgrade_configs", "normalize_path",
                 "merge_slashes", "path_with_escaped_slashes_action", "request_id_extension", "local_reply_config",
                 "strip_matching_host_port", "strip_any_host_port", "stream_error_on_invalid_http_message",
-                "internal_address_config", "skip_xff_append", "via", "preserve_external_request_id",
+                "internal_address_config", "via", "preserve_external_request_id",
                 "always_set_request_id_in_response", "early_header_mutation_extensions",
                 "original_ip_detection_extensions", "access_log_options", "scheme_header_transformation",
                 "route_config_name", "max_requests_per_connection", "typed_header_validation_config",
@@ -56,6 +56,8 @@ extension BootstrapParser {
         if let o = f["common_http_protocol_options"]?.fields(
             known: ["idle_timeout", "max_connection_duration", "max_headers_count", "max_stream_duration"],
             unsupported: ["headers_with_underscores_action", "max_requests_per_connection", "max_response_headers_kb"]) {
+            optionsOK = o.refuseUnappliedDuration("max_connection_duration", "the connection is drained after this long") && optionsOK
+            optionsOK = o.refuseUnappliedDuration("max_stream_duration", "a stream is reset after this long") && optionsOK
             idle = timeout(o, "idle_timeout", default: idle)
             maxConnectionDuration = timeout(o, "max_connection_duration", default: nil)
             maxHeaders = o["max_headers_count"]?.int(1...10_000) ?? maxHeaders
@@ -75,9 +77,29 @@ extension BootstrapParser {
         let requestHeadersTimeout = timeout(f, "request_headers_timeout", default: nil)
         let streamIdle = timeout(f, "stream_idle_timeout", default: 300_000_000_000)
         let delayedClose = timeout(f, "delayed_close_timeout", default: 1_000_000_000)
+        let skipXff = f["skip_xff_append"]?.bool()
+        let timeoutsOK = [
+            f.refuseUnappliedDuration("request_timeout", "408 when the whole request has not arrived in time"),
+            f.refuseUnappliedDuration("stream_idle_timeout", "a stream with no activity for this long is reset (default 5 min)"),
+            f.refuseUnapplied("drain_timeout", "the grace period between Connection: close and closing on drain"),
+            f.refuseUnapplied("delayed_close_timeout", "how long a closing connection waits for the peer to close first"),
+        ].allSatisfy { $0 }
+        var acceptHTTP10: Bool? = false
+        if let o = f["http_protocol_options"]?.fields(
+            known: ["accept_http_10"],
+            unsupported: ["allow_absolute_url", "default_host_for_http_10", "header_key_format", "enable_trailers",
+                          "allow_chunked_length", "override_stream_error_on_invalid_http_message",
+                          "send_fully_qualified_url", "use_balsa_parser", "allow_custom_methods",
+                          "ignore_http_11_upgrade"]) {
+            acceptHTTP10 = o["accept_http_10"]?.bool() ?? false
+            if o["accept_http_10"] != nil && o["accept_http_10"]?.bool() == nil { acceptHTTP10 = nil }
+        } else if f["http_protocol_options"] != nil {
+            acceptHTTP10 = nil
+        }
 
-        guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK else { return nil }
-        return HTTPConnectionManagerConfig(
+        guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10, timeoutsOK,
+              f["skip_xff_append"] == nil || skipXff != nil else { return nil }
+        var config = HTTPConnectionManagerConfig(
             statPrefix: statPrefix, codecType: codec ?? .auto, routeConfig: routeConfig,
             httpFilters: filters, accessLog: logs,
             idleTimeoutNanos: idle, maxConnectionDurationNanos: maxConnectionDuration,
@@ -91,11 +113,25 @@ extension BootstrapParser {
             useRemoteAddress: useRemote ?? false, xffNumTrustedHops: hops ?? 0,
             generateRequestID: generate ?? true, serverName: serverName ?? "envoy",
             serverHeaderTransformation: transformation ?? .overwrite)
+        config.skipXffAppend = skipXff ?? false
+        config.acceptHTTP10 = acceptHTTP10
+        return config
     }
 
     /// `http_filters[]`: the router must be there, once, and last.
     func parseHTTPFilters(_ f: ConfigFields) -> [HTTPFilterConfig]? {
-        guard let items = f.required("http_filters")?.list() else { return nil }
+        // Envoy 1.40 accepts an HCM without http_filters (or an empty list), then leaves every
+        // request unanswered until stream_idle_timeout (no router); Ballast refuses it instead.
+        let noRouter = "no HTTP filters: Envoy accepts this and leaves every request unanswered (no router); add \(FilterNames.router)"
+        guard f.has("http_filters") else {
+            diagnostics.error(f.path.appending("http_filters"), noRouter, at: f.node)
+            return nil
+        }
+        guard let items = f["http_filters"]?.list() else { return nil }
+        if items.isEmpty {
+            diagnostics.error(f.path.appending("http_filters"), noRouter, at: f["http_filters"]?.node ?? f.node)
+            return nil
+        }
         var filters: [HTTPFilterConfig] = []
         var ok = true
         var firstRouter: ConfigPath?
@@ -295,7 +331,9 @@ extension BootstrapParser {
             r.error("invalid regex '\(pattern)': \(error)")
             return nil
         }
-        return pattern
+        // Until RE2 evaluates them, a safe_regex would never match: refused rather than ignored.
+        value.error("safe_regex is not evaluated by ballast yet (in Envoy: RE2 matching); use prefix, path or exact matchers")
+        return nil
     }
 
     func parseHeaderMatcher(_ value: ConfigValue) -> HeaderMatcherConfig? {
@@ -386,6 +424,7 @@ extension BootstrapParser {
             break
         }
         let routeTimeout = timeout(f, "timeout", default: 15_000_000_000)
+        let idleOK = f.refuseUnappliedDuration("idle_timeout", "the route's stream idle timeout")
         let idle = timeout(f, "idle_timeout", default: nil)
         var prefixRewrite: String?
         if let p = f["prefix_rewrite"], let text = p.string() {
@@ -398,7 +437,7 @@ extension BootstrapParser {
         let hostRewrite = f["host_rewrite_literal"]?.nonEmptyString()
         let retry = f["retry_policy"].flatMap(parseRetryPolicy)
         var hashes: [HashPolicyConfig] = []
-        var ok = (f["prefix_rewrite"] == nil || prefixRewrite != nil) && (f["host_rewrite_literal"] == nil || hostRewrite != nil)
+        var ok = idleOK && (f["prefix_rewrite"] == nil || prefixRewrite != nil) && (f["host_rewrite_literal"] == nil || hostRewrite != nil)
             && (f["retry_policy"] == nil || retry != nil)
         for item in f["hash_policy"]?.list() ?? [] {
             if let h = parseHashPolicy(item) { hashes.append(h) } else { ok = false }
@@ -452,6 +491,10 @@ extension BootstrapParser {
                                "unavailable", "envoy-ratelimited", "http3-post-connect-failure", "retriable-headers"]
             for part in text.split(separator: ",").map(Self.trimmingSpaces) where !part.isEmpty {
                 if let c = RetryOn(rawValue: part) {
+                    if c == .retriable4xx || c == .retriableStatusCodes {
+                        r.error("retry condition '\(part)' is not applied by ballast yet (applied: 5xx, gateway-error, reset, connect-failure)")
+                        ok = false
+                    }
                     if !conditions.contains(c) { conditions.append(c) }
                 } else if unsupported.contains(part) {
                     r.error("retry condition '\(part)' is not supported by ballast (supported: \(RetryOn.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -467,6 +510,7 @@ extension BootstrapParser {
             ok = false
         }
         let numRetries = f["num_retries"]?.int(0...Int(UInt32.max))
+        if !f.refuseUnappliedDuration("per_try_timeout", "each attempt gets its own timeout") { ok = false }
         let perTry = f["per_try_timeout"].map { nonZero($0.duration()) } ?? nil
         let codes = f["retriable_status_codes"]?.list()?.map { $0.int(100...599) }
         if let codes, codes.contains(where: { $0 == nil }) { ok = false }

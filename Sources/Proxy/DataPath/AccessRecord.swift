@@ -129,6 +129,12 @@ public enum ResponseDetails: UInt8, Sendable {
     case downstreamProtocolError
     case downstreamTerminated
     case requestHeaderTimeout
+    /// The upstream refused the connection (ECONNREFUSED).
+    case connectRefused
+    case connectTimeout
+    /// HTTP/1.0 (or an unknown HTTP/1.x) without `accept_http_10`: 426.
+    case lowVersion
+    case contentLengthAndChunked
 
     public var envoyName: String {
         switch self {
@@ -138,9 +144,13 @@ public enum ResponseDetails: UInt8, Sendable {
         case .clusterNotFound: "cluster_not_found"
         case .noHealthyUpstream: "no_healthy_upstream"
         case .overflow: "upstream_reset_before_response_started{overflow}"
-        case .connectFailure: "upstream_reset_before_response_started{connection_failure}"
+        case .connectFailure: "upstream_reset_before_response_started{remote_connection_failure}"
+        case .connectRefused: "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+        case .connectTimeout: "upstream_reset_before_response_started{connection_timeout}"
+        case .lowVersion: "low_version"
+        case .contentLengthAndChunked: "http1.content_length_and_chunked_not_allowed"
         case .resetBeforeHeaders: "upstream_reset_before_response_started{connection_termination}"
-        case .responseTimeout: "upstream_response_timeout"
+        case .responseTimeout: "response_timeout"
         case .upstreamProtocolError: "upstream_reset_before_response_started{protocol_error}"
         case .downstreamProtocolError: "http1.codec_error"
         case .downstreamTerminated: "downstream_remote_disconnect"

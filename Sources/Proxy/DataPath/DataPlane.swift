@@ -174,6 +174,8 @@ public final class ClusterPlan: Sendable {
     public let resources: ClusterResources
     /// Endpoint weights (ROUND_ROBIN, RANDOM) and the RING_HASH ring (`HostSelection.swift`).
     public let schedule: HostSchedule
+    /// `upstream_connection_options.tcp_keepalive`, applied to each upstream socket.
+    public let tcpKeepalive: TCPKeepaliveConfig?
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
         self.resources = resources
@@ -188,6 +190,7 @@ public final class ClusterPlan: Sendable {
         self.maxRequestsPerConnection = config.upstreamHTTP.maxRequestsPerConnection ?? Int.max
         self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
         self.thresholds = config.circuitBreakers.defaultPriority
+        self.tcpKeepalive = config.tcpKeepalive
     }
 }
 
@@ -206,6 +209,9 @@ public final class HTTPPlan: Sendable {
     let idleTimeoutNanos: Int64?
     /// `request_headers_timeout`: a partial request head older than this gets 408 (nil: none).
     let requestHeadersTimeoutNanos: Int64?
+    let forwardedFor: ForwardedForPolicy
+    /// `http_protocol_options.accept_http_10`: else HTTP/1.0 requests get 426.
+    let acceptHTTP10: Bool
 
     init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
@@ -229,5 +235,7 @@ public final class HTTPPlan: Sendable {
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
         requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
+        forwardedFor = ForwardedForPolicy(useRemoteAddress: c.useRemoteAddress, trustedHops: c.xffNumTrustedHops, skipAppend: c.skipXffAppend)
+        acceptHTTP10 = c.acceptHTTP10
     }
 }

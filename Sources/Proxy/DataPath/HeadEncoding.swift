@@ -32,6 +32,17 @@ struct ByteWriter {
         array.withUnsafeBytes { put($0) }
     }
 
+    /// Field names go out lower-cased, as Envoy's HTTP/1 codec writes them.
+    @inline(__always)
+    mutating func putLowercased(_ bytes: UnsafeRawBufferPointer) {
+        guard count + bytes.count <= capacity else { overflowed = true; return }
+        for i in 0..<bytes.count {
+            let b = bytes[i]
+            base.storeBytes(of: b &- 0x41 < 26 ? b | 0x20 : b, toByteOffset: count + i, as: UInt8.self)
+        }
+        count += bytes.count
+    }
+
     @inline(__always)
     mutating func put(byte: UInt8) {
         guard count < capacity else { overflowed = true; return }
@@ -106,11 +117,19 @@ enum FieldClass {
     case forwardedFor
     case server
     case contentLength
+    /// x-envoy-external-address and x-envoy-expected-rq-timeout-ms: set by the proxy, which
+    /// replaces a client's copy when it sets its own.
+    case externalAddress
+    case expectedTimeout
+    /// An upstream's date is kept; the proxy adds one when it is missing (as Envoy).
+    case date
 
     static func of(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> FieldClass {
         switch name.count {
         case 2: return ASCII.equalsCaseInsensitive(bytes, name, "te") ? .hopByHop : .pass
-        case 4: return ASCII.equalsCaseInsensitive(bytes, name, "host") ? .host : .pass
+        case 4:
+            if ASCII.equalsCaseInsensitive(bytes, name, "host") { return .host }
+            return ASCII.equalsCaseInsensitive(bytes, name, "date") ? .date : .pass
         case 6:
             if ASCII.equalsCaseInsensitive(bytes, name, "expect") { return .expect }
             return ASCII.equalsCaseInsensitive(bytes, name, "server") ? .server : .pass
@@ -125,6 +144,8 @@ enum FieldClass {
         case 17:
             if ASCII.equalsCaseInsensitive(bytes, name, "transfer-encoding") { return .hopByHop }
             return ASCII.equalsCaseInsensitive(bytes, name, "x-forwarded-proto") ? .forwardedProto : .pass
+        case 24: return ASCII.equalsCaseInsensitive(bytes, name, "x-envoy-external-address") ? .externalAddress : .pass
+        case 30: return ASCII.equalsCaseInsensitive(bytes, name, "x-envoy-expected-rq-timeout-ms") ? .expectedTimeout : .pass
         default: return .pass
         }
     }
@@ -153,7 +174,9 @@ enum FieldClass {
 
 /// Local reply bodies, as Envoy words them.
 enum LocalReplyText {
-    static let connectFailure: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+    static let connectFailure: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    static let connectTimeout: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+    static let upgradeRequired: StaticString = "Upgrade Required"
     static let connectionTermination: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
     static let overflow: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
     static let protocolError: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: protocol error"

@@ -276,6 +276,8 @@ extension ProxyWorker {
     func rejectBeforeForwarding(_ head: Int, in bytes: UnsafeRawBufferPointer) -> Int? {
         let p = requestParser
         if p.pointee.targetRange.count > Self.maxRequestTargetBytes { return 414 }
+        // Envoy's codec answers HTTP/1.0 with 426 unless http_protocol_options.accept_http_10.
+        if p.pointee.version == .http1_0, let http, !http.acceptHTTP10 { return 426 }
         guard case .chunked = p.pointee.bodyFraming, bytes.count > head else { return nil }
         var decoder = ChunkedDecoder()
         var offset = head

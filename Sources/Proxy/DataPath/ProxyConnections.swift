@@ -21,6 +21,9 @@ struct Stream {
     var keepAlive = true
     var http10 = false
     var expectsContinue = false
+    /// x-request-id generated for this request (none came with it): sent upstream and logged.
+    var generatedRequestID = false
+    var requestID: (UInt64, UInt64) = (0, 0)
 
     // Request side.
     var requestBody = BodyKind.none
@@ -127,6 +130,9 @@ struct Downstream {
     mutating func beginClosing() {
         if state == .open { state = .closing }
     }
+
+    /// Counted in downstream_cx_http1_total (on its first bytes, as Envoy creates its codec).
+    var countedHTTP1 = false
 }
 
 enum UpstreamState: UInt8 {
@@ -192,6 +198,17 @@ public final class DataPathStats: Sendable {
     public let upstreamRqRetry = Atomic<Int>(0)
     public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// `downstream_rq_completed`, `rq_direct_response`, `downstream_cx_protocol_error` (codec errors).
+    public let downstreamRqCompleted = Atomic<Int>(0)
+    public let rqDirectResponse = Atomic<Int>(0)
+    public let downstreamCxProtocolError = Atomic<Int>(0)
+    public let downstreamCxHTTP1Total = Atomic<Int>(0)
+    /// `downstream_rq_rx_reset` (codec errors, clients gone mid-stream) and
+    /// `downstream_rq_response_before_rq_complete`.
+    public let downstreamRqRxReset = Atomic<Int>(0)
+    public let downstreamRqResponseBeforeRqComplete = Atomic<Int>(0)
+    /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
+    public let http2PrefaceRefused = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `http.<prefix>.downstream_rq_time` (microseconds).

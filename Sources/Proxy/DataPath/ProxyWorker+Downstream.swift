@@ -71,6 +71,7 @@ extension ProxyWorker {
     func consumeDownstream(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
         d.pointee.processing = true
         defer { d.pointee.processing = false }
+        countHTTP1Connection(d)
         var offset = 0
         while offset < bytes.count {
             if d.pointee.closeAfterFlush { return bytes.count }
@@ -91,7 +92,8 @@ extension ProxyWorker {
                     return offset
                 case .failure(let error):
                     d.pointee.headProgress = RequestHeadProgress()
-                    protocolError(error.status, token, d, loop)
+                    if refusedHTTP2Preface(rest, d) { return bytes.count }
+                    protocolError(LocalReply.downstreamStatus(error), token, d, loop, details: .of(error))
                     return bytes.count
                 case .complete(let headLength):
                     d.pointee.headProgress = RequestHeadProgress()

@@ -4,25 +4,33 @@ import HTTP1
 /// Head encoding: the request head sent upstream, the response head sent downstream, and local
 /// replies. Each reserves an upper bound in a pooled buffer and writes in place.
 extension ProxyWorker {
-    /// The upstream request head: the request line (prefix_rewrite applied), the client's fields
-    /// minus hop-by-hop ones (and Expect, which the proxy answers itself), Host (host_rewrite),
-    /// re-declared framing, x-request-id when missing, x-forwarded-proto, x-forwarded-for with
-    /// the peer appended (to the last such field, or as a new one).
-    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int, peer: PeerAddress, into buffer: inout ByteBuffer) -> Bool {
+    /// The upstream request head, as Envoy 1.40 sends it: the request line (origin-form, also for
+    /// absolute-form targets; prefix_rewrite applied), the client's fields with lower-cased names
+    /// minus hop-by-hop ones (TE only as `trailers`) and Expect (the proxy answers it), host (the
+    /// URL's authority, host_rewrite, or the cluster's host when missing), re-declared framing,
+    /// x-request-id (the stream's generated one when missing), x-forwarded-proto,
+    /// x-forwarded-for and x-envoy-external-address per `ForwardedForPolicy`, and
+    /// x-envoy-expected-rq-timeout-ms from the route timeout (unless suppress_envoy_headers).
+    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int,
+                           downstream d: UnsafeMutablePointer<Downstream>, into buffer: inout ByteBuffer) -> Bool {
         guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
         let p = requestParser
-        let capacity = head.count + 256 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
-            + 20 + PeerAddress.maxTextBytes
+        let xff = http.forwardedFor
+        let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
+        let target = RequestTarget(head, p)
+        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
+            + 2 * PeerAddress.maxTextBytes + xff.localV6.count
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
         w.put(byte: ASCII.space)
-        let target = p.pointee.targetRange
+        let origin = target.origin
         if let rewrite = plan.prefixRewrite, let routePrefix = Self.prefixLength(http.routes.allRoutes[route]) {
             w.put(rewrite)
-            w.put(UnsafeRawBufferPointer(rebasing: head[(target.lowerBound + routePrefix)..<target.upperBound]))
+            w.put(UnsafeRawBufferPointer(rebasing: head[min(origin.lowerBound + routePrefix, origin.upperBound)..<origin.upperBound]))
         } else {
-            w.put(UnsafeRawBufferPointer(rebasing: head[target]))
+            if target.needsSlash { w.put(byte: 0x2F) }
+            w.put(UnsafeRawBufferPointer(rebasing: head[origin]))
         }
         w.put(" HTTP/1.1\r\n")
         var sawHost = false
@@ -30,7 +38,6 @@ extension ProxyWorker {
         var sawProto = false
         var nominating: Range<Int>? = nil
         var lastForwardedFor = -1
-        var appendedPeer = peer.family <= 0  // an unknown peer is not added
         let count = p.pointee.headerCount
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
@@ -41,39 +48,49 @@ extension ProxyWorker {
                 lastForwardedFor = i
             }
         }
+        // The trusted client address (x-envoy-external-address) under use_remote_address.
+        var trusted: Range<Int>? = nil
+        if xff.useRemoteAddress && xff.trustedHops > 0 && lastForwardedFor >= 0 {
+            trusted = ForwardedForPolicy.element(fromRight: xff.trustedHops, of: head, p.pointee.headerValueRange(at: lastForwardedFor))
+        }
+        var appended = !xff.useRemoteAddress || xff.skipAppend || peer.family <= 0
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
             let value = p.pointee.headerValueRange(at: i)
             switch FieldClass.of(head, name) {
             case .hopByHop:
-                continue
+                // TE survives only as `trailers` (Envoy keeps that one value).
+                guard name.count == 2, ASCII.equalsCaseInsensitive(head, value, "trailers") else { continue }
             case .expect:
                 if p.pointee.expectsContinue { continue }
             case .host:
                 sawHost = true
-                if plan.hostRewrite != nil { continue }
+                if plan.hostRewrite != nil || target.authority != nil { continue }
             case .requestID:
                 sawRequestID = true
             case .forwardedProto:
                 sawProto = true
             case .forwardedFor:
-                if i == lastForwardedFor && !appendedPeer {
-                    appendedPeer = true
-                    w.put(UnsafeRawBufferPointer(rebasing: head[name]))
-                    w.put(": ")
+                if i == lastForwardedFor && !appended {
+                    appended = true
+                    w.put("x-forwarded-for: ")
                     if value.count > 0 {
                         w.put(UnsafeRawBufferPointer(rebasing: head[value]))
-                        w.put(", ")
+                        w.put(byte: ASCII.comma)
                     }
-                    peer.write(&w)
+                    xff.writeAppended(peer, &w)
                     w.crlf()
                     continue
                 }
-            case .pass, .server, .contentLength:
+            case .externalAddress:
+                if xff.useRemoteAddress { continue }  // set below
+            case .expectedTimeout:
+                if !http.suppressEnvoyHeaders, let t = plan.timeoutNanos, t > 0 { continue }  // set below
+            case .pass, .server, .contentLength, .date:
                 break
             }
             if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
-            w.put(UnsafeRawBufferPointer(rebasing: head[name]))
+            w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[value]))
             w.crlf()
@@ -82,6 +99,10 @@ extension ProxyWorker {
             w.put("host: ")
             w.put(rewrite)
             w.crlf()
+        } else if let authority = target.authority {
+            w.put("host: ")
+            w.put(UnsafeRawBufferPointer(rebasing: head[authority]))
+            w.crlf()
         } else if !sawHost {
             w.put("host: ")
             var name = cluster.hosts[host].name
@@ -89,15 +110,25 @@ extension ProxyWorker {
             w.crlf()
         }
         if case .chunked = p.pointee.bodyFraming { w.put("transfer-encoding: chunked\r\n") }
-        if !sawRequestID && http.generateRequestID {
+        if !sawRequestID, let s = stream(of: d), s.pointee.generatedRequestID {
             w.put("x-request-id: ")
-            w.putUUID(rng.next(), rng.next())
+            w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
             w.crlf()
         }
         if !sawProto { w.put("x-forwarded-proto: http\r\n") }
-        if !appendedPeer {
+        if !appended {
             w.put("x-forwarded-for: ")
-            peer.write(&w)
+            xff.writeAppended(peer, &w)
+            w.crlf()
+        }
+        if xff.useRemoteAddress {
+            w.put("x-envoy-external-address: ")
+            if let trusted { w.put(UnsafeRawBufferPointer(rebasing: head[trusted])) } else { peer.write(&w) }
+            w.crlf()
+        }
+        if !http.suppressEnvoyHeaders, let timeout = plan.timeoutNanos, timeout > 0 {
+            w.put("x-envoy-expected-rq-timeout-ms: ")
+            w.putDecimal(Int(timeout / 1_000_000))
             w.crlf()
         }
         w.crlf()
@@ -117,15 +148,16 @@ extension ProxyWorker {
     func writeResponseHead(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
         guard let http else { return false }
         let p = responseParser
-        let capacity = head.count + 256 + http.serverName.count
+        let capacity = head.count + 256 + HTTPDateField.lineLength + http.serverName.count
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
-        w.put("HTTP/1.1 ")
+        w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(p.statusCode)
         w.put(byte: ASCII.space)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.reasonRange]))
         w.crlf()
         var sawServer = false
+        var sawDate = false
         var nominating: Range<Int>? = nil
         for i in 0..<p.headerCount {
             let name = p.headerNameRange(at: i)
@@ -142,16 +174,25 @@ extension ProxyWorker {
             case .server:
                 sawServer = true
                 if http.serverTransformation == .overwrite { continue }
+            case .date:
+                sawDate = true
             default:
                 break
             }
             if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
-            w.put(UnsafeRawBufferPointer(rebasing: head[name]))
+            w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
             w.crlf()
         }
-        if s.pointee.responseBody == .chunked || s.pointee.reframeChunked { w.put("transfer-encoding: chunked\r\n") }
+        if !sawDate { w.put(date.current()) }
+        if s.pointee.responseBody == .chunked && s.pointee.http10 {
+            // An HTTP/1.0 client never gets chunked framing (RFC 9112 6.1): the payload goes out
+            // bare (relayDechunked) and the connection's end marks the body's end.
+            s.pointee.keepAlive = false
+        } else if s.pointee.responseBody == .chunked || s.pointee.reframeChunked {
+            w.put("transfer-encoding: chunked\r\n")
+        }
         if http.serverTransformation == .overwrite || (http.serverTransformation == .appendIfAbsent && !sawServer) {
             w.put("server: ")
             w.put(http.serverName)
@@ -186,10 +227,10 @@ extension ProxyWorker {
 
     /// A locally generated response with a text body.
     func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
-        let capacity = 256 + body.count + (http?.serverName.count ?? 0)
+        let capacity = 256 + HTTPDateField.lineLength + body.count + (http?.serverName.count ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
-        w.put("HTTP/1.1 ")
+        w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(status)
         w.put(byte: ASCII.space)
         if let reason = HeadWriter.reasonPhrase(for: status) { w.put(reason) }
@@ -198,6 +239,7 @@ extension ProxyWorker {
         w.putDecimal(body.count)
         w.crlf()
         if body.count > 0 { w.put("content-type: text/plain\r\n") }
+        w.put(date.current())
         w.put("server: ")
         if let http { w.put(http.serverName) } else { w.put("envoy") }
         w.crlf()

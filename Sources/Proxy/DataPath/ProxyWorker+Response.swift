@@ -165,6 +165,13 @@ extension ProxyWorker {
                     offset += n
                     if s.pointee.responseRemaining == 0 { return .complete(offset) }
                 case .chunked:
+                    if s.pointee.http10 {
+                        let r = relayDechunked(rest, s, d)
+                        if r.failed { return .malformed }
+                        offset += r.used
+                        if r.done { return .complete(offset) }
+                        continue
+                    }
                     let skim = s.pointee.responseDecoder.skim(rest)
                     if skim.failure != nil { return .malformed }
                     s.pointee.bytesSent += skim.payload

@@ -20,8 +20,8 @@ extension ProxyWorker {
         s.pointee.isHEAD = p.pointee.method == .head
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
         streamBegan(s)
-        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, into: &s.pointee.logFields, pool: pool) }
-        s.pointee.http10 = p.pointee.version == .http1_0
+        requestBegan(head, s)
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
         case .none, .untilClose, .contentLength(0):
@@ -36,8 +36,9 @@ extension ProxyWorker {
         loads.requestStarted(index)
         inc(stats.downstreamRqTotal)
         guard let http else { return }
-        var ctx = FilterContext(request: RequestView(bytes: head, path: p.pointee.pathRange, query: p.pointee.queryRange,
-                                                     host: p.pointee.hostRange, parser: p),
+        let target = RequestTarget(head, p)
+        var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
+                                                     host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next())
         http.filters.decodeHeaders(&ctx)
         switch ctx.decision {
@@ -71,8 +72,6 @@ extension ProxyWorker {
             return
         }
         s.pointee.holdsRequest = true
-        inc(stats.upstreamRqTotal)
-        if let cs = clusterStats(ci) { inc(cs.upstreamRqTotal) }
         var hash: UInt64? = nil
         if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
@@ -80,7 +79,7 @@ extension ProxyWorker {
         let hp = pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
-        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(upstreamPools[hp].host), peer: peerAddress(d),
+        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(upstreamPools[hp].host), downstream: d,
                                 into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
@@ -193,7 +192,8 @@ extension ProxyWorker {
     }
 
     /// A malformed request: 400 (or the parser's status) and close.
-    func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+    func protocolError(_ status: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop,
+                       details: ResponseDetails = .downstreamProtocolError) {
         beginLocalStream(d, loop)
         d.pointee.beginClosing()
         let s = stream(of: d)!
@@ -202,8 +202,8 @@ extension ProxyWorker {
             endStream(token, d, loop, reuseUpstream: false)
             return
         }
-        localReply(LocalReply(status: status, body: .text(status == 400 ? LocalReplyText.badRequest : ""),
-                              flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+        localReply(LocalReply(status: status, body: .text(LocalReplyText.forDownstreamError(status)),
+                              flags: .downstreamProtocolError, details: status == 426 ? .lowVersion : details), token, d, loop)
     }
 
     // MARK: end
@@ -263,6 +263,7 @@ extension ProxyWorker {
         default: break
         }
         recordLatency(s, loop)
+        countCompleted(s)
         guard let accessRing else { return }
         var r = AccessRecord()
         r.worker = Int32(index)

@@ -98,6 +98,7 @@ extension ProxyWorker {
             return
         }
         Sockets.setNoDelay(fd)
+        if let k = cluster.tcpKeepalive { k.apply(to: fd) }
         var u = Upstream()
         u.fd = fd
         u.hostPool = Int32(hp)
@@ -126,6 +127,7 @@ extension ProxyWorker {
             s.pointee.holdsPending = false
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
         }
+        countUpstreamRequest(Int(u.pointee.cluster))
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
         } else {
@@ -208,7 +210,7 @@ extension ProxyWorker {
         guard let u = ups.pointer(up), u.pointee.state == .connecting else { return }
         u.pointee.connectDeadline = 0
         guard c.result >= 0 else {
-            connectFailed(up, u, loop, timedOut: false)
+            connectFailed(up, u, loop, timedOut: false, error: -c.result)
             return
         }
         loop.backend.armReceive(fd: u.pointee.fd, token: up)
@@ -229,7 +231,7 @@ extension ProxyWorker {
     }
 
     /// A connect failed or timed out: 503 UF for its stream (after the retries the route allows).
-    func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool) {
+    func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool, error: Int32 = 0) {
         inc(stats.upstreamCxConnectFail)
         if timedOut { inc(stats.upstreamCxConnectTimeout) }
         if let cs = clusterStats(Int(u.pointee.cluster)) {
@@ -241,7 +243,7 @@ extension ProxyWorker {
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
-        localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+        localReply(.connectFailure(timedOut: timedOut, error: error), owner, d, loop)
         downstreamSettled(owner, d, loop)
     }
 

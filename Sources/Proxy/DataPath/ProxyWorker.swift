@@ -70,6 +70,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var clusterBase: [Int] = []
     var roundRobin: [Int] = []
     var rng: SplitMix64
+    var date = HTTPDateField()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
     var ops = WorkerOpsState()

@@ -18,6 +18,7 @@ public final class AccessLogCapture: Sendable {
     /// Capture budget: the ring's bytes per record.
     static var budget: Int { 512 }
     static var absent: UInt16 { 0xFFFF }
+    static let requestIDName: [UInt8] = Array("x-request-id".utf8)
 
     public init(headers: [String], peerAddress: Bool, localAddress: Bool) {
         var seen: [String] = []
@@ -81,7 +82,7 @@ public final class AccessLogCapture: Sendable {
 
     /// Worker thread: appends the fields of the request whose head is `head` to `buffer`.
     func capture(_ head: UnsafeRawBufferPointer, parser p: UnsafeMutablePointer<RequestHeadParser>, fd: Int32,
-                 into buffer: inout ByteBuffer, pool: BufferPool) {
+                 requestID: (UInt64, UInt64)? = nil, into buffer: inout ByteBuffer, pool: BufferPool) {
         guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
         var w = 0
         let limit = Self.budget
@@ -108,6 +109,14 @@ public final class AccessLogCapture: Sendable {
                     found = p.pointee.headerValueRange(at: i)
                     break
                 }
+            }
+            if found == nil, let requestID, name == Self.requestIDName, w + 2 + 36 <= limit {
+                // The id the proxy generated (Envoy logs it as the request's x-request-id).
+                base.storeBytes(of: UInt16(36).littleEndian, toByteOffset: w, as: UInt16.self)
+                var uuid = ByteWriter(base + w + 2, capacity: 36)
+                uuid.putUUID(requestID.0, requestID.1)
+                w += 2 + 36
+                continue
             }
             put(found)
         }

@@ -39,15 +39,21 @@ extension ProxyOps {
             return AdminServer.Response(status: 405, body: "\(request.path) answers POST only\n")
         }
         switch request.path {
-        case "/stats":
-            let snapshot = stats()
-            if request.query.split(separator: "&").contains("format=json") { return .json(snapshot.json()) }
+        case "/stats", "/stats/prometheus":
+            let query: StatsQuery
+            do { query = try StatsQuery(request.query) } catch { return AdminServer.Response(status: 400, body: "\(error)\n") }
+            let snapshot = stats().filtered(query)
+            if request.path == "/stats/prometheus" || query.format == "prometheus" {
+                return AdminServer.Response(contentType: "text/plain; version=0.0.4; charset=utf-8", body: snapshot.prometheus())
+            }
+            if query.format == "json" { return .json(snapshot.json()) }
             return AdminServer.Response(body: snapshot.text())
-        case "/stats/prometheus":
-            return AdminServer.Response(contentType: "text/plain; version=0.0.4; charset=utf-8", body: stats().prometheus())
         case "/config_dump": return .json(configDump())
         case "/clusters": return AdminServer.Response(body: clustersText())
-        case "/listeners": return .json(listenersJSON())
+        case "/listeners":
+            // Envoy: `name::address:port` lines; JSON with ?format=json.
+            if request.query.split(separator: "&").contains("format=json") { return .json(listenersJSON()) }
+            return AdminServer.Response(body: proxy.listeners.map { "\($0.name)::\($0.address.host):\($0.port)\n" }.joined())
         case "/server_info": return .json(serverInfo())
         case "/ready":
             let (failed, draining) = state.withLock { ($0.healthFailed, $0.drainStartedNanos != 0) }
@@ -100,22 +106,28 @@ extension ProxyOps {
         return "[\n" + rows.joined(separator: ",\n") + "\n]\n"
     }
 
+    /// Envoy's `/server_info` keys (version, state, uptimes as "Ns", hot_restart_version,
+    /// command_line_options, node); Ballast's own figures sit under `ballast`.
     func serverInfo() -> String {
         let uptime = (monotonicNanos() - startNanos) / 1_000_000_000
-        let (draining, generation) = state.withLock { ($0.drainStartedNanos != 0, $0.generation) }
+        let (draining, generation, node) = state.withLock { ($0.drainStartedNanos != 0, $0.generation, $0.bootstrap.node) }
         let strategies = proxy.listeners.map { JSONText.string("\($0.balance)") }.joined(separator: ", ")
         return "{\"version\": \(JSONText.string(ProxyOps.version)), \"state\": \(JSONText.string(draining ? "DRAINING" : "LIVE")), "
-            + "\"uptime_current_epoch\": \(uptime), \"concurrency\": \(concurrency), \"io\": \(JSONText.string(proxy.backend.rawValue)), "
-            + "\"strategy\": [\(strategies)], \"config_generation\": \(generation), "
-            + "\"command_line_options\": {\"concurrency\": \(concurrency), \"drain_time_s\": \(options.drainTimeNanos / 1_000_000_000), "
-            + "\"log_level\": \(JSONText.string(OpsLog.current.rawValue)), \"config_path\": \(options.configPath.map { JSONText.string($0) } ?? "null")}}\n"
+            + "\"uptime_current_epoch\": \"\(uptime)s\", \"uptime_all_epochs\": \"\(uptime)s\", \"hot_restart_version\": \"disabled\", "
+            + "\"command_line_options\": {\"concurrency\": \(concurrency), \"config_path\": \(JSONText.string(options.configPath ?? "")), "
+            + "\"config_yaml\": \(JSONText.string(options.configYAML ?? "")), \"log_level\": \(JSONText.string(OpsLog.current.rawValue)), "
+            + "\"drain_time\": \"\(options.drainTimeNanos / 1_000_000_000)s\", \"mode\": \"Serve\", \"disable_hot_restart\": true}, "
+            + "\"node\": {\"id\": \(JSONText.string(node?.id ?? "")), \"cluster\": \(JSONText.string(node?.cluster ?? "")), \"user_agent_name\": \"ballast\"}, "
+            + "\"hot_restart_initializing\": false, "
+            + "\"ballast\": {\"io\": \(JSONText.string(proxy.backend.rawValue)), \"strategy\": [\(strategies)], \"config_generation\": \(generation)}}\n"
     }
 
     static let version = "ballast-proxy/0.5 (envoy-compatible admin)"
 
+    /// Envoy's `/listeners?format=json` shape (the accept strategy is in /server_info).
     func listenersJSON() -> String {
         let rows = proxy.listeners.map { l in
-            "  {\"name\": \(JSONText.string(l.name)), \"local_address\": {\"socket_address\": {\"address\": \(JSONText.string(l.address.host)), \"port_value\": \(l.port)}}, \"strategy\": \(JSONText.string("\(l.balance)"))}"
+            "  {\"name\": \(JSONText.string(l.name)), \"local_address\": {\"socket_address\": {\"address\": \(JSONText.string(l.address.host)), \"port_value\": \(l.port)}}}"
         }
         return "{\"listener_statuses\": [\n" + rows.joined(separator: ",\n") + "\n]}\n"
     }

@@ -88,13 +88,31 @@ extension ProxyStatsSnapshot {
                 }
                 c("downstream_cx_total") { load($0.downstreamCxTotal) }
                 c("downstream_cx_active", .gauge) { load($0.downstreamCxActive) }
+                // Every downstream connection and request is HTTP/1 here.
+                c("downstream_cx_http1_total") { load($0.downstreamCxHTTP1Total) - load($0.http2PrefaceRefused) }
+                c("downstream_cx_http1_active", .gauge) { load($0.downstreamCxActive) }
+                c("downstream_cx_protocol_error") { load($0.downstreamCxProtocolError) }
                 c("downstream_rq_total") { load($0.downstreamRqTotal) }
-                c("downstream_rq_1xx") { load($0.downstreamRq1xx) }
-                c("downstream_rq_2xx") { load($0.downstreamRq2xx) }
-                c("downstream_rq_3xx") { load($0.downstreamRq3xx) }
-                c("downstream_rq_4xx") { load($0.downstreamRq4xx) }
-                c("downstream_rq_5xx") { load($0.downstreamRq5xx) }
+                c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
+                c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
+                c("downstream_rq_rx_reset") { load($0.downstreamRqRxReset) }
+                c("downstream_rq_response_before_rq_complete") { load($0.downstreamRqResponseBeforeRqComplete) }
+                let loads = proxy.loads(ofListener: li)
+                add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
+                    family: "envoy_http_downstream_rq_active", labels: hl)
+                // Envoy's Prometheus form: one family, the class as a label.
+                let classes: [(Int, (DataPathStats) -> Int)] = [(1, { load($0.downstreamRq1xx) }), (2, { load($0.downstreamRq2xx) }),
+                                                                (3, { load($0.downstreamRq3xx) }), (4, { load($0.downstreamRq4xx) }),
+                                                                (5, { load($0.downstreamRq5xx) })]
+                for (k, get) in classes {
+                    add(p + "downstream_rq_\(k)xx", .counter, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_downstream_rq_xx",
+                        labels: [("envoy_response_code_class", "\(k)")] + hl)
+                }
+                // The router's requests: all but those the codec refused.
+                c("rq_total") { load($0.downstreamRqTotal) - load($0.downstreamCxProtocolError) }
+                c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
+                c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             case .tcp(let t):
                 let p = "tcp.\(t.statPrefix)."
@@ -118,6 +136,20 @@ extension ProxyStatsSnapshot {
             c("upstream_cx_connect_fail") { load($0.upstreamCxConnectFail) }
             c("upstream_cx_connect_timeout") { load($0.upstreamCxConnectTimeout) }
             c("upstream_rq_total") { load($0.upstreamRqTotal) }
+            c("upstream_rq_completed") { load($0.upstreamRqCompleted) }
+            // Like Envoy's, these exist once used: classes and codes with a count.
+            for k in 1...5 {
+                let n = all.reduce(0) { $0 + $1.upstreamRqCodes.value(class: k) }
+                if n > 0 {
+                    add(p + "upstream_rq_\(k)xx", .counter, n, family: "envoy_cluster_upstream_rq_xx", labels: [("envoy_response_code_class", "\(k)")] + cl)
+                }
+            }
+            for code in StatusCounters.lowest..<(StatusCounters.lowest + StatusCounters.count) {
+                let n = all.reduce(0) { $0 + $1.upstreamRqCodes.value(code: code) }
+                if n > 0 {
+                    add(p + "upstream_rq_\(code)", .counter, n, family: "envoy_cluster_upstream_rq", labels: [("envoy_response_code", "\(code)")] + cl)
+                }
+            }
             add(p + "upstream_rq_active", .gauge, max(0, load(cluster.resources.requests)), family: "envoy_cluster_upstream_rq_active", labels: cl)
             add(p + "upstream_rq_pending_active", .gauge, max(0, load(cluster.resources.pendingRequests)),
                 family: "envoy_cluster_upstream_rq_pending_active", labels: cl)
@@ -228,11 +260,10 @@ extension ProxyStatsSnapshot {
         return out
     }
 
-    /// A valid metric name; counters end in `_total` (Prometheus' convention, which promtool checks).
+    /// A valid metric name, as Envoy writes it: no `_total` added to counters (dashboards and
+    /// alerts written for Envoy use its names; promtool's lint asks for the suffix, Envoy ignores it).
     static func metricName(_ family: String, counter: Bool) -> String {
-        var s = String(family.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" ? $0 : "_" })
-        if counter && !s.hasSuffix("_total") { s += "_total" }
-        return s
+        String(family.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" ? $0 : "_" })
     }
 
     static func escapeLabel(_ v: String) -> String {

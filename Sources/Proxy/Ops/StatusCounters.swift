@@ -1,0 +1,72 @@
+import Synchronization
+
+/// Per-status counters (100...599) and per-class counters (1xx...5xx) of one worker: single
+/// writer (the worker), relaxed loads by the admin thread; no locks, allocated once.
+public final class StatusCounters: @unchecked Sendable {  // the atomics are the shared state
+    private let codes: UnsafeMutablePointer<Atomic<Int>>
+    private let classes: UnsafeMutablePointer<Atomic<Int>>
+    static let lowest = 100
+    static let count = 500
+
+    public init() {
+        codes = .allocate(capacity: Self.count)
+        for i in 0..<Self.count { (codes + i).initialize(to: Atomic(0)) }
+        classes = .allocate(capacity: 5)
+        for i in 0..<5 { (classes + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        codes.deinitialize(count: Self.count)
+        codes.deallocate()
+        classes.deinitialize(count: 5)
+        classes.deallocate()
+    }
+
+    @inline(__always)
+    func count(_ status: Int) {
+        guard status >= Self.lowest && status < Self.lowest + Self.count else { return }
+        inc((codes + (status - Self.lowest)).pointee)
+        inc((classes + (status / 100 - 1)).pointee)
+    }
+
+    func value(code: Int) -> Int { (codes + (code - Self.lowest)).pointee.load(ordering: .relaxed) }
+    func value(class c: Int) -> Int { (classes + (c - 1)).pointee.load(ordering: .relaxed) }
+}
+
+extension ProxyWorker {
+    /// A request left on an upstream connection (each attempt): `upstream_rq_total`.
+    func countUpstreamRequest(_ cluster: Int) {
+        inc(stats.upstreamRqTotal)
+        if let cs = clusterStats(cluster) { inc(cs.upstreamRqTotal) }
+    }
+
+    /// A connection's first bytes (Envoy counts a connection that never sends any as no protocol).
+    @inline(__always)
+    func countHTTP1Connection(_ d: UnsafeMutablePointer<Downstream>) {
+        guard !d.pointee.countedHTTP1 else { return }
+        d.pointee.countedHTTP1 = true
+        inc(stats.downstreamCxHTTP1Total)
+    }
+
+    /// A stream ended: Envoy's completion counters for the connection manager and the cluster.
+    func countCompleted(_ s: UnsafeMutablePointer<Stream>) {
+        inc(stats.downstreamRqCompleted)
+        if !s.pointee.requestComplete { inc(stats.downstreamRqResponseBeforeRqComplete) }
+        var reset = s.pointee.flags.contains(.downstreamConnectionTermination)
+        switch s.pointee.details {
+        case .directResponse:
+            inc(stats.rqDirectResponse)
+        case .downstreamProtocolError, .lowVersion, .contentLengthAndChunked:
+            if s.pointee.route < 0 && s.pointee.cluster < 0 {
+                inc(stats.downstreamCxProtocolError)
+                reset = true  // Envoy resets the stream the codec refused
+            }
+        default:
+            break
+        }
+        if reset { inc(stats.downstreamRqRxReset) }
+        guard s.pointee.cluster >= 0, s.pointee.status > 0, let cs = clusterStats(Int(s.pointee.cluster)) else { return }
+        inc(cs.upstreamRqCompleted)
+        cs.upstreamRqCodes.count(Int(s.pointee.status))
+    }
+}

@@ -1,0 +1,97 @@
+// The differential cases: raw HTTP/1.1 bytes sent to both proxies on the same listener. Each case
+// is a row of the README table "Envoy feature -> Ballast" (DifferentialTableTests renders it).
+
+struct DifferentialCase {
+    /// Short id, also the `X-Case` field so access-log lines can be told apart.
+    let name: String
+    /// The README table's feature text.
+    let feature: String
+    let listener: String
+    let request: String
+    var isHEAD = false
+
+    init(_ name: String, _ feature: String, listener: String = "plain", isHEAD: Bool = false, _ request: String) {
+        self.name = name
+        self.feature = feature
+        self.listener = listener
+        self.isHEAD = isHEAD
+        self.request = request
+    }
+}
+
+/// `GET target HTTP/1.1` with Host example.com, the case id, then `extra` field lines.
+private func get(_ name: String, _ target: String, _ extra: String = "", version: String = "HTTP/1.1", host: String = "example.com") -> String {
+    "GET \(target) \(version)\r\nHost: \(host)\r\nX-Case: \(name)\r\n\(extra)\r\n"
+}
+
+let differentialCases: [DifferentialCase] = [
+    DifferentialCase("route-prefix", "Route by prefix to a cluster", get("route-prefix", "/up/a?x=1")),
+    DifferentialCase("direct-response", "direct_response with an inline body", get("direct-response", "/direct")),
+    DifferentialCase("no-route", "No matching route: 404 NR", get("no-route", "/nowhere")),
+    DifferentialCase("unknown-host", "No matching virtual host: 404 NR", get("unknown-host", "/up", host: "other.test")),
+    DifferentialCase("dead-upstream", "Upstream connect failure: 503 UF", get("dead-upstream", "/dead")),
+    DifferentialCase("head", "HEAD request", isHEAD: true, "HEAD /up HTTP/1.1\r\nHost: example.com\r\nX-Case: head\r\n\r\n"),
+    DifferentialCase("post-body", "POST with a Content-Length body",
+                     "POST /up/post HTTP/1.1\r\nHost: example.com\r\nX-Case: post-body\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"),
+    DifferentialCase("header-case", "Header-name case as sent upstream",
+                     get("header-case", "/up", "X-Mixed-Case: Value\r\nUser-Agent: diff/1\r\nACCEPT: */*\r\n")),
+    DifferentialCase("hop-by-hop", "Hop-by-hop fields (Connection-nominated, Keep-Alive, Proxy-Connection) removed",
+                     get("hop-by-hop", "/up", "Connection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n")),
+    DifferentialCase("te-trailers", "TE: trailers", get("te-trailers", "/up", "TE: trailers\r\n")),
+    DifferentialCase("request-id-kept", "Client x-request-id kept and logged", get("request-id-kept", "/up", "X-Request-Id: client-id-1\r\n")),
+    DifferentialCase("request-id-generated", "x-request-id generated and logged", get("request-id-generated", "/up")),
+    DifferentialCase("expected-timeout", "x-envoy-expected-rq-timeout-ms from the route timeout", get("expected-timeout", "/up/t")),
+    DifferentialCase("no-timeout", "Route timeout 0s: no expected-timeout field", get("no-timeout", "/notimeout")),
+    DifferentialCase("xff-untouched", "x-forwarded-for kept as sent without use_remote_address",
+                     get("xff-untouched", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
+    DifferentialCase("xff-absent", "No x-forwarded-for added without use_remote_address", get("xff-absent", "/up")),
+    DifferentialCase("xff-appended", "use_remote_address: peer appended to x-forwarded-for", listener: "remote",
+                     get("xff-appended", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
+    DifferentialCase("xff-added", "use_remote_address: x-forwarded-for added", listener: "remote", get("xff-added", "/up")),
+    DifferentialCase("http10", "HTTP/1.0 request without accept_http_10: 426", get("http10", "/up", version: "HTTP/1.0")),
+    DifferentialCase("http10-accepted", "accept_http_10: HTTP/1.0 request proxied", listener: "http10",
+                     get("http10-accepted", "/up", version: "HTTP/1.0")),
+    DifferentialCase("http10-keep-alive", "accept_http_10: HTTP/1.0 keep-alive", listener: "http10",
+                     get("http10-keep-alive", "/up", "Connection: keep-alive\r\n", version: "HTTP/1.0")),
+    DifferentialCase("http10-never-chunked", "accept_http_10: a chunked upstream body is never chunked to an HTTP/1.0 client",
+                     listener: "http10", get("http10-never-chunked", "/up", "X-Reply-Chunked: 1\r\n", version: "HTTP/1.0")),
+    DifferentialCase("xff-trusted-hops", "xff_num_trusted_hops: 1: trusted client address from x-forwarded-for", listener: "hops",
+                     get("xff-trusted-hops", "/up", "X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n")),
+    DifferentialCase("xff-skip-append", "skip_xff_append: x-forwarded-for kept as sent", listener: "skipxff",
+                     get("xff-skip-append", "/up", "X-Forwarded-For: 10.0.0.1\r\n")),
+    DifferentialCase("server-name", "server_name with APPEND_IF_ABSENT", listener: "named", get("server-name", "/up")),
+    DifferentialCase("upstream-reset", "Upstream closes before a response: 503 UC", get("upstream-reset", "/up", "X-Reply-Close: 1\r\n")),
+    DifferentialCase("upstream-malformed", "Malformed upstream response: 502 UPE", get("upstream-malformed", "/up", "X-Reply-Garbage: 1\r\n")),
+    DifferentialCase("response-timeout", "Route timeout expires: 504 UT", get("response-timeout", "/slow", "X-Reply-Delay: 1\r\n")),
+    DifferentialCase("absolute-form", "Absolute-form target routes by path", get("absolute-form", "http://example.com/up/abs")),
+    DifferentialCase("connection-close", "Connection: close from the client", get("connection-close", "/up", "Connection: close\r\n")),
+    DifferentialCase("upstream-chunked", "Chunked upstream response relayed", get("upstream-chunked", "/up", "X-Reply-Chunked: 1\r\n")),
+    DifferentialCase("bad-garbage", "Malformed request line: 400", "GARBAGE\r\n\r\n"),
+    DifferentialCase("bad-cl-te", "Content-Length with Transfer-Encoding: 400",
+                     "POST /up HTTP/1.1\r\nHost: example.com\r\nX-Case: bad-cl-te\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    DifferentialCase("bad-header", "Field line without a colon: 400", get("bad-header", "/up", "NoColonHere\r\n")),
+    DifferentialCase("bad-version", "Unknown HTTP/1.x version: 426", get("bad-version", "/up", version: "HTTP/1.7")),
+    DifferentialCase("bad-version-2", "HTTP/2.0 on an HTTP/1 request line", get("bad-version-2", "/up", version: "HTTP/2.0")),
+]
+
+/// Stats compared after all cases (Envoy's names).
+let differentialStats: [String] = [
+    "http.plain.downstream_rq_total", "http.plain.downstream_rq_2xx", "http.plain.downstream_rq_4xx",
+    "http.plain.downstream_rq_5xx", "http.plain.downstream_rq_completed", "http.plain.downstream_cx_total",
+    "http.plain.no_route", "http.plain.rq_direct_response", "http.plain.downstream_rq_http1_total",
+    "http.remote.downstream_rq_2xx",
+    "cluster.up.upstream_rq_total", "cluster.up.upstream_rq_2xx", "cluster.up.upstream_rq_200",
+    "cluster.up.upstream_rq_completed",
+    "cluster.dead.upstream_cx_connect_fail", "cluster.dead.upstream_rq_total",
+    "http.plain.downstream_cx_protocol_error", "http.plain.downstream_cx_http1_total", "http.plain.rq_total",
+    "http.http10.downstream_rq_completed", "cluster.up.upstream_rq_504", "cluster.up.upstream_rq_5xx",
+    "cluster.dead.upstream_rq_503", "cluster.dead.upstream_rq_completed",
+]
+
+/// Prometheus families compared sample by sample (names, labels and values; the admin
+/// listener's own `admin` prefix, which Ballast does not have, left out).
+let differentialPrometheusFamilies: [String] = [
+    "envoy_http_downstream_rq_xx", "envoy_http_downstream_rq_total", "envoy_http_downstream_rq_completed",
+    "envoy_cluster_upstream_rq", "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_total",
+    "envoy_cluster_upstream_rq_completed", "envoy_cluster_upstream_cx_connect_fail",
+]

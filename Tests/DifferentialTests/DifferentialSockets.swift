@@ -1,0 +1,237 @@
+import Foundation
+import Glibc
+
+// Raw sockets for the differential suite: a client that sends exact bytes and reads one response,
+// and an upstream that records every request head it receives and answers a fixed response.
+
+struct RawResponse {
+    var status: Int
+    var statusLine: String
+    /// Field lines as received (name case kept), in order.
+    var fields: [(name: String, value: String)]
+    var body: [UInt8]
+    /// True when the proxy closed the connection after this response.
+    var closed: Bool
+
+    func header(_ name: String) -> String? {
+        fields.first { $0.name.lowercased() == name }?.value
+    }
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A blocking client connection to 127.0.0.1 with a 5 s receive timeout.
+final class RawClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    private var eof = false
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 {
+            Glibc.close(fd)
+            throw DifferentialError("connect 127.0.0.1:\(port): errno \(errno)")
+        }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
+    private func fill() -> Bool {
+        guard !eof else { return false }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { eof = true; return false }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+
+    private func find(_ pattern: [UInt8], from: Int = 0) -> Int? {
+        guard buffer.count >= pattern.count + from else { return nil }
+        for i in from...(buffer.count - pattern.count) where Array(buffer[i..<(i + pattern.count)]) == pattern { return i }
+        return nil
+    }
+
+    /// Reads one response (Content-Length, chunked, or until close); nil on timeout or early end.
+    /// The raw chunked framing is kept out of `body`; `chunked` responses report their fields as sent.
+    func readResponse(isHEAD: Bool = false) -> RawResponse? {
+        var end = find([13, 10, 13, 10])
+        while end == nil {
+            guard fill() else { return nil }
+            end = find([13, 10, 13, 10])
+        }
+        let head = String(decoding: buffer[0..<end!], as: UTF8.self)
+        buffer.removeFirst(end! + 4)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst()
+        let parts = statusLine.split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+        var fields: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        var response = RawResponse(status: status, statusLine: statusLine, fields: fields, body: [], closed: false)
+        if isHEAD || status == 204 || status == 304 || status < 200 {
+        } else if response.header("transfer-encoding")?.lowercased() == "chunked" {
+            while true {
+                var lineEnd = find([13, 10])
+                while lineEnd == nil { guard fill() else { return nil }; lineEnd = find([13, 10]) }
+                let sizeText = String(decoding: buffer[0..<lineEnd!], as: UTF8.self).split(separator: ";").first ?? ""
+                guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
+                buffer.removeFirst(lineEnd! + 2)
+                if size == 0 {
+                    while true {
+                        var le = find([13, 10])
+                        while le == nil { guard fill() else { return nil }; le = find([13, 10]) }
+                        buffer.removeFirst(le! + 2)
+                        if le == 0 { break }
+                    }
+                    break
+                }
+                while buffer.count < size + 2 { guard fill() else { return nil } }
+                response.body.append(contentsOf: buffer[0..<size])
+                buffer.removeFirst(size + 2)
+            }
+        } else if let cl = response.header("content-length"), let n = Int(cl) {
+            while buffer.count < n { guard fill() else { return nil } }
+            response.body = Array(buffer[0..<n])
+            buffer.removeFirst(n)
+        } else {
+            while fill() {}
+            response.body = buffer
+            buffer = []
+        }
+        return response
+    }
+
+    /// True when the peer closes (end of stream) within the receive timeout, with nothing more sent.
+    func closesAfterResponse() -> Bool {
+        if !buffer.isEmpty { return false }
+        return !fill() && eof
+    }
+}
+
+/// An upstream on 127.0.0.1 that records each request head (request line and field lines as
+/// received) and answers `200` with a small fixed body, keeping connections alive.
+final class RecordingUpstream: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    private let lock = NSLock()
+    private var heads: [String] = []
+    private var connections: [Int32] = []
+
+    static let body = "upstream says hi"
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 128)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        start()
+    }
+
+    private func start() {
+        let listenFD = fd
+        Thread.detachNewThread { [self] in
+            while true {
+                let c = accept(listenFD, nil, nil)
+                if c < 0 { return }
+                lock.lock(); connections.append(c); lock.unlock()
+                Thread.detachNewThread { [self] in serve(c) }
+            }
+        }
+    }
+
+    /// Heads received since the last call.
+    func takeHeads() -> [String] {
+        lock.lock(); defer { lock.unlock() }
+        let h = heads
+        heads = []
+        return h
+    }
+
+    private func serve(_ c: Int32) {
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            // One request head, then its Content-Length body (the suite sends no chunked bodies).
+            var headEnd: Int? = nil
+            while headEnd == nil {
+                if data.count >= 4 {
+                    for i in 0...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 { headEnd = i; break }
+                }
+                if headEnd != nil { break }
+                let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { Glibc.close(c); return }
+                data.append(contentsOf: chunk[0..<n])
+            }
+            let head = String(decoding: data[0..<headEnd!], as: UTF8.self)
+            data.removeFirst(headEnd! + 4)
+            var length = 0
+            for line in head.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+            while data.count < length {
+                let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { Glibc.close(c); return }
+                data.append(contentsOf: chunk[0..<n])
+            }
+            data.removeFirst(length)
+            lock.lock(); heads.append(head); lock.unlock()
+            let lower = head.lowercased()
+            let chunked = lower.contains("x-reply-chunked")
+            // Slower than the /slow route's 0.3 s timeout, so the proxy answers 504 first.
+            if lower.contains("x-reply-delay") { usleep(1_000_000) }
+            // Faults: close without a response, or answer with a malformed status line.
+            if lower.contains("x-reply-close") { Glibc.close(c); return }
+            if lower.contains("x-reply-garbage") {
+                let bytes = Array("HTTP/1.1 abc nonsense\r\n\r\n".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Glibc.close(c)
+                return
+            }
+            let reply: String
+            if chunked {
+                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"
+            } else {
+                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"
+            }
+            let bytes = Array(reply.utf8)
+            _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+
+    func stop() {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        lock.lock()
+        for c in connections { Glibc.shutdown(c, Int32(SHUT_RDWR)) }
+        lock.unlock()
+    }
+}

@@ -1,0 +1,52 @@
+// Every difference between Envoy 1.40 and Ballast that the differential suite tolerates, with the
+// reason. Keys are `case/aspect` (aspects: status, headers, body, upstream, log, connection),
+// `*/aspect` for every case, or `stats/<name>`. Anything not listed here fails the suite, and so
+// does an entry that no longer shows.
+
+enum Verdict: String {
+    /// Ballast does better than Envoy here, on purpose.
+    case better
+    /// Ballast refuses the feature with a clear message.
+    case refused
+    /// Ballast behaves differently for a stated reason.
+    case differs
+    /// Found by the suite, not fixed yet (issue 11).
+    case pending
+}
+
+struct IntentionalDifference {
+    let key: String
+    let verdict: Verdict
+    let reason: String
+}
+
+let intentionalDifferences: [IntentionalDifference] = [
+    IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
+    IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
+    IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
+    IntentionalDifference(key: "config/request-timeout", verdict: .refused, reason: "the HCM request timeout is not enforced yet"),
+    IntentionalDifference(key: "config/stream-idle-timeout", verdict: .refused, reason: "the stream idle timeout is not enforced yet (0s, disabled, is accepted)"),
+    IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
+    IntentionalDifference(key: "config/route-idle-timeout", verdict: .refused, reason: "the route idle timeout is not enforced yet"),
+    IntentionalDifference(key: "config/per-try-timeout", verdict: .refused, reason: "retries share the route timeout; no per-try timeout yet"),
+    IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),
+    IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
+    IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
+    IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),
+    IntentionalDifference(key: "config/least-request-weights", verdict: .refused, reason: "LEAST_REQUEST picks by active requests only; weights are not applied"),
+    IntentionalDifference(key: "config/retriable-status-codes", verdict: .refused, reason: "retries cover 5xx, gateway-error, reset and connect-failure only"),
+    IntentionalDifference(key: "config/original-dst", verdict: .refused, reason: "the original destination of redirected connections is not restored"),
+    IntentionalDifference(key: "config/duplicate-listener", verdict: .better, reason: "Envoy keeps one of two same-named listeners without a word; Ballast names the duplicate"),
+]
+
+enum IntentionalDifferences {
+    static func matches(_ pattern: String, _ key: String) -> Bool {
+        if pattern == key { return true }
+        if pattern.hasPrefix("*/") { return key.hasSuffix("/" + pattern.dropFirst(2)) }
+        return false
+    }
+
+    static func reason(for key: String) -> IntentionalDifference? {
+        intentionalDifferences.first { matches($0.key, key) }
+    }
+}
