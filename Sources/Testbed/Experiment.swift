@@ -16,9 +16,9 @@ import Yams
 /// baseline: reuseport               # the variant others are compared with
 /// placement: {system: "0", load: "1", backend: "1"}   # CPU lists (taskset); omit to not pin
 /// system:                           # the thing under test
-///   kind: server                    # server (ballast server) | proxy (ballast proxy) | command
+///   kind: server                    # server (ballast server) | proxy (ballast proxy) | envoy | command
 ///   args: [--workers, "2", --worker-cost, "block:200us"]
-///   config: Experiments/configs/proxy.yaml      # proxy: a bootstrap template
+///   config: Experiments/configs/proxy.yaml      # proxy, envoy: a bootstrap template (args: [--concurrency, "4"])
 ///   command: [nginx, -c, "{{CONFIG}}"]          # command: a peer, with its config template
 /// backend:                          # proxy/command: the upstream ballast server
 ///   args: [--workers, "1"]
@@ -27,13 +27,14 @@ import Yams
 ///   path: "/?size=100"
 /// variants:                         # each adds flags to the system (or names its own)...
 ///   - {name: reuseport, args: [--balance, reuseport]}
+///   - {name: shared, config_vars: {LISTENER_OPTIONS: "enable_reuse_port: false"}}   # {{LISTENER_OPTIONS}} in the template
 ///   - {name: nginx, system: {kind: command, command: [nginx, -c, "{{CONFIG}}"], config: Experiments/configs/nginx.conf}}
 /// matrix:                           # ...or a cross product of flag values
 ///   balance: [shared, reuseport, least-loaded]
 ///   io: [epoll, io_uring]
 /// ```
 public struct Experiment: Sendable, Equatable {
-    public enum SystemKind: String, Sendable { case server, proxy, command }
+    public enum SystemKind: String, Sendable { case server, proxy, envoy, command }
     public enum Order: String, Sendable { case interleaved, random }
 
     /// What runs as the system under test.
@@ -53,6 +54,9 @@ public struct Experiment: Sendable, Equatable {
         public var axes: [String: String]
         /// A different system for this variant (peers: nginx, HAProxy, direct); nil: the experiment's.
         public var system: SystemSpec? = nil
+        /// `config_vars`: `{{KEY}}` in the config template becomes the value (e.g. a listener's
+        /// `enable_reuse_port: false`), so variants share one template.
+        public var configVars: [String: String] = [:]
     }
 
     public var name: String
@@ -135,11 +139,11 @@ public struct Experiment: Sendable, Equatable {
         try system.allowOnly(["kind", "args", "config", "command"])
         let kind = try system.optionalString("kind") ?? "server"
         guard let k = SystemKind(rawValue: kind) else {
-            throw SchemaError(path: system.at("kind"), message: "expected server, proxy or command, got '\(kind)'")
+            throw SchemaError(path: system.at("kind"), message: "expected server, proxy, envoy or command, got '\(kind)'")
         }
         let spec = SystemSpec(kind: k, args: try system.stringList("args"), config: try system.optionalString("config"),
                               command: try system.stringList("command"))
-        if k == .proxy && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
+        if (k == .proxy || k == .envoy) && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
         if k == .command && spec.command.isEmpty { throw SchemaError(path: system.at("command"), message: "a command system needs its command line") }
         return spec
     }
@@ -151,10 +155,11 @@ public struct Experiment: Sendable, Equatable {
         var variants: [Variant] = []
         if let list = try r.optionalList("variants") {
             for (i, item) in list.enumerated() {
-                try item.allowOnly(["name", "args", "system"])
+                try item.allowOnly(["name", "args", "system", "config_vars"])
                 let name = try item.string("name")
                 let system = try item.optionalChild("system").map(parseSystem)
-                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name], system: system))
+                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name], system: system,
+                                        configVars: try item.stringMap("config_vars", what: "a string")))
                 if variants.dropLast().contains(where: { $0.name == name }) {
                     throw SchemaError(path: "variants[\(i)].name", message: "duplicate variant name '\(name)'")
                 }
@@ -250,13 +255,13 @@ struct Reader {
         }
     }
 
-    func stringMap(_ key: String) throws -> [String: String] {
+    func stringMap(_ key: String, what: String = "a CPU list such as \"0\" or \"0-1\"") throws -> [String: String] {
         guard let v = node[key] else { return [:] }
         guard let map = v as? [String: Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a mapping") }
         var out: [String: String] = [:]
         for (k, item) in map {
-            if let s = item as? String { out[k] = s } else if item is Int { out[k] = "\(item)" } else {
-                throw Experiment.SchemaError(path: "\(at(key)).\(k)", message: "expected a CPU list such as \"0\" or \"0-1\"")
+            if let s = item as? String { out[k] = s } else if item is Int || item is Bool { out[k] = "\(item)" } else {
+                throw Experiment.SchemaError(path: "\(at(key)).\(k)", message: "expected \(what)")
             }
         }
         return out
