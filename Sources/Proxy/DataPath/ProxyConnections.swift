@@ -188,6 +188,8 @@ public final class DataPathStats: Sendable {
     public let upstreamRqRetry = Atomic<Int>(0)
     public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.
+    public let workerCostApplied = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `http.<prefix>.downstream_rq_time` (microseconds).

@@ -92,6 +92,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
                                                        maxHeaders: http?.maxHeadersCount ?? 100))
         rng = SplitMix64(seed: 0xBA11_A570_0000 &+ UInt64(seat.index) &* 0x9E37_79B9)
+        http?.filters.prepareThread()
         for c in plane.clusters {
             clusterBase.append(hostPools.count)
             roundRobin.append(seat.index)  // workers start at different hosts
@@ -309,6 +310,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                                                      host: p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next())
         http.filters.decodeHeaders(&ctx)
+        if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         switch ctx.decision {
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)

@@ -95,6 +95,7 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_4xx") { load($0.downstreamRq4xx) }
                 c("downstream_rq_5xx") { load($0.downstreamRq5xx) }
                 c("no_route") { load($0.noRoute) }
+                if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             case .tcp(let t):
                 let p = "tcp.\(t.statPrefix)."
