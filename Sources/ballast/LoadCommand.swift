@@ -80,6 +80,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .customLong("warmup", withSingleDash: true), help: "Load sent first and not recorded: seconds or a duration (e.g. 2, 500ms).")
     var warmup = "0"
 
+    @Option(name: .customLong("ramp", withSingleDash: true), help: "Closed loop: open the connections spread evenly over this time (e.g. 2s) instead of all at once; pair with -warmup of at least as long to measure after the ramp.")
+    var ramp = "0"
+
     @Option(name: .customLong("threads", withSingleDash: true), help: "Event-loop threads (default: one per 1,024 connections, at most the CPUs).")
     var threads = 0
 
@@ -156,6 +159,14 @@ struct LoadCommand: ParsableCommand {
         } else {
             throw ValidationError("-warmup: '\(warmup)' is not seconds or a duration")
         }
+        if let seconds = Double(ramp), seconds >= 0, seconds.isFinite {
+            o.rampNanos = Int64(seconds * 1e9)
+        } else if let r = GoDuration.parseNanos(ramp) {
+            o.rampNanos = r
+        } else {
+            throw ValidationError("-ramp: '\(ramp)' is not seconds or a duration")
+        }
+        if o.rampNanos > 0 && o.qps > 0 { throw ValidationError("-ramp works in closed loop (-qps 0); open loop spreads requests with -uniform") }
         guard (0...1024).contains(threads) else { throw ValidationError("-threads must be 0...1024 (0 = automatic)") }
         o.threads = threads
         o.io = io
