@@ -1,5 +1,6 @@
 import Foundation
 import LoadGen
+import Report
 import Yams
 
 /// An experiment file (`Experiments/*.yaml`): what runs, what varies, how long, in which order.
@@ -32,6 +33,8 @@ import Yams
 /// matrix:                           # ...or a cross product of flag values
 ///   balance: [shared, reuseport, least-loaded]
 ///   io: [epoll, io_uring]
+/// tables:                           # variant pairs the report compares (geometric mean, CI)
+///   - {title: least-loaded vs shared, pairs: [[least-loaded/epoll, shared/epoll]]}
 /// ```
 public struct Experiment: Sendable, Equatable {
     public enum SystemKind: String, Sendable { case server, proxy, envoy, command }
@@ -74,6 +77,8 @@ public struct Experiment: Sendable, Equatable {
     public var loadArgs: [String]
     public var loadPath: String
     public var variants: [Variant]
+    /// `tables`: variant pairs the report compares (e.g. Envoy exact_balance vs shared).
+    public var tables: [ComparisonTableSpec] = []
 
     /// An experiment file error: the YAML path and what was expected.
     public struct SchemaError: Error, CustomStringConvertible {
@@ -96,7 +101,7 @@ public struct Experiment: Sendable, Equatable {
         }
         let r = try Reader(root, path: "")
         try r.allowOnly(["name", "description", "duration", "warmup", "repetitions", "connections", "order", "seed",
-                         "baseline", "placement", "system", "backend", "load", "variants", "matrix"])
+                         "baseline", "placement", "system", "backend", "load", "variants", "matrix", "tables"])
         var e = Experiment(
             name: try r.string("name"), description: try r.optionalString("description") ?? "",
             durationNanos: try r.duration("duration", default: 5_000_000_000),
@@ -129,6 +134,7 @@ public struct Experiment: Sendable, Equatable {
             guard e.loadPath.hasPrefix("/") else { throw SchemaError(path: "load.path", message: "must start with '/'") }
         }
         e.variants = try parseVariants(r)
+        e.tables = try parseTables(r, variants: e.variants.map(\.name))
         if let baseline = e.baseline, !e.variants.contains(where: { $0.name == baseline }) {
             throw SchemaError(path: "baseline", message: "no variant is named '\(baseline)'; variants: \(e.variants.map(\.name).joined(separator: ", "))")
         }
@@ -146,6 +152,27 @@ public struct Experiment: Sendable, Equatable {
         if (k == .proxy || k == .envoy) && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
         if k == .command && spec.command.isEmpty { throw SchemaError(path: system.at("command"), message: "a command system needs its command line") }
         return spec
+    }
+
+    private static func parseTables(_ r: Reader, variants: [String]) throws -> [ComparisonTableSpec] {
+        var tables: [ComparisonTableSpec] = []
+        for item in try r.optionalList("tables") ?? [] {
+            try item.allowOnly(["title", "pairs"])
+            guard let pairs = item.node["pairs"] as? [Any], !pairs.isEmpty else {
+                throw SchemaError(path: item.at("pairs"), message: "expected a list of [candidate, baseline] variant pairs")
+            }
+            var out: [[String]] = []
+            for (i, p) in pairs.enumerated() {
+                let path = "\(item.at("pairs"))[\(i)]"
+                guard let pair = p as? [String], pair.count == 2 else { throw SchemaError(path: path, message: "expected [candidate, baseline]") }
+                for name in pair where !variants.contains(name) {
+                    throw SchemaError(path: path, message: "no variant is named '\(name)'")
+                }
+                out.append(pair)
+            }
+            tables.append(ComparisonTableSpec(title: try item.string("title"), pairs: out))
+        }
+        return tables
     }
 
     /// The system a variant runs.

@@ -43,6 +43,9 @@ public final class SweepRunner {
     let options: Options
     let experiment: Experiment
     let experimentText: String
+    /// The experiment file's duration and repetitions (before --duration/--repetitions/--quick).
+    let fileDurationNanos: Int64
+    let fileRepetitions: Int
     private let interrupted = InterruptFlag()
     /// The Envoy binary, when a variant runs Envoy (found or installed by `preflight`).
     private var envoy: String?
@@ -51,6 +54,8 @@ public final class SweepRunner {
         self.options = options
         experimentText = (try? String(contentsOfFile: options.experimentFile, encoding: .utf8)) ?? ""
         var e = try Experiment.load(file: options.experimentFile)
+        fileDurationNanos = e.durationNanos
+        fileRepetitions = e.repetitions
         if let d = options.durationNanos { e.durationNanos = d }
         if let r = options.repetitions { e.repetitions = r }
         experiment = options.quick ? SweepPlan.quick(e) : e
@@ -115,6 +120,9 @@ public final class SweepRunner {
         manifest.order = e.order.rawValue
         manifest.seed = e.seed
         manifest.environment = environment
+        manifest.runSettings = RunSettings(durationNanos: e.durationNanos, warmupNanos: e.warmupNanos, repetitions: e.repetitions,
+                                           fileDurationNanos: fileDurationNanos, fileRepetitions: fileRepetitions, quick: options.quick)
+        manifest.tables = e.tables.isEmpty ? nil : e.tables
         manifest.points = []
         var axes: [String: [AxisValue]] = ["connections": e.connections.map { .int($0) }, "repetition": (1...e.repetitions).map { .int($0) }]
         for key in Set(e.variants.flatMap(\.axes.keys)) {

@@ -1,4 +1,5 @@
 import Foundation
+import Report
 @testable import Testbed
 import XCTest
 
@@ -77,5 +78,28 @@ final class EnvoySystemTests: XCTestCase {
         XCTAssertThrowsError(try Experiment.parse(yaml: "name: t\nsystem: {kind: server}\nvariants: [{name: a, config_vars: {K: [1]}}]\n")) {
             XCTAssertTrue("\($0)".hasPrefix("variants[0].config_vars.K:"), "\($0)")
         }
+    }
+
+    func testTablesNameExistingVariants() throws {
+        let base = "name: t\nsystem: {kind: server}\nvariants: [{name: a}, {name: b}]\n"
+        let e = try Experiment.parse(yaml: base + "tables: [{title: a vs b, pairs: [[a, b]]}]\n")
+        XCTAssertEqual(e.tables, [ComparisonTableSpec(title: "a vs b", pairs: [["a", "b"]])])
+        XCTAssertThrowsError(try Experiment.parse(yaml: base + "tables: [{title: x, pairs: [[a, c]]}]\n")) {
+            XCTAssertEqual("\($0)", "tables[0].pairs[0]: no variant is named 'c'")
+        }
+        XCTAssertThrowsError(try Experiment.parse(yaml: base + "tables: [{title: x, pairs: [[a]]}]\n")) {
+            XCTAssertEqual("\($0)", "tables[0].pairs[0]: expected [candidate, baseline]")
+        }
+    }
+
+    func testShippedEnvoyExperimentValidatesEveryPair() throws {
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        let e = try Experiment.load(file: root.appendingPathComponent("Experiments/envoy-vs-ballast.yaml").path)
+        XCTAssertEqual(e.variants.count, 9)
+        XCTAssertEqual(e.connections, [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        XCTAssertEqual(e.durationNanos, 30_000_000_000)
+        XCTAssertEqual(e.repetitions, 3)
+        XCTAssertEqual(e.tables.map(\.title), ["Envoy exact_balance vs shared", "ballast least-loaded vs shared", "ballast vs Envoy, same strategy"])
     }
 }
