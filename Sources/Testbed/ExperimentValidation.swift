@@ -7,11 +7,12 @@ import Glibc
 /// after minutes of other points.
 public enum ExperimentValidation {
     public struct Failure: Error, CustomStringConvertible {
-        let variant: String
+        /// "variant 'NAME'" or "load.args".
+        let subject: String
         let command: [String]
         let output: String
         public var description: String {
-            "variant '\(variant)' does not validate: `\(command.joined(separator: " "))` failed:\n\(output)"
+            "\(subject) does not validate: `\(command.joined(separator: " "))` failed:\n\(output)"
         }
     }
 
@@ -41,17 +42,28 @@ public enum ExperimentValidation {
             while p.isRunning && Date() < deadline { usleep(20_000) }
             if p.isRunning {
                 p.stop()
-                failures.append(Failure(variant: variant.name, command: command, output: "no answer within 60 s"))
+                failures.append(Failure(subject: "variant '\(variant.name)'", command: command, output: "no answer within 60 s"))
                 continue
             }
             p.stop()
             guard p.process.terminationStatus == 0 else {
                 let out = (try? String(contentsOfFile: p.stdoutPath, encoding: .utf8)) ?? ""
                 let tail = (out.split(separator: "\n").suffix(6) + p.stderrTail(lines: 12).split(separator: "\n")).joined(separator: "\n")
-                failures.append(Failure(variant: variant.name, command: command, output: tail))
+                failures.append(Failure(subject: "variant '\(variant.name)'", command: command, output: tail))
                 continue
             }
             lines.append("\(variant.name): ok")
+        }
+        // The load's extra flags (e.g. -ramp), as every point passes them.
+        let load = [ballast, "load", "-qps", "0", "-c", "1", "-t", "1s"] + e.loadArgs + ["-check", "http://127.0.0.1:1\(e.loadPath)"]
+        let p = try ChildProcess(name: "validate-load", arguments: load, cpus: nil, logDirectory: directory)
+        let deadline = Date().addingTimeInterval(30)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        p.stop()
+        if p.process.terminationStatus != 0 {
+            failures.append(Failure(subject: "load.args", command: load, output: p.stderrTail(lines: 6)))
+        } else {
+            lines.append("load flags: ok")
         }
         if failures.count == 1 { throw failures[0] }
         if !failures.isEmpty { throw Failures(all: failures) }

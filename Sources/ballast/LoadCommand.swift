@@ -98,6 +98,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .customLong("workers-url", withSingleDash: true), help: "URL of a server's per-worker figures (e.g. /workers), fetched before and after the run into the JSON.")
     var workersURL: String?
 
+    @Flag(name: .customLong("check", withSingleDash: true), help: ArgumentHelp("Check the flags and exit 0 without sending (ballast sweep's pre-flight check).", visibility: .hidden))
+    var check = false
+
     func validate() throws {
         _ = try makeOptions()
     }
@@ -181,6 +184,7 @@ struct LoadCommand: ParsableCommand {
 
     func run() throws {
         let options = try makeOptions()
+        if check { return }
         let jsonToStdout = json == "-"
         let summaryFD: Int32 = jsonToStdout ? 2 : 1
         var workersBefore: String? = nil

@@ -200,4 +200,17 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertTrue(stderr.contains("scripts/ensure-envoy.sh"), stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/envoy"))
     }
+
+    func testValidateChecksTheLoadFlags() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/load.yaml"
+        try "name: load\nsystem: {kind: server}\nload: {args: [-ramp, soon]}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (p, out, err) = try start(["sweep", file, "--validate", "--out", dir])
+        p.waitUntilExit()
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 2, stderr)
+        XCTAssertTrue(stderr.contains("load.args does not validate"), stderr)
+        XCTAssertTrue(stderr.contains("-ramp"), stderr)
+    }
 }
