@@ -23,6 +23,8 @@ public struct SummaryRow: Sendable {
     public var p50: MeanEstimate?
     public var p90: MeanEstimate?
     public var p99: MeanEstimate?
+    /// Mean latency (the talk's headline latency figure).
+    public var mean: MeanEstimate?
     /// Non-2xx responses and socket errors, summed over runs.
     public var errors: Int
     /// B/A against the baseline series at the same connection count (absent for the baseline).
@@ -42,6 +44,9 @@ public struct WorkerBalance: Sendable {
     public var connectionsJain: Double
     public var requestsMaxOverMean: Double
     public var requestsJain: Double
+
+    /// False when the system keeps no per-worker request counts (Envoy): no request charts then.
+    public var hasRequests: Bool { requestShares.contains { $0 > 0 } }
 }
 
 /// Everything a report holds, before it is written anywhere.
@@ -89,9 +94,14 @@ public enum ReportWriter {
         let charts = makeCharts(set, rows: rows, balance: balance)
         let aggregates = headlineComparisons(set, baseline: baseline, variants: variants, options: options)
         let headlines = headlineLines(aggregates, baseline: baseline)
+        var summary = summaryMarkdown(set, rows: rows, baseline: baseline, headlines: headlines, level: options.level)
+        var page = html(set, rows: rows, balance: balance, charts: charts, baseline: baseline, headlines: headlines)
+        // The experiment's own pair tables and what actually ran, after the headlines.
+        if let at = summary.range(of: "| variant | connections |") { summary.insert(contentsOf: ExperimentTables.markdown(set, options: options), at: at.lowerBound) }
+        if let at = page.range(of: "<h2>Environment</h2>") { page.insert(contentsOf: ExperimentTables.html(set, options: options), at: at.lowerBound) }
         return RenderedReport(
-            html: html(set, rows: rows, balance: balance, charts: charts, baseline: baseline, headlines: headlines),
-            summaryMarkdown: summaryMarkdown(set, rows: rows, baseline: baseline, headlines: headlines, level: options.level),
+            html: page,
+            summaryMarkdown: summary,
             csv: csv(set), charts: charts, rows: rows, balance: balance, baseline: baseline, headlines: headlines)
     }
 
@@ -110,7 +120,7 @@ public enum ReportWriter {
             let isBaseline = g.series.variant == baseline
             if !isBaseline, let base = groups.first(where: { $0.series.variant == baseline && $0.series.axes == g.series.axes && $0.connections == g.connections })
                 ?? groups.first(where: { $0.series.variant == baseline && $0.connections == g.connections && groups.filter { $0.series.variant == baseline && $0.connections == g.connections }.count == 1 }) {
-                for m in [Metric.qps, .p50, .p90, .p99] {
+                for m in [Metric.qps, .avg, .p50, .p90, .p99] {
                     let a = base.values(m), b = g.values(m)
                     let seed = SeededRandom.seed("delta|\(g.series)|\(g.connections)|\(m.rawValue)", base: options.seed)
                     if let e = Bootstrap.ratioOfMeans(a: a, b: b, level: options.level, resamples: options.resamples, seed: seed)
@@ -120,7 +130,7 @@ public enum ReportWriter {
                 }
             }
             rows.append(SummaryRow(series: g.series, connections: g.connections, runs: g.repetitions.count,
-                                   qps: est(.qps), p50: est(.p50), p90: est(.p90), p99: est(.p99),
+                                   qps: est(.qps), p50: est(.p50), p90: est(.p90), p99: est(.p99), mean: est(.avg),
                                    errors: g.repetitions.reduce(0) { $0 + $1.result.errorCount },
                                    deltas: deltas, isBaseline: isBaseline))
         }
@@ -162,7 +172,7 @@ public enum ReportWriter {
         var rows: [ComparisonRow] = []
         for v in variants where v != baseline {
             var o = ComparisonOptions()
-            o.metrics = [.qps, .p50, .p90, .p99]
+            o.metrics = [.qps, .avg, .p50, .p90, .p99]
             o.level = options.level; o.resamples = options.resamples; o.seed = options.seed
             o.baselineVariant = baseline; o.candidateVariant = v
             let c = Compare.run(baseline: set, candidate: set, options: o)
@@ -234,19 +244,20 @@ public enum ReportWriter {
                             yLabel: "Throughput (requests/s)", series: lineSeries(.qps, scale: 1), yScale: .linearFromZero,
                             yTick: qpsTick, yValue: { Fmt.qps($0) + " requests/s" })
         charts.append(("qps.svg", qps.svg()))
-        for m in [Metric.p50, .p90, .p99] {
+        for m in [Metric.avg, .p50, .p90, .p99] {
             let s = lineSeries(m, scale: 1000)
             guard s.contains(where: { !$0.points.isEmpty }) else { continue }
-            let chart = LineChart(title: "\(m.title) latency vs connections", subtitle: place, xLabel: xLabel,
-                                  yLabel: "\(m.title) latency (ms)", series: s, yScale: .auto,
+            let what = m == .avg ? "Mean latency" : "\(m.title) latency"
+            let chart = LineChart(title: "\(what) vs connections", subtitle: place, xLabel: xLabel,
+                                  yLabel: "\(what) (ms)", series: s, yScale: .auto,
                                   yTick: msTick, yValue: { Fmt.ms($0 / 1000) + " ms" })
-            charts.append(("\(m.title.lowercased()).svg", chart.svg()))
+            charts.append((m == .avg ? "mean.svg" : "\(m.title.lowercased()).svg", chart.svg()))
         }
         if !balance.isEmpty {
             for (field, name, label) in [(\WorkerBalance.connectionsMaxOverMean, "connections", "accepted connections"),
                                          (\WorkerBalance.requestsMaxOverMean, "requests", "requests")] {
                 let s = series.map { key in
-                    ChartSeries(name: key.description, points: balance.filter { $0.series == key }.map {
+                    ChartSeries(name: key.description, points: balance.filter { $0.series == key && (name == "connections" || $0.hasRequests) }.map {
                         ChartPoint(x: Double($0.connections), mean: $0[keyPath: field], low: $0[keyPath: field], high: $0[keyPath: field], count: 1)
                     })
                 }.filter { !$0.points.isEmpty }
@@ -261,6 +272,7 @@ public enum ReportWriter {
                 let names = (0..<workers).map { "worker \($0)" }
                 for (what, shares, mm, jain) in [("connections", \WorkerBalance.connectionShares, \WorkerBalance.connectionsMaxOverMean, \WorkerBalance.connectionsJain),
                                                  ("requests", \WorkerBalance.requestShares, \WorkerBalance.requestsMaxOverMean, \WorkerBalance.requestsJain)] {
+                    if what == "requests" && !bs.contains(where: \.hasRequests) { continue }  // not counted (Envoy)
                     let chart = BarChart(
                         title: "\(key.description): \(what == "connections" ? "accepted connections" : "requests") per worker",
                         subtitle: "\(set.experiment) · share of the point's total, mean over runs · under each group: max/mean and Jain's index",
@@ -293,13 +305,13 @@ public enum ReportWriter {
             for h in headlines { out += "- \(h)\n" }
             out += "\n"
         }
-        out += "| variant | connections | runs | QPS (\(pct)% CI) | TP50 ms | TP90 ms | TP99 ms | ΔQPS vs \(Fmt.cell(baseline)) | ΔTP50 | ΔTP90 | errors |\n"
-        out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        out += "| variant | connections | runs | QPS (\(pct)% CI) | mean ms | TP50 ms | TP90 ms | TP99 ms | ΔQPS vs \(Fmt.cell(baseline)) | Δmean | ΔTP50 | ΔTP90 | errors |\n"
+        out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
         for r in rows {
             func d(_ m: Metric) -> String { r.isBaseline ? "baseline" : (r.deltas[m].map(Fmt.change) ?? "—") }
             out += "| \(Fmt.cell(r.series.description)) | \(r.connections) | \(r.runs) | \(r.qps.map { Fmt.mean($0, .qps) } ?? "—") | "
-            out += "\(r.p50.map { Fmt.mean($0, .p50) } ?? "—") | \(r.p90.map { Fmt.mean($0, .p90) } ?? "—") | \(r.p99.map { Fmt.mean($0, .p99) } ?? "—") | "
-            out += "\(d(.qps)) | \(d(.p50)) | \(d(.p90)) | \(r.errors) |\n"
+            out += "\(r.mean.map { Fmt.mean($0, .avg) } ?? "—") | \(r.p50.map { Fmt.mean($0, .p50) } ?? "—") | \(r.p90.map { Fmt.mean($0, .p90) } ?? "—") | \(r.p99.map { Fmt.mean($0, .p99) } ?? "—") | "
+            out += "\(d(.qps)) | \(d(.avg)) | \(d(.p50)) | \(d(.p90)) | \(r.errors) |\n"
         }
         out += "\nEnvironment: "
         out += (set.environment?.rows.map { "\($0.0) \($0.1)" }.joined(separator: "; ")).flatMap { $0.isEmpty ? nil : $0 } ?? "not recorded"
@@ -396,8 +408,8 @@ public enum ReportWriter {
         }
         h += "<h2>Throughput and latency</h2>\n<div class=\"charts\">\n"
         for c in charts where !c.name.hasPrefix("imbalance") && !c.name.hasPrefix("workers") { h += inline(c.svg) }
-        h += "</div>\n<h2>Key table</h2>\n<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>runs</th><th>QPS (95% CI)</th><th>TP50 ms</th><th>TP90 ms</th><th>TP99 ms</th>"
-        h += "<th>ΔQPS vs \(e(baseline))</th><th>ΔTP50</th><th>ΔTP90</th><th>errors</th></tr>\n"
+        h += "</div>\n<h2>Key table</h2>\n<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>runs</th><th>QPS (95% CI)</th><th>mean ms</th><th>TP50 ms</th><th>TP90 ms</th><th>TP99 ms</th>"
+        h += "<th>ΔQPS vs \(e(baseline))</th><th>Δmean</th><th>ΔTP50</th><th>ΔTP90</th><th>errors</th></tr>\n"
         for r in rows {
             func d(_ m: Metric) -> String {
                 if r.isBaseline { return "<td>baseline</td>" }
@@ -405,9 +417,9 @@ public enum ReportWriter {
                 return "<td\(x.significant ? " class=\"sig\"" : "")>\(e(Fmt.change(x)))</td>"
             }
             h += "<tr\(r.isBaseline ? " class=\"base\"" : "")><td class=\"l\">\(e(r.series.description))</td><td>\(r.connections)</td><td>\(r.runs)</td>"
-            h += "<td>\(e(r.qps.map { Fmt.mean($0, .qps) } ?? "—"))</td><td>\(e(r.p50.map { Fmt.mean($0, .p50) } ?? "—"))</td>"
+            h += "<td>\(e(r.qps.map { Fmt.mean($0, .qps) } ?? "—"))</td><td>\(e(r.mean.map { Fmt.mean($0, .avg) } ?? "—"))</td><td>\(e(r.p50.map { Fmt.mean($0, .p50) } ?? "—"))</td>"
             h += "<td>\(e(r.p90.map { Fmt.mean($0, .p90) } ?? "—"))</td><td>\(e(r.p99.map { Fmt.mean($0, .p99) } ?? "—"))</td>"
-            h += d(.qps) + d(.p50) + d(.p90) + "<td>\(r.errors)</td></tr>\n"
+            h += d(.qps) + d(.avg) + d(.p50) + d(.p90) + "<td>\(r.errors)</td></tr>\n"
         }
         h += "</table>\n"
         if !balance.isEmpty {
@@ -415,7 +427,8 @@ public enum ReportWriter {
             h += "<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>connections max/mean</th><th>connections Jain</th><th>requests max/mean</th><th>requests Jain</th></tr>\n"
             for b in balance {
                 h += "<tr><td class=\"l\">\(e(b.series.description))</td><td>\(b.connections)</td><td>\(String(format: "%.2f", b.connectionsMaxOverMean))</td>"
-                h += "<td>\(String(format: "%.3f", b.connectionsJain))</td><td>\(String(format: "%.2f", b.requestsMaxOverMean))</td><td>\(String(format: "%.3f", b.requestsJain))</td></tr>\n"
+                h += "<td>\(String(format: "%.3f", b.connectionsJain))</td>"
+                h += b.hasRequests ? "<td>\(String(format: "%.2f", b.requestsMaxOverMean))</td><td>\(String(format: "%.3f", b.requestsJain))</td></tr>\n" : "<td>—</td><td>—</td></tr>\n"
             }
             h += "</table>\n<div class=\"charts\">\n"
             for c in charts where c.name.hasPrefix("imbalance") || c.name.hasPrefix("workers") { h += inline(c.svg) }

@@ -500,6 +500,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var seed: UInt64?
     public var environment: RunEnvironment?
     public var points: [ManifestPoint]?
+    /// Duration and repetitions actually run, and the experiment file's.
+    public var runSettings: RunSettings?
+    /// The experiment's `tables:` (variant pairs the report compares).
+    public var tables: [ComparisonTableSpec]?
 
     public init(experiment: String, format: String? = Manifest.currentFormat) {
         self.experiment = experiment
@@ -527,6 +531,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
         environment = try c.decodeIfPresent(RunEnvironment.self, forKey: .environment)
         points = try c.decodeIfPresent([ManifestPoint].self, forKey: .points)
+        runSettings = try c.decodeIfPresent(RunSettings.self, forKey: .runSettings)
+        tables = try c.decodeIfPresent([ComparisonTableSpec].self, forKey: .tables)
     }
 }
 

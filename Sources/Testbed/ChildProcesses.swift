@@ -86,6 +86,8 @@ final class ChildRegistry: @unchecked Sendable {
 enum SweepError: Error, CustomStringConvertible {
     case processDied(String, status: Int32, stderrTail: String)
     case notReady(String, stderrTail: String)
+    /// The system exited before it served: it refused its config or flags.
+    case rejected(String, status: Int32, stderrTail: String)
     case missingBinary(String)
     case busyPort(Int)
     case loadFailed(String)
@@ -94,6 +96,7 @@ enum SweepError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case let .processDied(name, status, tail): "\(name) exited with status \(status); its stderr ends with:\n\(tail)"
+        case let .rejected(name, status, tail): "\(name) exited with status \(status) before serving (did it reject its config?); its stderr ends with:\n\(tail)"
         case let .notReady(name, tail): "\(name) did not become ready within 20 s; its stderr ends with:\n\(tail)"
         case let .missingBinary(name): "the experiment needs '\(name)', which is not installed or not on PATH"
         case let .busyPort(port): "port \(port) is busy"
@@ -124,7 +127,26 @@ enum AdminClient {
         let text = String(decoding: data, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { return nil }
         let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, String(text[split.upperBound...]))
+        let head = text[..<split.lowerBound].lowercased()
+        let body = String(text[split.upperBound...])
+        return (status, head.contains("transfer-encoding: chunked") ? dechunk(body) : body)
+    }
+
+    /// A chunked body's data (Envoy's admin answers chunked).
+    static func dechunk(_ body: String) -> String {
+        var bytes = Substring(body).utf8[...]
+        var out: [UInt8] = []
+        while let lineEnd = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+            let sizeText = String(decoding: bytes[..<lineEnd], as: UTF8.self)
+                .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            guard let size = Int(sizeText, radix: 16), size > 0 else { break }
+            let start = bytes.index(after: lineEnd)
+            guard bytes.distance(from: start, to: bytes.endIndex) >= size else { out.append(contentsOf: bytes[start...]); break }
+            let end = bytes.index(start, offsetBy: size)
+            out.append(contentsOf: bytes[start..<end])
+            bytes = bytes[end...].drop { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A free loopback port (bound and released: another process may take it first, rarely).

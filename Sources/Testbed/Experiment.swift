@@ -1,5 +1,6 @@
 import Foundation
 import LoadGen
+import Report
 import Yams
 
 /// An experiment file (`Experiments/*.yaml`): what runs, what varies, how long, in which order.
@@ -16,9 +17,9 @@ import Yams
 /// baseline: reuseport               # the variant others are compared with
 /// placement: {system: "0", load: "1", backend: "1"}   # CPU lists (taskset); omit to not pin
 /// system:                           # the thing under test
-///   kind: server                    # server (ballast server) | proxy (ballast proxy) | command
+///   kind: server                    # server (ballast server) | proxy (ballast proxy) | envoy | command
 ///   args: [--workers, "2", --worker-cost, "block:200us"]
-///   config: Experiments/configs/proxy.yaml      # proxy: a bootstrap template
+///   config: Experiments/configs/proxy.yaml      # proxy, envoy: a bootstrap template (args: [--concurrency, "4"])
 ///   command: [nginx, -c, "{{CONFIG}}"]          # command: a peer, with its config template
 /// backend:                          # proxy/command: the upstream ballast server
 ///   args: [--workers, "1"]
@@ -27,13 +28,16 @@ import Yams
 ///   path: "/?size=100"
 /// variants:                         # each adds flags to the system (or names its own)...
 ///   - {name: reuseport, args: [--balance, reuseport]}
+///   - {name: shared, config_vars: {LISTENER_OPTIONS: "enable_reuse_port: false"}}   # {{LISTENER_OPTIONS}} in the template
 ///   - {name: nginx, system: {kind: command, command: [nginx, -c, "{{CONFIG}}"], config: Experiments/configs/nginx.conf}}
 /// matrix:                           # ...or a cross product of flag values
 ///   balance: [shared, reuseport, least-loaded]
 ///   io: [epoll, io_uring]
+/// tables:                           # variant pairs the report compares (geometric mean, CI)
+///   - {title: least-loaded vs shared, pairs: [[least-loaded/epoll, shared/epoll]]}
 /// ```
 public struct Experiment: Sendable, Equatable {
-    public enum SystemKind: String, Sendable { case server, proxy, command }
+    public enum SystemKind: String, Sendable { case server, proxy, envoy, command }
     public enum Order: String, Sendable { case interleaved, random }
 
     /// What runs as the system under test.
@@ -53,6 +57,9 @@ public struct Experiment: Sendable, Equatable {
         public var axes: [String: String]
         /// A different system for this variant (peers: nginx, HAProxy, direct); nil: the experiment's.
         public var system: SystemSpec? = nil
+        /// `config_vars`: `{{KEY}}` in the config template becomes the value (e.g. a listener's
+        /// `enable_reuse_port: false`), so variants share one template.
+        public var configVars: [String: String] = [:]
     }
 
     public var name: String
@@ -70,6 +77,8 @@ public struct Experiment: Sendable, Equatable {
     public var loadArgs: [String]
     public var loadPath: String
     public var variants: [Variant]
+    /// `tables`: variant pairs the report compares (e.g. Envoy exact_balance vs shared).
+    public var tables: [ComparisonTableSpec] = []
 
     /// An experiment file error: the YAML path and what was expected.
     public struct SchemaError: Error, CustomStringConvertible {
@@ -92,7 +101,7 @@ public struct Experiment: Sendable, Equatable {
         }
         let r = try Reader(root, path: "")
         try r.allowOnly(["name", "description", "duration", "warmup", "repetitions", "connections", "order", "seed",
-                         "baseline", "placement", "system", "backend", "load", "variants", "matrix"])
+                         "baseline", "placement", "system", "backend", "load", "variants", "matrix", "tables"])
         var e = Experiment(
             name: try r.string("name"), description: try r.optionalString("description") ?? "",
             durationNanos: try r.duration("duration", default: 5_000_000_000),
@@ -125,6 +134,7 @@ public struct Experiment: Sendable, Equatable {
             guard e.loadPath.hasPrefix("/") else { throw SchemaError(path: "load.path", message: "must start with '/'") }
         }
         e.variants = try parseVariants(r)
+        e.tables = try parseTables(r, variants: e.variants.map(\.name))
         if let baseline = e.baseline, !e.variants.contains(where: { $0.name == baseline }) {
             throw SchemaError(path: "baseline", message: "no variant is named '\(baseline)'; variants: \(e.variants.map(\.name).joined(separator: ", "))")
         }
@@ -135,13 +145,34 @@ public struct Experiment: Sendable, Equatable {
         try system.allowOnly(["kind", "args", "config", "command"])
         let kind = try system.optionalString("kind") ?? "server"
         guard let k = SystemKind(rawValue: kind) else {
-            throw SchemaError(path: system.at("kind"), message: "expected server, proxy or command, got '\(kind)'")
+            throw SchemaError(path: system.at("kind"), message: "expected server, proxy, envoy or command, got '\(kind)'")
         }
         let spec = SystemSpec(kind: k, args: try system.stringList("args"), config: try system.optionalString("config"),
                               command: try system.stringList("command"))
-        if k == .proxy && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
+        if (k == .proxy || k == .envoy) && spec.config == nil { throw SchemaError(path: system.at("config"), message: "a proxy needs a bootstrap config template") }
         if k == .command && spec.command.isEmpty { throw SchemaError(path: system.at("command"), message: "a command system needs its command line") }
         return spec
+    }
+
+    private static func parseTables(_ r: Reader, variants: [String]) throws -> [ComparisonTableSpec] {
+        var tables: [ComparisonTableSpec] = []
+        for item in try r.optionalList("tables") ?? [] {
+            try item.allowOnly(["title", "pairs"])
+            guard let pairs = item.node["pairs"] as? [Any], !pairs.isEmpty else {
+                throw SchemaError(path: item.at("pairs"), message: "expected a list of [candidate, baseline] variant pairs")
+            }
+            var out: [[String]] = []
+            for (i, p) in pairs.enumerated() {
+                let path = "\(item.at("pairs"))[\(i)]"
+                guard let pair = p as? [String], pair.count == 2 else { throw SchemaError(path: path, message: "expected [candidate, baseline]") }
+                for name in pair where !variants.contains(name) {
+                    throw SchemaError(path: path, message: "no variant is named '\(name)'")
+                }
+                out.append(pair)
+            }
+            tables.append(ComparisonTableSpec(title: try item.string("title"), pairs: out))
+        }
+        return tables
     }
 
     /// The system a variant runs.
@@ -151,10 +182,11 @@ public struct Experiment: Sendable, Equatable {
         var variants: [Variant] = []
         if let list = try r.optionalList("variants") {
             for (i, item) in list.enumerated() {
-                try item.allowOnly(["name", "args", "system"])
+                try item.allowOnly(["name", "args", "system", "config_vars"])
                 let name = try item.string("name")
                 let system = try item.optionalChild("system").map(parseSystem)
-                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name], system: system))
+                variants.append(Variant(name: name, args: try item.stringList("args"), axes: ["variant": name], system: system,
+                                        configVars: try item.stringMap("config_vars", what: "a string")))
                 if variants.dropLast().contains(where: { $0.name == name }) {
                     throw SchemaError(path: "variants[\(i)].name", message: "duplicate variant name '\(name)'")
                 }
@@ -250,13 +282,13 @@ struct Reader {
         }
     }
 
-    func stringMap(_ key: String) throws -> [String: String] {
+    func stringMap(_ key: String, what: String = "a CPU list such as \"0\" or \"0-1\"") throws -> [String: String] {
         guard let v = node[key] else { return [:] }
         guard let map = v as? [String: Any] else { throw Experiment.SchemaError(path: at(key), message: "expected a mapping") }
         var out: [String: String] = [:]
         for (k, item) in map {
-            if let s = item as? String { out[k] = s } else if item is Int { out[k] = "\(item)" } else {
-                throw Experiment.SchemaError(path: "\(at(key)).\(k)", message: "expected a CPU list such as \"0\" or \"0-1\"")
+            if let s = item as? String { out[k] = s } else if item is Int || item is Bool { out[k] = "\(item)" } else {
+                throw Experiment.SchemaError(path: "\(at(key)).\(k)", message: "expected \(what)")
             }
         }
         return out

@@ -25,10 +25,31 @@ enum RunEnvironmentProbe {
         return env
     }
 
-    static func gitCommit() -> String? {
+    /// The commit the running `ballast` binary was built from: the checkout that holds it
+    /// (`<repo>/.build/<config>/ballast`), not the directory the sweep runs in. `-dirty` when its
+    /// sources differ from that commit; `-stale` when the binary is older than the last commit
+    /// that changed the sources.
+    static func buildCommit(binary: String) -> String? {
+        let dir = (binary as NSString).deletingLastPathComponent
+        guard var commit = git(["-C", dir, "rev-parse", "--short", "HEAD"]), !commit.isEmpty else { return nil }
+        if let changes = git(["-C", dir, "status", "--porcelain", "--untracked-files=no", "--", ":/Sources", ":/Package.swift"]), !changes.isEmpty {
+            commit += "-dirty"
+        }
+        // Stale: the sources changed in a commit made after the binary was linked.
+        if let time = git(["-C", dir, "log", "-1", "--format=%ct", "--", ":/Sources", ":/Package.swift"]).flatMap({ Double($0) }),
+           let built = (try? FileManager.default.attributesOfItem(atPath: binary))?[.modificationDate] as? Date,
+           built.timeIntervalSince1970 < time {
+            commit += "-stale"
+        }
+        return commit
+    }
+
+    static func gitCommit() -> String? { git(["rev-parse", "--short", "HEAD"]) }
+
+    private static func git(_ args: [String]) -> String? {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "rev-parse", "--short", "HEAD"]
+        p.arguments = ["git"] + args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -21,6 +21,8 @@ public final class SweepRunner {
         public var ballast: String
         public var version: String
         public var command: String
+        /// `--validate`: check every variant's command line and config, run nothing.
+        public var validateOnly = false
 
         public init(experimentFile: String, ballast: String, version: String, command: String) {
             self.experimentFile = experimentFile
@@ -41,20 +43,30 @@ public final class SweepRunner {
     let options: Options
     let experiment: Experiment
     let experimentText: String
+    /// The experiment file's duration and repetitions (before --duration/--repetitions/--quick).
+    let fileDurationNanos: Int64
+    let fileRepetitions: Int
     private let interrupted = InterruptFlag()
+    /// The Envoy binary, when a variant runs Envoy (found or installed by `preflight`).
+    private var envoy: String?
 
     public init(options: Options) throws {
         self.options = options
         experimentText = (try? String(contentsOfFile: options.experimentFile, encoding: .utf8)) ?? ""
         var e = try Experiment.load(file: options.experimentFile)
+        fileDurationNanos = e.durationNanos
+        fileRepetitions = e.repetitions
         if let d = options.durationNanos { e.durationNanos = d }
         if let r = options.repetitions { e.repetitions = r }
         experiment = options.quick ? SweepPlan.quick(e) : e
     }
 
-    /// Fails before anything starts when a needed program is missing.
+    /// Fails before anything starts when a needed program is missing; finds (or installs) Envoy.
     func preflight() throws {
         guard FileManager.default.isExecutableFile(atPath: options.ballast) else { throw SweepError.missingBinary(options.ballast) }
+        if envoy == nil && experiment.variants.contains(where: { experiment.system(for: $0).kind == .envoy }) {
+            envoy = try EnvoySystem.resolve(ballast: options.ballast)
+        }
         for variant in experiment.variants {
             let system = experiment.system(for: variant)
             if system.kind == .command, let program = system.command.first, !Self.onPath(program) {
@@ -73,14 +85,29 @@ public final class SweepRunner {
     public func run() throws -> Outcome {
         try preflight()
         let e = experiment
+        if options.validateOnly {
+            let scratch = NSTemporaryDirectory() + "ballast-validate-\(getpid())"
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            let lines = try ExperimentValidation.check(e, ballast: options.ballast, envoy: envoy, directory: scratch)
+            return Outcome(directory: "", complete: true, failedPoints: 0, headlines: lines, reportPath: nil)
+        }
         let directory = ResultFiles.runDirectory(root: options.outRoot, experiment: e.name)
         let logs = "\(directory)/logs"
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let allArgs = e.system.args + e.variants.flatMap(\.args)
         let costFlag = allArgs.firstIndex(of: "--worker-cost")
         let workerCost = costFlag.flatMap { $0 + 1 < allArgs.count ? allArgs[$0 + 1] : nil }
-        let environment = RunEnvironmentProbe.capture(placement: e.placement, workerCost: workerCost,
+        var environment = RunEnvironmentProbe.capture(placement: e.placement, workerCost: workerCost,
                                                       configHash: RunEnvironmentProbe.fingerprint(experimentText), version: options.version)
+        environment.gitCommit = RunEnvironmentProbe.buildCommit(binary: options.ballast)
+        // A typo in any variant fails here, in seconds, not when its first point runs.
+        do {
+            _ = try ExperimentValidation.check(e, ballast: options.ballast, envoy: envoy, directory: logs)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
         var manifest = Manifest(experiment: e.name)
         manifest.description = e.description
         manifest.startedAt = Self.timestamp()
@@ -93,6 +120,9 @@ public final class SweepRunner {
         manifest.order = e.order.rawValue
         manifest.seed = e.seed
         manifest.environment = environment
+        manifest.runSettings = RunSettings(durationNanos: e.durationNanos, warmupNanos: e.warmupNanos, repetitions: e.repetitions,
+                                           fileDurationNanos: fileDurationNanos, fileRepetitions: fileRepetitions, quick: options.quick)
+        manifest.tables = e.tables.isEmpty ? nil : e.tables
         manifest.points = []
         var axes: [String: [AxisValue]] = ["connections": e.connections.map { .int($0) }, "repetition": (1...e.repetitions).map { .int($0) }]
         for key in Set(e.variants.flatMap(\.axes.keys)) {
@@ -139,6 +169,12 @@ public final class SweepRunner {
                 failed += 1
                 manifest.points!.append(ManifestPoint(file: file, variant: point.variant.name, axes: pointAxes, status: .failed, error: "\(error)"))
                 Log.error("[\(i + 1)/\(points.count)] \(point.variant.name) c=\(point.connections) r\(point.repetition) failed: \(error)")
+                if case SweepError.rejected = error {
+                    // The system refused its config (Envoy's message is above): every later
+                    // point of it would fail alike.
+                    Log.error("stopping the sweep; the \(manifest.points!.count - 1) finished points are kept")
+                    break
+                }
                 if failed == i + 1 && failed >= 3 {
                     try? manifest.write(to: "\(directory)/manifest.json")
                     throw SweepError.loadFailed("the first \(failed) points all failed; stopping (last error: \(error))")
@@ -177,7 +213,7 @@ public final class SweepRunner {
         let tag = "p\(index + 1)-" + point.variant.name.replacingOccurrences(of: "/", with: "_")
         let system = try startSystem(point.variant, upstreamPort: upstreamPort, logs: logs, tag: tag)
         defer { system.process.stop() }
-        let before = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) }
+        let before = system.admin?.scrape()
         let json = "\(logs)/\(tag)-load.json"
         var loadArgs = [options.ballast, "load", "-qps", "0", "-c", "\(point.connections)",
                         "-t", GoDuration.format(nanos: e.durationNanos), "-json", json,
@@ -185,12 +221,13 @@ public final class SweepRunner {
         if e.warmupNanos > 0 { loadArgs += ["-warmup", GoDuration.format(nanos: e.warmupNanos)] }
         loadArgs += e.loadArgs + ["http://127.0.0.1:\(system.port)\(e.loadPath)"]
         let load = try ChildProcess(name: "\(tag)-load", arguments: loadArgs, cpus: e.placement["load"], logDirectory: logs)
-        // `active` is sampled while the load runs (near its end), before it disconnects.
-        let sampleAt = Date().addingTimeInterval(Double(e.warmupNanos) / 1e9 + Double(e.durationNanos) / 1e9 * 0.8)
+        // `active` is sampled while the load runs (half way through the measured time, after any
+        // -ramp within the warm-up), before it disconnects.
+        let sampleAt = Date().addingTimeInterval(Double(e.warmupNanos) / 1e9 + Double(e.durationNanos) / 1e9 * 0.5)
         var during: [WorkerFigures]? = nil
         while load.isRunning {
             if interrupted.isSet { load.stop(); throw SweepError.interrupted }
-            if during == nil && Date() >= sampleAt { during = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) } }
+            if during == nil && Date() >= sampleAt { during = system.admin?.scrape() }
             if !system.process.isRunning {
                 load.stop()
                 throw SweepError.processDied(system.process.name, status: system.process.process.terminationStatus, stderrTail: system.process.stderrTail())
@@ -201,7 +238,7 @@ public final class SweepRunner {
         guard load.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: json) else {
             throw SweepError.loadFailed("ballast load exited with \(load.process.terminationStatus): \(load.stderrTail())")
         }
-        let after = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) }
+        let after = system.admin?.scrape()
         var workers: [WorkerFigures]? = nil
         if let before, let after, before.count == after.count {
             workers = zip(before, after).map { b, a in
@@ -213,10 +250,25 @@ public final class SweepRunner {
         return try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
     }
 
+    /// Where a system's per-worker figures come from.
+    enum AdminKind {
+        /// `ballast server` / `ballast proxy`: `/workers` (JSON).
+        case ballast(Int)
+        /// Envoy: `/stats` (per-worker listener counters).
+        case envoy(Int)
+
+        func scrape() -> [WorkerFigures]? {
+            switch self {
+            case .ballast(let port): SweepRunner.scrapeWorkers(port: port)
+            case .envoy(let port): EnvoySystem.scrapeWorkers(adminPort: port)
+            }
+        }
+    }
+
     struct RunningSystem {
         let process: ChildProcess
         let port: Int
-        let adminPort: Int?
+        let admin: AdminKind?
     }
 
     private func startSystem(_ variant: Experiment.Variant, upstreamPort: Int, logs: String, tag: String) throws -> RunningSystem {
@@ -231,39 +283,41 @@ public final class SweepRunner {
                 guard let port = Self.port(after: "listening on ", in: line), let admin = Self.port(after: "admin ", in: line) else {
                     throw SweepError.notReady(tag, stderrTail: p.stderrTail())
                 }
-                return RunningSystem(process: p, port: port, adminPort: admin)
+                return RunningSystem(process: p, port: port, admin: .ballast(admin))
             } catch {
                 p.stop()
                 throw error
             }
-        case .proxy, .command:
+        case .proxy, .envoy, .command:
             guard let listen = AdminClient.freePort(), let admin = AdminClient.freePort() else { throw SweepError.busyPort(0) }
-            var configPath: String? = nil
-            if let template = system.config {
-                guard let text = try? String(contentsOfFile: template, encoding: .utf8) else {
-                    throw Experiment.SchemaError(path: "system.config", message: "cannot read \(template)")
-                }
-                let rendered = text.replacingOccurrences(of: "{{LISTEN_PORT}}", with: "\(listen)")
-                    .replacingOccurrences(of: "{{ADMIN_PORT}}", with: "\(admin)")
-                    .replacingOccurrences(of: "{{UPSTREAM_PORT}}", with: "\(upstreamPort)")
-                    .replacingOccurrences(of: "{{WORKDIR}}", with: logs)
-                configPath = "\(logs)/\(tag).conf"
-                try rendered.write(toFile: configPath!, atomically: true, encoding: .utf8)
-            }
-            let args: [String]
-            if system.kind == .proxy {
-                args = [options.ballast, "proxy", "-c", configPath!] + system.args + variant.args
-            } else {
-                args = system.command.map { $0.replacingOccurrences(of: "{{CONFIG}}", with: configPath ?? "") } + system.args + variant.args
-            }
+            let launch = SystemLaunch(system: system, variant: variant)
+            let configPath = try launch.renderConfig(ports: .init(listen: listen, admin: admin, upstream: upstreamPort), directory: logs, tag: tag)
+            let args = launch.commandLine(ballast: options.ballast, envoy: envoy, config: configPath, validate: false)
             let p = try ChildProcess(name: tag, arguments: args, cpus: e.placement["system"], logDirectory: logs)
             // Ready when the listener answers the load's path.
             let deadline = Date().addingTimeInterval(20)
             while Date() < deadline {
-                if !p.isRunning { throw SweepError.processDied(tag, status: p.process.terminationStatus, stderrTail: p.stderrTail()) }
+                if !p.isRunning {
+                    p.stop()
+                    throw SweepError.rejected(tag, status: p.process.terminationStatus, stderrTail: p.stderrTail(lines: 12))
+                }
+                // Envoy: its admin says LIVE (every worker initialised) before the listener is probed.
+                if system.kind == .envoy && AdminClient.get(port: admin, path: "/ready")?.status != 200 {
+                    usleep(50_000)
+                    continue
+                }
                 if let r = AdminClient.get(port: listen, path: e.loadPath), r.status > 0 {
-                    let hasAdmin = system.kind == .proxy && AdminClient.get(port: admin, path: "/workers")?.status == 200
-                    return RunningSystem(process: p, port: listen, adminPort: hasAdmin ? admin : nil)
+                    let admin: AdminKind? = switch system.kind {
+                    case .proxy: .ballast(admin)
+                    case .envoy: .envoy(admin)
+                    default: nil
+                    }
+                    // ballast proxy: its admin may come up just after the listener.
+                    if case .ballast(let port) = admin, AdminClient.get(port: port, path: "/workers")?.status != 200 {
+                        usleep(50_000)
+                        continue
+                    }
+                    return RunningSystem(process: p, port: listen, admin: admin)
                 }
                 usleep(50_000)
             }

@@ -80,6 +80,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .customLong("warmup", withSingleDash: true), help: "Load sent first and not recorded: seconds or a duration (e.g. 2, 500ms).")
     var warmup = "0"
 
+    @Option(name: .customLong("ramp", withSingleDash: true), help: "Closed loop: open the connections spread evenly over this time (e.g. 2s) instead of all at once; pair with -warmup of at least as long to measure after the ramp.")
+    var ramp = "0"
+
     @Option(name: .customLong("threads", withSingleDash: true), help: "Event-loop threads (default: one per 1,024 connections, at most the CPUs).")
     var threads = 0
 
@@ -94,6 +97,9 @@ struct LoadCommand: ParsableCommand {
 
     @Option(name: .customLong("workers-url", withSingleDash: true), help: "URL of a server's per-worker figures (e.g. /workers), fetched before and after the run into the JSON.")
     var workersURL: String?
+
+    @Flag(name: .customLong("check", withSingleDash: true), help: ArgumentHelp("Check the flags and exit 0 without sending (ballast sweep's pre-flight check).", visibility: .hidden))
+    var check = false
 
     func validate() throws {
         try Self.refuseDoubleDash(CommandLine.arguments)
@@ -165,6 +171,14 @@ struct LoadCommand: ParsableCommand {
         } else {
             throw ValidationError("-warmup: '\(warmup)' is not seconds or a duration")
         }
+        if let seconds = Double(ramp), seconds >= 0, seconds.isFinite {
+            o.rampNanos = Int64(seconds * 1e9)
+        } else if let r = GoDuration.parseNanos(ramp) {
+            o.rampNanos = r
+        } else {
+            throw ValidationError("-ramp: '\(ramp)' is not seconds or a duration")
+        }
+        if o.rampNanos > 0 && o.qps > 0 { throw ValidationError("-ramp works in closed loop (-qps 0); open loop spreads requests with -uniform") }
         guard (0...1024).contains(threads) else { throw ValidationError("-threads must be 0...1024 (0 = automatic)") }
         o.threads = threads
         o.io = io
@@ -179,6 +193,7 @@ struct LoadCommand: ParsableCommand {
 
     func run() throws {
         let options = try makeOptions()
+        if check { return }
         let jsonToStdout = json == "-"
         let summaryFD: Int32 = jsonToStdout ? 2 : 1
         var workersBefore: String? = nil

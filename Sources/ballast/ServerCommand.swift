@@ -42,6 +42,9 @@ struct ServerCommand: ParsableCommand {
     @Option(name: .customLong("max-payload-bytes"), help: "Largest size= honoured.")
     var maxPayloadBytes = 256 * 1024
 
+    @Flag(help: ArgumentHelp("Check the flags and exit 0 without serving (ballast sweep's pre-flight check).", visibility: .hidden))
+    var check = false
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1...1024, got \(workers)") }
@@ -60,6 +63,7 @@ struct ServerCommand: ParsableCommand {
     }
 
     func run() throws {
+        if check { return }
         var options = EchoServerOptions()
         options.port = port
         options.address = address

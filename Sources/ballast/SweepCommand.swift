@@ -26,6 +26,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Override the experiment's repetitions.")
     var repetitions: Int?
 
+    @Flag(name: .customLong("validate"), help: "Only check every variant's command line and config (ballast proxy/envoy --mode validate, nginx -t, haproxy -c, ballast server flags), then exit: 0 valid, 2 not. The sweep runs the same check before its first point.")
+    var validateOnly = false
+
     func validate() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("experiment file \(file) does not exist") }
         if let duration, GoDuration.parseNanos(duration) == nil { throw ValidationError("--duration: bad duration '\(duration)'") }
@@ -40,15 +43,25 @@ struct SweepCommand: ParsableCommand {
         options.quick = quick
         options.durationNanos = duration.flatMap(GoDuration.parseNanos)
         options.repetitions = repetitions
+        options.validateOnly = validateOnly
         let outcome: SweepRunner.Outcome
         do {
             outcome = try SweepRunner(options: options).run()
         } catch let error as Experiment.SchemaError {
             Log.error("\(file): \(error)")
             throw ExitCode(2)
+        } catch let error as SweepInputError {
+            // A variant that does not validate, or a missing Envoy: nothing ran.
+            Log.error("\(file): \(error)")
+            throw ExitCode(2)
         } catch {
             Log.error("\(error)")
             throw ExitCode(1)
+        }
+        if validateOnly {
+            for line in outcome.headlines { Log.out("  \(line)") }
+            Log.out("\(file): every variant validates")
+            return
         }
         Log.out("results: \(outcome.directory)")
         if let report = outcome.reportPath { Log.out("report: \(report)") }

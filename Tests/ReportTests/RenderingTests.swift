@@ -34,12 +34,12 @@ final class RenderingTests: XCTestCase {
     func testReportFilesAreWrittenAndChartsAreXML() throws {
         let (out, report) = try render(fixtureRun())
         let fm = FileManager.default
-        for name in ["report.html", "summary.md", "points.csv", "charts/qps.svg", "charts/tp50.svg", "charts/tp90.svg", "charts/tp99.svg",
+        for name in ["report.html", "summary.md", "points.csv", "charts/qps.svg", "charts/mean.svg", "charts/tp50.svg", "charts/tp90.svg", "charts/tp99.svg",
                      "charts/imbalance-connections.svg", "charts/imbalance-requests.svg",
                      "charts/workers-default-connections.svg", "charts/workers-balanced-requests.svg"] {
             XCTAssertTrue(fm.fileExists(atPath: (out as NSString).appendingPathComponent(name)), name)
         }
-        XCTAssertEqual(report.charts.count, 4 + 2 + 4)
+        XCTAssertEqual(report.charts.count, 5 + 2 + 4)
         for chart in report.charts {
             let elements = parseXML(chart.svg, chart.name)
             XCTAssertEqual(elements.first, "svg", chart.name)
@@ -71,16 +71,18 @@ final class RenderingTests: XCTestCase {
         let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
         XCTAssertEqual(cells[2], "3")
         XCTAssertTrue(cells[3].hasPrefix("10,200 ("), cells[3])
-        XCTAssertTrue(cells[4].hasPrefix("0.200 ("), cells[4])
-        XCTAssertTrue(cells[5].hasPrefix("0.600 ("), cells[5])
-        XCTAssertTrue(cells[6].hasPrefix("1.60 ("), cells[6])
-        XCTAssertEqual(cells[7], "baseline")
+        XCTAssertTrue(cells[4].hasPrefix("0.220 ("), cells[4])  // mean latency, from the fixture's histogram
+        XCTAssertTrue(cells[5].hasPrefix("0.200 ("), cells[5])
+        XCTAssertTrue(cells[6].hasPrefix("0.600 ("), cells[6])
+        XCTAssertTrue(cells[7].hasPrefix("1.60 ("), cells[7])
+        XCTAssertEqual(cells[8], "baseline")
         // balanced: exactly 1.25x the QPS and 0.8x the latencies of default -> +25% and -20%, significant.
         let b = try XCTUnwrap(md.split(separator: "\n").first { $0.hasPrefix("| balanced | 64 |") })
         let bc = b.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
         XCTAssertTrue(bc[3].hasPrefix("20,500 ("), bc[3])   // (10,000 + 6,400) x 1.25
-        XCTAssertTrue(bc[7].hasPrefix("+25% [") && bc[7].hasSuffix("▲"), bc[7])
-        XCTAssertTrue(bc[8].hasPrefix("-20% [") && bc[8].hasSuffix("▼"), bc[8])
+        XCTAssertTrue(bc[8].hasPrefix("+25% [") && bc[8].hasSuffix("▲"), bc[8])
+        XCTAssertTrue(bc[9].hasPrefix("-20% [") && bc[9].hasSuffix("▼"), bc[9])   // mean latency
+        XCTAssertTrue(bc[10].hasPrefix("-20% [") && bc[10].hasSuffix("▼"), bc[10])
         XCTAssertTrue(md.contains("**balanced vs default**: QPS +25% ["), md)
         XCTAssertTrue(md.contains("geometric mean over 6 connection counts"))
 

@@ -38,7 +38,7 @@ final class ExperimentTests: XCTestCase {
         let cases: [(String, String)] = [
             ("name: t\nsystem: {kind: server}\ndurations: 1s", "durations: unknown field"),
             ("system: {kind: server}", "name: required"),
-            ("name: t\nsystem: {kind: vm}", "system.kind: expected server, proxy or command, got 'vm'"),
+            ("name: t\nsystem: {kind: vm}", "system.kind: expected server, proxy, envoy or command, got 'vm'"),
             ("name: t\nsystem: {kind: server}\nconnections: [4, -1]", "connections[1]: expected an integer"),
             ("name: t\nsystem: {kind: server}\nduration: fast", "duration: expected a duration"),
             ("name: t\nsystem: {kind: proxy}", "system.config: a proxy needs a bootstrap config template"),

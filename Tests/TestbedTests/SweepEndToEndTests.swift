@@ -143,4 +143,74 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertEqual(p.terminationStatus, 2)
         XCTAssertTrue(stderr.contains("conections: unknown field"), stderr)
     }
+
+    func testValidateFindsATypoInAVariantBeforeAnyPointRuns() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/typo.yaml"
+        try """
+        name: typo
+        duration: 300ms
+        repetitions: 1
+        connections: [2]
+        system: {kind: server, args: [--workers, "2"]}
+        variants:
+          - {name: shared, args: [--balance, shared]}
+          - {name: least, args: [--balance, leastloaded]}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        for extra in [["--validate"], []] {
+            let (p, out, err) = try start(["sweep", file, "--out", dir] + extra)
+            p.waitUntilExit()
+            _ = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(p.terminationStatus, 2, stderr)
+            XCTAssertTrue(stderr.contains("variant 'least' does not validate"), stderr)
+            XCTAssertTrue(stderr.contains("leastloaded"), stderr)
+            XCTAssertFalse(stderr.contains("[1/"), "no point may run: \(stderr)")
+        }
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/typo")) ?? [], [])
+    }
+
+    func testValidateAcceptsAGoodExperiment() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/good.yaml"
+        try "name: good\nsystem: {kind: server}\nvariants: [{name: a, args: [--balance, least-loaded]}]\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (p, out, _) = try start(["sweep", file, "--validate", "--out", dir])
+        p.waitUntilExit()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertTrue(stdout.contains("a: ok"), stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/good"))
+    }
+
+    func testMissingEnvoyIsAClearErrorBeforeAnythingStarts() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/envoy.yaml"
+        try "name: envoy\nsystem: {kind: envoy, config: e.yaml}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary())
+        p.arguments = ["sweep", file, "--out", dir]
+        p.environment = ProcessInfo.processInfo.environment.merging(["BALLAST_ENVOY": "/nonexistent/envoy"]) { $1 }
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 2, stderr)
+        XCTAssertTrue(stderr.contains("scripts/ensure-envoy.sh"), stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/envoy"))
+    }
+
+    func testValidateChecksTheLoadFlags() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/load.yaml"
+        try "name: load\nsystem: {kind: server}\nload: {args: [-ramp, soon]}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (p, out, err) = try start(["sweep", file, "--validate", "--out", dir])
+        p.waitUntilExit()
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 2, stderr)
+        XCTAssertTrue(stderr.contains("load.args does not validate"), stderr)
+        XCTAssertTrue(stderr.contains("-ramp"), stderr)
+    }
 }

@@ -130,6 +130,9 @@ public struct LoadOptions: Sendable {
     public var timeoutNanos: Int64 = 3_000_000_000
     /// Requests started before this much time has passed are not recorded (`-warmup`).
     public var warmupNanos: Int64 = 0
+    /// Closed loop: connection k of c opens at k/c of this time after the start (`-ramp`), not
+    /// all at once; 0 = all at once.
+    public var rampNanos: Int64 = 0
     /// Event-loop threads; 0 = automatic.
     public var threads = 0
     public var io: IOBackendKind = .auto

@@ -170,6 +170,7 @@ public struct LoadReport {
         b.string("Mode", openLoop ? "open" : "closed")
         b.bool("KeepAlive", options.keepAlive)
         b.int("WarmupNanos", Int(options.warmupNanos))
+        b.int("RampNanos", Int(options.rampNanos))
         b.bool("Interrupted", r.interrupted)
         b.bool("Aborted", r.aborted)
         if openLoop {

@@ -71,7 +71,7 @@ public enum LoadRunner {
                 index: t, firstConnection: first, connectionCount: n, totalConnections: c,
                 budget: options.exactly > 0 ? budget : 0, startNanos: startNanos, measureStartNanos: measureStart,
                 endNanos: end, intervalNanos: interval, timeoutNanos: options.timeoutNanos,
-                uniform: options.uniform, jitter: options.jitter, abortOn: options.abortOn, seed: options.seed))
+                uniform: options.uniform, jitter: options.jitter, rampNanos: options.rampNanos, abortOn: options.abortOn, seed: options.seed))
             first += n
         }
         return plans

@@ -30,6 +30,8 @@ struct LoadWorkerPlan: Sendable {
     var timeoutNanos: Int64
     var uniform: Bool
     var jitter: Bool
+    /// Closed loop: connections open spread over this time (`-ramp`); 0 = all at once.
+    var rampNanos: Int64 = 0
     var abortOn: Int
     var seed: UInt64
 }
@@ -138,6 +140,17 @@ final class LoadWorker<Backend: IOBackend>: LoopHandler {
             if openLoop {
                 let first = plan.startNanos + staggerNanos(i)
                 schedule(i, intended: first, now: now, loop)
+            } else if plan.rampNanos > 0 {
+                // -ramp: connection k of c opens k/c of the ramp after the start.
+                let at = plan.startNanos + plan.rampNanos * Int64(plan.firstConnection + i) / Int64(max(1, plan.totalConnections))
+                if at <= now {
+                    start(i, now: now, intended: now, loop)
+                } else if at >= plan.endNanos {
+                    finish(i, loop)  // due after the run: never opened
+                } else {
+                    connections[i].phase = .idle
+                    wake(i, at: at, loop)
+                }
             } else {
                 start(i, now: now, intended: now, loop)
             }

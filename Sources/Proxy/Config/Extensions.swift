@@ -4,6 +4,8 @@ import Yams
 enum ExtensionKind: CaseIterable {
     case httpConnectionManager, tcpProxy, router, httpInspector, originalDst
     case fileAccessLog, stdoutAccessLog, stderrAccessLog
+    /// Ballast's own HTTP filter (`WorkerCostFilterConfig`).
+    case workerCost
 
     var name: String {
         switch self {
@@ -15,6 +17,7 @@ enum ExtensionKind: CaseIterable {
         case .fileAccessLog: FilterNames.fileAccessLog
         case .stdoutAccessLog: FilterNames.stdoutAccessLog
         case .stderrAccessLog: FilterNames.stderrAccessLog
+        case .workerCost: FilterNames.workerCost
         }
     }
 
@@ -27,7 +30,7 @@ enum ExtensionKind: CaseIterable {
         case .httpInspector: ["envoy.listener.http_inspector"]
         case .originalDst: ["envoy.listener.original_dst"]
         case .fileAccessLog: ["envoy.file_access_log"]
-        case .stdoutAccessLog, .stderrAccessLog: []
+        case .stdoutAccessLog, .stderrAccessLog, .workerCost: []
         }
     }
 
@@ -42,6 +45,7 @@ enum ExtensionKind: CaseIterable {
         case .fileAccessLog: return prefix + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
         case .stdoutAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
         case .stderrAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+        case .workerCost: return prefix + "ballast.extensions.filters.http.worker_cost.v1.WorkerCost"
         }
     }
 
@@ -55,7 +59,7 @@ enum ExtensionKind: CaseIterable {
         case .httpInspector: return [prefix + "envoy.config.filter.listener.http_inspector.v2.HttpInspector"]
         case .originalDst: return [prefix + "envoy.config.filter.listener.original_dst.v2.OriginalDst"]
         case .fileAccessLog: return [prefix + "envoy.config.accesslog.v2.FileAccessLog"]
-        case .stdoutAccessLog, .stderrAccessLog: return []
+        case .stdoutAccessLog, .stderrAccessLog, .workerCost: return []
         }
     }
 }

@@ -63,10 +63,13 @@ public enum ServerHeaderTransformation: String, Sendable, Hashable, CaseIterable
 public enum HTTPFilterConfig: Sendable, Hashable {
     /// `envoy.filters.http.router` (`type.googleapis.com/envoy.extensions.filters.http.router.v3.Router`).
     case router(RouterFilterConfig)
+    /// `ballast.filters.http.worker_cost` (Ballast's extension).
+    case workerCost(WorkerCostFilterConfig)
 
     public var name: String {
         switch self {
         case .router: FilterNames.router
+        case .workerCost: FilterNames.workerCost
         }
     }
 }

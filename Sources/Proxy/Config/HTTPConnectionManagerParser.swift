@@ -139,12 +139,15 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
             case .skipped:
                 continue
+            case .resolved(let r) where r.kind == .workerCost:
+                guard let cost = parseWorkerCostFilter(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                filters.append(.workerCost(cost))
             case .resolved(let r):
                 let namePath = item.path.appending("name")
                 if let firstRouter {

@@ -223,6 +223,8 @@ public final class HTTPPlan: Sendable {
             case .router(let r):
                 kinds.append(.router)
                 suppress = r.suppressEnvoyHeaders
+            case .workerCost(let w):
+                kinds.append(.workerCost(w.cost))
             }
         }
         if kinds.isEmpty { kinds.append(.router) }

@@ -1,3 +1,4 @@
+import Balancers
 import HTTP1
 
 /// What a filter callback tells the chain manager (Envoy's `FilterHeadersStatus`/`FilterDataStatus`,
@@ -16,6 +17,8 @@ public enum HTTPFilterKind: Sendable, Equatable {
     /// `envoy.filters.http.router`: picks the route and the cluster, or answers locally
     /// (direct_response, no route). Terminal: always last.
     case router
+    /// `ballast.filters.http.worker_cost`: spends a worker cost per request (`WorkerCostFilter`).
+    case workerCost(WorkerCost)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -28,6 +31,7 @@ public struct HTTPFilterChain: Sendable {
             let status: FilterStatus
             switch f {
             case .router: status = RouterFilter.decodeHeaders(&ctx)
+            case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
             }
             if status == .stopIteration { return }
         }
@@ -37,7 +41,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router: continue  // the router forwards what reaches it
+            case .router, .workerCost: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -47,7 +51,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router: continue
+            case .router, .workerCost: continue
             }
         }
         return .continue
@@ -57,7 +61,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router: continue
+            case .router, .workerCost: continue
             }
         }
         return .continue
@@ -92,6 +96,8 @@ struct FilterContext {
     /// A random draw for this request (weighted clusters).
     let random: UInt64
     var decision: StreamDecision = .undecided
+    /// Worker costs spent on this request (the worker adds them to its stats).
+    var workerCostsApplied = 0
 }
 
 /// The router filter's callbacks.

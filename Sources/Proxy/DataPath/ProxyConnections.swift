@@ -209,6 +209,8 @@ public final class DataPathStats: Sendable {
     public let downstreamRqResponseBeforeRqComplete = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
+    /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.
+    public let workerCostApplied = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `http.<prefix>.downstream_rq_time` (microseconds).

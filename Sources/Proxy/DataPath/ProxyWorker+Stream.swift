@@ -41,6 +41,7 @@ extension ProxyWorker {
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next())
         http.filters.decodeHeaders(&ctx)
+        if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         switch ctx.decision {
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)

@@ -103,6 +103,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         // Seeded from the system's generator: each process (and worker) draws its own sequence
         // (x-request-id, RANDOM and LEAST_REQUEST picks), as Envoy's random generator does.
         rng = SplitMix64(seed: UInt64.random(in: .min ... .max) &+ UInt64(seat.index) &* 0x9E37_79B9)
+        http?.filters.prepareThread()
         for c in plane.clusters {
             clusterBase.append(upstreamPools.count)
             roundRobin.append(seat.index)  // workers start at different hosts

@@ -113,6 +113,7 @@ extension ProxyStatsSnapshot {
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
+                if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             case .tcp(let t):
                 let p = "tcp.\(t.statPrefix)."
