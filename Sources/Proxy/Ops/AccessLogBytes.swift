@@ -37,6 +37,7 @@ final class AccessLogBytes {
         count += 1
     }
 
+    @inline(__always)
     func append(_ raw: UnsafeRawBufferPointer) {
         guard let from = raw.baseAddress, raw.count > 0 else { return }
         reserve(raw.count)

@@ -74,8 +74,14 @@ final class AccessLogFormatter {
         gethostname(&buf, 255)
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
-    private static let hostnameBytes = Array(hostname.utf8)
-    private static let detailNames: [[UInt8]] = (0...UInt8.max).map { ResponseDetails(rawValue: $0).map { Array($0.envoyName.utf8) } ?? [] }
+    // Constants as instance properties: a static one is a `swift_once` check on every use.
+    private let hostnameBytes = Array(AccessLogFormatter.hostname.utf8)
+    private let detailNames: [[UInt8]] = (0...UInt8.max).map { ResponseDetails(rawValue: $0).map { Array($0.envoyName.utf8) } ?? [] }
+    private let http10 = Array("HTTP/1.0".utf8)
+    private let http11 = Array("HTTP/1.1".utf8)
+    private let http = Array("http".utf8)
+    private let connectionFailure = Array("connection_failure".utf8)
+    private let null: [UInt8] = Array("null".utf8)
 
     init(_ program: AccessLogProgram) {
         self.program = program
@@ -131,7 +137,7 @@ final class AccessLogFormatter {
                         out.count = mark
                         continue
                     }
-                    out.append(Self.null)
+                    out.append(null)
                 } else if v.isNumeric {
                     out.append(scratch.bytes)
                 } else {
@@ -143,7 +149,6 @@ final class AccessLogFormatter {
         out.append(0x7D)
     }
 
-    private static let null: [UInt8] = Array("null".utf8)
 
     /// As `JSONText.string`: quotes, backslash escapes, `\u00XX` for other control bytes.
     static func appendJSONString(_ bytes: UnsafeRawBufferPointer, into out: AccessLogBytes) {
@@ -195,17 +200,17 @@ final class AccessLogFormatter {
             out.appendDecimal(Int(r.upstreamServiceNanos / 1_000_000))
         case .protocolName:
             guard e.listenerIsHTTP else { return false }
-            out.append(r.http10 ? Self.http10 : Self.http11)
+            out.append(r.http10 ? http10 : http11)
         case .responseCode: out.appendDecimal(Int(r.responseCode))
         case .responseFlags:
             out.reserve(64)
             out.count += r.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
         case .responseCodeDetails:
             guard e.listenerIsHTTP && r.responseCode > 0 else { return false }
-            out.append(Self.detailNames[Int(r.details.rawValue)])
+            out.append(detailNames[Int(r.details.rawValue)])
         case .transportFailureReason:
             guard r.flags.contains(.upstreamConnectionFailure) else { return false }
-            out.append(Self.connectionFailure)
+            out.append(connectionFailure)
         case .bytesReceived: out.appendDecimal(r.bytesReceived)
         case .bytesSent: out.appendDecimal(r.bytesSent)
         case .duration: out.appendDecimal(Int(r.durationNanos / 1_000_000))
@@ -241,22 +246,18 @@ final class AccessLogFormatter {
                   e.names.routes[l].indices.contains(route), let name = e.names.routes[l][route] else { return false }
             out.append(name)
         case .threadID: out.appendDecimal(Int(r.worker))
-        case .hostname: out.append(Self.hostnameBytes)
+        case .hostname: out.append(hostnameBytes)
         case .none: return false
         }
         return true
     }
 
-    private static let http10 = Array("HTTP/1.0".utf8)
-    private static let http11 = Array("HTTP/1.1".utf8)
-    private static let http = Array("http".utf8)
-    private static let connectionFailure = Array("connection_failure".utf8)
 
     @inline(__always)
     private func request(_ slot: Int, _ e: AccessLogLine, into out: AccessLogBytes) -> Bool {
         if slot == AccessLogProgram.schemeSlot {
             guard e.fields.value(AccessLogFields.methodSlot) != nil else { return false }
-            out.append(Self.http)
+            out.append(http)
             return true
         }
         guard let v = e.fields.value(slot) else { return false }

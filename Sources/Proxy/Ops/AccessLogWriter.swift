@@ -96,7 +96,7 @@ final class AccessLogDestination: Sendable {
                 if case .file = sink { Glibc.close(out) }
                 return
             } else {
-                usleep(5_000)
+                usleep(UInt32(AccessLogSystem.pauseMicros))
             }
         }
     }
@@ -210,6 +210,10 @@ public final class AccessLogSystem: Sendable {
 
     /// A batch handed to a destination once it holds this many bytes (else at the end of a pass).
     static var batchBytes: Int { 256 << 10 }
+    /// How long the log and writer threads sleep when they found nothing to do. Each wake-up costs
+    /// a timer and a context switch (dearer in a VM), so not too often; a worker's ring (4,096
+    /// records) fills in 10 ms only above ~400,000 requests/s on that worker.
+    static var pauseMicros: Int { 10_000 }
 
     /// The log thread: drains every ring, formats each record with its listener's formats into
     /// one batch per destination, and hands the batches over once per pass.
@@ -246,28 +250,23 @@ public final class AccessLogSystem: Sendable {
                 }
             }
             for sink in sinks.indices { hand(sink) }
-            if taken > 0 { drained.add(taken, ordering: .relaxed) }
+            if taken > 0 { drained.add(taken, ordering: .releasing) }
             if taken == 0 {
                 if stopping { return }
-                usleep(2_000)
+                usleep(UInt32(Self.pauseMicros))
             }
         }
     }
 
-    /// Waits (up to `timeoutNanos`) until every ring is empty and every destination written.
+    /// Waits (up to `timeoutNanos`) until every record pushed so far is formatted and written.
     public func flush(timeoutNanos: Int64 = 5_000_000_000) {
         let deadline = monotonicNanos() + timeoutNanos
         while monotonicNanos() < deadline {
-            let pending = sinks.reduce(0) { $0 + $1.pendingBytes }
-            if pending == 0 && idleTurns() { return }
-            usleep(2_000)
+            var pushed = 0
+            for rings in proxy.accessRings { for r in rings { pushed += r.pushed } }
+            if drained.load(ordering: .acquiring) >= pushed && sinks.allSatisfy({ $0.pendingBytes == 0 }) { return }
+            usleep(1_000)
         }
-    }
-
-    private func idleTurns() -> Bool {
-        let before = drained.load(ordering: .relaxed)
-        usleep(10_000)
-        return drained.load(ordering: .relaxed) == before && sinks.allSatisfy { $0.pendingBytes == 0 }
     }
 
     public func stop() {
