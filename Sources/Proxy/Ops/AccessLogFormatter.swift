@@ -27,7 +27,8 @@ final class AccessLogNames {
 /// fields (still in the ring slot) and the names and addresses its indices resolve to. One
 /// instance, refilled for every record.
 final class AccessLogLine {
-    var record = AccessRecord()
+    /// The record, in storage of its own: operators read its fields in place (no copy per operator).
+    let record: UnsafeMutablePointer<AccessRecord> = .allocate(capacity: 1)
     let fields: AccessLogFields
     private(set) var names: AccessLogNames
     /// Per listener: `host:port` it is bound to (`%DOWNSTREAM_LOCAL_ADDRESS%` when not captured).
@@ -41,18 +42,24 @@ final class AccessLogLine {
         self.listenerAddresses = listenerAddresses
         self.planes = planes
         names = AccessLogNames(generation: 0, plane: planes(0))
+        record.initialize(to: AccessRecord())
+    }
+
+    deinit {
+        record.deinitialize(count: 1)
+        record.deallocate()
     }
 
     /// Points at the next record (its captured bytes stay valid until the ring slot is released).
     func load(_ r: AccessRecord, captured: UnsafeRawBufferPointer, wallOffsetNanos: Int64) {
-        record = r
+        record.pointee = r
         fields.load(captured)
         startWallNanos = r.startNanos + wallOffsetNanos
         if r.generation != names.generation { names = AccessLogNames(generation: r.generation, plane: planes(r.generation)) }
     }
 
     var listenerIsHTTP: Bool {
-        let i = Int(record.listener)
+        let i = Int(record.pointee.listener)
         return names.isHTTP.indices.contains(i) ? names.isHTTP[i] : true
     }
 }
@@ -67,6 +74,9 @@ final class AccessLogFormatter {
     private var timeSeconds: [Int64]
     private let timeBytes: [AccessLogBytes]
     private var timeEnds: [[Int]]
+    /// Per time format, per piece: -1 strftime, 0 epoch seconds, n > 0 a fraction of n digits
+    /// (plain integers, so the per-line walk touches no reference-counted payload).
+    private let timeKinds: [[Int]]
     private let scratch = AccessLogBytes(capacity: 1024)
 
     static let hostname: String = {
@@ -88,6 +98,15 @@ final class AccessLogFormatter {
         timeSeconds = program.timeFormats.map { _ in Int64.min }
         timeBytes = program.timeFormats.map { _ in AccessLogBytes(capacity: 128) }
         timeEnds = program.timeFormats.map { [Int](repeating: 0, count: $0.pieces.count) }
+        timeKinds = program.timeFormats.map { f in
+            f.pieces.map { piece -> Int in
+                switch piece {
+                case .strftime: -1
+                case .epochSeconds: 0
+                case .fraction(let digits): digits
+                }
+            }
+        }
     }
 
     /// Appends one newline-terminated line to `out`.
@@ -189,45 +208,45 @@ final class AccessLogFormatter {
     }
 
     private func raw(_ v: AccessLogProgram.Value, _ e: AccessLogLine, into out: AccessLogBytes) -> Bool {
-        let r = e.record
+        let r = e.record  // a pointer: r.pointee.x reads one field
         switch v {
         case .startTime(let index):
             startTime(index, e.startWallNanos, into: out)
         case .request(let first, let second):
             return request(first, e, into: out) || request(second, e, into: out)
         case .upstreamServiceTime:
-            guard r.upstreamServiceNanos >= 0 else { return false }
-            out.appendDecimal(Int(r.upstreamServiceNanos / 1_000_000))
+            guard r.pointee.upstreamServiceNanos >= 0 else { return false }
+            out.appendDecimal(Int(r.pointee.upstreamServiceNanos / 1_000_000))
         case .protocolName:
             guard e.listenerIsHTTP else { return false }
-            out.append(r.http10 ? http10 : http11)
-        case .responseCode: out.appendDecimal(Int(r.responseCode))
+            out.append(r.pointee.http10 ? http10 : http11)
+        case .responseCode: out.appendDecimal(Int(r.pointee.responseCode))
         case .responseFlags:
             out.reserve(64)
-            out.count += r.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
+            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
         case .responseCodeDetails:
-            guard e.listenerIsHTTP && r.responseCode > 0 else { return false }
-            out.append(detailNames[Int(r.details.rawValue)])
+            guard e.listenerIsHTTP && r.pointee.responseCode > 0 else { return false }
+            out.append(detailNames[Int(r.pointee.details.rawValue)])
         case .transportFailureReason:
-            guard r.flags.contains(.upstreamConnectionFailure) else { return false }
+            guard r.pointee.flags.contains(.upstreamConnectionFailure) else { return false }
             out.append(connectionFailure)
-        case .bytesReceived: out.appendDecimal(r.bytesReceived)
-        case .bytesSent: out.appendDecimal(r.bytesSent)
-        case .duration: out.appendDecimal(Int(r.durationNanos / 1_000_000))
+        case .bytesReceived: out.appendDecimal(r.pointee.bytesReceived)
+        case .bytesSent: out.appendDecimal(r.pointee.bytesSent)
+        case .duration: out.appendDecimal(Int(r.pointee.durationNanos / 1_000_000))
         case .upstreamHost:
             let names = e.names
-            let c = Int(r.cluster), h = Int(r.host)
+            let c = Int(r.pointee.cluster), h = Int(r.pointee.host)
             guard names.hosts.indices.contains(c), names.hosts[c].indices.contains(h) else { return false }
             out.append(names.hosts[c][h])
         case .upstreamCluster:
-            let c = Int(r.cluster)
+            let c = Int(r.pointee.cluster)
             guard e.names.clusters.indices.contains(c) else { return false }
             out.append(e.names.clusters[c])
         case .downstreamLocal:
             if let a = e.fields.value(e.fields.localSlot) {
                 Self.appendAddress(a, withPort: true, into: out)
             } else {
-                let l = Int(r.listener)
+                let l = Int(r.pointee.listener)
                 guard e.listenerAddresses.indices.contains(l) else { out.append(0x2D); return true }
                 out.append(e.listenerAddresses[l])
             }
@@ -241,11 +260,11 @@ final class AccessLogFormatter {
             guard let a = e.fields.value(e.fields.peerSlot) else { return false }
             Self.appendAddress(a, withPort: false, into: out)
         case .routeName:
-            let l = Int(r.listener), route = Int(r.route)
+            let l = Int(r.pointee.listener), route = Int(r.pointee.route)
             guard route >= 0, e.names.routes.indices.contains(l), e.names.isHTTP[l],
                   e.names.routes[l].indices.contains(route), let name = e.names.routes[l][route] else { return false }
             out.append(name)
-        case .threadID: out.appendDecimal(Int(r.worker))
+        case .threadID: out.appendDecimal(Int(r.pointee.worker))
         case .hostname: out.append(hostnameBytes)
         case .none: return false
         }
@@ -287,7 +306,6 @@ final class AccessLogFormatter {
     }
 
     private func startTime(_ index: Int, _ wallNanos: Int64, into out: AccessLogBytes) {
-        let format = program.timeFormats[index]
         let second = wallNanos / 1_000_000_000
         let fraction = Int(wallNanos % 1_000_000_000)
         let cache = timeBytes[index]
@@ -297,7 +315,7 @@ final class AccessLogFormatter {
             var seconds = time_t(second)
             var tm = tm()
             gmtime_r(&seconds, &tm)
-            for (k, piece) in format.pieces.enumerated() {
+            for (k, piece) in program.timeFormats[index].pieces.enumerated() {
                 if case .strftime(let f) = piece {
                     cache.reserve(256)
                     let at = cache.base + cache.count
@@ -308,19 +326,23 @@ final class AccessLogFormatter {
                 timeEnds[index][k] = cache.count
             }
         }
-        var from = 0
-        for (k, piece) in format.pieces.enumerated() {
-            switch piece {
-            case .strftime:
-                out.append(UnsafeRawBufferPointer(start: cache.base + from, count: timeEnds[index][k] - from))
-            case .fraction(let digits):
-                var divisor = 1
-                for _ in digits..<9 { divisor *= 10 }
-                out.appendPadded(fraction / divisor, width: digits)
-            case .epochSeconds:
-                out.appendDecimal(Int(second))
+        timeKinds[index].withUnsafeBufferPointer { kinds in
+            timeEnds[index].withUnsafeBufferPointer { ends in
+                var from = 0
+                for k in 0..<kinds.count {
+                    switch kinds[k] {
+                    case -1:
+                        out.append(UnsafeRawBufferPointer(start: cache.base + from, count: ends[k] - from))
+                    case 0:
+                        out.appendDecimal(Int(second))
+                    case let digits:
+                        var divisor = 1
+                        for _ in digits..<9 { divisor *= 10 }
+                        out.appendPadded(fraction / divisor, width: digits)
+                    }
+                    from = ends[k]
+                }
             }
-            from = timeEnds[index][k]
         }
     }
 
