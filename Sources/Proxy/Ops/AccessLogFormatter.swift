@@ -1,179 +1,357 @@
 import EventLoop
-import Foundation
 import Glibc
 
-/// Everything one access-log line is made of: the worker's record, the request fields it
-/// captured, and the snapshot its indices refer to. Built on the log thread.
-struct AccessLogEntry {
-    let record: AccessRecord
-    let fields: AccessLogCapture.Fields
-    let plane: DataPlane
-    /// The listener's bound address (`%DOWNSTREAM_LOCAL_ADDRESS%` when not captured).
-    let listenerAddress: String
-    /// Wall-clock nanoseconds of the request start.
-    let startWallNanos: Int64
+/// The names a record's indices refer to (clusters, hosts, routes) as bytes, for one data-plane
+/// generation: built when the log thread first sees that generation, then only indexed.
+final class AccessLogNames {
+    let generation: UInt32
+    let clusters: [[UInt8]]
+    let hosts: [[[UInt8]]]
+    /// Per listener: whether it is HTTP, and its routes' names (nil when a route has none).
+    let isHTTP: [Bool]
+    let routes: [[[UInt8]?]]
+
+    init(generation: UInt32, plane: DataPlane) {
+        self.generation = generation
+        clusters = plane.clusters.map { Array($0.name.utf8) }
+        hosts = plane.clusters.map { $0.hosts.map { Array($0.name.utf8) } }
+        isHTTP = plane.listeners.map { if case .http = $0.kind { true } else { false } }
+        routes = plane.listeners.map { l in
+            guard case .http(let h) = l.kind else { return [] }
+            return h.routes.allRoutes.map { $0.name.map { Array($0.utf8) } }
+        }
+    }
 }
 
-/// Formats access-log lines from parsed templates (Envoy's command operators).
-struct AccessLogFormatter: Sendable {
-    let format: AccessLogFormat
-    let omitEmptyValues: Bool
+/// One finished request as the log thread formats it: the worker's record, its captured request
+/// fields (still in the ring slot) and the names and addresses its indices resolve to. One
+/// instance, refilled for every record.
+final class AccessLogLine {
+    /// The record, in storage of its own: operators read its fields in place (no copy per operator).
+    let record: UnsafeMutablePointer<AccessRecord> = .allocate(capacity: 1)
+    let fields: AccessLogFields
+    private(set) var names: AccessLogNames
+    /// Per listener: `host:port` it is bound to (`%DOWNSTREAM_LOCAL_ADDRESS%` when not captured).
+    let listenerAddresses: [[UInt8]]
+    /// Wall-clock nanoseconds of the request start.
+    var startWallNanos: Int64 = 0
+    private let planes: (UInt32) -> DataPlane
+
+    init(fields: AccessLogFields, listenerAddresses: [[UInt8]], planes: @escaping (UInt32) -> DataPlane) {
+        self.fields = fields
+        self.listenerAddresses = listenerAddresses
+        self.planes = planes
+        names = AccessLogNames(generation: 0, plane: planes(0))
+        record.initialize(to: AccessRecord())
+    }
+
+    deinit {
+        record.deinitialize(count: 1)
+        record.deallocate()
+    }
+
+    /// Points at the next record (its captured bytes stay valid until the ring slot is released).
+    func load(_ r: AccessRecord, captured: UnsafeRawBufferPointer, wallOffsetNanos: Int64) {
+        record.pointee = r
+        fields.load(captured)
+        startWallNanos = r.startNanos + wallOffsetNanos
+        if r.generation != names.generation { names = AccessLogNames(generation: r.generation, plane: planes(r.generation)) }
+    }
+
+    var listenerIsHTTP: Bool {
+        let i = Int(record.pointee.listener)
+        return names.isHTTP.indices.contains(i) ? names.isHTTP[i] : true
+    }
+}
+
+/// Formats access-log lines from a compiled format (Envoy's command operators) straight into a
+/// byte buffer: no String, no Foundation, no allocation per line. The wall-clock part of
+/// `%START_TIME%` is formatted once per second. Values that need Character semantics (a
+/// `:N` truncation of non-ASCII text) take a String detour. Owned by the log thread.
+final class AccessLogFormatter {
+    let program: AccessLogProgram
+    /// Per time format: the second its strftime pieces were formatted for, and their bytes.
+    private var timeSeconds: [Int64]
+    private let timeBytes: [AccessLogBytes]
+    private var timeEnds: [[Int]]
+    /// Per time format, per piece: -1 strftime, 0 epoch seconds, n > 0 a fraction of n digits
+    /// (plain integers, so the per-line walk touches no reference-counted payload).
+    private let timeKinds: [[Int]]
+    private let scratch = AccessLogBytes(capacity: 1024)
+
     static let hostname: String = {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
+    // Constants as instance properties: a static one is a `swift_once` check on every use.
+    private let hostnameBytes = Array(AccessLogFormatter.hostname.utf8)
+    private let detailNames: [[UInt8]] = (0...UInt8.max).map { ResponseDetails(rawValue: $0).map { Array($0.envoyName.utf8) } ?? [] }
+    private let http10 = Array("HTTP/1.0".utf8)
+    private let http11 = Array("HTTP/1.1".utf8)
+    private let http = Array("http".utf8)
+    private let connectionFailure = Array("connection_failure".utf8)
+    private let null: [UInt8] = Array("null".utf8)
 
-    /// One line, newline-terminated.
-    func line(_ e: AccessLogEntry) -> String {
-        switch format {
-        case .text(let t):
-            var s = Self.render(t, e, missing: "-")
-            if !s.hasSuffix("\n") { s += "\n" }
-            return s
-        case .json(let fields):
-            return object(fields, e) + "\n"
-        }
-    }
-
-    private func object(_ fields: [AccessLogJSONField], _ e: AccessLogEntry) -> String {
-        var parts: [String] = []
-        for f in fields {
-            let value: String?
-            switch f.value {
-            case .object(let nested): value = object(nested, e)
-            case .template(let t): value = Self.jsonValue(t, e)
-            }
-            if value == nil && omitEmptyValues { continue }
-            parts.append("\(JSONText.string(f.key)):\(value ?? "null")")
-        }
-        return "{" + parts.joined(separator: ",") + "}"
-    }
-
-    static let numericOperators: Set<String> = ["RESPONSE_CODE", "BYTES_RECEIVED", "BYTES_SENT", "DURATION", "REQUEST_DURATION",
-                                                "RESPONSE_DURATION", "THREAD_ID"]
-
-    /// A JSON value: a number for a lone numeric operator, a string otherwise, nil when empty.
-    static func jsonValue(_ t: AccessLogTemplate, _ e: AccessLogEntry) -> String? {
-        if t.segments.count == 1, case .command(let c) = t.segments[0] {
-            guard let v = value(c, e) else { return nil }
-            if numericOperators.contains(c.name), Int(v) != nil { return v }
-            return JSONText.string(v)
-        }
-        return JSONText.string(render(t, e, missing: "-"))
-    }
-
-    static func render(_ t: AccessLogTemplate, _ e: AccessLogEntry, missing: String) -> String {
-        var out = ""
-        for segment in t.segments {
-            switch segment {
-            case .literal(let s): out += s
-            case .command(let c): out += value(c, e) ?? missing
+    init(_ program: AccessLogProgram) {
+        self.program = program
+        timeSeconds = program.timeFormats.map { _ in Int64.min }
+        timeBytes = program.timeFormats.map { _ in AccessLogBytes(capacity: 128) }
+        timeEnds = program.timeFormats.map { [Int](repeating: 0, count: $0.pieces.count) }
+        timeKinds = program.timeFormats.map { f in
+            f.pieces.map { piece -> Int in
+                switch piece {
+                case .strftime: -1
+                case .epochSeconds: 0
+                case .fraction(let digits): digits
+                }
             }
         }
-        return out
     }
 
-    /// The operator's value, nil when it has none (`-`).
-    static func value(_ c: AccessLogCommand, _ e: AccessLogEntry) -> String? {
-        var v = rawValue(c, e)
-        if let n = c.maxLength, let s = v, s.count > n { v = String(s.prefix(n)) }
-        return v
-    }
-
-    private static func rawValue(_ c: AccessLogCommand, _ e: AccessLogEntry) -> String? {
-        let r = e.record
-        let isHTTP = e.plane.listeners.indices.contains(Int(r.listener)) ? {
-            if case .http = e.plane.listeners[Int(r.listener)].kind { return true } else { return false }
-        }() : true
-        switch c.name {
-        case "START_TIME": return startTime(e.startWallNanos, format: c.argument)
-        case "REQ":
-            for name in (c.argument ?? "").split(separator: "?") {
-                if let v = header(String(name), e) { return v }
-            }
-            return nil
-        case "RESP":
-            if c.argument?.lowercased() == "x-envoy-upstream-service-time", r.upstreamServiceNanos >= 0 {
-                return String(r.upstreamServiceNanos / 1_000_000)
-            }
-            return nil
-        case "TRAILER": return nil
-        case "PROTOCOL": return isHTTP ? (r.http10 ? "HTTP/1.0" : "HTTP/1.1") : nil
-        case "RESPONSE_CODE": return String(r.responseCode)
-        case "RESPONSE_FLAGS": return r.flags.description
-        case "RESPONSE_CODE_DETAILS": return isHTTP && r.responseCode > 0 ? r.details.envoyName : nil
-        case "CONNECTION_TERMINATION_DETAILS": return nil
-        case "UPSTREAM_TRANSPORT_FAILURE_REASON":
-            return r.flags.contains(.upstreamConnectionFailure) ? "connection_failure" : nil
-        case "BYTES_RECEIVED": return String(r.bytesReceived)
-        case "BYTES_SENT": return String(r.bytesSent)
-        case "DURATION": return String(r.durationNanos / 1_000_000)
-        case "REQUEST_DURATION", "RESPONSE_DURATION": return nil
-        case "UPSTREAM_HOST", "UPSTREAM_REMOTE_ADDRESS": return host(e)?.name
-        case "UPSTREAM_CLUSTER": return cluster(e)?.name
-        case "UPSTREAM_LOCAL_ADDRESS": return nil
-        case "DOWNSTREAM_LOCAL_ADDRESS": return e.fields.local?.description ?? e.listenerAddress
-        case "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": return e.fields.local?.host
-        case "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": return e.fields.peer?.description
-        case "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": return e.fields.peer?.host
-        case "REQUESTED_SERVER_NAME": return nil
-        case "ROUTE_NAME":
-            guard r.route >= 0, e.plane.listeners.indices.contains(Int(r.listener)),
-                  case .http(let h) = e.plane.listeners[Int(r.listener)].kind,
-                  h.routes.allRoutes.indices.contains(Int(r.route)) else { return nil }
-            return h.routes.allRoutes[Int(r.route)].name
-        case "THREAD_ID": return String(r.worker)
-        case "HOSTNAME": return hostname
-        case "CONNECTION_ID": return nil
-        default: return nil
+    /// Appends one newline-terminated line to `out`.
+    func line(_ e: AccessLogLine, into out: AccessLogBytes) {
+        switch program.shape {
+        case .text(let ops):
+            let start = out.count
+            text(ops, e, into: out)
+            if out.count == start || out.last != 0x0A { out.append(0x0A) }
+        case .json(let members, let omit):
+            object(members, omit: omit, e, into: out)
+            out.append(0x0A)
         }
     }
 
-    private static func cluster(_ e: AccessLogEntry) -> ClusterPlan? {
-        let i = Int(e.record.cluster)
-        return e.plane.clusters.indices.contains(i) ? e.plane.clusters[i] : nil
-    }
-
-    private static func host(_ e: AccessLogEntry) -> HostPlan? {
-        guard let c = cluster(e), c.hosts.indices.contains(Int(e.record.host)) else { return nil }
-        return c.hosts[Int(e.record.host)]
-    }
-
-    private static func header(_ name: String, _ e: AccessLogEntry) -> String? {
-        switch name.lowercased() {
-        case ":method": return e.fields.method
-        case ":path": return e.fields.path
-        case ":authority", "host": return e.fields.authority
-        case ":scheme": return e.fields.method == nil ? nil : "http"
-        case let n: return e.fields.headers[n]
+    private func text(_ ops: [AccessLogProgram.Op], _ e: AccessLogLine, into out: AccessLogBytes) {
+        program.literals.withUnsafeBytes { literals in
+            for op in ops {
+                switch op {
+                case .literal(let start, let count):
+                    out.append(UnsafeRawBufferPointer(rebasing: literals[start..<(start + count)]))
+                case .value(let v, let maxLength):
+                    if !value(v, maxLength: maxLength, e, into: out) { out.append(0x2D) }
+                }
+            }
         }
     }
 
-    /// `2021-07-07T00:54:08.074Z`, or the operator's strftime format (`%3f`, `%6f`, `%9f`, `%f` for
-    /// fractions of a second, `%s` for epoch seconds), in UTC.
-    static func startTime(_ wallNanos: Int64, format: String?) -> String {
-        var seconds = time_t(wallNanos / 1_000_000_000)
+    private func object(_ members: [AccessLogProgram.JSONMember], omit: Bool, _ e: AccessLogLine, into out: AccessLogBytes) {
+        out.append(0x7B)
+        var first = true
+        for m in members {
+            let mark = out.count
+            if !first { out.append(0x2C) }
+            out.append(m.key)
+            switch m.kind {
+            case .object(let nested):
+                object(nested, omit: omit, e, into: out)
+            case .template(let ops):
+                scratch.count = 0
+                text(ops, e, into: scratch)
+                Self.appendJSONString(scratch.bytes, into: out)
+            case .single(let v, let maxLength):
+                scratch.count = 0
+                if !value(v, maxLength: maxLength, e, into: scratch) {
+                    if omit {
+                        out.count = mark
+                        continue
+                    }
+                    out.append(null)
+                } else if v.isNumeric {
+                    out.append(scratch.bytes)
+                } else {
+                    Self.appendJSONString(scratch.bytes, into: out)
+                }
+            }
+            first = false
+        }
+        out.append(0x7D)
+    }
+
+
+    /// As `JSONText.string`: quotes, backslash escapes, `\u00XX` for other control bytes.
+    static func appendJSONString(_ bytes: UnsafeRawBufferPointer, into out: AccessLogBytes) {
+        out.reserve(bytes.count + 2)
+        out.append(0x22)
+        let hex: StaticString = "0123456789abcdef"
+        for b in bytes {
+            switch b {
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(0x6E)
+            case 0x0D: out.append(0x5C); out.append(0x72)
+            case 0x09: out.append(0x5C); out.append(0x74)
+            case 0..<0x20:
+                for c in "\\u00".utf8 { out.append(c) }
+                out.append(hex.utf8Start[Int(b >> 4)])
+                out.append(hex.utf8Start[Int(b & 0xF)])
+            default: out.append(b)
+            }
+        }
+        out.append(0x22)
+    }
+
+    /// Appends the operator's value (truncated to `maxLength` characters when > 0); false, with
+    /// nothing appended, when it has none.
+    private func value(_ v: AccessLogProgram.Value, maxLength: Int, _ e: AccessLogLine, into out: AccessLogBytes) -> Bool {
+        let start = out.count
+        guard raw(v, e, into: out) else { return false }
+        if maxLength > 0 && out.count - start > maxLength {
+            if out.isSimpleASCII(from: start) {
+                out.count = start + maxLength
+            } else {
+                let s = out.string(from: start)
+                if s.count > maxLength { out.replace(from: start, with: String(s.prefix(maxLength))) }
+            }
+        }
+        return true
+    }
+
+    private func raw(_ v: AccessLogProgram.Value, _ e: AccessLogLine, into out: AccessLogBytes) -> Bool {
+        let r = e.record  // a pointer: r.pointee.x reads one field
+        switch v {
+        case .startTime(let index):
+            startTime(index, e.startWallNanos, into: out)
+        case .request(let first, let second):
+            return request(first, e, into: out) || request(second, e, into: out)
+        case .upstreamServiceTime:
+            guard r.pointee.upstreamServiceNanos >= 0 else { return false }
+            out.appendDecimal(Int(r.pointee.upstreamServiceNanos / 1_000_000))
+        case .protocolName:
+            guard e.listenerIsHTTP else { return false }
+            out.append(r.pointee.http10 ? http10 : http11)
+        case .responseCode: out.appendDecimal(Int(r.pointee.responseCode))
+        case .responseFlags:
+            out.reserve(64)
+            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
+        case .responseCodeDetails:
+            guard e.listenerIsHTTP && r.pointee.responseCode > 0 else { return false }
+            out.append(detailNames[Int(r.pointee.details.rawValue)])
+        case .transportFailureReason:
+            guard r.pointee.flags.contains(.upstreamConnectionFailure) else { return false }
+            out.append(connectionFailure)
+        case .bytesReceived: out.appendDecimal(r.pointee.bytesReceived)
+        case .bytesSent: out.appendDecimal(r.pointee.bytesSent)
+        case .duration: out.appendDecimal(Int(r.pointee.durationNanos / 1_000_000))
+        case .upstreamHost:
+            let names = e.names
+            let c = Int(r.pointee.cluster), h = Int(r.pointee.host)
+            guard names.hosts.indices.contains(c), names.hosts[c].indices.contains(h) else { return false }
+            out.append(names.hosts[c][h])
+        case .upstreamCluster:
+            let c = Int(r.pointee.cluster)
+            guard e.names.clusters.indices.contains(c) else { return false }
+            out.append(e.names.clusters[c])
+        case .downstreamLocal:
+            if let a = e.fields.value(e.fields.localSlot) {
+                Self.appendAddress(a, withPort: true, into: out)
+            } else {
+                let l = Int(r.pointee.listener)
+                guard e.listenerAddresses.indices.contains(l) else { out.append(0x2D); return true }
+                out.append(e.listenerAddresses[l])
+            }
+        case .downstreamLocalWithoutPort:
+            guard let a = e.fields.value(e.fields.localSlot) else { return false }
+            Self.appendAddress(a, withPort: false, into: out)
+        case .downstreamRemote:
+            guard let a = e.fields.value(e.fields.peerSlot) else { return false }
+            Self.appendAddress(a, withPort: true, into: out)
+        case .downstreamRemoteWithoutPort:
+            guard let a = e.fields.value(e.fields.peerSlot) else { return false }
+            Self.appendAddress(a, withPort: false, into: out)
+        case .routeName:
+            let l = Int(r.pointee.listener), route = Int(r.pointee.route)
+            guard route >= 0, e.names.routes.indices.contains(l), e.names.isHTTP[l],
+                  e.names.routes[l].indices.contains(route), let name = e.names.routes[l][route] else { return false }
+            out.append(name)
+        case .threadID: out.appendDecimal(Int(r.pointee.worker))
+        case .hostname: out.append(hostnameBytes)
+        case .none: return false
+        }
+        return true
+    }
+
+
+    @inline(__always)
+    private func request(_ slot: Int, _ e: AccessLogLine, into out: AccessLogBytes) -> Bool {
+        if slot == AccessLogProgram.schemeSlot {
+            guard e.fields.value(AccessLogFields.methodSlot) != nil else { return false }
+            out.append(http)
+            return true
+        }
+        guard let v = e.fields.value(slot) else { return false }
+        out.append(v)
+        return true
+    }
+
+    /// `a.b.c.d:port` for IPv4 without allocating; other families through `SocketAddress`.
+    static func appendAddress(_ raw: UnsafeRawBufferPointer, withPort: Bool, into out: AccessLogBytes) {
+        if raw.count >= MemoryLayout<sockaddr_in>.size,
+           Int32(raw.loadUnaligned(fromByteOffset: 0, as: sa_family_t.self)) == AF_INET {
+            for i in 0..<4 {
+                if i > 0 { out.append(0x2E) }
+                out.appendDecimal(Int(raw[4 + i]))
+            }
+            if withPort {
+                out.append(0x3A)
+                out.appendDecimal(Int(UInt16(raw[2]) << 8 | UInt16(raw[3])))
+            }
+            return
+        }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix($0.count))) }
+        let a = SocketAddress(storage: storage, length: socklen_t(raw.count))
+        var text = withPort ? a.description : a.host
+        text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func startTime(_ index: Int, _ wallNanos: Int64, into out: AccessLogBytes) {
+        let second = wallNanos / 1_000_000_000
         let fraction = Int(wallNanos % 1_000_000_000)
-        var tm = tm()
-        gmtime_r(&seconds, &tm)
-        func digits(_ n: Int) -> String {
-            let s = String(fraction)
-            let padded = String(repeating: "0", count: 9 - s.count) + s
-            return String(padded.prefix(n))
+        let cache = timeBytes[index]
+        if timeSeconds[index] != second {
+            timeSeconds[index] = second
+            cache.count = 0
+            var seconds = time_t(second)
+            var tm = tm()
+            gmtime_r(&seconds, &tm)
+            for (k, piece) in program.timeFormats[index].pieces.enumerated() {
+                if case .strftime(let f) = piece {
+                    cache.reserve(256)
+                    let at = cache.base + cache.count
+                    cache.count += at.withMemoryRebound(to: CChar.self, capacity: 256) { buf in
+                        f.withUnsafeBufferPointer { Glibc.strftime(buf, 255, $0.baseAddress!, &tm) }
+                    }
+                }
+                timeEnds[index][k] = cache.count
+            }
         }
-        guard let format, !format.isEmpty else {
-            return strftime("%Y-%m-%dT%H:%M:%S", &tm) + "." + digits(3) + "Z"
+        timeKinds[index].withUnsafeBufferPointer { kinds in
+            timeEnds[index].withUnsafeBufferPointer { ends in
+                var from = 0
+                for k in 0..<kinds.count {
+                    switch kinds[k] {
+                    case -1:
+                        out.append(UnsafeRawBufferPointer(start: cache.base + from, count: ends[k] - from))
+                    case 0:
+                        out.appendDecimal(Int(second))
+                    case let digits:
+                        var divisor = 1
+                        for _ in digits..<9 { divisor *= 10 }
+                        out.appendPadded(fraction / divisor, width: digits)
+                    }
+                    from = ends[k]
+                }
+            }
         }
-        var f = format
-        for (token, n) in [("%3f", 3), ("%6f", 6), ("%9f", 9), ("%f", 9)] { f = f.replacingOccurrences(of: token, with: digits(n)) }
-        f = f.replacingOccurrences(of: "%s", with: String(wallNanos / 1_000_000_000))
-        return strftime(f, &tm)
     }
 
-    private static func strftime(_ format: String, _ tm: inout tm) -> String {
-        var buf = [CChar](repeating: 0, count: 256)
-        let n = Glibc.strftime(&buf, 255, format, &tm)
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// `2021-07-07T00:54:08.074Z`, or the operator's format (see `AccessLogProgram.timeFormat`):
+    /// for the admin and log messages, not the access-log path.
+    static func startTime(_ wallNanos: Int64, format: String?) -> String {
+        let f = AccessLogFormatter(AccessLogProgram(timeFormat: format))
+        let out = AccessLogBytes(capacity: 128)
+        f.startTime(0, wallNanos, into: out)
+        return out.string(from: 0)
     }
 }
