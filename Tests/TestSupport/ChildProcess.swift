@@ -1,0 +1,162 @@
+import CTestSupport
+import Foundation
+import Glibc
+
+/// The repository root (three levels above this file).
+public let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url
+}()
+
+/// Path of the `ballast` binary the tests run: BALLAST_BIN, else the one built beside the test
+/// bundle (whatever the scratch path: .build, .build-asan, ...), else `.build/debug`.
+public func ballastBinary() -> String {
+    if let path = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return path }
+    let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ballast").path
+    if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+    for config in ["debug", "release"] {
+        let candidate = repositoryRoot.appendingPathComponent(".build/\(config)/ballast").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return repositoryRoot.appendingPathComponent(".build/debug/ballast").path
+}
+
+/// A child process of the test (by default `ballast ARGS`), stopped (SIGTERM, then SIGKILL) when
+/// the test drops it. Every wait is bounded.
+public final class ChildProcess {
+    public let process = Process()
+    public let stdout = Pipe()
+    public let stderr = Pipe()
+    private var stopped = false
+
+    public init(_ arguments: [String], environment: [String: String] = [:], executable: String = ballastBinary()) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Reads stdout (or stderr) until a line containing `marker` appears (nil when the process
+    /// exits or `timeout` passes). Lines before it are consumed.
+    public func waitForLine(containing marker: String, timeout: TimeInterval = 30, stderr fromStderr: Bool = false) -> String? {
+        let fd = (fromStderr ? stderr : stdout).fileHandleForReading.fileDescriptor
+        var text = ""
+        let deadline = Date().addingTimeInterval(timeout)
+        var byte: UInt8 = 0
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 200) <= 0 { if !process.isRunning { return nil }; continue }
+            if read(fd, &byte, 1) != 1 { return nil }
+            if byte == 10 {
+                if text.contains(marker) { return text }
+                text = ""
+            } else {
+                text.append(Character(UnicodeScalar(byte)))
+            }
+        }
+        return nil
+    }
+
+    /// Like `waitForLine`, but a process that does not print the line is a set-up failure
+    /// (thrown, so the test fails), with the tail of its stderr.
+    public func requireLine(containing marker: String, what: String) throws -> String {
+        if let line = waitForLine(containing: marker) { return line }
+        let (status, err) = waitForExit(timeout: 5)
+        throw TestSetupError("\(what) did not start (no '\(marker)' line; exit \(status)): \(err.suffix(2000))")
+    }
+
+    /// Waits for exit (killed after `timeout`) and returns status and stderr text.
+    public func waitForExit(timeout: TimeInterval = 30) -> (status: Int32, stderr: String) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        stopped = true
+        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, err)
+    }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    public func stop() {
+        guard !stopped, process.isRunning else { return }
+        stopped = true
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Resident memory of the child in KiB (VmRSS). Throws when /proc cannot tell: a memory check
+    /// must fail, not pass, when it cannot measure.
+    public func residentKiB() throws -> Int { try ProcessTable.residentKiB(of: pid) }
+
+    deinit { stop() }
+}
+
+/// What /proc says about processes.
+public enum ProcessTable {
+    public static func residentKiB(of pid: Int32) throws -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else {
+            throw TestSetupError("cannot read VmRSS of process \(pid) from /proc/\(pid)/status")
+        }
+        return kib
+    }
+
+    /// The pids of every live (not zombie) process whose parent is `pid`.
+    public static func children(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { Int32($0) }.filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid && fields[0] != "Z"
+        }
+    }
+
+    /// Makes this process the reaper of its orphaned descendants while `body` runs: a grandchild
+    /// whose parent exits is re-parented here (not to init), so `children(of: getpid())` after a
+    /// child exited finds what it left behind. Orphans adopted meanwhile are reaped afterwards.
+    public static func asSubreaper<T>(_ body: () throws -> T) rethrows -> T {
+        _ = cts_set_child_subreaper(1)
+        defer {
+            _ = cts_set_child_subreaper(0)
+            reapAdoptedZombies()
+        }
+        return try body()
+    }
+
+    /// Reaps the zombie children of this process that nobody waits for (orphans adopted as
+    /// subreaper that exited).
+    public static func reapAdoptedZombies() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        let me = getpid()
+        for pid in entries.compactMap({ Int32($0) }) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2 && Int32(fields[1]) == me && fields[0] == "Z" {
+                var status: Int32 = 0
+                waitpid(pid, &status, WNOHANG)
+            }
+        }
+    }
+
+    /// Kills and reaps `pids` (orphans a test adopted as subreaper).
+    public static func killAndReap(_ pids: [Int32]) {
+        for pid in pids {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
+}
