@@ -4,7 +4,7 @@ SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test demo bench-server bench-balance bench-load bench-proxy bench-gate clean
+.PHONY: all deps build test fuzz demo bench-server bench-balance bench-load bench-proxy bench-gate clean
 
 all: build
 
@@ -18,6 +18,12 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# libFuzzer targets (Fuzz/, a separate package CI does not build): each runs FUZZ_SECONDS on its
+# committed seed corpus; prints executions and crashes per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # The main job: a short A/B sweep (accept strategies x I/O backends, Experiments/quick.yaml);
 # the report lands in results/demo/quick/<UTC timestamp>/ (report.html, summary.md, charts/).
@@ -49,4 +55,4 @@ bench-gate: build
 	scripts/gate_check.sh $(BALLAST) 10 3
 
 clean:
-	rm -rf .build bench-out
+	rm -rf .build Fuzz/.build Fuzz/.work bench-out

@@ -13,6 +13,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
+        // For the fuzz package (Fuzz/, built only by `make fuzz`), which depends on this one by path.
+        .library(name: "BallastHTTP1", targets: ["HTTP1"]),
+        .library(name: "BallastProxy", targets: ["Proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
