@@ -100,7 +100,7 @@ public final class ChildProcess {
         }
         stopped = true
         if process.terminationReason == .uncaughtSignal { exitSignal = process.terminationStatus } else { exitStatus = process.terminationStatus }
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = readStderrToEnd()
         return (process.terminationStatus, err)
     }
 
@@ -110,8 +110,25 @@ public final class ChildProcess {
         stopped = true
         let signal = status & 0x7f
         if signal != 0 { exitSignal = signal } else { exitStatus = (status >> 8) & 0xff }
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = readStderrToEnd()
         return (exitSignal ?? exitStatus ?? -1, err)
+    }
+
+    /// The rest of stderr, up to its end or for at most `timeout` (a grandchild that inherited
+    /// the pipe must not hang the test).
+    private func readStderrToEnd(timeout: TimeInterval = 10) -> String {
+        let fd = stderr.fileHandleForReading.fileDescriptor
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 100) <= 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
