@@ -33,9 +33,14 @@ final class SweepEndToEndTests: XCTestCase {
     func sweepLeavingNothingBehind(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, leftovers: [Int32]) {
         try ProcessTable.asSubreaper {
             let (p, out, err) = try start(arguments)
+            // stderr is drained on its own thread: a sweep that writes more than a pipe holds
+            // while the test reads stdout to its end would otherwise deadlock.
+            let errText = ReceivedText()
+            let reader = Thread { errText.set(err.fileHandleForReading.readDataToEndOfFile()) }
+            reader.start()
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
+            let stderr = errText.wait()
             let leftovers = children(of: getpid())
             ProcessTable.killAndReap(leftovers)
             return (p.terminationStatus, stdout, stderr, leftovers)
@@ -211,5 +216,22 @@ final class SweepEndToEndTests: XCTestCase {
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 2)
         XCTAssertTrue(stderr.contains("conections: unknown field"), stderr)
+    }
+}
+
+/// Text read on another thread, handed over once.
+final class ReceivedText: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+
+    func set(_ d: Data) {
+        data = d
+        done.signal()
+    }
+
+    /// Waits (at most 60 s) for the reader.
+    func wait() -> String {
+        _ = done.wait(timeout: .now() + 60)
+        return String(decoding: data, as: UTF8.self)
     }
 }
