@@ -32,6 +32,8 @@ final class SweepEndToEndTests: XCTestCase {
     /// (and then killed). Returns exit status, stdout, stderr and the leftover processes.
     func sweepLeavingNothingBehind(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, leftovers: [Int32]) {
         try ProcessTable.asSubreaper {
+            // Children this process already has (e.g. a sanitizer's symbolizer) are not the sweep's.
+            let before = Set(children(of: getpid()))
             let (p, out, err) = try start(arguments)
             // stderr is drained on its own thread: a sweep that writes more than a pipe holds
             // while the test reads stdout to its end would otherwise deadlock.
@@ -41,7 +43,7 @@ final class SweepEndToEndTests: XCTestCase {
             let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
             let stderr = errText.wait()
-            let leftovers = children(of: getpid())
+            let leftovers = children(of: getpid()).filter { !before.contains($0) }
             ProcessTable.killAndReap(leftovers)
             return (p.terminationStatus, stdout, stderr, leftovers)
         }
@@ -177,9 +179,10 @@ final class SweepEndToEndTests: XCTestCase {
         // This process adopts whatever the sweep leaves behind once it exits, so a survivor is
         // found here (a zombie already reaped elsewhere is not a survivor).
         let leftovers = ProcessTable.asSubreaper { () -> [Int32] in
+            let before = Set(children(of: getpid())).subtracting([p.processIdentifier])
             kill(p.processIdentifier, SIGINT)
             p.waitUntilExit()
-            let left = children(of: getpid())
+            let left = children(of: getpid()).filter { !before.contains($0) }
             ProcessTable.killAndReap(left)
             return left
         }
