@@ -13,6 +13,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
+        // For the fuzz package (Fuzz/, built only by `make fuzz`), which depends on this one by path.
+        .library(name: "BallastHTTP1", targets: ["HTTP1"]),
+        .library(name: "BallastProxy", targets: ["Proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,16 +48,20 @@ let package = Package(
             "Testbed", "LoadGen", "Proxy", "EventLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast"]),
-        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
-        .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report"]),
-        .testTarget(name: "TestbedTests", dependencies: ["Testbed"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers"]),
-        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast"]),
+        // Shared by every test target (docs/testing.md): child processes, ports, raw sockets,
+        // waiting for conditions, the io_uring skip-or-fail policy. Never linked into `ballast`.
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "TestSupport", dependencies: ["EventLoop", "CTestSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast", "TestSupport"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
+        .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop", "TestSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TestSupport"]),
+        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "TestSupport"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers", "TestSupport"]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast", "TestSupport"]),
         // Real Envoy 1.40 (scripts/ensure-envoy.sh) and `ballast proxy` side by side.
-        .testTarget(name: "DifferentialTests", dependencies: ["ballast"]),
+        .testTarget(name: "DifferentialTests", dependencies: ["ballast", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

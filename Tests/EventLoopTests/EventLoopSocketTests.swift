@@ -1,6 +1,7 @@
 import CBallast
 import EventLoop
 import Glibc
+import TestSupport
 import XCTest
 
 /// One socket suite, run against every backend the kernel allows.
@@ -25,15 +26,16 @@ final class EventLoopSocketTests: XCTestCase {
             let highWater = 64 * 1024
             let echo = try RunningEcho.start(backend, highWater: highWater)
             defer { echo.stop() }
-            let fd = try Client.connect(port: echo.port, timeoutSeconds: 20)
+            let fd = try Client.connect(port: echo.port)
             defer { close(fd) }
             let total = 8 << 20
             let payload = (0..<total).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) }
             let writer = LoopThread.start(name: "writer", cpu: nil) {
                 try? Client.sendAll(fd, payload)
             }
-            // Let the writer fill every buffer on the way before the first read.
-            usleep(300_000)
+            // Read nothing until the server has paused receiving (its buffers filled): a condition,
+            // not a guessed sleep.
+            XCTAssertTrue(Wait.until { echo.observations.state.withLock { $0.pauses } > 0 }, "\(backend): receiving was never paused")
             let back = Client.receive(fd, count: total)
             writer.join()
             XCTAssertEqual(back.count, total, "\(backend)")
@@ -60,10 +62,9 @@ final class EventLoopSocketTests: XCTestCase {
             for fd in fds { close(fd) }
             // Every close is seen as end of stream and the slot is released.
             var open = -1
-            for _ in 0..<500 {
+            Wait.until {
                 open = echo.observations.state.withLock { $0.open }
-                if open == 0 { break }
-                usleep(10_000)
+                return open == 0
             }
             XCTAssertEqual(open, 0, "\(backend)")
             XCTAssertEqual(echo.observations.state.withLock { $0.closedByPeer }, 1024, "\(backend)")
@@ -75,10 +76,9 @@ final class EventLoopSocketTests: XCTestCase {
             let ms: Int64 = 1_000_000
             let echo = try RunningEcho.start(backend, timers: [(30 * ms, 3), (10 * ms, 1), (20 * ms, 2), (0, 0), (20 * ms, 22)])
             var fired: [UInt64] = []
-            for _ in 0..<500 {
+            Wait.until {
                 fired = echo.observations.state.withLock { $0.timersFired }
-                if fired.count == 5 { break }
-                usleep(5_000)
+                return fired.count == 5
             }
             echo.stop()
             XCTAssertEqual(fired.count, 5, "\(backend)")
@@ -99,10 +99,9 @@ final class EventLoopSocketTests: XCTestCase {
             }
             for p in posters { p.join() }
             var messages: [TestMessage] = []
-            for _ in 0..<500 {
+            Wait.until {
                 messages = echo.observations.state.withLock { $0.messages }
-                if messages.count >= 4000 { break }
-                usleep(5_000)
+                return messages.count >= 4000
             }
             echo.stop()
             XCTAssertEqual(messages.count, 4000, "\(backend)")
@@ -127,9 +126,9 @@ final class EventLoopSocketTests: XCTestCase {
                 close(fd)
             }
             var state = echo.observations.state.withLock { $0 }
-            for _ in 0..<500 where state.open != 0 {
-                usleep(10_000)
+            Wait.until {
                 state = echo.observations.state.withLock { $0 }
+                return state.open == 0
             }
             XCTAssertEqual(state.open, 0, "\(backend)")
             XCTAssertEqual(state.accepted, 20)
@@ -149,10 +148,9 @@ final class EventLoopSocketTests: XCTestCase {
             let client = try RunningEcho.start(backend)
             client.mailbox.post(.connectTo(port: target.port))
             var echoed: [UInt8] = []
-            for _ in 0..<500 {
+            Wait.until {
                 echoed = client.observations.state.withLock { $0.outboundEcho }
-                if echoed.count >= 14 { break }
-                usleep(5_000)
+                return echoed.count >= 14
             }
             XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "ping-from-loop", "\(backend)")
             XCTAssertEqual(client.observations.state.withLock { $0.connectResults }, [0])
@@ -163,17 +161,13 @@ final class EventLoopSocketTests: XCTestCase {
 
     func testConnectRefusedIsReportedAsACompletion() throws {
         try forEachBackend { backend in
-            // A port with no listener: bind one, read its number, close it.
-            let probe = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
-            let port = try Sockets.localAddress(probe).port
-            close(probe)
+            let port = try TestPorts.closed()
             let client = try RunningEcho.start(backend)
             client.mailbox.post(.connectTo(port: port))
             var results: [Int32] = []
-            for _ in 0..<500 {
+            Wait.until {
                 results = client.observations.state.withLock { $0.connectResults }
-                if !results.isEmpty { break }
-                usleep(5_000)
+                return !results.isEmpty
             }
             client.stop()
             XCTAssertEqual(results, [-ECONNREFUSED], "\(backend)")
@@ -190,11 +184,10 @@ final class EventLoopSocketTests: XCTestCase {
             for value: Int32 in [7, 8, 9] { sender.mailbox.post(.postTo(address: address, value: value)) }
             var values: [Int32] = []
             var results: [Bool] = []
-            for _ in 0..<300 {
+            Wait.until {
                 values = receiver.observations.state.withLock { $0.messageValues }
                 results = sender.observations.state.withLock { $0.postResults }
-                if results.count == 3 && (values.count == 3 || results.allSatisfy { !$0 }) { break }
-                usleep(5_000)
+                return results.count == 3 && (values.count == 3 || results.allSatisfy { !$0 })
             }
             sender.stop()
             receiver.stop()
@@ -226,10 +219,9 @@ final class EventLoopSocketTests: XCTestCase {
                 close(fd)
             }
             var closed = 0
-            for _ in 0..<300 {
+            Wait.until {
                 closed = echo.observations.state.withLock { $0.closedByPeer }
-                if closed == 20 { break }
-                usleep(5_000)
+                return closed == 20
             }
             XCTAssertEqual(closed, 20, "\(backend)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `-ramp`: connections open spread over the ramp instead of all at once. Counts only: a ramp far

@@ -195,9 +195,6 @@ final class BadConfigTests: XCTestCase {
             Case(name: "empty file",
                  yaml: "# nothing\n",
                  errors: ["the configuration is empty"]),
-            Case(name: "YAML syntax error with line and column",
-                 yaml: "admin:\n  address: [1, 2\nstatic_resources: {}\n",
-                 errors: ["YAML syntax error at line 3, column 17: did not find expected ',' or ']' (while parsing a flow sequence at line 2, column 12)"]),
             Case(name: "duplicate YAML key",
                  yaml: "admin: {}\nadmin: {}\n",
                  errors: ["YAML error at line 1, column 1: duplicate key 'admin' in a mapping"]),
@@ -205,6 +202,11 @@ final class BadConfigTests: XCTestCase {
         for c in cases {
             XCTAssertEqual(loadErrors(c.yaml), c.errors, "case: \(c.name)")
         }
+        // A YAML syntax error: one error with its position. The wording after the position is
+        // libyaml's (not ours to promise), so only our part is asserted.
+        let syntax = loadErrors("admin:\n  address: [1, 2\nstatic_resources: {}\n")
+        XCTAssertEqual(syntax.count, 1, "\(syntax)")
+        XCTAssertNotNil(syntax.first?.range(of: #"^YAML syntax error at line \d+, column \d+: \S"#, options: .regularExpression), "\(syntax)")
     }
 
     /// Envoy v3 picks an extension by its @type; a name it does not know only warns.

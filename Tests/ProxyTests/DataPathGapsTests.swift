@@ -2,6 +2,7 @@ import EventLoop
 import Foundation
 import Glibc
 @testable import Proxy
+import TestSupport
 import XCTest
 
 /// The data path's remaining cases from issue 4, end to end over loopback: weighted splits, each
@@ -20,11 +21,9 @@ final class DataPathGapsTests: XCTestCase {
         init(io: IOBackendKind, extra: [String] = []) throws {
             child = try DataPathChild(["server", "--port", "0", "--address", "127.0.0.1", "--workers", "1",
                                        "--io", io.rawValue, "--admin-port", "0"] + extra)
-            guard let line = child.waitForLine(containing: "listening on") else {
-                throw XCTSkip("ballast server did not start (\(dataPathBallastBinary()))")
-            }
+            let line = try child.requireLine(containing: "listening on", what: "ballast server (upstream)")
             let ports = line.components(separatedBy: "127.0.0.1:").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
-            guard ports.count >= 2 else { throw XCTSkip("unexpected server line: \(line)") }
+            guard ports.count >= 2 else { throw TestSetupError("unexpected server line: \(line)") }
             port = ports[0]
             adminPort = ports[1]
         }
@@ -115,7 +114,7 @@ final class DataPathGapsTests: XCTestCase {
     /// deviations of 200 (binomial, p = 0.2: sd 12.6, so 137...263). The worker's generator has a
     /// fixed seed, so the count is also the same on every run.
     func testWeightedClusterSplitWithinBinomialBound() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let a = try Server(io: io)
             defer { a.stop() }
             let b = try Server(io: io)
@@ -146,7 +145,7 @@ final class DataPathGapsTests: XCTestCase {
     /// exact (100 each); RANDOM and LEAST_REQUEST (all hosts idle between requests, so its two
     /// choices are random) give each host 100 ± 41 (5 sd of Binomial(300, 1/3)).
     func testEachLBPolicyDistribution() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let servers = try (0..<3).map { _ in try Server(io: io) }
             defer { servers.forEach { $0.stop() } }
             for policy in ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"] {
@@ -171,7 +170,7 @@ final class DataPathGapsTests: XCTestCase {
     /// exactly 100/200/300; RANDOM with weights 1 and 3 over 1,000 requests gives the heavy host
     /// 750 ± 68 (5 sd of Binomial(1000, 0.75)).
     func testEndpointWeights() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let servers = try (0..<3).map { _ in try Server(io: io) }
             defer { servers.forEach { $0.stop() } }
             let rr = weightedCluster("w", ports: servers.map(\.port), weights: [1, 2, 3], policy: "ROUND_ROBIN")
@@ -197,7 +196,7 @@ final class DataPathGapsTests: XCTestCase {
     /// RING_HASH with a header hash policy: every request of one user goes to one host (checked
     /// per user at the upstreams), and 60 users spread over all three hosts.
     func testRingHashHeaderStickiness() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let servers = try (0..<3).map { _ in try Server(io: io) }
             defer { servers.forEach { $0.stop() } }
             let cluster = dataPathCluster("ring", ports: servers.map(\.port), extra: "    lb_policy: RING_HASH")
@@ -230,7 +229,7 @@ final class DataPathGapsTests: XCTestCase {
 
     /// 1 MiB both ways: a POST echoed with Content-Length and chunked, and a 1 MiB response.
     func testOneMiBBodiesBothDirections() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try Server(io: io, extra: ["--max-payload-bytes", "2097152"])
             defer { upstream.stop() }
             let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: dataPathCatchAll("echo"),
@@ -285,7 +284,7 @@ final class DataPathGapsTests: XCTestCase {
             ("NUL in a value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\u{0}c\r\n\r\n"),
             ("space before colon", "GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n"),
         ]
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try Server(io: io)
             defer { upstream.stop() }
             let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: dataPathCatchAll("echo"),
@@ -306,7 +305,7 @@ final class DataPathGapsTests: XCTestCase {
 
     /// A request target over 8 KiB gets 414 and is not forwarded; one of exactly 8 KiB is.
     func testURIOver8KiBIs414() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try Server(io: io)
             defer { upstream.stop() }
             let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: dataPathCatchAll("echo"),
@@ -334,7 +333,7 @@ final class DataPathGapsTests: XCTestCase {
     /// x-forwarded-for (untouched without use_remote_address, as Envoy; DifferentialTests covers
     /// the other settings) and x-request-id (generated when missing, kept when sent) reach the upstream.
     func testForwardedForAndRequestIDReachUpstream() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let log = HeadLog()
             let raw = try recordingUpstream(log)
             defer { raw.stop() }
@@ -347,7 +346,7 @@ final class DataPathGapsTests: XCTestCase {
             XCTAssertEqual(c.get("/three")?.status, 200, "\(io)")
             let heads = log.all
             XCTAssertEqual(heads.count, 3, "\(io)")
-            guard heads.count == 3 else { continue }
+            guard heads.count == 3 else { return }
             XCTAssertNil(field("x-forwarded-for", in: heads[0]), "\(io): none added without use_remote_address")
             let id1 = try XCTUnwrap(field("x-request-id", in: heads[0]), "\(io)")
             XCTAssertNotNil(UUID(uuidString: id1), "\(io): generated x-request-id \(id1) is a UUID")
@@ -365,7 +364,7 @@ final class DataPathGapsTests: XCTestCase {
     /// second (each request's round-robin pick starts at the dead host: one retry each); without a
     /// retry policy half of them fail with 503 UF; with both hosts down the answer is 503 UF,URX.
     func testRetriesOnConnectFailure() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try Server(io: io)
             defer { upstream.stop() }
             let down = try closedPort()
@@ -408,7 +407,7 @@ final class DataPathGapsTests: XCTestCase {
     /// retry_on 5xx: a 503 from the first host is retried on the second, which answers 200; the
     /// failing host saw the request once. Without 5xx in retry_on the 503 comes through.
     func testRetryOn5xx() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try Server(io: io)
             defer { upstream.stop() }
             let log = HeadLog()

@@ -22,7 +22,7 @@ final class DataPathRequestHeadTests: XCTestCase {
     /// Two connections interleave their heads one byte per write (the worker's one parser serves
     /// both); both are answered, then a pipelined pair on the first.
     func testHeadsInOneByteWritesOnTwoConnections() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try UpstreamEchoServer(io: io)
             defer { upstream.stop() }
             let proxy = try startDataPathProxy(yaml(upstream: upstream.port), io: io, concurrency: 1)
@@ -56,7 +56,7 @@ final class DataPathRequestHeadTests: XCTestCase {
     /// A head that never completes gets 408 and the connection closes; a complete head on another
     /// connection of the same proxy is unaffected.
     func testPartialHeadTimesOutWith408() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let upstream = try UpstreamEchoServer(io: io)
             defer { upstream.stop() }
             let proxy = try startDataPathProxy(yaml(upstream: upstream.port, headersTimeout: "0.2s"), io: io, concurrency: 1)

@@ -2,78 +2,22 @@ import EventLoop
 import Foundation
 import Glibc
 @testable import Proxy
+import TestSupport
 import XCTest
 
 // Support for the data-path end-to-end tests: `ballast server` upstreams, a blocking HTTP/1.1
 // test client, a raw TCP upstream for faults, and an in-process proxy from YAML.
 
-/// The `ballast` binary: BALLAST_BIN, else the one beside the test bundle, else `.build/debug`.
-func dataPathBallastBinary() -> String {
-    if let path = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return path }
-    let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ballast").path
-    if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent(".build/debug/ballast").path
+/// Runs `body` on epoll, then on io_uring. The io_uring half is a visible skip with the kernel's
+/// reason when it refuses io_uring (a failure under CI=true): never a silently dropped half.
+func forEachDataPathBackend(file: StaticString = #filePath, line: UInt = #line, _ body: (IOBackendKind) throws -> Void) throws {
+    try TestBackends.each(file: file, line: line, body)
 }
 
-/// The I/O backends to run a test on; io_uring is left out (with a note) when the kernel refuses it.
-func dataPathBackends() -> [IOBackendKind] {
-    if let reason = IoUringProbe.reason {
-        print("SKIP io_uring: \(reason)")
-        return [.epoll]
-    }
-    return [.epoll, .ioUring]
-}
+/// The process helper of TestSupport, under the name the proxy tests used.
+typealias DataPathChild = ChildProcess
 
-/// A child process, stopped (SIGTERM, then SIGKILL) when the test ends. (A few lines of
-/// LoadGenTests' ChildProcess, renamed so the targets do not clash.)
-final class DataPathChild {
-    let process = Process()
-    let stdout = Pipe()
-    let stderr = Pipe()
-    private var stopped = false
-
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: dataPathBallastBinary())
-        process.arguments = arguments
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-    }
-
-    /// Reads stdout until a line containing `marker` (nil when the process ends or 20 s pass).
-    func waitForLine(containing marker: String) -> String? {
-        let fd = stdout.fileHandleForReading.fileDescriptor
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        var byte: UInt8 = 0
-        while Date() < deadline {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 200) <= 0 { if !process.isRunning { return nil }; continue }
-            if read(fd, &byte, 1) != 1 { return nil }
-            if byte == 10 {
-                if text.contains(marker) { return text }
-                text = ""
-            } else {
-                text.append(Character(UnicodeScalar(byte)))
-            }
-        }
-        return nil
-    }
-
-    func stop() {
-        guard !stopped, process.isRunning else { return }
-        stopped = true
-        process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
-}
+func dataPathBallastBinary() -> String { ballastBinary() }
 
 /// A `ballast server` upstream on 127.0.0.1 with its admin port.
 final class UpstreamEchoServer {
@@ -84,12 +28,10 @@ final class UpstreamEchoServer {
     init(io: IOBackendKind, workers: Int = 1) throws {
         child = try DataPathChild(["server", "--port", "0", "--address", "127.0.0.1", "--workers", "\(workers)",
                                    "--io", io.rawValue, "--admin-port", "0", "--max-echo-delay", "5s"])
-        guard let line = child.waitForLine(containing: "listening on") else {
-            throw XCTSkip("ballast server did not start (\(dataPathBallastBinary()))")
-        }
+        let line = try child.requireLine(containing: "listening on", what: "ballast server (upstream)")
         // "listening on 127.0.0.1:PORT (..., admin 127.0.0.1:ADMIN, ...)"
         let ports = line.components(separatedBy: "127.0.0.1:").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
-        guard ports.count >= 2 else { throw XCTSkip("unexpected server line: \(line)") }
+        guard ports.count >= 2 else { throw TestSetupError("unexpected server line: \(line)") }
         port = ports[0]
         adminPort = ports[1]
     }
@@ -124,7 +66,7 @@ final class TestConnection {
     let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, timeoutSeconds: Int = 10) throws {
+    init(port: Int, timeoutSeconds: Int = 30) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -385,9 +327,4 @@ func startDataPathProxy(_ yaml: String, io: IOBackendKind, concurrency: Int = 2,
 }
 
 /// A port on 127.0.0.1 nothing listens on.
-func closedPort() throws -> Int {
-    let fd = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
-    let port = try Sockets.localAddress(fd).port
-    Glibc.close(fd)
-    return port
-}
+func closedPort() throws -> Int { try TestPorts.closed() }

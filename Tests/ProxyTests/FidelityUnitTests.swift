@@ -30,7 +30,7 @@ final class FidelityUnitTests: XCTestCase {
     /// codec_type AUTO: an HTTP/2 preface gets SETTINGS + GOAWAY(HTTP_1_1_REQUIRED) and a close,
     /// counted in http.<prefix>.ballast.http2_preface_refused; HTTP/1.1 on the next connection works.
     func testHTTP2PrefaceIsRefusedAndCounted() throws {
-        for io in dataPathBackends() {
+        try forEachDataPathBackend { io in
             let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: """
                             - name: all
                               domains: ["*"]

@@ -11,7 +11,7 @@ final class OpsAccessLogLinesTests: XCTestCase {
     static let requests = 120
 
     func testOneExactLinePerRequest() throws {
-        for io in dataPathBackends() { try checkLines(io: io) }
+        try forEachDataPathBackend { io in try checkLines(io: io) }
     }
 
     private func checkLines(io: IOBackendKind, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -3,6 +3,7 @@ import EventLoop
 import Foundation
 import Glibc
 @testable import Proxy
+import TestSupport
 import XCTest
 
 /// Reload and drain (issue 5): counts and outcomes, never timings.
@@ -84,7 +85,7 @@ final class OpsLifecycleTests: XCTestCase {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let child = try DataPathChild(["proxy", "-c", path, "--concurrency", "2", "--io", "epoll", "--drain-time-s", "30"])
         defer { child.stop() }
-        guard let line = child.waitForLine(containing: "listening on") else { return XCTFail("the proxy did not start") }
+        let line = try child.requireLine(containing: "listening on", what: "ballast proxy")
         let port = try XCTUnwrap(line.components(separatedBy: "127.0.0.1:").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) })
         // An idle keep-alive connection, and slow requests in flight.
         let idle = try TestConnection(port: port)
@@ -92,13 +93,9 @@ final class OpsLifecycleTests: XCTestCase {
         let slow = try (0..<6).map { _ in try TestConnection(port: port) }
         for c in slow { c.send("GET /?delay=500ms&size=3 HTTP/1.1\r\nHost: x\r\n\r\n") }
         // The requests reach the upstream before the signal (the upstream counts the proxy's connections).
-        for _ in 0..<500 where (try? upstream.acceptedConnections()) ?? 0 < 6 { usleep(5_000) }
+        XCTAssertTrue(Wait.until { ((try? upstream.acceptedConnections()) ?? 0) >= 6 }, "the slow requests reached the upstream")
         kill(child.process.processIdentifier, SIGTERM)
-        var refused = false
-        for _ in 0..<200 {
-            if (try? TestConnection(port: port)) == nil { refused = true; break }
-            usleep(5_000)
-        }
+        let refused = Wait.until { (try? TestConnection(port: port)) == nil }
         XCTAssertTrue(refused, "new connections are refused once the drain starts")
         var completed = 0
         for c in slow {

@@ -2,6 +2,7 @@ import EventLoop
 import Foundation
 import Glibc
 @testable import Proxy
+import TestSupport
 import XCTest
 
 // Support for the operations tests (issue 5): a bootstrap with an admin listener and an access
@@ -77,14 +78,13 @@ func statValue(_ text: String, _ name: String) -> Int? {
     return nil
 }
 
-/// Lines of a file, waiting (up to 10 s) until there are at least `count`.
+/// Lines of a file, waiting (a generous bound) until there are at least `count`.
 func waitForLines(_ path: String, count: Int) -> [String] {
     var lines: [String] = []
-    for _ in 0..<1000 {
+    Wait.until {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         lines = text.split(separator: "\n").map(String.init)
-        if lines.count >= count { return lines }
-        usleep(10_000)
+        return lines.count >= count
     }
     return lines
 }

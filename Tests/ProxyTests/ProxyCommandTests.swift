@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `ballast proxy` as a real process: exit codes and what it prints.

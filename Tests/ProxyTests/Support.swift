@@ -1,31 +1,12 @@
 import Foundation
 import Glibc
 @testable import Proxy
+import TestSupport
 import XCTest
-
-/// The repository root (three levels above this file).
-let repositoryRoot: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url
-}()
 
 /// A config shipped in `Experiments/configs/`.
 func shippedConfigPath(_ name: String) -> String {
     repositoryRoot.appendingPathComponent("Experiments/configs/\(name)").path
-}
-
-/// Path of the `ballast` binary the CLI tests run: BALLAST_BIN, else the one built beside this
-/// test bundle (whatever the scratch path), else this package's `.build/debug`.
-func ballastBinary() -> String {
-    if let path = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return path }
-    let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ballast").path
-    if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-    for config in ["debug", "release"] {
-        let candidate = repositoryRoot.appendingPathComponent(".build/\(config)/ballast").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return repositoryRoot.appendingPathComponent(".build/debug/ballast").path
 }
 
 /// Runs `ballast` to completion (killed after 20 s) and returns its exit status and output.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Report
 
@@ -141,10 +142,8 @@ final class GateTests: XCTestCase {
     // MARK: The command line (the `ballast` binary next to this test bundle, or BALLAST_BIN)
 
     func ballast(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let env = ProcessInfo.processInfo.environment
-        let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ballast").path
-        let binary = env["BALLAST_BIN"] ?? sibling
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("no ballast binary at \(binary)") }
+        let binary = ballastBinary()
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw TestSetupError("no ballast binary at \(binary)") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments

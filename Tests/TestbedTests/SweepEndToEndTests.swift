@@ -1,15 +1,11 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// `ballast sweep` as a user runs it: a real binary, real processes on 127.0.0.1.
 final class SweepEndToEndTests: XCTestCase {
-    func binary() -> String {
-        if let path = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return path }
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.appendingPathComponent(".build/debug/ballast").path
-    }
+    func binary() -> String { ballastBinary() }
 
     func temporaryDirectory() throws -> String {
         let dir = NSTemporaryDirectory() + "ballast-sweep-\(UUID().uuidString)"
@@ -29,14 +25,27 @@ final class SweepEndToEndTests: XCTestCase {
         return (p, out, err)
     }
 
-    /// The pids of every live process whose parent is `pid`.
-    func children(of pid: Int32) -> [Int32] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        return entries.compactMap { Int32($0) }.filter { child in
-            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == pid && fields[0] != "Z"
+    func children(of pid: Int32) -> [Int32] { ProcessTable.children(of: pid) }
+
+    /// Runs `ballast sweep ARGS` to its end as this process's child, with this process as the
+    /// reaper of orphans: whatever the sweep started and did not stop is re-parented here and found
+    /// (and then killed). Returns exit status, stdout, stderr and the leftover processes.
+    func sweepLeavingNothingBehind(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, leftovers: [Int32]) {
+        try ProcessTable.asSubreaper {
+            // Children this process already has (e.g. a sanitizer's symbolizer) are not the sweep's.
+            let before = Set(children(of: getpid()))
+            let (p, out, err) = try start(arguments)
+            // stderr is drained on its own thread: a sweep that writes more than a pipe holds
+            // while the test reads stdout to its end would otherwise deadlock.
+            let errText = ReceivedText()
+            let reader = Thread { errText.set(err.fileHandleForReading.readDataToEndOfFile()) }
+            reader.start()
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let stderr = errText.wait()
+            let leftovers = children(of: getpid()).filter { !before.contains($0) }
+            ProcessTable.killAndReap(leftovers)
+            return (p.terminationStatus, stdout, stderr, leftovers)
         }
     }
 
@@ -54,11 +63,9 @@ final class SweepEndToEndTests: XCTestCase {
           - {name: reuseport, args: [--balance, reuseport]}
           - {name: least-loaded, args: [--balance, least-loaded]}
         """.write(toFile: file, atomically: true, encoding: .utf8)
-        let (p, out, err) = try start(["sweep", file, "--out", dir])
-        p.waitUntilExit()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, 0, stderr)
+        let (status, stdout, stderr, leftovers) = try sweepLeavingNothingBehind(["sweep", file, "--out", dir])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertEqual(leftovers, [], "processes the sweep left running")
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/tiny")
         XCTAssertEqual(runs.count, 1)
         let run = "\(dir)/tiny/\(runs[0])"
@@ -76,7 +83,73 @@ final class SweepEndToEndTests: XCTestCase {
         let workers = try XCTUnwrap(point["workers"] as? [[String: Any]])
         XCTAssertEqual(workers.map { $0["accepted"] as? Int }, [1, 1])
         XCTAssertTrue(stdout.contains("report: "), stdout)
-        XCTAssertTrue(children(of: p.processIdentifier).isEmpty)
+    }
+
+    /// A bootstrap template for the proxy and command kinds (the sweep fills the ports).
+    func proxyTemplate(in dir: String) throws -> String {
+        let path = "\(dir)/proxy-template.yaml"
+        try String(contentsOf: repositoryRoot.appendingPathComponent("Experiments/configs/ballast-proxy.yaml"), encoding: .utf8)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Checks a finished one-point run of `name`: complete manifest, one point whose every call
+    /// got 200.
+    func assertOnePointOf(_ name: String, variant: String, in dir: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(name)")
+        XCTAssertEqual(runs.count, 1, file: file, line: line)
+        let run = "\(dir)/\(name)/\(runs[0])"
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/manifest.json"))) as! [String: Any]
+        XCTAssertEqual(manifest["complete"] as? Bool, true, file: file, line: line)
+        XCTAssertEqual((manifest["points"] as? [Any])?.count, 1, file: file, line: line)
+        let point = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/\(variant)-c2-r1.json"))) as! [String: Any]
+        let codes = try XCTUnwrap(point["RetCodes"] as? [String: Any], file: file, line: line)
+        XCTAssertEqual(Array(codes.keys), ["200"], "every call through the system got 200", file: file, line: line)
+        XCTAssertGreaterThan((codes["200"] as? Int) ?? 0, 0, file: file, line: line)
+    }
+
+    /// system.kind proxy: the sweep starts a backend and `ballast proxy` from a template, loads
+    /// it, and stops both.
+    func testProxyKindSweepRunsThroughTheProxyAndStopsEverything() throws {
+        let dir = try temporaryDirectory()
+        let template = try proxyTemplate(in: dir)
+        let file = "\(dir)/viaproxy.yaml"
+        try """
+        name: viaproxy
+        duration: 300ms
+        repetitions: 1
+        connections: [2]
+        system: {kind: proxy, config: \(template), args: [--concurrency, "1"]}
+        backend: {args: [--workers, "1"]}
+        load: {path: "/?size=10"}
+        variants: [{name: proxied}]
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, _, stderr, leftovers) = try sweepLeavingNothingBehind(["sweep", file, "--out", dir])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertEqual(leftovers, [], "processes the sweep left running")
+        try assertOnePointOf("viaproxy", variant: "proxied", in: dir)
+    }
+
+    /// system.kind command: a peer started from a command line and a config template (here the
+    /// ballast binary itself as the peer, so the test needs nothing installed).
+    func testCommandKindSweepRunsThePeerAndStopsEverything() throws {
+        let dir = try temporaryDirectory()
+        let template = try proxyTemplate(in: dir)
+        let file = "\(dir)/peer.yaml"
+        try """
+        name: peer
+        duration: 300ms
+        repetitions: 1
+        connections: [2]
+        system: {kind: command, command: ["\(binary())", proxy, -c, "{{CONFIG}}", --concurrency, "1"], config: \(template)}
+        backend: {args: [--workers, "1"]}
+        load: {path: "/?size=10"}
+        variants: [{name: peer}]
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, _, stderr, leftovers) = try sweepLeavingNothingBehind(["sweep", file, "--out", dir])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertEqual(leftovers, [], "processes the sweep left running")
+        try assertOnePointOf("peer", variant: "peer", in: dir)
     }
 
     func testCtrlCStopsEveryProcessAndKeepsFinishedPoints() throws {
@@ -93,24 +166,28 @@ final class SweepEndToEndTests: XCTestCase {
         let (p, _, _) = try start(["sweep", file, "--out", dir])
         // Wait until the first point finished (its file exists) and a later one runs.
         var seenChildren: [Int32] = []
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        Wait.until(timeout: 60) {
             let runs = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/long")) ?? []
             if let run = runs.first,
                let files = try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/long/\(run)"),
                files.contains(where: { $0.hasSuffix("-r1.json") && $0 != "manifest.json" }) {
                 seenChildren = children(of: p.processIdentifier)
-                if !seenChildren.isEmpty { break }
             }
-            usleep(50_000)
+            return !seenChildren.isEmpty
         }
         XCTAssertFalse(seenChildren.isEmpty, "the sweep should be running a point")
-        kill(p.processIdentifier, SIGINT)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0)
-        for pid in seenChildren {
-            XCTAssertNotEqual(kill(pid, 0), 0, "process \(pid) survived the Ctrl-C")
+        // This process adopts whatever the sweep leaves behind once it exits, so a survivor is
+        // found here (a zombie already reaped elsewhere is not a survivor).
+        let leftovers = ProcessTable.asSubreaper { () -> [Int32] in
+            let before = Set(children(of: getpid())).subtracting([p.processIdentifier])
+            kill(p.processIdentifier, SIGINT)
+            p.waitUntilExit()
+            let left = children(of: getpid()).filter { !before.contains($0) }
+            ProcessTable.killAndReap(left)
+            return left
         }
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertEqual(leftovers, [], "processes that survived the Ctrl-C")
         let run = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/long")[0]
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/long/\(run)/manifest.json"))) as! [String: Any]
         XCTAssertEqual(manifest["complete"] as? Bool, false)
@@ -212,5 +289,22 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertEqual(p.terminationStatus, 2, stderr)
         XCTAssertTrue(stderr.contains("load.args does not validate"), stderr)
         XCTAssertTrue(stderr.contains("-ramp"), stderr)
+    }
+}
+
+/// Text read on another thread, handed over once.
+final class ReceivedText: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+
+    func set(_ d: Data) {
+        data = d
+        done.signal()
+    }
+
+    /// Waits (at most 60 s) for the reader.
+    func wait() -> String {
+        _ = done.wait(timeout: .now() + 60)
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -175,6 +175,8 @@ public enum ProxyMessage: AdoptingMessage {
     case publish(DataPlane, generation: UInt32)
     /// Stop accepting, answer with `connection: close`, close idle connections (drain).
     case drain
+    /// Test hook (TestHooks.swift): block this worker's loop until the stall is released.
+    case testStall(WorkerStall)
 }
 
 /// Figures of one proxy worker (one listener). The worker is the only writer (relaxed load and

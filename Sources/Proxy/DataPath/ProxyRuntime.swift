@@ -81,6 +81,9 @@ public final class RunningProxy: Sendable {
         for g in groups { for m in g.mailboxes { m.post(message()) } }
     }
 
+    /// Posts `message` to worker `worker` of listener `i` (test hooks).
+    public func post(_ message: ProxyMessage, listener i: Int, worker: Int) { groups[i].mailboxes[worker].post(message) }
+
     /// Wakes worker `worker` of listener `i` for one loop turn (the watchdog's touch).
     public func wake(listener i: Int, worker: Int) { groups[i].mailboxes[worker].wake() }
 

@@ -193,6 +193,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         case .adopt(let fd): adopt(fd, loop)
         case .publish(let plane, let generation): apply(plane, generation: generation)
         case .drain: startDrain(loop)
+        case .testStall(let stall): stall.hold()
         }
     }
 

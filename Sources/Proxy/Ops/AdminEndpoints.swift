@@ -27,6 +27,7 @@ extension ProxyOps {
     }
 
     func respond(to request: AdminServer.Request) -> AdminServer.Response {
+        if let hook = testHookResponse(to: request) { return hook }
         let isGet = Self.getEndpoints.contains { $0.0 == request.path }
         let isPost = Self.postEndpoints.contains { $0.0 == request.path }
         guard isGet || isPost else {
