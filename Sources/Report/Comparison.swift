@@ -6,8 +6,15 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
     case avg
     case p50, p75, p90, p99
     case p999 = "p99.9"
+    /// CPU time (user + system) of the system under test per request, µs (measured window).
+    case cpuPerRequest = "cpu-per-request"
+    /// The load generator's CPU time per request, µs.
+    case loadCPUPerRequest = "load-cpu-per-request"
 
     public var higherIsBetter: Bool { self == .qps }
+
+    /// Latencies are in seconds; the CPU metrics in microseconds per request.
+    public var isLatency: Bool { self != .qps && self != .cpuPerRequest && self != .loadCPUPerRequest }
 
     /// fortio's name for the percentile (`TP90`), or `QPS` / `mean latency`.
     public var title: String {
@@ -19,6 +26,8 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
         case .p90: return "TP90"
         case .p99: return "TP99"
         case .p999: return "TP99.9"
+        case .cpuPerRequest: return "CPU/req"
+        case .loadCPUPerRequest: return "load CPU/req"
         }
     }
 
@@ -38,6 +47,8 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
         switch self {
         case .qps: return r.actualQPS
         case .avg: return r.durationHistogram.count > 0 ? r.durationHistogram.avg : nil
+        case .cpuPerRequest: return r.cpu?.systemMicrosPerRequest
+        case .loadCPUPerRequest: return r.cpu?.loadMicrosPerRequest
         default: return r.durationHistogram.value(atPercentile: percentile!)
         }
     }
@@ -52,6 +63,7 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
             switch normalized {
             case "mean", "average": metric = .avg
             case "p999": metric = .p999
+            case "cpu", "cpu/req": metric = .cpuPerRequest
             default: metric = Metric(rawValue: normalized)
             }
             guard let metric else {

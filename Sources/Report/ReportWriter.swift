@@ -314,7 +314,7 @@ public enum ReportWriter {
         let axisKeys = Set(set.points.flatMap { $0.result.axes.keys }).subtracting(["connections", "repetition"]).sorted()
         var header = ["file", "variant"] + axisKeys + ["connections", "repetition", "qps", "avg_ms", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "p99.9_ms",
                                                       "requests", "errors", "duration_s", "workers", "accepted_max_over_mean", "accepted_jain",
-                                                      "requests_max_over_mean", "requests_jain"]
+                                                      "requests_max_over_mean", "requests_jain", "cpu_us_per_req", "load_cpu_us_per_req"]
         header = header.map(csvField)
         var lines = [header.joined(separator: ",")]
         let ordered = set.groups().flatMap(\.repetitions)
@@ -329,7 +329,8 @@ public enum ReportWriter {
                   String(r.durationHistogram.count), String(r.errorCount), r.actualDuration.map { String(Double($0) / 1e9) } ?? "",
                   w.isEmpty ? "" : String(w.count),
                   Stats.maxOverMean(accepted).map { String($0) } ?? "", Stats.jainIndex(accepted).map { String($0) } ?? "",
-                  Stats.maxOverMean(requests).map { String($0) } ?? "", Stats.jainIndex(requests).map { String($0) } ?? ""]
+                  Stats.maxOverMean(requests).map { String($0) } ?? "", Stats.jainIndex(requests).map { String($0) } ?? "",
+                  r.cpu?.systemMicrosPerRequest.map { String($0) } ?? "", r.cpu?.loadMicrosPerRequest.map { String($0) } ?? ""]
             lines.append(f.map(csvField).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -188,15 +188,19 @@ public final class SweepRunner {
         // `active` is sampled while the load runs (near its end), before it disconnects.
         let sampleAt = Date().addingTimeInterval(Double(e.warmupNanos) / 1e9 + Double(e.durationNanos) / 1e9 * 0.8)
         var during: [WorkerFigures]? = nil
+        var cpuWindow = CPUWindowSampler(systemPID: system.process.pid, loadStderrPath: load.stderrPath)
         while load.isRunning {
             if interrupted.isSet { load.stop(); throw SweepError.interrupted }
+            cpuWindow.poll(startMarker: LoadRunner.windowStartMarker, endMarker: LoadRunner.windowEndMarker)
             if during == nil && Date() >= sampleAt { during = system.adminPort.flatMap { Self.scrapeWorkers(port: $0) } }
             if !system.process.isRunning {
                 load.stop()
                 throw SweepError.processDied(system.process.name, status: system.process.process.terminationStatus, stderrTail: system.process.stderrTail())
             }
-            usleep(20_000)
+            usleep(cpuWindow.waiting ? 5_000 : 20_000)
         }
+        cpuWindow.poll(startMarker: LoadRunner.windowStartMarker, endMarker: LoadRunner.windowEndMarker)
+        cpuWindow.finish()
         load.stop()
         guard load.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: json) else {
             throw SweepError.loadFailed("ballast load exited with \(load.process.terminationStatus): \(load.stderrTail())")
@@ -210,7 +214,10 @@ public final class SweepRunner {
                                      busyFraction: a.busyFraction)
             }
         }
-        return try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
+        var result = try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
+        result.cpu = PointCPU(requests: result.durationHistogram.count, systemSeconds: cpuWindow.systemSeconds,
+                              loadSeconds: PointCPU.loadSeconds(from: result.ballast))
+        return result
     }
 
     struct RunningSystem {

@@ -29,7 +29,7 @@ struct GateCommand: ParsableCommand {
     @Option(name: .customLong("max-regression"), help: "Largest tolerated regression, e.g. 5% or 0.05.")
     var maxRegression = "5%"
 
-    @Option(name: .customLong("metric"), help: "Metrics to judge: qps, avg, p50, p75, p90, p99, p99.9 (comma-separated).")
+    @Option(name: .customLong("metric"), help: "Metrics to judge: qps, avg, p50, p75, p90, p99, p99.9, cpu-per-request, load-cpu-per-request (comma-separated).")
     var metrics = "qps,p90"
 
     @Flag(name: .customLong("per-point"), help: "Also fail on a single connection count, not only on a series' geometric mean.")

@@ -46,6 +46,7 @@ final class SweepEndToEndTests: XCTestCase {
         try """
         name: tiny
         duration: 300ms
+        warmup: 100ms
         repetitions: 1
         connections: [2]
         system: {kind: server, args: [--workers, "2"]}
@@ -75,6 +76,16 @@ final class SweepEndToEndTests: XCTestCase {
         // Two connections over two workers, least-loaded: one each, counted during the point.
         let workers = try XCTUnwrap(point["workers"] as? [[String: Any]])
         XCTAssertEqual(workers.map { $0["accepted"] as? Int }, [1, 1])
+        // CPU of the server's process tree and of the load over the measured window, per request.
+        let cpu = try XCTUnwrap(point["cpu"] as? [String: Any])
+        let histogram = try XCTUnwrap(point["DurationHistogram"] as? [String: Any])
+        XCTAssertEqual(cpu["requests"] as? Int, histogram["Count"] as? Int)
+        XCTAssertGreaterThan(cpu["systemSeconds"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(cpu["loadSeconds"] as? Double ?? 0, 0)
+        let perRequest = try XCTUnwrap(cpu["systemMicrosPerRequest"] as? Double)
+        XCTAssertEqual(perRequest, (cpu["systemSeconds"] as! Double) * 1e6 / Double(cpu["requests"] as! Int), accuracy: 1e-6)
+        let csv = try String(contentsOfFile: "\(run)/points.csv", encoding: .utf8)
+        XCTAssertTrue(csv.split(separator: "\n").first!.hasSuffix("cpu_us_per_req,load_cpu_us_per_req"), csv)
         XCTAssertTrue(stdout.contains("report: "), stdout)
         XCTAssertTrue(children(of: p.processIdentifier).isEmpty)
     }
