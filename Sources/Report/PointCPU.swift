@@ -2,7 +2,8 @@
 /// (the warm-up excluded):
 /// ```json
 /// "cpu": {"requests": 19234, "systemSeconds": 0.512, "loadSeconds": 0.301,
-///         "systemMicrosPerRequest": 26.6, "loadMicrosPerRequest": 15.6}
+///         "systemMicrosPerRequest": 26.6, "loadMicrosPerRequest": 15.6,
+///         "instructionsPerRequest": 41234}          // only with `instructions: N` (callgrind)
 /// ```
 /// `systemSeconds` is user + system time of the system under test's process tree (all threads,
 /// live descendants, reaped children); `loadSeconds` the load generator's. Point files written
@@ -14,6 +15,9 @@ public struct PointCPU: Codable, Sendable, Equatable {
     public var loadSeconds: Double?
     public var systemMicrosPerRequest: Double?
     public var loadMicrosPerRequest: Double?
+    /// User-space instructions per request of the system under test, counted by callgrind on
+    /// epoll (experiments with `instructions: N`); deterministic, unlike the times.
+    public var instructionsPerRequest: Double?
 
     public init(requests: Int, systemSeconds: Double?, loadSeconds: Double?) {
         self.requests = requests
@@ -34,9 +38,11 @@ public struct PointCPU: Codable, Sendable, Equatable {
         loadSeconds = try c.decodeIfPresent(Double.self, forKey: .loadSeconds)
         systemMicrosPerRequest = try c.decodeIfPresent(Double.self, forKey: .systemMicrosPerRequest)
         loadMicrosPerRequest = try c.decodeIfPresent(Double.self, forKey: .loadMicrosPerRequest)
+        instructionsPerRequest = try c.decodeIfPresent(Double.self, forKey: .instructionsPerRequest)
         guard requests >= 0 else { throw DecodingError.dataCorruptedError(forKey: .requests, in: c, debugDescription: "must be >= 0") }
         for (key, v) in [(CodingKeys.systemSeconds, systemSeconds), (.loadSeconds, loadSeconds),
-                         (.systemMicrosPerRequest, systemMicrosPerRequest), (.loadMicrosPerRequest, loadMicrosPerRequest)] {
+                         (.systemMicrosPerRequest, systemMicrosPerRequest), (.loadMicrosPerRequest, loadMicrosPerRequest),
+                         (.instructionsPerRequest, instructionsPerRequest)] {
             if let v, !(v.isFinite && v >= 0) {
                 throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be a finite number >= 0")
             }

@@ -13,6 +13,7 @@
 ///   "command": "ballast sweep Experiments/quick.yaml",
 ///   "experimentFile": "Experiments/quick.yaml", "experimentHash": "sha256:…",
 ///   "baseline": "shared",                         // default baseline variant of reports
+///   "reference": "direct",                        // optional: `ballast gate` divides by this variant
 ///   "variants": ["shared", "reuseport", "least-loaded"],
 ///   "axes": {"connections": [2, 4, 8], "repetition": [1, 2], "io": ["epoll", "io_uring"]},
 ///   "order": "interleaved", "seed": 42,
@@ -500,6 +501,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var experimentFile: String?
     public var experimentHash: String?
     public var baseline: String?
+    /// The variant `ballast gate` normalises by by default (the experiment's `reference`).
+    public var reference: String?
     public var variants: [String]?
     public var axes: [String: [AxisValue]]?
     public var order: String?
@@ -527,6 +530,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         experimentFile = try c.decodeIfPresent(String.self, forKey: .experimentFile)
         experimentHash = try c.decodeIfPresent(String.self, forKey: .experimentHash)
         baseline = try c.decodeIfPresent(String.self, forKey: .baseline)
+        reference = try c.decodeIfPresent(String.self, forKey: .reference)
         variants = try c.decodeIfPresent([String].self, forKey: .variants)
         axes = try c.decodeIfPresent([String: [AxisValue]].self, forKey: .axes)
         order = try c.decodeIfPresent(String.self, forKey: .order)

@@ -62,6 +62,9 @@ public final class SweepRunner {
             }
         }
         if !experiment.placement.isEmpty && !Self.onPath("taskset") { throw SweepError.missingBinary("taskset") }
+        if experiment.instructionRequests != nil && !Self.onPath("valgrind") {
+            throw SweepError.missingBinary("valgrind (for `instructions:`; scripts/ensure-packages.sh valgrind installs it)")
+        }
     }
 
     static func onPath(_ program: String) -> Bool {
@@ -89,6 +92,7 @@ public final class SweepRunner {
         manifest.experimentFile = options.experimentFile
         manifest.experimentHash = RunEnvironmentProbe.fingerprint(experimentText)
         manifest.baseline = e.baseline ?? e.variants.first?.name
+        manifest.reference = e.reference
         manifest.variants = e.variants.map(\.name)
         manifest.order = e.order.rawValue
         manifest.seed = e.seed
@@ -127,7 +131,10 @@ public final class SweepRunner {
             for (k, v) in point.variant.axes { pointAxes[k] = .string(v) }
             let file = ResultFiles.pointFileName(variant: point.variant.name, axes: pointAxes)
             do {
-                let result = try runPoint(point, axes: pointAxes, upstreamPort: upstreamPort, logs: logs, environment: environment, index: i)
+                var result = try runPoint(point, axes: pointAxes, upstreamPort: upstreamPort, logs: logs, environment: environment, index: i)
+                if let requests = e.instructionRequests {
+                    result.cpu?.instructionsPerRequest = try countInstructions(point, requests: requests, logs: logs, index: i)
+                }
                 try result.write(to: "\(directory)/\(file)")
                 manifest.points!.append(ManifestPoint(file: file, variant: point.variant.name, axes: pointAxes, status: .ok))
                 let p90 = result.durationHistogram.value(atPercentile: 90).map { String(format: "%.2fms", $0 * 1000) } ?? "-"
@@ -219,6 +226,21 @@ public final class SweepRunner {
                               loadSeconds: PointCPU.loadSeconds(from: result.ballast))
         return result
     }
+
+    /// Instructions per request under callgrind (nil, with a warning once, where it cannot be counted).
+    private func countInstructions(_ point: SweepPoint, requests: Int, logs: String, index: Int) throws -> Double? {
+        let system = experiment.system(for: point.variant)
+        let args = system.args + point.variant.args
+        if let why = InstructionCounter.unsupportedReason(kind: system.kind, args: args) {
+            if warnedInstructions.insert(point.variant.name).inserted { Log.warning("\(point.variant.name): \(why)") }
+            return nil
+        }
+        let tag = "p\(index + 1)-" + point.variant.name.replacingOccurrences(of: "/", with: "_")
+        return try InstructionCounter.prepare(ballast: options.ballast, logs: logs)
+            .instructionsPerRequest(serverArgs: args, connections: point.connections, path: experiment.loadPath, requests: requests, tag: tag)
+    }
+
+    private var warnedInstructions: Set<String> = []
 
     struct RunningSystem {
         let process: ChildProcess

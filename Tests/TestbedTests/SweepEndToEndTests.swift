@@ -90,6 +90,40 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertTrue(children(of: p.processIdentifier).isEmpty)
     }
 
+    /// `instructions: N`: each point also counts the server's instructions per request under
+    /// callgrind (epoll), twice the same way; the counts repeat closely (valgrind counts every
+    /// user-space instruction; only the loop's wake-ups vary).
+    func testInstructionsPerRequestUnderCallgrind() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/ir.yaml"
+        try """
+        name: ir
+        duration: 200ms
+        repetitions: 2
+        connections: [2]
+        instructions: 300
+        system: {kind: server, args: [--workers, "1"]}
+        load: {path: "/?size=10"}
+        variants:
+          - {name: epoll, args: [--io, epoll]}
+          - {name: uring, args: [--io, io_uring]}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (p, _, err) = try start(["sweep", file, "--out", dir])
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("uring: instructions per request are counted on epoll only"), stderr)
+        let run = "\(dir)/ir/" + (try FileManager.default.contentsOfDirectory(atPath: "\(dir)/ir"))[0]
+        func ir(_ name: String) throws -> Double? {
+            let point = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/\(name)"))) as! [String: Any]
+            return (point["cpu"] as? [String: Any])?["instructionsPerRequest"] as? Double
+        }
+        let first = try XCTUnwrap(try ir("epoll-c2-r1.json")), second = try XCTUnwrap(try ir("epoll-c2-r2.json"))
+        XCTAssertGreaterThan(first, 1_000)
+        XCTAssertEqual(second / first, 1, accuracy: 0.05, "\(first) vs \(second)")
+        XCTAssertNil(try ir("uring-c2-r1.json"))
+    }
+
     func testCtrlCStopsEveryProcessAndKeepsFinishedPoints() throws {
         let dir = try temporaryDirectory()
         let file = "\(dir)/long.yaml"
