@@ -10,7 +10,7 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
     case cpuPerRequest = "cpu-per-request"
     /// The load generator's CPU time per request, µs.
     case loadCPUPerRequest = "load-cpu-per-request"
-    /// User-space instructions per request under callgrind (epoll): deterministic.
+    /// User-space instructions per request under callgrind (epoll): steadier than CPU time.
     case instructionsPerRequest = "instructions-per-request"
 
     public var higherIsBetter: Bool { self == .qps }

@@ -16,7 +16,7 @@ public struct PointCPU: Codable, Sendable, Equatable {
     public var systemMicrosPerRequest: Double?
     public var loadMicrosPerRequest: Double?
     /// User-space instructions per request of the system under test, counted by callgrind on
-    /// epoll (experiments with `instructions: N`); deterministic, unlike the times.
+    /// epoll (experiments with `instructions: N`); steadier than the times.
     public var instructionsPerRequest: Double?
 
     public init(requests: Int, systemSeconds: Double?, loadSeconds: Double?) {

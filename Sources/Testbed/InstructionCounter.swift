@@ -3,9 +3,10 @@ import Foundation
 import Glibc
 import LoadGen
 
-/// Instructions per request of a `ballast server` variant, counted by callgrind: a deterministic
+/// Instructions per request of a `ballast server` variant, counted by callgrind: a steady
 /// figure for the gate where timing noise is too large (valgrind serialises threads and counts
-/// every instruction in user space, so another build on the machine changes nothing).
+/// user-space instructions, not time, so other work on the machine does not move it; the loop's
+/// batching of requests per wake-up does, by 0.5-3% between repetitions).
 ///
 /// Two runs under `valgrind --tool=callgrind` (epoll: valgrind does not run io_uring), one
 /// answering `requests` requests and one `2 × requests`, each started and stopped alike; the
