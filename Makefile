@@ -14,8 +14,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# Debug build of everything (tests use the debug `ballast` binary), then the whole suite.
+# Debug build of everything (tests use the debug `ballast` binary), then the whole suite
+# (valgrind: the sweep test of instructions per request under callgrind).
 test: deps
+	@scripts/ensure-packages.sh valgrind
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -63,9 +65,9 @@ bench-proxy: build
 	@scripts/ensure-packages.sh wrk nginx-light haproxy
 	python3 scripts/bench_proxy.py --ballast $(BALLAST) --markdown bench-out/bench-proxy.md --json bench-out/bench-proxy.json
 
-# The CI gate on real data: 10 same-build sweep pairs (should pass), 3 with worker cost +10% (should fail).
+# The CI gate on real data: 20 same-build sweep pairs (should pass), 20 with worker cost +10% (should fail).
 bench-gate: build
-	scripts/gate_check.sh $(BALLAST) 10 3
+	scripts/gate_check.sh $(BALLAST) 20 20
 
 clean:
 	rm -rf .build .build-asan .build-tsan Fuzz/.build Fuzz/.work bench-out

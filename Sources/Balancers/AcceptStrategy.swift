@@ -48,6 +48,10 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
     public var acceptBatch: Int?
     /// io_uring acceptor: hand connections over with IORING_OP_MSG_RING instead of the mailbox.
     public var messageRing: Bool
+    /// shared on io_uring: every worker keeps a multishot accept on the one socket (exclusive in
+    /// effect: the first ring to arm takes every connection). Without it, `shared` on io_uring
+    /// polls the socket and accepts until EAGAIN in every worker, as on epoll.
+    public var multishot = false
 
     public init(strategy: AcceptStrategy, metric: LoadMetric = .connections, exclusive: Bool = false,
                 acceptBatch: Int? = nil, messageRing: Bool = false) {
@@ -80,6 +84,9 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
             } else if key == "exclusive" && kv.count == 1 {
                 guard strategy == .shared else { throw ParseError(description: "'exclusive' applies to the shared strategy only") }
                 spec.exclusive = true
+            } else if key == "multishot" && kv.count == 1 {
+                guard strategy == .shared else { throw ParseError(description: "'multishot' applies to the shared strategy only") }
+                spec.multishot = true
             } else if key == "msg-ring" && kv.count == 1 {
                 guard strategy.usesAcceptor else { throw ParseError(description: "'msg-ring' applies to dispatch, least-loaded and p2c only") }
                 spec.messageRing = true
@@ -88,9 +95,15 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
             } else {
                 let valid = strategy == .leastLoaded || strategy == .p2c
                     ? "a metric (\(LoadMetric.names)), accept-batch=N or msg-ring"
-                    : strategy == .shared ? "exclusive or accept-batch=N" : strategy == .dispatch ? "accept-batch=N or msg-ring" : "accept-batch=N"
+                    : strategy == .shared ? "exclusive, multishot or accept-batch=N" : strategy == .dispatch ? "accept-batch=N or msg-ring" : "accept-batch=N"
                 throw ParseError(description: "unknown option '\(option)' for \(strategy.rawValue); valid: \(valid)")
             }
+        }
+        if spec.multishot && spec.acceptBatch != nil {
+            throw ParseError(description: "'multishot' and 'accept-batch' exclude each other: a multishot accept takes connections one completion at a time, without batches")
+        }
+        if spec.multishot && spec.exclusive {
+            throw ParseError(description: "'multishot' (io_uring) and 'exclusive' (epoll) exclude each other")
         }
         return spec
     }
@@ -99,6 +112,7 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
         var options: [String] = []
         if strategy == .leastLoaded || strategy == .p2c { options.append(metric.rawValue) }
         if exclusive { options.append("exclusive") }
+        if multishot { options.append("multishot") }
         if let acceptBatch { options.append("accept-batch=\(acceptBatch)") }
         if messageRing { options.append("msg-ring") }
         return options.isEmpty ? strategy.rawValue : "\(strategy.rawValue):\(options.joined(separator: ","))"

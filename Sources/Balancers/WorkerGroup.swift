@@ -116,8 +116,16 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
             backendOptions.maxAcceptsPerTurn = Int.max  // accept until EAGAIN, as Envoy before 1.20
         }
         backendOptions.exclusiveAccept = spec.exclusive
+        // io_uring: a poll then accept4 until EAGAIN (non-exclusive, as epoll) for `shared`, and
+        // wherever accept-batch is set (a multishot accept has no batches); `shared:multishot`
+        // keeps one multishot accept per worker.
+        backendOptions.acceptByPolling = (spec.strategy == .shared && !spec.multishot) || spec.acceptBatch != nil
+        if spec.multishot && B.kind != .ioUring {
+            for fd in listeners { close(fd) }
+            throw StartError(description: "--balance \(spec): 'multishot' is an io_uring accept; with \(B.kind.rawValue) use shared or shared:exclusive")
+        }
         if spec.exclusive && B.kind != .epoll {
-            Log.warning("--balance \(spec): 'exclusive' is an epoll flag; with \(B.kind.rawValue) every worker keeps an accept outstanding and it has no effect")
+            Log.warning("--balance \(spec): 'exclusive' is an epoll flag; with \(B.kind.rawValue) every worker is woken for each connection, as with shared")
         }
         let workerOptions = backendOptions
         let loopStats = (0..<workers).map { _ in LoopStats() }

@@ -21,6 +21,11 @@ public struct BackendOptions: Sendable {
     /// Register listening sockets with EPOLLEXCLUSIVE: when several loops watch one listening
     /// socket, the kernel wakes one of them per connection instead of all (epoll only).
     public var exclusiveAccept = false
+    /// io_uring: accept as epoll does, non-exclusively: a multishot poll on the listening socket
+    /// wakes every ring watching it, and each then calls accept4 until EAGAIN (or
+    /// `maxAcceptsPerTurn`). false: one multishot accept per listener, which never leaves the
+    /// socket's wait queue, so with a shared socket the first ring to arm takes every connection.
+    public var acceptByPolling = false
 
     public init() {}
 }

@@ -13,7 +13,7 @@ public final class IoUringBackend: IOBackend {
     public static var kind: IOBackendKind { .ioUring }
 
     @usableFromInline
-    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close, message, messageSent }
+    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close, message, messageSent, acceptReady }
 
     @usableFromInline
     struct Entry {
@@ -22,8 +22,9 @@ public final class IoUringBackend: IOBackend {
         var receiveSequence: UInt32 = 0
         var isListener = false
         var wantsData = false       // accepting, or receiving and not paused
-        var armed = false           // a multishot accept/receive is outstanding
+        var armed = false           // a multishot accept/receive/poll is outstanding
         var open = false
+        var acceptPending = false   // acceptByPolling: readable, queued in `acceptReady`
     }
 
     private let ring: UnsafeMutablePointer<io_uring>
@@ -44,6 +45,10 @@ public final class IoUringBackend: IOBackend {
     private let connectAddresses: UnsafeMutablePointer<sockaddr_storage>
     private let connectSlots = 256
     private var connectSlotsUsed = 0
+    /// acceptByPolling: listeners reported readable whose accepts are not done yet.
+    private let acceptByPolling: Bool
+    private let maxAcceptsPerTurn: Int
+    private var acceptReady: FDQueue
 
     /// Why io_uring cannot be used on this machine, or nil when it can.
     public static func unavailableReason() -> String? { IoUringProbe.reason }
@@ -95,6 +100,9 @@ public final class IoUringBackend: IOBackend {
         cqes = .allocate(capacity: options.batchSize)
         connectAddresses = .allocate(capacity: connectSlots)
         self.wakeFD = wakeFD
+        acceptByPolling = options.acceptByPolling
+        maxAcceptsPerTurn = max(1, options.maxAcceptsPerTurn)
+        acceptReady = FDQueue(capacity: 16)
         armWake()
     }
 
@@ -128,9 +136,46 @@ public final class IoUringBackend: IOBackend {
 
     private func submitAccept(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
         let s = sqe()
-        io_uring_prep_multishot_accept(s, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        io_uring_sqe_set_data64(s, userData(fd, .accept, e.pointee.generation))
+        if acceptByPolling {
+            io_uring_prep_poll_multishot(s, fd, UInt32(POLLIN))
+            io_uring_sqe_set_data64(s, userData(fd, .acceptReady, e.pointee.generation))
+        } else {
+            io_uring_prep_multishot_accept(s, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            io_uring_sqe_set_data64(s, userData(fd, .accept, e.pointee.generation))
+        }
         e.pointee.armed = true
+    }
+
+    /// acceptByPolling: accept4 on each readable listener until EAGAIN, or `maxAcceptsPerTurn`
+    /// (then it stays queued and the next turn does not block), or a full batch.
+    private func acceptQueued(into batch: inout CompletionBatch) {
+        var left = acceptReady.count
+        while left > 0 {
+            left -= 1
+            let fd = acceptReady.pop()
+            let e = table.pointer(fd)
+            guard e.pointee.open, e.pointee.wantsData, e.pointee.acceptPending else { e.pointee.acceptPending = false; continue }
+            var accepted = 0
+            var drained = false
+            while accepted < maxAcceptsPerTurn && !batch.isFull {
+                let newFD = cb_accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                if newFD >= 0 {
+                    accepted += 1
+                    batch.append(Completion(kind: .accept, fd: fd, result: newFD, token: e.pointee.token))
+                    continue
+                }
+                let err = Glibc.errno
+                if err == EINTR || err == ECONNABORTED { continue }
+                drained = true
+                if err != EAGAIN {
+                    // EMFILE/ENFILE/ENOBUFS: report; the handler decides when to try again.
+                    e.pointee.wantsData = false
+                    batch.append(Completion(kind: .accept, fd: fd, result: -err, token: e.pointee.token))
+                }
+                break
+            }
+            if drained { e.pointee.acceptPending = false } else { acceptReady.push(fd) }
+        }
     }
 
     private func submitReceive(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
@@ -164,8 +209,9 @@ public final class IoUringBackend: IOBackend {
     public func disarmAccept(listener fd: Int32) {
         let e = table.pointer(fd)
         e.pointee.wantsData = false
+        e.pointee.acceptPending = false
         if e.pointee.armed {
-            submitCancel(userData(fd, .accept, e.pointee.generation))
+            submitCancel(userData(fd, acceptByPolling ? .acceptReady : .accept, e.pointee.generation))
             e.pointee.generation &+= 1  // the cancelled accept's last completion is stale
             e.pointee.armed = false
         }
@@ -235,6 +281,7 @@ public final class IoUringBackend: IOBackend {
         e.pointee.open = false
         e.pointee.armed = false
         e.pointee.wantsData = false
+        e.pointee.acceptPending = false
         e.pointee.generation &+= 1
         e.pointee.receiveSequence &+= 1
         if hadOperations {
@@ -270,7 +317,7 @@ public final class IoUringBackend: IOBackend {
 
     public func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool {
         connectSlotsUsed = 0
-        if io_uring_cq_ready(ring) > 0 || timeoutNanos == 0 || batch.count > 0 {
+        if io_uring_cq_ready(ring) > 0 || timeoutNanos == 0 || batch.count > 0 || acceptReady.count > 0 {
             _ = io_uring_submit_and_get_events(ring)
         } else if timeoutNanos < 0 {
             _ = io_uring_submit_and_wait(ring, 1)
@@ -287,6 +334,7 @@ public final class IoUringBackend: IOBackend {
             if handle(cqe.pointee, into: &batch) { woke = true }
         }
         io_uring_cq_advance(ring, UInt32(n))
+        if acceptReady.count > 0 { acceptQueued(into: &batch) }
         return woke
     }
 
@@ -341,6 +389,21 @@ public final class IoUringBackend: IOBackend {
             if result == -ECANCELED { return false }
             if result < 0 { e.pointee.wantsData = false }  // the handler decides when to try again
             batch.append(Completion(kind: .accept, fd: fd, result: result, token: e.pointee.token))
+        case .acceptReady:
+            let e = table.pointer(fd)
+            guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else { return false }
+            if !more {
+                e.pointee.armed = false
+                if e.pointee.wantsData && result != -ECANCELED { submitAccept(fd, e) }
+            }
+            if result < 0 {
+                if result != -ECANCELED { Log.warning("io_uring poll on listener \(fd) failed: \(Log.describe(errno: -result))") }
+                return false
+            }
+            if e.pointee.wantsData && !e.pointee.acceptPending {
+                e.pointee.acceptPending = true
+                acceptReady.push(fd)
+            }
         case .send, .connect:
             let e = table.pointer(fd)
             guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else { return false }
@@ -383,6 +446,7 @@ public final class IoUringBackend: IOBackend {
         lent.deallocate()
         table.deallocate()
         rearm.deallocate()
+        acceptReady.deallocate()
         cqes.deallocate()
         connectAddresses.deallocate()
     }

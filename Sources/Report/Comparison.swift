@@ -6,8 +6,17 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
     case avg
     case p50, p75, p90, p99
     case p999 = "p99.9"
+    /// CPU time (user + system) of the system under test per request, µs (measured window).
+    case cpuPerRequest = "cpu-per-request"
+    /// The load generator's CPU time per request, µs.
+    case loadCPUPerRequest = "load-cpu-per-request"
+    /// User-space instructions per request under callgrind (epoll): steadier than CPU time.
+    case instructionsPerRequest = "instructions-per-request"
 
     public var higherIsBetter: Bool { self == .qps }
+
+    /// Latencies are in seconds; the CPU metrics in microseconds per request.
+    public var isLatency: Bool { self != .qps && self != .cpuPerRequest && self != .loadCPUPerRequest && self != .instructionsPerRequest }
 
     /// fortio's name for the percentile (`TP90`), or `QPS` / `mean latency`.
     public var title: String {
@@ -19,6 +28,9 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
         case .p90: return "TP90"
         case .p99: return "TP99"
         case .p999: return "TP99.9"
+        case .cpuPerRequest: return "CPU/req"
+        case .loadCPUPerRequest: return "load CPU/req"
+        case .instructionsPerRequest: return "instructions/req"
         }
     }
 
@@ -38,6 +50,9 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
         switch self {
         case .qps: return r.actualQPS
         case .avg: return r.durationHistogram.count > 0 ? r.durationHistogram.avg : nil
+        case .cpuPerRequest: return r.cpu?.systemMicrosPerRequest
+        case .loadCPUPerRequest: return r.cpu?.loadMicrosPerRequest
+        case .instructionsPerRequest: return r.cpu?.instructionsPerRequest
         default: return r.durationHistogram.value(atPercentile: percentile!)
         }
     }
@@ -52,6 +67,8 @@ public enum Metric: String, CaseIterable, Sendable, Hashable {
             switch normalized {
             case "mean", "average": metric = .avg
             case "p999": metric = .p999
+            case "cpu", "cpu/req": metric = .cpuPerRequest
+            case "instructions", "ir": metric = .instructionsPerRequest
             default: metric = Metric(rawValue: normalized)
             }
             guard let metric else {
@@ -83,6 +100,9 @@ public struct ComparisonOptions: Sendable {
     /// repetition in the same run before comparing runs: a ratio measured side by side, so a
     /// faster or slower machine (or a noisy hour) cancels out.
     public var normalizeBy: String?
+    /// Ratio per interleaved pair (same repetition and connection count) and a bootstrap over
+    /// pairs. nil: paired when both sides are the same run (variant vs variant), else independent.
+    public var paired: Bool?
 
     public init() {}
 }
@@ -147,6 +167,7 @@ public enum Compare {
             let ia = seriesOrder.firstIndex(of: a) ?? Int.max, ib = seriesOrder.firstIndex(of: b) ?? Int.max
             return ia != ib ? ia < ib : a < b
         }
+        let paired = options.paired ?? (baseline.directory == candidate.directory)
         for series in ordered {
             let a = sideA.points[series] ?? [:], b = sideB.points[series] ?? [:]
             for c in Set(a.keys).symmetricDifference(b.keys).sorted() {
@@ -156,23 +177,31 @@ public enum Compare {
             guard !common.isEmpty else { continue }
             for metric in options.metrics {
                 var strata: [(a: [Double], b: [Double])] = []
+                var pairStrata: [[(a: Double, b: Double)]] = []
                 var minA = Int.max, minB = Int.max
                 for c in common {
-                    let va = sideA.values(a[c]!, metric), vb = sideB.values(b[c]!, metric)
+                    let ka = sideA.valuesByRepetition(a[c]!, metric), kb = sideB.valuesByRepetition(b[c]!, metric)
+                    let va = ka.sorted { $0.key < $1.key }.map(\.value), vb = kb.sorted { $0.key < $1.key }.map(\.value)
                     guard !va.isEmpty, !vb.isEmpty else { continue }
                     let seed = SeededRandom.seed("\(series)|\(c)|\(metric.rawValue)", base: options.seed)
-                    let estimate = Bootstrap.ratioOfMeans(a: va, b: vb, level: options.level, resamples: options.resamples, seed: seed)
+                    let pairs = PairedBootstrap.pairs(ka, kb)
+                    let estimate = paired
+                        ? PairedBootstrap.ratio(pairs, level: options.level, resamples: options.resamples, seed: seed)
+                        : Bootstrap.ratioOfMeans(a: va, b: vb, level: options.level, resamples: options.resamples, seed: seed)
                     rows.append(ComparisonRow(
                         series: label(series, options), connections: c, pointCount: 1, metric: metric,
                         baseline: Bootstrap.mean(va, level: options.level, resamples: options.resamples, seed: seed),
                         candidate: Bootstrap.mean(vb, level: options.level, resamples: options.resamples, seed: seed ^ 1),
-                        estimate: estimate ?? pointRatio(va, vb, options.level), repetitionsA: va.count, repetitionsB: vb.count))
+                        estimate: (estimate ?? pointRatio(va, vb, options.level))?.asSinglePoint(), repetitionsA: va.count, repetitionsB: vb.count))
                     strata.append((va, vb))
+                    pairStrata.append(pairs)
                     minA = min(minA, va.count); minB = min(minB, vb.count)
                 }
                 if strata.count > 1 {
                     let seed = SeededRandom.seed("\(series)|all|\(metric.rawValue)", base: options.seed)
-                    let estimate = Bootstrap.geometricMeanRatio(strata, level: options.level, resamples: options.resamples, seed: seed)
+                    let estimate = paired
+                        ? PairedBootstrap.geometricMeanRatio(pairStrata, level: options.level, resamples: options.resamples, seed: seed)
+                        : Bootstrap.geometricMeanRatio(strata, level: options.level, resamples: options.resamples, seed: seed)
                     rows.append(ComparisonRow(
                         series: label(series, options), connections: nil, pointCount: strata.count, metric: metric,
                         baseline: nil, candidate: nil,
@@ -241,12 +270,18 @@ public enum Compare {
 
         /// The metric per repetition; divided by the reference variant's when normalising.
         func values(_ points: [LoadedPoint], _ metric: Metric) -> [Double] {
-            points.sorted { $0.repetition < $1.repetition }.compactMap { p in
-                guard let v = metric.value(of: p.result) else { return nil }
-                guard normalizeBy != nil else { return v }
-                guard let ref = references["\(p.connections)|\(p.repetition)"], let rv = metric.value(of: ref.result), rv > 0 else { return nil }
-                return v / rv
+            valuesByRepetition(points, metric).sorted { $0.key < $1.key }.map(\.value)
+        }
+
+        func valuesByRepetition(_ points: [LoadedPoint], _ metric: Metric) -> [Int: Double] {
+            var out: [Int: Double] = [:]
+            for p in points {
+                guard let v = metric.value(of: p.result) else { continue }
+                if normalizeBy == nil { out[p.repetition] = v; continue }
+                guard let ref = references["\(p.connections)|\(p.repetition)"], let rv = metric.value(of: ref.result), rv > 0 else { continue }
+                out[p.repetition] = v / rv
             }
+            return out
         }
     }
 }

@@ -47,12 +47,21 @@ enum Fmt {
     /// A metric value in its table unit (requests/s or ms); `normalized` values are ratios.
     static func value(_ v: Double, _ metric: Metric, normalized: Bool = false) -> String {
         if normalized { return fixed(v, 3) + "×" }
+        if metric == .instructionsPerRequest { return grouped(Int(v.rounded())) }
+        if !metric.isLatency && metric != .qps { return micros(v) + " µs" }
         return metric == .qps ? qps(v) : ms(v) + " ms"
+    }
+
+    /// Microseconds with 3 or so significant digits, no unit.
+    static func micros(_ v: Double) -> String {
+        abs(v) >= 100 ? fixed(v, 0) : abs(v) >= 10 ? fixed(v, 1) : fixed(v, 2)
     }
 
     /// "12,345 (12,100–12,600)".
     static func mean(_ e: MeanEstimate, _ metric: Metric) -> String {
-        func f(_ v: Double) -> String { metric == .qps ? qps(v) : ms(v) }
+        func f(_ v: Double) -> String {
+            metric == .qps ? qps(v) : metric.isLatency ? ms(v) : metric == .instructionsPerRequest ? grouped(Int(v.rounded())) : micros(v)
+        }
         if e.count < 2 { return f(e.mean) }
         return "\(f(e.mean)) (\(f(e.lower))–\(f(e.upper)))"
     }

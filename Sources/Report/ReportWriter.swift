@@ -23,8 +23,10 @@ public struct SummaryRow: Sendable {
     public var p50: MeanEstimate?
     public var p90: MeanEstimate?
     public var p99: MeanEstimate?
-    /// Mean latency (the talk's headline latency figure).
-    public var mean: MeanEstimate?
+    /// Mean latency, TP99.9 and CPU per request of the system under test (µs), when recorded.
+    public var avg: MeanEstimate? = nil
+    public var p999: MeanEstimate? = nil
+    public var cpuPerRequest: MeanEstimate? = nil
     /// Non-2xx responses and socket errors, summed over runs.
     public var errors: Int
     /// B/A against the baseline series at the same connection count (absent for the baseline).
@@ -120,19 +122,24 @@ public enum ReportWriter {
             let isBaseline = g.series.variant == baseline
             if !isBaseline, let base = groups.first(where: { $0.series.variant == baseline && $0.series.axes == g.series.axes && $0.connections == g.connections })
                 ?? groups.first(where: { $0.series.variant == baseline && $0.connections == g.connections && groups.filter { $0.series.variant == baseline && $0.connections == g.connections }.count == 1 }) {
-                for m in [Metric.qps, .avg, .p50, .p90, .p99] {
-                    let a = base.values(m), b = g.values(m)
+                // Runs of one sweep are interleaved: ratio per pair (same repetition), bootstrap over pairs.
+                for m in ReportWriter.deltaMetrics {
+                    let pairs = PairedBootstrap.pairs(base.valuesByRepetition(m), g.valuesByRepetition(m))
                     let seed = SeededRandom.seed("delta|\(g.series)|\(g.connections)|\(m.rawValue)", base: options.seed)
-                    if let e = Bootstrap.ratioOfMeans(a: a, b: b, level: options.level, resamples: options.resamples, seed: seed)
-                        ?? Compare.pointRatio(a, b, options.level) {
-                        deltas[m] = e
+                    if let e = PairedBootstrap.ratio(pairs, level: options.level, resamples: options.resamples, seed: seed)
+                        ?? Compare.pointRatio(pairs.map(\.a), pairs.map(\.b), options.level) {
+                        deltas[m] = e.asSinglePoint()
                     }
                 }
             }
-            rows.append(SummaryRow(series: g.series, connections: g.connections, runs: g.repetitions.count,
-                                   qps: est(.qps), p50: est(.p50), p90: est(.p90), p99: est(.p99), mean: est(.avg),
-                                   errors: g.repetitions.reduce(0) { $0 + $1.result.errorCount },
-                                   deltas: deltas, isBaseline: isBaseline))
+            var row = SummaryRow(series: g.series, connections: g.connections, runs: g.repetitions.count,
+                                 qps: est(.qps), p50: est(.p50), p90: est(.p90), p99: est(.p99),
+                                 errors: g.repetitions.reduce(0) { $0 + $1.result.errorCount },
+                                 deltas: deltas, isBaseline: isBaseline)
+            row.avg = est(.avg)
+            row.p999 = est(.p999)
+            row.cpuPerRequest = est(.cpuPerRequest)
+            rows.append(row)
         }
         return rows
     }
@@ -168,11 +175,15 @@ public enum ReportWriter {
         return out
     }
 
+    /// The figures every summary row is compared on against the baseline.
+    static let deltaMetrics: [Metric] = [.qps, .avg, .p50, .p90, .p99, .p999, .cpuPerRequest]
+
     static func headlineComparisons(_ set: ResultSet, baseline: String, variants: [String], options: ReportOptions) -> [ComparisonRow] {
         var rows: [ComparisonRow] = []
         for v in variants where v != baseline {
             var o = ComparisonOptions()
-            o.metrics = [.qps, .avg, .p50, .p90, .p99]
+            o.metrics = set.points.contains(where: { $0.result.cpu?.systemMicrosPerRequest != nil })
+                ? [.qps, .avg, .p50, .p90, .p99, .cpuPerRequest] : [.qps, .avg, .p50, .p90, .p99]
             o.level = options.level; o.resamples = options.resamples; o.seed = options.seed
             o.baselineVariant = baseline; o.candidateVariant = v
             let c = Compare.run(baseline: set, candidate: set, options: o)
@@ -300,18 +311,26 @@ public enum ReportWriter {
     static func summaryMarkdown(_ set: ResultSet, rows: [SummaryRow], baseline: String, headlines: [String], level: Double) -> String {
         var out = "## Ballast report: \(runTitle(set))\n\n"
         let pct = Int((level * 100).rounded())
+        out += runLine(set) + "\n\n"
         if !headlines.isEmpty {
-            out += "Against **\(baseline)**, \(pct)% bootstrap CI over runs; ▲/▼ the CI excludes no change:\n\n"
+            out += "Against **\(baseline)**, \(pct)% bootstrap CI; ▲/▼ the CI excludes no change:\n\n"
             for h in headlines { out += "- \(h)\n" }
             out += "\n"
         }
-        out += "| variant | connections | runs | QPS (\(pct)% CI) | mean ms | TP50 ms | TP90 ms | TP99 ms | ΔQPS vs \(Fmt.cell(baseline)) | Δmean | ΔTP50 | ΔTP90 | errors |\n"
-        out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        out += methodNote(level: level) + "\n\n"
+        let hasCPU = rows.contains { $0.cpuPerRequest != nil }
+        out += "| variant | connections | runs | QPS (\(pct)% CI) | mean ms | TP50 ms | TP90 ms | TP99 ms | TP99.9 ms |"
+        out += (hasCPU ? " CPU µs/req |" : "") + " ΔQPS vs \(Fmt.cell(baseline)) | Δmean | ΔTP90 | ΔTP99 |" + (hasCPU ? " ΔCPU/req |" : "") + " errors |\n"
+        out += "|---|--:|--:|--:|--:|--:|--:|--:|--:|" + (hasCPU ? "--:|" : "") + "--:|--:|--:|--:|" + (hasCPU ? "--:|" : "") + "--:|\n"
         for r in rows {
             func d(_ m: Metric) -> String { r.isBaseline ? "baseline" : (r.deltas[m].map(Fmt.change) ?? "—") }
-            out += "| \(Fmt.cell(r.series.description)) | \(r.connections) | \(r.runs) | \(r.qps.map { Fmt.mean($0, .qps) } ?? "—") | "
-            out += "\(r.mean.map { Fmt.mean($0, .avg) } ?? "—") | \(r.p50.map { Fmt.mean($0, .p50) } ?? "—") | \(r.p90.map { Fmt.mean($0, .p90) } ?? "—") | \(r.p99.map { Fmt.mean($0, .p99) } ?? "—") | "
-            out += "\(d(.qps)) | \(d(.avg)) | \(d(.p50)) | \(d(.p90)) | \(r.errors) |\n"
+            func m(_ e: MeanEstimate?, _ metric: Metric) -> String { e.map { Fmt.mean($0, metric) } ?? "—" }
+            out += "| \(Fmt.cell(r.series.description)) | \(r.connections) | \(r.runs) | \(m(r.qps, .qps)) | \(m(r.avg, .avg)) | "
+            out += "\(m(r.p50, .p50)) | \(m(r.p90, .p90)) | \(m(r.p99, .p99)) | \(m(r.p999, .p999)) | "
+            if hasCPU { out += "\(m(r.cpuPerRequest, .cpuPerRequest)) | " }
+            out += "\(d(.qps)) | \(d(.avg)) | \(d(.p90)) | \(d(.p99)) | "
+            if hasCPU { out += "\(d(.cpuPerRequest)) | " }
+            out += "\(r.errors) |\n"
         }
         out += "\nEnvironment: "
         out += (set.environment?.rows.map { "\($0.0) \($0.1)" }.joined(separator: "; ")).flatMap { $0.isEmpty ? nil : $0 } ?? "not recorded"
@@ -321,12 +340,35 @@ public enum ReportWriter {
         return out
     }
 
+    /// How the ▲/▼ marks were decided, for the report's readers.
+    static func methodNote(level: Double) -> String {
+        let pct = Int((level * 100).rounded())
+        return "Method: deltas against the baseline are the \(IntervalMethod.paired.text), with a \(pct)% expanded percentile "
+            + "bootstrap interval; ▲/▼ when it excludes no change. A single point is marked only with at least "
+            + "\(IntervalMethod.paired.minimumForPointMark) pairs (below that its false-positive rate on synthetic noise is above 5%); "
+            + "headlines are the geometric mean over connection counts. CPU µs/req: user+system time of the system under "
+            + "test's process tree over the measured window (warm-up excluded) divided by its requests."
+    }
+
+    /// Duration and repetitions as actually run (the sweep's command may override the experiment file).
+    static func runLine(_ set: ResultSet) -> String {
+        let durations = set.points.compactMap(\.result.actualDuration).map { Double($0) / 1e9 }
+        let reps = set.groups().map(\.repetitions.count)
+        var parts: [String] = []
+        if let lo = durations.min(), let hi = durations.max() {
+            parts.append(abs(hi - lo) < 0.05 ? String(format: "%.2f s measured per point", lo) : String(format: "%.2f–%.2f s measured per point", lo, hi))
+        }
+        if let lo = reps.min(), let hi = reps.max() { parts.append(lo == hi ? "\(lo) runs per point" : "\(lo)–\(hi) runs per point") }
+        if let command = set.manifest?.command { parts.append("command `\(command)`") }
+        return "Run: " + (parts.isEmpty ? "not recorded" : parts.joined(separator: "; ")) + "."
+    }
+
     /// One line per point file, figures as recorded (latencies in ms, full precision).
     public static func csv(_ set: ResultSet) -> String {
         let axisKeys = Set(set.points.flatMap { $0.result.axes.keys }).subtracting(["connections", "repetition"]).sorted()
         var header = ["file", "variant"] + axisKeys + ["connections", "repetition", "qps", "avg_ms", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "p99.9_ms",
                                                       "requests", "errors", "duration_s", "workers", "accepted_max_over_mean", "accepted_jain",
-                                                      "requests_max_over_mean", "requests_jain"]
+                                                      "requests_max_over_mean", "requests_jain", "cpu_us_per_req", "load_cpu_us_per_req"]
         header = header.map(csvField)
         var lines = [header.joined(separator: ",")]
         let ordered = set.groups().flatMap(\.repetitions)
@@ -341,7 +383,8 @@ public enum ReportWriter {
                   String(r.durationHistogram.count), String(r.errorCount), r.actualDuration.map { String(Double($0) / 1e9) } ?? "",
                   w.isEmpty ? "" : String(w.count),
                   Stats.maxOverMean(accepted).map { String($0) } ?? "", Stats.jainIndex(accepted).map { String($0) } ?? "",
-                  Stats.maxOverMean(requests).map { String($0) } ?? "", Stats.jainIndex(requests).map { String($0) } ?? ""]
+                  Stats.maxOverMean(requests).map { String($0) } ?? "", Stats.jainIndex(requests).map { String($0) } ?? "",
+                  r.cpu?.systemMicrosPerRequest.map { String($0) } ?? "", r.cpu?.loadMicrosPerRequest.map { String($0) } ?? ""]
             lines.append(f.map(csvField).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -396,7 +439,7 @@ public enum ReportWriter {
             if !facts.isEmpty { h += "<p class=\"muted\">\(facts.joined(separator: " · "))</p>\n" }
         }
         if !headlines.isEmpty {
-            h += "<h2>Against \(e(baseline))</h2>\n<p class=\"muted\">Change of the mean with its 95% bootstrap CI over runs; ▲/▼ the CI excludes no change.</p>\n<ul>\n"
+            h += "<h2>Against \(e(baseline))</h2>\n<p class=\"muted\">\(e(runLine(set))) \(e(methodNote(level: 0.95)))</p>\n<ul>\n"
             for line in headlines { h += "<li>\(md(line))</li>\n" }
             h += "</ul>\n"
         }
@@ -408,8 +451,10 @@ public enum ReportWriter {
         }
         h += "<h2>Throughput and latency</h2>\n<div class=\"charts\">\n"
         for c in charts where !c.name.hasPrefix("imbalance") && !c.name.hasPrefix("workers") { h += inline(c.svg) }
-        h += "</div>\n<h2>Key table</h2>\n<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>runs</th><th>QPS (95% CI)</th><th>mean ms</th><th>TP50 ms</th><th>TP90 ms</th><th>TP99 ms</th>"
-        h += "<th>ΔQPS vs \(e(baseline))</th><th>Δmean</th><th>ΔTP50</th><th>ΔTP90</th><th>errors</th></tr>\n"
+        h += "</div>\n<h2>Key table</h2>\n<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>runs</th><th>QPS (95% CI)</th><th>mean ms</th><th>TP50 ms</th><th>TP90 ms</th><th>TP99 ms</th><th>TP99.9 ms</th>"
+        let hasCPU = rows.contains { $0.cpuPerRequest != nil }
+        h += (hasCPU ? "<th>CPU µs/req</th>" : "") + "<th>ΔQPS vs \(e(baseline))</th><th>Δmean</th><th>ΔTP50</th><th>ΔTP90</th>"
+        h += (hasCPU ? "<th>ΔCPU/req</th>" : "") + "<th>errors</th></tr>\n"
         for r in rows {
             func d(_ m: Metric) -> String {
                 if r.isBaseline { return "<td>baseline</td>" }
@@ -417,9 +462,11 @@ public enum ReportWriter {
                 return "<td\(x.significant ? " class=\"sig\"" : "")>\(e(Fmt.change(x)))</td>"
             }
             h += "<tr\(r.isBaseline ? " class=\"base\"" : "")><td class=\"l\">\(e(r.series.description))</td><td>\(r.connections)</td><td>\(r.runs)</td>"
-            h += "<td>\(e(r.qps.map { Fmt.mean($0, .qps) } ?? "—"))</td><td>\(e(r.mean.map { Fmt.mean($0, .avg) } ?? "—"))</td><td>\(e(r.p50.map { Fmt.mean($0, .p50) } ?? "—"))</td>"
+            h += "<td>\(e(r.qps.map { Fmt.mean($0, .qps) } ?? "—"))</td><td>\(e(r.avg.map { Fmt.mean($0, .avg) } ?? "—"))</td><td>\(e(r.p50.map { Fmt.mean($0, .p50) } ?? "—"))</td>"
             h += "<td>\(e(r.p90.map { Fmt.mean($0, .p90) } ?? "—"))</td><td>\(e(r.p99.map { Fmt.mean($0, .p99) } ?? "—"))</td>"
-            h += d(.qps) + d(.avg) + d(.p50) + d(.p90) + "<td>\(r.errors)</td></tr>\n"
+            h += "<td>\(e(r.p999.map { Fmt.mean($0, .p999) } ?? "—"))</td>"
+            if hasCPU { h += "<td>\(e(r.cpuPerRequest.map { Fmt.mean($0, .cpuPerRequest) } ?? "—"))</td>" }
+            h += d(.qps) + d(.avg) + d(.p50) + d(.p90) + (hasCPU ? d(.cpuPerRequest) : "") + "<td>\(r.errors)</td></tr>\n"
         }
         h += "</table>\n"
         if !balance.isEmpty {

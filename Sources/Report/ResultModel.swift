@@ -13,6 +13,7 @@
 ///   "command": "ballast sweep Experiments/quick.yaml",
 ///   "experimentFile": "Experiments/quick.yaml", "experimentHash": "sha256:…",
 ///   "baseline": "shared",                         // default baseline variant of reports
+///   "reference": "direct",                        // optional: `ballast gate` divides by this variant
 ///   "variants": ["shared", "reuseport", "least-loaded"],
 ///   "axes": {"connections": [2, 4, 8], "repetition": [1, 2], "io": ["epoll", "io_uring"]},
 ///   "order": "interleaved", "seed": 42,
@@ -53,6 +54,8 @@
 ///     {"worker": 0, "accepted": 1, "active": 1, "requests": 30864},   // during this point only
 ///     {"worker": 1, "accepted": 1, "active": 1, "requests": 30864}
 ///   ],
+///   "cpu": {"requests": 61728, "systemSeconds": 1.61, "loadSeconds": 0.93,    // measured window only
+///           "systemMicrosPerRequest": 26.1, "loadMicrosPerRequest": 15.1},     // (see PointCPU)
 ///   "environment": {
 ///     "kernel": "6.8.0-51-generic", "cpuModel": "AMD EPYC 7B13", "cores": 2,
 ///     "pinning": {"server": "0", "proxy": "1", "load": "0-1"},
@@ -346,6 +349,8 @@ public struct PointResult: Codable, Sendable, Equatable {
     public var axes: [String: AxisValue]
     public var workers: [WorkerFigures]?
     public var environment: RunEnvironment?
+    /// CPU per request over the measured window; absent in files written before it existed.
+    public var cpu: PointCPU?
 
     /// Keys of the file this model does not know, written back unchanged.
     public var otherFields: [String: JSONValue]
@@ -376,7 +381,7 @@ public struct PointResult: Codable, Sendable, Equatable {
     static let knownKeys: Set<String> = [
         "RunType", "Labels", "StartTime", "RequestedQPS", "RequestedDuration", "ActualQPS", "ActualDuration",
         "NumThreads", "Version", "DurationHistogram", "Exactly", "Jitter", "Uniform", "RetCodes", "Sizes",
-        "HeaderSizes", "URL", "SocketCount", "AbortOn", "Ballast", "variant", "axes", "workers", "environment",
+        "HeaderSizes", "URL", "SocketCount", "AbortOn", "Ballast", "variant", "axes", "workers", "environment", "cpu",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -417,6 +422,7 @@ public struct PointResult: Codable, Sendable, Equatable {
         axes = try c.decodeIfPresent([String: AxisValue].self, forKey: key("axes")) ?? [:]
         workers = try c.decodeIfPresent([WorkerFigures].self, forKey: key("workers"))
         environment = try c.decodeIfPresent(RunEnvironment.self, forKey: key("environment"))
+        cpu = try c.decodeIfPresent(PointCPU.self, forKey: key("cpu"))
 
         var other: [String: JSONValue] = [:]
         for k in c.allKeys where !Self.knownKeys.contains(k.stringValue) {
@@ -453,6 +459,7 @@ public struct PointResult: Codable, Sendable, Equatable {
         try c.encode(axes, forKey: key("axes"))
         try c.encodeIfPresent(workers, forKey: key("workers"))
         try c.encodeIfPresent(environment, forKey: key("environment"))
+        try c.encodeIfPresent(cpu, forKey: key("cpu"))
     }
 
     /// Requests that did not get a 2xx status (fortio's `-1` socket errors included).
@@ -494,6 +501,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var experimentFile: String?
     public var experimentHash: String?
     public var baseline: String?
+    /// The variant `ballast gate` normalises by by default (the experiment's `reference`).
+    public var reference: String?
     public var variants: [String]?
     public var axes: [String: [AxisValue]]?
     public var order: String?
@@ -525,6 +534,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         experimentFile = try c.decodeIfPresent(String.self, forKey: .experimentFile)
         experimentHash = try c.decodeIfPresent(String.self, forKey: .experimentHash)
         baseline = try c.decodeIfPresent(String.self, forKey: .baseline)
+        reference = try c.decodeIfPresent(String.self, forKey: .reference)
         variants = try c.decodeIfPresent([String].self, forKey: .variants)
         axes = try c.decodeIfPresent([String: [AxisValue]].self, forKey: .axes)
         order = try c.decodeIfPresent(String.self, forKey: .order)

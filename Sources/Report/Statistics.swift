@@ -100,11 +100,28 @@ public struct RatioEstimate: Sendable, Equatable {
     public var upper: Double
     /// Confidence level of [lower, upper], e.g. 0.95.
     public var level: Double
-    /// Fewest repetitions on either side of any point used.
+    /// Fewest repetitions on either side of any point used (paired: fewest pairs).
     public var minRepetitions: Int
+    public var method: IntervalMethod = .independent
+    /// A single point's estimate with fewer repetitions than `method.minimumForPointMark`: its
+    /// interval is shown, but it is never called significant (its false-positive rate is above 5%).
+    public var singlePointBelowMinimum = false
 
-    /// The interval excludes 1: B differs from A.
-    public var significant: Bool { lower > 1 || upper < 1 }
+    public init(ratio: Double, lower: Double, upper: Double, level: Double, minRepetitions: Int,
+                method: IntervalMethod = .independent) {
+        self.ratio = ratio; self.lower = lower; self.upper = upper; self.level = level
+        self.minRepetitions = minRepetitions; self.method = method
+    }
+
+    /// The interval excludes 1: B differs from A (never for a single point below the minimum).
+    public var significant: Bool { !singlePointBelowMinimum && (lower > 1 || upper < 1) }
+
+    /// This estimate as the only point of a comparison: marks it when too few repetitions back it.
+    public func asSinglePoint() -> RatioEstimate {
+        var e = self
+        e.singlePointBelowMinimum = minRepetitions < method.minimumForPointMark
+        return e
+    }
 }
 
 /// An interval for one mean.

@@ -15,6 +15,8 @@ import Yams
 /// order: interleaved                # interleaved (rotating variant order) or random (seeded)
 /// seed: 1
 /// baseline: reuseport               # the variant others are compared with
+/// reference: direct                 # optional: the gate divides by this variant of the same run
+/// instructions: 2000                # optional: instructions per request under callgrind (epoll)
 /// placement: {system: "0", load: "1", backend: "1"}   # CPU lists (taskset); omit to not pin
 /// system:                           # the thing under test
 ///   kind: server                    # server (ballast server) | proxy (ballast proxy) | envoy | command
@@ -71,6 +73,10 @@ public struct Experiment: Sendable, Equatable {
     public var order: Order
     public var seed: UInt64
     public var baseline: String?
+    /// The variant `ballast gate` normalises by (a peer the change under test does not touch).
+    public var reference: String? = nil
+    /// Requests per callgrind measurement of instructions per request; nil: not measured.
+    public var instructionRequests: Int? = nil
     public var placement: [String: String]
     public var system: SystemSpec
     public var backendArgs: [String]
@@ -101,7 +107,7 @@ public struct Experiment: Sendable, Equatable {
         }
         let r = try Reader(root, path: "")
         try r.allowOnly(["name", "description", "duration", "warmup", "repetitions", "connections", "order", "seed",
-                         "baseline", "placement", "system", "backend", "load", "variants", "matrix", "tables"])
+                         "baseline", "reference", "instructions", "placement", "system", "backend", "load", "variants", "matrix", "tables"])
         var e = Experiment(
             name: try r.string("name"), description: try r.optionalString("description") ?? "",
             durationNanos: try r.duration("duration", default: 5_000_000_000),
@@ -135,8 +141,14 @@ public struct Experiment: Sendable, Equatable {
         }
         e.variants = try parseVariants(r)
         e.tables = try parseTables(r, variants: e.variants.map(\.name))
-        if let baseline = e.baseline, !e.variants.contains(where: { $0.name == baseline }) {
-            throw SchemaError(path: "baseline", message: "no variant is named '\(baseline)'; variants: \(e.variants.map(\.name).joined(separator: ", "))")
+        for (key, name) in [("baseline", e.baseline), ("reference", try r.optionalString("reference"))] {
+            if let name, !e.variants.contains(where: { $0.name == name }) {
+                throw SchemaError(path: key, message: "no variant is named '\(name)'; variants: \(e.variants.map(\.name).joined(separator: ", "))")
+            }
+        }
+        e.reference = try r.optionalString("reference")
+        if try r.optionalString("instructions") != nil {
+            e.instructionRequests = try r.int("instructions", default: 0, range: 100...1_000_000)
         }
         return e
     }

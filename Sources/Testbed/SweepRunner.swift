@@ -74,6 +74,9 @@ public final class SweepRunner {
             }
         }
         if !experiment.placement.isEmpty && !Self.onPath("taskset") { throw SweepError.missingBinary("taskset") }
+        if experiment.instructionRequests != nil && !Self.onPath("valgrind") {
+            throw SweepError.missingBinary("valgrind (for `instructions:`; scripts/ensure-packages.sh valgrind installs it)")
+        }
     }
 
     static func onPath(_ program: String) -> Bool {
@@ -116,6 +119,7 @@ public final class SweepRunner {
         manifest.experimentFile = options.experimentFile
         manifest.experimentHash = RunEnvironmentProbe.fingerprint(experimentText)
         manifest.baseline = e.baseline ?? e.variants.first?.name
+        manifest.reference = e.reference
         manifest.variants = e.variants.map(\.name)
         manifest.order = e.order.rawValue
         manifest.seed = e.seed
@@ -157,7 +161,10 @@ public final class SweepRunner {
             for (k, v) in point.variant.axes { pointAxes[k] = .string(v) }
             let file = ResultFiles.pointFileName(variant: point.variant.name, axes: pointAxes)
             do {
-                let result = try runPoint(point, axes: pointAxes, upstreamPort: upstreamPort, logs: logs, environment: environment, index: i)
+                var result = try runPoint(point, axes: pointAxes, upstreamPort: upstreamPort, logs: logs, environment: environment, index: i)
+                if let requests = e.instructionRequests {
+                    result.cpu?.instructionsPerRequest = try countInstructions(point, requests: requests, logs: logs, index: i)
+                }
                 try result.write(to: "\(directory)/\(file)")
                 manifest.points!.append(ManifestPoint(file: file, variant: point.variant.name, axes: pointAxes, status: .ok))
                 let p90 = result.durationHistogram.value(atPercentile: 90).map { String(format: "%.2fms", $0 * 1000) } ?? "-"
@@ -225,15 +232,19 @@ public final class SweepRunner {
         // -ramp within the warm-up), before it disconnects.
         let sampleAt = Date().addingTimeInterval(Double(e.warmupNanos) / 1e9 + Double(e.durationNanos) / 1e9 * 0.5)
         var during: [WorkerFigures]? = nil
+        var cpuWindow = CPUWindowSampler(systemPID: system.process.pid, loadStderrPath: load.stderrPath)
         while load.isRunning {
             if interrupted.isSet { load.stop(); throw SweepError.interrupted }
+            cpuWindow.poll(startMarker: LoadRunner.windowStartMarker, endMarker: LoadRunner.windowEndMarker)
             if during == nil && Date() >= sampleAt { during = system.admin?.scrape() }
             if !system.process.isRunning {
                 load.stop()
                 throw SweepError.processDied(system.process.name, status: system.process.process.terminationStatus, stderrTail: system.process.stderrTail())
             }
-            usleep(20_000)
+            usleep(cpuWindow.waiting ? 5_000 : 20_000)
         }
+        cpuWindow.poll(startMarker: LoadRunner.windowStartMarker, endMarker: LoadRunner.windowEndMarker)
+        cpuWindow.finish()
         load.stop()
         guard load.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: json) else {
             throw SweepError.loadFailed("ballast load exited with \(load.process.terminationStatus): \(load.stderrTail())")
@@ -247,7 +258,10 @@ public final class SweepRunner {
                                      busyFraction: a.busyFraction)
             }
         }
-        return try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
+        var result = try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)
+        result.cpu = PointCPU(requests: result.durationHistogram.count, systemSeconds: cpuWindow.systemSeconds,
+                              loadSeconds: PointCPU.loadSeconds(from: result.ballast))
+        return result
     }
 
     /// Where a system's per-worker figures come from.
@@ -264,6 +278,21 @@ public final class SweepRunner {
             }
         }
     }
+
+    /// Instructions per request under callgrind (nil, with a warning once, where it cannot be counted).
+    private func countInstructions(_ point: SweepPoint, requests: Int, logs: String, index: Int) throws -> Double? {
+        let system = experiment.system(for: point.variant)
+        let args = system.args + point.variant.args
+        if let why = InstructionCounter.unsupportedReason(kind: system.kind, args: args) {
+            if warnedInstructions.insert(point.variant.name).inserted { Log.warning("\(point.variant.name): \(why)") }
+            return nil
+        }
+        let tag = "p\(index + 1)-" + point.variant.name.replacingOccurrences(of: "/", with: "_")
+        return try InstructionCounter.prepare(ballast: options.ballast, logs: logs)
+            .instructionsPerRequest(serverArgs: args, connections: point.connections, path: experiment.loadPath, requests: requests, tag: tag)
+    }
+
+    private var warnedInstructions: Set<String> = []
 
     struct RunningSystem {
         let process: ChildProcess

@@ -20,7 +20,7 @@ struct CompareCommand: ParsableCommand {
     @Argument(help: "Candidate results (B).")
     var b: String
 
-    @Option(name: .customLong("metric"), help: "Metrics: qps, avg, p50, p75, p90, p99, p99.9 (comma-separated).")
+    @Option(name: .customLong("metric"), help: "Metrics: qps, avg, p50, p75, p90, p99, p99.9, cpu-per-request, load-cpu-per-request, instructions-per-request (comma-separated).")
     var metrics = "qps,p50,p90,p99"
 
     @Option(name: .customLong("baseline-variant"), help: "Only this variant of A.")

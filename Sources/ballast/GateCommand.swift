@@ -17,6 +17,12 @@ struct GateCommand: ParsableCommand {
         figure by that variant's at the same connections and repetition of the same run (e.g. direct, or the \
         previous strategy), so the gate compares side-by-side ratios; --baseline-variant/--candidate-variant \
         compare two variants of one run.
+
+        Decision rule: a judged row fails when (1) the candidate is worse than the baseline by more than \
+        --max-regression and (2) the 95% bootstrap CI of B/A excludes 1. Judged rows are each series' geometric \
+        mean over its connection counts. By default (--normalize-by auto) figures are first divided by the \
+        experiment's `reference` variant of the same run, repetition and connection count when the candidate's \
+        manifest names one (a peer the change does not touch); --normalize-by none compares absolute figures.
         """
     )
 
@@ -29,14 +35,14 @@ struct GateCommand: ParsableCommand {
     @Option(name: .customLong("max-regression"), help: "Largest tolerated regression, e.g. 5% or 0.05.")
     var maxRegression = "5%"
 
-    @Option(name: .customLong("metric"), help: "Metrics to judge: qps, avg, p50, p75, p90, p99, p99.9 (comma-separated).")
+    @Option(name: .customLong("metric"), help: "Metrics to judge: qps, avg, p50, p75, p90, p99, p99.9, cpu-per-request, load-cpu-per-request, instructions-per-request (comma-separated).")
     var metrics = "qps,p90"
 
     @Flag(name: .customLong("per-point"), help: "Also fail on a single connection count, not only on a series' geometric mean.")
     var perPoint = false
 
-    @Option(name: .customLong("normalize-by"), help: "Divide each figure by this variant's in the same run first.")
-    var normalizeBy: String?
+    @Option(name: .customLong("normalize-by"), help: "Divide each figure by this variant's in the same run first: a variant, auto (the experiment's reference, if any) or none.")
+    var normalizeBy = "auto"
 
     @Option(name: .customLong("baseline-variant"), help: "Only this variant of the baseline.")
     var baselineVariant: String?
@@ -61,6 +67,12 @@ struct GateCommand: ParsableCommand {
         let base = try loadResults(baseline), cand = try loadResults(candidate)
         var options = ComparisonOptions()
         options.metrics = try Metric.parseList(metrics)
+        let normalizeBy: String? = switch self.normalizeBy {
+        case "none": nil
+        case "auto": baselineVariant == nil ? cand.manifest?.reference : nil
+        default: self.normalizeBy
+        }
+        if let normalizeBy, self.normalizeBy == "auto" { Log.info("gate: normalising by the experiment's reference variant '\(normalizeBy)' (--normalize-by none to compare absolute figures)") }
         options.normalizeBy = normalizeBy
         options.baselineVariant = baselineVariant
         options.candidateVariant = candidateVariant

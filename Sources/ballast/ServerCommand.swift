@@ -27,7 +27,7 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "CPUs to pin workers to, e.g. 0,1 or 0-3 (worker i gets the i-th, round robin).")
     var cpus: String?
 
-    @Option(help: ArgumentHelp("Accept strategy: NAME[:OPTIONS]. Names: \(AcceptStrategy.names). Options: a load metric for least-loaded/p2c (\(LoadMetric.names)), exclusive (shared), accept-batch=N, msg-ring.", valueName: "strategy"))
+    @Option(help: ArgumentHelp("Accept strategy: NAME[:OPTIONS]. Names: \(AcceptStrategy.names). Options: a load metric for least-loaded/p2c (\(LoadMetric.names)), exclusive (shared, epoll), multishot (shared, io_uring: one exclusive multishot accept per worker), accept-batch=N, msg-ring.", valueName: "strategy"))
     var balance = "reuseport"
 
     @Option(name: .customLong("worker-cost"), help: ArgumentHelp("Emulated cost per request: spin:200us, block:200us, spin-exp:200us, block-exp:200us (exp:200us = block-exp).", valueName: "mode:duration"))

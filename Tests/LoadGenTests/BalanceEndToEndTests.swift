@@ -174,9 +174,52 @@ final class BalanceEndToEndTests: XCTestCase {
         }
     }
 
+    /// `shared` is the same mechanism on both backends: every worker is woken for a new connection
+    /// and the first that calls accept takes it. A worker busy in a blocking 100 ms request cannot,
+    /// so the 64 connections (each accepted before the next is opened, each with a request) land
+    /// on more than one worker. An exclusive accept (io_uring's multishot accept, which the
+    /// first ring keeps) gives all 64 to one worker, however long it is blocked.
+    func testSharedWakesEveryWorkerOnBothBackends() throws {
+        try onEachBackend { io in
+            let server = try Balanced(io: io, balance: "shared", extra: ["--worker-cost", "block:100ms"])
+            defer { server.child.stop() }
+            var conns: [TestConnection] = []
+            for i in 1...64 {
+                let c = try TestConnection(port: server.port)
+                try c.write("GET /?size=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+                conns.append(c)
+                var accepted = 0
+                for _ in 0..<1000 where accepted < i {  // at most 10 s per connection
+                    accepted = try server.workers().map(\.accepted).reduce(0, +)
+                    if accepted < i { usleep(10_000) }
+                }
+                XCTAssertEqual(accepted, i, "\(io): connection \(i) was not accepted")
+            }
+            for c in conns { XCTAssertEqual(c.readResponse()?.status, 200) }
+            let perWorker = try server.workers().map(\.accepted)
+            print("\(io) shared, 64 connections: accepted per worker \(perWorker)")
+            XCTAssertEqual(perWorker.reduce(0, +), 64)
+            XCTAssertGreaterThanOrEqual(perWorker.filter { $0 > 0 }.count, 2, "\(io): \(perWorker)")
+        }
+    }
+
+    func testMultishotIsRefusedOnEpoll() throws {
+        let child = try ChildProcess(["server", "--port", "0", "--io", "epoll", "--balance", "shared:multishot"])
+        let (status, err) = child.waitForExit()
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("'multishot' is an io_uring accept"), err)
+        let both = try ChildProcess(["server", "--balance", "shared:multishot,accept-batch=4"])
+        let (status2, err2) = both.waitForExit()
+        XCTAssertEqual(status2, 2)
+        XCTAssertTrue(err2.contains("exclude each other"), err2)
+    }
+
     func testThousandSimultaneousConnectsThroughEachStrategyAreAllServed() throws {
         try onEachBackend { io in
-            for balance in ["reuseport", "shared", "dispatch", "least-loaded", "p2c"] {
+            var strategies = ["reuseport", "shared", "dispatch", "least-loaded", "p2c",
+                              "shared:accept-batch=1", "reuseport:accept-batch=2", "least-loaded:accept-batch=3"]
+            if io == "io_uring" { strategies.append("shared:multishot") }
+            for balance in strategies {
                 let server = try Balanced(io: io, balance: balance)
                 defer { server.child.stop() }
                 var conns: [TestConnection] = []

@@ -55,7 +55,9 @@ final class GateTests: XCTestCase {
         for row in c.rows {
             let e = try XCTUnwrap(row.estimate)
             XCTAssertEqual(e.ratio, row.metric == .qps ? 1.25 : 0.8, accuracy: 1e-9, "\(row.metric) at \(String(describing: row.connections))")
-            XCTAssertTrue(e.significant)
+            // Variants of one run are paired; the fixture's 3 pairs are below the single-point minimum (4).
+            XCTAssertEqual(e.method, .paired)
+            XCTAssertEqual(e.significant, row.connections == nil, "\(row.metric) at \(String(describing: row.connections))")
         }
         let md = c.markdown()
         XCTAssertTrue(md.contains("| balanced vs default | 2 | 3/3 | 1.250 ["), md)
@@ -126,6 +128,27 @@ final class GateTests: XCTestCase {
         XCTAssertFalse(result.passed, result.markdown())
         XCTAssertEqual(Set(result.failures.map(\.series)), ["balanced"])
         XCTAssertEqual(result.failures.first { $0.metric == .qps }!.estimate!.ratio, 0.9, accuracy: 1e-9)
+    }
+
+    /// The command normalises by the experiment's reference variant by default (the manifest's
+    /// `reference`); `--normalize-by none` compares absolute figures.
+    func testGateNormalisesByTheExperimentsReferenceByDefault() throws {
+        let base = fixtureRun(speedup: 1.25)
+        var cand = scaled(fixtureRun(speedup: 1.25), qps: 1.3, latency: 1 / 1.3)
+        cand = cand.map { $0.variant == "balanced" ? scaled([$0], qps: 0.9, latency: 1 / 0.9)[0] : $0 }
+        let (_, _, a, b) = try runs(base, cand)
+        for dir in [a, b] {
+            let path = (dir as NSString).appendingPathComponent("manifest.json")
+            var manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            manifest.reference = "default"
+            try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: path))
+        }
+        var r = try ballast(["gate", "--baseline", a, "--candidate", b])
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("figures divided by `default`'s"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("normalising by the experiment's reference variant 'default'"), r.stderr)
+        r = try ballast(["gate", "--baseline", a, "--candidate", b, "--normalize-by", "none"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
     }
 
     func testThresholdParsing() {

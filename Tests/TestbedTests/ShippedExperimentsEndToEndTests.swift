@@ -52,13 +52,15 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Experiments").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertEqual(files, ["envoy-talk-replication.yaml", "envoy-vs-ballast-ramp.yaml", "envoy-vs-ballast.yaml",
-                               "gate-check.yaml", "peers.yaml", "quick.yaml", "simulate-extrapolation.yaml"],
+                               "gate-check.yaml", "instructions.yaml", "peers.yaml", "quick.yaml", "simulate-extrapolation.yaml"],
                        "a new experiment needs its test below")
     }
 
     func testQuick() throws { try runQuick("quick.yaml") }
     func testEnvoyTalkReplication() throws { try runQuick("envoy-talk-replication.yaml") }
     func testGateCheck() throws { try runQuick("gate-check.yaml") }
+    /// Runs callgrind twice per point (`make test` installs valgrind).
+    func testInstructions() throws { try runQuick("instructions.yaml") }
     func testEnvoyVsBallast() throws { try runQuick("envoy-vs-ballast.yaml") }
     func testEnvoyVsBallastRamp() throws { try runQuick("envoy-vs-ballast-ramp.yaml") }
 

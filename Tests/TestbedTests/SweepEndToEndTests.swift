@@ -55,6 +55,7 @@ final class SweepEndToEndTests: XCTestCase {
         try """
         name: tiny
         duration: 300ms
+        warmup: 100ms
         repetitions: 1
         connections: [2]
         system: {kind: server, args: [--workers, "2"]}
@@ -82,6 +83,16 @@ final class SweepEndToEndTests: XCTestCase {
         // Two connections over two workers, least-loaded: one each, counted during the point.
         let workers = try XCTUnwrap(point["workers"] as? [[String: Any]])
         XCTAssertEqual(workers.map { $0["accepted"] as? Int }, [1, 1])
+        // CPU of the server's process tree and of the load over the measured window, per request.
+        let cpu = try XCTUnwrap(point["cpu"] as? [String: Any])
+        let histogram = try XCTUnwrap(point["DurationHistogram"] as? [String: Any])
+        XCTAssertEqual(cpu["requests"] as? Int, histogram["Count"] as? Int)
+        XCTAssertGreaterThan(cpu["systemSeconds"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(cpu["loadSeconds"] as? Double ?? 0, 0)
+        let perRequest = try XCTUnwrap(cpu["systemMicrosPerRequest"] as? Double)
+        XCTAssertEqual(perRequest, (cpu["systemSeconds"] as! Double) * 1e6 / Double(cpu["requests"] as! Int), accuracy: 1e-6)
+        let csv = try String(contentsOfFile: "\(run)/points.csv", encoding: .utf8)
+        XCTAssertTrue(csv.split(separator: "\n").first!.hasSuffix("cpu_us_per_req,load_cpu_us_per_req"), csv)
         XCTAssertTrue(stdout.contains("report: "), stdout)
     }
 
@@ -150,6 +161,40 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertEqual(status, 0, stderr)
         XCTAssertEqual(leftovers, [], "processes the sweep left running")
         try assertOnePointOf("peer", variant: "peer", in: dir)
+    }
+
+    /// `instructions: N`: each point also counts the server's instructions per request under
+    /// callgrind (epoll), twice the same way; the counts repeat closely (valgrind counts every
+    /// user-space instruction; only the loop's wake-ups vary).
+    func testInstructionsPerRequestUnderCallgrind() throws {
+        let dir = try temporaryDirectory()
+        let file = "\(dir)/ir.yaml"
+        try """
+        name: ir
+        duration: 200ms
+        repetitions: 2
+        connections: [2]
+        instructions: 300
+        system: {kind: server, args: [--workers, "1"]}
+        load: {path: "/?size=10"}
+        variants:
+          - {name: epoll, args: [--io, epoll]}
+          - {name: uring, args: [--io, io_uring]}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (p, _, err) = try start(["sweep", file, "--out", dir])
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("uring: instructions per request are counted on epoll only"), stderr)
+        let run = "\(dir)/ir/" + (try FileManager.default.contentsOfDirectory(atPath: "\(dir)/ir"))[0]
+        func ir(_ name: String) throws -> Double? {
+            let point = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/\(name)"))) as! [String: Any]
+            return (point["cpu"] as? [String: Any])?["instructionsPerRequest"] as? Double
+        }
+        let first = try XCTUnwrap(try ir("epoll-c2-r1.json")), second = try XCTUnwrap(try ir("epoll-c2-r2.json"))
+        XCTAssertGreaterThan(first, 1_000)
+        XCTAssertEqual(second / first, 1, accuracy: 0.1, "\(first) vs \(second)")  // batching varies by a few %
+        XCTAssertNil(try ir("uring-c2-r1.json"))
     }
 
     func testCtrlCStopsEveryProcessAndKeepsFinishedPoints() throws {

@@ -195,6 +195,7 @@ public struct LoadReport {
         b.raw("RequestsPerConnection", per.text)
         b.number("CPUSeconds", Double(r.cpuNanos) / 1e9)
         b.number("CPUMicrosPerCall", r.calls > 0 ? Double(r.cpuNanos) / 1e3 / Double(r.calls) : 0)
+        b.number("MeasuredCPUSeconds", Double(r.measuredCPUNanos) / 1e9)
         var workers = JSONObject()
         workers.raw("Before", workersBefore.map(LoadFormat.jsonString) ?? "null")
         workers.raw("After", workersAfter.map(LoadFormat.jsonString) ?? "null")

@@ -19,6 +19,8 @@ public struct LoadResult {
     public var aborted: Bool
     /// CPU time (user + system) of this process during the run, ns.
     public var cpuNanos: Int64
+    /// CPU time of this process over the measured window only (warm-up excluded), ns.
+    public var measuredCPUNanos: Int64 = 0
 
     public var calls: Int { tally.calls }
 
@@ -123,10 +125,19 @@ public enum LoadRunner {
         }
         var interrupted = false
         var stopSent = false
+        // The measured window's CPU time, and a stderr marker at each end of it, so a sweep can
+        // sample the system under test over the same window (warm-up excluded).
+        let windowStart = startNanos + options.warmupNanos
+        var cpuAtWindowStart: Int64? = nil
         let reporter = progress ? ProgressLine(options: options, measureStart: startNanos + options.warmupNanos) : nil
         while true {
             if shared.allSatisfy({ $0.done.load(ordering: .acquiring) || $0.state.load(ordering: .acquiring) == -1 }) { break }
-            if let signal = waitForSignal(nanos: 100_000_000) {
+            if cpuAtWindowStart == nil && monotonicNanos() >= windowStart {
+                cpuAtWindowStart = processCPUNanos()
+                Log.info(LoadRunner.windowStartMarker)
+            }
+            let untilWindow = cpuAtWindowStart == nil ? max(1_000_000, windowStart - monotonicNanos()) : 100_000_000
+            if let signal = waitForSignal(nanos: min(100_000_000, untilWindow)) {
                 if !interrupted { Log.info("stopping on signal \(signal)") }
                 interrupted = true
             }
@@ -139,6 +150,8 @@ public enum LoadRunner {
         }
         reporter?.clear()
         let endNanos = monotonicNanos()
+        let cpuAtWindowEnd = processCPUNanos()
+        Log.info(LoadRunner.windowEndMarker)
         for m in mailboxes { m.requestStop() }
         for h in handles { h.join() }
         let cpuNanos = processCPUNanos() - cpuBefore
@@ -153,8 +166,14 @@ public enum LoadRunner {
             options: options, tally: merged, threads: threads, backend: B.kind,
             startSeconds: Int(wall.tv_sec), startNanosecond: Int(wall.tv_nsec),
             actualDurationNanos: max(0, lastEvent - measureStart), interrupted: interrupted,
-            aborted: merged.aborted, cpuNanos: cpuNanos)
+            aborted: merged.aborted, cpuNanos: cpuNanos,
+            measuredCPUNanos: cpuAtWindowStart.map { cpuAtWindowEnd - $0 } ?? 0)
     }
+
+    /// stderr lines at the start and the end of the measured window (after the warm-up).
+    public static let windowStartMarker = "measured window starts"
+    public static let windowEndMarker = "measured window ends"
+
 
     /// Receive buffers per thread: about one per connection, a power of two in 256...1024.
     static func receiveBuffers(connections: Int) -> Int {
