@@ -15,9 +15,10 @@ build: deps
 	$(SWIFT) build -c release
 
 # Debug build of everything (tests use the debug `ballast` binary), then the whole suite
-# (valgrind: the sweep test of instructions per request under callgrind).
+# (valgrind: the sweep test of instructions per request under callgrind; nginx-light and haproxy:
+# the peers experiment's test).
 test: deps
-	@scripts/ensure-packages.sh valgrind
+	@scripts/ensure-packages.sh valgrind nginx-light haproxy
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
