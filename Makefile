@@ -4,7 +4,7 @@ SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test test-sanitize fuzz demo bench-server bench-balance bench-load bench-proxy bench-gate clean
+.PHONY: all deps build test test-sanitize fuzz soak demo bench-server bench-balance bench-load bench-proxy bench-gate clean
 
 all: build
 
@@ -39,6 +39,12 @@ test-sanitize: deps
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# ballast proxy for SOAK_MINUTES under load, upstream restarts, reloads, slow and malformed clients;
+# the report (checks, RSS and fd chart) lands in results/soak/<UTC timestamp>/. Not in CI.
+SOAK_MINUTES ?= 30
+soak: build
+	python3 scripts/soak.py --ballast $(BALLAST) --minutes $(SOAK_MINUTES)
 
 # The main job: a short A/B sweep (accept strategies x I/O backends, Experiments/quick.yaml);
 # the report lands in results/demo/quick/<UTC timestamp>/ (report.html, summary.md, charts/).
