@@ -67,16 +67,7 @@ final class TestConnection {
     private var buffer: [UInt8] = []
 
     init(port: Int, timeoutSeconds: Int = 30) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let address = SocketAddress(host: "127.0.0.1", port: port)!
-        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
-        if rc != 0 {
-            let e = errno
-            Glibc.close(fd)
-            throw SystemError("connect", errno: e)
-        }
+        fd = try Client.connect(port: port, timeoutSeconds: timeoutSeconds)
     }
 
     deinit { Glibc.close(fd) }
