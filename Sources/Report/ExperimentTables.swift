@@ -59,10 +59,16 @@ public struct PairChange: Sendable {
 }
 
 public enum ExperimentTables {
-    public static let metrics: [Metric] = [.qps, .avg, .p50, .p90, .p99]
+    public static let latencyMetrics: [Metric] = [.qps, .avg, .p50, .p90, .p99]
+
+    /// The table's metrics: CPU per request joins when the sweep recorded it.
+    static func metrics(_ set: ResultSet) -> [Metric] {
+        set.points.contains(where: { $0.result.cpu?.systemMicrosPerRequest != nil }) ? latencyMetrics + [.cpuPerRequest] : latencyMetrics
+    }
 
     static func rows(_ spec: ComparisonTableSpec, _ set: ResultSet, options: ReportOptions) -> [PairChange] {
-        spec.pairs.compactMap { pair in
+        let metrics = metrics(set)
+        return spec.pairs.compactMap { pair in
             guard pair.count == 2 else { return nil }
             var o = ComparisonOptions()
             o.metrics = metrics
@@ -86,6 +92,7 @@ public enum ExperimentTables {
     public static func markdown(_ set: ResultSet, options: ReportOptions) -> String {
         var out = ""
         if let s = set.manifest?.runSettings { out += "Run: \(s.sentence).\n\n" }
+        let metrics = metrics(set)
         for spec in set.manifest?.tables ?? [] {
             let rows = rows(spec, set, options: options)
             guard !rows.isEmpty else { continue }
@@ -107,6 +114,7 @@ public enum ExperimentTables {
         let e = xmlEscape
         var h = ""
         if let s = set.manifest?.runSettings { h += "<p class=\"muted\">Run: \(e(s.sentence)).</p>\n" }
+        let metrics = metrics(set)
         for spec in set.manifest?.tables ?? [] {
             let rows = rows(spec, set, options: options)
             guard !rows.isEmpty else { continue }
