@@ -96,7 +96,8 @@ public final class SweepRunner {
             return Outcome(directory: "", complete: true, failedPoints: 0, headlines: lines, reportPath: nil)
         }
         let directory = ResultFiles.runDirectory(root: options.outRoot, experiment: e.name)
-        let logs = "\(directory)/logs"
+        // Absolute: peers resolve a relative config path against their own prefix (nginx: /usr/share/nginx).
+        let logs = URL(fileURLWithPath: "\(directory)/logs").standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let allArgs = e.system.args + e.variants.flatMap(\.args)
         let costFlag = allArgs.firstIndex(of: "--worker-cost")

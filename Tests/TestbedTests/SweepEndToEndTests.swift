@@ -14,10 +14,11 @@ final class SweepEndToEndTests: XCTestCase {
         return dir
     }
 
-    func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    func start(_ arguments: [String], in directory: String? = nil) throws -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary())
         p.arguments = arguments
+        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -30,11 +31,11 @@ final class SweepEndToEndTests: XCTestCase {
     /// Runs `ballast sweep ARGS` to its end as this process's child, with this process as the
     /// reaper of orphans: whatever the sweep started and did not stop is re-parented here and found
     /// (and then killed). Returns exit status, stdout, stderr and the leftover processes.
-    func sweepLeavingNothingBehind(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, leftovers: [Int32]) {
+    func sweepLeavingNothingBehind(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, stdout: String, stderr: String, leftovers: [Int32]) {
         try ProcessTable.asSubreaper {
             // Children this process already has (e.g. a sanitizer's symbolizer) are not the sweep's.
             let before = Set(children(of: getpid()))
-            let (p, out, err) = try start(arguments)
+            let (p, out, err) = try start(arguments, in: directory)
             // stderr is drained on its own thread: a sweep that writes more than a pipe holds
             // while the test reads stdout to its end would otherwise deadlock.
             let errText = ReceivedText()
@@ -161,6 +162,28 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertEqual(status, 0, stderr)
         XCTAssertEqual(leftovers, [], "processes the sweep left running")
         try assertOnePointOf("peer", variant: "peer", in: dir)
+    }
+
+    /// A relative `--out`: a peer still gets an absolute config path (nginx would resolve a
+    /// relative one against its own prefix). The peer here refuses a relative path.
+    func testRelativeOutGivesPeersAnAbsoluteConfigPath() throws {
+        let dir = try temporaryDirectory()
+        let template = try proxyTemplate(in: dir)
+        let script = "case \"$1\" in /*) exec \"\(binary())\" proxy -c \"$1\" --concurrency 1 ;; *) echo relative config path \"$1\" >&2; exit 3 ;; esac"
+        try """
+        name: relative
+        duration: 300ms
+        repetitions: 1
+        connections: [2]
+        system: {kind: command, command: [/bin/sh, -c, '\(script)', sh, "{{CONFIG}}"], config: \(template)}
+        backend: {args: [--workers, "1"]}
+        load: {path: "/?size=10"}
+        variants: [{name: peer}]
+        """.write(toFile: "\(dir)/relative.yaml", atomically: true, encoding: .utf8)
+        let (status, _, stderr, leftovers) = try sweepLeavingNothingBehind(["sweep", "relative.yaml", "--out", "out"], in: dir)
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertEqual(leftovers, [], "processes the sweep left running")
+        try assertOnePointOf("relative", variant: "peer", in: "\(dir)/out")
     }
 
     /// `instructions: N`: each point also counts the server's instructions per request under
