@@ -79,8 +79,6 @@ extension BootstrapParser {
         let delayedClose = timeout(f, "delayed_close_timeout", default: 1_000_000_000)
         let skipXff = f["skip_xff_append"]?.bool()
         let timeoutsOK = [
-            f.refuseUnappliedDuration("request_timeout", "408 when the whole request has not arrived in time"),
-            f.refuseUnappliedDuration("stream_idle_timeout", "a stream with no activity for this long is reset (default 5 min)"),
             f.refuseUnapplied("drain_timeout", "the grace period between Connection: close and closing on drain"),
             f.refuseUnapplied("delayed_close_timeout", "how long a closing connection waits for the peer to close first"),
         ].allSatisfy { $0 }
@@ -427,8 +425,9 @@ extension BootstrapParser {
             break
         }
         let routeTimeout = timeout(f, "timeout", default: 15_000_000_000)
-        let idleOK = f.refuseUnappliedDuration("idle_timeout", "the route's stream idle timeout")
-        let idle = timeout(f, "idle_timeout", default: nil)
+        // Absent: the HCM's stream_idle_timeout applies; 0s disables it for this route.
+        let idle = f["idle_timeout"]?.duration()
+        let idleOK = f["idle_timeout"] == nil || idle != nil
         var prefixRewrite: String?
         if let p = f["prefix_rewrite"], let text = p.string() {
             if case .safeRegex? = pathMatch {

@@ -159,6 +159,8 @@ public struct ForwardPlan: Sendable {
     public let clusters: [(index: Int, weight: Int)]
     public let totalWeight: Int
     public let timeoutNanos: Int64?
+    /// The route's `idle_timeout`: replaces the stream idle timeout once routed (nil: keep it; 0: none).
+    public let idleTimeoutNanos: Int64?
     public let prefixRewrite: [UInt8]?
     public let hostRewrite: [UInt8]?
     public let retry: RetryPlan?
@@ -227,7 +229,7 @@ public struct CompiledRoute: Sendable {
                 if case .prefix = r.match.path { prefixRewrite = Array(rw.utf8) }
             }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
-                                          timeoutNanos: f.timeoutNanos, prefixRewrite: prefixRewrite,
+                                          timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
                                           hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init)))
         }
