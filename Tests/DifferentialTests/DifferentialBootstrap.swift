@@ -56,6 +56,10 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: dead }
                       - match: { prefix: "/notimeout" }
                         route: { cluster: up, timeout: 0s }
+                      - match: { safe_regex: { regex: "/re/[0-9]+" } }
+                        route: { cluster: up, timeout: 5s }
+                      - match: { prefix: "/hre", headers: [ { name: x-version, safe_regex_match: { regex: "v[0-9]+" } } ] }
+                        direct_response: { status: 200, body: { inline_string: "regex header" } }
                       - match: { prefix: "/ridle0" }
                         route: { cluster: up, timeout: 0s, idle_timeout: 0s }
                       - match: { prefix: "/ridle" }

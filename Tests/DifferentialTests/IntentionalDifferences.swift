@@ -21,7 +21,6 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
-    IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
     IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
