@@ -63,9 +63,9 @@ extension ProxyWorker {
         let s = stream(of: d)!
         s.pointee.route = Int32(route)
         s.pointee.cluster = Int32(ci)
-        if case .forward(let plan) = http!.routes.allRoutes[route].action {
-            applyRouteIdleTimeout(plan.idleTimeoutNanos, token, d, loop)
-        }
+        // The route's plan, copied out of the table once per request.
+        let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
+        applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
         guard !cluster.hosts.isEmpty else {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
             return
@@ -78,7 +78,7 @@ extension ProxyWorker {
         }
         s.pointee.holdsRequest = true
         var hash: UInt64? = nil
-        if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
+        if cluster.lbPolicy == .ringHash, let plan, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
         }
         let hp = pickHost(ci, hash: hash)
@@ -89,8 +89,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        if case .forward(let plan) = http!.routes.allRoutes[route].action, let retry = plan.retry, retry.onReset,
-           s.pointee.requestBody == .none {
+        if let retry = plan?.retry, retry.onReset, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {

@@ -16,10 +16,17 @@ extension ProxyWorker {
     func beginRequestTimers(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         guard !d.pointee.requestTimersStarted, let http else { return }
         d.pointee.requestTimersStarted = true
-        if let t = http.requestTimeoutNanos { d.pointee.requestDeadline = loop.now + t }
+        // `arm` only compares with the entry already in the heap (usually earlier: the previous
+        // request's idle deadline), so a request normally adds no heap entry.
+        if let t = http.requestTimeoutNanos {
+            d.pointee.requestDeadline = loop.now + t
+            d.pointee.timer.arm(d.pointee.requestDeadline, id: token, in: &loop.timers)
+        }
         d.pointee.streamIdleNanos = http.streamIdleTimeoutNanos ?? 0
-        if d.pointee.streamIdleNanos != 0 { d.pointee.streamIdleDeadline = loop.now + d.pointee.streamIdleNanos }
-        armDownstreamTimer(token, d, loop)
+        if d.pointee.streamIdleNanos != 0 {
+            d.pointee.streamIdleDeadline = loop.now + d.pointee.streamIdleNanos
+            d.pointee.timer.arm(d.pointee.streamIdleDeadline, id: token, in: &loop.timers)
+        }
     }
 
     /// Activity on the stream (head, body, response bytes): the idle deadline moves later. The
@@ -34,7 +41,7 @@ extension ProxyWorker {
         guard let nanos else { return }
         d.pointee.streamIdleNanos = nanos
         d.pointee.streamIdleDeadline = nanos == 0 ? 0 : loop.now + nanos
-        armDownstreamTimer(token, d, loop)
+        d.pointee.timer.arm(d.pointee.streamIdleDeadline, id: token, in: &loop.timers)
     }
 
     /// The request ended (its stream ended, or it was read whole: `requestDeadline` only).
