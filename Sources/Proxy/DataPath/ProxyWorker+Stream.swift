@@ -15,6 +15,7 @@ extension ProxyWorker {
         let p = requestParser
         d.pointee.stream = streams.insert(Stream())
         d.pointee.idleDeadline = 0
+        touchStreamIdle(d, loop)  // a whole head is activity (Envoy: decodeHeaders); its parts are not
         let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head

@@ -3,11 +3,11 @@ import HTTP1
 
 /// The HTTP connection manager's per-request timers, as Envoy 1.40 runs them (checked against it
 /// in Tests/DifferentialTests): both start with the request's first byte (a partial head already
-/// counts, and further head bytes do not push the idle timer back).
+/// counts; further head bytes do not push the idle timer back, the completed head does).
 /// - `request_timeout`: the whole request must arrive in time, else 408 "request timeout"
 ///   (details request_overall_timeout, no flag), counted in downstream_rq_timeout.
 /// - stream idle (`stream_idle_timeout`, default 5 min, or the route's `idle_timeout` once
-///   routed): pushed back by the head, request body bytes and response bytes; when it expires,
+///   routed): pushed back by the whole head, request body bytes and response bytes; when it expires,
 ///   SI / stream_idle_timeout, counted in downstream_rq_idle_timeout: 408 "stream timeout" while
 ///   the request is incomplete, 504 once it is complete and no response started, and a reset
 ///   (connection closed) after the response head went out.
