@@ -1,6 +1,6 @@
 # Ballast: `make demo` runs the main job, `make test` runs the tests. Both install what they need.
 SWIFT ?= swift
-SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev pkg-config
+SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev libre2-dev pkg-config
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 

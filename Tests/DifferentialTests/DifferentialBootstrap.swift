@@ -1,7 +1,7 @@
 import Foundation
 
 // The one bootstrap both proxies run (ports and the access-log path substituted per proxy).
-// Listeners: `plain` (HCM defaults), `remote` (use_remote_address: true).
+// Listeners: `plain` (HCM defaults), `remote` (use_remote_address: true), ... (below).
 
 /// Access-log line: every field the suite compares, one `key=value` per field.
 let differentialLogFormat =
@@ -16,6 +16,9 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("skipxff", "use_remote_address: true; skip_xff_append: true"),
     ("http10", "http_protocol_options: { accept_http_10: true }"),
     ("named", "server_name: ballast-test; server_header_transformation: APPEND_IF_ABSENT"),
+    // The per-request timers: short enough to expire well before the upstream's 1 s delay.
+    ("idle", "stream_idle_timeout: 0.3s"),
+    ("rqtimeout", "request_timeout: 0.3s"),
 ]
 
 func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: Int, deadPort: Int, accessLog: String) -> String {
@@ -53,6 +56,14 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: dead }
                       - match: { prefix: "/notimeout" }
                         route: { cluster: up, timeout: 0s }
+                      - match: { safe_regex: { regex: "/re/[0-9]+" } }
+                        route: { cluster: up, timeout: 5s }
+                      - match: { prefix: "/hre", headers: [ { name: x-version, safe_regex_match: { regex: "v[0-9]+" } } ] }
+                        direct_response: { status: 200, body: { inline_string: "regex header" } }
+                      - match: { prefix: "/ridle0" }
+                        route: { cluster: up, timeout: 0s, idle_timeout: 0s }
+                      - match: { prefix: "/ridle" }
+                        route: { cluster: up, timeout: 0s, idle_timeout: 0.3s }
                       - match: { prefix: "/slow" }
                         route: { cluster: up, timeout: 0.3s }
                       - match: { prefix: "/up" }

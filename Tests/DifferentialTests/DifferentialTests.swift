@@ -135,6 +135,13 @@ final class DifferentialTests: XCTestCase {
             try p.adminGet("/stats?usedonly&filter=%5Ehttp%5C.plain%5C.downstream_rq_").text
                 .split(separator: "\n").filter { !$0.contains("downstream_rq_time") }.sorted().joined(separator: " | ")
         }
+        try compare("admin/stats?filter invalid") { p in
+            let r = try p.adminGet("/stats?filter=a(")
+            return "\(r.statusLine) \(r.text)"
+        }
+        try compare("admin/stats?filter RE2") { p in
+            try p.adminGet("/stats?filter=%5Ecluster%5C.dead%5C.upstream_cx_(?:connect_fail%7Ctotal)%24").text
+        }
         try compare("admin/listeners") { p in
             var text = try p.adminGet("/listeners").text
             for (name, port) in p.ports { text = text.replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:<\(name)>") }

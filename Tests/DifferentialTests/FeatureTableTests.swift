@@ -38,6 +38,7 @@ final class FeatureTableTests: XCTestCase {
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")
         rows.append("| /stats?usedonly&filter= | admin | \(verdict("admin/stats?usedonly&filter")) |")
+        rows.append("| /stats?filter= with RE2 syntax; an invalid regex: 400 | admin | \(verdict("admin/stats?filter")) |")
         rows.append("| /listeners (text; ?format=json) | admin | \(verdict("admin/listeners")) |")
         rows.append("| /server_info keys | admin | \(verdict("admin/server_info keys")) |")
         var out = "\n| Envoy feature | Kind | Ballast |\n|---|---|---|\n" + rows.joined(separator: "\n") + "\n\n"

@@ -21,13 +21,9 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
-    IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
-    IntentionalDifference(key: "config/request-timeout", verdict: .refused, reason: "the HCM request timeout is not enforced yet"),
-    IntentionalDifference(key: "config/stream-idle-timeout", verdict: .refused, reason: "the stream idle timeout is not enforced yet (0s, disabled, is accepted)"),
     IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
-    IntentionalDifference(key: "config/route-idle-timeout", verdict: .refused, reason: "the route idle timeout is not enforced yet"),
     IntentionalDifference(key: "config/per-try-timeout", verdict: .refused, reason: "retries share the route timeout; no per-try timeout yet"),
     IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),

@@ -53,6 +53,31 @@ final class DurationTests: XCTestCase {
         XCTAssertEqual(hcm.idleTimeoutNanos, 30_000_000_000)
     }
 
+    /// The per-request timers as Envoy reads them: stream_idle_timeout defaults to 5 minutes when
+    /// unset (request_timeout to none); a route's idle_timeout is kept as given, 0s included (it
+    /// disables the stream idle timeout for that route), and absent means the manager's.
+    func testPerRequestTimerDefaults() throws {
+        func hcm(_ yaml: String) throws -> HTTPConnectionManagerConfig {
+            let b = try XCTUnwrap(load(yaml)).bootstrap
+            guard case .httpConnectionManager(let hcm) = b.listeners[0].filterChains[0].filters[0] else { throw XCTSkip("no HCM") }
+            return hcm
+        }
+        func routeIdle(_ h: HTTPConnectionManagerConfig) -> Int64?? {
+            guard case .forward(let route) = h.routeConfig.virtualHosts[0].routes[0].action else { return nil }
+            return .some(route.idleTimeoutNanos)
+        }
+        let defaults = try hcm(edited([]))
+        XCTAssertEqual(defaults.streamIdleTimeoutNanos, 300_000_000_000)
+        XCTAssertNil(defaults.requestTimeoutNanos)
+        XCTAssertEqual(routeIdle(defaults), .some(nil))
+        let set = try hcm(edited([("codec_type: AUTO", "codec_type: AUTO\n          request_timeout: 10s\n          stream_idle_timeout: 2.5s"),
+                                  ("timeout: 1.5s", "timeout: 1.5s, idle_timeout: 0s")]))
+        XCTAssertEqual(set.requestTimeoutNanos, 10_000_000_000)
+        XCTAssertEqual(set.streamIdleTimeoutNanos, 2_500_000_000)
+        XCTAssertEqual(routeIdle(set), .some(0))
+        XCTAssertEqual(loadErrors(edited([("timeout: 1.5s", "timeout: 1.5s, idle_timeout: 5")])).count, 1)
+    }
+
     func testDurationErrors() {
         XCTAssertEqual(loadErrors(edited([("connect_timeout: 0.25s", "connect_timeout: { seconds: 1, nanos: 2000000000 }")])),
                        ["static_resources.clusters[0].connect_timeout.nanos: 2000000000 is out of range 0...999999999"])

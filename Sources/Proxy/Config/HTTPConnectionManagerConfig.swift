@@ -206,7 +206,7 @@ public struct RouteForwardConfig: Sendable, Hashable {
     public let target: RouteTarget
     /// `timeout`: whole upstream exchange (Envoy default 15 s; `nil` when 0s: none). 504 UT.
     public let timeoutNanos: Int64?
-    /// `idle_timeout`: per-stream idle timeout overriding the manager's (`nil`: the manager's).
+    /// `idle_timeout`: per-stream idle timeout overriding the manager's (`nil`: the manager's; 0: none).
     public let idleTimeoutNanos: Int64?
     /// `prefix_rewrite`: replaces the matched prefix (prefix matches only).
     public let prefixRewrite: String?

@@ -79,8 +79,6 @@ extension BootstrapParser {
         let delayedClose = timeout(f, "delayed_close_timeout", default: 1_000_000_000)
         let skipXff = f["skip_xff_append"]?.bool()
         let timeoutsOK = [
-            f.refuseUnappliedDuration("request_timeout", "408 when the whole request has not arrived in time"),
-            f.refuseUnappliedDuration("stream_idle_timeout", "a stream with no activity for this long is reset (default 5 min)"),
             f.refuseUnapplied("drain_timeout", "the grace period between Connection: close and closing on drain"),
             f.refuseUnapplied("delayed_close_timeout", "how long a closing connection waits for the peer to close first"),
         ].allSatisfy { $0 }
@@ -323,20 +321,32 @@ extension BootstrapParser {
         return RouteMatchConfig(path: path, caseSensitive: caseSensitive ?? true, headers: headers, queryParameters: queries)
     }
 
-    /// `{google_re2: {}, regex: "..."}`; the pattern must compile.
+    /// `{google_re2: {max_program_size}, regex: "..."}`: the pattern must compile with RE2 and its
+    /// program stay within the maximum size (Envoy's default 100), as Envoy checks at load.
     func parseRegex(_ value: ConfigValue) -> String? {
         guard let f = value.fields(known: ["google_re2", "regex"]) else { return nil }
-        _ = f.present("google_re2")?.fields(known: ["max_program_size"])
+        var maxProgramSize = RE2Regex.defaultMaxProgramSize
+        if let g = f.present("google_re2") {
+            guard let options = g.fields(known: ["max_program_size"]) else { return nil }
+            if let m = options["max_program_size"] {
+                guard let n = m.int(0...Int(UInt32.max)) else { return nil }
+                maxProgramSize = n
+            }
+        }
         guard let r = f.required("regex"), let pattern = r.string() else { return nil }
+        let compiled: RE2Regex
         do {
-            _ = try Regex(pattern)
+            compiled = try RE2Regex(pattern)
         } catch {
-            r.error("invalid regex '\(pattern)': \(error)")
+            r.error("invalid regex '\(pattern)': \(error.description)")
             return nil
         }
-        // Until RE2 evaluates them, a safe_regex would never match: refused rather than ignored.
-        value.error("safe_regex is not evaluated by ballast yet (in Envoy: RE2 matching); use prefix, path or exact matchers")
-        return nil
+        if compiled.programSize > maxProgramSize {
+            r.error("regex '\(pattern)': RE2 program size of \(compiled.programSize) > max program size of \(maxProgramSize); "
+                    + "simplify it or raise google_re2.max_program_size")
+            return nil
+        }
+        return pattern
     }
 
     func parseHeaderMatcher(_ value: ConfigValue) -> HeaderMatcherConfig? {
@@ -427,8 +437,9 @@ extension BootstrapParser {
             break
         }
         let routeTimeout = timeout(f, "timeout", default: 15_000_000_000)
-        let idleOK = f.refuseUnappliedDuration("idle_timeout", "the route's stream idle timeout")
-        let idle = timeout(f, "idle_timeout", default: nil)
+        // Absent: the HCM's stream_idle_timeout applies; 0s disables it for this route.
+        let idle = f["idle_timeout"]?.duration()
+        let idleOK = f["idle_timeout"] == nil || idle != nil
         var prefixRewrite: String?
         if let p = f["prefix_rewrite"], let text = p.string() {
             if case .safeRegex? = pathMatch {

@@ -32,13 +32,15 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let upstreamRemoteReset = ResponseFlags(rawValue: 1 << 11)
     /// DI: a delay was injected (unused, reserved for fault injection).
     public static let delayInjected = ResponseFlags(rawValue: 1 << 12)
+    /// SI: the stream idle timeout (`stream_idle_timeout` or the route's `idle_timeout`) expired.
+    public static let streamIdleTimeout = ResponseFlags(rawValue: 1 << 13)
 
     /// The short names, in Envoy's order of precedence for printing.
     public static let names: [(ResponseFlags, String)] = [
         (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
-        (.delayInjected, "DI"), (.upstreamRetryLimitExceeded, "URX"), (.downstreamProtocolError, "DPE"),
+        (.delayInjected, "DI"), (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"), (.downstreamProtocolError, "DPE"),
         (.upstreamProtocolError, "UPE"),
     ]
 
@@ -69,6 +71,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.noRouteFound) { put("NR") }
         if contains(.delayInjected) { put("DI") }
         if contains(.upstreamRetryLimitExceeded) { put("URX") }
+        if contains(.streamIdleTimeout) { put("SI") }
         if contains(.downstreamProtocolError) { put("DPE") }
         if contains(.upstreamProtocolError) { put("UPE") }
         if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
@@ -129,6 +132,10 @@ public enum ResponseDetails: UInt8, Sendable {
     case downstreamProtocolError
     case downstreamTerminated
     case requestHeaderTimeout
+    /// `stream_idle_timeout` / route `idle_timeout` expired.
+    case streamIdleTimeout
+    /// `request_timeout` expired before the whole request arrived.
+    case requestOverallTimeout
     /// The upstream refused the connection (ECONNREFUSED).
     case connectRefused
     case connectTimeout
@@ -155,6 +162,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .downstreamProtocolError: "http1.codec_error"
         case .downstreamTerminated: "downstream_remote_disconnect"
         case .requestHeaderTimeout: "request_header_timeout"
+        case .streamIdleTimeout: "stream_idle_timeout"
+        case .requestOverallTimeout: "request_overall_timeout"
         }
     }
 }

@@ -209,6 +209,10 @@ public final class HTTPPlan: Sendable {
     let idleTimeoutNanos: Int64?
     /// `request_headers_timeout`: a partial request head older than this gets 408 (nil: none).
     let requestHeadersTimeoutNanos: Int64?
+    /// `request_timeout`: the whole request must arrive within this from its first byte (nil: none).
+    let requestTimeoutNanos: Int64?
+    /// `stream_idle_timeout` (Envoy's default 5 min; nil when 0s): a stream without activity this long ends.
+    let streamIdleTimeoutNanos: Int64?
     let forwardedFor: ForwardedForPolicy
     /// `http_protocol_options.accept_http_10`: else HTTP/1.0 requests get 426.
     let acceptHTTP10: Bool
@@ -237,6 +241,8 @@ public final class HTTPPlan: Sendable {
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
         requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
+        requestTimeoutNanos = c.requestTimeoutNanos
+        streamIdleTimeoutNanos = c.streamIdleTimeoutNanos
         forwardedFor = ForwardedForPolicy(useRemoteAddress: c.useRemoteAddress, trustedHops: c.xffNumTrustedHops, skipAppend: c.skipXffAppend)
         acceptHTTP10 = c.acceptHTTP10
     }

@@ -184,4 +184,6 @@ enum LocalReplyText {
     static let noHealthyUpstream: StaticString = "no healthy upstream"
     static let badRequest: StaticString = "Bad Request"
     static let requestHeaderTimeout: StaticString = "request header timeout"
+    static let streamTimeout: StaticString = "stream timeout"
+    static let requestTimeout: StaticString = "request timeout"
 }

@@ -119,6 +119,14 @@ struct Downstream {
     var lingerDeadline: Int64 = 0
     /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
     var headDeadline: Int64 = 0
+    /// The current request's timers (HTTP/1: one request at a time, from its first byte, before
+    /// its `Stream` exists): `request_timeout` until the whole request is read, and the stream
+    /// idle timeout (`streamIdleNanos`, the manager's or the route's; 0: none), pushed back by
+    /// request body and response bytes. 0: not running.
+    var requestDeadline: Int64 = 0
+    var streamIdleDeadline: Int64 = 0
+    var streamIdleNanos: Int64 = 0
+    var requestTimersStarted = false
     var timer = DeadlineTimer()
     /// How far the partial request head at the front of `input` was scanned (resumed on the
     /// next read, so a head in many small segments is scanned once).
@@ -209,6 +217,9 @@ public final class DataPathStats: Sendable {
     /// `downstream_rq_response_before_rq_complete`.
     public let downstreamRqRxReset = Atomic<Int>(0)
     public let downstreamRqResponseBeforeRqComplete = Atomic<Int>(0)
+    /// `downstream_rq_idle_timeout` (stream idle timeout) and `downstream_rq_timeout` (request_timeout).
+    public let downstreamRqIdleTimeout = Atomic<Int>(0)
+    public let downstreamRqTimeout = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.

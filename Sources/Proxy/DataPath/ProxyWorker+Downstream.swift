@@ -78,6 +78,7 @@ extension ProxyWorker {
             if !d.pointee.hasStream {
                 // One response at a time is queued high; the next request waits for the client to read.
                 if d.pointee.pending.count >= Self.highWater { return offset }
+                if !d.pointee.requestTimersStarted { beginRequestTimers(token, d, loop) }
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
                 // A partial head always sits at the front of the input: resume its scan there.
                 if offset == 0 && d.pointee.headProgress.scannedBytes > 0 {
@@ -218,8 +219,10 @@ extension ProxyWorker {
     /// Makes sure a timer is in the heap at or before the connection's earliest deadline. The heap
     /// has no cancel: a connection keeps about one entry and re-arms when it fires.
     func armDownstreamTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let next = DeadlineTimer.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline,
-                                          stream(of: d)?.pointee.deadline ?? 0)
+        let next = DeadlineTimer.earliest(
+            DeadlineTimer.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline,
+                                   stream(of: d)?.pointee.deadline ?? 0),
+            d.pointee.requestDeadline, d.pointee.streamIdleDeadline)
         d.pointee.timer.arm(next, id: token, in: &loop.timers)
     }
 
@@ -244,6 +247,9 @@ extension ProxyWorker {
                 requestHeadTimedOut(token, d, loop)
                 guard downs.pointer(token) != nil else { return }
             }
+        }
+        if requestTimersFired(token, d, now, loop) {
+            guard downs.pointer(token) != nil else { return }
         }
         if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
             s.pointee.deadline = 0

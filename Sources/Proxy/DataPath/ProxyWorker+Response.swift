@@ -47,6 +47,7 @@ extension ProxyWorker {
             closeUpstream(up, loop)
             return
         }
+        touchStreamIdle(d, loop)
         let bytes = c.bytes
         var outcome: ResponseProgress
         if u.pointee.input.count == 0 {

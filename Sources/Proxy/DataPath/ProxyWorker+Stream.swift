@@ -15,6 +15,7 @@ extension ProxyWorker {
         let p = requestParser
         d.pointee.stream = streams.insert(Stream())
         d.pointee.idleDeadline = 0
+        touchStreamIdle(d, loop)  // a whole head is activity (Envoy: decodeHeaders); its parts are not
         let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
@@ -33,6 +34,7 @@ extension ProxyWorker {
             s.pointee.requestBody = .chunked
             s.pointee.requestDecoder.reset()
         }
+        if s.pointee.requestComplete { d.pointee.requestDeadline = 0 }
         loads.requestStarted(index)
         inc(stats.downstreamRqTotal)
         guard let http else { return }
@@ -62,6 +64,9 @@ extension ProxyWorker {
         let s = stream(of: d)!
         s.pointee.route = Int32(route)
         s.pointee.cluster = Int32(ci)
+        // The route's plan, copied out of the table once per request.
+        let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
+        applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
         guard !cluster.hosts.isEmpty else {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
             return
@@ -74,7 +79,7 @@ extension ProxyWorker {
         }
         s.pointee.holdsRequest = true
         var hash: UInt64? = nil
-        if cluster.lbPolicy == .ringHash, case .forward(let plan) = http!.routes.allRoutes[route].action, !plan.hashPolicy.isEmpty {
+        if cluster.lbPolicy == .ringHash, let plan, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
         }
         let hp = pickHost(ci, hash: hash)
@@ -85,8 +90,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        if case .forward(let plan) = http!.routes.allRoutes[route].action, let retry = plan.retry, retry.onReset,
-           s.pointee.requestBody == .none {
+        if let retry = plan?.retry, retry.onReset, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {
@@ -134,6 +138,7 @@ extension ProxyWorker {
             done = true
         }
         if used > 0 {
+            touchStreamIdle(d, loop)
             let chunk = UnsafeRawBufferPointer(rebasing: avail[0..<used])
             _ = http?.filters.decodeData(chunk, endStream: done)
             _ = pool.append(chunk, to: &up.pointee.pending)
@@ -147,6 +152,7 @@ extension ProxyWorker {
     func requestFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         guard let s = stream(of: d) else { return }
         s.pointee.requestComplete = true
+        d.pointee.requestDeadline = 0
         let route = s.pointee.route
         if route >= 0, let http = httpPlan(s.pointee.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
            !s.pointee.responseComplete {
@@ -242,6 +248,7 @@ extension ProxyWorker {
         let keepAlive = s.pointee.keepAlive && s.pointee.requestComplete
         streams.remove(d.pointee.stream)
         d.pointee.stream = 0
+        stopRequestTimers(d)
         if !keepAlive { d.pointee.beginClosing() }
         if d.pointee.closeAfterFlush {
             pool.release(&d.pointee.input)
@@ -292,15 +299,7 @@ extension ProxyWorker {
         inc(stats.upstreamRqTimeout)
         let s = stream(of: d)!
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
-        if s.pointee.upstream != 0 {
-            let up = s.pointee.upstream
-            s.pointee.upstream = 0
-            if let u = ups.pointer(up), u.pointee.state == .connecting {
-                u.pointee.owner = 0
-            } else {
-                closeUpstream(up, loop)
-            }
-        }
+        abandonUpstream(s, loop)
         if !s.pointee.responseHeadDone {
             localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .responseTimeout), token, d, loop)
         } else {

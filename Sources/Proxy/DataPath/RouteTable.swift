@@ -123,15 +123,16 @@ struct RequestView {
 public enum PathMatcher: Sendable {
     case prefix([UInt8])
     case exact([UInt8])
-    /// `safe_regex`: not evaluated by the data path yet (no regex engine without Foundation): never matches.
-    case unsupportedRegex(String)
+    /// `safe_regex`: RE2 full match of the path without its query, as Envoy.
+    case regex(RE2Regex)
 }
 
 public struct CompiledHeaderMatcher: Sendable {
     enum Test: Sendable {
         case present(Bool)
         case exact([UInt8]), prefix([UInt8]), suffix([UInt8]), contains([UInt8])
-        case never
+        /// `safe_regex`: RE2 full match of the whole value.
+        case regex(RE2Regex)
     }
 
     let name: [UInt8]
@@ -159,6 +160,8 @@ public struct ForwardPlan: Sendable {
     public let clusters: [(index: Int, weight: Int)]
     public let totalWeight: Int
     public let timeoutNanos: Int64?
+    /// The route's `idle_timeout`: replaces the stream idle timeout once routed (nil: keep it; 0: none).
+    public let idleTimeoutNanos: Int64?
     public let prefixRewrite: [UInt8]?
     public let hostRewrite: [UInt8]?
     public let retry: RetryPlan?
@@ -188,17 +191,21 @@ public struct CompiledRoute: Sendable {
         case .prefix(let p): path = .prefix(Array((caseSensitive ? p : p.lowercased()).utf8))
         case .path(let p): path = .exact(Array((caseSensitive ? p : p.lowercased()).utf8))
         case .safeRegex(let re):
-            Log.warning("listener '\(listener)': safe_regex routes are not evaluated by the data path yet; '\(re)' never matches")
-            path = .unsupportedRegex(re)
+            path = .regex(try Self.regex(re, listener))
         }
-        headers = r.match.headers.map { h in
-            let (test, ignore) = Self.compile(h.match)
-            return CompiledHeaderMatcher(name: Array(h.name.lowercased().utf8), test: test, ignoreCase: ignore, invert: h.invert)
+        var headers: [CompiledHeaderMatcher] = []
+        for h in r.match.headers {
+            let (test, ignore) = try Self.compile(h.match, listener)
+            headers.append(CompiledHeaderMatcher(name: Array(h.name.lowercased().utf8), test: test, ignoreCase: ignore, invert: h.invert))
         }
-        queryParameters = r.match.queryParameters.map { q in
-            let (test, ignore) = q.stringMatch.map { Self.compile(.string($0)) } ?? (.present(true), false)
-            return CompiledQueryMatcher(name: Array(q.name.utf8), test: test, ignoreCase: ignore)
+        self.headers = headers
+        var queries: [CompiledQueryMatcher] = []
+        for q in r.match.queryParameters {
+            var (test, ignore): (CompiledHeaderMatcher.Test, Bool) = (.present(true), false)
+            if let s = q.stringMatch { (test, ignore) = try Self.compile(.string(s), listener) }
+            queries.append(CompiledQueryMatcher(name: Array(q.name.utf8), test: test, ignoreCase: ignore))
         }
+        queryParameters = queries
         switch r.action {
         case .directResponse(let d):
             action = .direct(status: d.status, body: Array((d.body ?? "").utf8))
@@ -227,13 +234,22 @@ public struct CompiledRoute: Sendable {
                 if case .prefix = r.match.path { prefixRewrite = Array(rw.utf8) }
             }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
-                                          timeoutNanos: f.timeoutNanos, prefixRewrite: prefixRewrite,
+                                          timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
                                           hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init)))
         }
     }
 
-    static func compile(_ m: HeaderMatch) -> (CompiledHeaderMatcher.Test, Bool) {
+    /// A pattern the config parser already compiled once (so this does not fail in practice).
+    static func regex(_ pattern: String, _ listener: String) throws(DataPlane.CompileError) -> RE2Regex {
+        do {
+            return try RE2Regex(pattern)
+        } catch {
+            throw DataPlane.CompileError(description: "listener '\(listener)': invalid regex '\(pattern)': \(error.description)")
+        }
+    }
+
+    static func compile(_ m: HeaderMatch, _ listener: String) throws(DataPlane.CompileError) -> (CompiledHeaderMatcher.Test, Bool) {
         switch m {
         case .present(let p): return (.present(p), false)
         case .string(let s):
@@ -243,9 +259,7 @@ public struct CompiledRoute: Sendable {
             case .prefix: return (.prefix(v), s.ignoreCase)
             case .suffix: return (.suffix(v), s.ignoreCase)
             case .contains: return (.contains(v), s.ignoreCase)
-            case .safeRegex:
-                Log.warning("safe_regex header matchers are not evaluated by the data path yet; they never match")
-                return (.never, false)
+            case .safeRegex: return (.regex(try regex(s.value, listener)), false)
             }
         }
     }
@@ -258,8 +272,8 @@ public struct CompiledRoute: Sendable {
             guard p.count >= pre.count, Self.bytesEqual(p, 0, pre, ignoreCase: !caseSensitive) else { return false }
         case .exact(let full):
             guard p.count == full.count, Self.bytesEqual(p, 0, full, ignoreCase: !caseSensitive) else { return false }
-        case .unsupportedRegex:
-            return false
+        case .regex(let re):
+            guard re.fullMatch(p) else { return false }
         }
         for h in headers where !headerMatches(h, r) { return false }
         for q in queryParameters where !queryMatches(q, r) { return false }
@@ -307,7 +321,9 @@ public struct CompiledRoute: Sendable {
     static func test(_ t: CompiledHeaderMatcher.Test, _ v: UnsafeRawBufferPointer?, ignoreCase: Bool) -> Bool {
         switch t {
         case .present(let want): return (v != nil) == want
-        case .never: return false
+        case .regex(let re):
+            guard let v else { return false }
+            return re.fullMatch(v)
         case .exact(let s):
             guard let v else { return false }
             return v.count == s.count && bytesEqual(v, 0, s, ignoreCase: ignoreCase)

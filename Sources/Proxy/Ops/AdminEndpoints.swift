@@ -42,7 +42,8 @@ extension ProxyOps {
         switch request.path {
         case "/stats", "/stats/prometheus":
             let query: StatsQuery
-            do { query = try StatsQuery(request.query) } catch { return AdminServer.Response(status: 400, body: "\(error)\n") }
+            // An invalid filter: 400 and RE2's message, without a newline, as Envoy.
+            do { query = try StatsQuery(request.query) } catch { return AdminServer.Response(status: 400, body: "\(error)") }
             let snapshot = stats().filtered(query)
             if request.path == "/stats/prometheus" || query.format == "prometheus" {
                 return AdminServer.Response(contentType: "text/plain; version=0.0.4; charset=utf-8", body: snapshot.prometheus())

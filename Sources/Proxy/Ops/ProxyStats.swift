@@ -97,6 +97,8 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
                 c("downstream_rq_rx_reset") { load($0.downstreamRqRxReset) }
                 c("downstream_rq_response_before_rq_complete") { load($0.downstreamRqResponseBeforeRqComplete) }
+                c("downstream_rq_idle_timeout") { load($0.downstreamRqIdleTimeout) }
+                c("downstream_rq_timeout") { load($0.downstreamRqTimeout) }
                 let loads = proxy.loads(ofListener: li)
                 add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
                     family: "envoy_http_downstream_rq_active", labels: hl)

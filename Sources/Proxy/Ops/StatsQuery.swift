@@ -1,11 +1,11 @@
 import Foundation
 
 /// `/stats` and `/stats/prometheus` query parameters as Envoy reads them: `filter=REGEX` keeps
-/// the stats whose name the regular expression matches anywhere (Envoy: RE2 partial match; here
-/// Swift's Regex, which agrees on the usual patterns), `usedonly` keeps the stats that have been
+/// the stats whose name the regular expression matches anywhere (RE2 partial match, as Envoy),
+/// `usedonly` keeps the stats that have been
 /// written (non-zero counters and gauges, histograms with samples), `format=json|prometheus`.
 struct StatsQuery {
-    var filter: Regex<AnyRegexOutput>?
+    var filter: RE2Regex?
     var usedOnly = false
     var format: String?
 
@@ -21,7 +21,7 @@ struct StatsQuery {
             switch key {
             case "filter":
                 guard !value.isEmpty else { continue }
-                do { filter = try Regex(value) } catch { throw BadFilter(description: "Invalid regex: \(value): \(error)") }
+                do { filter = try RE2Regex(value) } catch { throw BadFilter(description: "Invalid re2 regex: \(error.description)") }
             case "usedonly": usedOnly = true
             case "format": format = value
             default: break
@@ -31,7 +31,7 @@ struct StatsQuery {
 
     func keeps(_ name: String) -> Bool {
         guard let filter else { return true }
-        return (try? filter.firstMatch(in: name)) != nil
+        return filter.partialMatch(name)
     }
 }
 

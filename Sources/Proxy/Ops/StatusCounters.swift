@@ -61,6 +61,16 @@ extension ProxyWorker {
                 inc(stats.downstreamCxProtocolError)
                 reset = true  // Envoy resets the stream the codec refused
             }
+        case .streamIdleTimeout, .requestOverallTimeout:
+            // Envoy resets a timed-out stream whose request was not read whole or whose response
+            // had started (the 504 to a complete request keeps the connection), and charges the
+            // cluster only for a response that came from the upstream.
+            let local = s.pointee.upstreamServiceNanos < 0
+            if !s.pointee.requestComplete || !local { reset = true }
+            if local {
+                if reset { inc(stats.downstreamRqRxReset) }
+                return
+            }
         default:
             break
         }
