@@ -12,9 +12,9 @@ public enum FilterStatus: Sendable {
 
 /// The closed set of HTTP filters the data path knows. A chain is an array of these, run by a
 /// `switch` per callback: static dispatch, no existential, no allocation per request. A new
-/// filter adds a case here and its callbacks below.
-public enum HTTPFilterKind: Sendable, Equatable {
-    /// `envoy.filters.http.router`: picks the route and the cluster, or answers locally
+/// filter adds a case here, its callbacks in a file of its own, and a line in each `switch` below.
+public enum HTTPFilterKind: Sendable {
+    /// `envoy.filters.http.router`: forwards on the stream's route, or answers locally
     /// (direct_response, no route). Terminal: always last.
     case router
     /// `ballast.filters.http.worker_cost`: spends a worker cost per request (`WorkerCostFilter`).
@@ -25,11 +25,14 @@ public enum HTTPFilterKind: Sendable, Equatable {
 public struct HTTPFilterChain: Sendable {
     public let filters: [HTTPFilterKind]
 
-    /// Runs decodeHeaders through the chain until a filter stops iteration.
+    /// Resolves the stream's route (Envoy's HCM caches it before the first filter, so every filter
+    /// sees it, e.g. for `typed_per_filter_config`), then runs decodeHeaders through the chain
+    /// until a filter stops iteration.
     func decodeHeaders(_ ctx: inout FilterContext) {
-        for f in filters {
+        ctx.route = ctx.plan.routes.resolve(ctx.request)
+        for i in filters.indices {
             let status: FilterStatus
-            switch f {
+            switch filters[i] {
             case .router: status = RouterFilter.decodeHeaders(&ctx)
             case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
             }
@@ -68,7 +71,7 @@ public struct HTTPFilterChain: Sendable {
     }
 }
 
-/// A locally generated response.
+/// A locally generated response (Envoy's `sendLocalReply`).
 struct LocalReply {
     enum Body {
         case text(StaticString)
@@ -80,6 +83,10 @@ struct LocalReply {
     var body: Body
     var flags: ResponseFlags
     var details: ResponseDetails
+    /// Extra field lines (`name: value\r\n` each), compiled with the filter's config: a filter's
+    /// own headers on its reply (`x-envoy-ratelimited`, `response_headers_to_add`). Sharing the
+    /// compiled array costs a retain, not an allocation.
+    var headers: [UInt8] = []
 }
 
 /// What the filters decided for a stream: the chain manager acts on it.
@@ -89,23 +96,39 @@ enum StreamDecision {
     case forward(route: Int, cluster: Int)
 }
 
-/// The state decodeHeaders works on: the request, the listener's plan, and the decision.
+/// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
+/// the decision.
 struct FilterContext {
     let request: RequestView
     let plan: HTTPPlan
-    /// A random draw for this request (weighted clusters).
+    /// A random draw for this request (weighted clusters, fractional percents).
     let random: UInt64
+    /// The route the request matched (nil: none), resolved once before the first filter.
+    var route: CompiledRoute? = nil
     var decision: StreamDecision = .undecided
     /// Worker costs spent on this request (the worker adds them to its stats).
     var workerCostsApplied = 0
+
+    init(request: RequestView, plan: HTTPPlan, random: UInt64) {
+        self.request = request
+        self.plan = plan
+        self.random = random
+    }
+}
+
+extension RouteTable {
+    /// The virtual host by Host, then its first matching route.
+    func resolve(_ request: RequestView) -> CompiledRoute? {
+        let host = request.host.map { UnsafeRawBufferPointer(rebasing: request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let vh = virtualHost(for: host) else { return nil }
+        return route(in: vh, request: request)
+    }
 }
 
 /// The router filter's callbacks.
 enum RouterFilter {
     static func decodeHeaders(_ ctx: inout FilterContext) -> FilterStatus {
-        let routes = ctx.plan.routes
-        let host = ctx.request.host.map { UnsafeRawBufferPointer(rebasing: ctx.request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let vh = routes.virtualHost(for: host), let route = routes.route(in: vh, request: ctx.request) else {
+        guard let route = ctx.route else {
             ctx.decision = .localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound))
             return .stopIteration
         }

@@ -226,8 +226,9 @@ extension ProxyWorker {
     }
 
     /// A locally generated response with a text body.
-    func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
-        let capacity = 256 + HTTPDateField.lineLength + body.count + (http?.serverName.count ?? 0)
+    func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, headers: UnsafeRawBufferPointer, closing: Bool,
+                         _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+        let capacity = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -248,6 +249,7 @@ extension ProxyWorker {
         } else if s.pointee.http10 {
             w.put("connection: keep-alive\r\n")
         }
+        if headers.count > 0 { w.put(headers) }
         if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
         w.crlf()
         if !s.pointee.isHEAD {

@@ -168,10 +168,12 @@ extension ProxyWorker {
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
         switch reply.body {
         case .text(let text):
-            text.withUTF8Buffer { writeLocalReply(reply.status, body: UnsafeRawBufferPointer($0), closing: closing, s, d) }
+            text.withUTF8Buffer { body in
+                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, s, d) }
+            }
         case .route(let r):
             if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, closing: closing, s, d) }
+                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, s, d) }
             }
         }
         s.pointee.responseHeadDone = true
