@@ -52,6 +52,21 @@ private let route = "\(hcm).route_config.virtual_hosts[0].routes[0]"
 private let cluster = "static_resources.clusters[0]"
 private let hcmAnchor = "          stat_prefix: main\n"
 private let clusterAnchor = "    connect_timeout: 1s\n"
+private let filtersAnchor = "          http_filters:\n"
+private let routeAnchor = "                route: { cluster: web, timeout: 2s }\n"
+private let rlType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+
+/// A local_ratelimit entry before the router, with `fields` in its typed_config.
+private func localRateLimit(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.local_ratelimit\n            typed_config: { \(rlType), stat_prefix: rl, \(fields) }\n")
+}
+
+/// A route-level typed_per_filter_config for local_ratelimit.
+private func perRouteRateLimit(_ fields: String) -> (String, String) {
+    (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: rl_route, \(fields) }\n")
+}
+private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
+private let rlFilter = "\(hcm).http_filters[0].typed_config"
 
 let configCases: [ConfigCase] = [
     ConfigCase(name: "base", feature: "A minimal bootstrap (codec_type AUTO, one route, one STATIC cluster)", edits: []),
@@ -112,4 +127,24 @@ let configCases: [ConfigCase] = [
                refusalPath: "static_resources.listeners[1].name"),
     ConfigCase(name: "codec-http2", feature: "codec_type HTTP2", edits: [("codec_type: AUTO", "codec_type: HTTP2")],
                refusalPath: "\(hcm).codec_type"),
+    ConfigCase(name: "local-ratelimit", feature: "local_ratelimit with token_bucket, filter_enabled/enforced, response_headers_to_add and a per-route override",
+               edits: [localRateLimit("\(rlBucket), filter_enabled: { runtime_key: e, default_value: { numerator: 50, denominator: HUNDRED } }, filter_enforced: { default_value: { numerator: 100 } }, response_headers_to_add: [ { append: false, header: { key: x-rl, value: 'yes' } } ]"),
+                       perRouteRateLimit(rlBucket)]),
+    ConfigCase(name: "local-ratelimit-no-bucket", feature: "local_ratelimit without token_bucket in http_filters", edits: [localRateLimit("filter_enabled: { default_value: { numerator: 0 } }")]),
+    ConfigCase(name: "local-ratelimit-fill-interval", feature: "local_ratelimit fill_interval below 50ms",
+               edits: [localRateLimit("token_bucket: { max_tokens: 1, fill_interval: 0.01s }")], refusalPath: "\(rlFilter).token_bucket.fill_interval"),
+    ConfigCase(name: "local-ratelimit-max-tokens", feature: "local_ratelimit max_tokens 0 (every enabled request limited)",
+               edits: [localRateLimit("token_bucket: { max_tokens: 0, fill_interval: 1s }")]),
+    ConfigCase(name: "local-ratelimit-stat-prefix", feature: "local_ratelimit without stat_prefix",
+               edits: [(filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.local_ratelimit\n            typed_config: { \(rlType), \(rlBucket) }\n")],
+               refusalPath: "\(rlFilter).stat_prefix"),
+    ConfigCase(name: "local-ratelimit-route-no-bucket", feature: "local_ratelimit per-route config without token_bucket",
+               edits: [localRateLimit(rlBucket), perRouteRateLimit("filter_enabled: { default_value: { numerator: 100 } }")],
+               refusalPath: "\(route).typed_per_filter_config[\"envoy.filters.http.local_ratelimit\"].token_bucket"),
+    ConfigCase(name: "local-ratelimit-descriptors", feature: "local_ratelimit descriptors",
+               edits: [localRateLimit("\(rlBucket), descriptors: [ { entries: [ { key: k, value: v } ], token_bucket: { max_tokens: 1, fill_interval: 1s } } ]")],
+               refusalPath: "\(rlFilter).descriptors"),
+    ConfigCase(name: "local-ratelimit-per-connection", feature: "local_ratelimit local_rate_limit_per_downstream_connection: true",
+               edits: [localRateLimit("\(rlBucket), local_rate_limit_per_downstream_connection: true")],
+               refusalPath: "\(rlFilter).local_rate_limit_per_downstream_connection"),
 ]

@@ -16,7 +16,41 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("skipxff", "use_remote_address: true; skip_xff_append: true"),
     ("http10", "http_protocol_options: { accept_http_10: true }"),
     ("named", "server_name: ballast-test; server_header_transformation: APPEND_IF_ABSENT"),
+    ("ratelimit", ""),
+    ("rloff", ""),
 ]
+
+/// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
+let differentialListenerFilters: [String: [String]] = [
+    // A shared bucket of 2 tokens that never refills during the run, enabled and enforced.
+    "ratelimit": [localRateLimitYAML("rl", bucket: "{ max_tokens: 2, tokens_per_fill: 1, fill_interval: 3600s }", enabled: 100, enforced: 100,
+                                     extra: ", response_headers_to_add: [ { append_action: OVERWRITE_IF_EXISTS_OR_ADD, header: { key: x-local-rate-limit, value: 'true' } } ]")],
+    // No filter_enabled: Envoy reads it as 0%, the filter does nothing.
+    "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
+]
+
+/// Per-route local_ratelimit overrides (`typed_per_filter_config`) for the listeners with the filter.
+let differentialRateLimitRoutes = """
+              - match: { prefix: "/direct" }
+                direct_response: { status: 200, body: { inline_string: "direct body" } }
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit: \(localRateLimitTyped("rl_direct", bucket: "{ max_tokens: 1000, tokens_per_fill: 1000, fill_interval: 1s }", enabled: 100, enforced: 100))
+              - match: { prefix: "/shadow" }
+                route: { cluster: up, timeout: 5s }
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit: \(localRateLimitTyped("rl_shadow", bucket: "{ max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s }", enabled: 100, enforced: 0))
+
+"""
+
+func localRateLimitTyped(_ prefix: String, bucket: String, enabled: Int, enforced: Int, extra: String = "") -> String {
+    "{ \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: \(prefix), token_bucket: \(bucket), "
+        + "filter_enabled: { runtime_key: rl_enabled, default_value: { numerator: \(enabled), denominator: HUNDRED } }, "
+        + "filter_enforced: { runtime_key: rl_enforced, default_value: { numerator: \(enforced), denominator: HUNDRED } }\(extra) }"
+}
+
+func localRateLimitYAML(_ prefix: String, bucket: String, enabled: Int, enforced: Int, extra: String = "") -> String {
+    "{ name: envoy.filters.http.local_ratelimit, typed_config: \(localRateLimitTyped(prefix, bucket: bucket, enabled: enabled, enforced: enforced, extra: extra)) }"
+}
 
 func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: Int, deadPort: Int, accessLog: String) -> String {
     var listeners = ""
@@ -47,6 +81,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                     - name: main
                       domains: ["example.com"]
                       routes:
+        \(differentialListenerFilters[name] == nil ? "" : differentialRateLimitRoutes)
                       - match: { prefix: "/direct" }
                         direct_response: { status: 200, body: { inline_string: "direct body" } }
                       - match: { prefix: "/dead" }
@@ -61,6 +96,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
         """
         listeners += """
                   http_filters:
+        \((differentialListenerFilters[name] ?? []).map { "          - " + $0 + "\n" }.joined())
                   - name: envoy.filters.http.router
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router

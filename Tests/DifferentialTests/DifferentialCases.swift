@@ -72,6 +72,20 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("bad-header", "Field line without a colon: 400", get("bad-header", "/up", "NoColonHere\r\n")),
     DifferentialCase("bad-version", "Unknown HTTP/1.x version: 426", get("bad-version", "/up", version: "HTTP/1.7")),
     DifferentialCase("bad-version-2", "HTTP/2.0 on an HTTP/1 request line", get("bad-version-2", "/up", version: "HTTP/2.0")),
+    // local_ratelimit: a bucket of 2 that does not refill during the run (each case's probe goes
+    // to /direct, whose route has a large bucket of its own through typed_per_filter_config).
+    DifferentialCase("rl-ok-1", "local_ratelimit: a token taken from the shared bucket", listener: "ratelimit", get("rl-ok-1", "/up")),
+    DifferentialCase("rl-ok-2", "local_ratelimit: the bucket's last token", listener: "ratelimit", get("rl-ok-2", "/up")),
+    DifferentialCase("rl-limited", "local_ratelimit: empty bucket: 429 local_rate_limited, x-envoy-ratelimited, response_headers_to_add",
+                     listener: "ratelimit", get("rl-limited", "/up")),
+    DifferentialCase("rl-limited-head", "local_ratelimit: empty bucket, HEAD request", listener: "ratelimit", isHEAD: true,
+                     "HEAD /up HTTP/1.1\r\nHost: example.com\r\nX-Case: rl-limited-head\r\n\r\n"),
+    DifferentialCase("rl-route-shadow-1", "local_ratelimit: typed_per_filter_config replaces the filter's config on a route",
+                     listener: "ratelimit", get("rl-route-shadow-1", "/shadow")),
+    DifferentialCase("rl-route-shadow-2", "local_ratelimit: filter_enforced 0%: limited but not enforced (counted, forwarded)",
+                     listener: "ratelimit", get("rl-route-shadow-2", "/shadow")),
+    DifferentialCase("rl-disabled", "local_ratelimit without filter_enabled: does nothing (Envoy's 0% default)",
+                     listener: "rloff", get("rl-disabled", "/up")),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -86,7 +100,9 @@ let differentialStats: [String] = [
     "http.plain.downstream_cx_protocol_error", "http.plain.downstream_cx_http1_total", "http.plain.rq_total",
     "http.http10.downstream_rq_completed", "cluster.up.upstream_rq_504", "cluster.up.upstream_rq_5xx",
     "cluster.dead.upstream_rq_503", "cluster.dead.upstream_rq_completed",
-]
+] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
+    ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
+} + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx"]
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
 /// listener's own `admin` prefix, which Ballast does not have, left out).

@@ -21,6 +21,8 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
+    IntentionalDifference(key: "config/local-ratelimit-descriptors", verdict: .refused, reason: "local_ratelimit descriptors (and rate_limits) are not implemented yet"),
+    IntentionalDifference(key: "config/local-ratelimit-per-connection", verdict: .refused, reason: "only the bucket shared by all workers (Envoy's default) is implemented"),
     IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),

@@ -6,6 +6,7 @@ enum ExtensionKind: CaseIterable {
     case fileAccessLog, stdoutAccessLog, stderrAccessLog
     /// Ballast's own HTTP filter (`WorkerCostFilterConfig`).
     case workerCost
+    case localRateLimit
 
     var name: String {
         switch self {
@@ -18,6 +19,7 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog: FilterNames.stdoutAccessLog
         case .stderrAccessLog: FilterNames.stderrAccessLog
         case .workerCost: FilterNames.workerCost
+        case .localRateLimit: FilterNames.localRateLimit
         }
     }
 
@@ -30,7 +32,7 @@ enum ExtensionKind: CaseIterable {
         case .httpInspector: ["envoy.listener.http_inspector"]
         case .originalDst: ["envoy.listener.original_dst"]
         case .fileAccessLog: ["envoy.file_access_log"]
-        case .stdoutAccessLog, .stderrAccessLog, .workerCost: []
+        case .stdoutAccessLog, .stderrAccessLog, .workerCost, .localRateLimit: []
         }
     }
 
@@ -46,6 +48,7 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
         case .stderrAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
         case .workerCost: return prefix + "ballast.extensions.filters.http.worker_cost.v1.WorkerCost"
+        case .localRateLimit: return prefix + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
         }
     }
 
@@ -60,6 +63,7 @@ enum ExtensionKind: CaseIterable {
         case .originalDst: return [prefix + "envoy.config.filter.listener.original_dst.v2.OriginalDst"]
         case .fileAccessLog: return [prefix + "envoy.config.accesslog.v2.FileAccessLog"]
         case .stdoutAccessLog, .stderrAccessLog, .workerCost: return []
+        case .localRateLimit: return [prefix + "envoy.config.filter.http.local_rate_limit.v2.LocalRateLimit"]
         }
     }
 }
@@ -70,7 +74,7 @@ extension ExtensionKind {
     static let unsupportedHTTPFilters = [
         "envoy.filters.http.cors", "envoy.filters.http.fault", "envoy.filters.http.buffer", "envoy.filters.http.lua",
         "envoy.filters.http.health_check", "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
-        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit", "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.csrf", "envoy.filters.http.ext_proc",

@@ -65,11 +65,15 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case router(RouterFilterConfig)
     /// `ballast.filters.http.worker_cost` (Ballast's extension).
     case workerCost(WorkerCostFilterConfig)
+    /// `envoy.filters.http.local_ratelimit`; `configName` is the entry's `name` (the key a
+    /// route's `typed_per_filter_config` uses).
+    case localRateLimit(LocalRateLimitConfig, configName: String)
 
     public var name: String {
         switch self {
         case .router: FilterNames.router
         case .workerCost: FilterNames.workerCost
+        case .localRateLimit: FilterNames.localRateLimit
         }
     }
 }
@@ -131,6 +135,13 @@ public struct RouteConfig: Sendable, Hashable {
     public let name: String?
     public let match: RouteMatchConfig
     public let action: RouteActionConfig
+    /// `typed_per_filter_config`: per HTTP filter name, that filter's config for this route.
+    public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
+}
+
+/// A filter's config in a route's `typed_per_filter_config`.
+public enum PerRouteFilterConfig: Sendable, Hashable {
+    case localRateLimit(LocalRateLimitConfig)
 }
 
 /// `routes[].match`.

@@ -139,7 +139,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -148,6 +148,10 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .workerCost:
                 guard let cost = parseWorkerCostFilter(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.workerCost(cost))
+            case .resolved(let r) where r.kind == .localRateLimit:
+                guard let c = parseLocalRateLimit(r.body, typed: r.typed, at: item.path, perRoute: false),
+                      let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.localRateLimit(c, configName: name))
             case .resolved(let r):
                 let namePath = item.path.appending("name")
                 if let firstRouter {
@@ -266,9 +270,9 @@ extension BootstrapParser {
 
     func parseRoute(_ value: ConfigValue, maxBodyBytes: Int) -> RouteConfig? {
         guard let f = value.fields(
-            known: ["name", "match", "route", "direct_response"],
+            known: ["name", "match", "route", "direct_response", "typed_per_filter_config"],
             unsupported: ["redirect", "filter_action", "non_forwarding_action", "metadata", "decorator",
-                          "typed_per_filter_config", "request_headers_to_add", "request_headers_to_remove",
+                          "request_headers_to_add", "request_headers_to_remove",
                           "response_headers_to_add", "response_headers_to_remove", "tracing",
                           "per_request_buffer_limit_bytes", "stat_prefix"]) else { return nil }
         let name = f["name"]?.string()
@@ -286,8 +290,13 @@ extension BootstrapParser {
         default:
             break
         }
-        guard let match, let action else { return nil }
-        return RouteConfig(name: name, match: match, action: action)
+        var perFilter: [String: PerRouteFilterConfig] = [:]
+        var perFilterOK = true
+        if let t = f["typed_per_filter_config"] { perFilterOK = parseTypedPerFilterConfig(t, into: &perFilter) }
+        guard let match, let action, perFilterOK else { return nil }
+        var route = RouteConfig(name: name, match: match, action: action)
+        route.perFilterConfigs = perFilter
+        return route
     }
 
     func parseRouteMatch(_ value: ConfigValue) -> RouteMatchConfig? {
@@ -728,5 +737,42 @@ extension BootstrapParser {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+
+    /// `typed_per_filter_config`: filter name -> an `Any` whose `@type` picks the filter (as
+    /// Envoy, which looks the factory up by type). Keys naming no filter of the chain are
+    /// checked and then unused, as in Envoy.
+    func parseTypedPerFilterConfig(_ value: ConfigValue, into out: inout [String: PerRouteFilterConfig]) -> Bool {
+        guard case .mapping(let mapping) = value.node else {
+            value.error("expected a mapping from filter name to config, got \(value.node.foundDescription)")
+            return false
+        }
+        var ok = true
+        for (keyNode, node) in mapping {
+            guard let key = keyNode.scalar?.string, !key.isEmpty else {
+                value.error("keys must be filter names"); ok = false; continue
+            }
+            let item = ConfigValue(node: node, path: value.path.appending(key), diagnostics: diagnostics)
+            guard case .mapping(let m) = node else {
+                item.error("expected a mapping with \"@type\", got \(node.foundDescription)"); ok = false; continue
+            }
+            let typePath = item.path.appending("@type")
+            guard let typeNode = m.first(where: { $0.key.scalar?.string == "@type" })?.value,
+                  let type = ConfigValue(node: typeNode, path: typePath, diagnostics: diagnostics).nonEmptyString() else {
+                if !m.contains(where: { $0.key.scalar?.string == "@type" }) { diagnostics.error(typePath, "required field missing", at: node) }
+                ok = false; continue
+            }
+            if type == ExtensionKind.localRateLimit.typeURL {
+                guard let c = parseLocalRateLimit(item, typed: true, at: value.path, perRoute: true) else { ok = false; continue }
+                out[key] = .localRateLimit(c)
+            } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
+                diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
+                ok = false
+            } else {
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL))", at: typeNode)
+                ok = false
+            }
+        }
+        return ok
     }
 }

@@ -32,13 +32,17 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let upstreamRemoteReset = ResponseFlags(rawValue: 1 << 11)
     /// DI: a delay was injected (unused, reserved for fault injection).
     public static let delayInjected = ResponseFlags(rawValue: 1 << 12)
+    /// FI: the fault filter aborted the request.
+    public static let faultInjected = ResponseFlags(rawValue: 1 << 13)
+    /// RL: a rate limit filter answered 429.
+    public static let rateLimited = ResponseFlags(rawValue: 1 << 14)
 
     /// The short names, in Envoy's order of precedence for printing.
     public static let names: [(ResponseFlags, String)] = [
         (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
-        (.delayInjected, "DI"), (.upstreamRetryLimitExceeded, "URX"), (.downstreamProtocolError, "DPE"),
+        (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.upstreamRetryLimitExceeded, "URX"), (.downstreamProtocolError, "DPE"),
         (.upstreamProtocolError, "UPE"),
     ]
 
@@ -68,6 +72,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.upstreamOverflow) { put("UO") }
         if contains(.noRouteFound) { put("NR") }
         if contains(.delayInjected) { put("DI") }
+        if contains(.faultInjected) { put("FI") }
+        if contains(.rateLimited) { put("RL") }
         if contains(.upstreamRetryLimitExceeded) { put("URX") }
         if contains(.downstreamProtocolError) { put("DPE") }
         if contains(.upstreamProtocolError) { put("UPE") }
@@ -135,6 +141,7 @@ public enum ResponseDetails: UInt8, Sendable {
     /// HTTP/1.0 (or an unknown HTTP/1.x) without `accept_http_10`: 426.
     case lowVersion
     case contentLengthAndChunked
+    case localRateLimited
 
     public var envoyName: String {
         switch self {
@@ -155,6 +162,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .downstreamProtocolError: "http1.codec_error"
         case .downstreamTerminated: "downstream_remote_disconnect"
         case .requestHeaderTimeout: "request_header_timeout"
+        case .localRateLimited: "local_rate_limited"
         }
     }
 }

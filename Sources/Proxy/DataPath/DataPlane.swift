@@ -199,6 +199,8 @@ public final class HTTPPlan: Sendable {
     public let statPrefix: String
     public let routes: RouteTable
     public let filters: HTTPFilterChain
+    /// The local_ratelimit filters' counters, one set per stat prefix.
+    public let localRateLimitStats: [LocalRateLimitStats]
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -218,8 +220,26 @@ public final class HTTPPlan: Sendable {
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
         var kinds: [HTTPFilterKind] = []
         var suppress = false
+        var rateLimitStats: [String: LocalRateLimitStats] = [:]
+        var rateLimitStatsOrder: [LocalRateLimitStats] = []
+        func statsFor(_ prefix: String) -> LocalRateLimitStats {
+            if let s = rateLimitStats[prefix] { return s }
+            let s = LocalRateLimitStats(prefix: prefix)
+            rateLimitStats[prefix] = s
+            rateLimitStatsOrder.append(s)
+            return s
+        }
+        // Route configs of the routes, by flattened route index (as `RouteTable.allRoutes`).
+        let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
         for f in c.httpFilters {
             switch f {
+            case .localRateLimit(let config, let name):
+                let filter = LocalRateLimiter(config, stats: statsFor(config.statPrefix))
+                let perRoute = routeConfigs.map { r -> LocalRateLimiter? in
+                    guard case .localRateLimit(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    return LocalRateLimiter(rc, stats: statsFor(rc.statPrefix))
+                }
+                kinds.append(.localRateLimit(LocalRateLimitPlan(filter: filter, perRoute: perRoute)))
             case .router(let r):
                 kinds.append(.router)
                 suppress = r.suppressEnvoyHeaders
@@ -229,6 +249,7 @@ public final class HTTPPlan: Sendable {
         }
         if kinds.isEmpty { kinds.append(.router) }
         filters = HTTPFilterChain(filters: kinds)
+        localRateLimitStats = rateLimitStatsOrder
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -19,6 +19,8 @@ public enum HTTPFilterKind: Sendable {
     case router
     /// `ballast.filters.http.worker_cost`: spends a worker cost per request (`WorkerCostFilter`).
     case workerCost(WorkerCost)
+    /// `envoy.filters.http.local_ratelimit` (`LocalRateLimitFilter`).
+    case localRateLimit(LocalRateLimitPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -35,6 +37,7 @@ public struct HTTPFilterChain: Sendable {
             switch filters[i] {
             case .router: status = RouterFilter.decodeHeaders(&ctx)
             case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
+            case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -44,7 +47,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -54,7 +57,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost: continue
+            case .router, .workerCost, .localRateLimit: continue
             }
         }
         return .continue
@@ -64,7 +67,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost: continue
+            case .router, .workerCost, .localRateLimit: continue
             }
         }
         return .continue
@@ -84,7 +87,7 @@ struct LocalReply {
     var flags: ResponseFlags
     var details: ResponseDetails
     /// Extra field lines (`name: value\r\n` each), compiled with the filter's config: a filter's
-    /// own headers on its reply (`x-envoy-ratelimited`, `response_headers_to_add`). Sharing the
+    /// own headers on its reply (local_ratelimit's `response_headers_to_add`). Sharing the
     /// compiled array costs a retain, not an allocation.
     var headers: [UInt8] = []
 }
@@ -103,16 +106,19 @@ struct FilterContext {
     let plan: HTTPPlan
     /// A random draw for this request (weighted clusters, fractional percents).
     let random: UInt64
+    /// The worker loop's clock (monotonic nanoseconds).
+    let now: Int64
     /// The route the request matched (nil: none), resolved once before the first filter.
     var route: CompiledRoute? = nil
     var decision: StreamDecision = .undecided
     /// Worker costs spent on this request (the worker adds them to its stats).
     var workerCostsApplied = 0
 
-    init(request: RequestView, plan: HTTPPlan, random: UInt64) {
+    init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request
         self.plan = plan
         self.random = random
+        self.now = now
     }
 }
 

@@ -39,7 +39,7 @@ extension ProxyWorker {
         let target = RequestTarget(head, p)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
-                                plan: http, random: rng.next())
+                                plan: http, random: rng.next(), now: loop.now)
         http.filters.decodeHeaders(&ctx)
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         switch ctx.decision {

@@ -114,6 +114,18 @@ extension ProxyStatsSnapshot {
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
                 if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
+                // Rooted at the filter's own stat_prefix, not the HCM's (as Envoy).
+                for s in h.localRateLimitStats {
+                    let q = s.prefix + ".http_local_rate_limit."
+                    func lc(_ suffix: String, _ v: Int) {
+                        add(q + suffix, .counter, v, family: "envoy_" + q.replacingOccurrences(of: ".", with: "_") + suffix)
+                    }
+                    lc("enabled", load(s.enabled))
+                    lc("enforced", load(s.enforced))
+                    lc("ok", load(s.ok))
+                    lc("rate_limited", load(s.rateLimited))
+                    lc("shadow_mode", load(s.shadowMode))
+                }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             case .tcp(let t):
                 let p = "tcp.\(t.statPrefix)."
