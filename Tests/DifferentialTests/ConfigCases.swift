@@ -65,6 +65,12 @@ private func localRateLimit(_ fields: String) -> (String, String) {
 private func perRouteRateLimit(_ fields: String) -> (String, String) {
     (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: rl_route, \(fields) }\n")
 }
+private let faultTypeField = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+/// A fault entry before the router, with `fields` in its typed_config.
+private func fault(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.fault\n            typed_config: { \(faultTypeField), \(fields) }\n")
+}
 private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
 private let rlFilter = "\(hcm).http_filters[0].typed_config"
 
@@ -147,4 +153,16 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "local-ratelimit-per-connection", feature: "local_ratelimit local_rate_limit_per_downstream_connection: true",
                edits: [localRateLimit("\(rlBucket), local_rate_limit_per_downstream_connection: true")],
                refusalPath: "\(rlFilter).local_rate_limit_per_downstream_connection"),
+    ConfigCase(name: "fault", feature: "fault with fixed delay, abort, max_active_faults and a per-route override",
+               edits: [fault("max_active_faults: 10, delay: { fixed_delay: 1s, percentage: { numerator: 10 } }, abort: { http_status: 503, percentage: { numerator: 5, denominator: TEN_THOUSAND } }"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.fault: { \(faultTypeField), abort: { header_abort: {}, percentage: { numerator: 100 } } }\n")]),
+    ConfigCase(name: "fault-empty", feature: "fault with an empty config", edits: [fault("delay_percent_runtime: x")]),
+    ConfigCase(name: "fault-http-status", feature: "fault abort http_status 600", edits: [fault("abort: { http_status: 600, percentage: { numerator: 1 } }")],
+               refusalPath: "\(rlFilter).abort.http_status"),
+    ConfigCase(name: "fault-grpc-status", feature: "fault abort grpc_status", edits: [fault("abort: { grpc_status: 14, percentage: { numerator: 1 } }")],
+               refusalPath: "\(rlFilter).abort.grpc_status"),
+    ConfigCase(name: "fault-headers", feature: "fault headers (request matching)", edits: [fault("headers: [ { name: x-fault, present_match: true } ], abort: { http_status: 503 }")],
+               refusalPath: "\(rlFilter).headers"),
+    ConfigCase(name: "fault-rate-limit", feature: "fault response_rate_limit", edits: [fault("response_rate_limit: { fixed_limit: { limit_kbps: 10 }, percentage: { numerator: 100 } }")],
+               refusalPath: "\(rlFilter).response_rate_limit"),
 ]

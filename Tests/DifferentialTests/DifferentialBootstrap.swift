@@ -18,6 +18,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("named", "server_name: ballast-test; server_header_transformation: APPEND_IF_ABSENT"),
     ("ratelimit", ""),
     ("rloff", ""),
+    ("fault", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -26,7 +27,29 @@ let differentialListenerFilters: [String: [String]] = [
     "ratelimit": [localRateLimitYAML("rl", bucket: "{ max_tokens: 2, tokens_per_fill: 1, fill_interval: 3600s }", enabled: 100, enforced: 100,
                                      extra: ", response_headers_to_add: [ { append_action: OVERWRITE_IF_EXISTS_OR_ADD, header: { key: x-local-rate-limit, value: 'true' } } ]")],
     // No filter_enabled: Envoy reads it as 0%, the filter does nothing.
+    // Header-controlled faults at 100%: a request without the headers gets none.
+    "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
+              + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
+]
+
+let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+/// Routes before the common ones, per listener.
+let differentialListenerRoutes: [String: String] = [
+    "ratelimit": differentialRateLimitRoutes,
+    "rloff": differentialRateLimitRoutes,
+    "fault": """
+                  - match: { prefix: "/faultabort" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.fault: { \(faultType), abort: { http_status: 503, percentage: { numerator: 100 } } }
+                  - match: { prefix: "/faultdelay" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.fault: { \(faultType), delay: { fixed_delay: 0.2s, percentage: { numerator: 1000000, denominator: MILLION } } }
+
+    """,
 ]
 
 /// Per-route local_ratelimit overrides (`typed_per_filter_config`) for the listeners with the filter.
@@ -81,7 +104,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                     - name: main
                       domains: ["example.com"]
                       routes:
-        \(differentialListenerFilters[name] == nil ? "" : differentialRateLimitRoutes)
+        \(differentialListenerRoutes[name] ?? "")
                       - match: { prefix: "/direct" }
                         direct_response: { status: 200, body: { inline_string: "direct body" } }
                       - match: { prefix: "/dead" }

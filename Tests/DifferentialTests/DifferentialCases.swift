@@ -86,6 +86,21 @@ let differentialCases: [DifferentialCase] = [
                      listener: "ratelimit", get("rl-route-shadow-2", "/shadow")),
     DifferentialCase("rl-disabled", "local_ratelimit without filter_enabled: does nothing (Envoy's 0% default)",
                      listener: "rloff", get("rl-disabled", "/up")),
+    // fault: header-controlled delay and abort at 100% on the filter, fixed ones per route.
+    DifferentialCase("fault-none", "fault: no fault headers, no fault", listener: "fault", get("fault-none", "/up")),
+    DifferentialCase("fault-header-abort", "fault: header_abort (x-envoy-fault-abort-request): local reply, flag FI",
+                     listener: "fault", get("fault-header-abort", "/up", "X-Envoy-Fault-Abort-Request: 418\r\n")),
+    DifferentialCase("fault-header-abort-0", "fault: x-envoy-fault-abort-request-percentage 0: no abort",
+                     listener: "fault", get("fault-header-abort-0", "/up", "X-Envoy-Fault-Abort-Request: 500\r\nX-Envoy-Fault-Abort-Request-Percentage: 0\r\n")),
+    DifferentialCase("fault-header-abort-bad", "fault: an abort header that is not a status: no abort",
+                     listener: "fault", get("fault-header-abort-bad", "/up", "X-Envoy-Fault-Abort-Request: abc\r\n")),
+    DifferentialCase("fault-header-delay", "fault: header_delay (x-envoy-fault-delay-request ms) on the worker's timer, flag DI",
+                     listener: "fault", get("fault-header-delay", "/up", "X-Envoy-Fault-Delay-Request: 100\r\n")),
+    DifferentialCase("fault-delay-then-abort", "fault: a delay followed by an abort (DI,FI)",
+                     listener: "fault", get("fault-delay-then-abort", "/up", "X-Envoy-Fault-Delay-Request: 50\r\nX-Envoy-Fault-Abort-Request: 503\r\n")),
+    DifferentialCase("fault-route-abort", "fault: typed_per_filter_config abort http_status 503", listener: "fault", get("fault-route-abort", "/faultabort")),
+    DifferentialCase("fault-route-delay", "fault: typed_per_filter_config fixed_delay, request body held then forwarded", listener: "fault",
+                     "POST /faultdelay HTTP/1.1\r\nHost: example.com\r\nX-Case: fault-route-delay\r\nContent-Length: 5\r\n\r\nhello"),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -102,7 +117,8 @@ let differentialStats: [String] = [
     "cluster.dead.upstream_rq_503", "cluster.dead.upstream_rq_completed",
 ] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
-} + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx"]
+} + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]
+  + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
 /// listener's own `admin` prefix, which Ballast does not have, left out).

@@ -22,6 +22,9 @@ struct IntentionalDifference {
 
 let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/local-ratelimit-descriptors", verdict: .refused, reason: "local_ratelimit descriptors (and rate_limits) are not implemented yet"),
+    IntentionalDifference(key: "config/fault-grpc-status", verdict: .refused, reason: "no gRPC: the fault filter aborts with HTTP statuses only"),
+    IntentionalDifference(key: "config/fault-headers", verdict: .refused, reason: "the fault filter's header matching is not implemented yet"),
+    IntentionalDifference(key: "config/fault-rate-limit", verdict: .refused, reason: "the fault filter's response rate limit is not implemented yet"),
     IntentionalDifference(key: "config/local-ratelimit-per-connection", verdict: .refused, reason: "only the bucket shared by all workers (Envoy's default) is implemented"),
     IntentionalDifference(key: "config/safe-regex", verdict: .refused, reason: "safe_regex would never match until RE2 evaluates it"),
     IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),

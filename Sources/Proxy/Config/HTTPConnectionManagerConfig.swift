@@ -68,12 +68,15 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     /// `envoy.filters.http.local_ratelimit`; `configName` is the entry's `name` (the key a
     /// route's `typed_per_filter_config` uses).
     case localRateLimit(LocalRateLimitConfig, configName: String)
+    /// `envoy.filters.http.fault`.
+    case fault(FaultConfig, configName: String)
 
     public var name: String {
         switch self {
         case .router: FilterNames.router
         case .workerCost: FilterNames.workerCost
         case .localRateLimit: FilterNames.localRateLimit
+        case .fault: FilterNames.fault
         }
     }
 }
@@ -142,6 +145,7 @@ public struct RouteConfig: Sendable, Hashable {
 /// A filter's config in a route's `typed_per_filter_config`.
 public enum PerRouteFilterConfig: Sendable, Hashable {
     case localRateLimit(LocalRateLimitConfig)
+    case fault(FaultConfig)
 }
 
 /// `routes[].match`.

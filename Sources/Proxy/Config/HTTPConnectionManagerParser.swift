@@ -139,7 +139,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -152,6 +152,9 @@ extension BootstrapParser {
                 guard let c = parseLocalRateLimit(r.body, typed: r.typed, at: item.path, perRoute: false),
                       let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.localRateLimit(c, configName: name))
+            case .resolved(let r) where r.kind == .fault:
+                guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.fault(c, configName: name))
             case .resolved(let r):
                 let namePath = item.path.appending("name")
                 if let firstRouter {
@@ -765,11 +768,14 @@ extension BootstrapParser {
             if type == ExtensionKind.localRateLimit.typeURL {
                 guard let c = parseLocalRateLimit(item, typed: true, at: value.path, perRoute: true) else { ok = false; continue }
                 out[key] = .localRateLimit(c)
+            } else if type == ExtensionKind.fault.typeURL {
+                guard let c = parseFault(item, typed: true, at: value.path) else { ok = false; continue }
+                out[key] = .fault(c)
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL))", at: typeNode)
                 ok = false
             }
         }

@@ -142,6 +142,7 @@ public enum ResponseDetails: UInt8, Sendable {
     case lowVersion
     case contentLengthAndChunked
     case localRateLimited
+    case faultFilterAbort
 
     public var envoyName: String {
         switch self {
@@ -163,6 +164,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .downstreamTerminated: "downstream_remote_disconnect"
         case .requestHeaderTimeout: "request_header_timeout"
         case .localRateLimited: "local_rate_limited"
+        case .faultFilterAbort: "fault_filter_abort"
         }
     }
 }

@@ -201,6 +201,8 @@ public final class HTTPPlan: Sendable {
     public let filters: HTTPFilterChain
     /// The local_ratelimit filters' counters, one set per stat prefix.
     public let localRateLimitStats: [LocalRateLimitStats]
+    /// `http.<stat_prefix>.fault.*`, when the chain has a fault filter.
+    public let faultStats: FaultStats?
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -231,8 +233,17 @@ public final class HTTPPlan: Sendable {
         }
         // Route configs of the routes, by flattened route index (as `RouteTable.allRoutes`).
         let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
+        var faultStats: FaultStats?
         for f in c.httpFilters {
             switch f {
+            case .fault(let config, let name):
+                let stats = faultStats ?? FaultStats()
+                faultStats = stats
+                let perRoute = routeConfigs.map { r -> FaultConfig? in
+                    guard case .fault(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    return rc
+                }
+                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats)))
             case .localRateLimit(let config, let name):
                 let filter = LocalRateLimiter(config, stats: statsFor(config.statPrefix))
                 let perRoute = routeConfigs.map { r -> LocalRateLimiter? in
@@ -250,6 +261,7 @@ public final class HTTPPlan: Sendable {
         if kinds.isEmpty { kinds.append(.router) }
         filters = HTTPFilterChain(filters: kinds)
         localRateLimitStats = rateLimitStatsOrder
+        self.faultStats = faultStats
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -21,6 +21,8 @@ public enum HTTPFilterKind: Sendable {
     case workerCost(WorkerCost)
     /// `envoy.filters.http.local_ratelimit` (`LocalRateLimitFilter`).
     case localRateLimit(LocalRateLimitPlan)
+    /// `envoy.filters.http.fault` (`FaultFilter`).
+    case fault(FaultPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -32,12 +34,18 @@ public struct HTTPFilterChain: Sendable {
     /// until a filter stops iteration.
     func decodeHeaders(_ ctx: inout FilterContext) {
         ctx.route = ctx.plan.routes.resolve(ctx.request)
-        for i in filters.indices {
+        decodeHeaders(&ctx, from: 0)
+    }
+
+    /// Runs decodeHeaders from filter `start` (a stream resumed after a filter's pause).
+    func decodeHeaders(_ ctx: inout FilterContext, from start: Int) {
+        for i in start..<filters.count {
             let status: FilterStatus
             switch filters[i] {
             case .router: status = RouterFilter.decodeHeaders(&ctx)
             case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
             case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
+            case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
         }
@@ -47,7 +55,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -57,7 +65,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit: continue
+            case .router, .workerCost, .localRateLimit, .fault: continue
             }
         }
         return .continue
@@ -67,7 +75,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit: continue
+            case .router, .workerCost, .localRateLimit, .fault: continue
             }
         }
         return .continue
@@ -97,6 +105,9 @@ enum StreamDecision {
     case undecided
     case localReply(LocalReply)
     case forward(route: Int, cluster: Int)
+    /// Pause the stream for `nanos` (the fault filter's delay), then run filter `resumeAt` again
+    /// with `FilterContext.resumingDelay` set.
+    case delay(nanos: Int64, resumeAt: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
@@ -113,6 +124,12 @@ struct FilterContext {
     var decision: StreamDecision = .undecided
     /// Worker costs spent on this request (the worker adds them to its stats).
     var workerCostsApplied = 0
+    /// The router ran (Envoy's `rq_total` counts the requests that reach it).
+    var routed = false
+    /// The stream holds one of its HCM's active faults (`fault.active_faults`).
+    var faultActive = false
+    /// The chain resumes at a fault filter whose delay has passed.
+    var resumingDelay = false
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request
@@ -134,6 +151,7 @@ extension RouteTable {
 /// The router filter's callbacks.
 enum RouterFilter {
     static func decodeHeaders(_ ctx: inout FilterContext) -> FilterStatus {
+        ctx.routed = true
         guard let route = ctx.route else {
             ctx.decision = .localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound))
             return .stopIteration

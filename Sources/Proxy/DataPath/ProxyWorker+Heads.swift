@@ -234,7 +234,8 @@ extension ProxyWorker {
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(status)
         w.put(byte: ASCII.space)
-        if let reason = HeadWriter.reasonPhrase(for: status) { w.put(reason) }
+        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418).
+        w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown")
         w.crlf()
         w.put("content-length: ")
         w.putDecimal(body.count)

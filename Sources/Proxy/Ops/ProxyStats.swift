@@ -108,12 +108,23 @@ extension ProxyStatsSnapshot {
                     add(p + "downstream_rq_\(k)xx", .counter, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_downstream_rq_xx",
                         labels: [("envoy_response_code_class", "\(k)")] + hl)
                 }
-                // The router's requests: all but those the codec refused.
-                c("rq_total") { load($0.downstreamRqTotal) - load($0.downstreamCxProtocolError) }
+                // The requests that reached the router.
+                c("rq_total") { load($0.routerRqTotal) }
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
                 if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
+                if let fs = h.faultStats {
+                    // Shared by the workers: added once, not per worker.
+                    func f(_ suffix: String, _ kind: Kind, _ v: Int) {
+                        add(p + "fault." + suffix, kind, v, family: "envoy_http_fault_" + suffix, labels: hl)
+                    }
+                    f("aborts_injected", .counter, load(fs.abortsInjected))
+                    f("delays_injected", .counter, load(fs.delaysInjected))
+                    f("faults_overflow", .counter, load(fs.faultsOverflow))
+                    f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
+                    f("active_faults", .gauge, load(fs.activeFaults))
+                }
                 // Rooted at the filter's own stat_prefix, not the HCM's (as Envoy).
                 for s in h.localRateLimitStats {
                     let q = s.prefix + ".http_local_rate_limit."
