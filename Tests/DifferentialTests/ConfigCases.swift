@@ -71,6 +71,14 @@ private let faultTypeField = "\"@type\": type.googleapis.com/envoy.extensions.fi
 private func fault(_ fields: String) -> (String, String) {
     (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.fault\n            typed_config: { \(faultTypeField), \(fields) }\n")
 }
+private let vhostAnchor = "              domains: [\"*\"]\n"
+private let corsFilter = (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.cors\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }\n")
+
+/// The cors filter and a virtual-host CorsPolicy with `fields`.
+private func corsPolicy(_ fields: String) -> [(String, String)] {
+    [corsFilter, (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.cors: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(fields) }\n")]
+}
+private let vhostPath = "\(hcm).route_config.virtual_hosts[0]"
 private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
 private let rlFilter = "\(hcm).http_filters[0].typed_config"
 
@@ -165,4 +173,13 @@ let configCases: [ConfigCase] = [
                refusalPath: "\(rlFilter).headers"),
     ConfigCase(name: "fault-rate-limit", feature: "fault response_rate_limit", edits: [fault("response_rate_limit: { fixed_limit: { limit_kbps: 10 }, percentage: { numerator: 100 } }")],
                refusalPath: "\(rlFilter).response_rate_limit"),
+    ConfigCase(name: "cors", feature: "cors with a virtual-host CorsPolicy (origins, methods, headers, max_age, credentials)",
+               edits: corsPolicy("allow_origin_string_match: [ { prefix: \"https://\" } ], allow_methods: GET, allow_headers: x-a, max_age: \"60\", allow_credentials: true, filter_enabled: { default_value: { numerator: 100 } }")),
+    ConfigCase(name: "cors-star-methods", feature: "cors allow_methods \"*\"", edits: corsPolicy("allow_methods: \"*\""),
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.cors\"].allow_methods"),
+    ConfigCase(name: "cors-regex-origin", feature: "cors safe_regex origin", edits: corsPolicy("allow_origin_string_match: [ { safe_regex: { regex: \"https://.*\" } } ]"),
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.cors\"].allow_origin_string_match[0].safe_regex"),
+    ConfigCase(name: "vhost-local-ratelimit", feature: "local_ratelimit in a virtual host's typed_per_filter_config",
+               edits: [localRateLimit(rlBucket), (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: v, \(rlBucket) }\n")],
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.local_ratelimit\"]"),
 ]

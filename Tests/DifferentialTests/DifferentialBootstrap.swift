@@ -19,6 +19,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("ratelimit", ""),
     ("rloff", ""),
     ("fault", ""),
+    ("cors", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -30,15 +31,34 @@ let differentialListenerFilters: [String: [String]] = [
     // Header-controlled faults at 100%: a request without the headers gets none.
     "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
+    "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
 ]
 
 let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 
+let corsPolicyType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+
+/// Virtual-host fields per listener (after `domains`).
+let differentialVirtualHostExtra: [String: String] = [
+    "cors": """
+                  typed_per_filter_config:
+                    envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { exact: "https://a.example" } ], allow_methods: "GET, POST", allow_headers: "x-a, x-b", expose_headers: "x-up", max_age: "600", allow_credentials: true }
+
+    """,
+]
+
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
     "ratelimit": differentialRateLimitRoutes,
     "rloff": differentialRateLimitRoutes,
+    "cors": """
+                  - match: { prefix: "/corsroute" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { suffix: ".other.test", ignore_case: true } ], forward_not_matching_preflights: false }
+
+    """,
     "fault": """
                   - match: { prefix: "/faultabort" }
                     route: { cluster: up, timeout: 5s }
@@ -103,6 +123,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                     virtual_hosts:
                     - name: main
                       domains: ["example.com"]
+        \(differentialVirtualHostExtra[name] ?? "")
                       routes:
         \(differentialListenerRoutes[name] ?? "")
                       - match: { prefix: "/direct" }

@@ -101,6 +101,23 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("fault-route-abort", "fault: typed_per_filter_config abort http_status 503", listener: "fault", get("fault-route-abort", "/faultabort")),
     DifferentialCase("fault-route-delay", "fault: typed_per_filter_config fixed_delay, request body held then forwarded", listener: "fault",
                      "POST /faultdelay HTTP/1.1\r\nHost: example.com\r\nX-Case: fault-route-delay\r\nContent-Length: 5\r\n\r\nhello"),
+    // cors: a virtual-host CorsPolicy, and a route that overrides its origins (other fields merged).
+    DifferentialCase("cors-simple", "cors: allowed origin: access-control-allow-origin, credentials, expose-headers on the upstream response",
+                     listener: "cors", get("cors-simple", "/up", "Origin: https://a.example\r\n")),
+    DifferentialCase("cors-upstream-fields", "cors: the upstream's own access-control-* fields replaced", listener: "cors",
+                     get("cors-upstream-fields", "/up", "Origin: https://a.example\r\nX-Reply-Cors: 1\r\n")),
+    DifferentialCase("cors-bad-origin", "cors: origin not allowed: response untouched", listener: "cors",
+                     get("cors-bad-origin", "/up", "Origin: https://evil.example\r\n")),
+    DifferentialCase("cors-no-origin", "cors: no origin header", listener: "cors", get("cors-no-origin", "/up")),
+    DifferentialCase("cors-preflight", "cors: preflight answered 200 with methods, headers, max-age", listener: "cors",
+                     "OPTIONS /up HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-preflight\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n\r\n"),
+    DifferentialCase("cors-preflight-forwarded", "cors: preflight from a refused origin forwarded (forward_not_matching_preflights default)", listener: "cors",
+                     "OPTIONS /up HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-preflight-forwarded\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n"),
+    DifferentialCase("cors-direct", "cors: a direct_response decorated too", listener: "cors", get("cors-direct", "/direct", "Origin: https://a.example\r\n")),
+    DifferentialCase("cors-route", "cors: route policy's origins (ignore_case suffix) over the virtual host's", listener: "cors",
+                     get("cors-route", "/corsroute/x", "Origin: https://X.Other.Test\r\n")),
+    DifferentialCase("cors-route-preflight-refused", "cors: forward_not_matching_preflights false: refused origin's preflight answered 200", listener: "cors",
+                     "OPTIONS /corsroute HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-route-preflight-refused\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\r\n"),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -118,6 +135,7 @@ let differentialStats: [String] = [
 ] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
 } + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]
+  + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
@@ -126,4 +144,6 @@ let differentialPrometheusFamilies: [String] = [
     "envoy_http_downstream_rq_xx", "envoy_http_downstream_rq_total", "envoy_http_downstream_rq_completed",
     "envoy_cluster_upstream_rq", "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_total",
     "envoy_cluster_upstream_rq_completed", "envoy_cluster_upstream_cx_connect_fail",
+    "envoy_http_local_rate_limit_enabled", "envoy_http_local_rate_limit_enforced", "envoy_http_local_rate_limit_ok",
+    "envoy_http_local_rate_limit_rate_limited", "envoy_http_fault_aborts_injected", "envoy_http_fault_delays_injected",
 ]

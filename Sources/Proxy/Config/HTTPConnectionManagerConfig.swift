@@ -70,6 +70,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case localRateLimit(LocalRateLimitConfig, configName: String)
     /// `envoy.filters.http.fault`.
     case fault(FaultConfig, configName: String)
+    /// `envoy.filters.http.cors` (its policies come from `typed_per_filter_config`).
+    case cors(configName: String)
 
     public var name: String {
         switch self {
@@ -77,6 +79,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .workerCost: FilterNames.workerCost
         case .localRateLimit: FilterNames.localRateLimit
         case .fault: FilterNames.fault
+        case .cors: FilterNames.cors
         }
     }
 }
@@ -107,6 +110,8 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public let routes: [RouteConfig]
     /// `retry_policy`: the default for routes without their own.
     public let retryPolicy: RetryPolicyConfig?
+    /// `typed_per_filter_config` (CORS policies only at this level).
+    public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
 }
 
 /// One `domains[]` entry, matched against the Host header (lowercased, port included if the
@@ -146,6 +151,7 @@ public struct RouteConfig: Sendable, Hashable {
 public enum PerRouteFilterConfig: Sendable, Hashable {
     case localRateLimit(LocalRateLimitConfig)
     case fault(FaultConfig)
+    case cors(CorsPolicyConfig)
 }
 
 /// `routes[].match`.

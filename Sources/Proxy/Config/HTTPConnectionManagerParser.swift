@@ -139,7 +139,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -155,6 +155,15 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .fault:
                 guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.fault(c, configName: name))
+            case .resolved(let r) where r.kind == .cors:
+                // The filter's own config has no fields; its policies come per route / virtual host.
+                if let body = r.body, body.fields(known: r.typed ? ["@type"] : []) == nil { ok = false; continue }
+                if filters.contains(where: { if case .cors = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.cors) is not supported by ballast", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                guard let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.cors(configName: name))
             case .resolved(let r):
                 let namePath = item.path.appending("name")
                 if let firstRouter {
@@ -224,10 +233,10 @@ extension BootstrapParser {
 
     func parseVirtualHost(_ value: ConfigValue, maxBodyBytes: Int) -> VirtualHostConfig? {
         guard let f = value.fields(
-            known: ["name", "domains", "routes", "retry_policy"],
+            known: ["name", "domains", "routes", "retry_policy", "typed_per_filter_config"],
             unsupported: ["virtual_clusters", "rate_limits", "require_tls", "cors", "request_headers_to_add",
                           "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
-                          "typed_per_filter_config", "include_request_attempt_count", "include_attempt_count_in_response",
+                          "include_request_attempt_count", "include_attempt_count_in_response",
                           "hedge_policy", "per_request_buffer_limit_bytes", "request_mirror_policies", "matcher",
                           "metadata", "retry_policy_typed_config", "action_specifier"]) else { return nil }
         let name = f.required("name")?.nonEmptyString()
@@ -257,8 +266,24 @@ extension BootstrapParser {
         for item in f["routes"]?.list() ?? [] {
             if let route = parseRoute(item, maxBodyBytes: maxBodyBytes) { routes.append(route) } else { ok = false }
         }
+        var perFilter: [String: PerRouteFilterConfig] = [:]
+        if let t = f["typed_per_filter_config"] {
+            if parseTypedPerFilterConfig(t, into: &perFilter) {
+                // Only CORS policies apply at this level here; the other filters' most-specific
+                // lookup of virtual-host configs is not implemented.
+                for (key, config) in perFilter {
+                    if case .cors = config { continue }
+                    diagnostics.error(t.path.appending(key), "a virtual-host level config of this filter is not supported by ballast; put it on the routes", at: t.node)
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
+        }
         guard ok, let name else { return nil }
-        return VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
+        var host = VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
+        host.perFilterConfigs = perFilter
+        return host
     }
 
     static func domainPattern(_ text: String) -> DomainPattern? {
@@ -771,11 +796,14 @@ extension BootstrapParser {
             } else if type == ExtensionKind.fault.typeURL {
                 guard let c = parseFault(item, typed: true, at: value.path) else { ok = false; continue }
                 out[key] = .fault(c)
+            } else if type == "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy" {
+                guard let c = parseCorsPolicy(item) else { ok = false; continue }
+                out[key] = .cors(c)
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy)", at: typeNode)
                 ok = false
             }
         }

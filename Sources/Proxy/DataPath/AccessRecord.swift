@@ -143,6 +143,7 @@ public enum ResponseDetails: UInt8, Sendable {
     case contentLengthAndChunked
     case localRateLimited
     case faultFilterAbort
+    case corsResponse
 
     public var envoyName: String {
         switch self {
@@ -165,6 +166,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .requestHeaderTimeout: "request_header_timeout"
         case .localRateLimited: "local_rate_limited"
         case .faultFilterAbort: "fault_filter_abort"
+        case .corsResponse: "cors_response"
         }
     }
 }

@@ -203,6 +203,10 @@ public final class HTTPPlan: Sendable {
     public let localRateLimitStats: [LocalRateLimitStats]
     /// `http.<stat_prefix>.fault.*`, when the chain has a fault filter.
     public let faultStats: FaultStats?
+    /// `http.<stat_prefix>.cors.*`, when the chain has the cors filter.
+    public let corsStats: CorsStats?
+    /// The cors filter's plan (responses read it to decorate a CORS stream's head).
+    let cors: CorsPlan?
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -234,8 +238,22 @@ public final class HTTPPlan: Sendable {
         // Route configs of the routes, by flattened route index (as `RouteTable.allRoutes`).
         let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
         var faultStats: FaultStats?
+        var corsPlan: CorsPlan?
         for f in c.httpFilters {
             switch f {
+            case .cors(let name):
+                let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
+                    vh.routes.map { r -> CorsPolicy? in
+                        func policy(_ m: [String: PerRouteFilterConfig]) -> CorsPolicyConfig? {
+                            if case .cors(let p)? = m[name] { return p }
+                            return nil
+                        }
+                        return CorsPolicy(route: policy(r.perFilterConfigs), virtualHost: policy(vh.perFilterConfigs))
+                    }
+                }
+                let plan = CorsPlan(perRoute: perRoute, stats: CorsStats())
+                corsPlan = plan
+                kinds.append(.cors(plan))
             case .fault(let config, let name):
                 let stats = faultStats ?? FaultStats()
                 faultStats = stats
@@ -262,6 +280,8 @@ public final class HTTPPlan: Sendable {
         filters = HTTPFilterChain(filters: kinds)
         localRateLimitStats = rateLimitStatsOrder
         self.faultStats = faultStats
+        cors = corsPlan
+        corsStats = corsPlan?.stats
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -23,6 +23,8 @@ public enum HTTPFilterKind: Sendable {
     case localRateLimit(LocalRateLimitPlan)
     /// `envoy.filters.http.fault` (`FaultFilter`).
     case fault(FaultPlan)
+    /// `envoy.filters.http.cors` (`CorsFilter`).
+    case cors(CorsPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -46,6 +48,7 @@ public struct HTTPFilterChain: Sendable {
             case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
             case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
             case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
+            case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -55,7 +58,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -65,7 +68,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
             }
         }
         return .continue
@@ -75,7 +78,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
             }
         }
         return .continue
@@ -130,6 +133,10 @@ struct FilterContext {
     var faultActive = false
     /// The chain resumes at a fault filter whose delay has passed.
     var resumingDelay = false
+    /// An allowed CORS origin (its range in the head) and the route whose policy allowed it:
+    /// the stream keeps a copy and decorates its response.
+    var corsOrigin: Range<Int>? = nil
+    var corsRoute = -1
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request

@@ -59,6 +59,10 @@ struct Stream {
     var delayedHead = ByteBuffer.empty
     /// Holds one of its HCM's active faults (given back at the end).
     var faultActive = false
+    /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
+    /// this stream gets `access-control-allow-origin` and the policy's fields.
+    var corsOrigin = ByteBuffer.empty
+    var corsRoute: Int32 = -1
 
     // Response side.
     var responseHeadDone = false

@@ -50,6 +50,10 @@ extension ProxyWorker {
         let s = stream(of: d)!
         if ctx.faultActive { s.pointee.faultActive = true }
         if ctx.routed { inc(stats.routerRqTotal) }
+        if let origin = ctx.corsOrigin, s.pointee.corsOrigin.count == 0,
+           pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
+            s.pointee.corsRoute = Int32(ctx.corsRoute)
+        }
         switch ctx.decision {
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
@@ -290,6 +294,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.requestHead)
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
+        pool.release(&s.pointee.corsOrigin)
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }

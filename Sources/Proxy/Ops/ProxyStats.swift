@@ -125,11 +125,17 @@ extension ProxyStatsSnapshot {
                     f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
                     f("active_faults", .gauge, load(fs.activeFaults))
                 }
+                if let cs = h.corsStats {
+                    add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
+                    add(p + "cors.origin_invalid", .counter, load(cs.originInvalid), family: "envoy_http_cors_origin_invalid", labels: hl)
+                }
                 // Rooted at the filter's own stat_prefix, not the HCM's (as Envoy).
                 for s in h.localRateLimitStats {
                     let q = s.prefix + ".http_local_rate_limit."
                     func lc(_ suffix: String, _ v: Int) {
-                        add(q + suffix, .counter, v, family: "envoy_" + q.replacingOccurrences(of: ".", with: "_") + suffix)
+                        // Envoy's tag extractor turns the prefix into a label.
+                        add(q + suffix, .counter, v, family: "envoy_http_local_rate_limit_" + suffix,
+                            labels: [("envoy_local_http_ratelimit_prefix", s.prefix)])
                     }
                     lc("enabled", load(s.enabled))
                     lc("enforced", load(s.enforced))
