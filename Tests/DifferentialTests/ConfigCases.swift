@@ -52,6 +52,35 @@ private let route = "\(hcm).route_config.virtual_hosts[0].routes[0]"
 private let cluster = "static_resources.clusters[0]"
 private let hcmAnchor = "          stat_prefix: main\n"
 private let clusterAnchor = "    connect_timeout: 1s\n"
+private let filtersAnchor = "          http_filters:\n"
+private let routeAnchor = "                route: { cluster: web, timeout: 2s }\n"
+private let rlType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+
+/// A local_ratelimit entry before the router, with `fields` in its typed_config.
+private func localRateLimit(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.local_ratelimit\n            typed_config: { \(rlType), stat_prefix: rl, \(fields) }\n")
+}
+
+/// A route-level typed_per_filter_config for local_ratelimit.
+private func perRouteRateLimit(_ fields: String) -> (String, String) {
+    (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: rl_route, \(fields) }\n")
+}
+private let faultTypeField = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+/// A fault entry before the router, with `fields` in its typed_config.
+private func fault(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.fault\n            typed_config: { \(faultTypeField), \(fields) }\n")
+}
+private let vhostAnchor = "              domains: [\"*\"]\n"
+private let corsFilter = (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.cors\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }\n")
+
+/// The cors filter and a virtual-host CorsPolicy with `fields`.
+private func corsPolicy(_ fields: String) -> [(String, String)] {
+    [corsFilter, (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.cors: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(fields) }\n")]
+}
+private let vhostPath = "\(hcm).route_config.virtual_hosts[0]"
+private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
+private let rlFilter = "\(hcm).http_filters[0].typed_config"
 
 let configCases: [ConfigCase] = [
     ConfigCase(name: "base", feature: "A minimal bootstrap (codec_type AUTO, one route, one STATIC cluster)", edits: []),
@@ -120,4 +149,45 @@ let configCases: [ConfigCase] = [
                refusalPath: "static_resources.listeners[1].name"),
     ConfigCase(name: "codec-http2", feature: "codec_type HTTP2", edits: [("codec_type: AUTO", "codec_type: HTTP2")],
                refusalPath: "\(hcm).codec_type"),
+    ConfigCase(name: "local-ratelimit", feature: "local_ratelimit with token_bucket, filter_enabled/enforced, response_headers_to_add and a per-route override",
+               edits: [localRateLimit("\(rlBucket), filter_enabled: { runtime_key: e, default_value: { numerator: 50, denominator: HUNDRED } }, filter_enforced: { default_value: { numerator: 100 } }, response_headers_to_add: [ { append: false, header: { key: x-rl, value: 'yes' } } ]"),
+                       perRouteRateLimit(rlBucket)]),
+    ConfigCase(name: "local-ratelimit-no-bucket", feature: "local_ratelimit without token_bucket in http_filters", edits: [localRateLimit("filter_enabled: { default_value: { numerator: 0 } }")]),
+    ConfigCase(name: "local-ratelimit-fill-interval", feature: "local_ratelimit fill_interval below 50ms",
+               edits: [localRateLimit("token_bucket: { max_tokens: 1, fill_interval: 0.01s }")], refusalPath: "\(rlFilter).token_bucket.fill_interval"),
+    ConfigCase(name: "local-ratelimit-max-tokens", feature: "local_ratelimit max_tokens 0 (every enabled request limited)",
+               edits: [localRateLimit("token_bucket: { max_tokens: 0, fill_interval: 1s }")]),
+    ConfigCase(name: "local-ratelimit-stat-prefix", feature: "local_ratelimit without stat_prefix",
+               edits: [(filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.local_ratelimit\n            typed_config: { \(rlType), \(rlBucket) }\n")],
+               refusalPath: "\(rlFilter).stat_prefix"),
+    ConfigCase(name: "local-ratelimit-route-no-bucket", feature: "local_ratelimit per-route config without token_bucket",
+               edits: [localRateLimit(rlBucket), perRouteRateLimit("filter_enabled: { default_value: { numerator: 100 } }")],
+               refusalPath: "\(route).typed_per_filter_config[\"envoy.filters.http.local_ratelimit\"].token_bucket"),
+    ConfigCase(name: "local-ratelimit-descriptors", feature: "local_ratelimit descriptors",
+               edits: [localRateLimit("\(rlBucket), descriptors: [ { entries: [ { key: k, value: v } ], token_bucket: { max_tokens: 1, fill_interval: 1s } } ]")],
+               refusalPath: "\(rlFilter).descriptors"),
+    ConfigCase(name: "local-ratelimit-per-connection", feature: "local_ratelimit local_rate_limit_per_downstream_connection: true",
+               edits: [localRateLimit("\(rlBucket), local_rate_limit_per_downstream_connection: true")],
+               refusalPath: "\(rlFilter).local_rate_limit_per_downstream_connection"),
+    ConfigCase(name: "fault", feature: "fault with fixed delay, abort, max_active_faults and a per-route override",
+               edits: [fault("max_active_faults: 10, delay: { fixed_delay: 1s, percentage: { numerator: 10 } }, abort: { http_status: 503, percentage: { numerator: 5, denominator: TEN_THOUSAND } }"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.fault: { \(faultTypeField), abort: { header_abort: {}, percentage: { numerator: 100 } } }\n")]),
+    ConfigCase(name: "fault-empty", feature: "fault with an empty config", edits: [fault("delay_percent_runtime: x")]),
+    ConfigCase(name: "fault-http-status", feature: "fault abort http_status 600", edits: [fault("abort: { http_status: 600, percentage: { numerator: 1 } }")],
+               refusalPath: "\(rlFilter).abort.http_status"),
+    ConfigCase(name: "fault-grpc-status", feature: "fault abort grpc_status", edits: [fault("abort: { grpc_status: 14, percentage: { numerator: 1 } }")],
+               refusalPath: "\(rlFilter).abort.grpc_status"),
+    ConfigCase(name: "fault-headers", feature: "fault headers (request matching)", edits: [fault("headers: [ { name: x-fault, present_match: true } ], abort: { http_status: 503 }")],
+               refusalPath: "\(rlFilter).headers"),
+    ConfigCase(name: "fault-rate-limit", feature: "fault response_rate_limit", edits: [fault("response_rate_limit: { fixed_limit: { limit_kbps: 10 }, percentage: { numerator: 100 } }")],
+               refusalPath: "\(rlFilter).response_rate_limit"),
+    ConfigCase(name: "cors", feature: "cors with a virtual-host CorsPolicy (origins, methods, headers, max_age, credentials)",
+               edits: corsPolicy("allow_origin_string_match: [ { prefix: \"https://\" } ], allow_methods: GET, allow_headers: x-a, max_age: \"60\", allow_credentials: true, filter_enabled: { default_value: { numerator: 100 } }")),
+    ConfigCase(name: "cors-star-methods", feature: "cors allow_methods \"*\"", edits: corsPolicy("allow_methods: \"*\""),
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.cors\"].allow_methods"),
+    ConfigCase(name: "cors-regex-origin", feature: "cors safe_regex origin", edits: corsPolicy("allow_origin_string_match: [ { safe_regex: { regex: \"https://.*\" } } ]"),
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.cors\"].allow_origin_string_match[0].safe_regex"),
+    ConfigCase(name: "vhost-local-ratelimit", feature: "local_ratelimit in a virtual host's typed_per_filter_config",
+               edits: [localRateLimit(rlBucket), (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: v, \(rlBucket) }\n")],
+               refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.local_ratelimit\"]"),
 ]

@@ -19,7 +19,84 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     // The per-request timers: short enough to expire well before the upstream's 1 s delay.
     ("idle", "stream_idle_timeout: 0.3s"),
     ("rqtimeout", "request_timeout: 0.3s"),
+    ("ratelimit", ""),
+    ("rloff", ""),
+    ("fault", ""),
+    ("cors", ""),
 ]
+
+/// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
+let differentialListenerFilters: [String: [String]] = [
+    // A shared bucket of 2 tokens that never refills during the run, enabled and enforced.
+    "ratelimit": [localRateLimitYAML("rl", bucket: "{ max_tokens: 2, tokens_per_fill: 1, fill_interval: 3600s }", enabled: 100, enforced: 100,
+                                     extra: ", response_headers_to_add: [ { append_action: OVERWRITE_IF_EXISTS_OR_ADD, header: { key: x-local-rate-limit, value: 'true' } } ]")],
+    // No filter_enabled: Envoy reads it as 0%, the filter does nothing.
+    // Header-controlled faults at 100%: a request without the headers gets none.
+    "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
+              + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
+    "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
+    "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
+]
+
+let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+let corsPolicyType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+
+/// Virtual-host fields per listener (after `domains`).
+let differentialVirtualHostExtra: [String: String] = [
+    "cors": """
+                  typed_per_filter_config:
+                    envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { exact: "https://a.example" } ], allow_methods: "GET, POST", allow_headers: "x-a, x-b", expose_headers: "x-up", max_age: "600", allow_credentials: true }
+
+    """,
+]
+
+/// Routes before the common ones, per listener.
+let differentialListenerRoutes: [String: String] = [
+    "ratelimit": differentialRateLimitRoutes,
+    "rloff": differentialRateLimitRoutes,
+    "cors": """
+                  - match: { prefix: "/corsroute" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { suffix: ".other.test", ignore_case: true } ], forward_not_matching_preflights: false }
+
+    """,
+    "fault": """
+                  - match: { prefix: "/faultabort" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.fault: { \(faultType), abort: { http_status: 503, percentage: { numerator: 100 } } }
+                  - match: { prefix: "/faultdelay" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.fault: { \(faultType), delay: { fixed_delay: 0.2s, percentage: { numerator: 1000000, denominator: MILLION } } }
+
+    """,
+]
+
+/// Per-route local_ratelimit overrides (`typed_per_filter_config`) for the listeners with the filter.
+let differentialRateLimitRoutes = """
+              - match: { prefix: "/direct" }
+                direct_response: { status: 200, body: { inline_string: "direct body" } }
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit: \(localRateLimitTyped("rl_direct", bucket: "{ max_tokens: 1000, tokens_per_fill: 1000, fill_interval: 1s }", enabled: 100, enforced: 100))
+              - match: { prefix: "/shadow" }
+                route: { cluster: up, timeout: 5s }
+                typed_per_filter_config:
+                  envoy.filters.http.local_ratelimit: \(localRateLimitTyped("rl_shadow", bucket: "{ max_tokens: 1, tokens_per_fill: 1, fill_interval: 3600s }", enabled: 100, enforced: 0))
+
+"""
+
+func localRateLimitTyped(_ prefix: String, bucket: String, enabled: Int, enforced: Int, extra: String = "") -> String {
+    "{ \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: \(prefix), token_bucket: \(bucket), "
+        + "filter_enabled: { runtime_key: rl_enabled, default_value: { numerator: \(enabled), denominator: HUNDRED } }, "
+        + "filter_enforced: { runtime_key: rl_enforced, default_value: { numerator: \(enforced), denominator: HUNDRED } }\(extra) }"
+}
+
+func localRateLimitYAML(_ prefix: String, bucket: String, enabled: Int, enforced: Int, extra: String = "") -> String {
+    "{ name: envoy.filters.http.local_ratelimit, typed_config: \(localRateLimitTyped(prefix, bucket: bucket, enabled: enabled, enforced: enforced, extra: extra)) }"
+}
 
 func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: Int, deadPort: Int, accessLog: String) -> String {
     var listeners = ""
@@ -49,7 +126,9 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                     virtual_hosts:
                     - name: main
                       domains: ["example.com"]
+        \(differentialVirtualHostExtra[name] ?? "")
                       routes:
+        \(differentialListenerRoutes[name] ?? "")
                       - match: { prefix: "/direct" }
                         direct_response: { status: 200, body: { inline_string: "direct body" } }
                       - match: { prefix: "/dead" }
@@ -72,6 +151,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
         """
         listeners += """
                   http_filters:
+        \((differentialListenerFilters[name] ?? []).map { "          - " + $0 + "\n" }.joined())
                   - name: envoy.filters.http.router
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router

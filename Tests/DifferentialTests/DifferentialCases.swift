@@ -95,6 +95,52 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("bad-header", "Field line without a colon: 400", get("bad-header", "/up", "NoColonHere\r\n")),
     DifferentialCase("bad-version", "Unknown HTTP/1.x version: 426", get("bad-version", "/up", version: "HTTP/1.7")),
     DifferentialCase("bad-version-2", "HTTP/2.0 on an HTTP/1 request line", get("bad-version-2", "/up", version: "HTTP/2.0")),
+    // local_ratelimit: a bucket of 2 that does not refill during the run (each case's probe goes
+    // to /direct, whose route has a large bucket of its own through typed_per_filter_config).
+    DifferentialCase("rl-ok-1", "local_ratelimit: a token taken from the shared bucket", listener: "ratelimit", get("rl-ok-1", "/up")),
+    DifferentialCase("rl-ok-2", "local_ratelimit: the bucket's last token", listener: "ratelimit", get("rl-ok-2", "/up")),
+    DifferentialCase("rl-limited", "local_ratelimit: empty bucket: 429 local_rate_limited with response_headers_to_add (and no x-envoy-ratelimited, as Envoy 1.40)",
+                     listener: "ratelimit", get("rl-limited", "/up")),
+    DifferentialCase("rl-limited-head", "local_ratelimit: empty bucket, HEAD request", listener: "ratelimit", isHEAD: true,
+                     "HEAD /up HTTP/1.1\r\nHost: example.com\r\nX-Case: rl-limited-head\r\n\r\n"),
+    DifferentialCase("rl-route-shadow-1", "local_ratelimit: typed_per_filter_config replaces the filter's config on a route",
+                     listener: "ratelimit", get("rl-route-shadow-1", "/shadow")),
+    DifferentialCase("rl-route-shadow-2", "local_ratelimit: filter_enforced 0%: limited but not enforced (counted, forwarded)",
+                     listener: "ratelimit", get("rl-route-shadow-2", "/shadow")),
+    DifferentialCase("rl-disabled", "local_ratelimit without filter_enabled: does nothing (Envoy's 0% default)",
+                     listener: "rloff", get("rl-disabled", "/up")),
+    // fault: header-controlled delay and abort at 100% on the filter, fixed ones per route.
+    DifferentialCase("fault-none", "fault: no fault headers, no fault", listener: "fault", get("fault-none", "/up")),
+    DifferentialCase("fault-header-abort", "fault: header_abort (x-envoy-fault-abort-request): local reply, flag FI",
+                     listener: "fault", get("fault-header-abort", "/up", "X-Envoy-Fault-Abort-Request: 418\r\n")),
+    DifferentialCase("fault-header-abort-0", "fault: x-envoy-fault-abort-request-percentage 0: no abort",
+                     listener: "fault", get("fault-header-abort-0", "/up", "X-Envoy-Fault-Abort-Request: 500\r\nX-Envoy-Fault-Abort-Request-Percentage: 0\r\n")),
+    DifferentialCase("fault-header-abort-bad", "fault: an abort header that is not a status: no abort",
+                     listener: "fault", get("fault-header-abort-bad", "/up", "X-Envoy-Fault-Abort-Request: abc\r\n")),
+    DifferentialCase("fault-header-delay", "fault: header_delay (x-envoy-fault-delay-request ms) on the worker's timer, flag DI",
+                     listener: "fault", get("fault-header-delay", "/up", "X-Envoy-Fault-Delay-Request: 100\r\n")),
+    DifferentialCase("fault-delay-then-abort", "fault: a delay followed by an abort (DI,FI)",
+                     listener: "fault", get("fault-delay-then-abort", "/up", "X-Envoy-Fault-Delay-Request: 50\r\nX-Envoy-Fault-Abort-Request: 503\r\n")),
+    DifferentialCase("fault-route-abort", "fault: typed_per_filter_config abort http_status 503", listener: "fault", get("fault-route-abort", "/faultabort")),
+    DifferentialCase("fault-route-delay", "fault: typed_per_filter_config fixed_delay, request body held then forwarded", listener: "fault",
+                     "POST /faultdelay HTTP/1.1\r\nHost: example.com\r\nX-Case: fault-route-delay\r\nContent-Length: 5\r\n\r\nhello"),
+    // cors: a virtual-host CorsPolicy, and a route that overrides its origins (other fields merged).
+    DifferentialCase("cors-simple", "cors: allowed origin: access-control-allow-origin, credentials, expose-headers on the upstream response",
+                     listener: "cors", get("cors-simple", "/up", "Origin: https://a.example\r\n")),
+    DifferentialCase("cors-upstream-fields", "cors: the upstream's own access-control-* fields replaced", listener: "cors",
+                     get("cors-upstream-fields", "/up", "Origin: https://a.example\r\nX-Reply-Cors: 1\r\n")),
+    DifferentialCase("cors-bad-origin", "cors: origin not allowed: response untouched", listener: "cors",
+                     get("cors-bad-origin", "/up", "Origin: https://evil.example\r\n")),
+    DifferentialCase("cors-no-origin", "cors: no origin header", listener: "cors", get("cors-no-origin", "/up")),
+    DifferentialCase("cors-preflight", "cors: preflight answered 200 with methods, headers, max-age", listener: "cors",
+                     "OPTIONS /up HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-preflight\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n\r\n"),
+    DifferentialCase("cors-preflight-forwarded", "cors: preflight from a refused origin forwarded (forward_not_matching_preflights default)", listener: "cors",
+                     "OPTIONS /up HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-preflight-forwarded\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n"),
+    DifferentialCase("cors-direct", "cors: a direct_response decorated too", listener: "cors", get("cors-direct", "/direct", "Origin: https://a.example\r\n")),
+    DifferentialCase("cors-route", "cors: route policy's origins (ignore_case suffix) over the virtual host's", listener: "cors",
+                     get("cors-route", "/corsroute/x", "Origin: https://X.Other.Test\r\n")),
+    DifferentialCase("cors-route-preflight-refused", "cors: forward_not_matching_preflights false: refused origin's preflight answered 200", listener: "cors",
+                     "OPTIONS /corsroute HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-route-preflight-refused\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\r\n"),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -115,7 +161,11 @@ let differentialStats: [String] = [
     "http.plain.downstream_rq_idle_timeout", "http.rqtimeout.downstream_rq_timeout", "http.rqtimeout.downstream_rq_idle_timeout",
     "http.rqtimeout.downstream_rq_4xx", "http.rqtimeout.downstream_rq_rx_reset",
     "http.rqtimeout.downstream_rq_response_before_rq_complete", "cluster.up.upstream_rq_4xx",
-]
+] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
+    ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
+} + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]
+  + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
+  + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
 /// listener's own `admin` prefix, which Ballast does not have, left out).
@@ -123,4 +173,6 @@ let differentialPrometheusFamilies: [String] = [
     "envoy_http_downstream_rq_xx", "envoy_http_downstream_rq_total", "envoy_http_downstream_rq_completed",
     "envoy_cluster_upstream_rq", "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_total",
     "envoy_cluster_upstream_rq_completed", "envoy_cluster_upstream_cx_connect_fail",
+    "envoy_http_local_rate_limit_enabled", "envoy_http_local_rate_limit_enforced", "envoy_http_local_rate_limit_ok",
+    "envoy_http_local_rate_limit_rate_limited", "envoy_http_fault_aborts_injected", "envoy_http_fault_delays_injected",
 ]

@@ -225,11 +225,13 @@ final class RecordingUpstream: @unchecked Sendable {
                 Glibc.close(c)
                 return
             }
+            // The upstream's own CORS fields (a proxy's CORS filter replaces them).
+            let cors = lower.contains("x-reply-cors") ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-old\r\nAccess-Control-Max-Age: 5\r\n" : ""
             let reply: String
             if chunked {
                 reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"
             } else {
-                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"
+                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\(cors)Content-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"
             }
             let bytes = Array(reply.utf8)
             _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

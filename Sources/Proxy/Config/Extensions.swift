@@ -6,6 +6,9 @@ enum ExtensionKind: CaseIterable {
     case fileAccessLog, stdoutAccessLog, stderrAccessLog
     /// Ballast's own HTTP filter (`WorkerCostFilterConfig`).
     case workerCost
+    case localRateLimit
+    case fault
+    case cors
 
     var name: String {
         switch self {
@@ -18,6 +21,9 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog: FilterNames.stdoutAccessLog
         case .stderrAccessLog: FilterNames.stderrAccessLog
         case .workerCost: FilterNames.workerCost
+        case .localRateLimit: FilterNames.localRateLimit
+        case .fault: FilterNames.fault
+        case .cors: FilterNames.cors
         }
     }
 
@@ -30,7 +36,9 @@ enum ExtensionKind: CaseIterable {
         case .httpInspector: ["envoy.listener.http_inspector"]
         case .originalDst: ["envoy.listener.original_dst"]
         case .fileAccessLog: ["envoy.file_access_log"]
-        case .stdoutAccessLog, .stderrAccessLog, .workerCost: []
+        case .stdoutAccessLog, .stderrAccessLog, .workerCost, .localRateLimit: []
+        case .fault: ["envoy.fault"]
+        case .cors: ["envoy.cors"]
         }
     }
 
@@ -46,6 +54,9 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
         case .stderrAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
         case .workerCost: return prefix + "ballast.extensions.filters.http.worker_cost.v1.WorkerCost"
+        case .localRateLimit: return prefix + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+        case .fault: return prefix + "envoy.extensions.filters.http.fault.v3.HTTPFault"
+        case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
         }
     }
 
@@ -60,6 +71,9 @@ enum ExtensionKind: CaseIterable {
         case .originalDst: return [prefix + "envoy.config.filter.listener.original_dst.v2.OriginalDst"]
         case .fileAccessLog: return [prefix + "envoy.config.accesslog.v2.FileAccessLog"]
         case .stdoutAccessLog, .stderrAccessLog, .workerCost: return []
+        case .localRateLimit: return [prefix + "envoy.config.filter.http.local_rate_limit.v2.LocalRateLimit"]
+        case .fault: return [prefix + "envoy.config.filter.http.fault.v2.HTTPFault"]
+        case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
         }
     }
 }
@@ -68,14 +82,14 @@ extension ExtensionKind {
     /// Envoy extensions people put in configs that Ballast does not implement: named as such
     /// ("not supported by ballast") rather than "unknown".
     static let unsupportedHTTPFilters = [
-        "envoy.filters.http.cors", "envoy.filters.http.fault", "envoy.filters.http.buffer", "envoy.filters.http.lua",
+        "envoy.filters.http.buffer", "envoy.filters.http.lua",
         "envoy.filters.http.health_check", "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
-        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit", "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.csrf", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
-        "envoy.cors", "envoy.fault", "envoy.buffer", "envoy.lua", "envoy.health_check", "envoy.grpc_web",
+        "envoy.buffer", "envoy.lua", "envoy.health_check", "envoy.grpc_web",
         "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [

@@ -65,11 +65,21 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case router(RouterFilterConfig)
     /// `ballast.filters.http.worker_cost` (Ballast's extension).
     case workerCost(WorkerCostFilterConfig)
+    /// `envoy.filters.http.local_ratelimit`; `configName` is the entry's `name` (the key a
+    /// route's `typed_per_filter_config` uses).
+    case localRateLimit(LocalRateLimitConfig, configName: String)
+    /// `envoy.filters.http.fault`.
+    case fault(FaultConfig, configName: String)
+    /// `envoy.filters.http.cors` (its policies come from `typed_per_filter_config`).
+    case cors(configName: String)
 
     public var name: String {
         switch self {
         case .router: FilterNames.router
         case .workerCost: FilterNames.workerCost
+        case .localRateLimit: FilterNames.localRateLimit
+        case .fault: FilterNames.fault
+        case .cors: FilterNames.cors
         }
     }
 }
@@ -100,6 +110,8 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public let routes: [RouteConfig]
     /// `retry_policy`: the default for routes without their own.
     public let retryPolicy: RetryPolicyConfig?
+    /// `typed_per_filter_config` (CORS policies only at this level).
+    public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
 }
 
 /// One `domains[]` entry, matched against the Host header (lowercased, port included if the
@@ -131,6 +143,15 @@ public struct RouteConfig: Sendable, Hashable {
     public let name: String?
     public let match: RouteMatchConfig
     public let action: RouteActionConfig
+    /// `typed_per_filter_config`: per HTTP filter name, that filter's config for this route.
+    public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
+}
+
+/// A filter's config in a route's `typed_per_filter_config`.
+public enum PerRouteFilterConfig: Sendable, Hashable {
+    case localRateLimit(LocalRateLimitConfig)
+    case fault(FaultConfig)
+    case cors(CorsPolicyConfig)
 }
 
 /// `routes[].match`.

@@ -137,7 +137,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -146,6 +146,22 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .workerCost:
                 guard let cost = parseWorkerCostFilter(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.workerCost(cost))
+            case .resolved(let r) where r.kind == .localRateLimit:
+                guard let c = parseLocalRateLimit(r.body, typed: r.typed, at: item.path, perRoute: false),
+                      let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.localRateLimit(c, configName: name))
+            case .resolved(let r) where r.kind == .fault:
+                guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.fault(c, configName: name))
+            case .resolved(let r) where r.kind == .cors:
+                // The filter's own config has no fields; its policies come per route / virtual host.
+                if let body = r.body, body.fields(known: r.typed ? ["@type"] : []) == nil { ok = false; continue }
+                if filters.contains(where: { if case .cors = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.cors) is not supported by ballast", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                guard let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.cors(configName: name))
             case .resolved(let r):
                 let namePath = item.path.appending("name")
                 if let firstRouter {
@@ -215,10 +231,10 @@ extension BootstrapParser {
 
     func parseVirtualHost(_ value: ConfigValue, maxBodyBytes: Int) -> VirtualHostConfig? {
         guard let f = value.fields(
-            known: ["name", "domains", "routes", "retry_policy"],
+            known: ["name", "domains", "routes", "retry_policy", "typed_per_filter_config"],
             unsupported: ["virtual_clusters", "rate_limits", "require_tls", "cors", "request_headers_to_add",
                           "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
-                          "typed_per_filter_config", "include_request_attempt_count", "include_attempt_count_in_response",
+                          "include_request_attempt_count", "include_attempt_count_in_response",
                           "hedge_policy", "per_request_buffer_limit_bytes", "request_mirror_policies", "matcher",
                           "metadata", "retry_policy_typed_config", "action_specifier"]) else { return nil }
         let name = f.required("name")?.nonEmptyString()
@@ -248,8 +264,24 @@ extension BootstrapParser {
         for item in f["routes"]?.list() ?? [] {
             if let route = parseRoute(item, maxBodyBytes: maxBodyBytes) { routes.append(route) } else { ok = false }
         }
+        var perFilter: [String: PerRouteFilterConfig] = [:]
+        if let t = f["typed_per_filter_config"] {
+            if parseTypedPerFilterConfig(t, into: &perFilter) {
+                // Only CORS policies apply at this level here; the other filters' most-specific
+                // lookup of virtual-host configs is not implemented.
+                for (key, config) in perFilter {
+                    if case .cors = config { continue }
+                    diagnostics.error(t.path.appending(key), "a virtual-host level config of this filter is not supported by ballast; put it on the routes", at: t.node)
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
+        }
         guard ok, let name else { return nil }
-        return VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
+        var host = VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
+        host.perFilterConfigs = perFilter
+        return host
     }
 
     static func domainPattern(_ text: String) -> DomainPattern? {
@@ -264,9 +296,9 @@ extension BootstrapParser {
 
     func parseRoute(_ value: ConfigValue, maxBodyBytes: Int) -> RouteConfig? {
         guard let f = value.fields(
-            known: ["name", "match", "route", "direct_response"],
+            known: ["name", "match", "route", "direct_response", "typed_per_filter_config"],
             unsupported: ["redirect", "filter_action", "non_forwarding_action", "metadata", "decorator",
-                          "typed_per_filter_config", "request_headers_to_add", "request_headers_to_remove",
+                          "request_headers_to_add", "request_headers_to_remove",
                           "response_headers_to_add", "response_headers_to_remove", "tracing",
                           "per_request_buffer_limit_bytes", "stat_prefix"]) else { return nil }
         let name = f["name"]?.string()
@@ -284,8 +316,13 @@ extension BootstrapParser {
         default:
             break
         }
-        guard let match, let action else { return nil }
-        return RouteConfig(name: name, match: match, action: action)
+        var perFilter: [String: PerRouteFilterConfig] = [:]
+        var perFilterOK = true
+        if let t = f["typed_per_filter_config"] { perFilterOK = parseTypedPerFilterConfig(t, into: &perFilter) }
+        guard let match, let action, perFilterOK else { return nil }
+        var route = RouteConfig(name: name, match: match, action: action)
+        route.perFilterConfigs = perFilter
+        return route
     }
 
     func parseRouteMatch(_ value: ConfigValue) -> RouteMatchConfig? {
@@ -739,5 +776,48 @@ extension BootstrapParser {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+
+    /// `typed_per_filter_config`: filter name -> an `Any` whose `@type` picks the filter (as
+    /// Envoy, which looks the factory up by type). Keys naming no filter of the chain are
+    /// checked and then unused, as in Envoy.
+    func parseTypedPerFilterConfig(_ value: ConfigValue, into out: inout [String: PerRouteFilterConfig]) -> Bool {
+        guard case .mapping(let mapping) = value.node else {
+            value.error("expected a mapping from filter name to config, got \(value.node.foundDescription)")
+            return false
+        }
+        var ok = true
+        for (keyNode, node) in mapping {
+            guard let key = keyNode.scalar?.string, !key.isEmpty else {
+                value.error("keys must be filter names"); ok = false; continue
+            }
+            let item = ConfigValue(node: node, path: value.path.appending(key), diagnostics: diagnostics)
+            guard case .mapping(let m) = node else {
+                item.error("expected a mapping with \"@type\", got \(node.foundDescription)"); ok = false; continue
+            }
+            let typePath = item.path.appending("@type")
+            guard let typeNode = m.first(where: { $0.key.scalar?.string == "@type" })?.value,
+                  let type = ConfigValue(node: typeNode, path: typePath, diagnostics: diagnostics).nonEmptyString() else {
+                if !m.contains(where: { $0.key.scalar?.string == "@type" }) { diagnostics.error(typePath, "required field missing", at: node) }
+                ok = false; continue
+            }
+            if type == ExtensionKind.localRateLimit.typeURL {
+                guard let c = parseLocalRateLimit(item, typed: true, at: value.path, perRoute: true) else { ok = false; continue }
+                out[key] = .localRateLimit(c)
+            } else if type == ExtensionKind.fault.typeURL {
+                guard let c = parseFault(item, typed: true, at: value.path) else { ok = false; continue }
+                out[key] = .fault(c)
+            } else if type == "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy" {
+                guard let c = parseCorsPolicy(item) else { ok = false; continue }
+                out[key] = .cors(c)
+            } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
+                diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
+                ok = false
+            } else {
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy)", at: typeNode)
+                ok = false
+            }
+        }
+        return ok
     }
 }

@@ -34,13 +34,18 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let delayInjected = ResponseFlags(rawValue: 1 << 12)
     /// SI: the stream idle timeout (`stream_idle_timeout` or the route's `idle_timeout`) expired.
     public static let streamIdleTimeout = ResponseFlags(rawValue: 1 << 13)
+    /// FI: the fault filter aborted the request.
+    public static let faultInjected = ResponseFlags(rawValue: 1 << 14)
+    /// RL: a rate limit filter answered 429.
+    public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
 
     /// The short names, in Envoy's order of precedence for printing.
     public static let names: [(ResponseFlags, String)] = [
         (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
-        (.delayInjected, "DI"), (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"), (.downstreamProtocolError, "DPE"),
+        (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"),
+        (.downstreamProtocolError, "DPE"),
         (.upstreamProtocolError, "UPE"),
     ]
 
@@ -70,6 +75,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.upstreamOverflow) { put("UO") }
         if contains(.noRouteFound) { put("NR") }
         if contains(.delayInjected) { put("DI") }
+        if contains(.faultInjected) { put("FI") }
+        if contains(.rateLimited) { put("RL") }
         if contains(.upstreamRetryLimitExceeded) { put("URX") }
         if contains(.streamIdleTimeout) { put("SI") }
         if contains(.downstreamProtocolError) { put("DPE") }
@@ -142,6 +149,9 @@ public enum ResponseDetails: UInt8, Sendable {
     /// HTTP/1.0 (or an unknown HTTP/1.x) without `accept_http_10`: 426.
     case lowVersion
     case contentLengthAndChunked
+    case localRateLimited
+    case faultFilterAbort
+    case corsResponse
 
     public var envoyName: String {
         switch self {
@@ -164,6 +174,9 @@ public enum ResponseDetails: UInt8, Sendable {
         case .requestHeaderTimeout: "request_header_timeout"
         case .streamIdleTimeout: "stream_idle_timeout"
         case .requestOverallTimeout: "request_overall_timeout"
+        case .localRateLimited: "local_rate_limited"
+        case .faultFilterAbort: "fault_filter_abort"
+        case .corsResponse: "cors_response"
         }
     }
 }

@@ -199,6 +199,14 @@ public final class HTTPPlan: Sendable {
     public let statPrefix: String
     public let routes: RouteTable
     public let filters: HTTPFilterChain
+    /// The local_ratelimit filters' counters, one set per stat prefix.
+    public let localRateLimitStats: [LocalRateLimitStats]
+    /// `http.<stat_prefix>.fault.*`, when the chain has a fault filter.
+    public let faultStats: FaultStats?
+    /// `http.<stat_prefix>.cors.*`, when the chain has the cors filter.
+    public let corsStats: CorsStats?
+    /// The cors filter's plan (responses read it to decorate a CORS stream's head).
+    let cors: CorsPlan?
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -222,8 +230,49 @@ public final class HTTPPlan: Sendable {
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
         var kinds: [HTTPFilterKind] = []
         var suppress = false
+        var rateLimitStats: [String: LocalRateLimitStats] = [:]
+        var rateLimitStatsOrder: [LocalRateLimitStats] = []
+        func statsFor(_ prefix: String) -> LocalRateLimitStats {
+            if let s = rateLimitStats[prefix] { return s }
+            let s = LocalRateLimitStats(prefix: prefix)
+            rateLimitStats[prefix] = s
+            rateLimitStatsOrder.append(s)
+            return s
+        }
+        // Route configs of the routes, by flattened route index (as `RouteTable.allRoutes`).
+        let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
+        var faultStats: FaultStats?
+        var corsPlan: CorsPlan?
         for f in c.httpFilters {
             switch f {
+            case .cors(let name):
+                let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
+                    vh.routes.map { r -> CorsPolicy? in
+                        func policy(_ m: [String: PerRouteFilterConfig]) -> CorsPolicyConfig? {
+                            if case .cors(let p)? = m[name] { return p }
+                            return nil
+                        }
+                        return CorsPolicy(route: policy(r.perFilterConfigs), virtualHost: policy(vh.perFilterConfigs))
+                    }
+                }
+                let plan = CorsPlan(perRoute: perRoute, stats: CorsStats())
+                corsPlan = plan
+                kinds.append(.cors(plan))
+            case .fault(let config, let name):
+                let stats = faultStats ?? FaultStats()
+                faultStats = stats
+                let perRoute = routeConfigs.map { r -> FaultConfig? in
+                    guard case .fault(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    return rc
+                }
+                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats)))
+            case .localRateLimit(let config, let name):
+                let filter = LocalRateLimiter(config, stats: statsFor(config.statPrefix))
+                let perRoute = routeConfigs.map { r -> LocalRateLimiter? in
+                    guard case .localRateLimit(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    return LocalRateLimiter(rc, stats: statsFor(rc.statPrefix))
+                }
+                kinds.append(.localRateLimit(LocalRateLimitPlan(filter: filter, perRoute: perRoute)))
             case .router(let r):
                 kinds.append(.router)
                 suppress = r.suppressEnvoyHeaders
@@ -233,6 +282,10 @@ public final class HTTPPlan: Sendable {
         }
         if kinds.isEmpty { kinds.append(.router) }
         filters = HTTPFilterChain(filters: kinds)
+        localRateLimitStats = rateLimitStatsOrder
+        self.faultStats = faultStats
+        cors = corsPlan
+        corsStats = corsPlan?.stats
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -12,26 +12,43 @@ public enum FilterStatus: Sendable {
 
 /// The closed set of HTTP filters the data path knows. A chain is an array of these, run by a
 /// `switch` per callback: static dispatch, no existential, no allocation per request. A new
-/// filter adds a case here and its callbacks below.
-public enum HTTPFilterKind: Sendable, Equatable {
-    /// `envoy.filters.http.router`: picks the route and the cluster, or answers locally
+/// filter adds a case here, its callbacks in a file of its own, and a line in each `switch` below.
+public enum HTTPFilterKind: Sendable {
+    /// `envoy.filters.http.router`: forwards on the stream's route, or answers locally
     /// (direct_response, no route). Terminal: always last.
     case router
     /// `ballast.filters.http.worker_cost`: spends a worker cost per request (`WorkerCostFilter`).
     case workerCost(WorkerCost)
+    /// `envoy.filters.http.local_ratelimit` (`LocalRateLimitFilter`).
+    case localRateLimit(LocalRateLimitPlan)
+    /// `envoy.filters.http.fault` (`FaultFilter`).
+    case fault(FaultPlan)
+    /// `envoy.filters.http.cors` (`CorsFilter`).
+    case cors(CorsPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
 public struct HTTPFilterChain: Sendable {
     public let filters: [HTTPFilterKind]
 
-    /// Runs decodeHeaders through the chain until a filter stops iteration.
+    /// Resolves the stream's route (Envoy's HCM caches it before the first filter, so every filter
+    /// sees it, e.g. for `typed_per_filter_config`), then runs decodeHeaders through the chain
+    /// until a filter stops iteration.
     func decodeHeaders(_ ctx: inout FilterContext) {
-        for f in filters {
+        ctx.route = ctx.plan.routes.resolve(ctx.request)
+        decodeHeaders(&ctx, from: 0)
+    }
+
+    /// Runs decodeHeaders from filter `start` (a stream resumed after a filter's pause).
+    func decodeHeaders(_ ctx: inout FilterContext, from start: Int) {
+        for i in start..<filters.count {
             let status: FilterStatus
-            switch f {
+            switch filters[i] {
             case .router: status = RouterFilter.decodeHeaders(&ctx)
             case .workerCost(let cost): status = WorkerCostFilter.decodeHeaders(&ctx, cost: cost)
+            case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
+            case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
+            case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -41,7 +58,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -51,7 +68,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
             }
         }
         return .continue
@@ -61,14 +78,14 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
             }
         }
         return .continue
     }
 }
 
-/// A locally generated response.
+/// A locally generated response (Envoy's `sendLocalReply`).
 struct LocalReply {
     enum Body {
         case text(StaticString)
@@ -80,6 +97,10 @@ struct LocalReply {
     var body: Body
     var flags: ResponseFlags
     var details: ResponseDetails
+    /// Extra field lines (`name: value\r\n` each), compiled with the filter's config: a filter's
+    /// own headers on its reply (local_ratelimit's `response_headers_to_add`). Sharing the
+    /// compiled array costs a retain, not an allocation.
+    var headers: [UInt8] = []
 }
 
 /// What the filters decided for a stream: the chain manager acts on it.
@@ -87,25 +108,58 @@ enum StreamDecision {
     case undecided
     case localReply(LocalReply)
     case forward(route: Int, cluster: Int)
+    /// Pause the stream for `nanos` (the fault filter's delay), then run filter `resumeAt` again
+    /// with `FilterContext.resumingDelay` set.
+    case delay(nanos: Int64, resumeAt: Int)
 }
 
-/// The state decodeHeaders works on: the request, the listener's plan, and the decision.
+/// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
+/// the decision.
 struct FilterContext {
     let request: RequestView
     let plan: HTTPPlan
-    /// A random draw for this request (weighted clusters).
+    /// A random draw for this request (weighted clusters, fractional percents).
     let random: UInt64
+    /// The worker loop's clock (monotonic nanoseconds).
+    let now: Int64
+    /// The route the request matched (nil: none), resolved once before the first filter.
+    var route: CompiledRoute? = nil
     var decision: StreamDecision = .undecided
     /// Worker costs spent on this request (the worker adds them to its stats).
     var workerCostsApplied = 0
+    /// The router ran (Envoy's `rq_total` counts the requests that reach it).
+    var routed = false
+    /// The stream holds one of its HCM's active faults (`fault.active_faults`).
+    var faultActive = false
+    /// The chain resumes at a fault filter whose delay has passed.
+    var resumingDelay = false
+    /// An allowed CORS origin (its range in the head) and the route whose policy allowed it:
+    /// the stream keeps a copy and decorates its response.
+    var corsOrigin: Range<Int>? = nil
+    var corsRoute = -1
+
+    init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
+        self.request = request
+        self.plan = plan
+        self.random = random
+        self.now = now
+    }
+}
+
+extension RouteTable {
+    /// The virtual host by Host, then its first matching route.
+    func resolve(_ request: RequestView) -> CompiledRoute? {
+        let host = request.host.map { UnsafeRawBufferPointer(rebasing: request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let vh = virtualHost(for: host) else { return nil }
+        return route(in: vh, request: request)
+    }
 }
 
 /// The router filter's callbacks.
 enum RouterFilter {
     static func decodeHeaders(_ ctx: inout FilterContext) -> FilterStatus {
-        let routes = ctx.plan.routes
-        let host = ctx.request.host.map { UnsafeRawBufferPointer(rebasing: ctx.request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        guard let vh = routes.virtualHost(for: host), let route = routes.route(in: vh, request: ctx.request) else {
+        ctx.routed = true
+        guard let route = ctx.route else {
             ctx.decision = .localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound))
             return .stopIteration
         }

@@ -49,8 +49,20 @@ struct Stream {
     var holdsPending = false
     var upstreamStartNanos: Int64 = 0
     var retries: Int32 = 0
-    /// The route timeout (absolute), 0 when none is running.
+    /// The route timeout (absolute), 0 when none is running; while `delaying`, the end of the
+    /// fault filter's delay.
     var deadline: Int64 = 0
+    /// Paused by the fault filter's delay: the head is kept in `delayedHead`, and the chain
+    /// resumes at filter `resumeFilter` when `deadline` passes.
+    var delaying = false
+    var resumeFilter: Int16 = 0
+    var delayedHead = ByteBuffer.empty
+    /// Holds one of its HCM's active faults (given back at the end).
+    var faultActive = false
+    /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
+    /// this stream gets `access-control-allow-origin` and the policy's fields.
+    var corsOrigin = ByteBuffer.empty
+    var corsRoute: Int32 = -1
 
     // Response side.
     var responseHeadDone = false
@@ -224,6 +236,9 @@ public final class DataPathStats: Sendable {
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.
     public let workerCostApplied = Atomic<Int>(0)
+    /// `http.<prefix>.rq_total`: requests that reached the router (a filter's local reply stops
+    /// them before it).
+    public let routerRqTotal = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `http.<prefix>.downstream_rq_time` (microseconds).

@@ -253,7 +253,7 @@ extension ProxyWorker {
         }
         if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
             s.pointee.deadline = 0
-            streamTimedOut(token, d, loop)
+            if s.pointee.delaying { resumeAfterDelay(token, d, loop) } else { streamTimedOut(token, d, loop) }
             guard downs.pointer(token) != nil else { return }
         }
         armDownstreamTimer(token, d, loop)

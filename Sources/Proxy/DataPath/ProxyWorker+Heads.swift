@@ -148,7 +148,8 @@ extension ProxyWorker {
     func writeResponseHead(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
         guard let http else { return false }
         let p = responseParser
-        let capacity = head.count + 256 + HTTPDateField.lineLength + http.serverName.count
+        let cors = corsDecoration(s)
+        let capacity = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -180,12 +181,14 @@ extension ProxyWorker {
                 break
             }
             if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
+            if let cors, corsReplaces(cors, head, name) { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
             w.crlf()
         }
         if !sawDate { w.put(date.current()) }
+        if let cors { writeCorsFields(cors, s, &w) }
         if s.pointee.responseBody == .chunked && s.pointee.http10 {
             // An HTTP/1.0 client never gets chunked framing (RFC 9112 6.1): the payload goes out
             // bare (relayDechunked) and the connection's end marks the body's end.
@@ -226,14 +229,17 @@ extension ProxyWorker {
     }
 
     /// A locally generated response with a text body.
-    func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
-        let capacity = 256 + HTTPDateField.lineLength + body.count + (http?.serverName.count ?? 0)
+    func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, headers: UnsafeRawBufferPointer, closing: Bool,
+                         _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+        let cors = corsDecoration(s)
+        let capacity = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(status)
         w.put(byte: ASCII.space)
-        if let reason = HeadWriter.reasonPhrase(for: status) { w.put(reason) }
+        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418).
+        w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown")
         w.crlf()
         w.put("content-length: ")
         w.putDecimal(body.count)
@@ -248,6 +254,8 @@ extension ProxyWorker {
         } else if s.pointee.http10 {
             w.put("connection: keep-alive\r\n")
         }
+        if headers.count > 0 { w.put(headers) }
+        if let cors { writeCorsFields(cors, s, &w) }
         if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
         w.crlf()
         if !s.pointee.isHEAD {

@@ -41,9 +41,21 @@ extension ProxyWorker {
         let target = RequestTarget(head, p)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
-                                plan: http, random: rng.next())
+                                plan: http, random: rng.next(), now: loop.now)
         http.filters.decodeHeaders(&ctx)
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
+        act(on: ctx, head, token, d, loop)
+    }
+
+    /// Carries out what the filter chain decided for the active stream.
+    func act(on ctx: FilterContext, _ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        if ctx.faultActive { s.pointee.faultActive = true }
+        if ctx.routed { inc(stats.routerRqTotal) }
+        if let origin = ctx.corsOrigin, s.pointee.corsOrigin.count == 0,
+           pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
+            s.pointee.corsRoute = Int32(ctx.corsRoute)
+        }
         switch ctx.decision {
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
@@ -53,7 +65,51 @@ extension ProxyWorker {
             localReply(reply, token, d, loop)
         case .forward(let route, let cluster):
             forward(head, route: route, cluster: cluster, token, d, loop)
+        case .delay(let nanos, let resumeAt):
+            // The head's bytes and the worker's parser are reused for the next head: keep a copy.
+            guard pool.append(head, to: &s.pointee.delayedHead) else {
+                localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+                return
+            }
+            s.pointee.flags.insert(.delayInjected)
+            s.pointee.delaying = true
+            s.pointee.resumeFilter = Int16(resumeAt)
+            s.pointee.deadline = loop.now + nanos
+            armDownstreamTimer(token, d, loop)
         }
+    }
+
+    /// The fault filter's delay has passed: parse the kept head again and resume the chain at
+    /// that filter (which may abort now), under the plan the stream started with.
+    func resumeAfterDelay(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        s.pointee.delaying = false
+        s.pointee.deadline = 0
+        guard let http = httpPlan(s.pointee.generation) else {
+            localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
+            return
+        }
+        let p = requestParser
+        var held = s.pointee.delayedHead
+        s.pointee.delayedHead = .empty
+        defer { pool.release(&held) }
+        let head = held.bytes
+        p.pointee.reset()
+        guard case .complete = p.pointee.parse(head) else {
+            // It parsed before the delay; it cannot fail now. Answer rather than hang if it does.
+            localReply(LocalReply(status: 400, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+            return
+        }
+        let target = RequestTarget(head, p)
+        var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
+                                                     host: target.authority ?? p.pointee.hostRange, parser: p),
+                                plan: http, random: rng.next(), now: loop.now)
+        ctx.route = http.routes.resolve(ctx.request)
+        ctx.faultActive = s.pointee.faultActive
+        ctx.resumingDelay = true
+        http.filters.decodeHeaders(&ctx, from: Int(s.pointee.resumeFilter))
+        if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
+        act(on: ctx, head, token, d, loop)
     }
 
     /// A routed request: take the cluster's request budget, pick a host, encode the head and
@@ -174,10 +230,12 @@ extension ProxyWorker {
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
         switch reply.body {
         case .text(let text):
-            text.withUTF8Buffer { writeLocalReply(reply.status, body: UnsafeRawBufferPointer($0), closing: closing, s, d) }
+            text.withUTF8Buffer { body in
+                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, s, d) }
+            }
         case .route(let r):
             if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, closing: closing, s, d) }
+                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, s, d) }
             }
         }
         s.pointee.responseHeadDone = true
@@ -241,6 +299,11 @@ extension ProxyWorker {
         }
         pool.release(&s.pointee.requestHead)
         pool.release(&s.pointee.retryHead)
+        pool.release(&s.pointee.delayedHead)
+        pool.release(&s.pointee.corsOrigin)
+        if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
+            fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
+        }
         record(s, loop)
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)

@@ -110,12 +110,41 @@ extension ProxyStatsSnapshot {
                     add(p + "downstream_rq_\(k)xx", .counter, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_downstream_rq_xx",
                         labels: [("envoy_response_code_class", "\(k)")] + hl)
                 }
-                // The router's requests: all but those the codec refused.
-                c("rq_total") { load($0.downstreamRqTotal) - load($0.downstreamCxProtocolError) }
+                // The requests that reached the router.
+                c("rq_total") { load($0.routerRqTotal) }
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
                 if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
+                if let fs = h.faultStats {
+                    // Shared by the workers: added once, not per worker.
+                    func f(_ suffix: String, _ kind: Kind, _ v: Int) {
+                        add(p + "fault." + suffix, kind, v, family: "envoy_http_fault_" + suffix, labels: hl)
+                    }
+                    f("aborts_injected", .counter, load(fs.abortsInjected))
+                    f("delays_injected", .counter, load(fs.delaysInjected))
+                    f("faults_overflow", .counter, load(fs.faultsOverflow))
+                    f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
+                    f("active_faults", .gauge, load(fs.activeFaults))
+                }
+                if let cs = h.corsStats {
+                    add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
+                    add(p + "cors.origin_invalid", .counter, load(cs.originInvalid), family: "envoy_http_cors_origin_invalid", labels: hl)
+                }
+                // Rooted at the filter's own stat_prefix, not the HCM's (as Envoy).
+                for s in h.localRateLimitStats {
+                    let q = s.prefix + ".http_local_rate_limit."
+                    func lc(_ suffix: String, _ v: Int) {
+                        // Envoy's tag extractor turns the prefix into a label.
+                        add(q + suffix, .counter, v, family: "envoy_http_local_rate_limit_" + suffix,
+                            labels: [("envoy_local_http_ratelimit_prefix", s.prefix)])
+                    }
+                    lc("enabled", load(s.enabled))
+                    lc("enforced", load(s.enforced))
+                    lc("ok", load(s.ok))
+                    lc("rate_limited", load(s.rateLimited))
+                    lc("shadow_mode", load(s.shadowMode))
+                }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             case .tcp(let t):
                 let p = "tcp.\(t.statPrefix)."
