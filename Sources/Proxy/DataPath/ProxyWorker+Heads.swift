@@ -11,14 +11,14 @@ extension ProxyWorker {
     /// x-request-id (the stream's generated one when missing), x-forwarded-proto,
     /// x-forwarded-for and x-envoy-external-address per `ForwardedForPolicy`, and
     /// x-envoy-expected-rq-timeout-ms from the route timeout (unless suppress_envoy_headers).
-    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int,
+    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, hostName: String,
                            downstream d: UnsafeMutablePointer<Downstream>, into buffer: inout ByteBuffer) -> Bool {
         guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
         let p = requestParser
         let xff = http.forwardedFor
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
         let target = RequestTarget(head, p)
-        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
+        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -105,7 +105,7 @@ extension ProxyWorker {
             w.crlf()
         } else if !sawHost {
             w.put("host: ")
-            var name = cluster.hosts[host].name
+            var name = hostName
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }

@@ -110,7 +110,9 @@ struct AccessLogFormatter: Sendable {
         case "BYTES_SENT": return String(r.bytesSent)
         case "DURATION": return String(r.durationNanos / 1_000_000)
         case "REQUEST_DURATION", "RESPONSE_DURATION": return nil
-        case "UPSTREAM_HOST", "UPSTREAM_REMOTE_ADDRESS": return host(e)?.name
+        case "UPSTREAM_HOST", "UPSTREAM_REMOTE_ADDRESS":
+            if e.record.originalDstHost.isSet { return e.record.originalDstHost.socketAddress.description }
+            return host(e)?.name
         case "UPSTREAM_CLUSTER": return cluster(e)?.name
         case "UPSTREAM_LOCAL_ADDRESS": return nil
         case "DOWNSTREAM_LOCAL_ADDRESS": return e.fields.local?.description ?? e.listenerAddress
