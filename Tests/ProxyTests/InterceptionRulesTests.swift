@@ -14,6 +14,7 @@ final class InterceptionRulesTests: XCTestCase {
             "-A PREROUTING -p tcp -j BALLAST_INBOUND",
             "-A BALLAST_INBOUND -p tcp -j BALLAST_IN_REDIRECT",
             "-A OUTPUT -p tcp -j BALLAST_OUTPUT",
+            "-A BALLAST_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN",
             "-A BALLAST_OUTPUT ! -d 127.0.0.1/32 -o lo -m owner --uid-owner 1337 -j BALLAST_IN_REDIRECT",
             "-A BALLAST_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN",
             "-A BALLAST_OUTPUT -m owner --uid-owner 1337 -j RETURN",
