@@ -111,4 +111,32 @@ final class OriginalDstTests: XCTestCase {
         XCTAssertEqual(statValue(stats, "cluster.passthrough.original_dst_host_invalid"), 3)
         XCTAssertEqual(statValue(stats, "cluster.passthrough.upstream_cx_total"), 0)
     }
+
+    /// A proxy behind another (or a redirect loop) sets x-envoy-upstream-service-time, replacing
+    /// the upstream's, as Envoy does: one field per response, not one per hop.
+    func testUpstreamServiceTimeIsReplacedNotAppended() throws {
+        let raw = try RawUpstream { fd in
+            _ = RawUpstream.readHead(fd)
+            RawUpstream.write(fd, "HTTP/1.1 200 OK\r\nx-envoy-upstream-service-time: 999\r\nX-Envoy-Upstream-Service-Time: 998\r\ncontent-length: 2\r\n\r\nok")
+            RawUpstream.drain(fd)
+            Glibc.close(fd)
+        }
+        defer { raw.stop() }
+        let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: dataPathCatchAll("raw"), clusters: dataPathCluster("raw", ports: [raw.port])),
+                                           io: .epoll, concurrency: 1)
+        defer { proxy.stop() }
+        let c = try TestConnection(port: proxy.port(of: "http")!)
+        c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(c.fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            data.append(contentsOf: buf[0..<n])
+        }
+        let head = String(decoding: data, as: UTF8.self).lowercased()
+        XCTAssertTrue(head.hasPrefix("http/1.1 200"), head)
+        XCTAssertEqual(head.components(separatedBy: "x-envoy-upstream-service-time:").count, 2, head)
+        XCTAssertFalse(head.contains("service-time: 999") || head.contains("service-time: 998"), head)
+    }
 }

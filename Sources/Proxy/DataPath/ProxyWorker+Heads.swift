@@ -166,8 +166,12 @@ extension ProxyWorker {
                 if FieldClass.connectionNominates(head, value) { nominating = value }
             }
         }
+        // Envoy sets (replaces) the upstream's x-envoy-upstream-service-time; appending another per
+        // hop made a chain of proxies (or a redirect loop) grow the head until it was refused.
+        let setsServiceTime = !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0
         for i in 0..<p.headerCount {
             let name = p.headerNameRange(at: i)
+            if setsServiceTime && name.count == 29 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-upstream-service-time") { continue }
             switch FieldClass.of(head, name) {
             case .hopByHop:
                 continue
