@@ -40,6 +40,14 @@ final class OriginalDstTests: XCTestCase {
         XCTAssertEqual(loaded.bootstrap.clusters[0].cleanupIntervalNanos, 2_500_000_000)
     }
 
+    func testShippedSidecarConfigLoadsWithoutWarnings() throws {
+        let loaded = try BootstrapLoader.load(path: shippedConfigPath("sidecar-outbound.yaml"))
+        XCTAssertEqual(loaded.warnings.map(\.description), [])
+        XCTAssertTrue(loaded.bootstrap.listeners[0].useOriginalDst)
+        XCTAssertEqual(loaded.bootstrap.listeners[0].address.port, 15001)
+        XCTAssertEqual(loaded.bootstrap.clusters.map(\.discoveryType), [.originalDst])
+    }
+
     func testRefusals() {
         let twoListeners = """
           - name: second
@@ -109,6 +117,31 @@ final class OriginalDstTests: XCTestCase {
         let (status, stats) = adminRequest(ops.adminPort!, "GET", "/stats")
         XCTAssertEqual(status, 200)
         XCTAssertEqual(statValue(stats, "cluster.passthrough.original_dst_host_invalid"), 3)
+        XCTAssertEqual(statValue(stats, "cluster.passthrough.upstream_cx_total"), 0)
+    }
+
+    /// tcp_proxy to an ORIGINAL_DST cluster (Istio's PassthroughCluster) without a restored
+    /// destination: the connection is closed and counted, nothing is connected.
+    func testTCPProxyWithoutAnOriginalDestinationClosesTheConnection() throws {
+        let yaml = """
+        admin:
+          address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+        static_resources:
+          listeners:
+          - name: tcp
+            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+            filter_chains: [ { filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: passthrough, cluster: passthrough } } ] } ]
+          clusters:
+          - { name: passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 0.5s }
+        """
+        let ops = try startOps(yaml, concurrency: 1)
+        defer { ops.stop() }
+        for _ in 0..<2 {
+            let c = try TestConnection(port: ops.proxy.port(of: "tcp")!)
+            XCTAssertTrue(c.readsEOF())
+        }
+        let (_, stats) = adminRequest(ops.adminPort!, "GET", "/stats")
+        XCTAssertEqual(statValue(stats, "cluster.passthrough.original_dst_host_invalid"), 2)
         XCTAssertEqual(statValue(stats, "cluster.passthrough.upstream_cx_total"), 0)
     }
 

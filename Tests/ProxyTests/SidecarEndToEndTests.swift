@@ -233,6 +233,7 @@ final class SidecarEndToEndTests: XCTestCase {
             type: ORIGINAL_DST
             lb_policy: CLUSTER_PROVIDED
             connect_timeout: 1s
+            cleanup_interval: 1s
         """.write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o644)
         guard let setpriv = Self.which("setpriv") else { return XCTFail("setpriv (util-linux) is needed to run the proxy as uid \(Self.proxyUID)") }
@@ -273,6 +274,14 @@ final class SidecarEndToEndTests: XCTestCase {
         let expected = "200 - PassthroughCluster \(upstreamIP):\(upstreamPort) \(upstreamIP):\(upstreamPort) /through?size=3"
         let lines = waitForLines(log, count: 10)
         XCTAssertEqual(lines, Array(repeating: expected, count: 10))
+
+        // The destination unused for cleanup_interval (1 s): the host is removed, its idle connection closed.
+        var active = -1
+        for _ in 0..<100 where active != 0 {
+            usleep(100_000)
+            active = Self.stat(proxyStats(), "cluster.PassthroughCluster.upstream_cx_active") ?? -1
+        }
+        XCTAssertEqual(active, 0, "cleanup_interval closed the idle upstream connection")
 
         // 3. --remove: straight to the upstream again; the proxy's figures stay.
         let removal = Self.run([ballast, "sidecar-init", "--netns", ns, "--remove"])
