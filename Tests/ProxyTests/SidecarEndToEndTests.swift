@@ -142,48 +142,187 @@ final class SidecarEndToEndTests: XCTestCase {
 
     /// On each I/O backend of the proxy (io_uring only where the kernel allows it).
     func testRedirectedRequestsGoThroughTheProxyWithTheirOriginalDestination() throws {
-        guard getuid() == 0 else { throw XCTSkip("network namespaces cannot be created: not root (uid \(getuid()))") }
-        guard let ip = Self.which("ip") else { throw XCTSkip("network namespaces cannot be created: no ip command (iproute2)") }
-        for (i, io) in dataPathBackends().enumerated() { try scenario(ip: ip, io: io.rawValue, index: i) }
+        for (i, io) in dataPathBackends().enumerated() { try scenario(io: io.rawValue, index: i) }
     }
 
-    func scenario(ip: String, io: String, index: Int) throws {
-        let ballast = ballastBinary()
-        let pid = Int(getpid())
-        let ns = "ballast-sidecar-\(pid)-\(index)"
-        let hostEnd = "bsc\(pid % 100000)h\(index)"
-        let appEnd = "bsc\(pid % 100000)a\(index)"
-        let subnet = "10.213.\(pid % 250)"
-        let upstreamIP = "\(subnet).\(4 * index + 1)"
-        let appIP = "\(subnet).\(4 * index + 2)"
+    /// A network namespace (the "pod") joined to this one by a veth pair: this side `hostIP`, the
+    /// pod `podIP`. Its processes, the namespace (with the veth) and its files go at teardown.
+    final class Pod {
+        let ip: String
+        let name: String
+        let hostEnd: String
+        let hostIP: String
+        let podIP: String
+        let dir: String
+        var children: [Child] = []
 
-        let created = Self.run([ip, "netns", "add", ns])
+        init(ip: String, index: Int) {
+            let pid = Int(getpid())
+            self.ip = ip
+            name = "ballast-sidecar-\(pid)-\(index)"
+            hostEnd = "bsc\(pid % 100000)h\(index)"
+            hostIP = "10.213.\(pid % 250).\(4 * index + 1)"
+            podIP = "10.213.\(pid % 250).\(4 * index + 2)"
+            dir = NSTemporaryDirectory() + "ballast-sidecar-\(pid)-\(index)"
+        }
+
+        /// `argv` run inside the pod.
+        func inside(_ argv: [String]) -> [String] { [ip, "netns", "exec", name] + argv }
+
+        func start(_ argv: [String]) throws -> Child {
+            let c = try Child(argv)
+            children.append(c)
+            return c
+        }
+
+        func remove() {
+            for c in children.reversed() { c.stop() }
+            SidecarEndToEndTests.run([ip, "netns", "del", name])  // takes the veth pair with it
+            SidecarEndToEndTests.run([ip, "link", "del", hostEnd])  // in case it was never moved
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    /// Creates the pod (skipping the test when namespaces cannot be created); nil when a later
+    /// step failed (reported).
+    func makePod(index: Int) throws -> Pod? {
+        guard getuid() == 0 else { throw XCTSkip("network namespaces cannot be created: not root (uid \(getuid()))") }
+        guard let ip = Self.which("ip") else { throw XCTSkip("network namespaces cannot be created: no ip command (iproute2)") }
+        let pod = Pod(ip: ip, index: index)
+        let created = Self.run([ip, "netns", "add", pod.name])
         guard created.status == 0 else {
             throw XCTSkip("network namespaces cannot be created here: ip netns add: \(created.err.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        var children: [Child] = []
-        let dir = NSTemporaryDirectory() + "ballast-sidecar-\(pid)-\(index)"
-        addTeardownBlock {
-            for c in children.reversed() { c.stop() }
-            Self.run([ip, "netns", "del", ns])  // takes the veth pair with it
-            Self.run([ip, "link", "del", hostEnd])  // in case it was never moved
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        for step in [[ip, "link", "add", hostEnd, "type", "veth", "peer", "name", appEnd],
-                     [ip, "link", "set", appEnd, "netns", ns],
-                     [ip, "addr", "add", "\(upstreamIP)/30", "dev", hostEnd],
-                     [ip, "link", "set", hostEnd, "up"],
-                     [ip, "netns", "exec", ns, ip, "addr", "add", "\(appIP)/30", "dev", appEnd],
-                     [ip, "netns", "exec", ns, ip, "link", "set", appEnd, "up"],
-                     [ip, "netns", "exec", ns, ip, "link", "set", "lo", "up"]] {
+        addTeardownBlock { pod.remove() }
+        let podEnd = "bsc\(Int(getpid()) % 100000)a\(index)"
+        for step in [[ip, "link", "add", pod.hostEnd, "type", "veth", "peer", "name", podEnd],
+                     [ip, "link", "set", podEnd, "netns", pod.name],
+                     [ip, "addr", "add", "\(pod.hostIP)/30", "dev", pod.hostEnd],
+                     [ip, "link", "set", pod.hostEnd, "up"],
+                     pod.inside([ip, "addr", "add", "\(pod.podIP)/30", "dev", podEnd]),
+                     pod.inside([ip, "link", "set", podEnd, "up"]),
+                     pod.inside([ip, "link", "set", "lo", "up"])] {
             let r = Self.run(step)
             XCTAssertEqual(r.status, 0, "\(step.joined(separator: " ")): \(r.err)")
-            guard r.status == 0 else { return }
+            guard r.status == 0 else { return nil }
         }
+        try FileManager.default.createDirectory(atPath: pod.dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        chmod(pod.dir, 0o777)  // the proxy runs as the proxy uid: its config and log live here
+        return pod
+    }
+
+    /// `ballast proxy` in the pod as the proxy uid, from `yaml` (admin on 15000); nil when it did not start.
+    func startProxy(_ pod: Pod, _ yaml: String, io: String) throws -> Child? {
+        let config = pod.dir + "/sidecar.yaml"
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o644)
+        guard let setpriv = Self.which("setpriv") else {
+            XCTFail("setpriv (util-linux) is needed to run the proxy as uid \(Self.proxyUID)")
+            return nil
+        }
+        let proxy = try pod.start(pod.inside([setpriv, "--reuid", Self.proxyUID, "--regid", Self.proxyUID, "--clear-groups",
+                                              ballastBinary(), "proxy", "-c", config, "--concurrency", "1", "--io", io]))
+        guard proxy.waitForLine(containing: "ballast proxy admin on") != nil else {
+            proxy.stop()
+            XCTFail("ballast proxy did not start: \(proxy.stderrText)")
+            return nil
+        }
+        return proxy
+    }
+
+    /// Both of Istio's virtual listeners in one proxy, each with the original_dst listener filter:
+    /// outbound 15001 to an ORIGINAL_DST cluster, inbound 15006 to the app on 127.0.0.1:8080 (the
+    /// pre-1.10 Istio inbound cluster). A client here calls the app at the pod's address; PREROUTING
+    /// sends it to 15006 and the proxy logs the original destination. The app calls out through 15001.
+    func testInboundAndOutboundListenersInOneSidecar() throws {
+        guard let pod = try makePod(index: 2) else { return }
+        let ballast = ballastBinary()
+        let app = try pod.start(pod.inside([ballast, "server", "--address", "0.0.0.0", "--port", "8080", "--workers", "1", "--io", "epoll"]))
+        guard app.waitForLine(containing: "listening on") != nil else { return XCTFail("the app did not start") }
+        let outside = try pod.start([ballast, "server", "--address", pod.hostIP, "--port", "0", "--workers", "1", "--io", "epoll"])
+        guard let line = outside.waitForLine(containing: "listening on"),
+              let outsidePort = line.components(separatedBy: ":").dropFirst().compactMap({ Int($0.prefix { $0.isNumber }) }).first
+        else { return XCTFail("the outside server did not start") }
+
+        func listener(_ name: String, _ port: Int, _ prefix: String, _ cluster: String) -> String {
+            """
+              - name: \(name)
+                address: { socket_address: { address: 0.0.0.0, port_value: \(port) } }
+                listener_filters:
+                - name: envoy.filters.listener.original_dst
+                  typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst }
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: \(prefix)
+                      access_log:
+                      - name: envoy.access_loggers.file
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+                          path: \(pod.dir)/\(prefix).log
+                          log_format:
+                            text_format_source:
+                              inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %DOWNSTREAM_LOCAL_ADDRESS% %REQ(:PATH)%\\n"
+                      route_config:
+                        virtual_hosts:
+                        - name: all
+                          domains: ["*"]
+                          routes:
+                          - match: { prefix: "/" }
+                            route: { cluster: \(cluster) }
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+            """
+        }
+        let yaml = """
+        admin:
+          address: { socket_address: { address: 0.0.0.0, port_value: 15000 } }
+        static_resources:
+          listeners:
+        \(listener("virtualOutbound", 15001, "outbound", "PassthroughCluster"))
+        \(listener("virtualInbound", 15006, "inbound", "inbound_app"))
+          clusters:
+          - { name: PassthroughCluster, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 1s }
+          - name: inbound_app
+            type: STATIC
+            connect_timeout: 1s
+            load_assignment:
+              cluster_name: inbound_app
+              endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } } } ] } ]
+        """
+        guard try startProxy(pod, yaml, io: "epoll") != nil else { return }
+        let install = Self.run([ballast, "sidecar-init", "--netns", pod.name, "--proxy-uid", Self.proxyUID, "--exclude-inbound-ports", "15000"])
+        XCTAssertEqual(install.status, 0, install.err)
+
+        // Inbound: 5 connections from here to the app's port on the pod's address.
+        for i in 0..<5 { XCTAssertEqual(Self.get(pod.podIP, 8080, "/in/\(i)").0, 200) }
+        // Outbound: the app namespace calls the outside server.
+        let load = Self.run(pod.inside([ballast, "load", "-qps", "0", "-n", "5", "-c", "1", "http://\(pod.hostIP):\(outsidePort)/out"]))
+        XCTAssertTrue(load.out.contains("Code 200 : 5 "), load.out + load.err)
+
+        let stats = Self.get(pod.podIP, 15000, "/stats").1
+        XCTAssertEqual(Self.stat(stats, "listener.0.0.0.0_15006.downstream_cx_total"), 5, stats)
+        XCTAssertEqual(Self.stat(stats, "http.inbound.downstream_rq_2xx"), 5)
+        XCTAssertEqual(Self.stat(stats, "cluster.inbound_app.upstream_rq_total"), 5)
+        XCTAssertEqual(Self.stat(stats, "listener.0.0.0.0_15001.downstream_cx_total"), 1)
+        XCTAssertEqual(Self.stat(stats, "http.outbound.downstream_rq_2xx"), 5)
+        XCTAssertEqual(waitForLines(pod.dir + "/inbound.log", count: 5),
+                       (0..<5).map { "200 - inbound_app 127.0.0.1:8080 \(pod.podIP):8080 /in/\($0)" })
+        let target = "\(pod.hostIP):\(outsidePort)"
+        XCTAssertEqual(waitForLines(pod.dir + "/outbound.log", count: 5), Array(repeating: "200 - PassthroughCluster \(target) \(target) /out", count: 5))
+    }
+
+    func scenario(io: String, index: Int) throws {
+        let ballast = ballastBinary()
+        guard let pod = try makePod(index: index) else { return }
+        let (ns, upstreamIP, appIP) = (pod.name, pod.hostIP, pod.podIP)
+        let ip = pod.ip
 
         // The upstream, in this namespace on the veth address.
-        let upstream = try Child([ballast, "server", "--address", upstreamIP, "--port", "0", "--workers", "1", "--io", "epoll", "--admin-port", "0"])
-        children.append(upstream)
+        let upstream = try pod.start([ballast, "server", "--address", upstreamIP, "--port", "0", "--workers", "1", "--io", "epoll", "--admin-port", "0"])
         guard let line = upstream.waitForLine(containing: "listening on") else { return XCTFail("ballast server did not start") }
         let ports = line.components(separatedBy: ":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
         XCTAssertEqual(ports.count, 2, line)
@@ -194,12 +333,9 @@ final class SidecarEndToEndTests: XCTestCase {
             return body.components(separatedBy: "\"accepted\": ").dropFirst().reduce(0) { $0 + (Int($1.prefix { $0.isNumber }) ?? 0) }
         }
 
-        // The proxy, in the app namespace as the proxy uid; its files readable and writable by it.
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
-        chmod(dir, 0o777)
-        let log = dir + "/access.log"
-        let config = dir + "/sidecar.yaml"
-        try """
+        // The proxy, in the app namespace as the proxy uid.
+        let log = pod.dir + "/access.log"
+        let yaml = """
         admin:
           address: { socket_address: { address: 0.0.0.0, port_value: 15000 } }
         static_resources:
@@ -238,16 +374,8 @@ final class SidecarEndToEndTests: XCTestCase {
             lb_policy: CLUSTER_PROVIDED
             connect_timeout: 1s
             cleanup_interval: 1s
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        chmod(config, 0o644)
-        guard let setpriv = Self.which("setpriv") else { return XCTFail("setpriv (util-linux) is needed to run the proxy as uid \(Self.proxyUID)") }
-        let proxy = try Child([ip, "netns", "exec", ns, setpriv, "--reuid", Self.proxyUID, "--regid", Self.proxyUID, "--clear-groups",
-                               ballast, "proxy", "-c", config, "--concurrency", "1", "--io", io])
-        children.append(proxy)
-        guard proxy.waitForLine(containing: "ballast proxy admin on") != nil else {
-            proxy.stop()
-            return XCTFail("ballast proxy did not start: \(proxy.stderrText)")
-        }
+        """
+        guard try startProxy(pod, yaml, io: io) != nil else { return }
         func proxyStats() -> String { Self.get(appIP, 15000, "/stats").1 }
 
         // The app: 10 keep-alive requests to the upstream's own address, as root (not the proxy uid).
