@@ -315,6 +315,77 @@ final class SidecarEndToEndTests: XCTestCase {
         XCTAssertEqual(waitForLines(pod.dir + "/outbound.log", count: 5), Array(repeating: "200 - PassthroughCluster \(target) \(target) /out", count: 5))
     }
 
+    /// Envoy 1.40 (scripts/ensure-envoy.sh, as the differential suite) as the sidecar in the same
+    /// set-up writes the same access-log fields for redirected requests as `ballast proxy`.
+    func testEnvoyLogsTheSameOriginalDestinationAsBallast() throws {
+        guard let pod = try makePod(index: 3) else { return }
+        let ballast = ballastBinary()
+        let ensure = Self.run([repositoryRoot.appendingPathComponent("scripts/ensure-envoy.sh").path])
+        guard ensure.status == 0, let envoy = ensure.out.split(separator: "\n").last.map(String.init) else {
+            return XCTFail("scripts/ensure-envoy.sh failed (\(ensure.status)): \(ensure.err)")
+        }
+        let upstream = try pod.start([ballast, "server", "--address", pod.hostIP, "--port", "0", "--workers", "1", "--io", "epoll"])
+        guard let line = upstream.waitForLine(containing: "listening on"),
+              let port = line.components(separatedBy: ":").dropFirst().compactMap({ Int($0.prefix { $0.isNumber }) }).first
+        else { return XCTFail("the upstream did not start") }
+        let install = Self.run([ballast, "sidecar-init", "--netns", pod.name, "--proxy-uid", Self.proxyUID, "--exclude-inbound-ports", "15000"])
+        XCTAssertEqual(install.status, 0, install.err)
+        guard let setpriv = Self.which("setpriv") else { return XCTFail("setpriv (util-linux) is needed") }
+
+        func lines(_ name: String, _ command: [String]) throws -> [String] {
+            let log = pod.dir + "/\(name).log"
+            let config = pod.dir + "/\(name).yaml"
+            try """
+            admin:
+              address: { socket_address: { address: 0.0.0.0, port_value: 15000 } }
+            static_resources:
+              listeners:
+              - name: virtualOutbound
+                address: { socket_address: { address: 0.0.0.0, port_value: 15001 } }
+                use_original_dst: true
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: outbound
+                      access_log:
+                      - name: envoy.access_loggers.file
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+                          path: \(log)
+                          log_format: { text_format_source: { inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %REQ(:PATH)%\\n" } }
+                      route_config:
+                        virtual_hosts:
+                        - name: all
+                          domains: ["*"]
+                          routes: [ { match: { prefix: "/" }, route: { cluster: PassthroughCluster } } ]
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+              clusters:
+              - { name: PassthroughCluster, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED, connect_timeout: 1s }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o644)
+            let proxy = try pod.start(pod.inside([setpriv, "--reuid", Self.proxyUID, "--regid", Self.proxyUID, "--clear-groups"] + command + ["-c", config]))
+            defer { proxy.stop() }
+            var ready = false
+            for _ in 0..<200 where !ready {
+                ready = Self.get(pod.podIP, 15000, "/ready").0 == 200
+                if !ready { usleep(50_000) }
+            }
+            XCTAssertTrue(ready, "\(name) did not become ready")
+            let load = Self.run(pod.inside([ballast, "load", "-qps", "0", "-n", "3", "-c", "1", "http://\(pod.hostIP):\(port)/same"]))
+            XCTAssertTrue(load.out.contains("Code 200 : 3 "), "\(name): \(load.out)\(load.err)")
+            return waitForLines(log, count: 3)
+        }
+        let fromBallast = try lines("ballast", [ballast, "proxy", "--concurrency", "1"])
+        let fromEnvoy = try lines("envoy", [envoy, "--disable-hot-restart", "--concurrency", "1", "-l", "warning"])
+        let target = "\(pod.hostIP):\(port)"
+        XCTAssertEqual(fromBallast, Array(repeating: "200 - via_upstream PassthroughCluster \(target) \(target) \(pod.hostIP) /same", count: 3))
+        XCTAssertEqual(fromEnvoy, fromBallast)
+    }
+
     func scenario(io: String, index: Int) throws {
         let ballast = ballastBinary()
         guard let pod = try makePod(index: index) else { return }
