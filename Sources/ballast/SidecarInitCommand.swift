@@ -141,8 +141,8 @@ struct SidecarInitCommand: ParsableCommand {
 
     /// The root namespace is the one pid 1 runs in (compared by namespace file). When pid 1's is
     /// unreadable (a container without CAP_SYS_PTRACE), the kernel's initial namespace is known by
-    /// its fixed inode number (0xEFFFFFF9 on current kernels); failing that, only a named namespace
-    /// other than this process's own is taken as safe.
+    /// its fixed inode number (PROC_NET_INIT_INO, 0xEFFFFFF9, on recent kernels); failing that,
+    /// only a named namespace other than this process's own is taken as safe.
     func refuseRootNamespace(_ target: String) throws {
         let path = netns.map { "/run/netns/\($0)" } ?? "/proc/self/ns/net"
         var mine = stat()
