@@ -6,6 +6,15 @@
 #include <numa.h>
 #include <sys/prctl.h>
 
+// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>, whose other contents
+// clash with glibc's headers.
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
 int cb_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
 }
@@ -47,3 +56,8 @@ void cb_set_thread_name(const char *name) {
 }
 
 int cb_set_timer_slack(unsigned long nanos) { return prctl(PR_SET_TIMERSLACK, nanos, 0, 0, 0); }
+
+int cb_original_dst(int fd, int family, struct sockaddr_storage *out, socklen_t *len) {
+    if (family == AF_INET6) return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, len);
+    return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, len);
+}

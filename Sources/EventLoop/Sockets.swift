@@ -66,6 +66,15 @@ public enum Sockets {
         return SocketAddress(storage: storage, length: len)
     }
 
+    /// The destination an accepted connection had before iptables redirected it to this socket
+    /// (SO_ORIGINAL_DST; `family` is the listening socket's). ENOENT: it was not redirected.
+    public static func originalDestination(_ fd: Int32, family: Int32) throws(SystemError) -> SocketAddress {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try syscall("getsockopt(SO_ORIGINAL_DST)") { cb_original_dst(fd, family, &storage, &len) }
+        return SocketAddress(storage: storage, length: len)
+    }
+
     /// The peer address of a connected socket, or nil.
     public static func peerAddress(_ fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()

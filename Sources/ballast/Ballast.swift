@@ -8,7 +8,7 @@ struct Ballast: ParsableCommand {
         commandName: "ballast",
         abstract: "Connection-balancing testbed: an Envoy-like proxy, a fortio-like load generator and its reports.",
         version: BallastVersion.string,
-        subcommands: [ServerCommand.self, ProxyCommand.self, LoadCommand.self, SweepCommand.self, SimulateCommand.self, ReportCommand.self, CompareCommand.self, GateCommand.self]
+        subcommands: [ServerCommand.self, ProxyCommand.self, LoadCommand.self, SweepCommand.self, SimulateCommand.self, ReportCommand.self, CompareCommand.self, GateCommand.self, SidecarInitCommand.self]
     )
 
     /// Usage errors exit with 2 (as the project's docs promise), other failures with 1.

@@ -41,7 +41,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),
     IntentionalDifference(key: "config/least-request-weights", verdict: .refused, reason: "LEAST_REQUEST picks by active requests only; weights are not applied"),
     IntentionalDifference(key: "config/retriable-status-codes", verdict: .refused, reason: "retries cover 5xx, gateway-error, reset and connect-failure only"),
-    IntentionalDifference(key: "config/original-dst", verdict: .refused, reason: "the original destination of redirected connections is not restored"),
+    IntentionalDifference(key: "config/use-original-dst-two-listeners", verdict: .refused, reason: "no hand-off of redirected connections to the listener bound to their original destination; use_original_dst is accepted with one listener"),
     IntentionalDifference(key: "config/duplicate-listener", verdict: .better, reason: "Envoy keeps one of two same-named listeners without a word; Ballast names the duplicate"),
 ]
 

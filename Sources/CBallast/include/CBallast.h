@@ -42,6 +42,10 @@ void cb_set_thread_name(const char *name);
 int cb_set_timer_slack(unsigned long nanos);
 /// Thread id (gettid) of the caller.
 int cb_gettid(void);
+/// The destination a connection had before an iptables REDIRECT/DNAT rewrote it: getsockopt
+/// SO_ORIGINAL_DST (IPv4, SOL_IP) or IP6T_SO_ORIGINAL_DST (IPv6, SOL_IPV6) by `family`.
+/// Returns 0 and fills `out`/`len`, or -1 with errno (ENOENT: the connection was not NATed).
+int cb_original_dst(int fd, int family, struct sockaddr_storage *out, socklen_t *len);
 
 /// IOSQE_* flag macros do not import (they are `1U << bit` of an enum).
 static inline unsigned char cb_iosqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }

@@ -20,6 +20,8 @@ final class BootstrapParser {
     var clusterNames: [(name: String, value: ConfigValue)] = []
     /// Listener addresses (and the admin's), for the port-collision check.
     var boundAddresses: [(what: String, address: SocketAddressConfig, value: ConfigValue)] = []
+    /// `use_original_dst: true` values (hand-off between listeners is not implemented: see below).
+    var useOriginalDstFields: [ConfigValue] = []
 
     init(diagnostics: ConfigDiagnostics) {
         self.diagnostics = diagnostics
@@ -71,6 +73,11 @@ final class BootstrapParser {
             }
         }
         checkCrossReferences()
+        if listeners.count > 1 {
+            for v in useOriginalDstFields {
+                v.error("not applied by ballast with more than one listener yet (in Envoy: a redirected connection is handed off to the listener bound to its original destination); give one listener, or use the envoy.filters.listener.original_dst listener filter, which does not hand off")
+            }
+        }
         guard diagnostics.errors.isEmpty else { return nil }
         return Bootstrap(
             node: node, admin: admin, listeners: listeners, clusters: clusters,
@@ -185,8 +192,8 @@ final class BootstrapParser {
             known: ["name", "address", "filter_chains", "listener_filters", "listener_filters_timeout",
                     "continue_on_listener_filters_timeout", "enable_reuse_port", "reuse_port",
                     "connection_balance_config", "per_connection_buffer_limit_bytes", "tcp_backlog_size",
-                    "stat_prefix", "traffic_direction", "ballast_balance"],
-            unsupported: ["default_filter_chain", "use_original_dst", "transparent", "freebind", "socket_options",
+                    "stat_prefix", "traffic_direction", "ballast_balance", "use_original_dst"],
+            unsupported: ["default_filter_chain", "transparent", "freebind", "socket_options",
                           "tcp_fast_open_queue_length", "bind_to_port", "udp_listener_config", "api_listener",
                           "access_log", "metadata", "drain_type", "deprecated_v1", "additional_addresses",
                           "enable_mptcp", "ignore_global_conn_limit", "internal_listener",
@@ -224,6 +231,13 @@ final class BootstrapParser {
         for item in f["listener_filters"]?.list() ?? [] {
             if let lf = parseListenerFilter(item) { listenerFilters.append(lf) } else { filtersOK = false }
         }
+
+        // Envoy adds the original_dst listener filter itself when use_original_dst is set.
+        let useOriginalDstValue = f["use_original_dst"]?.bool()
+        let useOriginalDst = useOriginalDstValue ?? false
+        if f["use_original_dst"] != nil && useOriginalDstValue == nil { filtersOK = false }
+        if useOriginalDst, let v = f["use_original_dst"] { useOriginalDstFields.append(v) }
+        if useOriginalDst && !listenerFilters.contains(.originalDst) { listenerFilters.append(.originalDst) }
 
         var reusePort = true
         if f.has("reuse_port") && f.has("enable_reuse_port") {
@@ -275,7 +289,7 @@ final class BootstrapParser {
             continueOnListenerFiltersTimeout: cont ?? false,
             enableReusePort: reusePort, exactBalance: exact, ballastBalance: ballast, balance: balance,
             perConnectionBufferLimitBytes: bufferLimit ?? 1 << 20, tcpBacklogSize: backlog,
-            statPrefix: statPrefix, trafficDirection: direction ?? .unspecified)
+            statPrefix: statPrefix, trafficDirection: direction ?? .unspecified, useOriginalDst: useOriginalDst)
     }
 
     func parseBallastBalance(_ value: ConfigValue) -> BalanceSpec? {
@@ -383,9 +397,7 @@ final class BootstrapParser {
         }
         switch resolved.kind {
         case .httpInspector: return .httpInspector  // no effect without filter_chain_match, as in Envoy
-        case .originalDst:
-            f.error("name", "not applied by ballast yet (in Envoy: the original destination of redirected connections becomes the local address); remove it")
-            return nil
+        case .originalDst: return .originalDst
         default: return nil
         }
     }

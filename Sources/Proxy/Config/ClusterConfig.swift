@@ -30,6 +30,9 @@ public struct ClusterConfig: Sendable, Hashable {
     public let perConnectionBufferLimitBytes: Int
     /// `health_checks[]` (at most one is used per host, as Envoy does; all are kept).
     public let healthChecks: [HealthCheckConfig]
+    /// `cleanup_interval` (Envoy default 5 s): an ORIGINAL_DST host unused this long is removed
+    /// and its idle connections closed. Ignored by other types, as in Envoy.
+    public var cleanupIntervalNanos: Int64 = 5_000_000_000
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {
@@ -39,8 +42,11 @@ public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {
     case strictDNS = "STRICT_DNS"
     /// One endpoint name; the first address is used for new connections.
     case logicalDNS = "LOGICAL_DNS"
+    /// No endpoints: each connection goes to the original destination of the downstream
+    /// connection (restored by the original_dst listener filter). lb_policy CLUSTER_PROVIDED.
+    case originalDst = "ORIGINAL_DST"
 
-    public var usesDNS: Bool { self != .static }
+    public var usesDNS: Bool { self == .strictDNS || self == .logicalDNS }
 }
 
 public enum LoadBalancingPolicy: String, Sendable, Hashable, CaseIterable {
@@ -50,6 +56,8 @@ public enum LoadBalancingPolicy: String, Sendable, Hashable, CaseIterable {
     case random = "RANDOM"
     /// Consistent hashing on the route's `hash_policy` (session affinity).
     case ringHash = "RING_HASH"
+    /// The cluster picks the host itself (ORIGINAL_DST clusters only, as in Envoy).
+    case clusterProvided = "CLUSTER_PROVIDED"
 }
 
 public enum DNSLookupFamily: String, Sendable, Hashable, CaseIterable {

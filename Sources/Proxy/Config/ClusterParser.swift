@@ -6,10 +6,11 @@ extension BootstrapParser {
             known: ["name", "type", "connect_timeout", "lb_policy", "load_assignment", "hosts", "circuit_breakers",
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
-                    "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks"],
+                    "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
+                    "cleanup_interval"],
             unsupported: ["cluster_type", "eds_cluster_config", "transport_socket", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
-                          "protocol_selection", "outlier_detection", "cleanup_interval", "upstream_bind_config",
+                          "protocol_selection", "outlier_detection", "upstream_bind_config",
                           "lb_subset_config", "common_lb_config", "maglev_lb_config", "original_dst_lb_config",
                           "load_balancing_policy", "metadata", "track_timeout_budgets", "track_cluster_stats",
                           "preconnect_policy", "connection_pool_per_downstream_connection", "dns_resolvers",
@@ -21,11 +22,35 @@ extension BootstrapParser {
 
         let name = f.required("name")?.nonEmptyString()
         if let name, let v = f["name"] { clusterNames.append((name, v)) }
-        let type = f["type"]?.enumeration(ClusterDiscoveryType.self, unsupported: ["EDS", "ORIGINAL_DST"]) ?? (f["type"] == nil ? .static : nil)
+        let type = f["type"]?.enumeration(ClusterDiscoveryType.self, unsupported: ["EDS"]) ?? (f["type"] == nil ? .static : nil)
         let policy = f["lb_policy"]?.enumeration(
             LoadBalancingPolicy.self,
-            unsupported: ["MAGLEV", "CLUSTER_PROVIDED", "LOAD_BALANCING_POLICY_CONFIG", "ORIGINAL_DST_LB"]) ?? (f["lb_policy"] == nil ? .roundRobin : nil)
+            unsupported: ["MAGLEV", "LOAD_BALANCING_POLICY_CONFIG", "ORIGINAL_DST_LB"]) ?? (f["lb_policy"] == nil ? .roundRobin : nil)
         var ok = type != nil && policy != nil
+        // Envoy's pairing: ORIGINAL_DST picks its own host (CLUSTER_PROVIDED) and has no endpoints.
+        if let type, let policy, (type == .originalDst) != (policy == .clusterProvided) {
+            if type == .originalDst {
+                f.error("lb_policy", "\(policy.rawValue) is not valid for cluster type ORIGINAL_DST: only CLUSTER_PROVIDED is allowed")
+            } else {
+                f.error("lb_policy", "CLUSTER_PROVIDED is valid only with cluster type ORIGINAL_DST (this one is \(type.rawValue))")
+            }
+            ok = false
+        }
+        if type == .originalDst {
+            for key in ["load_assignment", "hosts"] where f.has(key) {
+                f.error(key, "an ORIGINAL_DST cluster takes no endpoints: each connection goes to its original destination")
+                ok = false
+            }
+        }
+        var cleanup: Int64 = 5_000_000_000
+        if let c = f["cleanup_interval"] {
+            if let nanos = c.duration() {
+                if nanos == 0 { c.error("must be greater than 0s"); ok = false } else { cleanup = nanos }
+                if type != nil && type != .originalDst { f.warning("cleanup_interval", "ignored: the cluster type is not ORIGINAL_DST") }
+            } else {
+                ok = false
+            }
+        }
 
         var connectTimeout: Int64 = 5_000_000_000
         if let c = f["connect_timeout"] {
@@ -64,7 +89,7 @@ extension BootstrapParser {
             f.error("load_assignment", "not applied by ballast yet (in Envoy: LEAST_REQUEST weighs hosts by load_balancing_weight); give every endpoint the same weight")
             ok = false
         }
-        if ok && endpoints.isEmpty, let name {
+        if ok && endpoints.isEmpty && type != .originalDst, let name {
             diagnostics.warning(f.path, "cluster '\(name)' has no endpoints: every request routed to it fails with 503", at: f.node)
         }
 
@@ -123,12 +148,14 @@ extension BootstrapParser {
         }
 
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
-        return ClusterConfig(
+        var cluster = ClusterConfig(
             name: name, discoveryType: type, connectTimeoutNanos: connectTimeout, lbPolicy: policy,
             endpoints: endpoints, circuitBreakers: breakers, upstreamHTTP: upstream, tcpKeepalive: keepalive,
             dnsRefreshRateNanos: refresh ?? 5_000_000_000, dnsLookupFamily: family ?? .auto,
             respectDNSTTL: respectTTL ?? false, leastRequestChoiceCount: choiceCount, ringHash: ring,
             perConnectionBufferLimitBytes: bufferLimit ?? 1 << 20, healthChecks: checks)
+        cluster.cleanupIntervalNanos = cleanup
+        return cluster
     }
 
     func parseLoadAssignment(_ value: ConfigValue, allowHostname: Bool) -> [EndpointConfig]? {

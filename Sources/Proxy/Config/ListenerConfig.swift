@@ -33,6 +33,14 @@ public struct ListenerConfig: Sendable, Equatable {
     public let statPrefix: String?
     /// `traffic_direction` (informational, as Istio sets it).
     public let trafficDirection: TrafficDirection
+    /// `use_original_dst`: restore the original destination of redirected connections (the
+    /// original_dst listener filter is then in `listenerFilters`, as Envoy adds it). Envoy would
+    /// also hand such a connection to the listener bound to that destination; Ballast accepts the
+    /// field only in a bootstrap with one listener, where that hand-off cannot happen.
+    public var useOriginalDst: Bool = false
+
+    /// Whether accepted connections get their pre-redirect destination as local address.
+    public var restoresOriginalDst: Bool { listenerFilters.contains(.originalDst) }
 
     /// The strategy after the command line's `--balance`, which wins when given.
     public func effectiveBalance(override: BalanceSpec?) -> BalanceSpec { override ?? balance }

@@ -67,7 +67,8 @@ public final class DataPlane: Sendable {
                 kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix))
             }
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
-                                          bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind))
+                                          bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind,
+                                          restoresOriginalDst: l.restoresOriginalDst))
         }
         return DataPlane(listeners: listeners, clusters: clusters)
     }
@@ -119,6 +120,9 @@ public struct ListenerPlan: Sendable {
     public let balance: BalanceSpec
     public let bufferLimitBytes: Int
     public let kind: Kind
+    /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
+    /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
+    public let restoresOriginalDst: Bool
 }
 
 public struct TCPPlan: Sendable {
@@ -176,6 +180,10 @@ public final class ClusterPlan: Sendable {
     public let schedule: HostSchedule
     /// `upstream_connection_options.tcp_keepalive`, applied to each upstream socket.
     public let tcpKeepalive: TCPKeepaliveConfig?
+    /// ORIGINAL_DST: no configured hosts; each worker creates one per original destination
+    /// (`ProxyWorker+OriginalDst`) and removes it after `cleanupIntervalNanos` unused.
+    public let isOriginalDst: Bool
+    public let cleanupIntervalNanos: Int64
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
         self.resources = resources
@@ -191,6 +199,8 @@ public final class ClusterPlan: Sendable {
         self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
         self.thresholds = config.circuitBreakers.defaultPriority
         self.tcpKeepalive = config.tcpKeepalive
+        self.isOriginalDst = config.discoveryType == .originalDst
+        self.cleanupIntervalNanos = config.cleanupIntervalNanos
     }
 }
 

@@ -145,6 +145,9 @@ struct Downstream {
     var headProgress = RequestHeadProgress()
     /// The client's address, read on the first forwarded request (x-forwarded-for).
     var peer = PeerAddress()
+    /// The destination before an iptables redirect, when the listener restores it (original_dst):
+    /// the connection's local address for the access log and ORIGINAL_DST clusters.
+    var originalDst = CompactAddress()
 
     /// No further request is read: close once the queued output is sent.
     mutating func beginClosing() {

@@ -11,14 +11,14 @@ extension ProxyWorker {
     /// x-request-id (the stream's generated one when missing), x-forwarded-proto,
     /// x-forwarded-for and x-envoy-external-address per `ForwardedForPolicy`, and
     /// x-envoy-expected-rq-timeout-ms from the route timeout (unless suppress_envoy_headers).
-    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, host: Int,
+    func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, hostName: String,
                            downstream d: UnsafeMutablePointer<Downstream>, into buffer: inout ByteBuffer) -> Bool {
         guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
         let p = requestParser
         let xff = http.forwardedFor
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
         let target = RequestTarget(head, p)
-        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + cluster.hosts[host].name.utf8.count
+        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -105,7 +105,7 @@ extension ProxyWorker {
             w.crlf()
         } else if !sawHost {
             w.put("host: ")
-            var name = cluster.hosts[host].name
+            var name = hostName
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }
@@ -167,8 +167,12 @@ extension ProxyWorker {
                 if FieldClass.connectionNominates(head, value) { nominating = value }
             }
         }
+        // Envoy sets (replaces) the upstream's x-envoy-upstream-service-time; appending another per
+        // hop made a chain of proxies (or a redirect loop) grow the head until it was refused.
+        let setsServiceTime = !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0
         for i in 0..<p.headerCount {
             let name = p.headerNameRange(at: i)
+            if setsServiceTime && name.count == 29 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-upstream-service-time") { continue }
             switch FieldClass.of(head, name) {
             case .hopByHop:
                 continue

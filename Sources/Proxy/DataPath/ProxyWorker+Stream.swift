@@ -22,7 +22,7 @@ extension ProxyWorker {
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
         streamBegan(s)
         requestBegan(head, s)
-        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
         case .none, .untilClose, .contentLength(0):
@@ -123,7 +123,8 @@ extension ProxyWorker {
         // The route's plan, copied out of the table once per request.
         let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
         applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
-        guard !cluster.hosts.isEmpty else {
+        let dstPool = cluster.isOriginalDst ? originalDstPool(ci, d.pointee.originalDst, loop) : -1
+        guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty else {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
             return
         }
@@ -138,10 +139,10 @@ extension ProxyWorker {
         if cluster.lbPolicy == .ringHash, let plan, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
         }
-        let hp = pickHost(ci, hash: hash)
+        let hp = cluster.isOriginalDst ? dstPool : pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
-        guard encodeRequestHead(head, route: route, cluster: cluster, host: Int(upstreamPools[hp].host), downstream: d,
+        guard encodeRequestHead(head, route: route, cluster: cluster, hostName: hostName(hp), downstream: d,
                                 into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
@@ -348,6 +349,7 @@ extension ProxyWorker {
         r.bytesSent = s.pointee.bytesSent
         r.cluster = s.pointee.cluster
         r.host = s.pointee.hostPool >= 0 ? upstreamPools[Int(s.pointee.hostPool)].host : -1
+        if s.pointee.hostPool >= 0, let h = upstreamPools[Int(s.pointee.hostPool)].dynamicHost { r.originalDstHost = h.compact }
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.http10 = s.pointee.http10

@@ -53,7 +53,14 @@ extension ProxyWorker {
     func tcpAdopt(_ fd: Int32, _ loop: Loop) {
         guard let tcp else { return }
         let cluster = plane.clusters[tcp.cluster]
-        guard !cluster.hosts.isEmpty, ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
+        let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restoredDestination(fd), loop) : -1
+        if cluster.isOriginalDst && dstPool < 0 {  // no original destination: no host (counted)
+            loads.connectionClosed(index)
+            inc(stats.downstreamCxActive, by: -1)
+            Glibc.close(fd)
+            return
+        }
+        guard cluster.isOriginalDst || !cluster.hosts.isEmpty, ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
             inc(stats.upstreamRqPendingOverflow)
             if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamRqPendingOverflow) }
             loads.connectionClosed(index)
@@ -61,11 +68,11 @@ extension ProxyWorker {
             Glibc.close(fd)
             return
         }
-        let hp = pickHost(tcp.cluster)
-        let host = cluster.hosts[Int(upstreamPools[hp].host)]
+        let hp = cluster.isOriginalDst ? dstPool : pickHost(tcp.cluster)
+        let address = hostAddress(hp)
         let upFD: Int32
         do {
-            upFD = try Sockets.makeStream(family: host.address.family)
+            upFD = try Sockets.makeStream(family: address.family)
         } catch {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
@@ -87,7 +94,7 @@ extension ProxyWorker {
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
-        loop.backend.connect(fd: upFD, token: tcpUpToken(token), address: host.address)
+        loop.backend.connect(fd: upFD, token: tcpUpToken(token), address: address)
         loop.backend.armReceive(fd: fd, token: token)
         if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
     }

@@ -24,7 +24,7 @@ extension ProxyWorker {
             let i = roundRobin[ci] % schedule.roundRobin.count
             roundRobin[ci] = i + 1
             return base + Int(schedule.roundRobin[i])
-        case .roundRobin, .ringHash:
+        case .roundRobin, .ringHash, .clusterProvided:
             let i = roundRobin[ci] % n
             roundRobin[ci] = i + 1
             return base + i
@@ -86,10 +86,10 @@ extension ProxyWorker {
     func openConnection(_ hp: Int, owner: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let ci = Int(upstreamPools[hp].cluster)
         let cluster = plane.clusters[ci]
-        let host = cluster.hosts[Int(upstreamPools[hp].host)]
+        let address = hostAddress(hp)
         let fd: Int32
         do {
-            fd = try Sockets.makeStream(family: host.address.family)
+            fd = try Sockets.makeStream(family: address.family)
         } catch {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
@@ -112,7 +112,7 @@ extension ProxyWorker {
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
         stream(of: d)!.pointee.upstream = up
-        loop.backend.connect(fd: fd, token: up, address: host.address)
+        loop.backend.connect(fd: fd, token: up, address: address)
         if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
     }
 
@@ -272,7 +272,8 @@ extension ProxyWorker {
             _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
         }
         upstreamPools[Int(s.hostPool)].activeRequests -= 1
-        let hp = pickHost(Int(s.cluster))
+        // An ORIGINAL_DST cluster has one host for the connection: the retry goes there again.
+        let hp = cluster.isOriginalDst ? Int(s.hostPool) : pickHost(Int(s.cluster))
         sp.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
         if sp.pointee.holdsPending {

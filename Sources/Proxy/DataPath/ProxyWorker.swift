@@ -69,6 +69,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// First host pool of each cluster.
     var clusterBase: [Int] = []
     var roundRobin: [Int] = []
+    /// Host pools created for original destinations (ORIGINAL_DST clusters).
+    var originalDst = OriginalDstHosts()
     var rng: SplitMix64
     var date = HTTPDateField()
     var loggedAcceptError = false
@@ -180,6 +182,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         }
         var d = Downstream()
         d.fd = fd
+        d.originalDst = restoredDestination(fd)
         let token = downs.insert(d)
         if let idle = http?.idleTimeoutNanos, let p = downs.pointer(token) {
             p.pointee.idleDeadline = loop.now + idle
@@ -207,6 +210,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         if id == WorkerSeat.listenerToken {
             loggedAcceptError = false
             if listener >= 0 && !ops.draining { loop.backend.armAccept(listener: listener, token: WorkerSeat.listenerToken) }
+            return
+        }
+        if id == Self.originalDstSweepToken {
+            sweepOriginalDstHosts(loop)
             return
         }
         switch ConnToken.kind(id) {

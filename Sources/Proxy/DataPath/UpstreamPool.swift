@@ -10,6 +10,9 @@ struct UpstreamPool {
     var connections = 0
     /// Streams of this worker assigned to this host and not finished (LEAST_REQUEST).
     var activeRequests = 0
+    /// ORIGINAL_DST clusters: the destination this pool was created for (nil: configured host
+    /// `host` of the cluster).
+    var dynamicHost: DynamicHost? = nil
     /// Downstream tokens waiting for a connection, FIFO from `queueHead`.
     private var queue: [UInt64] = []
     private var queueHead = 0

@@ -82,7 +82,7 @@ public final class AccessLogCapture: Sendable {
 
     /// Worker thread: appends the fields of the request whose head is `head` to `buffer`.
     func capture(_ head: UnsafeRawBufferPointer, parser p: UnsafeMutablePointer<RequestHeadParser>, fd: Int32,
-                 requestID: (UInt64, UInt64)? = nil, into buffer: inout ByteBuffer, pool: BufferPool) {
+                 restoredLocal: CompactAddress = CompactAddress(), requestID: (UInt64, UInt64)? = nil, into buffer: inout ByteBuffer, pool: BufferPool) {
         guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
         var w = 0
         let limit = Self.budget
@@ -135,7 +135,18 @@ public final class AccessLogCapture: Sendable {
             w += 2 + Int(length)
         }
         if peerAddress { putAddress { getpeername($0, $1, $2) } }
-        if localAddress { putAddress { getsockname($0, $1, $2) } }
+        if localAddress {
+            if restoredLocal.isSet {
+                // The original destination the original_dst filter restored is the local address.
+                let a = restoredLocal.socketAddress
+                putAddress { _, out, len in
+                    a.withSockAddr { sa, n in UnsafeMutableRawPointer(out).copyMemory(from: sa, byteCount: Int(n)); len.pointee = n }
+                    return 0
+                }
+            } else {
+                putAddress { getsockname($0, $1, $2) }
+            }
+        }
         buffer.count += w
     }
 

@@ -234,6 +234,8 @@ final class AccessLogFormatter {
         case .bytesSent: out.appendDecimal(r.pointee.bytesSent)
         case .duration: out.appendDecimal(Int(r.pointee.durationNanos / 1_000_000))
         case .upstreamHost:
+            // ORIGINAL_DST clusters: the host is the downstream's original destination.
+            if r.pointee.originalDstHost.isSet { Self.appendAddress(r.pointee.originalDstHost, into: out); return true }
             let names = e.names
             let c = Int(r.pointee.cluster), h = Int(r.pointee.host)
             guard names.hosts.indices.contains(c), names.hosts[c].indices.contains(h) else { return false }
@@ -302,6 +304,21 @@ final class AccessLogFormatter {
         withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix($0.count))) }
         let a = SocketAddress(storage: storage, length: socklen_t(raw.count))
         var text = withPort ? a.description : a.host
+        text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `host:port` of a compact address (IPv4 without a String; IPv6 through SocketAddress).
+    static func appendAddress(_ a: CompactAddress, into out: AccessLogBytes) {
+        if Int32(a.family) == AF_INET {
+            for i in 0..<4 {
+                if i > 0 { out.append(0x2E) }
+                out.appendDecimal(Int(UInt8(truncatingIfNeeded: a.low >> UInt64(24 - 8 * i))))
+            }
+            out.append(0x3A)
+            out.appendDecimal(Int(a.port))
+            return
+        }
+        var text = a.socketAddress.description
         text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 

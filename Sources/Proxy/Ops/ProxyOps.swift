@@ -192,6 +192,9 @@ public final class ProxyOps: Sendable {
             guard a.name == b.name, a.hosts.count == b.hosts.count else {
                 return "cluster '\(a.name)' changed its name or host count; that needs a restart"
             }
+            guard a.isOriginalDst == b.isOriginalDst else {
+                return "cluster '\(a.name)' changed to or from type ORIGINAL_DST; that needs a restart"
+            }
         }
         return nil
     }

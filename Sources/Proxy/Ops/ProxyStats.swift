@@ -189,6 +189,7 @@ extension ProxyStatsSnapshot {
             c("upstream_rq_retry") { load($0.upstreamRqRetry) }
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
+            c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
             add(p + "membership_healthy", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_healthy", labels: cl)
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }
