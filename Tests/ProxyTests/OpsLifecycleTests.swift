@@ -21,6 +21,33 @@ final class OpsLifecycleTests: XCTestCase {
         return opsYAML(virtualHosts: hosts, clusters: dataPathCluster("echo", ports: [echoPort]))
     }
 
+    /// A reload that moves an endpoint to another address: new requests go to the new address,
+    /// also on a downstream connection whose upstream connection to the old address sits idle in
+    /// the worker's pool (Envoy drains the old host). Before the fix every request kept going to
+    /// the old address while /clusters showed the new one.
+    func testReloadWithAMovedEndpointSendsNewRequestsToTheNewAddress() throws {
+        let a = try UpstreamEchoServer(io: .epoll)
+        defer { a.stop() }
+        let b = try UpstreamEchoServer(io: .epoll)
+        defer { b.stop() }
+        let path = opsTempPath("moved.yaml")
+        defer { unlink(path) }
+        try Self.reloadYAML(version: 0, echoPort: a.port).write(toFile: path, atomically: true, encoding: .utf8)
+        let ops = try startOps("", concurrency: 1, configPath: path)
+        defer { ops.stop() }
+        let c = try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http")))
+        XCTAssertEqual(c.get("/?size=1")?.status, 200)
+        XCTAssertEqual(try a.acceptedConnections(), 1)
+
+        try Self.reloadYAML(version: 1, echoPort: b.port).write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(ops.reload(), .applied(generation: 1))
+        // The worker applies the snapshot at its next turn; the route's answer says when.
+        XCTAssertTrue(Wait.until { c.get("/version")?.text == "v1" }, "the reload never reached the worker")
+        for _ in 0..<5 { XCTAssertEqual(c.get("/?size=1")?.status, 200) }
+        XCTAssertEqual(try b.acceptedConnections(), 1, "requests after the reload go to the new address, on one pooled connection")
+        XCTAssertEqual(try a.acceptedConnections(), 1, "nothing more reaches the old address")
+    }
+
     func testReloadUnderLoadDropsNothingAndNewRoutesTakeEffect() throws {
         let upstream = try UpstreamEchoServer(io: .epoll, workers: 2)
         defer { upstream.stop() }

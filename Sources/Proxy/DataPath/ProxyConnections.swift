@@ -183,6 +183,8 @@ struct Upstream {
     var receivePaused = false
     /// Requests completed on this connection (max_requests_per_connection).
     var requests = 0
+    /// The host pool's epoch when this connection opened (a reload may change the address).
+    var hostEpoch: UInt32 = 0
     /// Position in the host pool's idle stack while idle, else -1.
     var idleIndex = -1
     var connectDeadline: Int64 = 0

@@ -105,6 +105,7 @@ extension ProxyWorker {
         u.cluster = Int32(ci)
         u.state = .connecting
         u.owner = owner
+        u.hostEpoch = upstreamPools[hp].epoch
         u.connectDeadline = loop.now + cluster.connectTimeoutNanos
         let up = ups.insert(u)
         upstreamPools[hp].connections += 1
@@ -145,7 +146,8 @@ extension ProxyWorker {
     func releaseToPool(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
         let cluster = plane.clusters[Int(u.pointee.cluster)]
         u.pointee.requests += 1
-        guard u.pointee.requests < cluster.maxRequestsPerConnection, u.pointee.input.count == 0 else {
+        guard u.pointee.requests < cluster.maxRequestsPerConnection, u.pointee.input.count == 0,
+              u.pointee.hostEpoch == upstreamPools[Int(u.pointee.hostPool)].epoch else {
             closeUpstream(up, loop)
             return
         }

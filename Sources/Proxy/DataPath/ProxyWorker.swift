@@ -194,7 +194,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     func received(_ message: ProxyMessage, loop: Loop) {
         switch message {
         case .adopt(let fd): adopt(fd, loop)
-        case .publish(let plane, let generation): apply(plane, generation: generation)
+        case .publish(let plane, let generation): apply(plane, generation: generation, loop)
         case .drain: startDrain(loop)
         case .testStall(let stall): stall.hold()
         }

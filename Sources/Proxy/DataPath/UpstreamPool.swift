@@ -10,6 +10,9 @@ struct UpstreamPool {
     var connections = 0
     /// Streams of this worker assigned to this host and not finished (LEAST_REQUEST).
     var activeRequests = 0
+    /// Grows when a reload changes this host's address: connections of an older epoch are not
+    /// reused (idle ones close at the reload, busy ones after their exchange).
+    var epoch: UInt32 = 0
     /// ORIGINAL_DST clusters: the destination this pool was created for (nil: configured host
     /// `host` of the cluster).
     var dynamicHost: DynamicHost? = nil

@@ -66,18 +66,40 @@ extension ProxyWorker {
 
     /// A reload's snapshot: new requests use it; streams in flight keep their plan until they end.
     /// The main thread has checked that listeners and the cluster layout are unchanged, so host
-    /// pools and per-cluster figures keep their indices.
-    func apply(_ newPlane: DataPlane, generation: UInt32) {
+    /// pools and per-cluster figures keep their indices. A host whose address changed gets a new
+    /// pool epoch: its idle connections close now, busy ones after their exchange, so new
+    /// requests go to the new address (as Envoy drains the old host).
+    func apply(_ newPlane: DataPlane, generation: UInt32, _ loop: Loop) {
         guard listenerPlan.index < newPlane.listeners.count else { return }
+        let old = plane
         let l = newPlane.listeners[listenerPlan.index]
         if ops.live > 0 { ops.retired.append(RetiredPlan(generation: ops.generation, http: http, live: ops.live)) }
         ops.generation = generation
         ops.live = 0
         plane = newPlane
         listenerPlan = l
+        retireMovedHosts(from: old, loop)
         switch l.kind {
         case .http(let h): if http != nil { http = h }
         case .tcp(let t): if tcp != nil { tcp = t }
+        }
+    }
+
+    /// After `plane` became the new snapshot (so a queued stream that gets a freed slot connects
+    /// to the new address).
+    private func retireMovedHosts(from old: DataPlane, _ loop: Loop) {
+        let newPlane = plane
+        for hp in upstreamPools.indices where upstreamPools[hp].dynamicHost == nil {
+            let c = Int(upstreamPools[hp].cluster), h = Int(upstreamPools[hp].host)
+            guard old.clusters.indices.contains(c), newPlane.clusters.indices.contains(c),
+                  old.clusters[c].hosts.indices.contains(h), newPlane.clusters[c].hosts.indices.contains(h),
+                  old.clusters[c].hosts[h].address.description != newPlane.clusters[c].hosts[h].address.description
+            else { continue }
+            upstreamPools[hp].epoch &+= 1
+            while let up = upstreamPools[hp].popIdle() {
+                ups.pointer(up)?.pointee.idleIndex = -1
+                closeUpstream(up, loop)
+            }
         }
     }
 
