@@ -242,6 +242,17 @@ def count_log(path: Path) -> dict:
     return counts
 
 
+def binary_commit(binary: str, head: str) -> str:
+    """HEAD, marked `-stale` when the binary is older than the last commit that changed the
+    sources (a copied or old build: the figures are not HEAD's)."""
+    out = subprocess.run(["git", "-C", str(REPO_DIR), "log", "-1", "--format=%ct", "--", "Sources", "Package.swift"],
+                         capture_output=True, text=True)
+    try:
+        return head + "-stale" if os.path.getmtime(binary) < float(out.stdout.strip()) else head
+    except (OSError, ValueError):
+        return head
+
+
 def main(argv: list[str]) -> int:
     a = parse_args(argv)
     raise_nofile_limit()
@@ -363,12 +374,13 @@ def main(argv: list[str]) -> int:
         for s in samples:
             f.write(f"{s['t']},{s['rss']},{s['fds']},{s['upstream']}\n")
     env = environment(REPO_DIR, {})
+    commit = binary_commit(a.ballast, env.get("git", {}).get("commit") or "?")
     md = [f"# Soak: ballast proxy, {a.minutes:g} minutes\n",
           f"`python3 scripts/soak.py --minutes {a.minutes:g} --rate {a.rate} --connections {a.connections} --io {a.io}` "
           f"({a.slow_clients} slow clients, 1 malformed client, upstream killed every {a.upstream_restart:g} s, "
           f"reload every {a.reload:g} s, warm-up {a.warmup:g} s). Proxy: 2 workers, access log on. "
           f"Machine: {env.get('cpu_model', '?')}, {os.cpu_count()} cores, kernel {os.uname().release}; "
-          f"commit {env.get('git', {}).get('commit', '?')}.\n",
+          f"commit {commit}.\n",
           "| check | result | figures |", "|---|---|---|"]
     md += [f"| {name} | {'pass' if ok else '**FAIL**'} | {detail} |" for name, ok, detail in checks]
     md += ["", "| load responses | count |", "|---|--:|"] + [f"| {c} | {v:,} |" for c, v in sorted(codes.items())]
