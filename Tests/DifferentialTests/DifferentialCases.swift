@@ -141,6 +141,18 @@ let differentialCases: [DifferentialCase] = [
                      get("cors-route", "/corsroute/x", "Origin: https://X.Other.Test\r\n")),
     DifferentialCase("cors-route-preflight-refused", "cors: forward_not_matching_preflights false: refused origin's preflight answered 200", listener: "cors",
                      "OPTIONS /corsroute HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-route-preflight-refused\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\r\n"),
+    // Header mutations at route, virtual-host and route-configuration level (route first, then
+    // virtual host, then route configuration; append_action, keep_empty_value, %...% values).
+    DifferentialCase("headers-mutated", "request/response_headers_to_add/remove at route, virtual host and route config: order, append_action, keep_empty_value, %REQ%, %PROTOCOL%, %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                     listener: "headers", get("headers-mutated", "/hdr", "X-Client: c1\r\nX-Remove-Me: 1\r\nX-Drop-Me: 1\r\nX-Level: client\r\nX-Only-If-There: client\r\nX-Legacy: client\r\n")),
+    DifferentialCase("headers-absent", "headers_to_add: ADD_IF_ABSENT adds, OVERWRITE_IF_EXISTS skips, %REQ% of a missing field adds nothing",
+                     listener: "headers", get("headers-absent", "/hdr")),
+    DifferentialCase("headers-direct", "response_headers_to_add on a direct_response (content-type overwritten)", listener: "headers",
+                     get("headers-direct", "/hdrdirect")),
+    DifferentialCase("headers-upstream-failure", "response_headers_to_add on the router's 503 UF", listener: "headers",
+                     get("headers-upstream-failure", "/hdrdead")),
+    DifferentialCase("headers-other-route", "virtual-host and route-config response headers on a route without its own", listener: "headers",
+                     get("headers-other-route", "/up")),
 ]
 
 /// Stats compared after all cases (Envoy's names).

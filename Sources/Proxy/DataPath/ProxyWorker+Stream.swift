@@ -229,14 +229,18 @@ extension ProxyWorker {
         s.pointee.details = reply.details
         // A request not read to its end cannot be followed by another on this connection.
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
+        // The router's replies to upstream failures carry the route's response mutations too.
+        let routerFlags: ResponseFlags = [.noHealthyUpstream, .upstreamConnectionFailure, .upstreamOverflow, .upstreamConnectionTermination,
+                                          .upstreamRequestTimeout, .upstreamProtocolError, .upstreamRemoteReset]
+        let routeHeaders = reply.routeHeaders || !reply.flags.isDisjoint(with: routerFlags)
         switch reply.body {
         case .text(let text):
             text.withUTF8Buffer { body in
-                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, s, d) }
+                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
             }
         case .route(let r):
             if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, s, d) }
+                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
             }
         }
         s.pointee.responseHeadDone = true
