@@ -85,7 +85,21 @@ let differentialListenerRoutes: [String: String] = [
 
     """,
     "headers": """
+                  - match: { prefix: "/rd/https" }
+                    redirect: { https_redirect: true }
+                    response_headers_to_add: [ \(headerOption("x-resp-route", "redirect")) ]
+                  - match: { prefix: "/rd/host" }
+                    redirect: { host_redirect: other.test, port_redirect: 8443, response_code: FOUND }
+                  - match: { prefix: "/rd/pathq" }
+                    redirect: { path_redirect: "/new?a=b", strip_query: true }
+                  - match: { prefix: "/rd/path" }
+                    redirect: { path_redirect: "/new/place", response_code: TEMPORARY_REDIRECT }
+                  - match: { prefix: "/rd/prefix/" }
+                    redirect: { prefix_rewrite: "/p2/", strip_query: true, response_code: PERMANENT_REDIRECT }
+                  - match: { path: "/rd/scheme" }
+                    redirect: { scheme_redirect: HTTP, host_redirect: "example.org", response_code: SEE_OTHER }
                   - match: { prefix: "/hdrdirect" }
+
                     direct_response: { status: 200, body: { inline_string: "direct body" } }
                     response_headers_to_add: [ \(headerOption("x-resp-route", "direct")), \(headerOption("content-type", "text/x-direct", "append_action: OVERWRITE_IF_EXISTS_OR_ADD")) ]
                   - match: { prefix: "/hdrdead" }

@@ -225,6 +225,8 @@ public enum RouteActionConfig: Sendable, Hashable {
     case forward(RouteForwardConfig)
     /// `direct_response`: answer locally.
     case directResponse(DirectResponseConfig)
+    /// `redirect`: answer locally with a 3xx and `location`.
+    case redirect(RedirectConfig)
 }
 
 /// `routes[].route`.

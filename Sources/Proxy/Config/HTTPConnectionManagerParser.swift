@@ -306,14 +306,18 @@ extension BootstrapParser {
 
     func parseRoute(_ value: ConfigValue, maxBodyBytes: Int) -> RouteConfig? {
         guard let f = value.fields(
-            known: ["name", "match", "route", "direct_response", "typed_per_filter_config", "request_headers_to_add",
+            known: ["name", "match", "route", "direct_response", "redirect", "typed_per_filter_config", "request_headers_to_add",
                     "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"],
-            unsupported: ["redirect", "filter_action", "non_forwarding_action", "metadata", "decorator", "tracing",
+            unsupported: ["filter_action", "non_forwarding_action", "metadata", "decorator", "tracing",
                           "per_request_buffer_limit_bytes", "stat_prefix"]) else { return nil }
         let name = f["name"]?.string()
         let match = f.required("match").flatMap(parseRouteMatch)
         var action: RouteActionConfig?
-        switch f.oneOf(["route", "direct_response"], unsupportedAlternatives: ["redirect", "filter_action", "non_forwarding_action"]) {
+        switch f.oneOf(["route", "direct_response", "redirect"], unsupportedAlternatives: ["filter_action", "non_forwarding_action"]) {
+        case "redirect":
+            if let r = f["redirect"] {
+                action = parseRedirect(r, pathMatch: match?.path).map { .redirect($0) }
+            }
         case "route":
             if let r = f["route"] {
                 action = parseRouteAction(r, pathMatch: match?.path).map { .forward($0) }

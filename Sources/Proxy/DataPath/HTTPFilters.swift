@@ -169,6 +169,9 @@ enum RouterFilter {
         switch route.action {
         case .direct(let status, _):
             ctx.decision = .localReply(LocalReply(status: status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
+        case .redirect(let r):
+            // Envoy answers a redirect as a direct response (details, stats), with an empty body.
+            ctx.decision = .localReply(LocalReply(status: r.status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
         case .forward(let plan):
             var cluster = plan.clusters[0].index
             if plan.clusters.count > 1 {

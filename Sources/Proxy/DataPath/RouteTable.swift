@@ -173,6 +173,7 @@ public struct ForwardPlan: Sendable {
 public enum CompiledAction: Sendable {
     case forward(ForwardPlan)
     case direct(status: Int, body: [UInt8])
+    case redirect(CompiledRedirect)
 }
 
 public struct CompiledRoute: Sendable {
@@ -221,6 +222,8 @@ public struct CompiledRoute: Sendable {
         switch r.action {
         case .directResponse(let d):
             action = .direct(status: d.status, body: Array((d.body ?? "").utf8))
+        case .redirect(let r):
+            action = .redirect(CompiledRedirect(r))
         case .forward(let f):
             var list: [(index: Int, weight: Int)] = []
             for name in f.target.clusterNames {
