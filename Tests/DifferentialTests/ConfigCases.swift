@@ -78,6 +78,10 @@ private let corsFilter = (filtersAnchor, filtersAnchor + "          - name: envo
 private func corsPolicy(_ fields: String) -> [(String, String)] {
     [corsFilter, (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.cors: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(fields) }\n")]
 }
+/// Route-level fields after the route's action.
+private func routeHeaders(_ fields: String) -> (String, String) {
+    (routeAnchor, routeAnchor + fields.split(separator: "|").map { "                " + $0.trimmingCharacters(in: .whitespaces) + "\n" }.joined())
+}
 private let vhostPath = "\(hcm).route_config.virtual_hosts[0]"
 private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
 private let rlFilter = "\(hcm).http_filters[0].typed_config"
@@ -202,4 +206,32 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "vhost-local-ratelimit", feature: "local_ratelimit in a virtual host's typed_per_filter_config",
                edits: [localRateLimit(rlBucket), (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.local_ratelimit: { \(rlType), stat_prefix: v, \(rlBucket) }\n")],
                refusalPath: "\(vhostPath).typed_per_filter_config[\"envoy.filters.http.local_ratelimit\"]"),
+    ConfigCase(name: "route-headers", feature: "request/response_headers_to_add/remove at route, virtual host and route config with %REQ(x)%, %HOSTNAME%, %DOWNSTREAM_REMOTE_ADDRESS%",
+               edits: [routeHeaders("request_headers_to_add: [ { header: { key: x-a, value: \"%REQ(x-b)% %HOSTNAME%\" }, append_action: ADD_IF_ABSENT } ] | request_headers_to_remove: [ x-c ]"),
+                       (vhostAnchor, vhostAnchor + "              response_headers_to_add: [ { header: { key: x-d, value: \"%DOWNSTREAM_REMOTE_ADDRESS%\" }, keep_empty_value: true } ]\n"),
+                       ("          route_config:\n", "          route_config:\n            response_headers_to_remove: [ x-e ]\n")]),
+    ConfigCase(name: "header-unsupported-operator", feature: "headers_to_add value with a %...% operator ballast does not implement (%START_TIME%)",
+               edits: [routeHeaders("request_headers_to_add: [ { header: { key: x-a, value: \"%START_TIME%\" } } ]")],
+               refusalPath: "\(route).request_headers_to_add[0].header.value"),
+    ConfigCase(name: "header-remove-host", feature: "request_headers_to_remove: host",
+               edits: [routeHeaders("request_headers_to_remove: [ host ]")], refusalPath: "\(route).request_headers_to_remove[0]"),
+    ConfigCase(name: "header-add-pseudo", feature: "request_headers_to_add with a :-prefixed key",
+               edits: [routeHeaders("request_headers_to_add: [ { header: { key: \":path\", value: /x } } ]")], refusalPath: "\(route).request_headers_to_add[0].header.key"),
+    ConfigCase(name: "header-append-and-action", feature: "headers_to_add with both append and append_action",
+               edits: [routeHeaders("response_headers_to_add: [ { header: { key: x-a, value: b }, append: true, append_action: ADD_IF_ABSENT } ]")],
+               refusalPath: "\(route).response_headers_to_add[0].append"),
+    ConfigCase(name: "most-specific-header-mutations-wins", feature: "most_specific_header_mutations_wins: true",
+               edits: [("          route_config:\n", "          route_config:\n            most_specific_header_mutations_wins: true\n")],
+               refusalPath: "\(hcm).route_config.most_specific_header_mutations_wins"),
+    ConfigCase(name: "redirect", feature: "route redirect with https_redirect, host_redirect, port_redirect, prefix_rewrite, strip_query, response_code",
+               edits: [("route: { cluster: web, timeout: 2s }", "redirect: { https_redirect: true, host_redirect: a.test, port_redirect: 8443, prefix_rewrite: /b, strip_query: true, response_code: FOUND }")]),
+    ConfigCase(name: "redirect-regex-rewrite", feature: "redirect regex_rewrite",
+               edits: [("route: { cluster: web, timeout: 2s }", "redirect: { regex_rewrite: { pattern: { regex: \"^/a\" }, substitution: /b } }")],
+               refusalPath: "\(route).redirect.regex_rewrite"),
+    ConfigCase(name: "redirect-bad-code", feature: "redirect response_code that is not a redirect code",
+               edits: [("route: { cluster: web, timeout: 2s }", "redirect: { response_code: OK }")],
+               refusalPath: "\(route).redirect.response_code"),
+    ConfigCase(name: "redirect-two-schemes", feature: "redirect with both https_redirect and scheme_redirect",
+               edits: [("route: { cluster: web, timeout: 2s }", "redirect: { https_redirect: true, scheme_redirect: http }")],
+               refusalPath: "\(route).redirect.scheme_redirect"),
 ]

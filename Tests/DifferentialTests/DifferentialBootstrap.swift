@@ -23,6 +23,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("rloff", ""),
     ("fault", ""),
     ("cors", ""),
+    ("headers", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -42,8 +43,29 @@ let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fa
 
 let corsPolicyType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
 
+/// `{ header: { key: k, value: v } }` with the option's other fields.
+func headerOption(_ key: String, _ value: String, _ extra: String = "") -> String {
+    "{ header: { key: \(key), value: \"\(value)\" }\(extra.isEmpty ? "" : ", " + extra) }"
+}
+
+/// Route-configuration fields per listener (after `name`).
+let differentialRouteConfigExtra: [String: String] = [
+    "headers": """
+                request_headers_to_add: [ \(headerOption("x-global", "global")), \(headerOption("x-level", "global", "append_action: OVERWRITE_IF_EXISTS_OR_ADD")) ]
+                response_headers_to_add: [ \(headerOption("x-resp-global", "g")), \(headerOption("x-resp-level", "global", "append_action: ADD_IF_ABSENT")) ]
+                response_headers_to_remove: [ x-resp-route-removed ]
+
+    """,
+]
+
 /// Virtual-host fields per listener (after `domains`).
 let differentialVirtualHostExtra: [String: String] = [
+    "headers": """
+                  request_headers_to_add: [ \(headerOption("x-level", "vhost")), \(headerOption("x-client", "vhost", "append_action: ADD_IF_ABSENT")), \(headerOption("x-vh-proto", "%PROTOCOL%")) ]
+                  request_headers_to_remove: [ x-drop-me ]
+                  response_headers_to_add: [ \(headerOption("x-resp-level", "vhost")), \(headerOption("x-resp-proto", "%PROTOCOL% 100%%")) ]
+
+    """,
     "cors": """
                   typed_per_filter_config:
                     envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { exact: "https://a.example" } ], allow_methods: "GET, POST", allow_headers: "x-a, x-b", expose_headers: "x-up", max_age: "600", allow_credentials: true }
@@ -60,6 +82,50 @@ let differentialListenerRoutes: [String: String] = [
                     route: { cluster: up, timeout: 5s }
                     typed_per_filter_config:
                       envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { suffix: ".other.test", ignore_case: true } ], forward_not_matching_preflights: false }
+
+    """,
+    "headers": """
+                  - match: { prefix: "/rd/https" }
+                    redirect: { https_redirect: true }
+                    response_headers_to_add: [ \(headerOption("x-resp-route", "redirect")) ]
+                  - match: { prefix: "/rd/host" }
+                    redirect: { host_redirect: other.test, port_redirect: 8443, response_code: FOUND }
+                  - match: { prefix: "/rd/pathq" }
+                    redirect: { path_redirect: "/new?a=b", strip_query: true }
+                  - match: { prefix: "/rd/path" }
+                    redirect: { path_redirect: "/new/place", response_code: TEMPORARY_REDIRECT }
+                  - match: { prefix: "/rd/prefix/" }
+                    redirect: { prefix_rewrite: "/p2/", strip_query: true, response_code: PERMANENT_REDIRECT }
+                  - match: { path: "/rd/scheme" }
+                    redirect: { scheme_redirect: HTTP, host_redirect: "example.org", response_code: SEE_OTHER }
+                  - match: { prefix: "/hdrdirect" }
+
+                    direct_response: { status: 200, body: { inline_string: "direct body" } }
+                    response_headers_to_add: [ \(headerOption("x-resp-route", "direct")), \(headerOption("content-type", "text/x-direct", "append_action: OVERWRITE_IF_EXISTS_OR_ADD")) ]
+                  - match: { prefix: "/hdrdead" }
+                    route: { cluster: dead }
+                    response_headers_to_add: [ \(headerOption("x-resp-route", "dead")) ]
+                  - match: { prefix: "/hdr" }
+                    route: { cluster: up, timeout: 5s }
+                    request_headers_to_add:
+                    - \(headerOption("x-copy", "copy of %REQ(X-Client)%"))
+                    - \(headerOption("x-client", "overwritten", "append_action: OVERWRITE_IF_EXISTS"))
+                    - \(headerOption("x-level", "route"))
+                    - \(headerOption("x-peer", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"))
+                    - \(headerOption("x-authority", "%REQ(:authority)%"))
+                    - \(headerOption("x-missing-copy", "%REQ(x-missing)%"))
+                    - \(headerOption("x-empty-kept", "", "keep_empty_value: true"))
+                    - \(headerOption("x-empty-dropped", ""))
+                    - \(headerOption("x-only-if-there", "no", "append_action: OVERWRITE_IF_EXISTS"))
+                    - \(headerOption("x-twice", "a"))
+                    - \(headerOption("x-twice", "b"))
+                    - \(headerOption("x-legacy", "old", "append: false"))
+                    request_headers_to_remove: [ x-remove-me, x-forwarded-proto ]
+                    response_headers_to_add:
+                    - \(headerOption("x-resp-route", "r"))
+                    - \(headerOption("x-resp-route-removed", "gone"))
+                    - \(headerOption("x-resp-peer", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"))
+                    response_headers_to_remove: [ content-type ]
 
     """,
     "fault": """
@@ -123,6 +189,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                           inline_string: "\(differentialLogFormat)"
                   route_config:
                     name: routes
+        \(differentialRouteConfigExtra[name] ?? "")
                     virtual_hosts:
                     - name: main
                       domains: ["example.com"]

@@ -141,6 +141,33 @@ let differentialCases: [DifferentialCase] = [
                      get("cors-route", "/corsroute/x", "Origin: https://X.Other.Test\r\n")),
     DifferentialCase("cors-route-preflight-refused", "cors: forward_not_matching_preflights false: refused origin's preflight answered 200", listener: "cors",
                      "OPTIONS /corsroute HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-route-preflight-refused\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\r\n"),
+    // Header mutations at route, virtual-host and route-configuration level (route first, then
+    // virtual host, then route configuration; append_action, keep_empty_value, %...% values).
+    DifferentialCase("headers-mutated", "request/response_headers_to_add/remove at route, virtual host and route config: order, append_action, keep_empty_value, %REQ%, %PROTOCOL%, %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                     listener: "headers", get("headers-mutated", "/hdr", "X-Client: c1\r\nX-Remove-Me: 1\r\nX-Drop-Me: 1\r\nX-Level: client\r\nX-Only-If-There: client\r\nX-Legacy: client\r\n")),
+    DifferentialCase("headers-absent", "headers_to_add: ADD_IF_ABSENT adds, OVERWRITE_IF_EXISTS skips, %REQ% of a missing field adds nothing",
+                     listener: "headers", get("headers-absent", "/hdr")),
+    DifferentialCase("headers-direct", "response_headers_to_add on a direct_response (content-type overwritten)", listener: "headers",
+                     get("headers-direct", "/hdrdirect")),
+    DifferentialCase("headers-upstream-failure", "response_headers_to_add on the router's 503 UF", listener: "headers",
+                     get("headers-upstream-failure", "/hdrdead")),
+    // Redirects: answered as a direct response with `location` and an empty body.
+    DifferentialCase("rd-https", "redirect https_redirect: 301, location keeps host, path and query; response_headers_to_add", listener: "headers",
+                     get("rd-https", "/rd/https/a?x=1")),
+    DifferentialCase("rd-head", "redirect answering a HEAD request", listener: "headers", isHEAD: true,
+                     "HEAD /rd/https HTTP/1.1\r\nHost: example.com\r\nX-Case: rd-head\r\n\r\n"),
+    DifferentialCase("rd-host-port", "redirect host_redirect and port_redirect, response_code FOUND", listener: "headers",
+                     get("rd-host-port", "/rd/host?q=1")),
+    DifferentialCase("rd-path", "redirect path_redirect keeps the request's query, TEMPORARY_REDIRECT", listener: "headers",
+                     get("rd-path", "/rd/path/x?q=1")),
+    DifferentialCase("rd-path-query", "redirect path_redirect with its own query (strip_query does not drop it)", listener: "headers",
+                     get("rd-path-query", "/rd/pathq?q=1")),
+    DifferentialCase("rd-prefix", "redirect prefix_rewrite with strip_query, PERMANENT_REDIRECT", listener: "headers",
+                     get("rd-prefix", "/rd/prefix/rest/of?q=1")),
+    DifferentialCase("rd-scheme", "redirect scheme_redirect (kept as written) and host_redirect, SEE_OTHER", listener: "headers",
+                     get("rd-scheme", "/rd/scheme")),
+    DifferentialCase("headers-other-route", "virtual-host and route-config response headers on a route without its own", listener: "headers",
+                     get("headers-other-route", "/up")),
 ]
 
 /// Stats compared after all cases (Envoy's names).

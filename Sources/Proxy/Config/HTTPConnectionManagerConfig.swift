@@ -98,6 +98,8 @@ public struct RouteConfiguration: Sendable, Hashable {
     public let name: String
     /// `virtual_hosts[]`: chosen by the request's Host (domains are unique across virtual hosts).
     public let virtualHosts: [VirtualHostConfig]
+    /// The route configuration's header mutations (applied last, as Envoy).
+    public var headerMutations: HeaderMutationsConfig = .none
 }
 
 /// `virtual_hosts[]`.
@@ -112,6 +114,8 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public let retryPolicy: RetryPolicyConfig?
     /// `typed_per_filter_config` (CORS policies only at this level).
     public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
+    /// The virtual host's header mutations.
+    public var headerMutations: HeaderMutationsConfig = .none
 }
 
 /// One `domains[]` entry, matched against the Host header (lowercased, port included if the
@@ -145,6 +149,8 @@ public struct RouteConfig: Sendable, Hashable {
     public let action: RouteActionConfig
     /// `typed_per_filter_config`: per HTTP filter name, that filter's config for this route.
     public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
+    /// The route's header mutations (applied first, as Envoy).
+    public var headerMutations: HeaderMutationsConfig = .none
 }
 
 /// A filter's config in a route's `typed_per_filter_config`.
@@ -219,6 +225,8 @@ public enum RouteActionConfig: Sendable, Hashable {
     case forward(RouteForwardConfig)
     /// `direct_response`: answer locally.
     case directResponse(DirectResponseConfig)
+    /// `redirect`: answer locally with a 3xx and `location`.
+    case redirect(RedirectConfig)
 }
 
 /// `routes[].route`.

@@ -201,9 +201,9 @@ extension BootstrapParser {
 
     func parseRouteConfiguration(_ value: ConfigValue) -> RouteConfiguration? {
         guard let f = value.fields(
-            known: ["name", "virtual_hosts", "validate_clusters", "max_direct_response_body_size_bytes"],
-            unsupported: ["internal_only_headers", "response_headers_to_add", "response_headers_to_remove",
-                          "request_headers_to_add", "request_headers_to_remove", "most_specific_header_mutations_wins",
+            known: ["name", "virtual_hosts", "validate_clusters", "max_direct_response_body_size_bytes", "response_headers_to_add",
+                    "response_headers_to_remove", "request_headers_to_add", "request_headers_to_remove", "most_specific_header_mutations_wins"],
+            unsupported: ["internal_only_headers",
                           "vhds", "cluster_specifier_plugins", "request_mirror_policies", "ignore_port_in_host_matching",
                           "ignore_path_parameters_in_path_matching", "typed_per_filter_config", "metadata"]) else { return nil }
         let name = f["name"]?.string() ?? ""
@@ -226,14 +226,22 @@ extension BootstrapParser {
             }
             hosts.append(host)
         }
-        return ok ? RouteConfiguration(name: name, virtualHosts: hosts) : nil
+        guard let mutations = parseHeaderMutations(f) else { return nil }
+        if f.has("most_specific_header_mutations_wins") {
+            guard let v = f["most_specific_header_mutations_wins"], let wins = v.bool() else { return nil }
+            if wins { v.error("true is not supported by ballast (route-level mutations are applied first, then virtual host, then route configuration: Envoy's default)"); return nil }
+        }
+        guard ok else { return nil }
+        var config = RouteConfiguration(name: name, virtualHosts: hosts)
+        config.headerMutations = mutations
+        return config
     }
 
     func parseVirtualHost(_ value: ConfigValue, maxBodyBytes: Int) -> VirtualHostConfig? {
         guard let f = value.fields(
-            known: ["name", "domains", "routes", "retry_policy", "typed_per_filter_config"],
-            unsupported: ["virtual_clusters", "rate_limits", "require_tls", "cors", "request_headers_to_add",
-                          "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
+            known: ["name", "domains", "routes", "retry_policy", "typed_per_filter_config", "request_headers_to_add",
+                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"],
+            unsupported: ["virtual_clusters", "rate_limits", "require_tls", "cors",
                           "include_request_attempt_count", "include_attempt_count_in_response",
                           "hedge_policy", "per_request_buffer_limit_bytes", "request_mirror_policies", "matcher",
                           "metadata", "retry_policy_typed_config", "action_specifier"]) else { return nil }
@@ -278,9 +286,11 @@ extension BootstrapParser {
                 ok = false
             }
         }
-        guard ok, let name else { return nil }
+        let mutations = parseHeaderMutations(f)
+        guard ok, let name, let mutations else { return nil }
         var host = VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
         host.perFilterConfigs = perFilter
+        host.headerMutations = mutations
         return host
     }
 
@@ -296,15 +306,18 @@ extension BootstrapParser {
 
     func parseRoute(_ value: ConfigValue, maxBodyBytes: Int) -> RouteConfig? {
         guard let f = value.fields(
-            known: ["name", "match", "route", "direct_response", "typed_per_filter_config"],
-            unsupported: ["redirect", "filter_action", "non_forwarding_action", "metadata", "decorator",
-                          "request_headers_to_add", "request_headers_to_remove",
-                          "response_headers_to_add", "response_headers_to_remove", "tracing",
+            known: ["name", "match", "route", "direct_response", "redirect", "typed_per_filter_config", "request_headers_to_add",
+                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"],
+            unsupported: ["filter_action", "non_forwarding_action", "metadata", "decorator", "tracing",
                           "per_request_buffer_limit_bytes", "stat_prefix"]) else { return nil }
         let name = f["name"]?.string()
         let match = f.required("match").flatMap(parseRouteMatch)
         var action: RouteActionConfig?
-        switch f.oneOf(["route", "direct_response"], unsupportedAlternatives: ["redirect", "filter_action", "non_forwarding_action"]) {
+        switch f.oneOf(["route", "direct_response", "redirect"], unsupportedAlternatives: ["filter_action", "non_forwarding_action"]) {
+        case "redirect":
+            if let r = f["redirect"] {
+                action = parseRedirect(r, pathMatch: match?.path).map { .redirect($0) }
+            }
         case "route":
             if let r = f["route"] {
                 action = parseRouteAction(r, pathMatch: match?.path).map { .forward($0) }
@@ -319,9 +332,11 @@ extension BootstrapParser {
         var perFilter: [String: PerRouteFilterConfig] = [:]
         var perFilterOK = true
         if let t = f["typed_per_filter_config"] { perFilterOK = parseTypedPerFilterConfig(t, into: &perFilter) }
-        guard let match, let action, perFilterOK else { return nil }
+        let mutations = parseHeaderMutations(f)
+        guard let match, let action, perFilterOK, let mutations else { return nil }
         var route = RouteConfig(name: name, match: match, action: action)
         route.perFilterConfigs = perFilter
+        route.headerMutations = mutations
         return route
     }
 

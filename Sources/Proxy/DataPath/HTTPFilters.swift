@@ -101,6 +101,9 @@ struct LocalReply {
     /// own headers on its reply (local_ratelimit's `response_headers_to_add`). Sharing the
     /// compiled array costs a retain, not an allocation.
     var headers: [UInt8] = []
+    /// The router's own reply (direct_response, upstream failure): the route's
+    /// `response_headers_to_add/remove` apply, as Envoy's router adds them to its local replies.
+    var routeHeaders = false
 }
 
 /// What the filters decided for a stream: the chain manager acts on it.
@@ -165,7 +168,10 @@ enum RouterFilter {
         }
         switch route.action {
         case .direct(let status, _):
-            ctx.decision = .localReply(LocalReply(status: status, body: .route(route.index), flags: [], details: .directResponse))
+            ctx.decision = .localReply(LocalReply(status: status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
+        case .redirect(let r):
+            // Envoy answers a redirect as a direct response (details, stats), with an empty body.
+            ctx.decision = .localReply(LocalReply(status: r.status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
         case .forward(let plan):
             var cluster = plan.clusters[0].index
             if plan.clusters.count > 1 {

@@ -142,6 +142,8 @@ struct PeerAddress {
     var family: Int32 = 0
     var high: UInt64 = 0
     var low: UInt64 = 0
+    /// The peer's port (`%DOWNSTREAM_REMOTE_ADDRESS%`).
+    var port: UInt16 = 0
 
     static func read(_ fd: Int32) -> PeerAddress {
         var storage = sockaddr_storage()
@@ -157,11 +159,13 @@ struct PeerAddress {
                 let sin = raw.load(as: sockaddr_in.self)
                 p.family = AF_INET
                 p.low = UInt64(UInt32(bigEndian: sin.sin_addr.s_addr))
+                p.port = UInt16(bigEndian: sin.sin_port)
             }
         } else if Int32(storage.ss_family) == AF_INET6 {
             withUnsafeBytes(of: &storage) { raw in
                 let sin6 = raw.load(as: sockaddr_in6.self)
                 p.family = AF_INET6
+                p.port = UInt16(bigEndian: sin6.sin6_port)
                 withUnsafeBytes(of: sin6.sin6_addr) { a in
                     var hi: UInt64 = 0
                     var lo: UInt64 = 0

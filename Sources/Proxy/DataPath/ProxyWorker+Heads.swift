@@ -18,8 +18,10 @@ extension ProxyWorker {
         let xff = http.forwardedFor
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
         let target = RequestTarget(head, p)
-        let capacity = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
+        let mutations = http.routes.allRoutes[route].requestMutations
+        let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count
+        let capacity = plain + mutations.reserve(plain)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
@@ -33,6 +35,7 @@ extension ProxyWorker {
             w.put(UnsafeRawBufferPointer(rebasing: head[origin]))
         }
         w.put(" HTTP/1.1\r\n")
+        let fieldsStart = w.count
         var sawHost = false
         var sawRequestID = false
         var sawProto = false
@@ -131,6 +134,14 @@ extension ProxyWorker {
             w.putDecimal(Int(timeout / 1_000_000))
             w.crlf()
         }
+        // The route's header mutations see the fields as the router has them (Envoy's
+        // finalizeRequestHeaders runs after the connection manager's and the timeout fields).
+        if !mutations.isEmpty && !w.overflowed {
+            var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: stream(of: d)?.pointee.http10 ?? false))
+            if e.overflowed { return false }
+            w.count = e.count
+        }
         w.crlf()
         guard !w.overflowed else { return false }
         buffer.count += w.count
@@ -149,7 +160,9 @@ extension ProxyWorker {
         guard let http else { return false }
         let p = responseParser
         let cors = corsDecoration(s)
-        let capacity = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
+        let mutations = responseMutations(s)
+        let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
+        let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -157,6 +170,7 @@ extension ProxyWorker {
         w.put(byte: ASCII.space)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.reasonRange]))
         w.crlf()
+        let fieldsStart = w.count
         var sawServer = false
         var sawDate = false
         var nominating: Range<Int>? = nil
@@ -191,6 +205,26 @@ extension ProxyWorker {
             w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
             w.crlf()
         }
+        if !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0 {
+            w.put("x-envoy-upstream-service-time: ")
+            w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
+            w.crlf()
+        }
+        // The route's response mutations run in the router, before the connection manager adds
+        // date and server (Envoy's finalizeResponseHeaders).
+        if let mutations, !w.overflowed {
+            var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            if e.overflowed { return false }
+            w.count = e.count
+            sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
+            sawServer = e.value(HeaderMutationPlan.serverName, before: e.count) != nil
+            if sawServer && http.serverTransformation == .overwrite {
+                var end = e.count
+                e.removeAll(HeaderMutationPlan.serverName, before: &end)
+                w.count = e.count
+            }
+        }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
         if s.pointee.responseBody == .chunked && s.pointee.http10 {
@@ -203,11 +237,6 @@ extension ProxyWorker {
         if http.serverTransformation == .overwrite || (http.serverTransformation == .appendIfAbsent && !sawServer) {
             w.put("server: ")
             w.put(http.serverName)
-            w.crlf()
-        }
-        if !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0 {
-            w.put("x-envoy-upstream-service-time: ")
-            w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
             w.crlf()
         }
         let closing = !s.pointee.keepAlive || d.pointee.closeAfterFlush || !s.pointee.requestComplete
@@ -223,6 +252,13 @@ extension ProxyWorker {
         return true
     }
 
+    /// The response mutations of the stream's route, or nil when it has none.
+    func responseMutations(_ s: UnsafeMutablePointer<Stream>) -> HeaderMutationPlan? {
+        guard let http, s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
+        let plan = http.routes.allRoutes[Int(s.pointee.route)].responseMutations
+        return plan.isEmpty ? nil : plan
+    }
+
     private func writeFlagsHeader(_ flags: ResponseFlags, _ w: inout ByteWriter) {
         w.put("x-ballast-response-flags: ")
         let room = w.capacity - w.count
@@ -233,10 +269,14 @@ extension ProxyWorker {
     }
 
     /// A locally generated response with a text body.
+    /// `routeHeaders`: the router's reply (direct_response, upstream failure), which gets the
+    /// route's response mutations; a filter's reply does not.
     func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, headers: UnsafeRawBufferPointer, closing: Bool,
-                         _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+                         routeHeaders: Bool = false, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
         let cors = corsDecoration(s)
-        let capacity = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
+        let mutations = routeHeaders ? responseMutations(s) : nil
+        let plain = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
+        let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -248,17 +288,35 @@ extension ProxyWorker {
         w.put("content-length: ")
         w.putDecimal(body.count)
         w.crlf()
+        let fieldsStart = w.count
         if body.count > 0 { w.put("content-type: text/plain\r\n") }
-        w.put(date.current())
-        w.put("server: ")
-        if let http { w.put(http.serverName) } else { w.put("envoy") }
-        w.crlf()
+        if headers.count > 0 { w.put(headers) }
+        var sawDate = false
+        var sawServer = false
+        if let mutations, !w.overflowed {
+            var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            if e.overflowed { return }
+            sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
+            sawServer = e.value(HeaderMutationPlan.serverName, before: e.count) != nil
+            if sawServer && (http?.serverTransformation ?? .overwrite) == .overwrite {
+                var end = e.count
+                e.removeAll(HeaderMutationPlan.serverName, before: &end)
+                sawServer = false
+            }
+            w.count = e.count
+        }
+        if !sawDate { w.put(date.current()) }
+        if !sawServer {
+            w.put("server: ")
+            if let http { w.put(http.serverName) } else { w.put("envoy") }
+            w.crlf()
+        }
         if closing {
             w.put("connection: close\r\n")
         } else if s.pointee.http10 {
             w.put("connection: keep-alive\r\n")
         }
-        if headers.count > 0 { w.put(headers) }
         if let cors { writeCorsFields(cors, s, &w) }
         if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
         w.crlf()

@@ -61,7 +61,13 @@ extension ProxyWorker {
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
         case .localReply(let reply):
             if reply.flags.contains(.noRouteFound) { inc(stats.noRoute) }
-            if case .route(let r) = reply.body { s.pointee.route = Int32(r) }
+            if case .route(let r) = reply.body {
+                s.pointee.route = Int32(r)
+                if let http, case .redirect(let redirect) = http.routes.allRoutes[r].action {
+                    redirectReply(reply, redirect, route: http.routes.allRoutes[r], head, token, d, loop)
+                    return
+                }
+            }
             localReply(reply, token, d, loop)
         case .forward(let route, let cluster):
             forward(head, route: route, cluster: cluster, token, d, loop)
@@ -222,27 +228,58 @@ extension ProxyWorker {
 
     /// Answers the active stream locally (no route, overflow, connect failure, timeout...).
     /// Only before any response byte went out.
-    func localReply(_ reply: LocalReply, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+    func localReply(_ reply: LocalReply, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop,
+                    extraHeaders: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         let s = stream(of: d)!
         s.pointee.status = Int32(reply.status)
         s.pointee.flags.formUnion(reply.flags)
         s.pointee.details = reply.details
         // A request not read to its end cannot be followed by another on this connection.
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
+        // The router's replies to upstream failures carry the route's response mutations too.
+        let routerFlags: ResponseFlags = [.noHealthyUpstream, .upstreamConnectionFailure, .upstreamOverflow, .upstreamConnectionTermination,
+                                          .upstreamRequestTimeout, .upstreamProtocolError, .upstreamRemoteReset]
+        let routeHeaders = reply.routeHeaders || !reply.flags.isDisjoint(with: routerFlags)
         switch reply.body {
         case .text(let text):
             text.withUTF8Buffer { body in
-                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, s, d) }
+                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
             }
         case .route(let r):
-            if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, s, d) }
+            if let http, case .redirect = http.routes.allRoutes[r].action {
+                writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
+                                routeHeaders: routeHeaders, s, d)
+            } else if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
+                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
             }
         }
         s.pointee.responseHeadDone = true
         s.pointee.responseComplete = true
         if closing { d.pointee.beginClosing() }
         endStream(token, d, loop, reuseUpstream: false)
+    }
+
+    /// A route's redirect: the `location` line built from the request head in scratch space on
+    /// the stack (no allocation), then the local reply with an empty body.
+    func redirectReply(_ reply: LocalReply, _ redirect: CompiledRedirect, route: CompiledRoute, _ head: UnsafeRawBufferPointer,
+                       _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let p = requestParser
+        let target = RequestTarget(head, p)
+        let bound = redirect.lineBound(head.count)
+        withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            var w = ByteWriter(scratch.baseAddress!, capacity: bound)
+            redirect.writeLocation(&w, head: head, target: target, host: target.authority ?? p.pointee.hostRange,
+                                   matchedPrefix: Self.matchedLength(route))
+            localReply(reply, token, d, loop, extraHeaders: UnsafeRawBufferPointer(start: scratch.baseAddress, count: w.overflowed ? 0 : w.count))
+        }
+    }
+
+    /// The length of the path a prefix or exact match consumed (what prefix_rewrite replaces).
+    static func matchedLength(_ route: CompiledRoute) -> Int? {
+        switch route.path {
+        case .prefix(let p), .exact(let p): return p.count
+        case .regex: return nil
+        }
     }
 
     /// A stream for a local answer to a request whose head was not read (malformed, timed out).

@@ -23,7 +23,8 @@ public struct RouteTable: Sendable {
         for (hi, vh) in config.virtualHosts.enumerated() {
             var routes: [CompiledRoute] = []
             for r in vh.routes {
-                let route = try CompiledRoute(r, index: all.count, virtualHostRetry: vh.retryPolicy, clusterIndex: clusterIndex, listener: listener)
+                let route = try CompiledRoute(r, index: all.count, virtualHostRetry: vh.retryPolicy, clusterIndex: clusterIndex, listener: listener,
+                                              enclosingMutations: [vh.headerMutations, config.headerMutations])
                 routes.append(route)
                 all.append(route)
             }
@@ -172,6 +173,7 @@ public struct ForwardPlan: Sendable {
 public enum CompiledAction: Sendable {
     case forward(ForwardPlan)
     case direct(status: Int, body: [UInt8])
+    case redirect(CompiledRedirect)
 }
 
 public struct CompiledRoute: Sendable {
@@ -182,9 +184,20 @@ public struct CompiledRoute: Sendable {
     let headers: [CompiledHeaderMatcher]
     let queryParameters: [CompiledQueryMatcher]
     public let action: CompiledAction
+    /// `request_headers_to_add/remove` of the route, its virtual host and the route configuration.
+    public let requestMutations: HeaderMutationPlan
+    /// `response_headers_to_add/remove`, the same levels.
+    public let responseMutations: HeaderMutationPlan
 
-    init(_ r: RouteConfig, index: Int, virtualHostRetry: RetryPolicyConfig?, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+    init(_ r: RouteConfig, index: Int, virtualHostRetry: RetryPolicyConfig?, clusterIndex: [String: Int], listener: String,
+         enclosingMutations: [HeaderMutationsConfig] = []) throws(DataPlane.CompileError) {
         self.index = index
+        let levels = [r.headerMutations] + enclosingMutations
+        for level in levels where max(level.requestToAdd.count, level.responseToAdd.count) > HeaderMutationPlan.maxAddsPerLevel {
+            throw DataPlane.CompileError(description: "listener '\(listener)': more than \(HeaderMutationPlan.maxAddsPerLevel) headers to add at one level is not supported by ballast")
+        }
+        requestMutations = HeaderMutationPlan(levels, request: true)
+        responseMutations = HeaderMutationPlan(levels, request: false)
         name = r.name
         caseSensitive = r.match.caseSensitive
         switch r.match.path {
@@ -209,6 +222,8 @@ public struct CompiledRoute: Sendable {
         switch r.action {
         case .directResponse(let d):
             action = .direct(status: d.status, body: Array((d.body ?? "").utf8))
+        case .redirect(let r):
+            action = .redirect(CompiledRedirect(r))
         case .forward(let f):
             var list: [(index: Int, weight: Int)] = []
             for name in f.target.clusterNames {
