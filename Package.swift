@@ -17,6 +17,7 @@ let package = Package(
         // For the fuzz package (Fuzz/, built only by `make fuzz`), which depends on this one by path.
         .library(name: "BallastHTTP1", targets: ["HTTP1"]),
         .library(name: "BallastProxy", targets: ["Proxy"]),
+        .library(name: "BallastProxyTestSupport", targets: ["ProxyTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,10 +56,14 @@ let package = Package(
         // waiting for conditions, the io_uring skip-or-fail policy. Never linked into `ballast`.
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .target(name: "TestSupport", dependencies: ["EventLoop", "CTestSupport"], path: "Tests/TestSupport"),
+        // The scripted I/O backend and one proxy worker on it: for ProxyTests and the whole-connection
+        // fuzz target (Fuzz/). Uses `@testable import Proxy`, so it builds only where testability is
+        // on (debug, or `-enable-testing` as scripts/fuzz.sh passes). Never linked into `ballast`.
+        .target(name: "ProxyTestSupport", dependencies: ["Proxy", "Balancers", "EventLoop"], path: "Tests/ProxyTestSupport"),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast", "TestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
         .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop", "TestSupport"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TestSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "EventLoop", "HTTP1", "TestSupport", "ProxyTestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TestSupport"]),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers", "TestSupport"]),

@@ -8,11 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../Fuzz"
 seconds="${1:-60}"
 shift || true
-all=(FuzzRequestHead FuzzResponseHead FuzzChunked FuzzBootstrapYAML FuzzAccessLogFormat)
+all=(FuzzRequestHead FuzzResponseHead FuzzChunked FuzzBootstrapYAML FuzzAccessLogFormat FuzzProxyConnection)
 targets=("${@:-${all[@]}}")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 config="${FUZZ_CONFIG:-release}"
-flags=(-c "$config" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
+# -enable-testing: FuzzProxyConnection drives internal types of Proxy through `@testable import`.
+flags=(-c "$config" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing)
 for t in "${targets[@]}"; do swift build "${flags[@]}" --product "$t"; done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p .work/crashes
