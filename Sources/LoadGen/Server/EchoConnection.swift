@@ -33,6 +33,8 @@ enum EchoTimer: UInt8 {
     case delay = 1
     case linger = 2
     case rearmAccept = 3
+    /// Live rebalancing: move the connection at the end of this turn.
+    case move = 4
 
     /// The connection's whole token with the timer kind in its tag bits (`SlabToken.withTag`).
     func id(_ token: UInt64) -> UInt64 { SlabToken.withTag(rawValue, token) }

@@ -7,6 +7,17 @@ import HTTP1
 public enum EchoMessage: AdoptingMessage {
     /// Adopt a connection accepted elsewhere (hand-off strategies).
     case adopt(fd: Int32)
+    /// Adopt a connection another worker moved here (live rebalancing).
+    case moved(fd: Int32)
+
+    public static func adoptMoved(fd: Int32) -> EchoMessage { .moved(fd: fd) }
+}
+
+/// Live rebalancing settings of a server worker (`--balance ...:rebalance=N`).
+struct EchoRebalancing: Sendable {
+    let margin: Int
+    let metric: LoadMetric
+    let peers: PeerHandOff
 }
 
 /// One `ballast server` worker: owns a loop, its connections and their buffers. Parses each
@@ -46,8 +57,21 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     /// Filler for `size=` bodies, shared by every response of this worker.
     let filler: UnsafeMutableRawBufferPointer
     var loggedAcceptError = false
+    /// Live rebalancing; nil: off.
+    let rebalancing: EchoRebalancing?
+    /// A move is due at the end of this turn (at most one per turn, like the simulator's one per
+    /// request boundary).
+    var moveScheduled = false
+    var moveTieStart = 0
 
-    init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64) {
+    init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64,
+         balance: BalanceSpec = BalanceSpec(strategy: .reuseport)) {
+        if let margin = balance.rebalanceMargin, let peers = seat.peers {
+            rebalancing = EchoRebalancing(margin: margin, metric: balance.metric, peers: peers)
+        } else {
+            rebalancing = nil
+        }
+        moveTieStart = (seat.index + 1) % max(seat.loads.count, 1)
         self.index = seat.index
         self.listener = seat.listener
         self.limits = limits
@@ -99,12 +123,14 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         adopt(c.result, loop)
     }
 
-    private func adopt(_ fd: Int32, _ loop: Loop) {
-        Sockets.setNoDelay(fd)
+    /// Takes a connection: accepted here, handed over by an acceptor, or moved from another
+    /// worker (`moved`: its load was already counted here by the worker that moved it).
+    private func adopt(_ fd: Int32, _ loop: Loop, moved: Bool = false) {
+        if !moved { Sockets.setNoDelay(fd) }
         var conn = EchoConnection()
         conn.fd = fd
         let token = connections.insert(conn)
-        bump(stats.accepted)
+        if moved { bump(stats.movesIn) } else { bump(stats.accepted) }
         bump(stats.active)
         loop.backend.armReceive(fd: fd, token: token)
     }
@@ -179,6 +205,59 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
             loop.backend.resumeReceive(fd: conn.pointee.fd)
         }
         closeIfDone(c.token, conn, loop)
+        if rebalancing != nil && !conn.pointee.out.inFlight { considerMove(c.token, conn, loop) }
+    }
+
+    // MARK: live rebalancing
+
+    /// Nothing in flight, buffered, queued or held, and open both ways: the connection can move
+    /// without a byte of it being lost, reordered or answered twice (what has not been read yet
+    /// stays in the socket and is read by the new worker).
+    private func isIdle(_ conn: UnsafeMutablePointer<EchoConnection>) -> Bool {
+        conn.pointee.input.count == 0 && conn.pointee.pending.count == 0 && !conn.pointee.out.inFlight
+            && !conn.pointee.isHeld && !conn.pointee.closeAfterFlush && !conn.pointee.lingering
+            && !conn.pointee.peerClosed && !conn.pointee.receivePaused
+    }
+
+    private func rebalanceTarget(_ r: EchoRebalancing) -> Int? {
+        Decisions.rebalanceTarget(loads.view(r.metric), from: index, margin: r.margin, tieStart: moveTieStart)
+    }
+
+    /// At a request boundary (the connection's output all sent): above the mean by more than the
+    /// margin, move this connection at the end of the turn if it is idle, else count a refusal.
+    /// The move waits for the end of the turn because a receive for it may still be in this
+    /// turn's batch.
+    private func considerMove(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard let r = rebalancing, !moveScheduled, rebalanceTarget(r) != nil else { return }
+        guard isIdle(conn) else {
+            bump(stats.moveRefusals)
+            return
+        }
+        moveScheduled = true
+        loop.timers.schedule(at: loop.now, id: EchoTimer.move.id(token))
+    }
+
+    /// End of the turn: still idle and still above the margin, detach the connection from this
+    /// loop and post its fd to the least-loaded worker.
+    private func move(_ token: UInt64, _ loop: Loop) {
+        moveScheduled = false
+        guard let r = rebalancing, let conn = connections.pointer(token) else { return }
+        guard let target = rebalanceTarget(r) else { return }  // balanced meanwhile: nothing to do
+        guard isIdle(conn), loop.backend.detach(fd: conn.pointee.fd) else {
+            bump(stats.moveRefusals)
+            return
+        }
+        moveTieStart = (target + 1) % loads.count
+        let fd = conn.pointee.fd
+        pool.release(&conn.pointee.input)
+        conn.pointee.out.release(to: pool)
+        connections.remove(token)
+        bump(stats.active, by: -1)
+        bump(stats.movesOut)
+        // Counted at once on both sides, so the next decision (here or elsewhere) sees the move.
+        loads.connectionClosed(index)
+        loads.connectionOpened(target)
+        r.peers.move(fd: fd, to: target)
     }
 
     // MARK: requests
@@ -387,6 +466,8 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         case .linger:
             guard let conn = connections.pointer(token), conn.pointee.lingering else { return }
             close(token, loop)
+        case .move:
+            move(token, loop)
         case .rearmAccept:
             loggedAcceptError = false
             if listener >= 0 { loop.backend.armAccept(listener: listener, token: Self.listenerToken) }
@@ -398,6 +479,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     func received(_ message: EchoMessage, loop: Loop) {
         switch message {
         case let .adopt(fd): adopt(fd, loop)
+        case let .moved(fd): adopt(fd, loop, moved: true)
         }
     }
 
