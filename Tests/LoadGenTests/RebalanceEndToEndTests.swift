@@ -109,10 +109,10 @@ final class RebalanceEndToEndTests: XCTestCase {
         XCTAssertTrue(stats.contains(".rebalance_cx_refused: 0"), stats)
     }
 
-    /// A connection with half a request buffered is not idle: the boundary after the request before
-    /// it is refused (counted). Once the rest and two more arrive pipelined, the three answers come
-    /// in order, the connection moves, and the requests after the move are answered by the new
-    /// worker, each exactly once.
+    /// A connection with half a request buffered is not idle: at the boundary after the request
+    /// before it, another (idle) connection of the same worker moves instead. Once the rest and two
+    /// more arrive pipelined, the three answers come in order, this connection moves too, and the
+    /// requests after the move are answered by the new worker, each exactly once.
     func testPipelinedRequestsOnAMovingConnectionAreAnsweredInOrderExactlyOnce() throws {
         let server = try Server(balance: "least-loaded:rebalance=1")
         defer { server.child.stop() }
@@ -122,21 +122,50 @@ final class RebalanceEndToEndTests: XCTestCase {
         try c.write(Array(Self.request(size: 101).utf8) + b[0..<10])
         expectResponse(c, size: 101, "A")
         var workers: [Worker] = []
-        XCTAssertTrue(try Wait.until { workers = try server.workers(); return workers[0].moveRefusals == 1 })
-        XCTAssertEqual(workers.map(\.movesOut), [0, 0], "not idle: not moved")
+        XCTAssertTrue(try Wait.until { workers = try server.workers(); return workers[1].movesIn == 1 })
         try c.write(Array(b[10...]) + Array((Self.request(size: 103) + Self.request(size: 104)).utf8))
         expectResponse(c, size: 102, "B")
         expectResponse(c, size: 103, "C")
         expectResponse(c, size: 104, "D")
-        XCTAssertTrue(try Wait.until { workers = try server.workers(); return workers[1].movesIn == 1 })
+        XCTAssertTrue(try Wait.until { workers = try server.workers(); return workers[1].movesIn == 2 })
         try c.write(Self.request(size: 105) + Self.request(size: 106))
         expectResponse(c, size: 105, "E")
         expectResponse(c, size: 106, "F")
         workers = try server.workers()
-        XCTAssertEqual(workers.map(\.active), [9, 3])
+        XCTAssertEqual(workers.map(\.active), [8, 4])
+        XCTAssertEqual(workers.map(\.movesOut), [2, 0])
+        XCTAssertEqual(workers.map(\.moveRefusals), [0, 0])
+        XCTAssertEqual(workers.map(\.requests), [10 + 4, 10 + 2], "A-D on worker 0, E and F on worker 1, once each")
+    }
+
+    /// Nothing idle on the worker: a refusal, counted. Worker 0 holds 3 connections, worker 1 none
+    /// (margin 0). Two wait for a delayed response (held), the third has half a request buffered
+    /// when its previous request's answer is sent. Later, the first delayed connection to finish
+    /// moves at its boundary (3 -> 2 against 0 -> 1), and then nothing more moves.
+    func testBoundaryWithNoIdleConnectionIsRefused() throws {
+        let server = try Server(balance: "least-loaded:rebalance=0")
+        defer { server.child.stop() }
+        let conns = try imbalanced(server, heavy: 3, light: 0)
+        try conns[1].write(Self.request(size: 201).replacingOccurrences(of: "size=201", with: "size=201&delay=1s"))
+        try conns[2].write(Self.request(size: 202).replacingOccurrences(of: "size=202", with: "size=202&delay=1s"))
+        let b = Array(Self.request(size: 102).utf8)
+        try conns[0].write(Array(Self.request(size: 101).utf8) + b[0..<10])
+        expectResponse(conns[0], size: 101, "A")
+        var workers: [Worker] = []
+        XCTAssertTrue(try Wait.until { workers = try server.workers(); return workers[0].moveRefusals == 1 })
+        expectResponse(conns[1], size: 201, "delayed 1")
+        expectResponse(conns[2], size: 202, "delayed 2")
+        try conns[0].write(Array(b[10...]))
+        expectResponse(conns[0], size: 102, "B")
+        for (k, c) in conns.enumerated() {
+            try c.write(Self.request(size: 300 + k))
+            expectResponse(c, size: 300 + k, "after, connection \(k)")
+        }
+        workers = try server.workers()
+        XCTAssertEqual(workers.map(\.active), [2, 1])
         XCTAssertEqual(workers.map(\.movesOut), [1, 0])
         XCTAssertEqual(workers.map(\.moveRefusals), [1, 0])
-        XCTAssertEqual(workers.map(\.requests), [10 + 4, 10 + 2], "A-D on worker 0, E and F on worker 1, once each")
+        XCTAssertEqual(workers.map(\.requests).reduce(0, +), 6 + 4 + 3)
     }
 
     /// Each request is written the moment the previous response was read, so it often arrives

@@ -24,6 +24,8 @@ struct EchoConnection {
     var receivePaused = false
     /// `100 Continue` was already sent for the request being received.
     var sentContinue = false
+    /// Position in the worker's list of connections (live rebalancing), or -1.
+    var memberIndex: Int32 = -1
 
     var isHeld: Bool { holdOffset >= 0 }
 }

@@ -38,6 +38,9 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     static var maxInputBytes: Int { 24 << 20 }
     /// How long a closing connection waits for the client's end of stream after our last byte.
     static var lingerNanos: Int64 { 2_000_000_000 }
+    /// Live rebalancing: connections tried at random for an idle one when the connection at the
+    /// request boundary is busy (as the simulator's `Rebalance.attempts`).
+    static var moveAttempts: Int { 8 }
 
     /// This worker's listening socket (shared with the other workers for `shared`), or -1 when an
     /// acceptor hands connections over.
@@ -63,6 +66,9 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     /// request boundary).
     var moveScheduled = false
     var moveTieStart = 0
+    /// Live rebalancing: this worker's connection tokens (dense; `EchoConnection.memberIndex`), to
+    /// pick a connection at random.
+    var members: [UInt64] = []
 
     init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64,
          balance: BalanceSpec = BalanceSpec(strategy: .reuseport)) {
@@ -84,6 +90,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
         let pattern = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n".utf8)
         for i in 0..<filler.count { filler[i] = pattern[i % pattern.count] }
+        if rebalancing != nil { members.reserveCapacity(1024) }
     }
 
     deinit {
@@ -130,6 +137,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         var conn = EchoConnection()
         conn.fd = fd
         let token = connections.insert(conn)
+        if rebalancing != nil { join(token) }
         if moved { bump(stats.movesIn) } else { bump(stats.accepted) }
         bump(stats.active)
         loop.backend.armReceive(fd: fd, token: token)
@@ -219,39 +227,69 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
             && !conn.pointee.peerClosed && !conn.pointee.receivePaused
     }
 
+    private func join(_ token: UInt64) {
+        guard let conn = connections.pointer(token) else { return }
+        conn.pointee.memberIndex = Int32(members.count)
+        members.append(token)
+    }
+
+    private func leave(_ conn: UnsafeMutablePointer<EchoConnection>) {
+        let i = Int(conn.pointee.memberIndex)
+        guard i >= 0 else { return }
+        let last = members.removeLast()
+        if i < members.count {
+            members[i] = last
+            connections.pointer(last)?.pointee.memberIndex = Int32(i)
+        }
+        conn.pointee.memberIndex = -1
+    }
+
     private func rebalanceTarget(_ r: EchoRebalancing) -> Int? {
         Decisions.rebalanceTarget(loads.view(r.metric), from: index, margin: r.margin, tieStart: moveTieStart)
     }
 
     /// At a request boundary (the connection's output all sent): above the mean by more than the
-    /// margin, move this connection at the end of the turn if it is idle, else count a refusal.
-    /// The move waits for the end of the turn because a receive for it may still be in this
-    /// turn's batch.
+    /// margin, a move is due at the end of the turn. It waits for the end of the turn because a
+    /// receive for this (or any) connection may still be in this turn's batch.
     private func considerMove(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
         guard let r = rebalancing, !moveScheduled, rebalanceTarget(r) != nil else { return }
-        guard isIdle(conn) else {
-            bump(stats.moveRefusals)
-            return
-        }
         moveScheduled = true
         loop.timers.schedule(at: loop.now, id: EchoTimer.move.id(token))
     }
 
-    /// End of the turn: still idle and still above the margin, detach the connection from this
-    /// loop and post its fd to the least-loaded worker.
+    /// End of the turn, still above the margin: the connection of the boundary if it is idle, else
+    /// one of up to `moveAttempts` connections drawn at random (an overloaded worker's connections
+    /// are seldom idle at their own boundary: the next request is already read), is detached from
+    /// this loop and its fd posted to the least-loaded worker. None idle: a refusal. Every read
+    /// of this turn has been handled by now, so an idle connection holds no byte the socket does
+    /// not still have.
     private func move(_ token: UInt64, _ loop: Loop) {
         moveScheduled = false
-        guard let r = rebalancing, let conn = connections.pointer(token) else { return }
+        guard let r = rebalancing else { return }
         guard let target = rebalanceTarget(r) else { return }  // balanced meanwhile: nothing to do
-        guard isIdle(conn), loop.backend.detach(fd: conn.pointee.fd) else {
+        var chosen = connections.pointer(token)
+        if let c = chosen, isIdle(c) {
+            // the boundary's own connection
+        } else {
+            chosen = nil
+            for _ in 0..<Self.moveAttempts where !members.isEmpty {
+                if let c = connections.pointer(members[Int(rng.next() % UInt64(members.count))]), isIdle(c) {
+                    chosen = c
+                    break
+                }
+            }
+        }
+        guard let conn = chosen, loop.backend.detach(fd: conn.pointee.fd) else {
             bump(stats.moveRefusals)
             return
         }
+        let movedToken = members[Int(conn.pointee.memberIndex)]
         moveTieStart = (target + 1) % loads.count
         let fd = conn.pointee.fd
         pool.release(&conn.pointee.input)
         conn.pointee.out.release(to: pool)
-        connections.remove(token)
+        leave(conn)
+        connections.remove(movedToken)
         bump(stats.active, by: -1)
         bump(stats.movesOut)
         // Counted at once on both sides, so the next decision (here or elsewhere) sees the move.
@@ -447,6 +485,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         loop.backend.close(fd: conn.pointee.fd)
         pool.release(&conn.pointee.input)
         conn.pointee.out.release(to: pool)
+        if rebalancing != nil { leave(conn) }
         connections.remove(token)
         bump(stats.active, by: -1)
     }
