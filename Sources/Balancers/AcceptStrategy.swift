@@ -37,7 +37,8 @@ public enum LoadMetric: String, Sendable, CaseIterable, Codable {
 /// A full balancing choice: strategy, metric and options, parsed from `--balance`.
 ///
 /// Text form: `NAME[:OPTION[,OPTION]]`, for example `least-loaded`, `least-loaded:requests`,
-/// `p2c:busy`, `shared:exclusive`, `shared:accept-batch=1`.
+/// `p2c:busy`, `shared:exclusive`, `shared:accept-batch=1`, `reuseport:rebalance=1`,
+/// `least-loaded:busy,rebalance=50000`.
 public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable {
     public var strategy: AcceptStrategy
     public var metric: LoadMetric
@@ -52,6 +53,10 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
     /// effect: the first ring to arm takes every connection). Without it, `shared` on io_uring
     /// polls the socket and accepts until EAGAIN in every worker, as on epoll.
     public var multishot = false
+    /// Live rebalancing (`ballast server`, epoll): at a request boundary a worker whose load (in
+    /// `metric`) is above the mean by more than this margin hands an idle keep-alive connection
+    /// to the least-loaded worker (`Decisions.rebalanceTarget`). nil: off.
+    public var rebalanceMargin: Int? = nil
 
     public init(strategy: AcceptStrategy, metric: LoadMetric = .connections, exclusive: Bool = false,
                 acceptBatch: Int? = nil, messageRing: Bool = false) {
@@ -73,14 +78,13 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
         }
         var spec = BalanceSpec(strategy: strategy)
         guard parts.count == 2 else { return spec }
+        var explicitMetric: LoadMetric? = nil
         for option in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
             let kv = option.split(separator: "=", maxSplits: 1)
             let key = kv.first.map(String.init) ?? ""
             if let metric = LoadMetric(rawValue: key), kv.count == 1 {
-                guard strategy == .leastLoaded || strategy == .p2c else {
-                    throw ParseError(description: "a load metric applies to least-loaded and p2c only, not \(strategy.rawValue)")
-                }
                 spec.metric = metric
+                explicitMetric = metric
             } else if key == "exclusive" && kv.count == 1 {
                 guard strategy == .shared else { throw ParseError(description: "'exclusive' applies to the shared strategy only") }
                 spec.exclusive = true
@@ -92,11 +96,25 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
                 spec.messageRing = true
             } else if key == "accept-batch", kv.count == 2, let n = Int(kv[1]), n >= 1 {
                 spec.acceptBatch = n
+            } else if key == "rebalance" {
+                guard kv.count == 2, let n = Int(kv[1]), n >= 0 else {
+                    throw ParseError(description: "'rebalance' takes a margin: rebalance=N with N >= 0, in the load metric's unit (connections by default)")
+                }
+                spec.rebalanceMargin = n
             } else {
                 let valid = strategy == .leastLoaded || strategy == .p2c
-                    ? "a metric (\(LoadMetric.names)), accept-batch=N or msg-ring"
-                    : strategy == .shared ? "exclusive, multishot or accept-batch=N" : strategy == .dispatch ? "accept-batch=N or msg-ring" : "accept-batch=N"
+                    ? "a metric (\(LoadMetric.names)), accept-batch=N, msg-ring or rebalance=N"
+                    : strategy == .shared ? "exclusive, multishot, accept-batch=N or rebalance=N" : strategy == .dispatch ? "accept-batch=N, msg-ring or rebalance=N" : "accept-batch=N or rebalance=N"
                 throw ParseError(description: "unknown option '\(option)' for \(strategy.rawValue); valid: \(valid)")
+            }
+        }
+        if let metric = explicitMetric, strategy != .leastLoaded && strategy != .p2c {
+            // Elsewhere a metric only says what rebalancing compares.
+            guard spec.rebalanceMargin != nil else {
+                throw ParseError(description: "a load metric applies to least-loaded and p2c (or to rebalance=N), not \(strategy.rawValue)")
+            }
+            if metric == .busy && !strategy.usesAcceptor {
+                throw ParseError(description: "'busy' is measured by the acceptor thread, which \(strategy.rawValue) has not; rebalance \(strategy.rawValue) by connections or requests")
             }
         }
         if spec.multishot && spec.acceptBatch != nil {
@@ -110,11 +128,12 @@ public struct BalanceSpec: Sendable, Equatable, CustomStringConvertible, Codable
 
     public var description: String {
         var options: [String] = []
-        if strategy == .leastLoaded || strategy == .p2c { options.append(metric.rawValue) }
+        if strategy == .leastLoaded || strategy == .p2c || (rebalanceMargin != nil && metric != .connections) { options.append(metric.rawValue) }
         if exclusive { options.append("exclusive") }
         if multishot { options.append("multishot") }
         if let acceptBatch { options.append("accept-batch=\(acceptBatch)") }
         if messageRing { options.append("msg-ring") }
+        if let rebalanceMargin { options.append("rebalance=\(rebalanceMargin)") }
         return options.isEmpty ? strategy.rawValue : "\(strategy.rawValue):\(options.joined(separator: ","))"
     }
 }

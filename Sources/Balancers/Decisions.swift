@@ -48,6 +48,25 @@ public enum Decisions {
         return loads.load(b) < loads.load(a) ? b : a
     }
 
+    /// Live rebalancing, at a request boundary of worker `from`: when its load is above the mean
+    /// by more than `margin`, the least-loaded worker (ties from `tieStart`, as `leastLoaded`),
+    /// provided that moving one unit of load there leaves it below `from` (no ping-pong); else nil.
+    /// The live server (`reuseport:rebalance=N` and friends) and the simulator both decide here.
+    @inlinable
+    public static func rebalanceTarget<Loads: LoadReading>(_ loads: Loads, from: Int, margin: Int, tieStart: Int,
+                                                            draining: DrainMask = DrainMask()) -> Int? {
+        let n = loads.count
+        guard n > 1 else { return nil }
+        var total = 0
+        for i in 0..<n { total += loads.load(i) }
+        let own = loads.load(from)
+        // own > total / n + margin, in integers.
+        guard own * n > total + margin * n else { return nil }
+        guard let target = leastLoaded(loads, tieStart: tieStart, draining: draining), target != from,
+              loads.load(target) + 1 < own else { return nil }
+        return target
+    }
+
     /// What SO_REUSEPORT does, for the simulator: a hash of the 4-tuple modulo the workers.
     /// (The kernel uses its own hash; the point is that it ignores load.)
     @inlinable

@@ -5,6 +5,20 @@ import Synchronization
 /// Messages a balanced worker must understand: an acceptor's hand-off of a connection.
 public protocol AdoptingMessage: Sendable {
     static func adopt(fd: Int32) -> Self
+    /// A connection another worker moved here (live rebalancing): adopted like a new one, but
+    /// counted as a move in, not as an accept.
+    static func adoptMoved(fd: Int32) -> Self
+}
+
+extension AdoptingMessage {
+    public static func adoptMoved(fd: Int32) -> Self { adopt(fd: fd) }
+}
+
+/// Moves a connection's fd from one worker to another worker's mailbox (live rebalancing).
+public struct PeerHandOff: Sendable {
+    let post: @Sendable (_ fd: Int32, _ worker: Int) -> Void
+    /// The receiving worker adopts the fd on its next loop turn (`AdoptingMessage.adoptMoved`).
+    public func move(fd: Int32, to worker: Int) { post(fd, worker) }
 }
 
 /// A handler that runs one worker of a `WorkerGroup` and can take handed-off connections (as
@@ -41,6 +55,16 @@ public struct WorkerSeat: Sendable {
     /// The group's load figures: a worker counts the connections it accepts itself
     /// (`connectionOpened`) and every close; an acceptor counts its hand-offs when it makes them.
     public let loads: WorkerLoads
+    /// Hands a connection to another worker of the group (live rebalancing).
+    public let peers: PeerHandOff?
+
+    public init(index: Int, listener: Int32, loads: WorkerLoads, peers: PeerHandOff? = nil) {
+        self.index = index
+        self.listener = listener
+        self.loads = loads
+        self.peers = peers
+    }
+
     /// The token the group armed the listener with.
     public static var listenerToken: UInt64 { UInt64.max >> 4 }
 }
@@ -135,6 +159,8 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
         let startup = Mutex<(states: [Int], errors: [String], rings: [Int32])>(
             (Array(repeating: 0, count: loopCount), [], Array(repeating: -1, count: workers)))
         var threads: [LoopThread.Handle] = []
+        let peerMailboxes = mailboxes
+        let peers = PeerHandOff { fd, worker in peerMailboxes[worker].post(Message.adoptMoved(fd: fd)) }
         for i in 0..<workers {
             let listener: Int32 = switch spec.strategy {
             case .reuseport: listeners[i]
@@ -151,7 +177,7 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
                     startup.withLock { $0.states[i] = -1; $0.errors.append("worker \(i): \(B.kind.rawValue) backend failed: \(error)") }
                     return
                 }
-                let worker = makeWorker(WorkerSeat(index: i, listener: listener, loads: loads), loop)
+                let worker = makeWorker(WorkerSeat(index: i, listener: listener, loads: loads, peers: peers), loop)
                 if listener >= 0 { loop.backend.armAccept(listener: listener, token: WorkerSeat.listenerToken) }
                 let ring = loop.backend.messageAddress
                 startup.withLock { $0.states[i] = 1; $0.rings[i] = ring }

@@ -4,6 +4,10 @@ public enum BackendSelection {
     public struct Choice: Sendable {
         public let kind: IOBackendKind
         public let note: String?
+        public init(kind: IOBackendKind, note: String?) {
+            self.kind = kind
+            self.note = note
+        }
     }
 
     public enum Failure: Error, CustomStringConvertible {

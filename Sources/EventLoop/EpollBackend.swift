@@ -152,6 +152,16 @@ public final class EpollBackend: IOBackend {
 
     public func postMessage(to address: Int32, value: Int32) -> Bool { false }
 
+    public func detach(fd: Int32) -> Bool {
+        let e = table.pointer(fd)
+        guard e.pointee.role == .stream, e.pointee.registered, e.pointee.sendBytes == nil,
+              e.pointee.finished == nil, !e.pointee.hangup else { return false }
+        var unused = epoll_event()
+        guard epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &unused) == 0 else { return false }
+        e.pointee = Entry()  // queued fds with a cleared entry are skipped
+        return true
+    }
+
     public func close(fd: Int32) {
         let e = table.pointer(fd)
         e.pointee = Entry()  // queued fds with a cleared entry are skipped

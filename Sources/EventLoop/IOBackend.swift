@@ -32,6 +32,11 @@ public protocol IOBackend: AnyObject, SendableMetatype {
     /// Detaches and closes the fd. No completion follows, and none for earlier operations.
     func close(fd: Int32)
 
+    /// Detaches an idle stream fd (no send outstanding) without closing it, so another loop can
+    /// attach it with `armReceive`; nothing more is delivered for it here. Data not yet read stays
+    /// in the socket. Returns false, leaving the fd attached, when the backend cannot: io_uring
+    /// would first have to cancel its multishot receive and collect what that already pulled in.
+    func detach(fd: Int32) -> Bool
     /// This loop's address for `postMessage` from other loops, or -1 when the backend has none.
     var messageAddress: Int32 { get }
     /// Posts `value` into another loop's backend (its `messageAddress`), which reports it as a

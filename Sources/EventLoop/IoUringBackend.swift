@@ -275,6 +275,9 @@ public final class IoUringBackend: IOBackend {
         io_uring_sqe_set_data64(s, userData(fd, .connect, e.pointee.generation))
     }
 
+    /// Not supported: see `IOBackend.detach`. `ballast server` refuses `rebalance` on io_uring.
+    public func detach(fd: Int32) -> Bool { false }
+
     public func close(fd: Int32) {
         let e = table.pointer(fd)
         let hadOperations = e.pointee.open

@@ -47,7 +47,6 @@ private struct Engine {
     var busyTime: [Double]
     /// Requests received and not yet answered, per worker (the rebalancing load).
     var inFlight: [Int]
-    var totalInFlight = 0
     /// Each worker's connections, and each connection's index in its worker's list (rebalancing).
     var members: [[Int32]]
     var memberIndex: [Int32]
@@ -200,7 +199,6 @@ private struct Engine {
         queues[w].push(Int32(c))
         atWorker[c] = true
         inFlight[w] += 1
-        totalInFlight += 1
         if !busy[w] { serveNext(w, at: t) }
     }
 
@@ -226,7 +224,6 @@ private struct Engine {
         atWorker[c] = false
         respond(c, worker: w, at: t)
         inFlight[w] -= 1
-        totalInFlight -= 1
         if let policy = model.rebalance { rebalance(from: w, policy, at: t) }
         if acceptingWorker < 0 && pendingHead < pendingAccepts.count, case .strategy(_, let shared) = model.placement {
             startAccepting(w, at: t, cost: shared.acceptCost)    // the listener is in this turn's events
@@ -273,9 +270,8 @@ private struct Engine {
     /// At a request boundary of worker `w`: above the mean by more than the margin, hand one idle
     /// connection to the worker with the fewest requests in flight.
     mutating func rebalance(from w: Int, _ policy: Rebalance, at t: Double) {
-        let mean = Double(totalInFlight) / Double(model.workers)
-        guard Double(inFlight[w]) > mean + Double(policy.margin), !members[w].isEmpty else { return }
-        guard let target = Decisions.leastLoaded(inFlight, tieStart: rebalanceTieStart), inFlight[target] + 1 < inFlight[w] else { return }
+        guard !members[w].isEmpty,
+              let target = Decisions.rebalanceTarget(inFlight, from: w, margin: policy.margin, tieStart: rebalanceTieStart) else { return }
         rebalanceTieStart = (target + 1) % model.workers
         for _ in 0..<policy.attempts {
             let c = Int(members[w][Int(rng.next() % UInt64(members[w].count))])

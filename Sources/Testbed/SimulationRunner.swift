@@ -65,6 +65,9 @@ public struct SimulationRunner {
         let args = experiment.system(for: variant).args + variant.args
         let workers = try Self.workerCount(args)
         let balance = try Self.balance(args)
+        if let margin = balance.rebalanceMargin {
+            throw Failure("variant \(variant.name): --balance \(balance) rebalances the live server by \(balance.metric.rawValue); the simulator rebalances by requests in flight only: drop rebalance=\(margin) from the variant and pass --rebalance MARGIN to simulate")
+        }
         guard balance.metric == .connections else {
             throw Failure("variant \(variant.name): the simulator places connections by open connections only, not by \(balance.metric.rawValue)")
         }

@@ -56,7 +56,11 @@ struct ProxyCommand: ParsableCommand {
         }
         guard (0...86_400).contains(drainTimeSeconds) else { throw ValidationError("--drain-time-s must be 0...86400, got \(drainTimeSeconds)") }
         if let balance {
-            do { _ = try BalanceSpec.parse(balance) } catch { throw ValidationError("--balance: \(error)") }
+            let spec: BalanceSpec
+            do { spec = try BalanceSpec.parse(balance) } catch { throw ValidationError("--balance: \(error)") }
+            if spec.rebalanceMargin != nil {
+                throw ValidationError("--balance \(balance): rebalance=N is built for ballast server only, not for the proxy")
+            }
         }
         if let cpus {
             do { _ = try CPUList.parse(cpus) } catch { throw ValidationError("--cpus: \(error)") }

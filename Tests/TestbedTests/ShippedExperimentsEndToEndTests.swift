@@ -52,7 +52,8 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Experiments").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertEqual(files, ["envoy-talk-replication.yaml", "envoy-vs-ballast-ramp.yaml", "envoy-vs-ballast.yaml",
-                               "gate-check.yaml", "instructions.yaml", "peers.yaml", "quick.yaml", "simulate-extrapolation.yaml"],
+                               "gate-check.yaml", "instructions.yaml", "peers.yaml", "quick.yaml",
+                               "rebalance-u0.5.yaml", "rebalance-u0.7.yaml", "rebalance-u0.9.yaml", "simulate-extrapolation.yaml"],
                        "a new experiment needs its test below")
     }
 
@@ -63,6 +64,10 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
     func testInstructions() throws { try runQuick("instructions.yaml") }
     func testEnvoyVsBallast() throws { try runQuick("envoy-vs-ballast.yaml") }
     func testEnvoyVsBallastRamp() throws { try runQuick("envoy-vs-ballast-ramp.yaml") }
+    /// Live rebalancing, open loop at three utilisations (reuseport:rebalance=1 among the variants).
+    func testRebalanceU05() throws { try runQuick("rebalance-u0.5.yaml") }
+    func testRebalanceU07() throws { try runQuick("rebalance-u0.7.yaml") }
+    func testRebalanceU09() throws { try runQuick("rebalance-u0.9.yaml") }
 
     /// For `ballast simulate` only (16-64 workers, up to 100,000 connections): simulated briefly.
     func testSimulateExtrapolation() throws {

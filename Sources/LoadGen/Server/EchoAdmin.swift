@@ -16,6 +16,7 @@ struct AdminView: Sendable {
 
     struct WorkerFigures {
         var accepted, active, requests, bytesIn, bytesOut, badRequests, acceptWakeups: Int
+        var movesOut, movesIn, moveRefusals: Int
         var loop: LoopStats.Snapshot
         var inFlight, busyPPM: Int
     }
@@ -26,7 +27,9 @@ struct AdminView: Sendable {
             return WorkerFigures(accepted: s.accepted.load(ordering: .relaxed), active: s.active.load(ordering: .relaxed),
                                  requests: s.requests.load(ordering: .relaxed), bytesIn: s.bytesIn.load(ordering: .relaxed),
                                  bytesOut: s.bytesOut.load(ordering: .relaxed), badRequests: s.badRequests.load(ordering: .relaxed),
-                                 acceptWakeups: s.acceptWakeups.load(ordering: .relaxed), loop: loopStats[i].snapshot(),
+                                 acceptWakeups: s.acceptWakeups.load(ordering: .relaxed),
+                                 movesOut: s.movesOut.load(ordering: .relaxed), movesIn: s.movesIn.load(ordering: .relaxed),
+                                 moveRefusals: s.moveRefusals.load(ordering: .relaxed), loop: loopStats[i].snapshot(),
                                  inFlight: loads.requests(i), busyPPM: loads.busyPPM(i))
         }
     }
@@ -51,7 +54,8 @@ struct AdminView: Sendable {
                 + "\"requests_in_flight\": \(f.inFlight), \"bytes_in\": \(f.bytesIn), \"bytes_out\": \(f.bytesOut), "
                 + "\"bad_requests\": \(f.badRequests), \"busy_ns\": \(f.loop.busyNanos), \"idle_ns\": \(f.loop.idleNanos), "
                 + "\"turns\": \(f.loop.turns), \"accept_wakeups\": \(f.acceptWakeups), "
-                + "\"accepts_per_wakeup\": \((perWake * 100).rounded() / 100)}"
+                + "\"accepts_per_wakeup\": \((perWake * 100).rounded() / 100), "
+                + "\"moves_out\": \(f.movesOut), \"moves_in\": \(f.movesIn), \"move_refusals\": \(f.moveRefusals)}"
         }
         return "[\n" + rows.joined(separator: ",\n") + "\n]\n"
     }
@@ -65,7 +69,12 @@ struct AdminView: Sendable {
             lines.append("listener.\(address).worker_\(i).downstream_cx_total: \(f.accepted)")
             lines.append("listener.\(address).worker_\(i).downstream_cx_active: \(f.active)")
             lines.append("listener.\(address).worker_\(i).downstream_rq_total: \(f.requests)")
+            lines.append("listener.\(address).worker_\(i).rebalance_cx_moved_out: \(f.movesOut)")
+            lines.append("listener.\(address).worker_\(i).rebalance_cx_moved_in: \(f.movesIn)")
+            lines.append("listener.\(address).worker_\(i).rebalance_cx_refused: \(f.moveRefusals)")
         }
+        lines.append("listener.\(address).rebalance_cx_moved: \(all.reduce(0) { $0 + $1.movesOut })")
+        lines.append("listener.\(address).rebalance_cx_refused: \(all.reduce(0) { $0 + $1.moveRefusals })")
         lines.append("server.concurrency: \(all.count)")
         return lines.sorted().joined(separator: "\n") + "\n"
     }

@@ -24,6 +24,8 @@ struct EchoConnection {
     var receivePaused = false
     /// `100 Continue` was already sent for the request being received.
     var sentContinue = false
+    /// Position in the worker's list of connections (live rebalancing), or -1.
+    var memberIndex: Int32 = -1
 
     var isHeld: Bool { holdOffset >= 0 }
 }
@@ -33,6 +35,8 @@ enum EchoTimer: UInt8 {
     case delay = 1
     case linger = 2
     case rearmAccept = 3
+    /// Live rebalancing: move the connection at the end of this turn.
+    case move = 4
 
     /// The connection's whole token with the timer kind in its tag bits (`SlabToken.withTag`).
     func id(_ token: UInt64) -> UInt64 { SlabToken.withTag(rawValue, token) }

@@ -7,6 +7,17 @@ import HTTP1
 public enum EchoMessage: AdoptingMessage {
     /// Adopt a connection accepted elsewhere (hand-off strategies).
     case adopt(fd: Int32)
+    /// Adopt a connection another worker moved here (live rebalancing).
+    case moved(fd: Int32)
+
+    public static func adoptMoved(fd: Int32) -> EchoMessage { .moved(fd: fd) }
+}
+
+/// Live rebalancing settings of a server worker (`--balance ...:rebalance=N`).
+struct EchoRebalancing: Sendable {
+    let margin: Int
+    let metric: LoadMetric
+    let peers: PeerHandOff
 }
 
 /// One `ballast server` worker: owns a loop, its connections and their buffers. Parses each
@@ -27,6 +38,9 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     static var maxInputBytes: Int { 24 << 20 }
     /// How long a closing connection waits for the client's end of stream after our last byte.
     static var lingerNanos: Int64 { 2_000_000_000 }
+    /// Live rebalancing: connections tried at random for an idle one when the connection at the
+    /// request boundary is busy (as the simulator's `Rebalance.attempts`).
+    static var moveAttempts: Int { 8 }
 
     /// This worker's listening socket (shared with the other workers for `shared`), or -1 when an
     /// acceptor hands connections over.
@@ -46,8 +60,24 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     /// Filler for `size=` bodies, shared by every response of this worker.
     let filler: UnsafeMutableRawBufferPointer
     var loggedAcceptError = false
+    /// Live rebalancing; nil: off.
+    let rebalancing: EchoRebalancing?
+    /// A move is due at the end of this turn (at most one per turn, like the simulator's one per
+    /// request boundary).
+    var moveScheduled = false
+    var moveTieStart = 0
+    /// Live rebalancing: this worker's connection tokens (dense; `EchoConnection.memberIndex`), to
+    /// pick a connection at random.
+    var members: [UInt64] = []
 
-    init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64) {
+    init(seat: WorkerSeat, limits: EchoLimits, stats: EchoWorkerStats, cost: WorkerCost?, seed: UInt64,
+         balance: BalanceSpec = BalanceSpec(strategy: .reuseport)) {
+        if let margin = balance.rebalanceMargin, let peers = seat.peers {
+            rebalancing = EchoRebalancing(margin: margin, metric: balance.metric, peers: peers)
+        } else {
+            rebalancing = nil
+        }
+        moveTieStart = (seat.index + 1) % max(seat.loads.count, 1)
         self.index = seat.index
         self.listener = seat.listener
         self.limits = limits
@@ -60,6 +90,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         filler = .allocate(byteCount: max(limits.maxBodyBytes, 1), alignment: 8)
         let pattern = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n".utf8)
         for i in 0..<filler.count { filler[i] = pattern[i % pattern.count] }
+        if rebalancing != nil { members.reserveCapacity(1024) }
     }
 
     deinit {
@@ -99,12 +130,15 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         adopt(c.result, loop)
     }
 
-    private func adopt(_ fd: Int32, _ loop: Loop) {
-        Sockets.setNoDelay(fd)
+    /// Takes a connection: accepted here, handed over by an acceptor, or moved from another
+    /// worker (`moved`: its load was already counted here by the worker that moved it).
+    private func adopt(_ fd: Int32, _ loop: Loop, moved: Bool = false) {
+        if !moved { Sockets.setNoDelay(fd) }
         var conn = EchoConnection()
         conn.fd = fd
         let token = connections.insert(conn)
-        bump(stats.accepted)
+        if rebalancing != nil { join(token) }
+        if moved { bump(stats.movesIn) } else { bump(stats.accepted) }
         bump(stats.active)
         loop.backend.armReceive(fd: fd, token: token)
     }
@@ -179,6 +213,89 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
             loop.backend.resumeReceive(fd: conn.pointee.fd)
         }
         closeIfDone(c.token, conn, loop)
+        if rebalancing != nil && !conn.pointee.out.inFlight { considerMove(c.token, conn, loop) }
+    }
+
+    // MARK: live rebalancing
+
+    /// Nothing in flight, buffered, queued or held, and open both ways: the connection can move
+    /// without a byte of it being lost, reordered or answered twice (what has not been read yet
+    /// stays in the socket and is read by the new worker).
+    private func isIdle(_ conn: UnsafeMutablePointer<EchoConnection>) -> Bool {
+        conn.pointee.input.count == 0 && conn.pointee.pending.count == 0 && !conn.pointee.out.inFlight
+            && !conn.pointee.isHeld && !conn.pointee.closeAfterFlush && !conn.pointee.lingering
+            && !conn.pointee.peerClosed && !conn.pointee.receivePaused
+    }
+
+    private func join(_ token: UInt64) {
+        guard let conn = connections.pointer(token) else { return }
+        conn.pointee.memberIndex = Int32(members.count)
+        members.append(token)
+    }
+
+    private func leave(_ conn: UnsafeMutablePointer<EchoConnection>) {
+        let i = Int(conn.pointee.memberIndex)
+        guard i >= 0 else { return }
+        let last = members.removeLast()
+        if i < members.count {
+            members[i] = last
+            connections.pointer(last)?.pointee.memberIndex = Int32(i)
+        }
+        conn.pointee.memberIndex = -1
+    }
+
+    private func rebalanceTarget(_ r: EchoRebalancing) -> Int? {
+        Decisions.rebalanceTarget(loads.view(r.metric), from: index, margin: r.margin, tieStart: moveTieStart)
+    }
+
+    /// At a request boundary (the connection's output all sent): above the mean by more than the
+    /// margin, a move is due at the end of the turn. It waits for the end of the turn because a
+    /// receive for this (or any) connection may still be in this turn's batch.
+    private func considerMove(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
+        guard let r = rebalancing, !moveScheduled, rebalanceTarget(r) != nil else { return }
+        moveScheduled = true
+        loop.timers.schedule(at: loop.now, id: EchoTimer.move.id(token))
+    }
+
+    /// End of the turn, still above the margin: the connection of the boundary if it is idle, else
+    /// one of up to `moveAttempts` connections drawn at random (an overloaded worker's connections
+    /// are seldom idle at their own boundary: the next request is already read), is detached from
+    /// this loop and its fd posted to the least-loaded worker. None idle: a refusal. Every read
+    /// of this turn has been handled by now, so an idle connection holds no byte the socket does
+    /// not still have.
+    private func move(_ token: UInt64, _ loop: Loop) {
+        moveScheduled = false
+        guard let r = rebalancing else { return }
+        guard let target = rebalanceTarget(r) else { return }  // balanced meanwhile: nothing to do
+        var chosen = connections.pointer(token)
+        if let c = chosen, isIdle(c) {
+            // the boundary's own connection
+        } else {
+            chosen = nil
+            for _ in 0..<Self.moveAttempts where !members.isEmpty {
+                if let c = connections.pointer(members[Int(rng.next() % UInt64(members.count))]), isIdle(c) {
+                    chosen = c
+                    break
+                }
+            }
+        }
+        guard let conn = chosen, loop.backend.detach(fd: conn.pointee.fd) else {
+            bump(stats.moveRefusals)
+            return
+        }
+        let movedToken = members[Int(conn.pointee.memberIndex)]
+        moveTieStart = (target + 1) % loads.count
+        let fd = conn.pointee.fd
+        pool.release(&conn.pointee.input)
+        conn.pointee.out.release(to: pool)
+        leave(conn)
+        connections.remove(movedToken)
+        bump(stats.active, by: -1)
+        bump(stats.movesOut)
+        // Counted at once on both sides, so the next decision (here or elsewhere) sees the move.
+        loads.connectionClosed(index)
+        loads.connectionOpened(target)
+        r.peers.move(fd: fd, to: target)
     }
 
     // MARK: requests
@@ -368,6 +485,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         loop.backend.close(fd: conn.pointee.fd)
         pool.release(&conn.pointee.input)
         conn.pointee.out.release(to: pool)
+        if rebalancing != nil { leave(conn) }
         connections.remove(token)
         bump(stats.active, by: -1)
     }
@@ -387,6 +505,8 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         case .linger:
             guard let conn = connections.pointer(token), conn.pointee.lingering else { return }
             close(token, loop)
+        case .move:
+            move(token, loop)
         case .rearmAccept:
             loggedAcceptError = false
             if listener >= 0 { loop.backend.armAccept(listener: listener, token: Self.listenerToken) }
@@ -398,6 +518,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     func received(_ message: EchoMessage, loop: Loop) {
         switch message {
         case let .adopt(fd): adopt(fd, loop)
+        case let .moved(fd): adopt(fd, loop, moved: true)
         }
     }
 

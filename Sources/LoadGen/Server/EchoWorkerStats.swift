@@ -11,6 +11,12 @@ public final class EchoWorkerStats: Sendable {
     public let badRequests = Atomic<Int>(0)
     /// Loop turns in which this worker accepted at least one connection itself.
     public let acceptWakeups = Atomic<Int>(0)
+    /// Live rebalancing: connections this worker handed to another, and took from another.
+    public let movesOut = Atomic<Int>(0)
+    public let movesIn = Atomic<Int>(0)
+    /// Request boundaries above the margin where the connection was not idle (input buffered,
+    /// output queued, a delayed response held, closing), or a move the backend refused.
+    public let moveRefusals = Atomic<Int>(0)
 
     public init() {}
 
