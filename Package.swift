@@ -59,7 +59,9 @@ let package = Package(
         // The scripted I/O backend and one proxy worker on it: for ProxyTests and the whole-connection
         // fuzz target (Fuzz/). Uses `@testable import Proxy`, so it builds only where testability is
         // on (debug, or `-enable-testing` as scripts/fuzz.sh passes). Never linked into `ballast`.
-        .target(name: "ProxyTestSupport", dependencies: ["Proxy", "Balancers", "EventLoop"], path: "Tests/ProxyTestSupport"),
+        // `@testable import Proxy`, so it only has content where Proxy is testable (see its files).
+        .target(name: "ProxyTestSupport", dependencies: ["Proxy", "Balancers", "EventLoop"], path: "Tests/ProxyTestSupport",
+                swiftSettings: [.define("BALLAST_TESTABLE", .when(configuration: .debug))]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "CBallast", "TestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
         .testTarget(name: "BalancersTests", dependencies: ["Balancers", "EventLoop", "TestSupport"]),

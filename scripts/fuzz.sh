@@ -12,8 +12,9 @@ all=(FuzzRequestHead FuzzResponseHead FuzzChunked FuzzBootstrapYAML FuzzAccessLo
 targets=("${@:-${all[@]}}")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 config="${FUZZ_CONFIG:-release}"
-# -enable-testing: FuzzProxyConnection drives internal types of Proxy through `@testable import`.
-flags=(-c "$config" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing)
+# -enable-testing: FuzzProxyConnection drives internal types of Proxy through `@testable import`;
+# -DBALLAST_TESTABLE gives Tests/ProxyTestSupport its content in this release build.
+flags=(-c "$config" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing -Xswiftc -DBALLAST_TESTABLE)
 for t in "${targets[@]}"; do swift build "${flags[@]}" --product "$t"; done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 mkdir -p .work/crashes

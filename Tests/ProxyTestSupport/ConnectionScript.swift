@@ -1,3 +1,6 @@
+// Compiled only where Proxy is testable (debug builds, and the fuzz build, which passes
+// -enable-testing -DBALLAST_TESTABLE): `swift build -c release` builds an empty module.
+#if BALLAST_TESTABLE
 import EventLoop
 import Glibc
 @testable import Proxy
@@ -213,3 +216,4 @@ func connectionScriptCuts(seed: UInt8, count: Int) -> [Int] {
     }
     return out
 }
+#endif

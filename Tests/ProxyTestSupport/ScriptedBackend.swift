@@ -1,3 +1,6 @@
+// Compiled only where Proxy is testable (debug builds, and the fuzz build, which passes
+// -enable-testing -DBALLAST_TESTABLE): `swift build -c release` builds an empty module.
+#if BALLAST_TESTABLE
 import EventLoop
 import Glibc
 
@@ -53,3 +56,4 @@ final class ScriptedBackend: IOBackend {
         String(decoding: sends.filter { $0.fd == fd }.flatMap(\.bytes), as: UTF8.self)
     }
 }
+#endif

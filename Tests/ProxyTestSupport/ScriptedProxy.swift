@@ -1,3 +1,6 @@
+// Compiled only where Proxy is testable (debug builds, and the fuzz build, which passes
+// -enable-testing -DBALLAST_TESTABLE): `swift build -c release` builds an empty module.
+#if BALLAST_TESTABLE
 @testable import Balancers
 import EventLoop
 import Glibc
@@ -92,3 +95,4 @@ final class ScriptedProxy {
 
     var resources: ClusterResources { plane.clusters[0].resources }
 }
+#endif
