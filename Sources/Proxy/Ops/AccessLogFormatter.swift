@@ -307,19 +307,11 @@ final class AccessLogFormatter {
         text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 
-    /// `host:port` of a compact address (IPv4 without a String; IPv6 through SocketAddress).
+    /// `host:port` of a compact address, through the sockaddr writer above.
     static func appendAddress(_ a: CompactAddress, into out: AccessLogBytes) {
-        if Int32(a.family) == AF_INET {
-            for i in 0..<4 {
-                if i > 0 { out.append(0x2E) }
-                out.appendDecimal(Int(UInt8(truncatingIfNeeded: a.low >> UInt64(24 - 8 * i))))
-            }
-            out.append(0x3A)
-            out.appendDecimal(Int(a.port))
-            return
+        a.socketAddress.withSockAddr { sa, length in
+            appendAddress(UnsafeRawBufferPointer(start: sa, count: Int(length)), withPort: true, into: out)
         }
-        var text = a.socketAddress.description
-        text.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 
     private func startTime(_ index: Int, _ wallNanos: Int64, into out: AccessLogBytes) {
