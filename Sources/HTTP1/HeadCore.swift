@@ -164,13 +164,14 @@ struct HeadScanner {
 /// Which of the fields this module interprets a field name is.
 @usableFromInline
 enum KnownField {
-    case contentLength, transferEncoding, connection, host, expect, other
+    case contentLength, transferEncoding, connection, host, expect, upgrade, other
 
     @inlinable
     static func classify(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> KnownField {
         switch name.count {
         case 4: return ASCII.equalsCaseInsensitive(bytes, name, "host") ? .host : .other
         case 6: return ASCII.equalsCaseInsensitive(bytes, name, "expect") ? .expect : .other
+        case 7: return ASCII.equalsCaseInsensitive(bytes, name, "upgrade") ? .upgrade : .other
         case 10: return ASCII.equalsCaseInsensitive(bytes, name, "connection") ? .connection : .other
         case 14: return ASCII.equalsCaseInsensitive(bytes, name, "content-length") ? .contentLength : .other
         case 17: return ASCII.equalsCaseInsensitive(bytes, name, "transfer-encoding") ? .transferEncoding : .other
@@ -189,6 +190,8 @@ struct FramingFacts {
     @usableFromInline var lastCodingIsChunked = false
     @usableFromInline var connectionClose = false
     @usableFromInline var connectionKeepAlive = false
+    /// Connection lists `upgrade` (with an Upgrade field, the request asks for an upgrade).
+    @usableFromInline var connectionUpgrade = false
 
     @inlinable init() {}
 
@@ -232,6 +235,8 @@ struct FramingFacts {
             switch token.count {
             case 5:
                 if ASCII.equalsCaseInsensitive(bytes, token, "close") { connectionClose = true }
+            case 7:
+                if ASCII.equalsCaseInsensitive(bytes, token, "upgrade") { connectionUpgrade = true }
             case 10:
                 if ASCII.equalsCaseInsensitive(bytes, token, "keep-alive") { connectionKeepAlive = true }
             default:

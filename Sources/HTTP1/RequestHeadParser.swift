@@ -54,6 +54,7 @@ public struct RequestHeadParser {
     @usableFromInline var _keepAlive = false
     @usableFromInline var _expectsContinue = false
     @usableFromInline var _hostRange: Range<Int>? = nil
+    @usableFromInline var _upgradeRange: Range<Int>? = nil
 
     /// - Parameters:
     ///   - maxHeaderBytes: the largest accepted head, final CRLFCRLF included (at most `Int32.max`).
@@ -87,6 +88,9 @@ public struct RequestHeadParser {
     @inlinable public var expectsContinue: Bool { _expectsContinue }
     /// The Host field value (nil when absent, which only HTTP/1.0 allows).
     @inlinable public var hostRange: Range<Int>? { _hostRange }
+    /// The Upgrade field's value when the request asks for an upgrade: Connection lists
+    /// `upgrade` and an Upgrade field is present (the first one; nil otherwise).
+    @inlinable public var upgradeRange: Range<Int>? { _upgradeRange }
     @inlinable public var headerCount: Int { headers.count }
 
     @inlinable
@@ -116,6 +120,7 @@ public struct RequestHeadParser {
         headers.count = 0
         _queryRange = nil
         _hostRange = nil
+        _upgradeRange = nil
         _expectsContinue = false
         _headLength = 0
     }
@@ -257,6 +262,7 @@ public struct RequestHeadParser {
         var facts = FramingFacts()
         var hostCount = 0
         var expectContinue = false
+        var upgrade: Range<Int>? = nil
         let slots = headers.storage.base
         loop: while true {
             switch FieldLine.parse(bytes, at: p) {
@@ -286,6 +292,8 @@ public struct RequestHeadParser {
                     _hostRange = value
                 case .expect:
                     if ASCII.equalsCaseInsensitive(bytes, value, "100-continue") { expectContinue = true }
+                case .upgrade:
+                    if upgrade == nil { upgrade = value }
                 }
             }
         }
@@ -305,6 +313,7 @@ public struct RequestHeadParser {
         if _version == .http1_1 && hostCount == 0 { return .missingHost }
         _keepAlive = facts.keepAlive(_version)
         _expectsContinue = expectContinue && _version == .http1_1
+        _upgradeRange = facts.connectionUpgrade ? upgrade : nil
         return nil
     }
 }

@@ -166,7 +166,7 @@ public struct ResponseHeadParser {
                     facts.addTransferEncoding(bytes, value)
                 case .connection:
                     facts.addConnection(bytes, value)
-                case .host, .expect, .other:
+                case .host, .expect, .upgrade, .other:
                     break
                 }
             }

@@ -24,6 +24,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("fault", ""),
     ("cors", ""),
     ("headers", ""),
+    ("upgrade", "upgrade_configs: [ { upgrade_type: websocket } ]"),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -75,6 +76,13 @@ let differentialVirtualHostExtra: [String: String] = [
 
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
+    "upgrade": """
+                  - match: { prefix: "/ws-off" }
+                    route: { cluster: up, timeout: 5s, upgrade_configs: [ { upgrade_type: websocket, enabled: false } ] }
+                  - match: { prefix: "/custom" }
+                    route: { cluster: up, timeout: 5s, upgrade_configs: [ { upgrade_type: custom-proto } ] }
+
+    """,
     "ratelimit": differentialRateLimitRoutes,
     "rloff": differentialRateLimitRoutes,
     "cors": """

@@ -168,6 +168,39 @@ let differentialCases: [DifferentialCase] = [
                      get("rd-scheme", "/rd/scheme")),
     DifferentialCase("headers-other-route", "virtual-host and route-config response headers on a route without its own", listener: "headers",
                      get("headers-other-route", "/up")),
+    // Upgrades (upgrade_configs): refused ones, and one the upstream declines; the tunnels
+    // themselves are `tunnelScenarios` below.
+    DifferentialCase("upgrade-refused", "Upgrade without upgrade_configs: 403 upgrade_failed, close",
+                     get("upgrade-refused", "/up", "Connection: Upgrade\r\nUpgrade: websocket\r\n")),
+    DifferentialCase("upgrade-route-disabled", "upgrade_configs: a route's enabled: false overrides the manager's: 403", listener: "upgrade",
+                     get("upgrade-route-disabled", "/ws-off", "Connection: Upgrade\r\nUpgrade: websocket\r\n")),
+    DifferentialCase("upgrade-other-type", "upgrade_configs: an Upgrade value not listed (or a list of them): 403", listener: "upgrade",
+                     get("upgrade-other-type", "/up", "Connection: Upgrade\r\nUpgrade: websocket, other\r\n")),
+    DifferentialCase("upgrade-declined", "Upgrade allowed, the upstream answers 200: relayed, no service-time field, close", listener: "upgrade",
+                     get("upgrade-declined", "/up", "Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n")),
+    DifferentialCase("upgrade-route-type", "upgrade_configs on a route enables a type of its own", listener: "upgrade",
+                     get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
+    DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
+                     get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
+]
+
+/// A WebSocket tunnel through the `upgrade` listener: the head (with a payload behind it) gets a
+/// 101 from the upstream, which then echoes bytes upper-cased; either the client sends more and
+/// closes, or the upstream closes after its first echo.
+struct TunnelScenario {
+    let name: String
+    let feature: String
+    let upstreamCloses: Bool
+
+    var request: String {
+        "GET /up/chat HTTP/1.1\r\nHost: example.com\r\nX-Case: \(name)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Reply-Upgrade: \(upstreamCloses ? "close" : "echo")\r\n\r\nhello"
+    }
+}
+
+let tunnelScenarios: [TunnelScenario] = [
+    TunnelScenario(name: "ws-client-closes", feature: "WebSocket (upgrade_configs): 101 relayed with its Upgrade fields, bytes both ways, the client closes: DC", upstreamCloses: false),
+    TunnelScenario(name: "ws-upstream-closes", feature: "WebSocket: the upstream ends the tunnel: the client's connection closes, UC", upstreamCloses: true),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -192,6 +225,8 @@ let differentialStats: [String] = [
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
 } + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]
   + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
+  + ["downstream_cx_upgrades_total", "downstream_cx_upgrades_active", "downstream_rq_1xx", "downstream_rq_4xx", "downstream_rq_2xx"].map { "http.upgrade.\($0)" }
+  + ["http.plain.downstream_cx_upgrades_total", "cluster.up.upstream_rq_101", "cluster.up.upstream_rq_1xx"]
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin

@@ -68,6 +68,34 @@ final class RawClient {
         return nil
     }
 
+    /// Reads raw bytes until `pattern` has arrived (or the connection ends or times out); returns
+    /// them as text, with `<end>` when the connection ended first.
+    func readText(until pattern: String) -> String {
+        let p = Array(pattern.utf8)
+        while find(p) == nil {
+            guard fill() else {
+                let text = String(decoding: buffer, as: UTF8.self)
+                buffer = []
+                return text + "<end>"
+            }
+        }
+        let end = find(p)! + p.count
+        let text = String(decoding: buffer[0..<end], as: UTF8.self)
+        buffer.removeFirst(end)
+        return text
+    }
+
+    /// Whatever arrives until the connection ends (or the receive timeout), `<end>` when it ended.
+    func readToEnd() -> String {
+        while fill() {}
+        let text = String(decoding: buffer, as: UTF8.self)
+        buffer = []
+        return text + (eof ? "<end>" : "<timeout>")
+    }
+
+    /// Closes both directions now (the deinit closes the descriptor).
+    func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// Reads one response (Content-Length, chunked, or until close); nil on timeout or early end.
     /// The raw chunked framing is kept out of `body`; `chunked` responses report their fields as sent.
     func readResponse(isHEAD: Bool = false) -> RawResponse? {
@@ -219,6 +247,10 @@ final class RecordingUpstream: @unchecked Sendable {
                 _ = rest.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 continue
             }
+            if lower.contains("x-reply-upgrade") {
+                tunnel(c, closing: lower.contains("x-reply-upgrade: close"), leftover: data)
+                return
+            }
             if lower.contains("x-reply-garbage") {
                 let bytes = Array("HTTP/1.1 abc nonsense\r\n\r\n".utf8)
                 _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -235,6 +267,29 @@ final class RecordingUpstream: @unchecked Sendable {
             }
             let bytes = Array(reply.utf8)
             _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+
+    /// A 101, then bytes echoed upper-cased (so the echo does not depend on how they were
+    /// split); `closing`: close after echoing the first 5 bytes.
+    private func tunnel(_ c: Int32, closing: Bool, leftover: [UInt8]) {
+        func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".utf8))
+        var pending = leftover
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            if closing && pending.count >= 5 {
+                send(pending.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })
+                Glibc.close(c)
+                return
+            }
+            if !closing && !pending.isEmpty {
+                send(pending.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })
+                pending = []
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { Glibc.close(c); return }
+            pending.append(contentsOf: chunk[0..<n])
         }
     }
 

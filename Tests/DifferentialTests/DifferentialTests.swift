@@ -42,6 +42,15 @@ final class DifferentialTests: XCTestCase {
                 if ev != bv { differences.append(Difference(key: "\(c.name)/\(aspect)", envoy: ev, ballast: bv)) }
             }
         }
+        for t in tunnelScenarios {
+            let e = try observeTunnel(t, on: envoy, upstream: upstream)
+            let b = try observeTunnel(t, on: ballast, upstream: upstream)
+            for (aspect, value) in e.aspects.sorted(by: { $0.key < $1.key }) { observed += "\(t.name)/\(aspect): \(value)\n" }
+            for (aspect, ev) in e.aspects {
+                let bv = b.aspects[aspect] ?? "(missing)"
+                if ev != bv { differences.append(Difference(key: "\(t.name)/\(aspect)", envoy: ev, ballast: bv)) }
+            }
+        }
         // BALLAST_DIFF_DUMP=DIR keeps both proxies' admin pages after the traffic, for a look by hand.
         if let dump = ProcessInfo.processInfo.environment["BALLAST_DIFF_DUMP"] {
             try? FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
@@ -78,9 +87,17 @@ final class DifferentialTests: XCTestCase {
 
     private func startProxy(_ name: String, directory: URL, upstream: Int, dead: Int,
                             command: (String, Int) -> (String, [String])) throws -> ProxyUnderTest {
-        let admin = try freePort()
+        // freePort closes its probe socket, so two calls may return the same port: keep them distinct.
+        var taken = Set<Int>()
+        func distinctPort() throws -> Int {
+            while true {
+                let p = try freePort()
+                if taken.insert(p).inserted { return p }
+            }
+        }
+        let admin = try distinctPort()
         var ports: [String: Int] = [:]
-        for (listener, _) in differentialListeners { ports[listener] = try freePort() }
+        for (listener, _) in differentialListeners { ports[listener] = try distinctPort() }
         let log = directory.appendingPathComponent("\(name)-access.log").path
         let config = directory.appendingPathComponent("\(name).yaml").path
         let yaml = differentialBootstrap(adminPort: admin, ports: ports, upstreamPort: upstream, deadPort: dead, accessLog: log)
@@ -112,6 +129,34 @@ final class DifferentialTests: XCTestCase {
         // Still open? A second request on the same connection answers that without waiting.
         client.send("GET /direct HTTP/1.1\r\nHost: example.com\r\nX-Case: probe\r\n\r\n")
         aspects["connection"] = client.readResponse() == nil ? "closed" : "kept open"
+        return Observation(aspects: aspects)
+    }
+
+    /// One WebSocket tunnel: the 101, the echoes, how it ends, the access-log line and what the
+    /// upstream received.
+    private func observeTunnel(_ t: TunnelScenario, on proxy: ProxyUnderTest, upstream: RecordingUpstream) throws -> Observation {
+        _ = upstream.takeHeads()
+        let offset = proxy.logOffset()
+        let client = try RawClient(port: proxy.ports["upgrade"]!)
+        client.send(t.request)
+        var aspects: [String: String] = [:]
+        guard let r = client.readResponse() else {
+            return Observation(aspects: ["status": "(no response)"])
+        }
+        aspects["status"] = r.statusLine
+        aspects["headers"] = r.fields.map { "\($0.name): \(normalized($0.name, $0.value))" }.sorted().joined(separator: " | ")
+        aspects["echo"] = client.readText(until: "HELLO")
+        if t.upstreamCloses {
+            aspects["end"] = client.readToEnd()
+        } else {
+            client.send("more")
+            aspects["echo-2"] = client.readText(until: "MORE")
+            client.shutdownBoth()
+        }
+        let lines = proxy.logLines(after: offset) { !$0.hasPrefix("case=probe ") }
+        aspects["log"] = lines.isEmpty ? "(no line)" : lines.map(normalizedLogLine).joined(separator: " || ")
+        let heads = upstream.takeHeads()
+        aspects["upstream"] = heads.isEmpty ? "(nothing)" : heads.map(normalizedHead).joined(separator: " || ")
         return Observation(aspects: aspects)
     }
 

@@ -34,6 +34,7 @@ final class FeatureTableTests: XCTestCase {
         }
         var rows: [String] = []
         for c in differentialCases { rows.append("| \(c.feature) | request | \(verdict(c.name)) |") }
+        for t in tunnelScenarios { rows.append("| \(t.feature) | tunnel | \(verdict(t.name)) |") }
         for c in configCases { rows.append("| \(c.feature) | config | \(verdict("config/\(c.name)")) |") }
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")

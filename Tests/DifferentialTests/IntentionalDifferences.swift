@@ -36,6 +36,8 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
     IntentionalDifference(key: "config/per-try-timeout", verdict: .refused, reason: "retries share the route timeout; no per-try timeout yet"),
     IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),
+    IntentionalDifference(key: "config/upgrade-connect", verdict: .refused, reason: "CONNECT (tunnelling by method) is not implemented; upgrades by Upgrade header (WebSocket...) are"),
+    IntentionalDifference(key: "config/upgrade-filters", verdict: .refused, reason: "an upgrade runs the connection manager's filter chain; separate upgrade filter chains are not implemented"),
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
     IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),

@@ -164,6 +164,20 @@ final class RequestHeadParserTests: XCTestCase {
         XCTAssertEqual(checkRequest(bytes("PUT /f HTTP/1.1\r\nHost: h\r\nExpect: something\r\n\r\n")).expectsContinue, false)
     }
 
+    func testUpgradeNeedsTheConnectionToken() {
+        XCTAssertEqual(checkRequest(bytes("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket \r\n\r\n")).upgrade, "WebSocket")
+        XCTAssertEqual(checkRequest(bytes("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: a\r\nUpgrade: b\r\nConnection: upgrade\r\n\r\n")).upgrade, "a")
+        XCTAssertNil(checkRequest(bytes("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n")).upgrade)
+        XCTAssertNil(checkRequest(bytes("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n")).upgrade)
+        XCTAssertNil(checkRequest(bytes("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n")).upgrade)
+        // A parser reused for the next head forgets the last one's upgrade.
+        var p = RequestHeadParser()
+        bytes("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n").withUnsafeBytes { _ = p.parse($0) }
+        XCTAssertNotNil(p.upgradeRange)
+        bytes("GET / HTTP/1.1\r\nHost: h\r\n\r\n").withUnsafeBytes { _ = p.parse($0) }
+        XCTAssertNil(p.upgradeRange)
+    }
+
     func testContentLengthFraming() {
         let s = checkRequest(bytes("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"))
         XCTAssertEqual(s.framing, .contentLength(5))

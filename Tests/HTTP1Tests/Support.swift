@@ -32,6 +32,7 @@ struct RequestSnapshot: Equatable {
     var framing: BodyFraming? = nil
     var keepAlive: Bool? = nil
     var expectsContinue: Bool? = nil
+    var upgrade: String? = nil
     var host: String? = nil
 
     var error: HTTPParseError? {
@@ -64,6 +65,7 @@ func snapshot(_ p: RequestHeadParser, _ result: HeadParseResult, _ b: UnsafeRawB
     s.keepAlive = p.keepAlive
     s.expectsContinue = p.expectsContinue
     s.host = p.hostRange.map { text(b, $0) }
+    s.upgrade = p.upgradeRange.map { text(b, $0) }
     return s
 }
 

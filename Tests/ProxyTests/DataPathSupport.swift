@@ -166,6 +166,18 @@ final class TestConnection {
         return nil
     }
 
+    /// `count` raw bytes (fewer when the peer ends or the receive times out first).
+    func readBytes(count: Int) -> [UInt8] {
+        while buffer.count < count { guard fill() else { break } }
+        let n = min(count, buffer.count)
+        let out = Array(buffer[0..<n])
+        buffer.removeFirst(n)
+        return out
+    }
+
+    /// Closes both directions now (the descriptor itself closes with the object).
+    func close() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     /// True when the peer closed (reads return end of stream) within the timeout.
     func readsEOF() -> Bool {
         var byte: UInt8 = 0

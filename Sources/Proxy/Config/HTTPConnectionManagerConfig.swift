@@ -46,6 +46,17 @@ public struct HTTPConnectionManagerConfig: Sendable, Hashable {
     public var skipXffAppend = false
     /// `http_protocol_options.accept_http_10` (default false: HTTP/1.0 requests get 426).
     public var acceptHTTP10 = false
+    /// `upgrade_configs[]`: the Upgrade values (WebSocket...) tunnelled after a 101; others get 403.
+    public var upgradeConfigs: [UpgradeConfig] = []
+}
+
+/// One `upgrade_configs[]` entry, of the connection manager or of a route (which overrides the
+/// manager's entry for the same type).
+public struct UpgradeConfig: Sendable, Hashable {
+    /// `upgrade_type`, matched against the request's Upgrade value ASCII case-insensitively.
+    public let upgradeType: String
+    /// `enabled` (default true).
+    public let enabled: Bool
 }
 
 public enum HTTPCodecType: String, Sendable, Hashable, CaseIterable {
@@ -245,6 +256,8 @@ public struct RouteForwardConfig: Sendable, Hashable {
     public let retryPolicy: RetryPolicyConfig?
     /// `hash_policy[]`: for RING_HASH clusters (ignored by other policies).
     public let hashPolicy: [HashPolicyConfig]
+    /// `upgrade_configs[]`: per-type overrides of the connection manager's.
+    public var upgradeConfigs: [UpgradeConfig] = []
 }
 
 public enum RouteTarget: Sendable, Hashable {

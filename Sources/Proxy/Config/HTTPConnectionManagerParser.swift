@@ -11,12 +11,13 @@ extension BootstrapParser {
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
                 "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
+                "upgrade_configs",
             ],
             unsupported: [
                 "rds", "scoped_routes", "tracing", "http2_protocol_options",
                 "http3_protocol_options", "add_user_agent", "forward_client_cert_details",
                 "set_current_client_cert_details", "proxy_100_continue",
-                "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "upgrade_configs", "normalize_path",
+                "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "normalize_path",
                 "merge_slashes", "path_with_escaped_slashes_action", "request_id_extension", "local_reply_config",
                 "strip_matching_host_port", "strip_any_host_port", "stream_error_on_invalid_http_message",
                 "internal_address_config", "via", "preserve_external_request_id",
@@ -95,8 +96,9 @@ extension BootstrapParser {
             acceptHTTP10 = nil
         }
 
+        let upgrades = parseUpgradeConfigs(f, route: false)
         guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10, timeoutsOK,
-              f["skip_xff_append"] == nil || skipXff != nil else { return nil }
+              f["skip_xff_append"] == nil || skipXff != nil, let upgrades else { return nil }
         var config = HTTPConnectionManagerConfig(
             statPrefix: statPrefix, codecType: codec ?? .auto, routeConfig: routeConfig,
             httpFilters: filters, accessLog: logs,
@@ -113,7 +115,37 @@ extension BootstrapParser {
             serverHeaderTransformation: transformation ?? .overwrite)
         config.skipXffAppend = skipXff ?? false
         config.acceptHTTP10 = acceptHTTP10
+        config.upgradeConfigs = upgrades
         return config
+    }
+
+    /// `upgrade_configs[]` of a connection manager or (`route`) of a route action. A type listed
+    /// twice (ASCII case-insensitively) is an error, as in Envoy.
+    func parseUpgradeConfigs(_ f: ConfigFields, route: Bool) -> [UpgradeConfig]? {
+        guard let items = f["upgrade_configs"] else { return [] }
+        guard let list = items.list() else { return nil }
+        var result: [UpgradeConfig] = []
+        var seen = Set<String>()
+        var ok = true
+        for item in list {
+            guard let u = item.fields(known: ["upgrade_type", "enabled"],
+                                      unsupported: route ? ["connect_config"] : ["filters"]) else { ok = false; continue }
+            guard let type = u.required("upgrade_type")?.string() else { ok = false; continue }
+            let enabled = u["enabled"]?.bool()
+            if u["enabled"] != nil && enabled == nil { ok = false; continue }
+            if type.lowercased() == "connect" {
+                u.error("upgrade_type", "CONNECT (HTTP tunnelling by method) is not supported by ballast; upgrades by Upgrade header (websocket...) are")
+                ok = false
+                continue
+            }
+            if !seen.insert(type.lowercased()).inserted {
+                u.error("upgrade_type", "'\(type)' is listed twice (Envoy: multiple upgrade configs with the same name)")
+                ok = false
+                continue
+            }
+            result.append(UpgradeConfig(upgradeType: type, enabled: enabled ?? true))
+        }
+        return ok ? result : nil
     }
 
     /// `http_filters[]`: the router must be there, once, and last.
@@ -467,11 +499,11 @@ extension BootstrapParser {
     func parseRouteAction(_ value: ConfigValue, pathMatch: PathMatch?) -> RouteForwardConfig? {
         guard let f = value.fields(
             known: ["cluster", "weighted_clusters", "timeout", "idle_timeout", "prefix_rewrite", "host_rewrite_literal",
-                    "retry_policy", "hash_policy"],
+                    "retry_policy", "hash_policy", "upgrade_configs"],
             unsupported: ["cluster_header", "cluster_specifier_plugin", "inline_cluster_specifier_plugin", "metadata_match",
                           "regex_rewrite", "path_rewrite_policy", "host_rewrite_header", "host_rewrite_path_regex",
                           "auto_host_rewrite", "host_rewrite", "append_x_forwarded_host", "priority", "rate_limits",
-                          "include_vh_rate_limits", "cors", "max_grpc_timeout", "grpc_timeout_offset", "upgrade_configs",
+                          "include_vh_rate_limits", "cors", "max_grpc_timeout", "grpc_timeout_offset",
                           "internal_redirect_policy", "internal_redirect_action", "max_internal_redirects",
                           "hedge_policy", "max_stream_duration", "request_mirror_policies", "request_mirror_policy",
                           "retry_policy_typed_config", "early_data_policy", "cluster_not_found_response_code",
@@ -508,10 +540,13 @@ extension BootstrapParser {
         for item in f["hash_policy"]?.list() ?? [] {
             if let h = parseHashPolicy(item) { hashes.append(h) } else { ok = false }
         }
-        guard let target, ok else { return nil }
-        return RouteForwardConfig(target: target, timeoutNanos: routeTimeout, idleTimeoutNanos: idle,
-                                  prefixRewrite: prefixRewrite, hostRewriteLiteral: hostRewrite,
-                                  retryPolicy: retry, hashPolicy: hashes)
+        let upgrades = parseUpgradeConfigs(f, route: true)
+        guard let target, ok, let upgrades else { return nil }
+        var config = RouteForwardConfig(target: target, timeoutNanos: routeTimeout, idleTimeoutNanos: idle,
+                                        prefixRewrite: prefixRewrite, hostRewriteLiteral: hostRewrite,
+                                        retryPolicy: retry, hashPolicy: hashes)
+        config.upgradeConfigs = upgrades
+        return config
     }
 
     func parseWeightedClusters(_ value: ConfigValue) -> [WeightedClusterConfig]? {

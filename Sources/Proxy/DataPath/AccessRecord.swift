@@ -154,6 +154,13 @@ public enum ResponseDetails: UInt8, Sendable {
     case localRateLimited
     case faultFilterAbort
     case corsResponse
+    /// An Upgrade the connection manager and route do not allow: 403.
+    case upgradeFailed
+    /// The upstream ended a tunnelled (upgraded) stream, or cut a response short.
+    case resetAfterResponseStarted
+    /// A WebSocket upgrade the upstream answered with something other than 101: its status,
+    /// no body.
+    case websocketHandshakeUnsuccessful
 
     public var envoyName: String {
         switch self {
@@ -179,6 +186,9 @@ public enum ResponseDetails: UInt8, Sendable {
         case .localRateLimited: "local_rate_limited"
         case .faultFilterAbort: "fault_filter_abort"
         case .corsResponse: "cors_response"
+        case .upgradeFailed: "upgrade_failed"
+        case .resetAfterResponseStarted: "upstream_reset_after_response_started{connection_termination}"
+        case .websocketHandshakeUnsuccessful: "websocket_handshake_unsuccessful"
         }
     }
 }

@@ -234,6 +234,8 @@ public final class HTTPPlan: Sendable {
     let forwardedFor: ForwardedForPolicy
     /// `http_protocol_options.accept_http_10`: else HTTP/1.0 requests get 426.
     let acceptHTTP10: Bool
+    /// `upgrade_configs`: the connection manager's upgrade types (routes may override).
+    let upgrades: UpgradePolicy
 
     init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
@@ -308,5 +310,6 @@ public final class HTTPPlan: Sendable {
         streamIdleTimeoutNanos = c.streamIdleTimeoutNanos
         forwardedFor = ForwardedForPolicy(useRemoteAddress: c.useRemoteAddress, trustedHops: c.xffNumTrustedHops, skipAppend: c.skipXffAppend)
         acceptHTTP10 = c.acceptHTTP10
+        upgrades = UpgradePolicy(c.upgradeConfigs)
     }
 }

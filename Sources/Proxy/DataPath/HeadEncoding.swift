@@ -150,6 +150,12 @@ enum FieldClass {
         }
     }
 
+    /// Connection or Upgrade: the fields an upgrade keeps.
+    static func isUpgradeField(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        (name.count == 7 && ASCII.equalsCaseInsensitive(bytes, name, "upgrade"))
+            || (name.count == 10 && ASCII.equalsCaseInsensitive(bytes, name, "connection"))
+    }
+
     /// True when a Connection field lists `name` (a field the client declared hop-by-hop).
     /// Only consulted when some Connection field names more than close/keep-alive.
     static func nominated(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, connection: Range<Int>) -> Bool {

@@ -10,6 +10,8 @@ enum BodyKind: UInt8 {
     case chunked
     /// Responses only: until the upstream closes.
     case untilClose
+    /// Requests only: an upgrade's payload, everything after the head until either side closes.
+    case tunnel
 }
 
 /// The one active request/response exchange of a downstream connection (HTTP/1.1 serves
@@ -21,6 +23,13 @@ struct Stream {
     var keepAlive = true
     var http10 = false
     var expectsContinue = false
+    /// The request asks for an upgrade (Connection: upgrade + Upgrade) that is allowed: its
+    /// Connection and Upgrade fields go upstream, and a 101 turns the stream into a tunnel.
+    var upgrade = false
+    /// The allowed upgrade is WebSocket: any answer but 101 becomes an empty local reply.
+    var websocket = false
+    /// A 101 arrived: bytes pass both ways unchanged until either side closes.
+    var tunnel = false
     /// x-request-id generated for this request (none came with it): sent upstream and logged.
     var generatedRequestID = false
     var requestID: (UInt64, UInt64) = (0, 0)
@@ -230,6 +239,11 @@ public final class DataPathStats: Sendable {
     public let rqDirectResponse = Atomic<Int>(0)
     public let downstreamCxProtocolError = Atomic<Int>(0)
     public let downstreamCxHTTP1Total = Atomic<Int>(0)
+    /// `downstream_cx_upgrades_total` / `_active`: upgrade requests accepted (WebSocket...), and
+    /// `downstream_rq_ws_on_non_ws_route`: upgrade requests refused (403).
+    public let downstreamCxUpgradesTotal = Atomic<Int>(0)
+    public let downstreamCxUpgradesActive = Atomic<Int>(0)
+    public let downstreamRqWsOnNonWsRoute = Atomic<Int>(0)
     /// `downstream_rq_rx_reset` (codec errors, clients gone mid-stream) and
     /// `downstream_rq_response_before_rq_complete`.
     public let downstreamRqRxReset = Atomic<Int>(0)

@@ -57,11 +57,14 @@ extension ProxyWorker {
             trusted = ForwardedForPolicy.element(fromRight: xff.trustedHops, of: head, p.pointee.headerValueRange(at: lastForwardedFor))
         }
         var appended = !xff.useRemoteAddress || xff.skipAppend || peer.family <= 0
+        let upgrading = stream(of: d)?.pointee.upgrade ?? false
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
             let value = p.pointee.headerValueRange(at: i)
             switch FieldClass.of(head, name) {
             case .hopByHop:
+                // An allowed upgrade keeps Connection and Upgrade as sent (Envoy's websocket handling).
+                if upgrading && FieldClass.isUpgradeField(head, name) { break }
                 // TE survives only as `trailers` (Envoy keeps that one value).
                 guard name.count == 2, ASCII.equalsCaseInsensitive(head, value, "trailers") else { continue }
             case .expect:
@@ -92,7 +95,8 @@ extension ProxyWorker {
             case .pass, .server, .contentLength, .date:
                 break
             }
-            if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
+            if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
+               FieldClass.nominated(head, name, connection: nominating) { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[value]))
@@ -189,7 +193,8 @@ extension ProxyWorker {
             if setsServiceTime && name.count == 29 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-upstream-service-time") { continue }
             switch FieldClass.of(head, name) {
             case .hopByHop:
-                continue
+                // A 101 keeps Connection and Upgrade: the client needs them to switch protocols.
+                guard s.pointee.tunnel && FieldClass.isUpgradeField(head, name) else { continue }
             case .server:
                 sawServer = true
                 if http.serverTransformation == .overwrite { continue }
@@ -198,14 +203,15 @@ extension ProxyWorker {
             default:
                 break
             }
-            if let nominating, FieldClass.nominated(head, name, connection: nominating) { continue }
+            if let nominating, !(s.pointee.tunnel && FieldClass.isUpgradeField(head, name)),
+               FieldClass.nominated(head, name, connection: nominating) { continue }
             if let cors, corsReplaces(cors, head, name) { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
             w.crlf()
         }
-        if !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0 {
+        if !http.suppressEnvoyHeaders && s.pointee.upstreamServiceNanos >= 0 && !s.pointee.upgrade {
             w.put("x-envoy-upstream-service-time: ")
             w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
             w.crlf()
@@ -240,9 +246,9 @@ extension ProxyWorker {
             w.crlf()
         }
         let closing = !s.pointee.keepAlive || d.pointee.closeAfterFlush || !s.pointee.requestComplete
-        if closing {
+        if closing && !s.pointee.tunnel {
             w.put("connection: close\r\n")
-        } else if s.pointee.http10 {
+        } else if s.pointee.http10 && !s.pointee.tunnel {
             w.put("connection: keep-alive\r\n")
         }
         if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }

@@ -92,6 +92,11 @@ extension ProxyWorker {
         case .retry(let status):
             retryResponse(status, owner, d, loop)
             return
+        case .handshakeRefused(let status):
+            // As Envoy: the upstream's status in an empty local reply, its connection closed.
+            s.pointee.upstream = 0
+            closeUpstream(up, loop)
+            localReply(LocalReply(status: status, body: .text(""), flags: [], details: .websocketHandshakeUnsuccessful), owner, d, loop)
         }
         downstreamSettled(owner, d, loop)
     }
@@ -106,6 +111,8 @@ extension ProxyWorker {
         case malformed
         /// A retriable response head (status): nothing was forwarded downstream.
         case retry(Int)
+        /// A WebSocket upgrade answered with this status instead of 101: nothing was forwarded.
+        case handshakeRefused(Int)
     }
 
     /// Parses the response head and streams the body from the front of `bytes` into the
@@ -125,11 +132,17 @@ extension ProxyWorker {
                     return .malformed
                 case .complete(let headLength):
                     if responseParser.isInformational {
-                        if responseParser.statusCode == 101 { return .malformed }  // no upgrade was asked for
+                        if responseParser.statusCode == 101 {
+                            guard s.pointee.upgrade else { return .malformed }  // no upgrade was asked for
+                            guard beginTunnel(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), s, d) else { return .malformed }
+                            offset += headLength
+                            continue  // bytes after the 101 are the tunnel's
+                        }
                         offset += headLength  // 100 Continue and friends: the proxy answered Expect itself
                         continue
                     }
                     if retriesResponse(responseParser.statusCode, s) { return .retry(responseParser.statusCode) }
+                    if s.pointee.websocket { return .handshakeRefused(responseParser.statusCode) }
                     s.pointee.upstreamServiceNanos = loop.now - s.pointee.upstreamStartNanos
                     s.pointee.status = Int32(responseParser.statusCode)
                     s.pointee.upstreamKeepAlive = responseParser.keepAlive
@@ -192,12 +205,31 @@ extension ProxyWorker {
                     }
                     s.pointee.bytesSent += rest.count
                     offset = bytes.count
-                case .none:
+                case .none, .tunnel:  // .tunnel describes requests only
                     return .complete(offset)
                 }
             }
         }
         return .more(offset)
+    }
+
+    /// A 101 for an allowed upgrade: the head goes to the client with its Connection and Upgrade
+    /// fields, and from here bytes pass both ways unchanged (the response "body" until the upstream
+    /// closes, the request "body" until the client does). The route and request timeouts no longer
+    /// apply; the stream idle timeout does (as Envoy's).
+    func beginTunnel(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
+        s.pointee.tunnel = true
+        s.pointee.status = 101
+        s.pointee.responseBody = .untilClose
+        s.pointee.reframeChunked = false
+        s.pointee.upstreamKeepAlive = false
+        s.pointee.keepAlive = false
+        s.pointee.deadline = 0
+        d.pointee.requestDeadline = 0
+        _ = http?.filters.encodeHeaders(status: 101, endStream: false)
+        guard writeResponseHead(head, s, d) else { return false }
+        s.pointee.responseHeadDone = true
+        return true
     }
 
     func appendChunk(_ data: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
@@ -275,7 +307,7 @@ extension ProxyWorker {
         }
         inc(stats.upstreamRqRxReset)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamRqRxReset) }
-        if s.pointee.responseHeadDone && s.pointee.responseBody == .untilClose && !reset {
+        if s.pointee.responseHeadDone && s.pointee.responseBody == .untilClose && !reset && !s.pointee.tunnel {
             responseFinished(owner, d, loop, reusable: false)  // the normal end of an until-close body
             downstreamSettled(owner, d, loop)
             return
@@ -287,8 +319,9 @@ extension ProxyWorker {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectionTermination),
                                   flags: .upstreamConnectionTermination, details: .resetBeforeHeaders), owner, d, loop)
         } else {
-            // Cut short after the head: the client sees the connection end.
+            // Cut short after the head (or a tunnel's upstream side ended): the client sees the connection end.
             s.pointee.flags.insert(.upstreamConnectionTermination)
+            if s.pointee.tunnel { s.pointee.details = .resetAfterResponseStarted }
             d.pointee.beginClosing()
             endStream(owner, d, loop, reuseUpstream: false)
         }

@@ -34,6 +34,13 @@ extension ProxyWorker {
             s.pointee.requestBody = .chunked
             s.pointee.requestDecoder.reset()
         }
+        if p.pointee.upgradeRange != nil {
+            // Everything after an upgrade request's head is the upgrade's payload (its framing
+            // fields go upstream as sent): the request ends only with the connection.
+            s.pointee.upgrade = true
+            s.pointee.requestBody = .tunnel
+            s.pointee.requestComplete = false
+        }
         if s.pointee.requestComplete { d.pointee.requestDeadline = 0 }
         loads.requestStarted(index)
         inc(stats.downstreamRqTotal)
@@ -42,6 +49,19 @@ extension ProxyWorker {
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
+        if let upgrade = p.pointee.upgradeRange {
+            // Envoy decides before the filter chain runs, on the route's upgrade_configs or the manager's.
+            var routeUpgrades: UpgradePolicy? = nil
+            if let route = http.routes.resolve(ctx.request), case .forward(let plan) = route.action { routeUpgrades = plan.upgrades }
+            guard UpgradePolicy.allows(manager: http.upgrades, route: routeUpgrades, head, upgrade) else {
+                s.pointee.upgrade = false
+                localReply(LocalReply(status: 403, body: .text(""), flags: [], details: .upgradeFailed), token, d, loop)
+                return
+            }
+            s.pointee.websocket = upgrade.count == 9 && ASCII.equalsCaseInsensitive(head, upgrade, "websocket")
+            inc(stats.downstreamCxUpgradesTotal)
+            inc(stats.downstreamCxUpgradesActive)
+        }
         http.filters.decodeHeaders(&ctx)
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
@@ -185,6 +205,9 @@ extension ProxyWorker {
             s.pointee.requestRemaining -= used
             s.pointee.bytesReceived += used
             done = s.pointee.requestRemaining == 0
+        case .tunnel:
+            used = avail.count
+            s.pointee.bytesReceived += used
         case .chunked:
             let skim = s.pointee.requestDecoder.skim(avail)
             if skim.failure != nil {
@@ -339,6 +362,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
+        if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }

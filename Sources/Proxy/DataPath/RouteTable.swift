@@ -168,6 +168,8 @@ public struct ForwardPlan: Sendable {
     public let retry: RetryPlan?
     /// `hash_policy[]` (RING_HASH clusters).
     public let hashPolicy: [CompiledHashPolicy]
+    /// The route's `upgrade_configs` (nil: none; the connection manager's apply).
+    let upgrades: UpgradePolicy?
 }
 
 public enum CompiledAction: Sendable {
@@ -251,7 +253,8 @@ public struct CompiledRoute: Sendable {
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
                                           timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
-                                          hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init)))
+                                          hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init),
+                                          upgrades: f.upgradeConfigs.isEmpty ? nil : UpgradePolicy(f.upgradeConfigs)))
         }
     }
 

@@ -92,6 +92,9 @@ extension ProxyStatsSnapshot {
                 c("downstream_cx_http1_total") { load($0.downstreamCxHTTP1Total) - load($0.http2PrefaceRefused) }
                 c("downstream_cx_http1_active", .gauge) { load($0.downstreamCxActive) }
                 c("downstream_cx_protocol_error") { load($0.downstreamCxProtocolError) }
+                c("downstream_cx_upgrades_total") { load($0.downstreamCxUpgradesTotal) }
+                c("downstream_cx_upgrades_active", .gauge) { load($0.downstreamCxUpgradesActive) }
+                c("downstream_rq_ws_on_non_ws_route") { load($0.downstreamRqWsOnNonWsRoute) }
                 c("downstream_rq_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }

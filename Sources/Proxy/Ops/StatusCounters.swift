@@ -56,6 +56,11 @@ extension ProxyWorker {
         switch s.pointee.details {
         case .directResponse:
             inc(stats.rqDirectResponse)
+        case .upgradeFailed:
+            inc(stats.downstreamRqWsOnNonWsRoute)
+            reset = true  // Envoy resets the refused upgrade's stream
+        case .websocketHandshakeUnsuccessful:
+            return  // the upstream's answer was dropped: not a completed upstream request
         case .downstreamProtocolError, .lowVersion, .contentLengthAndChunked:
             if s.pointee.route < 0 && s.pointee.cluster < 0 {
                 inc(stats.downstreamCxProtocolError)
