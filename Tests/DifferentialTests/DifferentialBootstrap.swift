@@ -86,6 +86,14 @@ let differentialListenerRoutes: [String: String] = [
     "ratelimit": differentialRateLimitRoutes,
     "rloff": differentialRateLimitRoutes,
     "cors": """
+                  - match: { prefix: "/corsregex" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { safe_regex: { regex: "https://[a-z]+\\\\.regex\\\\.test" } } ] }
+                  - match: { prefix: "/corsstar" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { safe_regex: { regex: "\\\\*" } } ] }
                   - match: { prefix: "/corsroute" }
                     route: { cluster: up, timeout: 5s }
                     typed_per_filter_config:

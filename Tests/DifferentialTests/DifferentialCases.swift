@@ -139,6 +139,12 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("cors-direct", "cors: a direct_response decorated too", listener: "cors", get("cors-direct", "/direct", "Origin: https://a.example\r\n")),
     DifferentialCase("cors-route", "cors: route policy's origins (ignore_case suffix) over the virtual host's", listener: "cors",
                      get("cors-route", "/corsroute/x", "Origin: https://X.Other.Test\r\n")),
+    DifferentialCase("cors-regex-origin", "cors: safe_regex origin (RE2, whole origin)", listener: "cors",
+                     get("cors-regex-origin", "/corsregex", "Origin: https://abc.regex.test\r\n")),
+    DifferentialCase("cors-regex-origin-partial", "cors: safe_regex origin matches the whole origin only", listener: "cors",
+                     get("cors-regex-origin-partial", "/corsregex", "Origin: https://abc.regex.test.evil\r\n")),
+    DifferentialCase("cors-regex-star", "cors: a safe_regex matching \"*\" allows every origin", listener: "cors",
+                     get("cors-regex-star", "/corsstar", "Origin: https://anything.test\r\n")),
     DifferentialCase("cors-route-preflight-refused", "cors: forward_not_matching_preflights false: refused origin's preflight answered 200", listener: "cors",
                      "OPTIONS /corsroute HTTP/1.1\r\nHost: example.com\r\nX-Case: cors-route-preflight-refused\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: GET\r\n\r\n"),
     // Header mutations at route, virtual-host and route-configuration level (route first, then
