@@ -72,6 +72,12 @@ private func fault(_ fields: String) -> (String, String) {
     (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.fault\n            typed_config: { \(faultTypeField), \(fields) }\n")
 }
 private let vhostAnchor = "              domains: [\"*\"]\n"
+private let csrfType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
+
+/// A csrf entry before the router, with `fields` in its typed_config.
+private func csrfFilter(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.csrf\n            typed_config: { \(csrfType)\(fields.isEmpty ? "" : ", " + fields) }\n")
+}
 private let corsFilter = (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.cors\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }\n")
 
 /// The cors filter and a virtual-host CorsPolicy with `fields`.
@@ -233,6 +239,11 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "redirect-two-schemes", feature: "redirect with both https_redirect and scheme_redirect",
                edits: [("route: { cluster: web, timeout: 2s }", "redirect: { https_redirect: true, scheme_redirect: http }")],
                refusalPath: "\(route).redirect.scheme_redirect"),
+    ConfigCase(name: "csrf", feature: "csrf filter with runtime_key, additional_origins (exact, safe_regex), shadow_enabled, a virtual-host policy",
+               edits: [csrfFilter("filter_enabled: { default_value: { numerator: 100, denominator: HUNDRED }, runtime_key: csrf.on }, shadow_enabled: { default_value: { numerator: 0 } }, additional_origins: [ { exact: a.test }, { safe_regex: { regex: \"[a-z]+[.]b[.]test\" } } ]"),
+                       (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.csrf: { \(csrfType), filter_enabled: { default_value: { numerator: 0 } } }\n")]),
+    ConfigCase(name: "csrf-no-filter-enabled", feature: "csrf without filter_enabled (required)", edits: [csrfFilter("")],
+               refusalPath: "\(hcm).http_filters[0].typed_config.filter_enabled"),
     ConfigCase(name: "upgrade-websocket", feature: "upgrade_configs websocket on the manager, disabled on a route",
                edits: [(hcmAnchor, hcmAnchor + "          upgrade_configs: [ { upgrade_type: websocket } ]\n"),
                        ("route: { cluster: web, timeout: 2s }", "route: { cluster: web, timeout: 2s, upgrade_configs: [ { upgrade_type: websocket, enabled: false } ] }")]),

@@ -25,6 +25,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("cors", ""),
     ("headers", ""),
     ("upgrade", "upgrade_configs: [ { upgrade_type: websocket } ]"),
+    ("csrf", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -36,6 +37,7 @@ let differentialListenerFilters: [String: [String]] = [
     // Header-controlled faults at 100%: a request without the headers gets none.
     "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
+    "csrf": ["{ name: envoy.filters.http.csrf, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: { default_value: { numerator: 0, denominator: HUNDRED } } } }"],
     "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
 ]
@@ -61,6 +63,11 @@ let differentialRouteConfigExtra: [String: String] = [
 
 /// Virtual-host fields per listener (after `domains`).
 let differentialVirtualHostExtra: [String: String] = [
+    "csrf": """
+                  typed_per_filter_config:
+                    envoy.filters.http.csrf: { "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: { default_value: { numerator: 100, denominator: HUNDRED }, runtime_key: csrf.enabled }, additional_origins: [ { suffix: ".friend.test" } ] }
+
+    """,
     "headers": """
                   request_headers_to_add: [ \(headerOption("x-level", "vhost")), \(headerOption("x-client", "vhost", "append_action: ADD_IF_ABSENT")), \(headerOption("x-vh-proto", "%PROTOCOL%")) ]
                   request_headers_to_remove: [ x-drop-me ]
@@ -76,6 +83,13 @@ let differentialVirtualHostExtra: [String: String] = [
 
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
+    "csrf": """
+                  - match: { prefix: "/csrfshadow" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.csrf: { "@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: { default_value: { numerator: 0, denominator: HUNDRED } }, shadow_enabled: { default_value: { numerator: 100, denominator: HUNDRED } } }
+
+    """,
     "upgrade": """
                   - match: { prefix: "/ws-off" }
                     route: { cluster: up, timeout: 5s, upgrade_configs: [ { upgrade_type: websocket, enabled: false } ] }

@@ -188,6 +188,34 @@ let differentialCases: [DifferentialCase] = [
                      get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
     DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
                      get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
+] + csrfCases
+
+/// `method target` on the csrf listener with the case id and `extra` field lines, no body.
+private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {
+    "\(method) \(target) HTTP/1.1\r\nHost: \(host)\r\nX-Case: \(name)\r\nContent-Length: 0\r\n\(extra)\r\n"
+}
+
+let csrfCases: [DifferentialCase] = [
+    DifferentialCase("csrf-same-origin", "csrf: Origin's host equals Host: forwarded", listener: "csrf",
+                     csrf("csrf-same-origin", "POST", "/up", "Origin: https://example.com\r\n")),
+    DifferentialCase("csrf-other-origin", "csrf: a POST from another origin: 403 Invalid origin, csrf_origin_mismatch", listener: "csrf",
+                     csrf("csrf-other-origin", "POST", "/up", "Origin: http://evil.test\r\n")),
+    DifferentialCase("csrf-no-origin", "csrf: neither Origin nor Referer: 403, missing_source_origin", listener: "csrf",
+                     csrf("csrf-no-origin", "DELETE", "/up", "")),
+    DifferentialCase("csrf-null-origin", "csrf: Origin null is a missing source (no fallback to Referer)", listener: "csrf",
+                     csrf("csrf-null-origin", "PUT", "/up", "Origin: null\r\nReferer: http://example.com/page\r\n")),
+    DifferentialCase("csrf-origin-over-referer", "csrf: Origin wins over a matching Referer", listener: "csrf",
+                     csrf("csrf-origin-over-referer", "PATCH", "/up", "Origin: http://evil.test\r\nReferer: http://example.com/\r\n")),
+    DifferentialCase("csrf-safe-method", "csrf: GET and OPTIONS are not checked", listener: "csrf",
+                     csrf("csrf-safe-method", "OPTIONS", "/up", "Origin: http://evil.test\r\n")),
+    DifferentialCase("csrf-additional-origin", "csrf: additional_origins (suffix) accepted", listener: "csrf",
+                     csrf("csrf-additional-origin", "POST", "/up", "Origin: https://a.friend.test\r\n")),
+    DifferentialCase("csrf-port", "csrf: the port is part of the origin", listener: "csrf",
+                     csrf("csrf-port", "POST", "/up", "Origin: http://example.com:8080\r\n")),
+    DifferentialCase("csrf-shadow", "csrf: shadow_enabled on a route: counted, forwarded", listener: "csrf",
+                     csrf("csrf-shadow", "POST", "/csrfshadow", "Origin: http://evil.test\r\n")),
+    DifferentialCase("csrf-direct", "csrf: direct_response routes are checked too", listener: "csrf",
+                     csrf("csrf-direct", "POST", "/direct", "Origin: http://evil.test\r\n")),
 ]
 
 /// A WebSocket tunnel through the `upgrade` listener: the head (with a payload behind it) gets a
@@ -233,6 +261,7 @@ let differentialStats: [String] = [
   + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
   + ["downstream_cx_upgrades_total", "downstream_cx_upgrades_active", "downstream_rq_1xx", "downstream_rq_4xx", "downstream_rq_2xx"].map { "http.upgrade.\($0)" }
   + ["http.plain.downstream_cx_upgrades_total", "cluster.up.upstream_rq_101", "cluster.up.upstream_rq_1xx"]
+  + ["missing_source_origin", "request_invalid", "request_valid"].map { "http.csrf.csrf.\($0)" }
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin

@@ -18,13 +18,16 @@ final class DifferentialTests: XCTestCase {
 
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
-        let deadPort = try freePort()
-        let envoy = try startProxy("envoy", directory: directory, upstream: upstream.port, dead: deadPort) { config, admin in
+        // Every port comes from one allocator: Envoy binds its listeners (SO_REUSEPORT) while
+        // Ballast's ports are picked, so a port free a moment ago may soon be Envoy's.
+        let allocator = PortAllocator()
+        let deadPort = try allocator.next()
+        let envoy = try startProxy("envoy", directory: directory, upstream: upstream.port, dead: deadPort, allocator: allocator) { config, admin in
             (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error",
                            "--file-flush-interval-msec", "10", "--drain-time-s", "0"])
         }
         defer { envoy.stop() }
-        let ballast = try startProxy("ballast", directory: directory, upstream: upstream.port, dead: deadPort) { config, _ in
+        let ballast = try startProxy("ballast", directory: directory, upstream: upstream.port, dead: deadPort, allocator: allocator) { config, _ in
             (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error", "--drain-time-s", "0"])
         }
         defer { ballast.stop() }
@@ -85,19 +88,11 @@ final class DifferentialTests: XCTestCase {
         }
     }
 
-    private func startProxy(_ name: String, directory: URL, upstream: Int, dead: Int,
+    private func startProxy(_ name: String, directory: URL, upstream: Int, dead: Int, allocator: PortAllocator,
                             command: (String, Int) -> (String, [String])) throws -> ProxyUnderTest {
-        // freePort closes its probe socket, so two calls may return the same port: keep them distinct.
-        var taken = Set<Int>()
-        func distinctPort() throws -> Int {
-            while true {
-                let p = try freePort()
-                if taken.insert(p).inserted { return p }
-            }
-        }
-        let admin = try distinctPort()
+        let admin = try allocator.next()
         var ports: [String: Int] = [:]
-        for (listener, _) in differentialListeners { ports[listener] = try distinctPort() }
+        for (listener, _) in differentialListeners { ports[listener] = try allocator.next() }
         let log = directory.appendingPathComponent("\(name)-access.log").path
         let config = directory.appendingPathComponent("\(name).yaml").path
         let yaml = differentialBootstrap(adminPort: admin, ports: ports, upstreamPort: upstream, deadPort: dead, accessLog: log)
@@ -261,4 +256,17 @@ func normalizedLogLine(_ line: String) -> String {
         if part.hasPrefix("rid="), isUUID(String(part.dropFirst(4))) { return "rid=<uuid>" }
         return String(part)
     }.joined(separator: " ")
+}
+
+/// Free ports that are distinct from every port it handed out before (`freePort` closes its probe
+/// socket, so two calls, or a call and a process still starting, may otherwise share a port).
+final class PortAllocator {
+    private var taken = Set<Int>()
+
+    func next() throws -> Int {
+        while true {
+            let p = try freePort()
+            if taken.insert(p).inserted { return p }
+        }
+    }
 }

@@ -9,6 +9,7 @@ enum ExtensionKind: CaseIterable {
     case localRateLimit
     case fault
     case cors
+    case csrf
 
     var name: String {
         switch self {
@@ -24,6 +25,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: FilterNames.localRateLimit
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
+        case .csrf: FilterNames.csrf
         }
     }
 
@@ -39,6 +41,7 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog, .stderrAccessLog, .workerCost, .localRateLimit: []
         case .fault: ["envoy.fault"]
         case .cors: ["envoy.cors"]
+        case .csrf: ["envoy.csrf"]
         }
     }
 
@@ -57,6 +60,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: return prefix + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
         case .fault: return prefix + "envoy.extensions.filters.http.fault.v3.HTTPFault"
         case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
+        case .csrf: return prefix + "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
         }
     }
 
@@ -74,6 +78,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: return [prefix + "envoy.config.filter.http.local_rate_limit.v2.LocalRateLimit"]
         case .fault: return [prefix + "envoy.config.filter.http.fault.v2.HTTPFault"]
         case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
+        case .csrf: return [prefix + "envoy.config.filter.http.csrf.v2.CsrfPolicy"]
         }
     }
 }
@@ -87,7 +92,7 @@ extension ExtensionKind {
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
-        "envoy.filters.http.grpc_stats", "envoy.filters.http.csrf", "envoy.filters.http.ext_proc",
+        "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
         "envoy.buffer", "envoy.lua", "envoy.health_check", "envoy.grpc_web",
         "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",

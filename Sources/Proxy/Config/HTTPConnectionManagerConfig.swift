@@ -83,6 +83,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case fault(FaultConfig, configName: String)
     /// `envoy.filters.http.cors` (its policies come from `typed_per_filter_config`).
     case cors(configName: String)
+    /// `envoy.filters.http.csrf` (virtual hosts and routes may replace its policy).
+    case csrf(CsrfPolicyConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -91,6 +93,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .localRateLimit: FilterNames.localRateLimit
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
+        case .csrf: FilterNames.csrf
         }
     }
 }
@@ -169,6 +172,7 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case localRateLimit(LocalRateLimitConfig)
     case fault(FaultConfig)
     case cors(CorsPolicyConfig)
+    case csrf(CsrfPolicyConfig)
 }
 
 /// `routes[].match`.

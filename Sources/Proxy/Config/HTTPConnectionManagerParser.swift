@@ -169,7 +169,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -185,6 +185,9 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .fault:
                 guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.fault(c, configName: name))
+            case .resolved(let r) where r.kind == .csrf:
+                guard let c = parseCsrfPolicy(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.csrf(c, configName: name))
             case .resolved(let r) where r.kind == .cors:
                 // The filter's own config has no fields; its policies come per route / virtual host.
                 if let body = r.body, body.fields(known: r.typed ? ["@type"] : []) == nil { ok = false; continue }
@@ -307,10 +310,11 @@ extension BootstrapParser {
         var perFilter: [String: PerRouteFilterConfig] = [:]
         if let t = f["typed_per_filter_config"] {
             if parseTypedPerFilterConfig(t, into: &perFilter) {
-                // Only CORS policies apply at this level here; the other filters' most-specific
-                // lookup of virtual-host configs is not implemented.
+                // Only CORS and CSRF policies apply at this level here; the other filters'
+                // most-specific lookup of virtual-host configs is not implemented.
                 for (key, config) in perFilter {
                     if case .cors = config { continue }
+                    if case .csrf = config { continue }
                     diagnostics.error(t.path.appending(key), "a virtual-host level config of this filter is not supported by ballast; put it on the routes", at: t.node)
                     ok = false
                 }
@@ -860,11 +864,14 @@ extension BootstrapParser {
             } else if type == "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy" {
                 guard let c = parseCorsPolicy(item) else { ok = false; continue }
                 out[key] = .cors(c)
+            } else if type == ExtensionKind.csrf.typeURL {
+                guard let c = parseCsrfPolicy(item, typed: true, at: value.path) else { ok = false; continue }
+                out[key] = .csrf(c)
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy)", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL))", at: typeNode)
                 ok = false
             }
         }

@@ -161,6 +161,8 @@ public enum ResponseDetails: UInt8, Sendable {
     /// A WebSocket upgrade the upstream answered with something other than 101: its status,
     /// no body.
     case websocketHandshakeUnsuccessful
+    /// The csrf filter refused a state-changing request from another origin (403).
+    case csrfOriginMismatch
 
     public var envoyName: String {
         switch self {
@@ -189,6 +191,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .upgradeFailed: "upgrade_failed"
         case .resetAfterResponseStarted: "upstream_reset_after_response_started{connection_termination}"
         case .websocketHandshakeUnsuccessful: "websocket_handshake_unsuccessful"
+        case .csrfOriginMismatch: "csrf_origin_mismatch"
         }
     }
 }

@@ -217,6 +217,8 @@ public final class HTTPPlan: Sendable {
     public let corsStats: CorsStats?
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
+    /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
+    public let csrfStats: CsrfStats?
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -255,8 +257,21 @@ public final class HTTPPlan: Sendable {
         let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
         var faultStats: FaultStats?
         var corsPlan: CorsPlan?
+        var csrf: CsrfStats?
         for f in c.httpFilters {
             switch f {
+            case .csrf(let config, let name):
+                // The most specific policy replaces the others whole: route, then virtual host.
+                let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
+                    vh.routes.map { r -> CsrfPolicy? in
+                        if case .csrf(let p)? = r.perFilterConfigs[name] { return CsrfPolicy(p) }
+                        if case .csrf(let p)? = vh.perFilterConfigs[name] { return CsrfPolicy(p) }
+                        return nil
+                    }
+                }
+                let stats = csrf ?? CsrfStats()
+                csrf = stats
+                kinds.append(.csrf(CsrfPlan(filter: CsrfPolicy(config), perRoute: perRoute, stats: stats)))
             case .cors(let name):
                 let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
                     vh.routes.map { r -> CorsPolicy? in
@@ -297,6 +312,7 @@ public final class HTTPPlan: Sendable {
         localRateLimitStats = rateLimitStatsOrder
         self.faultStats = faultStats
         cors = corsPlan
+        csrfStats = csrf
         corsStats = corsPlan?.stats
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)

@@ -130,6 +130,11 @@ extension ProxyStatsSnapshot {
                     f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
                     f("active_faults", .gauge, load(fs.activeFaults))
                 }
+                if let cs = h.csrfStats {
+                    add(p + "csrf.missing_source_origin", .counter, load(cs.missingSourceOrigin), family: "envoy_http_csrf_missing_source_origin", labels: hl)
+                    add(p + "csrf.request_invalid", .counter, load(cs.requestInvalid), family: "envoy_http_csrf_request_invalid", labels: hl)
+                    add(p + "csrf.request_valid", .counter, load(cs.requestValid), family: "envoy_http_csrf_request_valid", labels: hl)
+                }
                 if let cs = h.corsStats {
                     add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
                     add(p + "cors.origin_invalid", .counter, load(cs.originInvalid), family: "envoy_http_cors_origin_invalid", labels: hl)
