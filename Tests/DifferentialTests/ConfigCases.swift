@@ -74,6 +74,11 @@ private func fault(_ fields: String) -> (String, String) {
 private let vhostAnchor = "              domains: [\"*\"]\n"
 private let csrfType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
 
+/// An rbac entry before the router, with `fields` in its typed_config.
+private func rbacFilter(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.rbac\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, \(fields) }\n")
+}
+
 /// A csrf entry before the router, with `fields` in its typed_config.
 private func csrfFilter(_ fields: String) -> (String, String) {
     (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.csrf\n            typed_config: { \(csrfType)\(fields.isEmpty ? "" : ", " + fields) }\n")
@@ -244,6 +249,17 @@ let configCases: [ConfigCase] = [
                        (vhostAnchor, vhostAnchor + "              typed_per_filter_config:\n                envoy.filters.http.csrf: { \(csrfType), filter_enabled: { default_value: { numerator: 0 } } }\n")]),
     ConfigCase(name: "csrf-no-filter-enabled", feature: "csrf without filter_enabled (required)", edits: [csrfFilter("")],
                refusalPath: "\(hcm).http_filters[0].typed_config.filter_enabled"),
+    ConfigCase(name: "rbac", feature: "rbac: ALLOW and shadow DENY rules, header / url_path / and_rules / not_rule / destination_port permissions, direct_remote_ip / remote_ip / or_ids principals, stat prefixes",
+               edits: [rbacFilter("rules: { action: ALLOW, policies: { p1: { permissions: [ { and_rules: { rules: [ { url_path: { path: { prefix: /a } } }, { not_rule: { destination_port: 8080 } } ] } } ], principals: [ { or_ids: { ids: [ { direct_remote_ip: { address_prefix: 10.0.0.0, prefix_len: 8 } }, { remote_ip: { address_prefix: \"::1\", prefix_len: 128 } } ] } } ] } } }, shadow_rules: { action: DENY, policies: { s: { permissions: [ { header: { name: \":method\", string_match: { exact: POST } } } ], principals: [ { any: true } ] } } }, rules_stat_prefix: r_, shadow_rules_stat_prefix: s_")]),
+    ConfigCase(name: "rbac-authenticated", feature: "rbac principal authenticated (mTLS identity)",
+               edits: [rbacFilter("rules: { policies: { p: { permissions: [ { any: true } ], principals: [ { authenticated: { principal_name: { exact: spiffe://a } } } ] } } }")],
+               refusalPath: "\(hcm).http_filters[0].typed_config.rules.policies.p.principals[0].authenticated"),
+    ConfigCase(name: "rbac-log-action", feature: "rbac action LOG",
+               edits: [rbacFilter("rules: { action: LOG, policies: {} }")],
+               refusalPath: "\(hcm).http_filters[0].typed_config.rules.action"),
+    ConfigCase(name: "rbac-scheme-header", feature: "rbac header matcher on :scheme",
+               edits: [rbacFilter("rules: { policies: { p: { permissions: [ { header: { name: \":scheme\", string_match: { exact: https } } } ], principals: [ { any: true } ] } } }")],
+               refusalPath: "\(hcm).http_filters[0].typed_config.rules.policies.p.permissions[0].header"),
     ConfigCase(name: "upgrade-websocket", feature: "upgrade_configs websocket on the manager, disabled on a route",
                edits: [(hcmAnchor, hcmAnchor + "          upgrade_configs: [ { upgrade_type: websocket } ]\n"),
                        ("route: { cluster: web, timeout: 2s }", "route: { cluster: web, timeout: 2s, upgrade_configs: [ { upgrade_type: websocket, enabled: false } ] }")]),

@@ -26,6 +26,8 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("headers", ""),
     ("upgrade", "upgrade_configs: [ { upgrade_type: websocket } ]"),
     ("csrf", ""),
+    // Not named "rbac": Envoy's Prometheus tag extraction reads "http.rbac." as the RBAC filter's prefix.
+    ("authz", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -37,6 +39,7 @@ let differentialListenerFilters: [String: [String]] = [
     // Header-controlled faults at 100%: a request without the headers gets none.
     "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
+    "authz": ["{ name: envoy.filters.http.rbac, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: { action: ALLOW, policies: { by-header: { permissions: [ { any: true } ], principals: [ { header: { name: x-user, string_match: { exact: alice } } } ] }, by-path-method: { permissions: [ { and_rules: { rules: [ { url_path: { path: { prefix: /up/public } } }, { header: { name: \":method\", string_match: { exact: GET } } } ] } } ], principals: [ { any: true } ] } } }, shadow_rules: { action: DENY, policies: { deny-local: { permissions: [ { any: true } ], principals: [ { direct_remote_ip: { address_prefix: 127.0.0.0, prefix_len: 8 } } ] } } }, shadow_rules_stat_prefix: shadow_ } }"],
     "csrf": ["{ name: envoy.filters.http.csrf, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: { default_value: { numerator: 0, denominator: HUNDRED } } } }"],
     "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
@@ -83,6 +86,17 @@ let differentialVirtualHostExtra: [String: String] = [
 
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
+    "authz": """
+                  - match: { prefix: "/rbacopen" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.rbac: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute }
+                  - match: { prefix: "/rbacdeny" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.rbac: { "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute, rbac: { rules_stat_prefix: rp_, rules: { action: DENY, policies: { deny-admin: { permissions: [ { or_rules: { rules: [ { url_path: { path: { prefix: /rbacdeny/admin } } }, { header: { name: ":path", string_match: { prefix: /rbacdeny/secret } } } ] } } ], principals: [ { not_id: { header: { name: x-user, string_match: { exact: root } } } } ] }, deny-ip: { permissions: [ { any: true } ], principals: [ { and_ids: { ids: [ { remote_ip: { address_prefix: 10.1.0.0, prefix_len: 16 } }, { header: { name: x-ip-test, present_match: true } } ] } } ] } } } } }
+
+    """,
     "csrf": """
                   - match: { prefix: "/csrfshadow" }
                     route: { cluster: up, timeout: 5s }

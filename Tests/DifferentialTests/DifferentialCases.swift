@@ -188,7 +188,7 @@ let differentialCases: [DifferentialCase] = [
                      get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
     DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
                      get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
-] + csrfCases
+] + csrfCases + rbacCases
 
 /// `method target` on the csrf listener with the case id and `extra` field lines, no body.
 private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {
@@ -216,6 +216,24 @@ let csrfCases: [DifferentialCase] = [
                      csrf("csrf-shadow", "POST", "/csrfshadow", "Origin: http://evil.test\r\n")),
     DifferentialCase("csrf-direct", "csrf: direct_response routes are checked too", listener: "csrf",
                      csrf("csrf-direct", "POST", "/direct", "Origin: http://evil.test\r\n")),
+]
+
+let rbacCases: [DifferentialCase] = [
+    DifferentialCase("rbac-allow-header", "rbac ALLOW: a principal by header matches", listener: "authz", get("rbac-allow-header", "/up", "X-User: alice\r\n")),
+    DifferentialCase("rbac-deny-none", "rbac ALLOW: nothing matches: 403 RBAC: access denied, rbac_access_denied_matched_policy[none]",
+                     listener: "authz", get("rbac-deny-none", "/up", "X-User: bob\r\n")),
+    DifferentialCase("rbac-and-rules", "rbac: and_rules of url_path and :method", listener: "authz", get("rbac-and-rules", "/up/public/a")),
+    DifferentialCase("rbac-and-rules-post", "rbac: and_rules, the method does not match: 403", listener: "authz",
+                     "POST /up/public/a HTTP/1.1\r\nHost: example.com\r\nX-Case: rbac-and-rules-post\r\nContent-Length: 0\r\n\r\n"),
+    DifferentialCase("rbac-route-off", "rbac: RBACPerRoute without rbac turns the filter off on a route", listener: "authz", get("rbac-route-off", "/rbacopen")),
+    DifferentialCase("rbac-deny-policy", "rbac DENY (RBACPerRoute): or_rules of url_path and :path, not_id: the policy named in the details",
+                     listener: "authz", get("rbac-deny-policy", "/rbacdeny/admin")),
+    DifferentialCase("rbac-deny-not-id", "rbac DENY: not_id excludes the principal", listener: "authz", get("rbac-deny-not-id", "/rbacdeny/admin", "X-User: root\r\n")),
+    DifferentialCase("rbac-deny-path-header", "rbac: a :path header matcher sees the query", listener: "authz", get("rbac-deny-path-header", "/rbacdeny/secret?a=1")),
+    DifferentialCase("rbac-remote-ip", "rbac: remote_ip from x-forwarded-for (use_remote_address false), and_ids", listener: "authz",
+                     get("rbac-remote-ip", "/rbacdeny/x", "X-Forwarded-For: 10.1.2.3\r\nX-Ip-Test: 1\r\n")),
+    DifferentialCase("rbac-remote-ip-other", "rbac: remote_ip outside the range", listener: "authz",
+                     get("rbac-remote-ip-other", "/rbacdeny/x", "X-Forwarded-For: 10.1.2.3, 10.2.0.1\r\nX-Ip-Test: 1\r\n")),
 ]
 
 /// A WebSocket tunnel through the `upgrade` listener: the head (with a payload behind it) gets a
@@ -262,6 +280,7 @@ let differentialStats: [String] = [
   + ["downstream_cx_upgrades_total", "downstream_cx_upgrades_active", "downstream_rq_1xx", "downstream_rq_4xx", "downstream_rq_2xx"].map { "http.upgrade.\($0)" }
   + ["http.plain.downstream_cx_upgrades_total", "cluster.up.upstream_rq_101", "cluster.up.upstream_rq_1xx"]
   + ["missing_source_origin", "request_invalid", "request_valid"].map { "http.csrf.csrf.\($0)" }
+  + ["rbac.allowed", "rbac.denied", "rbac.shadow_.shadow_allowed", "rbac.shadow_.shadow_denied"].map { "http.authz.\($0)" }
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
@@ -272,4 +291,7 @@ let differentialPrometheusFamilies: [String] = [
     "envoy_cluster_upstream_rq_completed", "envoy_cluster_upstream_cx_connect_fail",
     "envoy_http_local_rate_limit_enabled", "envoy_http_local_rate_limit_enforced", "envoy_http_local_rate_limit_ok",
     "envoy_http_local_rate_limit_rate_limited", "envoy_http_fault_aborts_injected", "envoy_http_fault_delays_injected",
+    "envoy_http_rbac_allowed", "envoy_http_rbac_denied", "envoy_http_rbac_shadow_allowed", "envoy_http_rbac_shadow_denied",
+    "envoy_http_csrf_request_valid", "envoy_http_csrf_request_invalid", "envoy_http_csrf_missing_source_origin",
+    "envoy_http_downstream_cx_upgrades_total", "envoy_http_downstream_rq_ws_on_non_ws_route",
 ]

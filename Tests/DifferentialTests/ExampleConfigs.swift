@@ -214,7 +214,7 @@ let exampleConfigs: [ExampleConfig] = [
                   yaml: bootstrap([httpListener("rbac", routes: [route("/", "upstream")],
                                                 filters: ["{ name: envoy.filters.http.rbac, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: { action: ALLOW, policies: { allow-header: { permissions: [ { any: true } ], principals: [ { header: { name: referer, string_match: { exact: \"https://www.envoyproxy.io/docs/envoy\" } } } ] } } } } }"])],
                                   [cluster("upstream")]),
-                  ballastRefuses: ["envoy.filters.http.rbac"]),
+                  requests: [get("/", "Referer: https://www.envoyproxy.io/docs/envoy\r\n"), get("/", "Referer: https://example.com\r\n"), get("/")]),
     ExampleConfig(example: "redis/envoy.yaml", features: "redis_proxy network filter, MAGLEV cluster",
                   yaml: bootstrap(["""
                                      - name: redis_listener

@@ -10,6 +10,7 @@ enum ExtensionKind: CaseIterable {
     case fault
     case cors
     case csrf
+    case rbac
 
     var name: String {
         switch self {
@@ -26,6 +27,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
         case .csrf: FilterNames.csrf
+        case .rbac: FilterNames.rbac
         }
     }
 
@@ -42,6 +44,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: ["envoy.fault"]
         case .cors: ["envoy.cors"]
         case .csrf: ["envoy.csrf"]
+        case .rbac: []
         }
     }
 
@@ -61,6 +64,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: return prefix + "envoy.extensions.filters.http.fault.v3.HTTPFault"
         case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
         case .csrf: return prefix + "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
+        case .rbac: return prefix + "envoy.extensions.filters.http.rbac.v3.RBAC"
         }
     }
 
@@ -79,6 +83,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: return [prefix + "envoy.config.filter.http.fault.v2.HTTPFault"]
         case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
         case .csrf: return [prefix + "envoy.config.filter.http.csrf.v2.CsrfPolicy"]
+        case .rbac: return [prefix + "envoy.config.filter.http.rbac.v2.RBAC"]
         }
     }
 }
@@ -90,7 +95,7 @@ extension ExtensionKind {
         "envoy.filters.http.buffer", "envoy.filters.http.lua",
         "envoy.filters.http.health_check", "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
-        "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
+        "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",

@@ -85,6 +85,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case cors(configName: String)
     /// `envoy.filters.http.csrf` (virtual hosts and routes may replace its policy).
     case csrf(CsrfPolicyConfig, configName: String)
+    /// `envoy.filters.http.rbac` (routes may replace it or turn it off: RBACPerRoute).
+    case rbac(RBACConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -94,6 +96,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
         case .csrf: FilterNames.csrf
+        case .rbac: FilterNames.rbac
         }
     }
 }
@@ -173,6 +176,8 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case fault(FaultConfig)
     case cors(CorsPolicyConfig)
     case csrf(CsrfPolicyConfig)
+    /// RBACPerRoute: nil turns the filter off on the route.
+    case rbac(RBACConfig?)
 }
 
 /// `routes[].match`.

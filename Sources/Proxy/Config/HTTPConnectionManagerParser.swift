@@ -169,7 +169,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -185,6 +185,9 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .fault:
                 guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.fault(c, configName: name))
+            case .resolved(let r) where r.kind == .rbac:
+                guard let c = parseRBAC(r.body, typed: r.typed), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.rbac(c, configName: name))
             case .resolved(let r) where r.kind == .csrf:
                 guard let c = parseCsrfPolicy(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.csrf(c, configName: name))
@@ -864,6 +867,9 @@ extension BootstrapParser {
             } else if type == "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy" {
                 guard let c = parseCorsPolicy(item) else { ok = false; continue }
                 out[key] = .cors(c)
+            } else if type == Self.rbacPerRouteType {
+                guard let c = parseRBACPerRoute(item) else { ok = false; continue }
+                out[key] = .rbac(c)
             } else if type == ExtensionKind.csrf.typeURL {
                 guard let c = parseCsrfPolicy(item, typed: true, at: value.path) else { ok = false; continue }
                 out[key] = .csrf(c)
@@ -871,7 +877,7 @@ extension BootstrapParser {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType))", at: typeNode)
                 ok = false
             }
         }

@@ -119,6 +119,8 @@ public struct AccessRecord: Sendable, Equatable {
     public var route: Int32 = -1
     /// Why a local reply was made (`%RESPONSE_CODE_DETAILS%`), `.none` for proxied responses.
     public var details: ResponseDetails = .viaUpstream
+    /// Completes `details` where it has a variable part (the matched RBAC policy, by index).
+    public var detailsArgument: UInt16 = 0
     public var http10 = false
     /// The data-plane generation the request was served under (resolves `route`, `cluster`, `host`).
     public var generation: UInt32 = 0
@@ -163,6 +165,8 @@ public enum ResponseDetails: UInt8, Sendable {
     case websocketHandshakeUnsuccessful
     /// The csrf filter refused a state-changing request from another origin (403).
     case csrfOriginMismatch
+    /// The rbac filter refused the request; the record's `detailsArgument` names the policy.
+    case rbacAccessDenied
 
     public var envoyName: String {
         switch self {
@@ -192,6 +196,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .resetAfterResponseStarted: "upstream_reset_after_response_started{connection_termination}"
         case .websocketHandshakeUnsuccessful: "websocket_handshake_unsuccessful"
         case .csrfOriginMismatch: "csrf_origin_mismatch"
+        case .rbacAccessDenied: "rbac_access_denied_matched_policy[none]"
         }
     }
 }

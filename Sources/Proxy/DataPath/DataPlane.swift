@@ -219,6 +219,10 @@ public final class HTTPPlan: Sendable {
     let cors: CorsPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
+    /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
+    public let rbacStats: [RBACStats]
+    /// `rbac_access_denied_matched_policy[NAME]` texts, indexed by a record's `detailsArgument`.
+    public let rbacDetails: [String]
     /// `server` response header value (bytes).
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
@@ -258,8 +262,21 @@ public final class HTTPPlan: Sendable {
         var faultStats: FaultStats?
         var corsPlan: CorsPlan?
         var csrf: CsrfStats?
+        var rbac = RBACCompiler()
         for f in c.httpFilters {
             switch f {
+            case .rbac(let config, let name):
+                let filter = try rbac.engine(config, listener: listener)
+                var perRoute: [RBACEngine??] = []
+                for r in routeConfigs {
+                    guard case .rbac(let override)? = r.perFilterConfigs[name] else { perRoute.append(.none); continue }
+                    if let override {
+                        perRoute.append(.some(try rbac.engine(override, listener: listener, sharing: filter.stats)))
+                    } else {
+                        perRoute.append(.some(nil))
+                    }
+                }
+                kinds.append(.rbac(RBACPlan(filter: filter, perRoute: perRoute)))
             case .csrf(let config, let name):
                 // The most specific policy replaces the others whole: route, then virtual host.
                 let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
@@ -313,6 +330,8 @@ public final class HTTPPlan: Sendable {
         self.faultStats = faultStats
         cors = corsPlan
         csrfStats = csrf
+        rbacStats = rbac.stats
+        rbacDetails = rbac.details
         corsStats = corsPlan?.stats
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)

@@ -27,11 +27,20 @@ public enum HTTPFilterKind: Sendable {
     case cors(CorsPlan)
     /// `envoy.filters.http.csrf` (`CsrfFilter`).
     case csrf(CsrfPlan)
+    /// `envoy.filters.http.rbac` (`RBACFilter`).
+    case rbac(RBACPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
 public struct HTTPFilterChain: Sendable {
     public let filters: [HTTPFilterKind]
+    /// A filter reads the connection (peer, destination port: `FilterContext.connection`).
+    let needsConnection: Bool
+
+    init(filters: [HTTPFilterKind]) {
+        self.filters = filters
+        needsConnection = filters.contains { if case .rbac = $0 { true } else { false } }
+    }
 
     /// Resolves the stream's route (Envoy's HCM caches it before the first filter, so every filter
     /// sees it, e.g. for `typed_per_filter_config`), then runs decodeHeaders through the chain
@@ -52,6 +61,7 @@ public struct HTTPFilterChain: Sendable {
             case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
             case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
             case .csrf(let plan): status = CsrfFilter.decodeHeaders(&ctx, plan)
+            case .rbac(let plan): status = RBACFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -61,7 +71,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -71,7 +81,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue
             }
         }
         return .continue
@@ -81,7 +91,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue
             }
         }
         return .continue
@@ -107,6 +117,16 @@ struct LocalReply {
     /// The router's own reply (direct_response, upstream failure): the route's
     /// `response_headers_to_add/remove` apply, as Envoy's router adds them to its local replies.
     var routeHeaders = false
+    /// Completes `details` (the matched RBAC policy: an index into the plan's `rbacDetails`).
+    var detailsArgument: UInt16 = 0
+}
+
+/// What filters may read of the downstream connection; filled only for chains that need it
+/// (the peer is read once per connection, the local port once too).
+struct ConnectionInfo {
+    var peer = PeerAddress()
+    /// The connection's local port (the original destination's, when restored).
+    var destinationPort: UInt16 = 0
 }
 
 /// What the filters decided for a stream: the chain manager acts on it.
@@ -143,6 +163,7 @@ struct FilterContext {
     /// the stream keeps a copy and decorates its response.
     var corsOrigin: Range<Int>? = nil
     var corsRoute = -1
+    var connection = ConnectionInfo()
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request

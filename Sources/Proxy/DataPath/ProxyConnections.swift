@@ -89,6 +89,7 @@ struct Stream {
     var status: Int32 = 0
     var flags = ResponseFlags()
     var details = ResponseDetails.viaUpstream
+    var detailsArgument: UInt16 = 0
     var bytesReceived = 0
     var bytesSent = 0
     var upstreamServiceNanos: Int64 = -1
@@ -165,6 +166,8 @@ struct Downstream {
 
     /// Counted in downstream_cx_http1_total (on its first bytes, as Envoy creates its codec).
     var countedHTTP1 = false
+    /// The local port, read once when a filter first needs it (0: not read).
+    var localPort: UInt16 = 0
 }
 
 enum UpstreamState: UInt8 {

@@ -49,6 +49,7 @@ extension ProxyWorker {
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
+        if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
         if let upgrade = p.pointee.upgradeRange {
             // Envoy decides before the filter chain runs, on the route's upgrade_configs or the manager's.
             var routeUpgrades: UpgradePolicy? = nil
@@ -130,6 +131,7 @@ extension ProxyWorker {
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
+        if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
         ctx.route = http.routes.resolve(ctx.request)
         ctx.faultActive = s.pointee.faultActive
         ctx.resumingDelay = true
@@ -184,6 +186,19 @@ extension ProxyWorker {
             requestFinished(token, d, loop)
         }
         assignConnection(token, d, loop)
+    }
+
+    /// The connection facts filters read (the peer and local port are read once per connection).
+    func connectionInfo(_ d: UnsafeMutablePointer<Downstream>) -> ConnectionInfo {
+        var info = ConnectionInfo()
+        info.peer = peerAddress(d)
+        if d.pointee.originalDst.isSet {
+            info.destinationPort = d.pointee.originalDst.port
+        } else {
+            if d.pointee.localPort == 0, let local = try? Sockets.localAddress(d.pointee.fd) { d.pointee.localPort = UInt16(local.port) }
+            info.destinationPort = d.pointee.localPort
+        }
+        return info
     }
 
     // MARK: request body
@@ -257,6 +272,7 @@ extension ProxyWorker {
         s.pointee.status = Int32(reply.status)
         s.pointee.flags.formUnion(reply.flags)
         s.pointee.details = reply.details
+        s.pointee.detailsArgument = reply.detailsArgument
         // A request not read to its end cannot be followed by another on this connection.
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
         // The router's replies to upstream failures carry the route's response mutations too.
@@ -413,6 +429,7 @@ extension ProxyWorker {
         if s.pointee.hostPool >= 0, let h = upstreamPools[Int(s.pointee.hostPool)].dynamicHost { r.originalDstHost = h.compact }
         r.route = s.pointee.route
         r.details = s.pointee.details
+        r.detailsArgument = s.pointee.detailsArgument
         r.http10 = s.pointee.http10
         r.generation = s.pointee.generation
         accessRing.push(r, extra: s.pointee.logFields.bytes)

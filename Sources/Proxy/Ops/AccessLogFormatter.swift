@@ -10,6 +10,8 @@ final class AccessLogNames {
     /// Per listener: whether it is HTTP, and its routes' names (nil when a route has none).
     let isHTTP: [Bool]
     let routes: [[[UInt8]?]]
+    /// Per listener: the RBAC denial details by index (a record's `detailsArgument`).
+    let rbacDetails: [[[UInt8]]]
 
     init(generation: UInt32, plane: DataPlane) {
         self.generation = generation
@@ -19,6 +21,10 @@ final class AccessLogNames {
         routes = plane.listeners.map { l in
             guard case .http(let h) = l.kind else { return [] }
             return h.routes.allRoutes.map { $0.name.map { Array($0.utf8) } }
+        }
+        rbacDetails = plane.listeners.map { l in
+            guard case .http(let h) = l.kind else { return [] }
+            return h.rbacDetails.map { Array($0.utf8) }
         }
     }
 }
@@ -226,7 +232,12 @@ final class AccessLogFormatter {
             out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
         case .responseCodeDetails:
             guard e.listenerIsHTTP && r.pointee.responseCode > 0 else { return false }
-            out.append(detailNames[Int(r.pointee.details.rawValue)])
+            let listener = Int(r.pointee.listener), argument = Int(r.pointee.detailsArgument)
+            if argument > 0, listener < e.names.rbacDetails.count, argument < e.names.rbacDetails[listener].count {
+                out.append(e.names.rbacDetails[listener][argument])  // the matched RBAC policy
+            } else {
+                out.append(detailNames[Int(r.pointee.details.rawValue)])
+            }
         case .transportFailureReason:
             guard r.pointee.flags.contains(.upstreamConnectionFailure) else { return false }
             out.append(connectionFailure)

@@ -130,6 +130,16 @@ extension ProxyStatsSnapshot {
                     f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
                     f("active_faults", .gauge, load(fs.activeFaults))
                 }
+                for rs in h.rbacStats {
+                    // Envoy joins "rbac." and a non-empty prefix with a dot.
+                    // Envoy joins "rbac." and a non-empty prefix with a dot; Prometheus gets the prefix as a label.
+                    func joined(_ prefix: String) -> String { prefix.isEmpty ? "rbac." : "rbac.\(prefix)." }
+                    func labels(_ prefix: String) -> [(String, String)] { prefix.isEmpty ? hl : [("envoy_rbac_http_prefix", prefix)] + hl }
+                    add(p + joined(rs.rulesPrefix) + "allowed", .counter, load(rs.allowed), family: "envoy_http_rbac_allowed", labels: labels(rs.rulesPrefix))
+                    add(p + joined(rs.rulesPrefix) + "denied", .counter, load(rs.denied), family: "envoy_http_rbac_denied", labels: labels(rs.rulesPrefix))
+                    add(p + joined(rs.shadowPrefix) + "shadow_allowed", .counter, load(rs.shadowAllowed), family: "envoy_http_rbac_shadow_allowed", labels: labels(rs.shadowPrefix))
+                    add(p + joined(rs.shadowPrefix) + "shadow_denied", .counter, load(rs.shadowDenied), family: "envoy_http_rbac_shadow_denied", labels: labels(rs.shadowPrefix))
+                }
                 if let cs = h.csrfStats {
                     add(p + "csrf.missing_source_origin", .counter, load(cs.missingSourceOrigin), family: "envoy_http_csrf_missing_source_origin", labels: hl)
                     add(p + "csrf.request_invalid", .counter, load(cs.requestInvalid), family: "envoy_http_csrf_request_invalid", labels: hl)
