@@ -58,8 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=60.0, help="seconds before the growth baseline is taken (default 60)")
     p.add_argument("--rate", type=int, default=2000, help="load requests per second, open loop (default 2000)")
     p.add_argument("--connections", type=int, default=1024, help="keep-alive load connections (default 1024)")
-    p.add_argument("--upstream-restart", type=float, default=30.0, help="seconds between upstream kills (default 30)")
-    p.add_argument("--reload", type=float, default=10.0, help="seconds between config reloads (default 10)")
+    p.add_argument("--upstream-restart", type=float, default=30.0, help="seconds between upstream kills (default 30; 0: none)")
+    p.add_argument("--reload", type=float, default=10.0, help="seconds between config reloads (default 10; 0: none)")
     p.add_argument("--slow-clients", type=int, default=8, help="clients trickling their heads (default 8)")
     p.add_argument("--io", default="epoll", choices=["epoll", "io_uring"], help="the proxy's I/O backend")
     p.add_argument("--out", default=str(REPO_DIR / "results/soak"), help="report directory (a timestamped folder inside)")
@@ -294,7 +294,11 @@ def main(argv: list[str]) -> int:
         for t in threads:
             t.start()
         start = time.monotonic()
-        next_restart, next_reload, next_progress = a.upstream_restart, a.reload, 60.0
+        # 0 turns a fault off (an isolation run: steady load only, or one fault at a time).
+        never = float("inf")
+        next_restart = a.upstream_restart or never
+        next_reload = a.reload or never
+        next_progress = 60.0
         while load.poll() is None:
             time.sleep(1)
             t = time.monotonic() - start

@@ -41,3 +41,23 @@ extern "C" int ballast_re2_full_match(const ballast_re2 *re, const char *text, s
 extern "C" int ballast_re2_partial_match(const ballast_re2 *re, const char *text, size_t length) {
     return RE2::PartialMatch(re2::StringPiece(text, length), re->re) ? 1 : 0;
 }
+
+extern "C" int ballast_re2_group_count(const ballast_re2 *re) { return re->re.NumberOfCapturingGroups(); }
+
+extern "C" int ballast_re2_match(const ballast_re2 *re, const char *text, size_t length, size_t start, long *groups, int ngroups) {
+    // At most 10 groups are asked for (\0-\9 in a substitution): a fixed array, no allocation.
+    re2::StringPiece pieces[10];
+    if (ngroups > 10) ngroups = 10;
+    re2::StringPiece whole(text, length);
+    if (!re->re.Match(whole, start, length, RE2::UNANCHORED, pieces, ngroups)) return 0;
+    for (int i = 0; i < ngroups; i++) {
+        if (pieces[i].data() == nullptr) {
+            groups[2 * i] = -1;
+            groups[2 * i + 1] = -1;
+        } else {
+            groups[2 * i] = static_cast<long>(pieces[i].data() - text);
+            groups[2 * i + 1] = static_cast<long>(pieces[i].data() - text + pieces[i].size());
+        }
+    }
+    return 1;
+}

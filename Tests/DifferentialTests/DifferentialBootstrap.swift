@@ -28,6 +28,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("csrf", ""),
     // Not named "rbac": Envoy's Prometheus tag extraction reads "http.rbac." as the RBAC filter's prefix.
     ("authz", ""),
+    ("rewrite", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -86,6 +87,19 @@ let differentialVirtualHostExtra: [String: String] = [
 
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
+    "rewrite": """
+                  - match: { prefix: "/pre/" }
+                    route: { cluster: up, timeout: 5s, prefix_rewrite: "/new/" }
+                  - match: { path: "/exact" }
+                    route: { cluster: up, timeout: 5s, prefix_rewrite: "/exact-new" }
+                  - match: { prefix: "/rx/" }
+                    route: { cluster: up, timeout: 5s, regex_rewrite: { pattern: { regex: "^/rx/([^/]+)/(.*)$" }, substitution: "/\\\\2/\\\\1" } }
+                  - match: { prefix: "/g/" }
+                    route: { cluster: up, timeout: 5s, regex_rewrite: { pattern: { regex: "o" }, substitution: "0" } }
+                  - match: { prefix: "/e/" }
+                    route: { cluster: up, timeout: 5s, regex_rewrite: { pattern: { regex: "x*" }, substitution: "-" } }
+
+    """,
     "authz": """
                   - match: { prefix: "/rbacopen" }
                     route: { cluster: up, timeout: 5s }

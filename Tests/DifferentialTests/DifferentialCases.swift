@@ -188,7 +188,7 @@ let differentialCases: [DifferentialCase] = [
                      get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
     DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
                      get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
-] + csrfCases + rbacCases
+] + csrfCases + rbacCases + rewriteCases
 
 /// `method target` on the csrf listener with the case id and `extra` field lines, no body.
 private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {
@@ -234,6 +234,20 @@ let rbacCases: [DifferentialCase] = [
                      get("rbac-remote-ip", "/rbacdeny/x", "X-Forwarded-For: 10.1.2.3\r\nX-Ip-Test: 1\r\n")),
     DifferentialCase("rbac-remote-ip-other", "rbac: remote_ip outside the range", listener: "authz",
                      get("rbac-remote-ip-other", "/rbacdeny/x", "X-Forwarded-For: 10.1.2.3, 10.2.0.1\r\nX-Ip-Test: 1\r\n")),
+]
+
+let rewriteCases: [DifferentialCase] = [
+    DifferentialCase("rewrite-prefix", "prefix_rewrite: the query kept, x-envoy-original-path added", listener: "rewrite", get("rewrite-prefix", "/pre/a?q=1")),
+    DifferentialCase("rewrite-exact", "prefix_rewrite on a path (exact) match", listener: "rewrite", get("rewrite-exact", "/exact")),
+    DifferentialCase("rewrite-original-path", "a client's x-envoy-original-path replaced where it stands", listener: "rewrite",
+                     get("rewrite-original-path", "/pre/b", "X-Envoy-Original-Path: /client\r\nX-After: 1\r\n")),
+    DifferentialCase("rewrite-regex-groups", "regex_rewrite with group references; the query kept", listener: "rewrite",
+                     get("rewrite-regex-groups", "/rx/one/two/three?z=9")),
+    DifferentialCase("rewrite-regex-global", "regex_rewrite replaces every match", listener: "rewrite", get("rewrite-regex-global", "/g/foo/boo")),
+    DifferentialCase("rewrite-regex-empty-matches", "regex_rewrite with a pattern matching empty strings (RE2 GlobalReplace)", listener: "rewrite",
+                     get("rewrite-regex-empty-matches", "/e/ab")),
+    DifferentialCase("rewrite-absolute-form", "regex_rewrite of an absolute-form target's path", listener: "rewrite",
+                     get("rewrite-absolute-form", "http://example.com/rx/a/b")),
 ]
 
 /// A WebSocket tunnel through the `upgrade` listener: the head (with a payload behind it) gets a

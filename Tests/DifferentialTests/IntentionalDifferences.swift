@@ -40,6 +40,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/rbac-authenticated", verdict: .refused, reason: "no TLS peer identity yet: principals by certificate are not evaluated"),
     IntentionalDifference(key: "config/rbac-log-action", verdict: .refused, reason: "LOG only sets dynamic metadata, which Ballast does not have"),
     IntentionalDifference(key: "config/rbac-scheme-header", verdict: .refused, reason: "only the :authority, :path and :method pseudo-headers are answered by the HTTP/1 data path"),
+    IntentionalDifference(key: "config/regex-rewrite-missing-group", verdict: .better, reason: "Envoy accepts a substitution naming a group its pattern lacks (RE2 then refuses the rewrite on every request); Ballast names the substitution at load"),
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
     IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),

@@ -26,6 +26,14 @@ int ballast_re2_full_match(const ballast_re2 *re, const char *text, size_t lengt
 /// 1 when some part of the text matches (RE2::PartialMatch), else 0. Safe from any thread.
 int ballast_re2_partial_match(const ballast_re2 *re, const char *text, size_t length);
 
+/// The number of capturing groups of the pattern.
+int ballast_re2_group_count(const ballast_re2 *re);
+
+/// Searches `text` from `start` (RE2::Match, unanchored) for the leftmost match. On a match returns
+/// 1 and fills `groups` with `ngroups` (begin, end) offset pairs into `text` (group 0 is the whole
+/// match; an unmatched group gets (-1, -1)); else 0. No allocation. Safe from any thread.
+int ballast_re2_match(const ballast_re2 *re, const char *text, size_t length, size_t start, long *groups, int ngroups);
+
 #ifdef __cplusplus
 }
 #endif

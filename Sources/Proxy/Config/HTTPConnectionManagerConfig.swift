@@ -267,6 +267,13 @@ public struct RouteForwardConfig: Sendable, Hashable {
     public let hashPolicy: [HashPolicyConfig]
     /// `upgrade_configs[]`: per-type overrides of the connection manager's.
     public var upgradeConfigs: [UpgradeConfig] = []
+    /// `regex_rewrite`: the path rewritten by an RE2 pattern and substitution (never with prefix_rewrite).
+    public var regexRewrite: RegexRewriteConfig?
+}
+
+public struct RegexRewriteConfig: Sendable, Hashable {
+    public let pattern: String
+    public let substitution: String
 }
 
 public enum RouteTarget: Sendable, Hashable {

@@ -506,9 +506,9 @@ extension BootstrapParser {
     func parseRouteAction(_ value: ConfigValue, pathMatch: PathMatch?) -> RouteForwardConfig? {
         guard let f = value.fields(
             known: ["cluster", "weighted_clusters", "timeout", "idle_timeout", "prefix_rewrite", "host_rewrite_literal",
-                    "retry_policy", "hash_policy", "upgrade_configs"],
+                    "retry_policy", "hash_policy", "upgrade_configs", "regex_rewrite"],
             unsupported: ["cluster_header", "cluster_specifier_plugin", "inline_cluster_specifier_plugin", "metadata_match",
-                          "regex_rewrite", "path_rewrite_policy", "host_rewrite_header", "host_rewrite_path_regex",
+                          "path_rewrite_policy", "host_rewrite_header", "host_rewrite_path_regex",
                           "auto_host_rewrite", "host_rewrite", "append_x_forwarded_host", "priority", "rate_limits",
                           "include_vh_rate_limits", "cors", "max_grpc_timeout", "grpc_timeout_offset",
                           "internal_redirect_policy", "internal_redirect_action", "max_internal_redirects",
@@ -548,11 +548,32 @@ extension BootstrapParser {
             if let h = parseHashPolicy(item) { hashes.append(h) } else { ok = false }
         }
         let upgrades = parseUpgradeConfigs(f, route: true)
+        var regexRewrite: RegexRewriteConfig? = nil
+        if let r = f["regex_rewrite"] {
+            if f["prefix_rewrite"] != nil {
+                r.error("cannot be used with prefix_rewrite (Envoy: specify only one of prefix_rewrite, regex_rewrite)")
+                ok = false
+            } else if let g = r.fields(known: ["pattern", "substitution"]), let p = g.required("pattern"), let pattern = parseRegex(p),
+                      let substitution = g.required("substitution")?.string() {
+                do {
+                    _ = try RegexRewrite(try RE2Regex(pattern), substitution: substitution)
+                    regexRewrite = RegexRewriteConfig(pattern: pattern, substitution: substitution)
+                } catch let e as RegexRewrite.SubstitutionError {
+                    g.error("substitution", e.description)
+                    ok = false
+                } catch {
+                    ok = false  // parseRegex compiled the pattern already
+                }
+            } else {
+                ok = false
+            }
+        }
         guard let target, ok, let upgrades else { return nil }
         var config = RouteForwardConfig(target: target, timeoutNanos: routeTimeout, idleTimeoutNanos: idle,
                                         prefixRewrite: prefixRewrite, hostRewriteLiteral: hostRewrite,
                                         retryPolicy: retry, hashPolicy: hashes)
         config.upgradeConfigs = upgrades
+        config.regexRewrite = regexRewrite
         return config
     }
 

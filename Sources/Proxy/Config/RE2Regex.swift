@@ -31,6 +31,9 @@ public final class RE2Regex: @unchecked Sendable {  // the RE2 object is immutab
 
     deinit { ballast_re2_free(re) }
 
+    /// The compiled pattern for the shim's other calls (`RegexRewrite`).
+    var pointer: OpaquePointer { re }
+
     public var programSize: Int { Int(ballast_re2_program_size(re)) }
 
     /// The whole of `bytes` matches (Envoy's safe_regex matchers).

@@ -123,6 +123,8 @@ enum FieldClass {
     case expectedTimeout
     /// An upstream's date is kept; the proxy adds one when it is missing (as Envoy).
     case date
+    /// x-envoy-original-path: set (in place) when the route rewrote the path.
+    case originalPath
 
     static func of(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> FieldClass {
         switch name.count {
@@ -141,6 +143,7 @@ enum FieldClass {
         case 14: return ASCII.equalsCaseInsensitive(bytes, name, "content-length") ? .contentLength : .pass
         case 15: return ASCII.equalsCaseInsensitive(bytes, name, "x-forwarded-for") ? .forwardedFor : .pass
         case 16: return ASCII.equalsCaseInsensitive(bytes, name, "proxy-connection") ? .hopByHop : .pass
+        case 21: return ASCII.equalsCaseInsensitive(bytes, name, "x-envoy-original-path") ? .originalPath : .pass
         case 17:
             if ASCII.equalsCaseInsensitive(bytes, name, "transfer-encoding") { return .hopByHop }
             return ASCII.equalsCaseInsensitive(bytes, name, "x-forwarded-proto") ? .forwardedProto : .pass

@@ -19,17 +19,29 @@ extension ProxyWorker {
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
         let target = RequestTarget(head, p)
         let mutations = http.routes.allRoutes[route].requestMutations
+        let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
-            + 2 * PeerAddress.maxTextBytes + xff.localV6.count
+            + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
         let capacity = plain + mutations.reserve(plain)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
         w.put(byte: ASCII.space)
         let origin = target.origin
-        if let rewrite = plan.prefixRewrite, let routePrefix = Self.prefixLength(http.routes.allRoutes[route]) {
+        // A rewritten path sends the original (with its query) in x-envoy-original-path, as Envoy.
+        var rewrote = false
+        if let rewrite = plan.prefixRewrite, let routePrefix = Self.matchedLength(http.routes.allRoutes[route]) {
             w.put(rewrite)
             w.put(UnsafeRawBufferPointer(rebasing: head[min(origin.lowerBound + routePrefix, origin.upperBound)..<origin.upperBound]))
+            rewrote = true
+        } else if let rx = plan.regexRewrite {
+            let path = target.needsSlash ? UnsafeRawBufferPointer(staticString: "/") : UnsafeRawBufferPointer(rebasing: head[target.path])
+            rx.rewrite(path, into: &w)
+            if let q = target.query {
+                w.put(byte: 0x3F)  // '?'
+                w.put(UnsafeRawBufferPointer(rebasing: head[q]))
+            }
+            rewrote = true
         } else {
             if target.needsSlash { w.put(byte: 0x2F) }
             w.put(UnsafeRawBufferPointer(rebasing: head[origin]))
@@ -39,6 +51,8 @@ extension ProxyWorker {
         var sawHost = false
         var sawRequestID = false
         var sawProto = false
+        let setsOriginalPath = rewrote && !http.suppressEnvoyHeaders
+        var sawOriginalPath = false
         var nominating: Range<Int>? = nil
         var lastForwardedFor = -1
         let count = p.pointee.headerCount
@@ -92,6 +106,16 @@ extension ProxyWorker {
                 if xff.useRemoteAddress { continue }  // set below
             case .expectedTimeout:
                 if !http.suppressEnvoyHeaders, let t = plan.timeoutNanos, t > 0 { continue }  // set below
+            case .originalPath:
+                if setsOriginalPath && !sawOriginalPath {
+                    // Envoy sets the value of the client's field where it stands.
+                    sawOriginalPath = true
+                    w.put("x-envoy-original-path: ")
+                    writeOriginalPath(head, target, &w)
+                    w.crlf()
+                    continue
+                }
+                if setsOriginalPath { continue }
             case .pass, .server, .contentLength, .date:
                 break
             }
@@ -138,6 +162,11 @@ extension ProxyWorker {
             w.putDecimal(Int(timeout / 1_000_000))
             w.crlf()
         }
+        if setsOriginalPath && !sawOriginalPath {
+            w.put("x-envoy-original-path: ")
+            writeOriginalPath(head, target, &w)
+            w.crlf()
+        }
         // The route's header mutations see the fields as the router has them (Envoy's
         // finalizeRequestHeaders runs after the connection manager's and the timeout fields).
         if !mutations.isEmpty && !w.overflowed {
@@ -152,9 +181,10 @@ extension ProxyWorker {
         return true
     }
 
-    static func prefixLength(_ route: CompiledRoute) -> Int? {
-        if case .prefix(let p) = route.path { return p.count }
-        return nil
+    /// The request's path and query as it came (origin-form; `/` for an empty one).
+    private func writeOriginalPath(_ head: UnsafeRawBufferPointer, _ target: RequestTarget, _ w: inout ByteWriter) {
+        if target.needsSlash { w.put(byte: 0x2F) }
+        w.put(UnsafeRawBufferPointer(rebasing: head[target.origin]))
     }
 
     /// The downstream response head from the upstream's: status line (upstream reason kept),

@@ -170,6 +170,8 @@ public struct ForwardPlan: Sendable {
     public let hashPolicy: [CompiledHashPolicy]
     /// The route's `upgrade_configs` (nil: none; the connection manager's apply).
     let upgrades: UpgradePolicy?
+    /// `regex_rewrite` of the path.
+    let regexRewrite: RegexRewrite?
 }
 
 public enum CompiledAction: Sendable {
@@ -248,13 +250,25 @@ public struct CompiledRoute: Sendable {
             }
             var prefixRewrite: [UInt8]? = nil
             if let rw = f.prefixRewrite {
-                if case .prefix = r.match.path { prefixRewrite = Array(rw.utf8) }
+                switch r.match.path {
+                case .prefix, .path: prefixRewrite = Array(rw.utf8)  // replaces what the match consumed
+                case .safeRegex: break  // refused by the config parser
+                }
             }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
                                           timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
                                           hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init),
-                                          upgrades: f.upgradeConfigs.isEmpty ? nil : UpgradePolicy(f.upgradeConfigs)))
+                                          upgrades: f.upgradeConfigs.isEmpty ? nil : UpgradePolicy(f.upgradeConfigs),
+                                          regexRewrite: try f.regexRewrite.map { c throws(DataPlane.CompileError) in try Self.rewrite(c, listener) }))
+        }
+    }
+
+    static func rewrite(_ c: RegexRewriteConfig, _ listener: String) throws(DataPlane.CompileError) -> RegexRewrite {
+        do {
+            return try RegexRewrite(try regex(c.pattern, listener), substitution: c.substitution)
+        } catch {
+            throw DataPlane.CompileError(description: "listener '\(listener)': regex_rewrite: \(error)")
         }
     }
 
