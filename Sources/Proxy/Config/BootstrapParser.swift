@@ -321,8 +321,8 @@ final class BootstrapParser {
 
     func parseFilterChain(_ value: ConfigValue) -> FilterChainConfig? {
         guard let f = value.fields(
-            known: ["filters", "filter_chain_match", "name"],
-            unsupported: ["transport_socket", "tls_context", "use_proxy_proto", "metadata",
+            known: ["filters", "filter_chain_match", "name", "transport_socket"],
+            unsupported: ["tls_context", "use_proxy_proto", "metadata",
                           "transport_socket_connect_timeout", "on_demand_configuration"]) else { return nil }
         let name = f["name"]?.string()
         let match = f["filter_chain_match"].flatMap(parseFilterChainMatch)
@@ -350,8 +350,10 @@ final class BootstrapParser {
             }
             ok = false
         }
-        guard ok, matchOK else { return nil }
-        return FilterChainConfig(name: name, match: match, filters: filters)
+        let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .downstream) }
+        let tlsOK = f["transport_socket"] == nil || tls != nil
+        guard ok, matchOK, tlsOK else { return nil }
+        return FilterChainConfig(name: name, match: match, filters: filters, tls: tls)
     }
 
     func parseFilterChainMatch(_ value: ConfigValue) -> FilterChainMatchConfig? {

@@ -93,6 +93,8 @@ public struct FilterChainConfig: Sendable, Hashable {
     public let match: FilterChainMatchConfig?
     /// `filters[]`: network filters in order; the last one is terminal (http_connection_manager or tcp_proxy).
     public let filters: [NetworkFilterConfig]
+    /// `transport_socket` (envoy.transport_sockets.tls with a DownstreamTlsContext): TLS termination.
+    public var tls: TLSConfig? = nil
 }
 
 /// `filter_chain_match`: the subset Ballast supports.

@@ -154,6 +154,10 @@ public enum ResponseDetails: UInt8, Sendable {
     case localRateLimited
     case faultFilterAbort
     case corsResponse
+    /// The upstream TLS handshake failed: the server's certificate did not verify, or another
+    /// reason. Envoy's frame around OpenSSL's error (Envoy prints BoringSSL's; docs/tls.md).
+    case tlsVerifyFailure
+    case tlsFailure
 
     public var envoyName: String {
         switch self {
@@ -179,6 +183,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .localRateLimited: "local_rate_limited"
         case .faultFilterAbort: "fault_filter_abort"
         case .corsResponse: "cors_response"
+        case .tlsVerifyFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|167772294:SSL_routines::certificate_verify_failed:TLS_error_end}"
+        case .tlsFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:TLS_error_end}"
         }
     }
 }
