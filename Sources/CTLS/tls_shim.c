@@ -252,3 +252,5 @@ int ballast_tls_cipher_known(const char *name) {
 int ballast_tls_session_reused(const ballast_tls *tls) { return SSL_session_reused((SSL *)tls) == 1; }
 
 void ballast_tls_clear_errors(void) { ERR_clear_error(); }
+
+int ballast_tls_version_number(const ballast_tls *tls) { return SSL_version(tls); }

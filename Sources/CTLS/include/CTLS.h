@@ -73,6 +73,9 @@ int ballast_tls_peer_has_cert(const ballast_tls *tls);
 /// failed"), or "" when none; clears the thread's error queue.
 void ballast_tls_last_error(char *buffer, size_t capacity);
 
+/// SSL_version: 0x0304 for TLS 1.3.
+int ballast_tls_version_number(const ballast_tls *tls);
+
 /// Drops the thread's queued OpenSSL errors.
 void ballast_tls_clear_errors(void);
 

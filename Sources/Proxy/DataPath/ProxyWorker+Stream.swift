@@ -342,7 +342,7 @@ extension ProxyWorker {
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }
-        record(s, loop)
+        record(s, tlsVersion: d.pointee.tls.versionNumber, loop)
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
@@ -362,7 +362,7 @@ extension ProxyWorker {
         }
     }
 
-    func record(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+    func record(_ s: UnsafeMutablePointer<Stream>, tlsVersion: UInt16, _ loop: Loop) {
         switch s.pointee.status {
         case 100..<200: inc(stats.downstreamRq1xx)
         case 200..<300: inc(stats.downstreamRq2xx)
@@ -390,6 +390,7 @@ extension ProxyWorker {
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.http10 = s.pointee.http10
+        r.tlsVersion = tlsVersion
         r.generation = s.pointee.generation
         accessRing.push(r, extra: s.pointee.logFields.bytes)
     }

@@ -150,6 +150,12 @@ extension ProxyWorker {
         let failure = u.pointee.tls.failure
         countFailure(u.pointee.tls, clusterStats(Int(u.pointee.cluster))?.tls)
         tlsLog("upstream TLS error: \(TLSSession.lastError())")
+        if !u.pointee.out.inFlight {
+            // The alert OpenSSL queued (as Envoy sends it), straight to the socket: best effort,
+            // the connection closes now.
+            let n = u.pointee.tls.takeOutput(into: tlsPlaintext, capacity: ProxyWorkerTLS.plaintextCapacity)
+            if n > 0 { _ = Glibc.send(u.pointee.fd, tlsPlaintext, n, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        }
         if u.pointee.state == .connecting {
             connectFailed(up, u, loop, timedOut: false, tlsFailure: failure)
         } else {

@@ -179,6 +179,12 @@ struct TLSSession {
         return ballast_tls_version(raw)
     }
 
+    /// OpenSSL's number of the negotiated version (0x0304: TLS 1.3), 0 before the handshake.
+    var versionNumber: UInt16 {
+        guard let raw, handshakeDone else { return 0 }
+        return UInt16(truncatingIfNeeded: ballast_tls_version_number(raw))
+    }
+
     var serverName: UnsafePointer<CChar>? {
         guard let raw else { return nil }
         return ballast_tls_server_name(raw)
@@ -193,4 +199,13 @@ struct TLSSession {
         buffer.withUnsafeMutableBufferPointer { ballast_tls_last_error($0.baseAddress, $0.count) }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// `%DOWNSTREAM_TLS_VERSION%` as Envoy prints it.
+enum TLSVersionName {
+    static let names: [(UInt16, [UInt8])] = [
+        (0x0301, Array("TLSv1".utf8)), (0x0302, Array("TLSv1.1".utf8)), (0x0303, Array("TLSv1.2".utf8)), (0x0304, Array("TLSv1.3".utf8)),
+    ]
+
+    static func bytes(_ version: UInt16) -> [UInt8]? { names.first { $0.0 == version }?.1 }
 }
