@@ -22,8 +22,8 @@ static void copy_error(char *error, size_t capacity, const char *fallback) {
 
 static int fail(ballast_tls_ctx *ctx, char *error, size_t capacity, const char *what) {
     char reason[256];
-    copy_error(reason, sizeof reason, "unknown reason");
-    snprintf(error, capacity, "%s: %s", what, reason);
+    copy_error(reason, sizeof reason, "");
+    if (reason[0]) snprintf(error, capacity, "%s: %s", what, reason); else snprintf(error, capacity, "%s", what);
     SSL_CTX_free(ctx);
     return 0;
 }
@@ -111,7 +111,7 @@ ballast_tls_ctx *ballast_tls_ctx_new(const ballast_tls_ctx_options *o, char *err
         if (SSL_CTX_check_private_key(ctx) != 1) { fail(ctx, error, capacity, "private_key does not match certificate_chain"); return NULL; }
     }
     if (o->trusted_ca) {
-        if (!use_trusted_ca(ctx, o->trusted_ca, o->trusted_ca_len)) { fail(ctx, error, capacity, "trusted_ca (no certificate in it)"); return NULL; }
+        if (!use_trusted_ca(ctx, o->trusted_ca, o->trusted_ca_len)) { fail(ctx, error, capacity, "trusted_ca: no PEM certificate in it"); return NULL; }
     }
     if (o->require_peer_cert) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (o->is_server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);

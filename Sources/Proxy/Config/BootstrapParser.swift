@@ -15,6 +15,9 @@ final class BootstrapParser {
     }
 
     var clusterReferences: [ClusterReference] = []
+    /// tcp_proxy's clusters, and the clusters that originate TLS: Ballast's tcp_proxy has no TLS yet.
+    var tcpProxyClusterReferences: [ClusterReference] = []
+    var tlsClusterNames: Set<String> = []
     /// Names and their paths, for the duplicate checks.
     var listenerNames: [(name: String, value: ConfigValue)] = []
     var clusterNames: [(name: String, value: ConfigValue)] = []
@@ -351,7 +354,11 @@ final class BootstrapParser {
             ok = false
         }
         let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .downstream) }
-        let tlsOK = f["transport_socket"] == nil || tls != nil
+        var tlsOK = f["transport_socket"] == nil || tls != nil
+        if tls != nil, filters.contains(where: { if case .tcpProxy = $0 { true } else { false } }) {
+            f.error("transport_socket", "TLS termination is applied by ballast to http_connection_manager chains only, not to tcp_proxy yet")
+            tlsOK = false
+        }
         guard ok, matchOK, tlsOK else { return nil }
         return FilterChainConfig(name: name, match: match, filters: filters, tls: tls)
     }
@@ -430,6 +437,9 @@ final class BootstrapParser {
         checkDuplicates(clusterNames, what: "cluster")
         let known = Set(clusterNames.map(\.name))
         let sortedNames = clusterNames.map(\.name)
+        for ref in tcpProxyClusterReferences where tlsClusterNames.contains(ref.name) {
+            ref.value.error("cluster '\(ref.name)' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet")
+        }
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }

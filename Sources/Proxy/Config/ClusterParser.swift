@@ -148,6 +148,7 @@ extension BootstrapParser {
         }
         let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .upstream) }
         if f["transport_socket"] != nil && tls == nil { ok = false }
+        if tls != nil, let name { tlsClusterNames.insert(name) }
 
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
         var cluster = ClusterConfig(
