@@ -94,7 +94,9 @@ ballast_tls_ctx *ballast_tls_ctx_new(const ballast_tls_ctx_options *o, char *err
     if (alpn_index < 0) alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_alpn);
     SSL_CTX *ctx = SSL_CTX_new(o->is_server ? TLS_server_method() : TLS_client_method());
     if (!ctx) { fail(NULL, error, capacity, "creating the TLS context"); return NULL; }
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates OpenSSL's record buffers around every
+    // request (an allocation per request on the hot path); keeping them costs ~9 KiB more per idle
+    // connection (26 instead of 17 KiB, scripts/tls_idle_memory.py; docs/tls.md).
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     if (o->min_version && SSL_CTX_set_min_proto_version(ctx, o->min_version) != 1) {
         fail(ctx, error, capacity, "tls_minimum_protocol_version"); return NULL;
