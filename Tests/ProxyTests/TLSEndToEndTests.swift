@@ -169,6 +169,36 @@ final class TLSEndToEndTests: XCTestCase {
         }
     }
 
+    /// A reload (SIGHUP, POST /reload) re-reads the certificate files: new connections get the new
+    /// certificate.
+    func testReloadPicksUpANewCertificate() throws {
+        let first = try TestCertificates()
+        let second = try TestCertificates()
+        defer { first.remove(); second.remove() }
+        let upstream = try UpstreamEchoServer(io: .epoll)
+        defer { upstream.stop() }
+        let log = opsTempPath("tls-reload")
+        let configPath = opsTempPath("tls-reload.yaml")
+        defer { unlink(log); unlink(configPath) }
+        // The config names files in `first`'s directory; the reload replaces their contents.
+        try Self.terminatingYAML(Self.downstreamTLS(first), upstreamPort: upstream.port, logPath: log)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let ops = try startOps("", configPath: configPath)
+        defer { ops.stop() }
+        let url = "https://127.0.0.1:\(ops.proxy.port(of: "http")!)/"
+        let fetch = ["-o", "/dev/null", "-w", "%{http_code}"]
+        XCTAssertEqual(curlTLS(first, [url], extra: fetch).stdout, "200")
+        for name in ["server.pem", "server.key"] {
+            try FileManager.default.removeItem(atPath: first.path(name))
+            try FileManager.default.copyItem(atPath: second.path(name), toPath: first.path(name))
+        }
+        XCTAssertEqual(ops.reload(), .applied(generation: 1))
+        XCTAssertEqual(curlTLS(second, [url], extra: fetch).stdout, "200", "the new certificate, trusted by the new CA")
+        let old = curlTLS(first, [url], extra: fetch)
+        XCTAssertEqual(old.stdout, "000", "the old CA no longer verifies it")
+        XCTAssertEqual(old.status, 60, "curl: peer certificate cannot be authenticated")
+    }
+
     /// Garbage instead of a ClientHello, plain HTTP to the TLS port, a truncated handshake (ended,
     /// or left open until the idle timeout): each closed and counted as Envoy counts it; the
     /// proxy still serves TLS afterwards.

@@ -144,6 +144,11 @@ extension BootstrapParser {
                     a.error("ALPN names must be 1 to 255 bytes, got '\(name)'")
                     ok = false
                 }
+                // Negotiating h2 would promise HTTP/2, which Ballast does not speak.
+                for name in list where name == "h2" || name == "h2c" {
+                    a.error("'\(name)' is not supported by ballast (HTTP/1.1 only): it would negotiate HTTP/2; offer http/1.1")
+                    ok = false
+                }
                 alpn = list
             } else {
                 ok = false
