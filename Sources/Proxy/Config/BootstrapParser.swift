@@ -371,7 +371,7 @@ final class BootstrapParser {
         let port = f["destination_port"]?.int(1...65535)
         var transport: String?
         if let t = f["transport_protocol"], let text = t.string() {
-            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no TLS), got '\(text)'") }
+            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no tls_inspector yet), got '\(text)'") }
         }
         let protocols = f["application_protocols"]?.stringList()
         if f["destination_port"] != nil && port == nil { return nil }

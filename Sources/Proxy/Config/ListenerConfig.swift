@@ -101,7 +101,7 @@ public struct FilterChainConfig: Sendable, Hashable {
 public struct FilterChainMatchConfig: Sendable, Hashable {
     /// `destination_port` (useful with original_dst).
     public let destinationPort: Int?
-    /// `transport_protocol`: only `raw_buffer` (no TLS in Ballast).
+    /// `transport_protocol`: only `raw_buffer` (no tls_inspector in Ballast yet).
     public let transportProtocol: String?
     /// `application_protocols`, as set by http_inspector (`http/1.1`, `http/1.0`).
     public let applicationProtocols: [String]
