@@ -6,7 +6,7 @@ Makes throwaway certificates (scripts/tls-test-certs.sh), starts `ballast server
 that terminates TLS in front of it, opens CONNECTIONS TLS connections from this process (one
 GET each, then idle), and prints the proxy's RSS before and after, per connection.
 """
-import os, re, socket, ssl, subprocess, sys, tempfile, time
+import os, re, shutil, socket, ssl, subprocess, sys, tempfile, time
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -71,6 +71,7 @@ def main():
     finally:
         for c in conns: c.close()
         proxy.terminate(); server.terminate(); proxy.wait(); server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == "__main__":
     main()
