@@ -170,7 +170,7 @@ final class TLSEndToEndTests: XCTestCase {
     }
 
     /// A reload (SIGHUP, POST /reload) re-reads the certificate files: new connections get the new
-    /// certificate.
+    /// certificate; a connection open across the reload keeps its session and is served.
     func testReloadPicksUpANewCertificate() throws {
         let first = try TestCertificates()
         let second = try TestCertificates()
@@ -185,14 +185,22 @@ final class TLSEndToEndTests: XCTestCase {
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let ops = try startOps("", configPath: configPath)
         defer { ops.stop() }
-        let url = "https://127.0.0.1:\(ops.proxy.port(of: "http")!)/"
+        let port = ops.proxy.port(of: "http")!
+        let url = "https://127.0.0.1:\(port)/"
         let fetch = ["-o", "/dev/null", "-w", "%{http_code}"]
         XCTAssertEqual(curlTLS(first, [url], extra: fetch).stdout, "200")
+        // A connection open across the reload: its session (and the old context) stays usable.
+        let open = try OpenSSLClient(port: port, caFile: first.path("ca.pem"))
+        defer { open.stop() }
+        let request = "GET /?size=4 HTTP/1.1\r\nHost: x\r\n\r\n"
+        XCTAssertTrue(open.exchange(request, expect: "\r\n\r\n").hasPrefix("HTTP/1.1 200"), "before the reload")
         for name in ["server.pem", "server.key"] {
             try FileManager.default.removeItem(atPath: first.path(name))
             try FileManager.default.copyItem(atPath: second.path(name), toPath: first.path(name))
         }
         XCTAssertEqual(ops.reload(), .applied(generation: 1))
+        let after = open.exchange(request, expect: "content-length: 4")
+        XCTAssertTrue(after.contains("HTTP/1.1 200"), "the open connection still serves after the reload: \(after)")
         XCTAssertEqual(curlTLS(second, [url], extra: fetch).stdout, "200", "the new certificate, trusted by the new CA")
         let old = curlTLS(first, [url], extra: fetch)
         XCTAssertEqual(old.stdout, "000", "the old CA no longer verifies it")

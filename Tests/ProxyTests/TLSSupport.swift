@@ -85,3 +85,45 @@ func rawExchange(port: Int, send bytes: [UInt8], halfClose: Bool) -> (received: 
         return (received, n == 0 || (n < 0 && errno == ECONNRESET))
     }
 }
+
+/// A TLS client kept open across steps: `openssl s_client` with pipes. `exchange` writes a request
+/// and reads until `expect` appears (or `seconds` pass).
+final class OpenSSLClient {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+
+    init(port: Int, caFile: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = ["s_client", "-quiet", "-connect", "127.0.0.1:\(port)", "-CAfile", caFile, "-verify_return_error"]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func exchange(_ request: String, expect: String, seconds: Int32 = 10) -> String {
+        input.fileHandleForWriting.write(Data(request.utf8))
+        var text = ""
+        let fd = output.fileHandleForReading.fileDescriptor
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(Double(seconds))
+        while !text.contains(expect) && Date() < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 200) >= 0 else { break }
+            guard p.revents != 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        return text
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
