@@ -3,9 +3,11 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <string.h>
 
 static void copy_error(char *error, size_t capacity, const char *fallback) {
@@ -83,15 +85,50 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
 }
 
 static int alpn_index = -1;
+static int session_index = -1;
 
 static void free_alpn(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
     (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
     OPENSSL_free(ptr);
 }
 
+/// A client context's resumption store: the newest session the server gave (Envoy keeps
+/// max_session_keys of them, 1 by default). Shared by every worker's connections, so it is locked;
+/// it is touched once per new connection and once per session the server sends, never per request.
+typedef struct {
+    pthread_mutex_t lock;
+    SSL_SESSION *session;
+} session_store;
+
+static void free_store(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    session_store *store = ptr;
+    if (!store) return;
+    SSL_SESSION_free(store->session);
+    pthread_mutex_destroy(&store->lock);
+    OPENSSL_free(store);
+}
+
+static void make_indices(void) {
+    alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_alpn);
+    session_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_store);
+}
+
+static int store_session(SSL *ssl, SSL_SESSION *session) {
+    session_store *store = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), session_index);
+    if (!store || !SSL_SESSION_is_resumable(session)) return 0;
+    pthread_mutex_lock(&store->lock);
+    SSL_SESSION *old = store->session;
+    store->session = session;  // returning 1 hands our reference over
+    pthread_mutex_unlock(&store->lock);
+    SSL_SESSION_free(old);
+    return 1;
+}
+
 ballast_tls_ctx *ballast_tls_ctx_new(const ballast_tls_ctx_options *o, char *error, size_t capacity) {
     if (capacity > 0) error[0] = 0;
-    if (alpn_index < 0) alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_alpn);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_indices);
     SSL_CTX *ctx = SSL_CTX_new(o->is_server ? TLS_server_method() : TLS_client_method());
     if (!ctx) { fail(NULL, error, capacity, "creating the TLS context"); return NULL; }
     // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates OpenSSL's record buffers around every
@@ -135,6 +172,30 @@ ballast_tls_ctx *ballast_tls_ctx_new(const ballast_tls_ctx_options *o, char *err
             fail(ctx, error, capacity, "alpn_protocols"); return NULL;
         }
     }
+    if (o->is_server) {
+        // A session may be resumed only by a context with the same certificate and trust: OpenSSL
+        // refuses resumption under client-certificate verification without this id.
+        unsigned char id[EVP_MAX_MD_SIZE];
+        unsigned int id_len = 0;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+            && (!o->cert_chain || EVP_DigestUpdate(md, o->cert_chain, o->cert_chain_len) == 1)
+            && (!o->trusted_ca || EVP_DigestUpdate(md, o->trusted_ca, o->trusted_ca_len) == 1)
+            && EVP_DigestUpdate(md, &o->require_peer_cert, sizeof o->require_peer_cert) == 1
+            && EVP_DigestFinal_ex(md, id, &id_len) == 1;
+        EVP_MD_CTX_free(md);
+        if (!ok || SSL_CTX_set_session_id_context(ctx, id, id_len > SSL_MAX_SID_CTX_LENGTH ? SSL_MAX_SID_CTX_LENGTH : id_len) != 1) {
+            fail(ctx, error, capacity, "session id context"); return NULL;
+        }
+    }
+    if (!o->is_server && o->session_keys > 0) {
+        session_store *store = OPENSSL_zalloc(sizeof *store);
+        if (!store) { fail(ctx, error, capacity, "max_session_keys"); return NULL; }
+        pthread_mutex_init(&store->lock, NULL);
+        SSL_CTX_set_ex_data(ctx, session_index, store);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, store_session);
+    }
     return ctx;
 }
 
@@ -155,6 +216,12 @@ ballast_tls *ballast_tls_new(ballast_tls_ctx *ctx, const char *sni) {
         // Envoy's sni does not imply a name check (that is match_typed_subject_alt_names), so
         // hostname verification stays off, as there.
         if (sni && sni[0]) SSL_set_tlsext_host_name(ssl, sni);
+        session_store *store = SSL_CTX_get_ex_data(ctx, session_index);
+        if (store) {
+            pthread_mutex_lock(&store->lock);
+            if (store->session) SSL_set_session(ssl, store->session);  // takes its own reference
+            pthread_mutex_unlock(&store->lock);
+        }
     }
     return ssl;
 }

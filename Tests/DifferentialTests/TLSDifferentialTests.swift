@@ -48,12 +48,16 @@ final class TLSDifferentialTests: XCTestCase {
             if ProcessInfo.processInfo.environment["BALLAST_TLS_DIFF_PRINT"] != nil { print("OBS \(what): \(e) ## \(b)") }
             if e != b { differences.append("\(what):\n  envoy:   \(e)\n  ballast: \(b)") }
         }
-        func curl(_ p: ProxyUnderTest, _ listener: String, _ path: String, _ extra: [String] = []) throws -> String {
+        func curl(_ p: ProxyUnderTest, _ listener: String, _ path: String, _ extra: [String] = [], lines: Int = 1) throws -> String {
             let offset = p.logOffset()
             let r = try runToCompletion("/usr/bin/curl", ["-s", "--max-time", "10", "--http1.1", "--cacert", "\(certs)/ca.pem", "-w", "\n%{http_code}"]
                                         + extra + ["https://127.0.0.1:\(p.ports[listener]!)\(path)"])
             let answered = !r.stdout.hasSuffix("000")
-            let line = answered ? p.logLines(after: offset) { _ in true }.map(Self.comparable).joined(separator: " || ") : "(not logged)"
+            // Sorted: two listeners' lines (origination through the mtls one) may come in either order.
+            var logged: [String] = []
+            let deadline = Date().addingTimeInterval(3)
+            while answered && logged.count < lines && Date() < deadline { logged = p.logLines(after: offset) { _ in true } }
+            let line = answered ? logged.map(Self.comparable).sorted().joined(separator: " || ") : "(not logged)"
             return "curl exit \(r.status == 0 ? "0" : "non-zero") | \(r.stdout.replacingOccurrences(of: "\n", with: " / ")) | \(line)"
         }
         func raw(_ p: ProxyUnderTest, _ bytes: [UInt8], halfClose: Bool) throws -> String {
@@ -73,6 +77,9 @@ final class TLSDifferentialTests: XCTestCase {
         try compare("GET over TLS 1.2") { try curl($0, "tls", "/b", ["--tls-max", "1.2"]) }
         try compare("POST over TLS") { try curl($0, "tls", "/c", ["--data-binary", String(repeating: "x", count: 40_000)]) }
         try compare("upstream certificate that does not verify") { try curl($0, "tls", "/bad") }
+        // Three upstream connections (max_requests_per_connection: 1) to the mTLS listener: the
+        // second and third resume the first's session, as Envoy's max_session_keys (1) does.
+        for i in 1...3 { try compare("origination with a client certificate, request \(i)") { try curl($0, "tls", "/good/\(i)", lines: 2) } }
         try compare("mTLS without a client certificate") { try curl($0, "mtls", "/d") }
         try compare("mTLS with a client certificate") { try curl($0, "mtls", "/e", ["--cert", "\(certs)/client.pem", "--key", "\(certs)/client.key"]) }
         try compare("plain HTTP to the TLS port") { try raw($0, Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), halfClose: false) }
@@ -90,7 +97,8 @@ final class TLSDifferentialTests: XCTestCase {
                 }
             }
         }
-        for name in ["cluster.badtls.ssl.fail_verify_error", "cluster.badtls.ssl.connection_error", "cluster.badtls.ssl.handshake",
+        for name in ["cluster.goodtls.ssl.handshake", "cluster.goodtls.ssl.session_reused", "cluster.goodtls.ssl.no_certificate",
+                     "cluster.goodtls.upstream_cx_total", "cluster.badtls.ssl.fail_verify_error", "cluster.badtls.ssl.connection_error", "cluster.badtls.ssl.handshake",
                      "cluster.badtls.upstream_cx_connect_fail", "http.tls.downstream_cx_ssl_total", "http.mtls.downstream_cx_ssl_total",
                      "http.tls.downstream_rq_total"] {
             try compare("stats \(name)") { Self.stat(try $0.adminGet("/stats").text, name) }
@@ -105,6 +113,7 @@ final class TLSDifferentialTests: XCTestCase {
         ("TLS termination (DownstreamTlsContext: certificate, TLS 1.2/1.3; %DOWNSTREAM_TLS_VERSION%, %REQUESTED_SERVER_NAME% without tls_inspector)", "same"),
         ("mTLS (require_client_certificate, validation_context.trusted_ca): with and without a client certificate", "same"),
         ("TLS origination (UpstreamTlsContext, sni, trusted_ca): a server that does not verify is 503 UF", "differs: %RESPONSE_CODE_DETAILS% carries OpenSSL's error text where Envoy has BoringSSL's (same frame, flags, body and stats)"),
+        ("Upstream session resumption (max_session_keys, 1 by default) and close_notify on close", "same"),
         ("Plain HTTP or a truncated handshake on a TLS port: closed, counted", "same"),
         ("ssl.* stats of listeners and clusters, http.<prefix>.downstream_cx_ssl_total", "same"),
     ]
@@ -123,6 +132,8 @@ final class TLSDifferentialTests: XCTestCase {
 /// Two TLS listeners (`tls`: server certificate; `mtls`: client certificates required) in front
 /// of the recording upstream; `/bad` goes to a cluster that does not trust the server's CA.
 func tlsDifferentialBootstrap(admin: Int, ports: [String: Int], upstream: Int, certs: String, accessLog: String) -> String {
+    // Only on the `tls` listener: `/good` goes on to the `mtls` one (whose routes lack it: no loop).
+    let goodRoute = "\n              - match: { prefix: \"/good\" }\n                route: { cluster: goodtls }"
     func listener(_ name: String, mutual: Bool) -> String {
         let client = mutual ? "require_client_certificate: true, " : ""
         let ca = mutual ? "validation_context: { trusted_ca: { filename: \(certs)/ca.pem } }, " : ""
@@ -148,7 +159,7 @@ func tlsDifferentialBootstrap(admin: Int, ports: [String: Int], upstream: Int, c
                     virtual_hosts:
                     - name: all
                       domains: ["*"]
-                      routes:
+                      routes:\(mutual ? "" : goodRoute)
                       - match: { prefix: "/bad" }
                         route: { cluster: badtls }
                       - match: { prefix: "/" }
@@ -171,6 +182,15 @@ func tlsDifferentialBootstrap(admin: Int, ports: [String: Int], upstream: Int, c
         load_assignment:
           cluster_name: web
           endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: \(upstream) } } } } ] } ]
+      - name: goodtls
+        connect_timeout: 1s
+        max_requests_per_connection: 1
+        transport_socket:
+          name: envoy.transport_sockets.tls
+          typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: localhost, common_tls_context: { validation_context: { trusted_ca: { filename: \(certs)/ca.pem } }, tls_certificates: [ { certificate_chain: { filename: \(certs)/client.pem }, private_key: { filename: \(certs)/client.key } } ] } }
+        load_assignment:
+          cluster_name: goodtls
+          endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: \(ports["mtls"]!) } } } } ] } ]
       - name: badtls
         connect_timeout: 1s
         transport_socket:

@@ -64,6 +64,8 @@ final class TLSConfigTests: XCTestCase {
         XCTAssertEqual(cluster.side, .upstream)
         XCTAssertEqual(cluster.sni, "api.example.com")
         XCTAssertEqual(cluster.maxVersion, 0x0303, "Envoy 1.40's client default is TLS 1.2 at most")
+        XCTAssertEqual(cluster.sessionKeys, 1, "Envoy's max_session_keys default: resumption on")
+        XCTAssertEqual(load(upstream("max_session_keys: 0"))?.bootstrap.clusters[0].tls?.sessionKeys, 0)
         XCTAssertNotNil(try DataPlane.compile(up.bootstrap).clusters[0].tls)
         // No common_tls_context: TLS without verification, as Envoy.
         XCTAssertNotNil(load(upstream("sni: x"))?.bootstrap.clusters[0].tls)
@@ -129,6 +131,9 @@ final class TLSConfigTests: XCTestCase {
             ("upstream CA without a certificate",
              upstream("common_tls_context: { validation_context: { trusted_ca: { filename: \(garbage) } } }"),
              ["\(Self.cluster).transport_socket.typed_config.common_tls_context.validation_context.trusted_ca: OpenSSL refused it: trusted_ca: no PEM certificate in it"]),
+            ("more than one session key",
+             upstream("max_session_keys: 2"),
+             ["\(Self.cluster).transport_socket.typed_config.max_session_keys: ballast keeps at most 1 session for resumption; set 0 (off) or 1"]),
             ("upstream auto_host_sni",
              upstream("auto_host_sni: true"),
              ["\(Self.cluster).transport_socket.typed_config.auto_host_sni: not supported by ballast"]),

@@ -25,6 +25,8 @@ typedef struct {
     const char *cipher_list;
     /// ALPN in wire format (length-prefixed names), as offered (client) or preferred (server).
     const unsigned char *alpn; size_t alpn_len;
+    /// Client: keep the newest session for resumption (Envoy's max_session_keys, 0 or 1).
+    int session_keys;
 } ballast_tls_ctx_options;
 
 /// Builds a context; on failure returns NULL and writes OpenSSL's reason into `error`.

@@ -21,6 +21,8 @@ public struct TLSConfig: Sendable, Hashable {
     public let alpn: [String]
     /// `sni` (upstream).
     public let sni: String?
+    /// `max_session_keys` (upstream; Envoy's default 1): sessions kept for resumption, 0 or 1.
+    public let sessionKeys: Int
     /// The OpenSSL context: shared by every worker (SSL_CTX is thread-safe once built).
     public let context: TLSContext
 
@@ -28,7 +30,7 @@ public struct TLSConfig: Sendable, Hashable {
         a.side == b.side && a.certificateChain == b.certificateChain && a.privateKey == b.privateKey
             && a.trustedCA == b.trustedCA && a.requireClientCertificate == b.requireClientCertificate
             && a.minVersion == b.minVersion && a.maxVersion == b.maxVersion && a.cipherList == b.cipherList
-            && a.alpn == b.alpn && a.sni == b.sni
+            && a.alpn == b.alpn && a.sni == b.sni && a.sessionKeys == b.sessionKeys
     }
 
     public func hash(into h: inout Hasher) {

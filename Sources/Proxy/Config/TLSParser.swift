@@ -24,8 +24,8 @@ extension BootstrapParser {
                unsupported: ["require_sni", "session_ticket_keys", "session_ticket_keys_sds_secret_config",
                              "disable_stateless_session_resumption", "disable_stateful_session_resumption", "session_timeout",
                              "ocsp_staple_policy", "full_scan_certs_on_sni_mismatch", "prefer_client_ciphers"])
-            : (known: ["sni"],
-               unsupported: ["allow_renegotiation", "max_session_keys", "enforce_rsa_key_usage", "auto_host_sni",
+            : (known: ["sni", "max_session_keys"],
+               unsupported: ["allow_renegotiation", "enforce_rsa_key_usage", "auto_host_sni",
                              "auto_sni_san_validation"])
         guard let typed = f.required("typed_config"),
               let t = typed.fields(known: ["@type", "common_tls_context"] + sideFields.known, unsupported: sideFields.unsupported)
@@ -40,6 +40,15 @@ extension BootstrapParser {
         if requireClient == nil { ok = false }
         let sni = side == .upstream ? t["sni"]?.nonEmptyString() : nil
         if side == .upstream && t["sni"] != nil && sni == nil { ok = false }
+        // Envoy resumes upstream sessions by default (max_session_keys 1); Ballast keeps at most one.
+        var sessionKeys = side == .upstream ? 1 : 0
+        if let k = t["max_session_keys"] {
+            if let n = k.int(0...Int(UInt32.max)) {
+                if n > 1 { k.error("ballast keeps at most 1 session for resumption; set 0 (off) or 1"); ok = false } else { sessionKeys = n }
+            } else {
+                ok = false
+            }
+        }
 
         // An UpstreamTlsContext may leave it out (TLS without verification or a client certificate).
         let absent = ConfigValue(node: .mapping(Node.Mapping([])), path: t.path.appending("common_tls_context"), diagnostics: diagnostics)
@@ -160,7 +169,7 @@ extension BootstrapParser {
         do {
             context = try TLSContext(isServer: side == .downstream, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
                                      requirePeerCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
-                                     cipherList: cipherList, alpn: alpn)
+                                     cipherList: cipherList, alpn: alpn, sessionKeys: sessionKeys)
         } catch {
             // The shim names the part that failed first ("certificate_chain: ...", "private_key: ...").
             let part = error.message.split(separator: ":").first.map(String.init) ?? ""
@@ -177,7 +186,7 @@ extension BootstrapParser {
         }
         return TLSConfig(side: side, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
                          requireClientCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
-                         cipherList: cipherList, alpn: alpn, sni: sni, context: context)
+                         cipherList: cipherList, alpn: alpn, sni: sni, sessionKeys: sessionKeys, context: context)
     }
 
     /// `tls_certificates[i]`: the chain and the key, both required (PEM).

@@ -226,6 +226,7 @@ extension ProxyWorker {
         }
         loads.connectionClosed(index)
         inc(stats.downstreamCxActive, by: -1)
+        if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)
         pool.release(&d.pointee.input)
         d.pointee.out.release(to: pool)

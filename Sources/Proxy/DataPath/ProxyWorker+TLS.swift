@@ -38,6 +38,17 @@ extension ProxyWorker {
         return true
     }
 
+    /// Before a TLS connection closes: close_notify, as Envoy sends it, written straight to the
+    /// socket when no send is in flight (best effort). OpenSSL also needs it sent to keep the
+    /// session resumable: a session whose connection ends without it is invalidated.
+    func closeNotifyNow(_ tls: inout TLSSession, fd: Int32, sendInFlight: Bool) {
+        guard tls.handshakeDone, !tls.closeNotified else { return }
+        tls.closeNotify()
+        guard !sendInFlight else { return }
+        let n = tls.takeOutput(into: tlsPlaintext, capacity: ProxyWorkerTLS.plaintextCapacity)
+        if n > 0 { _ = Glibc.send(fd, tlsPlaintext, n, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+
     // MARK: downstream (termination)
 
     func downstreamCiphertext(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {

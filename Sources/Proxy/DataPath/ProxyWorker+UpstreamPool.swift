@@ -184,6 +184,7 @@ extension ProxyWorker {
             let i = u.pointee.idleIndex
             if let moved = upstreamPools[hp].removeIdle(at: i) { ups.pointer(moved)?.pointee.idleIndex = i }
         }
+        if u.pointee.tls.isActive { closeNotifyNow(&u.pointee.tls, fd: u.pointee.fd, sendInFlight: u.pointee.out.inFlight) }
         loop.backend.close(fd: u.pointee.fd)
         pool.release(&u.pointee.input)
         u.pointee.out.release(to: pool)

@@ -10,7 +10,7 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     init(isServer: Bool, certificateChain: String?, privateKey: String?, trustedCA: String?, requirePeerCertificate: Bool,
-         minVersion: Int32, maxVersion: Int32, cipherList: String?, alpn: [String]) throws(Failure) {
+         minVersion: Int32, maxVersion: Int32, cipherList: String?, alpn: [String], sessionKeys: Int = 0) throws(Failure) {
         var wire: [UInt8] = []
         for name in alpn {
             wire.append(UInt8(name.utf8.count))
@@ -36,6 +36,7 @@ public final class TLSContext: @unchecked Sendable {
                             o.cipher_list = ciphers
                             o.alpn = alpnBytes.isEmpty ? nil : alpnBytes.baseAddress
                             o.alpn_len = alpnBytes.count
+                            o.session_keys = Int32(sessionKeys)
                             return error.withUnsafeMutableBufferPointer { e in
                                 ballast_tls_ctx_new(&o, e.baseAddress, e.count)
                             }
