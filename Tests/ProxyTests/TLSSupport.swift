@@ -31,7 +31,7 @@ func runTool(_ executable: String, _ arguments: [String], stdin: Data? = nil, se
     let process = Process()
     // stdout to a file: a large output cannot fill a pipe and stall the tool.
     let outPath = NSTemporaryDirectory() + "ballast-tool-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     defer { unlink(outPath) }
     guard let out = FileHandle(forWritingAtPath: outPath) else { return (-1, "", "cannot create \(outPath)") }
     let err = Pipe()
