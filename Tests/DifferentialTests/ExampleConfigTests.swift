@@ -132,11 +132,19 @@ final class ExampleConfigTests: XCTestCase {
     }
 
     static func render() -> String {
-        let accepted = exampleConfigs.filter { $0.ballastRefuses.isEmpty }.count
-        var out = "\n\(accepted) of \(exampleConfigs.count) examples accepted and answering as Envoy 1.40 does.\n\n"
+        let accepted = exampleConfigs.filter { $0.ballastRefuses.isEmpty }
+        let answering = accepted.filter { $0.noRequestsBecause == nil }.count
+        var out = "\n\(accepted.count) of \(exampleConfigs.count) examples accepted by Ballast (\(answering) of them answering requests here as Envoy 1.40 does).\n\n"
         out += "| Example (envoyproxy/examples) | Features | Ballast |\n|---|---|---|\n"
         for e in exampleConfigs {
-            let verdict = e.ballastRefuses.isEmpty ? "accepted, \(e.requests.count) request(s) answered as Envoy" : "refused: " + e.ballastRefuses.map { "`\($0)`" }.joined(separator: ", ")
+            let verdict: String
+            if !e.ballastRefuses.isEmpty {
+                verdict = "refused: " + e.ballastRefuses.map { "`\($0)`" }.joined(separator: ", ")
+            } else if let why = e.noRequestsBecause {
+                verdict = "accepted; no requests here: \(why)"
+            } else {
+                verdict = "accepted, \(e.requests.count) request(s) answered as Envoy"
+            }
             out += "| \(e.example) | \(e.features) | \(verdict) |\n"
         }
         return out + "\n"

@@ -73,7 +73,7 @@ public struct AccessLogTemplate: Sendable, Hashable {
         "DOWNSTREAM_LOCAL_ADDRESS": .none, "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": .none,
         "DOWNSTREAM_REMOTE_ADDRESS": .none, "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": .none,
         "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": .none,
-        "REQUESTED_SERVER_NAME": .none, "ROUTE_NAME": .none,
+        "REQUESTED_SERVER_NAME": .none, "DOWNSTREAM_TLS_VERSION": .none, "ROUTE_NAME": .none,
         "THREAD_ID": .none, "HOSTNAME": .none, "CONNECTION_ID": .none,
     ]
 

@@ -15,6 +15,9 @@ final class BootstrapParser {
     }
 
     var clusterReferences: [ClusterReference] = []
+    /// tcp_proxy's clusters, and the clusters that originate TLS: Ballast's tcp_proxy has no TLS yet.
+    var tcpProxyClusterReferences: [ClusterReference] = []
+    var tlsClusterNames: Set<String> = []
     /// Names and their paths, for the duplicate checks.
     var listenerNames: [(name: String, value: ConfigValue)] = []
     var clusterNames: [(name: String, value: ConfigValue)] = []
@@ -321,8 +324,8 @@ final class BootstrapParser {
 
     func parseFilterChain(_ value: ConfigValue) -> FilterChainConfig? {
         guard let f = value.fields(
-            known: ["filters", "filter_chain_match", "name"],
-            unsupported: ["transport_socket", "tls_context", "use_proxy_proto", "metadata",
+            known: ["filters", "filter_chain_match", "name", "transport_socket"],
+            unsupported: ["tls_context", "use_proxy_proto", "metadata",
                           "transport_socket_connect_timeout", "on_demand_configuration"]) else { return nil }
         let name = f["name"]?.string()
         let match = f["filter_chain_match"].flatMap(parseFilterChainMatch)
@@ -350,8 +353,14 @@ final class BootstrapParser {
             }
             ok = false
         }
-        guard ok, matchOK else { return nil }
-        return FilterChainConfig(name: name, match: match, filters: filters)
+        let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .downstream) }
+        var tlsOK = f["transport_socket"] == nil || tls != nil
+        if tls != nil, filters.contains(where: { if case .tcpProxy = $0 { true } else { false } }) {
+            f.error("transport_socket", "TLS termination is applied by ballast to http_connection_manager chains only, not to tcp_proxy yet")
+            tlsOK = false
+        }
+        guard ok, matchOK, tlsOK else { return nil }
+        return FilterChainConfig(name: name, match: match, filters: filters, tls: tls)
     }
 
     func parseFilterChainMatch(_ value: ConfigValue) -> FilterChainMatchConfig? {
@@ -362,7 +371,7 @@ final class BootstrapParser {
         let port = f["destination_port"]?.int(1...65535)
         var transport: String?
         if let t = f["transport_protocol"], let text = t.string() {
-            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no TLS), got '\(text)'") }
+            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no tls_inspector yet), got '\(text)'") }
         }
         let protocols = f["application_protocols"]?.stringList()
         if f["destination_port"] != nil && port == nil { return nil }
@@ -428,6 +437,9 @@ final class BootstrapParser {
         checkDuplicates(clusterNames, what: "cluster")
         let known = Set(clusterNames.map(\.name))
         let sortedNames = clusterNames.map(\.name)
+        for ref in tcpProxyClusterReferences where tlsClusterNames.contains(ref.name) {
+            ref.value.error("cluster '\(ref.name)' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet")
+        }
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }

@@ -33,6 +33,8 @@ public struct ClusterConfig: Sendable, Hashable {
     /// `cleanup_interval` (Envoy default 5 s): an ORIGINAL_DST host unused this long is removed
     /// and its idle connections closed. Ignored by other types, as in Envoy.
     public var cleanupIntervalNanos: Int64 = 5_000_000_000
+    /// `transport_socket` (envoy.transport_sockets.tls with an UpstreamTlsContext): TLS origination.
+    public var tls: TLSConfig? = nil
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {

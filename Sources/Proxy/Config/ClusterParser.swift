@@ -7,8 +7,8 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval"],
-            unsupported: ["cluster_type", "eds_cluster_config", "transport_socket", "transport_socket_matches", "tls_context",
+                    "cleanup_interval", "transport_socket"],
+            unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
                           "protocol_selection", "outlier_detection", "upstream_bind_config",
                           "lb_subset_config", "common_lb_config", "maglev_lb_config", "original_dst_lb_config",
@@ -146,6 +146,9 @@ extension BootstrapParser {
         for item in f["health_checks"]?.list() ?? [] {
             if let check = parseHealthCheck(item) { checks.append(check) } else { ok = false }
         }
+        let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .upstream) }
+        if f["transport_socket"] != nil && tls == nil { ok = false }
+        if tls != nil, let name { tlsClusterNames.insert(name) }
 
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
         var cluster = ClusterConfig(
@@ -155,6 +158,7 @@ extension BootstrapParser {
             respectDNSTTL: respectTTL ?? false, leastRequestChoiceCount: choiceCount, ringHash: ring,
             perConnectionBufferLimitBytes: bufferLimit ?? 1 << 20, healthChecks: checks)
         cluster.cleanupIntervalNanos = cleanup
+        cluster.tls = tls
         return cluster
     }
 

@@ -93,13 +93,15 @@ public struct FilterChainConfig: Sendable, Hashable {
     public let match: FilterChainMatchConfig?
     /// `filters[]`: network filters in order; the last one is terminal (http_connection_manager or tcp_proxy).
     public let filters: [NetworkFilterConfig]
+    /// `transport_socket` (envoy.transport_sockets.tls with a DownstreamTlsContext): TLS termination.
+    public var tls: TLSConfig? = nil
 }
 
 /// `filter_chain_match`: the subset Ballast supports.
 public struct FilterChainMatchConfig: Sendable, Hashable {
     /// `destination_port` (useful with original_dst).
     public let destinationPort: Int?
-    /// `transport_protocol`: only `raw_buffer` (no TLS in Ballast).
+    /// `transport_protocol`: only `raw_buffer` (no tls_inspector in Ballast yet).
     public let transportProtocol: String?
     /// `application_protocols`, as set by http_inspector (`http/1.1`, `http/1.0`).
     public let applicationProtocols: [String]

@@ -122,6 +122,8 @@ public struct AccessRecord: Sendable, Equatable {
     /// Completes `details` where it has a variable part (the matched RBAC policy, by index).
     public var detailsArgument: UInt16 = 0
     public var http10 = false
+    /// The downstream connection's TLS version (OpenSSL's number, 0x0304 for TLS 1.3), 0 for plain TCP.
+    public var tlsVersion: UInt16 = 0
     /// The data-plane generation the request was served under (resolves `route`, `cluster`, `host`).
     public var generation: UInt32 = 0
 
@@ -167,6 +169,10 @@ public enum ResponseDetails: UInt8, Sendable {
     case csrfOriginMismatch
     /// The rbac filter refused the request; the record's `detailsArgument` names the policy.
     case rbacAccessDenied
+    /// The upstream TLS handshake failed: the server's certificate did not verify, or another
+    /// reason. Envoy's frame around OpenSSL's error (Envoy prints BoringSSL's; docs/tls.md).
+    case tlsVerifyFailure
+    case tlsFailure
 
     public var envoyName: String {
         switch self {
@@ -197,6 +203,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .websocketHandshakeUnsuccessful: "websocket_handshake_unsuccessful"
         case .csrfOriginMismatch: "csrf_origin_mismatch"
         case .rbacAccessDenied: "rbac_access_denied_matched_policy[none]"
+        case .tlsVerifyFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|167772294:SSL_routines::certificate_verify_failed:TLS_error_end}"
+        case .tlsFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:TLS_error_end}"
         }
     }
 }

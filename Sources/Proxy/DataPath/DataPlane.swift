@@ -68,7 +68,7 @@ public final class DataPlane: Sendable {
             }
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
                                           bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind,
-                                          restoresOriginalDst: l.restoresOriginalDst))
+                                          restoresOriginalDst: l.restoresOriginalDst, tls: chain.tls?.context))
         }
         return DataPlane(listeners: listeners, clusters: clusters)
     }
@@ -123,6 +123,8 @@ public struct ListenerPlan: Sendable {
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
+    /// TLS termination (the chain's `transport_socket`), or nil for plain TCP.
+    public var tls: TLSContext? = nil
 }
 
 public struct TCPPlan: Sendable {
@@ -184,6 +186,9 @@ public final class ClusterPlan: Sendable {
     /// (`ProxyWorker+OriginalDst`) and removes it after `cleanupIntervalNanos` unused.
     public let isOriginalDst: Bool
     public let cleanupIntervalNanos: Int64
+    /// TLS origination (the cluster's `transport_socket`) and the SNI it sends, or nil.
+    public let tls: TLSContext?
+    public let sni: String?
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
         self.resources = resources
@@ -197,6 +202,8 @@ public final class ClusterPlan: Sendable {
         self.connectTimeoutNanos = config.connectTimeoutNanos
         self.maxRequestsPerConnection = config.upstreamHTTP.maxRequestsPerConnection ?? Int.max
         self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
+        self.tls = config.tls?.context
+        self.sni = config.tls?.sni
         self.thresholds = config.circuitBreakers.defaultPriority
         self.tcpKeepalive = config.tcpKeepalive
         self.isOriginalDst = config.discoveryType == .originalDst

@@ -49,7 +49,12 @@ extension LocalReply {
     }
 
     /// 503 UF after a failed or timed-out connect, worded as Envoy's.
-    static func connectFailure(timedOut: Bool, error: Int32) -> LocalReply {
+    static func connectFailure(timedOut: Bool, error: Int32, tls: TLSFailure? = nil) -> LocalReply {
+        if let tls, !timedOut {
+            // Envoy's body names no transport failure; its details do (docs/tls.md).
+            return LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure,
+                              details: tls == .verify ? .tlsVerifyFailure : .tlsFailure)
+        }
         if timedOut {
             return LocalReply(status: 503, body: .text(LocalReplyText.connectTimeout), flags: .upstreamConnectionFailure, details: .connectTimeout)
         }

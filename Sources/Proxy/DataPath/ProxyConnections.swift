@@ -158,6 +158,8 @@ struct Downstream {
     /// The destination before an iptables redirect, when the listener restores it (original_dst):
     /// the connection's local address for the access log and ORIGINAL_DST clusters.
     var originalDst = CompactAddress()
+    /// TLS termination (the listener's transport_socket): ciphertext in `out` once sealed.
+    var tls = TLSSession()
 
     /// No further request is read: close once the queued output is sent.
     mutating func beginClosing() {
@@ -202,6 +204,9 @@ struct Upstream {
     var connectDeadline: Int64 = 0
     var idleDeadline: Int64 = 0
     var timer = DeadlineTimer()
+    /// TLS origination (the cluster's transport_socket): the connection stays `connecting` until
+    /// its handshake completes, as Envoy raises Connected only then.
+    var tls = TLSSession()
 }
 
 /// Messages other threads post to a proxy worker.
@@ -263,6 +268,8 @@ public final class DataPathStats: Sendable {
     public let routerRqTotal = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
+    /// `listener.<address>.ssl.*` (listeners that terminate TLS).
+    public let tls = TLSStats()
     /// `http.<prefix>.downstream_rq_time` (microseconds).
     public let downstreamRqTime = LatencyHistogram()
 

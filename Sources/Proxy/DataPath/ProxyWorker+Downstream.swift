@@ -12,8 +12,17 @@ extension ProxyWorker {
     func downstreamReceived(_ c: Completion, _ loop: Loop) {
         let token = c.token
         guard let d = downs.pointer(token) else { return }
-        if c.result <= 0 {
-            if c.result < 0 || d.pointee.lingering || d.pointee.hasStream {
+        if d.pointee.tls.isActive && c.result > 0 {
+            downstreamCiphertext(c.bytes, token, d, loop)  // ProxyWorker+TLS: decrypts, then `downstreamInput`
+            return
+        }
+        downstreamInput(c.result, c.bytes, token, d, loop)
+    }
+
+    /// Plain bytes from the client (`result` > 0), its end of stream (0) or an error (< 0).
+    func downstreamInput(_ result: Int32, _ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        if result <= 0 {
+            if result < 0 || d.pointee.lingering || d.pointee.hasStream {
                 // A reset, the end of a linger, or a client that left with its request unanswered.
                 closeDownstream(token, loop, flags: .downstreamConnectionTermination)
                 return
@@ -25,7 +34,6 @@ extension ProxyWorker {
             return
         }
         if d.pointee.closeAfterFlush || d.pointee.lingering { return }  // discarded
-        let bytes = c.bytes
         if d.pointee.input.count == 0 {
             // Fast path: parse straight from the lent receive buffer; keep only what is left.
             d.pointee.headProgress = RequestHeadProgress()  // no partial head without input
@@ -149,6 +157,10 @@ extension ProxyWorker {
 
     func flushDownstream(_ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         guard d.pointee.fd >= 0 else { return }
+        if d.pointee.tls.isActive && !sealOutput(d.pointee.tls, &d.pointee.out) {
+            tlsLog("downstream TLS write failed")
+            d.pointee.beginClosing()
+        }
         d.pointee.out.flush(fd: d.pointee.fd, on: loop.backend)
     }
 
@@ -183,6 +195,12 @@ extension ProxyWorker {
     func closeIfDone(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         guard d.pointee.closeAfterFlush, !d.pointee.hasStream, !d.pointee.out.inFlight, d.pointee.pending.count == 0,
               !d.pointee.lingering, d.pointee.fd >= 0 else { return }
+        if d.pointee.tls.handshakeDone && !d.pointee.tls.closeNotified && !d.pointee.peerClosed {
+            // close_notify first, as Envoy sends it; the half-close follows once it is sent.
+            d.pointee.tls.closeNotify()
+            flushDownstream(d, loop)
+            if d.pointee.out.inFlight { return }
+        }
         if d.pointee.peerClosed {
             closeDownstream(token, loop, flags: [])
             return
@@ -208,9 +226,11 @@ extension ProxyWorker {
         }
         loads.connectionClosed(index)
         inc(stats.downstreamCxActive, by: -1)
+        if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)
         pool.release(&d.pointee.input)
         d.pointee.out.release(to: pool)
+        d.pointee.tls.free()
         downs.remove(token)
     }
 

@@ -9,7 +9,13 @@ extension ProxyWorker {
     // MARK: request out
 
     func flushUpstream(_ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
-        guard u.pointee.state == .busy else { return }
+        if u.pointee.tls.isActive {
+            // The handshake's records go out while `connecting`; request bytes only once `busy`.
+            guard u.pointee.state != .idle || u.pointee.tls.pendingOutput > 0 else { return }
+            if !sealOutput(u.pointee.tls, &u.pointee.out) { tlsLog("upstream TLS write failed") }
+        } else {
+            guard u.pointee.state == .busy else { return }
+        }
         u.pointee.out.flush(fd: u.pointee.fd, on: loop.backend)
     }
 
@@ -36,8 +42,17 @@ extension ProxyWorker {
     func upstreamReceived(_ c: Completion, _ loop: Loop) {
         let up = c.token
         guard let u = ups.pointer(up) else { return }
-        if c.result <= 0 {
-            upstreamEnded(up, u, loop, reset: c.result < 0)
+        if u.pointee.tls.isActive && c.result > 0 {
+            upstreamCiphertext(c.bytes, up, u, loop)  // ProxyWorker+TLS: decrypts, then `upstreamInput`
+            return
+        }
+        upstreamInput(c.result, c.bytes, up, u, loop)
+    }
+
+    /// Plain response bytes (`result` > 0), the upstream's end of stream (0) or an error (< 0).
+    func upstreamInput(_ result: Int32, _ bytes: UnsafeRawBufferPointer, _ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
+        if result <= 0 {
+            upstreamEnded(up, u, loop, reset: result < 0)
             return
         }
         let owner = u.pointee.owner
@@ -48,7 +63,6 @@ extension ProxyWorker {
             return
         }
         touchStreamIdle(d, loop)
-        let bytes = c.bytes
         var outcome: ResponseProgress
         if u.pointee.input.count == 0 {
             outcome = processResponse(bytes, up, u, owner, d, loop)

@@ -382,7 +382,7 @@ extension ProxyWorker {
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }
-        record(s, loop)
+        record(s, tlsVersion: d.pointee.tls.versionNumber, loop)
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
@@ -402,7 +402,7 @@ extension ProxyWorker {
         }
     }
 
-    func record(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+    func record(_ s: UnsafeMutablePointer<Stream>, tlsVersion: UInt16, _ loop: Loop) {
         switch s.pointee.status {
         case 100..<200: inc(stats.downstreamRq1xx)
         case 200..<300: inc(stats.downstreamRq2xx)
@@ -431,6 +431,7 @@ extension ProxyWorker {
         r.details = s.pointee.details
         r.detailsArgument = s.pointee.detailsArgument
         r.http10 = s.pointee.http10
+        r.tlsVersion = tlsVersion
         r.generation = s.pointee.generation
         accessRing.push(r, extra: s.pointee.logFields.bytes)
     }

@@ -184,9 +184,11 @@ extension ProxyWorker {
             let i = u.pointee.idleIndex
             if let moved = upstreamPools[hp].removeIdle(at: i) { ups.pointer(moved)?.pointee.idleIndex = i }
         }
+        if u.pointee.tls.isActive { closeNotifyNow(&u.pointee.tls, fd: u.pointee.fd, sendInFlight: u.pointee.out.inFlight) }
         loop.backend.close(fd: u.pointee.fd)
         pool.release(&u.pointee.input)
         u.pointee.out.release(to: pool)
+        u.pointee.tls.free()
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
         upstreamPools[hp].connections -= 1
         inc(stats.upstreamCxActive, by: -1)
@@ -210,12 +212,24 @@ extension ProxyWorker {
     func upstreamConnected(_ c: Completion, _ loop: Loop) {
         let up = c.token
         guard let u = ups.pointer(up), u.pointee.state == .connecting else { return }
-        u.pointee.connectDeadline = 0
         guard c.result >= 0 else {
+            u.pointee.connectDeadline = 0
             connectFailed(up, u, loop, timedOut: false, error: -c.result)
             return
         }
         loop.backend.armReceive(fd: u.pointee.fd, token: up)
+        let cluster = plane.clusters[Int(u.pointee.cluster)]
+        if let context = cluster.tls {
+            // Connected once the handshake completes (`upstreamReady`), under the same connect timeout.
+            startUpstreamTLS(up, u, context, sni: cluster.sni, loop)
+            return
+        }
+        upstreamReady(up, u, loop)
+    }
+
+    /// The connection can carry requests (connected, and TLS handshaken when the cluster has it).
+    func upstreamReady(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
+        u.pointee.connectDeadline = 0
         let owner = u.pointee.owner
         if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up {
             attach(up, u, owner, d, loop)
@@ -233,7 +247,8 @@ extension ProxyWorker {
     }
 
     /// A connect failed or timed out: 503 UF for its stream (after the retries the route allows).
-    func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool, error: Int32 = 0) {
+    func connectFailed(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, timedOut: Bool, error: Int32 = 0,
+                       tlsFailure: TLSFailure? = nil) {
         inc(stats.upstreamCxConnectFail)
         if timedOut { inc(stats.upstreamCxConnectTimeout) }
         if let cs = clusterStats(Int(u.pointee.cluster)) {
@@ -245,7 +260,7 @@ extension ProxyWorker {
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
-        localReply(.connectFailure(timedOut: timedOut, error: error), owner, d, loop)
+        localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure), owner, d, loop)
         downstreamSettled(owner, d, loop)
     }
 

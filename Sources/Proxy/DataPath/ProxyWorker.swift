@@ -58,6 +58,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let inputLimit: Int
 
     let pool = BufferPool()
+    /// Where TLS records are decrypted into (one record at most): lent to the request parser like
+    /// a receive buffer.
+    let tlsPlaintext = UnsafeMutableRawPointer.allocate(byteCount: ProxyWorkerTLS.plaintextCapacity, alignment: 16)
     var downs = Slab<Downstream>(kind: ConnKind.downstream.rawValue, empty: Downstream())
     var ups = Slab<Upstream>(kind: ConnKind.upstream.rawValue, empty: Upstream())
     var tcpSessions = Slab<TCPSession>(kind: ConnKind.tcpDownstream.rawValue, empty: TCPSession())
@@ -116,6 +119,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     deinit {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
+        tlsPlaintext.deallocate()
     }
 
     /// The active stream of a downstream connection, or nil when it has none. Streams live in
@@ -183,6 +187,16 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         var d = Downstream()
         d.fd = fd
         d.originalDst = restoredDestination(fd)
+        if let context = listenerPlan.tls {
+            guard let session = TLSSession(context: context) else {
+                Log.warning("proxy worker \(index): cannot create a TLS session: \(TLSSession.lastError())")
+                inc(stats.downstreamCxActive, by: -1)
+                loads.connectionClosed(index)
+                Glibc.close(fd)
+                return
+            }
+            d.tls = session
+        }
         let token = downs.insert(d)
         if let idle = http?.idleTimeoutNanos, let p = downs.pointer(token) {
             p.pointee.idleDeadline = loop.now + idle

@@ -279,6 +279,9 @@ final class AccessLogFormatter {
             out.append(name)
         case .threadID: out.appendDecimal(Int(r.pointee.worker))
         case .hostname: out.append(hostnameBytes)
+        case .downstreamTLSVersion:
+            guard let name = TLSVersionName.bytes(r.pointee.tlsVersion) else { return false }
+            out.append(name)
         case .none: return false
         }
         return true

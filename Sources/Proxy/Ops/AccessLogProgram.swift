@@ -16,7 +16,7 @@ struct AccessLogProgram: Sendable {
         case bytesReceived, bytesSent, duration
         case upstreamHost, upstreamCluster
         case downstreamLocal, downstreamLocalWithoutPort, downstreamRemote, downstreamRemoteWithoutPort
-        case routeName, threadID, hostname
+        case routeName, threadID, hostname, downstreamTLSVersion
         /// Operators this data path has no value for (`-`).
         case none
 
@@ -149,8 +149,10 @@ struct AccessLogProgram: Sendable {
             case "ROUTE_NAME": return .routeName
             case "THREAD_ID": return .threadID
             case "HOSTNAME": return .hostname
+            case "DOWNSTREAM_TLS_VERSION": return .downstreamTLSVersion
             // TRAILER, CONNECTION_TERMINATION_DETAILS, REQUEST_DURATION, RESPONSE_DURATION,
-            // UPSTREAM_LOCAL_ADDRESS, REQUESTED_SERVER_NAME, CONNECTION_ID: no value here.
+            // UPSTREAM_LOCAL_ADDRESS, CONNECTION_ID: no value here. REQUESTED_SERVER_NAME: set only by
+            // the tls_inspector listener filter in Envoy (not the TLS socket), which Ballast does not have.
             default: return .none
             }
         }

@@ -124,6 +124,8 @@ public final class ClusterStats: Sendable {
     public let upstreamRqCodes = StatusCounters()
     /// `upstream_rq_time` (microseconds): from sending upstream to the response head.
     public let upstreamRqTime = LatencyHistogram()
+    /// `cluster.<name>.ssl.*` (clusters with a TLS transport socket).
+    public let tls = TLSStats()
 
     public init() {}
 }

@@ -79,6 +79,10 @@ extension ProxyStatsSnapshot {
                     family: "envoy_listener_worker_downstream_cx_active", labels: wl)
             }
             guard li < plane.listeners.count else { continue }
+            let terminatesTLS = plane.listeners[li].tls != nil
+            if terminatesTLS {
+                ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
+            }
             switch plane.listeners[li].kind {
             case .http(let h):
                 let p = "http.\(h.statPrefix)."
@@ -95,6 +99,8 @@ extension ProxyStatsSnapshot {
                 c("downstream_cx_upgrades_total") { load($0.downstreamCxUpgradesTotal) }
                 c("downstream_cx_upgrades_active", .gauge) { load($0.downstreamCxUpgradesActive) }
                 c("downstream_rq_ws_on_non_ws_route") { load($0.downstreamRqWsOnNonWsRoute) }
+                c("downstream_cx_ssl_total") { terminatesTLS ? load($0.downstreamCxTotal) : 0 }
+                c("downstream_cx_ssl_active", .gauge) { terminatesTLS ? load($0.downstreamCxActive) : 0 }
                 c("downstream_rq_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
@@ -208,6 +214,7 @@ extension ProxyStatsSnapshot {
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
+            if cluster.tls != nil { ProxyStatsSnapshot.addTLSStats(p + "ssl.", all.map(\.tls), family: "envoy_cluster_ssl_", labels: cl, add: add) }
             add(p + "membership_healthy", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_healthy", labels: cl)
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }
@@ -343,5 +350,26 @@ enum JSONText {
             }
         }
         return out + "\""
+    }
+}
+
+extension ProxyStatsSnapshot {
+    /// Envoy's `ssl.*` counters under `prefix` (a listener's or a cluster's), summed over workers.
+    /// The OCSP, SAN and certificate-hash ones stay 0: Ballast checks none of those.
+    static func addTLSStats(_ prefix: String, _ stats: [TLSStats], family: String, labels: [(String, String)],
+                            add: (String, Kind, Int, String, [(String, String)]) -> Void) {
+        func sum(_ get: (TLSStats) -> Int) -> Int { stats.reduce(0) { $0 + get($1) } }
+        let counters: [(String, Int)] = [
+            ("connection_error", sum { $0.connectionError.load(ordering: .relaxed) }),
+            ("fail_verify_cert_hash", 0),
+            ("fail_verify_error", sum { $0.failVerifyError.load(ordering: .relaxed) }),
+            ("fail_verify_no_cert", sum { $0.failVerifyNoCert.load(ordering: .relaxed) }),
+            ("fail_verify_san", 0),
+            ("handshake", sum { $0.handshake.load(ordering: .relaxed) }),
+            ("no_certificate", sum { $0.noCertificate.load(ordering: .relaxed) }),
+            ("ocsp_staple_failed", 0), ("ocsp_staple_omitted", 0), ("ocsp_staple_requests", 0), ("ocsp_staple_responses", 0),
+            ("session_reused", sum { $0.sessionReused.load(ordering: .relaxed) }),
+        ]
+        for (name, value) in counters { add(prefix + name, .counter, value, family + name, labels) }
     }
 }

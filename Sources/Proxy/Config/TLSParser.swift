@@ -1,0 +1,224 @@
+import Yams
+
+/// `transport_socket: {name: envoy.transport_sockets.tls, typed_config: Downstream/UpstreamTlsContext}`:
+/// the fields Ballast applies, every other one refused with its YAML path (docs/tls.md).
+extension BootstrapParser {
+    static let tlsTransportSocketName = "envoy.transport_sockets.tls"
+    static let downstreamTLSType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+    static let upstreamTLSType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+    func parseTransportSocket(_ value: ConfigValue, side: TLSConfig.Side) -> TLSConfig? {
+        guard let f = value.fields(known: ["name", "typed_config"], unsupported: ["config"]) else { return nil }
+        guard let nameValue = f.required("name"), let name = nameValue.nonEmptyString() else { return nil }
+        guard name == Self.tlsTransportSocketName || name == "tls" else {
+            if name == "envoy.transport_sockets.raw_buffer" || name == "raw_buffer" {
+                nameValue.error("transport socket '\(name)' is not supported by ballast; leave transport_socket out for plain TCP")
+            } else {
+                nameValue.error("transport socket '\(name)' is not supported by ballast (ballast implements \(Self.tlsTransportSocketName))")
+            }
+            return nil
+        }
+        let expectedType = side == .downstream ? Self.downstreamTLSType : Self.upstreamTLSType
+        let sideFields = side == .downstream
+            ? (known: ["require_client_certificate"],
+               unsupported: ["require_sni", "session_ticket_keys", "session_ticket_keys_sds_secret_config",
+                             "disable_stateless_session_resumption", "disable_stateful_session_resumption", "session_timeout",
+                             "ocsp_staple_policy", "full_scan_certs_on_sni_mismatch", "prefer_client_ciphers"])
+            : (known: ["sni", "max_session_keys"],
+               unsupported: ["allow_renegotiation", "enforce_rsa_key_usage", "auto_host_sni",
+                             "auto_sni_san_validation"])
+        guard let typed = f.required("typed_config"),
+              let t = typed.fields(known: ["@type", "common_tls_context"] + sideFields.known, unsupported: sideFields.unsupported)
+        else { return nil }
+        guard let typeValue = t.required("@type"), let type = typeValue.nonEmptyString() else { return nil }
+        guard type == expectedType else {
+            typeValue.error("'\(type)' does not match transport socket \(name) on a \(side == .downstream ? "filter chain" : "cluster"); expected \(expectedType)")
+            return nil
+        }
+        var ok = t.rejected.isEmpty
+        let requireClient = side == .downstream ? (t["require_client_certificate"]?.bool() ?? (t["require_client_certificate"] == nil ? false : nil)) : false
+        if requireClient == nil { ok = false }
+        let sni = side == .upstream ? t["sni"]?.nonEmptyString() : nil
+        if side == .upstream && t["sni"] != nil && sni == nil { ok = false }
+        // Envoy resumes upstream sessions by default (max_session_keys 1); Ballast keeps at most one.
+        var sessionKeys = side == .upstream ? 1 : 0
+        if let k = t["max_session_keys"] {
+            if let n = k.int(0...Int(UInt32.max)) {
+                if n > 1 { k.error("ballast keeps at most 1 session for resumption; set 0 (off) or 1"); ok = false } else { sessionKeys = n }
+            } else {
+                ok = false
+            }
+        }
+
+        // An UpstreamTlsContext may leave it out (TLS without verification or a client certificate).
+        let absent = ConfigValue(node: .mapping(Node.Mapping([])), path: t.path.appending("common_tls_context"), diagnostics: diagnostics)
+        guard let common = side == .downstream ? t.required("common_tls_context") : (t["common_tls_context"] ?? absent),
+              let c = common.fields(
+                known: ["tls_params", "tls_certificates", "validation_context", "alpn_protocols"],
+                unsupported: ["tls_certificate_sds_secret_configs", "tls_certificate_provider_instance",
+                              "tls_certificate_certificate_provider", "tls_certificate_certificate_provider_instance",
+                              "validation_context_sds_secret_config", "combined_validation_context",
+                              "validation_context_certificate_provider", "validation_context_certificate_provider_instance",
+                              "custom_handshaker", "key_log", "custom_tls_certificate_selector"])
+        else { return nil }
+        if !c.rejected.isEmpty { ok = false }
+
+        // Certificates.
+        var chain: String?
+        var key: String?
+        if let items = c["tls_certificates"]?.list() {
+            if items.count > 1 {
+                diagnostics.error(items[1].path, "only one certificate per context is supported by ballast", at: items[1].node)
+                ok = false
+            }
+            if let first = items.first {
+                if let pair = parseCertificate(first) { (chain, key) = pair } else { ok = false }
+            }
+        } else if c.has("tls_certificates") && c["tls_certificates"] != nil {
+            ok = false
+        }
+        if side == .downstream && chain == nil && ok {
+            c.error("tls_certificates", "a DownstreamTlsContext needs a certificate (certificate_chain and private_key); none given")
+            ok = false
+        }
+
+        // Validation.
+        var trustedCA: String?
+        if let v = c["validation_context"] {
+            if let vf = v.fields(known: ["trusted_ca"],
+                                 unsupported: ["watched_directory", "verify_certificate_spki", "verify_certificate_hash",
+                                               "match_typed_subject_alt_names", "match_subject_alt_names",
+                                               "require_signed_certificate_timestamp", "crl", "allow_expired_certificate",
+                                               "trust_chain_verification", "custom_validator_config", "only_verify_leaf_cert_crl",
+                                               "max_verify_depth", "system_root_certs", "custom_matchers"]) {
+                if !vf.rejected.isEmpty { ok = false }
+                if let ca = vf["trusted_ca"] {
+                    if let text = readDataSource(ca) { trustedCA = text } else { ok = false }
+                }
+            } else {
+                ok = false
+            }
+        }
+        if requireClient == true && trustedCA == nil {
+            t.error("require_client_certificate", "needs common_tls_context.validation_context.trusted_ca to verify client certificates")
+            ok = false
+        }
+
+        // Protocol versions and ciphers.
+        var minVersion: Int32 = 0x0303
+        var maxVersion: Int32 = side == .downstream ? 0x0304 : 0x0303
+        var cipherList: String?
+        if let p = c["tls_params"] {
+            if let pf = p.fields(known: ["tls_minimum_protocol_version", "tls_maximum_protocol_version", "cipher_suites"],
+                                 unsupported: ["ecdh_curves", "signature_algorithms", "compliance_policies"]) {
+                if !pf.rejected.isEmpty { ok = false }
+                if let v = pf["tls_minimum_protocol_version"] {
+                    if let version = v.enumeration(TLSProtocolVersion.self) { minVersion = version.openSSL ?? minVersion } else { ok = false }
+                }
+                if let v = pf["tls_maximum_protocol_version"] {
+                    if let version = v.enumeration(TLSProtocolVersion.self) { maxVersion = version.openSSL ?? maxVersion } else { ok = false }
+                }
+                if minVersion > maxVersion && ok {
+                    pf.error("tls_minimum_protocol_version", "above tls_maximum_protocol_version")
+                    ok = false
+                }
+                if let list = pf["cipher_suites"]?.list() {
+                    var names: [String] = []
+                    for item in list {
+                        guard let name = item.nonEmptyString() else { ok = false; continue }
+                        if name.hasPrefix("[") {
+                            item.error("equal-preference cipher groups ('[A|B]') are a BoringSSL feature not supported by ballast; list the ciphers one by one")
+                            ok = false
+                        } else if !TLSContext.knowsCipher(name) {
+                            item.error("unknown cipher suite '\(name)'")
+                            ok = false
+                        } else {
+                            names.append(name)
+                        }
+                    }
+                    if !names.isEmpty { cipherList = names.joined(separator: ":") }
+                } else if pf.has("cipher_suites") && pf["cipher_suites"] != nil {
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
+        }
+
+        // ALPN.
+        var alpn: [String] = []
+        if let a = c["alpn_protocols"] {
+            if let list = a.stringList() {
+                for name in list where name.isEmpty || name.utf8.count > 255 {
+                    a.error("ALPN names must be 1 to 255 bytes, got '\(name)'")
+                    ok = false
+                }
+                // Negotiating h2 would promise HTTP/2, which Ballast does not speak.
+                for name in list where name == "h2" || name == "h2c" {
+                    a.error("'\(name)' is not supported by ballast (HTTP/1.1 only): it would negotiate HTTP/2; offer http/1.1")
+                    ok = false
+                }
+                alpn = list
+            } else {
+                ok = false
+            }
+        }
+        guard ok, let requireClient else { return nil }
+
+        let context: TLSContext
+        do {
+            context = try TLSContext(isServer: side == .downstream, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
+                                     requirePeerCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
+                                     cipherList: cipherList, alpn: alpn, sessionKeys: sessionKeys)
+        } catch {
+            // The shim names the part that failed first ("certificate_chain: ...", "private_key: ...").
+            let part = error.message.split(separator: ":").first.map(String.init) ?? ""
+            var path = common.path
+            if part.hasPrefix("certificate_chain") || part.hasPrefix("private_key") {
+                path = path.appending("tls_certificates").appending(index: 0).appending(part.hasPrefix("certificate_chain") ? "certificate_chain" : "private_key")
+            } else if part.hasPrefix("trusted_ca") {
+                path = path.appending("validation_context").appending("trusted_ca")
+            } else if part.hasPrefix("tls_") || part.hasPrefix("cipher_suites") {
+                path = path.appending("tls_params")
+            }
+            diagnostics.error(path, "OpenSSL refused it: \(error.message)", at: common.node)
+            return nil
+        }
+        return TLSConfig(side: side, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
+                         requireClientCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
+                         cipherList: cipherList, alpn: alpn, sni: sni, sessionKeys: sessionKeys, context: context)
+    }
+
+    /// `tls_certificates[i]`: the chain and the key, both required (PEM).
+    private func parseCertificate(_ value: ConfigValue) -> (String, String)? {
+        guard let f = value.fields(known: ["certificate_chain", "private_key"],
+                                   unsupported: ["pkey_private_key_provider", "password", "ocsp_staple", "signed_certificate_timestamp",
+                                                 "private_key_provider", "watched_directory"]) else { return nil }
+        let chainValue = f.required("certificate_chain")
+        let keyValue = f.required("private_key")
+        let chain = chainValue.flatMap(readDataSource)
+        let key = keyValue.flatMap(readDataSource)
+        guard f.rejected.isEmpty, let chain, let key else { return nil }
+        return (chain, key)
+    }
+
+    /// A `DataSource`: `filename` (read now; relative to the working directory, as Envoy) or `inline_string`.
+    func readDataSource(_ value: ConfigValue) -> String? {
+        guard let f = value.fields(known: ["filename", "inline_string"],
+                                   unsupported: ["inline_bytes", "environment_variable", "watched_directory"]) else { return nil }
+        guard let which = f.oneOf(["filename", "inline_string"], unsupportedAlternatives: ["inline_bytes", "environment_variable"]) else { return nil }
+        guard let v = f[which], let text = v.nonEmptyString() else { return nil }
+        if which == "inline_string" { return text }
+        switch BootstrapLoader.readFile(text) {
+        case .success(let contents):
+            if contents.isEmpty {
+                v.error("'\(text)' is empty")
+                return nil
+            }
+            return contents
+        case .failure(let failure):
+            v.error("cannot read '\(text)': \(failure.text)")
+            return nil
+        }
+    }
+}
