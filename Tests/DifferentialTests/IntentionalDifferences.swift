@@ -31,7 +31,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/fault-headers", verdict: .refused, reason: "the fault filter's header matching is not implemented yet"),
     IntentionalDifference(key: "config/fault-rate-limit", verdict: .refused, reason: "the fault filter's response rate limit is not implemented yet"),
     IntentionalDifference(key: "config/local-ratelimit-per-connection", verdict: .refused, reason: "only the bucket shared by all workers (Envoy's default) is implemented"),
-    IntentionalDifference(key: "config/health-checks", verdict: .refused, reason: "active health checks do not run yet"),
+    IntentionalDifference(key: "config/common-lb-zone-aware", verdict: .refused, reason: "zone-aware routing is not implemented (no localities)"),
     IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
     IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
     IntentionalDifference(key: "config/per-try-timeout", verdict: .refused, reason: "retries share the route timeout; no per-try timeout yet"),

@@ -33,6 +33,8 @@ public struct ClusterConfig: Sendable, Hashable {
     /// `cleanup_interval` (Envoy default 5 s): an ORIGINAL_DST host unused this long is removed
     /// and its idle connections closed. Ignored by other types, as in Envoy.
     public var cleanupIntervalNanos: Int64 = 5_000_000_000
+    /// `common_lb_config.healthy_panic_threshold` (Envoy default 50%; 0 disables panic routing).
+    public var healthyPanicThresholdPercent: Double = 50
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {

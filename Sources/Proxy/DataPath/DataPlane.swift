@@ -30,19 +30,30 @@ public final class DataPlane: Sendable {
             var hosts: [HostPlan] = []
             for e in c.endpoints {
                 if let address = e.address.socketAddress {
-                    hosts.append(HostPlan(address: address, name: address.description, weight: e.weight))
+                    hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
                 } else {
                     let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
                     if resolved.isEmpty {
                         Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
                     }
                     for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
-                        hosts.append(HostPlan(address: a, name: a.description, weight: e.weight))
+                        hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
                     }
                 }
             }
-            let resources = previous?.clusters.first { $0.name == c.name }?.resources ?? ClusterResources()
-            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources))
+            let before = previous?.clusters.first { $0.name == c.name }
+            let resources = before?.resources ?? ClusterResources()
+            // Host health survives a reload that changes neither the checks nor the hosts.
+            var health: ClusterHealth?
+            if let check = c.healthChecks.first {
+                if let before, let kept = before.health, before.healthCheck == check,
+                   before.hosts.map(\.healthCheckKey) == hosts.map(\.healthCheckKey) {
+                    health = kept
+                } else {
+                    health = ClusterHealth(hostCount: hosts.count)
+                }
+            }
+            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources, health: health))
             clusterIndex[c.name] = i
         }
         var listeners: [ListenerPlan] = []
@@ -137,6 +148,11 @@ public struct HostPlan: Sendable {
     /// `ip:port` (`%UPSTREAM_HOST%`).
     public let name: String
     public let weight: Int
+    /// `health_check_config.port_value`: active checks go to this port (nil: the host's).
+    public var healthCheckPort: Int? = nil
+
+    /// What a host's health is tied to: the address it is checked at.
+    var healthCheckKey: String { "\(name) \(healthCheckPort ?? 0)" }
 }
 
 /// Circuit-breaker resources of one cluster, shared by every worker (atomics, as Envoy's
@@ -184,9 +200,27 @@ public final class ClusterPlan: Sendable {
     /// (`ProxyWorker+OriginalDst`) and removes it after `cleanupIntervalNanos` unused.
     public let isOriginalDst: Bool
     public let cleanupIntervalNanos: Int64
+    /// Active health checking (`health_checks[0]`): the hosts' health, shared with the checker
+    /// thread (nil: every host is healthy, as Envoy without health checks).
+    public let health: ClusterHealth?
+    public let healthCheck: HealthCheckConfig?
+    var healthCheckTimeoutNanos: Int64 { healthCheck?.timeoutNanos ?? 0 }
 
-    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
+    /// Every host failed its checks and panic routing is off (threshold 0): no host to use.
+    @inline(__always)
+    var noHealthyHostWithoutPanic: Bool {
+        guard let health, healthyPanicThresholdPercent == 0 else { return false }
+        return health.healthyHosts.load(ordering: .relaxed) == 0
+    }
+    /// `common_lb_config.healthy_panic_threshold` (percent, Envoy's default 50): below this share
+    /// of healthy hosts the cluster routes to every host.
+    public let healthyPanicThresholdPercent: Double
+
+    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
         self.resources = resources
+        self.health = health
+        self.healthCheck = health == nil ? nil : config.healthChecks.first
+        self.healthyPanicThresholdPercent = config.healthyPanicThresholdPercent
         self.schedule = HostSchedule(hosts: hosts, policy: config.lbPolicy, minimumRingSize: config.ringHash.minimumRingSize,
                                      maximumRingSize: config.ringHash.maximumRingSize)
         self.index = index

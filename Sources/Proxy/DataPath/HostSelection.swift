@@ -86,14 +86,17 @@ public struct HostSchedule: Sendable {
     }
 
     /// The host owning `hash` on the ring: the first point at or after it, wrapping around.
-    func ringHost(_ hash: UInt64) -> Int {
+    func ringHost(_ hash: UInt64) -> Int { Int(ringHosts[ringIndex(hash)]) }
+
+    /// The index of the first ring point at or after `hash`, wrapping around.
+    func ringIndex(_ hash: UInt64) -> Int {
         var lo = 0
         var hi = ringHashes.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if ringHashes[mid] < hash { lo = mid + 1 } else { hi = mid }
         }
-        return Int(ringHosts[lo == ringHashes.count ? 0 : lo])
+        return lo == ringHashes.count ? 0 : lo
     }
 
     /// 64-bit FNV-1a with a final avalanche (murmur3's fmix64): ring points and request keys.

@@ -130,7 +130,8 @@ extension ProxyWorker {
         let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
         applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
         let dstPool = cluster.isOriginalDst ? originalDstPool(ci, d.pointee.originalDst, loop) : -1
-        guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty else {
+        // No host at all, or none healthy with the panic threshold at 0: 503 UH, as Envoy.
+        guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty && !cluster.noHealthyHostWithoutPanic else {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
             return
         }

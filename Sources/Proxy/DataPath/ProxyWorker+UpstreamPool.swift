@@ -14,6 +14,18 @@ extension ProxyWorker {
     func pickHost(_ ci: Int, hash: UInt64? = nil) -> Int {
         let base = clusterBase[ci]
         let n = plane.clusters[ci].hosts.count
+        // Active health checks: one relaxed load per pick while every host is healthy.
+        if let health = plane.clusters[ci].health {
+            let healthy = health.healthyHosts.load(ordering: .relaxed)
+            if healthy < n {
+                if Double(healthy) * 100 < plane.clusters[ci].healthyPanicThresholdPercent * Double(n) || healthy == 0 {
+                    // Envoy's panic: too few healthy hosts, so every host takes traffic.
+                    if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
+                } else {
+                    return base + pickHealthyHost(ci, health, healthy: healthy, hash: hash)
+                }
+            }
+        }
         if n == 1 { return base }
         let schedule = plane.clusters[ci].schedule
         switch plane.clusters[ci].lbPolicy {
@@ -40,6 +52,62 @@ extension ProxyWorker {
             }
             return best
         }
+    }
+
+    /// The pick among healthy hosts only (some hosts failed their health checks, the cluster is
+    /// not in panic): round robin skips failed hosts in its sequence, RING_HASH walks the ring
+    /// to the next healthy host, RANDOM and LEAST_REQUEST draw among the healthy ones.
+    private func pickHealthyHost(_ ci: Int, _ health: ClusterHealth, healthy: Int, hash: UInt64?) -> Int {
+        let cluster = plane.clusters[ci]
+        let n = cluster.hosts.count
+        let schedule = cluster.schedule
+        switch cluster.lbPolicy {
+        case .roundRobin, .clusterProvided:
+            let period = schedule.roundRobin.isEmpty ? n : schedule.roundRobin.count
+            for _ in 0..<period {
+                let i = roundRobin[ci] % period
+                roundRobin[ci] = i + 1
+                let h = schedule.roundRobin.isEmpty ? i : Int(schedule.roundRobin[i])
+                if health.isHealthy(h) { return h }
+            }
+        case .ringHash where hash != nil && !schedule.ringHashes.isEmpty:
+            let start = schedule.ringIndex(hash!)
+            let points = schedule.ringHosts.count
+            for k in 0..<points {
+                let h = Int(schedule.ringHosts[(start + k) % points])
+                if health.isHealthy(h) { return h }
+            }
+        case .leastRequest:
+            let base = clusterBase[ci]
+            var best = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+            for _ in 1..<cluster.leastRequestChoices {
+                let other = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+                if upstreamPools[base + other].activeRequests < upstreamPools[base + best].activeRequests { best = other }
+            }
+            return best
+        case .random where !schedule.cumulative.isEmpty:
+            // Weighted: draw within the healthy hosts' total weight.
+            var total = 0
+            for h in 0..<n where health.isHealthy(h) { total += cluster.hosts[h].weight }
+            var r = Int(rng.next() % UInt64(max(1, total)))
+            for h in 0..<n where health.isHealthy(h) {
+                if r < cluster.hosts[h].weight { return h }
+                r -= cluster.hosts[h].weight
+            }
+        case .random, .ringHash:
+            break
+        }
+        return nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+    }
+
+    /// The `k`-th healthy host (in host order); the first host when there are fewer.
+    private func nthHealthyHost(_ health: ClusterHealth, _ n: Int, _ k: Int) -> Int {
+        var left = k
+        for h in 0..<n where health.isHealthy(h) {
+            if left == 0 { return h }
+            left -= 1
+        }
+        return 0
     }
 
     // MARK: pools

@@ -118,6 +118,8 @@ public final class ClusterStats: Sendable {
     public let upstreamRqRxReset = Atomic<Int>(0)
     /// `original_dst_host_invalid`: an ORIGINAL_DST cluster had no original destination to use.
     public let originalDstHostInvalid = Atomic<Int>(0)
+    /// `lb_healthy_panic`: a host picked among all hosts because too few were healthy.
+    public let lbHealthyPanic = Atomic<Int>(0)
     /// `upstream_rq_completed`, `upstream_rq_<class>xx` and `upstream_rq_<code>` (Envoy counts
     /// local failures on the route's cluster too: UF 503, UT 504, UO 503).
     public let upstreamRqCompleted = Atomic<Int>(0)

@@ -152,6 +152,13 @@ public final class ProxyOps: Sendable {
         let plane: DataPlane
         do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
+        if let checker = proxy.healthChecker {
+            // Hosts whose checks or address changed are checked before the snapshot goes out.
+            checker.update(plane)
+            HealthChecker.waitForFirstChecks(plane)
+        } else if plane.clusters.contains(where: { $0.health != nil }) {
+            return reject("health_checks added to a proxy started without any; that needs a restart")
+        }
         let generation = state.withLock { s -> UInt32 in
             s.generation &+= 1
             s.plane = plane

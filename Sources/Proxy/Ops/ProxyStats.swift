@@ -190,7 +190,24 @@ extension ProxyStatsSnapshot {
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
-            add(p + "membership_healthy", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_healthy", labels: cl)
+            let healthy = cluster.health.map { load($0.healthyHosts) } ?? cluster.hosts.count
+            add(p + "membership_healthy", .gauge, healthy, family: "envoy_cluster_membership_healthy", labels: cl)
+            add(p + "membership_total", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_total", labels: cl)
+            c("lb_healthy_panic") { load($0.lbHealthyPanic) }
+            if let h = cluster.health {
+                // Envoy's health checker stats (degraded, passive and verify_cluster stay 0 here).
+                func hc(_ suffix: String, _ kind: Kind, _ v: Int) {
+                    add(p + "health_check." + suffix, kind, v, family: "envoy_cluster_health_check_" + suffix, labels: cl)
+                }
+                hc("attempt", .counter, load(h.attempt))
+                hc("success", .counter, load(h.success))
+                hc("failure", .counter, load(h.failure))
+                hc("network_failure", .counter, load(h.networkFailure))
+                hc("passive_failure", .counter, 0)
+                hc("verify_cluster", .counter, 0)
+                hc("healthy", .gauge, load(h.healthyHosts))
+                hc("degraded", .gauge, 0)
+            }
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }
         let workerCount = proxy.stats.first?.count ?? 0
