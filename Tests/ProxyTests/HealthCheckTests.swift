@@ -120,6 +120,27 @@ final class HealthCheckTests: XCTestCase {
         for _ in 0..<4 { XCTAssertEqual(c.get("/")?.text, "a") }
     }
 
+    func testTCPCheckPassesOnConnectAndHealthCheckPortIsUsed() throws {
+        let a = try CheckedUpstream(name: "a")
+        defer { a.stop() }
+        let b = try CheckedUpstream(name: "b")
+        defer { b.stop() }
+        let closed = try RawUpstream { Glibc.close($0) }
+        let closedPort = closed.port
+        closed.stop()  // nothing listens there any more
+        let check = "    health_checks: [ { timeout: 0.5s, interval: 30s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} } ]"
+        // b's checks go to a port where nothing listens (health_check_config.port_value).
+        let yaml = Self.yaml([a.port, b.port], check: check)
+            .replacingOccurrences(of: "port_value: \(b.port) }", with: "port_value: \(b.port) }\n            health_check_config: { port_value: \(closedPort) }")
+        XCTAssertTrue(yaml.contains("health_check_config"))
+        let ops = try startOps(yaml, concurrency: 1)
+        defer { ops.stop() }
+        XCTAssertEqual(flags(ops), ["healthy", "/failed_active_hc"])
+        XCTAssertEqual(a.checks.load(ordering: .relaxed), 0, "a TCP check sends no request")
+        let c = try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http")))
+        for _ in 0..<3 { XCTAssertEqual(c.get("/")?.text, "a") }
+    }
+
     func testReloadKeepsHealthOfUnchangedHosts() throws {
         let a = try CheckedUpstream(name: "a")
         defer { a.stop() }
