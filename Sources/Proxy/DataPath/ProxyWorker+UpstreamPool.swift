@@ -11,8 +11,13 @@ extension ProxyWorker {
     /// This worker's host-pool index for the next request to cluster `ci`. Endpoint weights
     /// count for ROUND_ROBIN and RANDOM; RING_HASH uses `hash` (the route's hash policy), and a
     /// random host when there is none, as Envoy.
+    @inline(__always)
     func pickHost(_ ci: Int, hash: UInt64? = nil) -> Int {
-        let base = clusterBase[ci]
+        clusterPools[ci][pickHostIndex(ci, hash: hash)]
+    }
+
+    /// The index (in the cluster's host list) of the next host for cluster `ci`.
+    func pickHostIndex(_ ci: Int, hash: UInt64? = nil) -> Int {
         let n = plane.clusters[ci].hosts.count
         // Active health checks: one relaxed load per pick while every host is healthy.
         if let health = plane.clusters[ci].health {
@@ -22,33 +27,34 @@ extension ProxyWorker {
                     // Envoy's panic: too few healthy hosts, so every host takes traffic.
                     if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
                 } else {
-                    return base + pickHealthyHost(ci, health, healthy: healthy, hash: hash)
+                    return pickHealthyHost(ci, health, healthy: healthy, hash: hash)
                 }
             }
         }
-        if n == 1 { return base }
+        if n == 1 { return 0 }
         let schedule = plane.clusters[ci].schedule
         switch plane.clusters[ci].lbPolicy {
         case .ringHash where !schedule.ringHashes.isEmpty:
-            if let hash { return base + schedule.ringHost(hash) }
-            return base + Int(rng.next() % UInt64(n))
+            if let hash { return schedule.ringHost(hash) }
+            return Int(rng.next() % UInt64(n))
         case .roundRobin where !schedule.roundRobin.isEmpty:
             let i = roundRobin[ci] % schedule.roundRobin.count
             roundRobin[ci] = i + 1
-            return base + Int(schedule.roundRobin[i])
+            return Int(schedule.roundRobin[i])
         case .roundRobin, .ringHash, .clusterProvided:
             let i = roundRobin[ci] % n
             roundRobin[ci] = i + 1
-            return base + i
+            return i
         case .random:
-            if !schedule.cumulative.isEmpty { return base + schedule.weightedRandom(rng.next()) }
-            return base + Int(rng.next() % UInt64(n))
+            if !schedule.cumulative.isEmpty { return schedule.weightedRandom(rng.next()) }
+            return Int(rng.next() % UInt64(n))
         case .leastRequest:
             // Power of `choices` choices among this worker's active requests per host.
-            var best = base + Int(rng.next() % UInt64(n))
+            let pools = clusterPools[ci]
+            var best = Int(rng.next() % UInt64(n))
             for _ in 1..<plane.clusters[ci].leastRequestChoices {
-                let other = base + Int(rng.next() % UInt64(n))
-                if upstreamPools[other].activeRequests < upstreamPools[best].activeRequests { best = other }
+                let other = Int(rng.next() % UInt64(n))
+                if upstreamPools[pools[other]].activeRequests < upstreamPools[pools[best]].activeRequests { best = other }
             }
             return best
         }
@@ -78,11 +84,11 @@ extension ProxyWorker {
                 if health.isHealthy(h) { return h }
             }
         case .leastRequest:
-            let base = clusterBase[ci]
+            let pools = clusterPools[ci]
             var best = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
             for _ in 1..<cluster.leastRequestChoices {
                 let other = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
-                if upstreamPools[base + other].activeRequests < upstreamPools[base + best].activeRequests { best = other }
+                if upstreamPools[pools[other]].activeRequests < upstreamPools[pools[best]].activeRequests { best = other }
             }
             return best
         case .random where !schedule.cumulative.isEmpty:
@@ -257,6 +263,7 @@ extension ProxyWorker {
         u.pointee.out.release(to: pool)
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
         upstreamPools[hp].connections -= 1
+        if upstreamPools[hp].retired && upstreamPools[hp].connections == 0 { freeEmptyRetiredPools() }
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)

@@ -130,7 +130,7 @@ public final class ProxyOps: Sendable {
 
     /// Re-reads the configuration (`-c` file and `--config-yaml`), compiles it, and publishes the
     /// snapshot to every worker. A config that does not load, or that changes what a reload
-    /// cannot change (listeners, the cluster and host layout), is rejected with the reason logged;
+    /// cannot change (listeners, the clusters' names and order), is rejected with the reason logged;
     /// the running one stays.
     @discardableResult
     public func reload() -> ReloadOutcome {
@@ -196,8 +196,8 @@ public final class ProxyOps: Sendable {
             return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"
         }
         for (a, b) in zip(old.clusters, new.clusters) {
-            guard a.name == b.name, a.hosts.count == b.hosts.count else {
-                return "cluster '\(a.name)' changed its name or host count; that needs a restart"
+            guard a.name == b.name else {
+                return "cluster '\(a.name)' changed its name; that needs a restart"
             }
             guard a.isOriginalDst == b.isOriginalDst else {
                 return "cluster '\(a.name)' changed to or from type ORIGINAL_DST; that needs a restart"
