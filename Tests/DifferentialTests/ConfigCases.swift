@@ -130,7 +130,7 @@ let configCases: [ConfigCase] = [
                edits: [(clusterAnchor, clusterAnchor + "    common_lb_config: { zone_aware_lb_config: { min_cluster_size: 3 } }\n")],
                refusalPath: "\(cluster).common_lb_config.zone_aware_lb_config"),
     ConfigCase(name: "dns-refresh-rate", feature: "Cluster dns_refresh_rate",
-               edits: [("    type: STATIC\n", "    type: STRICT_DNS\n    dns_refresh_rate: 10s\n")], refusalPath: "\(cluster).dns_refresh_rate"),
+               edits: [("    type: STATIC\n", "    type: STRICT_DNS\n    dns_refresh_rate: 10s\n")]),
     ConfigCase(name: "request-timeout", feature: "HCM request_timeout", edits: [(hcmAnchor, hcmAnchor + "          request_timeout: 10s\n")]),
     ConfigCase(name: "request-headers-timeout", feature: "HCM request_headers_timeout",
                edits: [(hcmAnchor, hcmAnchor + "          request_headers_timeout: 5s\n")]),

@@ -32,7 +32,6 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/fault-rate-limit", verdict: .refused, reason: "the fault filter's response rate limit is not implemented yet"),
     IntentionalDifference(key: "config/local-ratelimit-per-connection", verdict: .refused, reason: "only the bucket shared by all workers (Envoy's default) is implemented"),
     IntentionalDifference(key: "config/common-lb-zone-aware", verdict: .refused, reason: "zone-aware routing is not implemented (no localities)"),
-    IntentionalDifference(key: "config/dns-refresh-rate", verdict: .refused, reason: "DNS is resolved at start and reload only"),
     IntentionalDifference(key: "config/max-connection-duration", verdict: .refused, reason: "connections are not drained by age yet"),
     IntentionalDifference(key: "config/per-try-timeout", verdict: .refused, reason: "retries share the route timeout; no per-try timeout yet"),
     IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),

@@ -111,7 +111,6 @@ extension BootstrapParser {
         }
 
         // DNS is resolved once at start and at reload; health checks do not run yet.
-        if !f.refuseUnapplied("dns_refresh_rate", "STRICT_DNS/LOGICAL_DNS clusters re-resolve at this interval") { ok = false }
         if !f.refuseUnappliedTrue("respect_dns_ttl", "the DNS TTL sets the re-resolve interval") { ok = false }
         if !f.refuseUnapplied("per_connection_buffer_limit_bytes", "the per-connection buffer limit of upstream connections") { ok = false }
         if let checks = f["health_checks"]?.list(), checks.count > 1 {
@@ -135,6 +134,7 @@ extension BootstrapParser {
         }
         let refresh = f["dns_refresh_rate"]?.duration()
         if let refresh, refresh < 1_000_000 { f.error("dns_refresh_rate", "must be at least 0.001s"); ok = false }
+        if refresh != nil, let type, !type.usesDNS { f.warning("dns_refresh_rate", "ignored: the cluster type is not STRICT_DNS or LOGICAL_DNS") }
         let family = f["dns_lookup_family"]?.enumeration(DNSLookupFamily.self)
         let respectTTL = f["respect_dns_ttl"]?.bool()
 

@@ -27,20 +27,7 @@ public final class DataPlane: Sendable {
         var clusters: [ClusterPlan] = []
         var clusterIndex: [String: Int] = [:]
         for (i, c) in bootstrap.clusters.enumerated() {
-            var hosts: [HostPlan] = []
-            for e in c.endpoints {
-                if let address = e.address.socketAddress {
-                    hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
-                } else {
-                    let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
-                    if resolved.isEmpty {
-                        Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
-                    }
-                    for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
-                        hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
-                    }
-                }
-            }
+            let hosts = Self.hosts(of: c, warn: true)
             let before = previous?.clusters.first { $0.name == c.name }
             let resources = before?.resources ?? ClusterResources()
             // Host health survives a reload that changes neither the checks nor the hosts.
@@ -84,8 +71,30 @@ public final class DataPlane: Sendable {
         return DataPlane(listeners: listeners, clusters: clusters)
     }
 
-    /// getaddrinfo on the main thread (start-up and, later, refresh).
+    /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now
+    /// (STRICT_DNS: every address; LOGICAL_DNS: the first).
+    static func hosts(of c: ClusterConfig, warn: Bool) -> [HostPlan] {
+        var hosts: [HostPlan] = []
+        for e in c.endpoints {
+            if let address = e.address.socketAddress {
+                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+            } else {
+                let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
+                if resolved.isEmpty && warn {
+                    Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
+                }
+                for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
+                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                }
+            }
+        }
+        return hosts
+    }
+
+    /// getaddrinfo (start-up and reload on the calling thread, refresh on the DNS thread). Names
+    /// in `TestHooks.dnsOverrides` resolve to their listed addresses instead.
     static func resolve(_ name: String, port: Int, family: DNSLookupFamily) -> [SocketAddress] {
+        if let fixed = TestHooks.dnsOverride(name) { return fixed.compactMap { SocketAddress(host: $0, port: port) } }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         switch family {

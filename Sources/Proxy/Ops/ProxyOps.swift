@@ -49,6 +49,7 @@ public final class ProxyOps: Sendable {
     let planeHistory = PlaneHistory()
     let watchdog: Watchdog
     private let adminServer = Mutex<AdminServer?>(nil)
+    let dnsRefresher = Mutex<DNSRefresher?>(nil)
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -74,6 +75,8 @@ public final class ProxyOps: Sendable {
             proxy.stop()
             throw StartError(description: error.description)
         }
+        let refresher = DNSRefresher.start(ops)
+        ops.dnsRefresher.withLock { $0 = refresher }
         if let admin = bootstrap.admin {
             do {
                 let server = try AdminServer(host: admin.address.address, port: admin.address.port) { [ops] request in
@@ -148,6 +151,22 @@ public final class ProxyOps: Sendable {
 
     /// Publishes `bootstrap` (already loaded) as the next snapshot.
     public func reload(_ bootstrap: Bootstrap) -> ReloadOutcome {
+        let outcome = publish(bootstrap)
+        if case .applied = outcome { state.withLock { $0.reloads += 1 } }
+        return outcome
+    }
+
+    /// The DNS refresher found new address sets: the running configuration is compiled again
+    /// (resolving the names anew) and published like a reload.
+    func refreshDNS(changed: [String]) {
+        reloadLock.withLock { _ in
+            let bootstrap = state.withLock { $0.bootstrap }
+            OpsLog.log(.info, "dns", "cluster(s) \(changed.joined(separator: ", ")): the resolved addresses changed")
+            _ = publish(bootstrap)
+        }
+    }
+
+    private func publish(_ bootstrap: Bootstrap) -> ReloadOutcome {
         let old = state.withLock { $0.plane }
         let plane: DataPlane
         do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
@@ -163,7 +182,6 @@ public final class ProxyOps: Sendable {
             s.generation &+= 1
             s.plane = plane
             s.bootstrap = bootstrap
-            s.reloads += 1
             return s.generation
         }
         planeHistory.add(generation, plane)
@@ -248,6 +266,7 @@ public final class ProxyOps: Sendable {
 
     /// Stops everything (workers close what is left).
     public func stop() {
+        dnsRefresher.withLock { $0 }?.stop()
         adminServer.withLock { $0 }?.stop()
         proxy.stop()
         accessLogs?.stop()
