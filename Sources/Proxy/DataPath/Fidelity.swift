@@ -49,12 +49,13 @@ extension LocalReply {
     }
 
     /// 503 UF after a failed or timed-out connect, worded as Envoy's.
-    static func connectFailure(timedOut: Bool, error: Int32) -> LocalReply {
+    static func connectFailure(timedOut: Bool, error: Int32, retried: Bool = false) -> LocalReply {
         if timedOut {
-            return LocalReply(status: 503, body: .text(LocalReplyText.connectTimeout), flags: .upstreamConnectionFailure, details: .connectTimeout)
+            return LocalReply(status: 503, body: .text(retried ? LocalReplyText.connectTimeoutRetried : LocalReplyText.connectTimeout),
+                              flags: .upstreamConnectionFailure, details: .connectTimeout)
         }
-        return LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure,
-                          details: error == ECONNREFUSED ? .connectRefused : .connectFailure)
+        return LocalReply(status: 503, body: .text(retried ? LocalReplyText.connectFailureRetried : LocalReplyText.connectFailure),
+                          flags: .upstreamConnectionFailure, details: error == ECONNREFUSED ? .connectRefused : .connectFailure)
     }
 }
 

@@ -307,8 +307,21 @@ extension ProxyWorker {
 }
 
 extension RetryPlan {
-    /// True when `retry_on` covers a response with this status: 5xx any 5xx, gateway-error 502-504.
+    /// True when `retry_on` covers a response with this status: 5xx any 5xx, gateway-error 502-504,
+    /// retriable-4xx 409, retriable-status-codes the listed ones.
     func retries(status: Int) -> Bool {
         (on5xx && status >= 500 && status <= 599) || (onGatewayError && status >= 502 && status <= 504)
+            || (onRetriable4xx && status == 409) || retriableStatusCodes.contains(status)
+    }
+
+    /// Envoy's jittered exponential backoff before retry number `retry` (1, 2, ...): a random
+    /// wait below (2^retry - 1) x base, at most max_interval.
+    func backOffNanos(retry: Int, random: UInt64) -> Int64 {
+        let baseMs = max(1, backOffBaseNanos / 1_000_000), maxMs = max(baseMs, backOffMaxNanos / 1_000_000)
+        // The exponent stops growing once the ceiling passed max_interval (as Envoy's strategy).
+        var k: Int64 = 1
+        while k < Int64(retry) && k < 30 && ((1 << k) - 1) * baseMs <= maxMs { k += 1 }
+        let ceiling = ((1 << k) - 1) * baseMs
+        return min(Int64(random % UInt64(max(1, ceiling))), maxMs) * 1_000_000
     }
 }

@@ -129,6 +129,8 @@ extension ProxyWorker {
         // The route's plan, copied out of the table once per request.
         let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
         applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
+        s.pointee.perTryNanos = plan?.retry?.perTryTimeoutNanos ?? 0
+        s.pointee.hasRetryPolicy = plan?.retry != nil
         let dstPool = cluster.isOriginalDst ? originalDstPool(ci, d.pointee.originalDst, loop) : -1
         // No host at all, or none healthy with the panic threshold at 0: 503 UH, as Envoy.
         guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty && !cluster.noHealthyHostWithoutPanic else {
@@ -154,7 +156,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        if let retry = plan?.retry, retry.onReset, s.pointee.requestBody == .none {
+        if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {
@@ -223,6 +225,7 @@ extension ProxyWorker {
             s.pointee.deadline = loop.now + timeout
             armDownstreamTimer(token, d, loop)
         }
+        startTryTimer(token, d, loop)
     }
 
     // MARK: local replies and errors

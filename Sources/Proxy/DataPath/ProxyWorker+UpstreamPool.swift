@@ -210,6 +210,7 @@ extension ProxyWorker {
             pool.release(&s.pointee.requestHead)
         }
         flushUpstream(u, loop)
+        startTryTimer(token, d, loop)
         if !d.pointee.processing && d.pointee.input.count > 0 {
             consumeBufferedInput(token, d, loop)  // body bytes that waited for this connection
             downstreamSettled(token, d, loop)
@@ -320,46 +321,87 @@ extension ProxyWorker {
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
-        localReply(.connectFailure(timedOut: timedOut, error: error), owner, d, loop)
+        localReply(.connectFailure(timedOut: timedOut, error: error, retried: s.pointee.retries > 0), owner, d, loop)
         downstreamSettled(owner, d, loop)
     }
 
     /// Tries the request again on another connection when the route's retry policy allows it and
     /// nothing of the body has been sent (only bodiless requests keep their head for a retry).
-    func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0) -> Bool {
+    /// A per-try timeout (`perTryTimeout`) is retried under connect-failure, reset, 5xx or
+    /// gateway-error, as Envoy 1.40 does (checked by the differential suite).
+    func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0,
+               perTryTimeout: Bool = false) -> Bool {
         let sp = stream(of: d)!
         let s = sp.pointee  // a copy: the checks below read it
         guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
-              status > 0 ? policy.retries(status: status) : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
+              status > 0 ? policy.retries(status: status)
+                  : perTryTimeout ? policy.onConnectFailure || policy.onReset : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
               s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
         guard Int(s.retries) < policy.numRetries else {
             sp.pointee.flags.insert(.upstreamRetryLimitExceeded)
+            if let cs = clusterStats(Int(s.cluster)) { inc(cs.upstreamRqRetryLimitExceeded) }
             return false
         }
         let cluster = plane.clusters[Int(s.cluster)]
         guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
             sp.pointee.flags.insert(.upstreamOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
             return false
         }
         ClusterResources.give(cluster.resources.retries)
         inc(stats.upstreamRqRetry)
-        if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetry) }
         sp.pointee.retries += 1
+        sp.pointee.tryDeadline = 0
         if sp.pointee.requestHead.count == 0 {
             _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
         }
-        upstreamPools[Int(s.hostPool)].activeRequests -= 1
-        // An ORIGINAL_DST cluster has one host for the connection: the retry goes there again.
-        let hp = cluster.isOriginalDst ? Int(s.hostPool) : pickHost(Int(s.cluster))
-        sp.pointee.hostPool = Int32(hp)
-        upstreamPools[hp].activeRequests += 1
         if sp.pointee.holdsPending {
             sp.pointee.holdsPending = false
             ClusterResources.give(cluster.resources.pendingRequests)
         }
-        assignConnection(token, d, loop)
+        // Envoy's jittered exponential backoff; the stream keeps its host pool (and its count of
+        // active requests) until the wait is over and `resumeRetry` picks the next host.
+        if let cs = clusterStats(cluster.index) {
+            inc(cs.upstreamRqRetry)
+            inc(cs.upstreamRqRetryBackoffExponential)
+        }
+        sp.pointee.retryAt = loop.now + max(1, policy.backOffNanos(retry: Int(sp.pointee.retries), random: rng.next()))
+        armDownstreamTimer(token, d, loop)
         downstreamSettled(token, d, loop)
         return true
+    }
+
+    /// A retry's backoff passed: pick a host (the same one for ORIGINAL_DST) and send again.
+    func resumeRetry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let sp = stream(of: d)!
+        sp.pointee.retryAt = 0
+        let ci = Int(sp.pointee.cluster)
+        let old = Int(sp.pointee.hostPool)
+        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickHost(ci)
+        if old >= 0 { upstreamPools[old].activeRequests -= 1 }
+        sp.pointee.hostPool = Int32(hp)
+        upstreamPools[hp].activeRequests += 1
+        assignConnection(token, d, loop)
+    }
+
+    /// The attempt has its connection and the whole request: its `per_try_timeout` starts (as
+    /// Envoy's, at pool-ready once the request is complete, or at the request's end).
+    func startTryTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard let s = stream(of: d), s.pointee.perTryNanos > 0, s.pointee.requestComplete, !s.pointee.responseHeadDone,
+              s.pointee.tryDeadline == 0, let u = ups.pointer(s.pointee.upstream), u.pointee.state == .busy else { return }
+        s.pointee.tryDeadline = loop.now + s.pointee.perTryNanos
+        armDownstreamTimer(token, d, loop)
+    }
+
+    /// The attempt's `per_try_timeout` passed before a response head: the attempt is reset and
+    /// retried when the policy allows it, else 504 UT upstream_per_try_timeout.
+    func perTryTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        guard !s.pointee.responseHeadDone else { return }
+        if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
+        abandonUpstream(s, loop)
+        if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }
+        localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .perTryTimeout), token, d, loop)
     }
 
     // MARK: deadlines

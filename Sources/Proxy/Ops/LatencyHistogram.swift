@@ -115,6 +115,14 @@ public final class ClusterStats: Sendable {
     public let upstreamRqPendingOverflow = Atomic<Int>(0)
     public let upstreamRqTimeout = Atomic<Int>(0)
     public let upstreamRqRetry = Atomic<Int>(0)
+    public let upstreamRqRetryBackoffExponential = Atomic<Int>(0)
+    public let upstreamRqRetryLimitExceeded = Atomic<Int>(0)
+    public let upstreamRqRetrySuccess = Atomic<Int>(0)
+    public let upstreamRqRetryOverflow = Atomic<Int>(0)
+    public let upstreamRqPerTryTimeout = Atomic<Int>(0)
+    /// Responses that were retried instead of forwarded (`retry.upstream_rq_*`).
+    public let retryUpstreamRqCompleted = Atomic<Int>(0)
+    public let retryUpstreamRqCodes = StatusCounters()
     public let upstreamRqRxReset = Atomic<Int>(0)
     /// `original_dst_host_invalid`: an ORIGINAL_DST cluster had no original destination to use.
     public let originalDstHostInvalid = Atomic<Int>(0)

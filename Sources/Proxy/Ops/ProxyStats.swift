@@ -187,6 +187,30 @@ extension ProxyStatsSnapshot {
                 family: "envoy_cluster_upstream_rq_pending_active", labels: cl)
             c("upstream_rq_pending_overflow") { load($0.upstreamRqPendingOverflow) }
             c("upstream_rq_retry") { load($0.upstreamRqRetry) }
+            c("upstream_rq_retry_backoff_exponential") { load($0.upstreamRqRetryBackoffExponential) }
+            c("upstream_rq_retry_limit_exceeded") { load($0.upstreamRqRetryLimitExceeded) }
+            c("upstream_rq_retry_success") { load($0.upstreamRqRetrySuccess) }
+            c("upstream_rq_retry_overflow") { load($0.upstreamRqRetryOverflow) }
+            c("upstream_rq_per_try_timeout") { load($0.upstreamRqPerTryTimeout) }
+            // Responses retried instead of forwarded, as Envoy's `retry.` stats (created once used).
+            let retried = all.reduce(0) { $0 + load($1.retryUpstreamRqCompleted) }
+            if retried > 0 {
+                add(p + "retry.upstream_rq_completed", .counter, retried, family: "envoy_cluster_retry_upstream_rq_completed", labels: cl)
+                for k in 1...5 {
+                    let n = all.reduce(0) { $0 + $1.retryUpstreamRqCodes.value(class: k) }
+                    if n > 0 {
+                        add(p + "retry.upstream_rq_\(k)xx", .counter, n, family: "envoy_cluster_retry_upstream_rq_xx",
+                            labels: [("envoy_response_code_class", "\(k)")] + cl)
+                    }
+                }
+                for code in StatusCounters.lowest..<(StatusCounters.lowest + StatusCounters.count) {
+                    let n = all.reduce(0) { $0 + $1.retryUpstreamRqCodes.value(code: code) }
+                    if n > 0 {
+                        add(p + "retry.upstream_rq_\(code)", .counter, n, family: "envoy_cluster_retry_upstream_rq",
+                            labels: [("envoy_response_code", "\(code)")] + cl)
+                    }
+                }
+            }
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
