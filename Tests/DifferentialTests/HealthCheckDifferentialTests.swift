@@ -17,6 +17,8 @@ final class HealthCheckDifferentialTests: XCTestCase {
         signal(SIGPIPE, SIG_IGN)
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
+        let upstream2 = try RecordingUpstream()
+        defer { upstream2.stop() }
         let dead = try freePort()
 
         var observed: [String: [String: String]] = [:]
@@ -25,7 +27,7 @@ final class HealthCheckDifferentialTests: XCTestCase {
             let port = try freePort()
             let log = directory.appendingPathComponent("\(name)-access.log").path
             let config = directory.appendingPathComponent("\(name).yaml").path
-            try healthCheckBootstrap(admin: admin, port: port, upstream: upstream.port, dead: dead, accessLog: log)
+            try healthCheckBootstrap(admin: admin, port: port, upstream: upstream.port, upstream2: upstream2.port, dead: dead, accessLog: log)
                 .write(toFile: config, atomically: true, encoding: .utf8)
             let (executable, arguments) = name == "envoy"
                 ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error",
@@ -39,6 +41,7 @@ final class HealthCheckDifferentialTests: XCTestCase {
             var aspects: [String: String] = [:]
             func names(_ text: String) -> String {
                 text.replacingOccurrences(of: "127.0.0.1:\(upstream.port)", with: "<up>")
+                    .replacingOccurrences(of: "127.0.0.1:\(upstream2.port)", with: "<up2>")
                     .replacingOccurrences(of: "127.0.0.1:\(dead)", with: "<dead>")
             }
             // The start-up round's requests, as the upstream received them (clusters in any order).
@@ -60,7 +63,17 @@ final class HealthCheckDifferentialTests: XCTestCase {
                     usleep(10_000)
                     lines = proxy.logLines(after: offset) { _ in true }
                 }
-                aspects["\(c.name)/log"] = names(lines.map(normalizedLogLine).sorted().joined(separator: " || "))
+                if c.countsOnly {
+                    // Where the requests went, not in which order (a worker's schedule starts anywhere).
+                    var counts: [String: Int] = [:]
+                    for line in lines {
+                        let host = line.split(separator: " ").first { $0.hasPrefix("upstream=") }.map(String.init) ?? "-"
+                        counts[names(host), default: 0] += 1
+                    }
+                    aspects["\(c.name)/hosts"] = counts.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
+                } else {
+                    aspects["\(c.name)/log"] = names(lines.map(normalizedLogLine).sorted().joined(separator: " || "))
+                }
             }
             aspects["admin/clusters health_flags"] = names(try proxy.adminGet("/clusters").text.split(separator: "\n")
                 .filter { $0.contains("::health_flags::") }.sorted().joined(separator: " | "))
@@ -100,6 +113,8 @@ struct HealthCheckCase {
     let feature: String
     let path: String
     let count: Int
+    /// Compare only how many requests each host got.
+    var countsOnly = false
 }
 
 let healthCheckCases: [HealthCheckCase] = [
@@ -113,6 +128,8 @@ let healthCheckCases: [HealthCheckCase] = [
                     path: "/badstatus", count: 1),
     HealthCheckCase(name: "host-field", feature: "Health checks: http_health_check.host and expected_statuses",
                     path: "/hostfield", count: 1),
+    HealthCheckCase(name: "weighted-least-request", feature: "LEAST_REQUEST with load_balancing_weight 3 and 1: 12 sequential requests split 9 and 3",
+                    path: "/weighted", count: 12, countsOnly: true),
 ]
 
 /// Stats compared after the same traffic: the health checker's and the load balancer's.
@@ -122,15 +139,20 @@ let healthCheckStats: [String] = ["two", "panic", "nopanic", "badstatus", "hostf
            "upstream_rq_completed"].map { "cluster.\(c).\($0)" }
 }
 
-func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, dead: Int, accessLog: String) -> String {
-    func cluster(_ name: String, _ ports: [Int], path: String = "/healthz", extra: String = "", check: String = "") -> String {
-        let endpoints = ports.map { "        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: \($0) } } }" }
+func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, upstream2: Int, dead: Int, accessLog: String) -> String {
+    func cluster(_ name: String, _ ports: [Int], path: String = "/healthz", extra: String = "", check: String = "", checked: Bool = true,
+                 weights: [Int]? = nil) -> String {
+        let endpoints = ports.enumerated().map { i, p in
+            "        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: \(p) } } }"
+                + (weights.map { "\n          load_balancing_weight: \($0[i])" } ?? "")
+        }
+        let checks = checked ? "    health_checks: [ { timeout: 1s, interval: 30s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: { path: \"\(path)\"\(check) } } ]" : ""
         return """
           - name: \(name)
             connect_timeout: 1s
             type: STATIC
         \(extra)
-            health_checks: [ { timeout: 1s, interval: 30s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: { path: "\(path)"\(check) } } ]
+        \(checks)
             load_assignment:
               cluster_name: \(name)
               endpoints:
@@ -168,6 +190,7 @@ func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, dead: Int, acces
                   - { match: { prefix: "/nopanic" }, route: { cluster: nopanic } }
                   - { match: { prefix: "/badstatus" }, route: { cluster: badstatus } }
                   - { match: { prefix: "/hostfield" }, route: { cluster: hostfield } }
+                  - { match: { prefix: "/weighted" }, route: { cluster: weighted } }
               http_filters:
               - name: envoy.filters.http.router
                 typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
@@ -177,5 +200,6 @@ func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, dead: Int, acces
     \(cluster("nopanic", [dead], extra: "    common_lb_config: { healthy_panic_threshold: { value: 0 } }"))
     \(cluster("badstatus", [upstream], path: "/hc-fail"))
     \(cluster("hostfield", [upstream], check: ", host: hc.example, expected_statuses: [ { start: 200, end: 204 } ]"))
+    \(cluster("weighted", [upstream, upstream2], extra: "    lb_policy: LEAST_REQUEST", checked: false, weights: [3, 1]))
     """
 }

@@ -37,7 +37,6 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
     IntentionalDifference(key: "config/endpoint-priority", verdict: .refused, reason: "every endpoint takes traffic; priority failover is not implemented"),
-    IntentionalDifference(key: "config/least-request-weights", verdict: .refused, reason: "LEAST_REQUEST picks by active requests only; weights are not applied"),
     IntentionalDifference(key: "config/use-original-dst-two-listeners", verdict: .refused, reason: "no hand-off of redirected connections to the listener bound to their original destination; use_original_dst is accepted with one listener"),
     IntentionalDifference(key: "config/header-unsupported-operator", verdict: .refused, reason: "header values support %DOWNSTREAM_REMOTE_ADDRESS[_WITHOUT_PORT]%, %PROTOCOL%, %HOSTNAME%, %REQ(x)% (request side) so far"),
     IntentionalDifference(key: "config/most-specific-header-mutations-wins", verdict: .refused, reason: "only Envoy's default order (route, virtual host, route configuration; the last applied wins) is implemented"),

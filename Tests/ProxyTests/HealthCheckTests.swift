@@ -12,22 +12,27 @@ import XCTest
 final class HealthCheckTests: XCTestCase {
     /// An upstream whose `/healthz` answers `healthStatus`; other requests get 200 and its name.
     final class CheckedUpstream: @unchecked Sendable {
-        let healthStatus = Atomic<Int>(200)
-        let served = Atomic<Int>(0)
-        let checks = Atomic<Int>(0)
+        /// Shared with the connection threads, which may outlive the test's reference.
+        final class Counters: Sendable {
+            let healthStatus = Atomic<Int>(200)
+            let served = Atomic<Int>(0)
+            let checks = Atomic<Int>(0)
+        }
+        let counters = Counters()
         var raw: RawUpstream!
 
         init(name: String) throws {
-            raw = try RawUpstream { [unowned self] fd in
+            let counters = self.counters
+            raw = try RawUpstream { fd in
                 while true {
                     let head = RawUpstream.readHead(fd)
                     if head.isEmpty { Glibc.close(fd); return }
                     if head.hasPrefix("GET /healthz ") {
-                        checks.wrappingAdd(1, ordering: .relaxed)
-                        let status = healthStatus.load(ordering: .relaxed)
+                        counters.checks.wrappingAdd(1, ordering: .relaxed)
+                        let status = counters.healthStatus.load(ordering: .relaxed)
                         RawUpstream.write(fd, "HTTP/1.1 \(status) X\r\ncontent-length: 0\r\n\r\n")
                     } else {
-                        served.wrappingAdd(1, ordering: .relaxed)
+                        counters.served.wrappingAdd(1, ordering: .relaxed)
                         RawUpstream.write(fd, "HTTP/1.1 200 OK\r\ncontent-length: \(name.utf8.count)\r\n\r\n\(name)")
                     }
                 }
@@ -63,11 +68,11 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(bodies.sorted(), ["a", "a", "b", "b"], "round robin over two healthy hosts")
 
         // A 503 from /healthz fails the host at its next check, without waiting for unhealthy_threshold.
-        b.healthStatus.store(503, ordering: .relaxed)
+        b.counters.healthStatus.store(503, ordering: .relaxed)
         XCTAssertTrue(Wait.until { self.flags(ops) == ["healthy", "/failed_active_hc"] }, "b never failed")
-        let servedByB = b.served.load(ordering: .relaxed)
+        let servedByB = b.counters.served.load(ordering: .relaxed)
         for _ in 0..<6 { XCTAssertEqual(c.get("/")?.text, "a") }
-        XCTAssertEqual(b.served.load(ordering: .relaxed), servedByB, "no request reaches the failed host")
+        XCTAssertEqual(b.counters.served.load(ordering: .relaxed), servedByB, "no request reaches the failed host")
         let (_, stats) = adminRequest(ops.adminPort!, "GET", "/stats")
         XCTAssertEqual(statValue(stats, "cluster.web.membership_healthy"), 1)
         XCTAssertEqual(statValue(stats, "cluster.web.health_check.healthy"), 1)
@@ -76,10 +81,10 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(statValue(stats, "cluster.web.lb_healthy_panic"), 0, "one of two healthy is not below 50%")
 
         // Back to 200: healthy again after two passing checks, and b takes its share again.
-        let checksBefore = b.checks.load(ordering: .relaxed)
-        b.healthStatus.store(200, ordering: .relaxed)
+        let checksBefore = b.counters.checks.load(ordering: .relaxed)
+        b.counters.healthStatus.store(200, ordering: .relaxed)
         XCTAssertTrue(Wait.until { self.flags(ops) == ["healthy", "healthy"] }, "b never recovered")
-        XCTAssertGreaterThanOrEqual(b.checks.load(ordering: .relaxed) - checksBefore, 2, "healthy_threshold 2: two passes at least")
+        XCTAssertGreaterThanOrEqual(b.counters.checks.load(ordering: .relaxed) - checksBefore, 2, "healthy_threshold 2: two passes at least")
         bodies = []
         for _ in 0..<4 { bodies.append(c.get("/")?.text ?? "-") }
         XCTAssertEqual(bodies.sorted(), ["a", "a", "b", "b"])
@@ -90,8 +95,8 @@ final class HealthCheckTests: XCTestCase {
         defer { a.stop() }
         let b = try CheckedUpstream(name: "b")
         defer { b.stop() }
-        a.healthStatus.store(500, ordering: .relaxed)
-        b.healthStatus.store(500, ordering: .relaxed)
+        a.counters.healthStatus.store(500, ordering: .relaxed)
+        b.counters.healthStatus.store(500, ordering: .relaxed)
         let ops = try startOps(Self.yaml([a.port, b.port]), concurrency: 1)
         defer { ops.stop() }
         XCTAssertEqual(flags(ops), ["/failed_active_hc", "/failed_active_hc"], "hosts start failed; a failing first check keeps them so")
@@ -136,7 +141,7 @@ final class HealthCheckTests: XCTestCase {
         let ops = try startOps(yaml, concurrency: 1)
         defer { ops.stop() }
         XCTAssertEqual(flags(ops), ["healthy", "/failed_active_hc"])
-        XCTAssertEqual(a.checks.load(ordering: .relaxed), 0, "a TCP check sends no request")
+        XCTAssertEqual(a.counters.checks.load(ordering: .relaxed), 0, "a TCP check sends no request")
         let c = try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http")))
         for _ in 0..<3 { XCTAssertEqual(c.get("/")?.text, "a") }
     }
@@ -146,7 +151,7 @@ final class HealthCheckTests: XCTestCase {
         defer { a.stop() }
         let b = try CheckedUpstream(name: "b")
         defer { b.stop() }
-        b.healthStatus.store(503, ordering: .relaxed)
+        b.counters.healthStatus.store(503, ordering: .relaxed)
         let path = opsTempPath("hc-reload.yaml")
         defer { unlink(path) }
         let slow = "    health_checks: [ { timeout: 0.5s, interval: 30s, no_traffic_interval: 30s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: { path: /healthz } } ]"
@@ -154,7 +159,7 @@ final class HealthCheckTests: XCTestCase {
         let ops = try startOps("", concurrency: 1, configPath: path)
         defer { ops.stop() }
         XCTAssertEqual(flags(ops), ["healthy", "/failed_active_hc"])
-        b.healthStatus.store(200, ordering: .relaxed)
+        b.counters.healthStatus.store(200, ordering: .relaxed)
         // Same checks, same hosts: the reload keeps the health (no new check runs for 30 s).
         XCTAssertEqual(ops.reload(), .applied(generation: 1))
         XCTAssertEqual(flags(ops), ["healthy", "/failed_active_hc"])

@@ -85,10 +85,6 @@ extension BootstrapParser {
                               "a LOGICAL_DNS cluster takes exactly one endpoint, got \(endpoints.count)", at: f.node)
             ok = false
         }
-        if policy == .leastRequest, Set(endpoints.map(\.weight)).count > 1 {
-            f.error("load_assignment", "not applied by ballast yet (in Envoy: LEAST_REQUEST weighs hosts by load_balancing_weight); give every endpoint the same weight")
-            ok = false
-        }
         if ok && endpoints.isEmpty && type != .originalDst, let name {
             diagnostics.warning(f.path, "cluster '\(name)' has no endpoints: every request routed to it fails with 503", at: f.node)
         }

@@ -118,6 +118,47 @@ public struct HostSchedule: Sendable {
     static func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { hash($0) } }
 }
 
+/// LEAST_REQUEST with unequal endpoint weights, as Envoy runs it: an earliest-deadline-first
+/// schedule where a host's weight is `load_balancing_weight / (active requests + 1)` at the time
+/// it is scheduled (`active_request_bias` 1); a picked host is scheduled again `1 / weight`
+/// later. With no requests in flight this is weighted round robin. Per worker; a scan over the
+/// cluster's hosts per pick (arrays allocated once, no allocation per pick).
+struct WeightedLeastRequest {
+    var deadlines: [Double]
+    var order: [UInt64]
+    var counter: UInt64 = 0
+    /// Hosts whose weights changed with a reload or DNS refresh rebuild the schedule.
+    var hostCount: Int
+
+    init?(_ c: ClusterPlan, seed: Int) {
+        guard c.lbPolicy == .leastRequest, Set(c.hosts.map(\.weight)).count > 1 else { return nil }
+        hostCount = c.hosts.count
+        deadlines = c.hosts.map { 1.0 / Double(max(1, $0.weight)) }
+        order = Array(0..<UInt64(c.hosts.count))
+        counter = UInt64(c.hosts.count)
+        // Workers start at different points of the schedule (Envoy picks a random number first).
+        for _ in 0..<(seed % max(1, c.hosts.count)) {
+            var best = 0
+            for h in deadlines.indices where earlier(h, best) { best = h }
+            reschedule(best, weight: Double(max(1, c.hosts[best].weight)))
+        }
+    }
+
+    /// Host `a` is due before host `b` (deadline, then scheduling order, as Envoy's EDF).
+    @inline(__always)
+    func earlier(_ a: Int, _ b: Int) -> Bool {
+        deadlines[a] < deadlines[b] || (deadlines[a] == deadlines[b] && order[a] < order[b])
+    }
+
+    /// The picked host is due again `1 / weight` after its deadline.
+    @inline(__always)
+    mutating func reschedule(_ h: Int, weight: Double) {
+        deadlines[h] += 1.0 / weight
+        order[h] = counter
+        counter &+= 1
+    }
+}
+
 /// A route's `hash_policy` entry, compiled.
 public struct CompiledHashPolicy: Sendable {
     enum Source: Sendable {

@@ -48,6 +48,8 @@ extension ProxyWorker {
         case .random:
             if !schedule.cumulative.isEmpty { return schedule.weightedRandom(rng.next()) }
             return Int(rng.next() % UInt64(n))
+        case .leastRequest where weightedLeastRequest[ci] != nil:
+            return pickWeightedLeastRequest(ci, health: nil)
         case .leastRequest:
             // Power of `choices` choices among this worker's active requests per host.
             let pools = clusterPools[ci]
@@ -83,6 +85,8 @@ extension ProxyWorker {
                 let h = Int(schedule.ringHosts[(start + k) % points])
                 if health.isHealthy(h) { return h }
             }
+        case .leastRequest where weightedLeastRequest[ci] != nil:
+            return pickWeightedLeastRequest(ci, health: health)
         case .leastRequest:
             let pools = clusterPools[ci]
             var best = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
@@ -104,6 +108,19 @@ extension ProxyWorker {
             break
         }
         return nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+    }
+
+    /// LEAST_REQUEST with unequal weights (healthy hosts only when `health` is given).
+    private func pickWeightedLeastRequest(_ ci: Int, health: ClusterHealth?) -> Int {
+        let cluster = plane.clusters[ci]
+        var best = -1
+        for h in 0..<cluster.hosts.count where health?.isHealthy(h) ?? true {
+            if best < 0 || weightedLeastRequest[ci]!.earlier(h, best) { best = h }
+        }
+        guard best >= 0 else { return 0 }
+        let active = upstreamPools[clusterPools[ci][best]].activeRequests
+        weightedLeastRequest[ci]!.reschedule(best, weight: Double(max(1, cluster.hosts[best].weight)) / Double(active + 1))
+        return best
     }
 
     /// The `k`-th healthy host (in host order); the first host when there are fewer.

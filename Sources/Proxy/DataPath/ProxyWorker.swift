@@ -72,6 +72,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Pools whose host left its cluster, freed once empty.
     var retiredPools: [Int] = []
     var roundRobin: [Int] = []
+    /// LEAST_REQUEST with unequal weights: each cluster's EDF schedule (`HostSelection.swift`).
+    var weightedLeastRequest: [WeightedLeastRequest?] = []
     /// Host pools created for original destinations (ORIGINAL_DST clusters).
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
@@ -111,6 +113,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         http?.filters.prepareThread()
         for c in plane.clusters {
             roundRobin.append(seat.index)  // workers start at different hosts
+            weightedLeastRequest.append(WeightedLeastRequest(c, seed: seat.index))
             var pools: [Int] = []
             for h in c.hosts.indices {
                 pools.append(upstreamPools.count)

@@ -78,6 +78,13 @@ extension ProxyWorker {
         plane = newPlane
         listenerPlan = l
         retireMovedHosts(from: old, loop)
+        // Weighted LEAST_REQUEST schedules follow the new hosts and weights.
+        for (i, c) in newPlane.clusters.enumerated() where i < weightedLeastRequest.count {
+            let before = old.clusters.indices.contains(i) ? old.clusters[i].hosts.map { "\($0.name)/\($0.weight)" } : []
+            if before != c.hosts.map({ "\($0.name)/\($0.weight)" }) || (weightedLeastRequest[i] == nil) != (WeightedLeastRequest(c, seed: 0) == nil) {
+                weightedLeastRequest[i] = WeightedLeastRequest(c, seed: index)
+            }
+        }
         switch l.kind {
         case .http(let h): if http != nil { http = h }
         case .tcp(let t): if tcp != nil { tcp = t }
