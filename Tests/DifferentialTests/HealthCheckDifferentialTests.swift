@@ -132,8 +132,12 @@ let healthCheckCases: [HealthCheckCase] = [
                     path: "/weighted", count: 12, countsOnly: true),
 ]
 
-/// Stats compared after the same traffic: the health checker's and the load balancer's.
-let healthCheckStats: [String] = ["two", "panic", "nopanic", "badstatus", "hostfield"].flatMap { c in
+/// Stats compared after the same traffic: the health checker's, the load balancer's and the
+/// membership figures (a STRICT_DNS cluster resolved once at start: update_attempt 1).
+let healthCheckStats: [String] = ["two", "weighted", "dnsc"].flatMap { c in
+    ["membership_change", "membership_healthy", "membership_total", "membership_degraded", "membership_excluded",
+     "update_attempt", "update_success", "update_failure", "update_no_rebuild", "update_empty"].map { "cluster.\(c).\($0)" }
+} + ["two", "panic", "nopanic", "badstatus", "hostfield"].flatMap { c in
     ["attempt", "success", "failure", "network_failure", "passive_failure", "verify_cluster", "healthy", "degraded"].map { "cluster.\(c).health_check.\($0)" }
         + ["membership_healthy", "membership_total", "lb_healthy_panic", "upstream_rq_total", "upstream_cx_connect_fail",
            "upstream_rq_completed"].map { "cluster.\(c).\($0)" }
@@ -141,16 +145,16 @@ let healthCheckStats: [String] = ["two", "panic", "nopanic", "badstatus", "hostf
 
 func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, upstream2: Int, dead: Int, accessLog: String) -> String {
     func cluster(_ name: String, _ ports: [Int], path: String = "/healthz", extra: String = "", check: String = "", checked: Bool = true,
-                 weights: [Int]? = nil) -> String {
+                 weights: [Int]? = nil, type: String = "STATIC", host: String = "127.0.0.1") -> String {
         let endpoints = ports.enumerated().map { i, p in
-            "        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: \(p) } } }"
+            "        - endpoint: { address: { socket_address: { address: \(host), port_value: \(p) } } }"
                 + (weights.map { "\n          load_balancing_weight: \($0[i])" } ?? "")
         }
         let checks = checked ? "    health_checks: [ { timeout: 1s, interval: 30s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: { path: \"\(path)\"\(check) } } ]" : ""
         return """
           - name: \(name)
             connect_timeout: 1s
-            type: STATIC
+            type: \(type)
         \(extra)
         \(checks)
             load_assignment:
@@ -201,5 +205,6 @@ func healthCheckBootstrap(admin: Int, port: Int, upstream: Int, upstream2: Int, 
     \(cluster("badstatus", [upstream], path: "/hc-fail"))
     \(cluster("hostfield", [upstream], check: ", host: hc.example, expected_statuses: [ { start: 200, end: 204 } ]"))
     \(cluster("weighted", [upstream, upstream2], extra: "    lb_policy: LEAST_REQUEST", checked: false, weights: [3, 1]))
+    \(cluster("dnsc", [upstream], extra: "    dns_refresh_rate: 60s\n    dns_lookup_family: V4_ONLY", checked: false, type: "STRICT_DNS", host: "localhost"))
     """
 }

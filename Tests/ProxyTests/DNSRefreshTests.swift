@@ -70,5 +70,12 @@ final class DNSRefreshTests: XCTestCase {
         XCTAssertEqual(hosts(ops), ["127.0.0.2"])
         XCTAssertEqual(c.get("/")?.text, "b")
         XCTAssertEqual(ops.dnsRefresher.withLock { $0 }!.changes.load(ordering: .relaxed), 2, "two changes published, no more")
+        // Envoy's figures: the first host set and two changes; resolutions that changed nothing,
+        // and the empty ones as failures.
+        let (_, stats) = adminRequest(ops.adminPort!, "GET", "/stats")
+        XCTAssertEqual(statValue(stats, "cluster.web.membership_change"), 3)
+        XCTAssertGreaterThanOrEqual(statValue(stats, "cluster.web.update_failure") ?? 0, 2)
+        XCTAssertEqual(statValue(stats, "cluster.web.update_attempt"),
+                       (statValue(stats, "cluster.web.update_success") ?? 0) + (statValue(stats, "cluster.web.update_failure") ?? 0))
     }
 }

@@ -30,6 +30,20 @@ public final class DataPlane: Sendable {
             let hosts = Self.hosts(of: c, warn: true)
             let before = previous?.clusters.first { $0.name == c.name }
             let resources = before?.resources ?? ClusterResources()
+            if before == nil {
+                // The first host set of this cluster, and (DNS) its first resolution.
+                if !hosts.isEmpty { resources.membershipChange.wrappingAdd(1, ordering: .relaxed) }
+                if c.discoveryType.usesDNS {
+                    resources.updateAttempt.wrappingAdd(1, ordering: .relaxed)
+                    if hosts.isEmpty {
+                        resources.updateFailure.wrappingAdd(1, ordering: .relaxed)
+                    } else {
+                        resources.updateSuccess.wrappingAdd(1, ordering: .relaxed)
+                    }
+                }
+            } else if let before, Set(before.hosts.map(\.name)) != Set(hosts.map(\.name)) {
+                resources.membershipChange.wrappingAdd(1, ordering: .relaxed)
+            }
             // Host health survives a reload that changes neither the checks nor the hosts.
             var health: ClusterHealth?
             if let check = c.healthChecks.first {
@@ -171,6 +185,15 @@ public final class ClusterResources: Sendable {
     public let pendingRequests = Atomic<Int>(0)
     public let requests = Atomic<Int>(0)
     public let retries = Atomic<Int>(0)
+    // Membership figures, Envoy's names (they survive reloads with these resources):
+    /// `membership_change`: host sets published (1 for the first).
+    public let membershipChange = Atomic<Int>(0)
+    /// `update_attempt`, `update_success`, `update_failure`, `update_no_rebuild`: DNS resolutions
+    /// of a STRICT_DNS/LOGICAL_DNS cluster (at start and each refresh).
+    public let updateAttempt = Atomic<Int>(0)
+    public let updateSuccess = Atomic<Int>(0)
+    public let updateFailure = Atomic<Int>(0)
+    public let updateNoRebuild = Atomic<Int>(0)
 
     /// Takes one unit of `counter` if it stays within `limit`.
     @inline(__always)

@@ -49,8 +49,20 @@ final class DNSRefresher: Sendable {
                 due[c.name] = now + c.dnsRefreshRateNanos
                 resolutions.wrappingAdd(1, ordering: .relaxed)
                 let hosts = DataPlane.hosts(of: c, warn: false)
-                guard !hosts.isEmpty, let current = plane.clusters.first(where: { $0.name == c.name }) else { continue }
-                if Set(hosts.map(\.name)) != Set(current.hosts.map(\.name)) { changed.append(c.name) }
+                guard let current = plane.clusters.first(where: { $0.name == c.name }) else { continue }
+                // Envoy's update_* counters of the resolution.
+                let r = current.resources
+                r.updateAttempt.wrappingAdd(1, ordering: .relaxed)
+                guard !hosts.isEmpty else {
+                    r.updateFailure.wrappingAdd(1, ordering: .relaxed)
+                    continue
+                }
+                r.updateSuccess.wrappingAdd(1, ordering: .relaxed)
+                if Set(hosts.map(\.name)) != Set(current.hosts.map(\.name)) {
+                    changed.append(c.name)
+                } else {
+                    r.updateNoRebuild.wrappingAdd(1, ordering: .relaxed)
+                }
             }
             if !changed.isEmpty {
                 changes.wrappingAdd(1, ordering: .relaxed)

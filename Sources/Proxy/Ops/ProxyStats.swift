@@ -217,6 +217,15 @@ extension ProxyStatsSnapshot {
             let healthy = cluster.health.map { load($0.healthyHosts) } ?? cluster.hosts.count
             add(p + "membership_healthy", .gauge, healthy, family: "envoy_cluster_membership_healthy", labels: cl)
             add(p + "membership_total", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_total", labels: cl)
+            add(p + "membership_degraded", .gauge, 0, family: "envoy_cluster_membership_degraded", labels: cl)
+            add(p + "membership_excluded", .gauge, 0, family: "envoy_cluster_membership_excluded", labels: cl)
+            let r = cluster.resources
+            add(p + "membership_change", .counter, load(r.membershipChange), family: "envoy_cluster_membership_change", labels: cl)
+            add(p + "update_attempt", .counter, load(r.updateAttempt), family: "envoy_cluster_update_attempt", labels: cl)
+            add(p + "update_success", .counter, load(r.updateSuccess), family: "envoy_cluster_update_success", labels: cl)
+            add(p + "update_failure", .counter, load(r.updateFailure), family: "envoy_cluster_update_failure", labels: cl)
+            add(p + "update_no_rebuild", .counter, load(r.updateNoRebuild), family: "envoy_cluster_update_no_rebuild", labels: cl)
+            add(p + "update_empty", .counter, 0, family: "envoy_cluster_update_empty", labels: cl)
             c("lb_healthy_panic") { load($0.lbHealthyPanic) }
             if let h = cluster.health {
                 // Envoy's health checker stats (degraded, passive and verify_cluster stay 0 here).
