@@ -29,6 +29,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     // Not named "rbac": Envoy's Prometheus tag extraction reads "http.rbac." as the RBAC filter's prefix.
     ("authz", ""),
     ("rewrite", ""),
+    ("retry", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -184,6 +185,21 @@ let differentialListenerRoutes: [String: String] = [
                     - \(headerOption("x-resp-route-removed", "gone"))
                     - \(headerOption("x-resp-peer", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"))
                     response_headers_to_remove: [ content-type ]
+
+    """,
+    "retry": """
+                  - match: { prefix: "/rt/cf" }
+                    route: { cluster: dead, retry_policy: { retry_on: connect-failure, num_retries: 2 } }
+                  - match: { prefix: "/rt/backoff" }
+                    route: { cluster: dead, retry_policy: { retry_on: connect-failure, num_retries: 1, retry_back_off: { base_interval: 0.01s, max_interval: 0.05s } } }
+                  - match: { prefix: "/rt/status" }
+                    route: { cluster: up, timeout: 0s, retry_policy: { retry_on: retriable-status-codes, retriable_status_codes: [503, 418], num_retries: 2 } }
+                  - match: { prefix: "/rt/gw" }
+                    route: { cluster: up, timeout: 0s, retry_policy: { retry_on: gateway-error, num_retries: 1 } }
+                  - match: { prefix: "/rt/pertry" }
+                    route: { cluster: up, timeout: 0s, retry_policy: { retry_on: 5xx, per_try_timeout: 0.2s, num_retries: 1 } }
+                  - match: { prefix: "/rt/pertryonly" }
+                    route: { cluster: up, timeout: 0s, retry_policy: { retry_on: connect-failure, per_try_timeout: 0.2s, num_retries: 1 } }
 
     """,
     "fault": """

@@ -24,7 +24,27 @@ private func get(_ name: String, _ target: String, _ extra: String = "", version
     "GET \(target) \(version)\r\nHost: \(host)\r\nX-Case: \(name)\r\n\(extra)\r\n"
 }
 
-let differentialCases: [DifferentialCase] = [
+let differentialCases: [DifferentialCase] = differentialRequestCases + differentialRetryCases
+
+/// retry_policy extras (issue 15): backoff, retriable status codes, per-try timeouts, and the counters.
+let differentialRetryCases: [DifferentialCase] = [
+    DifferentialCase("rt-connect-failure", "Retries on connect failure with Envoy's backoff: URX,UF and the 'retried' body", listener: "retry",
+                     get("rt-connect-failure", "/rt/cf")),
+    DifferentialCase("rt-backoff", "retry_back_off base_interval/max_interval", listener: "retry", get("rt-backoff", "/rt/backoff")),
+    DifferentialCase("rt-status-codes", "retry_on retriable-status-codes: each attempt's 503 retried, the last one forwarded", listener: "retry",
+                     get("rt-status-codes", "/rt/status", "X-Reply-Status: 503\r\n")),
+    DifferentialCase("rt-status-not-listed", "retriable-status-codes: a status not listed is forwarded at once", listener: "retry",
+                     get("rt-status-not-listed", "/rt/status", "X-Reply-Status: 500\r\n")),
+    DifferentialCase("rt-status-ok", "retriable-status-codes: a 200 is not retried", listener: "retry", get("rt-status-ok", "/rt/status")),
+    DifferentialCase("rt-gateway-error", "retry_on gateway-error: a 503 retried", listener: "retry",
+                     get("rt-gateway-error", "/rt/gw", "X-Reply-Status: 503\r\n")),
+    DifferentialCase("rt-per-try-timeout", "per_try_timeout: each attempt timed out, then 504 UT upstream_per_try_timeout", listener: "retry",
+                     get("rt-per-try-timeout", "/rt/pertry", "X-Reply-Delay: 1\r\n")),
+    DifferentialCase("rt-per-try-not-retried", "per_try_timeout with retry_on connect-failure: retried too (as Envoy 1.40), then 504 URX,UT", listener: "retry",
+                     get("rt-per-try-not-retried", "/rt/pertryonly", "X-Reply-Delay: 1\r\n")),
+]
+
+let differentialRequestCases: [DifferentialCase] = [
     DifferentialCase("route-prefix", "Route by prefix to a cluster", get("route-prefix", "/up/a?x=1")),
     DifferentialCase("direct-response", "direct_response with an inline body", get("direct-response", "/direct")),
     DifferentialCase("no-route", "No matching route: 404 NR", get("no-route", "/nowhere")),
@@ -296,6 +316,11 @@ let differentialStats: [String] = [
   + ["missing_source_origin", "request_invalid", "request_valid"].map { "http.csrf.csrf.\($0)" }
   + ["rbac.allowed", "rbac.denied", "rbac.shadow_.shadow_allowed", "rbac.shadow_.shadow_denied"].map { "http.authz.\($0)" }
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
+  + ["up", "dead"].flatMap { c in
+      ["upstream_rq_retry", "upstream_rq_retry_backoff_exponential", "upstream_rq_retry_limit_exceeded", "upstream_rq_retry_success",
+       "upstream_rq_retry_overflow", "upstream_rq_per_try_timeout", "retry.upstream_rq_503", "retry.upstream_rq_5xx",
+       "retry.upstream_rq_completed", "upstream_rq_503", "upstream_rq_500", "upstream_rq_418"].map { "cluster.\(c).\($0)" }
+  } + ["http.retry.downstream_rq_5xx", "http.retry.downstream_rq_2xx"]
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin
 /// listener's own `admin` prefix, which Ballast does not have, left out).

@@ -260,7 +260,14 @@ final class RecordingUpstream: @unchecked Sendable {
             // The upstream's own CORS fields (a proxy's CORS filter replaces them).
             let cors = lower.contains("x-reply-cors") ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-old\r\nAccess-Control-Max-Age: 5\r\n" : ""
             let reply: String
-            if chunked {
+            if let line = head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") }),
+               let status = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) {
+                // A chosen status (retry cases): `status N` as the body.
+                reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\nContent-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
+            } else if head.hasPrefix("GET /hc-fail ") {
+                // A health-check path that answers 503 (the checks' "unexpected status").
+                reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"
+            } else if chunked {
                 reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"
             } else {
                 reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\(cors)Content-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"

@@ -36,6 +36,9 @@ final class FeatureTableTests: XCTestCase {
         for c in differentialCases { rows.append("| \(c.feature) | request | \(verdict(c.name)) |") }
         for t in tunnelScenarios { rows.append("| \(t.feature) | tunnel | \(verdict(t.name)) |") }
         for c in configCases { rows.append("| \(c.feature) | config | \(verdict("config/\(c.name)")) |") }
+        for c in healthCheckCases { rows.append("| \(c.feature) | health | \(verdict("health/\(c.name)")) |") }
+        rows.append("| Health checks: the checks' requests (path, host, user-agent) | health | \(verdict("health/checks")) |")
+        rows.append("| Health checks: /clusters health_flags; \(healthCheckStats.count) health_check.*, membership_* and lb_healthy_panic stats | health | \(verdict("health/admin")) |")
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")
         rows.append("| /stats?usedonly&filter= | admin | \(verdict("admin/stats?usedonly&filter")) |")

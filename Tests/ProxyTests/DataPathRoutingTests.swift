@@ -93,7 +93,7 @@ final class DataPathRoutingTests: XCTestCase {
 
     func testResponseFlagNames() {
         XCTAssertEqual(ResponseFlags().description, "-")
-        XCTAssertEqual(ResponseFlags([.upstreamConnectionFailure, .upstreamRetryLimitExceeded]).description, "UF,URX")
+        XCTAssertEqual(ResponseFlags([.upstreamConnectionFailure, .upstreamRetryLimitExceeded]).description, "URX,UF")
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
         defer { buffer.deallocate() }
         let n = ResponseFlags([.upstreamOverflow, .noRouteFound]).write(into: buffer)

@@ -199,8 +199,8 @@ final class RawUpstream: @unchecked Sendable {
     private var connections: [Int32] = []
     private var thread: Thread?
 
-    init(handler: @escaping @Sendable (Int32) -> Void) throws {
-        fd = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
+    init(host: String = "127.0.0.1", port wanted: Int = 0, handler: @escaping @Sendable (Int32) -> Void) throws {
+        fd = try Sockets.listen(on: SocketAddress(host: host, port: wanted)!, reusePort: false)
         // Blocking accepts on this thread.
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)

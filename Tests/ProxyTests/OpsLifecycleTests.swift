@@ -48,6 +48,52 @@ final class OpsLifecycleTests: XCTestCase {
         XCTAssertEqual(try a.acceptedConnections(), 1, "nothing more reaches the old address")
     }
 
+    /// A reload that adds an endpoint and then removes the first: the new host takes its share at
+    /// once, the removed one gets nothing more and its pooled connection closes.
+    func testReloadAddingAndRemovingEndpointsChangesTheHostsForNewRequests() throws {
+        let a = try UpstreamEchoServer(io: .epoll)
+        defer { a.stop() }
+        let b = try UpstreamEchoServer(io: .epoll)
+        defer { b.stop() }
+        let path = opsTempPath("hosts.yaml")
+        defer { unlink(path) }
+        func write(_ version: Int, _ ports: [Int]) throws {
+            let hosts = """
+                        - name: all
+                          domains: ["*"]
+                          routes:
+                          - match: { prefix: "/version" }
+                            direct_response: { status: 200, body: { inline_string: "v\(version)" } }
+                          - match: { prefix: "/" }
+                            route: { cluster: echo }
+            """
+            try opsYAML(virtualHosts: hosts, clusters: dataPathCluster("echo", ports: ports)).write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write(0, [a.port])
+        let ops = try startOps("", concurrency: 1, configPath: path)
+        defer { ops.stop() }
+        let c = try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http")))
+        XCTAssertEqual(c.get("/?size=1")?.status, 200)
+
+        try write(1, [a.port, b.port])
+        XCTAssertEqual(ops.reload(), .applied(generation: 1))
+        XCTAssertTrue(Wait.until { c.get("/version")?.text == "v1" }, "the reload never reached the worker")
+        for _ in 0..<4 { XCTAssertEqual(c.get("/?size=1")?.status, 200) }
+        XCTAssertEqual(try b.acceptedConnections(), 1, "the added host takes requests on one pooled connection")
+        XCTAssertEqual(try a.acceptedConnections(), 1, "the kept host keeps its pooled connection")
+
+        try write(2, [b.port])
+        XCTAssertEqual(ops.reload(), .applied(generation: 2))
+        XCTAssertTrue(Wait.until { c.get("/version")?.text == "v2" }, "the reload never reached the worker")
+        let (_, before) = adminRequest(ops.adminPort!, "GET", "/stats")
+        for _ in 0..<4 { XCTAssertEqual(c.get("/?size=1")?.status, 200) }
+        let (_, after) = adminRequest(ops.adminPort!, "GET", "/stats")
+        XCTAssertEqual(statValue(after, "cluster.echo.upstream_cx_total"), statValue(before, "cluster.echo.upstream_cx_total"),
+                       "every request after removing a reuses b's pooled connection")
+        XCTAssertEqual(try a.acceptedConnections(), 1)
+        XCTAssertEqual(statValue(after, "cluster.echo.upstream_cx_active"), 1, "a's pooled connection closed at the reload")
+    }
+
     func testReloadUnderLoadDropsNothingAndNewRoutesTakeEffect() throws {
         let upstream = try UpstreamEchoServer(io: .epoll, workers: 2)
         defer { upstream.stop() }

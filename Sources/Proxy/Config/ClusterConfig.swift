@@ -35,6 +35,8 @@ public struct ClusterConfig: Sendable, Hashable {
     public var cleanupIntervalNanos: Int64 = 5_000_000_000
     /// `transport_socket` (envoy.transport_sockets.tls with an UpstreamTlsContext): TLS origination.
     public var tls: TLSConfig? = nil
+    /// `common_lb_config.healthy_panic_threshold` (Envoy default 50%; 0 disables panic routing).
+    public var healthyPanicThresholdPercent: Double = 50
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {

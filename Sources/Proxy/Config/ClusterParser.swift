@@ -7,11 +7,11 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval", "transport_socket"],
+                    "cleanup_interval", "transport_socket", "common_lb_config"],
             unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
                           "protocol_selection", "outlier_detection", "upstream_bind_config",
-                          "lb_subset_config", "common_lb_config", "maglev_lb_config", "original_dst_lb_config",
+                          "lb_subset_config", "maglev_lb_config", "original_dst_lb_config",
                           "load_balancing_policy", "metadata", "track_timeout_budgets", "track_cluster_stats",
                           "preconnect_policy", "connection_pool_per_downstream_connection", "dns_resolvers",
                           "dns_resolution_config", "typed_dns_resolver_config", "use_tcp_for_dns_lookups",
@@ -85,10 +85,6 @@ extension BootstrapParser {
                               "a LOGICAL_DNS cluster takes exactly one endpoint, got \(endpoints.count)", at: f.node)
             ok = false
         }
-        if policy == .leastRequest, Set(endpoints.map(\.weight)).count > 1 {
-            f.error("load_assignment", "not applied by ballast yet (in Envoy: LEAST_REQUEST weighs hosts by load_balancing_weight); give every endpoint the same weight")
-            ok = false
-        }
         if ok && endpoints.isEmpty && type != .originalDst, let name {
             diagnostics.warning(f.path, "cluster '\(name)' has no endpoints: every request routed to it fails with 503", at: f.node)
         }
@@ -111,15 +107,30 @@ extension BootstrapParser {
         }
 
         // DNS is resolved once at start and at reload; health checks do not run yet.
-        if !f.refuseUnapplied("dns_refresh_rate", "STRICT_DNS/LOGICAL_DNS clusters re-resolve at this interval") { ok = false }
         if !f.refuseUnappliedTrue("respect_dns_ttl", "the DNS TTL sets the re-resolve interval") { ok = false }
         if !f.refuseUnapplied("per_connection_buffer_limit_bytes", "the per-connection buffer limit of upstream connections") { ok = false }
-        if let checks = f["health_checks"]?.list(), !checks.isEmpty {
-            f.error("health_checks", "not applied by ballast yet (in Envoy: active health checks eject failing hosts); remove it")
+        if let checks = f["health_checks"]?.list(), checks.count > 1 {
+            checks[1].error("a second health check: Envoy runs one health checker per cluster (\"Multiple health checks not supported\")")
+            ok = false
+        }
+        if f["health_checks"]?.list()?.isEmpty == false && type == .originalDst {
+            f.error("health_checks", "an ORIGINAL_DST cluster has no configured hosts to check")
+            ok = false
+        }
+        var panicThreshold = 50.0
+        if let l = f["common_lb_config"]?.fields(
+            known: ["healthy_panic_threshold"],
+            unsupported: ["zone_aware_lb_config", "locality_weighted_lb_config", "update_merge_window", "ignore_new_hosts_until_first_hc",
+                          "close_connections_on_host_set_change", "consistent_hashing_lb_config", "override_host_status"]) {
+            if let t = l["healthy_panic_threshold"]?.fields(known: ["value"]) {
+                if let v = t["value"]?.double(0...100) { panicThreshold = v } else if t.has("value") { ok = false }
+            }
+        } else if f.has("common_lb_config") {
             ok = false
         }
         let refresh = f["dns_refresh_rate"]?.duration()
         if let refresh, refresh < 1_000_000 { f.error("dns_refresh_rate", "must be at least 0.001s"); ok = false }
+        if refresh != nil, let type, !type.usesDNS { f.warning("dns_refresh_rate", "ignored: the cluster type is not STRICT_DNS or LOGICAL_DNS") }
         let family = f["dns_lookup_family"]?.enumeration(DNSLookupFamily.self)
         let respectTTL = f["respect_dns_ttl"]?.bool()
 
@@ -159,6 +170,7 @@ extension BootstrapParser {
             perConnectionBufferLimitBytes: bufferLimit ?? 1 << 20, healthChecks: checks)
         cluster.cleanupIntervalNanos = cleanup
         cluster.tls = tls
+        cluster.healthyPanicThresholdPercent = panicThreshold
         return cluster
     }
 
@@ -185,7 +197,6 @@ extension BootstrapParser {
                                                            unsupported: ["hostname", "additional_addresses"]) else { ok = false; continue }
                 let address = endpoint.required("address").flatMap { parseAddress($0, allowHostname: allowHostname, portRange: 1...65535) }
                 var healthPort: Int?
-                if !endpoint.refuseUnapplied("health_check_config", "the address active health checks use") { ok = false }
                 if let h = endpoint["health_check_config"]?.fields(known: ["port_value"],
                                                                      unsupported: ["hostname", "address", "disable_active_health_check"]) {
                     healthPort = h["port_value"]?.int(1...65535)

@@ -305,6 +305,9 @@ public struct RetryPolicyConfig: Sendable, Hashable {
     public let perTryTimeoutNanos: Int64?
     /// `retriable_status_codes` (for `retriable-status-codes`).
     public let retriableStatusCodes: [Int]
+    /// `retry_back_off.base_interval` (Envoy default 25 ms) and `max_interval` (default 10x base).
+    public var backOffBaseNanos: Int64 = 25_000_000
+    public var backOffMaxNanos: Int64 = 250_000_000
 }
 
 /// `retry_on` conditions Ballast implements (HTTP/1.1 meaningful ones).

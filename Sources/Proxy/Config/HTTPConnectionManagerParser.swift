@@ -609,9 +609,9 @@ extension BootstrapParser {
 
     func parseRetryPolicy(_ value: ConfigValue) -> RetryPolicyConfig? {
         guard let f = value.fields(
-            known: ["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes"],
+            known: ["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes", "retry_back_off"],
             unsupported: ["retry_priority", "retry_host_predicate", "host_selection_retry_max_attempts", "retriable_headers",
-                          "retriable_request_headers", "retry_back_off", "rate_limited_retry_back_off",
+                          "retriable_request_headers", "rate_limited_retry_back_off",
                           "retry_options_predicates", "per_try_idle_timeout"]) else { return nil }
         var conditions: [RetryOn] = []
         var ok = true
@@ -620,10 +620,6 @@ extension BootstrapParser {
                                "unavailable", "envoy-ratelimited", "http3-post-connect-failure", "retriable-headers"]
             for part in text.split(separator: ",").map(Self.trimmingSpaces) where !part.isEmpty {
                 if let c = RetryOn(rawValue: part) {
-                    if c == .retriable4xx || c == .retriableStatusCodes {
-                        r.error("retry condition '\(part)' is not applied by ballast yet (applied: 5xx, gateway-error, reset, connect-failure)")
-                        ok = false
-                    }
                     if !conditions.contains(c) { conditions.append(c) }
                 } else if unsupported.contains(part) {
                     r.error("retry condition '\(part)' is not supported by ballast (supported: \(RetryOn.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -639,8 +635,26 @@ extension BootstrapParser {
             ok = false
         }
         let numRetries = f["num_retries"]?.int(0...Int(UInt32.max))
-        if !f.refuseUnappliedDuration("per_try_timeout", "each attempt gets its own timeout") { ok = false }
         let perTry = f["per_try_timeout"].map { nonZero($0.duration()) } ?? nil
+        // Envoy's jittered exponential backoff: 25 ms base, 10 times the base at most.
+        var base: Int64 = 25_000_000
+        var maxInterval: Int64?
+        if let b = f["retry_back_off"]?.fields(known: ["base_interval", "max_interval"]) {
+            if let v = b.required("base_interval")?.duration() {
+                if v < 1_000_000 { b.error("base_interval", "must be at least 0.001s"); ok = false } else { base = v }
+            } else {
+                ok = false
+            }
+            if let m = b["max_interval"] {
+                if let v = m.duration() {
+                    if v < base { m.error("must be at least base_interval"); ok = false } else { maxInterval = v }
+                } else {
+                    ok = false
+                }
+            }
+        } else if f.has("retry_back_off") {
+            ok = false
+        }
         let codes = f["retriable_status_codes"]?.list()?.map { $0.int(100...599) }
         if let codes, codes.contains(where: { $0 == nil }) { ok = false }
         if conditions.contains(.retriableStatusCodes) && (codes?.isEmpty ?? true) {
@@ -649,8 +663,11 @@ extension BootstrapParser {
         }
         if f["num_retries"] != nil && numRetries == nil { ok = false }
         guard ok else { return nil }
-        return RetryPolicyConfig(retryOn: conditions, numRetries: numRetries ?? 1, perTryTimeoutNanos: perTry,
-                                 retriableStatusCodes: codes?.compactMap { $0 } ?? [])
+        var policy = RetryPolicyConfig(retryOn: conditions, numRetries: numRetries ?? 1, perTryTimeoutNanos: perTry,
+                                       retriableStatusCodes: codes?.compactMap { $0 } ?? [])
+        policy.backOffBaseNanos = base
+        policy.backOffMaxNanos = maxInterval ?? base * 10
+        return policy
     }
 
     func parseHashPolicy(_ value: ConfigValue) -> HashPolicyConfig? {

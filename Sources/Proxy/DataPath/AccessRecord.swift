@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Envoy's response flags (`%RESPONSE_FLAGS%`): why a request ended the way it did. A set, since
-/// several can apply (a connect failure after the last retry is `UF,URX`).
+/// several can apply (a connect failure after the last retry is `URX,UF`).
 public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -39,17 +39,18 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     /// RL: a rate limit filter answered 429.
     public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
 
-    /// The short names, in Envoy's order of precedence for printing.
+    /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
+    /// were set: URX is set when the retry is refused, before the failure that ends the request).
     public static let names: [(ResponseFlags, String)] = [
-        (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
+        (.upstreamRetryLimitExceeded, "URX"), (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
-        (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"),
+        (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
         (.downstreamProtocolError, "DPE"),
         (.upstreamProtocolError, "UPE"),
     ]
 
-    /// `UF,URX`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
+    /// `URX,UF`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
     public var description: String {
         let parts = Self.names.filter { contains($0.0) }.map(\.1)
         return parts.isEmpty ? "-" : parts.joined(separator: ",")
@@ -65,6 +66,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
                 for byte in b { out[n] = byte; n += 1 }
             }
         }
+        if contains(.upstreamRetryLimitExceeded) { put("URX") }
         if contains(.downstreamConnectionTermination) { put("DC") }
         if contains(.noHealthyUpstream) { put("UH") }
         if contains(.upstreamRequestTimeout) { put("UT") }
@@ -77,7 +79,6 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.delayInjected) { put("DI") }
         if contains(.faultInjected) { put("FI") }
         if contains(.rateLimited) { put("RL") }
-        if contains(.upstreamRetryLimitExceeded) { put("URX") }
         if contains(.streamIdleTimeout) { put("SI") }
         if contains(.downstreamProtocolError) { put("DPE") }
         if contains(.upstreamProtocolError) { put("UPE") }
@@ -141,6 +142,7 @@ public enum ResponseDetails: UInt8, Sendable {
     case connectFailure
     case resetBeforeHeaders
     case responseTimeout
+    case perTryTimeout
     case upstreamProtocolError
     case downstreamProtocolError
     case downstreamTerminated
@@ -189,6 +191,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .contentLengthAndChunked: "http1.content_length_and_chunked_not_allowed"
         case .resetBeforeHeaders: "upstream_reset_before_response_started{connection_termination}"
         case .responseTimeout: "response_timeout"
+        case .perTryTimeout: "upstream_per_try_timeout"
         case .upstreamProtocolError: "upstream_reset_before_response_started{protocol_error}"
         case .downstreamProtocolError: "http1.codec_error"
         case .downstreamTerminated: "downstream_remote_disconnect"

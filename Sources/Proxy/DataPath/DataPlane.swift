@@ -27,22 +27,34 @@ public final class DataPlane: Sendable {
         var clusters: [ClusterPlan] = []
         var clusterIndex: [String: Int] = [:]
         for (i, c) in bootstrap.clusters.enumerated() {
-            var hosts: [HostPlan] = []
-            for e in c.endpoints {
-                if let address = e.address.socketAddress {
-                    hosts.append(HostPlan(address: address, name: address.description, weight: e.weight))
-                } else {
-                    let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
-                    if resolved.isEmpty {
-                        Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
-                    }
-                    for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
-                        hosts.append(HostPlan(address: a, name: a.description, weight: e.weight))
+            let hosts = Self.hosts(of: c, warn: true)
+            let before = previous?.clusters.first { $0.name == c.name }
+            let resources = before?.resources ?? ClusterResources()
+            if before == nil {
+                // The first host set of this cluster, and (DNS) its first resolution.
+                if !hosts.isEmpty { resources.membershipChange.wrappingAdd(1, ordering: .relaxed) }
+                if c.discoveryType.usesDNS {
+                    resources.updateAttempt.wrappingAdd(1, ordering: .relaxed)
+                    if hosts.isEmpty {
+                        resources.updateFailure.wrappingAdd(1, ordering: .relaxed)
+                    } else {
+                        resources.updateSuccess.wrappingAdd(1, ordering: .relaxed)
                     }
                 }
+            } else if let before, Set(before.hosts.map(\.name)) != Set(hosts.map(\.name)) {
+                resources.membershipChange.wrappingAdd(1, ordering: .relaxed)
             }
-            let resources = previous?.clusters.first { $0.name == c.name }?.resources ?? ClusterResources()
-            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources))
+            // Host health survives a reload that changes neither the checks nor the hosts.
+            var health: ClusterHealth?
+            if let check = c.healthChecks.first {
+                if let before, let kept = before.health, before.healthCheck == check,
+                   before.hosts.map(\.healthCheckKey) == hosts.map(\.healthCheckKey) {
+                    health = kept
+                } else {
+                    health = ClusterHealth(hostCount: hosts.count)
+                }
+            }
+            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources, health: health))
             clusterIndex[c.name] = i
         }
         var listeners: [ListenerPlan] = []
@@ -73,8 +85,30 @@ public final class DataPlane: Sendable {
         return DataPlane(listeners: listeners, clusters: clusters)
     }
 
-    /// getaddrinfo on the main thread (start-up and, later, refresh).
+    /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now
+    /// (STRICT_DNS: every address; LOGICAL_DNS: the first).
+    static func hosts(of c: ClusterConfig, warn: Bool) -> [HostPlan] {
+        var hosts: [HostPlan] = []
+        for e in c.endpoints {
+            if let address = e.address.socketAddress {
+                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+            } else {
+                let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
+                if resolved.isEmpty && warn {
+                    Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
+                }
+                for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
+                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                }
+            }
+        }
+        return hosts
+    }
+
+    /// getaddrinfo (start-up and reload on the calling thread, refresh on the DNS thread). Names
+    /// in `TestHooks.dnsOverrides` resolve to their listed addresses instead.
     static func resolve(_ name: String, port: Int, family: DNSLookupFamily) -> [SocketAddress] {
+        if let fixed = TestHooks.dnsOverride(name) { return fixed.compactMap { SocketAddress(host: $0, port: port) } }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         switch family {
@@ -139,6 +173,11 @@ public struct HostPlan: Sendable {
     /// `ip:port` (`%UPSTREAM_HOST%`).
     public let name: String
     public let weight: Int
+    /// `health_check_config.port_value`: active checks go to this port (nil: the host's).
+    public var healthCheckPort: Int? = nil
+
+    /// What a host's health is tied to: the address it is checked at.
+    var healthCheckKey: String { "\(name) \(healthCheckPort ?? 0)" }
 }
 
 /// Circuit-breaker resources of one cluster, shared by every worker (atomics, as Envoy's
@@ -148,6 +187,15 @@ public final class ClusterResources: Sendable {
     public let pendingRequests = Atomic<Int>(0)
     public let requests = Atomic<Int>(0)
     public let retries = Atomic<Int>(0)
+    // Membership figures, Envoy's names (they survive reloads with these resources):
+    /// `membership_change`: host sets published (1 for the first).
+    public let membershipChange = Atomic<Int>(0)
+    /// `update_attempt`, `update_success`, `update_failure`, `update_no_rebuild`: DNS resolutions
+    /// of a STRICT_DNS/LOGICAL_DNS cluster (at start and each refresh).
+    public let updateAttempt = Atomic<Int>(0)
+    public let updateSuccess = Atomic<Int>(0)
+    public let updateFailure = Atomic<Int>(0)
+    public let updateNoRebuild = Atomic<Int>(0)
 
     /// Takes one unit of `counter` if it stays within `limit`.
     @inline(__always)
@@ -189,9 +237,27 @@ public final class ClusterPlan: Sendable {
     /// TLS origination (the cluster's `transport_socket`) and the SNI it sends, or nil.
     public let tls: TLSContext?
     public let sni: String?
+    /// Active health checking (`health_checks[0]`): the hosts' health, shared with the checker
+    /// thread (nil: every host is healthy, as Envoy without health checks).
+    public let health: ClusterHealth?
+    public let healthCheck: HealthCheckConfig?
+    var healthCheckTimeoutNanos: Int64 { healthCheck?.timeoutNanos ?? 0 }
 
-    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources()) {
+    /// Every host failed its checks and panic routing is off (threshold 0): no host to use.
+    @inline(__always)
+    var noHealthyHostWithoutPanic: Bool {
+        guard let health, healthyPanicThresholdPercent == 0 else { return false }
+        return health.healthyHosts.load(ordering: .relaxed) == 0
+    }
+    /// `common_lb_config.healthy_panic_threshold` (percent, Envoy's default 50): below this share
+    /// of healthy hosts the cluster routes to every host.
+    public let healthyPanicThresholdPercent: Double
+
+    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
         self.resources = resources
+        self.health = health
+        self.healthCheck = health == nil ? nil : config.healthChecks.first
+        self.healthyPanicThresholdPercent = config.healthyPanicThresholdPercent
         self.schedule = HostSchedule(hosts: hosts, policy: config.lbPolicy, minimumRingSize: config.ringHash.minimumRingSize,
                                      maximumRingSize: config.ringHash.maximumRingSize)
         self.index = index

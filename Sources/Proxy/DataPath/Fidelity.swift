@@ -49,17 +49,18 @@ extension LocalReply {
     }
 
     /// 503 UF after a failed or timed-out connect, worded as Envoy's.
-    static func connectFailure(timedOut: Bool, error: Int32, tls: TLSFailure? = nil) -> LocalReply {
+    static func connectFailure(timedOut: Bool, error: Int32, tls: TLSFailure? = nil, retried: Bool = false) -> LocalReply {
         if let tls, !timedOut {
             // Envoy's body names no transport failure; its details do (docs/tls.md).
-            return LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure,
-                              details: tls == .verify ? .tlsVerifyFailure : .tlsFailure)
+            return LocalReply(status: 503, body: .text(retried ? LocalReplyText.connectFailureRetried : LocalReplyText.connectFailure),
+                              flags: .upstreamConnectionFailure, details: tls == .verify ? .tlsVerifyFailure : .tlsFailure)
         }
         if timedOut {
-            return LocalReply(status: 503, body: .text(LocalReplyText.connectTimeout), flags: .upstreamConnectionFailure, details: .connectTimeout)
+            return LocalReply(status: 503, body: .text(retried ? LocalReplyText.connectTimeoutRetried : LocalReplyText.connectTimeout),
+                              flags: .upstreamConnectionFailure, details: .connectTimeout)
         }
-        return LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure,
-                          details: error == ECONNREFUSED ? .connectRefused : .connectFailure)
+        return LocalReply(status: 503, body: .text(retried ? LocalReplyText.connectFailureRetried : LocalReplyText.connectFailure),
+                          flags: .upstreamConnectionFailure, details: error == ECONNREFUSED ? .connectRefused : .connectFailure)
     }
 }
 

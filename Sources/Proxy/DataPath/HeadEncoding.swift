@@ -185,6 +185,9 @@ enum FieldClass {
 enum LocalReplyText {
     static let connectFailure: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     static let connectTimeout: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+    // After retries Envoy says so.
+    static let connectFailureRetried: StaticString = "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
+    static let connectTimeoutRetried: StaticString = "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection timeout"
     static let upgradeRequired: StaticString = "Upgrade Required"
     static let connectionTermination: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
     static let overflow: StaticString = "upstream connect error or disconnect/reset before headers. reset reason: overflow"

@@ -86,14 +86,17 @@ public struct HostSchedule: Sendable {
     }
 
     /// The host owning `hash` on the ring: the first point at or after it, wrapping around.
-    func ringHost(_ hash: UInt64) -> Int {
+    func ringHost(_ hash: UInt64) -> Int { Int(ringHosts[ringIndex(hash)]) }
+
+    /// The index of the first ring point at or after `hash`, wrapping around.
+    func ringIndex(_ hash: UInt64) -> Int {
         var lo = 0
         var hi = ringHashes.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if ringHashes[mid] < hash { lo = mid + 1 } else { hi = mid }
         }
-        return Int(ringHosts[lo == ringHashes.count ? 0 : lo])
+        return lo == ringHashes.count ? 0 : lo
     }
 
     /// 64-bit FNV-1a with a final avalanche (murmur3's fmix64): ring points and request keys.
@@ -113,6 +116,47 @@ public struct HostSchedule: Sendable {
     }
 
     static func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { hash($0) } }
+}
+
+/// LEAST_REQUEST with unequal endpoint weights, as Envoy runs it: an earliest-deadline-first
+/// schedule where a host's weight is `load_balancing_weight / (active requests + 1)` at the time
+/// it is scheduled (`active_request_bias` 1); a picked host is scheduled again `1 / weight`
+/// later. With no requests in flight this is weighted round robin. Per worker; a scan over the
+/// cluster's hosts per pick (arrays allocated once, no allocation per pick).
+struct WeightedLeastRequest {
+    var deadlines: [Double]
+    var order: [UInt64]
+    var counter: UInt64 = 0
+    /// Hosts whose weights changed with a reload or DNS refresh rebuild the schedule.
+    var hostCount: Int
+
+    init?(_ c: ClusterPlan, seed: Int) {
+        guard c.lbPolicy == .leastRequest, Set(c.hosts.map(\.weight)).count > 1 else { return nil }
+        hostCount = c.hosts.count
+        deadlines = c.hosts.map { 1.0 / Double(max(1, $0.weight)) }
+        order = Array(0..<UInt64(c.hosts.count))
+        counter = UInt64(c.hosts.count)
+        // Workers start at different points of the schedule (Envoy picks a random number first).
+        for _ in 0..<(seed % max(1, c.hosts.count)) {
+            var best = 0
+            for h in deadlines.indices where earlier(h, best) { best = h }
+            reschedule(best, weight: Double(max(1, c.hosts[best].weight)))
+        }
+    }
+
+    /// Host `a` is due before host `b` (deadline, then scheduling order, as Envoy's EDF).
+    @inline(__always)
+    func earlier(_ a: Int, _ b: Int) -> Bool {
+        deadlines[a] < deadlines[b] || (deadlines[a] == deadlines[b] && order[a] < order[b])
+    }
+
+    /// The picked host is due again `1 / weight` after its deadline.
+    @inline(__always)
+    mutating func reschedule(_ h: Int, weight: Double) {
+        deadlines[h] += 1.0 / weight
+        order[h] = counter
+        counter &+= 1
+    }
 }
 
 /// A route's `hash_policy` entry, compiled.
@@ -304,8 +348,21 @@ extension ProxyWorker {
 }
 
 extension RetryPlan {
-    /// True when `retry_on` covers a response with this status: 5xx any 5xx, gateway-error 502-504.
+    /// True when `retry_on` covers a response with this status: 5xx any 5xx, gateway-error 502-504,
+    /// retriable-4xx 409, retriable-status-codes the listed ones.
     func retries(status: Int) -> Bool {
         (on5xx && status >= 500 && status <= 599) || (onGatewayError && status >= 502 && status <= 504)
+            || (onRetriable4xx && status == 409) || retriableStatusCodes.contains(status)
+    }
+
+    /// Envoy's jittered exponential backoff before retry number `retry` (1, 2, ...): a random
+    /// wait below (2^retry - 1) x base, at most max_interval.
+    func backOffNanos(retry: Int, random: UInt64) -> Int64 {
+        let baseMs = max(1, backOffBaseNanos / 1_000_000), maxMs = max(baseMs, backOffMaxNanos / 1_000_000)
+        // The exponent stops growing once the ceiling passed max_interval (as Envoy's strategy).
+        var k: Int64 = 1
+        while k < Int64(retry) && k < 30 && ((1 << k) - 1) * baseMs <= maxMs { k += 1 }
+        let ceiling = ((1 << k) - 1) * baseMs
+        return min(Int64(random % UInt64(max(1, ceiling))), maxMs) * 1_000_000
     }
 }

@@ -58,6 +58,13 @@ struct Stream {
     var holdsPending = false
     var upstreamStartNanos: Int64 = 0
     var retries: Int32 = 0
+    /// The route's `per_try_timeout` (0: none) and the running attempt's deadline (0: none).
+    var perTryNanos: Int64 = 0
+    /// The route has a retry policy (responses are checked against it).
+    var hasRetryPolicy = false
+    var tryDeadline: Int64 = 0
+    /// A retry waits for its backoff until then (0: none); no upstream is attached meanwhile.
+    var retryAt: Int64 = 0
     /// The route timeout (absolute), 0 when none is running; while `delaying`, the end of the
     /// fault filter's delay.
     var deadline: Int64 = 0

@@ -55,10 +55,13 @@ public final class RunningProxy: Sendable {
     public let stats: [[DataPathStats]]
     /// Per listener, per worker (when `recordAccess`).
     public let accessRings: [[AccessRecordRing]]
+    /// The active health checker (nil when no cluster has health checks).
+    public let healthChecker: HealthChecker?
     private let groups: [WorkerGroup<ProxyMessage>]
 
     init(backend: IOBackendKind, plane: DataPlane, listeners: [BoundListener], stats: [[DataPathStats]],
-         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>]) {
+         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?) {
+        self.healthChecker = healthChecker
         self.backend = backend
         self.plane = plane
         self.listeners = listeners
@@ -89,6 +92,7 @@ public final class RunningProxy: Sendable {
 
     /// Stops every worker (connections close) and waits for them.
     public func stop() {
+        healthChecker?.stop()
         for g in groups { g.stop() }
     }
 }
@@ -117,6 +121,9 @@ public enum ProxyRuntime {
     }
 
     private static func start<B: IOBackend>(_ plane: DataPlane, _ options: ProxyRuntimeOptions, _: B.Type) throws(StartError) -> RunningProxy {
+        // Envoy's cluster warming: listeners open once every checked host had its first check.
+        let checker = HealthChecker.start(plane)
+        if checker != nil { HealthChecker.waitForFirstChecks(plane) }
         var groups: [WorkerGroup<ProxyMessage>] = []
         var bound: [RunningProxy.BoundListener] = []
         var allStats: [[DataPathStats]] = []
@@ -142,10 +149,18 @@ public enum ProxyRuntime {
                 allRings.append(rings)
             } catch {
                 for g in groups { g.stop() }
+                checker?.stop()
                 throw StartError(description: "listener '\(l.name)': \(error.description)")
             }
         }
-        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, groups: groups)
+        let statsForProbe = allStats
+        checker?.setTrafficProbe { ci in
+            statsForProbe.contains { workers in
+                workers.contains { ci < $0.clusters.count && $0.clusters[ci].upstreamCxTotal.load(ordering: .relaxed) > 0 }
+            }
+        }
+        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, groups: groups,
+                            healthChecker: checker)
     }
 
     /// Serves until SIGINT or SIGTERM (main thread), then stops. Returns the exit status (0).

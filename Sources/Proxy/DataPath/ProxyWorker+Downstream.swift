@@ -239,10 +239,11 @@ extension ProxyWorker {
     /// Makes sure a timer is in the heap at or before the connection's earliest deadline. The heap
     /// has no cancel: a connection keeps about one entry and re-arms when it fires.
     func armDownstreamTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)
         let next = DeadlineTimer.earliest(
-            DeadlineTimer.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline,
-                                   stream(of: d)?.pointee.deadline ?? 0),
-            d.pointee.requestDeadline, d.pointee.streamIdleDeadline)
+            DeadlineTimer.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline, s?.pointee.deadline ?? 0),
+            d.pointee.requestDeadline, d.pointee.streamIdleDeadline,
+            DeadlineTimer.earliest(s?.pointee.tryDeadline ?? 0, s?.pointee.retryAt ?? 0))
         d.pointee.timer.arm(next, id: token, in: &loop.timers)
     }
 
@@ -274,6 +275,15 @@ extension ProxyWorker {
         if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
             s.pointee.deadline = 0
             if s.pointee.delaying { resumeAfterDelay(token, d, loop) } else { streamTimedOut(token, d, loop) }
+            guard downs.pointer(token) != nil else { return }
+        }
+        if let s = stream(of: d), s.pointee.tryDeadline != 0 && s.pointee.tryDeadline <= now {
+            s.pointee.tryDeadline = 0
+            perTryTimedOut(token, d, loop)
+            guard downs.pointer(token) != nil else { return }
+        }
+        if let s = stream(of: d), s.pointee.retryAt != 0 && s.pointee.retryAt <= now {
+            resumeRetry(token, d, loop)
             guard downs.pointer(token) != nil else { return }
         }
         armDownstreamTimer(token, d, loop)

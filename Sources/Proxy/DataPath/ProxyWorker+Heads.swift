@@ -105,7 +105,7 @@ extension ProxyWorker {
             case .externalAddress:
                 if xff.useRemoteAddress { continue }  // set below
             case .expectedTimeout:
-                if !http.suppressEnvoyHeaders, let t = plan.timeoutNanos, t > 0 { continue }  // set below
+                if !http.suppressEnvoyHeaders, plan.expectedTimeoutNanos > 0 { continue }  // set below
             case .originalPath:
                 if setsOriginalPath && !sawOriginalPath {
                     // Envoy sets the value of the client's field where it stands.
@@ -157,9 +157,9 @@ extension ProxyWorker {
             if let trusted { w.put(UnsafeRawBufferPointer(rebasing: head[trusted])) } else { peer.write(&w) }
             w.crlf()
         }
-        if !http.suppressEnvoyHeaders, let timeout = plan.timeoutNanos, timeout > 0 {
+        if !http.suppressEnvoyHeaders, plan.expectedTimeoutNanos > 0 {
             w.put("x-envoy-expected-rq-timeout-ms: ")
-            w.putDecimal(Int(timeout / 1_000_000))
+            w.putDecimal(Int(plan.expectedTimeoutNanos / 1_000_000))
             w.crlf()
         }
         if setsOriginalPath && !sawOriginalPath {
@@ -187,7 +187,7 @@ extension ProxyWorker {
         w.put(UnsafeRawBufferPointer(rebasing: head[target.origin]))
     }
 
-    /// The downstream response head from the upstream's: status line (upstream reason kept),
+    /// The downstream response head from the upstream's: status line (Envoy's reason phrase),
     /// fields minus hop-by-hop ones, re-declared framing, server, x-envoy-upstream-service-time,
     /// Connection as the downstream needs.
     func writeResponseHead(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
@@ -202,7 +202,8 @@ extension ProxyWorker {
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(p.statusCode)
         w.put(byte: ASCII.space)
-        w.put(UnsafeRawBufferPointer(rebasing: head[p.reasonRange]))
+        // Envoy's codec writes the standard reason phrase for the code, not the upstream's.
+        w.put(HeadWriter.reasonPhrase(for: p.statusCode) ?? "Unknown")
         w.crlf()
         let fieldsStart = w.count
         var sawServer = false

@@ -263,6 +263,11 @@ extension ProxyWorker {
         let up = s.pointee.upstream
         s.pointee.upstream = 0
         closeUpstream(up, loop)
+        // Envoy counts a response it retried under `retry.` (not in upstream_rq_<code>).
+        if let cs = clusterStats(Int(s.pointee.cluster)) {
+            inc(cs.retryUpstreamRqCompleted)
+            cs.retryUpstreamRqCodes.count(status)
+        }
         if retry(token, d, loop, onConnectFailure: false, status: status) { return }
         // The retry budget ran out in between: answer as for a reset before the response.
         localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectionTermination),
@@ -274,11 +279,18 @@ extension ProxyWorker {
     /// route's policy covers its status, a retry is left, and the request can be sent again.
     /// When only the retry count is exhausted, the response goes through flagged URX.
     func retriesResponse(_ status: Int, _ s: UnsafeMutablePointer<Stream>) -> Bool {
-        guard status >= 500, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
-              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry,
-              policy.retries(status: status), s.pointee.requestComplete, s.pointee.retryHead.count > 0 else { return false }
+        s.pointee.tryDeadline = 0  // a response head: the attempt's timer no longer applies
+        guard s.pointee.hasRetryPolicy, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry else { return false }
+        guard policy.retries(status: status) else {
+            // A retried request whose answer is not retried: Envoy's upstream_rq_retry_success.
+            if s.pointee.retries > 0, let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqRetrySuccess) }
+            return false
+        }
+        guard s.pointee.requestComplete, s.pointee.retryHead.count > 0 else { return false }
         guard Int(s.pointee.retries) < policy.numRetries else {
             s.pointee.flags.insert(.upstreamRetryLimitExceeded)
+            if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqRetryLimitExceeded) }
             return false
         }
         let cluster = plane.clusters[Int(s.pointee.cluster)]

@@ -151,8 +151,11 @@ extension ProxyWorker {
         // The route's plan, copied out of the table once per request.
         let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
         applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
+        s.pointee.perTryNanos = plan?.retry?.perTryTimeoutNanos ?? 0
+        s.pointee.hasRetryPolicy = plan?.retry != nil
         let dstPool = cluster.isOriginalDst ? originalDstPool(ci, d.pointee.originalDst, loop) : -1
-        guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty else {
+        // No host at all, or none healthy with the panic threshold at 0: 503 UH, as Envoy.
+        guard cluster.isOriginalDst ? dstPool >= 0 : !cluster.hosts.isEmpty && !cluster.noHealthyHostWithoutPanic else {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.noHealthyUpstream), flags: .noHealthyUpstream, details: .noHealthyUpstream), token, d, loop)
             return
         }
@@ -175,7 +178,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        if let retry = plan?.retry, retry.onReset, s.pointee.requestBody == .none {
+        if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {
@@ -260,6 +263,7 @@ extension ProxyWorker {
             s.pointee.deadline = loop.now + timeout
             armDownstreamTimer(token, d, loop)
         }
+        startTryTimer(token, d, loop)
     }
 
     // MARK: local replies and errors

@@ -11,35 +11,126 @@ extension ProxyWorker {
     /// This worker's host-pool index for the next request to cluster `ci`. Endpoint weights
     /// count for ROUND_ROBIN and RANDOM; RING_HASH uses `hash` (the route's hash policy), and a
     /// random host when there is none, as Envoy.
+    @inline(__always)
     func pickHost(_ ci: Int, hash: UInt64? = nil) -> Int {
-        let base = clusterBase[ci]
+        clusterPools[ci][pickHostIndex(ci, hash: hash)]
+    }
+
+    /// The index (in the cluster's host list) of the next host for cluster `ci`.
+    func pickHostIndex(_ ci: Int, hash: UInt64? = nil) -> Int {
         let n = plane.clusters[ci].hosts.count
-        if n == 1 { return base }
+        // Active health checks: one relaxed load per pick while every host is healthy.
+        if let health = plane.clusters[ci].health {
+            let healthy = health.healthyHosts.load(ordering: .relaxed)
+            if healthy < n {
+                if Double(healthy) * 100 < plane.clusters[ci].healthyPanicThresholdPercent * Double(n) || healthy == 0 {
+                    // Envoy's panic: too few healthy hosts, so every host takes traffic.
+                    if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
+                } else {
+                    return pickHealthyHost(ci, health, healthy: healthy, hash: hash)
+                }
+            }
+        }
+        if n == 1 { return 0 }
         let schedule = plane.clusters[ci].schedule
         switch plane.clusters[ci].lbPolicy {
         case .ringHash where !schedule.ringHashes.isEmpty:
-            if let hash { return base + schedule.ringHost(hash) }
-            return base + Int(rng.next() % UInt64(n))
+            if let hash { return schedule.ringHost(hash) }
+            return Int(rng.next() % UInt64(n))
         case .roundRobin where !schedule.roundRobin.isEmpty:
             let i = roundRobin[ci] % schedule.roundRobin.count
             roundRobin[ci] = i + 1
-            return base + Int(schedule.roundRobin[i])
+            return Int(schedule.roundRobin[i])
         case .roundRobin, .ringHash, .clusterProvided:
             let i = roundRobin[ci] % n
             roundRobin[ci] = i + 1
-            return base + i
+            return i
         case .random:
-            if !schedule.cumulative.isEmpty { return base + schedule.weightedRandom(rng.next()) }
-            return base + Int(rng.next() % UInt64(n))
+            if !schedule.cumulative.isEmpty { return schedule.weightedRandom(rng.next()) }
+            return Int(rng.next() % UInt64(n))
+        case .leastRequest where weightedLeastRequest[ci] != nil:
+            return pickWeightedLeastRequest(ci, health: nil)
         case .leastRequest:
             // Power of `choices` choices among this worker's active requests per host.
-            var best = base + Int(rng.next() % UInt64(n))
+            let pools = clusterPools[ci]
+            var best = Int(rng.next() % UInt64(n))
             for _ in 1..<plane.clusters[ci].leastRequestChoices {
-                let other = base + Int(rng.next() % UInt64(n))
-                if upstreamPools[other].activeRequests < upstreamPools[best].activeRequests { best = other }
+                let other = Int(rng.next() % UInt64(n))
+                if upstreamPools[pools[other]].activeRequests < upstreamPools[pools[best]].activeRequests { best = other }
             }
             return best
         }
+    }
+
+    /// The pick among healthy hosts only (some hosts failed their health checks, the cluster is
+    /// not in panic): round robin skips failed hosts in its sequence, RING_HASH walks the ring
+    /// to the next healthy host, RANDOM and LEAST_REQUEST draw among the healthy ones.
+    private func pickHealthyHost(_ ci: Int, _ health: ClusterHealth, healthy: Int, hash: UInt64?) -> Int {
+        let cluster = plane.clusters[ci]
+        let n = cluster.hosts.count
+        let schedule = cluster.schedule
+        switch cluster.lbPolicy {
+        case .roundRobin, .clusterProvided:
+            let period = schedule.roundRobin.isEmpty ? n : schedule.roundRobin.count
+            for _ in 0..<period {
+                let i = roundRobin[ci] % period
+                roundRobin[ci] = i + 1
+                let h = schedule.roundRobin.isEmpty ? i : Int(schedule.roundRobin[i])
+                if health.isHealthy(h) { return h }
+            }
+        case .ringHash where hash != nil && !schedule.ringHashes.isEmpty:
+            let start = schedule.ringIndex(hash!)
+            let points = schedule.ringHosts.count
+            for k in 0..<points {
+                let h = Int(schedule.ringHosts[(start + k) % points])
+                if health.isHealthy(h) { return h }
+            }
+        case .leastRequest where weightedLeastRequest[ci] != nil:
+            return pickWeightedLeastRequest(ci, health: health)
+        case .leastRequest:
+            let pools = clusterPools[ci]
+            var best = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+            for _ in 1..<cluster.leastRequestChoices {
+                let other = nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+                if upstreamPools[pools[other]].activeRequests < upstreamPools[pools[best]].activeRequests { best = other }
+            }
+            return best
+        case .random where !schedule.cumulative.isEmpty:
+            // Weighted: draw within the healthy hosts' total weight.
+            var total = 0
+            for h in 0..<n where health.isHealthy(h) { total += cluster.hosts[h].weight }
+            var r = Int(rng.next() % UInt64(max(1, total)))
+            for h in 0..<n where health.isHealthy(h) {
+                if r < cluster.hosts[h].weight { return h }
+                r -= cluster.hosts[h].weight
+            }
+        case .random, .ringHash:
+            break
+        }
+        return nthHealthyHost(health, n, Int(rng.next() % UInt64(healthy)))
+    }
+
+    /// LEAST_REQUEST with unequal weights (healthy hosts only when `health` is given).
+    private func pickWeightedLeastRequest(_ ci: Int, health: ClusterHealth?) -> Int {
+        let cluster = plane.clusters[ci]
+        var best = -1
+        for h in 0..<cluster.hosts.count where health?.isHealthy(h) ?? true {
+            if best < 0 || weightedLeastRequest[ci]!.earlier(h, best) { best = h }
+        }
+        guard best >= 0 else { return 0 }
+        let active = upstreamPools[clusterPools[ci][best]].activeRequests
+        weightedLeastRequest[ci]!.reschedule(best, weight: Double(max(1, cluster.hosts[best].weight)) / Double(active + 1))
+        return best
+    }
+
+    /// The `k`-th healthy host (in host order); the first host when there are fewer.
+    private func nthHealthyHost(_ health: ClusterHealth, _ n: Int, _ k: Int) -> Int {
+        var left = k
+        for h in 0..<n where health.isHealthy(h) {
+            if left == 0 { return h }
+            left -= 1
+        }
+        return 0
     }
 
     // MARK: pools
@@ -136,6 +227,7 @@ extension ProxyWorker {
             pool.release(&s.pointee.requestHead)
         }
         flushUpstream(u, loop)
+        startTryTimer(token, d, loop)
         if !d.pointee.processing && d.pointee.input.count > 0 {
             consumeBufferedInput(token, d, loop)  // body bytes that waited for this connection
             downstreamSettled(token, d, loop)
@@ -191,6 +283,7 @@ extension ProxyWorker {
         u.pointee.tls.free()
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
         upstreamPools[hp].connections -= 1
+        if upstreamPools[hp].retired && upstreamPools[hp].connections == 0 { freeEmptyRetiredPools() }
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
@@ -260,46 +353,87 @@ extension ProxyWorker {
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
-        localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure), owner, d, loop)
+        localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure, retried: s.pointee.retries > 0), owner, d, loop)
         downstreamSettled(owner, d, loop)
     }
 
     /// Tries the request again on another connection when the route's retry policy allows it and
     /// nothing of the body has been sent (only bodiless requests keep their head for a retry).
-    func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0) -> Bool {
+    /// A per-try timeout (`perTryTimeout`) is retried under connect-failure, reset, 5xx or
+    /// gateway-error, as Envoy 1.40 does (checked by the differential suite).
+    func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0,
+               perTryTimeout: Bool = false) -> Bool {
         let sp = stream(of: d)!
         let s = sp.pointee  // a copy: the checks below read it
         guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
-              status > 0 ? policy.retries(status: status) : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
+              status > 0 ? policy.retries(status: status)
+                  : perTryTimeout ? policy.onConnectFailure || policy.onReset : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
               s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
         guard Int(s.retries) < policy.numRetries else {
             sp.pointee.flags.insert(.upstreamRetryLimitExceeded)
+            if let cs = clusterStats(Int(s.cluster)) { inc(cs.upstreamRqRetryLimitExceeded) }
             return false
         }
         let cluster = plane.clusters[Int(s.cluster)]
         guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
             sp.pointee.flags.insert(.upstreamOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
             return false
         }
         ClusterResources.give(cluster.resources.retries)
         inc(stats.upstreamRqRetry)
-        if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetry) }
         sp.pointee.retries += 1
+        sp.pointee.tryDeadline = 0
         if sp.pointee.requestHead.count == 0 {
             _ = pool.append(sp.pointee.retryHead.bytes, to: &sp.pointee.requestHead)
         }
-        upstreamPools[Int(s.hostPool)].activeRequests -= 1
-        // An ORIGINAL_DST cluster has one host for the connection: the retry goes there again.
-        let hp = cluster.isOriginalDst ? Int(s.hostPool) : pickHost(Int(s.cluster))
-        sp.pointee.hostPool = Int32(hp)
-        upstreamPools[hp].activeRequests += 1
         if sp.pointee.holdsPending {
             sp.pointee.holdsPending = false
             ClusterResources.give(cluster.resources.pendingRequests)
         }
-        assignConnection(token, d, loop)
+        // Envoy's jittered exponential backoff; the stream keeps its host pool (and its count of
+        // active requests) until the wait is over and `resumeRetry` picks the next host.
+        if let cs = clusterStats(cluster.index) {
+            inc(cs.upstreamRqRetry)
+            inc(cs.upstreamRqRetryBackoffExponential)
+        }
+        sp.pointee.retryAt = loop.now + max(1, policy.backOffNanos(retry: Int(sp.pointee.retries), random: rng.next()))
+        armDownstreamTimer(token, d, loop)
         downstreamSettled(token, d, loop)
         return true
+    }
+
+    /// A retry's backoff passed: pick a host (the same one for ORIGINAL_DST) and send again.
+    func resumeRetry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let sp = stream(of: d)!
+        sp.pointee.retryAt = 0
+        let ci = Int(sp.pointee.cluster)
+        let old = Int(sp.pointee.hostPool)
+        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickHost(ci)
+        if old >= 0 { upstreamPools[old].activeRequests -= 1 }
+        sp.pointee.hostPool = Int32(hp)
+        upstreamPools[hp].activeRequests += 1
+        assignConnection(token, d, loop)
+    }
+
+    /// The attempt has its connection and the whole request: its `per_try_timeout` starts (as
+    /// Envoy's, at pool-ready once the request is complete, or at the request's end).
+    func startTryTimer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        guard let s = stream(of: d), s.pointee.perTryNanos > 0, s.pointee.requestComplete, !s.pointee.responseHeadDone,
+              s.pointee.tryDeadline == 0, let u = ups.pointer(s.pointee.upstream), u.pointee.state == .busy else { return }
+        s.pointee.tryDeadline = loop.now + s.pointee.perTryNanos
+        armDownstreamTimer(token, d, loop)
+    }
+
+    /// The attempt's `per_try_timeout` passed before a response head: the attempt is reset and
+    /// retried when the policy allows it, else 504 UT upstream_per_try_timeout.
+    func perTryTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        guard !s.pointee.responseHeadDone else { return }
+        if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
+        abandonUpstream(s, loop)
+        if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }
+        localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .perTryTimeout), token, d, loop)
     }
 
     // MARK: deadlines

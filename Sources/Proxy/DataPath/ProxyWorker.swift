@@ -69,9 +69,14 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var upstreamPools: [UpstreamPool] = []
-    /// First host pool of each cluster.
-    var clusterBase: [Int] = []
+    /// Host pool of each cluster's host (cluster index, host index): a reload or DNS refresh that
+    /// changes a cluster's hosts re-maps them (`ProxyWorker+Ops`), pools of kept addresses stay.
+    var clusterPools: [[Int]] = []
+    /// Pools whose host left its cluster, freed once empty.
+    var retiredPools: [Int] = []
     var roundRobin: [Int] = []
+    /// LEAST_REQUEST with unequal weights: each cluster's EDF schedule (`HostSelection.swift`).
+    var weightedLeastRequest: [WeightedLeastRequest?] = []
     /// Host pools created for original destinations (ORIGINAL_DST clusters).
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
@@ -110,9 +115,14 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         rng = SplitMix64(seed: UInt64.random(in: .min ... .max) &+ UInt64(seat.index) &* 0x9E37_79B9)
         http?.filters.prepareThread()
         for c in plane.clusters {
-            clusterBase.append(upstreamPools.count)
             roundRobin.append(seat.index)  // workers start at different hosts
-            for h in c.hosts.indices { upstreamPools.append(UpstreamPool(cluster: c.index, host: h)) }
+            weightedLeastRequest.append(WeightedLeastRequest(c, seed: seat.index))
+            var pools: [Int] = []
+            for h in c.hosts.indices {
+                pools.append(upstreamPools.count)
+                upstreamPools.append(UpstreamPool(cluster: c.index, host: h))
+            }
+            clusterPools.append(pools)
         }
     }
 

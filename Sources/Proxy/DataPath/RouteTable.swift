@@ -154,6 +154,14 @@ public struct RetryPlan: Sendable {
     public let on5xx: Bool
     public let onGatewayError: Bool
     public let numRetries: Int
+    /// `retriable-4xx`: 409.
+    public var onRetriable4xx = false
+    /// `retriable-status-codes` with `retriable_status_codes`.
+    public var retriableStatusCodes: [Int] = []
+    /// `per_try_timeout` (0: none).
+    public var perTryTimeoutNanos: Int64 = 0
+    public var backOffBaseNanos: Int64 = 25_000_000
+    public var backOffMaxNanos: Int64 = 250_000_000
 }
 
 public struct ForwardPlan: Sendable {
@@ -166,6 +174,12 @@ public struct ForwardPlan: Sendable {
     public let prefixRewrite: [UInt8]?
     public let hostRewrite: [UInt8]?
     public let retry: RetryPlan?
+    /// `x-envoy-expected-rq-timeout-ms` (0: none): the per-try timeout when it is shorter than
+    /// the route timeout (or there is none), else the route timeout, as Envoy sets it.
+    public var expectedTimeoutNanos: Int64 {
+        let global = timeoutNanos ?? 0, perTry = retry?.perTryTimeoutNanos ?? 0
+        return perTry > 0 && (global == 0 || perTry < global) ? perTry : global
+    }
     /// `hash_policy[]` (RING_HASH clusters).
     public let hashPolicy: [CompiledHashPolicy]
     /// The route's `upgrade_configs` (nil: none; the connection manager's apply).
@@ -247,6 +261,15 @@ public struct CompiledRoute: Sendable {
                           on5xx: p.retryOn.contains(.serverError),
                           onGatewayError: p.retryOn.contains(.gatewayError),
                           numRetries: p.numRetries)
+            }.map { plan -> RetryPlan in
+                var plan = plan
+                let p = (f.retryPolicy ?? virtualHostRetry)!
+                plan.onRetriable4xx = p.retryOn.contains(.retriable4xx)
+                plan.retriableStatusCodes = p.retryOn.contains(.retriableStatusCodes) ? p.retriableStatusCodes : []
+                plan.perTryTimeoutNanos = p.perTryTimeoutNanos ?? 0
+                plan.backOffBaseNanos = p.backOffBaseNanos
+                plan.backOffMaxNanos = p.backOffMaxNanos
+                return plan
             }
             var prefixRewrite: [UInt8]? = nil
             if let rw = f.prefixRewrite {

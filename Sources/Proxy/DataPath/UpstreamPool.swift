@@ -16,6 +16,9 @@ struct UpstreamPool {
     /// ORIGINAL_DST clusters: the destination this pool was created for (nil: configured host
     /// `host` of the cluster).
     var dynamicHost: DynamicHost? = nil
+    /// Its host left the cluster (reload, DNS refresh): no new requests; the slot is freed once
+    /// its connections and requests are gone.
+    var retired = false
     /// Downstream tokens waiting for a connection, FIFO from `queueHead`.
     private var queue: [UInt64] = []
     private var queueHead = 0

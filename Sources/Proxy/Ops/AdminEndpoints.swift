@@ -145,8 +145,8 @@ extension ProxyOps {
             lines.append("\(c.name)::default_priority::max_retries::\(c.thresholds.maxRetries)")
             lines.append("\(c.name)::active_connections::\(c.resources.connections.load(ordering: .relaxed))")
             lines.append("\(c.name)::active_requests::\(c.resources.requests.load(ordering: .relaxed))")
-            for h in c.hosts {
-                lines.append("\(c.name)::\(h.name)::health_flags::healthy")
+            for (i, h) in c.hosts.enumerated() {
+                lines.append("\(c.name)::\(h.name)::health_flags::\(c.health?.flags(i).envoyText ?? "healthy")")
                 lines.append("\(c.name)::\(h.name)::weight::\(h.weight)")
             }
         }

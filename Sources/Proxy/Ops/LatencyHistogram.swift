@@ -115,9 +115,19 @@ public final class ClusterStats: Sendable {
     public let upstreamRqPendingOverflow = Atomic<Int>(0)
     public let upstreamRqTimeout = Atomic<Int>(0)
     public let upstreamRqRetry = Atomic<Int>(0)
+    public let upstreamRqRetryBackoffExponential = Atomic<Int>(0)
+    public let upstreamRqRetryLimitExceeded = Atomic<Int>(0)
+    public let upstreamRqRetrySuccess = Atomic<Int>(0)
+    public let upstreamRqRetryOverflow = Atomic<Int>(0)
+    public let upstreamRqPerTryTimeout = Atomic<Int>(0)
+    /// Responses that were retried instead of forwarded (`retry.upstream_rq_*`).
+    public let retryUpstreamRqCompleted = Atomic<Int>(0)
+    public let retryUpstreamRqCodes = StatusCounters()
     public let upstreamRqRxReset = Atomic<Int>(0)
     /// `original_dst_host_invalid`: an ORIGINAL_DST cluster had no original destination to use.
     public let originalDstHostInvalid = Atomic<Int>(0)
+    /// `lb_healthy_panic`: a host picked among all hosts because too few were healthy.
+    public let lbHealthyPanic = Atomic<Int>(0)
     /// `upstream_rq_completed`, `upstream_rq_<class>xx` and `upstream_rq_<code>` (Envoy counts
     /// local failures on the route's cluster too: UF 503, UT 504, UO 503).
     public let upstreamRqCompleted = Atomic<Int>(0)

@@ -49,6 +49,7 @@ public final class ProxyOps: Sendable {
     let planeHistory = PlaneHistory()
     let watchdog: Watchdog
     private let adminServer = Mutex<AdminServer?>(nil)
+    let dnsRefresher = Mutex<DNSRefresher?>(nil)
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -74,6 +75,8 @@ public final class ProxyOps: Sendable {
             proxy.stop()
             throw StartError(description: error.description)
         }
+        let refresher = DNSRefresher.start(ops)
+        ops.dnsRefresher.withLock { $0 = refresher }
         if let admin = bootstrap.admin {
             do {
                 let server = try AdminServer(host: admin.address.address, port: admin.address.port) { [ops] request in
@@ -130,7 +133,7 @@ public final class ProxyOps: Sendable {
 
     /// Re-reads the configuration (`-c` file and `--config-yaml`), compiles it, and publishes the
     /// snapshot to every worker. A config that does not load, or that changes what a reload
-    /// cannot change (listeners, the cluster and host layout), is rejected with the reason logged;
+    /// cannot change (listeners, the clusters' names and order), is rejected with the reason logged;
     /// the running one stays.
     @discardableResult
     public func reload() -> ReloadOutcome {
@@ -148,15 +151,37 @@ public final class ProxyOps: Sendable {
 
     /// Publishes `bootstrap` (already loaded) as the next snapshot.
     public func reload(_ bootstrap: Bootstrap) -> ReloadOutcome {
+        let outcome = publish(bootstrap)
+        if case .applied = outcome { state.withLock { $0.reloads += 1 } }
+        return outcome
+    }
+
+    /// The DNS refresher found new address sets: the running configuration is compiled again
+    /// (resolving the names anew) and published like a reload.
+    func refreshDNS(changed: [String]) {
+        reloadLock.withLock { _ in
+            let bootstrap = state.withLock { $0.bootstrap }
+            OpsLog.log(.info, "dns", "cluster(s) \(changed.joined(separator: ", ")): the resolved addresses changed")
+            _ = publish(bootstrap)
+        }
+    }
+
+    private func publish(_ bootstrap: Bootstrap) -> ReloadOutcome {
         let old = state.withLock { $0.plane }
         let plane: DataPlane
         do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
+        if let checker = proxy.healthChecker {
+            // Hosts whose checks or address changed are checked before the snapshot goes out.
+            checker.update(plane)
+            HealthChecker.waitForFirstChecks(plane)
+        } else if plane.clusters.contains(where: { $0.health != nil }) {
+            return reject("health_checks added to a proxy started without any; that needs a restart")
+        }
         let generation = state.withLock { s -> UInt32 in
             s.generation &+= 1
             s.plane = plane
             s.bootstrap = bootstrap
-            s.reloads += 1
             return s.generation
         }
         planeHistory.add(generation, plane)
@@ -189,8 +214,8 @@ public final class ProxyOps: Sendable {
             return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"
         }
         for (a, b) in zip(old.clusters, new.clusters) {
-            guard a.name == b.name, a.hosts.count == b.hosts.count else {
-                return "cluster '\(a.name)' changed its name or host count; that needs a restart"
+            guard a.name == b.name else {
+                return "cluster '\(a.name)' changed its name; that needs a restart"
             }
             guard a.isOriginalDst == b.isOriginalDst else {
                 return "cluster '\(a.name)' changed to or from type ORIGINAL_DST; that needs a restart"
@@ -241,6 +266,7 @@ public final class ProxyOps: Sendable {
 
     /// Stops everything (workers close what is left).
     public func stop() {
+        dnsRefresher.withLock { $0 }?.stop()
         adminServer.withLock { $0 }?.stop()
         proxy.stop()
         accessLogs?.stop()

@@ -211,11 +211,61 @@ extension ProxyStatsSnapshot {
                 family: "envoy_cluster_upstream_rq_pending_active", labels: cl)
             c("upstream_rq_pending_overflow") { load($0.upstreamRqPendingOverflow) }
             c("upstream_rq_retry") { load($0.upstreamRqRetry) }
+            c("upstream_rq_retry_backoff_exponential") { load($0.upstreamRqRetryBackoffExponential) }
+            c("upstream_rq_retry_limit_exceeded") { load($0.upstreamRqRetryLimitExceeded) }
+            c("upstream_rq_retry_success") { load($0.upstreamRqRetrySuccess) }
+            c("upstream_rq_retry_overflow") { load($0.upstreamRqRetryOverflow) }
+            c("upstream_rq_per_try_timeout") { load($0.upstreamRqPerTryTimeout) }
+            // Responses retried instead of forwarded, as Envoy's `retry.` stats (created once used).
+            let retried = all.reduce(0) { $0 + load($1.retryUpstreamRqCompleted) }
+            if retried > 0 {
+                add(p + "retry.upstream_rq_completed", .counter, retried, family: "envoy_cluster_retry_upstream_rq_completed", labels: cl)
+                for k in 1...5 {
+                    let n = all.reduce(0) { $0 + $1.retryUpstreamRqCodes.value(class: k) }
+                    if n > 0 {
+                        add(p + "retry.upstream_rq_\(k)xx", .counter, n, family: "envoy_cluster_retry_upstream_rq_xx",
+                            labels: [("envoy_response_code_class", "\(k)")] + cl)
+                    }
+                }
+                for code in StatusCounters.lowest..<(StatusCounters.lowest + StatusCounters.count) {
+                    let n = all.reduce(0) { $0 + $1.retryUpstreamRqCodes.value(code: code) }
+                    if n > 0 {
+                        add(p + "retry.upstream_rq_\(code)", .counter, n, family: "envoy_cluster_retry_upstream_rq",
+                            labels: [("envoy_response_code", "\(code)")] + cl)
+                    }
+                }
+            }
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
             if cluster.tls != nil { ProxyStatsSnapshot.addTLSStats(p + "ssl.", all.map(\.tls), family: "envoy_cluster_ssl_", labels: cl, add: add) }
-            add(p + "membership_healthy", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_healthy", labels: cl)
+            let healthy = cluster.health.map { load($0.healthyHosts) } ?? cluster.hosts.count
+            add(p + "membership_healthy", .gauge, healthy, family: "envoy_cluster_membership_healthy", labels: cl)
+            add(p + "membership_total", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_total", labels: cl)
+            add(p + "membership_degraded", .gauge, 0, family: "envoy_cluster_membership_degraded", labels: cl)
+            add(p + "membership_excluded", .gauge, 0, family: "envoy_cluster_membership_excluded", labels: cl)
+            let r = cluster.resources
+            add(p + "membership_change", .counter, load(r.membershipChange), family: "envoy_cluster_membership_change", labels: cl)
+            add(p + "update_attempt", .counter, load(r.updateAttempt), family: "envoy_cluster_update_attempt", labels: cl)
+            add(p + "update_success", .counter, load(r.updateSuccess), family: "envoy_cluster_update_success", labels: cl)
+            add(p + "update_failure", .counter, load(r.updateFailure), family: "envoy_cluster_update_failure", labels: cl)
+            add(p + "update_no_rebuild", .counter, load(r.updateNoRebuild), family: "envoy_cluster_update_no_rebuild", labels: cl)
+            add(p + "update_empty", .counter, 0, family: "envoy_cluster_update_empty", labels: cl)
+            c("lb_healthy_panic") { load($0.lbHealthyPanic) }
+            if let h = cluster.health {
+                // Envoy's health checker stats (degraded, passive and verify_cluster stay 0 here).
+                func hc(_ suffix: String, _ kind: Kind, _ v: Int) {
+                    add(p + "health_check." + suffix, kind, v, family: "envoy_cluster_health_check_" + suffix, labels: cl)
+                }
+                hc("attempt", .counter, load(h.attempt))
+                hc("success", .counter, load(h.success))
+                hc("failure", .counter, load(h.failure))
+                hc("network_failure", .counter, load(h.networkFailure))
+                hc("passive_failure", .counter, 0)
+                hc("verify_cluster", .counter, 0)
+                hc("healthy", .gauge, load(h.healthyHosts))
+                hc("degraded", .gauge, 0)
+            }
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }
         let workerCount = proxy.stats.first?.count ?? 0

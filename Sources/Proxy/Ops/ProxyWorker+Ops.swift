@@ -65,10 +65,9 @@ extension ProxyWorker {
     }
 
     /// A reload's snapshot: new requests use it; streams in flight keep their plan until they end.
-    /// The main thread has checked that listeners and the cluster layout are unchanged, so host
-    /// pools and per-cluster figures keep their indices. A host whose address changed gets a new
-    /// pool epoch: its idle connections close now, busy ones after their exchange, so new
-    /// requests go to the new address (as Envoy drains the old host).
+    /// The main thread has checked that listeners and clusters are unchanged (names and order),
+    /// so per-cluster figures keep their indices; a cluster's hosts may differ (reload, DNS
+    /// refresh): `retireMovedHosts` re-maps them to pools by address.
     func apply(_ newPlane: DataPlane, generation: UInt32, _ loop: Loop) {
         guard listenerPlan.index < newPlane.listeners.count else { return }
         let old = plane
@@ -79,6 +78,13 @@ extension ProxyWorker {
         plane = newPlane
         listenerPlan = l
         retireMovedHosts(from: old, loop)
+        // Weighted LEAST_REQUEST schedules follow the new hosts and weights.
+        for (i, c) in newPlane.clusters.enumerated() where i < weightedLeastRequest.count {
+            let before = old.clusters.indices.contains(i) ? old.clusters[i].hosts.map { "\($0.name)/\($0.weight)" } : []
+            if before != c.hosts.map({ "\($0.name)/\($0.weight)" }) || (weightedLeastRequest[i] == nil) != (WeightedLeastRequest(c, seed: 0) == nil) {
+                weightedLeastRequest[i] = WeightedLeastRequest(c, seed: index)
+            }
+        }
         switch l.kind {
         case .http(let h): if http != nil { http = h }
         case .tcp(let t): if tcp != nil { tcp = t }
@@ -86,20 +92,63 @@ extension ProxyWorker {
     }
 
     /// After `plane` became the new snapshot (so a queued stream that gets a freed slot connects
-    /// to the new address).
+    /// to the new address): each cluster's hosts are matched to pools by address. A pool whose
+    /// address stays keeps its connections (its host index may change); a new address gets a
+    /// new pool; a pool whose address went away is retired: its idle connections close now, busy
+    /// ones after their exchange (epoch), and its slot is reused once it is empty.
     private func retireMovedHosts(from old: DataPlane, _ loop: Loop) {
         let newPlane = plane
-        for hp in upstreamPools.indices where upstreamPools[hp].dynamicHost == nil {
-            let c = Int(upstreamPools[hp].cluster), h = Int(upstreamPools[hp].host)
-            guard old.clusters.indices.contains(c), newPlane.clusters.indices.contains(c),
-                  old.clusters[c].hosts.indices.contains(h), newPlane.clusters[c].hosts.indices.contains(h),
-                  old.clusters[c].hosts[h].address.description != newPlane.clusters[c].hosts[h].address.description
-            else { continue }
-            upstreamPools[hp].epoch &+= 1
-            while let up = upstreamPools[hp].popIdle() {
-                ups.pointer(up)?.pointee.idleIndex = -1
-                closeUpstream(up, loop)
+        for c in newPlane.clusters.indices where c < old.clusters.count && c < clusterPools.count {
+            let before = old.clusters[c].hosts, after = newPlane.clusters[c].hosts
+            if before.count == after.count && zip(before, after).allSatisfy({ $0.name == $1.name }) { continue }
+            var byName: [String: Int] = [:]
+            for (h, hp) in clusterPools[c].enumerated() where h < before.count { byName[before[h].name] = hp }
+            var pools: [Int] = []
+            for (h, host) in after.enumerated() {
+                if let hp = byName.removeValue(forKey: host.name) {
+                    upstreamPools[hp].host = Int32(h)
+                    pools.append(hp)
+                } else {
+                    pools.append(newPool(cluster: c, host: h))
+                }
             }
+            for hp in byName.values { retirePool(hp, address: before[Int(upstreamPools[hp].host)].address, loop) }
+            clusterPools[c] = pools
+        }
+        freeEmptyRetiredPools()
+    }
+
+    private func newPool(cluster c: Int, host h: Int) -> Int {
+        let pool = UpstreamPool(cluster: c, host: h)
+        if let slot = originalDst.free.popLast() {
+            upstreamPools[slot] = pool
+            return slot
+        }
+        upstreamPools.append(pool)
+        return upstreamPools.count - 1
+    }
+
+    /// A host left its cluster: its pool keeps its address (for connections still busy) as a
+    /// dynamic host and takes no new requests.
+    private func retirePool(_ hp: Int, address: SocketAddress, _ loop: Loop) {
+        upstreamPools[hp].epoch &+= 1
+        upstreamPools[hp].dynamicHost = DynamicHost(address: address, compact: CompactAddress(address), name: address.description, lastUsedNanos: 0)
+        upstreamPools[hp].retired = true
+        retiredPools.append(hp)
+        while let up = upstreamPools[hp].popIdle() {
+            ups.pointer(up)?.pointee.idleIndex = -1
+            closeUpstream(up, loop)
+        }
+    }
+
+    /// Retired pools without connections or requests give their slots back.
+    func freeEmptyRetiredPools() {
+        retiredPools.removeAll { hp in
+            guard upstreamPools[hp].connections == 0 && upstreamPools[hp].activeRequests == 0 else { return false }
+            upstreamPools[hp].retired = false
+            upstreamPools[hp].dynamicHost = nil
+            originalDst.free.append(hp)
+            return true
         }
     }
 

@@ -14,6 +14,16 @@ public enum TestHooks {
 
     /// Stalls started through the admin endpoint, released together.
     static let held = Mutex<[WorkerStall]>([])
+
+    /// DNS names that resolve to fixed numeric addresses (tests of DNS refresh; empty otherwise).
+    static let dnsOverrides = Mutex<[String: [String]]>([:])
+
+    /// Makes `name` resolve to `addresses` (nil: the system resolver again).
+    public static func overrideDNS(_ name: String, _ addresses: [String]?) {
+        dnsOverrides.withLock { $0[name] = addresses }
+    }
+
+    static func dnsOverride(_ name: String) -> [String]? { dnsOverrides.withLock { $0[name] } }
 }
 
 /// A stall of one worker loop: the worker blocks in `hold()` (inside one loop turn, so its turn
