@@ -35,6 +35,9 @@ final class FeatureTableTests: XCTestCase {
         var rows: [String] = []
         for c in differentialCases { rows.append("| \(c.feature) | request | \(verdict(c.name)) |") }
         for c in configCases { rows.append("| \(c.feature) | config | \(verdict("config/\(c.name)")) |") }
+        for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
+            rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
+        }
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")
         rows.append("| /stats?usedonly&filter= | admin | \(verdict("admin/stats?usedonly&filter")) |")

@@ -40,6 +40,9 @@ public final class ProxyOps: Sendable {
         var healthFailed = false
         var drainStartedNanos: Int64 = 0
         var quitRequested = false
+        /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
+        var configText: String?
+        var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
     }
 
     let state: Mutex<State>
@@ -49,6 +52,8 @@ public final class ProxyOps: Sendable {
     let planeHistory = PlaneHistory()
     let watchdog: Watchdog
     private let adminServer = Mutex<AdminServer?>(nil)
+    /// inotify on the dynamic-resource files (nil without `dynamic_resources`).
+    let dynamicWatcher = Mutex<DynamicConfigWatcher?>(nil)
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -56,7 +61,8 @@ public final class ProxyOps: Sendable {
 
     /// Starts the data path, the access logs, the admin listener (when the bootstrap has one) and
     /// arms the watchdog (ticked by `tick`, from `run`'s main loop or a test).
-    public static func start(_ bootstrap: Bootstrap, options: ProxyOptions, runtime: ProxyRuntimeOptions) throws(StartError) -> ProxyOps {
+    public static func start(_ bootstrap: Bootstrap, options: ProxyOptions, runtime: ProxyRuntimeOptions,
+                             configText: String? = nil) throws(StartError) -> ProxyOps {
         OpsLog.set(options.logLevel)
         var rt = runtime
         let capture = AccessLogCapture(bootstrap)
@@ -73,6 +79,17 @@ public final class ProxyOps: Sendable {
         } catch {
             proxy.stop()
             throw StartError(description: error.description)
+        }
+        ops.state.withLock { $0.configText = configText }
+        if let dynamic = bootstrap.dynamicResources {
+            let failure = ops.dynamicWatcher.withLock { slot -> String? in
+                do throws(DynamicConfigWatcher.WatchError) { slot = try DynamicConfigWatcher(dynamic) } catch { return error.description }
+                return nil
+            }
+            if let failure {
+                ops.stop()
+                throw StartError(description: failure)
+            }
         }
         if let admin = bootstrap.admin {
             do {
@@ -93,7 +110,7 @@ public final class ProxyOps: Sendable {
         self.proxy = proxy
         self.options = options
         self.concurrency = concurrency
-        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane))
+        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap)))
         let history = planeHistory
         history.add(0, proxy.plane)
         accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
@@ -110,8 +127,9 @@ public final class ProxyOps: Sendable {
     // MARK: stats
 
     public func stats() -> ProxyStatsSnapshot {
-        let (plane, draining, failed) = state.withLock { ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed) }
+        let (plane, draining, failed, subscriptions) = state.withLock { ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions) }
         var inputs = StatsInputs(plane: plane)
+        inputs.subscriptions = subscriptions
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
         inputs.accessLogDropped = accessLogs?.dropped ?? 0
@@ -142,7 +160,9 @@ public final class ProxyOps: Sendable {
                 let reason = error.errors.map(\.located).joined(separator: "; ")
                 return reject("configuration is invalid: \(reason)")
             }
-            return reload(loaded.bootstrap)
+            let outcome = reload(loaded.bootstrap)
+            if case .applied = outcome { state.withLock { $0.configText = loaded.configText } }
+            return outcome
         }
     }
 
@@ -281,6 +301,7 @@ public final class ProxyOps: Sendable {
             default:
                 break
             }
+            pollDynamicConfig()
             watchdog.tick()
             let now = monotonicNanos()
             if now >= nextFlush {

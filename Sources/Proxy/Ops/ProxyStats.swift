@@ -14,6 +14,10 @@ public struct ProxyStatsSnapshot: Sendable {
         /// Prometheus: the family (`envoy_cluster_upstream_rq_total`) and its labels.
         let family: String
         let labels: [(String, String)]
+        /// A gauge above Int.max (the xDS `version` hashes); printed instead of `value`.
+        public var unsigned: UInt64? = nil
+
+        var printed: String { unsigned.map { String($0) } ?? String(value) }
     }
 
     public struct Latency: Sendable {
@@ -41,6 +45,8 @@ struct StatsInputs {
     var uptimeSeconds = 0
     var draining = false
     var healthFailed = false
+    /// File-based LDS / CDS subscriptions.
+    var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
 }
 
 extension ProxyStatsSnapshot {
@@ -201,10 +207,27 @@ extension ProxyStatsSnapshot {
         add("server.watchdog_miss", .counter, inputs.watchdogMiss, family: "envoy_server_watchdog_miss")
         add("server.watchdog_mega_miss", .counter, inputs.watchdogMegaMiss, family: "envoy_server_watchdog_mega_miss")
         add("access_log.dropped", .counter, inputs.accessLogDropped, family: "envoy_access_log_dropped")
-        self.values = order.map { n in
+        for kind in DynamicResourceKind.allCases {
+            guard let counters = inputs.subscriptions[kind] else { continue }
+            let p = kind.statPrefix + "."
+            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_"
+            add(p + "update_attempt", .counter, counters.attempt, family: family + "update_attempt")
+            add(p + "update_success", .counter, counters.success, family: family + "update_success")
+            add(p + "update_rejected", .counter, counters.rejected, family: family + "update_rejected")
+            add(p + "update_failure", .counter, counters.failure, family: family + "update_failure")
+            add(p + "init_fetch_timeout", .counter, 0, family: family + "init_fetch_timeout")
+        }
+        var list = order.map { n in
             let v = values[n]!
             return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
         }
+        for kind in DynamicResourceKind.allCases {
+            guard let counters = inputs.subscriptions[kind] else { continue }
+            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_version"
+            list.append(Value(name: kind.statPrefix + ".version", kind: .gauge, value: Int(truncatingIfNeeded: counters.version),
+                              family: family, labels: [], unsigned: counters.version))
+        }
+        self.values = list
         self.histograms = histoOrder.map { n in
             let h = histos[n]!
             return Latency(name: n, merged: MergedLatency(h.0), family: h.1, labels: h.2)
@@ -221,7 +244,7 @@ extension ProxyStatsSnapshot {
 
     /// Envoy's `/stats` text: `name: value` sorted, histograms as `P50(...) P90 ... P99.9` in ms.
     public func text() -> String {
-        var lines = values.map { "\($0.name): \($0.value)" }
+        var lines = values.map { "\($0.name): \($0.printed)" }
         for h in histograms {
             let quantiles = [50.0, 90.0, 99.0, 99.9].map { q -> String in
                 let v = h.merged.percentile(q).map { Self.ms($0) } ?? "nan"
@@ -236,7 +259,7 @@ extension ProxyStatsSnapshot {
     public func json() -> String {
         var parts: [String] = []
         for v in values.sorted(by: { $0.name < $1.name }) {
-            parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.value)}")
+            parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.printed)}")
         }
         var computed: [String] = []
         for h in histograms.sorted(by: { $0.name < $1.name }) {
@@ -273,7 +296,7 @@ extension ProxyStatsSnapshot {
             let vs = families[f]!
             out += "# HELP \(f) Envoy stat \(vs[0].name.split(separator: ".").last ?? "")\n"
             out += "# TYPE \(f) \(vs[0].kind.rawValue)\n"
-            for v in vs { out += "\(f)\(labelText(v.labels)) \(v.value)\n" }
+            for v in vs { out += "\(f)\(labelText(v.labels)) \(v.printed)\n" }
         }
         var hfam: [String: [Latency]] = [:]
         for h in histograms { hfam[Self.metricName(h.family, counter: false), default: []].append(h) }
