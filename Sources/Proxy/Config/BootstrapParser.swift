@@ -28,6 +28,8 @@ final class BootstrapParser {
     /// Dynamic-resource files whose text is not valid YAML / JSON (Envoy counts update_failure for
     /// those, update_rejected for the other errors).
     var unparsableDynamicFiles: Set<DynamicResourceKind> = []
+    /// Listener names that runtime connection limits refer to (checked against the listeners).
+    var runtimeListenerKeys: [(name: String, value: ConfigValue)] = []
 
     init(diagnostics: ConfigDiagnostics) {
         self.diagnostics = diagnostics
@@ -37,10 +39,11 @@ final class BootstrapParser {
 
     func parseBootstrap(_ root: ConfigValue) -> Bootstrap? {
         guard let f = root.fields(
-            known: ["node", "admin", "static_resources", "stats_flush_interval", "watchdog", "watchdogs", "dynamic_resources"],
+            known: ["node", "admin", "static_resources", "stats_flush_interval", "watchdog", "watchdogs", "dynamic_resources",
+                    "layered_runtime"],
             unsupported: [
                 "cluster_manager", "hds_config", "flags_path", "stats_sinks", "stats_config",
-                "stats_flush_on_admin", "tracing", "layered_runtime", "runtime", "overload_manager",
+                "stats_flush_on_admin", "tracing", "runtime", "overload_manager",
                 "enable_dispatcher_stats", "header_prefix", "stats_server_version_override",
                 "use_tcp_for_dns_lookups", "dns_resolution_config", "typed_dns_resolver_config",
                 "bootstrap_extensions", "fatal_actions", "config_sources", "default_config_source",
@@ -90,7 +93,12 @@ final class BootstrapParser {
             dynamic.names[.listener] = fromFile.map(\.name)
             listeners += fromFile
         }
+        let runtime = f["layered_runtime"].flatMap(parseLayeredRuntime)
         checkCrossReferences()
+        let listenerNameSet = Set(listeners.map(\.name))
+        for (name, v) in runtimeListenerKeys where !listenerNameSet.contains(name) {
+            v.warning("no listener is named '\(name)': the key has no effect (as in Envoy)")
+        }
         if listeners.count > 1 {
             for v in useOriginalDstFields {
                 v.error("not applied by ballast with more than one listener yet (in Envoy: a redirected connection is handed off to the listener bound to its original destination); give one listener, or use the envoy.filters.listener.original_dst listener filter, which does not hand off")
@@ -103,6 +111,7 @@ final class BootstrapParser {
             mainThreadWatchdog: mainWatchdog, workerWatchdog: workerWatchdog)
         bootstrap.dynamicResources = dynamicConfig
         bootstrap.dynamic = dynamic
+        bootstrap.runtime = runtime ?? RuntimeConfig()
         return bootstrap
     }
 

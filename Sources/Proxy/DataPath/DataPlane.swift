@@ -10,10 +10,17 @@ import Synchronization
 public final class DataPlane: Sendable {
     public let listeners: [ListenerPlan]
     public let clusters: [ClusterPlan]
+    /// `overload.global_downstream_max_connections` (Int.max: none) and the open downstream
+    /// connections over every listener (lent from snapshot to snapshot).
+    public let globalConnectionLimit: Int
+    public let globalConnections: ConnectionCount
 
-    init(listeners: [ListenerPlan], clusters: [ClusterPlan]) {
+    init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
+         globalConnections: ConnectionCount = ConnectionCount()) {
         self.listeners = listeners
         self.clusters = clusters
+        self.globalConnectionLimit = globalConnectionLimit
+        self.globalConnections = globalConnections
     }
 
     public struct CompileError: Error, CustomStringConvertible {
@@ -66,11 +73,16 @@ public final class DataPlane: Sendable {
                 }
                 kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix))
             }
+            let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
                                           bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind,
-                                          restoresOriginalDst: l.restoresOriginalDst))
+                                          restoresOriginalDst: l.restoresOriginalDst,
+                                          connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
+                                          connections: connections))
         }
-        return DataPlane(listeners: listeners, clusters: clusters)
+        return DataPlane(listeners: listeners, clusters: clusters,
+                         globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
+                         globalConnections: previous?.globalConnections ?? ConnectionCount())
     }
 
     /// getaddrinfo on the main thread (start-up and, later, refresh).
@@ -123,6 +135,17 @@ public struct ListenerPlan: Sendable {
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
+    /// `envoy.resource_limits.listener.<name>.connection_limit` (Int.max: none) and the open
+    /// connections of this listener over its workers (lent from snapshot to snapshot).
+    public let connectionLimit: Int
+    public let connections: ConnectionCount
+}
+
+/// Open downstream connections shared by workers: taken at accept, given back at close.
+public final class ConnectionCount: Sendable {
+    public let active = Atomic<Int>(0)
+
+    public init() {}
 }
 
 public struct TCPPlan: Sendable {

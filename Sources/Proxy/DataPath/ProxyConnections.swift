@@ -209,6 +209,9 @@ public enum ProxyMessage: AdoptingMessage {
 public final class DataPathStats: Sendable {
     public let downstreamCxTotal = Atomic<Int>(0)
     public let downstreamCxActive = Atomic<Int>(0)
+    /// Connections closed at accept: the listener's connection_limit / the global limit.
+    public let downstreamCxOverflow = Atomic<Int>(0)
+    public let downstreamGlobalCxOverflow = Atomic<Int>(0)
     public let downstreamRqTotal = Atomic<Int>(0)
     public let downstreamRq1xx = Atomic<Int>(0)
     public let downstreamRq2xx = Atomic<Int>(0)

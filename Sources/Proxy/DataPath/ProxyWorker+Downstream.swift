@@ -207,7 +207,7 @@ extension ProxyWorker {
             endStream(token, d, loop, reuseUpstream: false)
         }
         loads.connectionClosed(index)
-        inc(stats.downstreamCxActive, by: -1)
+        downstreamConnectionEnded()
         loop.backend.close(fd: d.pointee.fd)
         pool.release(&d.pointee.input)
         d.pointee.out.release(to: pool)

@@ -173,6 +173,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             Glibc.close(fd)
             return
         }
+        guard takeConnectionSlots() else {
+            loads.connectionClosed(index)
+            Glibc.close(fd)
+            return
+        }
         Sockets.setNoDelay(fd)
         inc(stats.downstreamCxTotal)
         inc(stats.downstreamCxActive)
@@ -189,6 +194,29 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             armDownstreamTimer(token, p, loop)
         }
         loop.backend.armReceive(fd: fd, token: token)
+    }
+
+    /// The runtime connection limits, as Envoy checks them at accept: the listener's
+    /// connection_limit, then the global limit; over either the connection is closed and counted.
+    /// One atomic add per counter per connection (not per request).
+    func takeConnectionSlots() -> Bool {
+        guard ClusterResources.tryTake(listenerPlan.connections.active, limit: listenerPlan.connectionLimit) else {
+            inc(stats.downstreamCxOverflow)
+            return false
+        }
+        guard ClusterResources.tryTake(plane.globalConnections.active, limit: plane.globalConnectionLimit) else {
+            ClusterResources.give(listenerPlan.connections.active)
+            inc(stats.downstreamGlobalCxOverflow)
+            return false
+        }
+        return true
+    }
+
+    /// A downstream connection (HTTP or TCP) closed: its gauge and its connection slots.
+    func downstreamConnectionEnded() {
+        inc(stats.downstreamCxActive, by: -1)
+        ClusterResources.give(listenerPlan.connections.active)
+        ClusterResources.give(plane.globalConnections.active)
     }
 
     func received(_ message: ProxyMessage, loop: Loop) {

@@ -77,6 +77,10 @@ extension ProxyStatsSnapshot {
                 family: "envoy_listener_downstream_cx_total", labels: la)
             add("listener.\(addr).downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
                 family: "envoy_listener_downstream_cx_active", labels: la)
+            add("listener.\(addr).downstream_cx_overflow", .counter, workers.reduce(0) { $0 + load($1.downstreamCxOverflow) },
+                family: "envoy_listener_downstream_cx_overflow", labels: la)
+            add("listener.\(addr).downstream_global_cx_overflow", .counter, workers.reduce(0) { $0 + load($1.downstreamGlobalCxOverflow) },
+                family: "envoy_listener_downstream_global_cx_overflow", labels: la)
             for (w, s) in workers.enumerated() {
                 let wl = la + [("envoy_worker_id", "\(w)")]
                 add("listener.\(addr).worker_\(w).downstream_cx_total", .counter, load(s.downstreamCxTotal),
