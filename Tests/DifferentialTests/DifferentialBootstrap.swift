@@ -24,6 +24,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("fault", ""),
     ("cors", ""),
     ("headers", ""),
+    ("healthcheck", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -35,9 +36,13 @@ let differentialListenerFilters: [String: [String]] = [
     // Header-controlled faults at 100%: a request without the headers gets none.
     "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
+    "healthcheck": [healthCheckFilterYAML],
     "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
 ]
+
+let healthCheckFilterYAML = "{ name: envoy.filters.http.health_check, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck, "
+    + "pass_through_mode: false, headers: [ { name: \":path\", string_match: { exact: /healthz } } ] } }"
 
 let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 

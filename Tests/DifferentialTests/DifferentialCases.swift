@@ -168,6 +168,14 @@ let differentialCases: [DifferentialCase] = [
                      get("rd-scheme", "/rd/scheme")),
     DifferentialCase("headers-other-route", "virtual-host and route-config response headers on a route without its own", listener: "headers",
                      get("headers-other-route", "/up")),
+    // health_check (pass_through_mode false, `:path` exact /healthz): answered by the proxy.
+    DifferentialCase("hc-ok", "health_check: a matching request answered 200 health_check_ok, x-envoy-upstream-healthchecked-cluster",
+                     listener: "healthcheck", get("hc-ok", "/healthz")),
+    DifferentialCase("hc-query", "health_check: :path matches with the query, so /healthz?x=1 is forwarded",
+                     listener: "healthcheck", get("hc-query", "/healthz?x=1")),
+    DifferentialCase("hc-other", "health_check: other requests forwarded", listener: "healthcheck", get("hc-other", "/up")),
+    DifferentialCase("hc-head", "health_check: HEAD request", listener: "healthcheck", isHEAD: true,
+                     "HEAD /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-head\r\n\r\n"),
 ]
 
 /// Stats compared after all cases (Envoy's names).
@@ -192,6 +200,8 @@ let differentialStats: [String] = [
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
 } + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]
   + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
+  + ["request_total", "ok", "failed", "cached_response", "failed_cluster_not_found"].map { "http.healthcheck.health_check.\($0)" }
+  + ["http.healthcheck.rq_total", "http.healthcheck.downstream_rq_2xx"]
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin

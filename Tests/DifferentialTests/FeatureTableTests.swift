@@ -38,6 +38,9 @@ final class FeatureTableTests: XCTestCase {
         for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
             rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
         }
+        for c in HealthCheckDifferentialTests.cases {
+            rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
+        }
         for c in RuntimeDifferentialTests.cases {
             rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
         }

@@ -9,6 +9,7 @@ enum ExtensionKind: CaseIterable {
     case localRateLimit
     case fault
     case cors
+    case healthCheck
 
     var name: String {
         switch self {
@@ -24,6 +25,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: FilterNames.localRateLimit
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
+        case .healthCheck: FilterNames.healthCheck
         }
     }
 
@@ -39,6 +41,7 @@ enum ExtensionKind: CaseIterable {
         case .stdoutAccessLog, .stderrAccessLog, .workerCost, .localRateLimit: []
         case .fault: ["envoy.fault"]
         case .cors: ["envoy.cors"]
+        case .healthCheck: ["envoy.health_check"]
         }
     }
 
@@ -57,6 +60,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: return prefix + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
         case .fault: return prefix + "envoy.extensions.filters.http.fault.v3.HTTPFault"
         case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
+        case .healthCheck: return prefix + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
         }
     }
 
@@ -74,6 +78,7 @@ enum ExtensionKind: CaseIterable {
         case .localRateLimit: return [prefix + "envoy.config.filter.http.local_rate_limit.v2.LocalRateLimit"]
         case .fault: return [prefix + "envoy.config.filter.http.fault.v2.HTTPFault"]
         case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
+        case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
         }
     }
 }
@@ -83,13 +88,13 @@ extension ExtensionKind {
     /// ("not supported by ballast") rather than "unknown".
     static let unsupportedHTTPFilters = [
         "envoy.filters.http.buffer", "envoy.filters.http.lua",
-        "envoy.filters.http.health_check", "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
+        "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.csrf", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
-        "envoy.buffer", "envoy.lua", "envoy.health_check", "envoy.grpc_web",
+        "envoy.buffer", "envoy.lua", "envoy.grpc_web",
         "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [

@@ -72,6 +72,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case fault(FaultConfig, configName: String)
     /// `envoy.filters.http.cors` (its policies come from `typed_per_filter_config`).
     case cors(configName: String)
+    /// `envoy.filters.http.health_check` (non-pass-through).
+    case healthCheck(HealthCheckFilterConfig)
 
     public var name: String {
         switch self {
@@ -80,6 +82,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .localRateLimit: FilterNames.localRateLimit
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
+        case .healthCheck: FilterNames.healthCheck
         }
     }
 }

@@ -137,7 +137,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -153,6 +153,9 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .fault:
                 guard let c = parseFault(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.fault(c, configName: name))
+            case .resolved(let r) where r.kind == .healthCheck:
+                guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                filters.append(.healthCheck(c))
             case .resolved(let r) where r.kind == .cors:
                 // The filter's own config has no fields; its policies come per route / virtual host.
                 if let body = r.body, body.fields(known: r.typed ? ["@type"] : []) == nil { ok = false; continue }

@@ -38,10 +38,12 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let faultInjected = ResponseFlags(rawValue: 1 << 14)
     /// RL: a rate limit filter answered 429.
     public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
+    /// LH: the health_check filter answered 503 (the server fails its health checks).
+    public static let failedLocalHealthCheck = ResponseFlags(rawValue: 1 << 16)
 
     /// The short names, in Envoy's order of precedence for printing.
     public static let names: [(ResponseFlags, String)] = [
-        (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
+        (.failedLocalHealthCheck, "LH"), (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
         (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.upstreamRetryLimitExceeded, "URX"), (.streamIdleTimeout, "SI"),
@@ -65,6 +67,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
                 for byte in b { out[n] = byte; n += 1 }
             }
         }
+        if contains(.failedLocalHealthCheck) { put("LH") }
         if contains(.downstreamConnectionTermination) { put("DC") }
         if contains(.noHealthyUpstream) { put("UH") }
         if contains(.upstreamRequestTimeout) { put("UT") }
@@ -154,6 +157,8 @@ public enum ResponseDetails: UInt8, Sendable {
     case localRateLimited
     case faultFilterAbort
     case corsResponse
+    case healthCheckOK
+    case healthCheckFailed
 
     public var envoyName: String {
         switch self {
@@ -179,6 +184,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .localRateLimited: "local_rate_limited"
         case .faultFilterAbort: "fault_filter_abort"
         case .corsResponse: "cors_response"
+        case .healthCheckOK: "health_check_ok"
+        case .healthCheckFailed: "health_check_failed"
         }
     }
 }

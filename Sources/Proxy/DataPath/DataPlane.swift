@@ -14,11 +14,14 @@ public final class DataPlane: Sendable {
     /// connections over every listener (lent from snapshot to snapshot).
     public let globalConnectionLimit: Int
     public let globalConnections: ConnectionCount
+    /// `/healthcheck/fail` state (lent from snapshot to snapshot).
+    public let serverHealth: ServerHealth
 
     init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
-         globalConnections: ConnectionCount = ConnectionCount()) {
+         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth()) {
         self.listeners = listeners
         self.clusters = clusters
+        self.serverHealth = serverHealth
         self.globalConnectionLimit = globalConnectionLimit
         self.globalConnections = globalConnections
     }
@@ -53,6 +56,7 @@ public final class DataPlane: Sendable {
             clusterIndex[c.name] = i
         }
         var listeners: [ListenerPlan] = []
+        let serverHealth = previous?.serverHealth ?? ServerHealth()
         for (li, l) in bootstrap.listeners.enumerated() {
             guard let address = l.address.socketAddress else {
                 throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
@@ -66,7 +70,8 @@ public final class DataPlane: Sendable {
             let kind: ListenerPlan.Kind
             switch terminal {
             case .httpConnectionManager(let hcm):
-                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name))
+                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name,
+                                          serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
             case .tcpProxy(let tcp):
                 guard let ci = clusterIndex[tcp.cluster] else {
                     throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
@@ -82,7 +87,7 @@ public final class DataPlane: Sendable {
         }
         return DataPlane(listeners: listeners, clusters: clusters,
                          globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
-                         globalConnections: previous?.globalConnections ?? ConnectionCount())
+                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth)
     }
 
     /// getaddrinfo on the main thread (start-up and, later, refresh).
@@ -238,6 +243,11 @@ public final class HTTPPlan: Sendable {
     public let faultStats: FaultStats?
     /// `http.<stat_prefix>.cors.*`, when the chain has the cors filter.
     public let corsStats: CorsStats?
+    /// `http.<stat_prefix>.health_check.*`, when the chain has the health_check filter.
+    public let healthCheckStats: HealthCheckStats?
+    /// The server's health, when the chain has the health_check filter (its responses carry
+    /// `x-envoy-immediate-health-check-fail` while it fails).
+    let healthCheckHealth: ServerHealth?
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
     /// `server` response header value (bytes).
@@ -258,7 +268,8 @@ public final class HTTPPlan: Sendable {
     /// `http_protocol_options.accept_http_10`: else HTTP/1.0 requests get 426.
     let acceptHTTP10: Bool
 
-    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String,
+         serviceCluster: String = "", health: ServerHealth = ServerHealth()) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
         var kinds: [HTTPFilterKind] = []
@@ -276,8 +287,18 @@ public final class HTTPPlan: Sendable {
         let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
         var faultStats: FaultStats?
         var corsPlan: CorsPlan?
+        var healthCheckStats: HealthCheckStats?
         for f in c.httpFilters {
             switch f {
+            case .healthCheck(let config):
+                var matchers: [CompiledHeaderMatcher] = []
+                for h in config.headers {
+                    let (test, ignore) = try CompiledRoute.compile(h.match, listener)
+                    matchers.append(CompiledHeaderMatcher(name: Array(h.name.lowercased().utf8), test: test, ignoreCase: ignore, invert: h.invert))
+                }
+                let stats = healthCheckStats ?? HealthCheckStats()
+                healthCheckStats = stats
+                kinds.append(.healthCheck(HealthCheckPlan(headers: matchers, serviceCluster: serviceCluster, health: health, stats: stats)))
             case .cors(let name):
                 let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
                     vh.routes.map { r -> CorsPolicy? in
@@ -319,6 +340,8 @@ public final class HTTPPlan: Sendable {
         self.faultStats = faultStats
         cors = corsPlan
         corsStats = corsPlan?.stats
+        self.healthCheckStats = healthCheckStats
+        healthCheckHealth = healthCheckStats == nil ? nil : health
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -25,6 +25,8 @@ public enum HTTPFilterKind: Sendable {
     case fault(FaultPlan)
     /// `envoy.filters.http.cors` (`CorsFilter`).
     case cors(CorsPlan)
+    /// `envoy.filters.http.health_check` (`HealthCheckFilter`).
+    case healthCheck(HealthCheckPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -49,6 +51,7 @@ public struct HTTPFilterChain: Sendable {
             case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
             case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
             case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
+            case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -58,7 +61,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -68,7 +71,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue
             }
         }
         return .continue
@@ -78,7 +81,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue
             }
         }
         return .continue

@@ -210,6 +210,7 @@ extension ProxyWorker {
             w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
             w.crlf()
         }
+        if let health = http.healthCheckHealth, health.failed.load(ordering: .relaxed) { w.put(Self.immediateHealthCheckFail) }
         // The route's response mutations run in the router, before the connection manager adds
         // date and server (Envoy's finalizeResponseHeaders).
         if let mutations, !w.overflowed {
@@ -268,6 +269,8 @@ extension ProxyWorker {
         w.crlf()
     }
 
+    static var immediateHealthCheckFail: StaticString { "x-envoy-immediate-health-check-fail: true\r\n" }
+
     /// A locally generated response with a text body.
     /// `routeHeaders`: the router's reply (direct_response, upstream failure), which gets the
     /// route's response mutations; a filter's reply does not.
@@ -291,6 +294,7 @@ extension ProxyWorker {
         let fieldsStart = w.count
         if body.count > 0 { w.put("content-type: text/plain\r\n") }
         if headers.count > 0 { w.put(headers) }
+        if let health = http?.healthCheckHealth, health.failed.load(ordering: .relaxed) { w.put(Self.immediateHealthCheckFail) }
         var sawDate = false
         var sawServer = false
         if let mutations, !w.overflowed {

@@ -19,7 +19,8 @@ extension ProxyWorker {
         let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
-        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
+        // While the server fails health checks Envoy closes every HTTP/1 connection after its response.
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed)
         streamBegan(s)
         requestBegan(head, s)
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
@@ -363,6 +364,16 @@ extension ProxyWorker {
     }
 
     func record(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+        // Envoy charges no response-code, completion or latency stats for a request the
+        // health_check filter answered (it logs it).
+        if s.pointee.details != .healthCheckOK && s.pointee.details != .healthCheckFailed {
+            countResponseStats(s, loop)
+        }
+        guard let accessRing else { return }
+        recordAccess(s, accessRing, loop)
+    }
+
+    private func countResponseStats(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
         switch s.pointee.status {
         case 100..<200: inc(stats.downstreamRq1xx)
         case 200..<300: inc(stats.downstreamRq2xx)
@@ -373,7 +384,9 @@ extension ProxyWorker {
         }
         recordLatency(s, loop)
         countCompleted(s)
-        guard let accessRing else { return }
+    }
+
+    private func recordAccess(_ s: UnsafeMutablePointer<Stream>, _ accessRing: AccessRecordRing, _ loop: Loop) {
         var r = AccessRecord()
         r.worker = Int32(index)
         r.listener = Int32(listenerPlan.index)

@@ -222,7 +222,10 @@ public final class ProxyOps: Sendable {
     // MARK: health, drain, quit
 
     public func setHealthFailed(_ failed: Bool) {
-        state.withLock { $0.healthFailed = failed }
+        state.withLock {
+            $0.healthFailed = failed
+            $0.plane.serverHealth.failed.store(failed, ordering: .relaxed)
+        }
         OpsLog.log(.info, "admin", failed ? "health check set to fail" : "health check set to ok")
     }
 

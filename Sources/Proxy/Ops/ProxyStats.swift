@@ -137,6 +137,15 @@ extension ProxyStatsSnapshot {
                     f("response_rl_injected", .counter, load(fs.responseRateLimitInjected))
                     f("active_faults", .gauge, load(fs.activeFaults))
                 }
+                if let hs = h.healthCheckStats {
+                    func hc(_ suffix: String, _ v: Int) {
+                        add(p + "health_check." + suffix, .counter, v, family: "envoy_http_health_check_" + suffix, labels: hl)
+                    }
+                    hc("request_total", load(hs.requestTotal))
+                    hc("ok", load(hs.ok))
+                    hc("failed", load(hs.failed))
+                    for name in HealthCheckStats.alwaysZero { hc(name, 0) }
+                }
                 if let cs = h.corsStats {
                     add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
                     add(p + "cors.origin_invalid", .counter, load(cs.originInvalid), family: "envoy_http_cors_origin_invalid", labels: hl)
