@@ -76,6 +76,11 @@ private func healthCheck(_ fields: String) -> (String, String) {
     (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.health_check\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck, \(fields) }\n")
 }
 
+/// A buffer entry before the router, with `fields` in its typed_config.
+private func bufferFilter(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.buffer\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer\(fields.isEmpty ? "" : ", " + fields) }\n")
+}
+
 /// A layered_runtime with one static layer (`layer`: a flow mapping).
 private func runtime(_ layer: String) -> (String, String) {
     ("static_resources:\n", "layered_runtime: { layers: [ { name: static_layer_0, static_layer: \(layer) } ] }\nstatic_resources:\n")
@@ -263,4 +268,13 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "dynamic-missing-file", feature: "dynamic_resources cds_config path_config_source naming a missing file",
                edits: [("static_resources:\n", "node: { id: a, cluster: b }\ndynamic_resources: { cds_config: { path_config_source: { path: /nonexistent/ballast-cds.yaml } } }\nstatic_resources:\n")],
                refusalPath: "dynamic_resources.cds_config"),
+    ConfigCase(name: "buffer", feature: "buffer max_request_bytes with a BufferPerRoute limit on a route",
+               edits: [bufferFilter("max_request_bytes: 1024"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.buffer: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: { max_request_bytes: 10 } }\n")]),
+    ConfigCase(name: "buffer-no-max", feature: "buffer without max_request_bytes", edits: [bufferFilter("")],
+               refusalPath: "\(rlFilter).max_request_bytes"),
+    ConfigCase(name: "buffer-route-disabled-false", feature: "BufferPerRoute disabled: false",
+               edits: [bufferFilter("max_request_bytes: 1024"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.buffer: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: false }\n")],
+               refusalPath: "\(route).typed_per_filter_config[\"envoy.filters.http.buffer\"].disabled"),
 ]

@@ -25,6 +25,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("cors", ""),
     ("headers", ""),
     ("healthcheck", ""),
+    ("buffer", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -37,6 +38,7 @@ let differentialListenerFilters: [String: [String]] = [
     "fault": ["{ name: envoy.filters.http.fault, typed_config: { \(faultType), max_active_faults: 100, "
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
     "healthcheck": [healthCheckFilterYAML],
+    "buffer": ["{ name: envoy.filters.http.buffer, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 10 } }"],
     "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
 ]
@@ -80,6 +82,17 @@ let differentialVirtualHostExtra: [String: String] = [
 
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
+    "buffer": """
+                  - match: { prefix: "/nobuf" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.buffer: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true }
+                  - match: { prefix: "/bigbuf" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.buffer: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: { max_request_bytes: 100 } }
+
+    """,
     "ratelimit": differentialRateLimitRoutes,
     "rloff": differentialRateLimitRoutes,
     "cors": """

@@ -24,6 +24,11 @@ private func get(_ name: String, _ target: String, _ extra: String = "", version
     "GET \(target) \(version)\r\nHost: \(host)\r\nX-Case: \(name)\r\n\(extra)\r\n"
 }
 
+/// `POST target` with a Content-Length body.
+private func post(_ name: String, _ target: String, _ body: String) -> String {
+    "POST \(target) HTTP/1.1\r\nHost: example.com\r\nX-Case: \(name)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+}
+
 let differentialCases: [DifferentialCase] = [
     DifferentialCase("route-prefix", "Route by prefix to a cluster", get("route-prefix", "/up/a?x=1")),
     DifferentialCase("direct-response", "direct_response with an inline body", get("direct-response", "/direct")),
@@ -174,6 +179,20 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("hc-query", "health_check: :path matches with the query, so /healthz?x=1 is forwarded",
                      listener: "healthcheck", get("hc-query", "/healthz?x=1")),
     DifferentialCase("hc-other", "health_check: other requests forwarded", listener: "healthcheck", get("hc-other", "/up")),
+    // buffer (max_request_bytes 10; /nobuf disables it per route, /bigbuf raises it to 100).
+    DifferentialCase("buf-small", "buffer: a body within max_request_bytes forwarded whole", listener: "buffer",
+                     post("buf-small", "/up/b", "hello")),
+    DifferentialCase("buf-large", "buffer: a Content-Length body above max_request_bytes: 413 Payload Too Large, close", listener: "buffer",
+                     post("buf-large", "/up/b", "0123456789abcdefghij")),
+    DifferentialCase("buf-chunked-large", "buffer: a chunked body above max_request_bytes: 413", listener: "buffer",
+                     "POST /up/b HTTP/1.1\r\nHost: example.com\r\nX-Case: buf-chunked-large\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"),
+    DifferentialCase("buf-chunked-small", "buffer: a small chunked body forwarded", listener: "buffer",
+                     "POST /up/b HTTP/1.1\r\nHost: example.com\r\nX-Case: buf-chunked-small\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    DifferentialCase("buf-route-disabled", "buffer: BufferPerRoute disabled: a large body streamed", listener: "buffer",
+                     post("buf-route-disabled", "/nobuf", "0123456789abcdefghij")),
+    DifferentialCase("buf-route-limit", "buffer: BufferPerRoute max_request_bytes 100", listener: "buffer",
+                     post("buf-route-limit", "/bigbuf", "0123456789abcdefghij")),
+    DifferentialCase("buf-get", "buffer: a request without a body", listener: "buffer", get("buf-get", "/up")),
     DifferentialCase("hc-head", "health_check: HEAD request", listener: "healthcheck", isHEAD: true,
                      "HEAD /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-head\r\n\r\n"),
 ]
@@ -202,6 +221,7 @@ let differentialStats: [String] = [
   + ["http.cors.cors.origin_valid", "http.cors.cors.origin_invalid", "http.cors.rq_total"]
   + ["request_total", "ok", "failed", "cached_response", "failed_cluster_not_found"].map { "http.healthcheck.health_check.\($0)" }
   + ["http.healthcheck.rq_total", "http.healthcheck.downstream_rq_2xx"]
+  + ["http.buffer.downstream_rq_too_large", "http.buffer.downstream_rq_4xx", "http.buffer.downstream_rq_2xx", "http.buffer.rq_total"]
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
 
 /// Prometheus families compared sample by sample (names, labels and values; the admin

@@ -10,6 +10,7 @@ enum ExtensionKind: CaseIterable {
     case fault
     case cors
     case healthCheck
+    case buffer
 
     var name: String {
         switch self {
@@ -26,6 +27,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
         case .healthCheck: FilterNames.healthCheck
+        case .buffer: FilterNames.buffer
         }
     }
 
@@ -42,6 +44,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: ["envoy.fault"]
         case .cors: ["envoy.cors"]
         case .healthCheck: ["envoy.health_check"]
+        case .buffer: ["envoy.buffer"]
         }
     }
 
@@ -61,6 +64,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: return prefix + "envoy.extensions.filters.http.fault.v3.HTTPFault"
         case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
         case .healthCheck: return prefix + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
+        case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
         }
     }
 
@@ -79,6 +83,7 @@ enum ExtensionKind: CaseIterable {
         case .fault: return [prefix + "envoy.config.filter.http.fault.v2.HTTPFault"]
         case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
         case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
+        case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
         }
     }
 }
@@ -87,14 +92,14 @@ extension ExtensionKind {
     /// Envoy extensions people put in configs that Ballast does not implement: named as such
     /// ("not supported by ballast") rather than "unknown".
     static let unsupportedHTTPFilters = [
-        "envoy.filters.http.buffer", "envoy.filters.http.lua",
+        "envoy.filters.http.lua",
         "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.rbac", "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.csrf", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
-        "envoy.buffer", "envoy.lua", "envoy.grpc_web",
+        "envoy.lua", "envoy.grpc_web",
         "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [

@@ -74,6 +74,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case cors(configName: String)
     /// `envoy.filters.http.health_check` (non-pass-through).
     case healthCheck(HealthCheckFilterConfig)
+    /// `envoy.filters.http.buffer`; `configName` keys a route's `BufferPerRoute`.
+    case buffer(BufferFilterConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -83,6 +85,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .fault: FilterNames.fault
         case .cors: FilterNames.cors
         case .healthCheck: FilterNames.healthCheck
+        case .buffer: FilterNames.buffer
         }
     }
 }
@@ -161,6 +164,7 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case localRateLimit(LocalRateLimitConfig)
     case fault(FaultConfig)
     case cors(CorsPolicyConfig)
+    case buffer(BufferPerRouteConfig)
 }
 
 /// `routes[].match`.

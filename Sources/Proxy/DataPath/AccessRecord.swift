@@ -159,6 +159,7 @@ public enum ResponseDetails: UInt8, Sendable {
     case corsResponse
     case healthCheckOK
     case healthCheckFailed
+    case requestPayloadTooLarge
 
     public var envoyName: String {
         switch self {
@@ -186,6 +187,7 @@ public enum ResponseDetails: UInt8, Sendable {
         case .corsResponse: "cors_response"
         case .healthCheckOK: "health_check_ok"
         case .healthCheckFailed: "health_check_failed"
+        case .requestPayloadTooLarge: "request_payload_too_large"
         }
     }
 }

@@ -248,6 +248,8 @@ public final class HTTPPlan: Sendable {
     /// The server's health, when the chain has the health_check filter (its responses carry
     /// `x-envoy-immediate-health-check-fail` while it fails).
     let healthCheckHealth: ServerHealth?
+    /// The largest request body a buffer filter of this chain holds (0: none).
+    let maxBufferedRequestBytes: Int
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
     /// `server` response header value (bytes).
@@ -288,8 +290,20 @@ public final class HTTPPlan: Sendable {
         var faultStats: FaultStats?
         var corsPlan: CorsPlan?
         var healthCheckStats: HealthCheckStats?
+        var largestBuffer = 0
         for f in c.httpFilters {
             switch f {
+            case .buffer(let config, let name):
+                let perRoute = routeConfigs.map { r -> Int? in
+                    guard case .buffer(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    switch rc {
+                    case .disabled: return 0
+                    case .buffer(let b): return b.maxRequestBytes
+                    }
+                }
+                let plan = BufferPlan(maxBytes: config.maxRequestBytes, perRoute: perRoute)
+                largestBuffer = max(largestBuffer, plan.largest)
+                kinds.append(.buffer(plan))
             case .healthCheck(let config):
                 var matchers: [CompiledHeaderMatcher] = []
                 for h in config.headers {
@@ -341,6 +355,7 @@ public final class HTTPPlan: Sendable {
         cors = corsPlan
         corsStats = corsPlan?.stats
         self.healthCheckStats = healthCheckStats
+        maxBufferedRequestBytes = largestBuffer
         healthCheckHealth = healthCheckStats == nil ? nil : health
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)

@@ -27,6 +27,8 @@ public enum HTTPFilterKind: Sendable {
     case cors(CorsPlan)
     /// `envoy.filters.http.health_check` (`HealthCheckFilter`).
     case healthCheck(HealthCheckPlan)
+    /// `envoy.filters.http.buffer` (`BufferFilter`).
+    case buffer(BufferPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -52,6 +54,7 @@ public struct HTTPFilterChain: Sendable {
             case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
             case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
             case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan)
+            case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
         }
@@ -61,7 +64,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck, .buffer: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -71,7 +74,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck, .buffer: continue
             }
         }
         return .continue
@@ -81,7 +84,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .healthCheck, .buffer: continue
             }
         }
         return .continue
@@ -117,6 +120,9 @@ enum StreamDecision {
     /// Pause the stream for `nanos` (the fault filter's delay), then run filter `resumeAt` again
     /// with `FilterContext.resumingDelay` set.
     case delay(nanos: Int64, resumeAt: Int)
+    /// Hold the request until its body (at most `maxBytes`) is complete, then run filter
+    /// `resumeAt` (the buffer filter's).
+    case buffer(maxBytes: Int, resumeAt: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
@@ -143,6 +149,8 @@ struct FilterContext {
     /// the stream keeps a copy and decorates its response.
     var corsOrigin: Range<Int>? = nil
     var corsRoute = -1
+    /// The request has body bytes still to read (the buffer filter holds those requests).
+    var requestHasBody = false
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request

@@ -112,7 +112,15 @@ extension ProxyWorker {
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }
-        if case .chunked = p.pointee.bodyFraming { w.put("transfer-encoding: chunked\r\n") }
+        if case .chunked = p.pointee.bodyFraming {
+            if let s = stream(of: d), s.pointee.dechunkedLength >= 0 {
+                w.put("content-length: ")
+                w.putDecimal(s.pointee.dechunkedLength)
+                w.crlf()
+            } else {
+                w.put("transfer-encoding: chunked\r\n")
+            }
+        }
         if !sawRequestID, let s = stream(of: d), s.pointee.generatedRequestID {
             w.put("x-request-id: ")
             w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
@@ -285,8 +293,9 @@ extension ProxyWorker {
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(status)
         w.put(byte: ASCII.space)
-        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418).
-        w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown")
+        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418), and
+        // 413's older phrase.
+        if status == 413 { w.put("Payload Too Large") } else { w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown") }
         w.crlf()
         w.put("content-length: ")
         w.putDecimal(body.count)

@@ -43,6 +43,7 @@ extension ProxyWorker {
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
+        ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx)
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
@@ -83,15 +84,41 @@ extension ProxyWorker {
             s.pointee.resumeFilter = Int16(resumeAt)
             s.pointee.deadline = loop.now + nanos
             armDownstreamTimer(token, d, loop)
+        case .buffer(let maxBytes, let resumeAt):
+            // The head's bytes and the worker's parser are reused: keep a copy (as for a delay).
+            guard pool.append(head, to: &s.pointee.delayedHead) else {
+                localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+                return
+            }
+            s.pointee.buffering = true
+            s.pointee.bufferLimit = maxBytes
+            s.pointee.resumeFilter = Int16(resumeAt)
+            if s.pointee.expectsContinue {
+                // The body is wanted now, not when the upstream is reached.
+                s.pointee.expectsContinue = false
+                _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
+            }
         }
     }
 
-    /// The fault filter's delay has passed: parse the kept head again and resume the chain at
-    /// that filter (which may abort now), under the plan the stream started with.
+    /// The fault filter's delay has passed: resume the chain at that filter (which may abort now).
     func resumeAfterDelay(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         s.pointee.delaying = false
         s.pointee.deadline = 0
+        resumeChain(token, d, loop, resumingDelay: true)
+    }
+
+    /// The buffer filter's body is complete in the input: resume the chain after that filter.
+    func resumeAfterBuffer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        stream(of: d)!.pointee.buffering = false
+        resumeChain(token, d, loop, resumingDelay: false)
+    }
+
+    /// Parses the kept head again and runs the chain from `resumeFilter`, under the plan the
+    /// stream started with.
+    private func resumeChain(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, resumingDelay: Bool) {
+        let s = stream(of: d)!
         guard let http = httpPlan(s.pointee.generation) else {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
             return
@@ -113,7 +140,8 @@ extension ProxyWorker {
                                 plan: http, random: rng.next(), now: loop.now)
         ctx.route = http.routes.resolve(ctx.request)
         ctx.faultActive = s.pointee.faultActive
-        ctx.resumingDelay = true
+        ctx.resumingDelay = resumingDelay
+        ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx, from: Int(s.pointee.resumeFilter))
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
@@ -180,7 +208,32 @@ extension ProxyWorker {
         let avail = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, room)])
         var used = 0
         var done = false
+        var payloadAppended = false
         switch s.pointee.requestBody {
+        case .chunked where s.pointee.dechunkedLength >= 0:
+            // A buffered chunked body (checked whole while buffering): payload only.
+            payloadAppended = true
+            decoding: while used < avail.count {
+                let slice = UnsafeRawBufferPointer(rebasing: avail[used...])
+                switch s.pointee.requestDecoder.decode(slice) {
+                case let .data(range, consumed):
+                    _ = pool.append(UnsafeRawBufferPointer(rebasing: slice[range]), to: &up.pointee.pending)
+                    s.pointee.bytesReceived += range.count
+                    used += consumed
+                case let .needMore(consumed):
+                    used += consumed
+                    break decoding
+                case let .done(consumed):
+                    used += consumed
+                    done = true
+                    break decoding
+                case .failure:
+                    closeUpstream(s.pointee.upstream, loop)
+                    s.pointee.upstream = 0
+                    protocolError(400, token, d, loop)
+                    return bytes.count
+                }
+            }
         case .length:
             used = min(avail.count, s.pointee.requestRemaining)
             s.pointee.requestRemaining -= used
@@ -204,8 +257,10 @@ extension ProxyWorker {
         if used > 0 {
             touchStreamIdle(d, loop)
             let chunk = UnsafeRawBufferPointer(rebasing: avail[0..<used])
-            _ = http?.filters.decodeData(chunk, endStream: done)
-            _ = pool.append(chunk, to: &up.pointee.pending)
+            if !payloadAppended {
+                _ = http?.filters.decodeData(chunk, endStream: done)
+                _ = pool.append(chunk, to: &up.pointee.pending)
+            }
             flushUpstream(up, loop)
         }
         if done { requestFinished(token, d, loop) }

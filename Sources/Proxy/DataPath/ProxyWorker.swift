@@ -55,7 +55,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
     /// Unconsumed downstream input above this pauses receiving (per_connection_buffer_limit_bytes).
-    let inputLimit: Int
+    /// Raised to hold a buffer filter's whole body with its head.
+    var inputLimit: Int
 
     let pool = BufferPool()
     var downs = Slab<Downstream>(kind: ConnKind.downstream.rawValue, empty: Downstream())
@@ -98,7 +99,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         accessRing = settings.accessRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture
-        inputLimit = max(64 * 1024, settings.listener.bufferLimitBytes)
+        inputLimit = Self.inputLimit(settings.listener)
         requestParser = .allocate(capacity: 1)
         requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
                                                        maxHeaders: http?.maxHeadersCount ?? 100))
@@ -111,6 +112,14 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             roundRobin.append(seat.index)  // workers start at different hosts
             for h in c.hosts.indices { upstreamPools.append(UpstreamPool(cluster: c.index, host: h)) }
         }
+    }
+
+    static func inputLimit(_ l: ListenerPlan) -> Int {
+        var limit = max(64 * 1024, l.bufferLimitBytes)
+        if case .http(let h) = l.kind, h.maxBufferedRequestBytes > 0 {
+            limit = max(limit, h.maxBufferedRequestBytes + h.maxRequestHeaderBytes + 4096)
+        }
+        return limit
     }
 
     deinit {

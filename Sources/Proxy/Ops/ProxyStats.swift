@@ -122,6 +122,7 @@ extension ProxyStatsSnapshot {
                 }
                 // The requests that reached the router.
                 c("rq_total") { load($0.routerRqTotal) }
+                c("downstream_rq_too_large") { load($0.downstreamRqTooLarge) }
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }

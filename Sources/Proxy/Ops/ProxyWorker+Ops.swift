@@ -78,6 +78,7 @@ extension ProxyWorker {
         ops.live = 0
         plane = newPlane
         listenerPlan = l
+        inputLimit = Self.inputLimit(l)
         retireMovedHosts(from: old, loop)
         switch l.kind {
         case .http(let h): if http != nil { http = h }
