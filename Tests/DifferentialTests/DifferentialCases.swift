@@ -193,6 +193,10 @@ let differentialCases: [DifferentialCase] = [
     DifferentialCase("buf-route-limit", "buffer: BufferPerRoute max_request_bytes 100", listener: "buffer",
                      post("buf-route-limit", "/bigbuf", "0123456789abcdefghij")),
     DifferentialCase("buf-get", "buffer: a request without a body", listener: "buffer", get("buf-get", "/up")),
+    DifferentialCase("hc-post", "health_check: a POST with a body answered once the body is read, the connection kept", listener: "healthcheck",
+                     "POST /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-post\r\nContent-Length: 5\r\n\r\nhello"),
+    DifferentialCase("hc-post-chunked", "health_check: a chunked body read and dropped", listener: "healthcheck",
+                     "POST /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-post-chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
     DifferentialCase("hc-head", "health_check: HEAD request", listener: "healthcheck", isHEAD: true,
                      "HEAD /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-head\r\n\r\n"),
 ]

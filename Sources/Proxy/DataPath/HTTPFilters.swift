@@ -53,7 +53,7 @@ public struct HTTPFilterChain: Sendable {
             case .localRateLimit(let plan): status = LocalRateLimitFilter.decodeHeaders(&ctx, plan)
             case .fault(let plan): status = FaultFilter.decodeHeaders(&ctx, plan, index: i)
             case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
-            case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan)
+            case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan, index: i)
             case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
@@ -123,6 +123,8 @@ enum StreamDecision {
     /// Hold the request until its body (at most `maxBytes`) is complete, then run filter
     /// `resumeAt` (the buffer filter's).
     case buffer(maxBytes: Int, resumeAt: Int)
+    /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
+    case discardBody(resumeAt: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and

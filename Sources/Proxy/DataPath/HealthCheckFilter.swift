@@ -5,12 +5,18 @@ import Synchronization
 /// 200 (details `health_check_ok`) or, while the server fails health checks (`POST
 /// /healthcheck/fail`), 503 with flag LH (`health_check_failed`); both with
 /// `x-envoy-upstream-healthchecked-cluster: <node.cluster>` and an empty body, as Envoy 1.40.
+/// A health check with a body is answered when the body has been read (and dropped), as Envoy.
 /// Other requests continue. While failing, every response of a connection manager with this
 /// filter carries `x-envoy-immediate-health-check-fail: true` (added where heads are written).
 enum HealthCheckFilter {
     @inline(__always)
-    static func decodeHeaders(_ ctx: inout FilterContext, _ plan: HealthCheckPlan) -> FilterStatus {
+    static func decodeHeaders(_ ctx: inout FilterContext, _ plan: HealthCheckPlan, index: Int) -> FilterStatus {
         for h in plan.headers where !CompiledRoute.headerMatches(h, ctx.request) { return .continue }
+        if ctx.requestHasBody {
+            // Envoy answers once the request has ended: read and drop the body, then run again.
+            ctx.decision = .discardBody(resumeAt: index)
+            return .stopIteration
+        }
         LocalRateLimitFilter.inc(plan.stats.requestTotal)
         if plan.health.failed.load(ordering: .relaxed) {
             LocalRateLimitFilter.inc(plan.stats.failed)

@@ -64,6 +64,9 @@ struct Stream {
     /// A buffered chunked body's payload length: it goes upstream unframed under this
     /// content-length (-1: forward as received).
     var dechunkedLength = -1
+    /// The request body is read and dropped (a health check answers when it ends); the head
+    /// waits in `delayedHead`, the chain resumes at `resumeFilter`.
+    var discarding = false
     /// Holds one of its HCM's active faults (given back at the end).
     var faultActive = false
     /// An allowed CORS origin (a copy) and the route whose policy applies: every response of

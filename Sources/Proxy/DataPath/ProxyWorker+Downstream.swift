@@ -109,6 +109,12 @@ extension ProxyWorker {
             } else {
                 let s = stream(of: d)!
                 if s.pointee.requestComplete { return offset }
+                if s.pointee.discarding {
+                    let n = discardRequestBody(UnsafeRawBufferPointer(rebasing: bytes[offset...]), token, d, loop)
+                    if n == 0 && stream(of: d)?.pointee.discarding == true { return offset }
+                    offset += n
+                    continue
+                }
                 if s.pointee.buffering {
                     let (state, payload) = bufferedBodyState(UnsafeRawBufferPointer(rebasing: bytes[offset...]), s)
                     switch state {

@@ -85,20 +85,65 @@ extension ProxyWorker {
             s.pointee.deadline = loop.now + nanos
             armDownstreamTimer(token, d, loop)
         case .buffer(let maxBytes, let resumeAt):
-            // The head's bytes and the worker's parser are reused: keep a copy (as for a delay).
-            guard pool.append(head, to: &s.pointee.delayedHead) else {
-                localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
-                return
-            }
+            guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
             s.pointee.buffering = true
             s.pointee.bufferLimit = maxBytes
-            s.pointee.resumeFilter = Int16(resumeAt)
             if s.pointee.expectsContinue {
                 // The body is wanted now, not when the upstream is reached.
                 s.pointee.expectsContinue = false
                 _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
             }
+        case .discardBody(let resumeAt):
+            guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
+            s.pointee.discarding = true
         }
+    }
+
+    /// Keeps a copy of the head (its bytes and the worker's parser are reused) for a chain that
+    /// resumes at filter `resumeAt` later; false (answered 431) when it cannot be kept.
+    private func holdHead(_ head: UnsafeRawBufferPointer, resumeAt: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Bool {
+        let s = stream(of: d)!
+        guard pool.append(head, to: &s.pointee.delayedHead) else {
+            localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+            return false
+        }
+        s.pointee.resumeFilter = Int16(resumeAt)
+        return true
+    }
+
+    /// Drops request body bytes from the front of `bytes` for a stream that answers when its
+    /// request has ended; at the end, runs the chain again. Returns the bytes used.
+    func discardRequestBody(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
+        let s = stream(of: d)!
+        var used = 0
+        var done = false
+        switch s.pointee.requestBody {
+        case .length:
+            used = min(bytes.count, s.pointee.requestRemaining)
+            s.pointee.requestRemaining -= used
+            s.pointee.bytesReceived += used
+            done = s.pointee.requestRemaining == 0
+        case .chunked:
+            let skim = s.pointee.requestDecoder.skim(bytes)
+            if skim.failure != nil {
+                s.pointee.discarding = false
+                protocolError(400, token, d, loop)
+                return bytes.count
+            }
+            s.pointee.bytesReceived += skim.payload
+            used = skim.consumed
+            done = skim.done
+        default:
+            done = true
+        }
+        if used > 0 { touchStreamIdle(d, loop) }
+        if done {
+            s.pointee.discarding = false
+            s.pointee.requestComplete = true
+            d.pointee.requestDeadline = 0
+            resumeChain(token, d, loop, resumingDelay: false)
+        }
+        return used
     }
 
     /// The fault filter's delay has passed: resume the chain at that filter (which may abort now).
