@@ -11,7 +11,8 @@ final class DynamicConfigDifferentialTests: XCTestCase {
                             "cluster_manager.cds.update_rejected", "cluster_manager.cds.update_failure",
                             "cluster_manager.cds.version", "listener_manager.lds.update_attempt",
                             "listener_manager.lds.update_success", "listener_manager.lds.update_rejected",
-                            "listener_manager.lds.update_failure", "listener_manager.lds.version"]
+                            "listener_manager.lds.update_failure", "listener_manager.lds.version",
+                            "cluster_manager.cds.version_text", "listener_manager.lds.version_text"]
 
     /// One proxy with its own files.
     final class Subject {

@@ -179,6 +179,10 @@ final class DynamicConfigTests: XCTestCase {
         XCTAssertEqual(stat("cluster_manager.cds.update_rejected"), 1)
         XCTAssertEqual(stat("cluster_manager.cds.update_failure"), 1)
         XCTAssertEqual(stat("listener_manager.lds.update_attempt"), 1)
+        let text = adminRequest(admin, "GET", "/stats").1
+        XCTAssertTrue(text.contains("cluster_manager.cds.version_text: \"c2\"\n"), "the last applied version_info, as Envoy's text readout")
+        XCTAssertTrue(text.contains("listener_manager.lds.version_text: \"\"\n"))
+        XCTAssertTrue(adminRequest(admin, "GET", "/stats?format=json").1.contains("{\"name\":\"cluster_manager.cds.version_text\",\"value\":\"c2\"}"))
         let dump = adminRequest(admin, "GET", "/config_dump").1
         XCTAssertTrue(dump.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"dyn\""), dump)
         XCTAssertTrue(dump.contains("\"dynamic_listeners\": [{\"name\": \"dyn_listener\", \"active_state\": {\"listener\""), dump)

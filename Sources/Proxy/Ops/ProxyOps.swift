@@ -127,9 +127,12 @@ public final class ProxyOps: Sendable {
     // MARK: stats
 
     public func stats() -> ProxyStatsSnapshot {
-        let (plane, draining, failed, subscriptions) = state.withLock { ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions) }
+        let (plane, draining, failed, subscriptions, versions) = state.withLock {
+            ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic.versionInfo)
+        }
         var inputs = StatsInputs(plane: plane)
         inputs.subscriptions = subscriptions
+        inputs.versionTexts = versions
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
         inputs.accessLogDropped = accessLogs?.dropped ?? 0

@@ -29,6 +29,8 @@ public struct ProxyStatsSnapshot: Sendable {
 
     public var values: [Value] = []
     public var histograms: [Latency] = []
+    /// Envoy's text readouts (`cluster_manager.cds.version_text`): `/stats` and JSON only.
+    public var textReadouts: [(name: String, value: String)] = []
 
     public func value(_ name: String) -> Int? { values.first { $0.name == name }?.value }
 
@@ -45,8 +47,9 @@ struct StatsInputs {
     var uptimeSeconds = 0
     var draining = false
     var healthFailed = false
-    /// File-based LDS / CDS subscriptions.
+    /// File-based LDS / CDS subscriptions, and the `version_info` each last applied.
     var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
+    var versionTexts: [DynamicResourceKind: String] = [:]
 }
 
 extension ProxyStatsSnapshot {
@@ -235,6 +238,9 @@ extension ProxyStatsSnapshot {
             let v = values[n]!
             return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
         }
+        textReadouts = DynamicResourceKind.allCases.compactMap { kind in
+            inputs.subscriptions[kind] == nil ? nil : (kind.statPrefix + ".version_text", inputs.versionTexts[kind] ?? "")
+        }
         for kind in DynamicResourceKind.allCases {
             guard let counters = inputs.subscriptions[kind] else { continue }
             let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_version"
@@ -259,6 +265,7 @@ extension ProxyStatsSnapshot {
     /// Envoy's `/stats` text: `name: value` sorted, histograms as `P50(...) P90 ... P99.9` in ms.
     public func text() -> String {
         var lines = values.map { "\($0.name): \($0.printed)" }
+        lines += textReadouts.map { "\($0.name): \(JSONText.string($0.value))" }
         for h in histograms {
             let quantiles = [50.0, 90.0, 99.0, 99.9].map { q -> String in
                 let v = h.merged.percentile(q).map { Self.ms($0) } ?? "nan"
@@ -272,6 +279,9 @@ extension ProxyStatsSnapshot {
     /// `/stats?format=json`: Envoy's shape (`stats` list; histograms with computed quantiles).
     public func json() -> String {
         var parts: [String] = []
+        for t in textReadouts.sorted(by: { $0.name < $1.name }) {
+            parts.append("{\"name\":\(JSONText.string(t.name)),\"value\":\(JSONText.string(t.value))}")
+        }
         for v in values.sorted(by: { $0.name < $1.name }) {
             parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.printed)}")
         }
