@@ -5,7 +5,10 @@ interleaved: A = the bench proxy config with an access log, B = A plus the filte
 delay and abort at 100% that the load's requests do not trigger, cors when the binary knows it).
 Prints CPU per request (proxy utime+stime / requests, from /proc) and req/s per round, and B - A.
 
-Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors]   (release build; wrk installed)
+With --hc-buffer, B = A plus health_check (matching /healthz only, which the load never asks
+for) and buffer (the load's GETs have no body), instead of the filters above.
+
+Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors | --hc-buffer]   (release build; wrk installed)
 """
 import copy, statistics, sys, tempfile
 from pathlib import Path
@@ -27,6 +30,15 @@ FILTERS = """                http_filters:
                       delay: {header_delay: {}, percentage: {numerator: 100}}
                       abort: {header_abort: {}, percentage: {numerator: 100}}
 """
+HC_BUFFER = """                http_filters:
+                  - name: envoy.filters.http.health_check
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+                      pass_through_mode: false
+                      headers: [{name: ":path", string_match: {exact: /healthz}}]
+                  - name: envoy.filters.http.buffer
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 65536}
+"""
 CORS = """                  - name: envoy.filters.http.cors
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
 """
@@ -39,11 +51,11 @@ ACCESS_LOG = """                stat_prefix: ingress_http
 """
 
 
-def configs(with_cors: bool) -> dict[str, str]:
+def configs(with_cors: bool, hc_buffer: bool = False) -> dict[str, str]:
     base = (bp.CONFIG_DIR / "ballast-proxy.yaml").read_text()
     a = base.replace("                stat_prefix: ingress_http\n", ACCESS_LOG)
     assert a != base
-    filters = FILTERS + (CORS if with_cors else "")
+    filters = HC_BUFFER if hc_buffer else FILTERS + (CORS if with_cors else "")
     b = a.replace("                http_filters:\n", filters)
     if with_cors:
         b = b.replace('domains: ["*"]', 'domains: ["*"]\n                      typed_per_filter_config:\n'
@@ -56,7 +68,7 @@ def configs(with_cors: bool) -> dict[str, str]:
 def main() -> None:
     raise_nofile_limit()
     binary, rounds = sys.argv[1], int(sys.argv[2])
-    texts = configs("--cors" in sys.argv[3:])
+    texts = configs("--cors" in sys.argv[3:], hc_buffer="--hc-buffer" in sys.argv[3:])
     args = bp.parse_args(["--ballast", binary, "--duration", "3", "--skip-memory"])
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)

@@ -8,7 +8,8 @@ public enum ProxyServer {
         let (limit, note) = FileLimit.raise(to: 1 << 17)
         if let note { Log.warning(note) }
         ProxyOps.blockSignals()
-        let ops = try ProxyOps.start(config.bootstrap, options: options, runtime: ProxyRuntimeOptions(options))
+        let ops = try ProxyOps.start(config.bootstrap, options: options, runtime: ProxyRuntimeOptions(options),
+                                      configText: config.configText)
         for l in ops.proxy.listeners {
             Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(ops.proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
         }

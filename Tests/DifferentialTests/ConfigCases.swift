@@ -71,6 +71,20 @@ private let faultTypeField = "\"@type\": type.googleapis.com/envoy.extensions.fi
 private func fault(_ fields: String) -> (String, String) {
     (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.fault\n            typed_config: { \(faultTypeField), \(fields) }\n")
 }
+/// A health_check entry before the router, with `fields` in its typed_config.
+private func healthCheck(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.health_check\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck, \(fields) }\n")
+}
+
+/// A buffer entry before the router, with `fields` in its typed_config.
+private func bufferFilter(_ fields: String) -> (String, String) {
+    (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.buffer\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer\(fields.isEmpty ? "" : ", " + fields) }\n")
+}
+
+/// A layered_runtime with one static layer (`layer`: a flow mapping).
+private func runtime(_ layer: String) -> (String, String) {
+    ("static_resources:\n", "layered_runtime: { layers: [ { name: static_layer_0, static_layer: \(layer) } ] }\nstatic_resources:\n")
+}
 private let vhostAnchor = "              domains: [\"*\"]\n"
 private let csrfType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
 
@@ -301,4 +315,33 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "upgrade-filters", feature: "upgrade_configs with a filter chain of its own",
                edits: [(hcmAnchor, hcmAnchor + "          upgrade_configs: [ { upgrade_type: websocket, filters: [ { name: envoy.filters.http.router, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ] } ]\n")],
                refusalPath: "\(hcm).upgrade_configs[0].filters"),
+    ConfigCase(name: "health-check", feature: "health_check pass_through_mode false with a :path header matcher",
+               edits: [healthCheck("pass_through_mode: false, headers: [ { name: \":path\", string_match: { exact: /healthz } } ]")]),
+    ConfigCase(name: "health-check-no-mode", feature: "health_check without pass_through_mode", edits: [healthCheck("headers: []")],
+               refusalPath: "\(rlFilter).pass_through_mode"),
+    ConfigCase(name: "health-check-pass-through", feature: "health_check pass_through_mode true", edits: [healthCheck("pass_through_mode: true")],
+               refusalPath: "\(rlFilter).pass_through_mode"),
+    ConfigCase(name: "health-check-min-healthy", feature: "health_check cluster_min_healthy_percentages",
+               edits: [healthCheck("pass_through_mode: false, cluster_min_healthy_percentages: { web: { value: 50 } }")],
+               refusalPath: "\(rlFilter).cluster_min_healthy_percentages"),
+    ConfigCase(name: "runtime-connection-limit", feature: "layered_runtime static_layer with a listener connection_limit and the global limit",
+               edits: [runtime("{ envoy: { resource_limits: { listener: { main: { connection_limit: 100 } } } }, overload: { global_downstream_max_connections: 1000 } }")]),
+    ConfigCase(name: "runtime-other-key", feature: "layered_runtime static_layer with another key (re2.max_program_size.error_level)",
+               edits: [runtime("{ re2.max_program_size.error_level: 200 }")],
+               refusalPath: "layered_runtime.layers[0].static_layer[\"re2.max_program_size.error_level\"]"),
+    ConfigCase(name: "runtime-disk-layer", feature: "layered_runtime disk_layer",
+               edits: [("static_resources:\n", "layered_runtime: { layers: [ { name: disk, disk_layer: { symlink_root: /srv/runtime/current } } ] }\nstatic_resources:\n")],
+               refusalPath: "layered_runtime.layers[0].disk_layer"),
+    ConfigCase(name: "dynamic-missing-file", feature: "dynamic_resources cds_config path_config_source naming a missing file",
+               edits: [("static_resources:\n", "node: { id: a, cluster: b }\ndynamic_resources: { cds_config: { path_config_source: { path: /nonexistent/ballast-cds.yaml } } }\nstatic_resources:\n")],
+               refusalPath: "dynamic_resources.cds_config"),
+    ConfigCase(name: "buffer", feature: "buffer max_request_bytes with a BufferPerRoute limit on a route",
+               edits: [bufferFilter("max_request_bytes: 1024"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.buffer: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: { max_request_bytes: 10 } }\n")]),
+    ConfigCase(name: "buffer-no-max", feature: "buffer without max_request_bytes", edits: [bufferFilter("")],
+               refusalPath: "\(rlFilter).max_request_bytes"),
+    ConfigCase(name: "buffer-route-disabled-false", feature: "BufferPerRoute disabled: false",
+               edits: [bufferFilter("max_request_bytes: 1024"),
+                       (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.buffer: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: false }\n")],
+               refusalPath: "\(route).typed_per_filter_config[\"envoy.filters.http.buffer\"].disabled"),
 ]

@@ -30,6 +30,8 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("authz", ""),
     ("rewrite", ""),
     ("retry", ""),
+    ("healthcheck", ""),
+    ("buffer", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -43,9 +45,14 @@ let differentialListenerFilters: [String: [String]] = [
               + "delay: { header_delay: {}, percentage: { numerator: 100 } }, abort: { header_abort: {}, percentage: { numerator: 100 } } } }"],
     "authz": ["{ name: envoy.filters.http.rbac, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: { action: ALLOW, policies: { by-header: { permissions: [ { any: true } ], principals: [ { header: { name: x-user, string_match: { exact: alice } } } ] }, by-path-method: { permissions: [ { and_rules: { rules: [ { url_path: { path: { prefix: /up/public } } }, { header: { name: \":method\", string_match: { exact: GET } } } ] } } ], principals: [ { any: true } ] } } }, shadow_rules: { action: DENY, policies: { deny-local: { permissions: [ { any: true } ], principals: [ { direct_remote_ip: { address_prefix: 127.0.0.0, prefix_len: 8 } } ] } } }, shadow_rules_stat_prefix: shadow_ } }"],
     "csrf": ["{ name: envoy.filters.http.csrf, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: { default_value: { numerator: 0, denominator: HUNDRED } } } }"],
+    "healthcheck": [healthCheckFilterYAML],
+    "buffer": ["{ name: envoy.filters.http.buffer, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 10 } }"],
     "cors": ["{ name: envoy.filters.http.cors, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }"],
     "rloff": ["{ name: envoy.filters.http.local_ratelimit, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl_off, token_bucket: { max_tokens: 1, fill_interval: 3600s } } }"],
 ]
+
+let healthCheckFilterYAML = "{ name: envoy.filters.http.health_check, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck, "
+    + "pass_through_mode: false, headers: [ { name: \":path\", string_match: { exact: /healthz } } ] } }"
 
 let faultType = "\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 
@@ -124,6 +131,17 @@ let differentialListenerRoutes: [String: String] = [
                     route: { cluster: up, timeout: 5s, upgrade_configs: [ { upgrade_type: websocket, enabled: false } ] }
                   - match: { prefix: "/custom" }
                     route: { cluster: up, timeout: 5s, upgrade_configs: [ { upgrade_type: custom-proto } ] }
+
+    """,
+    "buffer": """
+                  - match: { prefix: "/nobuf" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.buffer: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true }
+                  - match: { prefix: "/bigbuf" }
+                    route: { cluster: up, timeout: 5s }
+                    typed_per_filter_config:
+                      envoy.filters.http.buffer: { "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: { max_request_bytes: 100 } }
 
     """,
     "ratelimit": differentialRateLimitRoutes,

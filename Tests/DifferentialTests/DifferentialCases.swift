@@ -24,6 +24,11 @@ private func get(_ name: String, _ target: String, _ extra: String = "", version
     "GET \(target) \(version)\r\nHost: \(host)\r\nX-Case: \(name)\r\n\(extra)\r\n"
 }
 
+/// `POST target` with a Content-Length body.
+private func post(_ name: String, _ target: String, _ body: String) -> String {
+    "POST \(target) HTTP/1.1\r\nHost: example.com\r\nX-Case: \(name)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+}
+
 let differentialCases: [DifferentialCase] = differentialRequestCases + differentialRetryCases
 
 /// retry_policy extras (issue 15): backoff, retriable status codes, per-try timeouts, and the counters.
@@ -194,6 +199,32 @@ let differentialRequestCases: [DifferentialCase] = [
                      get("rd-scheme", "/rd/scheme")),
     DifferentialCase("headers-other-route", "virtual-host and route-config response headers on a route without its own", listener: "headers",
                      get("headers-other-route", "/up")),
+    // health_check (pass_through_mode false, `:path` exact /healthz): answered by the proxy.
+    DifferentialCase("hc-ok", "health_check: a matching request answered 200 health_check_ok, x-envoy-upstream-healthchecked-cluster",
+                     listener: "healthcheck", get("hc-ok", "/healthz")),
+    DifferentialCase("hc-query", "health_check: :path matches with the query, so /healthz?x=1 is forwarded",
+                     listener: "healthcheck", get("hc-query", "/healthz?x=1")),
+    DifferentialCase("hc-other", "health_check: other requests forwarded", listener: "healthcheck", get("hc-other", "/up")),
+    // buffer (max_request_bytes 10; /nobuf disables it per route, /bigbuf raises it to 100).
+    DifferentialCase("buf-small", "buffer: a body within max_request_bytes forwarded whole", listener: "buffer",
+                     post("buf-small", "/up/b", "hello")),
+    DifferentialCase("buf-large", "buffer: a Content-Length body above max_request_bytes: 413 Payload Too Large, close", listener: "buffer",
+                     post("buf-large", "/up/b", "0123456789abcdefghij")),
+    DifferentialCase("buf-chunked-large", "buffer: a chunked body above max_request_bytes: 413", listener: "buffer",
+                     "POST /up/b HTTP/1.1\r\nHost: example.com\r\nX-Case: buf-chunked-large\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"),
+    DifferentialCase("buf-chunked-small", "buffer: a small chunked body forwarded", listener: "buffer",
+                     "POST /up/b HTTP/1.1\r\nHost: example.com\r\nX-Case: buf-chunked-small\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    DifferentialCase("buf-route-disabled", "buffer: BufferPerRoute disabled: a large body streamed", listener: "buffer",
+                     post("buf-route-disabled", "/nobuf", "0123456789abcdefghij")),
+    DifferentialCase("buf-route-limit", "buffer: BufferPerRoute max_request_bytes 100", listener: "buffer",
+                     post("buf-route-limit", "/bigbuf", "0123456789abcdefghij")),
+    DifferentialCase("buf-get", "buffer: a request without a body", listener: "buffer", get("buf-get", "/up")),
+    DifferentialCase("hc-post", "health_check: a POST with a body answered once the body is read, the connection kept", listener: "healthcheck",
+                     "POST /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-post\r\nContent-Length: 5\r\n\r\nhello"),
+    DifferentialCase("hc-post-chunked", "health_check: a chunked body read and dropped", listener: "healthcheck",
+                     "POST /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-post-chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    DifferentialCase("hc-head", "health_check: HEAD request", listener: "healthcheck", isHEAD: true,
+                     "HEAD /healthz HTTP/1.1\r\nHost: example.com\r\nX-Case: hc-head\r\n\r\n"),
     // Upgrades (upgrade_configs): refused ones, and one the upstream declines; the tunnels
     // themselves are `tunnelScenarios` below.
     DifferentialCase("upgrade-refused", "Upgrade without upgrade_configs: 403 upgrade_failed, close",
@@ -315,6 +346,9 @@ let differentialStats: [String] = [
   + ["http.plain.downstream_cx_upgrades_total", "cluster.up.upstream_rq_101", "cluster.up.upstream_rq_1xx"]
   + ["missing_source_origin", "request_invalid", "request_valid"].map { "http.csrf.csrf.\($0)" }
   + ["rbac.allowed", "rbac.denied", "rbac.shadow_.shadow_allowed", "rbac.shadow_.shadow_denied"].map { "http.authz.\($0)" }
+  + ["request_total", "ok", "failed", "cached_response", "failed_cluster_not_found"].map { "http.healthcheck.health_check.\($0)" }
+  + ["http.healthcheck.rq_total", "http.healthcheck.downstream_rq_2xx"]
+  + ["http.buffer.downstream_rq_too_large", "http.buffer.downstream_rq_4xx", "http.buffer.downstream_rq_2xx", "http.buffer.rq_total"]
   + ["aborts_injected", "delays_injected", "faults_overflow", "response_rl_injected", "active_faults"].map { "http.fault.fault.\($0)" }
   + ["up", "dead"].flatMap { c in
       ["upstream_rq_retry", "upstream_rq_retry_backoff_exponential", "upstream_rq_retry_limit_exceeded", "upstream_rq_retry_success",

@@ -141,8 +141,7 @@ let exampleConfigs: [ExampleConfig] = [
     ExampleConfig(example: "dynamic-config-fs/envoy.yaml", features: "LDS and CDS from watched files (path_config_source), a node id",
                   yaml: "node: { id: id_1, cluster: test }\nadmin: { address: { socket_address: { address: 127.0.0.1, port_value: {ADMIN} } } }\n"
                       + "dynamic_resources: { cds_config: { resource_api_version: V3, path_config_source: { path: \"{DIR}/cds.yaml\" } }, lds_config: { resource_api_version: V3, path_config_source: { path: \"{DIR}/lds.yaml\" } } }\n",
-                  requests: [get("/")],
-                  ballastRefuses: ["dynamic_resources"],
+                  requests: [get("/"), get("/x?y=1")],
                   files: ["cds.yaml": "resources:\n- { \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: example_proxy_cluster, connect_timeout: 1s, type: STATIC, load_assignment: { cluster_name: example_proxy_cluster, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {UP} } } } } ] } ] } }\n",
                           "lds.yaml": "resources:\n- { \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener, name: listener_0, address: { socket_address: { address: 127.0.0.1, port_value: {PORT0} } }, filter_chains: [ { filters: [ { name: envoy.filters.network.http_connection_manager, typed_config: { \(hcmType), stat_prefix: ingress_http, route_config: { name: local_route, virtual_hosts: [ { name: all, domains: [\"*\"], routes: [ \(route("/", "example_proxy_cluster")) ] } ] }, http_filters: [ \(router) ] } } ] } ] }\n"]),
     ExampleConfig(example: "ext_authz/config/http-service.yaml", features: "ext_authz filter calling an HTTP authorization service",
@@ -164,7 +163,7 @@ let exampleConfigs: [ExampleConfig] = [
                                                 chainExtra: "transport_socket: \(downstreamTLS)")],
                                   [cluster("service1"), cluster("service2")],
                                   extra: "layered_runtime: { layers: [ { name: static_layer_0, static_layer: { envoy: { resource_limits: { listener: { example_listener_name: { connection_limit: 10000 } } } } } } ] }"),
-                  ballastRefuses: ["layered_runtime"]),
+                  requests: [get("/service/1"), get("/service/2/a"), get("/other")]),
     ExampleConfig(example: "grpc-bridge/server/envoy-proxy.yaml", features: "gRPC route match, an HTTP/2 upstream cluster",
                   yaml: bootstrap([httpListener("grpc", routes: ["{ match: { prefix: \"/\", grpc: {} }, route: { cluster: backend_grpc } }"])],
                                   [cluster("backend_grpc", extra: http2Upstream)]),

@@ -39,6 +39,15 @@ final class FeatureTableTests: XCTestCase {
         for c in healthCheckCases { rows.append("| \(c.feature) | health | \(verdict("health/\(c.name)")) |") }
         rows.append("| Health checks: the checks' requests (path, host, user-agent) | health | \(verdict("health/checks")) |")
         rows.append("| Health checks: /clusters health_flags; \(healthCheckStats.count) health_check.*, membership_* and lb_healthy_panic stats | health | \(verdict("health/admin")) |")
+        for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
+            rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
+        }
+        for c in HealthCheckFilterDifferentialTests.cases {
+            rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
+        }
+        for c in RuntimeDifferentialTests.cases {
+            rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
+        }
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")
         rows.append("| /stats?usedonly&filter= | admin | \(verdict("admin/stats?usedonly&filter")) |")

@@ -22,6 +22,12 @@ public struct Bootstrap: Sendable, Equatable {
     public let mainThreadWatchdog: WatchdogConfig
     /// `watchdogs.worker_watchdog` (or the deprecated single `watchdog`).
     public let workerWatchdog: WatchdogConfig
+    /// `dynamic_resources` (file-based LDS / CDS); nil without.
+    public var dynamicResources: DynamicResourcesConfig? = nil
+    /// What the dynamic sources delivered: `listeners` / `clusters` above include those resources.
+    public var dynamic = DynamicResourceState()
+    /// `layered_runtime`'s static layers: the keys Ballast applies.
+    public var runtime = RuntimeConfig()
 
     public func cluster(named name: String) -> ClusterConfig? { clusters.first { $0.name == name } }
     public func listener(named name: String) -> ListenerConfig? { listeners.first { $0.name == name } }

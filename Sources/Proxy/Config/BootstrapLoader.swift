@@ -7,6 +7,9 @@ public struct LoadedBootstrap: Sendable {
     /// Deprecation warnings and other non-fatal findings, in document order. The loader never
     /// prints them; the caller decides (`ballast proxy` logs them).
     public let warnings: [ConfigDiagnostic]
+    /// The `-c` file's text as read (a dynamic-resource update re-parses it rather than the file,
+    /// which may have changed on disk: Envoy reads its bootstrap once).
+    public var configText: String? = nil
 }
 
 /// Loads Envoy v3 bootstrap YAML (and the v2 shapes of the talk's config) into `Bootstrap`.
@@ -28,15 +31,28 @@ public enum BootstrapLoader {
     /// the file (mappings merge key by key, lists are appended, scalars replaced), as Envoy does.
     /// Locations in errors then refer to whichever text the value came from.
     public static func load(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, dynamicTexts: [:])
+    }
+
+    /// As `load(path:overlayYAML:)`, with the `-c` file's text given (`configText`, read from
+    /// `path` when nil) and dynamic-resource file texts to use instead of reading those files.
+    public static func load(path: String?, overlayYAML: String?, configText: String?,
+                            dynamicTexts: [DynamicResourceKind: String]) throws(ConfigLoadError) -> LoadedBootstrap {
         let diagnostics = ConfigDiagnostics()
         var root: Node?
+        var readText: String?
         if let path {
             let text: String
-            switch readFile(path) {
-            case .success(let contents): text = contents
-            case .failure(let reason):
-                throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "cannot read config file '\(path)': \(reason.text)")])
+            if let configText {
+                text = configText
+            } else {
+                switch readFile(path) {
+                case .success(let contents): text = contents
+                case .failure(let reason):
+                    throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "cannot read config file '\(path)': \(reason.text)")])
+                }
             }
+            readText = text
             guard let node = compose(text, diagnostics, source: path) else { throw failure(diagnostics) }
             root = node
         }
@@ -47,13 +63,21 @@ public enum BootstrapLoader {
         guard let root else {
             throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "no configuration: give -c FILE or --config-yaml STRING")])
         }
-        return try build(root, diagnostics)
+        var loaded = try build(root, diagnostics, dynamicTexts: dynamicTexts)
+        loaded.configText = readText
+        return loaded
     }
 
-    private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics) throws(ConfigLoadError) -> LoadedBootstrap {
+    private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics,
+                              dynamicTexts: [DynamicResourceKind: String] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
         let parser = BootstrapParser(diagnostics: diagnostics)
+        parser.dynamicTexts = dynamicTexts
         let bootstrap = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
-        guard let bootstrap, diagnostics.errors.isEmpty else { throw failure(diagnostics) }
+        guard let bootstrap, diagnostics.errors.isEmpty else {
+            var error = failure(diagnostics)
+            error.unparsableDynamicFiles = parser.unparsableDynamicFiles
+            throw error
+        }
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))
     }
 

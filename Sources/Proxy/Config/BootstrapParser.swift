@@ -25,6 +25,14 @@ final class BootstrapParser {
     var boundAddresses: [(what: String, address: SocketAddressConfig, value: ConfigValue)] = []
     /// `use_original_dst: true` values (hand-off between listeners is not implemented: see below).
     var useOriginalDstFields: [ConfigValue] = []
+    /// Dynamic-resource file texts to use instead of reading the files (an update of one source
+    /// keeps the other's last good text).
+    var dynamicTexts: [DynamicResourceKind: String] = [:]
+    /// Dynamic-resource files whose text is not valid YAML / JSON (Envoy counts update_failure for
+    /// those, update_rejected for the other errors).
+    var unparsableDynamicFiles: Set<DynamicResourceKind> = []
+    /// Listener names that runtime connection limits refer to (checked against the listeners).
+    var runtimeListenerKeys: [(name: String, value: ConfigValue)] = []
 
     init(diagnostics: ConfigDiagnostics) {
         self.diagnostics = diagnostics
@@ -34,10 +42,11 @@ final class BootstrapParser {
 
     func parseBootstrap(_ root: ConfigValue) -> Bootstrap? {
         guard let f = root.fields(
-            known: ["node", "admin", "static_resources", "stats_flush_interval", "watchdog", "watchdogs"],
+            known: ["node", "admin", "static_resources", "stats_flush_interval", "watchdog", "watchdogs", "dynamic_resources",
+                    "layered_runtime"],
             unsupported: [
-                "dynamic_resources", "cluster_manager", "hds_config", "flags_path", "stats_sinks", "stats_config",
-                "stats_flush_on_admin", "tracing", "layered_runtime", "runtime", "overload_manager",
+                "cluster_manager", "hds_config", "flags_path", "stats_sinks", "stats_config",
+                "stats_flush_on_admin", "tracing", "runtime", "overload_manager",
                 "enable_dispatcher_stats", "header_prefix", "stats_server_version_override",
                 "use_tcp_for_dns_lookups", "dns_resolution_config", "typed_dns_resolver_config",
                 "bootstrap_extensions", "fatal_actions", "config_sources", "default_config_source",
@@ -67,25 +76,46 @@ final class BootstrapParser {
 
         var listeners: [ListenerConfig] = []
         var clusters: [ClusterConfig] = []
-        if let resources = f["static_resources"]?.fields(known: ["listeners", "clusters"], unsupported: ["secrets"]) {
-            for item in resources["clusters"]?.list() ?? [] {
-                if let cluster = parseCluster(item) { clusters.append(cluster) }
-            }
-            for item in resources["listeners"]?.list() ?? [] {
-                if let listener = parseListener(item) { listeners.append(listener) }
-            }
+        let resources = f["static_resources"]?.fields(known: ["listeners", "clusters"], unsupported: ["secrets"])
+        let dynamicConfig = f["dynamic_resources"].flatMap { parseDynamicResources($0, node: node, nodeValue: f["node"]) }
+        var dynamic = DynamicResourceState()
+        // Static clusters first, then CDS's, then the listeners (Envoy initialises CDS before LDS).
+        for item in resources?["clusters"]?.list() ?? [] {
+            if let cluster = parseCluster(item) { clusters.append(cluster) }
         }
+        if let source = dynamicConfig?.cds {
+            let fromFile = parseDynamicFile(source, .cluster, into: &dynamic) { parseCluster($0) }
+            dynamic.names[.cluster] = fromFile.map(\.name)
+            clusters += fromFile
+        }
+        for item in resources?["listeners"]?.list() ?? [] {
+            if let listener = parseListener(item) { listeners.append(listener) }
+        }
+        if let source = dynamicConfig?.lds {
+            let fromFile = parseDynamicFile(source, .listener, into: &dynamic) { parseListener($0) }
+            dynamic.names[.listener] = fromFile.map(\.name)
+            listeners += fromFile
+        }
+        let runtime = f["layered_runtime"].flatMap(parseLayeredRuntime)
         checkCrossReferences()
+        let listenerNameSet = Set(listeners.map(\.name))
+        for (name, v) in runtimeListenerKeys where !listenerNameSet.contains(name) {
+            v.warning("no listener is named '\(name)': the key has no effect (as in Envoy)")
+        }
         if listeners.count > 1 {
             for v in useOriginalDstFields {
                 v.error("not applied by ballast with more than one listener yet (in Envoy: a redirected connection is handed off to the listener bound to its original destination); give one listener, or use the envoy.filters.listener.original_dst listener filter, which does not hand off")
             }
         }
         guard diagnostics.errors.isEmpty else { return nil }
-        return Bootstrap(
+        var bootstrap = Bootstrap(
             node: node, admin: admin, listeners: listeners, clusters: clusters,
             statsFlushIntervalNanos: flush ?? 5_000_000_000,
             mainThreadWatchdog: mainWatchdog, workerWatchdog: workerWatchdog)
+        bootstrap.dynamicResources = dynamicConfig
+        bootstrap.dynamic = dynamic
+        bootstrap.runtime = runtime ?? RuntimeConfig()
+        return bootstrap
     }
 
     func parseNodeIdentity(_ value: ConfigValue) -> NodeIdentity? {

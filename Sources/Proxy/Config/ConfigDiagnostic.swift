@@ -118,6 +118,8 @@ public struct ConfigDiagnostic: Sendable, Hashable, CustomStringConvertible {
 public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public let errors: [ConfigDiagnostic]
     public let warnings: [ConfigDiagnostic]
+    /// Dynamic-resource files whose text did not parse at all (Envoy: update_failure, not rejected).
+    public var unparsableDynamicFiles: Set<DynamicResourceKind> = []
 
     public init(errors: [ConfigDiagnostic], warnings: [ConfigDiagnostic] = []) {
         self.errors = errors

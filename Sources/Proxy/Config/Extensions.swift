@@ -11,6 +11,8 @@ enum ExtensionKind: CaseIterable {
     case cors
     case csrf
     case rbac
+    case healthCheck
+    case buffer
 
     var name: String {
         switch self {
@@ -28,6 +30,8 @@ enum ExtensionKind: CaseIterable {
         case .cors: FilterNames.cors
         case .csrf: FilterNames.csrf
         case .rbac: FilterNames.rbac
+        case .healthCheck: FilterNames.healthCheck
+        case .buffer: FilterNames.buffer
         }
     }
 
@@ -45,6 +49,8 @@ enum ExtensionKind: CaseIterable {
         case .cors: ["envoy.cors"]
         case .csrf: ["envoy.csrf"]
         case .rbac: []
+        case .healthCheck: ["envoy.health_check"]
+        case .buffer: ["envoy.buffer"]
         }
     }
 
@@ -65,6 +71,8 @@ enum ExtensionKind: CaseIterable {
         case .cors: return prefix + "envoy.extensions.filters.http.cors.v3.Cors"
         case .csrf: return prefix + "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"
         case .rbac: return prefix + "envoy.extensions.filters.http.rbac.v3.RBAC"
+        case .healthCheck: return prefix + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
+        case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
         }
     }
 
@@ -84,6 +92,8 @@ enum ExtensionKind: CaseIterable {
         case .cors: return [prefix + "envoy.config.filter.http.cors.v2.Cors"]
         case .csrf: return [prefix + "envoy.config.filter.http.csrf.v2.CsrfPolicy"]
         case .rbac: return [prefix + "envoy.config.filter.http.rbac.v2.RBAC"]
+        case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
+        case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
         }
     }
 }
@@ -92,14 +102,14 @@ extension ExtensionKind {
     /// Envoy extensions people put in configs that Ballast does not implement: named as such
     /// ("not supported by ballast") rather than "unknown".
     static let unsupportedHTTPFilters = [
-        "envoy.filters.http.buffer", "envoy.filters.http.lua",
-        "envoy.filters.http.health_check", "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
+        "envoy.filters.http.lua",
+        "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
         "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
-        "envoy.buffer", "envoy.lua", "envoy.health_check", "envoy.grpc_web",
+        "envoy.lua", "envoy.grpc_web",
         "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [

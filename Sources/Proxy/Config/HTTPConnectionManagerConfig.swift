@@ -87,6 +87,10 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case csrf(CsrfPolicyConfig, configName: String)
     /// `envoy.filters.http.rbac` (routes may replace it or turn it off: RBACPerRoute).
     case rbac(RBACConfig, configName: String)
+    /// `envoy.filters.http.health_check` (non-pass-through).
+    case healthCheck(HealthCheckFilterConfig)
+    /// `envoy.filters.http.buffer`; `configName` keys a route's `BufferPerRoute`.
+    case buffer(BufferFilterConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -97,6 +101,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .cors: FilterNames.cors
         case .csrf: FilterNames.csrf
         case .rbac: FilterNames.rbac
+        case .healthCheck: FilterNames.healthCheck
+        case .buffer: FilterNames.buffer
         }
     }
 }
@@ -178,6 +184,7 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case csrf(CsrfPolicyConfig)
     /// RBACPerRoute: nil turns the filter off on the route.
     case rbac(RBACConfig?)
+    case buffer(BufferPerRouteConfig)
 }
 
 /// `routes[].match`.

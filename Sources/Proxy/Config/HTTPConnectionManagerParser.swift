@@ -169,7 +169,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -191,6 +191,12 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .csrf:
                 guard let c = parseCsrfPolicy(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.csrf(c, configName: name))
+            case .resolved(let r) where r.kind == .buffer:
+                guard let c = parseBufferFilter(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.buffer(c, configName: name))
+            case .resolved(let r) where r.kind == .healthCheck:
+                guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                filters.append(.healthCheck(c))
             case .resolved(let r) where r.kind == .cors:
                 // The filter's own config has no fields; its policies come per route / virtual host.
                 if let body = r.body, body.fields(known: r.typed ? ["@type"] : []) == nil { ok = false; continue }
@@ -912,11 +918,14 @@ extension BootstrapParser {
             } else if type == ExtensionKind.csrf.typeURL {
                 guard let c = parseCsrfPolicy(item, typed: true, at: value.path) else { ok = false; continue }
                 out[key] = .csrf(c)
+            } else if type == Self.bufferPerRouteType {
+                guard let c = parseBufferPerRoute(item) else { ok = false; continue }
+                out[key] = .buffer(c)
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType), \(Self.bufferPerRouteType))", at: typeNode)
                 ok = false
             }
         }

@@ -3,7 +3,7 @@
 /// HCM's `http_filters` or in a route's `typed_per_filter_config` (which then replaces it for
 /// that route, with a token bucket of its own). What Ballast implements: the token bucket (shared
 /// by all workers, as Envoy's), `filter_enabled` / `filter_enforced` (their `default_value`: Ballast
-/// has no runtime layer, so the runtime key is never set and Envoy uses the default too),
+/// has no runtime layer that sets it (layered_runtime refuses other keys), so the runtime key is never set and Envoy uses the default too),
 /// `response_headers_to_add` on the 429, and the four stats. Everything else is refused.
 public struct LocalRateLimitConfig: Sendable, Hashable {
     public struct TokenBucket: Sendable, Hashable {
@@ -145,7 +145,7 @@ extension BootstrapParser {
     /// `{ runtime_key, default_value: { numerator, denominator } }`.
     func parseRuntimeFractionalPercent(_ value: ConfigValue) -> FractionalPercent? {
         guard let f = value.fields(known: ["runtime_key", "default_value"]) else { return nil }
-        // Ballast has no runtime layer: the key is never set, so Envoy uses default_value too.
+        // layered_runtime refuses filter keys: the key is never set, so Envoy uses default_value too.
         _ = f["runtime_key"]?.string()
         guard let d = f.required("default_value") else { return nil }
         return parseFractionalPercent(d)

@@ -38,11 +38,13 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let faultInjected = ResponseFlags(rawValue: 1 << 14)
     /// RL: a rate limit filter answered 429.
     public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
+    /// LH: the health_check filter answered 503 (the server fails its health checks).
+    public static let failedLocalHealthCheck = ResponseFlags(rawValue: 1 << 16)
 
     /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
     /// were set: URX is set when the retry is refused, before the failure that ends the request).
     public static let names: [(ResponseFlags, String)] = [
-        (.upstreamRetryLimitExceeded, "URX"), (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
+        (.upstreamRetryLimitExceeded, "URX"), (.failedLocalHealthCheck, "LH"), (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
         (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
         (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
@@ -67,6 +69,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
             }
         }
         if contains(.upstreamRetryLimitExceeded) { put("URX") }
+        if contains(.failedLocalHealthCheck) { put("LH") }
         if contains(.downstreamConnectionTermination) { put("DC") }
         if contains(.noHealthyUpstream) { put("UH") }
         if contains(.upstreamRequestTimeout) { put("UT") }
@@ -175,6 +178,9 @@ public enum ResponseDetails: UInt8, Sendable {
     /// reason. Envoy's frame around OpenSSL's error (Envoy prints BoringSSL's; docs/tls.md).
     case tlsVerifyFailure
     case tlsFailure
+    case healthCheckOK
+    case healthCheckFailed
+    case requestPayloadTooLarge
 
     public var envoyName: String {
         switch self {
@@ -208,6 +214,9 @@ public enum ResponseDetails: UInt8, Sendable {
         case .rbacAccessDenied: "rbac_access_denied_matched_policy[none]"
         case .tlsVerifyFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:|167772294:SSL_routines::certificate_verify_failed:TLS_error_end}"
         case .tlsFailure: "upstream_reset_before_response_started{remote_connection_failure|TLS_error:TLS_error_end}"
+        case .healthCheckOK: "health_check_ok"
+        case .healthCheckFailed: "health_check_failed"
+        case .requestPayloadTooLarge: "request_payload_too_large"
         }
     }
 }

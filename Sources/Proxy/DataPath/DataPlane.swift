@@ -10,10 +10,20 @@ import Synchronization
 public final class DataPlane: Sendable {
     public let listeners: [ListenerPlan]
     public let clusters: [ClusterPlan]
+    /// `overload.global_downstream_max_connections` (Int.max: none) and the open downstream
+    /// connections over every listener (lent from snapshot to snapshot).
+    public let globalConnectionLimit: Int
+    public let globalConnections: ConnectionCount
+    /// `/healthcheck/fail` state (lent from snapshot to snapshot).
+    public let serverHealth: ServerHealth
 
-    init(listeners: [ListenerPlan], clusters: [ClusterPlan]) {
+    init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
+         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth()) {
         self.listeners = listeners
         self.clusters = clusters
+        self.serverHealth = serverHealth
+        self.globalConnectionLimit = globalConnectionLimit
+        self.globalConnections = globalConnections
     }
 
     public struct CompileError: Error, CustomStringConvertible {
@@ -58,6 +68,7 @@ public final class DataPlane: Sendable {
             clusterIndex[c.name] = i
         }
         var listeners: [ListenerPlan] = []
+        let serverHealth = previous?.serverHealth ?? ServerHealth()
         for (li, l) in bootstrap.listeners.enumerated() {
             guard let address = l.address.socketAddress else {
                 throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
@@ -71,18 +82,24 @@ public final class DataPlane: Sendable {
             let kind: ListenerPlan.Kind
             switch terminal {
             case .httpConnectionManager(let hcm):
-                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name))
+                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name,
+                                          serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
             case .tcpProxy(let tcp):
                 guard let ci = clusterIndex[tcp.cluster] else {
                     throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
                 }
                 kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix))
             }
+            let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
                                           bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind,
-                                          restoresOriginalDst: l.restoresOriginalDst, tls: chain.tls?.context))
+                                          restoresOriginalDst: l.restoresOriginalDst, tls: chain.tls?.context,
+                                          connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
+                                          connections: connections))
         }
-        return DataPlane(listeners: listeners, clusters: clusters)
+        return DataPlane(listeners: listeners, clusters: clusters,
+                         globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
+                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth)
     }
 
     /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now
@@ -159,6 +176,17 @@ public struct ListenerPlan: Sendable {
     public let restoresOriginalDst: Bool
     /// TLS termination (the chain's `transport_socket`), or nil for plain TCP.
     public var tls: TLSContext? = nil
+    /// `envoy.resource_limits.listener.<name>.connection_limit` (Int.max: none) and the open
+    /// connections of this listener over its workers (lent from snapshot to snapshot).
+    public let connectionLimit: Int
+    public let connections: ConnectionCount
+}
+
+/// Open downstream connections shared by workers: taken at accept, given back at close.
+public final class ConnectionCount: Sendable {
+    public let active = Atomic<Int>(0)
+
+    public init() {}
 }
 
 public struct TCPPlan: Sendable {
@@ -288,6 +316,13 @@ public final class HTTPPlan: Sendable {
     public let faultStats: FaultStats?
     /// `http.<stat_prefix>.cors.*`, when the chain has the cors filter.
     public let corsStats: CorsStats?
+    /// `http.<stat_prefix>.health_check.*`, when the chain has the health_check filter.
+    public let healthCheckStats: HealthCheckStats?
+    /// The server's health, when the chain has the health_check filter (its responses carry
+    /// `x-envoy-immediate-health-check-fail` while it fails).
+    let healthCheckHealth: ServerHealth?
+    /// The largest request body a buffer filter of this chain holds (0: none).
+    let maxBufferedRequestBytes: Int
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
@@ -316,7 +351,8 @@ public final class HTTPPlan: Sendable {
     /// `upgrade_configs`: the connection manager's upgrade types (routes may override).
     let upgrades: UpgradePolicy
 
-    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
+    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String,
+         serviceCluster: String = "", health: ServerHealth = ServerHealth()) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
         var kinds: [HTTPFilterKind] = []
@@ -336,6 +372,8 @@ public final class HTTPPlan: Sendable {
         var corsPlan: CorsPlan?
         var csrf: CsrfStats?
         var rbac = RBACCompiler()
+        var healthCheckStats: HealthCheckStats?
+        var largestBuffer = 0
         for f in c.httpFilters {
             switch f {
             case .rbac(let config, let name):
@@ -362,6 +400,26 @@ public final class HTTPPlan: Sendable {
                 let stats = csrf ?? CsrfStats()
                 csrf = stats
                 kinds.append(.csrf(CsrfPlan(filter: CsrfPolicy(config), perRoute: perRoute, stats: stats)))
+            case .buffer(let config, let name):
+                let perRoute = routeConfigs.map { r -> Int? in
+                    guard case .buffer(let rc)? = r.perFilterConfigs[name] else { return nil }
+                    switch rc {
+                    case .disabled: return 0
+                    case .buffer(let b): return b.maxRequestBytes
+                    }
+                }
+                let plan = BufferPlan(maxBytes: config.maxRequestBytes, perRoute: perRoute)
+                largestBuffer = max(largestBuffer, plan.largest)
+                kinds.append(.buffer(plan))
+            case .healthCheck(let config):
+                var matchers: [CompiledHeaderMatcher] = []
+                for h in config.headers {
+                    let (test, ignore) = try CompiledRoute.compile(h.match, listener)
+                    matchers.append(CompiledHeaderMatcher(name: Array(h.name.lowercased().utf8), test: test, ignoreCase: ignore, invert: h.invert))
+                }
+                let stats = healthCheckStats ?? HealthCheckStats()
+                healthCheckStats = stats
+                kinds.append(.healthCheck(HealthCheckPlan(headers: matchers, serviceCluster: serviceCluster, health: health, stats: stats)))
             case .cors(let name):
                 let perRoute = c.routeConfig.virtualHosts.flatMap { vh in
                     vh.routes.map { r -> CorsPolicy? in
@@ -406,6 +464,9 @@ public final class HTTPPlan: Sendable {
         rbacStats = rbac.stats
         rbacDetails = rbac.details
         corsStats = corsPlan?.stats
+        self.healthCheckStats = healthCheckStats
+        maxBufferedRequestBytes = largestBuffer
+        healthCheckHealth = healthCheckStats == nil ? nil : health
         suppressEnvoyHeaders = suppress
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation

@@ -29,6 +29,10 @@ public enum HTTPFilterKind: Sendable {
     case csrf(CsrfPlan)
     /// `envoy.filters.http.rbac` (`RBACFilter`).
     case rbac(RBACPlan)
+    /// `envoy.filters.http.health_check` (`HealthCheckFilter`).
+    case healthCheck(HealthCheckPlan)
+    /// `envoy.filters.http.buffer` (`BufferFilter`).
+    case buffer(BufferPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -62,6 +66,8 @@ public struct HTTPFilterChain: Sendable {
             case .cors(let plan): status = CorsFilter.decodeHeaders(&ctx, plan)
             case .csrf(let plan): status = CsrfFilter.decodeHeaders(&ctx, plan)
             case .rbac(let plan): status = RBACFilter.decodeHeaders(&ctx, plan)
+            case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan, index: i)
+            case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
         }
@@ -71,7 +77,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -81,7 +87,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue
             }
         }
         return .continue
@@ -91,7 +97,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue
             }
         }
         return .continue
@@ -137,6 +143,11 @@ enum StreamDecision {
     /// Pause the stream for `nanos` (the fault filter's delay), then run filter `resumeAt` again
     /// with `FilterContext.resumingDelay` set.
     case delay(nanos: Int64, resumeAt: Int)
+    /// Hold the request until its body (at most `maxBytes`) is complete, then run filter
+    /// `resumeAt` (the buffer filter's).
+    case buffer(maxBytes: Int, resumeAt: Int)
+    /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
+    case discardBody(resumeAt: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
@@ -164,6 +175,8 @@ struct FilterContext {
     var corsOrigin: Range<Int>? = nil
     var corsRoute = -1
     var connection = ConnectionInfo()
+    /// The request has body bytes still to read (the buffer filter holds those requests).
+    var requestHasBody = false
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request

@@ -73,6 +73,16 @@ struct Stream {
     var delaying = false
     var resumeFilter: Int16 = 0
     var delayedHead = ByteBuffer.empty
+    /// Held by the buffer filter until the body (at most `bufferLimit` bytes) is in the input;
+    /// the head waits in `delayedHead`, the chain resumes at `resumeFilter`.
+    var buffering = false
+    var bufferLimit = 0
+    /// A buffered chunked body's payload length: it goes upstream unframed under this
+    /// content-length (-1: forward as received).
+    var dechunkedLength = -1
+    /// The request body is read and dropped (a health check answers when it ends); the head
+    /// waits in `delayedHead`, the chain resumes at `resumeFilter`.
+    var discarding = false
     /// Holds one of its HCM's active faults (given back at the end).
     var faultActive = false
     /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
@@ -233,6 +243,11 @@ public enum ProxyMessage: AdoptingMessage {
 public final class DataPathStats: Sendable {
     public let downstreamCxTotal = Atomic<Int>(0)
     public let downstreamCxActive = Atomic<Int>(0)
+    /// Connections closed at accept: the listener's connection_limit / the global limit.
+    public let downstreamCxOverflow = Atomic<Int>(0)
+    /// Request bodies above the buffer filter's limit (413).
+    public let downstreamRqTooLarge = Atomic<Int>(0)
+    public let downstreamGlobalCxOverflow = Atomic<Int>(0)
     public let downstreamRqTotal = Atomic<Int>(0)
     public let downstreamRq1xx = Atomic<Int>(0)
     public let downstreamRq2xx = Atomic<Int>(0)

@@ -115,7 +115,32 @@ extension ProxyWorker {
                     startStream(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), token, d, loop)
                 }
             } else {
-                if stream(of: d)!.pointee.requestComplete { return offset }
+                let s = stream(of: d)!
+                if s.pointee.requestComplete { return offset }
+                if s.pointee.discarding {
+                    let n = discardRequestBody(UnsafeRawBufferPointer(rebasing: bytes[offset...]), token, d, loop)
+                    if n == 0 && stream(of: d)?.pointee.discarding == true { return offset }
+                    offset += n
+                    continue
+                }
+                if s.pointee.buffering {
+                    let (state, payload) = bufferedBodyState(UnsafeRawBufferPointer(rebasing: bytes[offset...]), s)
+                    switch state {
+                    case .waiting:
+                        touchStreamIdle(d, loop)
+                        return offset
+                    case .tooLarge:
+                        payloadTooLarge(payload, token, d, loop)
+                        return bytes.count
+                    case .malformed:
+                        s.pointee.buffering = false
+                        protocolError(400, token, d, loop)
+                        return bytes.count
+                    case .complete:
+                        resumeAfterBuffer(token, d, loop)
+                        continue  // the body goes upstream like any other now
+                    }
+                }
                 let n = forwardRequestBody(UnsafeRawBufferPointer(rebasing: bytes[offset...]), token, d, loop)
                 if n == 0 { return offset }
                 offset += n
@@ -225,7 +250,7 @@ extension ProxyWorker {
             endStream(token, d, loop, reuseUpstream: false)
         }
         loads.connectionClosed(index)
-        inc(stats.downstreamCxActive, by: -1)
+        downstreamConnectionEnded()
         if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)
         pool.release(&d.pointee.input)

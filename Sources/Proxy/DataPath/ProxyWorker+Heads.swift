@@ -140,7 +140,15 @@ extension ProxyWorker {
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }
-        if case .chunked = p.pointee.bodyFraming { w.put("transfer-encoding: chunked\r\n") }
+        if case .chunked = p.pointee.bodyFraming {
+            if let s = stream(of: d), s.pointee.dechunkedLength >= 0 {
+                w.put("content-length: ")
+                w.putDecimal(s.pointee.dechunkedLength)
+                w.crlf()
+            } else {
+                w.put("transfer-encoding: chunked\r\n")
+            }
+        }
         if !sawRequestID, let s = stream(of: d), s.pointee.generatedRequestID {
             w.put("x-request-id: ")
             w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
@@ -247,6 +255,7 @@ extension ProxyWorker {
             w.putDecimal(Int(s.pointee.upstreamServiceNanos / 1_000_000))
             w.crlf()
         }
+        if let health = http.healthCheckHealth, health.failed.load(ordering: .relaxed) { w.put(Self.immediateHealthCheckFail) }
         // The route's response mutations run in the router, before the connection manager adds
         // date and server (Envoy's finalizeResponseHeaders).
         if let mutations, !w.overflowed {
@@ -305,6 +314,8 @@ extension ProxyWorker {
         w.crlf()
     }
 
+    static var immediateHealthCheckFail: StaticString { "x-envoy-immediate-health-check-fail: true\r\n" }
+
     /// A locally generated response with a text body.
     /// `routeHeaders`: the router's reply (direct_response, upstream failure), which gets the
     /// route's response mutations; a filter's reply does not.
@@ -319,8 +330,9 @@ extension ProxyWorker {
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
         w.putDecimal(status)
         w.put(byte: ASCII.space)
-        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418).
-        w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown")
+        // Envoy's codec writes `Unknown` for a code it has no phrase for (a fault abort's 418), and
+        // 413's older phrase.
+        if status == 413 { w.put("Payload Too Large") } else { w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown") }
         w.crlf()
         w.put("content-length: ")
         w.putDecimal(body.count)
@@ -328,6 +340,7 @@ extension ProxyWorker {
         let fieldsStart = w.count
         if body.count > 0 { w.put("content-type: text/plain\r\n") }
         if headers.count > 0 { w.put(headers) }
+        if let health = http?.healthCheckHealth, health.failed.load(ordering: .relaxed) { w.put(Self.immediateHealthCheckFail) }
         var sawDate = false
         var sawServer = false
         if let mutations, !w.overflowed {

@@ -19,7 +19,8 @@ extension ProxyWorker {
         let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
-        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining
+        // While the server fails health checks Envoy closes every HTTP/1 connection after its response.
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed)
         streamBegan(s)
         requestBegan(head, s)
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
@@ -63,6 +64,7 @@ extension ProxyWorker {
             inc(stats.downstreamCxUpgradesTotal)
             inc(stats.downstreamCxUpgradesActive)
         }
+        ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx)
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
@@ -103,15 +105,86 @@ extension ProxyWorker {
             s.pointee.resumeFilter = Int16(resumeAt)
             s.pointee.deadline = loop.now + nanos
             armDownstreamTimer(token, d, loop)
+        case .buffer(let maxBytes, let resumeAt):
+            guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
+            s.pointee.buffering = true
+            s.pointee.bufferLimit = maxBytes
+            if s.pointee.expectsContinue {
+                // The body is wanted now, not when the upstream is reached.
+                s.pointee.expectsContinue = false
+                _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
+            }
+        case .discardBody(let resumeAt):
+            guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
+            s.pointee.discarding = true
         }
     }
 
-    /// The fault filter's delay has passed: parse the kept head again and resume the chain at
-    /// that filter (which may abort now), under the plan the stream started with.
+    /// Keeps a copy of the head (its bytes and the worker's parser are reused) for a chain that
+    /// resumes at filter `resumeAt` later; false (answered 431) when it cannot be kept.
+    private func holdHead(_ head: UnsafeRawBufferPointer, resumeAt: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Bool {
+        let s = stream(of: d)!
+        guard pool.append(head, to: &s.pointee.delayedHead) else {
+            localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
+            return false
+        }
+        s.pointee.resumeFilter = Int16(resumeAt)
+        return true
+    }
+
+    /// Drops request body bytes from the front of `bytes` for a stream that answers when its
+    /// request has ended; at the end, runs the chain again. Returns the bytes used.
+    func discardRequestBody(_ bytes: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) -> Int {
+        let s = stream(of: d)!
+        var used = 0
+        var done = false
+        switch s.pointee.requestBody {
+        case .length:
+            used = min(bytes.count, s.pointee.requestRemaining)
+            s.pointee.requestRemaining -= used
+            s.pointee.bytesReceived += used
+            done = s.pointee.requestRemaining == 0
+        case .chunked:
+            let skim = s.pointee.requestDecoder.skim(bytes)
+            if skim.failure != nil {
+                s.pointee.discarding = false
+                protocolError(400, token, d, loop)
+                return bytes.count
+            }
+            s.pointee.bytesReceived += skim.payload
+            used = skim.consumed
+            done = skim.done
+        default:
+            done = true
+        }
+        if used > 0 { touchStreamIdle(d, loop) }
+        if done {
+            s.pointee.discarding = false
+            s.pointee.requestComplete = true
+            d.pointee.requestDeadline = 0
+            resumeChain(token, d, loop, resumingDelay: false)
+        }
+        return used
+    }
+
+    /// The fault filter's delay has passed: resume the chain at that filter (which may abort now).
     func resumeAfterDelay(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         s.pointee.delaying = false
         s.pointee.deadline = 0
+        resumeChain(token, d, loop, resumingDelay: true)
+    }
+
+    /// The buffer filter's body is complete in the input: resume the chain after that filter.
+    func resumeAfterBuffer(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        stream(of: d)!.pointee.buffering = false
+        resumeChain(token, d, loop, resumingDelay: false)
+    }
+
+    /// Parses the kept head again and runs the chain from `resumeFilter`, under the plan the
+    /// stream started with.
+    private func resumeChain(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, resumingDelay: Bool) {
+        let s = stream(of: d)!
         guard let http = httpPlan(s.pointee.generation) else {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
             return
@@ -134,7 +207,8 @@ extension ProxyWorker {
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
         ctx.route = http.routes.resolve(ctx.request)
         ctx.faultActive = s.pointee.faultActive
-        ctx.resumingDelay = true
+        ctx.resumingDelay = resumingDelay
+        ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx, from: Int(s.pointee.resumeFilter))
         if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
@@ -217,7 +291,32 @@ extension ProxyWorker {
         let avail = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, room)])
         var used = 0
         var done = false
+        var payloadAppended = false
         switch s.pointee.requestBody {
+        case .chunked where s.pointee.dechunkedLength >= 0:
+            // A buffered chunked body (checked whole while buffering): payload only.
+            payloadAppended = true
+            decoding: while used < avail.count {
+                let slice = UnsafeRawBufferPointer(rebasing: avail[used...])
+                switch s.pointee.requestDecoder.decode(slice) {
+                case let .data(range, consumed):
+                    _ = pool.append(UnsafeRawBufferPointer(rebasing: slice[range]), to: &up.pointee.pending)
+                    s.pointee.bytesReceived += range.count
+                    used += consumed
+                case let .needMore(consumed):
+                    used += consumed
+                    break decoding
+                case let .done(consumed):
+                    used += consumed
+                    done = true
+                    break decoding
+                case .failure:
+                    closeUpstream(s.pointee.upstream, loop)
+                    s.pointee.upstream = 0
+                    protocolError(400, token, d, loop)
+                    return bytes.count
+                }
+            }
         case .length:
             used = min(avail.count, s.pointee.requestRemaining)
             s.pointee.requestRemaining -= used
@@ -244,8 +343,10 @@ extension ProxyWorker {
         if used > 0 {
             touchStreamIdle(d, loop)
             let chunk = UnsafeRawBufferPointer(rebasing: avail[0..<used])
-            _ = http?.filters.decodeData(chunk, endStream: done)
-            _ = pool.append(chunk, to: &up.pointee.pending)
+            if !payloadAppended {
+                _ = http?.filters.decodeData(chunk, endStream: done)
+                _ = pool.append(chunk, to: &up.pointee.pending)
+            }
             flushUpstream(up, loop)
         }
         if done { requestFinished(token, d, loop) }
@@ -407,6 +508,16 @@ extension ProxyWorker {
     }
 
     func record(_ s: UnsafeMutablePointer<Stream>, tlsVersion: UInt16, _ loop: Loop) {
+        // Envoy charges no response-code, completion or latency stats for a request the
+        // health_check filter answered (it logs it).
+        if s.pointee.details != .healthCheckOK && s.pointee.details != .healthCheckFailed {
+            countResponseStats(s, loop)
+        }
+        guard let accessRing else { return }
+        recordAccess(s, accessRing, tlsVersion: tlsVersion, loop)
+    }
+
+    private func countResponseStats(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
         switch s.pointee.status {
         case 100..<200: inc(stats.downstreamRq1xx)
         case 200..<300: inc(stats.downstreamRq2xx)
@@ -417,7 +528,9 @@ extension ProxyWorker {
         }
         recordLatency(s, loop)
         countCompleted(s)
-        guard let accessRing else { return }
+    }
+
+    private func recordAccess(_ s: UnsafeMutablePointer<Stream>, _ accessRing: AccessRecordRing, tlsVersion: UInt16, _ loop: Loop) {
         var r = AccessRecord()
         r.worker = Int32(index)
         r.listener = Int32(listenerPlan.index)

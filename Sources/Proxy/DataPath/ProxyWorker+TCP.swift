@@ -56,7 +56,7 @@ extension ProxyWorker {
         let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restoredDestination(fd), loop) : -1
         if cluster.isOriginalDst && dstPool < 0 {  // no original destination: no host (counted)
             loads.connectionClosed(index)
-            inc(stats.downstreamCxActive, by: -1)
+            downstreamConnectionEnded()
             Glibc.close(fd)
             return
         }
@@ -64,7 +64,7 @@ extension ProxyWorker {
             inc(stats.upstreamRqPendingOverflow)
             if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamRqPendingOverflow) }
             loads.connectionClosed(index)
-            inc(stats.downstreamCxActive, by: -1)
+            downstreamConnectionEnded()
             Glibc.close(fd)
             return
         }
@@ -78,7 +78,7 @@ extension ProxyWorker {
             inc(stats.upstreamCxConnectFail)
             if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
             loads.connectionClosed(index)
-            inc(stats.downstreamCxActive, by: -1)
+            downstreamConnectionEnded()
             Glibc.close(fd)
             return
         }
@@ -199,7 +199,7 @@ extension ProxyWorker {
         ClusterResources.give(plane.clusters[Int(upstreamPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
-        inc(stats.downstreamCxActive, by: -1)
+        downstreamConnectionEnded()
         loads.connectionClosed(index)
         tcpSessions.remove(token)
     }

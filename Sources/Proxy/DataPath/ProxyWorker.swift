@@ -55,7 +55,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
     /// Unconsumed downstream input above this pauses receiving (per_connection_buffer_limit_bytes).
-    let inputLimit: Int
+    /// Raised to hold a buffer filter's whole body with its head.
+    var inputLimit: Int
 
     let pool = BufferPool()
     /// Where TLS records are decrypted into (one record at most): lent to the request parser like
@@ -106,7 +107,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         accessRing = settings.accessRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture
-        inputLimit = max(64 * 1024, settings.listener.bufferLimitBytes)
+        inputLimit = Self.inputLimit(settings.listener)
         requestParser = .allocate(capacity: 1)
         requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
                                                        maxHeaders: http?.maxHeadersCount ?? 100))
@@ -124,6 +125,14 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             }
             clusterPools.append(pools)
         }
+    }
+
+    static func inputLimit(_ l: ListenerPlan) -> Int {
+        var limit = max(64 * 1024, l.bufferLimitBytes)
+        if case .http(let h) = l.kind, h.maxBufferedRequestBytes > 0 {
+            limit = max(limit, h.maxBufferedRequestBytes + h.maxRequestHeaderBytes + 4096)
+        }
+        return limit
     }
 
     deinit {
@@ -187,6 +196,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             Glibc.close(fd)
             return
         }
+        guard takeConnectionSlots() else {
+            loads.connectionClosed(index)
+            Glibc.close(fd)
+            return
+        }
         Sockets.setNoDelay(fd)
         inc(stats.downstreamCxTotal)
         inc(stats.downstreamCxActive)
@@ -213,6 +227,29 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             armDownstreamTimer(token, p, loop)
         }
         loop.backend.armReceive(fd: fd, token: token)
+    }
+
+    /// The runtime connection limits, as Envoy checks them at accept: the listener's
+    /// connection_limit, then the global limit; over either the connection is closed and counted.
+    /// One atomic add per counter per connection (not per request).
+    func takeConnectionSlots() -> Bool {
+        guard ClusterResources.tryTake(listenerPlan.connections.active, limit: listenerPlan.connectionLimit) else {
+            inc(stats.downstreamCxOverflow)
+            return false
+        }
+        guard ClusterResources.tryTake(plane.globalConnections.active, limit: plane.globalConnectionLimit) else {
+            ClusterResources.give(listenerPlan.connections.active)
+            inc(stats.downstreamGlobalCxOverflow)
+            return false
+        }
+        return true
+    }
+
+    /// A downstream connection (HTTP or TCP) closed: its gauge and its connection slots.
+    func downstreamConnectionEnded() {
+        inc(stats.downstreamCxActive, by: -1)
+        ClusterResources.give(listenerPlan.connections.active)
+        ClusterResources.give(plane.globalConnections.active)
     }
 
     func received(_ message: ProxyMessage, loop: Loop) {

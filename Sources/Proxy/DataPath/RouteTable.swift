@@ -330,12 +330,12 @@ public struct CompiledRoute: Sendable {
         case .regex(let re):
             guard re.fullMatch(p) else { return false }
         }
-        for h in headers where !headerMatches(h, r) { return false }
+        for h in headers where !Self.headerMatches(h, r) { return false }
         for q in queryParameters where !queryMatches(q, r) { return false }
         return true
     }
 
-    func headerMatches(_ h: CompiledHeaderMatcher, _ r: RequestView) -> Bool {
+    static func headerMatches(_ h: CompiledHeaderMatcher, _ r: RequestView) -> Bool {
         var value: Range<Int>? = nil
         let nameIsAuthority = h.name.count == 10 && h.name.elementsEqual(":authority".utf8)
         if nameIsAuthority || (h.name.count == 4 && h.name.elementsEqual("host".utf8)) {

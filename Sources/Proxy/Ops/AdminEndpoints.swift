@@ -153,11 +153,43 @@ extension ProxyOps {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The effective configuration as JSON (the typed model, printed by reflection).
+    /// The effective configuration as JSON (the typed model, printed by reflection), then
+    /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
+    /// delivered with its `version_info` (omitted when empty, as Envoy).
     func configDump() -> String {
         let bootstrap = state.withLock { $0.bootstrap }
+        let dynamic = bootstrap.dynamic
+        func version(_ kind: DynamicResourceKind) -> String {
+            guard let v = dynamic.versionInfo[kind], !v.isEmpty else { return "" }
+            return "\"version_info\": \(JSONText.string(v)), "
+        }
+        var staticClusters: [String] = []
+        var dynamicClusters: [String] = []
+        for c in bootstrap.clusters {
+            if dynamic.isDynamic(.cluster, c.name) {
+                dynamicClusters.append("{" + version(.cluster) + "\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
+            } else {
+                staticClusters.append("{\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
+            }
+        }
+        var staticListeners: [String] = []
+        var dynamicListeners: [String] = []
+        for l in bootstrap.listeners {
+            if dynamic.isDynamic(.listener, l.name) {
+                dynamicListeners.append("{\"name\": \(JSONText.string(l.name)), \"active_state\": {" + version(.listener)
+                    + "\"listener\": " + ConfigDumpJSON.encode(l) + "}}")
+            } else {
+                staticListeners.append("{\"listener\": " + ConfigDumpJSON.encode(l) + "}")
+            }
+        }
+        let clusters = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\", " + version(.cluster)
+            + "\"static_clusters\": [" + staticClusters.joined(separator: ", ") + "], "
+            + "\"dynamic_active_clusters\": [" + dynamicClusters.joined(separator: ", ") + "]}"
+        let listeners = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\", " + version(.listener)
+            + "\"static_listeners\": [" + staticListeners.joined(separator: ", ") + "], "
+            + "\"dynamic_listeners\": [" + dynamicListeners.joined(separator: ", ") + "]}"
         return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
-            + ConfigDumpJSON.encode(bootstrap) + "}]}\n"
+            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + "]}\n"
     }
 }
 

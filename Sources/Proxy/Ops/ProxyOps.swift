@@ -40,6 +40,9 @@ public final class ProxyOps: Sendable {
         var healthFailed = false
         var drainStartedNanos: Int64 = 0
         var quitRequested = false
+        /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
+        var configText: String?
+        var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
     }
 
     let state: Mutex<State>
@@ -50,6 +53,8 @@ public final class ProxyOps: Sendable {
     let watchdog: Watchdog
     private let adminServer = Mutex<AdminServer?>(nil)
     let dnsRefresher = Mutex<DNSRefresher?>(nil)
+    /// inotify on the dynamic-resource files (nil without `dynamic_resources`).
+    let dynamicWatcher = Mutex<DynamicConfigWatcher?>(nil)
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -57,7 +62,8 @@ public final class ProxyOps: Sendable {
 
     /// Starts the data path, the access logs, the admin listener (when the bootstrap has one) and
     /// arms the watchdog (ticked by `tick`, from `run`'s main loop or a test).
-    public static func start(_ bootstrap: Bootstrap, options: ProxyOptions, runtime: ProxyRuntimeOptions) throws(StartError) -> ProxyOps {
+    public static func start(_ bootstrap: Bootstrap, options: ProxyOptions, runtime: ProxyRuntimeOptions,
+                             configText: String? = nil) throws(StartError) -> ProxyOps {
         OpsLog.set(options.logLevel)
         var rt = runtime
         let capture = AccessLogCapture(bootstrap)
@@ -77,6 +83,17 @@ public final class ProxyOps: Sendable {
         }
         let refresher = DNSRefresher.start(ops)
         ops.dnsRefresher.withLock { $0 = refresher }
+        ops.state.withLock { $0.configText = configText }
+        if let dynamic = bootstrap.dynamicResources {
+            let failure = ops.dynamicWatcher.withLock { slot -> String? in
+                do throws(DynamicConfigWatcher.WatchError) { slot = try DynamicConfigWatcher(dynamic) } catch { return error.description }
+                return nil
+            }
+            if let failure {
+                ops.stop()
+                throw StartError(description: failure)
+            }
+        }
         if let admin = bootstrap.admin {
             do {
                 let server = try AdminServer(host: admin.address.address, port: admin.address.port) { [ops] request in
@@ -96,7 +113,7 @@ public final class ProxyOps: Sendable {
         self.proxy = proxy
         self.options = options
         self.concurrency = concurrency
-        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane))
+        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap)))
         let history = planeHistory
         history.add(0, proxy.plane)
         accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
@@ -113,8 +130,12 @@ public final class ProxyOps: Sendable {
     // MARK: stats
 
     public func stats() -> ProxyStatsSnapshot {
-        let (plane, draining, failed) = state.withLock { ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed) }
+        let (plane, draining, failed, subscriptions, versions) = state.withLock {
+            ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic.versionInfo)
+        }
         var inputs = StatsInputs(plane: plane)
+        inputs.subscriptions = subscriptions
+        inputs.versionTexts = versions
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
         inputs.accessLogDropped = accessLogs?.dropped ?? 0
@@ -145,7 +166,9 @@ public final class ProxyOps: Sendable {
                 let reason = error.errors.map(\.located).joined(separator: "; ")
                 return reject("configuration is invalid: \(reason)")
             }
-            return reload(loaded.bootstrap)
+            let outcome = reload(loaded.bootstrap)
+            if case .applied = outcome { state.withLock { $0.configText = loaded.configText } }
+            return outcome
         }
     }
 
@@ -227,7 +250,10 @@ public final class ProxyOps: Sendable {
     // MARK: health, drain, quit
 
     public func setHealthFailed(_ failed: Bool) {
-        state.withLock { $0.healthFailed = failed }
+        state.withLock {
+            $0.healthFailed = failed
+            $0.plane.serverHealth.failed.store(failed, ordering: .relaxed)
+        }
         OpsLog.log(.info, "admin", failed ? "health check set to fail" : "health check set to ok")
     }
 
@@ -307,6 +333,7 @@ public final class ProxyOps: Sendable {
             default:
                 break
             }
+            pollDynamicConfig()
             watchdog.tick()
             let now = monotonicNanos()
             if now >= nextFlush {

@@ -14,6 +14,10 @@ public struct ProxyStatsSnapshot: Sendable {
         /// Prometheus: the family (`envoy_cluster_upstream_rq_total`) and its labels.
         let family: String
         let labels: [(String, String)]
+        /// A gauge above Int.max (the xDS `version` hashes); printed instead of `value`.
+        public var unsigned: UInt64? = nil
+
+        var printed: String { unsigned.map { String($0) } ?? String(value) }
     }
 
     public struct Latency: Sendable {
@@ -25,6 +29,8 @@ public struct ProxyStatsSnapshot: Sendable {
 
     public var values: [Value] = []
     public var histograms: [Latency] = []
+    /// Envoy's text readouts (`cluster_manager.cds.version_text`): `/stats` and JSON only.
+    public var textReadouts: [(name: String, value: String)] = []
 
     public func value(_ name: String) -> Int? { values.first { $0.name == name }?.value }
 
@@ -41,6 +47,9 @@ struct StatsInputs {
     var uptimeSeconds = 0
     var draining = false
     var healthFailed = false
+    /// File-based LDS / CDS subscriptions, and the `version_info` each last applied.
+    var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
+    var versionTexts: [DynamicResourceKind: String] = [:]
 }
 
 extension ProxyStatsSnapshot {
@@ -71,6 +80,10 @@ extension ProxyStatsSnapshot {
                 family: "envoy_listener_downstream_cx_total", labels: la)
             add("listener.\(addr).downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
                 family: "envoy_listener_downstream_cx_active", labels: la)
+            add("listener.\(addr).downstream_cx_overflow", .counter, workers.reduce(0) { $0 + load($1.downstreamCxOverflow) },
+                family: "envoy_listener_downstream_cx_overflow", labels: la)
+            add("listener.\(addr).downstream_global_cx_overflow", .counter, workers.reduce(0) { $0 + load($1.downstreamGlobalCxOverflow) },
+                family: "envoy_listener_downstream_global_cx_overflow", labels: la)
             for (w, s) in workers.enumerated() {
                 let wl = la + [("envoy_worker_id", "\(w)")]
                 add("listener.\(addr).worker_\(w).downstream_cx_total", .counter, load(s.downstreamCxTotal),
@@ -121,6 +134,7 @@ extension ProxyStatsSnapshot {
                 }
                 // The requests that reached the router.
                 c("rq_total") { load($0.routerRqTotal) }
+                c("downstream_rq_too_large") { load($0.downstreamRqTooLarge) }
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
@@ -137,7 +151,6 @@ extension ProxyStatsSnapshot {
                     f("active_faults", .gauge, load(fs.activeFaults))
                 }
                 for rs in h.rbacStats {
-                    // Envoy joins "rbac." and a non-empty prefix with a dot.
                     // Envoy joins "rbac." and a non-empty prefix with a dot; Prometheus gets the prefix as a label.
                     func joined(_ prefix: String) -> String { prefix.isEmpty ? "rbac." : "rbac.\(prefix)." }
                     func labels(_ prefix: String) -> [(String, String)] { prefix.isEmpty ? hl : [("envoy_rbac_http_prefix", prefix)] + hl }
@@ -150,6 +163,15 @@ extension ProxyStatsSnapshot {
                     add(p + "csrf.missing_source_origin", .counter, load(cs.missingSourceOrigin), family: "envoy_http_csrf_missing_source_origin", labels: hl)
                     add(p + "csrf.request_invalid", .counter, load(cs.requestInvalid), family: "envoy_http_csrf_request_invalid", labels: hl)
                     add(p + "csrf.request_valid", .counter, load(cs.requestValid), family: "envoy_http_csrf_request_valid", labels: hl)
+                }
+                if let hs = h.healthCheckStats {
+                    func hc(_ suffix: String, _ v: Int) {
+                        add(p + "health_check." + suffix, .counter, v, family: "envoy_http_health_check_" + suffix, labels: hl)
+                    }
+                    hc("request_total", load(hs.requestTotal))
+                    hc("ok", load(hs.ok))
+                    hc("failed", load(hs.failed))
+                    for name in HealthCheckStats.alwaysZero { hc(name, 0) }
                 }
                 if let cs = h.corsStats {
                     add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
@@ -276,10 +298,30 @@ extension ProxyStatsSnapshot {
         add("server.watchdog_miss", .counter, inputs.watchdogMiss, family: "envoy_server_watchdog_miss")
         add("server.watchdog_mega_miss", .counter, inputs.watchdogMegaMiss, family: "envoy_server_watchdog_mega_miss")
         add("access_log.dropped", .counter, inputs.accessLogDropped, family: "envoy_access_log_dropped")
-        self.values = order.map { n in
+        for kind in DynamicResourceKind.allCases {
+            guard let counters = inputs.subscriptions[kind] else { continue }
+            let p = kind.statPrefix + "."
+            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_"
+            add(p + "update_attempt", .counter, counters.attempt, family: family + "update_attempt")
+            add(p + "update_success", .counter, counters.success, family: family + "update_success")
+            add(p + "update_rejected", .counter, counters.rejected, family: family + "update_rejected")
+            add(p + "update_failure", .counter, counters.failure, family: family + "update_failure")
+            add(p + "init_fetch_timeout", .counter, 0, family: family + "init_fetch_timeout")
+        }
+        var list = order.map { n in
             let v = values[n]!
             return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
         }
+        textReadouts = DynamicResourceKind.allCases.compactMap { kind in
+            inputs.subscriptions[kind] == nil ? nil : (kind.statPrefix + ".version_text", inputs.versionTexts[kind] ?? "")
+        }
+        for kind in DynamicResourceKind.allCases {
+            guard let counters = inputs.subscriptions[kind] else { continue }
+            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_version"
+            list.append(Value(name: kind.statPrefix + ".version", kind: .gauge, value: Int(truncatingIfNeeded: counters.version),
+                              family: family, labels: [], unsigned: counters.version))
+        }
+        self.values = list
         self.histograms = histoOrder.map { n in
             let h = histos[n]!
             return Latency(name: n, merged: MergedLatency(h.0), family: h.1, labels: h.2)
@@ -296,7 +338,8 @@ extension ProxyStatsSnapshot {
 
     /// Envoy's `/stats` text: `name: value` sorted, histograms as `P50(...) P90 ... P99.9` in ms.
     public func text() -> String {
-        var lines = values.map { "\($0.name): \($0.value)" }
+        var lines = values.map { "\($0.name): \($0.printed)" }
+        lines += textReadouts.map { "\($0.name): \(JSONText.string($0.value))" }
         for h in histograms {
             let quantiles = [50.0, 90.0, 99.0, 99.9].map { q -> String in
                 let v = h.merged.percentile(q).map { Self.ms($0) } ?? "nan"
@@ -310,8 +353,11 @@ extension ProxyStatsSnapshot {
     /// `/stats?format=json`: Envoy's shape (`stats` list; histograms with computed quantiles).
     public func json() -> String {
         var parts: [String] = []
+        for t in textReadouts.sorted(by: { $0.name < $1.name }) {
+            parts.append("{\"name\":\(JSONText.string(t.name)),\"value\":\(JSONText.string(t.value))}")
+        }
         for v in values.sorted(by: { $0.name < $1.name }) {
-            parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.value)}")
+            parts.append("{\"name\":\(JSONText.string(v.name)),\"value\":\(v.printed)}")
         }
         var computed: [String] = []
         for h in histograms.sorted(by: { $0.name < $1.name }) {
@@ -348,7 +394,7 @@ extension ProxyStatsSnapshot {
             let vs = families[f]!
             out += "# HELP \(f) Envoy stat \(vs[0].name.split(separator: ".").last ?? "")\n"
             out += "# TYPE \(f) \(vs[0].kind.rawValue)\n"
-            for v in vs { out += "\(f)\(labelText(v.labels)) \(v.value)\n" }
+            for v in vs { out += "\(f)\(labelText(v.labels)) \(v.printed)\n" }
         }
         var hfam: [String: [Latency]] = [:]
         for h in histograms { hfam[Self.metricName(h.family, counter: false), default: []].append(h) }

@@ -77,6 +77,7 @@ extension ProxyWorker {
         ops.live = 0
         plane = newPlane
         listenerPlan = l
+        inputLimit = Self.inputLimit(l)
         retireMovedHosts(from: old, loop)
         // Weighted LEAST_REQUEST schedules follow the new hosts and weights.
         for (i, c) in newPlane.clusters.enumerated() where i < weightedLeastRequest.count {

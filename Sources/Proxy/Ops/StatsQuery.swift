@@ -53,6 +53,7 @@ extension ProxyStatsSnapshot {
             return activePrefixes.contains(v.name[..<dot])
         }
         out.values = values.filter { q.keeps($0.name) && (!q.usedOnly || used($0)) }
+        out.textReadouts = textReadouts.filter { q.keeps($0.name) && (!q.usedOnly || !$0.value.isEmpty) }
         out.histograms = histograms.filter { q.keeps($0.name) && (!q.usedOnly || $0.merged.count > 0) }
         return out
     }

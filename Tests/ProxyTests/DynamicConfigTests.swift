@@ -1,0 +1,190 @@
+import EventLoop
+import Foundation
+import Glibc
+@testable import Proxy
+import TestSupport
+import XCTest
+
+/// `dynamic_resources` with file sources: loading, bad input, and updates applied in place.
+final class DynamicConfigTests: XCTestCase {
+    private var dir = ""
+
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "ballast-dyn-\(getpid())-\(name.filter(\.isLetter).suffix(40))"
+        try? FileManager.default.removeItem(atPath: dir)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    private func write(_ file: String, _ text: String) { try? text.write(toFile: "\(dir)/\(file)", atomically: false, encoding: .utf8) }
+
+    /// Writes next to `file`, then renames over it (what `mv` does).
+    private func replace(_ file: String, _ text: String) {
+        write(file + ".tmp", text)
+        XCTAssertEqual(rename("\(dir)/\(file).tmp", "\(dir)/\(file)"), 0)
+    }
+
+    private func cds(_ version: String, ports: [Int], name: String = "dyn") -> String {
+        let endpoints = ports.map { "      - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \($0)}}}" }.joined(separator: "\n")
+        return """
+        version_info: \(version)
+        resources:
+        - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+          name: \(name)
+          type: STATIC
+          load_assignment:
+            cluster_name: \(name)
+            endpoints:
+            - lb_endpoints:
+        \(endpoints)
+
+        """
+    }
+
+    private func lds(port: Int = 0, cluster: String = "dyn") -> String {
+        """
+        resources:
+        - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+          name: dyn_listener
+          address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+          filter_chains:
+          - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: dyn
+                http_filters:
+                - name: envoy.filters.http.router
+                  typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                route_config:
+                  virtual_hosts:
+                  - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: \(cluster)}}]}
+
+        """
+    }
+
+    private func bootstrap(cds: String = "cds.yaml", lds: String = "lds.yaml", node: String = "node: {id: a, cluster: b}\n", extra: String = "") -> String {
+        """
+        \(node)dynamic_resources:
+          cds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/\(cds)}}
+          lds_config: {path_config_source: {path: \(dir)/\(lds)}}
+        admin:
+          address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+        \(extra)
+        """
+    }
+
+    func testXXHash64MatchesEnvoysVersionGauges() {
+        // Values read from Envoy 1.40's cluster_manager.cds.version after these version_info texts.
+        XCTAssertEqual(XXHash64.hash(""), 17_241_709_254_077_376_921)
+        XCTAssertEqual(XXHash64.hash("c1"), 814_672_407_442_807_801)
+        XCTAssertEqual(XXHash64.hash("c2"), 17_012_810_558_893_514_520)
+        XCTAssertEqual(XXHash64.hash("c5"), 14_367_653_810_159_144_906)
+        // Longer than one 32-byte stripe (reference value of the published algorithm).
+        XCTAssertEqual(XXHash64.hash("Nobody inspects the spammish repetition"), 0xFBCE_A83C_8A37_8BF1)
+    }
+
+    func testFilesLoadWithStaticResourcesAndVersions() throws {
+        write("cds.yaml", cds("v7", ports: [9]))
+        write("lds.yaml", lds())
+        let yaml = bootstrap(extra: """
+        static_resources:
+          clusters:
+          - name: static_one
+            load_assignment:
+              cluster_name: static_one
+              endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8}}}}]}]
+        """)
+        let b = try XCTUnwrap(load(yaml)).bootstrap
+        XCTAssertEqual(b.clusters.map(\.name), ["static_one", "dyn"])
+        XCTAssertEqual(b.listeners.map(\.name), ["dyn_listener"])
+        XCTAssertEqual(b.dynamic.versionInfo[.cluster], "v7")
+        XCTAssertEqual(b.dynamic.versionInfo[.listener], "")
+        XCTAssertEqual(b.dynamic.names[.cluster], ["dyn"])
+        XCTAssertTrue(b.dynamic.isDynamic(.listener, "dyn_listener"))
+        XCTAssertFalse(b.dynamic.isDynamic(.cluster, "static_one"))
+    }
+
+    func testBadInputIsRefusedNamingThePath() {
+        write("lds.yaml", lds())
+        write("cds.yaml", cds("v1", ports: [9]))
+        // A missing file (Envoy: "paths must refer to an existing path in the system").
+        XCTAssertEqual(loadErrors(bootstrap(cds: "missing.yaml")).count, 2)  // and the listener's cluster is unknown
+        XCTAssertTrue(loadErrors(bootstrap(cds: "missing.yaml")).contains { $0.hasPrefix("dynamic_resources.cds_config: paths must refer to an existing path in the system: '\(dir)/missing.yaml'") },
+                      "\(loadErrors(bootstrap(cds: "missing.yaml")))")
+        // A Listener in the CDS file.
+        write("wrong.yaml", lds())
+        XCTAssertTrue(loadErrors(bootstrap(cds: "wrong.yaml")).contains { $0.hasPrefix("[\"\(dir)/wrong.yaml\"].resources[0].@type: Unable to unpack as envoy.config.cluster.v3.Cluster") },
+                      "\(loadErrors(bootstrap(cds: "wrong.yaml")))")
+        // A dynamic cluster named as a static one.
+        let collision = bootstrap(extra: """
+        static_resources:
+          clusters:
+          - name: dyn
+            load_assignment:
+              cluster_name: dyn
+              endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8}}}}]}]
+        """)
+        XCTAssertEqual(loadErrors(collision), ["[\"\(dir)/cds.yaml\"].resources[0].name: duplicate cluster name 'dyn' (first at static_resources.clusters[0].name)"])
+        // Envoy requires node id and cluster with any xDS source.
+        XCTAssertEqual(loadErrors(bootstrap(node: "")), ["node: node 'id' and 'cluster' are required with dynamic_resources (Envoy refuses the config without them)"])
+        // A file not named .yaml / .yml is JSON to Envoy.
+        write("cds.txt", cds("v1", ports: [9]))
+        XCTAssertTrue(loadErrors(bootstrap(cds: "cds.txt")).contains { $0.contains("expected JSON") })
+        write("cds.json", #"{"version_info": "j", "resources": [{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "dyn", "load_assignment": {"cluster_name": "dyn", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9}}}}]}]}}]}"#)
+        XCTAssertEqual(loadErrors(bootstrap(cds: "cds.json")), [])
+        // gRPC sources and the v2 API.
+        XCTAssertEqual(loadErrors("node: {id: a, cluster: b}\ndynamic_resources: {ads_config: {api_type: GRPC}}"), ["dynamic_resources.ads_config: not supported by ballast"])
+        XCTAssertTrue(loadErrors(bootstrap().replacingOccurrences(of: "resource_api_version: V3", with: "resource_api_version: V2"))
+            .contains("dynamic_resources.cds_config.resource_api_version: the v2 xDS API is gone (Envoy refuses it too); use V3"))
+    }
+
+    /// A cluster update moves the endpoint while a request is in flight: that request finishes on
+    /// the old endpoint, the next goes to the new one; bad files keep the last good version.
+    func testUpdatesApplyWithoutDroppingRequestsAndBadFilesAreCounted() throws {
+        let upstream = try UpstreamEchoServer(io: .epoll)
+        defer { upstream.stop() }
+        let dead = try closedPort()
+        write("cds.yaml", cds("c1", ports: [upstream.port]))
+        write("lds.yaml", lds())
+        write("bootstrap.yaml", bootstrap())
+        let ops = try startOps("", configPath: "\(dir)/bootstrap.yaml")
+        defer { ops.stop() }
+        let port = try XCTUnwrap(ops.proxy.port(of: "dyn_listener"))
+        let admin = try XCTUnwrap(ops.adminPort)
+        func stat(_ name: String) -> Int? { statValue(adminRequest(admin, "GET", "/stats").1, name) }
+        XCTAssertEqual(stat("cluster_manager.cds.update_success"), 1)
+
+        let held = try TestConnection(port: port)
+        held.send("GET /?delay=1s HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(Wait.until { stat("cluster.dyn.upstream_rq_active") == 1 })
+
+        replace("cds.yaml", cds("c2", ports: [dead]))
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 2 })
+        XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 2, success: 2, version: XXHash64.hash("c2")))
+        XCTAssertEqual(held.readResponse()?.status, 200, "the request in flight finishes on its snapshot")
+        let after = try TestConnection(port: port)
+        after.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(after.readResponse()?.status, 503, "the next request goes to the new (closed) endpoint")
+
+        // Not YAML: failure; a new cluster (not applicable without a restart): rejected. The
+        // dead endpoint stays in both cases.
+        replace("cds.yaml", "resources: [ {bad\n")
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 3 })
+        replace("cds.yaml", cds("c3", ports: [upstream.port]) + cds("c3", ports: [upstream.port], name: "another").split(separator: "\n").dropFirst(2).joined(separator: "\n") + "\n")
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 4 })
+        XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 4, success: 2, rejected: 1, failure: 1, version: XXHash64.hash("c2")))
+        XCTAssertEqual(ops.currentPlane.clusters.map(\.name), ["dyn"])
+        XCTAssertEqual(stat("cluster_manager.cds.update_rejected"), 1)
+        XCTAssertEqual(stat("cluster_manager.cds.update_failure"), 1)
+        XCTAssertEqual(stat("listener_manager.lds.update_attempt"), 1)
+        let text = adminRequest(admin, "GET", "/stats").1
+        XCTAssertTrue(text.contains("cluster_manager.cds.version_text: \"c2\"\n"), "the last applied version_info, as Envoy's text readout")
+        XCTAssertTrue(text.contains("listener_manager.lds.version_text: \"\"\n"))
+        XCTAssertTrue(adminRequest(admin, "GET", "/stats?format=json").1.contains("{\"name\":\"cluster_manager.cds.version_text\",\"value\":\"c2\"}"))
+        let dump = adminRequest(admin, "GET", "/config_dump").1
+        XCTAssertTrue(dump.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"dyn\""), dump)
+        XCTAssertTrue(dump.contains("\"dynamic_listeners\": [{\"name\": \"dyn_listener\", \"active_state\": {\"listener\""), dump)
+    }
+}
