@@ -96,6 +96,8 @@ let differentialVirtualHostExtra: [String: String] = [
 /// Routes before the common ones, per listener.
 let differentialListenerRoutes: [String: String] = [
     "rewrite": """
+                  - match: { prefix: "/m", headers: [ { name: ":method", string_match: { exact: POST } } ] }
+                    direct_response: { status: 200, body: { inline_string: "method post" } }
                   - match: { prefix: "/pre/" }
                     route: { cluster: up, timeout: 5s, prefix_rewrite: "/new/" }
                   - match: { path: "/exact" }

@@ -288,6 +288,10 @@ let rbacCases: [DifferentialCase] = [
 ]
 
 let rewriteCases: [DifferentialCase] = [
+    DifferentialCase("route-method-header", "Route header matcher on :method", listener: "rewrite",
+                     "POST /m HTTP/1.1\r\nHost: example.com\r\nX-Case: route-method-header\r\nContent-Length: 0\r\n\r\n"),
+    DifferentialCase("route-method-header-other", "Route header matcher on :method, another method: 404 NR", listener: "rewrite",
+                     get("route-method-header-other", "/m")),
     DifferentialCase("rewrite-prefix", "prefix_rewrite: the query kept, x-envoy-original-path added", listener: "rewrite", get("rewrite-prefix", "/pre/a?q=1")),
     DifferentialCase("rewrite-exact", "prefix_rewrite on a path (exact) match", listener: "rewrite", get("rewrite-exact", "/exact")),
     DifferentialCase("rewrite-original-path", "a client's x-envoy-original-path replaced where it stands", listener: "rewrite",

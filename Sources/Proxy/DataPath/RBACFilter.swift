@@ -86,7 +86,7 @@ indirect enum RBACMatcher: Sendable {
     func matches(_ ctx: FilterContext) -> Bool {
         switch self {
         case .any: return true
-        case .header(let h): return RBACMatcher.headerMatches(h, ctx.request)
+        case .header(let h): return CompiledRoute.headerMatches(h, ctx.request)
         case .path(let t, let ignoreCase):
             return CompiledRoute.test(t, UnsafeRawBufferPointer(rebasing: ctx.request.bytes[ctx.request.path]), ignoreCase: ignoreCase)
         case .and(let all): return all.allSatisfy { $0.matches(ctx) }
@@ -100,29 +100,6 @@ indirect enum RBACMatcher: Sendable {
             let a = RBACMatcher.remoteAddress(ctx)
             return r.contains(family: a.family, high: a.high, low: a.low)
         }
-    }
-
-    /// A header matcher over the request; `:method` and `:path` (with its query) and
-    /// `:authority` (Host) as Envoy's HTTP/1 codec presents them.
-    static func headerMatches(_ h: CompiledHeaderMatcher, _ r: RequestView) -> Bool {
-        var value: Range<Int>? = nil
-        if h.name.count == 7 && h.name.elementsEqual(":method".utf8) {
-            value = r.parser.pointee.methodRange
-        } else if (h.name.count == 10 && h.name.elementsEqual(":authority".utf8)) || (h.name.count == 4 && h.name.elementsEqual("host".utf8)) {
-            value = r.host
-        } else if h.name.count == 5 && h.name.elementsEqual(":path".utf8) {
-            value = r.path.lowerBound..<(r.query?.upperBound ?? r.path.upperBound)
-        } else {
-            for i in 0..<r.headerCount {
-                let n = r.headerName(i)
-                if n.count == h.name.count && CompiledRoute.bytesEqual(UnsafeRawBufferPointer(rebasing: r.bytes[n]), 0, h.name, ignoreCase: true) {
-                    value = r.headerValue(i)
-                    break
-                }
-            }
-        }
-        let result = CompiledRoute.test(h.test, value.map { UnsafeRawBufferPointer(rebasing: r.bytes[$0]) }, ignoreCase: h.ignoreCase)
-        return result != h.invert
     }
 
     /// Envoy's downstream remote address: without use_remote_address, the x-forwarded-for entry
@@ -235,19 +212,20 @@ struct RBACCompiler {
         return .path(test, ignoreCase: ignore)
     }
 
+    private static func each<C>(_ items: [C], _ listener: String,
+                                _ compile: (C, String) throws(DataPlane.CompileError) -> RBACMatcher) throws(DataPlane.CompileError) -> [RBACMatcher] {
+        var out: [RBACMatcher] = []
+        for m in items { out.append(try compile(m, listener)) }
+        return out
+    }
+
     static func permission(_ p: RBACPermissionConfig, _ listener: String) throws(DataPlane.CompileError) -> RBACMatcher {
         switch p {
         case .any: return .any
         case .header(let h): return try header(h, listener)
         case .urlPath(let s): return try path(s, listener)
-        case .and(let all):
-            var out: [RBACMatcher] = []
-            for m in all { out.append(try permission(m, listener)) }
-            return .and(out)
-        case .or(let any):
-            var out: [RBACMatcher] = []
-            for m in any { out.append(try permission(m, listener)) }
-            return .or(out)
+        case .and(let all): return .and(try each(all, listener, permission))
+        case .or(let any): return .or(try each(any, listener, permission))
         case .not(let m): return .not(try permission(m, listener))
         case .destinationPort(let port): return .destinationPort(port)
         }
@@ -258,14 +236,8 @@ struct RBACCompiler {
         case .any: return .any
         case .header(let h): return try header(h, listener)
         case .urlPath(let s): return try path(s, listener)
-        case .and(let all):
-            var out: [RBACMatcher] = []
-            for m in all { out.append(try principal(m, listener)) }
-            return .and(out)
-        case .or(let any):
-            var out: [RBACMatcher] = []
-            for m in any { out.append(try principal(m, listener)) }
-            return .or(out)
+        case .and(let all): return .and(try each(all, listener, principal))
+        case .or(let any): return .or(try each(any, listener, principal))
         case .not(let m): return .not(try principal(m, listener))
         case .directRemoteIP(let r): return .directRemoteIP(r)
         case .remoteIP(let r): return .remoteIP(r)

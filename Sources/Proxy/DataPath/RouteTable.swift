@@ -335,10 +335,14 @@ public struct CompiledRoute: Sendable {
         return true
     }
 
+    /// A header matcher over the request, with `:authority` (Host), `:path` (with its query) and
+    /// `:method` as Envoy's HTTP/1 codec presents them (route matches and rbac share it).
     static func headerMatches(_ h: CompiledHeaderMatcher, _ r: RequestView) -> Bool {
         var value: Range<Int>? = nil
         let nameIsAuthority = h.name.count == 10 && h.name.elementsEqual(":authority".utf8)
-        if nameIsAuthority || (h.name.count == 4 && h.name.elementsEqual("host".utf8)) {
+        if h.name.count == 7 && h.name.elementsEqual(":method".utf8) {
+            value = r.parser.pointee.methodRange
+        } else if nameIsAuthority || (h.name.count == 4 && h.name.elementsEqual("host".utf8)) {
             value = r.host
         } else if h.name.count == 5 && h.name.elementsEqual(":path".utf8) {
             value = r.path.lowerBound..<(r.query?.upperBound ?? r.path.upperBound)
