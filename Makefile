@@ -17,12 +17,13 @@ build: deps
 
 # Debug build of everything (tests use the debug `ballast` binary), then the whole suite
 # (valgrind: the sweep test of instructions per request under callgrind; nginx-light and haproxy:
-# the peers experiment's test; openssl: throwaway certificates for the examples test; Envoy 1.40
+# the peers experiment's test; openssl and curl: throwaway certificates and TLS clients for the
+# TLS and examples tests; Envoy 1.40
 # from PyPI: the differential, sidecar and Envoy sweep tests).
 # Last, the release build `make build` and `make demo` run: a target that compiles only in debug
 # (an @testable import) must fail here, not in a user's first command.
 test: deps
-	@scripts/ensure-packages.sh valgrind nginx-light haproxy openssl
+	@scripts/ensure-packages.sh valgrind nginx-light haproxy openssl curl
 	@scripts/ensure-envoy.sh > /dev/null  # installed once here, not under a test's timeout
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
