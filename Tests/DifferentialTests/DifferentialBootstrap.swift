@@ -32,6 +32,8 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("retry", ""),
     ("healthcheck", ""),
     ("buffer", ""),
+    // Virtual hosts by Host with and without a port (extra virtual hosts below).
+    ("vhosts", ""),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -91,6 +93,20 @@ let differentialVirtualHostExtra: [String: String] = [
                     envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { exact: "https://a.example" } ], allow_methods: "GET, POST", allow_headers: "x-a, x-b", expose_headers: "x-up", max_age: "600", allow_credentials: true }
 
     """,
+]
+
+/// Virtual hosts after `main`, per listener.
+let differentialExtraVirtualHosts: [String: String] = [
+    "vhosts": ["port.test:8080", "*.wild.test", "pre.*", "*"].enumerated().map { i, domain in
+        """
+                    - name: extra\(i)
+                      domains: ["\(domain)"]
+                      routes:
+                      - match: { prefix: "/" }
+                        direct_response: { status: 200, body: { inline_string: "virtual host \(domain)" } }
+
+        """
+    }.joined(),
 ]
 
 /// Routes before the common ones, per listener.
@@ -306,7 +322,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: up, timeout: 0.3s }
                       - match: { prefix: "/up" }
                         route: { cluster: up, timeout: 5s }
-
+        \(differentialExtraVirtualHosts[name] ?? "")
         """
         listeners += """
                   http_filters:

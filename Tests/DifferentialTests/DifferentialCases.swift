@@ -54,6 +54,8 @@ let differentialRequestCases: [DifferentialCase] = [
     DifferentialCase("direct-response", "direct_response with an inline body", get("direct-response", "/direct")),
     DifferentialCase("no-route", "No matching route: 404 NR", get("no-route", "/nowhere")),
     DifferentialCase("unknown-host", "No matching virtual host: 404 NR", get("unknown-host", "/up", host: "other.test")),
+    DifferentialCase("host-port", "Host with a port matches only a domain written with that port: example.com:80 gets 404 NR",
+                     get("host-port", "/up", host: "example.com:80")),
     DifferentialCase("dead-upstream", "Upstream connect failure: 503 UF", get("dead-upstream", "/dead")),
     DifferentialCase("head", "HEAD request", isHEAD: true, "HEAD /up HTTP/1.1\r\nHost: example.com\r\nX-Case: head\r\n\r\n"),
     DifferentialCase("post-body", "POST with a Content-Length body",
@@ -239,7 +241,22 @@ let differentialRequestCases: [DifferentialCase] = [
                      get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
     DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
                      get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
-] + csrfCases + rbacCases + rewriteCases
+] + csrfCases + rbacCases + rewriteCases + virtualHostCases
+
+/// Virtual-host choice on the `vhosts` listener: domains example.com, port.test:8080,
+/// *.wild.test, pre.* and *; the port is part of the Host value that is matched.
+let virtualHostCases: [DifferentialCase] = [
+    ("vh-exact", "example.com", "Virtual host by exact domain"),
+    ("vh-exact-case", "EXAMPLE.com", "Virtual host: Host compared case-insensitively"),
+    ("vh-exact-port", "example.com:80", "Virtual host: a Host with a port skips the domain without it, \"*\" takes it"),
+    ("vh-domain-port", "port.test:8080", "Virtual host: a domain with a port matches that Host and port"),
+    ("vh-domain-other-port", "port.test:9090", "Virtual host: a domain with a port, another port: \"*\""),
+    ("vh-domain-no-port", "port.test", "Virtual host: a domain with a port, a Host without one: \"*\""),
+    ("vh-suffix", "a.wild.test", "Virtual host by *.suffix"),
+    ("vh-suffix-port", "a.wild.test:80", "Virtual host: *.suffix does not match a Host with a port"),
+    ("vh-prefix-port", "pre.x:80", "Virtual host: prefix.* matches a Host with a port"),
+    ("vh-ipv6-port", "[::1]:80", "Virtual host: an IPv6 literal with a port: \"*\""),
+].map { name, host, feature in DifferentialCase(name, feature, listener: "vhosts", get(name, "/up", host: host)) }
 
 /// `method target` on the csrf listener with the case id and `extra` field lines, no body.
 private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {

@@ -141,8 +141,8 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public var headerMutations: HeaderMutationsConfig = .none
 }
 
-/// One `domains[]` entry, matched against the Host header (lowercased, port included if the
-/// pattern has one). Envoy's precedence: exact, then longest suffix, then longest prefix, then `*`.
+/// One `domains[]` entry, matched against the Host header (lowercased, its port included as
+/// sent, as Envoy 1.40). Precedence: exact, then longest suffix, then longest prefix, then `*`.
 public enum DomainPattern: Sendable, Hashable, CustomStringConvertible {
     /// `*`
     case any
