@@ -19,6 +19,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     // The per-request timers: short enough to expire well before the upstream's 1 s delay.
     ("idle", "stream_idle_timeout: 0.3s"),
     ("rqtimeout", "request_timeout: 0.3s"),
+    ("hdrtimeout", "request_headers_timeout: 0.3s"),
     ("ratelimit", ""),
     ("rloff", ""),
     ("fault", ""),

@@ -111,6 +111,12 @@ let differentialRequestCases: [DifferentialCase] = [
                      "POST /up HTTP/1.1\r\nHost: example.com\r\nX-Case: rq-timeout-partial-body\r\nContent-Length: 10\r\n\r\nhello"),
     DifferentialCase("rq-timeout-read-whole", "request_timeout ends once the request is read (slow upstream: 200)", listener: "rqtimeout",
                      get("rq-timeout-read-whole", "/up", "X-Reply-Delay: 1\r\n")),
+    DifferentialCase("hdr-timeout-partial-head", "request_headers_timeout, request head incomplete: 408, close, downstream_rq_header_timeout",
+                     listener: "hdrtimeout", "GET /up HTTP/1.1\r\nHost: example.com\r\nX-Case: hdr-timeout-partial-head\r\n"),
+    DifferentialCase("hdr-timeout-partial-body", "request_headers_timeout ends with the head (request body incomplete: no 408)",
+                     listener: "hdrtimeout", "POST /direct HTTP/1.1\r\nHost: example.com\r\nX-Case: hdr-timeout-partial-body\r\nContent-Length: 10\r\n\r\nhello"),
+    DifferentialCase("hdr-timeout-slow-upstream", "request_headers_timeout ends with the head (slow upstream: 200)", listener: "hdrtimeout",
+                     get("hdr-timeout-slow-upstream", "/up", "X-Reply-Delay: 1\r\n")),
     DifferentialCase("regex-route", "Route match safe_regex (RE2, whole path without the query)", get("regex-route", "/re/42?x=1")),
     DifferentialCase("regex-route-partial", "safe_regex matches the whole path only: 404 NR", get("regex-route-partial", "/re/42x")),
     DifferentialCase("regex-header", "Header matcher safe_regex_match", get("regex-header", "/hre", "X-Version: v12\r\n")),
@@ -355,6 +361,8 @@ let differentialStats: [String] = [
     "http.plain.downstream_rq_idle_timeout", "http.rqtimeout.downstream_rq_timeout", "http.rqtimeout.downstream_rq_idle_timeout",
     "http.rqtimeout.downstream_rq_4xx", "http.rqtimeout.downstream_rq_rx_reset",
     "http.rqtimeout.downstream_rq_response_before_rq_complete", "cluster.up.upstream_rq_4xx",
+    "http.hdrtimeout.downstream_rq_header_timeout", "http.hdrtimeout.downstream_rq_4xx", "http.hdrtimeout.downstream_rq_2xx",
+    "http.hdrtimeout.downstream_rq_timeout", "http.hdrtimeout.downstream_rq_completed", "http.plain.downstream_rq_header_timeout",
 ] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
 } + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]

@@ -281,6 +281,8 @@ public final class DataPathStats: Sendable {
     /// `downstream_rq_idle_timeout` (stream idle timeout) and `downstream_rq_timeout` (request_timeout).
     public let downstreamRqIdleTimeout = Atomic<Int>(0)
     public let downstreamRqTimeout = Atomic<Int>(0)
+    /// `downstream_rq_header_timeout`: request heads not complete within request_headers_timeout.
+    public let downstreamRqHeaderTimeout = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.
