@@ -6,7 +6,8 @@ import Foundation
 /// Access-log line: every field the suite compares, one `key=value` per field.
 let differentialLogFormat =
     "case=%REQ(X-CASE)% code=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% "
-    + "rid=%REQ(X-REQUEST-ID)% proto=%PROTOCOL% upstream=%UPSTREAM_HOST% sent=%BYTES_SENT% received=%BYTES_RECEIVED%\\n"
+    + "rid=%REQ(X-REQUEST-ID)% proto=%PROTOCOL% upstream=%UPSTREAM_HOST% sent=%BYTES_SENT% received=%BYTES_RECEIVED% "
+    + "ulocal=%UPSTREAM_LOCAL_ADDRESS% term=%CONNECTION_TERMINATION_DETAILS%\\n"
 
 /// Listener names and the HCM settings that differ between them (`; ` separates fields).
 let differentialListeners: [(name: String, hcmExtra: String)] = [

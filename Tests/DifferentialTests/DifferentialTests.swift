@@ -254,6 +254,10 @@ func normalizedHead(_ head: String) -> String {
 func normalizedLogLine(_ line: String) -> String {
     line.split(separator: " ").map { part -> String in
         if part.hasPrefix("rid="), isUUID(String(part.dropFirst(4))) { return "rid=<uuid>" }
+        // The upstream connection's ephemeral port differs between runs; its address does not.
+        if part.hasPrefix("ulocal="), let colon = part.lastIndex(of: ":"), part[part.index(after: colon)...].allSatisfy(\.isNumber) {
+            return part[..<colon] + ":<port>"
+        }
         return String(part)
     }.joined(separator: " ")
 }

@@ -544,6 +544,7 @@ extension ProxyWorker {
         r.cluster = s.pointee.cluster
         r.host = s.pointee.hostPool >= 0 ? upstreamPools[Int(s.pointee.hostPool)].host : -1
         if s.pointee.hostPool >= 0, let h = upstreamPools[Int(s.pointee.hostPool)].dynamicHost { r.originalDstHost = h.compact }
+        r.upstreamLocal = s.pointee.upstreamLocal
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.detailsArgument = s.pointee.detailsArgument
