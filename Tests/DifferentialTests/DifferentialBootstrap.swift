@@ -36,6 +36,8 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("buffer", ""),
     // Virtual hosts by Host with and without a port (extra virtual hosts below).
     ("vhosts", ""),
+    ("stripany", "strip_any_host_port: true"),
+    ("stripmatching", "strip_matching_host_port: true"),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).

@@ -262,7 +262,18 @@ let virtualHostCases: [DifferentialCase] = [
     ("vh-suffix-port", "a.wild.test:80", "Virtual host: *.suffix does not match a Host with a port"),
     ("vh-prefix-port", "pre.x:80", "Virtual host: prefix.* matches a Host with a port"),
     ("vh-ipv6-port", "[::1]:80", "Virtual host: an IPv6 literal with a port: \"*\""),
-].map { name, host, feature in DifferentialCase(name, feature, listener: "vhosts", get(name, "/up", host: host)) }
+].map { name, host, feature in DifferentialCase(name, feature, listener: "vhosts", get(name, "/up", host: host)) } + [
+    DifferentialCase("strip-any-port", "strip_any_host_port: the port leaves the Host before routing and upstream", listener: "stripany",
+                     get("strip-any-port", "/up", host: "example.com:8080")),
+    DifferentialCase("strip-any-absolute", "strip_any_host_port on an absolute-form target's authority", listener: "stripany",
+                     get("strip-any-absolute", "http://example.com:9999/up/abs", host: "other.test:1")),
+    DifferentialCase("strip-any-not-numeric", "strip_any_host_port: a port that is not a number stays: 404 NR", listener: "stripany",
+                     get("strip-any-not-numeric", "/up", host: "example.com:http")),
+    DifferentialCase("strip-matching-port", "strip_matching_host_port: the listener's own port removed", listener: "stripmatching",
+                     get("strip-matching-port", "/up", host: "example.com:{port}")),
+    DifferentialCase("strip-matching-other-port", "strip_matching_host_port: another port stays: 404 NR", listener: "stripmatching",
+                     get("strip-matching-other-port", "/up", host: "example.com:1")),
+]
 
 /// `method target` on the csrf listener with the case id and `extra` field lines, no body.
 private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {
