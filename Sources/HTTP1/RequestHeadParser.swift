@@ -107,6 +107,23 @@ public struct RequestHeadParser {
         headers.firstValueRange(ofHeader: name, in: bytes)
     }
 
+    /// Narrows the Host field's value to `range`, a prefix of it (the connection manager removed
+    /// its port: strip_any_host_port / strip_matching_host_port); every later reader of the head
+    /// (routing, the upstream head, the access log) sees the narrowed value.
+    @inlinable
+    public mutating func narrowHost(to range: Range<Int>) {
+        guard let host = _hostRange, range.lowerBound == host.lowerBound, range.upperBound <= host.upperBound else { return }
+        _hostRange = range
+        var i = 0
+        while i < headers.count {
+            if headers.storage.base[i].valueStart == Int32(host.lowerBound) && headers.storage.base[i].valueEnd == Int32(host.upperBound) {
+                headers.storage.base[i].valueEnd = Int32(range.upperBound)
+                return
+            }
+            i += 1
+        }
+    }
+
     // MARK: Parsing
 
     /// Forgets any partial progress. Not needed between messages: `parse` after `.complete` or

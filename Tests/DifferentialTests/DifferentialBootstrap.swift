@@ -6,7 +6,8 @@ import Foundation
 /// Access-log line: every field the suite compares, one `key=value` per field.
 let differentialLogFormat =
     "case=%REQ(X-CASE)% code=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% "
-    + "rid=%REQ(X-REQUEST-ID)% proto=%PROTOCOL% upstream=%UPSTREAM_HOST% sent=%BYTES_SENT% received=%BYTES_RECEIVED%\\n"
+    + "rid=%REQ(X-REQUEST-ID)% proto=%PROTOCOL% upstream=%UPSTREAM_HOST% sent=%BYTES_SENT% received=%BYTES_RECEIVED% "
+    + "ulocal=%UPSTREAM_LOCAL_ADDRESS% term=%CONNECTION_TERMINATION_DETAILS%\\n"
 
 /// Listener names and the HCM settings that differ between them (`; ` separates fields).
 let differentialListeners: [(name: String, hcmExtra: String)] = [
@@ -19,6 +20,7 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     // The per-request timers: short enough to expire well before the upstream's 1 s delay.
     ("idle", "stream_idle_timeout: 0.3s"),
     ("rqtimeout", "request_timeout: 0.3s"),
+    ("hdrtimeout", "request_headers_timeout: 0.3s"),
     ("ratelimit", ""),
     ("rloff", ""),
     ("fault", ""),
@@ -32,6 +34,10 @@ let differentialListeners: [(name: String, hcmExtra: String)] = [
     ("retry", ""),
     ("healthcheck", ""),
     ("buffer", ""),
+    // Virtual hosts by Host with and without a port (extra virtual hosts below).
+    ("vhosts", ""),
+    ("stripany", "strip_any_host_port: true"),
+    ("stripmatching", "strip_matching_host_port: true"),
 ]
 
 /// HTTP filters before the router, per listener (one flow-style YAML mapping per line).
@@ -91,6 +97,20 @@ let differentialVirtualHostExtra: [String: String] = [
                     envoy.filters.http.cors: { \(corsPolicyType), allow_origin_string_match: [ { exact: "https://a.example" } ], allow_methods: "GET, POST", allow_headers: "x-a, x-b", expose_headers: "x-up", max_age: "600", allow_credentials: true }
 
     """,
+]
+
+/// Virtual hosts after `main`, per listener.
+let differentialExtraVirtualHosts: [String: String] = [
+    "vhosts": ["port.test:8080", "*.wild.test", "pre.*", "*"].enumerated().map { i, domain in
+        """
+                    - name: extra\(i)
+                      domains: ["\(domain)"]
+                      routes:
+                      - match: { prefix: "/" }
+                        direct_response: { status: 200, body: { inline_string: "virtual host \(domain)" } }
+
+        """
+    }.joined(),
 ]
 
 /// Routes before the common ones, per listener.
@@ -308,7 +328,7 @@ func differentialBootstrap(adminPort: Int, ports: [String: Int], upstreamPort: I
                         route: { cluster: up, timeout: 0.3s }
                       - match: { prefix: "/up" }
                         route: { cluster: up, timeout: 5s }
-
+        \(differentialExtraVirtualHosts[name] ?? "")
         """
         listeners += """
                   http_filters:

@@ -54,6 +54,8 @@ let differentialRequestCases: [DifferentialCase] = [
     DifferentialCase("direct-response", "direct_response with an inline body", get("direct-response", "/direct")),
     DifferentialCase("no-route", "No matching route: 404 NR", get("no-route", "/nowhere")),
     DifferentialCase("unknown-host", "No matching virtual host: 404 NR", get("unknown-host", "/up", host: "other.test")),
+    DifferentialCase("host-port", "Host with a port matches only a domain written with that port: example.com:80 gets 404 NR",
+                     get("host-port", "/up", host: "example.com:80")),
     DifferentialCase("dead-upstream", "Upstream connect failure: 503 UF", get("dead-upstream", "/dead")),
     DifferentialCase("head", "HEAD request", isHEAD: true, "HEAD /up HTTP/1.1\r\nHost: example.com\r\nX-Case: head\r\n\r\n"),
     DifferentialCase("post-body", "POST with a Content-Length body",
@@ -109,6 +111,12 @@ let differentialRequestCases: [DifferentialCase] = [
                      "POST /up HTTP/1.1\r\nHost: example.com\r\nX-Case: rq-timeout-partial-body\r\nContent-Length: 10\r\n\r\nhello"),
     DifferentialCase("rq-timeout-read-whole", "request_timeout ends once the request is read (slow upstream: 200)", listener: "rqtimeout",
                      get("rq-timeout-read-whole", "/up", "X-Reply-Delay: 1\r\n")),
+    DifferentialCase("hdr-timeout-partial-head", "request_headers_timeout, request head incomplete: 408, close, downstream_rq_header_timeout",
+                     listener: "hdrtimeout", "GET /up HTTP/1.1\r\nHost: example.com\r\nX-Case: hdr-timeout-partial-head\r\n"),
+    DifferentialCase("hdr-timeout-partial-body", "request_headers_timeout ends with the head (request body incomplete: no 408)",
+                     listener: "hdrtimeout", "POST /direct HTTP/1.1\r\nHost: example.com\r\nX-Case: hdr-timeout-partial-body\r\nContent-Length: 10\r\n\r\nhello"),
+    DifferentialCase("hdr-timeout-slow-upstream", "request_headers_timeout ends with the head (slow upstream: 200)", listener: "hdrtimeout",
+                     get("hdr-timeout-slow-upstream", "/up", "X-Reply-Delay: 1\r\n")),
     DifferentialCase("regex-route", "Route match safe_regex (RE2, whole path without the query)", get("regex-route", "/re/42?x=1")),
     DifferentialCase("regex-route-partial", "safe_regex matches the whole path only: 404 NR", get("regex-route-partial", "/re/42x")),
     DifferentialCase("regex-header", "Header matcher safe_regex_match", get("regex-header", "/hre", "X-Version: v12\r\n")),
@@ -239,7 +247,33 @@ let differentialRequestCases: [DifferentialCase] = [
                      get("upgrade-route-type", "/custom", "Connection: Upgrade\r\nUpgrade: custom-proto\r\n")),
     DifferentialCase("upgrade-without-connection", "Upgrade field without Connection: upgrade: a plain request, the field dropped", listener: "upgrade",
                      get("upgrade-without-connection", "/up", "Upgrade: websocket\r\n")),
-] + csrfCases + rbacCases + rewriteCases
+] + csrfCases + rbacCases + rewriteCases + virtualHostCases
+
+/// Virtual-host choice on the `vhosts` listener: domains example.com, port.test:8080,
+/// *.wild.test, pre.* and *; the port is part of the Host value that is matched.
+let virtualHostCases: [DifferentialCase] = [
+    ("vh-exact", "example.com", "Virtual host by exact domain"),
+    ("vh-exact-case", "EXAMPLE.com", "Virtual host: Host compared case-insensitively"),
+    ("vh-exact-port", "example.com:80", "Virtual host: a Host with a port skips the domain without it, \"*\" takes it"),
+    ("vh-domain-port", "port.test:8080", "Virtual host: a domain with a port matches that Host and port"),
+    ("vh-domain-other-port", "port.test:9090", "Virtual host: a domain with a port, another port: \"*\""),
+    ("vh-domain-no-port", "port.test", "Virtual host: a domain with a port, a Host without one: \"*\""),
+    ("vh-suffix", "a.wild.test", "Virtual host by *.suffix"),
+    ("vh-suffix-port", "a.wild.test:80", "Virtual host: *.suffix does not match a Host with a port"),
+    ("vh-prefix-port", "pre.x:80", "Virtual host: prefix.* matches a Host with a port"),
+    ("vh-ipv6-port", "[::1]:80", "Virtual host: an IPv6 literal with a port: \"*\""),
+].map { name, host, feature in DifferentialCase(name, feature, listener: "vhosts", get(name, "/up", host: host)) } + [
+    DifferentialCase("strip-any-port", "strip_any_host_port: the port leaves the Host before routing and upstream", listener: "stripany",
+                     get("strip-any-port", "/up", host: "example.com:8080")),
+    DifferentialCase("strip-any-absolute", "strip_any_host_port on an absolute-form target's authority", listener: "stripany",
+                     get("strip-any-absolute", "http://example.com:9999/up/abs", host: "other.test:1")),
+    DifferentialCase("strip-any-not-numeric", "strip_any_host_port: a port that is not a number stays: 404 NR", listener: "stripany",
+                     get("strip-any-not-numeric", "/up", host: "example.com:http")),
+    DifferentialCase("strip-matching-port", "strip_matching_host_port: the listener's own port removed", listener: "stripmatching",
+                     get("strip-matching-port", "/up", host: "example.com:{port}")),
+    DifferentialCase("strip-matching-other-port", "strip_matching_host_port: another port stays: 404 NR", listener: "stripmatching",
+                     get("strip-matching-other-port", "/up", host: "example.com:1")),
+]
 
 /// `method target` on the csrf listener with the case id and `extra` field lines, no body.
 private func csrf(_ name: String, _ method: String, _ target: String, _ extra: String, host: String = "example.com") -> String {
@@ -342,6 +376,8 @@ let differentialStats: [String] = [
     "http.plain.downstream_rq_idle_timeout", "http.rqtimeout.downstream_rq_timeout", "http.rqtimeout.downstream_rq_idle_timeout",
     "http.rqtimeout.downstream_rq_4xx", "http.rqtimeout.downstream_rq_rx_reset",
     "http.rqtimeout.downstream_rq_response_before_rq_complete", "cluster.up.upstream_rq_4xx",
+    "http.hdrtimeout.downstream_rq_header_timeout", "http.hdrtimeout.downstream_rq_4xx", "http.hdrtimeout.downstream_rq_2xx",
+    "http.hdrtimeout.downstream_rq_timeout", "http.hdrtimeout.downstream_rq_completed", "http.plain.downstream_rq_header_timeout",
 ] + ["rl", "rl_shadow", "rl_off", "rl_direct"].flatMap { prefix in
     ["enabled", "enforced", "ok", "rate_limited", "shadow_mode"].map { "\(prefix).http_local_rate_limit.\($0)" }
 } + ["http.ratelimit.downstream_rq_4xx", "http.ratelimit.downstream_rq_2xx", "http.ratelimit.rq_total", "http.fault.rq_total"]

@@ -123,9 +123,13 @@ final class DataPathEndToEndTests: XCTestCase {
             let r2 = try XCTUnwrap(c.get("/elsewhere", host: "example.com"), "\(io)")
             XCTAssertEqual(r2.status, 404, "\(io)")
             XCTAssertEqual(r2.flags, "NR", "\(io)")
-            let d = try XCTUnwrap(c.get("/direct", host: "a.example.org:8080"), "\(io)")
+            let d = try XCTUnwrap(c.get("/direct", host: "a.example.org"), "\(io)")
             XCTAssertEqual(d.status, 418, "\(io)")
             XCTAssertEqual(d.text, "teapot", "\(io)")
+            // The port is part of the Host matched (Envoy 1.40): no domain here has one.
+            let p = try XCTUnwrap(c.get("/direct", host: "a.example.org:8080"), "\(io)")
+            XCTAssertEqual(p.status, 404, "\(io)")
+            XCTAssertEqual(p.flags, "NR", "\(io)")
         }
     }
 

@@ -26,6 +26,8 @@ public struct HTTPConnectionManagerConfig: Sendable, Hashable {
     public let requestTimeoutNanos: Int64?
     /// `request_headers_timeout`: request head received within this (`nil`: disabled).
     public let requestHeadersTimeoutNanos: Int64?
+    /// `strip_any_host_port` / `strip_matching_host_port` (at most one).
+    public var stripHostPort = HostPortStripping.none
     /// `stream_idle_timeout` (Envoy default 5 min; `nil` when set to 0s: disabled).
     public let streamIdleTimeoutNanos: Int64?
     /// `drain_timeout` (Envoy default 5 s): grace period for in-flight work when draining.
@@ -57,6 +59,16 @@ public struct UpgradeConfig: Sendable, Hashable {
     public let upgradeType: String
     /// `enabled` (default true).
     public let enabled: Bool
+}
+
+/// `strip_any_host_port` / `strip_matching_host_port`: the port removed from the Host before
+/// routing (and so upstream), as Envoy's connection manager does.
+public enum HostPortStripping: Sendable, Hashable {
+    case none
+    /// Any numeric port.
+    case any
+    /// Only the port the connection arrived on.
+    case matching
 }
 
 public enum HTTPCodecType: String, Sendable, Hashable, CaseIterable {
@@ -141,8 +153,8 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public var headerMutations: HeaderMutationsConfig = .none
 }
 
-/// One `domains[]` entry, matched against the Host header (lowercased, port included if the
-/// pattern has one). Envoy's precedence: exact, then longest suffix, then longest prefix, then `*`.
+/// One `domains[]` entry, matched against the Host header (lowercased, its port included as
+/// sent, as Envoy 1.40). Precedence: exact, then longest suffix, then longest prefix, then `*`.
 public enum DomainPattern: Sendable, Hashable, CustomStringConvertible {
     /// `*`
     case any

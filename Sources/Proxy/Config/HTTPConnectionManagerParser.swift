@@ -11,7 +11,7 @@ extension BootstrapParser {
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
                 "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
-                "upgrade_configs",
+                "upgrade_configs", "strip_matching_host_port", "strip_any_host_port",
             ],
             unsupported: [
                 "rds", "scoped_routes", "tracing", "http2_protocol_options",
@@ -19,7 +19,7 @@ extension BootstrapParser {
                 "set_current_client_cert_details", "proxy_100_continue",
                 "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "normalize_path",
                 "merge_slashes", "path_with_escaped_slashes_action", "request_id_extension", "local_reply_config",
-                "strip_matching_host_port", "strip_any_host_port", "stream_error_on_invalid_http_message",
+                "stream_error_on_invalid_http_message",
                 "internal_address_config", "via", "preserve_external_request_id",
                 "always_set_request_id_in_response", "early_header_mutation_extensions",
                 "original_ip_detection_extensions", "access_log_options", "scheme_header_transformation",
@@ -97,7 +97,14 @@ extension BootstrapParser {
         }
 
         let upgrades = parseUpgradeConfigs(f, route: false)
-        guard let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10, timeoutsOK,
+        let stripAny = f["strip_any_host_port"].map { $0.bool() }
+        let stripMatching = f["strip_matching_host_port"].map { $0.bool() }
+        var stripOK = !(stripAny == .some(nil) || stripMatching == .some(nil))
+        if stripAny == true && stripMatching == true {
+            f.error("strip_any_host_port", "set only one of strip_matching_host_port and strip_any_host_port")
+            stripOK = false
+        }
+        guard stripOK, let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10, timeoutsOK,
               f["skip_xff_append"] == nil || skipXff != nil, let upgrades else { return nil }
         var config = HTTPConnectionManagerConfig(
             statPrefix: statPrefix, codecType: codec ?? .auto, routeConfig: routeConfig,
@@ -116,6 +123,7 @@ extension BootstrapParser {
         config.skipXffAppend = skipXff ?? false
         config.acceptHTTP10 = acceptHTTP10
         config.upgradeConfigs = upgrades
+        config.stripHostPort = stripAny == true ? .any : stripMatching == true ? .matching : .none
         return config
     }
 

@@ -119,6 +119,8 @@ public struct AccessRecord: Sendable, Equatable {
     public var host: Int32 = -1
     /// ORIGINAL_DST clusters: the host (the downstream's original destination), else unset.
     public var originalDstHost = CompactAddress()
+    /// The upstream connection's local address (`%UPSTREAM_LOCAL_ADDRESS%`), unset when none.
+    public var upstreamLocal = CompactAddress()
     /// Route index within the listener's route table (`%ROUTE_NAME%`), or -1.
     public var route: Int32 = -1
     /// Why a local reply was made (`%RESPONSE_CODE_DETAILS%`), `.none` for proxied responses.

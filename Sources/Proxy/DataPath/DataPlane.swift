@@ -336,6 +336,8 @@ public final class HTTPPlan: Sendable {
     let serverTransformation: ServerHeaderTransformation
     let generateRequestID: Bool
     let suppressEnvoyHeaders: Bool
+    /// strip_any_host_port / strip_matching_host_port.
+    let stripHostPort: HostPortStripping
     let maxRequestHeaderBytes: Int
     let maxHeadersCount: Int
     let idleTimeoutNanos: Int64?
@@ -475,6 +477,7 @@ public final class HTTPPlan: Sendable {
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
         requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
+        stripHostPort = c.stripHostPort
         requestTimeoutNanos = c.requestTimeoutNanos
         streamIdleTimeoutNanos = c.streamIdleTimeoutNanos
         forwardedFor = ForwardedForPolicy(useRemoteAddress: c.useRemoteAddress, trustedHops: c.xffNumTrustedHops, skipAppend: c.skipXffAppend)

@@ -51,6 +51,8 @@ struct Stream {
     var hostPool: Int32 = -1
     /// The upstream connection serving (or connecting for) this stream, or 0.
     var upstream: UInt64 = 0
+    /// The local address of the last upstream connection the request was sent on (unset: none).
+    var upstreamLocal = CompactAddress()
     /// Waiting in the host pool's queue for a connection (max_connections reached).
     var queued = false
     /// Holds one unit of the cluster's `requests` / `pendingRequests` circuit breakers.
@@ -224,6 +226,8 @@ struct Upstream {
     /// TLS origination (the cluster's transport_socket): the connection stays `connecting` until
     /// its handshake completes, as Envoy raises Connected only then.
     var tls = TLSSession()
+    /// The connection's own address (`%UPSTREAM_LOCAL_ADDRESS%`), read once when it connects.
+    var localAddress = CompactAddress()
 }
 
 /// Messages other threads post to a proxy worker.
@@ -281,6 +285,8 @@ public final class DataPathStats: Sendable {
     /// `downstream_rq_idle_timeout` (stream idle timeout) and `downstream_rq_timeout` (request_timeout).
     public let downstreamRqIdleTimeout = Atomic<Int>(0)
     public let downstreamRqTimeout = Atomic<Int>(0)
+    /// `downstream_rq_header_timeout`: request heads not complete within request_headers_timeout.
+    public let downstreamRqHeaderTimeout = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.

@@ -167,6 +167,7 @@ extension ProxyWorker {
         pool.release(&d.pointee.input)
         d.pointee.headProgress = RequestHeadProgress()
         d.pointee.beginClosing()
+        inc(stats.downstreamRqHeaderTimeout)
         beginLocalStream(d, loop)
         localReply(LocalReply(status: 408, body: .text(LocalReplyText.requestHeaderTimeout), flags: [],
                               details: .requestHeaderTimeout), token, d, loop)

@@ -17,7 +17,7 @@ extension ProxyWorker {
         let p = requestParser
         let xff = http.forwardedFor
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
-        let target = RequestTarget(head, p)
+        let target = requestTarget(head, d)
         let mutations = http.routes.allRoutes[route].requestMutations
         let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count

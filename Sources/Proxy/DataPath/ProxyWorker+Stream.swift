@@ -13,6 +13,7 @@ extension ProxyWorker {
     /// A whole request head arrived: run the filter chain and act on its decision.
     func startStream(_ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let p = requestParser
+        stripHostPort(head, d)
         d.pointee.stream = streams.insert(Stream())
         d.pointee.idleDeadline = 0
         touchStreamIdle(d, loop)  // a whole head is activity (Envoy: decodeHeaders); its parts are not
@@ -46,7 +47,7 @@ extension ProxyWorker {
         loads.requestStarted(index)
         inc(stats.downstreamRqTotal)
         guard let http else { return }
-        let target = RequestTarget(head, p)
+        let target = requestTarget(head, d)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
@@ -200,7 +201,8 @@ extension ProxyWorker {
             localReply(LocalReply(status: 400, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        let target = RequestTarget(head, p)
+        stripHostPort(head, d)
+        let target = requestTarget(head, d)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
@@ -272,8 +274,7 @@ extension ProxyWorker {
         if d.pointee.originalDst.isSet {
             info.destinationPort = d.pointee.originalDst.port
         } else {
-            if d.pointee.localPort == 0, let local = try? Sockets.localAddress(d.pointee.fd) { d.pointee.localPort = UInt16(local.port) }
-            info.destinationPort = d.pointee.localPort
+            info.destinationPort = localPort(d)
         }
         return info
     }
@@ -408,7 +409,7 @@ extension ProxyWorker {
     func redirectReply(_ reply: LocalReply, _ redirect: CompiledRedirect, route: CompiledRoute, _ head: UnsafeRawBufferPointer,
                        _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let p = requestParser
-        let target = RequestTarget(head, p)
+        let target = requestTarget(head, d)
         let bound = redirect.lineBound(head.count)
         withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
             var w = ByteWriter(scratch.baseAddress!, capacity: bound)
@@ -544,6 +545,7 @@ extension ProxyWorker {
         r.cluster = s.pointee.cluster
         r.host = s.pointee.hostPool >= 0 ? upstreamPools[Int(s.pointee.hostPool)].host : -1
         if s.pointee.hostPool >= 0, let h = upstreamPools[Int(s.pointee.hostPool)].dynamicHost { r.originalDstHost = h.compact }
+        r.upstreamLocal = s.pointee.upstreamLocal
         r.route = s.pointee.route
         r.details = s.pointee.details
         r.detailsArgument = s.pointee.detailsArgument

@@ -214,6 +214,7 @@ extension ProxyWorker {
         u.pointee.owner = token
         let s = stream(of: d)!
         s.pointee.upstream = up
+        s.pointee.upstreamLocal = u.pointee.localAddress
         s.pointee.queued = false
         if s.pointee.holdsPending {
             s.pointee.holdsPending = false
@@ -311,6 +312,7 @@ extension ProxyWorker {
             return
         }
         loop.backend.armReceive(fd: u.pointee.fd, token: up)
+        if let local = try? Sockets.localAddress(u.pointee.fd) { u.pointee.localAddress = CompactAddress(local) }
         let cluster = plane.clusters[Int(u.pointee.cluster)]
         if let context = cluster.tls {
             // Connected once the handshake completes (`upstreamReady`), under the same connect timeout.

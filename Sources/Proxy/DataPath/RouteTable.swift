@@ -47,26 +47,11 @@ public struct RouteTable: Sendable {
         self.allRoutes = all
     }
 
-    /// The virtual host for a Host value (as received: case and port as the client sent them).
-    /// A host with a port that matches no domain is tried again without the port.
+    /// The virtual host for a Host value (as received, any case): the port is part of the value,
+    /// as in Envoy 1.40 (`example.com:80` matches a domain `example.com:80`, `pre.*` or `*`,
+    /// never `example.com`; strip_*_host_port remove it before this).
     public func virtualHost(for host: UnsafeRawBufferPointer) -> Int? {
-        if let i = match(host) { return i }
-        if let colon = portColon(host) {
-            if let i = match(UnsafeRawBufferPointer(rebasing: host[0..<colon])) { return i }
-        }
-        return wildcard
-    }
-
-    /// The colon before a port (`a.b:80`, `[::1]:80`), or nil.
-    func portColon(_ host: UnsafeRawBufferPointer) -> Int? {
-        var i = host.count - 1
-        while i >= 0 {
-            let b = host[i]
-            if b == ASCII.colon { return i > 0 && (host[0] != 0x5B || host[i - 1] == 0x5D) ? i : nil }
-            if b < 0x30 || b > 0x39 { return nil }
-            i -= 1
-        }
-        return nil
+        match(host) ?? wildcard
     }
 
     func match(_ host: UnsafeRawBufferPointer) -> Int? {

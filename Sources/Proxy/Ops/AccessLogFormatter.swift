@@ -251,6 +251,9 @@ final class AccessLogFormatter {
             let c = Int(r.pointee.cluster), h = Int(r.pointee.host)
             guard names.hosts.indices.contains(c), names.hosts[c].indices.contains(h) else { return false }
             out.append(names.hosts[c][h])
+        case .upstreamLocal:
+            guard r.pointee.upstreamLocal.isSet else { return false }
+            Self.appendAddress(r.pointee.upstreamLocal, into: out)
         case .upstreamCluster:
             let c = Int(r.pointee.cluster)
             guard e.names.clusters.indices.contains(c) else { return false }

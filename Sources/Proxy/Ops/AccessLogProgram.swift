@@ -14,7 +14,7 @@ struct AccessLogProgram: Sendable {
         case upstreamServiceTime
         case protocolName, responseCode, responseFlags, responseCodeDetails, transportFailureReason
         case bytesReceived, bytesSent, duration
-        case upstreamHost, upstreamCluster
+        case upstreamHost, upstreamCluster, upstreamLocal
         case downstreamLocal, downstreamLocalWithoutPort, downstreamRemote, downstreamRemoteWithoutPort
         case routeName, threadID, hostname, downstreamTLSVersion
         /// Operators this data path has no value for (`-`).
@@ -142,6 +142,7 @@ struct AccessLogProgram: Sendable {
             case "DURATION": return .duration
             case "UPSTREAM_HOST", "UPSTREAM_REMOTE_ADDRESS": return .upstreamHost
             case "UPSTREAM_CLUSTER": return .upstreamCluster
+            case "UPSTREAM_LOCAL_ADDRESS": return .upstreamLocal
             case "DOWNSTREAM_LOCAL_ADDRESS": return .downstreamLocal
             case "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": return .downstreamLocalWithoutPort
             case "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": return .downstreamRemote
@@ -150,8 +151,11 @@ struct AccessLogProgram: Sendable {
             case "THREAD_ID": return .threadID
             case "HOSTNAME": return .hostname
             case "DOWNSTREAM_TLS_VERSION": return .downstreamTLSVersion
-            // TRAILER, CONNECTION_TERMINATION_DETAILS, REQUEST_DURATION, RESPONSE_DURATION,
-            // UPSTREAM_LOCAL_ADDRESS, CONNECTION_ID: no value here. REQUESTED_SERVER_NAME: set only by
+            // CONNECTION_TERMINATION_DETAILS: Envoy 1.40's HTTP streams print `-` in every case the
+            // differential suite has (codec errors, timeouts, resets, disconnects): its connection
+            // manager sets the details only for closes of features Ballast refuses (e.g.
+            // max_connection_duration). TRAILER, REQUEST_DURATION, RESPONSE_DURATION, CONNECTION_ID:
+            // no value here. REQUESTED_SERVER_NAME: set only by
             // the tls_inspector listener filter in Envoy (not the TLS socket), which Ballast does not have.
             default: return .none
             }

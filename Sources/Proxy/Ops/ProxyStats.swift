@@ -121,6 +121,7 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_response_before_rq_complete") { load($0.downstreamRqResponseBeforeRqComplete) }
                 c("downstream_rq_idle_timeout") { load($0.downstreamRqIdleTimeout) }
                 c("downstream_rq_timeout") { load($0.downstreamRqTimeout) }
+                c("downstream_rq_header_timeout") { load($0.downstreamRqHeaderTimeout) }
                 let loads = proxy.loads(ofListener: li)
                 add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
                     family: "envoy_http_downstream_rq_active", labels: hl)
