@@ -63,12 +63,13 @@ public struct CIDRRange: Sendable, Hashable {
     /// The prefix of `family` (AF_INET, AF_INET6) address bytes `high`/`low`.
     func contains(family f: Int32, high h: UInt64, low l: UInt64) -> Bool {
         guard f == family else { return false }
-        if family == AF_INET {
-            let mask: UInt64 = prefixLength == 0 ? 0 : (0xFFFF_FFFF << UInt64(32 - prefixLength)) & 0xFFFF_FFFF
-            return l & mask == low
-        }
+        if family == AF_INET { return l & Self.mask4(prefixLength) == low }
         let (mh, ml) = Self.mask6(prefixLength)
         return h & mh == high && l & ml == low
+    }
+
+    static func mask4(_ n: Int) -> UInt64 {
+        n == 0 ? 0 : (0xFFFF_FFFF << UInt64(32 - n)) & 0xFFFF_FFFF
     }
 
     static func mask6(_ n: Int) -> (UInt64, UInt64) {
@@ -221,8 +222,7 @@ extension BootstrapParser {
             let n = f["prefix_len"]?.int(0...32) ?? 32
             if f["prefix_len"] != nil && f["prefix_len"]?.int(0...32) == nil { return nil }
             let a = UInt64(UInt32(bigEndian: v4.s_addr))
-            let mask: UInt64 = n == 0 ? 0 : (0xFFFF_FFFF << UInt64(32 - n)) & 0xFFFF_FFFF
-            return CIDRRange(family: AF_INET, high: 0, low: a & mask, prefixLength: n)
+            return CIDRRange(family: AF_INET, high: 0, low: a & CIDRRange.mask4(n), prefixLength: n)
         }
         if inet_pton(AF_INET6, text, &v6) == 1 {
             let n = f["prefix_len"]?.int(0...128) ?? 128

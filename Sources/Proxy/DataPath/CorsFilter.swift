@@ -58,8 +58,7 @@ public final class CorsStats: Sendable {
 
 /// A route's effective CORS policy, compiled.
 public struct CorsPolicy: Sendable {
-    let origins: [CompiledHeaderMatcher.Test]
-    let originsIgnoreCase: [Bool]
+    let origins: CompiledStringMatchers
     let filterEnabled: FractionalPercent?
     let shadowEnabled: FractionalPercent?
     let forwardNotMatchingPreflights: Bool
@@ -75,19 +74,7 @@ public struct CorsPolicy: Sendable {
     init?(route: CorsPolicyConfig?, virtualHost: CorsPolicyConfig?) {
         let policies = [route, virtualHost].compactMap { $0 }
         guard let first = policies.first else { return nil }
-        let originConfigs = policies.first { !$0.allowOrigins.isEmpty }?.allowOrigins ?? []
-        var tests: [CompiledHeaderMatcher.Test] = []
-        var ignore: [Bool] = []
-        for m in originConfigs {
-            // The config parser compiled every safe_regex origin with the same RE2, so this cannot fail.
-            guard let (t, i) = try? CompiledRoute.compile(.string(m), "cors") else {
-                preconditionFailure("CORS origin matcher \(m) did not compile")
-            }
-            tests.append(t)
-            ignore.append(i)
-        }
-        origins = tests
-        originsIgnoreCase = ignore
+        origins = CompiledStringMatchers(policies.first { !$0.allowOrigins.isEmpty }?.allowOrigins ?? [], filter: "cors")
         filterEnabled = first.filterEnabled
         shadowEnabled = first.shadowEnabled
         forwardNotMatchingPreflights = policies.compactMap(\.forwardNotMatchingPreflights).first ?? true
@@ -106,11 +93,7 @@ public struct CorsPolicy: Sendable {
 
     /// Envoy: a matcher that matches the literal `*` allows every origin.
     func allows(_ origin: UnsafeRawBufferPointer) -> Bool {
-        let star = UnsafeRawBufferPointer(staticString: "*")
-        for (i, t) in origins.enumerated() {
-            if CompiledRoute.test(t, star, ignoreCase: originsIgnoreCase[i]) || CompiledRoute.test(t, origin, ignoreCase: originsIgnoreCase[i]) { return true }
-        }
-        return false
+        origins.matchesAny(UnsafeRawBufferPointer(staticString: "*")) || origins.matchesAny(origin)
     }
 }
 

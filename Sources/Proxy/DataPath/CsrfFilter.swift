@@ -63,24 +63,12 @@ enum CsrfHeaders {
 public struct CsrfPolicy: Sendable {
     let filterEnabled: FractionalPercent
     let shadowEnabled: FractionalPercent?
-    let additionalOrigins: [CompiledHeaderMatcher.Test]
-    let additionalIgnoreCase: [Bool]
+    let additionalOrigins: CompiledStringMatchers
 
     init(_ c: CsrfPolicyConfig) {
         filterEnabled = c.filterEnabled
         shadowEnabled = c.shadowEnabled
-        var tests: [CompiledHeaderMatcher.Test] = []
-        var ignore: [Bool] = []
-        for m in c.additionalOrigins {
-            // The config parser compiled every safe_regex with the same RE2, so this cannot fail.
-            guard let (t, i) = try? CompiledRoute.compile(.string(m), "csrf") else {
-                preconditionFailure("CSRF origin matcher \(m) did not compile")
-            }
-            tests.append(t)
-            ignore.append(i)
-        }
-        additionalOrigins = tests
-        additionalIgnoreCase = ignore
+        additionalOrigins = CompiledStringMatchers(c.additionalOrigins, filter: "csrf")
     }
 
     /// The source origin is the request's own host (byte for byte), or an additional origin.
@@ -90,11 +78,7 @@ public struct CsrfPolicy: Sendable {
             for k in 0..<host.count where bytes[host.lowerBound + k] != bytes[origin.lowerBound + k] { same = false; break }
             if same { return true }
         }
-        let text = UnsafeRawBufferPointer(rebasing: bytes[origin])
-        for (i, t) in additionalOrigins.enumerated() where CompiledRoute.test(t, text, ignoreCase: additionalIgnoreCase[i]) {
-            return true
-        }
-        return false
+        return additionalOrigins.matchesAny(UnsafeRawBufferPointer(rebasing: bytes[origin]))
     }
 }
 

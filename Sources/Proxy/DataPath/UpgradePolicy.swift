@@ -16,16 +16,9 @@ struct UpgradePolicy: Sendable {
     /// The entry for the Upgrade value `bytes[value]` (the whole value, ASCII case-insensitively):
     /// its `enabled`, or nil when the type is not listed.
     func decision(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Bool? {
-        for e in entries where e.type.count == value.count {
-            var same = true
-            var i = 0
-            while i < value.count {
-                var b = bytes[value.lowerBound + i]
-                if b >= 0x41 && b <= 0x5A { b |= 0x20 }
-                if b != e.type[i] { same = false; break }
-                i += 1
-            }
-            if same { return e.enabled }
+        let text = UnsafeRawBufferPointer(rebasing: bytes[value])
+        for e in entries where e.type.count == text.count && CompiledRoute.bytesEqual(text, 0, e.type, ignoreCase: true) {
+            return e.enabled
         }
         return nil
     }
