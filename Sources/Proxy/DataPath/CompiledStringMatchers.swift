@@ -16,6 +16,7 @@ struct CompiledStringMatchers: Sendable {
 
     /// Some matcher matches `value`.
     func matchesAny(_ value: UnsafeRawBufferPointer) -> Bool {
-        tests.contains { CompiledRoute.test($0.test, value, ignoreCase: $0.ignoreCase) }
+        for t in tests where CompiledRoute.test(t.test, value, ignoreCase: t.ignoreCase) { return true }
+        return false
     }
 }
