@@ -149,7 +149,8 @@ public struct RetryPlan: Sendable {
     public var backOffMaxNanos: Int64 = 250_000_000
 }
 
-public struct ForwardPlan: Sendable {
+/// A class for the reason CompiledRoute is one: `case .forward(let plan)` on every request.
+public final class ForwardPlan: Sendable {
     /// (cluster index, weight); one entry for `cluster`.
     public let clusters: [(index: Int, weight: Int)]
     public let totalWeight: Int
@@ -161,16 +162,30 @@ public struct ForwardPlan: Sendable {
     public let retry: RetryPlan?
     /// `x-envoy-expected-rq-timeout-ms` (0: none): the per-try timeout when it is shorter than
     /// the route timeout (or there is none), else the route timeout, as Envoy sets it.
-    public var expectedTimeoutNanos: Int64 {
-        let global = timeoutNanos ?? 0, perTry = retry?.perTryTimeoutNanos ?? 0
-        return perTry > 0 && (global == 0 || perTry < global) ? perTry : global
-    }
+    public let expectedTimeoutNanos: Int64
     /// `hash_policy[]` (RING_HASH clusters).
     public let hashPolicy: [CompiledHashPolicy]
     /// The route's `upgrade_configs` (nil: none; the connection manager's apply).
     let upgrades: UpgradePolicy?
     /// `regex_rewrite` of the path.
     let regexRewrite: RegexRewrite?
+
+    init(clusters: [(index: Int, weight: Int)], totalWeight: Int, timeoutNanos: Int64?, idleTimeoutNanos: Int64?,
+         prefixRewrite: [UInt8]?, hostRewrite: [UInt8]?, retry: RetryPlan?, hashPolicy: [CompiledHashPolicy],
+         upgrades: UpgradePolicy?, regexRewrite: RegexRewrite?) {
+        self.clusters = clusters
+        self.totalWeight = totalWeight
+        self.timeoutNanos = timeoutNanos
+        self.idleTimeoutNanos = idleTimeoutNanos
+        self.prefixRewrite = prefixRewrite
+        self.hostRewrite = hostRewrite
+        self.retry = retry
+        self.hashPolicy = hashPolicy
+        self.upgrades = upgrades
+        self.regexRewrite = regexRewrite
+        let global = timeoutNanos ?? 0, perTry = retry?.perTryTimeoutNanos ?? 0
+        expectedTimeoutNanos = perTry > 0 && (global == 0 || perTry < global) ? perTry : global
+    }
 }
 
 public enum CompiledAction: Sendable {
@@ -179,7 +194,10 @@ public enum CompiledAction: Sendable {
     case redirect(CompiledRedirect)
 }
 
-public struct CompiledRoute: Sendable {
+/// A class, not a struct: the route is looked up and handed to the filters, the router and the
+/// log on every request, and a ~500-byte struct with a dozen references would be copied (and each
+/// reference retained) at every step; a reference costs one retain.
+public final class CompiledRoute: Sendable {
     public let index: Int
     public let name: String?
     public let path: PathMatcher
