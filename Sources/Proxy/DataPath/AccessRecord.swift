@@ -59,7 +59,9 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     }
 
     /// Writes the description into `out` without allocating; returns the byte count.
-    func write(into out: UnsafeMutableRawBufferPointer) -> Int {
+    /// `retryLimitLast`: tcp_proxy sets URX after the connect failure (Envoy prints `UF,URX`
+    /// there, `URX,UF` for HTTP, where the refused retry comes first).
+    func write(into out: UnsafeMutableRawBufferPointer, retryLimitLast: Bool = false) -> Int {
         var n = 0
         func put(_ s: StaticString) {
             s.withUTF8Buffer { b in
@@ -68,7 +70,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
                 for byte in b { out[n] = byte; n += 1 }
             }
         }
-        if contains(.upstreamRetryLimitExceeded) { put("URX") }
+        if contains(.upstreamRetryLimitExceeded) && !retryLimitLast { put("URX") }
         if contains(.failedLocalHealthCheck) { put("LH") }
         if contains(.downstreamConnectionTermination) { put("DC") }
         if contains(.noHealthyUpstream) { put("UH") }
@@ -76,6 +78,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.localReset) { put("LR") }
         if contains(.upstreamRemoteReset) { put("UR") }
         if contains(.upstreamConnectionFailure) { put("UF") }
+        if contains(.upstreamRetryLimitExceeded) && retryLimitLast { put("URX") }
         if contains(.upstreamConnectionTermination) { put("UC") }
         if contains(.upstreamOverflow) { put("UO") }
         if contains(.noRouteFound) { put("NR") }

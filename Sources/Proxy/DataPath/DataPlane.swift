@@ -88,7 +88,8 @@ public final class DataPlane: Sendable {
                 guard let ci = clusterIndex[tcp.cluster] else {
                     throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
                 }
-                kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix))
+                kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix,
+                                     maxConnectAttempts: tcp.maxConnectAttempts))
             }
             let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
@@ -193,6 +194,8 @@ public struct TCPPlan: Sendable {
     public let cluster: Int
     public let idleTimeoutNanos: Int64?
     public let statPrefix: String
+    /// `max_connect_attempts`: connections tried (each to a newly picked host) before giving up.
+    public let maxConnectAttempts: Int
 }
 
 /// One upstream host.

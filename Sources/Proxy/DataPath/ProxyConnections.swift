@@ -294,6 +294,10 @@ public final class DataPathStats: Sendable {
     /// `http.<prefix>.rq_total`: requests that reached the router (a filter's local reply stops
     /// them before it).
     public let routerRqTotal = Atomic<Int>(0)
+    /// tcp_proxy listeners: `tcp.<prefix>.downstream_cx_{rx,tx}_bytes_total` and `idle_timeout`.
+    public let tcpRxBytesTotal = Atomic<Int>(0)
+    public let tcpTxBytesTotal = Atomic<Int>(0)
+    public let tcpIdleTimeout = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// `listener.<address>.ssl.*` (listeners that terminate TLS).

@@ -17,6 +17,15 @@ struct TCPSession {
     var connectDeadline: Int64 = 0
     var idleDeadline: Int64 = 0
     var timer = DeadlineTimer()
+    /// Upstream connections tried so far (`max_connect_attempts`).
+    var attempts: Int32 = 0
+    /// For the access-log line written when the session ends (Envoy logs one per connection).
+    var startNanos: Int64 = 0
+    var flags = ResponseFlags()
+    var upstreamLocal = CompactAddress()
+    /// errno of the last failed connect (0: none, or a connect_timeout).
+    var connectErrno: Int32 = 0
+    var logFields = ByteBuffer.empty
 }
 
 struct TCPDirection {
@@ -53,22 +62,41 @@ extension ProxyWorker {
     func tcpAdopt(_ fd: Int32, _ loop: Loop) {
         guard let tcp else { return }
         let cluster = plane.clusters[tcp.cluster]
+        var t = TCPSession()
+        t.downFD = fd
+        t.startNanos = loop.now
+        if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
+        if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restoredDestination(fd), into: &t.logFields, pool: pool) }
+        let token = tcpSessions.insert(t)
+        guard let p = tcpSessions.pointer(token) else { return }
         let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restoredDestination(fd), loop) : -1
         if cluster.isOriginalDst && dstPool < 0 {  // no original destination: no host (counted)
-            loads.connectionClosed(index)
-            downstreamConnectionEnded()
-            Glibc.close(fd)
+            tcpClose(token, loop)
             return
         }
-        guard cluster.isOriginalDst || !cluster.hosts.isEmpty, ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
-            inc(stats.upstreamRqPendingOverflow)
-            if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamRqPendingOverflow) }
-            loads.connectionClosed(index)
-            downstreamConnectionEnded()
-            Glibc.close(fd)
+        guard cluster.isOriginalDst || !cluster.hosts.isEmpty else {
+            p.pointee.flags.insert(.noHealthyUpstream)
+            if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxNoneHealthy) }
+            tcpClose(token, loop)
             return
         }
-        let hp = cluster.isOriginalDst ? dstPool : pickHost(tcp.cluster)
+        // The client is read once the upstream is connected, as Envoy does: a failed connect
+        // leaves its bytes unread (and uncounted), and closing then resets the client.
+        tcpConnect(token, p, pool: cluster.isOriginalDst ? dstPool : pickHost(tcp.cluster), loop)
+        if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
+    }
+
+    /// One upstream connection attempt of a session (the first, or a retry after a failure).
+    /// On failure the session is closed (or the caller's retry goes on).
+    private func tcpConnect(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, pool hp: Int, _ loop: Loop) {
+        let ci = tcp!.cluster
+        let cluster = plane.clusters[ci]
+        guard ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
+            t.pointee.flags.insert(.upstreamOverflow)
+            if let cs = clusterStats(ci) { inc(cs.upstreamCxOverflow) }
+            tcpClose(token, loop)
+            return
+        }
         let address = hostAddress(hp)
         let upFD: Int32
         do {
@@ -76,42 +104,56 @@ extension ProxyWorker {
         } catch {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
-            if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
-            loads.connectionClosed(index)
-            downstreamConnectionEnded()
-            Glibc.close(fd)
+            if let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
+            t.pointee.flags.insert(.upstreamConnectionFailure)
+            tcpClose(token, loop)
             return
         }
         Sockets.setNoDelay(upFD)
-        var t = TCPSession()
-        t.downFD = fd
-        t.upFD = upFD
-        t.hostPool = Int32(hp)
-        t.connectDeadline = loop.now + cluster.connectTimeoutNanos
-        if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
-        let token = tcpSessions.insert(t)
+        t.pointee.upFD = upFD
+        t.pointee.hostPool = Int32(hp)
+        t.pointee.attempts += 1
+        t.pointee.connectDeadline = loop.now + cluster.connectTimeoutNanos
         upstreamPools[hp].connections += 1
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
-        if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
+        if let cs = clusterStats(ci) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
         loop.backend.connect(fd: upFD, token: tcpUpToken(token), address: address)
-        loop.backend.armReceive(fd: fd, token: token)
-        if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
+    }
+
+    /// The upstream connection attempt failed (refused, or connect_timeout): another host is
+    /// tried while `max_connect_attempts` allows it, else the session ends with UF and URX.
+    private func tcpConnectFailed(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, errno: Int32, _ loop: Loop) {
+        let tcp = tcp!
+        t.pointee.connectErrno = errno
+        inc(stats.upstreamCxConnectFail)
+        if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
+        t.pointee.flags.insert(.upstreamConnectionFailure)
+        if Int(t.pointee.attempts) < tcp.maxConnectAttempts && !plane.clusters[tcp.cluster].isOriginalDst {
+            releaseTCPUpstream(t, loop)
+            t.pointee.connectDeadline = 0
+            tcpConnect(token, t, pool: pickHost(tcp.cluster), loop)
+            if let p = tcpSessions.pointer(token) { armTCPTimer(token, p, loop) }
+            return
+        }
+        t.pointee.flags.insert(.upstreamRetryLimitExceeded)
+        if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectAttemptsExceeded) }
+        tcpClose(token, loop)
     }
 
     func tcpConnected(_ c: Completion, _ loop: Loop) {
         let token = tcpDownToken(c.token)
         guard let t = tcpSessions.pointer(token) else { return }
-        t.pointee.connectDeadline = 0
         guard c.result >= 0 else {
-            inc(stats.upstreamCxConnectFail)
-            if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
-            tcpClose(token, loop)
+            tcpConnectFailed(token, t, errno: -c.result, loop)
             return
         }
+        t.pointee.connectDeadline = 0
         t.pointee.connected = true
+        t.pointee.flags.remove(.upstreamConnectionFailure)  // an earlier attempt failed, this one did not
+        if accessRing != nil, let local = try? Sockets.localAddress(t.pointee.upFD) { t.pointee.upstreamLocal = CompactAddress(local) }
         loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
-        tcpFlush(token, t, toUpstream: true, loop)
+        loop.backend.armReceive(fd: t.pointee.downFD, token: token)
     }
 
     func tcpReceived(_ c: Completion, _ loop: Loop) {
@@ -191,17 +233,53 @@ extension ProxyWorker {
     func tcpClose(_ token: UInt64, _ loop: Loop) {
         guard let t = tcpSessions.pointer(token) else { return }
         loop.backend.close(fd: t.pointee.downFD)
-        loop.backend.close(fd: t.pointee.upFD)
         t.pointee.toUp.out.release(to: pool)
         t.pointee.toDown.out.release(to: pool)
+        releaseTCPUpstream(t, loop)
+        inc(stats.tcpRxBytesTotal, by: t.pointee.toUp.bytes)
+        inc(stats.tcpTxBytesTotal, by: t.pointee.toDown.bytes)
+        if let accessRing { recordTCPAccess(t, accessRing, loop) }
+        pool.release(&t.pointee.logFields)
+        downstreamConnectionEnded()
+        loads.connectionClosed(index)
+        tcpSessions.remove(token)
+    }
+
+    /// Closes the session's upstream connection, if any, and gives back its slots.
+    private func releaseTCPUpstream(_ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
+        guard t.pointee.upFD >= 0 else { return }
+        loop.backend.close(fd: t.pointee.upFD)
+        t.pointee.upFD = -1
         let hp = Int(t.pointee.hostPool)
         upstreamPools[hp].connections -= 1
         ClusterResources.give(plane.clusters[Int(upstreamPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }
-        downstreamConnectionEnded()
-        loads.connectionClosed(index)
-        tcpSessions.remove(token)
+    }
+
+    /// The session's access-log record: one per connection, as Envoy's tcp_proxy writes it (no
+    /// response code, the bytes each way, the host tried last).
+    private func recordTCPAccess(_ t: UnsafeMutablePointer<TCPSession>, _ ring: AccessRecordRing, _ loop: Loop) {
+        var r = AccessRecord()
+        r.worker = Int32(index)
+        r.listener = Int32(listenerPlan.index)
+        r.startNanos = t.pointee.startNanos
+        r.durationNanos = loop.now - t.pointee.startNanos
+        r.flags = t.pointee.flags
+        r.bytesReceived = t.pointee.toUp.bytes
+        r.bytesSent = t.pointee.toDown.bytes
+        r.cluster = Int32(tcp!.cluster)
+        let hp = Int(t.pointee.hostPool)
+        if hp >= 0 {
+            r.host = upstreamPools[hp].host
+            if let h = upstreamPools[hp].dynamicHost { r.originalDstHost = h.compact }
+        }
+        r.upstreamLocal = t.pointee.upstreamLocal
+        // tcp_proxy records have no response details: the field carries the connect errno
+        // (%UPSTREAM_TRANSPORT_FAILURE_REASON%).
+        r.detailsArgument = UInt16(clamping: t.pointee.connectErrno)
+        r.generation = ops.generation
+        ring.push(r, extra: t.pointee.logFields.bytes)
     }
 
     private func armTCPTimer(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
@@ -215,10 +293,11 @@ extension ProxyWorker {
         if t.pointee.connectDeadline != 0 && t.pointee.connectDeadline <= now && !t.pointee.connected {
             inc(stats.upstreamCxConnectTimeout)
             if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectTimeout) }
-            tcpClose(token, loop)
+            tcpConnectFailed(token, t, errno: 0, loop)
             return
         }
         if t.pointee.idleDeadline != 0 && t.pointee.idleDeadline <= now {
+            inc(stats.tcpIdleTimeout)
             tcpClose(token, loop)
             return
         }

@@ -157,6 +157,7 @@ extension ProxyWorker {
         if takeConnectionSlot(hp) {
             openConnection(hp, owner: token, d, loop)
         } else {
+            if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxOverflow) }
             s.pointee.queued = true
             upstreamPools[hp].enqueue(token)
         }

@@ -120,6 +120,27 @@ public final class AccessLogCapture: Sendable {
             }
             put(found)
         }
+        w = putAddresses(fd: fd, restoredLocal: restoredLocal, base: base, at: w, limit: limit)
+        buffer.count += w
+    }
+
+    /// Worker thread: the fields of a tcp_proxy connection (no request: every request field is
+    /// absent, so the log prints `-` for them, as Envoy does), appended to `buffer`.
+    func captureConnection(fd: Int32, restoredLocal: CompactAddress = CompactAddress(), into buffer: inout ByteBuffer, pool: BufferPool) {
+        guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
+        var w = 0
+        for _ in 0..<(AccessLogFields.firstHeaderSlot + headerBytes.count) {
+            base.storeBytes(of: Self.absent.littleEndian, toByteOffset: w, as: UInt16.self)
+            w += 2
+        }
+        w = putAddresses(fd: fd, restoredLocal: restoredLocal, base: base, at: w, limit: Self.budget)
+        buffer.count += w
+    }
+
+    /// Appends the peer and local addresses the formats need (each a length and a raw sockaddr);
+    /// returns the new write offset.
+    private func putAddresses(fd: Int32, restoredLocal: CompactAddress, base: UnsafeMutableRawPointer, at start: Int, limit: Int) -> Int {
+        var w = start
         func putAddress(_ get: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -147,7 +168,7 @@ public final class AccessLogCapture: Sendable {
                 putAddress { getsockname($0, $1, $2) }
             }
         }
-        buffer.count += w
+        return w
     }
 
     @inline(__always)

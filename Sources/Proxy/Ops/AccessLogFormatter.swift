@@ -97,6 +97,12 @@ final class AccessLogFormatter {
     private let http11 = Array("HTTP/1.1".utf8)
     private let http = Array("http".utf8)
     private let connectionFailure = Array("connection_failure".utf8)
+    private let delayedConnectError = Array("delayed_connect_error:_".utf8)
+
+    /// strerror's words joined by `_`, as Envoy prints a transport failure (log thread only).
+    static func errnoWords(_ code: Int32) -> [UInt8] {
+        Array(String(cString: strerror(code)).replacingOccurrences(of: " ", with: "_").utf8)
+    }
     private let null: [UInt8] = Array("null".utf8)
 
     init(_ program: AccessLogProgram) {
@@ -229,7 +235,8 @@ final class AccessLogFormatter {
         case .responseCode: out.appendDecimal(Int(r.pointee.responseCode))
         case .responseFlags:
             out.reserve(64)
-            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
+            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64),
+                                               retryLimitLast: !e.listenerIsHTTP)
         case .responseCodeDetails:
             guard e.listenerIsHTTP && r.pointee.responseCode > 0 else { return false }
             let listener = Int(r.pointee.listener), argument = Int(r.pointee.detailsArgument)
@@ -240,6 +247,13 @@ final class AccessLogFormatter {
             }
         case .transportFailureReason:
             guard r.pointee.flags.contains(.upstreamConnectionFailure) else { return false }
+            guard e.listenerIsHTTP else {
+                // tcp_proxy: the socket's error as Envoy words it; none after a connect_timeout.
+                guard r.pointee.detailsArgument > 0 else { return false }
+                out.append(delayedConnectError)
+                out.append(Self.errnoWords(Int32(r.pointee.detailsArgument)))
+                return true
+            }
             out.append(connectionFailure)
         case .bytesReceived: out.appendDecimal(r.pointee.bytesReceived)
         case .bytesSent: out.appendDecimal(r.pointee.bytesSent)

@@ -111,6 +111,12 @@ public final class ClusterStats: Sendable {
     public let upstreamCxActive = Atomic<Int>(0)
     public let upstreamCxConnectFail = Atomic<Int>(0)
     public let upstreamCxConnectTimeout = Atomic<Int>(0)
+    /// `upstream_cx_overflow`: a new connection refused by the max_connections breaker.
+    public let upstreamCxOverflow = Atomic<Int>(0)
+    /// `upstream_cx_none_healthy`: a tcp_proxy connection found no host to connect to.
+    public let upstreamCxNoneHealthy = Atomic<Int>(0)
+    /// `upstream_cx_connect_attempts_exceeded`: tcp_proxy sessions that used up max_connect_attempts.
+    public let upstreamCxConnectAttemptsExceeded = Atomic<Int>(0)
     public let upstreamRqTotal = Atomic<Int>(0)
     public let upstreamRqPendingOverflow = Atomic<Int>(0)
     public let upstreamRqTimeout = Atomic<Int>(0)

@@ -200,6 +200,12 @@ extension ProxyStatsSnapshot {
                     family: "envoy_tcp_downstream_cx_total", labels: tl)
                 add(p + "downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
                     family: "envoy_tcp_downstream_cx_active", labels: tl)
+                add(p + "downstream_cx_rx_bytes_total", .counter, workers.reduce(0) { $0 + load($1.tcpRxBytesTotal) },
+                    family: "envoy_tcp_downstream_cx_rx_bytes_total", labels: tl)
+                add(p + "downstream_cx_tx_bytes_total", .counter, workers.reduce(0) { $0 + load($1.tcpTxBytesTotal) },
+                    family: "envoy_tcp_downstream_cx_tx_bytes_total", labels: tl)
+                add(p + "idle_timeout", .counter, workers.reduce(0) { $0 + load($1.tcpIdleTimeout) },
+                    family: "envoy_tcp_idle_timeout", labels: tl)
             }
         }
         for cluster in plane.clusters {
@@ -214,6 +220,9 @@ extension ProxyStatsSnapshot {
             c("upstream_cx_active", .gauge) { load($0.upstreamCxActive) }
             c("upstream_cx_connect_fail") { load($0.upstreamCxConnectFail) }
             c("upstream_cx_connect_timeout") { load($0.upstreamCxConnectTimeout) }
+            c("upstream_cx_overflow") { load($0.upstreamCxOverflow) }
+            c("upstream_cx_none_healthy") { load($0.upstreamCxNoneHealthy) }
+            c("upstream_cx_connect_attempts_exceeded") { load($0.upstreamCxConnectAttemptsExceeded) }
             c("upstream_rq_total") { load($0.upstreamRqTotal) }
             c("upstream_rq_completed") { load($0.upstreamRqCompleted) }
             // Like Envoy's, these exist once used: classes and codes with a count.
