@@ -250,6 +250,7 @@ extension ProxyWorker {
         let hp = Int(u.pointee.hostPool)
         if let (token, d) = nextQueued(hp) {
             attach(up, u, token, d, loop)
+            connectForQueued(hp, loop)
             return
         }
         u.pointee.idleIndex = upstreamPools[hp].pushIdle(up)
@@ -290,15 +291,21 @@ extension ProxyWorker {
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
         // A stream queued behind max_connections can have this slot.
-        if let (token, d) = nextQueued(hp) {
-            if takeConnectionSlot(hp) {
-                stream(of: d)!.pointee.queued = false
-                openConnection(hp, owner: token, d, loop)
-                downstreamSettled(token, d, loop)
-            } else {
-                // Still full (another worker took it): back to the front of the queue.
-                upstreamPools[hp].requeueFirst(token)
-            }
+        connectForQueued(hp, loop)
+    }
+
+    /// Envoy's pool tries a new connection whenever streams still wait: the oldest waiting
+    /// stream gets one if max_connections allows it now, else it stays first in line and the
+    /// refusal counts as `upstream_cx_overflow`, as Envoy counts it.
+    func connectForQueued(_ hp: Int, _ loop: Loop) {
+        guard let (token, d) = nextQueued(hp) else { return }
+        if takeConnectionSlot(hp) {
+            stream(of: d)!.pointee.queued = false
+            openConnection(hp, owner: token, d, loop)
+            downstreamSettled(token, d, loop)
+        } else {
+            if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxOverflow) }
+            upstreamPools[hp].requeueFirst(token)  // still full (another worker took it)
         }
     }
 
@@ -328,8 +335,10 @@ extension ProxyWorker {
         u.pointee.connectDeadline = 0
         let owner = u.pointee.owner
         if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up {
+            let hp = Int(u.pointee.hostPool)
             attach(up, u, owner, d, loop)
             downstreamSettled(owner, d, loop)
+            connectForQueued(hp, loop)
         } else {
             // Its stream is gone (timed out, client left): the connection serves the pool.
             u.pointee.state = .busy
