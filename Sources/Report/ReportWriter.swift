@@ -46,6 +46,9 @@ public struct WorkerBalance: Sendable {
     public var connectionsJain: Double
     public var requestsMaxOverMean: Double
     public var requestsJain: Double
+    /// Live rebalancing: connections moved between workers during the point (mean over runs),
+    /// nil when no run reported moves.
+    public var moves: Double? = nil
 
     /// False when the system keeps no per-worker request counts (Envoy): no request charts then.
     public var hasRequests: Bool { requestShares.contains { $0 > 0 } }
@@ -170,7 +173,10 @@ public enum ReportWriter {
                 connectionsMaxOverMean: Stats.mean(conns.compactMap(Stats.maxOverMean)) ?? 1,
                 connectionsJain: Stats.mean(conns.compactMap(Stats.jainIndex)) ?? 1,
                 requestsMaxOverMean: Stats.mean(reqs.compactMap(Stats.maxOverMean)) ?? 1,
-                requestsJain: Stats.mean(reqs.compactMap(Stats.jainIndex)) ?? 1))
+                requestsJain: Stats.mean(reqs.compactMap(Stats.jainIndex)) ?? 1,
+                moves: Stats.mean(runs.compactMap { run in
+                    run.contains { $0.movesOut != nil } ? Double(run.reduce(0) { $0 + ($1.movesOut ?? 0) }) : nil
+                })))
         }
         return out
     }
@@ -471,11 +477,15 @@ public enum ReportWriter {
         h += "</table>\n"
         if !balance.isEmpty {
             h += "<h2>Worker balance</h2>\n<p class=\"muted\">max/mean: 1 is even, the number of workers means one worker took everything. Jain's index: 1 is even, 1/workers is one worker taking everything.</p>\n"
-            h += "<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>connections max/mean</th><th>connections Jain</th><th>requests max/mean</th><th>requests Jain</th></tr>\n"
+            let hasMoves = balance.contains { $0.moves != nil }
+            h += "<table>\n<tr><th class=\"l\">variant</th><th>connections</th><th>connections max/mean</th><th>connections Jain</th><th>requests max/mean</th><th>requests Jain</th>"
+            h += hasMoves ? "<th>connections moved</th></tr>\n" : "</tr>\n"
             for b in balance {
                 h += "<tr><td class=\"l\">\(e(b.series.description))</td><td>\(b.connections)</td><td>\(String(format: "%.2f", b.connectionsMaxOverMean))</td>"
                 h += "<td>\(String(format: "%.3f", b.connectionsJain))</td>"
-                h += b.hasRequests ? "<td>\(String(format: "%.2f", b.requestsMaxOverMean))</td><td>\(String(format: "%.3f", b.requestsJain))</td></tr>\n" : "<td>—</td><td>—</td></tr>\n"
+                h += b.hasRequests ? "<td>\(String(format: "%.2f", b.requestsMaxOverMean))</td><td>\(String(format: "%.3f", b.requestsJain))</td>" : "<td>—</td><td>—</td>"
+                if hasMoves { h += "<td>\(b.moves.map { String(format: "%.1f", $0) } ?? "—")</td>" }
+                h += "</tr>\n"
             }
             h += "</table>\n<div class=\"charts\">\n"
             for c in charts where c.name.hasPrefix("imbalance") || c.name.hasPrefix("workers") { h += inline(c.svg) }

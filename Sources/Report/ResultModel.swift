@@ -256,10 +256,24 @@ public struct WorkerFigures: Codable, Sendable, Equatable {
     public var requests: Int
     /// Fraction of the point the worker's loop was busy (0...1), if measured.
     public var busyFraction: Double?
+    /// Live rebalancing (`ballast server --balance ...:rebalance=N`): connections this worker
+    /// handed to another during the point, took from another, and moves it declined (nil when
+    /// the system does not rebalance or does not report moves).
+    public var movesOut: Int?
+    public var movesIn: Int?
+    public var moveRefusals: Int?
 
-    public init(worker: Int, accepted: Int, active: Int, requests: Int, busyFraction: Double? = nil) {
+    /// The point file's keys; the moves as `/workers` names them.
+    enum CodingKeys: String, CodingKey {
+        case worker, accepted, active, requests, busyFraction
+        case movesOut = "moves_out", movesIn = "moves_in", moveRefusals = "move_refusals"
+    }
+
+    public init(worker: Int, accepted: Int, active: Int, requests: Int, busyFraction: Double? = nil,
+                movesOut: Int? = nil, movesIn: Int? = nil, moveRefusals: Int? = nil) {
         self.worker = worker; self.accepted = accepted; self.active = active; self.requests = requests
         self.busyFraction = busyFraction
+        self.movesOut = movesOut; self.movesIn = movesIn; self.moveRefusals = moveRefusals
     }
 
     public init(from decoder: any Decoder) throws {
@@ -269,7 +283,11 @@ public struct WorkerFigures: Codable, Sendable, Equatable {
         active = try c.decode(Int.self, forKey: .active)
         requests = try c.decode(Int.self, forKey: .requests)
         busyFraction = try c.decodeIfPresent(Double.self, forKey: .busyFraction)
-        for (key, v) in [(CodingKeys.worker, worker), (.accepted, accepted), (.active, active), (.requests, requests)] where v < 0 {
+        movesOut = try c.decodeIfPresent(Int.self, forKey: .movesOut)
+        movesIn = try c.decodeIfPresent(Int.self, forKey: .movesIn)
+        moveRefusals = try c.decodeIfPresent(Int.self, forKey: .moveRefusals)
+        for (key, v) in [(CodingKeys.worker, worker), (.accepted, accepted), (.active, active), (.requests, requests),
+                         (.movesOut, movesOut ?? 0), (.movesIn, movesIn ?? 0), (.moveRefusals, moveRefusals ?? 0)] where v < 0 {
             throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be >= 0, got \(v)")
         }
     }

@@ -255,8 +255,10 @@ public final class SweepRunner {
         if let before, let after, before.count == after.count {
             workers = zip(before, after).map { b, a in
                 let active = during?.first { $0.worker == a.worker }?.active ?? a.active
+                func delta(_ f: KeyPath<WorkerFigures, Int?>) -> Int? { a[keyPath: f].map { $0 - (b[keyPath: f] ?? 0) } }
                 return WorkerFigures(worker: a.worker, accepted: a.accepted - b.accepted, active: active, requests: a.requests - b.requests,
-                                     busyFraction: a.busyFraction)
+                                     busyFraction: a.busyFraction,
+                                     movesOut: delta(\.movesOut), movesIn: delta(\.movesIn), moveRefusals: delta(\.moveRefusals))
             }
         }
         var result = try PointResult.make(fortioJSON: data, source: json, variant: point.variant.name, axes: axes, workers: workers, environment: environment)

@@ -179,3 +179,46 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(Fmt.percent(0.031), "+3.1%")
     }
 }
+
+/// Live-rebalancing move counts: read from `/workers` as the server names them, kept in the point
+/// file through a write and a load, and shown as the mean connections moved per point.
+final class MoveCountTests: XCTestCase {
+    func testMovesAreReadFromWorkersJSONAndKeptInPointFiles() throws {
+        let workersJSON = """
+        [{"worker": 0, "accepted": 9, "active": 7, "requests": 120, "busy_ns": 5, "moves_out": 3, "moves_in": 0, "move_refusals": 1},
+         {"worker": 1, "accepted": 3, "active": 5, "requests": 80, "moves_out": 0, "moves_in": 3, "move_refusals": 0}]
+        """
+        let figures = try JSONDecoder().decode([WorkerFigures].self, from: Data(workersJSON.utf8))
+        XCTAssertEqual(figures.map(\.movesOut), [3, 0])
+        XCTAssertEqual(figures.map(\.movesIn), [0, 3])
+        XCTAssertEqual(figures.map(\.moveRefusals), [1, 0])
+        let encoded = try JSONEncoder().encode(figures)
+        XCTAssertEqual(try JSONDecoder().decode([WorkerFigures].self, from: encoded), figures)
+        // Older point files have no moves: nil, not 0.
+        let old = try JSONDecoder().decode(WorkerFigures.self, from: Data(#"{"worker": 0, "accepted": 1, "active": 1, "requests": 2}"#.utf8))
+        XCTAssertNil(old.movesOut)
+        XCTAssertThrowsError(try JSONDecoder().decode(WorkerFigures.self, from: Data(#"{"worker": 0, "accepted": 1, "active": 1, "requests": 2, "moves_out": -1}"#.utf8)))
+    }
+
+    func testReportShowsTheMeanMovesPerPoint() throws {
+        var points: [PointResult] = []
+        for (rep, moved) in [(1, 3), (2, 5)] {
+            var p = fixturePoint(variant: "rebalanced", connections: 8, repetition: rep, qps: 1000, p50: 0.001, p90: 0.002, p99: 0.003,
+                                 workers: [(accepted: 5, requests: 100), (accepted: 3, requests: 100)])
+            p.workers![0].movesOut = moved
+            p.workers![1].movesIn = moved
+            p.workers![1].movesOut = 0
+            points.append(p)
+        }
+        points.append(fixturePoint(variant: "plain", connections: 8, repetition: 1, qps: 900, p50: 0.001, p90: 0.002, p99: 0.003,
+                                   workers: [(accepted: 6, requests: 100), (accepted: 2, requests: 100)]))
+        let dir = try temporaryDirectory(self)
+        try writeRun(points, to: dir)
+        let set = try ResultSet.load(dir)
+        let report = try ReportWriter.write(set, to: (dir as NSString).appendingPathComponent("report"), options: ReportOptions())
+        XCTAssertEqual(try XCTUnwrap(report.balance.first { $0.series.variant == "rebalanced" }).moves, 4)
+        XCTAssertNil(try XCTUnwrap(report.balance.first { $0.series.variant == "plain" }).moves)
+        XCTAssertTrue(report.html.contains("<th>connections moved</th>"))
+        XCTAssertTrue(report.html.contains("<td>4.0</td>"), report.html)
+    }
+}
