@@ -318,6 +318,10 @@ final class SidecarEndToEndTests: XCTestCase {
                        (0..<5).map { "200 - inbound_app 127.0.0.1:8080 \(pod.podIP):8080 /in/\($0)" })
         let target = "\(pod.hostIP):\(outsidePort)"
         XCTAssertEqual(waitForLines(pod.dir + "/outbound.log", count: 5), Array(repeating: "200 - PassthroughCluster \(target) \(target) /out", count: 5))
+        // The original destination is a host of the ORIGINAL_DST cluster in /clusters, as in Envoy.
+        let clusters = Self.get(pod.podIP, 15000, "/clusters").1
+        XCTAssertTrue(clusters.contains("PassthroughCluster::\(target)::rq_total::5\n"), clusters)
+        XCTAssertTrue(clusters.contains("PassthroughCluster::\(target)::rq_success::5\n"), clusters)
     }
 
     /// Envoy 1.40 (scripts/ensure-envoy.sh, as the differential suite) as the sidecar in the same

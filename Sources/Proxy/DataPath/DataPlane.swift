@@ -116,7 +116,8 @@ public final class DataPlane: Sendable {
                     Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
                 }
                 for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
-                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort,
+                                          hostname: e.address.address))
                 }
             }
         }
@@ -206,6 +207,8 @@ public struct HostPlan: Sendable {
     public let weight: Int
     /// `health_check_config.port_value`: active checks go to this port (nil: the host's).
     public var healthCheckPort: Int? = nil
+    /// The DNS name it was resolved from (STRICT_DNS / LOGICAL_DNS), empty for a numeric endpoint.
+    public var hostname: String = ""
 
     /// What a host's health is tied to: the address it is checked at.
     var healthCheckKey: String { "\(name) \(healthCheckPort ?? 0)" }
@@ -256,6 +259,8 @@ public final class ClusterPlan: Sendable {
     public let maxRequestsPerConnection: Int
     public let idleTimeoutNanos: Int64?
     public let thresholds: CircuitBreakerThresholds
+    /// The HIGH routing priority's thresholds (shown by `/clusters`; routes at HIGH are refused).
+    public let highPriorityThresholds: CircuitBreakerThresholds
     public let resources: ClusterResources
     /// Endpoint weights (ROUND_ROBIN, RANDOM) and the RING_HASH ring (`HostSelection.swift`).
     public let schedule: HostSchedule
@@ -302,6 +307,7 @@ public final class ClusterPlan: Sendable {
         self.tls = config.tls?.context
         self.sni = config.tls?.sni
         self.thresholds = config.circuitBreakers.defaultPriority
+        self.highPriorityThresholds = config.circuitBreakers.highPriority
         self.tcpKeepalive = config.tcpKeepalive
         self.isOriginalDst = config.discoveryType == .originalDst
         self.cleanupIntervalNanos = config.cleanupIntervalNanos

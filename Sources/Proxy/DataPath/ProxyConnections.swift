@@ -54,6 +54,9 @@ struct Stream {
     /// The local address of the last upstream connection the request was sent on (unset: none).
     var upstreamLocal = CompactAddress()
     /// Waiting in the host pool's queue for a connection (max_connections reached).
+    /// The host pool of the attempt in flight on an upstream connection (-1: none): its
+    /// `rq_active` is held, and its end counts `rq_success` / `rq_error` / `rq_timeout`.
+    var attemptPool: Int32 = -1
     var queued = false
     /// Holds one unit of the cluster's `requests` / `pendingRequests` circuit breakers.
     var holdsRequest = false
@@ -300,6 +303,8 @@ public final class DataPathStats: Sendable {
     public let tcpIdleTimeout = Atomic<Int>(0)
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
+    /// Per host pool of this worker: its host and counters (`/clusters`).
+    public let hosts = HostCounterRegistry()
     /// `listener.<address>.ssl.*` (listeners that terminate TLS).
     public let tls = TLSStats()
     /// `http.<prefix>.downstream_rq_time` (microseconds).

@@ -66,6 +66,7 @@ extension ProxyWorker {
             hp = upstreamPools.count - 1
         }
         originalDst.pools[key] = hp
+        stats.hosts.set(hp, cluster: plane.clusters[ci].name, host: address.description, counters: upstreamPools[hp].counters)
         armOriginalDstSweep(loop)
         return hp
     }
@@ -113,6 +114,7 @@ extension ProxyWorker {
                 originalDst.pools[key] = nil
                 upstreamPools[hp].dynamicHost = nil
                 originalDst.free.append(hp)
+                stats.hosts.clear(hp)
             }
         }
         armOriginalDstSweep(loop)

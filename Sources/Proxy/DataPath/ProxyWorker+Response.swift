@@ -262,6 +262,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
+        endAttempt(s, error: status >= 500)
         closeUpstream(up, loop)
         // Envoy counts a response it retried under `retry.` (not in upstream_rq_<code>).
         if let cs = clusterStats(Int(s.pointee.cluster)) {
@@ -339,6 +340,7 @@ extension ProxyWorker {
             return
         }
         s.pointee.upstream = 0
+        endAttempt(s, error: true)
         closeUpstream(up, loop)
         if !s.pointee.responseHeadDone {
             if retry(owner, d, loop, onConnectFailure: false) { return }
@@ -359,6 +361,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
+        endAttempt(s, error: true)
         closeUpstream(up, loop)
         if !s.pointee.responseHeadDone {
             localReply(LocalReply(status: 502, body: .text(LocalReplyText.protocolError), flags: .upstreamProtocolError,

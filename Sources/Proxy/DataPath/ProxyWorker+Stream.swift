@@ -461,6 +461,7 @@ extension ProxyWorker {
     /// pipelined request.
     func endStream(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reuseUpstream: Bool) {
         guard let s = stream(of: d) else { return }
+        endAttempt(s, error: s.pointee.status >= 500 || s.pointee.status == 0)
         if s.pointee.upstream != 0 {
             let up = s.pointee.upstream
             s.pointee.upstream = 0
@@ -478,7 +479,10 @@ extension ProxyWorker {
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }
-            if s.pointee.holdsPending { ClusterResources.give(resources.pendingRequests) }
+            if s.pointee.holdsPending {
+                ClusterResources.give(resources.pendingRequests)
+                if s.pointee.hostPool >= 0 { inc(upstreamPools[Int(s.pointee.hostPool)].counters.rqPendingActive, by: -1) }
+            }
         }
         pool.release(&s.pointee.requestHead)
         pool.release(&s.pointee.retryHead)
@@ -562,6 +566,7 @@ extension ProxyWorker {
         inc(stats.upstreamRqTimeout)
         let s = stream(of: d)!
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        endAttempt(s, error: true, timeout: true)
         abandonUpstream(s, loop)
         if !s.pointee.responseHeadDone {
             localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .responseTimeout), token, d, loop)

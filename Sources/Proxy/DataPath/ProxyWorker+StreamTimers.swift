@@ -114,6 +114,7 @@ extension ProxyWorker {
     /// Detaches the stream's upstream connection: closed, or (still connecting) left to join its pool.
     func abandonUpstream(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
         guard s.pointee.upstream != 0 else { return }
+        endAttempt(s, error: true)
         let up = s.pointee.upstream
         s.pointee.upstream = 0
         if let u = ups.pointer(up), u.pointee.state == .connecting {

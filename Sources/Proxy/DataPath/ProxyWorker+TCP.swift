@@ -115,6 +115,8 @@ extension ProxyWorker {
         t.pointee.attempts += 1
         t.pointee.connectDeadline = loop.now + cluster.connectTimeoutNanos
         upstreamPools[hp].connections += 1
+        inc(upstreamPools[hp].counters.cxTotal)
+        inc(upstreamPools[hp].counters.cxActive)
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(ci) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
@@ -126,6 +128,7 @@ extension ProxyWorker {
     private func tcpConnectFailed(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, errno: Int32, _ loop: Loop) {
         let tcp = tcp!
         t.pointee.connectErrno = errno
+        if t.pointee.hostPool >= 0 { inc(upstreamPools[Int(t.pointee.hostPool)].counters.cxConnectFail) }
         inc(stats.upstreamCxConnectFail)
         if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
         t.pointee.flags.insert(.upstreamConnectionFailure)
@@ -252,6 +255,7 @@ extension ProxyWorker {
         t.pointee.upFD = -1
         let hp = Int(t.pointee.hostPool)
         upstreamPools[hp].connections -= 1
+        inc(upstreamPools[hp].counters.cxActive, by: -1)
         ClusterResources.give(plane.clusters[Int(upstreamPools[hp].cluster)].resources.connections)
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxActive, by: -1) }

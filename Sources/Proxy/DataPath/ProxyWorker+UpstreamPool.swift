@@ -154,6 +154,7 @@ extension ProxyWorker {
             return
         }
         s.pointee.holdsPending = true
+        inc(upstreamPools[hp].counters.rqPendingActive)
         if takeConnectionSlot(hp) {
             openConnection(hp, owner: token, d, loop)
         } else {
@@ -201,6 +202,9 @@ extension ProxyWorker {
         u.connectDeadline = loop.now + cluster.connectTimeoutNanos
         let up = ups.insert(u)
         upstreamPools[hp].connections += 1
+        let hc = upstreamPools[hp].counters
+        inc(hc.cxTotal)
+        inc(hc.cxActive)
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
@@ -220,8 +224,10 @@ extension ProxyWorker {
         if s.pointee.holdsPending {
             s.pointee.holdsPending = false
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
+            inc(upstreamPools[Int(s.pointee.hostPool)].counters.rqPendingActive, by: -1)
         }
         countUpstreamRequest(Int(u.pointee.cluster))
+        beginAttempt(s, pool: Int(u.pointee.hostPool))
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
         } else {
@@ -286,6 +292,7 @@ extension ProxyWorker {
         u.pointee.tls.free()
         ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.connections)
         upstreamPools[hp].connections -= 1
+        inc(upstreamPools[hp].counters.cxActive, by: -1)
         if upstreamPools[hp].retired && upstreamPools[hp].connections == 0 { freeEmptyRetiredPools() }
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
@@ -361,8 +368,11 @@ extension ProxyWorker {
             if timedOut { inc(cs.upstreamCxConnectTimeout) }
         }
         let owner = u.pointee.owner
+        let hc = upstreamPools[Int(u.pointee.hostPool)].counters
+        inc(hc.cxConnectFail)
         closeUpstream(up, loop)
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
+        inc(hc.rqError)  // Envoy charges the host an error for the request it could not send
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
         localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure, retried: s.pointee.retries > 0), owner, d, loop)
@@ -401,6 +411,7 @@ extension ProxyWorker {
         }
         if sp.pointee.holdsPending {
             sp.pointee.holdsPending = false
+            inc(upstreamPools[Int(sp.pointee.hostPool)].counters.rqPendingActive, by: -1)
             ClusterResources.give(cluster.resources.pendingRequests)
         }
         // Envoy's jittered exponential backoff; the stream keeps its host pool (and its count of
@@ -444,6 +455,7 @@ extension ProxyWorker {
         guard !s.pointee.responseHeadDone else { return }
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
         abandonUpstream(s, loop)
+        endAttempt(s, error: true, timeout: true)
         if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }
         localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .perTryTimeout), token, d, loop)
     }
@@ -470,5 +482,29 @@ extension ProxyWorker {
             return
         }
         armUpstreamTimer(up, u, loop)
+    }
+
+    // MARK: per-host request counters
+
+    /// The request went out on a connection to host pool `pool` (once per attempt).
+    @inline(__always)
+    func beginAttempt(_ s: UnsafeMutablePointer<Stream>, pool: Int) {
+        guard s.pointee.attemptPool < 0 else { return }
+        s.pointee.attemptPool = Int32(pool)
+        let hc = upstreamPools[pool].counters
+        inc(hc.rqTotal)
+        inc(hc.rqActive)
+    }
+
+    /// The attempt in flight ended: a response (`error`: 5xx), a reset, or a timeout.
+    @inline(__always)
+    func endAttempt(_ s: UnsafeMutablePointer<Stream>, error: Bool, timeout: Bool = false) {
+        let pool = Int(s.pointee.attemptPool)
+        guard pool >= 0 else { return }
+        s.pointee.attemptPool = -1
+        let hc = upstreamPools[pool].counters
+        inc(hc.rqActive, by: -1)
+        if error { inc(hc.rqError) } else { inc(hc.rqSuccess) }
+        if timeout { inc(hc.rqTimeout) }
     }
 }

@@ -121,7 +121,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             var pools: [Int] = []
             for h in c.hosts.indices {
                 pools.append(upstreamPools.count)
-                upstreamPools.append(UpstreamPool(cluster: c.index, host: h))
+                let pool = UpstreamPool(cluster: c.index, host: h)
+                stats.hosts.set(upstreamPools.count, cluster: c.name, host: c.hosts[h].name, counters: pool.counters)
+                upstreamPools.append(pool)
             }
             clusterPools.append(pools)
         }

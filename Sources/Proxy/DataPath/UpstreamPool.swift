@@ -19,6 +19,8 @@ struct UpstreamPool {
     /// Its host left the cluster (reload, DNS refresh): no new requests; the slot is freed once
     /// its connections and requests are gone.
     var retired = false
+    /// This worker's `/clusters` figures for the host (registered by slot in `DataPathStats.hosts`).
+    let counters = HostCounters()
     /// Downstream tokens waiting for a connection, FIFO from `queueHead`.
     private var queue: [UInt64] = []
     private var queueHead = 0

@@ -134,20 +134,55 @@ extension ProxyOps {
         return "{\"listener_statuses\": [\n" + rows.joined(separator: ",\n") + "\n]}\n"
     }
 
-    /// Envoy's `/clusters` text: `cluster::host::field::value`.
+    /// Envoy's `/clusters` text: `cluster::host::field::value`, in Envoy's order. Per host, every
+    /// worker's counters for that host summed (by host name: a pool's slot may change).
     func clustersText() -> String {
         let plane = currentPlane
+        let dynamic = state.withLock { $0.bootstrap.dynamic }
+        var byHost: [String: [HostCounters]] = [:]
+        for workers in proxy.stats {
+            for s in workers {
+                for e in s.hosts.entries() { byHost[e.cluster + "::" + e.host, default: []].append(e.counters) }
+            }
+        }
         var lines: [String] = []
         for c in plane.clusters {
-            lines.append("\(c.name)::default_priority::max_connections::\(c.thresholds.maxConnections)")
-            lines.append("\(c.name)::default_priority::max_pending_requests::\(c.thresholds.maxPendingRequests)")
-            lines.append("\(c.name)::default_priority::max_requests::\(c.thresholds.maxRequests)")
-            lines.append("\(c.name)::default_priority::max_retries::\(c.thresholds.maxRetries)")
-            lines.append("\(c.name)::active_connections::\(c.resources.connections.load(ordering: .relaxed))")
-            lines.append("\(c.name)::active_requests::\(c.resources.requests.load(ordering: .relaxed))")
-            for (i, h) in c.hosts.enumerated() {
-                lines.append("\(c.name)::\(h.name)::health_flags::\(c.health?.flags(i).envoyText ?? "healthy")")
-                lines.append("\(c.name)::\(h.name)::weight::\(h.weight)")
+            lines.append("\(c.name)::observability_name::\(c.name)")
+            for (label, t) in [("default_priority", c.thresholds), ("high_priority", c.highPriorityThresholds)] {
+                lines.append("\(c.name)::\(label)::max_connections::\(t.maxConnections)")
+                lines.append("\(c.name)::\(label)::max_pending_requests::\(t.maxPendingRequests)")
+                lines.append("\(c.name)::\(label)::max_requests::\(t.maxRequests)")
+                lines.append("\(c.name)::\(label)::max_retries::\(t.maxRetries)")
+            }
+            lines.append("\(c.name)::added_via_api::\(dynamic.isDynamic(.cluster, c.name))")
+            // Configured hosts, then the original destinations the workers created (ORIGINAL_DST).
+            var hosts = c.hosts.enumerated().map { (index: Optional($0.offset), name: $0.element.name, hostname: $0.element.hostname, weight: $0.element.weight) }
+            if c.isOriginalDst {
+                let known = Set(hosts.map(\.name))
+                let dynamicNames = Set(byHost.keys.filter { $0.hasPrefix(c.name + "::") }.map { String($0.dropFirst(c.name.count + 2)) })
+                hosts += dynamicNames.subtracting(known).sorted().map { (index: nil, name: $0, hostname: "", weight: 1) }
+            }
+            for h in hosts {
+                let counters = byHost[c.name + "::" + h.name] ?? []
+                func sum(_ get: (HostCounters) -> Int) -> Int { counters.reduce(0) { $0 + get($1) } }
+                let prefix = "\(c.name)::\(h.name)::"
+                lines.append(prefix + "cx_active::\(max(0, sum { $0.cxActive.load(ordering: .relaxed) }))")
+                lines.append(prefix + "cx_connect_fail::\(sum { $0.cxConnectFail.load(ordering: .relaxed) })")
+                lines.append(prefix + "cx_total::\(sum { $0.cxTotal.load(ordering: .relaxed) })")
+                lines.append(prefix + "rq_active::\(max(0, sum { $0.rqActive.load(ordering: .relaxed) }))")
+                lines.append(prefix + "rq_error::\(sum { $0.rqError.load(ordering: .relaxed) })")
+                lines.append(prefix + "rq_pending_active::\(max(0, sum { $0.rqPendingActive.load(ordering: .relaxed) }))")
+                lines.append(prefix + "rq_success::\(sum { $0.rqSuccess.load(ordering: .relaxed) })")
+                lines.append(prefix + "rq_timeout::\(sum { $0.rqTimeout.load(ordering: .relaxed) })")
+                lines.append(prefix + "rq_total::\(sum { $0.rqTotal.load(ordering: .relaxed) })")
+                lines.append(prefix + "hostname::\(h.hostname)")
+                lines.append(prefix + "health_flags::\(h.index.flatMap { c.health?.flags($0).envoyText } ?? "healthy")")
+                lines.append(prefix + "weight::\(h.weight)")
+                // Endpoint metadata (canary) is refused by the config parser.
+                lines.append(prefix + "canary::false")
+                // No outlier detection in Ballast: Envoy prints -1 when it computes no rate.
+                lines.append(prefix + "success_rate::-1")
+                lines.append(prefix + "local_origin_success_rate::-1")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -121,12 +121,16 @@ extension ProxyWorker {
 
     private func newPool(cluster c: Int, host h: Int) -> Int {
         let pool = UpstreamPool(cluster: c, host: h)
-        if let slot = originalDst.free.popLast() {
-            upstreamPools[slot] = pool
-            return slot
+        let slot: Int
+        if let free = originalDst.free.popLast() {
+            upstreamPools[free] = pool
+            slot = free
+        } else {
+            upstreamPools.append(pool)
+            slot = upstreamPools.count - 1
         }
-        upstreamPools.append(pool)
-        return upstreamPools.count - 1
+        stats.hosts.set(slot, cluster: plane.clusters[c].name, host: plane.clusters[c].hosts[h].name, counters: pool.counters)
+        return slot
     }
 
     /// A host left its cluster: its pool keeps its address (for connections still busy) as a
@@ -149,6 +153,7 @@ extension ProxyWorker {
             upstreamPools[hp].retired = false
             upstreamPools[hp].dynamicHost = nil
             originalDst.free.append(hp)
+            stats.hosts.clear(hp)
             return true
         }
     }
