@@ -436,7 +436,33 @@ extension ProxyWorker {
         if old >= 0 { upstreamPools[old].activeRequests -= 1 }
         sp.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
+        refreshExpectedTimeout(sp, loop)
         assignConnection(token, d, loop)
+    }
+
+    /// A retry tells the upstream the time left, as Envoy does: `x-envoy-expected-rq-timeout-ms`
+    /// becomes the route timeout minus the time since the request arrived (the per-try timeout
+    /// when that is shorter). Retries only: the head is copied once with the new value.
+    func refreshExpectedTimeout(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+        guard s.pointee.route >= 0, let http = httpPlan(s.pointee.generation), !http.suppressEnvoyHeaders,
+              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
+              let global = plan.timeoutNanos, global > 0, s.pointee.requestHead.count > 0 else { return }
+        let name = HeadFieldSearch.expectedTimeoutField
+        let head = s.pointee.requestHead.bytes
+        guard let start = HeadFieldSearch.valueRange(of: name, in: head) else { return }
+        var remaining = max(0, global - (loop.now - s.pointee.startNanos))
+        if let perTry = plan.retry?.perTryTimeoutNanos, perTry > 0, perTry < remaining { remaining = perTry }
+        var rewritten = ByteBuffer.empty
+        var digits = [UInt8](repeating: 0, count: 20)
+        let n = HeadFieldSearch.decimal(Int(remaining / 1_000_000), into: &digits)
+        guard pool.append(UnsafeRawBufferPointer(rebasing: head[..<start.lowerBound]), to: &rewritten),
+              digits.withUnsafeBytes({ pool.append(UnsafeRawBufferPointer(rebasing: $0[..<n]), to: &rewritten) }),
+              pool.append(UnsafeRawBufferPointer(rebasing: head[start.upperBound...]), to: &rewritten) else {
+            pool.release(&rewritten)
+            return
+        }
+        pool.release(&s.pointee.requestHead)
+        s.pointee.requestHead = rewritten
     }
 
     /// The attempt has its connection and the whole request: its `per_try_timeout` starts (as
@@ -454,8 +480,8 @@ extension ProxyWorker {
         let s = stream(of: d)!
         guard !s.pointee.responseHeadDone else { return }
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
-        abandonUpstream(s, loop)
         endAttempt(s, error: true, timeout: true)
+        abandonUpstream(s, loop)
         if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }
         localReply(LocalReply(status: 504, body: .text(LocalReplyText.timeout), flags: .upstreamRequestTimeout, details: .perTryTimeout), token, d, loop)
     }
