@@ -289,7 +289,6 @@ extension BootstrapParser {
                 unsupported: ["max_headers_count", "max_stream_duration", "headers_with_underscores_action", "max_response_headers_kb"])
             else { return nil }
             idle = timeout(c, "idle_timeout", default: idle)
-            if !c.refuseUnappliedDuration("max_connection_duration", "an upstream connection is drained after this long") { ok = false }
             duration = timeout(c, "max_connection_duration", default: nil)
             if let m = c["max_requests_per_connection"] {
                 maxRequests = m.int(0...Int(UInt32.max))

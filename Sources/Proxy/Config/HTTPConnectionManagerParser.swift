@@ -57,7 +57,6 @@ extension BootstrapParser {
         if let o = f["common_http_protocol_options"]?.fields(
             known: ["idle_timeout", "max_connection_duration", "max_headers_count", "max_stream_duration"],
             unsupported: ["headers_with_underscores_action", "max_requests_per_connection", "max_response_headers_kb"]) {
-            optionsOK = o.refuseUnappliedDuration("max_connection_duration", "the connection is drained after this long") && optionsOK
             optionsOK = o.refuseUnappliedDuration("max_stream_duration", "a stream is reset after this long") && optionsOK
             idle = timeout(o, "idle_timeout", default: idle)
             maxConnectionDuration = timeout(o, "max_connection_duration", default: nil)

@@ -258,6 +258,9 @@ public final class ClusterPlan: Sendable {
     public let connectTimeoutNanos: Int64
     public let maxRequestsPerConnection: Int
     public let idleTimeoutNanos: Int64?
+    /// `max_connection_duration` of upstream connections (nil: none): an older connection is
+    /// closed when idle and not reused after its exchange.
+    public let maxConnectionDurationNanos: Int64?
     public let thresholds: CircuitBreakerThresholds
     /// The HIGH routing priority's thresholds (shown by `/clusters`; routes at HIGH are refused).
     public let highPriorityThresholds: CircuitBreakerThresholds
@@ -304,6 +307,7 @@ public final class ClusterPlan: Sendable {
         self.connectTimeoutNanos = config.connectTimeoutNanos
         self.maxRequestsPerConnection = config.upstreamHTTP.maxRequestsPerConnection ?? Int.max
         self.idleTimeoutNanos = config.upstreamHTTP.idleTimeoutNanos
+        self.maxConnectionDurationNanos = config.upstreamHTTP.maxConnectionDurationNanos
         self.tls = config.tls?.context
         self.sni = config.tls?.sni
         self.thresholds = config.circuitBreakers.defaultPriority
@@ -350,6 +354,12 @@ public final class HTTPPlan: Sendable {
     let maxRequestHeaderBytes: Int
     let maxHeadersCount: Int
     let idleTimeoutNanos: Int64?
+    /// `common_http_protocol_options.max_connection_duration` (nil: none): then the connection
+    /// drains: responses close it, an idle one closes after `drainCloseNanos`.
+    let maxConnectionDurationNanos: Int64?
+    /// `drain_timeout` + `delayed_close_timeout` (Envoy's 5 s + 1 s): when a drained idle
+    /// connection closes.
+    let drainCloseNanos: Int64
     /// `request_headers_timeout`: a partial request head older than this gets 408 (nil: none).
     let requestHeadersTimeoutNanos: Int64?
     /// `request_timeout`: the whole request must arrive within this from its first byte (nil: none).
@@ -485,6 +495,8 @@ public final class HTTPPlan: Sendable {
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos
+        maxConnectionDurationNanos = c.maxConnectionDurationNanos
+        drainCloseNanos = c.drainTimeoutNanos + (c.delayedCloseTimeoutNanos ?? 0)
         requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
         stripHostPort = c.stripHostPort
         requestTimeoutNanos = c.requestTimeoutNanos

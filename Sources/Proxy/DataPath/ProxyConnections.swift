@@ -161,6 +161,10 @@ struct Downstream {
     var hasStream: Bool { stream != 0 }
     var idleDeadline: Int64 = 0
     var lingerDeadline: Int64 = 0
+    /// `max_connection_duration`: when the connection starts draining (0: no limit, or reached).
+    var durationDeadline: Int64 = 0
+    /// The duration was reached: every response closes the connection.
+    var durationReached = false
     /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
     var headDeadline: Int64 = 0
     /// The current request's timers (HTTP/1: one request at a time, from its first byte, before
@@ -223,6 +227,10 @@ struct Upstream {
     var hostEpoch: UInt32 = 0
     /// Position in the host pool's idle stack while idle, else -1.
     var idleIndex = -1
+    /// `max_connection_duration` of the cluster: reached at this time (0: none, or reached).
+    var durationDeadline: Int64 = 0
+    /// Reached: not reused after its exchange.
+    var durationReached = false
     var connectDeadline: Int64 = 0
     var idleDeadline: Int64 = 0
     var timer = DeadlineTimer()
@@ -290,6 +298,8 @@ public final class DataPathStats: Sendable {
     public let downstreamRqTimeout = Atomic<Int>(0)
     /// `downstream_rq_header_timeout`: request heads not complete within request_headers_timeout.
     public let downstreamRqHeaderTimeout = Atomic<Int>(0)
+    /// `downstream_cx_max_duration_reached`: connections that reached max_connection_duration.
+    public let downstreamCxMaxDurationReached = Atomic<Int>(0)
     /// HTTP/2 connection prefaces answered with GOAWAY HTTP_1_1_REQUIRED (codec_type AUTO).
     public let http2PrefaceRefused = Atomic<Int>(0)
     /// `http.<prefix>.worker_cost.applied`: requests that paid the worker-cost filter's cost.

@@ -269,7 +269,7 @@ extension ProxyWorker {
         let next = DeadlineTimer.earliest(
             DeadlineTimer.earliest(d.pointee.idleDeadline, d.pointee.lingerDeadline, d.pointee.headDeadline, s?.pointee.deadline ?? 0),
             d.pointee.requestDeadline, d.pointee.streamIdleDeadline,
-            DeadlineTimer.earliest(s?.pointee.tryDeadline ?? 0, s?.pointee.retryAt ?? 0))
+            DeadlineTimer.earliest(s?.pointee.tryDeadline ?? 0, s?.pointee.retryAt ?? 0, d.pointee.durationDeadline, 0))
         d.pointee.timer.arm(next, id: token, in: &loop.timers)
     }
 
@@ -280,6 +280,9 @@ extension ProxyWorker {
         if d.pointee.lingerDeadline != 0 && d.pointee.lingerDeadline <= now {
             closeDownstream(token, loop, flags: [])
             return
+        }
+        if d.pointee.durationDeadline != 0 && d.pointee.durationDeadline <= now {
+            connectionDurationReached(d, loop)
         }
         if d.pointee.idleDeadline != 0 && d.pointee.idleDeadline <= now && !d.pointee.hasStream {
             d.pointee.idleDeadline = 0
@@ -314,5 +317,17 @@ extension ProxyWorker {
         }
         armDownstreamTimer(token, d, loop)
         downstreamSettled(token, d, loop)
+    }
+
+    /// `max_connection_duration` passed: Envoy's drain of an HTTP/1 connection. The response in
+    /// progress and any later one carry `connection: close` and end the connection; an idle
+    /// connection is closed when the drain ends (drain_timeout + delayed_close_timeout).
+    func connectionDurationReached(_ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        d.pointee.durationDeadline = 0
+        d.pointee.durationReached = true
+        inc(stats.downstreamCxMaxDurationReached)
+        if let s = stream(of: d) { s.pointee.keepAlive = false }
+        let closeAt = loop.now + (http?.drainCloseNanos ?? 0)
+        d.pointee.idleDeadline = d.pointee.idleDeadline == 0 ? closeAt : min(d.pointee.idleDeadline, closeAt)
     }
 }

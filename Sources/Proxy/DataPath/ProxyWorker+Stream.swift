@@ -21,7 +21,7 @@ extension ProxyWorker {
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
         // While the server fails health checks Envoy closes every HTTP/1 connection after its response.
-        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed)
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed) && !d.pointee.durationReached
         streamBegan(s)
         requestBegan(head, s)
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }

@@ -200,6 +200,7 @@ extension ProxyWorker {
         u.owner = owner
         u.hostEpoch = upstreamPools[hp].epoch
         u.connectDeadline = loop.now + cluster.connectTimeoutNanos
+        if let limit = cluster.maxConnectionDurationNanos { u.durationDeadline = loop.now + limit }
         let up = ups.insert(u)
         upstreamPools[hp].connections += 1
         let hc = upstreamPools[hp].counters
@@ -246,7 +247,7 @@ extension ProxyWorker {
     func releaseToPool(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
         let cluster = plane.clusters[Int(u.pointee.cluster)]
         u.pointee.requests += 1
-        guard u.pointee.requests < cluster.maxRequestsPerConnection, u.pointee.input.count == 0,
+        guard u.pointee.requests < cluster.maxRequestsPerConnection, u.pointee.input.count == 0, !u.pointee.durationReached,
               u.pointee.hostEpoch == upstreamPools[Int(u.pointee.hostPool)].epoch else {
             closeUpstream(up, loop)
             return
@@ -489,7 +490,7 @@ extension ProxyWorker {
     // MARK: deadlines
 
     func armUpstreamTimer(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
-        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline), id: up, in: &loop.timers)
+        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline, u.pointee.durationDeadline), id: up, in: &loop.timers)
     }
 
     func upstreamTimer(_ up: UInt64, _ loop: Loop) {
@@ -502,6 +503,16 @@ extension ProxyWorker {
             connectFailed(up, u, loop, timedOut: true)
             if owner != 0, let d = downs.pointer(owner) { downstreamSettled(owner, d, loop) }
             return
+        }
+        if u.pointee.durationDeadline != 0 && u.pointee.durationDeadline <= now {
+            // max_connection_duration: closed now when idle, else after its exchange.
+            u.pointee.durationDeadline = 0
+            u.pointee.durationReached = true
+            if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxMaxDurationReached) }
+            if u.pointee.state == .idle {
+                closeUpstream(up, loop)
+                return
+            }
         }
         if u.pointee.state == .idle && u.pointee.idleDeadline != 0 && u.pointee.idleDeadline <= now {
             closeUpstream(up, loop)

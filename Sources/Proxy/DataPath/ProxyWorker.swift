@@ -223,9 +223,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             }
             d.tls = session
         }
+        if let limit = http?.maxConnectionDurationNanos { d.durationDeadline = loop.now + limit }
         let token = downs.insert(d)
-        if let idle = http?.idleTimeoutNanos, let p = downs.pointer(token) {
-            p.pointee.idleDeadline = loop.now + idle
+        if let p = downs.pointer(token), http?.idleTimeoutNanos != nil || p.pointee.durationDeadline != 0 {
+            if let idle = http?.idleTimeoutNanos { p.pointee.idleDeadline = loop.now + idle }
             armDownstreamTimer(token, p, loop)
         }
         loop.backend.armReceive(fd: fd, token: token)

@@ -117,6 +117,8 @@ public final class ClusterStats: Sendable {
     public let upstreamCxNoneHealthy = Atomic<Int>(0)
     /// `upstream_cx_connect_attempts_exceeded`: tcp_proxy sessions that used up max_connect_attempts.
     public let upstreamCxConnectAttemptsExceeded = Atomic<Int>(0)
+    /// `upstream_cx_max_duration_reached`: connections that reached the cluster's max_connection_duration.
+    public let upstreamCxMaxDurationReached = Atomic<Int>(0)
     public let upstreamRqTotal = Atomic<Int>(0)
     public let upstreamRqPendingOverflow = Atomic<Int>(0)
     public let upstreamRqTimeout = Atomic<Int>(0)

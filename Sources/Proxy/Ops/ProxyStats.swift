@@ -122,6 +122,7 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_idle_timeout") { load($0.downstreamRqIdleTimeout) }
                 c("downstream_rq_timeout") { load($0.downstreamRqTimeout) }
                 c("downstream_rq_header_timeout") { load($0.downstreamRqHeaderTimeout) }
+                c("downstream_cx_max_duration_reached") { load($0.downstreamCxMaxDurationReached) }
                 let loads = proxy.loads(ofListener: li)
                 add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
                     family: "envoy_http_downstream_rq_active", labels: hl)
@@ -223,6 +224,7 @@ extension ProxyStatsSnapshot {
             c("upstream_cx_overflow") { load($0.upstreamCxOverflow) }
             c("upstream_cx_none_healthy") { load($0.upstreamCxNoneHealthy) }
             c("upstream_cx_connect_attempts_exceeded") { load($0.upstreamCxConnectAttemptsExceeded) }
+            c("upstream_cx_max_duration_reached") { load($0.upstreamCxMaxDurationReached) }
             c("upstream_rq_total") { load($0.upstreamRqTotal) }
             c("upstream_rq_completed") { load($0.upstreamRqCompleted) }
             // Like Envoy's, these exist once used: classes and codes with a count.
