@@ -13,30 +13,12 @@ final class HealthCheckFilterDifferentialTests: XCTestCase {
     ]
 
     func testFailingHealthChecksAgreeWithEnvoy() throws {
-        let envoyBinary = try ensureEnvoyBinary()
-        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-hc-differential-\(getpid())")
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        signal(SIGPIPE, SIG_IGN)
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
-        var seen: [String: [String]] = [:]
-        for name in ["envoy", "ballast"] {
-            let port = try freePort()
-            let admin = try freePort()
-            let log = root.appendingPathComponent("\(name).log").path
-            let config = root.appendingPathComponent("\(name).yaml").path
-            try bootstrap(port: port, admin: admin, upstream: upstream.port, log: log).write(toFile: config, atomically: false, encoding: .utf8)
-            let (exe, args) = name == "envoy"
-                ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error", "--drain-time-s", "0",
-                                 "--file-flush-interval-msec", "10"])
-                : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error", "--drain-time-s", "0"])
-            let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: ["hc": port], adminPort: admin,
-                                           accessLog: log, directory: root)
-            defer { proxy.stop() }
-            try proxy.waitReady()
-            let post = try RawClient(port: admin)
+        let both = try observeEnvoyAndBallast("hc-differential", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
+            bootstrap(port: port, admin: admin, upstream: upstream.port, log: log)
+        }, observe: { proxy, port in
+            let post = try RawClient(port: proxy.adminPort)
             post.send("POST /healthcheck/fail HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             XCTAssertEqual(post.readResponse()?.status, 200)
             var out: [String] = []
@@ -52,8 +34,9 @@ final class HealthCheckFilterDifferentialTests: XCTestCase {
             }
             let stats = try proxy.adminGet("/stats").text.split(separator: "\n").filter { $0.hasPrefix("http.hc.health_check.") || $0.hasPrefix("http.hc.downstream_rq_5xx") }
             out.append("stats: " + stats.joined(separator: ", "))
-            seen[name] = out
-        }
+            return out
+        })
+        let seen = ["envoy": both.envoy, "ballast": both.ballast]
         let e = seen["envoy"]!, b = seen["ballast"]!
         var report: [String] = []
         for (x, y) in zip(e, b) where x != y { report.append("envoy:   \(x)\nballast: \(y)") }

@@ -8,49 +8,14 @@ import XCTest
 /// counters `downstream_cx_max_duration_reached` and `upstream_cx_max_duration_reached` move.
 final class MaxConnectionDurationDifferentialTests: XCTestCase {
     func testDurationDrainsConnectionsAsEnvoy() throws {
-        let envoyBinary = try ensureEnvoyBinary()
-        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-max-duration-\(getpid())")
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        signal(SIGPIPE, SIG_IGN)
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
-        var seen: [String: [String]] = [:]
-        for name in ["envoy", "ballast"] {
-            let port = try freePort(), admin = try freePort()
-            let config = root.appendingPathComponent("\(name).yaml").path
-            try """
-            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
-            static_resources:
-              listeners:
-              - address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: h
-                      common_http_protocol_options: {max_connection_duration: 0.5s}
-                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: up}}]}]}
-                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
-              clusters:
-              - name: up
-                type: STATIC
-                typed_extension_protocol_options:
-                  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                    common_http_protocol_options: {max_connection_duration: 0.5s}
-                    explicit_http_config: {http_protocol_options: {}}
-                load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(upstream.port)}}}}]}]}
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let (exe, args) = name == "envoy"
-                ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error", "--drain-time-s", "0"])
-                : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error", "--drain-time-s", "0"])
-            let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: [:], adminPort: admin,
-                                           accessLog: root.appendingPathComponent("\(name).log").path, directory: root)
-            defer { proxy.stop() }
-            try proxy.waitReady()
+        let options = "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_connection_duration: 0.5s}, explicit_http_config: {http_protocol_options: {}}}}"
+        let seen = try observeEnvoyAndBallast("max-duration", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
+                                    hcmExtra: "common_http_protocol_options: {max_connection_duration: 0.5s}",
+                                    clusters: [staticCluster("up", ports: [upstream.port], extra: options)])
+        }, observe: { proxy, port in
             func stat(_ key: String) -> Int {
                 let text = (try? proxy.adminGet("/stats").text) ?? ""
                 return text.split(separator: "\n").first { $0.hasPrefix(key + ": ") }.flatMap { Int($0.split(separator: " ").last!) } ?? -1
@@ -79,10 +44,10 @@ final class MaxConnectionDurationDifferentialTests: XCTestCase {
             out.append("busy: " + closeField(busy.readResponse()))
             out.append("reached: \(waitFor("http.h.downstream_cx_max_duration_reached", atLeast: 2))")
             out.append("upstream reached: \(waitFor("cluster.up.upstream_cx_max_duration_reached", atLeast: 1) >= 1)")
-            seen[name] = out
-        }
-        XCTAssertEqual(seen["ballast"]!, seen["envoy"]!, "max_connection_duration differs from Envoy 1.40")
-        XCTAssertEqual(seen["ballast"]!, ["idle first: 200 connection=-", "reached: 1", "idle after: 200 connection=close",
-                                          "busy: 200 connection=close", "reached: 2", "upstream reached: true"])
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "max_connection_duration differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast, ["idle first: 200 connection=-", "reached: 1", "idle after: 200 connection=close",
+                                      "busy: 200 connection=close", "reached: 2", "upstream reached: true"])
     }
 }

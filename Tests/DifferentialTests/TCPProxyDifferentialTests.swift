@@ -11,34 +11,19 @@ final class TCPProxyDifferentialTests: XCTestCase {
     static let format = "%RESPONSE_FLAGS%|%RESPONSE_CODE%|%RESPONSE_CODE_DETAILS%|%UPSTREAM_CLUSTER%|%UPSTREAM_HOST%|%BYTES_RECEIVED%|%BYTES_SENT%|%PROTOCOL%|%REQ(:PATH)%|%UPSTREAM_TRANSPORT_FAILURE_REASON%|%ROUTE_NAME%"
 
     func testAccessLogAndCountersAgreeWithEnvoy() throws {
-        let envoyBinary = try ensureEnvoyBinary()
-        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-tcp-differential-\(getpid())")
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        signal(SIGPIPE, SIG_IGN)
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
         let deadPorts = [try freePort(), try freePort()]  // nothing listens there
-        var seen: [String: [String]] = [:]
-        for name in ["envoy", "ballast"] {
-            var ports: [String: Int] = [:]
-            for l in Self.listeners { ports[l] = try freePort() }
-            let admin = try freePort()
-            let config = root.appendingPathComponent("\(name).yaml").path
-            let log = root.appendingPathComponent("\(name).log").path
-            try bootstrap(ports: ports, admin: admin, upstream: upstream.port, dead: deadPorts, log: log)
-                .write(toFile: config, atomically: false, encoding: .utf8)
-            let (exe, args) = name == "envoy"
-                ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error", "--drain-time-s", "0",
-                                 "--file-flush-interval-msec", "50"])
-                : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error", "--drain-time-s", "0"])
-            let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: [:], adminPort: admin,
-                                           accessLog: log, directory: root)
-            defer { proxy.stop() }
-            try proxy.waitReady()
-            seen[name] = try observe(proxy, ports: ports)
-        }
+        var ports: [String: Int] = [:]
+        for l in Self.listeners { ports[l] = try freePort() }
+        // Each proxy gets its own listener ports (the admin port from the pair's allocation).
+        var round = 0
+        let both = try observeEnvoyAndBallast("tcp", envoyArgs: ["--file-flush-interval-msec", "50"], config: { _, admin, log in
+            if round > 0 { for l in Self.listeners { ports[l] = (try? freePort()) ?? 0 } }
+            round += 1
+            return bootstrap(ports: ports, admin: admin, upstream: upstream.port, dead: deadPorts, log: log)
+        }, observe: { proxy, _ in try observe(proxy, ports: ports) })
+        let seen = ["envoy": both.envoy, "ballast": both.ballast]
         let envoy = seen["envoy"]!, ballast = seen["ballast"]!
         if envoy != ballast {
             var report: [String] = []
@@ -60,44 +45,12 @@ final class TCPProxyDifferentialTests: XCTestCase {
     /// whenever a connection becomes ready or frees up while streams still wait: 3 here (two
     /// waiting, then one left waiting when the first response ends).
     func testConnectionOverflowCountsAgreeWithEnvoy() throws {
-        let envoyBinary = try ensureEnvoyBinary()
-        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-cx-overflow-\(getpid())")
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        signal(SIGPIPE, SIG_IGN)
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
-        var seen: [String: [String]] = [:]
-        for name in ["envoy", "ballast"] {
-            let port = try freePort(), admin = try freePort()
-            let config = root.appendingPathComponent("\(name).yaml").path
-            try """
-            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
-            static_resources:
-              listeners:
-              - address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: h
-                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: up}}]}]}
-                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
-              clusters:
-              - name: up
-                type: STATIC
-                circuit_breakers: {thresholds: [{max_connections: 1}]}
-                load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(upstream.port)}}}}]}]}
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-            let (exe, args) = name == "envoy"
-                ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error", "--drain-time-s", "0"])
-                : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error", "--drain-time-s", "0"])
-            let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: ["h": port], adminPort: admin,
-                                           accessLog: root.appendingPathComponent("\(name).log").path, directory: root)
-            defer { proxy.stop() }
-            try proxy.waitReady()
+        let seen = try observeEnvoyAndBallast("cx-overflow", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
+                                    clusters: [staticCluster("up", ports: [upstream.port], extra: "circuit_breakers: {thresholds: [{max_connections: 1}]}")])
+        }, observe: { proxy, port in
             let clients = try (0..<3).map { _ in try RawClient(port: port) }
             // The first request's connection is up (its head reached the upstream) before the
             // other two arrive, so the count does not depend on when the connect completes.
@@ -106,13 +59,12 @@ final class TCPProxyDifferentialTests: XCTestCase {
             let deadline = Date().addingTimeInterval(10)
             while upstream.takeHeads().isEmpty && Date() < deadline { usleep(5_000) }
             for c in clients.dropFirst() { c.send("GET /slow HTTP/1.1\r\nHost: h\r\nx-reply-delay: 1\r\n\r\n") }
-            var out = clients.map { c in c.readResponse().map { "\($0.status)" } ?? "none" }
-            let stats = (try proxy.adminGet("/stats").text).split(separator: "\n").map(String.init)
-            out += stats.filter { $0.hasPrefix("cluster.up.upstream_cx_overflow:") || $0.hasPrefix("cluster.up.upstream_cx_total:") }.sorted()
-            seen[name] = out
-        }
-        XCTAssertEqual(seen["ballast"]!, seen["envoy"]!, "upstream_cx_overflow differs from Envoy 1.40")
-        XCTAssertEqual(seen["ballast"]!, ["200", "200", "200", "cluster.up.upstream_cx_overflow: 3", "cluster.up.upstream_cx_total: 1"])
+            let out = clients.map { c in c.readResponse().map { "\($0.status)" } ?? "none" }
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            return out + stats.filter { $0.hasPrefix("cluster.up.upstream_cx_overflow:") || $0.hasPrefix("cluster.up.upstream_cx_total:") }.sorted()
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "upstream_cx_overflow differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast, ["200", "200", "200", "cluster.up.upstream_cx_overflow: 3", "cluster.up.upstream_cx_total: 1"])
     }
 
     /// One connection per listener, in order; then each listener's log line and the counters.
