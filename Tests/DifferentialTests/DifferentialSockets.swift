@@ -238,6 +238,14 @@ final class RecordingUpstream: @unchecked Sendable {
             if lower.contains("x-reply-delay") { usleep(1_000_000) }
             // Faults: close without a response, or answer with a malformed status line.
             if lower.contains("x-reply-close") { Glibc.close(c); return }
+            // A response cut short: the head and part of the body, then the connection closes.
+            if lower.contains("x-reply-cut") {
+                let bytes = Array("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                usleep(100_000)
+                Glibc.close(c)
+                return
+            }
             // A stalled body: the head and part of the body, then a pause longer than the idle timeouts.
             if lower.contains("x-reply-stall") {
                 let bytes = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(Self.body.utf8.count)\r\n\r\nupstream".utf8)

@@ -56,6 +56,8 @@ struct Stream {
     /// Waiting in the host pool's queue for a connection (max_connections reached).
     /// The host pool of the attempt in flight on an upstream connection (-1: none): its
     /// `rq_active` is held, and its end counts `rq_success` / `rq_error` / `rq_timeout`.
+    /// The proxy ended the response by closing the connection mid-way (Envoy: a stream reset).
+    var resetDownstream = false
     var attemptPool: Int32 = -1
     var queued = false
     /// Holds one unit of the cluster's `requests` / `pendingRequests` circuit breakers.
@@ -277,7 +279,6 @@ public final class DataPathStats: Sendable {
     public let upstreamRqPendingOverflow = Atomic<Int>(0)
     public let upstreamRqTimeout = Atomic<Int>(0)
     public let upstreamRqRetry = Atomic<Int>(0)
-    public let upstreamRqRxReset = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
     /// `downstream_rq_completed`, `rq_direct_response`, `downstream_cx_protocol_error` (codec errors).
     public let downstreamRqCompleted = Atomic<Int>(0)
@@ -292,6 +293,10 @@ public final class DataPathStats: Sendable {
     /// `downstream_rq_rx_reset` (codec errors, clients gone mid-stream) and
     /// `downstream_rq_response_before_rq_complete`.
     public let downstreamRqRxReset = Atomic<Int>(0)
+    /// `downstream_rq_tx_reset`: streams the proxy reset (a response cut short by the upstream).
+    public let downstreamRqTxReset = Atomic<Int>(0)
+    /// `downstream_cx_destroy_remote_active_rq`: clients that closed with a request in flight.
+    public let downstreamCxDestroyRemoteActiveRq = Atomic<Int>(0)
     public let downstreamRqResponseBeforeRqComplete = Atomic<Int>(0)
     /// `downstream_rq_idle_timeout` (stream idle timeout) and `downstream_rq_timeout` (request_timeout).
     public let downstreamRqIdleTimeout = Atomic<Int>(0)

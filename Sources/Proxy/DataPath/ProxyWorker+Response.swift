@@ -332,13 +332,12 @@ extension ProxyWorker {
             }
             return
         }
-        inc(stats.upstreamRqRxReset)
-        if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamRqRxReset) }
         if s.pointee.responseHeadDone && s.pointee.responseBody == .untilClose && !reset && !s.pointee.tunnel {
             responseFinished(owner, d, loop, reusable: false)  // the normal end of an until-close body
             downstreamSettled(owner, d, loop)
             return
         }
+        if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxDestroyRemoteWithActiveRq) }
         s.pointee.upstream = 0
         endAttempt(s, error: true)
         closeUpstream(up, loop)
@@ -347,8 +346,10 @@ extension ProxyWorker {
             localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectionTermination),
                                   flags: .upstreamConnectionTermination, details: .resetBeforeHeaders), owner, d, loop)
         } else {
-            // Cut short after the head (or a tunnel's upstream side ended): the client sees the connection end.
+            // Cut short after the head (or a tunnel's upstream side ended): the client sees the
+            // connection end, which Envoy counts as a stream it reset (downstream_rq_tx_reset).
             s.pointee.flags.insert(.upstreamConnectionTermination)
+            s.pointee.resetDownstream = true
             if s.pointee.tunnel { s.pointee.details = .resetAfterResponseStarted }
             d.pointee.beginClosing()
             endStream(owner, d, loop, reuseUpstream: false)

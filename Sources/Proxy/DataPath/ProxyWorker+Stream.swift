@@ -461,6 +461,7 @@ extension ProxyWorker {
     /// pipelined request.
     func endStream(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reuseUpstream: Bool) {
         guard let s = stream(of: d) else { return }
+        let attemptInFlight = s.pointee.attemptPool >= 0
         endAttempt(s, error: s.pointee.status >= 500 || s.pointee.status == 0)
         if s.pointee.upstream != 0 {
             let up = s.pointee.upstream
@@ -471,6 +472,8 @@ extension ProxyWorker {
                 } else if reuseUpstream {
                     releaseToPool(up, u, loop)
                 } else {
+                    if attemptInFlight && s.pointee.flags.contains(.downstreamConnectionTermination),
+                       let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxDestroyLocalWithActiveRq) }
                     closeUpstream(up, loop)
                 }
             }

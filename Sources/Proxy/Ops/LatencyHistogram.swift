@@ -131,7 +131,13 @@ public final class ClusterStats: Sendable {
     /// Responses that were retried instead of forwarded (`retry.upstream_rq_*`).
     public let retryUpstreamRqCompleted = Atomic<Int>(0)
     public let retryUpstreamRqCodes = StatusCounters()
-    public let upstreamRqRxReset = Atomic<Int>(0)
+    /// `upstream_cx_destroy_remote_with_active_rq`: the upstream closed (or reset) a connection
+    /// with a request on it. (Envoy 1.40 charges an HTTP/1 upstream's close here, never to
+    /// `upstream_rq_rx_reset`, which Ballast therefore does not export.)
+    public let upstreamCxDestroyRemoteWithActiveRq = Atomic<Int>(0)
+    /// `upstream_cx_destroy_local_with_active_rq`: the proxy closed a connection with a request on
+    /// it because the client left.
+    public let upstreamCxDestroyLocalWithActiveRq = Atomic<Int>(0)
     /// `original_dst_host_invalid`: an ORIGINAL_DST cluster had no original destination to use.
     public let originalDstHostInvalid = Atomic<Int>(0)
     /// `lb_healthy_panic`: a host picked among all hosts because too few were healthy.

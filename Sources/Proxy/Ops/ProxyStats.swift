@@ -118,6 +118,8 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
                 c("downstream_rq_rx_reset") { load($0.downstreamRqRxReset) }
+                c("downstream_rq_tx_reset") { load($0.downstreamRqTxReset) }
+                c("downstream_cx_destroy_remote_active_rq") { load($0.downstreamCxDestroyRemoteActiveRq) }
                 c("downstream_rq_response_before_rq_complete") { load($0.downstreamRqResponseBeforeRqComplete) }
                 c("downstream_rq_idle_timeout") { load($0.downstreamRqIdleTimeout) }
                 c("downstream_rq_timeout") { load($0.downstreamRqTimeout) }
@@ -270,7 +272,8 @@ extension ProxyStatsSnapshot {
                 }
             }
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
-            c("upstream_rq_rx_reset") { load($0.upstreamRqRxReset) }
+            c("upstream_cx_destroy_remote_with_active_rq") { load($0.upstreamCxDestroyRemoteWithActiveRq) }
+            c("upstream_cx_destroy_local_with_active_rq") { load($0.upstreamCxDestroyLocalWithActiveRq) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
             if cluster.tls != nil { ProxyStatsSnapshot.addTLSStats(p + "ssl.", all.map(\.tls), family: "envoy_cluster_ssl_", labels: cl, add: add) }
             let healthy = cluster.health.map { load($0.healthyHosts) } ?? cluster.hosts.count

@@ -50,6 +50,17 @@ extension ProxyWorker {
 
     /// A stream ended: Envoy's completion counters for the connection manager and the cluster.
     func countCompleted(_ s: UnsafeMutablePointer<Stream>) {
+        if s.pointee.flags.contains(.downstreamConnectionTermination) && s.pointee.status == 0 {
+            // The client left with its request unanswered: Envoy destroys the stream (reset), it
+            // does not complete it.
+            inc(stats.downstreamCxDestroyRemoteActiveRq)
+            inc(stats.downstreamRqRxReset)
+            return
+        }
+        if s.pointee.resetDownstream {
+            inc(stats.downstreamRqTxReset)
+            inc(stats.downstreamRqRxReset)  // Envoy 1.40 counts both for a response it cut short
+        }
         inc(stats.downstreamRqCompleted)
         if !s.pointee.requestComplete { inc(stats.downstreamRqResponseBeforeRqComplete) }
         var reset = s.pointee.flags.contains(.downstreamConnectionTermination)
