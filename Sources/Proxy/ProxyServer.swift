@@ -13,6 +13,9 @@ public enum ProxyServer {
         for l in ops.proxy.listeners {
             Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(ops.proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
         }
+        for u in ops.proxy.udpProxies {
+            Log.out("ballast proxy listening on \(u.plan.address.host):\(u.port) (listener \(u.plan.name), UDP, udp_proxy to cluster \(ops.proxy.plane.clusters[u.plan.cluster].name))")
+        }
         if let port = ops.adminPort, let admin = config.bootstrap.admin {
             Log.out("ballast proxy admin on \(admin.address.address):\(port)")
         }

@@ -28,6 +28,8 @@ public struct Bootstrap: Sendable, Equatable {
     public var dynamic = DynamicResourceState()
     /// `layered_runtime`'s static layers: the keys Ballast applies.
     public var runtime = RuntimeConfig()
+    /// `static_resources.listeners` with `protocol: UDP` (udp_proxy), in file order.
+    public var udpListeners: [UDPListenerConfig] = []
 
     public func cluster(named name: String) -> ClusterConfig? { clusters.first { $0.name == name } }
     public func listener(named name: String) -> ListenerConfig? { listeners.first { $0.name == name } }
@@ -49,7 +51,7 @@ public struct AdminConfig: Sendable, Hashable {
     public let accessLog: [AccessLogConfig]
 }
 
-/// `socket_address {address, port_value}` (`protocol: TCP` is accepted; UDP is not supported).
+/// `socket_address {address, port_value, protocol}` (`protocol: UDP` only on a udp_proxy listener).
 public struct SocketAddressConfig: Sendable, Hashable, CustomStringConvertible {
     public enum HostKind: String, Sendable, Hashable {
         case ipv4
@@ -63,6 +65,8 @@ public struct SocketAddressConfig: Sendable, Hashable, CustomStringConvertible {
     /// 0...65535 (0 on a listener asks the kernel for a free port).
     public let port: Int
     public let kind: HostKind
+    /// `protocol: UDP`.
+    public var isUDP = false
 
     /// The numeric socket address; `nil` for a hostname (resolve it first).
     public var socketAddress: SocketAddress? {

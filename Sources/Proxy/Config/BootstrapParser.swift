@@ -88,8 +88,13 @@ final class BootstrapParser {
             dynamic.names[.cluster] = fromFile.map(\.name)
             clusters += fromFile
         }
+        var udpListeners: [UDPListenerConfig] = []
         for item in resources?["listeners"]?.list() ?? [] {
-            if let listener = parseListener(item) { listeners.append(listener) }
+            if isUDPListener(item) {
+                if let udp = parseUDPListener(item) { udpListeners.append(udp) }
+            } else if let listener = parseListener(item) {
+                listeners.append(listener)
+            }
         }
         if let source = dynamicConfig?.lds {
             let fromFile = parseDynamicFile(source, .listener, into: &dynamic) { parseListener($0) }
@@ -115,6 +120,7 @@ final class BootstrapParser {
         bootstrap.dynamicResources = dynamicConfig
         bootstrap.dynamic = dynamic
         bootstrap.runtime = runtime ?? RuntimeConfig()
+        bootstrap.udpListeners = udpListeners
         return bootstrap
     }
 
@@ -168,15 +174,17 @@ final class BootstrapParser {
         return parseSocketAddress(socket, allowHostname: allowHostname, portRange: portRange)
     }
 
-    func parseSocketAddress(_ value: ConfigValue, allowHostname: Bool, portRange: ClosedRange<Int> = 0...65535) -> SocketAddressConfig? {
+    func parseSocketAddress(_ value: ConfigValue, allowHostname: Bool, portRange: ClosedRange<Int> = 0...65535,
+                            allowUDP: Bool = false) -> SocketAddressConfig? {
         guard let f = value.fields(known: ["address", "port_value", "protocol"],
                                    unsupported: ["named_port", "resolver_name", "ipv4_compat", "network_namespace_filepath"]) else { return nil }
         let protocolOK = f["protocol"].map { p in
             guard let text = p.string() else { return false }
-            if text == "TCP" { return true }
-            p.error(text == "UDP" ? "UDP is not supported by ballast (supported: TCP)" : "unknown value '\(text)' (expected TCP)")
+            if text == "TCP" || (text == "UDP" && allowUDP) { return true }
+            p.error(text == "UDP" ? "UDP is supported by ballast only on a listener with the \(Self.udpProxyName) listener filter" : "unknown value '\(text)' (expected TCP or UDP)")
             return false
         } ?? true
+        let udp = f["protocol"]?.string() == "UDP"
         var kind: SocketAddressConfig.HostKind?
         var host: String?
         if let a = f.required("address"), let text = a.nonEmptyString() {
@@ -196,7 +204,9 @@ final class BootstrapParser {
         }
         let port = f.required("port_value")?.int(portRange)
         guard protocolOK, let host, let kind, let port else { return nil }
-        return SocketAddressConfig(address: host, port: port, kind: kind)
+        var address = SocketAddressConfig(address: host, port: port, kind: kind)
+        address.isUDP = udp
+        return address
     }
 
     static func classifyHost(_ text: String) -> SocketAddressConfig.HostKind? {

@@ -10,6 +10,8 @@ import Synchronization
 public final class DataPlane: Sendable {
     public let listeners: [ListenerPlan]
     public let clusters: [ClusterPlan]
+    /// udp_proxy listeners (served by a thread of their own each, not the workers).
+    public let udpListeners: [UDPListenerPlan]
     /// `overload.global_downstream_max_connections` (Int.max: none) and the open downstream
     /// connections over every listener (lent from snapshot to snapshot).
     public let globalConnectionLimit: Int
@@ -18,8 +20,10 @@ public final class DataPlane: Sendable {
     public let serverHealth: ServerHealth
 
     init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
-         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth()) {
+         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth(),
+         udpListeners: [UDPListenerPlan] = []) {
         self.listeners = listeners
+        self.udpListeners = udpListeners
         self.clusters = clusters
         self.serverHealth = serverHealth
         self.globalConnectionLimit = globalConnectionLimit
@@ -98,9 +102,21 @@ public final class DataPlane: Sendable {
                                           connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
                                           connections: connections))
         }
+        var udp: [UDPListenerPlan] = []
+        for u in bootstrap.udpListeners {
+            guard let address = u.address.socketAddress else {
+                throw CompileError(description: "listener '\(u.name)': address \(u.address) is not numeric")
+            }
+            guard let ci = clusterIndex[u.cluster] else {
+                throw CompileError(description: "listener '\(u.name)': udp_proxy cluster '\(u.cluster)' is not defined")
+            }
+            udp.append(UDPListenerPlan(name: u.name, address: address, statPrefix: u.statPrefix, cluster: ci,
+                                       idleTimeoutNanos: u.idleTimeoutNanos))
+        }
         return DataPlane(listeners: listeners, clusters: clusters,
                          globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
-                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth)
+                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth,
+                         udpListeners: udp)
     }
 
     /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now

@@ -57,11 +57,15 @@ public final class RunningProxy: Sendable {
     public let accessRings: [[AccessRecordRing]]
     /// The active health checker (nil when no cluster has health checks).
     public let healthChecker: HealthChecker?
+    /// udp_proxy listeners, in `plane.udpListeners` order.
+    public let udpProxies: [UDPProxy]
     private let groups: [WorkerGroup<ProxyMessage>]
 
     init(backend: IOBackendKind, plane: DataPlane, listeners: [BoundListener], stats: [[DataPathStats]],
-         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?) {
+         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?,
+         udpProxies: [UDPProxy] = []) {
         self.healthChecker = healthChecker
+        self.udpProxies = udpProxies
         self.backend = backend
         self.plane = plane
         self.listeners = listeners
@@ -93,6 +97,7 @@ public final class RunningProxy: Sendable {
     /// Stops every worker (connections close) and waits for them.
     public func stop() {
         healthChecker?.stop()
+        for u in udpProxies { u.stop() }
         for g in groups { g.stop() }
     }
 }
@@ -153,6 +158,18 @@ public enum ProxyRuntime {
                 throw StartError(description: "listener '\(l.name)': \(error.description)")
             }
         }
+        var udp: [UDPProxy] = []
+        for u in plane.udpListeners {
+            do {
+                udp.append(try UDPProxy(u, hosts: plane.clusters[u.cluster].hosts.map(\.address)))
+            } catch {
+                for p in udp { p.stop() }
+                for g in groups { g.stop() }
+                checker?.stop()
+                throw StartError(description: error.description)
+            }
+        }
+        for p in udp { p.start() }
         let statsForProbe = allStats
         checker?.setTrafficProbe { ci in
             statsForProbe.contains { workers in
@@ -160,7 +177,7 @@ public enum ProxyRuntime {
             }
         }
         return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, groups: groups,
-                            healthChecker: checker)
+                            healthChecker: checker, udpProxies: udp)
     }
 
     /// Serves until SIGINT or SIGTERM (main thread), then stops. Returns the exit status (0).

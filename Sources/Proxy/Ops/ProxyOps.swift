@@ -236,6 +236,10 @@ public final class ProxyOps: Sendable {
         guard old.clusters.count == new.clusters.count else {
             return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"
         }
+        guard old.udpListeners == new.udpListeners,
+              old.udpListeners.allSatisfy({ u in old.clusters[u.cluster].hosts.map(\.name) == new.clusters[u.cluster].hosts.map(\.name) }) else {
+            return "a UDP listener, or the hosts of its cluster, changed; that needs a restart"
+        }
         for (a, b) in zip(old.clusters, new.clusters) {
             guard a.name == b.name else {
                 return "cluster '\(a.name)' changed its name; that needs a restart"

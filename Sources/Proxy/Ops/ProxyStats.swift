@@ -211,6 +211,27 @@ extension ProxyStatsSnapshot {
                     family: "envoy_tcp_idle_timeout", labels: tl)
             }
         }
+        // udp_proxy listeners: Envoy's udp.<stat_prefix>.* and their cluster's udp.* and byte totals.
+        for u in proxy.udpProxies {
+            let s = u.stats
+            let p = "udp.\(u.plan.statPrefix)."
+            let ul = [("envoy_udp_prefix", u.plan.statPrefix)]
+            for (suffix, kind, v) in [("downstream_sess_active", Kind.gauge, load(s.sessionsActive)), ("downstream_sess_total", .counter, load(s.sessionsTotal)),
+                                      ("downstream_sess_no_route", .counter, load(s.noRoute)), ("downstream_sess_rx_bytes", .counter, load(s.rxBytes)),
+                                      ("downstream_sess_rx_datagrams", .counter, load(s.rxDatagrams)), ("downstream_sess_rx_errors", .counter, load(s.rxErrors)),
+                                      ("downstream_sess_tx_bytes", .counter, load(s.txBytes)), ("downstream_sess_tx_datagrams", .counter, load(s.txDatagrams)),
+                                      ("downstream_sess_tx_errors", .counter, load(s.txErrors)), ("idle_timeout", .counter, load(s.idleTimeouts))] {
+                add(p + suffix, kind, v, family: "envoy_udp_" + suffix, labels: ul)
+            }
+            guard u.plan.cluster < plane.clusters.count else { continue }
+            let name = plane.clusters[u.plan.cluster].name
+            let cl = [("envoy_cluster_name", name)]
+            for (suffix, v) in [("udp.sess_rx_datagrams", load(s.clusterRxDatagrams)), ("udp.sess_tx_datagrams", load(s.clusterTxDatagrams)),
+                                ("udp.sess_rx_errors", load(s.clusterRxErrors)), ("udp.sess_tx_errors", load(s.clusterTxErrors)),
+                                ("upstream_cx_rx_bytes_total", load(s.clusterRxBytes)), ("upstream_cx_tx_bytes_total", load(s.clusterTxBytes))] {
+                add("cluster.\(name).\(suffix)", .counter, v, family: "envoy_cluster_" + suffix.replacingOccurrences(of: ".", with: "_"), labels: cl)
+            }
+        }
         for cluster in plane.clusters {
             let p = "cluster.\(cluster.name)."
             let cl = [("envoy_cluster_name", cluster.name)]
