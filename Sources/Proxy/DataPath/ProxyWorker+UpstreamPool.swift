@@ -175,6 +175,19 @@ extension ProxyWorker {
 
     /// Starts a connection to the host for the stream of `owner` (the connection slot is taken).
     func openConnection(_ hp: Int, owner: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let up = connectUpstream(hp, owner: owner, loop)
+        guard up != 0 else {
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+            return
+        }
+        stream(of: d)!.pointee.upstream = up
+        if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
+    }
+
+    /// Opens a connection to host pool `hp` for `owner` (a downstream or a shadow; the
+    /// connection slot is taken). 0 when no socket could be made (counted as a connect failure,
+    /// the slot given back).
+    func connectUpstream(_ hp: Int, owner: UInt64, _ loop: Loop) -> UInt64 {
         let ci = Int(upstreamPools[hp].cluster)
         let cluster = plane.clusters[ci]
         let address = hostAddress(hp)
@@ -185,8 +198,7 @@ extension ProxyWorker {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
             if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
-            localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
-            return
+            return 0
         }
         Sockets.setNoDelay(fd)
         if let k = cluster.tcpKeepalive { k.apply(to: fd) }
@@ -203,9 +215,8 @@ extension ProxyWorker {
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
-        stream(of: d)!.pointee.upstream = up
         loop.backend.connect(fd: fd, token: up, address: address)
-        if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
+        return up
     }
 
     /// Binds a ready connection to the stream and sends the request head (and body bytes waiting).
@@ -247,8 +258,8 @@ extension ProxyWorker {
         u.pointee.owner = 0
         u.pointee.state = .idle
         let hp = Int(u.pointee.hostPool)
-        if let (token, d) = nextQueued(hp) {
-            attach(up, u, token, d, loop)
+        if let owner = nextQueued(hp) {
+            if let d = downs.pointer(owner) { attach(up, u, owner, d, loop) } else { attachShadow(up, u, owner, loop) }
             return
         }
         u.pointee.idleIndex = upstreamPools[hp].pushIdle(up)
@@ -258,11 +269,15 @@ extension ProxyWorker {
         }
     }
 
-    /// The oldest stream still waiting for a connection to host pool `hp`.
-    func nextQueued(_ hp: Int) -> (UInt64, UnsafeMutablePointer<Downstream>)? {
+    /// The oldest owner still waiting for a connection to host pool `hp`: a downstream whose
+    /// stream is queued there, or a queued shadow.
+    func nextQueued(_ hp: Int) -> UInt64? {
         while let token = upstreamPools[hp].dequeue() {
             if let d = downs.pointer(token), let s = stream(of: d), s.pointee.queued, Int(s.pointee.hostPool) == hp {
-                return (token, d)
+                return token
+            }
+            if let sh = shadows.pointer(token), sh.pointee.queued, Int(sh.pointee.hostPool) == hp {
+                return token
             }
         }
         return nil
@@ -288,12 +303,17 @@ extension ProxyWorker {
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
-        // A stream queued behind max_connections can have this slot.
-        if let (token, d) = nextQueued(hp) {
+        // A stream (or shadow) queued behind max_connections can have this slot.
+        if let token = nextQueued(hp) {
             if takeConnectionSlot(hp) {
-                stream(of: d)!.pointee.queued = false
-                openConnection(hp, owner: token, d, loop)
-                downstreamSettled(token, d, loop)
+                if let d = downs.pointer(token) {
+                    stream(of: d)!.pointee.queued = false
+                    openConnection(hp, owner: token, d, loop)
+                    downstreamSettled(token, d, loop)
+                } else {
+                    shadows.pointer(token)!.pointee.queued = false
+                    connectShadow(hp, token, loop)
+                }
             } else {
                 // Still full (another worker took it): back to the front of the queue.
                 upstreamPools[hp].requeueFirst(token)
@@ -329,6 +349,8 @@ extension ProxyWorker {
         if owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up {
             attach(up, u, owner, d, loop)
             downstreamSettled(owner, d, loop)
+        } else if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
+            attachShadow(up, u, owner, loop)
         } else {
             // Its stream is gone (timed out, client left): the connection serves the pool.
             u.pointee.state = .busy
@@ -352,6 +374,11 @@ extension ProxyWorker {
         }
         let owner = u.pointee.owner
         closeUpstream(up, loop)
+        if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
+            sh.pointee.upstream = 0
+            shadowFailed(owner, status: 503, loop)  // Envoy's UF 503, counted on the mirror cluster
+            return
+        }
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
@@ -441,7 +468,7 @@ extension ProxyWorker {
     // MARK: deadlines
 
     func armUpstreamTimer(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
-        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline), id: up, in: &loop.timers)
+        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline, u.pointee.shadowDeadline), id: up, in: &loop.timers)
     }
 
     func upstreamTimer(_ up: UInt64, _ loop: Loop) {
@@ -457,6 +484,11 @@ extension ProxyWorker {
         }
         if u.pointee.state == .idle && u.pointee.idleDeadline != 0 && u.pointee.idleDeadline <= now {
             closeUpstream(up, loop)
+            return
+        }
+        if u.pointee.shadowDeadline != 0 && u.pointee.shadowDeadline <= now {
+            u.pointee.shadowDeadline = 0
+            shadowTimedOut(up, u, loop)
             return
         }
         armUpstreamTimer(up, u, loop)

@@ -67,6 +67,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var tcpSessions = Slab<TCPSession>(kind: ConnKind.tcpDownstream.rawValue, empty: TCPSession())
     /// The active exchanges, one per busy downstream connection: an idle connection holds none.
     var streams = Slab<Stream>(kind: ConnKind.stream.rawValue, empty: Stream())
+    /// Mirrored requests on their way to a mirror cluster (ProxyWorker+Mirror).
+    var shadows = Slab<Shadow>(kind: ConnKind.shadow.rawValue, empty: Shadow())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var upstreamPools: [UpstreamPool] = []

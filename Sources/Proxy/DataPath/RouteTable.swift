@@ -171,6 +171,16 @@ public struct ForwardPlan: Sendable {
     let upgrades: UpgradePolicy?
     /// `regex_rewrite` of the path.
     let regexRewrite: RegexRewrite?
+    /// `request_mirror_policies[]`: each request copied to these clusters (ProxyWorker+Mirror).
+    var mirrors: [MirrorPlan] = []
+}
+
+/// One mirror policy, compiled: the cluster's index, the fraction of requests mirrored (nil:
+/// all), whether the Host gets Envoy's `-shadow` suffix.
+public struct MirrorPlan: Sendable {
+    public let cluster: Int
+    public let fraction: FractionalPercent?
+    public let hostSuffix: Bool
 }
 
 public enum CompiledAction: Sendable {
@@ -263,12 +273,20 @@ public struct CompiledRoute: Sendable {
                 case .safeRegex: break  // refused by the config parser
                 }
             }
+            var mirrors: [MirrorPlan] = []
+            for m in f.mirrorPolicies {
+                guard let ci = clusterIndex[m.cluster] else {
+                    throw DataPlane.CompileError(description: "listener '\(listener)': request_mirror_policies: unknown cluster '\(m.cluster)'")
+                }
+                mirrors.append(MirrorPlan(cluster: ci, fraction: m.fraction, hostSuffix: !m.disableHostSuffix))
+            }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
                                           timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
                                           hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init),
                                           upgrades: f.upgradeConfigs.isEmpty ? nil : UpgradePolicy(f.upgradeConfigs),
-                                          regexRewrite: try f.regexRewrite.map { c throws(DataPlane.CompileError) in try Self.rewrite(c, listener) }))
+                                          regexRewrite: try f.regexRewrite.map { c throws(DataPlane.CompileError) in try Self.rewrite(c, listener) },
+                                          mirrors: mirrors))
         }
     }
 
