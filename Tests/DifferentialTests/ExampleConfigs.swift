@@ -227,7 +227,7 @@ let exampleConfigs: [ExampleConfig] = [
     ExampleConfig(example: "route-mirror/envoy.yaml", features: "request_mirror_policies to a second cluster",
                   yaml: bootstrap([httpListener("mirror", routes: [route("/", "service1", "request_mirror_policies: [ { cluster: service1_mirror } ]")])],
                                   [cluster("service1"), cluster("service1_mirror")]),
-                  ballastRefuses: ["request_mirror_policies"]),
+                  requests: [get("/"), get("/service/1?x=1")]),
     ExampleConfig(example: "skywalking/envoy-front-proxy.yaml", features: "SkyWalking tracer; router start_child_span; route decorator",
                   yaml: bootstrap([httpListener("sky", hcm: "tracing: { provider: { name: envoy.tracers.skywalking, typed_config: { \"@type\": type.googleapis.com/envoy.config.trace.v3.SkyWalkingConfig, grpc_service: { envoy_grpc: { cluster_name: skywalking }, timeout: 0.25s }, client_config: { service_name: front-envoy } } } }",
                                                 routes: ["{ match: { prefix: \"/\" }, route: { cluster: service1 }, decorator: { operation: checkAvailability } }"])],
