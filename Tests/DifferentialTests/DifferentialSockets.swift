@@ -168,6 +168,12 @@ final class RecordingUpstream: @unchecked Sendable {
     private var connections: [Int32] = []
     /// Every answer waits this long first (a slow upstream: the mirror cases).
     let replyDelayMicros: UInt32
+    /// Health checks (user-agent Envoy/HC) get 503: the host fails them (the priority cases).
+    var failsHealthChecks: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return failing }
+        set { lock.lock(); failing = newValue; lock.unlock() }
+    }
+    private var failing = false
 
     static let body = "upstream says hi"
 
@@ -264,6 +270,11 @@ final class RecordingUpstream: @unchecked Sendable {
             lock.lock(); heads.append(head); requests.append((head, body)); lock.unlock()
             if replyDelayMicros > 0 { usleep(replyDelayMicros) }
             let lower = head.lowercased()
+            if lower.contains("\r\nuser-agent: envoy/hc") && failsHealthChecks {
+                let bytes = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                continue
+            }
             let chunked = lower.contains("x-reply-chunked")
             // Slower than the /slow route's 0.3 s timeout, so the proxy answers 504 first.
             if lower.contains("x-reply-delay") { usleep(1_000_000) }

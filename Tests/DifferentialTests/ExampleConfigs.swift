@@ -196,7 +196,7 @@ let exampleConfigs: [ExampleConfig] = [
                                       - { name: backend, connect_timeout: 1s, type: STATIC, lb_policy: ROUND_ROBIN, common_lb_config: { healthy_panic_threshold: { value: 50 } }, health_checks: [ { interval: 2s, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: \"/\" } } ], load_assignment: { cluster_name: backend, endpoints: [ { locality: { region: local }, load_balancing_weight: 1, lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {UP} } } } } ] }, { locality: { region: remote }, priority: 1, load_balancing_weight: 1, lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {UP} } } } } ] } ] } }
 
                                   """]),
-                  ballastRefuses: ["load_balancing_weight", "priority"]),
+                  requests: [get("/"), get("/a?b=1")]),
     ExampleConfig(example: "lua/envoy.yaml", features: "lua filter with an inline script",
                   yaml: bootstrap([httpListener("lua", routes: [route("/", "web_service")],
                                                 filters: ["{ name: envoy.filters.http.lua, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua, default_source_code: { inline_string: \"function envoy_on_request(h) end\" } } }"])],

@@ -108,14 +108,16 @@ public final class DataPlane: Sendable {
         var hosts: [HostPlan] = []
         for e in c.endpoints {
             if let address = e.address.socketAddress {
-                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort,
+                                      priority: e.priority, locality: e.locality))
             } else {
                 let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
                 if resolved.isEmpty && warn {
                     Log.warning("cluster '\(c.name)': cannot resolve '\(e.address.address)'; the host is left out")
                 }
                 for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
-                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                    hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort,
+                                          priority: e.priority, locality: e.locality))
                 }
             }
         }
@@ -203,6 +205,9 @@ public struct HostPlan: Sendable {
     public let weight: Int
     /// `health_check_config.port_value`: active checks go to this port (nil: the host's).
     public var healthCheckPort: Int? = nil
+    /// Its locality's priority (0 first) and the index of its locality (`endpoints[]` entry).
+    public var priority = 0
+    public var locality = 0
 
     /// What a host's health is tied to: the address it is checked at.
     var healthCheckKey: String { "\(name) \(healthCheckPort ?? 0)" }
@@ -280,6 +285,15 @@ public final class ClusterPlan: Sendable {
     /// `common_lb_config.healthy_panic_threshold` (percent, Envoy's default 50): below this share
     /// of healthy hosts the cluster routes to every host.
     public let healthyPanicThresholdPercent: Double
+    /// Priority levels (1 + the highest endpoint priority) and locality weighting: when either
+    /// is in use, picks go through `PriorityTable` (ProxyWorker+Priority).
+    public let priorityCount: Int
+    public let localityWeighted: Bool
+    /// Each locality's `load_balancing_weight` (by `endpoints[]` index; 0: unset), and its names
+    /// (/clusters prints them).
+    public let localityWeights: [Int]
+    public let localities: [LocalityConfig]
+    var prioritized: Bool { priorityCount > 1 || localityWeighted }
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
         self.resources = resources
@@ -302,6 +316,12 @@ public final class ClusterPlan: Sendable {
         self.tcpKeepalive = config.tcpKeepalive
         self.isOriginalDst = config.discoveryType == .originalDst
         self.cleanupIntervalNanos = config.cleanupIntervalNanos
+        self.priorityCount = 1 + (hosts.map(\.priority).max() ?? 0)
+        self.localityWeighted = config.localityWeighted
+        var places = [LocalityConfig](repeating: LocalityConfig(), count: 1 + (config.endpoints.map(\.locality).max() ?? 0))
+        for e in config.endpoints { places[e.locality] = e.place }
+        self.localities = places
+        self.localityWeights = places.map(\.weight)
     }
 }
 

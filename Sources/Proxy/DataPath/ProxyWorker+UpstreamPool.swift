@@ -18,12 +18,14 @@ extension ProxyWorker {
 
     /// The index (in the cluster's host list) of the next host for cluster `ci`.
     func pickHostIndex(_ ci: Int, hash: UInt64? = nil) -> Int {
+        if plane.clusters[ci].prioritized { return pickPrioritizedHost(ci) }
         let n = plane.clusters[ci].hosts.count
         // Active health checks: one relaxed load per pick while every host is healthy.
         if let health = plane.clusters[ci].health {
             let healthy = health.healthyHosts.load(ordering: .relaxed)
             if healthy < n {
-                if Double(healthy) * 100 < plane.clusters[ci].healthyPanicThresholdPercent * Double(n) || healthy == 0 {
+                // Envoy: no panic while 1.4 x the healthy share reaches 100% (the overprovisioning factor).
+                if healthy * 140 < 100 * n && Double(healthy * 100 / n) < plane.clusters[ci].healthyPanicThresholdPercent || healthy == 0 {
                     // Envoy's panic: too few healthy hosts, so every host takes traffic.
                     if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
                 } else {

@@ -148,6 +148,11 @@ extension ProxyOps {
             for (i, h) in c.hosts.enumerated() {
                 lines.append("\(c.name)::\(h.name)::health_flags::\(c.health?.flags(i).envoyText ?? "healthy")")
                 lines.append("\(c.name)::\(h.name)::weight::\(h.weight)")
+                let place = h.locality < c.localities.count ? c.localities[h.locality] : LocalityConfig()
+                lines.append("\(c.name)::\(h.name)::region::\(place.region)")
+                lines.append("\(c.name)::\(h.name)::zone::\(place.zone)")
+                lines.append("\(c.name)::\(h.name)::sub_zone::\(place.subZone)")
+                lines.append("\(c.name)::\(h.name)::priority::\(h.priority)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
