@@ -46,6 +46,14 @@ final class PriorityDifferentialTests: XCTestCase {
                  requests: 400, exact: nil, shares: [0, 0, 0.5, 0.5]),
         Scenario(name: "every host failed: total panic, load by host count over both priorities", failing: [0, 1, 2, 3], cluster: twoPriorities,
                  requests: 400, exact: nil, shares: [0.25, 0.25, 0.25, 0.25]),
+        Scenario(name: "one priority, 1 of 4 hosts failed, healthy_panic_threshold 80: no panic (1.4 x 75% reaches 100%)", failing: [0],
+                 cluster: "lb_policy: ROUND_ROBIN, common_lb_config: { healthy_panic_threshold: { value: 80 } }, load_assignment: { cluster_name: backend, endpoints: [ "
+                     + "{ lb_endpoints: [ \(endpoint("{A}")), \(endpoint("{B}")), \(endpoint("{C}")), \(endpoint("{D}")) ] } ] }",
+                 requests: 30, exact: [0, 10, 10, 10]),
+        Scenario(name: "one priority, 2 of 4 hosts failed, healthy_panic_threshold 60: panic, every host", failing: [0, 1],
+                 cluster: "lb_policy: ROUND_ROBIN, common_lb_config: { healthy_panic_threshold: { value: 60 } }, load_assignment: { cluster_name: backend, endpoints: [ "
+                     + "{ lb_endpoints: [ \(endpoint("{A}")), \(endpoint("{B}")), \(endpoint("{C}")), \(endpoint("{D}")) ] } ] }",
+                 requests: 40, exact: [10, 10, 10, 10]),
         Scenario(name: "locality_weighted_lb_config: localities weighted 1 and 3", failing: [],
                  cluster: "lb_policy: ROUND_ROBIN, common_lb_config: { locality_weighted_lb_config: {} }, load_assignment: { cluster_name: backend, endpoints: [ "
                      + "{ locality: { zone: a }, load_balancing_weight: 1, lb_endpoints: [ \(endpoint("{A}")) ] }, "
