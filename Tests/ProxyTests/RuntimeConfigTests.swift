@@ -34,9 +34,11 @@ final class RuntimeConfigTests: XCTestCase {
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: a\n    static_layer: {re2.max_program_size.error_level: 200}")),
                        ["layered_runtime.layers[0].static_layer[\"re2.max_program_size.error_level\"]: runtime key 're2.max_program_size.error_level' is not applied by ballast (applied: overload.global_downstream_max_connections, envoy.resource_limits.listener.<listener name>.connection_limit)"])
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: d\n    disk_layer: {symlink_root: /srv/runtime/current}")),
-                       ["layered_runtime.layers[0].disk_layer: not supported by ballast"])
-        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: admin\n    admin_layer: {}")),
-                       ["layered_runtime.layers[0].admin_layer: not supported by ballast"])
+                       ["layered_runtime.layers[0].disk_layer.symlink_root: unable to add a filesystem watch for '/srv/runtime/current': '/srv/runtime': No such file or directory"])
+        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: r\n    rtds_layer: {name: x}")),
+                       ["layered_runtime.layers[0].rtds_layer: not supported by ballast"])
+        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: admin\n    admin_layer: {}\n  - name: admin2\n    admin_layer: {}")),
+                       ["layered_runtime.layers[1].admin_layer: a second admin layer (Envoy allows one)"])
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: a\n    static_layer: {overload: {global_downstream_max_connections: lots}}")),
                        ["layered_runtime.layers[0].static_layer.overload.global_downstream_max_connections: expected an integer, got 'lots'"])
         // A limit for a listener that does not exist has no effect (as in Envoy): a warning.

@@ -24,6 +24,20 @@ public struct FaultConfig: Sendable, Hashable {
     public let abortPercentage: FractionalPercent
     /// nil: no limit.
     public let maxActiveFaults: Int?
+    /// The runtime keys this filter reads (Envoy's `fault.http.*` defaults, or the `*_runtime`
+    /// fields), only for the parts configured: a layer may set them (docs/dynamic-config.md).
+    public var runtimeKeys = FaultRuntimeKeys()
+}
+
+/// The runtime keys a fault config reads; nil: the part is not configured (the key is not read).
+public struct FaultRuntimeKeys: Sendable, Hashable {
+    public var delayPercent: String?
+    public var delayDuration: String?
+    public var abortPercent: String?
+    public var abortHTTPStatus: String?
+    public var maxActiveFaults: String?
+
+    public var all: [String] { [delayPercent, delayDuration, abortPercent, abortHTTPStatus, maxActiveFaults].compactMap { $0 } }
 }
 
 extension BootstrapParser {
@@ -86,7 +100,19 @@ extension BootstrapParser {
             } else if let n = v.int(0...Int(UInt32.max)) { maxActive = n } else { ok = false }
         }
         guard ok else { return nil }
-        return FaultConfig(delay: delay, delayPercentage: delayPercentage, abort: abort, abortPercentage: abortPercentage, maxActiveFaults: maxActive)
+        var config = FaultConfig(delay: delay, delayPercentage: delayPercentage, abort: abort, abortPercentage: abortPercentage, maxActiveFaults: maxActive)
+        func key(_ field: String, _ envoyDefault: String) -> String { f[field]?.string() ?? envoyDefault }
+        if delay != nil {
+            config.runtimeKeys.delayPercent = key("delay_percent_runtime", "fault.http.delay.fixed_delay_percent")
+            config.runtimeKeys.delayDuration = key("delay_duration_runtime", "fault.http.delay.fixed_duration_ms")
+        }
+        if abort != nil {
+            config.runtimeKeys.abortPercent = key("abort_percent_runtime", "fault.http.abort.abort_percent")
+            config.runtimeKeys.abortHTTPStatus = key("abort_http_status_runtime", "fault.http.abort.http_status")
+        }
+        if maxActive != nil { config.runtimeKeys.maxActiveFaults = key("max_active_faults_runtime", "fault.http.max_active_faults") }
+        faultRuntimeKeys.formUnion(config.runtimeKeys.all)
+        return config
     }
 }
 

@@ -16,9 +16,14 @@ public final class DataPlane: Sendable {
     public let globalConnections: ConnectionCount
     /// `/healthcheck/fail` state (lent from snapshot to snapshot).
     public let serverHealth: ServerHealth
+    /// The runtime keys read per request (the fault filters'), lent while the key set stays.
+    public var runtime: RuntimeValues { runtimeValues }
+    private let runtimeValues: RuntimeValues
 
     init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
-         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth()) {
+         globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth(),
+         runtime: RuntimeValues = RuntimeValues(keys: [])) {
+        self.runtimeValues = runtime
         self.listeners = listeners
         self.clusters = clusters
         self.serverHealth = serverHealth
@@ -69,6 +74,11 @@ public final class DataPlane: Sendable {
         }
         var listeners: [ListenerPlan] = []
         let serverHealth = previous?.serverHealth ?? ServerHealth()
+        // The keys the fault filters read; the values as the layers have them at load (ProxyOps
+        // publishes the admin layer's and the live disk layers' on top).
+        let runtime = previous.flatMap { Set($0.runtime.keys) == bootstrap.runtime.faultKeys ? $0.runtime : nil }
+            ?? RuntimeValues(keys: bootstrap.runtime.faultKeys)
+        runtime.publish(RuntimeValues.merge(bootstrap.runtime.layers.map(\.entries)))
         for (li, l) in bootstrap.listeners.enumerated() {
             guard let address = l.address.socketAddress else {
                 throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
@@ -82,7 +92,7 @@ public final class DataPlane: Sendable {
             let kind: ListenerPlan.Kind
             switch terminal {
             case .httpConnectionManager(let hcm):
-                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name,
+                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
                                           serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
             case .tcpProxy(let tcp):
                 guard let ci = clusterIndex[tcp.cluster] else {
@@ -99,7 +109,8 @@ public final class DataPlane: Sendable {
         }
         return DataPlane(listeners: listeners, clusters: clusters,
                          globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
-                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth)
+                         globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth,
+                         runtime: runtime)
     }
 
     /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now
@@ -373,7 +384,7 @@ public final class HTTPPlan: Sendable {
     /// `upgrade_configs`: the connection manager's upgrade types (routes may override).
     let upgrades: UpgradePolicy
 
-    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String,
+    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String, runtime: RuntimeValues,
          serviceCluster: String = "", health: ServerHealth = ServerHealth()) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
@@ -462,7 +473,7 @@ public final class HTTPPlan: Sendable {
                     guard case .fault(let rc)? = r.perFilterConfigs[name] else { return nil }
                     return rc
                 }
-                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats)))
+                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats, runtime: runtime)))
             case .localRateLimit(let config, let name):
                 let filter = LocalRateLimiter(config, stats: statsFor(config.statPrefix))
                 let perRoute = routeConfigs.map { r -> LocalRateLimiter? in

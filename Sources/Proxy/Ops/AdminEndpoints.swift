@@ -12,6 +12,7 @@ extension ProxyOps {
         ("/server_info", "version, uptime, concurrency, I/O backend, strategy"),
         ("/ready", "200 when every worker serves"),
         ("/workers", "per-worker figures (JSON)"),
+        ("/runtime", "layered_runtime: each key's value per layer and its final value (JSON)"),
     ]
     static let postEndpoints: [(String, String)] = [
         ("/healthcheck/fail", "fail health checks (/ready answers 503)"),
@@ -20,6 +21,7 @@ extension ProxyOps {
         ("/quitquitquit", "drain, then exit"),
         ("/logging", "?level=trace|debug|info|warning|error|critical|off"),
         ("/reload", "re-read the configuration and publish it to the workers"),
+        ("/runtime_modify", "?key=value&...: set (empty value: remove) admin-layer runtime keys"),
     ]
 
     static var endpointList: String {
@@ -62,6 +64,8 @@ extension ProxyOps {
             if failed || draining { return AdminServer.Response(status: 503, body: draining ? "DRAINING\n" : "UNHEALTHY\n") }
             return AdminServer.Response(body: "LIVE\n")
         case "/workers": return .json(workersJSON())
+        case "/runtime": return .json(runtimeJSON())
+        case "/runtime_modify": return runtimeModify(request.query)
         case "/healthcheck/fail":
             setHealthFailed(true)
             return AdminServer.Response(body: "OK\n")
