@@ -32,6 +32,7 @@ extension ProxyWorker {
         fresh.cluster = Int32(m.cluster)
         fresh.isHEAD = s.pointee.isHEAD
         fresh.timeoutNanos = timeoutNanos
+        fresh.startNanos = loop.now
         let token = shadows.insert(fresh)
         let sh = shadows.pointer(token)!
         let cluster = plane.clusters[m.cluster]
@@ -216,7 +217,7 @@ extension ProxyWorker {
         }
         var outcome: ResponseProgress
         if u.pointee.input.count == 0 {
-            outcome = skimShadowResponse(bytes, sh)
+            outcome = skimShadowResponse(bytes, sh, loop)
             if case .more(let used) = outcome, used < bytes.count {
                 if bytes.count - used > Self.maxResponseHead
                     || !pool.append(UnsafeRawBufferPointer(rebasing: bytes[used...]), to: &u.pointee.input) {
@@ -227,7 +228,7 @@ extension ProxyWorker {
         } else if !pool.append(bytes, to: &u.pointee.input) {
             outcome = .malformed
         } else {
-            outcome = skimShadowResponse(u.pointee.input.bytes, sh)
+            outcome = skimShadowResponse(u.pointee.input.bytes, sh, loop)
             switch outcome {
             case .more(let used):
                 BufferPool.consume(used, from: &u.pointee.input)
@@ -252,7 +253,7 @@ extension ProxyWorker {
     }
 
     /// Parses the shadow's response head and skips its body from the front of `bytes`.
-    private func skimShadowResponse(_ bytes: UnsafeRawBufferPointer, _ sh: UnsafeMutablePointer<Shadow>) -> ResponseProgress {
+    private func skimShadowResponse(_ bytes: UnsafeRawBufferPointer, _ sh: UnsafeMutablePointer<Shadow>, _ loop: Loop) -> ResponseProgress {
         var offset = 0
         while offset < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
@@ -271,6 +272,7 @@ extension ProxyWorker {
                     }
                     sh.pointee.responseHeadDone = true
                     sh.pointee.status = Int32(responseParser.statusCode)
+                    if let cs = clusterStats(Int(sh.pointee.cluster)) { cs.upstreamRqTime.record(micros: Int((loop.now - sh.pointee.startNanos) / 1000)) }
                     sh.pointee.upstreamKeepAlive = responseParser.keepAlive
                     switch responseParser.bodyFraming {
                     case .none, .contentLength(0):

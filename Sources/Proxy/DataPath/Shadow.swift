@@ -39,6 +39,8 @@ struct Shadow {
     var responseDecoder = ChunkedDecoder()
     var upstreamKeepAlive = false
     var status: Int32 = 0
+    /// When it was started (its cluster's `upstream_rq_time` runs to the response head).
+    var startNanos: Int64 = 0
 }
 
 /// The head a mirror gets, from the one encoded for the main cluster, as Envoy 1.40's shadow
