@@ -2,8 +2,9 @@
 /// (`type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault`), in `http_filters` or
 /// in a route's `typed_per_filter_config` (which replaces it on that route). Implemented: `delay`
 /// (`fixed_delay` or `header_delay`) and `abort` (`http_status` or `header_abort`), each with its
-/// `percentage`, and `max_active_faults`. Runtime keys are accepted: Ballast's runtime layer refuses every key but its connection limits,
-/// so they are never set and Envoy would use the config's values too. Everything else is refused.
+/// `percentage`, and `max_active_faults`. Its runtime keys (Envoy's `fault.http.*` or the
+/// `*_runtime` names) override those per request when a `layered_runtime` layer sets them
+/// (`runtimeKeys`, `RuntimeValues`). Everything else is refused.
 public struct FaultConfig: Sendable, Hashable {
     public enum Delay: Sendable, Hashable {
         case fixed(nanos: Int64)
