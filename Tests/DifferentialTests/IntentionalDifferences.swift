@@ -43,7 +43,6 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/codec-http2", verdict: .refused, reason: "HTTP/1.1 only; with codec_type AUTO an HTTP/2 preface gets GOAWAY HTTP_1_1_REQUIRED"),
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
     IntentionalDifference(key: "config/ring-hash-priority", verdict: .refused, reason: "priorities and locality weights are applied with ROUND_ROBIN, LEAST_REQUEST and RANDOM, not RING_HASH"),
-    IntentionalDifference(key: "config/request-mirror-cluster-header", verdict: .refused, reason: "a mirror cluster named by a request header is not implemented (cluster only)"),
     IntentionalDifference(key: "config/use-original-dst-two-listeners", verdict: .refused, reason: "no hand-off of redirected connections to the listener bound to their original destination; use_original_dst is accepted with one listener"),
     IntentionalDifference(key: "config/header-unsupported-operator", verdict: .refused, reason: "header values support %DOWNSTREAM_REMOTE_ADDRESS[_WITHOUT_PORT]%, %PROTOCOL%, %HOSTNAME%, %REQ(x)% (request side) so far"),
     IntentionalDifference(key: "config/most-specific-header-mutations-wins", verdict: .refused, reason: "only Envoy's default order (route, virtual host, route configuration; the last applied wins) is implemented"),

@@ -36,6 +36,12 @@ final class MirrorDifferentialTests: XCTestCase {
              request: "GET /dead HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-8\r\n\r\n", mirrored: 0),
         Case(name: "mirror slower than the route timeout: the main answer at once, 504 on the mirror cluster",
              request: "GET /slow HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-9\r\n\r\n", mirrored: 1),
+        Case(name: "cluster_header: the request's x-mirror-cluster names the mirror",
+             request: "GET /hdr HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-11\r\nX-Mirror-Cluster: mirror\r\n\r\n", mirrored: 1),
+        Case(name: "cluster_header absent: not mirrored",
+             request: "GET /hdr HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-12\r\n\r\n", mirrored: 0),
+        Case(name: "cluster_header naming no cluster: not mirrored, the main request unaffected",
+             request: "GET /hdr HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-13\r\nX-Mirror-Cluster: nowhere\r\n\r\n", mirrored: 0),
         Case(name: "mirror cluster at max_connections 1 and max_pending_requests 1: the third copy dropped as overflow, the main requests unaffected",
              request: "GET /tight HTTP/1.1\r\nHost: foo.test\r\nX-Request-Id: mirror-10\r\n\r\n", mirrored: 2, repeats: 3),
     ]
@@ -172,6 +178,7 @@ final class MirrorDifferentialTests: XCTestCase {
         \(route("/dead", "{cluster: mirror_dead}"))
         \(route("/slow", "{cluster: mirror_slow}", timeout: ", timeout: 0.3s"))
         \(route("/tight", "{cluster: mirror_tight}"))
+        \(route("/hdr", "{cluster_header: x-mirror-cluster}"))
           clusters:
         \(cluster("main", main))
         \(cluster("mirror", mirror))

@@ -294,7 +294,10 @@ public struct RouteForwardConfig: Sendable, Hashable {
 
 /// A route's `request_mirror_policies` entry.
 public struct MirrorPolicyConfig: Sendable, Hashable {
-    public let cluster: String
+    /// `cluster`, or nil with `cluster_header`.
+    public let cluster: String?
+    /// `cluster_header` (lower-case): the request's field naming the mirror cluster per request.
+    public var clusterHeader: String? = nil
     /// `runtime_fraction.default_value` (nil: every request). Its runtime key is never set
     /// (layered_runtime refuses such keys), so Envoy draws against the default too.
     public let fraction: FractionalPercent?

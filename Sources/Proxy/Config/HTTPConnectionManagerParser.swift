@@ -598,11 +598,25 @@ extension BootstrapParser {
 
     /// One of a route's `request_mirror_policies` (docs/mirroring.md).
     func parseMirrorPolicy(_ value: ConfigValue) -> MirrorPolicyConfig? {
-        guard let f = value.fields(known: ["cluster", "runtime_fraction", "disable_shadow_host_suffix_append"],
-                                   unsupported: ["cluster_header", "trace_sampled"]) else { return nil }
-        guard f.oneOf(["cluster"], unsupportedAlternatives: ["cluster_header"]) != nil,
-              let c = f["cluster"], let name = c.nonEmptyString() else { return nil }
-        clusterReferences.append(ClusterReference(name: name, value: c))
+        guard let f = value.fields(known: ["cluster", "cluster_header", "runtime_fraction", "disable_shadow_host_suffix_append"],
+                                   unsupported: ["trace_sampled"]) else { return nil }
+        var name: String? = nil
+        var header: String? = nil
+        switch f.oneOf(["cluster", "cluster_header"]) {
+        case "cluster":
+            guard let c = f["cluster"], let n = c.nonEmptyString() else { return nil }
+            clusterReferences.append(ClusterReference(name: n, value: c))
+            name = n
+        case "cluster_header":
+            guard let h = f["cluster_header"], let text = h.nonEmptyString() else { return nil }
+            guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                h.error("'\(text)' is not a valid header name")
+                return nil
+            }
+            header = text.lowercased()
+        default:
+            return nil
+        }
         var fraction: FractionalPercent? = nil
         if let r = f["runtime_fraction"] {
             guard let fp = parseRuntimeFractionalPercent(r) else { return nil }
@@ -613,7 +627,9 @@ extension BootstrapParser {
             guard let b = d.bool() else { return nil }
             noSuffix = b
         }
-        return MirrorPolicyConfig(cluster: name, fraction: fraction, disableHostSuffix: noSuffix)
+        var policy = MirrorPolicyConfig(cluster: name, fraction: fraction, disableHostSuffix: noSuffix)
+        policy.clusterHeader = header
+        return policy
     }
 
     func parseWeightedClusters(_ value: ConfigValue) -> [WeightedClusterConfig]? {

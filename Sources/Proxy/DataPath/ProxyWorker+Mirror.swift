@@ -15,11 +15,17 @@ extension ProxyWorker {
     // MARK: start
 
     /// Starts the route's mirrors for the stream just forwarded (its upstream head is encoded).
-    func startShadows(_ plan: ForwardPlan, _ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+    func startShadows(_ plan: ForwardPlan, _ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
         guard !s.pointee.upgrade else { return }
         for m in plan.mirrors {
             if let f = m.fraction, !f.enabled(rng.next() >> 11) { continue }
-            let token = startShadow(m, s, timeoutNanos: plan.timeoutNanos ?? 0, loop)
+            var cluster = m.cluster
+            if let header = m.clusterHeader {
+                // cluster_header: the request names the mirror; absent or unknown: no copy (Envoy).
+                guard let c = clusterNamed(by: header, in: head) else { continue }
+                cluster = c
+            }
+            let token = startShadow(m, cluster: cluster, s, timeoutNanos: plan.timeoutNanos ?? 0, loop)
             if let sh = shadows.pointer(token) {
                 sh.pointee.next = s.pointee.shadow
                 s.pointee.shadow = token
@@ -27,26 +33,43 @@ extension ProxyWorker {
         }
     }
 
-    private func startShadow(_ m: MirrorPlan, _ s: UnsafeMutablePointer<Stream>, timeoutNanos: Int64, _ loop: Loop) -> UInt64 {
+    /// The cluster whose name is the value of the request's first `header` field (compared as
+    /// bytes: no allocation), or nil.
+    private func clusterNamed(by header: [UInt8], in head: UnsafeRawBufferPointer) -> Int? {
+        let p = requestParser
+        for i in 0..<p.pointee.headerCount {
+            let name = p.pointee.headerNameRange(at: i)
+            guard name.count == header.count else { continue }
+            var same = true
+            for k in 0..<header.count where ASCII.lowercased(head[name.lowerBound + k]) != header[k] { same = false; break }
+            guard same else { continue }
+            let value = UnsafeRawBufferPointer(rebasing: head[p.pointee.headerValueRange(at: i)])
+            for c in plane.clusters where c.name.utf8.elementsEqual(value) { return c.index }
+            return nil
+        }
+        return nil
+    }
+
+    private func startShadow(_ m: MirrorPlan, cluster ci: Int, _ s: UnsafeMutablePointer<Stream>, timeoutNanos: Int64, _ loop: Loop) -> UInt64 {
         var fresh = Shadow()
-        fresh.cluster = Int32(m.cluster)
+        fresh.cluster = Int32(ci)
         fresh.isHEAD = s.pointee.isHEAD
         fresh.timeoutNanos = timeoutNanos
         fresh.startNanos = loop.now
         let token = shadows.insert(fresh)
         let sh = shadows.pointer(token)!
-        let cluster = plane.clusters[m.cluster]
+        let cluster = plane.clusters[ci]
         guard !cluster.isOriginalDst, !cluster.hosts.isEmpty, !cluster.noHealthyHostWithoutPanic else {
             shadowFailed(token, status: 503, loop)  // no healthy upstream
             return token
         }
         guard ClusterResources.tryTake(cluster.resources.requests, limit: cluster.thresholds.maxRequests) else {
-            countShadowOverflow(m.cluster)
+            countShadowOverflow(ci)
             shadowFailed(token, status: 503, loop)
             return token
         }
         sh.pointee.holdsRequest = true
-        let hp = pickHost(m.cluster)
+        let hp = pickHost(ci)
         sh.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
         let main = s.pointee.requestHead.bytes

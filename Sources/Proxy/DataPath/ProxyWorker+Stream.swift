@@ -257,7 +257,7 @@ extension ProxyWorker {
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
-        if let plan, !plan.mirrors.isEmpty { startShadows(plan, s, loop) }
+        if let plan, !plan.mirrors.isEmpty { startShadows(plan, head, s, loop) }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {
             _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
         }

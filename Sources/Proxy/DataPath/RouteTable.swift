@@ -178,7 +178,9 @@ public struct ForwardPlan: Sendable {
 /// One mirror policy, compiled: the cluster's index, the fraction of requests mirrored (nil:
 /// all), whether the Host gets Envoy's `-shadow` suffix.
 public struct MirrorPlan: Sendable {
+    /// The mirror cluster's index, or -1 when `clusterHeader` names it per request.
     public let cluster: Int
+    public var clusterHeader: [UInt8]? = nil
     public let fraction: FractionalPercent?
     public let hostSuffix: Bool
 }
@@ -275,8 +277,14 @@ public struct CompiledRoute: Sendable {
             }
             var mirrors: [MirrorPlan] = []
             for m in f.mirrorPolicies {
-                guard let ci = clusterIndex[m.cluster] else {
-                    throw DataPlane.CompileError(description: "listener '\(listener)': request_mirror_policies: unknown cluster '\(m.cluster)'")
+                if let header = m.clusterHeader {
+                    var plan = MirrorPlan(cluster: -1, fraction: m.fraction, hostSuffix: !m.disableHostSuffix)
+                    plan.clusterHeader = Array(header.utf8)
+                    mirrors.append(plan)
+                    continue
+                }
+                guard let name = m.cluster, let ci = clusterIndex[name] else {
+                    throw DataPlane.CompileError(description: "listener '\(listener)': request_mirror_policies: unknown cluster '\(m.cluster ?? "")'")
                 }
                 mirrors.append(MirrorPlan(cluster: ci, fraction: m.fraction, hostSuffix: !m.disableHostSuffix))
             }
