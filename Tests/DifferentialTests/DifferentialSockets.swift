@@ -163,11 +163,22 @@ final class RecordingUpstream: @unchecked Sendable {
     let port: Int
     private let lock = NSLock()
     private var heads: [String] = []
+    /// Each request's head and body (a chunked body as received, framing included).
+    private var requests: [(head: String, body: [UInt8])] = []
     private var connections: [Int32] = []
+    /// Every answer waits this long first (a slow upstream: the mirror cases).
+    let replyDelayMicros: UInt32
+    /// Health checks (user-agent Envoy/HC) get 503: the host fails them (the priority cases).
+    var failsHealthChecks: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return failing }
+        set { lock.lock(); failing = newValue; lock.unlock() }
+    }
+    private var failing = false
 
     static let body = "upstream says hi"
 
-    init() throws {
+    init(replyDelayMicros: UInt32 = 0) throws {
+        self.replyDelayMicros = replyDelayMicros
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var one: Int32 = 1
@@ -194,6 +205,14 @@ final class RecordingUpstream: @unchecked Sendable {
                 Thread.detachNewThread { [self] in serve(c) }
             }
         }
+    }
+
+    /// Requests (head and body) received since the last call.
+    func takeRequests() -> [(head: String, body: [UInt8])] {
+        lock.lock(); defer { lock.unlock() }
+        let r = requests
+        requests = []
+        return r
     }
 
     /// Heads received since the last call.
@@ -225,14 +244,37 @@ final class RecordingUpstream: @unchecked Sendable {
             for line in head.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-length:") {
                 length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0
             }
+            if head.lowercased().contains("\r\ntransfer-encoding: chunked") {
+                // Up to the last chunk and an empty trailer (the mirror cases' chunked bodies).
+                let end: [UInt8] = Array("0\r\n\r\n".utf8)
+                func ends() -> Int? {
+                    guard data.count >= end.count else { return nil }
+                    for i in 0...(data.count - end.count) where Array(data[i..<(i + end.count)]) == end
+                        && (i == 0 || data[i - 1] == 10) { return i + end.count }
+                    return nil
+                }
+                while ends() == nil {
+                    let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+                    if n <= 0 { Glibc.close(c); return }
+                    data.append(contentsOf: chunk[0..<n])
+                }
+                length = ends()!
+            }
             while data.count < length {
                 let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
                 if n <= 0 { Glibc.close(c); return }
                 data.append(contentsOf: chunk[0..<n])
             }
+            let body = Array(data[0..<length])
             data.removeFirst(length)
-            lock.lock(); heads.append(head); lock.unlock()
+            lock.lock(); heads.append(head); requests.append((head, body)); lock.unlock()
+            if replyDelayMicros > 0 { usleep(replyDelayMicros) }
             let lower = head.lowercased()
+            if lower.contains("\r\nuser-agent: envoy/hc") && failsHealthChecks {
+                let bytes = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                continue
+            }
             let chunked = lower.contains("x-reply-chunked")
             // Slower than the /slow route's 0.3 s timeout, so the proxy answers 504 first.
             if lower.contains("x-reply-delay") { usleep(1_000_000) }

@@ -48,6 +48,15 @@ final class FeatureTableTests: XCTestCase {
         for c in RuntimeDifferentialTests.cases {
             rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
         }
+        // MirrorDifferentialTests fails on any difference: each row is "same" while it passes.
+        for c in MirrorDifferentialTests.cases { rows.append("| request_mirror_policies: \(c.name) | mirror | same |") }
+        for s in PriorityDifferentialTests.scenarios {
+            rows.append("| Locality priorities and weights: \(s.name); /clusters priority, locality, weight, health_flags | priority | \(s.exact == nil ? "same shares (Envoy draws: each within 5 sigma)" : "same counts") |")
+        }
+        rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
+        for step in RuntimeLayerDifferentialTests.steps {
+            rows.append("| layered_runtime \(step): the answer, /runtime, fault counters | runtime | same |")
+        }
         rows.append("| \(differentialStats.count) stats after the same traffic | admin | \(differentialStats.compactMap { n in intentionalDifferences.first { $0.key == "stats/\(n)" }.map { "\($0.verdict.rawValue): \(n): \($0.reason)" } }.first ?? "same") |")
         rows.append("| Prometheus families \(differentialPrometheusFamilies.joined(separator: ", ")) | admin | \(verdict("prometheus")) |")
         rows.append("| /stats?usedonly&filter= | admin | \(verdict("admin/stats?usedonly&filter")) |")

@@ -34,14 +34,53 @@ final class RuntimeConfigTests: XCTestCase {
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: a\n    static_layer: {re2.max_program_size.error_level: 200}")),
                        ["layered_runtime.layers[0].static_layer[\"re2.max_program_size.error_level\"]: runtime key 're2.max_program_size.error_level' is not applied by ballast (applied: overload.global_downstream_max_connections, envoy.resource_limits.listener.<listener name>.connection_limit)"])
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: d\n    disk_layer: {symlink_root: /srv/runtime/current}")),
-                       ["layered_runtime.layers[0].disk_layer: not supported by ballast"])
-        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: admin\n    admin_layer: {}")),
-                       ["layered_runtime.layers[0].admin_layer: not supported by ballast"])
+                       ["layered_runtime.layers[0].disk_layer.symlink_root: unable to add a filesystem watch for '/srv/runtime/current': '/srv/runtime': No such file or directory"])
+        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: r\n    rtds_layer: {name: x}")),
+                       ["layered_runtime.layers[0].rtds_layer: not supported by ballast"])
+        XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: admin\n    admin_layer: {}\n  - name: admin2\n    admin_layer: {}")),
+                       ["layered_runtime.layers[1].admin_layer: a second admin layer (Envoy allows one)"])
         XCTAssertEqual(loadErrors(yaml("  layers:\n  - name: a\n    static_layer: {overload: {global_downstream_max_connections: lots}}")),
                        ["layered_runtime.layers[0].static_layer.overload.global_downstream_max_connections: expected an integer, got 'lots'"])
         // A limit for a listener that does not exist has no effect (as in Envoy): a warning.
         XCTAssertTrue(warnings(yaml("  layers:\n  - name: a\n    static_layer: {envoy.resource_limits.listener.nope.connection_limit: 3}"))
             .contains { $0.contains("no listener is named 'nope'") })
+    }
+
+    /// A disk layer: files under symlink_root/subdirectory[/node.cluster] become keys; only keys
+    /// a fault filter reads are accepted (with integer values), and the merged value reaches the
+    /// snapshot's runtime slots.
+    func testDiskLayerKeysAreTheFaultFiltersOnly() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-disk-layer-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func file(_ path: String, _ text: String) throws {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: full, atomically: false, encoding: .utf8)
+        }
+        try file("current/envoy/fault/http/abort/abort_percent", "7\n")
+        try file("current/envoy/edge/fault/http/abort/abort_percent", "9")
+        try file("current/envoy/.hidden", "x")
+        let fault = "{ name: envoy.filters.http.fault, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { http_status: 503, percentage: { numerator: 0 } } } }"
+        func config(_ layer: String, node: String = "") -> String {
+            let base = dataPathYAML(virtualHosts: dataPathCatchAll("c"), clusters: dataPathCluster("c", ports: [9]))
+                .replacingOccurrences(of: "http_filters:\n", with: "http_filters:\n          - \(fault)\n")
+            return node + base + "\nlayered_runtime:\n  layers:\n  - name: d\n    disk_layer: \(layer)\n"
+        }
+        // Without append_service_cluster the layer holds edge.fault... too, which no filter reads:
+        // refused, naming the key and the directory (the hidden file is skipped).
+        let errors = loadErrors(config("{symlink_root: \"\(root)/current\", subdirectory: envoy}"))
+        XCTAssertEqual(errors.count, 1, "\(errors)")
+        XCTAssertTrue(errors.first?.contains("runtime key 'edge.fault.http.abort.abort_percent' (file under \(root)/current/envoy) is not applied by ballast") ?? false, "\(errors)")
+        // append_service_cluster reads the node's cluster's directory only.
+        let edge = try XCTUnwrap(load(config("{symlink_root: \"\(root)/current\", subdirectory: envoy, append_service_cluster: true}",
+                                             node: "node: { id: n, cluster: edge }\n")))
+        XCTAssertEqual(edge.bootstrap.runtime.layers.first?.entries, ["fault.http.abort.abort_percent": "9"])
+        let plane = try DataPlane.compile(edge.bootstrap)
+        XCTAssertEqual(plane.runtime.keys, ["fault.http.abort.abort_percent", "fault.http.abort.http_status"])
+        XCTAssertEqual(plane.runtime.value(plane.runtime.slot("fault.http.abort.abort_percent")), 9)
+        XCTAssertNil(plane.runtime.value(plane.runtime.slot("fault.http.abort.http_status")))
+        XCTAssertEqual(loadErrors(config("{symlink_root: \"\(root)/current\", append_service_cluster: true}")),
+                       ["layered_runtime.layers[0].disk_layer.append_service_cluster: needs the node's cluster (node.cluster)"])
     }
 
     /// Two connections served, the third closed at accept and counted; a slot given back is reused.

@@ -33,6 +33,10 @@ final class BootstrapParser {
     var unparsableDynamicFiles: Set<DynamicResourceKind> = []
     /// Listener names that runtime connection limits refer to (checked against the listeners).
     var runtimeListenerKeys: [(name: String, value: ConfigValue)] = []
+    /// Runtime keys the fault filters read (a runtime layer may set only these and the limits).
+    var faultRuntimeKeys: Set<String> = []
+    /// Runtime entries other than connection limits, checked once every filter is parsed.
+    var pendingRuntimeKeys: [(key: String, text: String, value: ConfigValue, place: String)] = []
 
     init(diagnostics: ConfigDiagnostics) {
         self.diagnostics = diagnostics
@@ -101,7 +105,8 @@ final class BootstrapParser {
             dynamic.names[.listener] = fromFile.map(\.name)
             listeners += fromFile
         }
-        let runtime = f["layered_runtime"].flatMap(parseLayeredRuntime)
+        let runtime = f["layered_runtime"].flatMap { parseLayeredRuntime($0, serviceCluster: node?.cluster) }
+        checkRuntimeKeys()
         checkCrossReferences()
         let listenerNameSet = Set(listeners.map(\.name))
         for (name, v) in runtimeListenerKeys where !listenerNameSet.contains(name) {
@@ -121,6 +126,7 @@ final class BootstrapParser {
         bootstrap.dynamic = dynamic
         bootstrap.runtime = runtime ?? RuntimeConfig()
         bootstrap.udpListeners = udpListeners
+        bootstrap.runtime.faultKeys = faultRuntimeKeys
         return bootstrap
     }
 

@@ -37,6 +37,9 @@ public struct ClusterConfig: Sendable, Hashable {
     public var tls: TLSConfig? = nil
     /// `common_lb_config.healthy_panic_threshold` (Envoy default 50%; 0 disables panic routing).
     public var healthyPanicThresholdPercent: Double = 50
+    /// `common_lb_config.locality_weighted_lb_config`: a priority's localities share its traffic
+    /// by their `load_balancing_weight` (else locality weights are ignored, as Envoy).
+    public var localityWeighted = false
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {
@@ -82,6 +85,17 @@ public struct EndpointConfig: Sendable, Hashable {
     public let priority: Int
     /// `endpoint.health_check_config.port_value`: health checks go here instead (`nil`: same port).
     public let healthCheckPort: Int?
+    /// The index of its `endpoints[]` entry (its locality) and that entry's locality and weight.
+    public var locality = 0
+    public var place = LocalityConfig()
+}
+
+/// A `LocalityLbEndpoints` entry's `locality` and `load_balancing_weight` (0: unset).
+public struct LocalityConfig: Sendable, Hashable {
+    public var region = ""
+    public var zone = ""
+    public var subZone = ""
+    public var weight = 0
 }
 
 /// `circuit_breakers.thresholds[]` for the two routing priorities.

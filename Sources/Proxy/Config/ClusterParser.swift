@@ -118,12 +118,16 @@ extension BootstrapParser {
             ok = false
         }
         var panicThreshold = 50.0
+        var localityWeighted = false
         if let l = f["common_lb_config"]?.fields(
-            known: ["healthy_panic_threshold"],
-            unsupported: ["zone_aware_lb_config", "locality_weighted_lb_config", "update_merge_window", "ignore_new_hosts_until_first_hc",
+            known: ["healthy_panic_threshold", "locality_weighted_lb_config"],
+            unsupported: ["zone_aware_lb_config", "update_merge_window", "ignore_new_hosts_until_first_hc",
                           "close_connections_on_host_set_change", "consistent_hashing_lb_config", "override_host_status"]) {
             if let t = l["healthy_panic_threshold"]?.fields(known: ["value"]) {
                 if let v = t["value"]?.double(0...100) { panicThreshold = v } else if t.has("value") { ok = false }
+            }
+            if let w = l["locality_weighted_lb_config"] {
+                if w.fields(known: []) != nil { localityWeighted = true } else { ok = false }
             }
         } else if f.has("common_lb_config") {
             ok = false
@@ -161,6 +165,14 @@ extension BootstrapParser {
         if f["transport_socket"] != nil && tls == nil { ok = false }
         if tls != nil, let name { tlsClusterNames.insert(name) }
 
+        if policy == .ringHash, endpoints.contains(where: { $0.priority > 0 }) {
+            f.error("load_assignment", "priorities other than 0 are not applied with RING_HASH by ballast (only ROUND_ROBIN, LEAST_REQUEST and RANDOM)")
+            ok = false
+        }
+        if policy == .ringHash && localityWeighted {
+            f.error("common_lb_config.locality_weighted_lb_config", "not applied with RING_HASH by ballast (only ROUND_ROBIN, LEAST_REQUEST and RANDOM)")
+            ok = false
+        }
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
         var cluster = ClusterConfig(
             name: name, discoveryType: type, connectTimeoutNanos: connectTimeout, lbPolicy: policy,
@@ -171,6 +183,7 @@ extension BootstrapParser {
         cluster.cleanupIntervalNanos = cleanup
         cluster.tls = tls
         cluster.healthyPanicThresholdPercent = panicThreshold
+        cluster.localityWeighted = localityWeighted
         return cluster
     }
 
@@ -178,16 +191,23 @@ extension BootstrapParser {
         guard let f = value.fields(known: ["cluster_name", "endpoints"], unsupported: ["policy", "named_endpoints"]) else { return nil }
         var ok = f.required("cluster_name")?.nonEmptyString() != nil
         var endpoints: [EndpointConfig] = []
-        for locality in f["endpoints"]?.list() ?? [] {
+        for (localityIndex, locality) in (f["endpoints"]?.list() ?? []).enumerated() {
             guard let l = locality.fields(
-                known: ["lb_endpoints", "locality", "priority"],
-                unsupported: ["load_balancing_weight", "leds_cluster_locality_config", "proximity", "metadata"]) else { ok = false; continue }
-            _ = l["locality"]?.fields(known: ["region", "zone", "sub_zone"])
-            let priority = l["priority"]?.int(0...127) ?? 0
-            if priority != 0 {
-                l.error("priority", "not applied by ballast yet (in Envoy: hosts of priority \(priority) take traffic only when higher priorities are unhealthy); remove it")
-                ok = false
+                known: ["lb_endpoints", "locality", "priority", "load_balancing_weight"],
+                unsupported: ["leds_cluster_locality_config", "proximity", "metadata"]) else { ok = false; continue }
+            var place = LocalityConfig()
+            if let names = l["locality"]?.fields(known: ["region", "zone", "sub_zone"]) {
+                place.region = names["region"]?.string() ?? ""
+                place.zone = names["zone"]?.string() ?? ""
+                place.subZone = names["sub_zone"]?.string() ?? ""
             }
+            let givenPriority = l["priority"]?.int(0...127)
+            if l.has("priority") && givenPriority == nil { ok = false }
+            let priority = givenPriority ?? 0
+            // Unset: 0, which a locality-weighted cluster never picks (Envoy's rule).
+            let givenWeight = l["load_balancing_weight"]?.int(1...Int(UInt32.max))
+            if l.has("load_balancing_weight") && givenWeight == nil { ok = false }
+            place.weight = givenWeight ?? 0
             for item in l["lb_endpoints"]?.list() ?? [] {
                 guard let e = item.fields(known: ["endpoint", "load_balancing_weight"],
                                           unsupported: ["endpoint_name", "metadata", "health_status"]) else { ok = false; continue }
@@ -202,7 +222,10 @@ extension BootstrapParser {
                     healthPort = h["port_value"]?.int(1...65535)
                 }
                 guard let address, e["load_balancing_weight"] == nil || weight != nil else { ok = false; continue }
-                endpoints.append(EndpointConfig(address: address, weight: weight ?? 1, priority: priority, healthCheckPort: healthPort))
+                var parsed = EndpointConfig(address: address, weight: weight ?? 1, priority: priority, healthCheckPort: healthPort)
+                parsed.locality = localityIndex
+                parsed.place = place
+                endpoints.append(parsed)
             }
         }
         return ok ? endpoints : nil

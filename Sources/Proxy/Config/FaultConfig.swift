@@ -2,8 +2,9 @@
 /// (`type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault`), in `http_filters` or
 /// in a route's `typed_per_filter_config` (which replaces it on that route). Implemented: `delay`
 /// (`fixed_delay` or `header_delay`) and `abort` (`http_status` or `header_abort`), each with its
-/// `percentage`, and `max_active_faults`. Runtime keys are accepted: Ballast's runtime layer refuses every key but its connection limits,
-/// so they are never set and Envoy would use the config's values too. Everything else is refused.
+/// `percentage`, and `max_active_faults`. Its runtime keys (Envoy's `fault.http.*` or the
+/// `*_runtime` names) override those per request when a `layered_runtime` layer sets them
+/// (`runtimeKeys`, `RuntimeValues`). Everything else is refused.
 public struct FaultConfig: Sendable, Hashable {
     public enum Delay: Sendable, Hashable {
         case fixed(nanos: Int64)
@@ -24,6 +25,20 @@ public struct FaultConfig: Sendable, Hashable {
     public let abortPercentage: FractionalPercent
     /// nil: no limit.
     public let maxActiveFaults: Int?
+    /// The runtime keys this filter reads (Envoy's `fault.http.*` defaults, or the `*_runtime`
+    /// fields), only for the parts configured: a layer may set them (docs/dynamic-config.md).
+    public var runtimeKeys = FaultRuntimeKeys()
+}
+
+/// The runtime keys a fault config reads; nil: the part is not configured (the key is not read).
+public struct FaultRuntimeKeys: Sendable, Hashable {
+    public var delayPercent: String?
+    public var delayDuration: String?
+    public var abortPercent: String?
+    public var abortHTTPStatus: String?
+    public var maxActiveFaults: String?
+
+    public var all: [String] { [delayPercent, delayDuration, abortPercent, abortHTTPStatus, maxActiveFaults].compactMap { $0 } }
 }
 
 extension BootstrapParser {
@@ -86,7 +101,19 @@ extension BootstrapParser {
             } else if let n = v.int(0...Int(UInt32.max)) { maxActive = n } else { ok = false }
         }
         guard ok else { return nil }
-        return FaultConfig(delay: delay, delayPercentage: delayPercentage, abort: abort, abortPercentage: abortPercentage, maxActiveFaults: maxActive)
+        var config = FaultConfig(delay: delay, delayPercentage: delayPercentage, abort: abort, abortPercentage: abortPercentage, maxActiveFaults: maxActive)
+        func key(_ field: String, _ envoyDefault: String) -> String { f[field]?.string() ?? envoyDefault }
+        if delay != nil {
+            config.runtimeKeys.delayPercent = key("delay_percent_runtime", "fault.http.delay.fixed_delay_percent")
+            config.runtimeKeys.delayDuration = key("delay_duration_runtime", "fault.http.delay.fixed_duration_ms")
+        }
+        if abort != nil {
+            config.runtimeKeys.abortPercent = key("abort_percent_runtime", "fault.http.abort.abort_percent")
+            config.runtimeKeys.abortHTTPStatus = key("abort_http_status_runtime", "fault.http.abort.http_status")
+        }
+        if maxActive != nil { config.runtimeKeys.maxActiveFaults = key("max_active_faults_runtime", "fault.http.max_active_faults") }
+        faultRuntimeKeys.formUnion(config.runtimeKeys.all)
+        return config
     }
 }
 

@@ -288,6 +288,21 @@ public struct RouteForwardConfig: Sendable, Hashable {
     public var upgradeConfigs: [UpgradeConfig] = []
     /// `regex_rewrite`: the path rewritten by an RE2 pattern and substitution (never with prefix_rewrite).
     public var regexRewrite: RegexRewriteConfig?
+    /// `request_mirror_policies[]`: shadow copies of each request (docs/mirroring.md).
+    public var mirrorPolicies: [MirrorPolicyConfig] = []
+}
+
+/// A route's `request_mirror_policies` entry.
+public struct MirrorPolicyConfig: Sendable, Hashable {
+    /// `cluster`, or nil with `cluster_header`.
+    public let cluster: String?
+    /// `cluster_header` (lower-case): the request's field naming the mirror cluster per request.
+    public var clusterHeader: String? = nil
+    /// `runtime_fraction.default_value` (nil: every request). Its runtime key is never set
+    /// (layered_runtime refuses such keys), so Envoy draws against the default too.
+    public let fraction: FractionalPercent?
+    /// `disable_shadow_host_suffix_append`: the Host goes to the mirror unchanged.
+    public let disableHostSuffix: Bool
 }
 
 public struct RegexRewriteConfig: Sendable, Hashable {

@@ -519,13 +519,13 @@ extension BootstrapParser {
     func parseRouteAction(_ value: ConfigValue, pathMatch: PathMatch?) -> RouteForwardConfig? {
         guard let f = value.fields(
             known: ["cluster", "weighted_clusters", "timeout", "idle_timeout", "prefix_rewrite", "host_rewrite_literal",
-                    "retry_policy", "hash_policy", "upgrade_configs", "regex_rewrite"],
+                    "retry_policy", "hash_policy", "upgrade_configs", "regex_rewrite", "request_mirror_policies"],
             unsupported: ["cluster_header", "cluster_specifier_plugin", "inline_cluster_specifier_plugin", "metadata_match",
                           "path_rewrite_policy", "host_rewrite_header", "host_rewrite_path_regex",
                           "auto_host_rewrite", "host_rewrite", "append_x_forwarded_host", "priority", "rate_limits",
                           "include_vh_rate_limits", "cors", "max_grpc_timeout", "grpc_timeout_offset",
                           "internal_redirect_policy", "internal_redirect_action", "max_internal_redirects",
-                          "hedge_policy", "max_stream_duration", "request_mirror_policies", "request_mirror_policy",
+                          "hedge_policy", "max_stream_duration", "request_mirror_policy",
                           "retry_policy_typed_config", "early_data_policy", "cluster_not_found_response_code",
                           "hash_policy_typed_config"]) else { return nil }
         var target: RouteTarget?
@@ -561,6 +561,10 @@ extension BootstrapParser {
             if let h = parseHashPolicy(item) { hashes.append(h) } else { ok = false }
         }
         let upgrades = parseUpgradeConfigs(f, route: true)
+        var mirrors: [MirrorPolicyConfig] = []
+        for item in f["request_mirror_policies"]?.list() ?? [] {
+            if let m = parseMirrorPolicy(item) { mirrors.append(m) } else { ok = false }
+        }
         var regexRewrite: RegexRewriteConfig? = nil
         if let r = f["regex_rewrite"] {
             if f["prefix_rewrite"] != nil {
@@ -587,7 +591,44 @@ extension BootstrapParser {
                                         retryPolicy: retry, hashPolicy: hashes)
         config.upgradeConfigs = upgrades
         config.regexRewrite = regexRewrite
+        config.mirrorPolicies = mirrors
         return config
+    }
+
+    /// One of a route's `request_mirror_policies` (docs/mirroring.md).
+    func parseMirrorPolicy(_ value: ConfigValue) -> MirrorPolicyConfig? {
+        guard let f = value.fields(known: ["cluster", "cluster_header", "runtime_fraction", "disable_shadow_host_suffix_append"],
+                                   unsupported: ["trace_sampled"]) else { return nil }
+        var name: String? = nil
+        var header: String? = nil
+        switch f.oneOf(["cluster", "cluster_header"]) {
+        case "cluster":
+            guard let c = f["cluster"], let n = c.nonEmptyString() else { return nil }
+            clusterReferences.append(ClusterReference(name: n, value: c))
+            name = n
+        case "cluster_header":
+            guard let h = f["cluster_header"], let text = h.nonEmptyString() else { return nil }
+            guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                h.error("'\(text)' is not a valid header name")
+                return nil
+            }
+            header = text.lowercased()
+        default:
+            return nil
+        }
+        var fraction: FractionalPercent? = nil
+        if let r = f["runtime_fraction"] {
+            guard let fp = parseRuntimeFractionalPercent(r) else { return nil }
+            fraction = fp
+        }
+        var noSuffix = false
+        if let d = f["disable_shadow_host_suffix_append"] {
+            guard let b = d.bool() else { return nil }
+            noSuffix = b
+        }
+        var policy = MirrorPolicyConfig(cluster: name, fraction: fraction, disableHostSuffix: noSuffix)
+        policy.clusterHeader = header
+        return policy
     }
 
     func parseWeightedClusters(_ value: ConfigValue) -> [WeightedClusterConfig]? {

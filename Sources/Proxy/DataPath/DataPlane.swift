@@ -18,10 +18,15 @@ public final class DataPlane: Sendable {
     public let globalConnections: ConnectionCount
     /// `/healthcheck/fail` state (lent from snapshot to snapshot).
     public let serverHealth: ServerHealth
+    /// The runtime keys read per request (the fault filters'), lent while the key set stays.
+    public var runtime: RuntimeValues { runtimeValues }
+    private let runtimeValues: RuntimeValues
 
     init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
          globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth(),
-         udpListeners: [UDPListenerPlan] = []) {
+         udpListeners: [UDPListenerPlan] = [],
+         runtime: RuntimeValues = RuntimeValues(keys: [])) {
+        self.runtimeValues = runtime
         self.listeners = listeners
         self.udpListeners = udpListeners
         self.clusters = clusters
@@ -73,6 +78,11 @@ public final class DataPlane: Sendable {
         }
         var listeners: [ListenerPlan] = []
         let serverHealth = previous?.serverHealth ?? ServerHealth()
+        // The keys the fault filters read; the values as the layers have them at load (ProxyOps
+        // publishes the admin layer's and the live disk layers' on top).
+        let runtime = previous.flatMap { Set($0.runtime.keys) == bootstrap.runtime.faultKeys ? $0.runtime : nil }
+            ?? RuntimeValues(keys: bootstrap.runtime.faultKeys)
+        runtime.publish(RuntimeValues.merge(bootstrap.runtime.layers.map(\.entries)))
         for (li, l) in bootstrap.listeners.enumerated() {
             guard let address = l.address.socketAddress else {
                 throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
@@ -86,7 +96,7 @@ public final class DataPlane: Sendable {
             let kind: ListenerPlan.Kind
             switch terminal {
             case .httpConnectionManager(let hcm):
-                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name,
+                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
                                           serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
             case .tcpProxy(let tcp):
                 guard let ci = clusterIndex[tcp.cluster] else {
@@ -116,7 +126,7 @@ public final class DataPlane: Sendable {
         return DataPlane(listeners: listeners, clusters: clusters,
                          globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
                          globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth,
-                         udpListeners: udp)
+                         udpListeners: udp, runtime: runtime)
     }
 
     /// A cluster's hosts: its numeric endpoints, and what its endpoint names resolve to now
@@ -125,7 +135,8 @@ public final class DataPlane: Sendable {
         var hosts: [HostPlan] = []
         for e in c.endpoints {
             if let address = e.address.socketAddress {
-                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort))
+                hosts.append(HostPlan(address: address, name: address.description, weight: e.weight, healthCheckPort: e.healthCheckPort,
+                                      priority: e.priority, locality: e.locality))
             } else {
                 let resolved = resolve(e.address.address, port: e.address.port, family: c.dnsLookupFamily)
                 if resolved.isEmpty && warn {
@@ -133,7 +144,7 @@ public final class DataPlane: Sendable {
                 }
                 for a in (c.discoveryType == .logicalDNS ? Array(resolved.prefix(1)) : resolved) {
                     hosts.append(HostPlan(address: a, name: a.description, weight: e.weight, healthCheckPort: e.healthCheckPort,
-                                          hostname: e.address.address))
+                                          hostname: e.address.address, priority: e.priority, locality: e.locality))
                 }
             }
         }
@@ -225,6 +236,9 @@ public struct HostPlan: Sendable {
     public var healthCheckPort: Int? = nil
     /// The DNS name it was resolved from (STRICT_DNS / LOGICAL_DNS), empty for a numeric endpoint.
     public var hostname: String = ""
+    /// Its locality's priority (0 first) and the index of its locality (`endpoints[]` entry).
+    public var priority = 0
+    public var locality = 0
 
     /// What a host's health is tied to: the address it is checked at.
     var healthCheckKey: String { "\(name) \(healthCheckPort ?? 0)" }
@@ -307,6 +321,15 @@ public final class ClusterPlan: Sendable {
     /// `common_lb_config.healthy_panic_threshold` (percent, Envoy's default 50): below this share
     /// of healthy hosts the cluster routes to every host.
     public let healthyPanicThresholdPercent: Double
+    /// Priority levels (1 + the highest endpoint priority) and locality weighting: when either
+    /// is in use, picks go through `PriorityTable` (ProxyWorker+Priority).
+    public let priorityCount: Int
+    public let localityWeighted: Bool
+    /// Each locality's `load_balancing_weight` (by `endpoints[]` index; 0: unset), and its names
+    /// (/clusters prints them).
+    public let localityWeights: [Int]
+    public let localities: [LocalityConfig]
+    var prioritized: Bool { priorityCount > 1 || localityWeighted }
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
         self.resources = resources
@@ -331,6 +354,12 @@ public final class ClusterPlan: Sendable {
         self.tcpKeepalive = config.tcpKeepalive
         self.isOriginalDst = config.discoveryType == .originalDst
         self.cleanupIntervalNanos = config.cleanupIntervalNanos
+        self.priorityCount = 1 + (hosts.map(\.priority).max() ?? 0)
+        self.localityWeighted = config.localityWeighted
+        var places = [LocalityConfig](repeating: LocalityConfig(), count: 1 + (config.endpoints.map(\.locality).max() ?? 0))
+        for e in config.endpoints { places[e.locality] = e.place }
+        self.localities = places
+        self.localityWeights = places.map(\.weight)
     }
 }
 
@@ -388,7 +417,7 @@ public final class HTTPPlan: Sendable {
     /// `upgrade_configs`: the connection manager's upgrade types (routes may override).
     let upgrades: UpgradePolicy
 
-    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String,
+    init(_ c: HTTPConnectionManagerConfig, clusterIndex: [String: Int], listener: String, runtime: RuntimeValues,
          serviceCluster: String = "", health: ServerHealth = ServerHealth()) throws(DataPlane.CompileError) {
         statPrefix = c.statPrefix
         routes = try RouteTable(c.routeConfig, clusterIndex: clusterIndex, listener: listener)
@@ -477,7 +506,7 @@ public final class HTTPPlan: Sendable {
                     guard case .fault(let rc)? = r.perFilterConfigs[name] else { return nil }
                     return rc
                 }
-                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats)))
+                kinds.append(.fault(FaultPlan(filter: config, perRoute: perRoute, stats: stats, runtime: runtime)))
             case .localRateLimit(let config, let name):
                 let filter = LocalRateLimiter(config, stats: statsFor(config.statPrefix))
                 let perRoute = routeConfigs.map { r -> LocalRateLimiter? in

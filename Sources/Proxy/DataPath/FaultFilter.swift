@@ -10,55 +10,73 @@ import Synchronization
 /// `x-envoy-fault-abort-request`) answers `fault filter abort` with response flag FI.
 enum FaultFilter {
     static func decodeHeaders(_ ctx: inout FilterContext, _ plan: FaultPlan, index: Int) -> FilterStatus {
-        let config = ctx.route.flatMap { plan.perRoute[$0.index] } ?? plan.filter
+        let routeConfig = ctx.route.flatMap { plan.perRoute[$0.index] }
+        let config = routeConfig ?? plan.filter
+        let slots = routeConfig != nil ? plan.perRouteSlots[ctx.route!.index] : plan.filterSlots
         var rng = SplitMix64(seed: ctx.random ^ 0x6661_756C_7400)
         if ctx.resumingDelay {
             // Back from the delay: an abort may follow it, as in Envoy.
             ctx.resumingDelay = false
-            return abortIfDrawn(&ctx, config, plan, &rng)
+            return abortIfDrawn(&ctx, config, slots, plan, &rng)
         }
-        if let max = config.maxActiveFaults, plan.stats.activeFaults.load(ordering: .relaxed) >= max {
+        // Runtime keys (fault.http.* or the *_runtime names) override the config per request.
+        if let configured = config.maxActiveFaults,
+           plan.stats.activeFaults.load(ordering: .relaxed) >= plan.runtime.value(slots.maxActiveFaults).map({ Int($0) }) ?? configured {
             plan.stats.faultsOverflow.wrappingAdd(1, ordering: .relaxed)
             return .continue
         }
-        if let delay = config.delay, let nanos = delayNanos(delay, config, ctx.request, &rng) {
+        if let delay = config.delay, let nanos = delayNanos(delay, config, slots, plan.runtime, ctx.request, &rng) {
             plan.stats.delaysInjected.wrappingAdd(1, ordering: .relaxed)
             markActive(&ctx, plan)
             ctx.decision = .delay(nanos: nanos, resumeAt: index)
             return .stopIteration
         }
-        return abortIfDrawn(&ctx, config, plan, &rng)
+        return abortIfDrawn(&ctx, config, slots, plan, &rng)
     }
 
-    private static func abortIfDrawn(_ ctx: inout FilterContext, _ config: FaultConfig, _ plan: FaultPlan, _ rng: inout SplitMix64) -> FilterStatus {
+    private static func abortIfDrawn(_ ctx: inout FilterContext, _ config: FaultConfig, _ slots: FaultSlots, _ plan: FaultPlan,
+                                     _ rng: inout SplitMix64) -> FilterStatus {
         guard let abort = config.abort else { return .continue }
-        let percentage = drawnPercentage(config.abortPercentage, header: abort == .header ? FaultHeaders.abortPercentage : nil, ctx.request)
-        guard percentage.enabled(rng.next()) else { return .continue }
-        let status: Int
+        let drawn = drawnPercentage(config.abortPercentage, header: abort == .header ? FaultHeaders.abortPercentage : nil, ctx.request)
+        guard runtimePercentage(drawn, slots.abortPercent, plan.runtime).enabled(rng.next()) else { return .continue }
+        var status: Int
         switch abort {
         case .httpStatus(let code): status = code
         case .header:
             guard let code = ctx.request.firstDecimal(FaultHeaders.abort), (200..<600).contains(code) else { return .continue }
             status = Int(code)
         }
+        if let v = plan.runtime.value(slots.abortHTTPStatus), (200..<600).contains(v) { status = Int(v) }
         plan.stats.abortsInjected.wrappingAdd(1, ordering: .relaxed)
         markActive(&ctx, plan)
         ctx.decision = .localReply(LocalReply(status: status, body: .text("fault filter abort"), flags: .faultInjected, details: .faultFilterAbort))
         return .stopIteration
     }
 
-    private static func delayNanos(_ delay: FaultConfig.Delay, _ config: FaultConfig, _ request: RequestView, _ rng: inout SplitMix64) -> Int64? {
-        let percentage = drawnPercentage(config.delayPercentage, header: delay == .header ? FaultHeaders.delayPercentage : nil, request)
-        guard percentage.enabled(rng.next()) else { return nil }
+    private static func delayNanos(_ delay: FaultConfig.Delay, _ config: FaultConfig, _ slots: FaultSlots, _ runtime: RuntimeValues,
+                                   _ request: RequestView, _ rng: inout SplitMix64) -> Int64? {
+        let drawn = drawnPercentage(config.delayPercentage, header: delay == .header ? FaultHeaders.delayPercentage : nil, request)
+        guard runtimePercentage(drawn, slots.delayPercent, runtime).enabled(rng.next()) else { return nil }
+        var ms: Int64
         switch delay {
         case .fixed(let nanos):
             // Envoy counts the delay in whole milliseconds and injects none below 1 ms.
-            let ms = nanos / 1_000_000
-            return ms > 0 ? ms * 1_000_000 : nil
+            ms = nanos / 1_000_000
         case .header:
-            guard let ms = request.firstDecimal(FaultHeaders.delay), ms > 0, ms < UInt64(Int64.max / 1_000_000) else { return nil }
-            return Int64(ms) * 1_000_000
+            guard let h = request.firstDecimal(FaultHeaders.delay), h < UInt64(Int64.max / 1_000_000) else { return nil }
+            ms = Int64(h)
         }
+        // The runtime duration replaces the configured or requested one (Envoy's getInteger).
+        if let v = runtime.value(slots.delayDuration) { ms = min(v, Int64.max / 1_000_000) }
+        return ms > 0 ? ms * 1_000_000 : nil
+    }
+
+    /// A runtime percentage replaces the numerator, in the configured denominator (Envoy's
+    /// featureEnabled with a FractionalPercent default).
+    @inline(__always)
+    private static func runtimePercentage(_ configured: FractionalPercent, _ slot: Int, _ runtime: RuntimeValues) -> FractionalPercent {
+        guard let v = runtime.value(slot) else { return configured }
+        return FractionalPercent(numerator: UInt64(v), denominator: configured.denominator)
     }
 
     /// A header-driven fault's percentage: the request's `...-percentage` header, capped at the
@@ -85,11 +103,40 @@ enum FaultHeaders {
 }
 
 /// The filter in a chain: its config, per route index a route's override, and the HCM's
-/// `fault.*` stats.
+/// `fault.*` stats; the runtime slots of each config's keys.
 public struct FaultPlan: Sendable {
     let filter: FaultConfig
     let perRoute: [FaultConfig?]
     let stats: FaultStats
+    let runtime: RuntimeValues
+    let filterSlots: FaultSlots
+    let perRouteSlots: [FaultSlots]
+
+    init(filter: FaultConfig, perRoute: [FaultConfig?], stats: FaultStats, runtime: RuntimeValues) {
+        self.filter = filter
+        self.perRoute = perRoute
+        self.stats = stats
+        self.runtime = runtime
+        filterSlots = FaultSlots(filter.runtimeKeys, runtime)
+        perRouteSlots = perRoute.map { FaultSlots($0?.runtimeKeys ?? FaultRuntimeKeys(), runtime) }
+    }
+}
+
+/// A fault config's runtime keys as slots in `RuntimeValues` (-1: not read).
+struct FaultSlots: Sendable {
+    let delayPercent: Int
+    let delayDuration: Int
+    let abortPercent: Int
+    let abortHTTPStatus: Int
+    let maxActiveFaults: Int
+
+    init(_ keys: FaultRuntimeKeys, _ runtime: RuntimeValues) {
+        delayPercent = runtime.slot(keys.delayPercent)
+        delayDuration = runtime.slot(keys.delayDuration)
+        abortPercent = runtime.slot(keys.abortPercent)
+        abortHTTPStatus = runtime.slot(keys.abortHTTPStatus)
+        maxActiveFaults = runtime.slot(keys.maxActiveFaults)
+    }
 }
 
 /// `http.<stat_prefix>.fault.*`, shared by every worker (and by the fault filters of one HCM).

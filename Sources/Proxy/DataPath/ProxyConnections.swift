@@ -121,6 +121,9 @@ struct Stream {
     var generation: UInt32 = 0
     /// Request fields the access log needs, captured at the head (`AccessLogCapture`), pooled.
     var logFields = ByteBuffer.empty
+    /// The first of this request's mirrored copies still taking body bytes (`Shadow.next` chains
+    /// the others), or 0.
+    var shadow: UInt64 = 0
 }
 
 /// Where a client connection is in its life. Orthogonal to it: whether a stream is active
@@ -212,8 +215,11 @@ struct Upstream {
     var hostPool: Int32 = -1
     var cluster: Int32 = -1
     var state = UpstreamState.connecting
-    /// The downstream whose stream this connection serves (busy, or connecting for it), or 0.
+    /// The downstream whose stream this connection serves (busy, or connecting for it), a
+    /// `Shadow` (a mirrored request: kind `ConnKind.shadow`), or 0.
     var owner: UInt64 = 0
+    /// A mirrored request's route timeout while this connection serves it (0: none).
+    var shadowDeadline: Int64 = 0
     /// A partial response head (or body bytes held while parsing).
     var input = ByteBuffer.empty
     /// Request bytes on their way to the upstream.

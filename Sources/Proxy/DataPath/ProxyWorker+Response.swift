@@ -56,6 +56,10 @@ extension ProxyWorker {
             return
         }
         let owner = u.pointee.owner
+        if ConnToken.kind(owner) == ConnKind.shadow.rawValue {
+            shadowResponseInput(bytes, up, u, loop)
+            return
+        }
         guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner),
               let s = stream(of: d), s.pointee.upstream == up else {
             // Bytes nobody asked for (on an idle connection): the connection is out of step.
@@ -324,6 +328,10 @@ extension ProxyWorker {
     /// The upstream closed or reset its connection.
     func upstreamEnded(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop, reset: Bool) {
         let owner = u.pointee.owner
+        if ConnToken.kind(owner) == ConnKind.shadow.rawValue && u.pointee.state == .busy {
+            shadowUpstreamEnded(up, u, loop, reset: reset)
+            return
+        }
         guard u.pointee.state == .busy, owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else {
             if u.pointee.state == .connecting {
                 connectFailed(up, u, loop, timedOut: false)

@@ -257,6 +257,7 @@ extension ProxyWorker {
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
+        if let plan, !plan.mirrors.isEmpty { startShadows(plan, head, s, loop) }
         if s.pointee.expectsContinue && !s.pointee.requestComplete {
             _ = pool.append(UnsafeRawBufferPointer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"), to: &d.pointee.pending)
         }
@@ -302,6 +303,7 @@ extension ProxyWorker {
                 switch s.pointee.requestDecoder.decode(slice) {
                 case let .data(range, consumed):
                     _ = pool.append(UnsafeRawBufferPointer(rebasing: slice[range]), to: &up.pointee.pending)
+                    if s.pointee.shadow != 0 { mirrorRequestBody(UnsafeRawBufferPointer(rebasing: slice[range]), s, loop) }
                     s.pointee.bytesReceived += range.count
                     used += consumed
                 case let .needMore(consumed):
@@ -347,6 +349,7 @@ extension ProxyWorker {
             if !payloadAppended {
                 _ = http?.filters.decodeData(chunk, endStream: done)
                 _ = pool.append(chunk, to: &up.pointee.pending)
+                if s.pointee.shadow != 0 { mirrorRequestBody(chunk, s, loop) }
             }
             flushUpstream(up, loop)
         }
@@ -359,6 +362,7 @@ extension ProxyWorker {
         guard let s = stream(of: d) else { return }
         s.pointee.requestComplete = true
         d.pointee.requestDeadline = 0
+        if s.pointee.shadow != 0 { shadowsRequestComplete(s, loop) }
         let route = s.pointee.route
         if route >= 0, let http = httpPlan(s.pointee.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
            !s.pointee.responseComplete {
@@ -479,6 +483,7 @@ extension ProxyWorker {
             }
         }
         if s.pointee.hostPool >= 0 { upstreamPools[Int(s.pointee.hostPool)].activeRequests -= 1 }
+        if s.pointee.shadow != 0 { detachShadows(s, loop) }
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }

@@ -18,12 +18,14 @@ extension ProxyWorker {
 
     /// The index (in the cluster's host list) of the next host for cluster `ci`.
     func pickHostIndex(_ ci: Int, hash: UInt64? = nil) -> Int {
+        if plane.clusters[ci].prioritized { return pickPrioritizedHost(ci) }
         let n = plane.clusters[ci].hosts.count
         // Active health checks: one relaxed load per pick while every host is healthy.
         if let health = plane.clusters[ci].health {
             let healthy = health.healthyHosts.load(ordering: .relaxed)
             if healthy < n {
-                if Double(healthy) * 100 < plane.clusters[ci].healthyPanicThresholdPercent * Double(n) || healthy == 0 {
+                // Envoy: no panic while 1.4 x the healthy share reaches 100% (the overprovisioning factor).
+                if healthy * 140 < 100 * n && Double(healthy * 100 / n) < plane.clusters[ci].healthyPanicThresholdPercent || healthy == 0 {
                     // Envoy's panic: too few healthy hosts, so every host takes traffic.
                     if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
                 } else {
@@ -177,6 +179,19 @@ extension ProxyWorker {
 
     /// Starts a connection to the host for the stream of `owner` (the connection slot is taken).
     func openConnection(_ hp: Int, owner: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let up = connectUpstream(hp, owner: owner, loop)
+        guard up != 0 else {
+            localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
+            return
+        }
+        stream(of: d)!.pointee.upstream = up
+        if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
+    }
+
+    /// Opens a connection to host pool `hp` for `owner` (a downstream or a shadow; the
+    /// connection slot is taken). 0 when no socket could be made (counted as a connect failure,
+    /// the slot given back).
+    func connectUpstream(_ hp: Int, owner: UInt64, _ loop: Loop) -> UInt64 {
         let ci = Int(upstreamPools[hp].cluster)
         let cluster = plane.clusters[ci]
         let address = hostAddress(hp)
@@ -187,8 +202,7 @@ extension ProxyWorker {
             ClusterResources.give(cluster.resources.connections)
             inc(stats.upstreamCxConnectFail)
             if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
-            localReply(LocalReply(status: 503, body: .text(LocalReplyText.connectFailure), flags: .upstreamConnectionFailure, details: .connectFailure), owner, d, loop)
-            return
+            return 0
         }
         Sockets.setNoDelay(fd)
         if let k = cluster.tcpKeepalive { k.apply(to: fd) }
@@ -209,9 +223,8 @@ extension ProxyWorker {
         inc(stats.upstreamCxTotal)
         inc(stats.upstreamCxActive)
         if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxTotal); inc(cs.upstreamCxActive) }
-        stream(of: d)!.pointee.upstream = up
         loop.backend.connect(fd: fd, token: up, address: address)
-        if let p = ups.pointer(up) { armUpstreamTimer(up, p, loop) }
+        return up
     }
 
     /// Binds a ready connection to the stream and sends the request head (and body bytes waiting).
@@ -255,8 +268,8 @@ extension ProxyWorker {
         u.pointee.owner = 0
         u.pointee.state = .idle
         let hp = Int(u.pointee.hostPool)
-        if let (token, d) = nextQueued(hp) {
-            attach(up, u, token, d, loop)
+        if let owner = nextQueued(hp) {
+            if let d = downs.pointer(owner) { attach(up, u, owner, d, loop) } else { attachShadow(up, u, owner, loop) }
             connectForQueued(hp, loop)
             return
         }
@@ -267,11 +280,15 @@ extension ProxyWorker {
         }
     }
 
-    /// The oldest stream still waiting for a connection to host pool `hp`.
-    func nextQueued(_ hp: Int) -> (UInt64, UnsafeMutablePointer<Downstream>)? {
+    /// The oldest owner still waiting for a connection to host pool `hp`: a downstream whose
+    /// stream is queued there, or a queued shadow.
+    func nextQueued(_ hp: Int) -> UInt64? {
         while let token = upstreamPools[hp].dequeue() {
             if let d = downs.pointer(token), let s = stream(of: d), s.pointee.queued, Int(s.pointee.hostPool) == hp {
-                return (token, d)
+                return token
+            }
+            if let sh = shadows.pointer(token), sh.pointee.queued, Int(sh.pointee.hostPool) == hp {
+                return token
             }
         }
         return nil
@@ -298,19 +315,24 @@ extension ProxyWorker {
         inc(stats.upstreamCxActive, by: -1)
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxActive, by: -1) }
         ups.remove(up)
-        // A stream queued behind max_connections can have this slot.
+        // A stream (or shadow) queued behind max_connections can have this slot.
         connectForQueued(hp, loop)
     }
 
     /// Envoy's pool tries a new connection whenever streams still wait: the oldest waiting
-    /// stream gets one if max_connections allows it now, else it stays first in line and the
-    /// refusal counts as `upstream_cx_overflow`, as Envoy counts it.
+    /// stream (or shadow) gets one if max_connections allows it now, else it stays first in line
+    /// and the refusal counts as `upstream_cx_overflow`, as Envoy counts it.
     func connectForQueued(_ hp: Int, _ loop: Loop) {
-        guard let (token, d) = nextQueued(hp) else { return }
+        guard let token = nextQueued(hp) else { return }
         if takeConnectionSlot(hp) {
-            stream(of: d)!.pointee.queued = false
-            openConnection(hp, owner: token, d, loop)
-            downstreamSettled(token, d, loop)
+            if let d = downs.pointer(token) {
+                stream(of: d)!.pointee.queued = false
+                openConnection(hp, owner: token, d, loop)
+                downstreamSettled(token, d, loop)
+            } else {
+                shadows.pointer(token)!.pointee.queued = false
+                connectShadow(hp, token, loop)
+            }
         } else {
             if let cs = clusterStats(Int(upstreamPools[hp].cluster)) { inc(cs.upstreamCxOverflow) }
             upstreamPools[hp].requeueFirst(token)  // still full (another worker took it)
@@ -347,6 +369,10 @@ extension ProxyWorker {
             attach(up, u, owner, d, loop)
             downstreamSettled(owner, d, loop)
             connectForQueued(hp, loop)
+        } else if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
+            let hp = Int(u.pointee.hostPool)
+            attachShadow(up, u, owner, loop)
+            connectForQueued(hp, loop)
         } else {
             // Its stream is gone (timed out, client left): the connection serves the pool.
             u.pointee.state = .busy
@@ -372,6 +398,11 @@ extension ProxyWorker {
         let hc = upstreamPools[Int(u.pointee.hostPool)].counters
         inc(hc.cxConnectFail)
         closeUpstream(up, loop)
+        if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
+            sh.pointee.upstream = 0
+            shadowFailed(owner, status: 503, loop)  // Envoy's UF 503, counted on the mirror cluster
+            return
+        }
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         inc(hc.rqError)  // Envoy charges the host an error for the request it could not send
         stream(of: d)!.pointee.upstream = 0
@@ -490,7 +521,7 @@ extension ProxyWorker {
     // MARK: deadlines
 
     func armUpstreamTimer(_ up: UInt64, _ u: UnsafeMutablePointer<Upstream>, _ loop: Loop) {
-        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline, u.pointee.durationDeadline), id: up, in: &loop.timers)
+        u.pointee.timer.arm(DeadlineTimer.earliest(u.pointee.connectDeadline, u.pointee.idleDeadline, u.pointee.durationDeadline, u.pointee.shadowDeadline), id: up, in: &loop.timers)
     }
 
     func upstreamTimer(_ up: UInt64, _ loop: Loop) {
@@ -516,6 +547,11 @@ extension ProxyWorker {
         }
         if u.pointee.state == .idle && u.pointee.idleDeadline != 0 && u.pointee.idleDeadline <= now {
             closeUpstream(up, loop)
+            return
+        }
+        if u.pointee.shadowDeadline != 0 && u.pointee.shadowDeadline <= now {
+            u.pointee.shadowDeadline = 0
+            shadowTimedOut(up, u, loop)
             return
         }
         armUpstreamTimer(up, u, loop)

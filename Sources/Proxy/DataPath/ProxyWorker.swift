@@ -67,6 +67,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var tcpSessions = Slab<TCPSession>(kind: ConnKind.tcpDownstream.rawValue, empty: TCPSession())
     /// The active exchanges, one per busy downstream connection: an idle connection holds none.
     var streams = Slab<Stream>(kind: ConnKind.stream.rawValue, empty: Stream())
+    /// Mirrored requests on their way to a mirror cluster (ProxyWorker+Mirror).
+    var shadows = Slab<Shadow>(kind: ConnKind.shadow.rawValue, empty: Shadow())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var upstreamPools: [UpstreamPool] = []
@@ -78,6 +80,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var roundRobin: [Int] = []
     /// LEAST_REQUEST with unequal weights: each cluster's EDF schedule (`HostSelection.swift`).
     var weightedLeastRequest: [WeightedLeastRequest?] = []
+    /// Clusters with priorities or locality weights: each one's picks (ProxyWorker+Priority),
+    /// rebuilt when its plan or its hosts' health changes.
+    var priorityTables: [PriorityTable] = []
     /// Host pools created for original destinations (ORIGINAL_DST clusters).
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
@@ -118,6 +123,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         for c in plane.clusters {
             roundRobin.append(seat.index)  // workers start at different hosts
             weightedLeastRequest.append(WeightedLeastRequest(c, seed: seat.index))
+            priorityTables.append(PriorityTable())
             var pools: [Int] = []
             for h in c.hosts.indices {
                 pools.append(upstreamPools.count)

@@ -169,10 +169,12 @@ public final class ForwardPlan: Sendable {
     let upgrades: UpgradePolicy?
     /// `regex_rewrite` of the path.
     let regexRewrite: RegexRewrite?
+    /// `request_mirror_policies[]`: each request copied to these clusters (ProxyWorker+Mirror).
+    let mirrors: [MirrorPlan]
 
     init(clusters: [(index: Int, weight: Int)], totalWeight: Int, timeoutNanos: Int64?, idleTimeoutNanos: Int64?,
          prefixRewrite: [UInt8]?, hostRewrite: [UInt8]?, retry: RetryPlan?, hashPolicy: [CompiledHashPolicy],
-         upgrades: UpgradePolicy?, regexRewrite: RegexRewrite?) {
+         upgrades: UpgradePolicy?, regexRewrite: RegexRewrite?, mirrors: [MirrorPlan]) {
         self.clusters = clusters
         self.totalWeight = totalWeight
         self.timeoutNanos = timeoutNanos
@@ -183,9 +185,20 @@ public final class ForwardPlan: Sendable {
         self.hashPolicy = hashPolicy
         self.upgrades = upgrades
         self.regexRewrite = regexRewrite
+        self.mirrors = mirrors
         let global = timeoutNanos ?? 0, perTry = retry?.perTryTimeoutNanos ?? 0
         expectedTimeoutNanos = perTry > 0 && (global == 0 || perTry < global) ? perTry : global
     }
+}
+
+/// One mirror policy, compiled: the cluster's index, the fraction of requests mirrored (nil:
+/// all), whether the Host gets Envoy's `-shadow` suffix.
+public struct MirrorPlan: Sendable {
+    /// The mirror cluster's index, or -1 when `clusterHeader` names it per request.
+    public let cluster: Int
+    public var clusterHeader: [UInt8]? = nil
+    public let fraction: FractionalPercent?
+    public let hostSuffix: Bool
 }
 
 public enum CompiledAction: Sendable {
@@ -281,12 +294,26 @@ public final class CompiledRoute: Sendable {
                 case .safeRegex: break  // refused by the config parser
                 }
             }
+            var mirrors: [MirrorPlan] = []
+            for m in f.mirrorPolicies {
+                if let header = m.clusterHeader {
+                    var plan = MirrorPlan(cluster: -1, fraction: m.fraction, hostSuffix: !m.disableHostSuffix)
+                    plan.clusterHeader = Array(header.utf8)
+                    mirrors.append(plan)
+                    continue
+                }
+                guard let name = m.cluster, let ci = clusterIndex[name] else {
+                    throw DataPlane.CompileError(description: "listener '\(listener)': request_mirror_policies: unknown cluster '\(m.cluster ?? "")'")
+                }
+                mirrors.append(MirrorPlan(cluster: ci, fraction: m.fraction, hostSuffix: !m.disableHostSuffix))
+            }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),
                                           timeoutNanos: f.timeoutNanos, idleTimeoutNanos: f.idleTimeoutNanos, prefixRewrite: prefixRewrite,
                                           hostRewrite: f.hostRewriteLiteral.map { Array($0.utf8) }, retry: retry,
                                           hashPolicy: f.hashPolicy.map(CompiledHashPolicy.init),
                                           upgrades: f.upgradeConfigs.isEmpty ? nil : UpgradePolicy(f.upgradeConfigs),
-                                          regexRewrite: try f.regexRewrite.map { c throws(DataPlane.CompileError) in try Self.rewrite(c, listener) }))
+                                          regexRewrite: try f.regexRewrite.map { c throws(DataPlane.CompileError) in try Self.rewrite(c, listener) },
+                                          mirrors: mirrors))
         }
     }
 

@@ -31,6 +31,8 @@ public final class ClusterHealth: @unchecked Sendable {  // the atomics are the 
     private let words: UnsafeMutablePointer<Atomic<UInt32>>
     /// Hosts without `failed_active_hc` (`health_check.healthy`, `membership_healthy`).
     public let healthyHosts = Atomic<Int>(0)
+    /// Grows each time a host turns healthy or failed (workers rebuild their priority tables).
+    public let version = Atomic<Int>(0)
 
     // `cluster.<name>.health_check.*`, Envoy's names.
     public let attempt = Atomic<Int>(0)
@@ -69,8 +71,10 @@ public final class ClusterHealth: @unchecked Sendable {  // the atomics are the 
         let old = HostHealthFlags(rawValue: (words + host).pointee.exchange(flags.rawValue, ordering: .relaxed))
         if old.contains(.failedActiveHC) && !flags.contains(.failedActiveHC) {
             healthyHosts.wrappingAdd(1, ordering: .relaxed)
+            version.wrappingAdd(1, ordering: .relaxed)
         } else if !old.contains(.failedActiveHC) && flags.contains(.failedActiveHC) {
             healthyHosts.wrappingSubtract(1, ordering: .relaxed)
+            version.wrappingAdd(1, ordering: .relaxed)
         }
     }
 }

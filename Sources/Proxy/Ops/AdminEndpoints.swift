@@ -12,6 +12,7 @@ extension ProxyOps {
         ("/server_info", "version, uptime, concurrency, I/O backend, strategy"),
         ("/ready", "200 when every worker serves"),
         ("/workers", "per-worker figures (JSON)"),
+        ("/runtime", "layered_runtime: each key's value per layer and its final value (JSON)"),
     ]
     static let postEndpoints: [(String, String)] = [
         ("/healthcheck/fail", "fail health checks (/ready answers 503)"),
@@ -20,6 +21,7 @@ extension ProxyOps {
         ("/quitquitquit", "drain, then exit"),
         ("/logging", "?level=trace|debug|info|warning|error|critical|off"),
         ("/reload", "re-read the configuration and publish it to the workers"),
+        ("/runtime_modify", "?key=value&...: set (empty value: remove) admin-layer runtime keys"),
     ]
 
     static var endpointList: String {
@@ -62,6 +64,8 @@ extension ProxyOps {
             if failed || draining { return AdminServer.Response(status: 503, body: draining ? "DRAINING\n" : "UNHEALTHY\n") }
             return AdminServer.Response(body: "LIVE\n")
         case "/workers": return .json(workersJSON())
+        case "/runtime": return .json(runtimeJSON())
+        case "/runtime_modify": return runtimeModify(request.query)
         case "/healthcheck/fail":
             setHealthFailed(true)
             return AdminServer.Response(body: "OK\n")
@@ -156,11 +160,12 @@ extension ProxyOps {
             }
             lines.append("\(c.name)::added_via_api::\(dynamic.isDynamic(.cluster, c.name))")
             // Configured hosts, then the original destinations the workers created (ORIGINAL_DST).
-            var hosts = c.hosts.enumerated().map { (index: Optional($0.offset), name: $0.element.name, hostname: $0.element.hostname, weight: $0.element.weight) }
+            var hosts = c.hosts.enumerated().map { (index: Optional($0.offset), name: $0.element.name, hostname: $0.element.hostname,
+                                                     weight: $0.element.weight, priority: $0.element.priority, locality: $0.element.locality) }
             if c.isOriginalDst {
                 let known = Set(hosts.map(\.name))
                 let dynamicNames = Set(byHost.keys.filter { $0.hasPrefix(c.name + "::") }.map { String($0.dropFirst(c.name.count + 2)) })
-                hosts += dynamicNames.subtracting(known).sorted().map { (index: nil, name: $0, hostname: "", weight: 1) }
+                hosts += dynamicNames.subtracting(known).sorted().map { (index: nil, name: $0, hostname: "", weight: 1, priority: 0, locality: -1) }
             }
             for h in hosts {
                 let counters = byHost[c.name + "::" + h.name] ?? []
@@ -178,8 +183,13 @@ extension ProxyOps {
                 lines.append(prefix + "hostname::\(h.hostname)")
                 lines.append(prefix + "health_flags::\(h.index.flatMap { c.health?.flags($0).envoyText } ?? "healthy")")
                 lines.append(prefix + "weight::\(h.weight)")
+                let place = h.locality >= 0 && h.locality < c.localities.count ? c.localities[h.locality] : LocalityConfig()
+                lines.append(prefix + "region::\(place.region)")
+                lines.append(prefix + "zone::\(place.zone)")
+                lines.append(prefix + "sub_zone::\(place.subZone)")
                 // Endpoint metadata (canary) is refused by the config parser.
                 lines.append(prefix + "canary::false")
+                lines.append(prefix + "priority::\(h.priority)")
                 // No outlier detection in Ballast: Envoy prints -1 when it computes no rate.
                 lines.append(prefix + "success_rate::-1")
                 lines.append(prefix + "local_origin_success_rate::-1")

@@ -43,6 +43,12 @@ public final class ProxyOps: Sendable {
         /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
         var configText: String?
         var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
+        /// `layered_runtime` while running: the disk layers as last read, the admin layer's keys,
+        /// disk reloads applied and rejected (ProxyOps+Runtime).
+        var runtimeDisk: [String: [String: String]] = [:]
+        var runtimeAdmin: [String: String] = [:]
+        var runtimeLoads = 0
+        var runtimeLoadErrors = 0
     }
 
     let state: Mutex<State>
@@ -55,6 +61,8 @@ public final class ProxyOps: Sendable {
     let dnsRefresher = Mutex<DNSRefresher?>(nil)
     /// inotify on the dynamic-resource files (nil without `dynamic_resources`).
     let dynamicWatcher = Mutex<DynamicConfigWatcher?>(nil)
+    /// inotify on the disk layers' symlink roots (nil without a disk layer).
+    let runtimeWatcher = Mutex<RuntimeDiskWatcher?>(nil)
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -94,6 +102,9 @@ public final class ProxyOps: Sendable {
                 throw StartError(description: failure)
             }
         }
+        ops.adoptRuntime(bootstrap)
+        let layers = bootstrap.runtime.layers
+        ops.runtimeWatcher.withLock { $0 = RuntimeDiskWatcher(layers) }
         if let admin = bootstrap.admin {
             do {
                 let server = try AdminServer(host: admin.address.address, port: admin.address.port) { [ops] request in
@@ -201,6 +212,11 @@ public final class ProxyOps: Sendable {
         } else if plane.clusters.contains(where: { $0.health != nil }) {
             return reject("health_checks added to a proxy started without any; that needs a restart")
         }
+        // The re-read disk layers and the admin layer's keys (those still read) go into the new
+        // snapshot's runtime values before it goes out.
+        adoptRuntime(bootstrap)
+        state.withLock { $0.runtimeAdmin = $0.runtimeAdmin.filter { plane.runtime.keys.contains($0.key) } }
+        publishRuntime(plane, bootstrap)
         let generation = state.withLock { s -> UInt32 in
             s.generation &+= 1
             s.plane = plane
@@ -338,6 +354,7 @@ public final class ProxyOps: Sendable {
                 break
             }
             pollDynamicConfig()
+            pollRuntimeDisk()
             watchdog.tick()
             let now = monotonicNanos()
             if now >= nextFlush {
