@@ -13,6 +13,7 @@ enum ExtensionKind: CaseIterable {
     case rbac
     case healthCheck
     case buffer
+    case compressor
 
     var name: String {
         switch self {
@@ -32,6 +33,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: FilterNames.rbac
         case .healthCheck: FilterNames.healthCheck
         case .buffer: FilterNames.buffer
+        case .compressor: FilterNames.compressor
         }
     }
 
@@ -51,6 +53,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: []
         case .healthCheck: ["envoy.health_check"]
         case .buffer: ["envoy.buffer"]
+        case .compressor: []
         }
     }
 
@@ -73,6 +76,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: return prefix + "envoy.extensions.filters.http.rbac.v3.RBAC"
         case .healthCheck: return prefix + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
         case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
+        case .compressor: return prefix + "envoy.extensions.filters.http.compressor.v3.Compressor"
         }
     }
 
@@ -94,6 +98,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: return [prefix + "envoy.config.filter.http.rbac.v2.RBAC"]
         case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
         case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
+        case .compressor: return []
         }
     }
 }
@@ -105,7 +110,7 @@ extension ExtensionKind {
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
-        "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
+        "envoy.filters.http.decompressor",
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",

@@ -103,6 +103,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case healthCheck(HealthCheckFilterConfig)
     /// `envoy.filters.http.buffer`; `configName` keys a route's `BufferPerRoute`.
     case buffer(BufferFilterConfig, configName: String)
+    /// `envoy.filters.http.compressor` with the gzip library.
+    case compressor(CompressorConfig)
 
     public var name: String {
         switch self {
@@ -114,6 +116,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .csrf: FilterNames.csrf
         case .rbac: FilterNames.rbac
         case .healthCheck: FilterNames.healthCheck
+        case .compressor: FilterNames.compressor
         case .buffer: FilterNames.buffer
         }
     }

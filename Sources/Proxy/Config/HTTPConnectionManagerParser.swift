@@ -177,7 +177,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -202,6 +202,13 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .buffer:
                 guard let c = parseBufferFilter(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.buffer(c, configName: name))
+            case .resolved(let r) where r.kind == .compressor:
+                guard let c = parseCompressor(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                if filters.contains(where: { if case .compressor = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.compressor) is not supported by ballast (one compressor library per chain)", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                filters.append(.compressor(c))
             case .resolved(let r) where r.kind == .healthCheck:
                 guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.healthCheck(c))

@@ -325,6 +325,8 @@ public final class HTTPPlan: Sendable {
     let maxBufferedRequestBytes: Int
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
+    /// The compressor filter (its stats: `http.<stat_prefix>.compressor.<library>.gzip.*`).
+    public let compressor: CompressorPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
@@ -376,6 +378,7 @@ public final class HTTPPlan: Sendable {
         var rbac = RBACCompiler()
         var healthCheckStats: HealthCheckStats?
         var largestBuffer = 0
+        var compressorPlan: CompressorPlan?
         for f in c.httpFilters {
             switch f {
             case .rbac(let config, let name):
@@ -413,6 +416,10 @@ public final class HTTPPlan: Sendable {
                 let plan = BufferPlan(maxBytes: config.maxRequestBytes, perRoute: perRoute)
                 largestBuffer = max(largestBuffer, plan.largest)
                 kinds.append(.buffer(plan))
+            case .compressor(let config):
+                let plan = CompressorPlan(config)
+                compressorPlan = plan
+                kinds.append(.compressor(plan))
             case .healthCheck(let config):
                 var matchers: [CompiledHeaderMatcher] = []
                 for h in config.headers {
@@ -462,6 +469,7 @@ public final class HTTPPlan: Sendable {
         localRateLimitStats = rateLimitStatsOrder
         self.faultStats = faultStats
         cors = corsPlan
+        compressor = compressorPlan
         csrfStats = csrf
         rbacStats = rbac.stats
         rbacDetails = rbac.details

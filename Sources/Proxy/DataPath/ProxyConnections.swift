@@ -91,6 +91,12 @@ struct Stream {
     /// this stream gets `access-control-allow-origin` and the policy's fields.
     var corsOrigin = ByteBuffer.empty
     var corsRoute: Int32 = -1
+    /// What the request's accept-encoding allows (the compressor filter's decodeHeaders).
+    var acceptEncoding = AcceptEncodingChoice.unset
+    /// The compressor adds `Accept-Encoding` to the response's vary.
+    var compressVary = false
+    /// The worker's z_stream compressing this response (`DeflaterPool`); -1: not compressed.
+    var deflater: Int32 = -1
 
     // Response side.
     var responseHeadDone = false

@@ -75,6 +75,7 @@ extension ProxyWorker {
     func act(on ctx: FilterContext, _ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         if ctx.faultActive { s.pointee.faultActive = true }
+        if ctx.acceptEncoding != .unset { s.pointee.acceptEncoding = ctx.acceptEncoding }
         if ctx.routed { inc(stats.routerRqTotal) }
         if let origin = ctx.corsOrigin, s.pointee.corsOrigin.count == 0,
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
@@ -484,6 +485,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
+        deflaters.release(s.pointee.deflater)
         if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)

@@ -82,6 +82,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
     var date = HTTPDateField()
+    var deflaters = DeflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
     var ops = WorkerOpsState()
@@ -139,6 +140,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
         tlsPlaintext.deallocate()
+        deflaters.freeAll()
     }
 
     /// The active stream of a downstream connection, or nil when it has none. Streams live in

@@ -1,0 +1,159 @@
+/// `envoy.filters.http.compressor` typed_config
+/// (`type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor`) with the gzip
+/// library (`envoy.compression.gzip.compressor`). What Ballast implements: response compression
+/// as Envoy 1.40 decides it (docs/filters.md), `response_direction_config` (`common_config`
+/// `enabled` / `min_content_length` / `content_type`, `disable_on_etag_header`), the deprecated
+/// top-level `content_length` / `content_type` / `disable_on_etag_header`, and the gzip options.
+/// Request compression and the rest are refused with their YAML path.
+public struct CompressorConfig: Sendable, Hashable {
+    /// `compressor_library.name`: part of the stat names (`compressor.<name>.gzip.`).
+    public let libraryName: String
+    public let gzip: GzipOptions
+    /// `min_content_length` (Envoy's default 30).
+    public let minContentLength: Int
+    /// Lower-cased media types; Envoy's default list when none is given.
+    public let contentTypes: [String]
+    public let disableOnEtagHeader: Bool
+    /// `common_config.enabled.default_value` (Ballast's runtime never sets the key).
+    public let enabled: Bool
+
+    /// `envoy.extensions.compression.gzip.compressor.v3.Gzip`, as zlib takes it.
+    public struct GzipOptions: Sendable, Hashable {
+        /// zlib's level: -1 (Z_DEFAULT_COMPRESSION) or 1...9.
+        public let level: Int32
+        /// 9...15, plus 16 for the gzip wrapper when handed to zlib.
+        public let windowBits: Int32
+        public let memoryLevel: Int32
+        /// zlib's strategy constants (0 default, 1 filtered, 2 huffman only, 3 RLE, 4 fixed).
+        public let strategy: Int32
+        /// Output slice size (4096...65536).
+        public let chunkSize: Int
+    }
+
+    /// Envoy's list when `content_type` is empty.
+    static let defaultContentTypes = [
+        "text/html", "text/plain", "text/css", "application/javascript", "application/x-javascript",
+        "text/javascript", "text/x-javascript", "text/ecmascript", "text/js", "text/jscript", "text/x-js",
+        "application/ecmascript", "application/x-json", "application/xml", "application/json",
+        "image/svg+xml", "text/xml", "application/xhtml+xml",
+    ]
+}
+
+extension BootstrapParser {
+    static let gzipCompressorType = "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"
+
+    /// The gzip compressor's `compression_level` values, as zlib levels.
+    private enum GzipLevel: String, CaseIterable {
+        case DEFAULT_COMPRESSION, BEST_SPEED, COMPRESSION_LEVEL_1, COMPRESSION_LEVEL_2, COMPRESSION_LEVEL_3,
+             COMPRESSION_LEVEL_4, COMPRESSION_LEVEL_5, COMPRESSION_LEVEL_6, COMPRESSION_LEVEL_7,
+             COMPRESSION_LEVEL_8, COMPRESSION_LEVEL_9, BEST_COMPRESSION
+        var zlib: Int32 {
+            switch self {
+            case .DEFAULT_COMPRESSION: -1
+            case .BEST_SPEED, .COMPRESSION_LEVEL_1: 1
+            case .BEST_COMPRESSION, .COMPRESSION_LEVEL_9: 9
+            default: Int32(rawValue.last!.wholeNumberValue!)
+            }
+        }
+    }
+
+    private enum GzipStrategy: String, CaseIterable {
+        case DEFAULT_STRATEGY, FILTERED, HUFFMAN_ONLY, RLE, FIXED
+        var zlib: Int32 {
+            switch self {
+            case .DEFAULT_STRATEGY: 0
+            case .FILTERED: 1
+            case .HUFFMAN_ONLY: 2
+            case .RLE: 3
+            case .FIXED: 4
+            }
+        }
+    }
+
+    func parseCompressor(_ body: ConfigValue?, typed: Bool, at path: ConfigPath) -> CompressorConfig? {
+        guard let body else {
+            diagnostics.error(path.appending("typed_config").appending("compressor_library"), "required field missing", location: nil)
+            return nil
+        }
+        guard let f = body.fields(
+            known: (typed ? ["@type"] : []) + ["compressor_library", "response_direction_config", "content_length", "content_type",
+                                                "disable_on_etag_header", "remove_accept_encoding_header", "runtime_enabled", "choose_first"],
+            unsupported: ["request_direction_config"]) else { return nil }
+        var ok = true
+        // The deprecated top-level fields, then the direction config's (which wins when both are set).
+        var minLength = 30
+        var types: [String] = []
+        var etag = false
+        var enabled = true
+        if let v = f["content_length"] { if let n = uint32(v) { if n > 0 { minLength = n } } else { ok = false } }
+        if let v = f["content_type"] { if let t = v.stringList() { types = t } else { ok = false } }
+        if let v = f["disable_on_etag_header"] { if let b = v.bool() { etag = b } else { ok = false } }
+        if let v = f["runtime_enabled"] { if let b = runtimeFlag(v) { enabled = b } else { ok = false } }
+        if let v = f["remove_accept_encoding_header"], v.bool() != false {
+            v.error("not supported by ballast (the request's accept-encoding goes upstream as sent)"); ok = false
+        }
+        if let v = f["choose_first"], v.bool() == nil { ok = false }
+        if let r = f["response_direction_config"] {
+            guard let g = r.fields(known: ["common_config", "disable_on_etag_header", "remove_accept_encoding_header"],
+                                   unsupported: ["uncompressible_response_codes", "status_header_enabled"]) else { return nil }
+            if let v = g["disable_on_etag_header"] { if let b = v.bool() { etag = b } else { ok = false } }
+            if let v = g["remove_accept_encoding_header"], v.bool() != false {
+                v.error("not supported by ballast (the request's accept-encoding goes upstream as sent)"); ok = false
+            }
+            if let c = g["common_config"] {
+                guard let h = c.fields(known: ["enabled", "min_content_length", "content_type"]) else { return nil }
+                if let v = h["enabled"] { if let b = runtimeFlag(v) { enabled = b } else { ok = false } }
+                if let v = h["min_content_length"] { if let n = uint32(v) { if n > 0 { minLength = n } } else { ok = false } }
+                if let v = h["content_type"] { if let t = v.stringList() { types = t } else { ok = false } }
+            }
+        }
+        guard let lib = f.required("compressor_library"),
+              let l = lib.fields(known: ["name", "typed_config"]) else { return nil }
+        let name = l.required("name")?.nonEmptyString()
+        if name == nil { ok = false }
+        let gzip = l.required("typed_config").flatMap { parseGzipCompressor($0) }
+        guard ok, let name, let gzip else { return nil }
+        return CompressorConfig(libraryName: name, gzip: gzip, minContentLength: minLength,
+                                contentTypes: (types.isEmpty ? CompressorConfig.defaultContentTypes : types).map { $0.lowercased() },
+                                disableOnEtagHeader: etag, enabled: enabled)
+    }
+
+    private func parseGzipCompressor(_ value: ConfigValue) -> CompressorConfig.GzipOptions? {
+        guard let f = value.fields(known: ["@type", "memory_level", "window_bits", "compression_level", "compression_strategy", "chunk_size"]) else { return nil }
+        guard let type = f.required("@type")?.nonEmptyString() else { return nil }
+        guard type == Self.gzipCompressorType else {
+            f.error("@type", "'\(type)' is not supported by ballast (ballast implements \(Self.gzipCompressorType))")
+            return nil
+        }
+        var ok = true
+        func number(_ key: String, _ range: ClosedRange<Int>, _ fallback: Int) -> Int {
+            guard let v = f[key] else { return fallback }
+            guard let n = uint32(v) else { ok = false; return fallback }
+            guard range.contains(n) else { v.error("\(n) is outside \(range.lowerBound)...\(range.upperBound) (Envoy's rule)"); ok = false; return fallback }
+            return n
+        }
+        let memory = number("memory_level", 1...9, 5)
+        let window = number("window_bits", 9...15, 12)
+        let chunk = number("chunk_size", 4096...65536, 4096)
+        let level = f["compression_level"].map { $0.enumeration(GzipLevel.self) } ?? .DEFAULT_COMPRESSION
+        let strategy = f["compression_strategy"].map { $0.enumeration(GzipStrategy.self) } ?? .DEFAULT_STRATEGY
+        guard ok, let level, let strategy else { return nil }
+        return .init(level: level.zlib, windowBits: Int32(window), memoryLevel: Int32(memory), strategy: strategy.zlib, chunkSize: chunk)
+    }
+
+    /// A `google.protobuf.UInt32Value`: a number or `{value: n}`.
+    func uint32(_ v: ConfigValue) -> Int? {
+        if case .mapping = v.node { return v.fields(known: ["value"])?.required("value")?.int(0...Int(UInt32.max)) }
+        return v.int(0...Int(UInt32.max))
+    }
+
+    /// A `RuntimeFeatureFlag`: its `default_value` (Ballast's runtime never sets `runtime_key`, so
+    /// Envoy would use the default too).
+    func runtimeFlag(_ v: ConfigValue) -> Bool? {
+        guard let f = v.fields(known: ["default_value", "runtime_key"]) else { return nil }
+        if let k = f["runtime_key"], k.string() == nil { return nil }
+        guard let d = f.required("default_value") else { return nil }
+        if case .mapping = d.node { return d.fields(known: ["value"])?.required("value")?.bool() }
+        return d.bool()
+    }
+}
