@@ -47,6 +47,9 @@ final class CompressorDifferentialTests: XCTestCase {
         ("cd-http10", "compressor: an HTTP/1.0 client gets the compressed body unchunked, then close", "cd", get("/a", ae: "gzip", version: "HTTP/1.0")),
     ]
 
+    /// Compressor stats compared per listener (Envoy's 17 minus total_compressed_bytes).
+    static let statCount = 16
+
     static func get(_ path: String, ae: String? = nil, size: Int = 200, type: String = "text/plain", fields: [String] = [],
                     framing: String = "length", method: String = "GET", version: String = "HTTP/1.1") -> String {
         var r = "\(method) \(path) \(version)\r\nHost: example.com\r\nX-Size: \(size)\r\nX-Type: \(type)\r\nX-Framing: \(framing)\r\n"
@@ -103,6 +106,7 @@ final class CompressorDifferentialTests: XCTestCase {
         // The suite must see compression happen (else every comparison could agree vacuously).
         XCTAssertTrue(b.contains { $0.hasPrefix("cz-gzip:") && $0.contains("content-encoding: gzip") && $0.contains("gunzip: hello") }, "\(b)")
         XCTAssertTrue(b.last!.contains("http.cz.compressor.text_optimized.gzip.response.compressed: "), b.last!)
+        XCTAssertEqual(b.last!.components(separatedBy: "http.cz.compressor.").count - 1, Self.statCount, b.last!)
         var report: [String] = []
         for (x, y) in zip(e, b) where x != y { report.append("envoy:   \(x)\nballast: \(y)") }
         if !report.isEmpty { XCTFail("compressor differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }
@@ -222,6 +226,7 @@ final class ShapedUpstream: @unchecked Sendable {
             data.removeFirst(headEnd! + 4)
             var size = 0, type = "text/plain", framing = "length", status = 200, length = 0
             var fields: [String] = []
+            var echo = false, chunkedBody = false, seen: [String] = []
             for line in head.components(separatedBy: "\r\n").dropFirst() {
                 guard let colon = line.firstIndex(of: ":") else { continue }
                 let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -230,17 +235,47 @@ final class ShapedUpstream: @unchecked Sendable {
                 case "x-type": type = value
                 case "x-framing": framing = value
                 case "x-field": if value.hasPrefix("X-Status:") { status = Int(value.dropFirst(9).trimmingCharacters(in: .whitespaces)) ?? 200 } else { fields.append(value) }
-                case "content-length": length = Int(value) ?? 0
+                case "content-length": length = Int(value) ?? 0; seen.append("content-length: \(value)")
+                case "transfer-encoding": chunkedBody = value.lowercased() == "chunked"; seen.append("transfer-encoding: \(value)")
+                case "content-encoding", "accept-encoding": seen.append("\(name): \(value)")
+                case "x-echo": echo = true
                 default: break
                 }
             }
-            while data.count < length {
+            func more() -> Bool {
                 let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
-                if n <= 0 { Glibc.close(c); return }
+                if n <= 0 { Glibc.close(c); return false }
                 data.append(contentsOf: chunk[0..<n])
+                return true
             }
-            data.removeFirst(length)
-            let body = String(String(repeating: "hello world ", count: size / 12 + 1).prefix(size))
+            var received: [UInt8] = []
+            if chunkedBody {
+                // Chunks (no extensions, no trailers: what the proxies send), payload kept.
+                while true {
+                    var lineEnd: Int? = nil
+                    while lineEnd == nil {
+                        if data.count >= 2 { for i in 0..<(data.count - 1) where data[i] == 13 && data[i + 1] == 10 { lineEnd = i; break } }
+                        if lineEnd == nil && !more() { return }
+                    }
+                    let n = Int(String(decoding: data[0..<lineEnd!], as: UTF8.self), radix: 16) ?? 0
+                    data.removeFirst(lineEnd! + 2)
+                    while data.count < n + 2 { if !more() { return } }
+                    received += data[0..<n]
+                    data.removeFirst(n + 2)
+                    if n == 0 { break }
+                }
+            } else {
+                while data.count < length { if !more() { return } }
+                received = Array(data[0..<length])
+                data.removeFirst(length)
+            }
+            var body = String(String(repeating: "hello world ", count: size / 12 + 1).prefix(size))
+            if echo {
+                // What arrived: the framing fields and the body (its size, a checksum and its start).
+                let sum = received.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFFFF }
+                body = seen.sorted().joined(separator: ", ") + " | body \(received.count) bytes, sum \(sum): "
+                    + String(decoding: received.prefix(40), as: UTF8.self)
+            }
             var reply = "HTTP/1.1 \(status) Shaped\r\n"
             if type != "none" { reply += "Content-Type: \(type)\r\n" }
             for f in fields { reply += f + "\r\n" }

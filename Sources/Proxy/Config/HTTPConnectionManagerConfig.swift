@@ -105,6 +105,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case buffer(BufferFilterConfig, configName: String)
     /// `envoy.filters.http.compressor` with the gzip library.
     case compressor(CompressorConfig)
+    /// `envoy.filters.http.decompressor` with the gzip library, request direction.
+    case decompressor(DecompressorConfig)
 
     public var name: String {
         switch self {
@@ -117,6 +119,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .rbac: FilterNames.rbac
         case .healthCheck: FilterNames.healthCheck
         case .compressor: FilterNames.compressor
+        case .decompressor: FilterNames.decompressor
         case .buffer: FilterNames.buffer
         }
     }

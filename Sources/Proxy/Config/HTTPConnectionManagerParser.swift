@@ -177,7 +177,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -209,6 +209,13 @@ extension BootstrapParser {
                     ok = false; continue
                 }
                 filters.append(.compressor(c))
+            case .resolved(let r) where r.kind == .decompressor:
+                guard let c = parseDecompressor(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                if filters.contains(where: { if case .decompressor = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.decompressor) is not supported by ballast (one decompressor library per chain)", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                filters.append(.decompressor(c))
             case .resolved(let r) where r.kind == .healthCheck:
                 guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.healthCheck(c))

@@ -327,6 +327,8 @@ public final class HTTPPlan: Sendable {
     let cors: CorsPlan?
     /// The compressor filter (its stats: `http.<stat_prefix>.compressor.<library>.gzip.*`).
     public let compressor: CompressorPlan?
+    /// The decompressor filter (its stats: `http.<stat_prefix>.decompressor.<library>.gzip.*`).
+    public let decompressor: DecompressorPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
@@ -379,6 +381,7 @@ public final class HTTPPlan: Sendable {
         var healthCheckStats: HealthCheckStats?
         var largestBuffer = 0
         var compressorPlan: CompressorPlan?
+        var decompressorPlan: DecompressorPlan?
         for f in c.httpFilters {
             switch f {
             case .rbac(let config, let name):
@@ -416,6 +419,10 @@ public final class HTTPPlan: Sendable {
                 let plan = BufferPlan(maxBytes: config.maxRequestBytes, perRoute: perRoute)
                 largestBuffer = max(largestBuffer, plan.largest)
                 kinds.append(.buffer(plan))
+            case .decompressor(let config):
+                let plan = DecompressorPlan(config)
+                decompressorPlan = plan
+                kinds.append(.decompressor(plan))
             case .compressor(let config):
                 let plan = CompressorPlan(config)
                 compressorPlan = plan
@@ -470,6 +477,7 @@ public final class HTTPPlan: Sendable {
         self.faultStats = faultStats
         cors = corsPlan
         compressor = compressorPlan
+        decompressor = decompressorPlan
         csrfStats = csrf
         rbacStats = rbac.stats
         rbacDetails = rbac.details

@@ -35,6 +35,8 @@ public enum HTTPFilterKind: Sendable {
     case buffer(BufferPlan)
     /// `envoy.filters.http.compressor` (`CompressorFilter`; its response side is the worker's).
     case compressor(CompressorPlan)
+    /// `envoy.filters.http.decompressor` (`DecompressorFilter`; the body is inflated by the worker).
+    case decompressor(DecompressorPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -71,6 +73,7 @@ public struct HTTPFilterChain: Sendable {
             case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan, index: i)
             case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             case .compressor(let plan): status = CompressorFilter.decodeHeaders(&ctx, plan)
+            case .decompressor(let plan): status = DecompressorFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -80,7 +83,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -90,7 +93,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
             }
         }
         return .continue
@@ -100,7 +103,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
             }
         }
         return .continue
@@ -180,6 +183,8 @@ struct FilterContext {
     var connection = ConnectionInfo()
     /// What the request's accept-encoding allows (the compressor filter's decodeHeaders).
     var acceptEncoding = AcceptEncodingChoice.unset
+    /// The decompressor inflates this request's body.
+    var decompressRequest = false
     /// The request has body bytes still to read (the buffer filter holds those requests).
     var requestHasBody = false
 

@@ -97,6 +97,13 @@ struct Stream {
     var compressVary = false
     /// The worker's z_stream compressing this response (`DeflaterPool`); -1: not compressed.
     var deflater: Int32 = -1
+    /// The worker's inflate stream for a decompressed request body (`InflaterPool`); -1: none.
+    var inflater: Int32 = -1
+    /// Request body bytes read into and written out of the inflate stream (the ratio check).
+    var inflateIn = 0
+    var inflateOut = 0
+    /// The gzip member ended or failed: later body bytes are dropped.
+    var inflateStopped = false
 
     // Response side.
     var responseHeadDone = false

@@ -55,6 +55,8 @@ extension ProxyWorker {
         var sawOriginalPath = false
         var nominating: Range<Int>? = nil
         var lastForwardedFor = -1
+        let inflating = (stream(of: d)?.pointee.inflater ?? -1) >= 0
+        var strippedEncoding = false
         let count = p.pointee.headerCount
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
@@ -121,6 +123,7 @@ extension ProxyWorker {
             }
             if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
                FieldClass.nominated(head, name, connection: nominating) { continue }
+            if inflating && decompressorRewrites(head, name, value, strippedEncoding: &strippedEncoding, &w) { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[value]))
@@ -140,7 +143,9 @@ extension ProxyWorker {
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }
-        if case .chunked = p.pointee.bodyFraming {
+        if inflating {
+            w.put("transfer-encoding: chunked\r\n")  // the inflated body's length is not known yet
+        } else if case .chunked = p.pointee.bodyFraming {
             if let s = stream(of: d), s.pointee.dechunkedLength >= 0 {
                 w.put("content-length: ")
                 w.putDecimal(s.pointee.dechunkedLength)
@@ -331,6 +336,7 @@ extension ProxyWorker {
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
         decideCompression(localReply: body.count, s)
+        decompressorSawResponse(s)
         let compressed = s.pointee.deflater >= 0
         let plain = 256 + 64 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)

@@ -176,6 +176,7 @@ extension ProxyWorker {
                     }
                     _ = http?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
                     decideCompression(rest, s, endStream: s.pointee.responseBody == .none)
+                    decompressorSawResponse(s)
                     if s.pointee.deflater >= 0 {
                         s.pointee.reframeChunked = false  // the compressed body is chunked by the compressor
                         if s.pointee.http10 { s.pointee.keepAlive = false }

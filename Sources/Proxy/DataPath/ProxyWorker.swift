@@ -83,6 +83,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var rng: SplitMix64
     var date = HTTPDateField()
     var deflaters = DeflaterPool()
+    var inflaters = InflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
     var ops = WorkerOpsState()
@@ -141,6 +142,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.deallocate()
         tlsPlaintext.deallocate()
         deflaters.freeAll()
+        inflaters.freeAll()
     }
 
     /// The active stream of a downstream connection, or nil when it has none. Streams live in

@@ -174,6 +174,12 @@ extension ProxyStatsSnapshot {
                     hc("failed", load(hs.failed))
                     for name in HealthCheckStats.alwaysZero { hc(name, 0) }
                 }
+                if let ds = h.decompressor?.stats {
+                    for (suffix, v) in ds.all {
+                        let name = ds.prefix + suffix
+                        add(p + name, .counter, v, family: "envoy_http_" + name.replacingOccurrences(of: ".", with: "_"), labels: hl)
+                    }
+                }
                 if let cs = h.compressor?.stats {
                     for (suffix, v) in cs.all {
                         let name = cs.prefix + suffix
