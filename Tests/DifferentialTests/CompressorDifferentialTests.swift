@@ -1,3 +1,4 @@
+import CBrotli
 import CZlib
 import Foundation
 import Glibc
@@ -45,6 +46,11 @@ final class CompressorDifferentialTests: XCTestCase {
         ("cd-direct", "compressor: a direct_response compressed (local replies pass the encoder filters)", "cd", get("/direct", ae: "gzip")),
         ("cd-dead", "compressor: the router's 503 UF body compressed", "cd", get("/dead", ae: "gzip")),
         ("cd-http10", "compressor: an HTTP/1.0 client gets the compressed body unchunked, then close", "cd", get("/a", ae: "gzip", version: "HTTP/1.0")),
+        ("cb-br", "compressor (brotli): accept-encoding br: content-encoding br", "cb", get("/a", ae: "br")),
+        ("cb-gzip", "compressor (brotli): accept-encoding gzip only: not compressed (header_not_valid)", "cb", get("/a", ae: "gzip")),
+        ("cb-prefer", "compressor (brotli): gzip preferred but not produced: br", "cb", get("/a", ae: "gzip, br;q=0.5")),
+        ("cb-chunked", "compressor (brotli): a chunked upstream body", "cb", get("/a", ae: "br", size: 5000, framing: "chunked")),
+        ("cb-direct", "compressor (brotli): a direct_response", "cb", get("/direct", ae: "*")),
     ]
 
     /// Compressor stats compared per listener (Envoy's 17 minus total_compressed_bytes).
@@ -71,7 +77,7 @@ final class CompressorDifferentialTests: XCTestCase {
         let dead = try allocator.next()
         var seen: [String: [String]] = [:]
         for name in ["envoy", "ballast"] {
-            let ports = ["cz": try allocator.next(), "cd": try allocator.next()]
+            let ports = ["cz": try allocator.next(), "cd": try allocator.next(), "cb": try allocator.next()]
             let admin = try allocator.next()
             let config = root.appendingPathComponent("\(name).yaml").path
             try bootstrap(ports: ports, admin: admin, upstream: upstream.port, dead: dead).write(toFile: config, atomically: false, encoding: .utf8)
@@ -89,7 +95,12 @@ final class CompressorDifferentialTests: XCTestCase {
                 guard let r = client.readResponse(isHEAD: c.request.hasPrefix("HEAD")) else { out.append("\(c.name): (no response)"); continue }
                 let fields = r.fields.map { "\($0.name.lowercased()): \(normalized($0.name, $0.value))" }.sorted().joined(separator: " | ")
                 let framing = r.header("transfer-encoding") != nil ? "chunked" : r.header("content-length") != nil ? "length" : "until close"
-                let body = r.header("content-encoding") == "gzip" ? (Self.gunzip(r.body).map { "gunzip: " + String(decoding: $0, as: UTF8.self) } ?? "(not gzip)") : r.text
+                let body: String
+                switch r.header("content-encoding") {
+                case "gzip": body = Self.gunzip(r.body).map { "gunzip: " + String(decoding: $0, as: UTF8.self) } ?? "(not gzip)"
+                case "br": body = Self.unbrotli(r.body).map { "unbrotli: " + String(decoding: $0.prefix(300), as: UTF8.self) + " (\($0.count) bytes)" } ?? "(not brotli)"
+                default: body = r.text
+                }
                 client.send("GET /direct HTTP/1.1\r\nHost: example.com\r\n\r\n")
                 let open = client.readResponse() != nil
                 out.append("\(c.name): \(r.statusLine) | \(fields) | \(framing) | \(body) | \(open ? "kept open" : "closed")")
@@ -110,6 +121,14 @@ final class CompressorDifferentialTests: XCTestCase {
         var report: [String] = []
         for (x, y) in zip(e, b) where x != y { report.append("envoy:   \(x)\nballast: \(y)") }
         if !report.isEmpty { XCTFail("compressor differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }
+    }
+
+    /// A whole brotli stream decoded (at most 1 MiB), or nil.
+    static func unbrotli(_ data: [UInt8]) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 1 << 20)
+        var count = out.count
+        let ok = data.withUnsafeBytes { d in out.withUnsafeMutableBytes { ballast_brotli_decompress(d.baseAddress, d.count, $0.baseAddress, &count) } }
+        return ok == 1 ? Array(out[0..<count]) : nil
     }
 
     /// The whole gzip member, or nil when it is not one.
@@ -164,11 +183,13 @@ final class CompressorDifferentialTests: XCTestCase {
         let gzip = "compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, memory_level: 3, window_bits: 10}}"
         let cz = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 100, content_type: [text/plain, application/json]}}, \(gzip)}}"
         let cd = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {disable_on_etag_header: true}, compressor_library: {name: defaults, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, compression_level: BEST_SPEED, compression_strategy: DEFAULT_STRATEGY, chunk_size: 8192}}}}"
+        let cb = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 40}}, compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli, window_bits: 10}}}}"
         func cluster(_ name: String, _ port: Int) -> String {
             "  - {name: \(name), type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: \(name), endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}}}]}]}}\n"
         }
         return "static_resources:\n  listeners:\n" + listener("cz", filter: cz)
             + listener("cd", filter: cd, hcm: "http_protocol_options: {accept_http_10: true}")
+            + listener("cb", filter: cb)
             + "  clusters:\n" + cluster("up", upstream) + cluster("dead", dead)
             + "admin:\n  address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}\n"
     }

@@ -38,7 +38,12 @@ final class CompressorConfigTests: XCTestCase {
         XCTAssertEqual(compressor("", library: ", chunk_size: 100"), ["\(p).compressor_library.typed_config.chunk_size: 100 is outside 4096...65536 (Envoy's rule)"])
         XCTAssertEqual(compressor("", library: ", compression_level: FASTEST").first?.hasPrefix("\(p).compressor_library.typed_config.compression_level: unknown value 'FASTEST'"), true)
         XCTAssertEqual(errors("{ name: envoy.filters.http.compressor, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: { name: b, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli } } } }"),
-                       ["\(p).compressor_library.typed_config.@type: 'type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli' is not supported by ballast (ballast implements type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip)"])
+                       [])
+        XCTAssertEqual(compressor("", library: ", window_bits: 9"), [])
+        XCTAssertEqual(errors("{ name: envoy.filters.http.compressor, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: { name: b, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli, window_bits: 9, encoder_mode: TEXT } } } }"),
+                       ["\(p).compressor_library.typed_config.window_bits: 9 is outside 10...24 (Envoy's rule)"])
+        XCTAssertEqual(errors("{ name: envoy.filters.http.compressor, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: { name: z, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd } } } }"),
+                       ["\(p).compressor_library.typed_config.@type: 'type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd' is not supported by ballast (ballast implements type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli)"])
         XCTAssertEqual(errors("{ name: envoy.filters.http.compressor, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor } }"),
                        ["\(p).compressor_library: required field missing"])
     }
@@ -56,7 +61,7 @@ final class CompressorConfigTests: XCTestCase {
 
     /// Accept-Encoding as Envoy's chooseEncoding reads it, for a chain with gzip only.
     func testAcceptEncodingChoice() {
-        func choice(_ values: [String]) -> AcceptEncodingChoice {
+        func choice(_ values: [String], coding: String = "gzip") -> AcceptEncodingChoice {
             var head = "GET / HTTP/1.1\r\nHost: a\r\n"
             for v in values { head += "Accept-Encoding: \(v)\r\n" }
             head += "\r\n"
@@ -66,11 +71,11 @@ final class CompressorConfigTests: XCTestCase {
             defer { parser.deinitialize(count: 1); parser.deallocate() }
             return bytes.withUnsafeBytes { b in
                 guard case .complete = parser.pointee.parse(b) else { XCTFail("head"); return .unset }
-                return AcceptEncodingChoice.parse(RequestView(bytes: b, path: 0..<0, query: nil, host: nil, parser: parser))
+                return AcceptEncodingChoice.parse(RequestView(bytes: b, path: 0..<0, query: nil, host: nil, parser: parser), coding: Array(coding.utf8))
             }
         }
         XCTAssertEqual(choice([]), .noHeader)
-        XCTAssertEqual(choice(["gzip"]), .gzip)
+        XCTAssertEqual(choice(["gzip"]), .compressor)
         XCTAssertEqual(choice(["GZIP"]), .notValid)
         XCTAssertEqual(choice([""]), .notValid)
         XCTAssertEqual(choice(["identity"]), .identity)
@@ -78,13 +83,15 @@ final class CompressorConfigTests: XCTestCase {
         XCTAssertEqual(choice(["gzip;q=0, *"]), .notValid)
         XCTAssertEqual(choice(["*, gzip;q=0"]), .notValid)
         XCTAssertEqual(choice(["identity, gzip"]), .identity)
-        XCTAssertEqual(choice(["identity;q=0.5, gzip"]), .gzip)
-        XCTAssertEqual(choice(["br;q=0.9, gzip;q=0.5, deflate"]), .gzip)
+        XCTAssertEqual(choice(["identity;q=0.5, gzip"]), .compressor)
+        XCTAssertEqual(choice(["br;q=0.9, gzip;q=0.5, deflate"]), .compressor)
         XCTAssertEqual(choice(["gzip;q=x"]), .notValid)
         XCTAssertEqual(choice(["gzip;q=x, identity"]), .identity)
-        XCTAssertEqual(choice(["gzip;level=1"]), .gzip)
-        XCTAssertEqual(choice(["br", "gzip;q=.5"]), .gzip)
+        XCTAssertEqual(choice(["gzip;level=1"]), .compressor)
+        XCTAssertEqual(choice(["br", "gzip;q=.5"]), .compressor)
         XCTAssertEqual(choice(["br"]), .notValid)
-        XCTAssertEqual(choice(["gzip;q=1e-1"]), .gzip)
+        XCTAssertEqual(choice(["gzip;q=1e-1"]), .compressor)
+        XCTAssertEqual(choice(["gzip, br;q=0.5"], coding: "br"), .compressor)
+        XCTAssertEqual(choice(["gzip"], coding: "br"), .notValid)
     }
 }

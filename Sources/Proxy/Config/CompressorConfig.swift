@@ -1,6 +1,6 @@
 /// `envoy.filters.http.compressor` typed_config
 /// (`type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor`) with the gzip
-/// library (`envoy.compression.gzip.compressor`). What Ballast implements: response compression
+/// library (`envoy.compression.gzip.compressor`) or brotli (`envoy.compression.brotli.compressor`). What Ballast implements: response compression
 /// as Envoy 1.40 decides it (docs/filters.md), `response_direction_config` (`common_config`
 /// `enabled` / `min_content_length` / `content_type`, `disable_on_etag_header`), the deprecated
 /// top-level `content_length` / `content_type` / `disable_on_etag_header`, and the gzip options.
@@ -8,7 +8,7 @@
 public struct CompressorConfig: Sendable, Hashable {
     /// `compressor_library.name`: part of the stat names (`compressor.<name>.gzip.`).
     public let libraryName: String
-    public let gzip: GzipOptions
+    public let library: Library
     /// `min_content_length` (Envoy's default 30).
     public let minContentLength: Int
     /// Lower-cased media types; Envoy's default list when none is given.
@@ -16,6 +16,39 @@ public struct CompressorConfig: Sendable, Hashable {
     public let disableOnEtagHeader: Bool
     /// `common_config.enabled.default_value` (Ballast's runtime never sets the key).
     public let enabled: Bool
+
+    /// The codec and its options.
+    public enum Library: Sendable, Hashable {
+        case gzip(GzipOptions)
+        case brotli(BrotliOptions)
+
+        /// The content-encoding it produces (and the accept-encoding coding it answers).
+        public var encoding: String {
+            switch self {
+            case .gzip: "gzip"
+            case .brotli: "br"
+            }
+        }
+
+        /// Envoy's stats prefix of the library.
+        var statsName: String {
+            switch self {
+            case .gzip: "gzip"
+            case .brotli: "brotli"
+            }
+        }
+    }
+
+    /// `envoy.extensions.compression.brotli.compressor.v3.Brotli`, as libbrotli takes it.
+    public struct BrotliOptions: Sendable, Hashable {
+        public let quality: Int32
+        public let windowBits: Int32
+        public let inputBlockBits: Int32
+        /// BROTLI_MODE_GENERIC 0, TEXT 1, FONT 2.
+        public let mode: Int32
+        public let disableLiteralContextModeling: Bool
+        public let chunkSize: Int
+    }
 
     /// `envoy.extensions.compression.gzip.compressor.v3.Gzip`, as zlib takes it.
     public struct GzipOptions: Sendable, Hashable {
@@ -111,20 +144,66 @@ extension BootstrapParser {
               let l = lib.fields(known: ["name", "typed_config"]) else { return nil }
         let name = l.required("name")?.nonEmptyString()
         if name == nil { ok = false }
-        let gzip = l.required("typed_config").flatMap { parseGzipCompressor($0) }
-        guard ok, let name, let gzip else { return nil }
-        return CompressorConfig(libraryName: name, gzip: gzip, minContentLength: minLength,
+        let library = l.required("typed_config").flatMap { parseCompressorLibrary($0) }
+        guard ok, let name, let library else { return nil }
+        return CompressorConfig(libraryName: name, library: library, minContentLength: minLength,
                                 contentTypes: (types.isEmpty ? CompressorConfig.defaultContentTypes : types).map { $0.lowercased() },
                                 disableOnEtagHeader: etag, enabled: enabled)
     }
 
-    private func parseGzipCompressor(_ value: ConfigValue) -> CompressorConfig.GzipOptions? {
-        guard let f = value.fields(known: ["@type", "memory_level", "window_bits", "compression_level", "compression_strategy", "chunk_size"]) else { return nil }
-        guard let type = f.required("@type")?.nonEmptyString() else { return nil }
-        guard type == Self.gzipCompressorType else {
-            f.error("@type", "'\(type)' is not supported by ballast (ballast implements \(Self.gzipCompressorType))")
+    private func parseCompressorLibrary(_ value: ConfigValue) -> CompressorConfig.Library? {
+        guard case .mapping(let m) = value.node,
+              let typeNode = m.first(where: { $0.key.scalar?.string == "@type" })?.value,
+              let type = ConfigValue(node: typeNode, path: value.path.appending("@type"), diagnostics: diagnostics).nonEmptyString() else {
+            diagnostics.error(value.path.appending("@type"), "required field missing", at: value.node)
             return nil
         }
+        switch type {
+        case Self.gzipCompressorType: return parseGzipCompressor(value).map { .gzip($0) }
+        case Self.brotliCompressorType: return parseBrotliCompressor(value).map { .brotli($0) }
+        default:
+            diagnostics.error(value.path.appending("@type"), "'\(type)' is not supported by ballast (ballast implements \(Self.gzipCompressorType), \(Self.brotliCompressorType))", at: typeNode)
+            return nil
+        }
+    }
+
+    static let brotliCompressorType = "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli"
+
+    private enum BrotliMode: String, CaseIterable {
+        case DEFAULT, GENERIC, TEXT, FONT
+        var value: Int32 {
+            switch self {
+            case .DEFAULT, .GENERIC: 0
+            case .TEXT: 1
+            case .FONT: 2
+            }
+        }
+    }
+
+    private func parseBrotliCompressor(_ value: ConfigValue) -> CompressorConfig.BrotliOptions? {
+        guard let f = value.fields(known: ["@type", "quality", "window_bits", "input_block_bits", "chunk_size", "encoder_mode",
+                                           "disable_literal_context_modeling"]) else { return nil }
+        var ok = true
+        func number(_ key: String, _ range: ClosedRange<Int>, _ fallback: Int) -> Int {
+            guard let v = f[key] else { return fallback }
+            guard let n = uint32(v) else { ok = false; return fallback }
+            guard range.contains(n) else { v.error("\(n) is outside \(range.lowerBound)...\(range.upperBound) (Envoy's rule)"); ok = false; return fallback }
+            return n
+        }
+        let quality = number("quality", 0...11, 3)
+        let window = number("window_bits", 10...24, 18)
+        let block = number("input_block_bits", 16...24, 24)
+        let chunk = number("chunk_size", 4096...65536, 4096)
+        let mode = f["encoder_mode"].map { $0.enumeration(BrotliMode.self) } ?? .DEFAULT
+        var literal = false
+        if let v = f["disable_literal_context_modeling"] { if let b = v.bool() { literal = b } else { ok = false } }
+        guard ok, let mode else { return nil }
+        return .init(quality: Int32(quality), windowBits: Int32(window), inputBlockBits: Int32(block), mode: mode.value,
+                     disableLiteralContextModeling: literal, chunkSize: chunk)
+    }
+
+    private func parseGzipCompressor(_ value: ConfigValue) -> CompressorConfig.GzipOptions? {
+        guard let f = value.fields(known: ["@type", "memory_level", "window_bits", "compression_level", "compression_strategy", "chunk_size"]) else { return nil }
         var ok = true
         func number(_ key: String, _ range: ClosedRange<Int>, _ fallback: Int) -> Int {
             guard let v = f[key] else { return fallback }

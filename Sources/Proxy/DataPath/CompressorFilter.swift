@@ -1,10 +1,10 @@
 import Synchronization
 import HTTP1
 
-/// `envoy.filters.http.compressor` (gzip) on the data path. decodeHeaders reads the request's
+/// `envoy.filters.http.compressor` (gzip or brotli) on the data path. decodeHeaders reads the request's
 /// accept-encoding once into a one-byte choice kept in the stream; the response head decides as
 /// Envoy 1.40's encodeHeaders does (`CompressorPlan.decide`), and a compressed body goes through
-/// the worker's pooled z_stream (`ProxyWorker+Compression.swift`). Responses that are not
+/// the worker's pooled codec stream (`ProxyWorker+Compression.swift`). Responses that are not
 /// compressed cost one switch case and a few header scans when the filter is configured, and
 /// nothing when it is not.
 enum CompressorFilter {
@@ -13,13 +13,13 @@ enum CompressorFilter {
         // Envoy counts every request its request direction sees (request compression is refused
         // here, so none is compressed).
         plan.stats.requestNotCompressed.wrappingAdd(1, ordering: .relaxed)
-        ctx.acceptEncoding = AcceptEncodingChoice.parse(ctx.request)
+        ctx.acceptEncoding = AcceptEncodingChoice.parse(ctx.request, coding: plan.coding)
         return .continue
     }
 }
 
 /// What the request's accept-encoding allows, decided as Envoy's `chooseEncoding` does for a
-/// chain with one compressor ("gzip"), before the response's content-type is known (a refused
+/// chain with one compressor (its coding: "gzip" or "br"), before the response's content-type is known (a refused
 /// content-type turns every choice but `noHeader` into `notValid`, as Envoy's empty allowed set).
 enum AcceptEncodingChoice: UInt8 {
     /// The compressor filter did not see the request (a local reply before it ran).
@@ -28,16 +28,17 @@ enum AcceptEncodingChoice: UInt8 {
     case notValid
     case identity
     case wildcard
-    case gzip
+    /// The chain's coding.
+    case compressor
 
     /// All accept-encoding fields, as Envoy's joined value: tokens split at commas (empty ones
     /// dropped), the coding before the first `;` (trimmed, compared case-sensitively as Envoy),
-    /// a `q=` parameter parsed (an unparsable one drops the token); gzip with q=0 is refused even
+    /// a `q=` parameter parsed (an unparsable one drops the token); the coding with q=0 is refused even
     /// when `*` allows others; the highest q wins, the first on ties.
-    static func parse(_ r: RequestView) -> AcceptEncodingChoice {
+    static func parse(_ r: RequestView, coding: [UInt8]) -> AcceptEncodingChoice {
         var sawHeader = false
         var sawPair = false
-        var gzipRefused = false
+        var refused = false
         var best = AcceptEncodingChoice.identity
         var bestQ: Float = 0
         for i in 0..<r.headerCount {
@@ -51,22 +52,22 @@ enum AcceptEncodingChoice: UInt8 {
                 while end < value.upperBound && r.bytes[end] != ASCII.comma { end += 1 }
                 defer { start = end + 1 }
                 if end == start { continue }  // an empty token
-                guard let (coding, q) = token(r.bytes, start..<end) else { continue }
+                guard let (kind, q) = token(r.bytes, start..<end, coding: coding) else { continue }
                 sawPair = true
-                if q == 0 && coding == .gzip { gzipRefused = true }
-                if q > bestQ { best = coding; bestQ = q }
+                if q == 0 && kind == .compressor { refused = true }
+                if q > bestQ { best = kind; bestQ = q }
             }
         }
         guard sawHeader else { return .noHeader }
-        if !sawPair || gzipRefused { return .notValid }
-        // Envoy's choice loop runs after every q=0 has been removed: a gzip that won is refused then.
+        if !sawPair || refused { return .notValid }
+        // Envoy's choice loop runs after every q=0 has been removed: a coding that won is refused then.
         if bestQ == 0 { return .notValid }
         return best
     }
 
     /// One token: its coding (`notValid` for one Envoy has no compressor for) and q-value; nil
     /// when the q-value does not parse.
-    private static func token(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> (AcceptEncodingChoice, Float)? {
+    private static func token(_ b: UnsafeRawBufferPointer, _ range: Range<Int>, coding name: [UInt8]) -> (AcceptEncodingChoice, Float)? {
         var semicolon = range.upperBound
         for k in range where b[k] == UInt8(ascii: ";") { semicolon = k; break }
         let coding = ASCII.trimWhitespace(b, range.lowerBound..<semicolon)
@@ -84,12 +85,18 @@ enum AcceptEncodingChoice: UInt8 {
             }
         }
         let kind: AcceptEncodingChoice
-        if equals(b, coding, "gzip") { kind = .gzip }
+        if equals(b, coding, name) { kind = .compressor }
         else if equals(b, coding, "identity") { kind = .identity }
         else if equals(b, coding, "*") { kind = .wildcard }
         else { kind = .notValid }
         // Codings Envoy cannot produce never win, but their q-value still counts as "a pair".
         return (kind, kind == .notValid ? -1 : q)
+    }
+
+    private static func equals(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ bytes: [UInt8]) -> Bool {
+        guard bytes.count == r.count else { return false }
+        for k in 0..<bytes.count where b[r.lowerBound + k] != bytes[k] { return false }
+        return true
     }
 
     private static func equals(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ literal: StaticString) -> Bool {
@@ -130,15 +137,20 @@ public final class CompressorPlan: Sendable {
     let contentTypes: [[UInt8]]
     let disableOnEtagHeader: Bool
     let enabled: Bool
-    let gzip: CompressorConfig.GzipOptions
+    let library: CompressorConfig.Library
+    /// The coding as accept-encoding names it, and the content-encoding line.
+    let coding: [UInt8]
+    let encodingField: [UInt8]
 
     init(_ c: CompressorConfig) {
-        stats = CompressorStats(prefix: "compressor.\(c.libraryName).gzip.")
+        stats = CompressorStats(prefix: "compressor.\(c.libraryName).\(c.library.statsName).")
+        library = c.library
+        coding = Array(c.library.encoding.utf8)
+        encodingField = Array("content-encoding: \(c.library.encoding)\r\n".utf8)
         minContentLength = c.minContentLength
         contentTypes = c.contentTypes.map { Array($0.utf8) }
         disableOnEtagHeader = c.disableOnEtagHeader
         enabled = c.enabled
-        gzip = c.gzip
     }
 
     /// What encodeHeaders decided for a response.
@@ -169,7 +181,7 @@ public final class CompressorPlan: Sendable {
             case .notValid: stats.headerNotValid.wrappingAdd(1, ordering: .relaxed)
             case .identity: stats.headerIdentity.wrappingAdd(1, ordering: .relaxed)
             case .wildcard: stats.headerWildcard.wrappingAdd(1, ordering: .relaxed); accepted = true
-            case .gzip: stats.headerCompressorUsed.wrappingAdd(1, ordering: .relaxed); accepted = true
+            case .compressor: stats.headerCompressorUsed.wrappingAdd(1, ordering: .relaxed); accepted = true
             }
         }
         var compressible = bigEnough && fields.contentTypeAllowed && !fields.noTransform
@@ -209,7 +221,7 @@ struct ResponseFields {
     var hasContentEncoding = false
 }
 
-/// `http.<stat_prefix>.compressor.<library name>.gzip.*`, Envoy's names (request direction
+/// `http.<stat_prefix>.compressor.<library name>.<gzip|brotli>.*`, Envoy's names (request direction
 /// counters included: every request is `request.not_compressed`).
 public final class CompressorStats: Sendable {
     public let prefix: String

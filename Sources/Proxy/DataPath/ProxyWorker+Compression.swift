@@ -1,37 +1,88 @@
+import CBrotli
 import CZlib
 import EventLoop
 import HTTP1
 
-/// A worker's z_streams for the compressor filter: one per response being compressed, reused
-/// (deflateReset, no allocation) by later responses with the same gzip options.
-struct DeflaterPool {
+/// A compressing stream: zlib's (gzip) or libbrotli's encoder.
+enum CompressorStream {
+    case zlib(OpaquePointer)
+    case brotli(OpaquePointer)
+
+    init?(_ library: CompressorConfig.Library) {
+        switch library {
+        case .gzip(let o):
+            guard let z = ballast_deflate_new(o.level, o.windowBits + 16, o.memoryLevel, o.strategy) else { return nil }
+            self = .zlib(z)
+        case .brotli(let o):
+            guard let e = ballast_brotli_encoder_new(o.quality, o.windowBits, o.inputBlockBits, o.mode, o.disableLiteralContextModeling ? 1 : 0) else { return nil }
+            self = .brotli(e)
+        }
+    }
+
+    /// Ready for a new body with the same options; false when it cannot be reused (brotli 1.0
+    /// has no reset: its encoder is made per compressed response).
+    func reset() -> Bool {
+        switch self {
+        case .zlib(let z): ballast_deflate_reset(z) == Int32(BALLAST_Z_OK)
+        case .brotli: false
+        }
+    }
+
+    func free() {
+        switch self {
+        case .zlib(let z): ballast_deflate_free(z)
+        case .brotli(let e): ballast_brotli_encoder_free(e)
+        }
+    }
+
+    /// One step over `input` into `out`: a flush (Envoy's data with end_stream false) or a
+    /// finish. `more`: output is still waiting (call again with the rest of the input).
+    func step(_ input: UnsafeRawBufferPointer, _ out: UnsafeMutableRawPointer, _ room: Int, finish: Bool)
+        -> (used: Int, written: Int, more: Bool, failed: Bool) {
+        var used = 0
+        var written = 0
+        switch self {
+        case .zlib(let z):
+            let rc = ballast_deflate(z, input.baseAddress, input.count, out, room, Int32(finish ? BALLAST_Z_FINISH : BALLAST_Z_SYNC_FLUSH), &used, &written)
+            return (used, written, written == room, rc < 0 && rc != Int32(BALLAST_Z_BUF_ERROR))
+        case .brotli(let e):
+            var more: Int32 = 0
+            let ok = ballast_brotli_compress(e, Int32(finish ? BALLAST_BROTLI_FINISH : BALLAST_BROTLI_FLUSH), input.baseAddress, input.count, out, room, &used, &written, &more)
+            return (used, written, more != 0, ok == 0)
+        }
+    }
+}
+
+/// A worker's compressing streams: one per response being compressed, reused by later responses
+/// with the same library options (no allocation once warm, for gzip).
+struct CompressorPool {
     private struct Entry {
-        let z: OpaquePointer
-        var options: CompressorConfig.GzipOptions
+        var stream: CompressorStream
+        var library: CompressorConfig.Library
         var busy: Bool
     }
 
     private var entries: [Entry] = []
 
-    /// A z_stream ready for a new body with these options (its index), or nil when zlib fails.
-    mutating func acquire(_ o: CompressorConfig.GzipOptions) -> Int32? {
-        for i in entries.indices where !entries[i].busy && entries[i].options == o {
-            guard ballast_deflate_reset(entries[i].z) == Int32(BALLAST_Z_OK) else { continue }
+    /// A stream ready for a new body (its index), or nil when the codec fails.
+    mutating func acquire(_ library: CompressorConfig.Library) -> Int32? {
+        for i in entries.indices where !entries[i].busy && entries[i].library == library {
+            guard entries[i].stream.reset() else { continue }
             entries[i].busy = true
             return Int32(i)
         }
-        guard let z = ballast_deflate_new(o.level, o.windowBits + 16, o.memoryLevel, o.strategy) else { return nil }
+        guard let stream = CompressorStream(library) else { return nil }
         if let free = entries.firstIndex(where: { !$0.busy }) {
-            // Options changed (a reload): replace an idle stream rather than grow.
-            ballast_deflate_free(entries[free].z)
-            entries[free] = Entry(z: z, options: o, busy: true)
+            // A stream that cannot be reset, or options changed (a reload): replace an idle one.
+            entries[free].stream.free()
+            entries[free] = Entry(stream: stream, library: library, busy: true)
             return Int32(free)
         }
-        entries.append(Entry(z: z, options: o, busy: true))
+        entries.append(Entry(stream: stream, library: library, busy: true))
         return Int32(entries.count - 1)
     }
 
-    func stream(_ i: Int32) -> OpaquePointer { entries[Int(i)].z }
+    func stream(_ i: Int32) -> CompressorStream { entries[Int(i)].stream }
 
     mutating func release(_ i: Int32) {
         guard i >= 0 && Int(i) < entries.count else { return }
@@ -39,7 +90,7 @@ struct DeflaterPool {
     }
 
     func freeAll() {
-        for e in entries { ballast_deflate_free(e.z) }
+        for e in entries { e.stream.free() }
     }
 }
 
@@ -84,10 +135,10 @@ extension ProxyWorker {
     private func apply(_ d: CompressorPlan.Decision, _ plan: CompressorPlan, _ s: UnsafeMutablePointer<Stream>) {
         s.pointee.compressVary = d.vary
         guard d.compress else { return }
-        if let z = deflaters.acquire(plan.gzip) {
+        if let z = deflaters.acquire(plan.library) {
             s.pointee.deflater = z
         } else {
-            // zlib could not make a stream (out of memory): the body goes out as it came.
+            // The codec could not make a stream (out of memory): the body goes out as it came.
             plan.stats.responseCompressed.wrappingSubtract(1, ordering: .relaxed)
             plan.stats.responseNotCompressed.wrappingAdd(1, ordering: .relaxed)
         }
@@ -121,7 +172,7 @@ extension ProxyWorker {
     /// content-encoding (when compressing) and vary: the upstream's vary values joined with ","
     /// (as Envoy's header map joins repeated fields), then `, Accept-Encoding`.
     func writeCompressorFields(_ head: UnsafeRawBufferPointer, upstream: Bool, _ s: UnsafeMutablePointer<Stream>, _ w: inout ByteWriter) {
-        if s.pointee.deflater >= 0 { w.put("content-encoding: gzip\r\n") }
+        if s.pointee.deflater >= 0, let plan = httpPlan(s.pointee.generation)?.compressor { w.put(plan.encodingField) }
         guard s.pointee.compressVary else { return }
         w.put("vary: ")
         var first = true
@@ -145,7 +196,7 @@ extension ProxyWorker {
     func compressBody(_ bytes: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
         guard bytes.count > 0 else { return true }
         httpPlan(s.pointee.generation)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(bytes.count, ordering: .relaxed)
-        return deflateChunk(bytes, flush: Int32(BALLAST_Z_SYNC_FLUSH), s, d)
+        return compressChunk(bytes, finish: false, s, d)
     }
 
     /// The end of the body (Envoy's end_stream data, empty after an upstream body, the whole
@@ -153,7 +204,7 @@ extension ProxyWorker {
     func finishCompression(_ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>,
                            last: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         guard s.pointee.deflater >= 0 else { return }
-        _ = deflateChunk(last, flush: Int32(BALLAST_Z_FINISH), s, d)
+        _ = compressChunk(last, finish: true, s, d)
         if !s.pointee.http10 { _ = pool.append(UnsafeRawBufferPointer(staticString: "0\r\n\r\n"), to: &d.pointee.pending) }
         deflaters.release(s.pointee.deflater)
         s.pointee.deflater = -1
@@ -181,41 +232,39 @@ extension ProxyWorker {
         return (used, false, false)
     }
 
-    /// Runs deflate over `input` with `flush`, writing the output as one chunk: the payload is
-    /// written after room for the size line, which is then filled in and the payload moved up.
-    private func deflateChunk(_ input: UnsafeRawBufferPointer, flush: Int32, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
-        let z = deflaters.stream(s.pointee.deflater)
+    /// Runs the codec over `input` (a flush, or a finish), writing the output as one chunk: the
+    /// payload is written after room for the size line, which is then filled in and the payload
+    /// moved up to it.
+    private func compressChunk(_ input: UnsafeRawBufferPointer, finish: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
+        let codec = deflaters.stream(s.pointee.deflater)
         let framed = !s.pointee.http10
         var offset = 0
         var total = 0
-        // A sync flush adds at most a few bytes per 16 KiB stored block beyond the input, plus
-        // the header and trailer: one reservation normally holds the whole output.
+        // A flush adds at most a few bytes per block beyond the input, plus the header and
+        // trailer: one reservation normally holds the whole output.
         var room = max(256, input.count + input.count / 8 + 64)
         while true {
             guard let base = pool.reserve(room + 12, in: &d.pointee.pending) else { return false }
             let out = base + 10
-            var used = 0
-            var written = 0
-            let rc = ballast_deflate(z, input.baseAddress.map { $0 + offset }, input.count - offset, out, room, flush, &used, &written)
-            offset += used
-            if rc < 0 && rc != Int32(BALLAST_Z_BUF_ERROR) { return false }
-            if written > 0 {
+            let r = codec.step(UnsafeRawBufferPointer(rebasing: input[offset...]), out, room, finish: finish)
+            offset += r.used
+            if r.failed { return false }
+            if r.written > 0 {
                 if framed {
                     var w = ByteWriter(base, capacity: 10)
-                    w.putHex(written)
+                    w.putHex(r.written)
                     w.crlf()
-                    (base + w.count).copyMemory(from: UnsafeRawPointer(out), byteCount: written)
-                    (base + w.count + written).storeBytes(of: ASCII.cr, as: UInt8.self)
-                    (base + w.count + written + 1).storeBytes(of: ASCII.lf, as: UInt8.self)
-                    d.pointee.pending.count += w.count + written + 2
+                    (base + w.count).copyMemory(from: UnsafeRawPointer(out), byteCount: r.written)
+                    (base + w.count + r.written).storeBytes(of: ASCII.cr, as: UInt8.self)
+                    (base + w.count + r.written + 1).storeBytes(of: ASCII.lf, as: UInt8.self)
+                    d.pointee.pending.count += w.count + r.written + 2
                 } else {
-                    base.copyMemory(from: UnsafeRawPointer(out), byteCount: written)
-                    d.pointee.pending.count += written
+                    base.copyMemory(from: UnsafeRawPointer(out), byteCount: r.written)
+                    d.pointee.pending.count += r.written
                 }
-                total += written
+                total += r.written
             }
-            // Output space used up: more is waiting (deflate continues where it stopped).
-            if written < room && offset == input.count { break }
+            if !r.more && offset == input.count { break }
             room = max(room, 4096)
         }
         s.pointee.bytesSent += total

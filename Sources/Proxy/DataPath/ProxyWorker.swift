@@ -82,7 +82,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
     var date = HTTPDateField()
-    var deflaters = DeflaterPool()
+    var deflaters = CompressorPool()
     var inflaters = InflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
