@@ -1,5 +1,6 @@
 import CBrotli
 import CZlib
+import CZstd
 import Foundation
 import Glibc
 import XCTest
@@ -51,6 +52,9 @@ final class CompressorDifferentialTests: XCTestCase {
         ("cb-prefer", "compressor (brotli): gzip preferred but not produced: br", "cb", get("/a", ae: "gzip, br;q=0.5")),
         ("cb-chunked", "compressor (brotli): a chunked upstream body", "cb", get("/a", ae: "br", size: 5000, framing: "chunked")),
         ("cb-direct", "compressor (brotli): a direct_response", "cb", get("/direct", ae: "*")),
+        ("cs-zstd", "compressor (zstd): accept-encoding zstd: content-encoding zstd, one frame at the end", "cs", get("/a", ae: "zstd")),
+        ("cs-chunked", "compressor (zstd): a chunked upstream body", "cs", get("/a", ae: "gzip;q=0.1, zstd", size: 5000, framing: "chunked")),
+        ("cs-gzip", "compressor (zstd): accept-encoding gzip only: not compressed", "cs", get("/a", ae: "gzip")),
     ]
 
     /// Compressor stats compared per listener (Envoy's 17 minus total_compressed_bytes).
@@ -77,7 +81,7 @@ final class CompressorDifferentialTests: XCTestCase {
         let dead = try allocator.next()
         var seen: [String: [String]] = [:]
         for name in ["envoy", "ballast"] {
-            let ports = ["cz": try allocator.next(), "cd": try allocator.next(), "cb": try allocator.next()]
+            let ports = ["cz": try allocator.next(), "cd": try allocator.next(), "cb": try allocator.next(), "cs": try allocator.next()]
             let admin = try allocator.next()
             let config = root.appendingPathComponent("\(name).yaml").path
             try bootstrap(ports: ports, admin: admin, upstream: upstream.port, dead: dead).write(toFile: config, atomically: false, encoding: .utf8)
@@ -98,6 +102,7 @@ final class CompressorDifferentialTests: XCTestCase {
                 let body: String
                 switch r.header("content-encoding") {
                 case "gzip": body = Self.gunzip(r.body).map { "gunzip: " + String(decoding: $0, as: UTF8.self) } ?? "(not gzip)"
+                case "zstd": body = Self.unzstd(r.body).map { "unzstd: " + String(decoding: $0.prefix(300), as: UTF8.self) + " (\($0.count) bytes)" } ?? "(not zstd)"
                 case "br": body = Self.unbrotli(r.body).map { "unbrotli: " + String(decoding: $0.prefix(300), as: UTF8.self) + " (\($0.count) bytes)" } ?? "(not brotli)"
                 default: body = r.text
                 }
@@ -121,6 +126,14 @@ final class CompressorDifferentialTests: XCTestCase {
         var report: [String] = []
         for (x, y) in zip(e, b) where x != y { report.append("envoy:   \(x)\nballast: \(y)") }
         if !report.isEmpty { XCTFail("compressor differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }
+    }
+
+    /// Whole zstd frames decoded (at most 1 MiB), or nil.
+    static func unzstd(_ data: [UInt8]) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 1 << 20)
+        let count = out.count
+        let n = data.withUnsafeBytes { d in out.withUnsafeMutableBytes { ballast_zstd_decompress(d.baseAddress, d.count, $0.baseAddress, count) } }
+        return n >= 0 ? Array(out[0..<n]) : nil
     }
 
     /// A whole brotli stream decoded (at most 1 MiB), or nil.
@@ -184,12 +197,13 @@ final class CompressorDifferentialTests: XCTestCase {
         let cz = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 100, content_type: [text/plain, application/json]}}, \(gzip)}}"
         let cd = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {disable_on_etag_header: true}, compressor_library: {name: defaults, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, compression_level: BEST_SPEED, compression_strategy: DEFAULT_STRATEGY, chunk_size: 8192}}}}"
         let cb = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 40}}, compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli, window_bits: 10}}}}"
+        let cs = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 100}}, compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd, compression_level: 10}}}}"
         func cluster(_ name: String, _ port: Int) -> String {
             "  - {name: \(name), type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: \(name), endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}}}]}]}}\n"
         }
         return "static_resources:\n  listeners:\n" + listener("cz", filter: cz)
             + listener("cd", filter: cd, hcm: "http_protocol_options: {accept_http_10: true}")
-            + listener("cb", filter: cb)
+            + listener("cb", filter: cb) + listener("cs", filter: cs)
             + "  clusters:\n" + cluster("up", upstream) + cluster("dead", dead)
             + "admin:\n  address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}\n"
     }

@@ -21,12 +21,14 @@ public struct CompressorConfig: Sendable, Hashable {
     public enum Library: Sendable, Hashable {
         case gzip(GzipOptions)
         case brotli(BrotliOptions)
+        case zstd(ZstdOptions)
 
         /// The content-encoding it produces (and the accept-encoding coding it answers).
         public var encoding: String {
             switch self {
             case .gzip: "gzip"
             case .brotli: "br"
+            case .zstd: "zstd"
             }
         }
 
@@ -35,6 +37,7 @@ public struct CompressorConfig: Sendable, Hashable {
             switch self {
             case .gzip: "gzip"
             case .brotli: "brotli"
+            case .zstd: "zstd"
             }
         }
     }
@@ -47,6 +50,15 @@ public struct CompressorConfig: Sendable, Hashable {
         /// BROTLI_MODE_GENERIC 0, TEXT 1, FONT 2.
         public let mode: Int32
         public let disableLiteralContextModeling: Bool
+        public let chunkSize: Int
+    }
+
+    /// `envoy.extensions.compression.zstd.compressor.v3.Zstd`, as libzstd takes it.
+    public struct ZstdOptions: Sendable, Hashable {
+        public let level: Int32
+        public let checksum: Bool
+        /// ZSTD_strategy (0: zstd's default for the level).
+        public let strategy: Int32
         public let chunkSize: Int
     }
 
@@ -161,13 +173,40 @@ extension BootstrapParser {
         switch type {
         case Self.gzipCompressorType: return parseGzipCompressor(value).map { .gzip($0) }
         case Self.brotliCompressorType: return parseBrotliCompressor(value).map { .brotli($0) }
+        case Self.zstdCompressorType: return parseZstdCompressor(value).map { .zstd($0) }
         default:
-            diagnostics.error(value.path.appending("@type"), "'\(type)' is not supported by ballast (ballast implements \(Self.gzipCompressorType), \(Self.brotliCompressorType))", at: typeNode)
+            diagnostics.error(value.path.appending("@type"), "'\(type)' is not supported by ballast (ballast implements \(Self.gzipCompressorType), \(Self.brotliCompressorType), \(Self.zstdCompressorType))", at: typeNode)
             return nil
         }
     }
 
     static let brotliCompressorType = "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli"
+    static let zstdCompressorType = "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd"
+
+    /// Envoy's zstd `strategy` names, as ZSTD_strategy values (DEFAULT: zstd's choice for the level).
+    private enum ZstdStrategy: String, CaseIterable {
+        case DEFAULT, FAST, DFAST, GREEDY, LAZY, LAZY2, BTLAZY2, BTOPT, BTULTRA, BTULTRA2
+        var value: Int32 { Int32(Self.allCases.firstIndex(of: self)!) }
+    }
+
+    private func parseZstdCompressor(_ value: ConfigValue) -> CompressorConfig.ZstdOptions? {
+        guard let f = value.fields(known: ["@type", "compression_level", "enable_checksum", "strategy", "chunk_size"],
+                                   unsupported: ["dictionary"]) else { return nil }
+        var ok = true
+        func number(_ key: String, _ range: ClosedRange<Int>, _ fallback: Int) -> Int {
+            guard let v = f[key] else { return fallback }
+            guard let n = uint32(v) else { ok = false; return fallback }
+            guard range.contains(n) else { v.error("\(n) is outside \(range.lowerBound)...\(range.upperBound) (zstd's levels)"); ok = false; return fallback }
+            return n
+        }
+        let level = number("compression_level", 0...22, 3)
+        let chunk = number("chunk_size", 4096...65536, 4096)
+        var checksum = false
+        if let v = f["enable_checksum"] { if let b = v.bool() { checksum = b } else { ok = false } }
+        let strategy = f["strategy"].map { $0.enumeration(ZstdStrategy.self) } ?? .DEFAULT
+        guard ok, let strategy else { return nil }
+        return .init(level: Int32(level), checksum: checksum, strategy: strategy.value, chunkSize: chunk)
+    }
 
     private enum BrotliMode: String, CaseIterable {
         case DEFAULT, GENERIC, TEXT, FONT

@@ -1,12 +1,14 @@
 import CBrotli
 import CZlib
+import CZstd
 import EventLoop
 import HTTP1
 
-/// A compressing stream: zlib's (gzip) or libbrotli's encoder.
+/// A compressing stream: zlib's (gzip), libbrotli's or libzstd's encoder.
 enum CompressorStream {
     case zlib(OpaquePointer)
     case brotli(OpaquePointer)
+    case zstd(OpaquePointer)
 
     init?(_ library: CompressorConfig.Library) {
         switch library {
@@ -16,6 +18,9 @@ enum CompressorStream {
         case .brotli(let o):
             guard let e = ballast_brotli_encoder_new(o.quality, o.windowBits, o.inputBlockBits, o.mode, o.disableLiteralContextModeling ? 1 : 0) else { return nil }
             self = .brotli(e)
+        case .zstd(let o):
+            guard let c = ballast_zstd_new(o.level, o.checksum ? 1 : 0, o.strategy) else { return nil }
+            self = .zstd(c)
         }
     }
 
@@ -25,6 +30,7 @@ enum CompressorStream {
         switch self {
         case .zlib(let z): ballast_deflate_reset(z) == Int32(BALLAST_Z_OK)
         case .brotli: false
+        case .zstd(let c): ballast_zstd_reset(c) == 1
         }
     }
 
@@ -32,6 +38,7 @@ enum CompressorStream {
         switch self {
         case .zlib(let z): ballast_deflate_free(z)
         case .brotli(let e): ballast_brotli_encoder_free(e)
+        case .zstd(let c): ballast_zstd_free(c)
         }
     }
 
@@ -49,6 +56,12 @@ enum CompressorStream {
             var more: Int32 = 0
             let ok = ballast_brotli_compress(e, Int32(finish ? BALLAST_BROTLI_FINISH : BALLAST_BROTLI_FLUSH), input.baseAddress, input.count, out, room, &used, &written, &more)
             return (used, written, more != 0, ok == 0)
+        case .zstd(let c):
+            // Envoy's zstd compressor emits nothing until the frame ends (or its buffer fills):
+            // a piece is taken in (ZSTD_e_continue), the end closes the frame.
+            var pending: Int32 = 0
+            let ok = ballast_zstd_compress(c, finish ? 1 : 0, input.baseAddress, input.count, out, room, &used, &written, &pending)
+            return (used, written, pending != 0, ok == 0)
         }
     }
 }
