@@ -38,6 +38,8 @@ final class CompressorDifferentialTests: XCTestCase {
         ("cz-chunked", "compressor: a chunked upstream body compressed", "cz", get("/a", ae: "gzip", framing: "chunked")),
         ("cz-close", "compressor: an until-close upstream body compressed and chunked", "cz", get("/a", ae: "gzip", framing: "close")),
         ("cz-status", "compressor: a 500 compressed too", "cz", get("/a", ae: "gzip", fields: ["X-Status: 500"])),
+        ("cz-route-off", "compressor: CompressorPerRoute disabled on a route: no vary, only not_compressed counted", "cz", get("/off", ae: "gzip")),
+        ("cz-route-off-small", "compressor: CompressorPerRoute disabled: a short body is not content_length_too_small", "cz", get("/off", ae: "gzip", size: 20)),
         ("cz-post", "compressor: a POST (request direction counted, not compressed)", "cz",
          "POST /a HTTP/1.1\r\nHost: example.com\r\nAccept-Encoding: gzip\r\nX-Size: 300\r\nContent-Type: text/plain\r\nContent-Length: 120\r\n\r\n" + String(repeating: "p", count: 120)),
         ("cd-etag", "compressor: disable_on_etag_header (not_compressed_etag)", "cd", get("/a", ae: "gzip", fields: ["ETag: \"v1\""])),
@@ -188,6 +190,10 @@ final class CompressorDifferentialTests: XCTestCase {
                             direct_response: {status: 200, body: {inline_string: "a direct response long enough to be compressed here"}}
                           - match: {prefix: "/dead"}
                             route: {cluster: dead}
+                          - match: {prefix: "/off"}
+                            route: {cluster: up}
+                            typed_per_filter_config:
+                              envoy.filters.http.compressor: {"@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute, disabled: true}
                           - match: {prefix: "/"}
                             route: {cluster: up}
 

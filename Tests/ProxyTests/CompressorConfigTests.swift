@@ -51,6 +51,27 @@ final class CompressorConfigTests: XCTestCase {
                        ["\(p).compressor_library: required field missing"])
     }
 
+    func testCompressorPerRoute() {
+        let base = dataPathYAML(virtualHosts: dataPathCatchAll("c"), clusters: dataPathCluster("c", ports: [9]))
+        func with(_ perRoute: String) -> [String] {
+            var yaml = base.replacingOccurrences(of: "          http_filters:\n", with: """
+                      http_filters:
+                      - { name: envoy.filters.http.compressor, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: { name: lib, typed_config: { "@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip } } } }
+
+            """)
+            // The per-route config goes next to the route's `route:`, at its indentation.
+            let lines = yaml.components(separatedBy: "\n")
+            guard let i = lines.firstIndex(where: { $0.contains("route: { cluster: c }") }) else { XCTFail("no route"); return [] }
+            let indent = String(lines[i].prefix { $0 == " " })
+            let entry = indent + "typed_per_filter_config: { envoy.filters.http.compressor: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute\(perRoute) } }"
+            yaml = (lines[...i] + [entry] + lines[(i + 1)...]).joined(separator: "\n")
+            return loadErrors(yaml)
+        }
+        XCTAssertEqual(with(", disabled: true"), [])
+        XCTAssertEqual(with(", disabled: false").map { $0.hasSuffix("disabled: must be true (Envoy's rule)") }, [true])
+        XCTAssertEqual(with(", overrides: { response_direction_config: {} }").map { $0.hasSuffix("overrides: not supported by ballast") }, [true])
+    }
+
     func testDecompressorConfigErrorsNameThePath() {
         let p = Self.path
         let off = ", response_direction_config: { common_config: { enabled: { default_value: false, runtime_key: k } } }"

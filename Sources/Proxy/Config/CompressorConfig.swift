@@ -259,6 +259,17 @@ extension BootstrapParser {
         return .init(level: level.zlib, windowBits: Int32(window), memoryLevel: Int32(memory), strategy: strategy.zlib, chunkSize: chunk)
     }
 
+    static let compressorPerRouteType = "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute"
+
+    /// `CompressorPerRoute` on a route: `disabled: true` (Envoy's only value for it); `overrides`
+    /// is refused. True when valid.
+    func parseCompressorPerRoute(_ item: ConfigValue) -> Bool {
+        guard let f = item.fields(known: ["@type", "disabled"], unsupported: ["overrides"]) else { return false }
+        guard f.rejected.isEmpty, let d = f.required("disabled"), let b = d.bool() else { return false }
+        if !b { f.error("disabled", "must be true (Envoy's rule)"); return false }
+        return true
+    }
+
     /// A `google.protobuf.UInt32Value`: a number or `{value: n}`.
     func uint32(_ v: ConfigValue) -> Int? {
         if case .mapping = v.node { return v.fields(known: ["value"])?.required("value")?.int(0...Int(UInt32.max)) }

@@ -40,21 +40,23 @@ extension BootstrapParser {
                 if let c = g["common_config"] { common(c, enabled: &requestEnabled) }
                 // Appends to accept-encoding only when response decompression is on, which is refused here.
                 if let a = g["advertise_accept_encoding"] {
-                    if case .mapping = a.node { if uint32Bool(a) == nil { ok = false } } else if a.bool() == nil { ok = false }
+                    if case .mapping = a.node { if boolValue(a) == nil { ok = false } } else if a.bool() == nil { ok = false }
                 }
             } else { ok = false }
         }
+        // Envoy decompresses responses unless this turns it off (its ignore_no_transform_header
+        // then changes nothing).
         var responseEnabled = true
-        var responseIgnore = false
-        if let r = f["response_direction_config"], let g = r.fields(known: ["common_config"]) {
-            if let c = g["common_config"] {
-                if let h = c.fields(known: ["enabled", "ignore_no_transform_header"]) {
-                    if let e = h["enabled"] { if let b = runtimeFlag(e) { responseEnabled = b } else { ok = false } }
-                    if let i = h["ignore_no_transform_header"] { if let b = i.bool() { responseIgnore = b } else { ok = false } }
-                } else { ok = false }
-            }
-        } else if f["response_direction_config"] != nil { ok = false }
-        _ = responseIgnore
+        if let r = f["response_direction_config"] {
+            if let g = r.fields(known: ["common_config"]) {
+                if let c = g["common_config"] {
+                    if let h = c.fields(known: ["enabled", "ignore_no_transform_header"]) {
+                        if let e = h["enabled"] { if let b = runtimeFlag(e) { responseEnabled = b } else { ok = false } }
+                        if let i = h["ignore_no_transform_header"], i.bool() == nil { ok = false }
+                    } else { ok = false }
+                }
+            } else { ok = false }
+        }
         if responseEnabled && ok {
             diagnostics.error(path.appending("typed_config").appending("response_direction_config"),
                               "response decompression is not supported by ballast (Envoy enables it by default); set response_direction_config.common_config.enabled.default_value: false",
@@ -85,7 +87,7 @@ extension BootstrapParser {
     }
 
     /// A `google.protobuf.BoolValue` written as `{value: b}`.
-    private func uint32Bool(_ v: ConfigValue) -> Bool? {
+    private func boolValue(_ v: ConfigValue) -> Bool? {
         guard case .mapping = v.node else { return nil }
         return v.fields(known: ["value"])?.required("value")?.bool()
     }

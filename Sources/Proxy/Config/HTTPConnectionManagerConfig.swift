@@ -104,7 +104,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     /// `envoy.filters.http.buffer`; `configName` keys a route's `BufferPerRoute`.
     case buffer(BufferFilterConfig, configName: String)
     /// `envoy.filters.http.compressor` with the gzip library.
-    case compressor(CompressorConfig)
+    case compressor(CompressorConfig, configName: String)
     /// `envoy.filters.http.decompressor` with the gzip library, request direction.
     case decompressor(DecompressorConfig)
 
@@ -203,6 +203,8 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     /// RBACPerRoute: nil turns the filter off on the route.
     case rbac(RBACConfig?)
     case buffer(BufferPerRouteConfig)
+    /// CompressorPerRoute `disabled: true`.
+    case compressorDisabled
 }
 
 /// `routes[].match`.

@@ -13,6 +13,10 @@ enum CompressorFilter {
         // Envoy counts every request its request direction sees (request compression is refused
         // here, so none is compressed).
         plan.stats.requestNotCompressed.wrappingAdd(1, ordering: .relaxed)
+        if let route = ctx.route, plan.disabledRoutes[route.index] {
+            ctx.acceptEncoding = .disabled  // CompressorPerRoute disabled
+            return .continue
+        }
         ctx.acceptEncoding = AcceptEncodingChoice.parse(ctx.request, coding: plan.coding)
         return .continue
     }
@@ -30,6 +34,8 @@ enum AcceptEncodingChoice: UInt8 {
     case wildcard
     /// The chain's coding.
     case compressor
+    /// The route's CompressorPerRoute turns the filter off: the response only counts as not compressed.
+    case disabled
 
     /// All accept-encoding fields, as Envoy's joined value: tokens split at commas (empty ones
     /// dropped), the coding before the first `;` (trimmed, compared case-sensitively as Envoy),
@@ -142,7 +148,11 @@ public final class CompressorPlan: Sendable {
     let coding: [UInt8]
     let encodingField: [UInt8]
 
-    init(_ c: CompressorConfig) {
+    /// By route index: CompressorPerRoute `disabled`.
+    let disabledRoutes: [Bool]
+
+    init(_ c: CompressorConfig, disabledRoutes: [Bool]) {
+        self.disabledRoutes = disabledRoutes
         stats = CompressorStats(prefix: "compressor.\(c.libraryName).\(c.library.statsName).")
         library = c.library
         coding = Array(c.library.encoding.utf8)
@@ -167,6 +177,10 @@ public final class CompressorPlan: Sendable {
     /// no-transform, etag (not_compressed_etag), content-encoding. `fields` describes the head.
     func decide(_ fields: ResponseFields, choice: AcceptEncodingChoice, endStream: Bool) -> Decision {
         var d = Decision()
+        if choice == .disabled {
+            stats.responseNotCompressed.wrappingAdd(1, ordering: .relaxed)
+            return d
+        }
         var bigEnough = enabled
         if bigEnough, let length = fields.contentLength, length < minContentLength {
             stats.responseContentLengthTooSmall.wrappingAdd(1, ordering: .relaxed)
@@ -177,7 +191,7 @@ public final class CompressorPlan: Sendable {
             var effective = choice
             if !fields.contentTypeAllowed && choice != .noHeader && choice != .unset { effective = .notValid }
             switch effective {
-            case .unset, .noHeader: stats.noAcceptHeader.wrappingAdd(1, ordering: .relaxed)
+            case .unset, .noHeader, .disabled: stats.noAcceptHeader.wrappingAdd(1, ordering: .relaxed)
             case .notValid: stats.headerNotValid.wrappingAdd(1, ordering: .relaxed)
             case .identity: stats.headerIdentity.wrappingAdd(1, ordering: .relaxed)
             case .wildcard: stats.headerWildcard.wrappingAdd(1, ordering: .relaxed); accepted = true

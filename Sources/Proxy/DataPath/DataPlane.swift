@@ -423,8 +423,12 @@ public final class HTTPPlan: Sendable {
                 let plan = DecompressorPlan(config)
                 decompressorPlan = plan
                 kinds.append(.decompressor(plan))
-            case .compressor(let config):
-                let plan = CompressorPlan(config)
+            case .compressor(let config, let name):
+                let disabled = routeConfigs.map { r -> Bool in
+                    if case .compressorDisabled? = r.perFilterConfigs[name] { return true }
+                    return false
+                }
+                let plan = CompressorPlan(config, disabledRoutes: disabled)
                 compressorPlan = plan
                 kinds.append(.compressor(plan))
             case .healthCheck(let config):
