@@ -48,6 +48,10 @@ final class CompressorDifferentialTests: XCTestCase {
         ("cd-default-refused", "compressor: a type outside the default list", "cd", get("/a", ae: "gzip", size: 40, type: "application/octet-stream")),
         ("cd-direct", "compressor: a direct_response compressed (local replies pass the encoder filters)", "cd", get("/direct", ae: "gzip")),
         ("cd-dead", "compressor: the router's 503 UF body compressed", "cd", get("/dead", ae: "gzip")),
+        ("cd-remove-ae", "compressor: remove_accept_encoding_header: the upstream gets no accept-encoding", "cd",
+         get("/a", ae: "gzip", echo: true)),
+        ("cd-remove-ae-route-off", "compressor: remove_accept_encoding_header does not apply on a route with CompressorPerRoute disabled", "cd",
+         get("/off", ae: "gzip", echo: true)),
         ("cd-http10", "compressor: an HTTP/1.0 client gets the compressed body unchunked, then close", "cd", get("/a", ae: "gzip", version: "HTTP/1.0")),
         ("cb-br", "compressor (brotli): accept-encoding br: content-encoding br", "cb", get("/a", ae: "br")),
         ("cb-gzip", "compressor (brotli): accept-encoding gzip only: not compressed (header_not_valid)", "cb", get("/a", ae: "gzip")),
@@ -63,8 +67,9 @@ final class CompressorDifferentialTests: XCTestCase {
     static let statCount = 16
 
     static func get(_ path: String, ae: String? = nil, size: Int = 200, type: String = "text/plain", fields: [String] = [],
-                    framing: String = "length", method: String = "GET", version: String = "HTTP/1.1") -> String {
+                    framing: String = "length", method: String = "GET", version: String = "HTTP/1.1", echo: Bool = false) -> String {
         var r = "\(method) \(path) \(version)\r\nHost: example.com\r\nX-Size: \(size)\r\nX-Type: \(type)\r\nX-Framing: \(framing)\r\n"
+        if echo { r += "X-Echo: 1\r\n" }
         if let ae { r += "Accept-Encoding: \(ae)\r\n" }
         for f in fields { r += "X-Field: \(f)\r\n" }
         return r + "\r\n"
@@ -201,7 +206,7 @@ final class CompressorDifferentialTests: XCTestCase {
         }
         let gzip = "compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, memory_level: 3, window_bits: 10}}"
         let cz = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 100, content_type: [text/plain, application/json]}}, \(gzip)}}"
-        let cd = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {disable_on_etag_header: true}, compressor_library: {name: defaults, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, compression_level: BEST_SPEED, compression_strategy: DEFAULT_STRATEGY, chunk_size: 8192}}}}"
+        let cd = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {disable_on_etag_header: true, remove_accept_encoding_header: true}, compressor_library: {name: defaults, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip, compression_level: BEST_SPEED, compression_strategy: DEFAULT_STRATEGY, chunk_size: 8192}}}}"
         let cb = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 40}}, compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli, window_bits: 10}}}}"
         let cs = "{name: envoy.filters.http.compressor, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, response_direction_config: {common_config: {min_content_length: 100}}, compressor_library: {name: text_optimized, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd, compression_level: 10}}}}"
         func cluster(_ name: String, _ port: Int) -> String {

@@ -31,8 +31,9 @@ final class CompressorConfigTests: XCTestCase {
         XCTAssertEqual(compressor(", request_direction_config: {}"), ["\(p).request_direction_config: not supported by ballast"])
         XCTAssertEqual(compressor(", response_direction_config: { uncompressible_response_codes: [ 206 ] }"),
                        ["\(p).response_direction_config.uncompressible_response_codes: not supported by ballast"])
-        XCTAssertEqual(compressor(", response_direction_config: { remove_accept_encoding_header: true }"),
-                       ["\(p).response_direction_config.remove_accept_encoding_header: not supported by ballast (the request's accept-encoding goes upstream as sent)"])
+        XCTAssertEqual(compressor(", response_direction_config: { remove_accept_encoding_header: true }"), [])
+        XCTAssertEqual(compressor(", response_direction_config: { remove_accept_encoding_header: yes please }"),
+                       ["\(p).response_direction_config.remove_accept_encoding_header: expected true or false, got 'yes please'"])
         XCTAssertEqual(compressor("", library: ", window_bits: 8"), ["\(p).compressor_library.typed_config.window_bits: 8 is outside 9...15 (Envoy's rule)"])
         XCTAssertEqual(compressor("", library: ", memory_level: 10"), ["\(p).compressor_library.typed_config.memory_level: 10 is outside 1...9 (Envoy's rule)"])
         XCTAssertEqual(compressor("", library: ", chunk_size: 100"), ["\(p).compressor_library.typed_config.chunk_size: 100 is outside 4096...65536 (Envoy's rule)"])

@@ -16,6 +16,8 @@ public struct CompressorConfig: Sendable, Hashable {
     public let disableOnEtagHeader: Bool
     /// `common_config.enabled.default_value` (Ballast's runtime never sets the key).
     public let enabled: Bool
+    /// `remove_accept_encoding_header`: the request goes upstream without accept-encoding.
+    public let removeAcceptEncodingHeader: Bool
 
     /// The codec and its options.
     public enum Library: Sendable, Hashable {
@@ -134,17 +136,14 @@ extension BootstrapParser {
         if let v = f["content_type"] { if let t = v.stringList() { types = t } else { ok = false } }
         if let v = f["disable_on_etag_header"] { if let b = v.bool() { etag = b } else { ok = false } }
         if let v = f["runtime_enabled"] { if let b = runtimeFlag(v) { enabled = b } else { ok = false } }
-        if let v = f["remove_accept_encoding_header"], v.bool() != false {
-            v.error("not supported by ballast (the request's accept-encoding goes upstream as sent)"); ok = false
-        }
+        var removeAcceptEncoding = false
+        if let v = f["remove_accept_encoding_header"] { if let b = v.bool() { removeAcceptEncoding = b } else { ok = false } }
         if let v = f["choose_first"], v.bool() == nil { ok = false }
         if let r = f["response_direction_config"] {
             guard let g = r.fields(known: ["common_config", "disable_on_etag_header", "remove_accept_encoding_header"],
                                    unsupported: ["uncompressible_response_codes", "status_header_enabled"]) else { return nil }
             if let v = g["disable_on_etag_header"] { if let b = v.bool() { etag = b } else { ok = false } }
-            if let v = g["remove_accept_encoding_header"], v.bool() != false {
-                v.error("not supported by ballast (the request's accept-encoding goes upstream as sent)"); ok = false
-            }
+            if let v = g["remove_accept_encoding_header"] { if let b = v.bool() { removeAcceptEncoding = b } else { ok = false } }
             if let c = g["common_config"] {
                 guard let h = c.fields(known: ["enabled", "min_content_length", "content_type"]) else { return nil }
                 if let v = h["enabled"] { if let b = runtimeFlag(v) { enabled = b } else { ok = false } }
@@ -160,7 +159,7 @@ extension BootstrapParser {
         guard ok, let name, let library else { return nil }
         return CompressorConfig(libraryName: name, library: library, minContentLength: minLength,
                                 contentTypes: (types.isEmpty ? CompressorConfig.defaultContentTypes : types).map { $0.lowercased() },
-                                disableOnEtagHeader: etag, enabled: enabled)
+                                disableOnEtagHeader: etag, enabled: enabled, removeAcceptEncodingHeader: removeAcceptEncoding)
     }
 
     private func parseCompressorLibrary(_ value: ConfigValue) -> CompressorConfig.Library? {

@@ -143,6 +143,8 @@ public final class CompressorPlan: Sendable {
     let contentTypes: [[UInt8]]
     let disableOnEtagHeader: Bool
     let enabled: Bool
+    /// Drop accept-encoding from the request sent upstream (`remove_accept_encoding_header`).
+    let removeAcceptEncoding: Bool
     let library: CompressorConfig.Library
     /// The coding as accept-encoding names it, and the content-encoding line.
     let coding: [UInt8]
@@ -161,6 +163,7 @@ public final class CompressorPlan: Sendable {
         contentTypes = c.contentTypes.map { Array($0.utf8) }
         disableOnEtagHeader = c.disableOnEtagHeader
         enabled = c.enabled
+        removeAcceptEncoding = c.enabled && c.removeAcceptEncodingHeader
     }
 
     /// What encodeHeaders decided for a response.

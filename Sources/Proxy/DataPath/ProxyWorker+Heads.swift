@@ -56,6 +56,8 @@ extension ProxyWorker {
         var nominating: Range<Int>? = nil
         var lastForwardedFor = -1
         let inflating = (stream(of: d)?.pointee.inflater ?? -1) >= 0
+        // The compressor's remove_accept_encoding_header (not on a route that turns it off).
+        let dropsAcceptEncoding = http.compressor?.removeAcceptEncoding == true && stream(of: d)?.pointee.acceptEncoding != .disabled
         var strippedEncoding = false
         let count = p.pointee.headerCount
         for i in 0..<count {
@@ -124,6 +126,7 @@ extension ProxyWorker {
             if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
                FieldClass.nominated(head, name, connection: nominating) { continue }
             if inflating && decompressorRewrites(head, name, value, strippedEncoding: &strippedEncoding, &w) { continue }
+            if dropsAcceptEncoding && name.count == 15 && ASCII.equalsCaseInsensitive(head, name, "accept-encoding") { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[value]))
