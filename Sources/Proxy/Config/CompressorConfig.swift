@@ -1,12 +1,13 @@
 /// `envoy.filters.http.compressor` typed_config
-/// (`type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor`) with the gzip
-/// library (`envoy.compression.gzip.compressor`) or brotli (`envoy.compression.brotli.compressor`). What Ballast implements: response compression
-/// as Envoy 1.40 decides it (docs/filters.md), `response_direction_config` (`common_config`
-/// `enabled` / `min_content_length` / `content_type`, `disable_on_etag_header`), the deprecated
-/// top-level `content_length` / `content_type` / `disable_on_etag_header`, and the gzip options.
-/// Request compression and the rest are refused with their YAML path.
+/// (`type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor`) with the gzip,
+/// brotli or zstd library (`envoy.compression.{gzip,brotli,zstd}.compressor`). What Ballast
+/// implements: response compression as Envoy 1.40 decides it (docs/filters.md),
+/// `response_direction_config` (`common_config` `enabled` / `min_content_length` /
+/// `content_type`, `disable_on_etag_header`, `remove_accept_encoding_header`), the deprecated
+/// top-level fields, and each library's options. Request compression and the rest are refused
+/// with their YAML path.
 public struct CompressorConfig: Sendable, Hashable {
-    /// `compressor_library.name`: part of the stat names (`compressor.<name>.gzip.`).
+    /// `compressor_library.name`: part of the stat names (`compressor.<name>.<library>.`).
     public let libraryName: String
     public let library: Library
     /// `min_content_length` (Envoy's default 30).

@@ -1,7 +1,7 @@
 import Synchronization
 import HTTP1
 
-/// `envoy.filters.http.compressor` (gzip or brotli) on the data path. decodeHeaders reads the request's
+/// `envoy.filters.http.compressor` (gzip, brotli or zstd) on the data path. decodeHeaders reads the request's
 /// accept-encoding once into a one-byte choice kept in the stream; the response head decides as
 /// Envoy 1.40's encodeHeaders does (`CompressorPlan.decide`), and a compressed body goes through
 /// the worker's pooled codec stream (`ProxyWorker+Compression.swift`). Responses that are not
@@ -23,7 +23,7 @@ enum CompressorFilter {
 }
 
 /// What the request's accept-encoding allows, decided as Envoy's `chooseEncoding` does for a
-/// chain with one compressor (its coding: "gzip" or "br"), before the response's content-type is known (a refused
+/// chain with one compressor (its coding: "gzip", "br" or "zstd"), before the response's content-type is known (a refused
 /// content-type turns every choice but `noHeader` into `notValid`, as Envoy's empty allowed set).
 enum AcceptEncodingChoice: UInt8 {
     /// The compressor filter did not see the request (a local reply before it ran).
@@ -238,7 +238,7 @@ struct ResponseFields {
     var hasContentEncoding = false
 }
 
-/// `http.<stat_prefix>.compressor.<library name>.<gzip|brotli>.*`, Envoy's names (request direction
+/// `http.<stat_prefix>.compressor.<library name>.<gzip|brotli|zstd>.*`, Envoy's names (request direction
 /// counters included: every request is `request.not_compressed`).
 public final class CompressorStats: Sendable {
     public let prefix: String

@@ -95,8 +95,8 @@ struct Stream {
     var acceptEncoding = AcceptEncodingChoice.unset
     /// The compressor adds `Accept-Encoding` to the response's vary.
     var compressVary = false
-    /// The worker's z_stream compressing this response (`DeflaterPool`); -1: not compressed.
-    var deflater: Int32 = -1
+    /// The worker's codec stream compressing this response (`CompressorPool`); -1: not compressed.
+    var compressorStream: Int32 = -1
     /// The worker's inflate stream for a decompressed request body (`InflaterPool`); -1: none.
     var inflater: Int32 = -1
     /// Request body bytes read into and written out of the inflate stream (the ratio check).

@@ -111,7 +111,7 @@ extension ProxyWorker {
     // MARK: decision
 
     /// The compressor's encodeHeaders for an upstream response head (the worker's response
-    /// parser holds its fields): sets the stream's `compressVary` / `deflater`.
+    /// parser holds its fields): sets the stream's `compressVary` / `compressorStream`.
     func decideCompression(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, endStream: Bool) {
         guard let plan = httpPlan(s.pointee.generation)?.compressor else { return }
         let p = responseParser
@@ -148,8 +148,8 @@ extension ProxyWorker {
     private func apply(_ d: CompressorPlan.Decision, _ plan: CompressorPlan, _ s: UnsafeMutablePointer<Stream>) {
         s.pointee.compressVary = d.vary
         guard d.compress else { return }
-        if let z = deflaters.acquire(plan.library) {
-            s.pointee.deflater = z
+        if let z = compressors.acquire(plan.library) {
+            s.pointee.compressorStream = z
         } else {
             // The codec could not make a stream (out of memory): the body goes out as it came.
             plan.stats.responseCompressed.wrappingSubtract(1, ordering: .relaxed)
@@ -167,9 +167,9 @@ extension ProxyWorker {
         case 4 where ASCII.equalsCaseInsensitive(head, name, "vary"):
             return s.pointee.compressVary
         case 14 where ASCII.equalsCaseInsensitive(head, name, "content-length"):
-            return s.pointee.deflater >= 0
+            return s.pointee.compressorStream >= 0
         case 4 where ASCII.equalsCaseInsensitive(head, name, "etag"):
-            guard s.pointee.deflater >= 0 else { return false }
+            guard s.pointee.compressorStream >= 0 else { return false }
             // Envoy keeps a weak etag (W/...) and removes a strong one.
             let p = responseParser
             for i in 0..<p.headerCount where p.headerNameRange(at: i) == name {
@@ -185,7 +185,7 @@ extension ProxyWorker {
     /// content-encoding (when compressing) and vary: the upstream's vary values joined with ","
     /// (as Envoy's header map joins repeated fields), then `, Accept-Encoding`.
     func writeCompressorFields(_ head: UnsafeRawBufferPointer, upstream: Bool, _ s: UnsafeMutablePointer<Stream>, _ w: inout ByteWriter) {
-        if s.pointee.deflater >= 0, let plan = httpPlan(s.pointee.generation)?.compressor { w.put(plan.encodingField) }
+        if s.pointee.compressorStream >= 0, let plan = httpPlan(s.pointee.generation)?.compressor { w.put(plan.encodingField) }
         guard s.pointee.compressVary else { return }
         w.put("vary: ")
         var first = true
@@ -216,11 +216,11 @@ extension ProxyWorker {
     /// body of a local reply: a finish), then the last chunk.
     func finishCompression(_ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>,
                            last: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
-        guard s.pointee.deflater >= 0 else { return }
+        guard s.pointee.compressorStream >= 0 else { return }
         _ = compressChunk(last, finish: true, s, d)
         if !s.pointee.http10 { _ = pool.append(UnsafeRawBufferPointer(staticString: "0\r\n\r\n"), to: &d.pointee.pending) }
-        deflaters.release(s.pointee.deflater)
-        s.pointee.deflater = -1
+        compressors.release(s.pointee.compressorStream)
+        s.pointee.compressorStream = -1
     }
 
     /// A chunked upstream body: each chunk's payload compressed (as `relayDechunked` relays it).
@@ -249,7 +249,7 @@ extension ProxyWorker {
     /// payload is written after room for the size line, which is then filled in and the payload
     /// moved up to it.
     private func compressChunk(_ input: UnsafeRawBufferPointer, finish: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
-        let codec = deflaters.stream(s.pointee.deflater)
+        let codec = compressors.stream(s.pointee.compressorStream)
         let framed = !s.pointee.http10
         var offset = 0
         var total = 0

@@ -211,7 +211,7 @@ extension ProxyWorker {
         let p = responseParser
         let cors = corsDecoration(s)
         let mutations = responseMutations(s)
-        let compressing = s.pointee.compressVary || s.pointee.deflater >= 0
+        let compressing = s.pointee.compressVary || s.pointee.compressorStream >= 0
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s) + (compressing ? 64 : 0)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
@@ -286,13 +286,13 @@ extension ProxyWorker {
         if compressing { writeCompressorFields(head, upstream: true, s, &w) }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
-        if s.pointee.http10 && s.pointee.deflater >= 0 {
+        if s.pointee.http10 && s.pointee.compressorStream >= 0 {
             s.pointee.keepAlive = false  // compressed for an HTTP/1.0 client: the connection's end ends the body
         } else if s.pointee.responseBody == .chunked && s.pointee.http10 {
             // An HTTP/1.0 client never gets chunked framing (RFC 9112 6.1): the payload goes out
             // bare (relayDechunked) and the connection's end marks the body's end.
             s.pointee.keepAlive = false
-        } else if s.pointee.responseBody == .chunked || s.pointee.reframeChunked || s.pointee.deflater >= 0 {
+        } else if s.pointee.responseBody == .chunked || s.pointee.reframeChunked || s.pointee.compressorStream >= 0 {
             w.put("transfer-encoding: chunked\r\n")
         }
         if http.serverTransformation == .overwrite || (http.serverTransformation == .appendIfAbsent && !sawServer) {
@@ -340,7 +340,7 @@ extension ProxyWorker {
         let mutations = routeHeaders ? responseMutations(s) : nil
         decideCompression(localReply: body.count, s)
         decompressorSawResponse(s)
-        let compressed = s.pointee.deflater >= 0
+        let compressed = s.pointee.compressorStream >= 0
         let plain = 256 + 64 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }

@@ -177,7 +177,7 @@ extension ProxyWorker {
                     _ = http?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
                     decideCompression(rest, s, endStream: s.pointee.responseBody == .none)
                     decompressorSawResponse(s)
-                    if s.pointee.deflater >= 0 {
+                    if s.pointee.compressorStream >= 0 {
                         s.pointee.reframeChunked = false  // the compressed body is chunked by the compressor
                         if s.pointee.http10 { s.pointee.keepAlive = false }
                     }
@@ -193,7 +193,7 @@ extension ProxyWorker {
                     let n = min(rest.count, s.pointee.responseRemaining)
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
                     _ = http?.filters.encodeData(chunk, endStream: n == s.pointee.responseRemaining)
-                    if s.pointee.deflater >= 0 {
+                    if s.pointee.compressorStream >= 0 {
                         guard compressBody(chunk, s, d) else { return .malformed }
                     } else {
                         _ = pool.append(chunk, to: &d.pointee.pending)
@@ -203,7 +203,7 @@ extension ProxyWorker {
                     offset += n
                     if s.pointee.responseRemaining == 0 { return .complete(offset) }
                 case .chunked:
-                    if s.pointee.deflater >= 0 {
+                    if s.pointee.compressorStream >= 0 {
                         let r = compressDechunked(rest, s, d)
                         if r.failed { return .malformed }
                         offset += r.used
@@ -229,7 +229,7 @@ extension ProxyWorker {
                     if done { return .complete(offset) }
                 case .untilClose:
                     _ = http?.filters.encodeData(rest, endStream: false)
-                    if s.pointee.deflater >= 0 {
+                    if s.pointee.compressorStream >= 0 {
                         guard compressBody(rest, s, d) else { return .malformed }
                         offset = bytes.count
                         continue

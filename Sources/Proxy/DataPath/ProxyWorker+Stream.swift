@@ -501,7 +501,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
-        deflaters.release(s.pointee.deflater)
+        compressors.release(s.pointee.compressorStream)
         inflaters.release(s.pointee.inflater)
         if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {

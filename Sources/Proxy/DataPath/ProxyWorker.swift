@@ -82,7 +82,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
     var date = HTTPDateField()
-    var deflaters = CompressorPool()
+    var compressors = CompressorPool()
     var inflaters = InflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
@@ -141,7 +141,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
         tlsPlaintext.deallocate()
-        deflaters.freeAll()
+        compressors.freeAll()
         inflaters.freeAll()
     }
 
