@@ -1,7 +1,7 @@
 # Ballast: `make demo` runs the main job, `make test` runs the tests. Both install what they need.
 SWIFT ?= swift
-# iptables and iproute2: ballast sidecar-init and its namespace test (SidecarEndToEndTests).
-SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev libre2-dev pkg-config iptables iproute2
+# zlib1g-dev, libbrotli-dev, libzstd-dev: the compressor filter's gzip, brotli and zstd. iptables and iproute2: ballast sidecar-init and its namespace test (SidecarEndToEndTests).
+SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev libre2-dev zlib1g-dev libbrotli-dev libzstd-dev pkg-config iptables iproute2
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 

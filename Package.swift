@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point downwards only:
 // ballast -> Testbed -> {Proxy, LoadGen, Report, Simulator} -> {Balancers, AdminHTTP, HTTP1} -> EventLoop -> CBallast
-// Proxy -> CRE2 (C++ over libre2), CTLS (C over OpenSSL)
+// Proxy -> CRE2 (C++ over libre2), CTLS (C over OpenSSL), CZlib (C over zlib), CBrotli (C over libbrotli), CZstd (C over libzstd)
 // Release builds of the data-plane modules skip dynamic exclusivity checks: every access to a
 // class's stored var otherwise calls swift_beginAccess (about a quarter of the server's
 // instructions per request under callgrind). Debug builds, which the tests use, keep the checks.
@@ -35,12 +35,18 @@ let package = Package(
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         // OpenSSL (libssl-dev) on memory BIOs: TLS without touching sockets (docs/tls.md).
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // zlib (zlib1g-dev) for the compressor / decompressor filters' gzip (docs/filters.md).
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        // libbrotli (libbrotli-dev) for the compressor filter's brotli: the codec Envoy uses.
+        .target(name: "CBrotli", linkerSettings: [.linkedLibrary("brotlienc"), .linkedLibrary("brotlidec")]),
+        // libzstd (libzstd-dev) for the compressor filter's zstd: the codec Envoy uses.
+        .target(name: "CZstd", linkerSettings: [.linkedLibrary("zstd")]),
         .target(name: "EventLoop", dependencies: ["CBallast"], swiftSettings: dataPlane),
         .target(name: "HTTP1", swiftSettings: dataPlane),
         .target(name: "Balancers", dependencies: ["EventLoop", "CBallast"], swiftSettings: dataPlane),
         // A small blocking HTTP server for admin endpoints (ballast server and proxy).
         .target(name: "AdminHTTP", dependencies: ["EventLoop", "HTTP1"]),
-        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", "AdminHTTP", "CRE2", "CTLS", .product(name: "Yams", package: "Yams"), .product(name: "Histogram", package: "hdrhistogram-swift")],
+        .target(name: "Proxy", dependencies: ["Balancers", "HTTP1", "EventLoop", "AdminHTTP", "CRE2", "CTLS", "CZlib", "CBrotli", "CZstd", .product(name: "Yams", package: "Yams"), .product(name: "Histogram", package: "hdrhistogram-swift")],
                 swiftSettings: dataPlane),
         .target(name: "LoadGen", dependencies: [
             "Balancers", "HTTP1", "EventLoop", "AdminHTTP",
@@ -73,7 +79,7 @@ let package = Package(
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Testbed", "Report", "Balancers", "TestSupport"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "EventLoop", "HTTP1", "CBallast", "ballast", "TestSupport"]),
         // Real Envoy 1.40 (scripts/ensure-envoy.sh) and `ballast proxy` side by side.
-        .testTarget(name: "DifferentialTests", dependencies: ["ballast", "TestSupport"]),
+        .testTarget(name: "DifferentialTests", dependencies: ["ballast", "TestSupport", "CZlib", "CBrotli", "CZstd"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,10 @@ Prints CPU per request (proxy utime+stime / requests, from /proc) and req/s per 
 With --hc-buffer, B = A plus health_check (matching /healthz only, which the load never asks
 for) and buffer (the load's GETs have no body), instead of the filters above.
 
-Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors | --hc-buffer]   (release build; wrk installed)
+With --compressor, B = A plus the compressor filter (gzip, Envoy's default content types and
+minimum length); the load sends no accept-encoding, so B pays the decision and `vary`, not deflate.
+
+Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors | --hc-buffer | --compressor]   (release build; wrk installed)
 """
 import copy, statistics, sys, tempfile
 from pathlib import Path
@@ -39,6 +42,12 @@ HC_BUFFER = """                http_filters:
                   - name: envoy.filters.http.buffer
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 65536}
 """
+COMPRESSOR = """                http_filters:
+                  - name: envoy.filters.http.compressor
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+                      compressor_library: {name: bench, typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip}}
+"""
 CORS = """                  - name: envoy.filters.http.cors
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
 """
@@ -51,11 +60,11 @@ ACCESS_LOG = """                stat_prefix: ingress_http
 """
 
 
-def configs(with_cors: bool, hc_buffer: bool = False) -> dict[str, str]:
+def configs(with_cors: bool, hc_buffer: bool = False, compressor: bool = False) -> dict[str, str]:
     base = (bp.CONFIG_DIR / "ballast-proxy.yaml").read_text()
     a = base.replace("                stat_prefix: ingress_http\n", ACCESS_LOG)
     assert a != base
-    filters = HC_BUFFER if hc_buffer else FILTERS + (CORS if with_cors else "")
+    filters = COMPRESSOR if compressor else HC_BUFFER if hc_buffer else FILTERS + (CORS if with_cors else "")
     b = a.replace("                http_filters:\n", filters)
     if with_cors:
         b = b.replace('domains: ["*"]', 'domains: ["*"]\n                      typed_per_filter_config:\n'
@@ -68,7 +77,7 @@ def configs(with_cors: bool, hc_buffer: bool = False) -> dict[str, str]:
 def main() -> None:
     raise_nofile_limit()
     binary, rounds = sys.argv[1], int(sys.argv[2])
-    texts = configs("--cors" in sys.argv[3:], hc_buffer="--hc-buffer" in sys.argv[3:])
+    texts = configs("--cors" in sys.argv[3:], hc_buffer="--hc-buffer" in sys.argv[3:], compressor="--compressor" in sys.argv[3:])
     args = bp.parse_args(["--ballast", binary, "--duration", "3", "--skip-memory"])
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)

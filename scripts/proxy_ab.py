@@ -2,7 +2,9 @@
 """Interleaved A/B of two ballast binaries as proxies (same upstream, same run): CPU per request
 (proxy utime+stime / requests) per backend and round, and the ratio B/A per round. Reuses bench_proxy.
 
-Usage: python3 scripts/proxy_ab.py BALLAST_A BALLAST_B ROUNDS   (release builds; wrk installed)
+With --log both proxies write Envoy's default access log to a file (the `+log` variants).
+
+Usage: python3 scripts/proxy_ab.py BALLAST_A BALLAST_B ROUNDS [--log]   (release builds; wrk installed)
 """
 import copy, statistics, sys, tempfile
 from pathlib import Path
@@ -19,7 +21,8 @@ with tempfile.TemporaryDirectory() as d:
     up.start()
     proxies = {}
     try:
-        for backend in ("ballast-epoll", "ballast-io_uring"):
+        log = bp.LOG_SUFFIX if "--log" in sys.argv[4:] else ""
+        for backend in ("ballast-epoll" + log, "ballast-io_uring" + log):
             for tag, binary in (("A", a_bin), ("B", b_bin)):
                 a = copy.copy(args); a.ballast = binary
                 p, pport, _ = bp.make_proxy(backend, a, {}, work, port, tag)
@@ -34,7 +37,7 @@ with tempfile.TemporaryDirectory() as d:
                 p, pport = proxies[k]
                 m = bp.measure(p, up, f"http://{bp.HOST}:{pport}/?size={args.body_size}", 128, args, wrk)
                 res[k].append((m["proxy_cpu_us_per_request"],))
-        for backend in ("ballast-epoll", "ballast-io_uring"):
+        for backend in ("ballast-epoll" + log, "ballast-io_uring" + log):
             a = [x[0] for x in res[(backend, "A")]]; b = [x[0] for x in res[(backend, "B")]]
             ratios = [bb / aa for aa, bb in zip(a, b)]
             print(f"{backend}: A cpu us/req {['%.2f' % x for x in a]}  B {['%.2f' % x for x in b]}  "

@@ -45,6 +45,10 @@ final class FeatureTableTests: XCTestCase {
         for c in HealthCheckFilterDifferentialTests.cases {
             rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
         }
+        for c in CompressorDifferentialTests.cases { rows.append("| \(c.feature) | request | same |") }
+        rows.append("| compressor: \(CompressorDifferentialTests.statCount) compressor.* stats after the same traffic (total_compressed_bytes aside: Envoy's zlib-ng deflates to other bytes) | admin | same |")
+        for c in DecompressorDifferentialTests.cases { rows.append("| \(c.feature) | request | same |") }
+        rows.append("| decompressor: \(DecompressorDifferentialTests.statCount) decompressor.* stats after the same traffic | admin | same |")
         for c in RuntimeDifferentialTests.cases {
             rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
         }

@@ -13,6 +13,8 @@ enum ExtensionKind: CaseIterable {
     case rbac
     case healthCheck
     case buffer
+    case compressor
+    case decompressor
 
     var name: String {
         switch self {
@@ -32,6 +34,8 @@ enum ExtensionKind: CaseIterable {
         case .rbac: FilterNames.rbac
         case .healthCheck: FilterNames.healthCheck
         case .buffer: FilterNames.buffer
+        case .compressor: FilterNames.compressor
+        case .decompressor: FilterNames.decompressor
         }
     }
 
@@ -51,6 +55,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: []
         case .healthCheck: ["envoy.health_check"]
         case .buffer: ["envoy.buffer"]
+        case .compressor, .decompressor: []
         }
     }
 
@@ -73,6 +78,8 @@ enum ExtensionKind: CaseIterable {
         case .rbac: return prefix + "envoy.extensions.filters.http.rbac.v3.RBAC"
         case .healthCheck: return prefix + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
         case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
+        case .compressor: return prefix + "envoy.extensions.filters.http.compressor.v3.Compressor"
+        case .decompressor: return prefix + "envoy.extensions.filters.http.decompressor.v3.Decompressor"
         }
     }
 
@@ -94,6 +101,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: return [prefix + "envoy.config.filter.http.rbac.v2.RBAC"]
         case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
         case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
+        case .compressor, .decompressor: return []
         }
     }
 }
@@ -105,7 +113,7 @@ extension ExtensionKind {
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
-        "envoy.filters.http.compressor", "envoy.filters.http.decompressor",
+        
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",

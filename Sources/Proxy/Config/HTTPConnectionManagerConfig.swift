@@ -103,6 +103,10 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case healthCheck(HealthCheckFilterConfig)
     /// `envoy.filters.http.buffer`; `configName` keys a route's `BufferPerRoute`.
     case buffer(BufferFilterConfig, configName: String)
+    /// `envoy.filters.http.compressor` with the gzip library.
+    case compressor(CompressorConfig, configName: String)
+    /// `envoy.filters.http.decompressor` with the gzip library, request direction.
+    case decompressor(DecompressorConfig)
 
     public var name: String {
         switch self {
@@ -114,6 +118,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .csrf: FilterNames.csrf
         case .rbac: FilterNames.rbac
         case .healthCheck: FilterNames.healthCheck
+        case .compressor: FilterNames.compressor
+        case .decompressor: FilterNames.decompressor
         case .buffer: FilterNames.buffer
         }
     }
@@ -197,6 +203,8 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     /// RBACPerRoute: nil turns the filter off on the route.
     case rbac(RBACConfig?)
     case buffer(BufferPerRouteConfig)
+    /// CompressorPerRoute `disabled: true`.
+    case compressorDisabled
 }
 
 /// `routes[].match`.

@@ -176,7 +176,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -201,6 +201,21 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .buffer:
                 guard let c = parseBufferFilter(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.buffer(c, configName: name))
+            case .resolved(let r) where r.kind == .compressor:
+                guard let c = parseCompressor(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                if filters.contains(where: { if case .compressor = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.compressor) is not supported by ballast (one compressor library per chain)", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                guard let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.compressor(c, configName: name))
+            case .resolved(let r) where r.kind == .decompressor:
+                guard let c = parseDecompressor(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                if filters.contains(where: { if case .decompressor = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.decompressor) is not supported by ballast (one decompressor library per chain)", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                filters.append(.decompressor(c))
             case .resolved(let r) where r.kind == .healthCheck:
                 guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.healthCheck(c))
@@ -969,11 +984,14 @@ extension BootstrapParser {
             } else if type == Self.bufferPerRouteType {
                 guard let c = parseBufferPerRoute(item) else { ok = false; continue }
                 out[key] = .buffer(c)
+            } else if type == Self.compressorPerRouteType {
+                guard parseCompressorPerRoute(item) else { ok = false; continue }
+                out[key] = .compressorDisabled
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType), \(Self.bufferPerRouteType))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType), \(Self.bufferPerRouteType), \(Self.compressorPerRouteType))", at: typeNode)
                 ok = false
             }
         }

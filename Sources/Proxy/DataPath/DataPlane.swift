@@ -383,6 +383,10 @@ public final class HTTPPlan: Sendable {
     let maxBufferedRequestBytes: Int
     /// The cors filter's plan (responses read it to decorate a CORS stream's head).
     let cors: CorsPlan?
+    /// The compressor filter (its stats: `http.<stat_prefix>.compressor.<library>.gzip.*`).
+    public let compressor: CompressorPlan?
+    /// The decompressor filter (its stats: `http.<stat_prefix>.decompressor.<library>.gzip.*`).
+    public let decompressor: DecompressorPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
@@ -440,6 +444,8 @@ public final class HTTPPlan: Sendable {
         var rbac = RBACCompiler()
         var healthCheckStats: HealthCheckStats?
         var largestBuffer = 0
+        var compressorPlan: CompressorPlan?
+        var decompressorPlan: DecompressorPlan?
         for f in c.httpFilters {
             switch f {
             case .rbac(let config, let name):
@@ -477,6 +483,18 @@ public final class HTTPPlan: Sendable {
                 let plan = BufferPlan(maxBytes: config.maxRequestBytes, perRoute: perRoute)
                 largestBuffer = max(largestBuffer, plan.largest)
                 kinds.append(.buffer(plan))
+            case .decompressor(let config):
+                let plan = DecompressorPlan(config)
+                decompressorPlan = plan
+                kinds.append(.decompressor(plan))
+            case .compressor(let config, let name):
+                let disabled = routeConfigs.map { r -> Bool in
+                    if case .compressorDisabled? = r.perFilterConfigs[name] { return true }
+                    return false
+                }
+                let plan = CompressorPlan(config, disabledRoutes: disabled)
+                compressorPlan = plan
+                kinds.append(.compressor(plan))
             case .healthCheck(let config):
                 var matchers: [CompiledHeaderMatcher] = []
                 for h in config.headers {
@@ -526,6 +544,8 @@ public final class HTTPPlan: Sendable {
         localRateLimitStats = rateLimitStatsOrder
         self.faultStats = faultStats
         cors = corsPlan
+        compressor = compressorPlan
+        decompressor = decompressorPlan
         csrfStats = csrf
         rbacStats = rbac.stats
         rbacDetails = rbac.details

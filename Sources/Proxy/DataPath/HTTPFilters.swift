@@ -33,6 +33,10 @@ public enum HTTPFilterKind: Sendable {
     case healthCheck(HealthCheckPlan)
     /// `envoy.filters.http.buffer` (`BufferFilter`).
     case buffer(BufferPlan)
+    /// `envoy.filters.http.compressor` (`CompressorFilter`; its response side is the worker's).
+    case compressor(CompressorPlan)
+    /// `envoy.filters.http.decompressor` (`DecompressorFilter`; the body is inflated by the worker).
+    case decompressor(DecompressorPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -68,6 +72,8 @@ public struct HTTPFilterChain: Sendable {
             case .rbac(let plan): status = RBACFilter.decodeHeaders(&ctx, plan)
             case .healthCheck(let plan): status = HealthCheckFilter.decodeHeaders(&ctx, plan, index: i)
             case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
+            case .compressor(let plan): status = CompressorFilter.decodeHeaders(&ctx, plan)
+            case .decompressor(let plan): status = DecompressorFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -77,7 +83,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -87,7 +93,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
             }
         }
         return .continue
@@ -97,7 +103,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
             }
         }
         return .continue
@@ -175,6 +181,10 @@ struct FilterContext {
     var corsOrigin: Range<Int>? = nil
     var corsRoute = -1
     var connection = ConnectionInfo()
+    /// What the request's accept-encoding allows (the compressor filter's decodeHeaders).
+    var acceptEncoding = AcceptEncodingChoice.unset
+    /// The decompressor inflates this request's body.
+    var decompressRequest = false
     /// The request has body bytes still to read (the buffer filter holds those requests).
     var requestHasBody = false
 

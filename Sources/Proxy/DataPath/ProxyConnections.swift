@@ -96,6 +96,19 @@ struct Stream {
     /// this stream gets `access-control-allow-origin` and the policy's fields.
     var corsOrigin = ByteBuffer.empty
     var corsRoute: Int32 = -1
+    /// What the request's accept-encoding allows (the compressor filter's decodeHeaders).
+    var acceptEncoding = AcceptEncodingChoice.unset
+    /// The compressor adds `Accept-Encoding` to the response's vary.
+    var compressVary = false
+    /// The worker's codec stream compressing this response (`CompressorPool`); -1: not compressed.
+    var compressorStream: Int32 = -1
+    /// The worker's inflate stream for a decompressed request body (`InflaterPool`); -1: none.
+    var inflater: Int32 = -1
+    /// Request body bytes read into and written out of the inflate stream (the ratio check).
+    var inflateIn = 0
+    var inflateOut = 0
+    /// The gzip member ended or failed: later body bytes are dropped.
+    var inflateStopped = false
 
     // Response side.
     var responseHeadDone = false

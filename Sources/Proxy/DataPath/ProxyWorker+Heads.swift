@@ -55,6 +55,10 @@ extension ProxyWorker {
         var sawOriginalPath = false
         var nominating: Range<Int>? = nil
         var lastForwardedFor = -1
+        let inflating = (stream(of: d)?.pointee.inflater ?? -1) >= 0
+        // The compressor's remove_accept_encoding_header (not on a route that turns it off).
+        let dropsAcceptEncoding = http.compressor?.removeAcceptEncoding == true && stream(of: d)?.pointee.acceptEncoding != .disabled
+        var strippedEncoding = false
         let count = p.pointee.headerCount
         for i in 0..<count {
             let name = p.pointee.headerNameRange(at: i)
@@ -121,6 +125,8 @@ extension ProxyWorker {
             }
             if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
                FieldClass.nominated(head, name, connection: nominating) { continue }
+            if inflating && decompressorRewrites(head, name, value, strippedEncoding: &strippedEncoding, &w) { continue }
+            if dropsAcceptEncoding && name.count == 15 && ASCII.equalsCaseInsensitive(head, name, "accept-encoding") { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[value]))
@@ -140,7 +146,9 @@ extension ProxyWorker {
             name.withUTF8 { w.put(UnsafeRawBufferPointer($0)) }
             w.crlf()
         }
-        if case .chunked = p.pointee.bodyFraming {
+        if inflating {
+            w.put("transfer-encoding: chunked\r\n")  // the inflated body's length is not known yet
+        } else if case .chunked = p.pointee.bodyFraming {
             if let s = stream(of: d), s.pointee.dechunkedLength >= 0 {
                 w.put("content-length: ")
                 w.putDecimal(s.pointee.dechunkedLength)
@@ -203,7 +211,8 @@ extension ProxyWorker {
         let p = responseParser
         let cors = corsDecoration(s)
         let mutations = responseMutations(s)
-        let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
+        let compressing = s.pointee.compressVary || s.pointee.compressorStream >= 0
+        let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s) + (compressing ? 64 : 0)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -245,6 +254,7 @@ extension ProxyWorker {
             if let nominating, !(s.pointee.tunnel && FieldClass.isUpgradeField(head, name)),
                FieldClass.nominated(head, name, connection: nominating) { continue }
             if let cors, corsReplaces(cors, head, name) { continue }
+            if compressing && compressorDrops(head, name, s) { continue }
             w.putLowercased(UnsafeRawBufferPointer(rebasing: head[name]))
             w.put(": ")
             w.put(UnsafeRawBufferPointer(rebasing: head[p.headerValueRange(at: i)]))
@@ -271,13 +281,18 @@ extension ProxyWorker {
                 w.count = e.count
             }
         }
+        // The compressor's encodeHeaders runs after the router's (mutations above), before the
+        // connection manager adds date and server.
+        if compressing { writeCompressorFields(head, upstream: true, s, &w) }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
-        if s.pointee.responseBody == .chunked && s.pointee.http10 {
+        if s.pointee.http10 && s.pointee.compressorStream >= 0 {
+            s.pointee.keepAlive = false  // compressed for an HTTP/1.0 client: the connection's end ends the body
+        } else if s.pointee.responseBody == .chunked && s.pointee.http10 {
             // An HTTP/1.0 client never gets chunked framing (RFC 9112 6.1): the payload goes out
             // bare (relayDechunked) and the connection's end marks the body's end.
             s.pointee.keepAlive = false
-        } else if s.pointee.responseBody == .chunked || s.pointee.reframeChunked {
+        } else if s.pointee.responseBody == .chunked || s.pointee.reframeChunked || s.pointee.compressorStream >= 0 {
             w.put("transfer-encoding: chunked\r\n")
         }
         if http.serverTransformation == .overwrite || (http.serverTransformation == .appendIfAbsent && !sawServer) {
@@ -323,7 +338,10 @@ extension ProxyWorker {
                          routeHeaders: Bool = false, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
-        let plain = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
+        decideCompression(localReply: body.count, s)
+        decompressorSawResponse(s)
+        let compressed = s.pointee.compressorStream >= 0
+        let plain = 256 + 64 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
@@ -334,9 +352,11 @@ extension ProxyWorker {
         // 413's older phrase.
         if status == 413 { w.put("Payload Too Large") } else { w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown") }
         w.crlf()
-        w.put("content-length: ")
-        w.putDecimal(body.count)
-        w.crlf()
+        if !compressed {
+            w.put("content-length: ")
+            w.putDecimal(body.count)
+            w.crlf()
+        }
         let fieldsStart = w.count
         if body.count > 0 { w.put("content-type: text/plain\r\n") }
         if headers.count > 0 { w.put(headers) }
@@ -356,13 +376,15 @@ extension ProxyWorker {
             }
             w.count = e.count
         }
+        if s.pointee.compressVary || compressed { writeCompressorFields(headers, upstream: false, s, &w) }
         if !sawDate { w.put(date.current()) }
         if !sawServer {
             w.put("server: ")
             if let http { w.put(http.serverName) } else { w.put("envoy") }
             w.crlf()
         }
-        if closing {
+        if compressed && !s.pointee.http10 { w.put("transfer-encoding: chunked\r\n") }
+        if closing || (compressed && s.pointee.http10) {
             w.put("connection: close\r\n")
         } else if s.pointee.http10 {
             w.put("connection: keep-alive\r\n")
@@ -370,11 +392,17 @@ extension ProxyWorker {
         if let cors { writeCorsFields(cors, s, &w) }
         if debugFlags { writeFlagsHeader(s.pointee.flags, &w) }
         w.crlf()
-        if !s.pointee.isHEAD {
+        if !s.pointee.isHEAD && !compressed {
             w.put(body)
             s.pointee.bytesSent += body.count
         }
         guard !w.overflowed else { return }
         d.pointee.pending.count += w.count
+        if compressed {
+            // A local reply's body is one piece and the end (Envoy: one data frame with end_stream).
+            if s.pointee.http10 { s.pointee.keepAlive = false }
+            httpPlan(s.pointee.generation)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(body.count, ordering: .relaxed)
+            finishCompression(s, d, last: body)
+        }
     }
 }

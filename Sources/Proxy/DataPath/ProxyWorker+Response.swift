@@ -179,6 +179,12 @@ extension ProxyWorker {
                         if s.pointee.http10 { s.pointee.keepAlive = false }
                     }
                     _ = http?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
+                    decideCompression(rest, s, endStream: s.pointee.responseBody == .none)
+                    decompressorSawResponse(s)
+                    if s.pointee.compressorStream >= 0 {
+                        s.pointee.reframeChunked = false  // the compressed body is chunked by the compressor
+                        if s.pointee.http10 { s.pointee.keepAlive = false }
+                    }
                     guard writeResponseHead(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), s, d) else { return .malformed }
                     s.pointee.responseHeadDone = true
                     offset += headLength
@@ -191,12 +197,23 @@ extension ProxyWorker {
                     let n = min(rest.count, s.pointee.responseRemaining)
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
                     _ = http?.filters.encodeData(chunk, endStream: n == s.pointee.responseRemaining)
-                    _ = pool.append(chunk, to: &d.pointee.pending)
-                    s.pointee.bytesSent += n
+                    if s.pointee.compressorStream >= 0 {
+                        guard compressBody(chunk, s, d) else { return .malformed }
+                    } else {
+                        _ = pool.append(chunk, to: &d.pointee.pending)
+                        s.pointee.bytesSent += n
+                    }
                     s.pointee.responseRemaining -= n
                     offset += n
                     if s.pointee.responseRemaining == 0 { return .complete(offset) }
                 case .chunked:
+                    if s.pointee.compressorStream >= 0 {
+                        let r = compressDechunked(rest, s, d)
+                        if r.failed { return .malformed }
+                        offset += r.used
+                        if r.done { return .complete(offset) }
+                        continue
+                    }
                     if s.pointee.http10 {
                         let r = relayDechunked(rest, s, d)
                         if r.failed { return .malformed }
@@ -216,6 +233,11 @@ extension ProxyWorker {
                     if done { return .complete(offset) }
                 case .untilClose:
                     _ = http?.filters.encodeData(rest, endStream: false)
+                    if s.pointee.compressorStream >= 0 {
+                        guard compressBody(rest, s, d) else { return .malformed }
+                        offset = bytes.count
+                        continue
+                    }
                     if s.pointee.reframeChunked {
                         appendChunk(rest, to: &d.pointee.pending)
                     } else {
@@ -308,6 +330,7 @@ extension ProxyWorker {
     /// sides keep it alive) and the stream ends.
     func responseFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reusable: Bool) {
         let s = stream(of: d)!
+        finishCompression(s, d)
         if s.pointee.reframeChunked {
             _ = pool.append(UnsafeRawBufferPointer(staticString: "0\r\n\r\n"), to: &d.pointee.pending)
         }

@@ -75,6 +75,8 @@ extension ProxyWorker {
     func act(on ctx: FilterContext, _ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         if ctx.faultActive { s.pointee.faultActive = true }
+        if ctx.acceptEncoding != .unset { s.pointee.acceptEncoding = ctx.acceptEncoding }
+        if ctx.decompressRequest && s.pointee.inflater < 0 { beginDecompression(s) }
         if ctx.routed { inc(stats.routerRqTotal) }
         if let origin = ctx.corsOrigin, s.pointee.corsOrigin.count == 0,
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
@@ -291,6 +293,21 @@ extension ProxyWorker {
         let room = Self.highWater - up.pointee.pending.count
         guard room > 0 else { return 0 }
         let avail = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, room)])
+        if s.pointee.inflater >= 0 {
+            let r = inflateRequestBody(avail, s, up)
+            if r.failed {
+                closeUpstream(s.pointee.upstream, loop)
+                s.pointee.upstream = 0
+                protocolError(400, token, d, loop)
+                return bytes.count
+            }
+            if r.used > 0 {
+                touchStreamIdle(d, loop)
+                flushUpstream(up, loop)
+            }
+            if r.done { requestFinished(token, d, loop) }
+            return r.used
+        }
         var used = 0
         var done = false
         var payloadAppended = false
@@ -496,6 +513,8 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
+        compressors.release(s.pointee.compressorStream)
+        inflaters.release(s.pointee.inflater)
         if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)

@@ -87,6 +87,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var originalDst = OriginalDstHosts()
     var rng: SplitMix64
     var date = HTTPDateField()
+    var compressors = CompressorPool()
+    var inflaters = InflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
     var ops = WorkerOpsState()
@@ -147,6 +149,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
         tlsPlaintext.deallocate()
+        compressors.freeAll()
+        inflaters.freeAll()
     }
 
     /// The active stream of a downstream connection, or nil when it has none. Streams live in

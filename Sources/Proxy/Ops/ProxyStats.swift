@@ -177,6 +177,18 @@ extension ProxyStatsSnapshot {
                     hc("failed", load(hs.failed))
                     for name in HealthCheckStats.alwaysZero { hc(name, 0) }
                 }
+                if let ds = h.decompressor?.stats {
+                    for (suffix, v) in ds.all {
+                        let name = ds.prefix + suffix
+                        add(p + name, .counter, v, family: "envoy_http_" + name.replacingOccurrences(of: ".", with: "_"), labels: hl)
+                    }
+                }
+                if let cs = h.compressor?.stats {
+                    for (suffix, v) in cs.all {
+                        let name = cs.prefix + suffix
+                        add(p + name, .counter, v, family: "envoy_http_" + name.replacingOccurrences(of: ".", with: "_"), labels: hl)
+                    }
+                }
                 if let cs = h.corsStats {
                     add(p + "cors.origin_valid", .counter, load(cs.originValid), family: "envoy_http_cors_origin_valid", labels: hl)
                     add(p + "cors.origin_invalid", .counter, load(cs.originInvalid), family: "envoy_http_cors_origin_invalid", labels: hl)
