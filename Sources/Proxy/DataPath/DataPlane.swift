@@ -335,6 +335,8 @@ public final class HTTPPlan: Sendable {
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
     let generateRequestID: Bool
+    /// `tracing` (nil: none; the data path then does nothing for tracing).
+    public let tracing: TracingPlan?
     let suppressEnvoyHeaders: Bool
     /// strip_any_host_port / strip_matching_host_port.
     let stripHostPort: HostPortStripping
@@ -473,6 +475,7 @@ public final class HTTPPlan: Sendable {
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation
         generateRequestID = c.generateRequestID
+        tracing = c.tracing.map { TracingPlan($0, collectorCluster: clusterIndex[$0.zipkin.collectorCluster] ?? -1) }
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos

@@ -33,6 +33,9 @@ struct Stream {
     /// x-request-id generated for this request (none came with it): sent upstream and logged.
     var generatedRequestID = false
     var requestID: (UInt64, UInt64) = (0, 0)
+    /// The span (connection managers with `tracing`), and its request fields while sampled.
+    var trace = TraceContext()
+    var traceFields = ByteBuffer.empty
 
     // Request side.
     var requestBody = BodyKind.none
@@ -253,6 +256,11 @@ public final class DataPathStats: Sendable {
     public let downstreamRqTooLarge = Atomic<Int>(0)
     public let downstreamGlobalCxOverflow = Atomic<Int>(0)
     public let downstreamRqTotal = Atomic<Int>(0)
+    /// `http.<prefix>.tracing.*`: the trace decision per request.
+    public let tracingRandomSampling = Atomic<Int>(0)
+    public let tracingServiceForced = Atomic<Int>(0)
+    public let tracingClientEnabled = Atomic<Int>(0)
+    public let tracingNotTraceable = Atomic<Int>(0)
     public let downstreamRq1xx = Atomic<Int>(0)
     public let downstreamRq2xx = Atomic<Int>(0)
     public let downstreamRq3xx = Atomic<Int>(0)

@@ -22,7 +22,9 @@ extension ProxyWorker {
         let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
-        let capacity = plain + mutations.reserve(plain)
+        let tracing = http.tracing != nil
+        let trace = tracing ? (stream(of: d)?.pointee.trace ?? TraceContext()) : TraceContext()
+        let capacity = plain + mutations.reserve(plain) + (tracing ? 160 : 0)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
@@ -88,6 +90,15 @@ extension ProxyWorker {
                 if plan.hostRewrite != nil || target.authority != nil { continue }
             case .requestID:
                 sawRequestID = true
+                if trace.requestIDReason != 0 && value.count == 36 {
+                    // The trace decision rides in the id's 15th character (Envoy's UUID request ids).
+                    w.put("x-request-id: ")
+                    let start = w.count
+                    w.put(UnsafeRawBufferPointer(rebasing: head[value]))
+                    if !w.overflowed { base.storeBytes(of: trace.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
+                    w.crlf()
+                    continue
+                }
             case .forwardedProto:
                 sawProto = true
             case .forwardedFor:
@@ -116,7 +127,12 @@ extension ProxyWorker {
                     continue
                 }
                 if setsOriginalPath { continue }
-            case .pass, .server, .contentLength, .date:
+            case .pass:
+                if tracing && Self.tracerOwned(head, name, trace) { continue }
+                // Envoy honours x-envoy-force-trace only from an internal client and strips it otherwise.
+                if name.count == 19 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-force-trace")
+                    && !internalRequest(head, xff: lastForwardedFor >= 0 ? p.pointee.headerValueRange(at: lastForwardedFor) : nil, d) { continue }
+            case .server, .contentLength, .date:
                 break
             }
             if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
@@ -151,7 +167,9 @@ extension ProxyWorker {
         }
         if !sawRequestID, let s = stream(of: d), s.pointee.generatedRequestID {
             w.put("x-request-id: ")
+            let start = w.count
             w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
+            if trace.requestIDReason != 0 && !w.overflowed { base.storeBytes(of: trace.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
             w.crlf()
         }
         if !sawProto { w.put("x-forwarded-proto: http\r\n") }
@@ -183,6 +201,8 @@ extension ProxyWorker {
             if e.overflowed { return false }
             w.count = e.count
         }
+        // The tracer injects its context into the upstream request last (Envoy's router).
+        if tracing { writeB3(trace, &w) }
         w.crlf()
         guard !w.overflowed else { return false }
         buffer.count += w.count
@@ -204,6 +224,7 @@ extension ProxyWorker {
         let cors = corsDecoration(s)
         let mutations = responseMutations(s)
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
+            + (http.tracing == nil ? 0 : 32 + TraceRecordLayout.fieldLimit)
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -271,6 +292,11 @@ extension ProxyWorker {
                 w.count = e.count
             }
         }
+        if let op = decoratorForResponse(s) {
+            w.put("x-envoy-decorator-operation: ")
+            w.put(op)
+            w.crlf()
+        }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
         if s.pointee.responseBody == .chunked && s.pointee.http10 {
@@ -323,7 +349,9 @@ extension ProxyWorker {
                          routeHeaders: Bool = false, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
+        let decorator = decoratorForResponse(s)
         let plain = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
+            + (decorator?.count ?? 0) + 32
         let capacity = plain + (mutations?.reserve(plain) ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
@@ -355,6 +383,11 @@ extension ProxyWorker {
                 sawServer = false
             }
             w.count = e.count
+        }
+        if let decorator {
+            w.put("x-envoy-decorator-operation: ")
+            w.put(decorator)
+            w.crlf()
         }
         if !sawDate { w.put(date.current()) }
         if !sawServer {

@@ -24,6 +24,7 @@ extension ProxyWorker {
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed)
         streamBegan(s)
         requestBegan(head, s)
+        if let tracing = http?.tracing { beginTrace(head, tracing, s, d, stats) }
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
@@ -489,6 +490,7 @@ extension ProxyWorker {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }
         record(s, tlsVersion: d.pointee.tls.versionNumber, loop)
+        if s.pointee.traceFields.isAllocated { finishTrace(s, loop) }
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)

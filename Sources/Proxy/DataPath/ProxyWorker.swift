@@ -13,6 +13,8 @@ struct ProxyWorkerSettings: Sendable {
     let accessRings: [AccessRecordRing]?
     /// Which request fields the access logs of this listener need (nil: none).
     var capture: AccessLogCapture? = nil
+    /// Where sampled spans go for the Zipkin reporter (one ring per worker), or nil.
+    var traceRings: [AccessRecordRing]? = nil
 }
 
 /// One proxy worker of an HTTP (http_connection_manager) or TCP (tcp_proxy) listener: owns its
@@ -54,6 +56,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     let stats: DataPathStats
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
+    let traceRing: AccessRecordRing?
     /// Unconsumed downstream input above this pauses receiving (per_connection_buffer_limit_bytes).
     /// Raised to hold a buffer filter's whole body with its head.
     var inputLimit: Int
@@ -105,6 +108,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
+        traceRing = settings.traceRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture
         inputLimit = Self.inputLimit(settings.listener)
