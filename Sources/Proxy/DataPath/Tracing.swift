@@ -73,7 +73,7 @@ struct TraceContext {
 /// The fields of a span record after its fixed part (`TraceRecordLayout.fixedBytes`): each a
 /// 2-byte length and bytes, in this order.
 enum TraceField: Int, CaseIterable {
-    case operationOverride, scheme, host, path, method, userAgent, downstreamCluster, requestID, peer, decorator
+    case operationOverride, scheme, host, path, method, userAgent, downstreamCluster, clientTraceID, requestID, peer, decorator
 }
 
 enum TraceRecordLayout {
@@ -96,7 +96,7 @@ extension ProxyWorker {
         var downstreamCluster: Range<Int>? = nil, operation: Range<Int>? = nil
         var traceID: Range<Int>? = nil, spanID: Range<Int>? = nil, parentID: Range<Int>? = nil, sampledField: Range<Int>? = nil
         var single: Range<Int>? = nil, xff: Range<Int>? = nil
-        var clientTraceID = false, forceTrace = false
+        var clientTraceID: Range<Int>? = nil, forceTrace = false
         for i in 0..<p.pointee.headerCount {
             let n = p.pointee.headerNameRange(at: i)
             let v = p.pointee.headerValueRange(at: i)
@@ -113,7 +113,7 @@ extension ProxyWorker {
             case 17:
                 if named("x-forwarded-proto") { if proto == nil { proto = v } }
                 else if named("x-b3-parentspanid") { if parentID == nil { parentID = v } }
-                else if named("x-client-trace-id") { clientTraceID = true }
+                else if named("x-client-trace-id"), clientTraceID == nil { clientTraceID = v }
             case 19: if named("x-envoy-force-trace") { forceTrace = true }
             case 27: if named("x-envoy-decorator-operation"), operation == nil { operation = v }
             case 34: if named("x-envoy-downstream-service-cluster"), downstreamCluster == nil { downstreamCluster = v }
@@ -135,7 +135,7 @@ extension ProxyWorker {
         if idBytes.1 >= 8 && idBytes.0 != UInt64.max {
             let result = idBytes.0 % 10_000
             if reason == .notTraceable {
-                if clientTraceID && rng.next() % 10_000 < tracing.clientSampling {
+                if clientTraceID != nil && rng.next() % 10_000 < tracing.clientSampling {
                     reason = .clientForced
                 } else if forceTrace {
                     reason = .serviceForced
@@ -228,6 +228,7 @@ extension ProxyWorker {
         field(p.pointee.methodRange)
         field(userAgent)
         field(downstreamCluster)
+        field(clientTraceID)
         if let requestID {
             let start = w.count
             field(requestID)

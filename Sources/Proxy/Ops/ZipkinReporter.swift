@@ -163,6 +163,7 @@ public final class ZipkinReporter: Sendable {
             ("request_size", "\(r.bytesReceived)"),
         ]
         if !f(.requestID).isEmpty { tags.append(("guid:x-request-id", f(.requestID))) }
+        if !f(.clientTraceID).isEmpty { tags.append(("guid:x-client-trace-id", f(.clientTraceID))) }
         let plane = currentPlane()
         if r.cluster >= 0, Int(r.cluster) < plane.clusters.count {
             let cluster = plane.clusters[Int(r.cluster)].name
