@@ -86,6 +86,67 @@ final class TracingDifferentialTests: XCTestCase {
         if !report.isEmpty { XCTFail("tracing differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }
     }
 
+    /// The other options: overall_sampling, client_sampling, trace_id_128bit, collector_hostname,
+    /// max_path_tag_length; a request without a route; a request without x-request-id.
+    func testTracingOptionsAgreeWithEnvoy() throws {
+        let envoyBinary = try ensureEnvoyBinary()
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-tracing-options-\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        signal(SIGPIPE, SIG_IGN)
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        // overall_sampling 40%: ids below 4000 keep their decision, the rest become not traceable.
+        let cases: [(String, String)] = [
+            ("/plain/a-long-path-cut-at-ten", "X-Request-Id: 00000fa0-0000-4000-8000-000000000001\r\n"),  // 4000: not traced
+            ("/plain/b", "X-Request-Id: 00000001-0000-4000-8000-000000000001\r\n"),
+            ("/plain/c", "X-Request-Id: 00000001-0000-4000-8000-000000000001\r\nX-Client-Trace-Id: c1\r\n"),  // client_sampling 0
+            ("/nowhere", "X-Request-Id: 00000002-0000-4000-8000-000000000001\r\n"),
+            ("/plain/d", "X-Request-Id: 00000fa0-0000-9000-8000-000000000001\r\n"),  // sampled before, overall says no
+            ("/plain/e", "X-Request-Id: 00000003-0000-4000-8000-000000000001\r\nX-B3-TraceId: 463ac35c9f6413ad\r\nX-B3-SpanId: a2fb4a1d1a96d312\r\n"),
+            ("/plain/f/a-long-path-cut-at-ten", "X-Request-Id: 00000004-0000-4000-8000-000000000001\r\n"),
+            ("/plain/g", "X-Request-Id: not-a-uuid\r\n"),
+            ("/plain/h", "X-Request-Id: 00000005\r\n"),
+        ]
+        var seen: [String: [String]] = [:]
+        for name in ["envoy", "ballast"] {
+            let collector = try ZipkinCollector(directory: root, name: name)
+            defer { collector.stop() }
+            let port = try freePort(), admin = try freePort()
+            let config = root.appendingPathComponent("\(name).yaml").path
+            try Self.bootstrap(port: port, admin: admin, upstream: upstream.port, collector: collector.port,
+                               tracing: ["overall_sampling: {value: 40}", "client_sampling: {value: 0}", "max_path_tag_length: 10"]
+                                .joined(separator: "\n" + String(repeating: " ", count: 12)),
+                               zipkin: "trace_id_128bit: true\n" + String(repeating: " ", count: 16) + "collector_hostname: zipkin.example",
+                               catchAll: "/plain").write(toFile: config, atomically: false, encoding: .utf8)
+            let proxy = try Self.start(name, envoyBinary, config: config, port: port, admin: admin, directory: root)
+            defer { proxy.stop() }
+            try proxy.waitReady()
+            _ = upstream.takeHeads()
+            var out: [String] = []
+            for (target, fields) in cases {
+                let client = try RawClient(port: port)
+                client.send("GET \(target) HTTP/1.1\r\nHost: traced.example\r\n\(fields)\r\n")
+                out.append("\(target): \(client.readResponse()?.statusLine ?? "(none)") upstream: " + upstream.takeHeads().map(Self.traceFields).joined(separator: " || "))
+            }
+            let reports = collector.waitForSpans(5, seconds: 10)
+            out.append("spans: \(reports.flatMap(\.spans).count)")
+            out += reports.flatMap(\.spans).map(Self.normalizedSpan).sorted()
+            out += reports.map { "report: POST \($0.path) " + Self.reportFields($0.headers, collectorPort: collector.port) }
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+                .filter { ($0.hasPrefix("tracing.zipkin.") || $0.hasPrefix("http.traced.tracing.")) && !$0.contains("timer_flushed") }
+            out.append("stats: " + stats.sorted().joined(separator: ", "))
+            seen[name] = out
+        }
+        let e = seen["envoy"]!, b = seen["ballast"]!
+        if ProcessInfo.processInfo.environment["BALLAST_TRACING_SHOW"] == "1" { print(e.joined(separator: "\n")) }
+        XCTAssertEqual(e.count, b.count, "envoy:\n\(e.joined(separator: "\n"))\nballast:\n\(b.joined(separator: "\n"))")
+        var report: [String] = []
+        for (x, y) in zip(e, b) where x != y { report.append("envoy:   \(x)\nballast: \(y)") }
+        if !report.isEmpty { XCTFail("tracing options differ from Envoy 1.40:\n" + report.joined(separator: "\n")) }
+    }
+
     /// A collector that cannot be reached: requests are unaffected, and the reports count as Envoy counts them.
     func testUnreachableCollectorAgreesWithEnvoy() throws {
         let envoyBinary = try ensureEnvoyBinary()
@@ -150,8 +211,8 @@ final class TracingDifferentialTests: XCTestCase {
         }
         let trace = fields.first { $0.0 == "x-b3-traceid" }?.1, span = fields.first { $0.0 == "x-b3-spanid" }?.1
         return fields.map { f in
-            if (f.0 == "x-b3-traceid" || f.0 == "x-b3-spanid"), trace == span { return "\(f.0): <root>" }
-            if f.0 == "x-request-id" && !f.1.hasPrefix("0000") { return "x-request-id: <generated \(f.1.count) chars, 15th '\(Array(f.1)[14])'>" }
+            if (f.0 == "x-b3-traceid" || f.0 == "x-b3-spanid"), let trace, let span, trace.hasSuffix(span) { return "\(f.0): <root \(trace.count)>" }
+            if f.0 == "x-request-id" && f.1.count == 36 && !f.1.hasPrefix("0000") { return "x-request-id: <generated \(f.1.count) chars, 15th '\(Array(f.1)[14])'>" }
             return "\(f.0): \(f.1)"
         }.sorted().joined(separator: ", ")
     }
@@ -159,7 +220,8 @@ final class TracingDifferentialTests: XCTestCase {
     /// A span with its random parts (a root's id, its times) replaced.
     static func normalizedSpan(_ s: [String: Any]) -> String {
         var span = s
-        let root = (s["id"] as? String) == (s["traceId"] as? String)
+        // A root span's id is its trace id's low half (the whole id when 64-bit).
+        let root = ((s["traceId"] as? String) ?? "").hasSuffix((s["id"] as? String) ?? "-")
         if root { span["id"] = "<root>"; span["traceId"] = "<root \((s["traceId"] as? String)?.count ?? 0)>" }
         // Times are the machine's; a local reply can take under a microsecond.
         span["timestamp"] = (s["timestamp"] as? Int).map { $0 > 0 ? "<positive>" : "\($0)" }
@@ -168,7 +230,7 @@ final class TracingDifferentialTests: XCTestCase {
             span["annotations"] = a.map { ["value": $0["value"] ?? "", "timestamp": (($0["timestamp"] as? Int) ?? 0) >= ((s["timestamp"] as? Int) ?? 0) ? "<after start>" : "<before start>"] }
         }
         var tags = s["tags"] as? [String: String] ?? [:]
-        if let id = tags["guid:x-request-id"], !id.hasPrefix("0000") { tags["guid:x-request-id"] = "<generated>" }
+        if let id = tags["guid:x-request-id"], id.count == 36, !id.hasPrefix("0000") { tags["guid:x-request-id"] = "<generated>" }
         if let url = tags["http.url"] { tags["http.url"] = url }
         span["tags"] = tags
         let data = try! JSONSerialization.data(withJSONObject: span, options: [.sortedKeys])
@@ -179,7 +241,8 @@ final class TracingDifferentialTests: XCTestCase {
         headers.map { "\($0.key.lowercased()): \($0.value)" }.sorted().joined(separator: ", ")
     }
 
-    static func bootstrap(port: Int, admin: Int, upstream: Int, collector: Int) -> String {
+    static func bootstrap(port: Int, admin: Int, upstream: Int, collector: Int, tracing: String = "random_sampling: {value: 50}",
+                          zipkin: String = "", catchAll: String = "/") -> String {
         """
         node: {id: diff-node, cluster: diff-service}
         admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
@@ -194,7 +257,7 @@ final class TracingDifferentialTests: XCTestCase {
                   "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                   stat_prefix: traced
                   tracing:
-                    random_sampling: {value: 50}
+                    \(tracing)
                     provider:
                       name: envoy.tracers.zipkin
                       typed_config:
@@ -202,6 +265,7 @@ final class TracingDifferentialTests: XCTestCase {
                         collector_cluster: collector
                         collector_endpoint: /api/v2/spans
                         collector_endpoint_version: HTTP_JSON
+                        \(zipkin)
                   route_config:
                     virtual_hosts:
                     - name: all
@@ -210,7 +274,7 @@ final class TracingDifferentialTests: XCTestCase {
                       - {match: {prefix: /dec}, route: {cluster: upstream}, decorator: {operation: checkAvailability}}
                       - {match: {prefix: /quiet}, route: {cluster: upstream}, decorator: {operation: quietOperation, propagate: false}}
                       - {match: {prefix: /direct}, direct_response: {status: 200, body: {inline_string: direct}}, decorator: {operation: directOperation}}
-                      - {match: {prefix: /}, route: {cluster: upstream}}
+                      - {match: {prefix: \(catchAll)}, route: {cluster: upstream}}
                   http_filters:
                   - name: envoy.filters.http.router
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}

@@ -49,7 +49,8 @@ extension BootstrapParser {
         }
         let random = percent("random_sampling"), client = percent("client_sampling"), overall = percent("overall_sampling")
         let maxPath = f["max_path_tag_length"].map { v -> Int? in
-            if let g = v.fields(known: ["value"]) { return g.required("value")?.int(0...Int(UInt32.max)) }
+            // A UInt32Value: `{ value: n }`, or the number itself.
+            if case .mapping = v.node { return v.fields(known: ["value"])?.required("value")?.int(0...Int(UInt32.max)) }
             return v.int(0...Int(UInt32.max))
         }
         if case .some(nil) = maxPath { ok = false }
@@ -91,7 +92,10 @@ extension BootstrapParser {
         }
         let cluster = z.required("collector_cluster")?.nonEmptyString()
         let endpoint = z.required("collector_endpoint")?.nonEmptyString()
-        if let v = z["collector_endpoint_version"]?.string(), v != "HTTP_JSON" {
+        if z["collector_endpoint_version"] == nil {
+            z.error("collector_endpoint_version", "required: set HTTP_JSON (Envoy 1.40 refuses the deprecated default)")
+            ok = false
+        } else if let v = z["collector_endpoint_version"]?.string(), v != "HTTP_JSON" {
             z.error("collector_endpoint_version", "'\(v)' is not supported by ballast; it reports Zipkin v2 JSON (HTTP_JSON)")
             ok = false
         }
