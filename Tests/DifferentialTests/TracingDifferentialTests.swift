@@ -37,6 +37,13 @@ final class TracingDifferentialTests: XCTestCase {
     ]
     static let reportedSpans = 10
 
+    /// README feature-table rows (`FeatureTableTests`): what the three tests compare.
+    static let tableRows = [
+        "Zipkin tracing: trace decision from x-request-id (random/overall/client sampling, reason in its 15th character), stats http.*.tracing.*",
+        "Zipkin tracing: B3 context in (x-b3-*, b3, 128-bit, malformed) and out to the upstream; route decorator and x-envoy-decorator-operation",
+        "Zipkin tracing: the spans reported (names, ids, parent, tags, local endpoint), the reports' head, tracing.zipkin.* stats; an unreachable collector",
+    ]
+
     func testZipkinTracingAgreesWithEnvoy() throws {
         let envoyBinary = try ensureEnvoyBinary()
         let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-tracing-differential-\(getpid())")
