@@ -267,7 +267,10 @@ let exampleConfigs: [ExampleConfig] = [
                                                 vhost: "response_headers_to_add: [ { header: { key: x-b3-traceid, value: \"%REQ(x-b3-traceid)%\" } } ]",
                                                 routes: ["{ match: { prefix: \"/\" }, route: { cluster: service1 }, decorator: { operation: checkAvailability } }"])],
                                   [cluster("service1"), cluster("collector")]),
-                  ballastRefuses: ["%REQ(x-b3-traceid)%"]),
+                  // The trace id in the response is random unless the request brings one.
+                  requests: [get("/", "x-b3-traceid: 463ac35c9f6413ad\r\nx-b3-spanid: a2fb4a1d1a96d312\r\n"),
+                             get("/other", "b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90\r\n"),
+                             get("/third", "x-b3-traceid: 0000000000000000a2fb4a1d1a96d314\r\nx-b3-spanid: a2fb4a1d1a96d314\r\nx-b3-sampled: 0\r\n")]),
     ExampleConfig(example: "zstd/envoy.yaml", features: "compressor filter with the zstd library; an HTTPS listener",
                   yaml: bootstrap([httpListener("zstd", routes: [route("/", "service")],
                                                 filters: [compressor("text_optimized", "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd")],

@@ -36,6 +36,8 @@ struct Stream {
     /// The span (connection managers with `tracing`), and its request fields while sampled.
     var trace = TraceContext()
     var traceFields = ByteBuffer.empty
+    /// The request fields the route's response headers read with %REQ(...)% ("name: value" lines).
+    var requestValues = ByteBuffer.empty
 
     // Request side.
     var requestBody = BodyKind.none

@@ -225,7 +225,7 @@ extension ProxyWorker {
         let mutations = responseMutations(s)
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
             + (http.tracing == nil ? 0 : 32 + TraceRecordLayout.fieldLimit)
-        let capacity = plain + (mutations?.reserve(plain) ?? 0)
+        let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -281,7 +281,7 @@ extension ProxyWorker {
         // date and server (Envoy's finalizeResponseHeaders).
         if let mutations, !w.overflowed {
             var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
-            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10, requestFields: s.pointee.requestValues.bytes))
             if e.overflowed { return false }
             w.count = e.count
             sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
@@ -352,7 +352,7 @@ extension ProxyWorker {
         let decorator = decoratorForResponse(s)
         let plain = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
             + (decorator?.count ?? 0) + 32
-        let capacity = plain + (mutations?.reserve(plain) ?? 0)
+        let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -373,7 +373,7 @@ extension ProxyWorker {
         var sawServer = false
         if let mutations, !w.overflowed {
             var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
-            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10, requestFields: s.pointee.requestValues.bytes))
             if e.overflowed { return }
             sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
             sawServer = e.value(HeaderMutationPlan.serverName, before: e.count) != nil
