@@ -14,8 +14,8 @@ final class TracingDifferentialTests: XCTestCase {
     static let unsampledID = "00001388-0000-4000-8000-000000000002"  // 5000: not below 5000
     static let alreadySampledID = "00001388-0000-9000-8000-000000000003"
 
-    /// (name, request line target, extra fields, body). Ten of them are reported: two full
-    /// reports of 5 spans, so no flush timer is waited for.
+    /// (name, request line target, extra fields, body). Thirteen of them are reported: two full
+    /// reports of 5 spans, and three that the 5 s flush timer sends.
     static let cases: [(name: String, target: String, fields: String, body: String)] = [
         ("root-decorated", "/dec/a?q=1", "X-Request-Id: \(sampledID)\r\nUser-Agent: ua-1\r\n", ""),
         ("not-sampled", "/plain", "X-Request-Id: \(unsampledID)\r\n", ""),
@@ -29,13 +29,16 @@ final class TracingDifferentialTests: XCTestCase {
         ("already-sampled-id", "/plain", "X-Request-Id: \(alreadySampledID)\r\n", ""),
         ("client-trace-id", "/plain", "X-Request-Id: \(unsampledID)\r\nX-Client-Trace-Id: abc\r\n", ""),
         ("force-trace-external", "/plain", "X-Request-Id: \(unsampledID)\r\nX-Envoy-Force-Trace: 1\r\n", ""),
+        // Envoy 1.40 counts no client as internal without internal_address_config: not forced.
+        ("force-trace-private-xff", "/plain", "X-Request-Id: \(unsampledID)\r\nX-Envoy-Force-Trace: 1\r\nX-Forwarded-For: 10.1.2.3\r\n", ""),
+        ("forced-id", "/plain", "X-Request-Id: 00001388-0000-a000-8000-000000000004\r\n", ""),
         ("operation-override", "/dec/b", "X-Request-Id: \(sampledID)\r\nX-Envoy-Decorator-Operation: fromClient\r\n", ""),
         ("no-propagate", "/quiet", "X-Request-Id: \(sampledID)\r\nX-Envoy-Downstream-Service-Cluster: edge\r\n", ""),
         ("direct-response", "/direct", "X-Request-Id: \(sampledID)\r\n", ""),
         ("post-body", "/plain", "X-Request-Id: \(sampledID)\r\nContent-Type: text/plain\r\n", "hello"),
         ("upstream-reset", "/plain", "X-Request-Id: \(sampledID)\r\nX-Reply-Close: 1\r\n", ""),
     ]
-    static let reportedSpans = 10
+    static let reportedSpans = 13
 
     /// README feature-table rows (`FeatureTableTests`): what the three tests compare.
     static let tableRows = [
@@ -79,9 +82,7 @@ final class TracingDifferentialTests: XCTestCase {
             out.append("spans: \(reports.flatMap(\.spans).count)")
             out += reports.flatMap(\.spans).map(Self.normalizedSpan).sorted()
             out += reports.map { "report: POST \($0.path) " + Self.reportFields($0.headers, collectorPort: collector.port) }
-            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
-                .filter { ($0.hasPrefix("tracing.zipkin.") || $0.hasPrefix("http.traced.tracing.")) && !$0.contains("timer_flushed") }
-            out.append("stats: " + stats.sorted().joined(separator: ", "))
+            out.append("stats: " + (try Self.settledStats(proxy, reports: reports.count)))
             seen[name] = out
         }
         let e = seen["envoy"]!, b = seen["ballast"]!
@@ -137,13 +138,12 @@ final class TracingDifferentialTests: XCTestCase {
                 client.send("GET \(target) HTTP/1.1\r\nHost: traced.example\r\n\(fields)\r\n")
                 out.append("\(target): \(client.readResponse()?.statusLine ?? "(none)") upstream: " + upstream.takeHeads().map(Self.traceFields).joined(separator: " || "))
             }
-            let reports = collector.waitForSpans(5, seconds: 10)
+            // Six are sampled: a report of 5 at once, the sixth when the 5 s flush timer fires.
+            let reports = collector.waitForSpans(6, seconds: 10)
             out.append("spans: \(reports.flatMap(\.spans).count)")
             out += reports.flatMap(\.spans).map(Self.normalizedSpan).sorted()
             out += reports.map { "report: POST \($0.path) " + Self.reportFields($0.headers, collectorPort: collector.port) }
-            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
-                .filter { ($0.hasPrefix("tracing.zipkin.") || $0.hasPrefix("http.traced.tracing.")) && !$0.contains("timer_flushed") }
-            out.append("stats: " + stats.sorted().joined(separator: ", "))
+            out.append("stats: " + (try Self.settledStats(proxy, reports: reports.count)))
             seen[name] = out
         }
         let e = seen["envoy"]!, b = seen["ballast"]!
@@ -198,6 +198,20 @@ final class TracingDifferentialTests: XCTestCase {
 
     // MARK: helpers
 
+    /// The tracing stats once `reports` reports were answered (the collector has a report before
+    /// the proxy has its answer), timer_flushed aside (it counts time).
+    static func settledStats(_ proxy: ProxyUnderTest, reports: Int) throws -> String {
+        var stats: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+                .filter { ($0.hasPrefix("tracing.zipkin.") || $0.hasPrefix("http.traced.tracing.")) && !$0.contains("timer_flushed") }.sorted()
+            if stats.contains("tracing.zipkin.reports_sent: \(reports)") { break }
+            usleep(20_000)
+        } while Date() < deadline
+        return stats.joined(separator: ", ")
+    }
+
     static func start(_ name: String, _ envoyBinary: String, config: String, port: Int, admin: Int, directory: URL) throws -> ProxyUnderTest {
         let (exe, args) = name == "envoy"
             ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error", "--drain-time-s", "0"])
@@ -212,7 +226,8 @@ final class TracingDifferentialTests: XCTestCase {
         for line in head.components(separatedBy: "\r\n").dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let n = line[..<colon].lowercased(), v = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if n.hasPrefix("x-b3-") || n == "b3" || n == "x-request-id" || n == "x-envoy-force-trace" || n == "x-envoy-decorator-operation" {
+            if n.hasPrefix("x-b3-") || n == "b3" || n == "x-request-id" || n == "x-envoy-force-trace" || n == "x-envoy-decorator-operation"
+                || n == "x-envoy-internal" {
                 fields.append((n, v))
             }
         }

@@ -129,9 +129,9 @@ extension ProxyWorker {
                 if setsOriginalPath { continue }
             case .pass:
                 if tracing && Self.tracerOwned(head, name, trace) { continue }
-                // Envoy honours x-envoy-force-trace only from an internal client and strips it otherwise.
-                if name.count == 19 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-force-trace")
-                    && !internalRequest(head, xff: lastForwardedFor >= 0 ? p.pointee.headerValueRange(at: lastForwardedFor) : nil, d) { continue }
+                // Envoy strips x-envoy-force-trace from external requests, and without
+                // internal_address_config (refused here) Envoy 1.40 counts every request as external.
+                if name.count == 19 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-force-trace") { continue }
             case .server, .contentLength, .date:
                 break
             }

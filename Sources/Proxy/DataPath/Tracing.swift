@@ -95,8 +95,8 @@ extension ProxyWorker {
         var requestID: Range<Int>? = nil, userAgent: Range<Int>? = nil, proto: Range<Int>? = nil
         var downstreamCluster: Range<Int>? = nil, operation: Range<Int>? = nil
         var traceID: Range<Int>? = nil, spanID: Range<Int>? = nil, parentID: Range<Int>? = nil, sampledField: Range<Int>? = nil
-        var single: Range<Int>? = nil, xff: Range<Int>? = nil
-        var clientTraceID: Range<Int>? = nil, forceTrace = false
+        var single: Range<Int>? = nil
+        var clientTraceID: Range<Int>? = nil
         for i in 0..<p.pointee.headerCount {
             let n = p.pointee.headerNameRange(at: i)
             let v = p.pointee.headerValueRange(at: i)
@@ -109,19 +109,18 @@ extension ProxyWorker {
                 if named("x-request-id") { if requestID == nil { requestID = v } }
                 else if named("x-b3-traceid") { if traceID == nil { traceID = v } }
                 else if named("x-b3-sampled"), sampledField == nil { sampledField = v }
-            case 15: if named("x-forwarded-for"), xff == nil { xff = v }
             case 17:
                 if named("x-forwarded-proto") { if proto == nil { proto = v } }
                 else if named("x-b3-parentspanid") { if parentID == nil { parentID = v } }
                 else if named("x-client-trace-id"), clientTraceID == nil { clientTraceID = v }
-            case 19: if named("x-envoy-force-trace") { forceTrace = true }
             case 27: if named("x-envoy-decorator-operation"), operation == nil { operation = v }
             case 34: if named("x-envoy-downstream-service-cluster"), downstreamCluster == nil { downstreamCluster = v }
             default: break
             }
         }
-        // x-envoy-force-trace counts only on an internal request (Envoy strips it from others).
-        if forceTrace && !internalRequest(head, xff: xff, d) { forceTrace = false }
+        // x-envoy-force-trace would force a trace on an internal request; Envoy 1.40 counts no
+        // request as internal without `internal_address_config` (which Ballast refuses), and
+        // strips the field, so it never forces one here.
 
         // The trace decision (Envoy's mutateTracingRequestHeader, then its stats).
         var reason = TraceReason.notTraceable
@@ -137,8 +136,6 @@ extension ProxyWorker {
             if reason == .notTraceable {
                 if clientTraceID != nil && rng.next() % 10_000 < tracing.clientSampling {
                     reason = .clientForced
-                } else if forceTrace {
-                    reason = .serviceForced
                 } else if result < tracing.randomSampling {
                     reason = .sampled
                 }
@@ -252,31 +249,6 @@ extension ProxyWorker {
         base.storeBytes(of: UInt8(w.count - peerStart), toByteOffset: lengthAt, as: UInt8.self)
         if w.overflowed { pool.release(&s.pointee.traceFields); s.pointee.trace.sampled = false; return }
         s.pointee.traceFields.count = w.count
-    }
-
-    /// Envoy's internal request: after its XFF handling, a single address that is internal
-    /// (RFC 1918, loopback). Without use_remote_address that is a lone XFF entry; with it, no
-    /// XFF and the peer itself.
-    func internalRequest(_ head: UnsafeRawBufferPointer, xff: Range<Int>?, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
-        if http?.forwardedFor.useRemoteAddress == true {
-            guard xff == nil else { return false }
-            let peer = peerAddress(d)
-            guard peer.family == AF_INET else { return peer.family == AF_INET6 && peer.high == 0 && peer.low == 1 }
-            return Self.internalIPv4(UInt32(truncatingIfNeeded: peer.low))
-        }
-        guard let xff else { return false }
-        var text = ""
-        for i in xff where head[i] != 0x20 && head[i] != 0x09 {
-            if head[i] == ASCII.comma { return false }
-            text.append(Character(UnicodeScalar(head[i])))
-        }
-        var a = in_addr()
-        guard inet_pton(AF_INET, text, &a) == 1 else { return false }
-        return Self.internalIPv4(UInt32(bigEndian: a.s_addr))
-    }
-
-    static func internalIPv4(_ a: UInt32) -> Bool {
-        a >> 24 == 10 || a >> 24 == 127 || a >> 20 == 0xAC1 || a >> 16 == 0xC0A8
     }
 
     /// Up to 16 hex digits.
