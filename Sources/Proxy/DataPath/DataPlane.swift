@@ -337,6 +337,8 @@ public final class HTTPPlan: Sendable {
     let generateRequestID: Bool
     /// `tracing` (nil: none; the data path then does nothing for tracing).
     public let tracing: TracingPlan?
+    /// Some route's response mutations read request fields (%REQ(...)%).
+    let responseReadsRequest: Bool
     let suppressEnvoyHeaders: Bool
     /// strip_any_host_port / strip_matching_host_port.
     let stripHostPort: HostPortStripping
@@ -475,6 +477,7 @@ public final class HTTPPlan: Sendable {
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation
         generateRequestID = c.generateRequestID
+        responseReadsRequest = routes.allRoutes.contains { !$0.responseMutations.requestNames.isEmpty }
         tracing = c.tracing.map { TracingPlan($0, collectorCluster: clusterIndex[$0.zipkin.collectorCluster] ?? -1) }
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)

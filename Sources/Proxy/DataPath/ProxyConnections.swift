@@ -33,8 +33,9 @@ struct Stream {
     /// x-request-id generated for this request (none came with it): sent upstream and logged.
     var generatedRequestID = false
     var requestID: (UInt64, UInt64) = (0, 0)
-    /// The span (connection managers with `tracing`), and its request fields while sampled.
-    var trace = TraceContext()
+    /// Connection managers with `tracing`: the span's `TraceContext` and, while sampled, the
+    /// request fields of its record (pooled; kept out of the `Stream` so that a stream without
+    /// tracing stays as small as before).
     var traceFields = ByteBuffer.empty
     /// The request fields the route's response headers read with %REQ(...)% ("name: value" lines).
     var requestValues = ByteBuffer.empty

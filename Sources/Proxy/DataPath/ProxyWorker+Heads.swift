@@ -22,8 +22,8 @@ extension ProxyWorker {
         let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
-        let tracing = http.tracing != nil
-        let trace = tracing ? (stream(of: d)?.pointee.trace ?? TraceContext()) : TraceContext()
+        let tracing = tracingOn
+        let trace = tracing ? (stream(of: d).map(traceContext) ?? TraceContext()) : TraceContext()
         let capacity = plain + mutations.reserve(plain) + (tracing ? 160 : 0)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -129,9 +129,8 @@ extension ProxyWorker {
                 if setsOriginalPath { continue }
             case .pass:
                 if tracing && Self.tracerOwned(head, name, trace) { continue }
-                // Envoy strips x-envoy-force-trace from external requests, and without
-                // internal_address_config (refused here) Envoy 1.40 counts every request as external.
-                if name.count == 19 && ASCII.equalsCaseInsensitive(head, name, "x-envoy-force-trace") { continue }
+            case .forceTrace:
+                continue
             case .server, .contentLength, .date:
                 break
             }
@@ -224,7 +223,7 @@ extension ProxyWorker {
         let cors = corsDecoration(s)
         let mutations = responseMutations(s)
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
-            + (http.tracing == nil ? 0 : 32 + TraceRecordLayout.fieldLimit)
+            + (tracingOn ? 32 + TraceRecordLayout.fieldLimit : 0)
         let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -292,7 +291,7 @@ extension ProxyWorker {
                 w.count = e.count
             }
         }
-        if let op = decoratorForResponse(s) {
+        if tracingOn, let op = decoratorForResponse(s) {
             w.put("x-envoy-decorator-operation: ")
             w.put(op)
             w.crlf()
@@ -349,7 +348,7 @@ extension ProxyWorker {
                          routeHeaders: Bool = false, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
-        let decorator = decoratorForResponse(s)
+        let decorator = tracingOn ? decoratorForResponse(s) : nil
         let plain = 256 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
             + (decorator?.count ?? 0) + 32
         let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)

@@ -51,7 +51,17 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// The current snapshot; a reload swaps it (`ProxyMessage.publish`) for new requests.
     var plane: DataPlane
     var listenerPlan: ListenerPlan
-    var http: HTTPPlan?
+    var http: HTTPPlan? {
+        // Plain flags the per-request paths test (reading `http` retains the plan).
+        didSet {
+            tracingOn = http?.tracing != nil
+            responseReadsRequest = http?.responseReadsRequest ?? false
+        }
+    }
+    /// The connection manager has `tracing`.
+    var tracingOn = false
+    /// Some route's response headers read the request with %REQ(...)%.
+    var responseReadsRequest = false
     var tcp: TCPPlan?
     let stats: DataPathStats
     let debugFlags: Bool
@@ -108,6 +118,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
+        // didSet does not run in an initializer.
+        tracingOn = http?.tracing != nil
+        responseReadsRequest = http?.responseReadsRequest ?? false
         traceRing = settings.traceRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture

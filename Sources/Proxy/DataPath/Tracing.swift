@@ -25,6 +25,7 @@ public final class TracingPlan: Sendable {
         self.collectorCluster = collectorCluster
         collectorEndpoint = c.zipkin.collectorEndpoint
         collectorHostname = c.zipkin.collectorHostname
+        precondition(MemoryLayout<TraceContext>.size <= TraceRecordLayout.contextBytes, "TraceContext outgrew its room")
     }
 }
 
@@ -79,8 +80,11 @@ enum TraceField: Int, CaseIterable {
 enum TraceRecordLayout {
     /// flags (1: 128-bit trace id, 2: has parent), trace id high, low, span id, parent id.
     static let fixedBytes = 33
-    /// The room one record's fields get in the ring (a longer field is cut).
-    static let recordBytes = 4096
+    /// The stream's `TraceContext` at the start of its trace buffer; the record follows.
+    static let contextBytes = 64
+    /// The room one record's fields get in the ring (a longer field is cut); context and record
+    /// fill one 4 KiB pooled buffer.
+    static let recordBytes = 4096 - contextBytes
     static let fieldLimit = 256
 }
 
@@ -125,6 +129,7 @@ extension ProxyWorker {
         // The trace decision (Envoy's mutateTracingRequestHeader, then its stats).
         var reason = TraceReason.notTraceable
         var idBytes: (UInt64, Int) = (0, 0)  // the first 8 hex digits' value, and the id's length
+        var reasonCharacter: UInt8 = 0
         if let r = requestID {
             idBytes = (Self.hex(head, r.lowerBound..<min(r.upperBound, r.lowerBound + 8)) ?? UInt64.max, r.count)
             if r.count == 36 { reason = TraceReason.of(head[r.lowerBound + 14]) }
@@ -141,7 +146,7 @@ extension ProxyWorker {
                 }
             }
             if !(result < tracing.overallSampling) { reason = .notTraceable }
-            if idBytes.1 == 36 { s.pointee.trace.requestIDReason = reason.uuidCharacter }
+            if idBytes.1 == 36 { reasonCharacter = reason.uuidCharacter }
         }
         switch reason {
         case .notTraceable: inc(stats.tracingNotTraceable)
@@ -152,11 +157,11 @@ extension ProxyWorker {
 
         // The B3 context (Envoy's Zipkin span-context extractor); a malformed one means no span.
         var t = TraceContext()
-        t.requestIDReason = s.pointee.trace.requestIDReason
+        t.requestIDReason = reasonCharacter
         var sampled = reason != .notTraceable
         var haveContext = false
         if let b = single {
-            guard let parsed = Self.parseSingleB3(head, b) else { s.pointee.trace = t; return }
+            guard let parsed = Self.parseSingleB3(head, b) else { storeTrace(t, s); return }
             if let flag = parsed.sampled { sampled = flag }
             if parsed.hasIDs {
                 haveContext = true
@@ -170,11 +175,11 @@ extension ProxyWorker {
                     || (f.count == 4 && ASCII.equalsCaseInsensitive(head, f, "true"))
             }
             if let tid = traceID, let sid = spanID {
-                guard let ids = Self.traceID(head, tid), let span = Self.hex(head, sid) else { s.pointee.trace = t; return }
+                guard let ids = Self.traceID(head, tid), let span = Self.hex(head, sid) else { storeTrace(t, s); return }
                 haveContext = true
                 (t.wide, t.traceHigh, t.traceLow, t.spanID) = (ids.wide, ids.high, ids.low, span)
                 if let pid = parentID {
-                    guard let parent = Self.hex(head, pid) else { s.pointee.trace = t; return }
+                    guard let parent = Self.hex(head, pid) else { storeTrace(t, s); return }
                     t.hasParent = true
                     t.parentID = parent
                 }
@@ -190,13 +195,13 @@ extension ProxyWorker {
         t.active = true
         t.sampled = sampled
         if let op = operation, op.count > 0 { t.operationOverride = true }
-        s.pointee.trace = t
+        guard let base = storeTrace(t, s) else { return }
         guard sampled else { return }
 
         // The span's request-side tags, captured now (the head is gone when the stream ends).
         let target = requestTarget(head, d)
-        guard let base = pool.reserve(TraceRecordLayout.recordBytes, in: &s.pointee.traceFields) else { return }
-        var w = ByteWriter(base, capacity: TraceRecordLayout.recordBytes)
+        let recordBase = base + TraceRecordLayout.contextBytes
+        var w = ByteWriter(recordBase, capacity: TraceRecordLayout.recordBytes)
         w.put(byte: (t.wide ? 1 : 0) | (t.hasParent ? 2 : 0))
         func id(_ v: UInt64) {
             var le = v.littleEndian
@@ -229,13 +234,13 @@ extension ProxyWorker {
         if let requestID {
             let start = w.count
             field(requestID)
-            if requestID.count == 36, t.requestIDReason != 0 { base.storeBytes(of: t.requestIDReason, toByteOffset: start + 2 + 14, as: UInt8.self) }
+            if requestID.count == 36, t.requestIDReason != 0 { recordBase.storeBytes(of: t.requestIDReason, toByteOffset: start + 2 + 14, as: UInt8.self) }
         } else if s.pointee.generatedRequestID {
             w.put(byte: 36)
             w.put(byte: 0)
             let start = w.count
             w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
-            if t.requestIDReason != 0 { base.storeBytes(of: t.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
+            if t.requestIDReason != 0 { recordBase.storeBytes(of: t.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
         } else {
             field(nil)
         }
@@ -246,9 +251,31 @@ extension ProxyWorker {
         w.put(byte: 0)
         let peerStart = w.count
         if peer.family > 0 { peer.write(&w) }
-        base.storeBytes(of: UInt8(w.count - peerStart), toByteOffset: lengthAt, as: UInt8.self)
-        if w.overflowed { pool.release(&s.pointee.traceFields); s.pointee.trace.sampled = false; return }
-        s.pointee.traceFields.count = w.count
+        recordBase.storeBytes(of: UInt8(w.count - peerStart), toByteOffset: lengthAt, as: UInt8.self)
+        if w.overflowed {
+            t.sampled = false
+            storeTrace(t, s)
+            return
+        }
+        s.pointee.traceFields.count = TraceRecordLayout.contextBytes + w.count
+    }
+
+    /// The stream's span context (none without tracing).
+    func traceContext(_ s: UnsafeMutablePointer<Stream>) -> TraceContext {
+        guard let base = s.pointee.traceFields.base else { return TraceContext() }
+        return base.load(as: TraceContext.self)
+    }
+
+    /// Keeps `t` at the start of the stream's trace buffer (taken from the pool the first time).
+    @discardableResult
+    func storeTrace(_ t: TraceContext, _ s: UnsafeMutablePointer<Stream>) -> UnsafeMutableRawPointer? {
+        if !s.pointee.traceFields.isAllocated {
+            guard pool.reserve(TraceRecordLayout.contextBytes + TraceRecordLayout.recordBytes, in: &s.pointee.traceFields) != nil else { return nil }
+            s.pointee.traceFields.count = TraceRecordLayout.contextBytes
+        }
+        let base = s.pointee.traceFields.base!
+        base.storeBytes(of: t, as: TraceContext.self)
+        return base
     }
 
     /// Up to 16 hex digits.
@@ -351,7 +378,7 @@ extension ProxyWorker {
     /// `x-envoy-decorator-operation` for the response: the route's decorator, unless the request
     /// named the operation itself or `propagate` is false.
     func decoratorForResponse(_ s: UnsafeMutablePointer<Stream>) -> [UInt8]? {
-        guard let http, http.tracing != nil, !s.pointee.trace.operationOverride, s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
+        guard let http, http.tracing != nil, !traceContext(s).operationOverride, s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
         let r = http.routes.allRoutes[Int(s.pointee.route)]
         guard r.decoratorPropagate else { return nil }
         return r.decorator
@@ -361,7 +388,7 @@ extension ProxyWorker {
     /// side (status, sizes, flags, upstream cluster) and the route's decorator.
     func finishTrace(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
         defer { pool.release(&s.pointee.traceFields) }
-        guard s.pointee.trace.sampled, s.pointee.traceFields.count > 0, let ring = traceRing else { return }
+        guard traceContext(s).sampled, s.pointee.traceFields.count > TraceRecordLayout.contextBytes, let ring = traceRing else { return }
         var name: [UInt8]? = nil
         if let plan = httpPlan(s.pointee.generation), s.pointee.route >= 0, Int(s.pointee.route) < plan.routes.allRoutes.count {
             name = plan.routes.allRoutes[Int(s.pointee.route)].decorator
@@ -384,7 +411,7 @@ extension ProxyWorker {
         r.cluster = s.pointee.hostPool >= 0 ? s.pointee.cluster : -1
         r.http10 = s.pointee.http10
         r.generation = s.pointee.generation
-        ring.push(r, extra: s.pointee.traceFields.bytes)
+        ring.push(r, extra: UnsafeRawBufferPointer(rebasing: s.pointee.traceFields.bytes[TraceRecordLayout.contextBytes...]))
     }
 }
 
