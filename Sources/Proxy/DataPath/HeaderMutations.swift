@@ -30,8 +30,17 @@ public struct HeaderMutationPlan: Sendable {
     /// How many `%REQ(...)%` copies the adds may make.
     let requestCopies: Int
     /// The request fields `%REQ(...)%` reads (distinct names): a response plan's are captured
-    /// per stream from the request (`ProxyWorker.captureRequestValues`).
-    let requestNames: [[UInt8]]
+    /// per stream from the request (`ProxyWorker.captureRequestValues`). Computed at compile time
+    /// (kept out of the plan: a route is copied per request, and each stored array costs a retain).
+    var requestNames: [[UInt8]] {
+        var names: [[UInt8]] = []
+        for level in levels {
+            for add in level.add {
+                for case .request(let n) in add.parts where !names.contains(n) { names.append(n) }
+            }
+        }
+        return names
+    }
 
     public var isEmpty: Bool { levels.isEmpty }
 
@@ -44,7 +53,6 @@ public struct HeaderMutationPlan: Sendable {
         var levels: [Level] = []
         var fixed = 0
         var copies = 0
-        var names: [[UInt8]] = []
         for c in configs {
             let adds = (request ? c.requestToAdd : c.responseToAdd).map { o in
                 Add(name: Array(o.name.utf8), parts: o.value.map { p -> Add.Part in
@@ -66,9 +74,7 @@ public struct HeaderMutationPlan: Sendable {
                     case .literal(let b): fixed += b.count
                     case .remoteAddress, .remoteAddressWithoutPort: fixed += PeerAddress.maxTextBytes + 8
                     case .protocol: fixed += 8
-                    case .request(let n):
-                        copies += 1
-                        if !names.contains(n) { names.append(n) }
+                    case .request: copies += 1
                     }
                 }
             }
@@ -77,7 +83,6 @@ public struct HeaderMutationPlan: Sendable {
         self.levels = levels
         fixedBytes = fixed
         requestCopies = copies
-        requestNames = names
     }
 
     /// Extra bytes to reserve on top of a head of `headBytes`.

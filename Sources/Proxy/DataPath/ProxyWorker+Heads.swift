@@ -23,7 +23,9 @@ extension ProxyWorker {
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
         let tracing = tracingOn
-        let trace = tracing ? (stream(of: d).map(traceContext) ?? TraceContext()) : TraceContext()
+        // Two scalars per request without tracing (the span context is read only when tracing).
+        var trace = TraceContext()
+        if tracing, let s = stream(of: d) { trace = traceContext(s) }
         let capacity = plain + mutations.reserve(plain) + (tracing ? 160 : 0)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)

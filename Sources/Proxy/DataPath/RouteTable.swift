@@ -191,9 +191,6 @@ public struct CompiledRoute: Sendable {
     public let requestMutations: HeaderMutationPlan
     /// `response_headers_to_add/remove`, the same levels.
     public let responseMutations: HeaderMutationPlan
-    /// `decorator.operation` (the span's name) and `decorator.propagate`.
-    public let decorator: [UInt8]?
-    let decoratorPropagate: Bool
 
     init(_ r: RouteConfig, index: Int, virtualHostRetry: RetryPolicyConfig?, clusterIndex: [String: Int], listener: String,
          enclosingMutations: [HeaderMutationsConfig] = []) throws(DataPlane.CompileError) {
@@ -204,8 +201,6 @@ public struct CompiledRoute: Sendable {
         }
         requestMutations = HeaderMutationPlan(levels, request: true)
         responseMutations = HeaderMutationPlan(levels, request: false)
-        decorator = r.decorator.map { Array($0.operation.utf8) }
-        decoratorPropagate = r.decorator?.propagate ?? false
         name = r.name
         caseSensitive = r.match.caseSensitive
         switch r.match.path {

@@ -378,10 +378,9 @@ extension ProxyWorker {
     /// `x-envoy-decorator-operation` for the response: the route's decorator, unless the request
     /// named the operation itself or `propagate` is false.
     func decoratorForResponse(_ s: UnsafeMutablePointer<Stream>) -> [UInt8]? {
-        guard let http, http.tracing != nil, !traceContext(s).operationOverride, s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
-        let r = http.routes.allRoutes[Int(s.pointee.route)]
-        guard r.decoratorPropagate else { return nil }
-        return r.decorator
+        guard let http, http.tracing != nil, !traceContext(s).operationOverride, s.pointee.route >= 0,
+              Int(s.pointee.route) < http.decorators.count, let d = http.decorators[Int(s.pointee.route)], d.propagate else { return nil }
+        return d.operation
     }
 
     /// Ends the stream's span: a sampled one goes into the worker's span ring with the response
@@ -390,8 +389,8 @@ extension ProxyWorker {
         defer { pool.release(&s.pointee.traceFields) }
         guard traceContext(s).sampled, s.pointee.traceFields.count > TraceRecordLayout.contextBytes, let ring = traceRing else { return }
         var name: [UInt8]? = nil
-        if let plan = httpPlan(s.pointee.generation), s.pointee.route >= 0, Int(s.pointee.route) < plan.routes.allRoutes.count {
-            name = plan.routes.allRoutes[Int(s.pointee.route)].decorator
+        if let plan = httpPlan(s.pointee.generation), s.pointee.route >= 0, Int(s.pointee.route) < plan.decorators.count {
+            name = plan.decorators[Int(s.pointee.route)]?.operation
         }
         let n = min(name?.count ?? 0, TraceRecordLayout.fieldLimit)
         guard let base = pool.reserve(2 + n, in: &s.pointee.traceFields) else { return }
