@@ -43,7 +43,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/no-http-filters", verdict: .better, reason: "Envoy accepts an HCM without http_filters, then leaves every request unanswered until stream_idle_timeout (no router); Ballast refuses it"),
     IntentionalDifference(key: "config/ring-hash-priority", verdict: .refused, reason: "priorities and locality weights are applied with ROUND_ROBIN, LEAST_REQUEST and RANDOM, not RING_HASH"),
     IntentionalDifference(key: "config/use-original-dst-two-listeners", verdict: .refused, reason: "no hand-off of redirected connections to the listener bound to their original destination; use_original_dst is accepted with one listener"),
-    IntentionalDifference(key: "config/header-unsupported-operator", verdict: .refused, reason: "header values support %DOWNSTREAM_REMOTE_ADDRESS[_WITHOUT_PORT]%, %PROTOCOL%, %HOSTNAME%, %REQ(x)% (request side) so far"),
+    IntentionalDifference(key: "config/header-unsupported-operator", verdict: .refused, reason: "header values support %DOWNSTREAM_REMOTE_ADDRESS[_WITHOUT_PORT]%, %PROTOCOL%, %HOSTNAME%, %REQ(x)% so far"),
     IntentionalDifference(key: "config/most-specific-header-mutations-wins", verdict: .refused, reason: "only Envoy's default order (route, virtual host, route configuration; the last applied wins) is implemented"),
     IntentionalDifference(key: "rd-head/headers", verdict: .differs,
                           reason: "Envoy answers a HEAD request's redirect with transfer-encoding: chunked and no content-length (and no body); Ballast sends content-length: 0, as for GET"),

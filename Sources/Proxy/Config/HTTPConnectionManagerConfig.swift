@@ -28,6 +28,8 @@ public struct HTTPConnectionManagerConfig: Sendable, Hashable {
     public let requestHeadersTimeoutNanos: Int64?
     /// `strip_any_host_port` / `strip_matching_host_port` (at most one).
     public var stripHostPort = HostPortStripping.none
+    /// `tracing` (Zipkin; nil: none).
+    public var tracing: HTTPTracingConfig?
     /// `stream_idle_timeout` (Envoy default 5 min; `nil` when set to 0s: disabled).
     public let streamIdleTimeoutNanos: Int64?
     /// `drain_timeout` (Envoy default 5 s): grace period for in-flight work when draining.
@@ -192,6 +194,8 @@ public struct RouteConfig: Sendable, Hashable {
     public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
     /// The route's header mutations (applied first, as Envoy).
     public var headerMutations: HeaderMutationsConfig = .none
+    /// `decorator`: the span's name for requests on this route.
+    public var decorator: RouteDecoratorConfig?
 }
 
 /// A filter's config in a route's `typed_per_filter_config`.

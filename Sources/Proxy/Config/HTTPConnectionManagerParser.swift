@@ -11,10 +11,10 @@ extension BootstrapParser {
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
                 "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
-                "upgrade_configs", "strip_matching_host_port", "strip_any_host_port",
+                "upgrade_configs", "strip_matching_host_port", "strip_any_host_port", "tracing",
             ],
             unsupported: [
-                "rds", "scoped_routes", "tracing", "http2_protocol_options",
+                "rds", "scoped_routes", "http2_protocol_options",
                 "http3_protocol_options", "add_user_agent", "forward_client_cert_details",
                 "set_current_client_cert_details", "proxy_100_continue",
                 "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "normalize_path",
@@ -96,6 +96,7 @@ extension BootstrapParser {
         }
 
         let upgrades = parseUpgradeConfigs(f, route: false)
+        let tracing = f["tracing"].map(parseHTTPTracing)
         let stripAny = f["strip_any_host_port"].map { $0.bool() }
         let stripMatching = f["strip_matching_host_port"].map { $0.bool() }
         var stripOK = !(stripAny == .some(nil) || stripMatching == .some(nil))
@@ -104,7 +105,7 @@ extension BootstrapParser {
             stripOK = false
         }
         guard stripOK, let statPrefix, codecOK, let routeConfig, let filters, let logs, optionsOK, let acceptHTTP10, timeoutsOK,
-              f["skip_xff_append"] == nil || skipXff != nil, let upgrades else { return nil }
+              f["skip_xff_append"] == nil || skipXff != nil, let upgrades, tracing != .some(nil) else { return nil }
         var config = HTTPConnectionManagerConfig(
             statPrefix: statPrefix, codecType: codec ?? .auto, routeConfig: routeConfig,
             httpFilters: filters, accessLog: logs,
@@ -123,6 +124,7 @@ extension BootstrapParser {
         config.acceptHTTP10 = acceptHTTP10
         config.upgradeConfigs = upgrades
         config.stripHostPort = stripAny == true ? .any : stripMatching == true ? .matching : .none
+        config.tracing = tracing ?? nil
         return config
     }
 
@@ -374,8 +376,8 @@ extension BootstrapParser {
     func parseRoute(_ value: ConfigValue, maxBodyBytes: Int) -> RouteConfig? {
         guard let f = value.fields(
             known: ["name", "match", "route", "direct_response", "redirect", "typed_per_filter_config", "request_headers_to_add",
-                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"],
-            unsupported: ["filter_action", "non_forwarding_action", "metadata", "decorator", "tracing",
+                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove", "decorator"],
+            unsupported: ["filter_action", "non_forwarding_action", "metadata", "tracing",
                           "per_request_buffer_limit_bytes", "stat_prefix"]) else { return nil }
         let name = f["name"]?.string()
         let match = f.required("match").flatMap(parseRouteMatch)
@@ -400,8 +402,10 @@ extension BootstrapParser {
         var perFilterOK = true
         if let t = f["typed_per_filter_config"] { perFilterOK = parseTypedPerFilterConfig(t, into: &perFilter) }
         let mutations = parseHeaderMutations(f)
-        guard let match, let action, perFilterOK, let mutations else { return nil }
+        let decorator = f["decorator"].map(parseDecorator)
+        guard let match, let action, perFilterOK, let mutations, decorator != .some(nil) else { return nil }
         var route = RouteConfig(name: name, match: match, action: action)
+        route.decorator = decorator ?? nil
         route.perFilterConfigs = perFilter
         route.headerMutations = mutations
         return route

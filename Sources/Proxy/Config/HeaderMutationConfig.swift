@@ -143,7 +143,9 @@ extension BootstrapParser {
             case "PROTOCOL": part = .protocol
             case "HOSTNAME": part = .literal(hostName())
             default:
-                if op.hasPrefix("REQ(") && op.hasSuffix(")") && requestSide {
+                // %REQ(name)% on the response side reads the request as it went upstream (Envoy's
+                // request header map after the router's and the tracer's changes).
+                if op.hasPrefix("REQ(") && op.hasSuffix(")") {
                     let field = op.dropFirst(4).dropLast().lowercased()
                     let valid = !field.isEmpty && field.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: ")") }
                     guard valid, field == ":authority" || !field.hasPrefix(":") else {
@@ -153,7 +155,7 @@ extension BootstrapParser {
                     part = .request(field == ":authority" ? "host" : field)
                 } else {
                     let side = requestSide ? "request" : "response"
-                    at.error("'%\(op)%' is not supported by ballast in \(side) header values (supported: %DOWNSTREAM_REMOTE_ADDRESS%, %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, %PROTOCOL%, %HOSTNAME%\(requestSide ? ", %REQ(name)%" : ""))")
+                    at.error("'%\(op)%' is not supported by ballast in \(side) header values (supported: %DOWNSTREAM_REMOTE_ADDRESS%, %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, %PROTOCOL%, %HOSTNAME%, %REQ(name)%)")
                     return nil
                 }
             }

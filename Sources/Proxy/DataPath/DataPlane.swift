@@ -397,6 +397,14 @@ public final class HTTPPlan: Sendable {
     let serverName: [UInt8]
     let serverTransformation: ServerHeaderTransformation
     let generateRequestID: Bool
+    /// `tracing` (nil: none; the data path then does nothing for tracing).
+    public let tracing: TracingPlan?
+    /// Some route's response mutations read request fields (%REQ(...)%), and per route index
+    /// the names they read.
+    let responseReadsRequest: Bool
+    let responseRequestNames: [[[UInt8]]]
+    /// Per route index: `decorator.operation` (the span's name) and `decorator.propagate`.
+    let decorators: [(operation: [UInt8], propagate: Bool)?]
     let suppressEnvoyHeaders: Bool
     /// strip_any_host_port / strip_matching_host_port.
     let stripHostPort: HostPortStripping
@@ -557,6 +565,10 @@ public final class HTTPPlan: Sendable {
         serverName = Array(c.serverName.utf8)
         serverTransformation = c.serverHeaderTransformation
         generateRequestID = c.generateRequestID
+        responseRequestNames = routes.allRoutes.map { $0.responseMutations.requestNames }
+        responseReadsRequest = responseRequestNames.contains { !$0.isEmpty }
+        decorators = routeConfigs.map { r in r.decorator.map { (Array($0.operation.utf8), $0.propagate) } }
+        tracing = c.tracing.map { TracingPlan($0, collectorCluster: clusterIndex[$0.zipkin.collectorCluster] ?? -1) }
         maxRequestHeaderBytes = max(1024, c.maxRequestHeadersKiB * 1024)
         maxHeadersCount = max(1, c.maxHeadersCount)
         idleTimeoutNanos = c.idleTimeoutNanos

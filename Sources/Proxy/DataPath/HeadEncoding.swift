@@ -125,6 +125,9 @@ enum FieldClass {
     case date
     /// x-envoy-original-path: set (in place) when the route rewrote the path.
     case originalPath
+    /// x-envoy-force-trace: Envoy strips it from external requests, and without
+    /// internal_address_config (refused here) Envoy 1.40 counts every request as external.
+    case forceTrace
 
     static func of(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> FieldClass {
         switch name.count {
@@ -143,6 +146,7 @@ enum FieldClass {
         case 14: return ASCII.equalsCaseInsensitive(bytes, name, "content-length") ? .contentLength : .pass
         case 15: return ASCII.equalsCaseInsensitive(bytes, name, "x-forwarded-for") ? .forwardedFor : .pass
         case 16: return ASCII.equalsCaseInsensitive(bytes, name, "proxy-connection") ? .hopByHop : .pass
+        case 19: return ASCII.equalsCaseInsensitive(bytes, name, "x-envoy-force-trace") ? .forceTrace : .pass
         case 21: return ASCII.equalsCaseInsensitive(bytes, name, "x-envoy-original-path") ? .originalPath : .pass
         case 17:
             if ASCII.equalsCaseInsensitive(bytes, name, "transfer-encoding") { return .hopByHop }

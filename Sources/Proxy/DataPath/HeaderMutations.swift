@@ -29,6 +29,18 @@ public struct HeaderMutationPlan: Sendable {
     let fixedBytes: Int
     /// How many `%REQ(...)%` copies the adds may make.
     let requestCopies: Int
+    /// The request fields `%REQ(...)%` reads (distinct names): a response plan's are captured
+    /// per stream from the request (`ProxyWorker.captureRequestValues`). Computed at compile time
+    /// (kept out of the plan: a route is copied per request, and each stored array costs a retain).
+    var requestNames: [[UInt8]] {
+        var names: [[UInt8]] = []
+        for level in levels {
+            for add in level.add {
+                for case .request(let n) in add.parts where !names.contains(n) { names.append(n) }
+            }
+        }
+        return names
+    }
 
     public var isEmpty: Bool { levels.isEmpty }
 
@@ -83,6 +95,9 @@ public struct HeaderMutationPlan: Sendable {
 struct HeaderValueContext {
     let peer: PeerAddress
     let http10: Bool
+    /// Response side: the request fields `%REQ(...)%` reads ("name: value" lines, lower-case
+    /// names); nil on the request side, which reads the head being edited.
+    var requestFields: UnsafeRawBufferPointer? = nil
 }
 
 /// Edits the field lines (`name: value\r\n`) written at `base[fieldsStart..<count]` in place:
@@ -124,6 +139,26 @@ struct HeadFieldEditor {
                 return v..<(next - 2)
             }
             i = next
+        }
+        return nil
+    }
+
+    /// The value of the first line named `name` (lower-case) in "name: value\r\n" lines.
+    static func value(_ name: [UInt8], in lines: UnsafeRawBufferPointer) -> Range<Int>? {
+        var i = 0
+        while i < lines.count {
+            var end = i
+            while end + 1 < lines.count && !(lines[end] == ASCII.cr && lines[end + 1] == ASCII.lf) { end += 1 }
+            if end - i > name.count && lines[i + name.count] == ASCII.colon {
+                var same = true
+                for k in 0..<name.count where ASCII.lowercased(lines[i + k]) != name[k] { same = false; break }
+                if same {
+                    var v = i + name.count + 1
+                    while v < end && (lines[v] == ASCII.space || lines[v] == 0x09) { v += 1 }
+                    return v..<end
+                }
+            }
+            i = end + 2
         }
         return nil
     }
@@ -178,6 +213,13 @@ struct HeadFieldEditor {
                 }
                 if w.overflowed { overflowed = true } else { count += w.count }
             case .request(let name):
+                if let fields = ctx.requestFields {
+                    guard let v = HeadFieldEditor.value(name, in: fields), v.count > 0 else { continue }
+                    guard count + v.count <= capacity else { overflowed = true; continue }
+                    (base + count).copyMemory(from: fields.baseAddress! + v.lowerBound, byteCount: v.count)
+                    count += v.count
+                    continue
+                }
                 guard let v = value(name, before: sourceEnd), v.count > 0 else { continue }
                 guard count + v.count <= capacity else { overflowed = true; continue }
                 (base + count).copyMemory(from: base + v.lowerBound, byteCount: v.count)

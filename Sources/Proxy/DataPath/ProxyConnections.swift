@@ -33,6 +33,12 @@ struct Stream {
     /// x-request-id generated for this request (none came with it): sent upstream and logged.
     var generatedRequestID = false
     var requestID: (UInt64, UInt64) = (0, 0)
+    /// Connection managers with `tracing`: the span's `TraceContext` and, while sampled, the
+    /// request fields of its record (pooled; kept out of the `Stream` so that a stream without
+    /// tracing stays as small as before).
+    var traceFields = ByteBuffer.empty
+    /// The request fields the route's response headers read with %REQ(...)% ("name: value" lines).
+    var requestValues = ByteBuffer.empty
 
     // Request side.
     var requestBody = BodyKind.none
@@ -285,6 +291,11 @@ public final class DataPathStats: Sendable {
     public let downstreamRqTooLarge = Atomic<Int>(0)
     public let downstreamGlobalCxOverflow = Atomic<Int>(0)
     public let downstreamRqTotal = Atomic<Int>(0)
+    /// `http.<prefix>.tracing.*`: the trace decision per request.
+    public let tracingRandomSampling = Atomic<Int>(0)
+    public let tracingServiceForced = Atomic<Int>(0)
+    public let tracingClientEnabled = Atomic<Int>(0)
+    public let tracingNotTraceable = Atomic<Int>(0)
     public let downstreamRq1xx = Atomic<Int>(0)
     public let downstreamRq2xx = Atomic<Int>(0)
     public let downstreamRq3xx = Atomic<Int>(0)

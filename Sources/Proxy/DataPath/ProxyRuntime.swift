@@ -55,6 +55,8 @@ public final class RunningProxy: Sendable {
     public let stats: [[DataPathStats]]
     /// Per listener, per worker (when `recordAccess`).
     public let accessRings: [[AccessRecordRing]]
+    /// Per listener, per worker: sampled spans for the Zipkin reporter (empty without `tracing`).
+    public let traceRings: [[AccessRecordRing]]
     /// The active health checker (nil when no cluster has health checks).
     public let healthChecker: HealthChecker?
     /// udp_proxy listeners, in `plane.udpListeners` order.
@@ -62,9 +64,10 @@ public final class RunningProxy: Sendable {
     private let groups: [WorkerGroup<ProxyMessage>]
 
     init(backend: IOBackendKind, plane: DataPlane, listeners: [BoundListener], stats: [[DataPathStats]],
-         accessRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?,
+         accessRings: [[AccessRecordRing]], traceRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?,
          udpProxies: [UDPProxy] = []) {
         self.healthChecker = healthChecker
+        self.traceRings = traceRings
         self.udpProxies = udpProxies
         self.backend = backend
         self.plane = plane
@@ -133,6 +136,7 @@ public enum ProxyRuntime {
         var bound: [RunningProxy.BoundListener] = []
         var allStats: [[DataPathStats]] = []
         var allRings: [[AccessRecordRing]] = []
+        var allTraceRings: [[AccessRecordRing]] = []
         let workers = max(1, options.concurrency)
         for l in plane.listeners {
             let balance = options.balanceOverride ?? l.balance
@@ -141,6 +145,10 @@ public enum ProxyRuntime {
             var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
                                                      accessRings: options.recordAccess ? rings : nil)
             workerSettings.capture = options.capture
+            var traced = false
+            if case .http(let h) = l.kind, h.tracing != nil { traced = true }
+            let traceRings = traced ? (0..<workers).map { _ in AccessRecordRing(capacity: 1024, extraBytes: TraceRecordLayout.recordBytes) } : []
+            if traced { workerSettings.traceRings = traceRings }
             let settings = workerSettings
             let groupOptions = WorkerGroupOptions(address: l.address, workers: workers, balance: balance, cpus: options.cpus,
                                                   backend: options.backend, name: "proxy\(l.index)")
@@ -152,6 +160,7 @@ public enum ProxyRuntime {
                 bound.append(RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance))
                 allStats.append(stats)
                 allRings.append(rings)
+                allTraceRings.append(traceRings)
             } catch {
                 for g in groups { g.stop() }
                 checker?.stop()
@@ -176,7 +185,7 @@ public enum ProxyRuntime {
                 workers.contains { ci < $0.clusters.count && $0.clusters[ci].upstreamCxTotal.load(ordering: .relaxed) > 0 }
             }
         }
-        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, groups: groups,
+        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, traceRings: allTraceRings, groups: groups,
                             healthChecker: checker, udpProxies: udp)
     }
 

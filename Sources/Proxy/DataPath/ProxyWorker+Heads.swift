@@ -22,7 +22,11 @@ extension ProxyWorker {
         let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
-        let capacity = plain + mutations.reserve(plain)
+        let tracing = tracingOn
+        // Two scalars per request without tracing (the span context is read only when tracing).
+        var trace = TraceContext()
+        if tracing, let s = stream(of: d) { trace = traceContext(s) }
+        let capacity = plain + mutations.reserve(plain) + (tracing ? 160 : 0)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(UnsafeRawBufferPointer(rebasing: head[p.pointee.methodRange]))
@@ -92,6 +96,15 @@ extension ProxyWorker {
                 if plan.hostRewrite != nil || target.authority != nil { continue }
             case .requestID:
                 sawRequestID = true
+                if trace.requestIDReason != 0 && value.count == 36 {
+                    // The trace decision rides in the id's 15th character (Envoy's UUID request ids).
+                    w.put("x-request-id: ")
+                    let start = w.count
+                    w.put(UnsafeRawBufferPointer(rebasing: head[value]))
+                    if !w.overflowed { base.storeBytes(of: trace.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
+                    w.crlf()
+                    continue
+                }
             case .forwardedProto:
                 sawProto = true
             case .forwardedFor:
@@ -120,7 +133,11 @@ extension ProxyWorker {
                     continue
                 }
                 if setsOriginalPath { continue }
-            case .pass, .server, .contentLength, .date:
+            case .pass:
+                if tracing && Self.tracerOwned(head, name, trace) { continue }
+            case .forceTrace:
+                continue
+            case .server, .contentLength, .date:
                 break
             }
             if let nominating, !(upgrading && FieldClass.isUpgradeField(head, name)),
@@ -159,7 +176,9 @@ extension ProxyWorker {
         }
         if !sawRequestID, let s = stream(of: d), s.pointee.generatedRequestID {
             w.put("x-request-id: ")
+            let start = w.count
             w.putUUID(s.pointee.requestID.0, s.pointee.requestID.1)
+            if trace.requestIDReason != 0 && !w.overflowed { base.storeBytes(of: trace.requestIDReason, toByteOffset: start + 14, as: UInt8.self) }
             w.crlf()
         }
         if !sawProto { w.put("x-forwarded-proto: http\r\n") }
@@ -191,6 +210,8 @@ extension ProxyWorker {
             if e.overflowed { return false }
             w.count = e.count
         }
+        // The tracer injects its context into the upstream request last (Envoy's router).
+        if tracing { writeB3(trace, &w) }
         w.crlf()
         guard !w.overflowed else { return false }
         buffer.count += w.count
@@ -213,7 +234,8 @@ extension ProxyWorker {
         let mutations = responseMutations(s)
         let compressing = s.pointee.compressVary || s.pointee.compressorStream >= 0
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s) + (compressing ? 64 : 0)
-        let capacity = plain + (mutations?.reserve(plain) ?? 0)
+            + (tracingOn ? 32 + TraceRecordLayout.fieldLimit : 0)
+        let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -270,7 +292,7 @@ extension ProxyWorker {
         // date and server (Envoy's finalizeResponseHeaders).
         if let mutations, !w.overflowed {
             var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
-            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10, requestFields: s.pointee.requestValues.bytes))
             if e.overflowed { return false }
             w.count = e.count
             sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
@@ -284,6 +306,11 @@ extension ProxyWorker {
         // The compressor's encodeHeaders runs after the router's (mutations above), before the
         // connection manager adds date and server.
         if compressing { writeCompressorFields(head, upstream: true, s, &w) }
+        if tracingOn, let op = decoratorForResponse(s) {
+            w.put("x-envoy-decorator-operation: ")
+            w.put(op)
+            w.crlf()
+        }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
         if s.pointee.http10 && s.pointee.compressorStream >= 0 {
@@ -341,8 +368,10 @@ extension ProxyWorker {
         decideCompression(localReply: body.count, s)
         decompressorSawResponse(s)
         let compressed = s.pointee.compressorStream >= 0
+        let decorator = tracingOn ? decoratorForResponse(s) : nil
         let plain = 256 + 64 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
-        let capacity = plain + (mutations?.reserve(plain) ?? 0)
+            + (decorator?.count ?? 0) + 32
+        let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")  // the client's version, as Envoy answers
@@ -365,7 +394,7 @@ extension ProxyWorker {
         var sawServer = false
         if let mutations, !w.overflowed {
             var e = HeadFieldEditor(base: base, capacity: capacity, fieldsStart: fieldsStart, count: w.count)
-            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10))
+            e.apply(mutations, HeaderValueContext(peer: peerAddress(d), http10: s.pointee.http10, requestFields: s.pointee.requestValues.bytes))
             if e.overflowed { return }
             sawDate = e.value(HeaderMutationPlan.dateName, before: e.count) != nil
             sawServer = e.value(HeaderMutationPlan.serverName, before: e.count) != nil
@@ -377,6 +406,11 @@ extension ProxyWorker {
             w.count = e.count
         }
         if s.pointee.compressVary || compressed { writeCompressorFields(headers, upstream: false, s, &w) }
+        if let decorator {
+            w.put("x-envoy-decorator-operation: ")
+            w.put(decorator)
+            w.crlf()
+        }
         if !sawDate { w.put(date.current()) }
         if !sawServer {
             w.put("server: ")

@@ -24,6 +24,7 @@ extension ProxyWorker {
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed) && !d.pointee.durationReached
         streamBegan(s)
         requestBegan(head, s)
+        if tracingOn, let tracing = http?.tracing { beginTrace(head, tracing, s, d, stats) }
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
@@ -89,6 +90,7 @@ extension ProxyWorker {
             if reply.flags.contains(.noRouteFound) { inc(stats.noRoute) }
             if case .route(let r) = reply.body {
                 s.pointee.route = Int32(r)
+                if responseReadsRequest { captureRequestValues(route: r, from: head, s) }
                 if let http, case .redirect(let redirect) = http.routes.allRoutes[r].action {
                     redirectReply(reply, redirect, route: http.routes.allRoutes[r], head, token, d, loop)
                     return
@@ -256,6 +258,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
+        if responseReadsRequest { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
@@ -515,11 +518,13 @@ extension ProxyWorker {
         pool.release(&s.pointee.corsOrigin)
         compressors.release(s.pointee.compressorStream)
         inflaters.release(s.pointee.inflater)
+        if s.pointee.requestValues.isAllocated { pool.release(&s.pointee.requestValues) }
         if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
         if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }
         record(s, tlsVersion: d.pointee.tls.versionNumber, loop)
+        if s.pointee.traceFields.isAllocated { finishTrace(s, loop) }
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)

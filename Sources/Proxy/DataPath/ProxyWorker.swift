@@ -13,6 +13,8 @@ struct ProxyWorkerSettings: Sendable {
     let accessRings: [AccessRecordRing]?
     /// Which request fields the access logs of this listener need (nil: none).
     var capture: AccessLogCapture? = nil
+    /// Where sampled spans go for the Zipkin reporter (one ring per worker), or nil.
+    var traceRings: [AccessRecordRing]? = nil
 }
 
 /// One proxy worker of an HTTP (http_connection_manager) or TCP (tcp_proxy) listener: owns its
@@ -49,11 +51,22 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// The current snapshot; a reload swaps it (`ProxyMessage.publish`) for new requests.
     var plane: DataPlane
     var listenerPlan: ListenerPlan
-    var http: HTTPPlan?
+    var http: HTTPPlan? {
+        // Plain flags the per-request paths test (reading `http` retains the plan).
+        didSet {
+            tracingOn = http?.tracing != nil
+            responseReadsRequest = http?.responseReadsRequest ?? false
+        }
+    }
+    /// The connection manager has `tracing`.
+    var tracingOn = false
+    /// Some route's response headers read the request with %REQ(...)%.
+    var responseReadsRequest = false
     var tcp: TCPPlan?
     let stats: DataPathStats
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
+    let traceRing: AccessRecordRing?
     /// Unconsumed downstream input above this pauses receiving (per_connection_buffer_limit_bytes).
     /// Raised to hold a buffer filter's whole body with its head.
     var inputLimit: Int
@@ -112,6 +125,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
+        // didSet does not run in an initializer.
+        tracingOn = http?.tracing != nil
+        responseReadsRequest = http?.responseReadsRequest ?? false
+        traceRing = settings.traceRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture
         inputLimit = Self.inputLimit(settings.listener)

@@ -55,6 +55,8 @@ public final class ProxyOps: Sendable {
     /// Serialises reloads (a reload reads files and compiles; the state lock stays short).
     let reloadLock = Mutex(())
     let accessLogs: AccessLogSystem?
+    /// The Zipkin reporter (nil when no connection manager traces).
+    let zipkin = Mutex<ZipkinReporter?>(nil)
     let planeHistory = PlaneHistory()
     let watchdog: Watchdog
     private let adminServer = Mutex<AdminServer?>(nil)
@@ -89,6 +91,8 @@ public final class ProxyOps: Sendable {
             proxy.stop()
             throw StartError(description: error.description)
         }
+        let reporter = ZipkinReporter.start(proxy, node: bootstrap.node) { [ops] in ops.currentPlane }
+        ops.zipkin.withLock { $0 = reporter }
         let refresher = DNSRefresher.start(ops)
         ops.dnsRefresher.withLock { $0 = refresher }
         ops.state.withLock { $0.configText = configText }
@@ -147,6 +151,7 @@ public final class ProxyOps: Sendable {
         var inputs = StatsInputs(plane: plane)
         inputs.subscriptions = subscriptions
         inputs.versionTexts = versions
+        inputs.zipkin = zipkin.withLock { $0 }
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
         inputs.accessLogDropped = accessLogs?.dropped ?? 0
@@ -245,7 +250,10 @@ public final class ProxyOps: Sendable {
                 return "listener '\(a.name)' (\(a.address)) changed name or address; that needs a restart"
             }
             switch (a.kind, b.kind) {
-            case (.http, .http), (.tcp, .tcp): break
+            case (.http(let x), .http(let y)):
+                // The workers' span rings exist only for listeners that traced at start.
+                if x.tracing == nil && y.tracing != nil { return "listener '\(a.name)': tracing added; that needs a restart" }
+            case (.tcp, .tcp): break
             default: return "listener '\(a.name)' changed between http_connection_manager and tcp_proxy; that needs a restart"
             }
         }
@@ -316,6 +324,7 @@ public final class ProxyOps: Sendable {
         adminServer.withLock { $0 }?.stop()
         proxy.stop()
         accessLogs?.stop()
+        zipkin.withLock { $0 }?.stop()
     }
 
     // MARK: main thread

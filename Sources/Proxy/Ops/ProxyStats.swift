@@ -44,6 +44,7 @@ struct StatsInputs {
     var watchdogMiss = 0
     var watchdogMegaMiss = 0
     var accessLogDropped = 0
+    var zipkin: ZipkinReporter?
     var uptimeSeconds = 0
     var draining = false
     var healthFailed = false
@@ -142,6 +143,13 @@ extension ProxyStatsSnapshot {
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
+                if h.tracing != nil {
+                    c("tracing.client_enabled") { load($0.tracingClientEnabled) }
+                    c("tracing.health_check") { _ in 0 }
+                    c("tracing.not_traceable") { load($0.tracingNotTraceable) }
+                    c("tracing.random_sampling") { load($0.tracingRandomSampling) }
+                    c("tracing.service_forced") { load($0.tracingServiceForced) }
+                }
                 if h.filters.hasWorkerCost { c("worker_cost.applied") { load($0.workerCostApplied) } }
                 if let fs = h.faultStats {
                     // Shared by the workers: added once, not per worker.
@@ -346,6 +354,17 @@ extension ProxyStatsSnapshot {
         add("server.watchdog_miss", .counter, inputs.watchdogMiss, family: "envoy_server_watchdog_miss")
         add("server.watchdog_mega_miss", .counter, inputs.watchdogMegaMiss, family: "envoy_server_watchdog_mega_miss")
         add("access_log.dropped", .counter, inputs.accessLogDropped, family: "envoy_access_log_dropped")
+        if let z = inputs.zipkin {
+            func t(_ suffix: String, _ v: borrowing Atomic<Int>) {
+                add("tracing.zipkin." + suffix, .counter, v.load(ordering: .relaxed), family: "envoy_tracing_zipkin_" + suffix)
+            }
+            t("reports_dropped", z.reportsDropped)
+            t("reports_failed", z.reportsFailed)
+            t("reports_sent", z.reportsSent)
+            t("reports_skipped_no_cluster", z.reportsSkippedNoCluster)
+            t("spans_sent", z.spansSent)
+            t("timer_flushed", z.timerFlushed)
+        }
         for kind in DynamicResourceKind.allCases {
             guard let counters = inputs.subscriptions[kind] else { continue }
             let p = kind.statPrefix + "."
