@@ -52,24 +52,10 @@ final class DynamicConfigWatcher {
     /// The sources whose file was replaced since the last call (each at most once).
     func poll() -> [DynamicResourceKind] {
         var changed: [DynamicResourceKind] = []
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            var offset = 0
-            while offset + MemoryLayout<inotify_event>.size <= n {
-                let (wd, mask, length, name) = buffer.withUnsafeBytes { raw -> (Int32, UInt32, Int, String) in
-                    let wd = raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)
-                    let mask = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-                    let length = Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-                    let start = offset + MemoryLayout<inotify_event>.size
-                    let bytes = raw[start..<(start + length)].prefix { $0 != 0 }
-                    return (wd, mask, length, String(decoding: bytes, as: UTF8.self))
-                }
-                offset += MemoryLayout<inotify_event>.size + length
-                guard mask & UInt32(IN_MOVED_TO) != 0 else { continue }
-                for w in watches where w.descriptor == wd && (w.name == nil || w.name == name) && !changed.contains(w.kind) {
-                    changed.append(w.kind)
-                }
+        InotifyEvents.drain(fd, buffer: &buffer) { wd, mask, name in
+            guard mask & UInt32(IN_MOVED_TO) != 0 else { return }
+            for w in watches where w.descriptor == wd && (w.name == nil || w.name == name) && !changed.contains(w.kind) {
+                changed.append(w.kind)
             }
         }
         // CDS first: a listener update may name a cluster the cluster update brings (Envoy's order).

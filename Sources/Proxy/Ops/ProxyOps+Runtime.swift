@@ -156,22 +156,8 @@ final class RuntimeDiskWatcher {
     /// True when a watched symlink root was replaced since the last call.
     func poll() -> Bool {
         var changed = false
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            var offset = 0
-            while offset + MemoryLayout<inotify_event>.size <= n {
-                let (wd, mask, length, name) = buffer.withUnsafeBytes { raw -> (Int32, UInt32, Int, String) in
-                    let wd = raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)
-                    let mask = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-                    let length = Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-                    let start = offset + MemoryLayout<inotify_event>.size
-                    let bytes = raw[start..<(start + length)].prefix { $0 != 0 }
-                    return (wd, mask, length, String(decoding: bytes, as: UTF8.self))
-                }
-                offset += MemoryLayout<inotify_event>.size + length
-                if mask & UInt32(IN_MOVED_TO) != 0 && watches.contains(where: { $0.descriptor == wd && $0.name == name }) { changed = true }
-            }
+        InotifyEvents.drain(fd, buffer: &buffer) { wd, mask, name in
+            if mask & UInt32(IN_MOVED_TO) != 0 && watches.contains(where: { $0.descriptor == wd && $0.name == name }) { changed = true }
         }
         return changed
     }
