@@ -109,7 +109,7 @@ public final class UDPProxy: @unchecked Sendable {
     }
 
     public func stop() {
-        stopped.store(true, ordering: .relaxed)
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }  // once: the descriptors close once
         var one: UInt8 = 1
         _ = write(wakePipe.write, &one, 1)
         thread?.join()
@@ -125,13 +125,17 @@ public final class UDPProxy: @unchecked Sendable {
     private func run() {
         var fds: [pollfd] = []
         var fdsStale = true
+        // Idle sessions are looked for at most every `sweepNanos` (a walk over all sessions), so a
+        // wake-up costs the same however many sessions there are.
+        let sweepNanos = min(plan.idleTimeoutNanos, 100_000_000)
+        var nextSweep = monotonicNanos() + sweepNanos
         while !stopped.load(ordering: .relaxed) {
             if fdsStale {
                 fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)]
                 for fd in byFD.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
                 fdsStale = false
             }
-            let timeoutMs = Int32(min(1000, max(1, nextIdleDeadline() / 1_000_000)))
+            let timeoutMs = Int32(max(1, min(1000, (nextSweep - monotonicNanos()) / 1_000_000)))
             let n = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
             if n < 0 && errno != EINTR { break }
             let now = monotonicNanos()
@@ -144,17 +148,11 @@ public final class UDPProxy: @unchecked Sendable {
                     }
                 }
             }
-            if expireIdle(now) { fdsStale = true }
+            if now >= nextSweep {
+                if expireIdle(now) { fdsStale = true }
+                nextSweep = now + sweepNanos
+            }
         }
-    }
-
-    /// Nanoseconds until the first session's idle deadline (1 s when there is none).
-    private func nextIdleDeadline() -> Int64 {
-        guard !sessions.isEmpty else { return 1_000_000_000 }
-        let now = monotonicNanos()
-        var first = Int64.max
-        for s in sessions.values { first = min(first, s.lastActive + plan.idleTimeoutNanos) }
-        return max(0, first - now)
     }
 
     /// Datagrams from clients: each to its session's upstream socket (a new session for a new
