@@ -324,23 +324,35 @@ extension ProxyWorker {
             out.sampled = s
             return out
         }
-        var parts: [Range<Int>] = []
+        // At most four dash-separated parts, on the stack (no array per request).
+        var parts = (0..<0, 0..<0, 0..<0, 0..<0)
+        var count = 0
         var start = r.lowerBound
+        func add(_ part: Range<Int>) -> Bool {
+            switch count {
+            case 0: parts.0 = part
+            case 1: parts.1 = part
+            case 2: parts.2 = part
+            case 3: parts.3 = part
+            default: return false
+            }
+            count += 1
+            return true
+        }
         for i in r where head[i] == 0x2D {
-            parts.append(start..<i)
+            guard add(start..<i) else { return nil }
             start = i + 1
         }
-        parts.append(start..<r.upperBound)
-        guard parts.count >= 2, parts.count <= 4, parts[0].count == 16 || parts[0].count == 32, parts[1].count == 16,
-              let ids = traceID(head, parts[0]), let span = hex(head, parts[1]) else { return nil }
+        guard add(start..<r.upperBound), count >= 2, parts.0.count == 16 || parts.0.count == 32, parts.1.count == 16,
+              let ids = traceID(head, parts.0), let span = hex(head, parts.1) else { return nil }
         out.hasIDs = true
         (out.wide, out.high, out.low, out.span) = (ids.wide, ids.high, ids.low, span)
-        if parts.count >= 3 {
-            guard parts[2].count == 1, let s = state(head[parts[2].lowerBound]) else { return nil }
+        if count >= 3 {
+            guard parts.2.count == 1, let s = state(head[parts.2.lowerBound]) else { return nil }
             out.sampled = s
         }
-        if parts.count == 4 {
-            guard parts[3].count == 16, let parent = hex(head, parts[3]) else { return nil }
+        if count == 4 {
+            guard parts.3.count == 16, let parent = hex(head, parts.3) else { return nil }
             out.parent = parent
         }
         return out
