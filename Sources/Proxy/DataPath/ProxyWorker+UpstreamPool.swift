@@ -479,17 +479,25 @@ extension ProxyWorker {
         guard s.pointee.route >= 0, let http = httpPlan(s.pointee.generation), !http.suppressEnvoyHeaders,
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
               let global = plan.timeoutNanos, global > 0, s.pointee.requestHead.count > 0 else { return }
-        let name = HeadFieldSearch.expectedTimeoutField
         let head = s.pointee.requestHead.bytes
-        guard let start = HeadFieldSearch.valueRange(of: name, in: head) else { return }
+        // The field lines follow the request line (a retried head carries no body bytes).
+        var fieldsStart = 0
+        while fieldsStart + 1 < head.count && !(head[fieldsStart] == ASCII.cr && head[fieldsStart + 1] == ASCII.lf) { fieldsStart += 1 }
+        fieldsStart += 2
+        guard fieldsStart < head.count,
+              let found = HeadFieldEditor.value(expectedTimeoutName, in: UnsafeRawBufferPointer(rebasing: head[fieldsStart...])) else { return }
+        let value = (fieldsStart + found.lowerBound)..<(fieldsStart + found.upperBound)
         var remaining = max(0, global - (loop.now - s.pointee.startNanos))
         if let perTry = plan.retry?.perTryTimeoutNanos, perTry > 0, perTry < remaining { remaining = perTry }
         var rewritten = ByteBuffer.empty
-        var digits = [UInt8](repeating: 0, count: 20)
-        let n = HeadFieldSearch.decimal(Int(remaining / 1_000_000), into: &digits)
-        guard pool.append(UnsafeRawBufferPointer(rebasing: head[..<start.lowerBound]), to: &rewritten),
-              digits.withUnsafeBytes({ pool.append(UnsafeRawBufferPointer(rebasing: $0[..<n]), to: &rewritten) }),
-              pool.append(UnsafeRawBufferPointer(rebasing: head[start.upperBound...]), to: &rewritten) else {
+        let appended = withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { digits -> Bool in
+            var w = ByteWriter(digits.baseAddress!, capacity: digits.count)
+            w.putDecimal(Int(remaining / 1_000_000))
+            return pool.append(UnsafeRawBufferPointer(rebasing: head[..<value.lowerBound]), to: &rewritten)
+                && pool.append(UnsafeRawBufferPointer(start: digits.baseAddress, count: w.count), to: &rewritten)
+                && pool.append(UnsafeRawBufferPointer(rebasing: head[value.upperBound...]), to: &rewritten)
+        }
+        guard appended else {
             pool.release(&rewritten)
             return
         }
@@ -581,3 +589,6 @@ extension ProxyWorker {
         if timeout { inc(hc.rqTimeout) }
     }
 }
+
+/// The field a retry rewrites (`refreshExpectedTimeout`).
+private let expectedTimeoutName: [UInt8] = Array("x-envoy-expected-rq-timeout-ms".utf8)
