@@ -66,10 +66,12 @@ extension ProxyWorker {
         t.downFD = fd
         t.startNanos = loop.now
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
-        if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restoredDestination(fd), into: &t.logFields, pool: pool) }
+        // One getsockopt at most, shared by the log and the ORIGINAL_DST host.
+        let restored = cluster.isOriginalDst || (capture != nil && accessRing != nil) ? restoredDestination(fd) : CompactAddress()
+        if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restored, into: &t.logFields, pool: pool) }
         let token = tcpSessions.insert(t)
         guard let p = tcpSessions.pointer(token) else { return }
-        let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restoredDestination(fd), loop) : -1
+        let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restored, loop) : -1
         if cluster.isOriginalDst && dstPool < 0 {  // no original destination: no host (counted)
             tcpClose(token, loop)
             return
