@@ -238,31 +238,7 @@ extension ProxyWorker {
             closeUpstream(up, loop)
             return
         }
-        var outcome: ResponseProgress
-        if u.pointee.input.count == 0 {
-            outcome = skimShadowResponse(bytes, sh, loop)
-            if case .more(let used) = outcome, used < bytes.count {
-                if bytes.count - used > Self.maxResponseHead
-                    || !pool.append(UnsafeRawBufferPointer(rebasing: bytes[used...]), to: &u.pointee.input) {
-                    outcome = .malformed
-                }
-            }
-            if case .complete(let used) = outcome, used < bytes.count { outcome = .completeUnclean }
-        } else if !pool.append(bytes, to: &u.pointee.input) {
-            outcome = .malformed
-        } else {
-            outcome = skimShadowResponse(u.pointee.input.bytes, sh, loop)
-            switch outcome {
-            case .more(let used):
-                BufferPool.consume(used, from: &u.pointee.input)
-                if u.pointee.input.count > Self.maxResponseHead { outcome = .malformed }
-            case .complete(let used):
-                if used < u.pointee.input.count { outcome = .completeUnclean }
-                pool.release(&u.pointee.input)
-            default:
-                pool.release(&u.pointee.input)
-            }
-        }
+        let outcome = readResponse(bytes, up, u, .shadow(sh), loop)
         switch outcome {
         case .more:
             break
@@ -276,7 +252,7 @@ extension ProxyWorker {
     }
 
     /// Parses the shadow's response head and skips its body from the front of `bytes`.
-    private func skimShadowResponse(_ bytes: UnsafeRawBufferPointer, _ sh: UnsafeMutablePointer<Shadow>, _ loop: Loop) -> ResponseProgress {
+    func skimShadowResponse(_ bytes: UnsafeRawBufferPointer, _ sh: UnsafeMutablePointer<Shadow>, _ loop: Loop) -> ResponseProgress {
         var offset = 0
         while offset < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])

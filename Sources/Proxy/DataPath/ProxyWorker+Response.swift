@@ -67,33 +67,7 @@ extension ProxyWorker {
             return
         }
         touchStreamIdle(d, loop)
-        var outcome: ResponseProgress
-        if u.pointee.input.count == 0 {
-            outcome = processResponse(bytes, up, u, owner, d, loop)
-            if case .more(let used) = outcome, used < bytes.count {
-                if u.pointee.input.count + bytes.count - used > Self.maxResponseHead
-                    || !pool.append(UnsafeRawBufferPointer(rebasing: bytes[used...]), to: &u.pointee.input) {
-                    outcome = .malformed
-                }
-            }
-            if case .complete(let used) = outcome, used < bytes.count { outcome = .completeUnclean }
-        } else {
-            if !pool.append(bytes, to: &u.pointee.input) {
-                outcome = .malformed
-            } else {
-                outcome = processResponse(u.pointee.input.bytes, up, u, owner, d, loop)
-                switch outcome {
-                case .more(let used):
-                    BufferPool.consume(used, from: &u.pointee.input)
-                    if u.pointee.input.count > Self.maxResponseHead { outcome = .malformed }
-                case .complete(let used):
-                    if used < u.pointee.input.count { outcome = .completeUnclean }
-                    pool.release(&u.pointee.input)
-                default:
-                    pool.release(&u.pointee.input)
-                }
-            }
-        }
+        let outcome = readResponse(bytes, up, u, .stream(owner, d), loop)
         switch outcome {
         case .more:
             if d.pointee.pending.count >= Self.highWater && !u.pointee.receivePaused {
@@ -117,6 +91,54 @@ extension ProxyWorker {
             localReply(LocalReply(status: status, body: .text(""), flags: [], details: .websocketHandshakeUnsuccessful), owner, d, loop)
         }
         downstreamSettled(owner, d, loop)
+    }
+
+    /// Who reads an upstream connection's response: a client's stream, or a mirror's shadow.
+    enum ResponseReader {
+        case stream(UInt64, UnsafeMutablePointer<Downstream>)
+        case shadow(UnsafeMutablePointer<Shadow>)
+    }
+
+    /// Hands response bytes to their reader together with what the connection kept from earlier
+    /// reads (a partial head), and keeps what the reader could not use yet: the one copy of this
+    /// buffering for streams and shadows.
+    func readResponse(_ bytes: UnsafeRawBufferPointer, _ up: UInt64, _ u: UnsafeMutablePointer<Upstream>,
+                      _ reader: ResponseReader, _ loop: Loop) -> ResponseProgress {
+        var outcome: ResponseProgress
+        if u.pointee.input.count == 0 {
+            outcome = parseResponse(bytes, up, u, reader, loop)
+            if case .more(let used) = outcome, used < bytes.count {
+                if u.pointee.input.count + bytes.count - used > Self.maxResponseHead
+                    || !pool.append(UnsafeRawBufferPointer(rebasing: bytes[used...]), to: &u.pointee.input) {
+                    outcome = .malformed
+                }
+            }
+            if case .complete(let used) = outcome, used < bytes.count { outcome = .completeUnclean }
+        } else if !pool.append(bytes, to: &u.pointee.input) {
+            outcome = .malformed
+        } else {
+            outcome = parseResponse(u.pointee.input.bytes, up, u, reader, loop)
+            switch outcome {
+            case .more(let used):
+                BufferPool.consume(used, from: &u.pointee.input)
+                if u.pointee.input.count > Self.maxResponseHead { outcome = .malformed }
+            case .complete(let used):
+                if used < u.pointee.input.count { outcome = .completeUnclean }
+                pool.release(&u.pointee.input)
+            default:
+                pool.release(&u.pointee.input)
+            }
+        }
+        return outcome
+    }
+
+    @inline(__always)
+    private func parseResponse(_ bytes: UnsafeRawBufferPointer, _ up: UInt64, _ u: UnsafeMutablePointer<Upstream>,
+                               _ reader: ResponseReader, _ loop: Loop) -> ResponseProgress {
+        switch reader {
+        case .stream(let owner, let d): return processResponse(bytes, up, u, owner, d, loop)
+        case .shadow(let sh): return skimShadowResponse(bytes, sh, loop)
+        }
     }
 
     enum ResponseProgress {
