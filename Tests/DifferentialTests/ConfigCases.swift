@@ -49,6 +49,17 @@ static_resources:
 
 private let hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config"
 private let route = "\(hcm).route_config.virtual_hosts[0].routes[0]"
+/// A tcp_proxy and an http_connection_manager, as filter lists of a second chain.
+private let secondTCPProxy = "      - { name: envoy.filters.network.tcp_proxy, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: web } }\n"
+private let secondConnectionManager = """
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: second
+          route_config: { virtual_hosts: [ { name: b, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: web } } ] } ] }
+          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
+
+"""
 private let cluster = "static_resources.clusters[0]"
 private let hcmAnchor = "          stat_prefix: main\n"
 private let clusterAnchor = "    connect_timeout: 1s\n"
@@ -184,8 +195,25 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "retriable-4xx", feature: "retry_on retriable-4xx",
                edits: [("route: { cluster: web, timeout: 2s }", "route: { cluster: web, timeout: 2s, retry_policy: { retry_on: retriable-4xx } }")]),
     ConfigCase(name: "filter-chain-match", feature: "filter_chain_match",
-               edits: [("    - filters:\n", "    - filter_chain_match: { destination_port: 10000 }\n      filters:\n")],
-               refusalPath: "static_resources.listeners[0].filter_chains[0].filter_chain_match"),
+               edits: [("    - filters:\n", "    - filter_chain_match: { destination_port: 10000 }\n      filters:\n")]),
+    ConfigCase(name: "filter-chain-match-all-fields", feature: "filter_chain_match with every field, and tls_inspector",
+               edits: [("    filter_chains:\n", "    listener_filters: [ { name: envoy.filters.listener.tls_inspector, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector } } ]\n    filter_chains:\n"),
+                       ("    - filters:\n", "    - filter_chain_match: { destination_port: 10000, prefix_ranges: [ { address_prefix: 127.0.0.0, prefix_len: 8 } ], server_names: [ \"*.example.com\", a.example.org ], transport_protocol: tls, application_protocols: [ h2, http/1.1 ], direct_source_prefix_ranges: [ { address_prefix: 10.0.0.0, prefix_len: 8 } ], source_type: EXTERNAL, source_prefix_ranges: [ { address_prefix: \"::\", prefix_len: 0 } ], source_ports: [ 1000, 2000 ] }\n      filters:\n")]),
+    ConfigCase(name: "filter-chains-tcp-beside-http", feature: "a tcp_proxy chain beside the http_connection_manager chain, and a default_filter_chain",
+               edits: [("    - filters:\n", "    - filter_chain_match: { transport_protocol: tls }\n      filters:\n\(secondTCPProxy)    - filters:\n"),
+                       ("  clusters:\n", "    default_filter_chain:\n      filters:\n\(secondTCPProxy)  clusters:\n")]),
+    ConfigCase(name: "filter-chains-overlapping", feature: "two filter chains whose matches overlap (the same server name)",
+               edits: [("    - filters:\n", "    - filter_chain_match: { server_names: [ a.example.com, b.example.com ] }\n      filters:\n\(secondTCPProxy)    - filter_chain_match: { server_names: [ b.example.com ] }\n      filters:\n")],
+               refusalPath: "static_resources.listeners[0].filter_chains[1].filter_chain_match"),
+    ConfigCase(name: "filter-chains-two-connection-managers", feature: "two http_connection_manager chains in one listener",
+               edits: [("    - filters:\n", "    - filter_chain_match: { server_names: [ a.example.com ] }\n      filters:\n\(secondConnectionManager)    - filters:\n")],
+               refusalPath: "static_resources.listeners[0].filter_chains"),
+    ConfigCase(name: "tls-inspector-ja3", feature: "tls_inspector enable_ja3_fingerprinting",
+               edits: [("    filter_chains:\n", "    listener_filters: [ { name: envoy.filters.listener.tls_inspector, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector, enable_ja3_fingerprinting: true } } ]\n    filter_chains:\n")],
+               refusalPath: "static_resources.listeners[0].listener_filters[0].typed_config.enable_ja3_fingerprinting"),
+    ConfigCase(name: "server-names-star", feature: "a server name that is only a wildcard",
+               edits: [("    - filters:\n", "    - filter_chain_match: { server_names: [ \"*\" ] }\n      filters:\n")],
+               refusalPath: "static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names[0]"),
     ConfigCase(name: "tcp-keepalive", feature: "Cluster upstream_connection_options.tcp_keepalive",
                edits: [(clusterAnchor, clusterAnchor + "    upstream_connection_options: { tcp_keepalive: { keepalive_time: 30 } }\n")]),
     ConfigCase(name: "endpoint-priority", feature: "Locality priority levels (priority 0 and 1)",

@@ -240,12 +240,21 @@ let exampleConfigs: [ExampleConfig] = [
                                                 chainExtra: "transport_socket: \(downstreamTLS)")],
                                   [cluster("service_https", extra: "transport_socket: \(upstreamTLS())")]),
                   noRequestsBecause: "its listener or clusters speak TLS; TLS behaviour against Envoy is TLSDifferentialTests'"),
-    ExampleConfig(example: "tls-inspector/envoy.yaml", features: "tls_inspector listener filter; filter chains matched by transport_protocol and server_names",
-                  yaml: bootstrap([httpListener("inspect", routes: [route("/", "service")],
-                                                chainExtra: "filter_chain_match: { server_names: [ localhost ], transport_protocol: tls }\n      transport_socket: \(downstreamTLS)",
-                                                listenerExtra: "listener_filters: [ { name: envoy.filters.listener.tls_inspector, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector } } ]")],
-                                  [cluster("service")]),
-                  ballastRefuses: ["tls_inspector"]),
+    ExampleConfig(example: "tls-inspector/envoy.yaml", features: "tls_inspector listener filter; three tcp_proxy filter chains chosen by transport_protocol and application_protocols (TLS passed through by ALPN, the rest by a chain without a match)",
+                  yaml: bootstrap(["""
+                                     - name: inspect
+                                       address: { socket_address: { address: 127.0.0.1, port_value: {PORT0} } }
+                                       listener_filters: [ { name: envoy.filters.listener.tls_inspector, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector } } ]
+                                       filter_chains:
+                                       - filter_chain_match: { transport_protocol: tls, application_protocols: [ h2 ] }
+                                         filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, cluster: service-https1, stat_prefix: https_passthrough } } ]
+                                       - filter_chain_match: { transport_protocol: tls, application_protocols: [ http/1.1 ] }
+                                         filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, cluster: service-https0, stat_prefix: https_passthrough } } ]
+                                       - filters: [ { name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, cluster: service-http, stat_prefix: ingress_http } } ]
+
+                                   """],
+                                  [cluster("service-https1"), cluster("service-https0"), cluster("service-http")]),
+                  requests: [get("/")]),
     ExampleConfig(example: "tls-sni/envoy-client.yaml", features: "one listener, three TLS clusters with different SNI, routed by prefix",
                   yaml: bootstrap([httpListener("client", routes: [route("/domain1", "proxy-domain1"), route("/domain2", "proxy-domain2")])],
                                   [cluster("proxy-domain1", extra: "transport_socket: \(upstreamTLS(sni: "domain1.example.com"))"),

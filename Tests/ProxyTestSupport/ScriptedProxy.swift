@@ -26,7 +26,7 @@ final class ScriptedProxy {
         loop = try EventLoop<ScriptedBackend, ProxyMessage>(index: 0, options: BackendOptions(), mailbox: Mailbox())
         let settings = ProxyWorkerSettings(plane: plane, listener: plane.listeners[0], debugResponseFlags: true, accessRings: nil)
         worker = Worker(seat: WorkerSeat(index: 0, listener: -1, loads: WorkerLoads(workers: 1)), settings: settings,
-                        stats: DataPathStats(clusters: plane.clusters.count))
+                        stats: DataPathStats(clusters: plane.clusters.count, tcpProxies: plane.listeners[0].tcpPlans.count))
     }
 
     deinit { for p in peers { Glibc.close(p) } }

@@ -43,7 +43,7 @@ final class DataPathRoutingTests: XCTestCase {
     func table() throws -> RouteTable {
         let loaded = try BootstrapLoader.load(yaml: yaml)
         let plane = try DataPlane.compile(loaded.bootstrap)
-        guard case .http(let http) = plane.listeners[0].kind else { throw TestSetupError("the first listener is not an HTTP listener") }
+        guard let http = plane.listeners[0].http else { throw TestSetupError("the first listener is not an HTTP listener") }
         return http.routes
     }
 

@@ -47,7 +47,7 @@ final class RBACEndToEndTests: XCTestCase {
 
 private extension ListenerPlan {
     func rbacDetails(_ index: UInt16?) -> String? {
-        guard case .http(let h) = kind, let index, Int(index) < h.rbacDetails.count else { return nil }
+        guard let h = http, let index, Int(index) < h.rbacDetails.count else { return nil }
         return h.rbacDetails[Int(index)]
     }
 }

@@ -241,8 +241,8 @@ final class BootstrapParser {
             known: ["name", "address", "filter_chains", "listener_filters", "listener_filters_timeout",
                     "continue_on_listener_filters_timeout", "enable_reuse_port", "reuse_port",
                     "connection_balance_config", "per_connection_buffer_limit_bytes", "tcp_backlog_size",
-                    "stat_prefix", "traffic_direction", "ballast_balance", "use_original_dst"],
-            unsupported: ["default_filter_chain", "transparent", "freebind", "socket_options",
+                    "stat_prefix", "traffic_direction", "ballast_balance", "use_original_dst", "default_filter_chain"],
+            unsupported: ["transparent", "freebind", "socket_options",
                           "tcp_fast_open_queue_length", "bind_to_port", "udp_listener_config", "api_listener",
                           "access_log", "metadata", "drain_type", "deprecated_v1", "additional_addresses",
                           "enable_mptcp", "ignore_global_conn_limit", "internal_listener",
@@ -257,23 +257,27 @@ final class BootstrapParser {
 
         var chains: [FilterChainConfig] = []
         var chainsOK = true
+        var defaultChain: FilterChainConfig?
+        if let d = f["default_filter_chain"] {
+            defaultChain = parseFilterChain(d, isDefault: true)
+            if defaultChain == nil { chainsOK = false }
+        }
         if let list = f["filter_chains"]?.list() {
-            if list.isEmpty { f.error("filter_chains", "a listener needs at least one filter chain") }
+            if list.isEmpty && !f.has("default_filter_chain") { f.error("filter_chains", "a listener needs at least one filter chain") }
             for item in list {
                 if let chain = parseFilterChain(item) { chains.append(chain) } else { chainsOK = false }
             }
-            if chains.count > 1 {
-                checkDistinctMatches(chains, list)
-                // The data path serves every connection with the first chain.
-                diagnostics.error(f.path.appending("filter_chains"), "\(chains.count) filter chains: not applied by ballast yet (in Envoy: filter_chain_match picks one per connection); give one chain", at: f.node)
+            if chainsOK && chains.count > 1 && !checkDistinctMatches(chains, list) { chainsOK = false }
+        } else if !f.has("filter_chains") {
+            if defaultChain == nil && !f.has("default_filter_chain") {
+                diagnostics.error(f.path.appending("filter_chains"), "a listener needs at least one filter chain", at: f.node)
                 chainsOK = false
             }
-        } else if !f.has("filter_chains") {
-            diagnostics.error(f.path.appending("filter_chains"), "a listener needs at least one filter chain", at: f.node)
-            chainsOK = false
         } else {
             chainsOK = false
         }
+        if chainsOK, let v = f["filter_chains"] ?? f["default_filter_chain"],
+           !checkOneConnectionManager(chains + (defaultChain.map { [$0] } ?? []), v) { chainsOK = false }
 
         var listenerFilters: [ListenerFilterConfig] = []
         var filtersOK = true
@@ -333,7 +337,7 @@ final class BootstrapParser {
 
         guard let name, let address, chainsOK, filtersOK else { return nil }
         return ListenerConfig(
-            name: name, address: address, filterChains: chains, listenerFilters: listenerFilters,
+            name: name, address: address, filterChains: chains, defaultFilterChain: defaultChain, listenerFilters: listenerFilters,
             listenerFiltersTimeoutNanos: filtersTimeout,
             continueOnListenerFiltersTimeout: cont ?? false,
             enableReusePort: reusePort, exactBalance: exact, ballastBalance: ballast, balance: balance,
@@ -368,16 +372,19 @@ final class BootstrapParser {
         return ok ? spec : nil
     }
 
-    func parseFilterChain(_ value: ConfigValue) -> FilterChainConfig? {
+    /// A `filter_chains[]` entry, or the `default_filter_chain` (which takes no match).
+    func parseFilterChain(_ value: ConfigValue, isDefault: Bool = false) -> FilterChainConfig? {
         guard let f = value.fields(
             known: ["filters", "filter_chain_match", "name", "transport_socket"],
             unsupported: ["tls_context", "use_proxy_proto", "metadata",
                           "transport_socket_connect_timeout", "on_demand_configuration"]) else { return nil }
         let name = f["name"]?.string()
         let match = f["filter_chain_match"].flatMap(parseFilterChainMatch)
-        // A match on the only chain would close non-matching connections in Envoy; Ballast serves them.
-        let matchOK = (!f.has("filter_chain_match") || f["filter_chain_match"] == nil || match != nil)
-            && f.refuseUnapplied("filter_chain_match", "a connection that does not match is closed")
+        var matchOK = !f.has("filter_chain_match") || f["filter_chain_match"] == nil || match != nil
+        if isDefault && match != nil {
+            f.error("filter_chain_match", "the default_filter_chain takes no filter_chain_match (it serves connections no chain matches)")
+            matchOK = false
+        }
         var filters: [NetworkFilterConfig] = []
         var ok = true
         let items = f["filters"]?.list()
@@ -411,47 +418,97 @@ final class BootstrapParser {
 
     func parseFilterChainMatch(_ value: ConfigValue) -> FilterChainMatchConfig? {
         guard let f = value.fields(
-            known: ["destination_port", "transport_protocol", "application_protocols"],
-            unsupported: ["prefix_ranges", "address_suffix", "suffix_len", "direct_source_prefix_ranges", "source_type",
-                          "source_prefix_ranges", "source_ports", "server_names"]) else { return nil }
-        let port = f["destination_port"]?.int(1...65535)
-        var transport: String?
-        if let t = f["transport_protocol"], let text = t.string() {
-            if text == "raw_buffer" { transport = text } else { t.error("only raw_buffer is supported by ballast (no tls_inspector yet), got '\(text)'") }
-        }
-        let protocols = f["application_protocols"]?.stringList()
-        if f["destination_port"] != nil && port == nil { return nil }
-        if f["transport_protocol"] != nil && transport == nil { return nil }
-        if f["application_protocols"] != nil && protocols == nil { return nil }
-        return FilterChainMatchConfig(destinationPort: port, transportProtocol: transport, applicationProtocols: protocols ?? [])
-    }
-
-    private func checkDistinctMatches(_ chains: [FilterChainConfig], _ items: [ConfigValue]) {
-        var seen: [FilterChainMatchConfig?: Int] = [:]
-        for (i, chain) in chains.enumerated() {
-            if let first = seen[chain.match] {
-                let other = items[first].path.description
-                diagnostics.error(items[i].path.appending("filter_chain_match"),
-                                  "same filter_chain_match as \(other): each filter chain of a listener needs a distinct match",
-                                  at: items[i].node)
-            } else {
-                seen[chain.match] = i
+            known: ["destination_port", "prefix_ranges", "server_names", "transport_protocol", "application_protocols",
+                    "direct_source_prefix_ranges", "source_type", "source_prefix_ranges", "source_ports"],
+            unsupported: ["address_suffix", "suffix_len"]) else { return nil }
+        var m = FilterChainMatchConfig()
+        var ok = true
+        func cidrs(_ key: String) -> [CIDRRange] {
+            guard let items = f[key]?.list() else { if f.has(key) && f[key] != nil { ok = false }; return [] }
+            return items.compactMap { item in
+                let r = parseCIDR(item)
+                if r == nil { ok = false }
+                return r
             }
         }
+        if let p = f["destination_port"] { if let n = p.int(1...65535) { m.destinationPort = n } else { ok = false } }
+        m.prefixRanges = cidrs("prefix_ranges")
+        if let names = f["server_names"] {
+            if let list = names.stringList() {
+                for (i, name) in list.enumerated() {
+                    let lower = name.lowercased()
+                    // Envoy: a wildcard is only a leading "*." label; a bare "*" or an inner "*" is refused.
+                    if lower.isEmpty || lower == "*" || lower.dropFirst(lower.hasPrefix("*.") ? 2 : 0).contains("*") {
+                        diagnostics.error(names.path.appending(index: i), "'\(name)' is not a server name: give a name or a wildcard '*.example.com'", at: names.node)
+                        ok = false
+                    } else {
+                        m.serverNames.append(lower)
+                    }
+                }
+            } else { ok = false }
+        }
+        if let t = f["transport_protocol"] {
+            if let text = t.nonEmptyString() { m.transportProtocol = text } else { ok = false }
+        }
+        if let a = f["application_protocols"] { if let list = a.stringList() { m.applicationProtocols = list } else { ok = false } }
+        m.directSourcePrefixRanges = cidrs("direct_source_prefix_ranges")
+        if let t = f["source_type"] { if let v = t.enumeration(ConnectionSourceType.self) { m.sourceType = v } else { ok = false } }
+        m.sourcePrefixRanges = cidrs("source_prefix_ranges")
+        if let p = f["source_ports"] {
+            if let items = p.list() {
+                for item in items { if let n = item.int(1...65535) { m.sourcePorts.append(n) } else { ok = false } }
+            } else { ok = false }
+        }
+        return ok ? m : nil
+    }
+
+    /// Envoy refuses a listener two of whose chains would both match some connection ("multiple
+    /// filter chains with overlapping matching rules"): each chain's match is expanded into the
+    /// combinations of its values, and no combination may repeat.
+    private func checkDistinctMatches(_ chains: [FilterChainConfig], _ items: [ConfigValue]) -> Bool {
+        var seen: [FilterChainKey: Int] = [:]
+        for (i, chain) in chains.enumerated() {
+            for key in FilterChainKey.expand(chain.match ?? FilterChainMatchConfig()) {
+                if let first = seen[key], first != i {
+                    diagnostics.error(items[i].path.appending("filter_chain_match"),
+                                      "overlaps the filter_chain_match of \(items[first].path): Envoy refuses filter chains with overlapping matching rules",
+                                      at: items[i].node)
+                    return false
+                }
+                seen[key] = i
+            }
+        }
+        return true
+    }
+
+    /// A listener's connections run one http_connection_manager: several chains may proxy TCP
+    /// (tcp_proxy) and one may manage HTTP; two HTTP chains (say, one per certificate) are not
+    /// applied yet.
+    private func checkOneConnectionManager(_ chains: [FilterChainConfig], _ at: ConfigValue) -> Bool {
+        let http = chains.filter { c in c.filters.contains { if case .httpConnectionManager = $0 { true } else { false } } }
+        guard http.count > 1 else { return true }
+        at.error("\(http.count) filter chains run an http_connection_manager: not applied by ballast yet (one listener serves one connection manager, beside any number of tcp_proxy chains); split them into listeners")
+        return false
     }
 
     func parseListenerFilter(_ value: ConfigValue) -> ListenerFilterConfig? {
         guard let f = value.fields(known: ["name", "typed_config", "config"], unsupported: ["filter_disabled", "config_discovery"]),
-              case .resolved(let resolved) = resolveExtension(f, category: "listener filter", kinds: [.httpInspector, .originalDst],
+              case .resolved(let resolved) = resolveExtension(f, category: "listener filter", kinds: [.httpInspector, .originalDst, .tlsInspector],
                                                               unsupportedNames: ExtensionKind.unsupportedListenerFilters)
         else { return nil }
-        // Neither filter has options Ballast reads: the body must be empty (beyond @type).
-        if let body = resolved.body,
-           body.fields(known: resolved.typed ? ["@type"] : [], unsupported: resolved.kind == .originalDst ? ["traffic_direction"] : []) == nil {
+        // No filter has options Ballast reads: the body must be empty (beyond @type).
+        let unsupported: [String]
+        switch resolved.kind {
+        case .originalDst: unsupported = ["traffic_direction"]
+        case .tlsInspector: unsupported = ["enable_ja3_fingerprinting", "enable_ja4_fingerprinting", "initial_read_buffer_size", "max_client_hello_size"]
+        default: unsupported = []
+        }
+        if let body = resolved.body, body.fields(known: resolved.typed ? ["@type"] : [], unsupported: unsupported) == nil {
             return nil
         }
         switch resolved.kind {
-        case .httpInspector: return .httpInspector  // no effect without filter_chain_match, as in Envoy
+        case .httpInspector: return .httpInspector
+        case .tlsInspector: return .tlsInspector
         case .originalDst: return .originalDst
         default: return nil
         }

@@ -2,7 +2,7 @@ import Yams
 
 /// The Envoy extensions Ballast implements: canonical name, v2-era names, `@type` URLs.
 enum ExtensionKind: CaseIterable {
-    case httpConnectionManager, tcpProxy, router, httpInspector, originalDst
+    case httpConnectionManager, tcpProxy, router, httpInspector, originalDst, tlsInspector
     case fileAccessLog, stdoutAccessLog, stderrAccessLog
     /// Ballast's own HTTP filter (`WorkerCostFilterConfig`).
     case workerCost
@@ -23,6 +23,7 @@ enum ExtensionKind: CaseIterable {
         case .router: FilterNames.router
         case .httpInspector: FilterNames.httpInspector
         case .originalDst: FilterNames.originalDst
+        case .tlsInspector: FilterNames.tlsInspector
         case .fileAccessLog: FilterNames.fileAccessLog
         case .stdoutAccessLog: FilterNames.stdoutAccessLog
         case .stderrAccessLog: FilterNames.stderrAccessLog
@@ -47,6 +48,7 @@ enum ExtensionKind: CaseIterable {
         case .router: ["envoy.router"]
         case .httpInspector: ["envoy.listener.http_inspector"]
         case .originalDst: ["envoy.listener.original_dst"]
+        case .tlsInspector: ["envoy.listener.tls_inspector"]
         case .fileAccessLog: ["envoy.file_access_log"]
         case .stdoutAccessLog, .stderrAccessLog, .workerCost, .localRateLimit: []
         case .fault: ["envoy.fault"]
@@ -67,6 +69,7 @@ enum ExtensionKind: CaseIterable {
         case .router: return prefix + "envoy.extensions.filters.http.router.v3.Router"
         case .httpInspector: return prefix + "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
         case .originalDst: return prefix + "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+        case .tlsInspector: return prefix + "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
         case .fileAccessLog: return prefix + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
         case .stdoutAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
         case .stderrAccessLog: return prefix + "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
@@ -92,6 +95,7 @@ enum ExtensionKind: CaseIterable {
         case .router: return [prefix + "envoy.config.filter.http.router.v2.Router"]
         case .httpInspector: return [prefix + "envoy.config.filter.listener.http_inspector.v2.HttpInspector"]
         case .originalDst: return [prefix + "envoy.config.filter.listener.original_dst.v2.OriginalDst"]
+        case .tlsInspector: return []
         case .fileAccessLog: return [prefix + "envoy.config.accesslog.v2.FileAccessLog"]
         case .stdoutAccessLog, .stderrAccessLog, .workerCost: return []
         case .localRateLimit: return [prefix + "envoy.config.filter.http.local_rate_limit.v2.LocalRateLimit"]
@@ -130,8 +134,8 @@ extension ExtensionKind {
         "envoy.redis_proxy", "envoy.mongo_proxy", "envoy.ratelimit", "envoy.echo", "envoy.ext_authz",
     ]
     static let unsupportedListenerFilters = [
-        "envoy.filters.listener.tls_inspector", "envoy.filters.listener.proxy_protocol",
-        "envoy.filters.listener.original_src", "envoy.listener.tls_inspector", "envoy.listener.proxy_protocol",
+        "envoy.filters.listener.proxy_protocol",
+        "envoy.filters.listener.original_src", "envoy.listener.proxy_protocol",
     ]
     static let unsupportedAccessLoggers = [
         "envoy.access_loggers.http_grpc", "envoy.access_loggers.tcp_grpc", "envoy.access_loggers.open_telemetry",

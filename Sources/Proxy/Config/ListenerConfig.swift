@@ -6,8 +6,13 @@ public struct ListenerConfig: Sendable, Equatable {
     public let name: String
     /// `address.socket_address` (numeric IP; port 0 picks a free one).
     public let address: SocketAddressConfig
-    /// `filter_chains[]`: at least one. With more than one, each has a distinct `filter_chain_match`.
+    /// `filter_chains[]`: at least one unless `default_filter_chain` is set. With more than one,
+    /// their `filter_chain_match`es do not overlap; each connection runs the one that matches
+    /// (`FilterChainSelector`).
     public let filterChains: [FilterChainConfig]
+    /// `default_filter_chain`: the chain of connections that match none of `filterChains`
+    /// (without it they are closed and counted as `no_filter_chain_match`).
+    public var defaultFilterChain: FilterChainConfig? = nil
     /// `listener_filters[]`, run in order on each accepted connection before a chain is chosen.
     public let listenerFilters: [ListenerFilterConfig]
     /// `listener_filters_timeout` (Envoy default 15 s; `nil` when set to 0s: wait forever).
@@ -76,13 +81,19 @@ public enum ListenerFilterConfig: Sendable, Hashable {
     case httpInspector
     /// `envoy.filters.listener.original_dst`: restores the pre-redirect destination (SO_ORIGINAL_DST).
     case originalDst
+    /// `envoy.filters.listener.tls_inspector`: detects TLS from the ClientHello, with its SNI and ALPN.
+    case tlsInspector
 
     public var name: String {
         switch self {
         case .httpInspector: FilterNames.httpInspector
         case .originalDst: FilterNames.originalDst
+        case .tlsInspector: FilterNames.tlsInspector
         }
     }
+
+    /// Whether the filter reads the connection's first bytes (so a chain is chosen only then).
+    public var inspectsBytes: Bool { self != .originalDst }
 }
 
 /// `filter_chains[]`.
@@ -97,14 +108,37 @@ public struct FilterChainConfig: Sendable, Hashable {
     public var tls: TLSConfig? = nil
 }
 
-/// `filter_chain_match`: the subset Ballast supports.
+/// `filter_chain_match`: every field of Envoy's, checked in Envoy's order (FilterChainSelector).
+/// An unset field matches any connection; a set one must match.
 public struct FilterChainMatchConfig: Sendable, Hashable {
-    /// `destination_port` (useful with original_dst).
-    public let destinationPort: Int?
-    /// `transport_protocol`: only `raw_buffer` (no tls_inspector in Ballast yet).
-    public let transportProtocol: String?
-    /// `application_protocols`, as set by http_inspector (`http/1.1`, `http/1.0`).
-    public let applicationProtocols: [String]
+    /// `destination_port` (the local port, or the original destination's with original_dst).
+    public var destinationPort: Int? = nil
+    /// `prefix_ranges`: the destination address.
+    public var prefixRanges: [CIDRRange] = []
+    /// `server_names` (lower case): exact (`www.example.com`) or wildcard (`*.example.com`), the
+    /// SNI tls_inspector found.
+    public var serverNames: [String] = []
+    /// `transport_protocol`: `tls` (tls_inspector found a ClientHello) or `raw_buffer` (anything else).
+    public var transportProtocol: String? = nil
+    /// `application_protocols`: the ClientHello's ALPN (tls_inspector) or `http/1.1`, `http/1.0`,
+    /// `h2c` (http_inspector).
+    public var applicationProtocols: [String] = []
+    /// `direct_source_prefix_ranges`: the peer's address.
+    public var directSourcePrefixRanges: [CIDRRange] = []
+    /// `source_type`.
+    public var sourceType: ConnectionSourceType = .any
+    /// `source_prefix_ranges`: the peer's address (Ballast reads no PROXY protocol: the same as direct).
+    public var sourcePrefixRanges: [CIDRRange] = []
+    /// `source_ports`.
+    public var sourcePorts: [Int] = []
+}
+
+/// `filter_chain_match.source_type`.
+public enum ConnectionSourceType: String, Sendable, Hashable, CaseIterable {
+    case any = "ANY"
+    /// The peer is a loopback address or the connection's own local address.
+    case sameIPOrLoopback = "SAME_IP_OR_LOOPBACK"
+    case external = "EXTERNAL"
 }
 
 /// A network filter of a filter chain.
@@ -139,6 +173,7 @@ public enum FilterNames {
     public static let decompressor = "envoy.filters.http.decompressor"
     public static let httpInspector = "envoy.filters.listener.http_inspector"
     public static let originalDst = "envoy.filters.listener.original_dst"
+    public static let tlsInspector = "envoy.filters.listener.tls_inspector"
     public static let fileAccessLog = "envoy.access_loggers.file"
     public static let stdoutAccessLog = "envoy.access_loggers.stdout"
     public static let stderrAccessLog = "envoy.access_loggers.stderr"

@@ -133,6 +133,8 @@ public struct AccessRecord: Sendable, Equatable {
     public var http10 = false
     /// The downstream connection's TLS version (OpenSSL's number, 0x0304 for TLS 1.3), 0 for plain TCP.
     public var tlsVersion: UInt16 = 0
+    /// The listener's filter chain that served the connection (its access logs write the line).
+    public var chain: UInt16 = 0
     /// The data-plane generation the request was served under (resolves `route`, `cluster`, `host`).
     public var generation: UInt32 = 0
 

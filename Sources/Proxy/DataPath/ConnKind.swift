@@ -12,6 +12,8 @@ enum ConnKind: UInt8 {
     /// Mirrored requests (`Shadow`): their tokens are upstream connections' owners, never a
     /// completion's or timer's.
     case shadow = 6
+    /// Connections in their listener filters (`Inspection`), before a filter chain is chosen.
+    case inspection = 7
 }
 
 enum ConnToken {

@@ -87,30 +87,48 @@ public final class DataPlane: Sendable {
             guard let address = l.address.socketAddress else {
                 throw CompileError(description: "listener '\(l.name)': address \(l.address) is not numeric")
             }
-            guard let chain = l.filterChains.first, let terminal = chain.filters.last else {
+            let configChains = l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])
+            guard !configChains.isEmpty else {
                 throw CompileError(description: "listener '\(l.name)': no filter chain")
             }
-            if l.filterChains.count > 1 {
-                Log.warning("listener '\(l.name)': \(l.filterChains.count) filter chains; the data path uses the first (filter_chain_match is not evaluated yet)")
-            }
-            let kind: ListenerPlan.Kind
-            switch terminal {
-            case .httpConnectionManager(let hcm):
-                kind = .http(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
-                                          serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
-            case .tcpProxy(let tcp):
-                guard let ci = clusterIndex[tcp.cluster] else {
-                    throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
+            var chains: [ListenerPlan.Chain] = []
+            var http: HTTPPlan?
+            var tls: TLSContext?
+            var tcpPlans: [TCPPlan] = []
+            for chain in configChains {
+                guard let terminal = chain.filters.last else {
+                    throw CompileError(description: "listener '\(l.name)': a filter chain without filters")
                 }
-                kind = .tcp(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix,
-                                     maxConnectAttempts: tcp.maxConnectAttempts))
+                switch terminal {
+                case .httpConnectionManager(let hcm):
+                    guard http == nil else {
+                        throw CompileError(description: "listener '\(l.name)': more than one http_connection_manager chain")
+                    }
+                    http = try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
+                                        serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth)
+                    tls = chain.tls?.context
+                    chains.append(.http)
+                case .tcpProxy(let tcp):
+                    guard let ci = clusterIndex[tcp.cluster] else {
+                        throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
+                    }
+                    chains.append(.tcp(tcpPlans.count))
+                    tcpPlans.append(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix,
+                                            maxConnectAttempts: tcp.maxConnectAttempts))
+                }
             }
+            // One chain for every connection, nothing to inspect: chosen at accept without a look.
+            let selects = configChains.count > 1 || l.filterChains.first?.match != nil || l.filterChains.isEmpty
+            let selector = selects ? FilterChainSelector(chains: l.filterChains.map(\.match),
+                                                         defaultChain: l.defaultFilterChain == nil ? nil : l.filterChains.count) : nil
+            let inspection = ListenerInspection(l)
             let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
-                                          bufferLimitBytes: l.perConnectionBufferLimitBytes, kind: kind,
-                                          restoresOriginalDst: l.restoresOriginalDst, tls: chain.tls?.context,
+                                          bufferLimitBytes: l.perConnectionBufferLimitBytes,
+                                          chains: chains, http: http, tcpPlans: tcpPlans, selector: selector, inspection: inspection,
+                                          restoresOriginalDst: l.restoresOriginalDst, tls: tls,
                                           connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
-                                          connections: connections))
+                                          connections: connections, httpChainIndex: chains.firstIndex(of: .http) ?? 0))
         }
         var udp: [UDPListenerPlan] = []
         for u in bootstrap.udpListeners {
@@ -189,9 +207,11 @@ public final class DataPlane: Sendable {
 
 /// One listener: where it binds, how it balances, what its connections run.
 public struct ListenerPlan: Sendable {
-    public enum Kind: Sendable {
-        case http(HTTPPlan)
-        case tcp(TCPPlan)
+    /// What one filter chain runs: the listener's http_connection_manager, or one of its
+    /// tcp_proxies (an index into `tcpPlans`).
+    public enum Chain: Sendable, Equatable {
+        case http
+        case tcp(Int)
     }
 
     public let index: Int
@@ -199,7 +219,17 @@ public struct ListenerPlan: Sendable {
     public let address: SocketAddress
     public let balance: BalanceSpec
     public let bufferLimitBytes: Int
-    public let kind: Kind
+    /// Its filter chains in order (`filter_chains`, then `default_filter_chain`).
+    public let chains: [Chain]
+    /// The http_connection_manager of its HTTP chain (at most one per listener).
+    public let http: HTTPPlan?
+    public let tcpPlans: [TCPPlan]
+    /// Chooses each connection's chain (nil: every connection runs chain 0).
+    let selector: FilterChainSelector?
+    /// The listener filters that read a connection's first bytes before its chain is chosen.
+    public let inspection: ListenerInspection?
+    /// The index of the HTTP chain in `chains` (when `http` is set).
+    public var httpChain: UInt16 { UInt16(truncatingIfNeeded: httpChainIndex) }
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
@@ -209,6 +239,7 @@ public struct ListenerPlan: Sendable {
     /// connections of this listener over its workers (lent from snapshot to snapshot).
     public let connectionLimit: Int
     public let connections: ConnectionCount
+    var httpChainIndex = 0
 }
 
 /// Open downstream connections shared by workers: taken at accept, given back at close.
@@ -216,6 +247,23 @@ public final class ConnectionCount: Sendable {
     public let active = Atomic<Int>(0)
 
     public init() {}
+}
+
+/// tls_inspector and http_inspector of a listener, and how long they may wait for bytes.
+public struct ListenerInspection: Sendable {
+    /// The inspectors in the listener's order.
+    public let inspectors: [ListenerFilterConfig]
+    /// `listener_filters_timeout` (nil: wait forever).
+    public let timeoutNanos: Int64?
+    /// `continue_on_listener_filters_timeout`: on timeout, choose the chain with what was found.
+    public let continueOnTimeout: Bool
+
+    init?(_ l: ListenerConfig) {
+        inspectors = l.listenerFilters.filter(\.inspectsBytes)
+        guard !inspectors.isEmpty else { return nil }
+        timeoutNanos = l.listenerFiltersTimeoutNanos
+        continueOnTimeout = l.continueOnListenerFiltersTimeout
+    }
 }
 
 public struct TCPPlan: Sendable {

@@ -342,10 +342,13 @@ public final class DataPathStats: Sendable {
     /// `http.<prefix>.rq_total`: requests that reached the router (a filter's local reply stops
     /// them before it).
     public let routerRqTotal = Atomic<Int>(0)
-    /// tcp_proxy listeners: `tcp.<prefix>.downstream_cx_{rx,tx}_bytes_total` and `idle_timeout`.
-    public let tcpRxBytesTotal = Atomic<Int>(0)
-    public let tcpTxBytesTotal = Atomic<Int>(0)
-    public let tcpIdleTimeout = Atomic<Int>(0)
+    /// Connections served by the listener's http_connection_manager (`http.<prefix>.downstream_cx_*`).
+    public let httpCxTotal = Atomic<Int>(0)
+    public let httpCxActive = Atomic<Int>(0)
+    /// Per tcp_proxy chain (index in `ListenerPlan.tcpPlans`): `tcp.<prefix>.*`.
+    public let tcpProxies: [TCPProxyCounters]
+    /// Listener filters and filter-chain choice.
+    public let inspection = InspectionCounters()
     /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
     public let clusters: [ClusterStats]
     /// Per host pool of this worker: its host and counters (`/clusters`).
@@ -355,9 +358,40 @@ public final class DataPathStats: Sendable {
     /// `http.<prefix>.downstream_rq_time` (microseconds).
     public let downstreamRqTime = LatencyHistogram()
 
-    public init(clusters: Int = 0) {
+    public init(clusters: Int = 0, tcpProxies: Int = 0) {
         self.clusters = (0..<clusters).map { _ in ClusterStats() }
+        self.tcpProxies = (0..<tcpProxies).map { _ in TCPProxyCounters() }
     }
+}
+
+/// One tcp_proxy chain's figures on one worker (`tcp.<stat_prefix>.*`).
+public final class TCPProxyCounters: Sendable {
+    public let cxTotal = Atomic<Int>(0)
+    public let cxActive = Atomic<Int>(0)
+    public let rxBytes = Atomic<Int>(0)
+    public let txBytes = Atomic<Int>(0)
+    public let idleTimeout = Atomic<Int>(0)
+}
+
+/// Listener filters that read the first bytes, and the filter-chain choice, on one worker:
+/// Envoy's `tls_inspector.*`, `http_inspector.*` and `listener.<address>.no_filter_chain_match`,
+/// `downstream_pre_cx_timeout`, `downstream_pre_cx_active`.
+public final class InspectionCounters: Sendable {
+    public let tlsFound = Atomic<Int>(0)
+    public let tlsNotFound = Atomic<Int>(0)
+    public let alpnFound = Atomic<Int>(0)
+    public let alpnNotFound = Atomic<Int>(0)
+    public let sniFound = Atomic<Int>(0)
+    public let sniNotFound = Atomic<Int>(0)
+    public let clientHelloTooLarge = Atomic<Int>(0)
+    public let http10Found = Atomic<Int>(0)
+    public let http11Found = Atomic<Int>(0)
+    public let http2Found = Atomic<Int>(0)
+    public let httpNotFound = Atomic<Int>(0)
+    public let readError = Atomic<Int>(0)
+    public let noFilterChainMatch = Atomic<Int>(0)
+    public let preCxTimeout = Atomic<Int>(0)
+    public let preCxActive = Atomic<Int>(0)
 }
 
 /// Single-writer increment: a relaxed load and store.

@@ -251,6 +251,7 @@ extension ProxyWorker {
             endStream(token, d, loop, reuseUpstream: false)
         }
         loads.connectionClosed(index)
+        inc(stats.httpCxActive, by: -1)
         downstreamConnectionEnded()
         if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)

@@ -571,6 +571,7 @@ extension ProxyWorker {
         var r = AccessRecord()
         r.worker = Int32(index)
         r.listener = Int32(listenerPlan.index)
+        r.chain = listenerPlan.httpChain
         r.startNanos = s.pointee.startNanos
         r.durationNanos = loop.now - s.pointee.startNanos
         r.upstreamServiceNanos = s.pointee.upstreamServiceNanos

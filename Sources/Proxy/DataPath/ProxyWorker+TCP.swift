@@ -26,6 +26,9 @@ struct TCPSession {
     /// errno of the last failed connect (0: none, or a connect_timeout).
     var connectErrno: Int32 = 0
     var logFields = ByteBuffer.empty
+    /// The listener's filter chain, and its tcp_proxy (index in `ListenerPlan.tcpPlans`).
+    var chain: UInt16 = 0
+    var plan: Int32 = 0
 }
 
 struct TCPDirection {
@@ -59,18 +62,41 @@ extension ProxyWorker {
     @inline(__always)
     func tcpDownToken(_ token: UInt64) -> UInt64 { SlabToken.withKind(ConnKind.tcpDownstream.rawValue, token) }
 
-    func tcpAdopt(_ fd: Int32, _ loop: Loop) {
-        guard let tcp else { return }
+    /// The tcp_proxy a session runs (the current snapshot's: a reload keeps the listener's chains).
+    @inline(__always)
+    func tcpPlan(_ t: UnsafeMutablePointer<TCPSession>) -> TCPPlan { listenerPlan.tcpPlans[Int(t.pointee.plan)] }
+
+    /// A connection for filter chain `chain`, whose tcp_proxy is `plan`. `inspected`: the listener
+    /// filters were receiving from it; `held`: the bytes they read, sent upstream first.
+    func tcpAdopt(_ fd: Int32, chain: Int, plan: Int, inspected: Bool, held: UnsafeRawBufferPointer, _ loop: Loop) {
+        let tcp = listenerPlan.tcpPlans[plan]
         let cluster = plane.clusters[tcp.cluster]
         var t = TCPSession()
         t.downFD = fd
+        t.chain = UInt16(chain)
+        t.plan = Int32(plan)
         t.startNanos = loop.now
+        inc(stats.tcpProxies[plan].cxTotal)
+        inc(stats.tcpProxies[plan].cxActive)
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
         // One getsockopt at most, shared by the log and the ORIGINAL_DST host.
         let restored = cluster.isOriginalDst || (capture != nil && accessRing != nil) ? restoredDestination(fd) : CompactAddress()
         if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restored, into: &t.logFields, pool: pool) }
         let token = tcpSessions.insert(t)
         guard let p = tcpSessions.pointer(token) else { return }
+        if inspected {
+            // The receive armed for inspection, paused under the session's token: the rest stays
+            // unread until the upstream connects (bytes already on their way queue behind `held`).
+            loop.backend.armReceive(fd: fd, token: token)
+            loop.backend.pauseReceive(fd: fd)
+        }
+        if held.count > 0 {
+            p.pointee.toUp.bytes += held.count
+            guard pool.append(held, to: &p.pointee.toUp.out.pending) else {
+                tcpClose(token, loop)
+                return
+            }
+        }
         let dstPool = cluster.isOriginalDst ? originalDstPool(tcp.cluster, restored, loop) : -1
         if cluster.isOriginalDst && dstPool < 0 {  // no original destination: no host (counted)
             tcpClose(token, loop)
@@ -91,7 +117,7 @@ extension ProxyWorker {
     /// One upstream connection attempt of a session (the first, or a retry after a failure).
     /// On failure the session is closed (or the caller's retry goes on).
     private func tcpConnect(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, pool hp: Int, _ loop: Loop) {
-        let ci = tcp!.cluster
+        let ci = tcpPlan(t).cluster
         let cluster = plane.clusters[ci]
         guard ClusterResources.tryTake(cluster.resources.connections, limit: cluster.thresholds.maxConnections) else {
             t.pointee.flags.insert(.upstreamOverflow)
@@ -128,7 +154,7 @@ extension ProxyWorker {
     /// The upstream connection attempt failed (refused, or connect_timeout): another host is
     /// tried while `max_connect_attempts` allows it, else the session ends with UF and URX.
     private func tcpConnectFailed(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, errno: Int32, _ loop: Loop) {
-        let tcp = tcp!
+        let tcp = tcpPlan(t)
         t.pointee.connectErrno = errno
         if t.pointee.hostPool >= 0 { inc(upstreamPools[Int(t.pointee.hostPool)].counters.cxConnectFail) }
         inc(stats.upstreamCxConnectFail)
@@ -159,6 +185,7 @@ extension ProxyWorker {
         if accessRing != nil, let local = try? Sockets.localAddress(t.pointee.upFD) { t.pointee.upstreamLocal = CompactAddress(local) }
         loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
         loop.backend.armReceive(fd: t.pointee.downFD, token: token)
+        if t.pointee.toUp.out.pending.count > 0 { tcpFlush(token, t, toUpstream: true, loop) }  // inspected bytes
     }
 
     func tcpReceived(_ c: Completion, _ loop: Loop) {
@@ -169,7 +196,7 @@ extension ProxyWorker {
             tcpClose(token, loop)
             return
         }
-        if let idle = tcp?.idleTimeoutNanos { t.pointee.idleDeadline = loop.now + idle }
+        if let idle = tcpPlan(t).idleTimeoutNanos { t.pointee.idleDeadline = loop.now + idle }
         let toUpstream = !fromUp
         if c.result == 0 {
             if toUpstream { t.pointee.toUp.sourceEnded = true } else { t.pointee.toDown.sourceEnded = true }
@@ -241,8 +268,10 @@ extension ProxyWorker {
         t.pointee.toUp.out.release(to: pool)
         t.pointee.toDown.out.release(to: pool)
         releaseTCPUpstream(t, loop)
-        inc(stats.tcpRxBytesTotal, by: t.pointee.toUp.bytes)
-        inc(stats.tcpTxBytesTotal, by: t.pointee.toDown.bytes)
+        let counters = stats.tcpProxies[Int(t.pointee.plan)]
+        inc(counters.rxBytes, by: t.pointee.toUp.bytes)
+        inc(counters.txBytes, by: t.pointee.toDown.bytes)
+        inc(counters.cxActive, by: -1)
         if let accessRing { recordTCPAccess(t, accessRing, loop) }
         pool.release(&t.pointee.logFields)
         downstreamConnectionEnded()
@@ -274,7 +303,8 @@ extension ProxyWorker {
         r.flags = t.pointee.flags
         r.bytesReceived = t.pointee.toUp.bytes
         r.bytesSent = t.pointee.toDown.bytes
-        r.cluster = Int32(tcp!.cluster)
+        r.cluster = Int32(tcpPlan(t).cluster)
+        r.chain = t.pointee.chain
         let hp = Int(t.pointee.hostPool)
         if hp >= 0 {
             r.host = upstreamPools[hp].host
@@ -298,12 +328,12 @@ extension ProxyWorker {
         t.pointee.timer.fired(now: now)
         if t.pointee.connectDeadline != 0 && t.pointee.connectDeadline <= now && !t.pointee.connected {
             inc(stats.upstreamCxConnectTimeout)
-            if let ci = tcp?.cluster, let cs = clusterStats(ci) { inc(cs.upstreamCxConnectTimeout) }
+            if let cs = clusterStats(tcpPlan(t).cluster) { inc(cs.upstreamCxConnectTimeout) }
             tcpConnectFailed(token, t, errno: 0, loop)
             return
         }
         if t.pointee.idleDeadline != 0 && t.pointee.idleDeadline <= now {
-            inc(stats.tcpIdleTimeout)
+            inc(stats.tcpProxies[Int(t.pointee.plan)].idleTimeout)
             tcpClose(token, loop)
             return
         }

@@ -17,7 +17,7 @@ struct ProxyWorkerSettings: Sendable {
     var traceRings: [AccessRecordRing]? = nil
 }
 
-/// One proxy worker of an HTTP (http_connection_manager) or TCP (tcp_proxy) listener: owns its
+/// One proxy worker of a listener (its http_connection_manager and tcp_proxy chains): owns its
 /// loop's downstream connections, its upstream connection pools (per host), their buffers and
 /// timers. Everything runs on the worker's loop thread; nothing here locks. A connection and all
 /// its upstream work stay on this worker.
@@ -32,8 +32,9 @@ struct ProxyWorkerSettings: Sendable {
 /// The parts, one file each: `ProxyWorker+Downstream` (the client connection and its state),
 /// `ProxyWorker+Stream` (one exchange), `ProxyWorker+UpstreamPool` (host selection, per-host
 /// connection pools, connects), `ProxyWorker+Response` (the upstream side of an exchange),
-/// `ProxyWorker+Heads` (head rewriting), `ProxyWorker+TCP` (tcp_proxy), `ProxyWorker+Ops`
-/// (reload, drain). See docs/proxy-data-path.md.
+/// `ProxyWorker+Heads` (head rewriting), `ProxyWorker+TCP` (tcp_proxy), `ProxyWorker+Inspect`
+/// (listener filters, the filter chain of a connection), `ProxyWorker+Ops` (reload, drain). See
+/// docs/proxy-data-path.md.
 final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     typealias Message = ProxyMessage
     typealias Loop = EventLoop<Backend, ProxyMessage>
@@ -62,7 +63,6 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var tracingOn = false
     /// Some route's response headers read the request with %REQ(...)%.
     var responseReadsRequest = false
-    var tcp: TCPPlan?
     let stats: DataPathStats
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
@@ -75,6 +75,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// Where TLS records are decrypted into (one record at most): lent to the request parser like
     /// a receive buffer.
     let tlsPlaintext = UnsafeMutableRawPointer.allocate(byteCount: ProxyWorkerTLS.plaintextCapacity, alignment: 16)
+    /// Where tls_inspector gathers a ClientHello that spans several records.
+    let helloScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ClientHelloInspector.maxClientHello, alignment: 16)
     var downs = Slab<Downstream>(kind: ConnKind.downstream.rawValue, empty: Downstream())
     var ups = Slab<Upstream>(kind: ConnKind.upstream.rawValue, empty: Upstream())
     var tcpSessions = Slab<TCPSession>(kind: ConnKind.tcpDownstream.rawValue, empty: TCPSession())
@@ -82,6 +84,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var streams = Slab<Stream>(kind: ConnKind.stream.rawValue, empty: Stream())
     /// Mirrored requests on their way to a mirror cluster (ProxyWorker+Mirror).
     var shadows = Slab<Shadow>(kind: ConnKind.shadow.rawValue, empty: Shadow())
+    /// Connections whose first bytes the listener filters are reading (ProxyWorker+Inspect).
+    var inspections = Slab<Inspection>(kind: ConnKind.inspection.rawValue, empty: Inspection())
     let requestParser: UnsafeMutablePointer<RequestHeadParser>
     var responseParser = ResponseHeadParser()
     var upstreamPools: [UpstreamPool] = []
@@ -114,14 +118,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         loads = seat.loads
         plane = settings.plane
         listenerPlan = settings.listener
-        switch settings.listener.kind {
-        case .http(let h):
-            http = h
-            tcp = nil
-        case .tcp(let t):
-            http = nil
-            tcp = t
-        }
+        http = settings.listener.http
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
@@ -156,7 +153,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
 
     static func inputLimit(_ l: ListenerPlan) -> Int {
         var limit = max(64 * 1024, l.bufferLimitBytes)
-        if case .http(let h) = l.kind, h.maxBufferedRequestBytes > 0 {
+        if let h = l.http, h.maxBufferedRequestBytes > 0 {
             limit = max(limit, h.maxBufferedRequestBytes + h.maxRequestHeaderBytes + 4096)
         }
         return limit
@@ -166,6 +163,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         requestParser.deinitialize(count: 1)
         requestParser.deallocate()
         tlsPlaintext.deallocate()
+        helloScratch.deallocate()
         compressors.freeAll()
         inflaters.freeAll()
     }
@@ -185,6 +183,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             switch ConnToken.kind(c.token) {
             case ConnKind.downstream.rawValue: downstreamReceived(c, loop)
             case ConnKind.upstream.rawValue: upstreamReceived(c, loop)
+            case ConnKind.inspection.rawValue: inspectionReceived(c, loop)
             default: tcpReceived(c, loop)
             }
         case .send:
@@ -231,19 +230,44 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             return
         }
         Sockets.setNoDelay(fd)
-        inc(stats.downstreamCxTotal)
-        inc(stats.downstreamCxActive)
-        if tcp != nil {
-            tcpAdopt(fd, loop)
+        if let inspection = listenerPlan.inspection {
+            inspect(fd, inspection, loop)  // the chain is chosen once the first bytes are read
             return
         }
+        guard let selector = listenerPlan.selector else {
+            serve(fd, chain: 0, loop)
+            return
+        }
+        var facts = ConnectionFacts()
+        readAddresses(fd, selector, into: &facts)
+        guard let chain = selector.select(facts, UnsafeRawBufferPointer(start: nil, count: 0)) else {
+            refuseUnmatched(fd)
+            return
+        }
+        serve(fd, chain: chain, loop)
+    }
+
+    /// Runs filter chain `chain` on an accepted connection (its slots taken). `inspected`: the
+    /// listener filters were receiving from it; `held`: the bytes they read, which the chain
+    /// receives first.
+    func serve(_ fd: Int32, chain: Int, inspected: Bool = false,
+               held: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), _ loop: Loop) {
+        inc(stats.downstreamCxTotal)
+        inc(stats.downstreamCxActive)
+        if case .tcp(let plan) = listenerPlan.chains[chain] {
+            tcpAdopt(fd, chain: chain, plan: plan, inspected: inspected, held: held, loop)
+            return
+        }
+        inc(stats.httpCxTotal)
+        inc(stats.httpCxActive)
         var d = Downstream()
         d.fd = fd
         d.originalDst = restoredDestination(fd)
         if let context = listenerPlan.tls {
             guard let session = TLSSession(context: context) else {
                 Log.warning("proxy worker \(index): cannot create a TLS session: \(TLSSession.lastError())")
-                inc(stats.downstreamCxActive, by: -1)
+                inc(stats.httpCxActive, by: -1)
+                downstreamConnectionEnded()
                 loads.connectionClosed(index)
                 Glibc.close(fd)
                 return
@@ -257,6 +281,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             armDownstreamTimer(token, p, loop)
         }
         loop.backend.armReceive(fd: fd, token: token)
+        if held.count > 0, let p = downs.pointer(token) {
+            if p.pointee.tls.isActive { downstreamCiphertext(held, token, p, loop) } else { downstreamInput(Int32(held.count), held, token, p, loop) }
+        }
     }
 
     /// The runtime connection limits, as Envoy checks them at accept: the listener's
@@ -278,6 +305,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// A downstream connection (HTTP or TCP) closed: its gauge and its connection slots.
     func downstreamConnectionEnded() {
         inc(stats.downstreamCxActive, by: -1)
+        releaseConnectionSlots()
+    }
+
+    /// Gives back what `takeConnectionSlots` took.
+    func releaseConnectionSlots() {
         ClusterResources.give(listenerPlan.connections.active)
         ClusterResources.give(plane.globalConnections.active)
     }
@@ -294,6 +326,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     func stopping(loop: Loop) {
         for t in downs.liveTokens() { closeDownstream(t, loop, flags: .localReset) }
         for t in tcpSessions.liveTokens() { tcpClose(t, loop) }
+        for t in inspections.liveTokens() { closeInspection(t, loop) }
         for t in ups.liveTokens() { closeUpstream(t, loop) }
     }
 
@@ -310,6 +343,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         switch ConnToken.kind(id) {
         case ConnKind.downstream.rawValue: downstreamTimer(id, loop)
         case ConnKind.upstream.rawValue: upstreamTimer(id, loop)
+        case ConnKind.inspection.rawValue: inspectionTimer(id, loop)
         default: tcpTimer(id, loop)
         }
     }

@@ -68,7 +68,7 @@ public final class AccessLogCapture: Sendable {
             }
         }
         for l in bootstrap.listeners {
-            for chain in l.filterChains {
+            for chain in l.filterChains + (l.defaultFilterChain.map { [$0] } ?? []) {
                 for filter in chain.filters {
                     switch filter {
                     case .httpConnectionManager(let h): for log in h.accessLog { add(log.format) }

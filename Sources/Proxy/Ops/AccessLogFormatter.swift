@@ -7,8 +7,9 @@ final class AccessLogNames {
     let generation: UInt32
     let clusters: [[UInt8]]
     let hosts: [[[UInt8]]]
-    /// Per listener: whether it is HTTP, and its routes' names (nil when a route has none).
-    let isHTTP: [Bool]
+    /// Per listener and filter chain: whether it is HTTP; per listener, its routes' names (nil
+    /// when a route has none).
+    let isHTTP: [[Bool]]
     let routes: [[[UInt8]?]]
     /// Per listener: the RBAC denial details by index (a record's `detailsArgument`).
     let rbacDetails: [[[UInt8]]]
@@ -17,13 +18,13 @@ final class AccessLogNames {
         self.generation = generation
         clusters = plane.clusters.map { Array($0.name.utf8) }
         hosts = plane.clusters.map { $0.hosts.map { Array($0.name.utf8) } }
-        isHTTP = plane.listeners.map { if case .http = $0.kind { true } else { false } }
+        isHTTP = plane.listeners.map { $0.chains.map { $0 == .http } }
         routes = plane.listeners.map { l in
-            guard case .http(let h) = l.kind else { return [] }
+            guard let h = l.http else { return [] }
             return h.routes.allRoutes.map { $0.name.map { Array($0.utf8) } }
         }
         rbacDetails = plane.listeners.map { l in
-            guard case .http(let h) = l.kind else { return [] }
+            guard let h = l.http else { return [] }
             return h.rbacDetails.map { Array($0.utf8) }
         }
     }
@@ -65,8 +66,9 @@ final class AccessLogLine {
     }
 
     var listenerIsHTTP: Bool {
-        let i = Int(record.pointee.listener)
-        return names.isHTTP.indices.contains(i) ? names.isHTTP[i] : true
+        let i = Int(record.pointee.listener), c = Int(record.pointee.chain)
+        guard names.isHTTP.indices.contains(i), names.isHTTP[i].indices.contains(c) else { return true }
+        return names.isHTTP[i][c]
     }
 }
 
@@ -291,7 +293,7 @@ final class AccessLogFormatter {
             Self.appendAddress(a, withPort: false, into: out)
         case .routeName:
             let l = Int(r.pointee.listener), route = Int(r.pointee.route)
-            guard route >= 0, e.names.routes.indices.contains(l), e.names.isHTTP[l],
+            guard route >= 0, e.names.routes.indices.contains(l), e.listenerIsHTTP,
                   e.names.routes[l].indices.contains(route), let name = e.names.routes[l][route] else { return false }
             out.append(name)
         case .threadID: out.appendDecimal(Int(r.pointee.worker))

@@ -142,7 +142,7 @@ public final class AccessLogSystem: Sendable {
     }
 
     private let proxy: RunningProxy
-    private let loggers: [[Logger]]  // per listener
+    private let loggers: [[[Logger]]]  // per listener, per filter chain
     private let sinks: [AccessLogDestination]
     private let capture: AccessLogCapture
     private let planes: @Sendable (UInt32) -> DataPlane
@@ -156,23 +156,27 @@ public final class AccessLogSystem: Sendable {
     init?(bootstrap: Bootstrap, proxy: RunningProxy, capture: AccessLogCapture,
           planes: @escaping @Sendable (UInt32) -> DataPlane) throws(AccessLogError) {
         var keys: [AccessLogSinkKey] = []
-        var perListener: [[Logger]] = []
+        var perListener: [[[Logger]]] = []
         for l in bootstrap.listeners {
-            var list: [Logger] = []
-            var configs: [AccessLogConfig] = []
-            if let chain = l.filterChains.first, let terminal = chain.filters.last {
-                switch terminal {
-                case .httpConnectionManager(let h): configs = h.accessLog
-                case .tcpProxy(let t): configs = t.accessLog
+            var perChain: [[Logger]] = []
+            for chain in l.filterChains + (l.defaultFilterChain.map { [$0] } ?? []) {
+                var list: [Logger] = []
+                var configs: [AccessLogConfig] = []
+                if let terminal = chain.filters.last {
+                    switch terminal {
+                    case .httpConnectionManager(let h): configs = h.accessLog
+                    case .tcpProxy(let t): configs = t.accessLog
+                    }
                 }
+                for c in configs {
+                    let key = AccessLogSinkKey(c.sink)
+                    if !keys.contains(key) { keys.append(key) }
+                    list.append(Logger(program: AccessLogProgram(c.format, omitEmptyValues: c.omitEmptyValues, capture: capture),
+                                       sink: keys.firstIndex(of: key)!))
+                }
+                perChain.append(list)
             }
-            for c in configs {
-                let key = AccessLogSinkKey(c.sink)
-                if !keys.contains(key) { keys.append(key) }
-                list.append(Logger(program: AccessLogProgram(c.format, omitEmptyValues: c.omitEmptyValues, capture: capture),
-                                   sink: keys.firstIndex(of: key)!))
-            }
-            perListener.append(list)
+            perListener.append(perChain)
         }
         guard !keys.isEmpty, !proxy.accessRings.allSatisfy({ $0.isEmpty }) else { return nil }
         var opened: [AccessLogDestination] = []
@@ -221,7 +225,7 @@ public final class AccessLogSystem: Sendable {
         let fields = AccessLogFields(capture)
         let addresses = proxy.listeners.map { Array("\($0.address.host):\($0.port)".utf8) }
         let line = AccessLogLine(fields: fields, listenerAddresses: addresses, planes: planes)
-        let formatters = loggers.map { list in list.map { (AccessLogFormatter($0.program), $0.sink) } }
+        let formatters = loggers.map { chains in chains.map { list in list.map { (AccessLogFormatter($0.program), $0.sink) } } }
         let batches = sinks.map { _ in AccessLogBytes(capacity: Self.batchBytes + 4096) }
         var lines = [Int](repeating: 0, count: sinks.count)
         func hand(_ sink: Int) {
@@ -234,10 +238,12 @@ public final class AccessLogSystem: Sendable {
             let stopping = stopFlag.load(ordering: .acquiring)
             var taken = 0
             for (li, rings) in proxy.accessRings.enumerated() {
-                let list = li < formatters.count ? formatters[li] : []
+                let chains = li < formatters.count ? formatters[li] : []
                 for ring in rings {
                     while ring.pop({ r, captured in
-                        guard !list.isEmpty else { return }
+                        let chain = Int(r.chain)
+                        guard chain < chains.count, !chains[chain].isEmpty else { return }
+                        let list = chains[chain]
                         line.load(r, captured: captured, wallOffsetNanos: wallOffsetNanos)
                         for (formatter, sink) in list {
                             formatter.line(line, into: batches[sink])

@@ -249,13 +249,11 @@ public final class ProxyOps: Sendable {
             guard a.name == b.name, a.address.description == b.address.description else {
                 return "listener '\(a.name)' (\(a.address)) changed name or address; that needs a restart"
             }
-            switch (a.kind, b.kind) {
-            case (.http(let x), .http(let y)):
-                // The workers' span rings exist only for listeners that traced at start.
-                if x.tracing == nil && y.tracing != nil { return "listener '\(a.name)': tracing added; that needs a restart" }
-            case (.tcp, .tcp): break
-            default: return "listener '\(a.name)' changed between http_connection_manager and tcp_proxy; that needs a restart"
+            guard a.chains == b.chains else {
+                return "listener '\(a.name)' changed its filter chains (their number, or between http_connection_manager and tcp_proxy); that needs a restart"
             }
+            // The workers' span rings exist only for listeners that traced at start.
+            if let x = a.http, let y = b.http, x.tracing == nil && y.tracing != nil { return "listener '\(a.name)': tracing added; that needs a restart" }
         }
         guard old.clusters.count == new.clusters.count else {
             return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"

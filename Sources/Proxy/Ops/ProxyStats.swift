@@ -97,24 +97,25 @@ extension ProxyStatsSnapshot {
             if terminatesTLS {
                 ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
             }
-            switch plane.listeners[li].kind {
-            case .http(let h):
+            let listener = plane.listeners[li]
+            ProxyStatsSnapshot.addInspectionStats(listener, workers, addr: addr, labels: la, add: add)
+            if let h = listener.http {
                 let p = "http.\(h.statPrefix)."
                 let hl = [("envoy_http_conn_manager_prefix", h.statPrefix)]
                 func c(_ suffix: String, _ kind: Kind = .counter, _ get: (DataPathStats) -> Int) {
                     add(p + suffix, kind, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_" + suffix, labels: hl)
                 }
-                c("downstream_cx_total") { load($0.downstreamCxTotal) }
-                c("downstream_cx_active", .gauge) { load($0.downstreamCxActive) }
+                c("downstream_cx_total") { load($0.httpCxTotal) }
+                c("downstream_cx_active", .gauge) { load($0.httpCxActive) }
                 // Every downstream connection and request is HTTP/1 here.
                 c("downstream_cx_http1_total") { load($0.downstreamCxHTTP1Total) - load($0.http2PrefaceRefused) }
-                c("downstream_cx_http1_active", .gauge) { load($0.downstreamCxActive) }
+                c("downstream_cx_http1_active", .gauge) { load($0.httpCxActive) }
                 c("downstream_cx_protocol_error") { load($0.downstreamCxProtocolError) }
                 c("downstream_cx_upgrades_total") { load($0.downstreamCxUpgradesTotal) }
                 c("downstream_cx_upgrades_active", .gauge) { load($0.downstreamCxUpgradesActive) }
                 c("downstream_rq_ws_on_non_ws_route") { load($0.downstreamRqWsOnNonWsRoute) }
-                c("downstream_cx_ssl_total") { terminatesTLS ? load($0.downstreamCxTotal) : 0 }
-                c("downstream_cx_ssl_active", .gauge) { terminatesTLS ? load($0.downstreamCxActive) : 0 }
+                c("downstream_cx_ssl_total") { terminatesTLS ? load($0.httpCxTotal) : 0 }
+                c("downstream_cx_ssl_active", .gauge) { terminatesTLS ? load($0.httpCxActive) : 0 }
                 c("downstream_rq_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_http1_total") { load($0.downstreamRqTotal) }
                 c("downstream_rq_completed") { load($0.downstreamRqCompleted) }
@@ -216,19 +217,23 @@ extension ProxyStatsSnapshot {
                     lc("shadow_mode", load(s.shadowMode))
                 }
                 for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
-            case .tcp(let t):
-                let p = "tcp.\(t.statPrefix)."
-                let tl = [("envoy_tcp_prefix", t.statPrefix)]
-                add(p + "downstream_cx_total", .counter, workers.reduce(0) { $0 + load($1.downstreamCxTotal) },
-                    family: "envoy_tcp_downstream_cx_total", labels: tl)
-                add(p + "downstream_cx_active", .gauge, workers.reduce(0) { $0 + load($1.downstreamCxActive) },
-                    family: "envoy_tcp_downstream_cx_active", labels: tl)
-                add(p + "downstream_cx_rx_bytes_total", .counter, workers.reduce(0) { $0 + load($1.tcpRxBytesTotal) },
-                    family: "envoy_tcp_downstream_cx_rx_bytes_total", labels: tl)
-                add(p + "downstream_cx_tx_bytes_total", .counter, workers.reduce(0) { $0 + load($1.tcpTxBytesTotal) },
-                    family: "envoy_tcp_downstream_cx_tx_bytes_total", labels: tl)
-                add(p + "idle_timeout", .counter, workers.reduce(0) { $0 + load($1.tcpIdleTimeout) },
-                    family: "envoy_tcp_idle_timeout", labels: tl)
+            }
+            // tcp_proxy chains: Envoy's tcp.<stat_prefix>.*, chains sharing a prefix summed.
+            var prefixes: [String] = []
+            for t in listener.tcpPlans where !prefixes.contains(t.statPrefix) { prefixes.append(t.statPrefix) }
+            for prefix in prefixes {
+                let members = listener.tcpPlans.indices.filter { listener.tcpPlans[$0].statPrefix == prefix }
+                let p = "tcp.\(prefix)."
+                let tl = [("envoy_tcp_prefix", prefix)]
+                func t(_ suffix: String, _ kind: Kind = .counter, _ get: (TCPProxyCounters) -> Int) {
+                    let v = workers.reduce(0) { sum, w in members.reduce(sum) { $0 + (w.tcpProxies.indices.contains($1) ? get(w.tcpProxies[$1]) : 0) } }
+                    add(p + suffix, kind, v, family: "envoy_tcp_" + suffix, labels: tl)
+                }
+                t("downstream_cx_total") { load($0.cxTotal) }
+                t("downstream_cx_active", .gauge) { load($0.cxActive) }
+                t("downstream_cx_rx_bytes_total") { load($0.rxBytes) }
+                t("downstream_cx_tx_bytes_total") { load($0.txBytes) }
+                t("idle_timeout") { load($0.idleTimeout) }
             }
         }
         // udp_proxy listeners: Envoy's udp.<stat_prefix>.* and their cluster's udp.* and byte totals.

@@ -86,10 +86,7 @@ extension ProxyWorker {
                 weightedLeastRequest[i] = WeightedLeastRequest(c, seed: index)
             }
         }
-        switch l.kind {
-        case .http(let h): if http != nil { http = h }
-        case .tcp(let t): if tcp != nil { tcp = t }
-        }
+        if http != nil, let h = l.http { http = h }
     }
 
     /// After `plane` became the new snapshot (so a queued stream that gets a freed slot connects
