@@ -8,6 +8,16 @@ import XCTest
 /// read from the chains' own counters (`tcp.<prefix>.downstream_cx_total`), with the
 /// inspectors' and the listener's counters.
 final class FilterChainDifferentialTests: XCTestCase {
+    /// The rows this test adds to README.md's feature table (FeatureTableTests): each compared
+    /// with Envoy 1.40 and found the same.
+    static let tableRows = [
+        "tls_inspector: the chain chosen by server name (exact, wildcard, case), transport and ALPN order; ClientHellos split over receives and records; its counters",
+        "filter_chain_match: an exact destination port never falls back to a chain without one; no match and no default chain: closed, no_filter_chain_match",
+        "http_inspector: HTTP/1.1, HTTP/1.0, h2c preface and other bytes to their chains; source_type, source_ports, default_filter_chain",
+        "listener_filters_timeout: closed (downstream_pre_cx_timeout), or served with continue_on_listener_filters_timeout",
+        "TLS terminated by a chosen chain beside TLS passthrough and plain chains; %REQUESTED_SERVER_NAME% from tls_inspector",
+    ]
+
     /// Server names, ALPN and transport: exact name over wildcard over none, the longest
     /// wildcard, names before protocols, the first ALPN protocol a chain lists, plain bytes.
     func testChainsBySNIAndALPNAgreeWithEnvoy() throws {
@@ -134,6 +144,79 @@ final class FilterChainDifferentialTests: XCTestCase {
             XCTAssertEqual(seen.ballast, seen.envoy, "listener_filters_timeout (continue: \(keepGoing)) differs from Envoy 1.40")
             XCTAssertTrue(seen.ballast.contains("answered: \(keepGoing)"), "\(seen.ballast)")
         }
+    }
+
+    /// TLS terminated by the connection manager's chain (SNI localhost), passed through by a
+    /// tcp_proxy chain (any other ClientHello), plain bytes to a third chain; each chain's access
+    /// log writes the server name the inspector found.
+    func testTerminationBesidePassthroughAgreesWithEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let certs = NSTemporaryDirectory() + "ballast-fc-certs-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: certs) }
+        let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, [certs])
+        guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
+        let format = "%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %REQ(:PATH)%\\n"
+        let seen = try observeEnvoyAndBallast("fc-terminate", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
+            func accessLog() -> String {
+                "access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \(log), log_format: {text_format_source: {inline_string: \"\(format)\"}}}}]"
+            }
+            func tcpProxy(_ name: String) -> String {
+                "{name: envoy.filters.network.tcp_proxy, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: \(name), cluster: \(name), \(accessLog())}}"
+            }
+            return """
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            static_resources:
+              listeners:
+              - name: fc
+                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                listener_filters: [{name: envoy.filters.listener.tls_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}]
+                filter_chains:
+                - filter_chain_match: {server_names: [localhost], transport_protocol: tls}
+                  transport_socket:
+                    name: envoy.transport_sockets.tls
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: \(certs)/server.pem}, private_key: {filename: \(certs)/server.key}}]}}
+                  filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: hcm
+                      \(accessLog())
+                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: hcm}}]}]}
+                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+                - filter_chain_match: {transport_protocol: tls}
+                  filters: [\(tcpProxy("passthrough"))]
+                - filters: [\(tcpProxy("plain"))]
+              clusters:
+            \(["hcm", "passthrough", "plain"].map { "  " + staticCluster($0, ports: [upstream.port], extra: "connect_timeout: 1s") }.joined(separator: "\n"))
+            """
+        }, observe: { proxy, port in
+            var out: [String] = []
+            for path in ["/one", "/two"] {
+                let r = try runToCompletion("/usr/bin/curl", ["-s", "--max-time", "10", "--http1.1", "--cacert", "\(certs)/ca.pem", "-w", " %{http_code}",
+                                                              "--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)\(path)"])
+                out.append("curl \(path): \(r.stdout)")
+            }
+            let names = ["passthrough", "plain"]
+            let before = try Self.chainCounts(proxy, names)
+            let passed = try Self.connect(port, [ClientHello.bytes(sni: "Other.Example", alpn: ["h2"])])
+            out.append("hello other.example: \(try Self.servedBy(proxy, names, before: before))")
+            passed.shutdownBoth()
+            let plain = try Self.connect(port, [Array("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n".utf8)])
+            out.append("plain: \(plain.readResponse().map { "\($0.status)" } ?? "none")")
+            plain.shutdownBoth()
+            // One line per request and per tcp_proxy session (the sessions' once they closed).
+            var lines: [String] = []
+            let deadline = Date().addingTimeInterval(3)
+            while lines.count < 4 && Date() < deadline {
+                lines = proxy.logLines(after: 0) { _ in true }
+                usleep(20_000)
+            }
+            return out + lines.sorted()
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "TLS termination beside passthrough differs from Envoy 1.40")
+        XCTAssertTrue(seen.ballast.contains("curl /one: upstream says hi 200"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("other.example - 0 passthrough -"), "\(seen.ballast)")
     }
 
     // MARK: - helpers

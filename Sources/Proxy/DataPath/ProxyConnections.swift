@@ -208,6 +208,8 @@ struct Downstream {
     /// The destination before an iptables redirect, when the listener restores it (original_dst):
     /// the connection's local address for the access log and ORIGINAL_DST clusters.
     var originalDst = CompactAddress()
+    /// The SNI tls_inspector found (lower case), kept only when an access log prints it.
+    var serverName = ByteBuffer.empty
     /// TLS termination (the listener's transport_socket): ciphertext in `out` once sealed.
     var tls = TLSSession()
 

@@ -256,6 +256,7 @@ extension ProxyWorker {
         if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)
         pool.release(&d.pointee.input)
+        pool.release(&d.pointee.serverName)
         d.pointee.out.release(to: pool)
         d.pointee.tls.free()
         downs.remove(token)

@@ -154,7 +154,17 @@ extension ProxyWorker {
         p.pointee.held = .empty
         inc(stats.inspection.preCxActive, by: -1)
         inspections.remove(token)
-        serve(fd, chain: chain, inspected: true, held: bytes, loop)
+        if let range = facts.serverName, range.count > 0, capture?.serverName == true {
+            // The log gets the name in lower case, as Envoy's inspector keeps it; the bytes
+            // themselves go on unchanged.
+            let name = UnsafeRawBufferPointer(rebasing: base[range])
+            withUnsafeTemporaryAllocation(byteCount: name.count, alignment: 1) { lower in
+                for i in 0..<name.count { lower[i] = name[i] >= 0x41 && name[i] <= 0x5A ? name[i] | 0x20 : name[i] }
+                serve(fd, chain: chain, inspected: true, held: bytes, serverName: UnsafeRawBufferPointer(lower), loop)
+            }
+        } else {
+            serve(fd, chain: chain, inspected: true, held: bytes, loop)
+        }
         pool.release(&held)
     }
 

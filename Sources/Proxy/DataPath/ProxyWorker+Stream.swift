@@ -25,7 +25,8 @@ extension ProxyWorker {
         streamBegan(s)
         requestBegan(head, s)
         if tracingOn, let tracing = http?.tracing { beginTrace(head, tracing, s, d, stats) }
-        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID, into: &s.pointee.logFields, pool: pool) }
+        if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID,
+                                       serverName: d.pointee.serverName.isAllocated ? d.pointee.serverName.bytes : nil, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
         switch p.pointee.bodyFraming {
         case .none, .untilClose, .contentLength(0):

@@ -68,7 +68,8 @@ extension ProxyWorker {
 
     /// A connection for filter chain `chain`, whose tcp_proxy is `plan`. `inspected`: the listener
     /// filters were receiving from it; `held`: the bytes they read, sent upstream first.
-    func tcpAdopt(_ fd: Int32, chain: Int, plan: Int, inspected: Bool, held: UnsafeRawBufferPointer, _ loop: Loop) {
+    func tcpAdopt(_ fd: Int32, chain: Int, plan: Int, inspected: Bool, held: UnsafeRawBufferPointer,
+                  serverName: UnsafeRawBufferPointer?, _ loop: Loop) {
         let tcp = listenerPlan.tcpPlans[plan]
         let cluster = plane.clusters[tcp.cluster]
         var t = TCPSession()
@@ -81,7 +82,7 @@ extension ProxyWorker {
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
         // One getsockopt at most, shared by the log and the ORIGINAL_DST host.
         let restored = cluster.isOriginalDst || (capture != nil && accessRing != nil) ? restoredDestination(fd) : CompactAddress()
-        if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restored, into: &t.logFields, pool: pool) }
+        if let capture, accessRing != nil { capture.captureConnection(fd: fd, restoredLocal: restored, serverName: serverName, into: &t.logFields, pool: pool) }
         let token = tcpSessions.insert(t)
         guard let p = tcpSessions.pointer(token) else { return }
         if inspected {

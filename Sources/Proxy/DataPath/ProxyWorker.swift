@@ -249,13 +249,14 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
 
     /// Runs filter chain `chain` on an accepted connection (its slots taken). `inspected`: the
     /// listener filters were receiving from it; `held`: the bytes they read, which the chain
-    /// receives first.
+    /// receives first; `serverName`: the SNI they found (lower case), for the access log.
     func serve(_ fd: Int32, chain: Int, inspected: Bool = false,
-               held: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), _ loop: Loop) {
+               held: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+               serverName: UnsafeRawBufferPointer? = nil, _ loop: Loop) {
         inc(stats.downstreamCxTotal)
         inc(stats.downstreamCxActive)
         if case .tcp(let plan) = listenerPlan.chains[chain] {
-            tcpAdopt(fd, chain: chain, plan: plan, inspected: inspected, held: held, loop)
+            tcpAdopt(fd, chain: chain, plan: plan, inspected: inspected, held: held, serverName: serverName, loop)
             return
         }
         inc(stats.httpCxTotal)
@@ -263,6 +264,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         var d = Downstream()
         d.fd = fd
         d.originalDst = restoredDestination(fd)
+        if let serverName, serverName.count > 0, capture?.serverName == true, accessRing != nil {
+            _ = pool.append(serverName, to: &d.serverName)
+        }
         if let context = listenerPlan.tls {
             guard let session = TLSSession(context: context) else {
                 Log.warning("proxy worker \(index): cannot create a TLS session: \(TLSSession.lastError())")

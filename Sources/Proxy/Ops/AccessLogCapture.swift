@@ -15,18 +15,21 @@ public final class AccessLogCapture: Sendable {
     let headerBytes: [[UInt8]]
     public let peerAddress: Bool
     public let localAddress: Bool
+    /// `%REQUESTED_SERVER_NAME%` is used: the connection's SNI (from tls_inspector) is captured.
+    public let serverName: Bool
     /// Capture budget: the ring's bytes per record.
     static var budget: Int { 512 }
     static var absent: UInt16 { 0xFFFF }
     static let requestIDName: [UInt8] = Array("x-request-id".utf8)
 
-    public init(headers: [String], peerAddress: Bool, localAddress: Bool) {
+    public init(headers: [String], peerAddress: Bool, localAddress: Bool, serverName: Bool = false) {
         var seen: [String] = []
         for h in headers.map({ $0.lowercased() }) where !h.hasPrefix(":") && !seen.contains(h) { seen.append(h) }
         self.headers = seen
         headerBytes = seen.map { Array($0.utf8) }
         self.peerAddress = peerAddress
         self.localAddress = localAddress
+        self.serverName = serverName
     }
 
     /// What every access-log format of the bootstrap uses.
@@ -34,6 +37,7 @@ public final class AccessLogCapture: Sendable {
         var names: [String] = []
         var peer = false
         var local = false
+        var serverName = false
         for template in AccessLogCapture.templates(bootstrap) {
             for case .command(let c) in template.segments {
                 switch c.name {
@@ -43,11 +47,13 @@ public final class AccessLogCapture: Sendable {
                     peer = true
                 case "DOWNSTREAM_LOCAL_ADDRESS", "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT":
                     local = true
+                case "REQUESTED_SERVER_NAME":
+                    serverName = true
                 default: break
                 }
             }
         }
-        self.init(headers: names, peerAddress: peer, localAddress: local)
+        self.init(headers: names, peerAddress: peer, localAddress: local, serverName: serverName)
     }
 
     /// Every template of every access log of every listener.
@@ -82,7 +88,8 @@ public final class AccessLogCapture: Sendable {
 
     /// Worker thread: appends the fields of the request whose head is `head` to `buffer`.
     func capture(_ head: UnsafeRawBufferPointer, parser p: UnsafeMutablePointer<RequestHeadParser>, fd: Int32,
-                 restoredLocal: CompactAddress = CompactAddress(), requestID: (UInt64, UInt64)? = nil, into buffer: inout ByteBuffer, pool: BufferPool) {
+                 restoredLocal: CompactAddress = CompactAddress(), requestID: (UInt64, UInt64)? = nil,
+                 serverName name: UnsafeRawBufferPointer? = nil, into buffer: inout ByteBuffer, pool: BufferPool) {
         guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
         var w = 0
         let limit = Self.budget
@@ -121,12 +128,14 @@ public final class AccessLogCapture: Sendable {
             put(found)
         }
         w = putAddresses(fd: fd, restoredLocal: restoredLocal, base: base, at: w, limit: limit)
+        w = putServerName(name, base: base, at: w, limit: limit)
         buffer.count += w
     }
 
     /// Worker thread: the fields of a tcp_proxy connection (no request: every request field is
     /// absent, so the log prints `-` for them, as Envoy does), appended to `buffer`.
-    func captureConnection(fd: Int32, restoredLocal: CompactAddress = CompactAddress(), into buffer: inout ByteBuffer, pool: BufferPool) {
+    func captureConnection(fd: Int32, restoredLocal: CompactAddress = CompactAddress(), serverName name: UnsafeRawBufferPointer? = nil,
+                           into buffer: inout ByteBuffer, pool: BufferPool) {
         guard let base = pool.reserve(Self.budget, in: &buffer) else { return }
         var w = 0
         for _ in 0..<(AccessLogFields.firstHeaderSlot + headerBytes.count) {
@@ -134,7 +143,21 @@ public final class AccessLogCapture: Sendable {
             w += 2
         }
         w = putAddresses(fd: fd, restoredLocal: restoredLocal, base: base, at: w, limit: Self.budget)
+        w = putServerName(name, base: base, at: w, limit: Self.budget)
         buffer.count += w
+    }
+
+    /// Appends the connection's server name (absent when none, or when no format prints it).
+    private func putServerName(_ name: UnsafeRawBufferPointer?, base: UnsafeMutableRawPointer, at start: Int, limit: Int) -> Int {
+        guard serverName, start + 2 <= limit else { return start }
+        guard let name, name.count > 0 else {
+            base.storeBytes(of: Self.absent.littleEndian, toByteOffset: start, as: UInt16.self)
+            return start + 2
+        }
+        let n = min(name.count, limit - start - 2)
+        base.storeBytes(of: UInt16(n).littleEndian, toByteOffset: start, as: UInt16.self)
+        (base + start + 2).copyMemory(from: name.baseAddress!, byteCount: n)
+        return start + 2 + n
     }
 
     /// Appends the peer and local addresses the formats need (each a length and a raw sockaddr);
@@ -195,6 +218,7 @@ final class AccessLogFields {
     let headerCount: Int
     let peerSlot: Int
     let localSlot: Int
+    let serverNameSlot: Int
     /// Per slot: offset of the value in `bytes`, -1 when absent (or not captured).
     private let offsets: UnsafeMutablePointer<Int>
     private let lengths: UnsafeMutablePointer<Int>
@@ -208,6 +232,8 @@ final class AccessLogFields {
         if capture.peerAddress { n += 1 }
         localSlot = capture.localAddress ? n : -1
         if capture.localAddress { n += 1 }
+        serverNameSlot = capture.serverName ? n : -1
+        if capture.serverName { n += 1 }
         slotCount = n
         offsets = .allocate(capacity: max(1, n))
         lengths = .allocate(capacity: max(1, n))

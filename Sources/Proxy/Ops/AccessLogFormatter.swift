@@ -301,6 +301,9 @@ final class AccessLogFormatter {
         case .downstreamTLSVersion:
             guard let name = TLSVersionName.bytes(r.pointee.tlsVersion) else { return false }
             out.append(name)
+        case .requestedServerName:
+            guard let name = e.fields.value(e.fields.serverNameSlot), name.count > 0 else { return false }
+            out.append(name)
         case .none: return false
         }
         return true

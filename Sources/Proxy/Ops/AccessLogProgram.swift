@@ -16,7 +16,7 @@ struct AccessLogProgram: Sendable {
         case bytesReceived, bytesSent, duration
         case upstreamHost, upstreamCluster, upstreamLocal
         case downstreamLocal, downstreamLocalWithoutPort, downstreamRemote, downstreamRemoteWithoutPort
-        case routeName, threadID, hostname, downstreamTLSVersion
+        case routeName, threadID, hostname, downstreamTLSVersion, requestedServerName
         /// Operators this data path has no value for (`-`).
         case none
 
@@ -151,12 +151,13 @@ struct AccessLogProgram: Sendable {
             case "THREAD_ID": return .threadID
             case "HOSTNAME": return .hostname
             case "DOWNSTREAM_TLS_VERSION": return .downstreamTLSVersion
+            // The SNI tls_inspector found (Envoy sets it from that filter only, lower-cased).
+            case "REQUESTED_SERVER_NAME": return .requestedServerName
             // CONNECTION_TERMINATION_DETAILS: Envoy 1.40's HTTP streams print `-` in every case the
             // differential suite has (codec errors, timeouts, resets, disconnects): its connection
             // manager sets the details only for closes of features Ballast refuses (e.g.
             // max_connection_duration). TRAILER, REQUEST_DURATION, RESPONSE_DURATION, CONNECTION_ID:
-            // no value here. REQUESTED_SERVER_NAME: set only by
-            // the tls_inspector listener filter in Envoy (not the TLS socket), which Ballast does not have.
+            // no value here.
             default: return .none
             }
         }
