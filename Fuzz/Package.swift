@@ -16,6 +16,8 @@ let package = Package(
         .executableTarget(name: "FuzzChunked", dependencies: ["FuzzSupport", .product(name: "BallastHTTP1", package: "Ballast")]),
         .executableTarget(name: "FuzzBootstrapYAML", dependencies: ["FuzzSupport", .product(name: "BallastProxy", package: "Ballast")]),
         .executableTarget(name: "FuzzAccessLogFormat", dependencies: ["FuzzSupport", .product(name: "BallastProxy", package: "Ballast")]),
+        // tls_inspector's and http_inspector's parsers (internal to Proxy: needs -enable-testing).
+        .executableTarget(name: "FuzzListenerInspectors", dependencies: ["FuzzSupport", .product(name: "BallastProxy", package: "Ballast")]),
         // One client connection through a proxy worker on the scripted backend (needs -enable-testing).
         .executableTarget(name: "FuzzProxyConnection", dependencies: [
             "FuzzSupport", .product(name: "BallastProxy", package: "Ballast"), .product(name: "BallastProxyTestSupport", package: "Ballast"),

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../Fuzz"
 seconds="${1:-60}"
 shift || true
-all=(FuzzRequestHead FuzzResponseHead FuzzChunked FuzzBootstrapYAML FuzzAccessLogFormat FuzzProxyConnection)
+all=(FuzzRequestHead FuzzResponseHead FuzzChunked FuzzBootstrapYAML FuzzAccessLogFormat FuzzProxyConnection FuzzListenerInspectors)
 targets=("${@:-${all[@]}}")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 config="${FUZZ_CONFIG:-release}"

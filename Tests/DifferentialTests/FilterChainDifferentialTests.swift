@@ -219,6 +219,61 @@ final class FilterChainDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("other.example - 0 passthrough -"), "\(seen.ballast)")
     }
 
+    /// TLS terminated by a tcp_proxy chain (chosen by SNI): the upstream gets the plaintext; the
+    /// client's requests, the log lines (TLS version, bytes) and the ssl and tcp counters.
+    func testTLSTerminatedByTCPProxyAgreesWithEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let certs = NSTemporaryDirectory() + "ballast-fc-tcptls-certs-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: certs) }
+        let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, [certs])
+        guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
+        let format = "%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER%\\n"
+        let seen = try observeEnvoyAndBallast("fc-tcptls", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
+            func tcpProxy(_ name: String) -> String {
+                "{name: envoy.filters.network.tcp_proxy, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: \(name), cluster: \(name), access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \(log), log_format: {text_format_source: {inline_string: \"\(format)\"}}}}]}}"
+            }
+            return """
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            static_resources:
+              listeners:
+              - name: fc
+                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                listener_filters: [{name: envoy.filters.listener.tls_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}]
+                filter_chains:
+                - filter_chain_match: {server_names: [localhost]}
+                  transport_socket:
+                    name: envoy.transport_sockets.tls
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: \(certs)/server.pem}, private_key: {filename: \(certs)/server.key}}]}}
+                  filters: [\(tcpProxy("offload"))]
+                - filters: [\(tcpProxy("plain"))]
+              clusters:
+            \(["offload", "plain"].map { "  " + staticCluster($0, ports: [upstream.port], extra: "connect_timeout: 1s") }.joined(separator: "\n"))
+            """
+        }, observe: { proxy, port in
+            var out: [String] = []
+            for (path, extra) in [("/one", ["--tls-max", "1.2"]), ("/two", []), ("/three", ["--data-binary", String(repeating: "y", count: 30_000)])] {
+                let r = try runToCompletion("/usr/bin/curl", ["-s", "--max-time", "10", "--http1.1", "--cacert", "\(certs)/ca.pem", "-w", " %{http_code}",
+                                                              "--resolve", "localhost:\(port):127.0.0.1"] + extra + ["https://localhost:\(port)\(path)"])
+                out.append("curl \(path): \(r.stdout)")
+            }
+            let plain = try Self.connect(port, [Array("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n".utf8)])
+            out.append("plain: \(plain.readResponse().map { "\($0.status)" } ?? "none")")
+            plain.shutdownBoth()
+            var lines: [String] = []
+            let deadline = Date().addingTimeInterval(3)
+            while lines.count < 4 && Date() < deadline {
+                lines = proxy.logLines(after: 0) { _ in true }
+                usleep(20_000)
+            }
+            return out + lines.sorted() + (try Self.stats(proxy, prefixes: ["tcp.offload.downstream_cx_total", "tcp.offload.downstream_cx_rx_bytes_total",
+                                                                            "tcp.offload.downstream_cx_tx_bytes_total", "tcp.plain.downstream_cx_total",
+                                                                            "listener.127.0.0.1_"]))
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "TLS terminated by tcp_proxy differs from Envoy 1.40")
+        XCTAssertTrue(seen.ballast.contains("curl /two: upstream says hi 200"), "\(seen.ballast)")
+    }
+
     // MARK: - helpers
 
     private func split(_ bytes: [UInt8], at: Int) -> [[UInt8]] { [Array(bytes[..<at]), Array(bytes[at...])] }
@@ -272,7 +327,8 @@ final class FilterChainDifferentialTests: XCTestCase {
                 let rest = l.dropFirst("listener.127.0.0.1_".count)
                 guard let dot = rest.firstIndex(of: ".") else { continue }
                 let name = String(rest[rest.index(after: dot)...])
-                guard ["downstream_cx_total", "no_filter_chain_match", "downstream_pre_cx_timeout", "downstream_pre_cx_active"]
+                guard ["downstream_cx_total", "no_filter_chain_match", "downstream_pre_cx_timeout", "downstream_pre_cx_active",
+                       "ssl.handshake", "ssl.connection_error", "ssl.no_certificate", "ssl.session_reused"]
                     .contains(where: { name.hasPrefix($0 + ":") }) else { continue }
                 l = "listener." + name
             }

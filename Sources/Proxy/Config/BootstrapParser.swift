@@ -407,11 +407,7 @@ final class BootstrapParser {
             ok = false
         }
         let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .downstream) }
-        var tlsOK = f["transport_socket"] == nil || tls != nil
-        if tls != nil, filters.contains(where: { if case .tcpProxy = $0 { true } else { false } }) {
-            f.error("transport_socket", "TLS termination is applied by ballast to http_connection_manager chains only, not to tcp_proxy yet")
-            tlsOK = false
-        }
+        let tlsOK = f["transport_socket"] == nil || tls != nil
         guard ok, matchOK, tlsOK else { return nil }
         return FilterChainConfig(name: name, match: match, filters: filters, tls: tls)
     }

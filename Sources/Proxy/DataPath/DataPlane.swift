@@ -114,7 +114,7 @@ public final class DataPlane: Sendable {
                     }
                     chains.append(.tcp(tcpPlans.count))
                     tcpPlans.append(TCPPlan(cluster: ci, idleTimeoutNanos: tcp.idleTimeoutNanos, statPrefix: tcp.statPrefix,
-                                            maxConnectAttempts: tcp.maxConnectAttempts))
+                                            maxConnectAttempts: tcp.maxConnectAttempts, tls: chain.tls?.context))
                 }
             }
             // One chain for every connection, nothing to inspect: chosen at accept without a look.
@@ -233,8 +233,10 @@ public struct ListenerPlan: Sendable {
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
-    /// TLS termination (the chain's `transport_socket`), or nil for plain TCP.
+    /// TLS termination of the http_connection_manager chain (its `transport_socket`), or nil.
     public var tls: TLSContext? = nil
+    /// Whether any chain terminates TLS (the listener's `ssl.*` stats).
+    public var terminatesTLS: Bool { tls != nil || tcpPlans.contains { $0.tls != nil } }
     /// `envoy.resource_limits.listener.<name>.connection_limit` (Int.max: none) and the open
     /// connections of this listener over its workers (lent from snapshot to snapshot).
     public let connectionLimit: Int
@@ -272,6 +274,8 @@ public struct TCPPlan: Sendable {
     public let statPrefix: String
     /// `max_connect_attempts`: connections tried (each to a newly picked host) before giving up.
     public let maxConnectAttempts: Int
+    /// TLS termination (the chain's `transport_socket`): the client speaks TLS, the upstream plain bytes.
+    public var tls: TLSContext? = nil
 }
 
 /// One upstream host.

@@ -366,10 +366,10 @@ public final class DataPathStats: Sendable {
     }
 }
 
-/// One tcp_proxy chain's figures on one worker (`tcp.<stat_prefix>.*`).
+/// One tcp_proxy chain's figures on one worker (`tcp.<stat_prefix>.*`; Envoy 1.40 keeps no
+/// active-connections gauge there).
 public final class TCPProxyCounters: Sendable {
     public let cxTotal = Atomic<Int>(0)
-    public let cxActive = Atomic<Int>(0)
     public let rxBytes = Atomic<Int>(0)
     public let txBytes = Atomic<Int>(0)
     public let idleTimeout = Atomic<Int>(0)

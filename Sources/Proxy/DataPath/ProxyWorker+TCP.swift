@@ -29,6 +29,9 @@ struct TCPSession {
     /// The listener's filter chain, and its tcp_proxy (index in `ListenerPlan.tcpPlans`).
     var chain: UInt16 = 0
     var plan: Int32 = 0
+    /// TLS termination (the chain's transport_socket): the client's side is TLS, `toUp` carries
+    /// the plaintext, `toDown` is sealed just before each send (ProxyWorker+TCPTLS).
+    var tls = TLSSession()
 }
 
 struct TCPDirection {
@@ -78,7 +81,6 @@ extension ProxyWorker {
         t.plan = Int32(plan)
         t.startNanos = loop.now
         inc(stats.tcpProxies[plan].cxTotal)
-        inc(stats.tcpProxies[plan].cxActive)
         if let idle = tcp.idleTimeoutNanos { t.idleDeadline = loop.now + idle }
         // One getsockopt at most, shared by the log and the ORIGINAL_DST host.
         let restored = cluster.isOriginalDst || (capture != nil && accessRing != nil) ? restoredDestination(fd) : CompactAddress()
@@ -91,7 +93,20 @@ extension ProxyWorker {
             loop.backend.armReceive(fd: fd, token: token)
             loop.backend.pauseReceive(fd: fd)
         }
-        if held.count > 0 {
+        if let context = tcp.tls {
+            guard let session = TLSSession(context: context) else {
+                Log.warning("proxy worker \(index): cannot create a TLS session: \(TLSSession.lastError())")
+                tcpClose(token, loop)
+                return
+            }
+            p.pointee.tls = session
+            // The inspected bytes are the start of the handshake, taken up once the upstream is
+            // connected (the client is read only then, handshake included, as Envoy does).
+            if held.count > 0 && !p.pointee.tls.feed(held) {
+                tcpTLSFailed(token, p, loop)
+                return
+            }
+        } else if held.count > 0 {
             p.pointee.toUp.bytes += held.count
             guard pool.append(held, to: &p.pointee.toUp.out.pending) else {
                 tcpClose(token, loop)
@@ -186,7 +201,11 @@ extension ProxyWorker {
         if accessRing != nil, let local = try? Sockets.localAddress(t.pointee.upFD) { t.pointee.upstreamLocal = CompactAddress(local) }
         loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
         loop.backend.armReceive(fd: t.pointee.downFD, token: token)
-        if t.pointee.toUp.out.pending.count > 0 { tcpFlush(token, t, toUpstream: true, loop) }  // inspected bytes
+        if t.pointee.tls.isActive {
+            tcpTLSProgress(token, t, loop)  // a ClientHello the inspector already read
+        } else if t.pointee.toUp.out.pending.count > 0 {
+            tcpFlush(token, t, toUpstream: true, loop)  // inspected bytes
+        }
     }
 
     func tcpReceived(_ c: Completion, _ loop: Loop) {
@@ -202,6 +221,14 @@ extension ProxyWorker {
         if c.result == 0 {
             if toUpstream { t.pointee.toUp.sourceEnded = true } else { t.pointee.toDown.sourceEnded = true }
             tcpFlush(token, t, toUpstream: toUpstream, loop)
+            return
+        }
+        if toUpstream && t.pointee.tls.isActive {
+            guard t.pointee.tls.feed(c.bytes) else {
+                tcpTLSFailed(token, t, loop)
+                return
+            }
+            tcpTLSProgress(token, t, loop)
             return
         }
         let ok: Bool
@@ -249,10 +276,21 @@ extension ProxyWorker {
 
     /// Sends what one direction has queued; passes an ended stream on once drained; closes the
     /// session when both directions ended.
-    private func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
+    func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
         guard !toUpstream || t.pointee.connected else { return }
         let dir = TCPSession.direction(t, toUpstream: toUpstream)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
+        if !toUpstream && t.pointee.tls.isActive {
+            // The upstream ended: close_notify goes out before the write half closes.
+            if dir.pointee.sourceEnded && dir.pointee.out.pending.count == 0 && !dir.pointee.out.inFlight && !t.pointee.tls.closeNotified
+                && t.pointee.tls.handshakeDone {
+                t.pointee.tls.closeNotify()
+            }
+            guard sealOutput(t.pointee.tls, &dir.pointee.out) else {
+                tcpTLSFailed(token, t, loop)
+                return
+            }
+        }
         if dir.pointee.out.flush(fd: fd, on: loop.backend) { return }
         if dir.pointee.sourceEnded && dir.pointee.drained && !dir.pointee.shutDown {
             dir.pointee.shutDown = true
@@ -265,6 +303,9 @@ extension ProxyWorker {
 
     func tcpClose(_ token: UInt64, _ loop: Loop) {
         guard let t = tcpSessions.pointer(token) else { return }
+        if t.pointee.tls.isActive {
+            closeNotifyNow(&t.pointee.tls, fd: t.pointee.downFD, sendInFlight: t.pointee.toDown.out.inFlight)
+        }
         loop.backend.close(fd: t.pointee.downFD)
         t.pointee.toUp.out.release(to: pool)
         t.pointee.toDown.out.release(to: pool)
@@ -272,8 +313,8 @@ extension ProxyWorker {
         let counters = stats.tcpProxies[Int(t.pointee.plan)]
         inc(counters.rxBytes, by: t.pointee.toUp.bytes)
         inc(counters.txBytes, by: t.pointee.toDown.bytes)
-        inc(counters.cxActive, by: -1)
         if let accessRing { recordTCPAccess(t, accessRing, loop) }
+        t.pointee.tls.free()
         pool.release(&t.pointee.logFields)
         downstreamConnectionEnded()
         loads.connectionClosed(index)
@@ -306,6 +347,7 @@ extension ProxyWorker {
         r.bytesSent = t.pointee.toDown.bytes
         r.cluster = Int32(tcpPlan(t).cluster)
         r.chain = t.pointee.chain
+        r.tlsVersion = t.pointee.tls.versionNumber
         let hp = Int(t.pointee.hostPool)
         if hp >= 0 {
             r.host = upstreamPools[hp].host

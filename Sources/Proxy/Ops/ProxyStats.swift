@@ -94,7 +94,7 @@ extension ProxyStatsSnapshot {
             }
             guard li < plane.listeners.count else { continue }
             let terminatesTLS = plane.listeners[li].tls != nil
-            if terminatesTLS {
+            if plane.listeners[li].terminatesTLS {
                 ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
             }
             let listener = plane.listeners[li]
@@ -230,7 +230,6 @@ extension ProxyStatsSnapshot {
                     add(p + suffix, kind, v, family: "envoy_tcp_" + suffix, labels: tl)
                 }
                 t("downstream_cx_total") { load($0.cxTotal) }
-                t("downstream_cx_active", .gauge) { load($0.cxActive) }
                 t("downstream_cx_rx_bytes_total") { load($0.rxBytes) }
                 t("downstream_cx_tx_bytes_total") { load($0.txBytes) }
                 t("idle_timeout") { load($0.idleTimeout) }
