@@ -31,6 +31,7 @@ public struct ResponseHeadParser {
     @usableFromInline var _version: HTTPVersion = .http1_1
     @usableFromInline var _bodyFraming: BodyFraming = .none
     @usableFromInline var _keepAlive = false
+    @usableFromInline var _declaresBody = false
 
     public init(maxHeaderBytes: Int = 65536, maxHeaders: Int = 100) {
         precondition(maxHeaderBytes > 0 && maxHeaderBytes <= Int(Int32.max), "maxHeaderBytes out of range")
@@ -49,6 +50,9 @@ public struct ResponseHeadParser {
     @inlinable public var version: HTTPVersion { _version }
     @inlinable public var bodyFraming: BodyFraming { _bodyFraming }
     @inlinable public var keepAlive: Bool { _keepAlive }
+    /// The fields declare a body (Transfer-Encoding, or a non-zero Content-Length), whatever the
+    /// framing: a 204 that does is malformed to Envoy's codec.
+    @inlinable public var declaresBody: Bool { _declaresBody }
     /// 1xx: another head (the final response) follows this one on the connection.
     @inlinable public var isInformational: Bool { _statusCode < 200 }
     @inlinable public var headerCount: Int { headers.count }
@@ -179,6 +183,7 @@ public struct ResponseHeadParser {
             if facts.chunkedCount > 1 { return .badTransferEncoding }
         }
         let code = _statusCode
+        _declaresBody = facts.hasTransferEncoding || facts.contentLength > 0
         if isResponseToHEAD || code < 200 || code == 204 || code == 304 {
             _bodyFraming = .none
         } else if facts.hasTransferEncoding {

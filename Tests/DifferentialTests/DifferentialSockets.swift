@@ -301,6 +301,14 @@ final class RecordingUpstream: @unchecked Sendable {
                 tunnel(c, closing: lower.contains("x-reply-upgrade: close"), leftover: data)
                 return
             }
+            // A 204 with framing fields: a length, a transfer coding, or a zero length.
+            if let line = lower.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("x-reply-204:") }) {
+                let kind = line.dropFirst(12).trimmingCharacters(in: .whitespaces)
+                let framing = kind == "length" ? "Content-Length: 5\r\n" : kind == "chunked" ? "Transfer-Encoding: chunked\r\n" : "Content-Length: 0\r\n"
+                let bytes = Array("HTTP/1.1 204 No Content\r\n\(framing)\r\n".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                continue
+            }
             if lower.contains("x-reply-garbage") {
                 let bytes = Array("HTTP/1.1 abc nonsense\r\n\r\n".utf8)
                 _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

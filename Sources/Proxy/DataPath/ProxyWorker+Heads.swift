@@ -270,6 +270,9 @@ extension ProxyWorker {
                 if http.serverTransformation == .overwrite { continue }
             case .date:
                 sawDate = true
+            case .contentLength:
+                // A 204's `content-length: 0` is dropped, as Envoy's codec drops it.
+                if p.statusCode == 204 { continue }
             default:
                 break
             }

@@ -181,6 +181,8 @@ extension ProxyWorker {
                         offset += headLength  // 100 Continue and friends: the proxy answered Expect itself
                         continue
                     }
+                    // Envoy's codec refuses a 204 that declares a body (a protocol error: 502).
+                    if responseParser.statusCode == 204 && responseParser.declaresBody { return .malformed }
                     if retriesResponse(responseParser.statusCode, s) { return .retry(responseParser.statusCode) }
                     if s.pointee.websocket { return .handshakeRefused(responseParser.statusCode) }
                     s.pointee.upstreamServiceNanos = loop.now - s.pointee.upstreamStartNanos
