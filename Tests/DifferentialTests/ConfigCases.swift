@@ -214,6 +214,8 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "server-names-star", feature: "a server name that is only a wildcard",
                edits: [("    - filters:\n", "    - filter_chain_match: { server_names: [ \"*\" ] }\n      filters:\n")],
                refusalPath: "static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names[0]"),
+    ConfigCase(name: "drain-and-delayed-close-timeouts", feature: "Connection manager drain_timeout and delayed_close_timeout",
+               edits: [("          stat_prefix: main\n", "          stat_prefix: main\n          drain_timeout: 2s\n          delayed_close_timeout: 0s\n")]),
     ConfigCase(name: "tcp-keepalive", feature: "Cluster upstream_connection_options.tcp_keepalive",
                edits: [(clusterAnchor, clusterAnchor + "    upstream_connection_options: { tcp_keepalive: { keepalive_time: 30 } }\n")]),
     ConfigCase(name: "endpoint-priority", feature: "Locality priority levels (priority 0 and 1)",

@@ -93,6 +93,20 @@ final class RawClient {
         return text + (eof ? "<end>" : "<timeout>")
     }
 
+    /// Whether the peer closes the connection within `seconds` (bytes before the end are read and
+    /// dropped): "closed" (end of stream or reset) or "open" (the wait ran out).
+    func closedWithin(seconds: Int) -> String {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { continue }
+            if n == 0 || errno == ECONNRESET { return "closed" }
+            return "open"
+        }
+    }
+
     /// Closes both directions now (the deinit closes the descriptor).
     func shutdownBoth() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 

@@ -50,4 +50,27 @@ final class MaxConnectionDurationDifferentialTests: XCTestCase {
         XCTAssertEqual(seen.ballast, ["idle first: 200 connection=-", "reached: 1", "idle after: 200 connection=close",
                                       "busy: 200 connection=close", "reached: 2", "upstream reached: true"])
     }
+
+    /// `drain_timeout` and `delayed_close_timeout` set (0.3 s and 0 s): an idle connection that
+    /// reached max_connection_duration is closed by the proxy at the end of that drain, long
+    /// before the defaults' 6 s; with the defaults it is still open after 3 s.
+    func testDrainTimeoutsCloseIdleConnectionsAsEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        for timeouts in ["drain_timeout: 0.3s, delayed_close_timeout: 0s", ""] {
+            let seen = try observeEnvoyAndBallast("drain-timeout", config: { port, admin, _ in
+                singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
+                                        hcmExtra: "common_http_protocol_options: {max_connection_duration: 0.5s}" + (timeouts.isEmpty ? "" : "\n          " + timeouts.replacingOccurrences(of: ", ", with: "\n          ")),
+                                        clusters: [staticCluster("up", ports: [upstream.port])])
+            }, observe: { _, port in
+                let idle = try RawClient(port: port)
+                idle.send("GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+                let first = idle.readResponse().map { "\($0.status)" } ?? "none"
+                // Closed within 3 s of the request, or still open (a bounded wait, not a timing).
+                return ["first: \(first)", "then: \(idle.closedWithin(seconds: 3))"]
+            })
+            XCTAssertEqual(seen.ballast, seen.envoy, "drain with '\(timeouts)' differs from Envoy 1.40")
+            XCTAssertEqual(seen.ballast, ["first: 200", timeouts.isEmpty ? "then: open" : "then: closed"], timeouts)
+        }
+    }
 }

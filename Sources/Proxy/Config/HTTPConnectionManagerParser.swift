@@ -78,10 +78,7 @@ extension BootstrapParser {
         let streamIdle = timeout(f, "stream_idle_timeout", default: 300_000_000_000)
         let delayedClose = timeout(f, "delayed_close_timeout", default: 1_000_000_000)
         let skipXff = f["skip_xff_append"]?.bool()
-        let timeoutsOK = [
-            f.refuseUnapplied("drain_timeout", "the grace period between Connection: close and closing on drain"),
-            f.refuseUnapplied("delayed_close_timeout", "how long a closing connection waits for the peer to close first"),
-        ].allSatisfy { $0 }
+        let timeoutsOK = f["drain_timeout"] == nil || drain != nil
         var acceptHTTP10: Bool? = false
         if let o = f["http_protocol_options"]?.fields(
             known: ["accept_http_10"],

@@ -469,6 +469,9 @@ public final class HTTPPlan: Sendable {
     /// `drain_timeout` + `delayed_close_timeout` (Envoy's 5 s + 1 s): when a drained idle
     /// connection closes.
     let drainCloseNanos: Int64
+    /// `delayed_close_timeout` (Envoy's 1 s; nil when 0s): how long a connection the proxy
+    /// closes lingers, half-closed, for the client's end of stream; nil: closed once flushed.
+    let delayedCloseNanos: Int64?
     /// `request_headers_timeout`: a partial request head older than this gets 408 (nil: none).
     let requestHeadersTimeoutNanos: Int64?
     /// `request_timeout`: the whole request must arrive within this from its first byte (nil: none).
@@ -626,6 +629,7 @@ public final class HTTPPlan: Sendable {
         idleTimeoutNanos = c.idleTimeoutNanos
         maxConnectionDurationNanos = c.maxConnectionDurationNanos
         drainCloseNanos = c.drainTimeoutNanos + (c.delayedCloseTimeoutNanos ?? 0)
+        delayedCloseNanos = c.delayedCloseTimeoutNanos
         requestHeadersTimeoutNanos = c.requestHeadersTimeoutNanos
         stripHostPort = c.stripHostPort
         requestTimeoutNanos = c.requestTimeoutNanos

@@ -227,7 +227,8 @@ extension ProxyWorker {
             flushDownstream(d, loop)
             if d.pointee.out.inFlight { return }
         }
-        if d.pointee.peerClosed {
+        // delayed_close_timeout 0s: closed as soon as the output is out, as Envoy does.
+        if d.pointee.peerClosed || (http != nil && http?.delayedCloseNanos == nil) {
             closeDownstream(token, loop, flags: [])
             return
         }
@@ -237,7 +238,7 @@ extension ProxyWorker {
             d.pointee.receivePaused = false
             loop.backend.resumeReceive(fd: d.pointee.fd)
         }
-        d.pointee.lingerDeadline = loop.now + Self.lingerNanos
+        d.pointee.lingerDeadline = loop.now + (http?.delayedCloseNanos ?? Self.lingerNanos)
         armDownstreamTimer(token, d, loop)
     }
 
