@@ -57,6 +57,7 @@ final class RawClient {
         guard !eof else { return false }
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }  // the receive timeout ran out: still open
         if n <= 0 { eof = true; return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true
