@@ -7,8 +7,10 @@ import Glibc
 
 /// One client connection through a proxy worker on the scripted backend (`ScriptedProxy`), driven
 /// by the input: arbitrary client bytes in arbitrary pieces, interleaved with peer events (client
-/// FIN or reset, short writes, upstream connect failures and resets) and a scripted upstream that
-/// answers every request it is sent. After every input: no trap, the client got nothing or a
+/// FIN or reset, short writes, upstream connect failures and resets), the clock jumping ahead
+/// (every timer due fires: connect, idle and route timeouts, lingering closes), reloads (the
+/// same bootstrap published again as a new generation) and a scripted upstream that answers
+/// every request it is sent. After every input: no trap, the client got nothing or a
 /// well-formed HTTP/1.1 status line, and once the client and the idle upstreams are gone every
 /// connection, stream, pool buffer and circuit-breaker unit is given back.
 ///
@@ -55,6 +57,10 @@ let connectionScriptYAML = """
     """
 // Compiled once: the YAML loader has its own target, and compiling per input would dominate.
 nonisolated(unsafe) let connectionScriptPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap)
+/// What a reload publishes: the same bootstrap compiled again, lent the first plane's
+/// circuit-breaker counters as a real reload is.
+nonisolated(unsafe) let connectionScriptReloadPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap,
+                                                                             previous: connectionScriptPlane)
 
 let connectionScriptResponses = [
     Array("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".utf8),
@@ -70,6 +76,7 @@ final class ConnectionScriptSession {
     var upstreams: [Int32: Int] = [:]
     var closesSeen = 0
     var responseChoice = 0
+    var generation: UInt32 = 0
 
     init() throws {
         proxy = try ScriptedProxy(plane: connectionScriptPlane)
@@ -128,6 +135,19 @@ final class ConnectionScriptSession {
         sync()
     }
 
+    /// The clock jumps 2^`step` ms ahead (1 ms to ~24 days) and the due timers fire.
+    func advance(_ step: UInt8) {
+        proxy.advance(nanos: 1_000_000 << Int64(min(step, 31)))
+        sync()
+    }
+
+    /// A reload: the two compiled planes take turns.
+    func reload() {
+        generation += 1
+        proxy.publish(generation % 2 == 1 ? connectionScriptReloadPlane : connectionScriptPlane, generation: generation)
+        sync()
+    }
+
     func resetAnUpstream(_ pick: UInt8) {
         let open = upstreams.keys.sorted()
         guard !open.isEmpty else { return }
@@ -166,6 +186,8 @@ func runConnectionScriptDetailed(_ input: UnsafeRawBufferPointer) -> (problem: S
         let piece = payload[start..<end]
         start = end
         switch op & 7 {
+        case 1: s.deliver(piece); s.reload()
+        case 2: s.deliver(piece); s.advance(op >> 3)
         case 3: s.pump(); s.deliver(piece)
         case 4: s.deliver(piece); s.pump(shortWrite: Int(op >> 3) + 1)
         case 5: s.deliver(piece); s.pump(); s.clientEnd(0)

@@ -2,7 +2,7 @@
 // -enable-testing -DBALLAST_TESTABLE): `swift build -c release` builds an empty module.
 #if BALLAST_TESTABLE
 @testable import Balancers
-import EventLoop
+@testable import EventLoop
 import Glibc
 @testable import Proxy
 
@@ -86,6 +86,17 @@ final class ScriptedProxy {
         let c = backend.pendingConnects.removeFirst()
         worker.handle(Completion(kind: .connect, fd: c.fd, result: result, token: c.token), loop: loop)
         return c.fd
+    }
+
+    /// The loop's clock moves `nanos` ahead and every timer due by then fires, in deadline order.
+    func advance(nanos: Int64) {
+        loop.latestNow += nanos
+        while let id = loop.timers.popExpired(now: loop.now) { worker.timerFired(id, loop: loop) }
+    }
+
+    /// A reload: `plane` is published to the worker as generation `generation`.
+    func publish(_ plane: DataPlane, generation: UInt32) {
+        worker.received(.publish(plane, generation: generation), loop: loop)
     }
 
     /// The token completions on `fd` carry: its receive token, else its connect token.

@@ -40,6 +40,23 @@ final class ConnectionScriptTests: XCTestCase {
         XCTAssertTrue(bad.hasPrefix("HTTP/1.1 400 "), bad)
     }
 
+    /// The clock and reload ops: a request whose upstream never connects gets the connect
+    /// timeout's 503 once the clock passes 0.5 s; a reload between two requests leaves both
+    /// answered; every invariant holds after each.
+    func testTimersAndReloads() throws {
+        func output(_ bytes: [UInt8]) -> String {
+            let r = bytes.withUnsafeBytes { runConnectionScriptDetailed($0) }
+            XCTAssertNil(r.problem)
+            return String(decoding: r.clientOutput, as: UTF8.self)
+        }
+        let get = "GET /up HTTP/1.1\r\nHost: a\r\n\r\n"
+        // Op 2 with step 10 (op 2 | 10 << 3): the clock moves 1.024 s before the connect completes.
+        let timedOut = output(input(seed: 0, script: [2 | 10 << 3], get))
+        XCTAssertTrue(timedOut.hasPrefix("HTTP/1.1 503 "), timedOut)
+        let reloaded = output(input(seed: 7, script: [1, 3, 1, 0], get + get))
+        XCTAssertEqual(reloaded.components(separatedBy: "HTTP/1.1 200 OK\r\n").count - 1, 2, reloaded)
+    }
+
     /// The checks can fail: malformed status lines are rejected, and the cuts cover the input.
     func testStatusLineCheckAndCuts() throws {
         XCTAssertNil(run(input(seed: 0, script: [], "GET /up HTTP/1.1\r\nHost: a\r\n\r\n")))
