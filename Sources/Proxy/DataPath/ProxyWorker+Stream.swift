@@ -53,6 +53,7 @@ extension ProxyWorker {
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
+        if http.cache != nil { ctx.cache = responseCache }
         if let upgrade = p.pointee.upgradeRange {
             // Envoy decides before the filter chain runs, on the route's upgrade_configs or the manager's.
             var routeUpgrades: UpgradePolicy? = nil
@@ -83,7 +84,15 @@ extension ProxyWorker {
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
             s.pointee.corsRoute = Int32(ctx.corsRoute)
         }
+        if ctx.cacheLookup.fill >= 0 || ctx.cacheLookup.validate >= 0 {
+            s.pointee.cache.fill = ctx.cacheLookup.fill
+            s.pointee.cache.validate = ctx.cacheLookup.validate
+            s.pointee.cache.validateGeneration = ctx.cacheLookup.validateGeneration
+            s.pointee.cache.vary = ctx.cacheLookup.vary
+        }
         switch ctx.decision {
+        case .cacheHit(let entry, let age):
+            serveFromCache(entry, age: age, token, d, loop)
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
         case .localReply(let reply):
@@ -211,6 +220,7 @@ extension ProxyWorker {
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
+        if http.cache != nil { ctx.cache = responseCache }
         ctx.route = http.routes.resolve(ctx.request)
         ctx.faultActive = s.pointee.faultActive
         ctx.resumingDelay = resumingDelay
@@ -258,6 +268,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
+        if s.pointee.cache.validate >= 0 { addValidators(s) }
         if responseReadsRequest { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
@@ -516,6 +527,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
+        if s.pointee.cache.fill >= 0 { dropCacheFill(s) }
         compressors.release(s.pointee.compressorStream)
         inflaters.release(s.pointee.inflater)
         if s.pointee.requestValues.isAllocated { pool.release(&s.pointee.requestValues) }
