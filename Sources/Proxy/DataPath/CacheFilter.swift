@@ -18,6 +18,8 @@ enum CacheFilter {
         var sawCacheControl = false
         var pragmaNoCache = false
         var vary: UInt64 = 0xcbf29ce484222325
+        var rangeCount = 0
+        var rangeValue = 0..<0
         for i in 0..<r.headerCount {
             let name = r.headerName(i)
             switch name.count {
@@ -32,6 +34,9 @@ enum CacheFilter {
             case 13 where ASCII.equalsCaseInsensitive(b, name, "cache-control"):
                 sawCacheControl = true
                 directives.read(b, r.headerValue(i))
+            case 5 where ASCII.equalsCaseInsensitive(b, name, "range"):
+                rangeCount += 1
+                rangeValue = r.headerValue(i)
             case 6 where ASCII.equalsCaseInsensitive(b, name, "pragma"):
                 if ASCII.listContainsToken(b, r.headerValue(i), "no-cache") { pragmaNoCache = true }
             default:
@@ -62,7 +67,8 @@ enum CacheFilter {
             let now = HTTPDateField.wallNanos()
             let age = cache[i].age(now: now)
             if !cache[i].requiresValidation(directives, age: age) {
-                ctx.decision = .cacheHit(entry: i, age: age)
+                let range = rangeCount == 1 ? CacheRange.of(b, rangeValue, length: cache[i].body.count) : .none
+                ctx.decision = .cacheHit(entry: i, age: age, range: range)
                 return .stopIteration
             }
             lookup.validate = i
@@ -74,6 +80,43 @@ enum CacheFilter {
         }
         ctx.cacheLookup = lookup
         return .continue
+    }
+}
+
+/// A request's byte range against a stored body, as Envoy's cache answers it: one range only
+/// (`bytes=first-last`, `first-`, `-suffix`; anything else, or several, is ignored); one
+/// covering the whole body is no range.
+enum CacheRange: Equatable {
+    case none
+    case partial(Range<Int>)
+    case unsatisfiable
+
+    static func of(_ b: UnsafeRawBufferPointer, _ value: Range<Int>, length: Int) -> CacheRange {
+        let prefix: [UInt8] = Array("bytes=".utf8)  // compared as Envoy does: case-sensitively
+        guard value.count > 6, (0..<6).allSatisfy({ b[value.lowerBound + $0] == prefix[$0] }) else { return .none }
+        var i = value.lowerBound + 6
+        for k in i..<value.upperBound where b[k] == ASCII.comma { return .none }
+        func digits() -> Int? {
+            let start = i
+            while i < value.upperBound && b[i] >= 0x30 && b[i] <= 0x39 { i += 1 }
+            return i > start ? (ASCII.parseDecimal(b, start..<i) ?? Int.max) : nil
+        }
+        let first = digits()
+        guard i < value.upperBound, b[i] == UInt8(ascii: "-") else { return .none }
+        i += 1
+        let last = digits()
+        guard i == value.upperBound, first != nil || last != nil else { return .none }
+        if let first, let last, first > last { return .none }
+        if length == 0 { return .unsatisfiable }
+        guard let first else {
+            let suffix = last!
+            if suffix == 0 { return .unsatisfiable }
+            if suffix >= length { return .none }
+            return .partial((length - suffix)..<length)
+        }
+        if first >= length { return .unsatisfiable }
+        if let last, last < length - 1 { return .partial(first..<(last + 1)) }
+        return first == 0 ? .none : .partial(first..<length)
     }
 }
 

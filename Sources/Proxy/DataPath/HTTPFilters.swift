@@ -158,7 +158,7 @@ enum StreamDecision {
     /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
     case discardBody(resumeAt: Int)
     /// Answer from the worker's response cache: a fresh entry, `age` seconds old.
-    case cacheHit(entry: Int32, age: Int64)
+    case cacheHit(entry: Int32, age: Int64, range: CacheRange)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and

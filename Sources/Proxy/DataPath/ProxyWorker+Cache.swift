@@ -30,65 +30,103 @@ extension ProxyWorker {
     // MARK: hit
 
     /// Answers the active stream from a fresh entry: status line, stored fields with `age`, the
-    /// connection manager's date / server / framing, and the body, in one buffer.
-    func serveFromCache(_ i: Int32, age: Int64, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+    /// connection manager's date / server / framing, and the body, in one buffer. A single byte
+    /// range of the request is answered 206 (or 416 when unsatisfiable), as Envoy's cache does.
+    func serveFromCache(_ i: Int32, age: Int64, range: CacheRange, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
         let e = responseCache[i]
-        s.pointee.status = e.status
         s.pointee.flags.insert(.responseFromCacheFilter)
         s.pointee.details = .responseFromCacheFilter
         let closing = !s.pointee.keepAlive || !s.pointee.requestComplete || d.pointee.closeAfterFlush
-        writeStoredResponse(e, fields: e.head, age: age, closing: closing, s, d)
+        writeStoredResponse(e, fields: e.head, age: age, range: range, closing: closing, s, d)
         s.pointee.responseHeadDone = true
         s.pointee.responseComplete = true
         if closing || !s.pointee.keepAlive { d.pointee.beginClosing() }
         endStream(token, d, loop, reuseUpstream: false)
     }
 
-    /// Writes a response made of `fields` (stored field lines; `age` replaces or follows a stored
-    /// age when given) and the entry's status and body.
-    private func writeStoredResponse(_ e: ResponseCache.Entry, fields: UnsafeRawBufferPointer, age: Int64?, closing: Bool,
-                                     _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+    /// Writes a response made of `fields` (stored field lines; `age` replaces a stored age or
+    /// follows the fields when given) and the entry's status and body (or the range's part).
+    private func writeStoredResponse(_ e: ResponseCache.Entry, fields: UnsafeRawBufferPointer, age: Int64?, range: CacheRange = .none,
+                                     closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
         guard let http else { return }
-        let body = e.body
+        let whole = e.body
+        var status = Int(e.status)
+        var part = 0..<whole.count
+        switch range {
+        case .none: break
+        case .partial(let r): status = 206; part = r
+        case .unsatisfiable: status = 416; part = 0..<0
+        }
+        let body = UnsafeRawBufferPointer(rebasing: whole[part])
+        let lengthSet = range != .none  // content-length is the part's (set in place, or added)
+        s.pointee.status = Int32(status)
         let sendBody = !s.pointee.isHEAD
         let cors = corsDecoration(s)
         var hasDate = false
         var hasServer = false
         var hasLength = false
-        var ageRange: Range<Int>? = nil
-        var lines = FieldLines(fields)
-        while let f = lines.next() {
+        var hasAge = false
+        var scan = FieldLines(fields)
+        while let f = scan.next() {
             switch f.name.count {
             case 4 where ASCII.equalsCaseInsensitive(fields, f.name, "date"): hasDate = true
             case 6 where ASCII.equalsCaseInsensitive(fields, f.name, "server"): hasServer = true
             case 14 where ASCII.equalsCaseInsensitive(fields, f.name, "content-length"): hasLength = true
-            case 3 where ASCII.equalsCaseInsensitive(fields, f.name, "age"): ageRange = f.value
+            case 3 where ASCII.equalsCaseInsensitive(fields, f.name, "age"): hasAge = true
             default: break
             }
         }
-        let chunked = !hasLength && body.count > 0 && !s.pointee.http10
-        if !hasLength && body.count > 0 && s.pointee.http10 { s.pointee.keepAlive = false }  // the close ends the body
-        let capacity = 128 + fields.count + 32 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
+        let framedByLength = hasLength || lengthSet
+        let chunked = !framedByLength && body.count > 0 && !s.pointee.http10
+        if !framedByLength && body.count > 0 && s.pointee.http10 { s.pointee.keepAlive = false }  // the close ends the body
+        let capacity = 192 + fields.count + 96 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s)
             + (sendBody ? body.count + 32 : 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return }
         var w = ByteWriter(base, capacity: capacity)
         w.put(s.pointee.http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        w.putDecimal(Int(e.status))
+        w.putDecimal(status)
         w.put(byte: ASCII.space)
-        w.put(HeadWriter.reasonPhrase(for: Int(e.status)) ?? "Unknown")
+        w.put(HeadWriter.reasonPhrase(for: status) ?? "Unknown")
         w.crlf()
-        if let age, let r = ageRange {
-            w.put(UnsafeRawBufferPointer(rebasing: fields[0..<r.lowerBound]))
-            w.putDecimal(Int(age))
-            w.put(UnsafeRawBufferPointer(rebasing: fields[r.upperBound...]))
-        } else {
-            w.put(fields)
-            if let age {
+        var lines = FieldLines(fields)
+        while let f = lines.next() {
+            if let age, f.name.count == 3, ASCII.equalsCaseInsensitive(fields, f.name, "age") {
                 w.put("age: ")
                 w.putDecimal(Int(age))
                 w.crlf()
+            } else if lengthSet, f.name.count == 14, ASCII.equalsCaseInsensitive(fields, f.name, "content-length") {
+                w.put("content-length: ")
+                w.putDecimal(body.count)
+                w.crlf()
+            } else {
+                w.put(UnsafeRawBufferPointer(rebasing: fields[f.line]))
             }
+        }
+        if let age, !hasAge {
+            w.put("age: ")
+            w.putDecimal(Int(age))
+            w.crlf()
+        }
+        switch range {
+        case .none: break
+        case .partial(let r):
+            w.put("content-range: bytes ")
+            w.putDecimal(r.lowerBound)
+            w.put(byte: UInt8(ascii: "-"))
+            w.putDecimal(r.upperBound - 1)
+            w.put(byte: UInt8(ascii: "/"))
+            w.putDecimal(whole.count)
+            w.crlf()
+        case .unsatisfiable:
+            w.put("content-range: bytes */")
+            w.putDecimal(whole.count)
+            w.crlf()
+        }
+        if lengthSet && !hasLength {
+            w.put("content-length: ")
+            w.putDecimal(body.count)
+            w.crlf()
         }
         if !hasDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
@@ -99,11 +137,10 @@ extension ProxyWorker {
         }
         if chunked {
             w.put("transfer-encoding: chunked\r\n")
-        } else if !hasLength && body.count == 0 && e.status != 204 && e.status != 304 {
+        } else if !framedByLength && body.count == 0 && status != 204 && status != 304 {
             w.put("content-length: 0\r\n")
         }
-        let closes = closing || !s.pointee.keepAlive
-        if closes {
+        if closing || !s.pointee.keepAlive {
             w.put("connection: close\r\n")
         } else if s.pointee.http10 {
             w.put("connection: keep-alive\r\n")
@@ -318,7 +355,6 @@ extension ProxyWorker {
         }
         guard !w.overflowed else { return false }
         merged.count = w.count
-        s.pointee.status = cache[i].status
         s.pointee.flags.insert(.responseFromCacheFilter)
         s.pointee.details = .responseFromCacheFilter
         let closing = !s.pointee.keepAlive || d.pointee.closeAfterFlush || !s.pointee.requestComplete

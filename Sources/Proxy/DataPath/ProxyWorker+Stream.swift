@@ -91,8 +91,8 @@ extension ProxyWorker {
             s.pointee.cache.vary = ctx.cacheLookup.vary
         }
         switch ctx.decision {
-        case .cacheHit(let entry, let age):
-            serveFromCache(entry, age: age, token, d, loop)
+        case .cacheHit(let entry, let age, let range):
+            serveFromCache(entry, age: age, range: range, token, d, loop)
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
         case .localReply(let reply):
