@@ -21,8 +21,9 @@ extension BootstrapParser {
             diagnostics.error(path.appending("typed_config").appending("typed_config"), "required field missing (the cache storage)", location: nil)
             return nil
         }
+        // Envoy 1.40's CacheConfig (thundering_herd_handler came later: unknown there too).
         guard let f = body.fields(known: (typed ? ["@type"] : []) + ["typed_config", "disabled", "allowed_vary_headers", "max_body_bytes",
-                                                                     "ignore_request_cache_control_header", "thundering_herd_handler"],
+                                                                     "ignore_request_cache_control_header"],
                                   unsupported: ["key_creator_params"]) else { return nil }
         var ok = true
         var disabled = false
@@ -44,14 +45,6 @@ extension BootstrapParser {
         if let v = f["max_body_bytes"] { if let n = v.int(0...Int(UInt32.max)) { maxBody = n } else { ok = false } }
         var ignoreRequest = false
         if let v = f["ignore_request_cache_control_header"] { if let b = v.bool() { ignoreRequest = b } else { ok = false } }
-        if let v = f.present("thundering_herd_handler") {
-            // Envoy's default (`none`) lets every miss go upstream, as Ballast does.
-            if let h = v.fields(known: ["none"], unsupported: ["block_until_completion"]) {
-                if let n = h.present("none"), n.fields(known: []) == nil { ok = false }
-            } else {
-                ok = false
-            }
-        }
         guard ok else { return nil }
         if disabled { return .some(nil) }
         return CacheFilterConfig(allowedVaryHeaders: vary, maxBodyBytes: maxBody, ignoreRequestCacheControl: ignoreRequest)
