@@ -142,4 +142,80 @@ final class CacheDifferentialTests: XCTestCase {
         // The cache did something: the max-age scenario reached the upstream once.
         XCTAssertEqual(seen.ballast[3], "upstream 1: [\"\"]")
     }
+
+    /// The filter's fields against Envoy: allowed_vary_headers, ignore_request_cache_control_header,
+    /// and where Ballast differs on purpose (IntentionalDifferences `cache/...`): max_body_bytes
+    /// (Envoy 1.40 ignores it) and the per-worker entry bound (Envoy's simple cache has none).
+    /// Envoy 1.40 crashes on a response whose vary names an allowed header, so that case is not sent.
+    static let configuredFilter = "{name: envoy.filters.http.cache, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig}, allowed_vary_headers: [{exact: accept}], max_body_bytes: 10, ignore_request_cache_control_header: true}}"
+
+    /// (difference key, name, requests); bodies are "status 200" (10 bytes) unless said otherwise.
+    static let configuredScenarios: [(key: String, name: String, requests: [@Sendable () -> String])] = [
+        ("vary-unlisted", "allowed_vary_headers: a vary naming an unlisted header is not stored", [
+            { request("/vary-unlisted", ["x-reply-status: 200"] + reply("cache-control: max-age=60", "date: \(httpDate())", "vary: x-other")) },
+            { request("/vary-unlisted", ["x-reply-status: 200"]) }]),
+        ("ignore-request", "ignore_request_cache_control_header: no-cache, pragma and max-age=0 do not validate", [
+            { request("/ignore", ["x-reply-status: 200"] + reply("cache-control: max-age=60", "date: \(httpDate(-2))")) },
+            { request("/ignore", ["x-reply-status: 200", "cache-control: no-cache"]) }, { request("/ignore", ["x-reply-status: 200", "pragma: no-cache"]) },
+            { request("/ignore", ["x-reply-status: 200", "cache-control: max-age=0"]) }]),
+        ("ignore-request-no-store", "ignore_request_cache_control_header: a request's no-store does not stop storing", [
+            { request("/ignore-no-store", ["x-reply-status: 200", "cache-control: no-store"] + reply("cache-control: max-age=60", "date: \(httpDate())")) },
+            { request("/ignore-no-store", ["x-reply-status: 200"]) }]),
+        ("max-body-bytes", "max_body_bytes 10: a 16-byte body", [
+            { request("/max-body", reply("cache-control: max-age=60", "date: \(httpDate())")) }, { request("/max-body") }]),
+    ]
+
+    /// Distinct entries stored before the first is asked for again: one past Ballast's bound
+    /// (`ResponseCache.entryLimit`, 4096 per worker).
+    static let evictionCount = 4097
+
+    func testConfiguredCacheAgainstEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let seen = try observeEnvoyAndBallast("cache-configured", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
+                                    filters: [Self.configuredFilter], clusters: [staticCluster("up", ports: [upstream.port])])
+        }, observe: { proxy, port in
+            var out: [String] = []
+            for scenario in Self.configuredScenarios {
+                _ = upstream.takeHeads()
+                let client = try RawClient(port: port)
+                var lines: [String] = []
+                for make in scenario.requests {
+                    client.send(make())
+                    guard let r = client.readResponse() else { lines.append("(no response)"); continue }
+                    lines.append("\(r.statusLine) age \(r.header("age") == nil ? "absent" : "present") | \(r.text)")
+                }
+                out.append("\(scenario.key): \(lines.joined(separator: "; ")); upstream \(upstream.takeHeads().count)")
+            }
+            // The entry bound: as many distinct entries as Ballast keeps per worker, and one more,
+            // then the first again.
+            let client = try RawClient(port: port)
+            let fields = ["x-reply-status: 200"] + Self.reply("cache-control: max-age=600", "date: \(Self.httpDate())")
+            for k in 0..<Self.evictionCount {
+                client.send(Self.request("/evict/\(k)", fields))
+                guard client.readResponse() != nil else { out.append("eviction: no response at \(k)"); break }
+            }
+            _ = upstream.takeHeads()
+            client.send(Self.request("/evict/0", ["x-reply-status: 200"]))
+            let again = client.readResponse()
+            out.append("entry-bound: the first of \(Self.evictionCount) entries again: age \(again?.header("age") == nil ? "absent" : "present"); upstream \(upstream.takeHeads().count)")
+            return out
+        })
+        XCTAssertEqual(seen.envoy.count, seen.ballast.count)
+        var report: [String] = []
+        var differing: Set<String> = []
+        for (e, b) in zip(seen.envoy, seen.ballast) where e != b {
+            let key = "cache/" + (e.split(separator: ":").first.map(String.init) ?? "")
+            differing.insert(key)
+            if IntentionalDifferences.reason(for: key) == nil { report.append("\(key): not an intentional difference\n  envoy:   \(e)\n  ballast: \(b)") }
+        }
+        for entry in intentionalDifferences where entry.key.hasPrefix("cache/") && !differing.contains(entry.key) {
+            report.append("\(entry.key): listed in IntentionalDifferences.swift but Envoy and Ballast now agree; remove the entry")
+        }
+        XCTAssert(report.isEmpty, report.joined(separator: "\n"))
+        // What Ballast does there, exactly.
+        XCTAssertEqual(seen.ballast.last, "entry-bound: the first of \(Self.evictionCount) entries again: age absent; upstream 1")
+        XCTAssertEqual(seen.ballast.first { $0.hasPrefix("max-body-bytes") }, "max-body-bytes: HTTP/1.1 200 OK age absent | upstream says hi; HTTP/1.1 200 OK age absent | upstream says hi; upstream 2")
+    }
 }

@@ -51,6 +51,8 @@ final class FeatureTableTests: XCTestCase {
         rows.append("| decompressor: \(DecompressorDifferentialTests.statCount) decompressor.* stats after the same traffic | admin | same |")
         // CacheDifferentialTests fails on any difference: each row is "same" while it passes.
         for s in CacheDifferentialTests.scenarios { rows.append("| cache (simple in-memory): \(s.name) | cache | same |") }
+        for s in CacheDifferentialTests.configuredScenarios { rows.append("| cache (simple in-memory): \(s.name) | cache | \(verdict("cache/\(s.key)")) |") }
+        rows.append("| cache (simple in-memory): \(CacheDifferentialTests.evictionCount) distinct entries, then the first again | cache | \(verdict("cache/entry-bound")) |")
         for c in RuntimeDifferentialTests.cases {
             rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
         }
