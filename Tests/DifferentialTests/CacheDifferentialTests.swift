@@ -43,7 +43,7 @@ final class CacheDifferentialTests: XCTestCase {
             { request("/s-maxage", reply("cache-control: max-age=0, s-maxage=60", "date: \(httpDate())")) }, { request("/s-maxage") }]),
         ("expires and date", [
             { request("/expires", reply("expires: \(httpDate(60))", "date: \(httpDate())")) }, { request("/expires") }]),
-        ("expires without date: stored, validated", [
+        ("expires without date: not stored (no freshness data)", [
             { request("/expires-only", reply("expires: \(httpDate(60))", "cache-control: public")) }, { request("/expires-only") }]),
         ("stale by date: validated", [
             { request("/stale", reply("cache-control: max-age=10", "date: \(httpDate(-60))")) }, { request("/stale") }]),
