@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """CPU per request of a cache hit vs a proxied request through `ballast proxy` (cache filter,
-access log on), interleaved in one run.
+access log on), and of a proxied request on a listener without the cache filter, interleaved in
+one run.
 
 usage: scripts/bench_cache.py BALLAST [ROUNDS] [REQUESTS]
 
-One `ballast server` echo backend and one `ballast proxy` (one worker) whose chain is cache +
-router. Per round, in alternating order: REQUESTS requests (`ballast load -qps 0 -c 4 -n`) to a
-path whose 1 KiB answer is cacheable (every request after the first of the run is a hit), and to a
-path whose answer is not (looked up, missed, proxied). The proxy's CPU time (utime + stime from
-/proc) over each batch gives CPU per request; `ballast load` gives req/s. Prints the median and
-the range of each, and the hit/proxied ratios per round.
+One `ballast server` echo backend and one `ballast proxy` (one worker per listener) with two
+listeners: cache + router, and router alone. Per round, in rotating order: REQUESTS requests
+(`ballast load -qps 0 -c 4 -n`) to a path whose 1 KiB answer is cacheable (every request after the
+first of the run is a hit), to a path whose answer is not (looked up, missed, proxied), and that
+path on the listener without the filter. The proxy's CPU time (utime + stime from /proc) over each
+batch gives CPU per request; `ballast load` gives req/s. Prints the median and range of each, and
+the ratios to the filterless proxied request per round.
 """
 import json
 import os
@@ -61,6 +63,17 @@ static_resources:
           http_filters:
           - {{name: envoy.filters.http.cache, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig, typed_config: {{"@type": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig}}}}}}
           - {{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}
+  - address: {{socket_address: {{address: 127.0.0.1, port_value: {plain}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: plain
+          access_log: [{{name: envoy.access_loggers.file, typed_config: {{"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: {log}}}}}]
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, route: {{cluster: echo}}}}]}}]}}
+          http_filters:
+          - {{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}
   clusters:
   - {{name: echo, type: STATIC, load_assignment: {{cluster_name: echo, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {echo}}}}}}}}}]}}]}}}}
 """
@@ -75,10 +88,10 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
     requests = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
     work = tempfile.mkdtemp(prefix="bench-cache-")
-    echo, port, admin = free_port(), free_port(), free_port()
+    echo, port, plain, admin = free_port(), free_port(), free_port(), free_port()
     config = os.path.join(work, "proxy.yaml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(admin=admin, port=port, echo=echo, log=os.path.join(work, "access.log")))
+        f.write(CONFIG.format(admin=admin, port=port, plain=plain, echo=echo, log=os.path.join(work, "access.log")))
     procs = []
     try:
         procs.append(subprocess.Popen([ballast, "server", "--port", str(echo), "--address", "127.0.0.1", "--workers", "1"],
@@ -88,10 +101,12 @@ def main():
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proxy)
         wait_port(port)
-        results = {"hit": [], "proxied": []}
+        wait_port(plain)
+        kinds = ("hit", "proxied", "plain")
+        results = {k: [] for k in kinds}
 
         def batch(kind):
-            url = f"http://127.0.0.1:{port}" + (HIT if kind == "hit" else PROXIED)
+            url = f"http://127.0.0.1:{plain if kind == 'plain' else port}" + (HIT if kind == "hit" else PROXIED)
             before = cpu_seconds(proxy.pid)
             out = subprocess.run([ballast, "load", "-qps", "0", "-c", "4", "-n", str(requests), "-json", "-", url],
                                  capture_output=True, text=True, check=True).stdout
@@ -101,19 +116,22 @@ def main():
 
         batch("hit")  # warm: the entry is stored, pools and buffers grown
         batch("proxied")
+        batch("plain")
         for r in range(rounds):
-            for kind in (("hit", "proxied") if r % 2 == 0 else ("proxied", "hit")):
+            for k in range(3):
+                kind = kinds[(r + k) % 3]
                 results[kind].append(batch(kind))
-        for kind in ("hit", "proxied"):
+        for kind in kinds:
             cpu = [c for c, _ in results[kind]]
             qps = [q for _, q in results[kind]]
             print(f"{kind:8} CPU/request median {statistics.median(cpu):6.2f} us (range {min(cpu):.2f}-{max(cpu):.2f}); "
                   f"req/s median {statistics.median(qps):8.0f} (range {min(qps):.0f}-{max(qps):.0f})")
-        cpu_ratio = [h[0] / p[0] for h, p in zip(results["hit"], results["proxied"])]
-        qps_ratio = [h[1] / p[1] for h, p in zip(results["hit"], results["proxied"])]
-        print(f"hit/proxied CPU per request: median {statistics.median(cpu_ratio):.2f} (range {min(cpu_ratio):.2f}-{max(cpu_ratio):.2f}); "
-              f"req/s: median {statistics.median(qps_ratio):.2f} (range {min(qps_ratio):.2f}-{max(qps_ratio):.2f}); "
-              f"{rounds} rounds of {requests} requests, 4 connections, access log on")
+        for kind in ("hit", "proxied"):
+            cpu_ratio = [a[0] / b[0] for a, b in zip(results[kind], results["plain"])]
+            qps_ratio = [a[1] / b[1] for a, b in zip(results[kind], results["plain"])]
+            print(f"{kind}/plain CPU per request: median {statistics.median(cpu_ratio):.2f} (range {min(cpu_ratio):.2f}-{max(cpu_ratio):.2f}); "
+                  f"req/s: median {statistics.median(qps_ratio):.2f} (range {min(qps_ratio):.2f}-{max(qps_ratio):.2f})")
+        print(f"{rounds} rounds of {requests} requests per kind, 4 connections, access log on, 1 KiB bodies")
     finally:
         for p in procs:
             p.terminate()
