@@ -90,6 +90,13 @@ final class ResponseCacheTests: XCTestCase {
         XCTAssertTrue(e.requiresValidation(maxStale, age: 100), "must-revalidate: never served stale")
     }
 
+    func testAHugeStoredAgeIsBounded() {
+        let cache = ResponseCache(pool: BufferPool())
+        let i = store(cache, "/old", head: "cache-control: max-age=60\r\nage: 99999999999999999\r\n")
+        XCTAssertEqual(cache[i].ageValue, Int64(Int32.max))
+        XCTAssertTrue(cache[i].requiresValidation(RequestCacheControl(), age: cache[i].age(now: HTTPDateField.wallNanos())))
+    }
+
     func testHTTPDates() {
         func parse(_ s: String) -> Int64? { bytes(s).withUnsafeBytes { HTTPDateField.parse($0, 0..<$0.count) } }
         XCTAssertEqual(parse("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777)

@@ -92,6 +92,7 @@ extension ProxyWorker {
         }
         switch ctx.decision {
         case .cacheHit(let entry, let age, let range):
+            if let route = ctx.route { s.pointee.route = Int32(route.index) }  // %ROUTE_NAME% of a hit
             serveFromCache(entry, age: age, range: range, token, d, loop)
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)

@@ -218,7 +218,8 @@ extension ResponseCache.Entry {
                 hasExpires = true
                 expires = HTTPDateField.parse(h, f.value)
             case 3 where ASCII.equalsCaseInsensitive(h, f.name, "age"):
-                ageValue = Int64(ASCII.parseDecimal(h, f.value) ?? 0)
+                // Bounded (about 68 years) so the age arithmetic in nanoseconds cannot overflow.
+                ageValue = Int64(min(ASCII.parseDecimal(h, f.value) ?? 0, Int(Int32.max)))
                 ageValueRange = f.value
             case 4 where ASCII.equalsCaseInsensitive(h, f.name, "etag"):
                 etag = f.value
