@@ -229,16 +229,21 @@ enum RouterFilter {
             // Envoy answers a redirect as a direct response (details, stats), with an empty body.
             ctx.decision = .localReply(LocalReply(status: r.status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
         case .forward(let plan):
-            var cluster = plan.clusters[0].index
-            if plan.clusters.count > 1 {
-                var pick = Int(ctx.random % UInt64(plan.totalWeight))
-                for c in plan.clusters {
-                    if pick < c.weight { cluster = c.index; break }
-                    pick -= c.weight
-                }
-            }
-            ctx.decision = .forward(route: route.index, cluster: cluster)
+            ctx.decision = .forward(route: route.index, cluster: pickCluster(plan, random: ctx.random))
         }
         return .stopIteration
+    }
+
+    /// The route's cluster for this request (a weighted pick when it has several).
+    static func pickCluster(_ plan: ForwardPlan, random: UInt64) -> Int {
+        var cluster = plan.clusters[0].index
+        if plan.clusters.count > 1 {
+            var pick = Int(random % UInt64(plan.totalWeight))
+            for c in plan.clusters {
+                if pick < c.weight { cluster = c.index; break }
+                pick -= c.weight
+            }
+        }
+        return cluster
     }
 }

@@ -12,6 +12,8 @@ struct StreamCacheState {
     var vary: UInt64 = 0
     /// Decodes a chunked response's payload into the entry (the client gets the chunks as sent).
     var decoder = ChunkedDecoder()
+    /// The upstream's status when the client got another (a 304 answered from the entry), else 0.
+    var upstreamStatus: Int32 = 0
 }
 
 /// The cache filter's worker side (docs/cache.md): a fresh entry answered with one send; a
@@ -357,6 +359,7 @@ extension ProxyWorker {
         merged.count = w.count
         s.pointee.flags.insert(.responseFromCacheFilter)
         s.pointee.details = .responseFromCacheFilter
+        s.pointee.cache.upstreamStatus = 304
         let closing = !s.pointee.keepAlive || d.pointee.closeAfterFlush || !s.pointee.requestComplete
         writeStoredResponse(cache[i], fields: merged.bytes, age: nil, closing: closing, s, d)
         if etagMatches || !p.hasHeader(head, "etag") { refreshEntry(i, merged: merged.bytes, s) }

@@ -92,7 +92,11 @@ extension ProxyWorker {
         }
         switch ctx.decision {
         case .cacheHit(let entry, let age, let range):
-            if let route = ctx.route { s.pointee.route = Int32(route.index) }  // %ROUTE_NAME% of a hit
+            // The access log names a hit's route and cluster, as Envoy's (no upstream stats are charged).
+            if let route = ctx.route {
+                s.pointee.route = Int32(route.index)
+                if case .forward(let plan) = route.action { s.pointee.cluster = Int32(RouterFilter.pickCluster(plan, random: ctx.random)) }
+            }
             serveFromCache(entry, age: age, range: range, token, d, loop)
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
