@@ -107,6 +107,10 @@ final class CacheDifferentialTests: XCTestCase {
             { request("/age", reply("cache-control: max-age=60", "date: \(httpDate())", "age: 10")) }, { request("/age") }]),
     ]
 
+    static let comparedStats = ["cluster.up.upstream_rq_completed", "cluster.up.upstream_rq_200", "cluster.up.upstream_rq_304",
+                                "cluster.up.upstream_rq_404", "cluster.up.upstream_rq_2xx", "cluster.up.upstream_rq_3xx",
+                                "http.h.downstream_rq_2xx", "http.h.downstream_rq_4xx", "http.h.downstream_rq_completed", "http.h.rq_total"]
+
     func testCacheAgreesWithEnvoy() throws {
         let upstream = try RecordingUpstream()
         defer { upstream.stop() }
@@ -140,6 +144,11 @@ final class CacheDifferentialTests: XCTestCase {
                 }
                 out.append("upstream \(heads.count): \(validators)")
             }
+            // Hits charge no upstream stats; a validated response charges the upstream's 304.
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            for name in Self.comparedStats {
+                out.append(stats.first { $0.hasPrefix(name + ": ") } ?? "\(name): (absent)")
+            }
             out = out.map(Self.maskDates)
             ages[proxy.name] = proxyAges
             usleep(300_000)  // Envoy flushes its log every 10 ms
@@ -169,6 +178,9 @@ final class CacheDifferentialTests: XCTestCase {
     /// Envoy 1.40 crashes on a response whose vary names an allowed header, so that case is not sent.
     static let configuredFilter = "{name: envoy.filters.http.cache, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig}, allowed_vary_headers: [{exact: accept}], max_body_bytes: 10, ignore_request_cache_control_header: true}}"
 
+    /// After the cache: a fault filter aborting every request it sees with 418.
+    static let faultAfterCache = "{name: envoy.filters.http.fault, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: {http_status: 418, percentage: {numerator: 100}}}}"
+
     /// (difference key, name, requests); bodies are "status 200" (10 bytes) unless said otherwise.
     static let configuredScenarios: [(key: String, name: String, requests: [@Sendable () -> String])] = [
         ("vary-unlisted", "allowed_vary_headers: a vary naming an unlisted header is not stored", [
@@ -181,6 +193,9 @@ final class CacheDifferentialTests: XCTestCase {
         ("ignore-request-no-store", "ignore_request_cache_control_header: a request's no-store does not stop storing", [
             { request("/ignore-no-store", ["x-reply-status: 200", "cache-control: no-store"] + reply("cache-control: max-age=60", "date: \(httpDate())")) },
             { request("/ignore-no-store", ["x-reply-status: 200"]) }]),
+        ("after-the-cache", "a filter after the cache sees only the requests the cache does not look up (POST, authorization)", [
+            { request("/after", ["x-reply-status: 200"]) }, { "POST /after HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\n\r\n" },
+            { request("/after", ["x-reply-status: 200", "authorization: x"]) }, { request("/after", ["x-reply-status: 200", "if-none-match: \"x\""]) }]),
         ("max-body-bytes", "max_body_bytes 10: a 16-byte body", [
             { request("/max-body", reply("cache-control: max-age=60", "date: \(httpDate())")) }, { request("/max-body") }]),
     ]
@@ -194,7 +209,7 @@ final class CacheDifferentialTests: XCTestCase {
         defer { upstream.stop() }
         let seen = try observeEnvoyAndBallast("cache-configured", config: { port, admin, _ in
             singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
-                                    filters: [Self.configuredFilter], clusters: [staticCluster("up", ports: [upstream.port])])
+                                    filters: [Self.configuredFilter, Self.faultAfterCache], clusters: [staticCluster("up", ports: [upstream.port])])
         }, observe: { proxy, port in
             var out: [String] = []
             for scenario in Self.configuredScenarios {
@@ -208,6 +223,9 @@ final class CacheDifferentialTests: XCTestCase {
                 }
                 out.append("\(scenario.key): \(lines.joined(separator: "; ")); upstream \(upstream.takeHeads().count)")
             }
+            // Envoy's connection manager router counts only the requests the cache did not look up.
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            out.append(stats.first { $0.hasPrefix("http.h.rq_total: ") } ?? "rq_total: (absent)")
             // The entry bound: as many distinct entries as Ballast keeps per worker, and one more,
             // then the first again.
             let client = try RawClient(port: port)

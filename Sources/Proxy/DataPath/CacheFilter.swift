@@ -4,8 +4,9 @@ import HTTP1
 /// decodeHeaders: a GET or HEAD without body, authorization or a conditional field (if-none-match,
 /// if-modified-since, if-range: those bypass the cache, as Envoy's) is looked up in the worker's
 /// `ResponseCache`. A fresh entry answers (`StreamDecision.cacheHit`); a stale one sends the
-/// request on with validators (`CacheLookup.validate`); a miss sends it on. Either way a GET that
-/// allows storing begins an entry, which the response path fills (ProxyWorker+Cache).
+/// request upstream with validators (`CacheLookup.validate`); a miss sends it upstream, skipping
+/// the filters after the cache as Envoy 1.40 does. Either way a GET that allows storing begins an
+/// entry, which the response path fills (ProxyWorker+Cache).
 enum CacheFilter {
     @inline(__always)
     static func decodeHeaders(_ ctx: inout FilterContext, _ plan: CachePlan) -> FilterStatus {
@@ -79,7 +80,12 @@ enum CacheFilter {
             lookup.fill = fill
         }
         ctx.cacheLookup = lookup
-        return .continue
+        // Envoy 1.40 sends a request its cache looked up through its own upstream request (an async
+        // client): the filters after the cache, and the connection manager's router (its rq_total),
+        // never see it. The route still decides where it goes.
+        _ = RouterFilter.decodeHeaders(&ctx)
+        ctx.routed = false
+        return .stopIteration
     }
 }
 
