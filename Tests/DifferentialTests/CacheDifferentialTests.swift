@@ -103,6 +103,9 @@ final class CacheDifferentialTests: XCTestCase {
         ("a range on a chunked entry: content-length added", [
             { request("/range-chunked", ["x-reply-chunked: 1"] + reply("cache-control: max-age=60", "date: \(httpDate())")) },
             { request("/range-chunked", ["range: bytes=2-5"]) }]),
+        ("the looked-up request's head: 192.0.2.2 appended to x-forwarded-for, x-envoy-internal, no expected timeout", [
+            { request("/async-head", ["x-forwarded-for: 1.2.3.4", "x-envoy-internal: false", "x-envoy-expected-rq-timeout-ms: 5"]) },
+            { request("/async-head", ["x-forwarded-for: 1.2.3.4", "authorization: x"]) }]),
         ("a stored age counts", [
             { request("/age", reply("cache-control: max-age=60", "date: \(httpDate())", "age: 10")) }, { request("/age") }]),
     ]
@@ -143,6 +146,7 @@ final class CacheDifferentialTests: XCTestCase {
                     head.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("if-") }.sorted().joined(separator: ", ")
                 }
                 out.append("upstream \(heads.count): \(validators)")
+                out += heads.map { "upstream head: " + normalizedHead($0) }
             }
             // Hits charge no upstream stats; a validated response charges the upstream's 304.
             let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)

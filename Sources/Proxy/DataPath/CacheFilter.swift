@@ -64,6 +64,7 @@ enum CacheFilter {
 
         var lookup = CacheLookup()
         lookup.vary = vary
+        lookup.lookedUp = true
         if let i = cache.find(hash: key, host: host, path: path), cache[i].vary == nil || cache[i].vary == vary {
             let now = HTTPDateField.wallNanos()
             let age = cache[i].age(now: now)
@@ -135,6 +136,8 @@ struct CacheLookup {
     var validateGeneration: UInt32 = 0
     /// The request's allowed-vary-header digest.
     var vary: UInt64 = 0
+    /// The cache looked the request up (it goes upstream as the cache's own request).
+    var lookedUp = false
 }
 
 /// The cache filter of a chain, compiled.

@@ -14,6 +14,8 @@ struct StreamCacheState {
     var decoder = ChunkedDecoder()
     /// The upstream's status when the client got another (a 304 answered from the entry), else 0.
     var upstreamStatus: Int32 = 0
+    /// The cache looked the request up and sends it upstream itself (Envoy's async client).
+    var lookedUp = false
 }
 
 /// The cache filter's worker side (docs/cache.md): a fresh entry answered with one send; a
@@ -165,6 +167,47 @@ extension ProxyWorker {
     }
 
     // MARK: request
+
+    /// The head of a looked-up request as Envoy 1.40's cache sends it (through its async client):
+    /// the async client's downstream address 192.0.2.2 appended to x-forwarded-for (or set), and
+    /// `x-envoy-internal: true`; no x-envoy-expected-rq-timeout-ms.
+    func rewriteForCacheUpstream(_ s: UnsafeMutablePointer<Stream>) {
+        let head = s.pointee.requestHead.bytes
+        guard head.count >= 4 else { return }
+        var out = pool.acquire(minimumCapacity: head.count + 64)
+        guard let base = out.base else { return }
+        var w = ByteWriter(base, capacity: out.capacity)
+        var requestLineEnd = 0
+        while requestLineEnd + 1 < head.count && !(head[requestLineEnd] == ASCII.cr && head[requestLineEnd + 1] == ASCII.lf) { requestLineEnd += 1 }
+        w.put(UnsafeRawBufferPointer(rebasing: head[0..<(requestLineEnd + 2)]))
+        var fields = FieldLines(UnsafeRawBufferPointer(rebasing: head[(requestLineEnd + 2)..<(head.count - 2)]))
+        let f0 = requestLineEnd + 2
+        var sawForwardedFor = false
+        while let f = fields.next() {
+            let name = (f0 + f.name.lowerBound)..<(f0 + f.name.upperBound)
+            let line = (f0 + f.line.lowerBound)..<(f0 + f.line.upperBound)
+            switch name.count {
+            case 30 where ASCII.equalsCaseInsensitive(head, name, "x-envoy-expected-rq-timeout-ms"): continue
+            case 16 where ASCII.equalsCaseInsensitive(head, name, "x-envoy-internal"): continue
+            case 15 where !sawForwardedFor && ASCII.equalsCaseInsensitive(head, name, "x-forwarded-for"):
+                sawForwardedFor = true
+                let value = (f0 + f.value.lowerBound)..<(f0 + f.value.upperBound)
+                w.put(UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<value.upperBound]))
+                w.put(",192.0.2.2\r\n")
+                continue
+            default:
+                break
+            }
+            w.put(UnsafeRawBufferPointer(rebasing: head[line]))
+        }
+        w.put("x-envoy-internal: true\r\n")
+        if !sawForwardedFor { w.put("x-forwarded-for: 192.0.2.2\r\n") }
+        w.crlf()
+        guard !w.overflowed else { pool.release(&out); return }
+        out.count = w.count
+        pool.release(&s.pointee.requestHead)
+        s.pointee.requestHead = out
+    }
 
     /// A stale entry's validators on the request going upstream: if-none-match (its etag) and
     /// if-modified-since (its last-modified when that is a valid date, else its date, empty when it

@@ -84,7 +84,8 @@ extension ProxyWorker {
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
             s.pointee.corsRoute = Int32(ctx.corsRoute)
         }
-        if ctx.cacheLookup.fill >= 0 || ctx.cacheLookup.validate >= 0 {
+        if ctx.cacheLookup.lookedUp {
+            s.pointee.cache.lookedUp = true
             s.pointee.cache.fill = ctx.cacheLookup.fill
             s.pointee.cache.validate = ctx.cacheLookup.validate
             s.pointee.cache.validateGeneration = ctx.cacheLookup.validateGeneration
@@ -273,7 +274,10 @@ extension ProxyWorker {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
         }
-        if s.pointee.cache.validate >= 0 { addValidators(s) }
+        if s.pointee.cache.lookedUp {
+            rewriteForCacheUpstream(s)
+            if s.pointee.cache.validate >= 0 { addValidators(s) }
+        }
         if responseReadsRequest { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
