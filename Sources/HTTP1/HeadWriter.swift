@@ -246,6 +246,7 @@ public struct HeadWriter {
         case 413: return "Content Too Large"
         case 414: return "URI Too Long"
         case 415: return "Unsupported Media Type"
+        case 416: return "Range Not Satisfiable"
         case 417: return "Expectation Failed"
         case 429: return "Too Many Requests"
         case 426: return "Upgrade Required"

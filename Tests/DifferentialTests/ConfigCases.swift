@@ -122,7 +122,27 @@ private let vhostPath = "\(hcm).route_config.virtual_hosts[0]"
 private let rlBucket = "token_bucket: { max_tokens: 10, tokens_per_fill: 5, fill_interval: 1s }"
 private let rlFilter = "\(hcm).http_filters[0].typed_config"
 
+/// A cache filter entry before the router (the simple in-memory cache unless `storage` says otherwise), with `fields`.
+private func cacheFilter(_ fields: String, storage: String? = "typed_config: { \"@type\": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig }") -> (String, String) {
+    let body = ([storage].compactMap { $0 } + (fields.isEmpty ? [] : [fields])).joined(separator: ", ")
+    return (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.cache\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig\(body.isEmpty ? "" : ", " + body) }\n")
+}
+
 let configCases: [ConfigCase] = [
+    ConfigCase(name: "cache", feature: "cache with allowed_vary_headers, max_body_bytes, ignore_request_cache_control_header",
+               edits: [cacheFilter("allowed_vary_headers: [ { exact: accept }, { prefix: x-v } ], max_body_bytes: 4096, ignore_request_cache_control_header: true")]),
+    ConfigCase(name: "cache-disabled", feature: "cache disabled: true without a storage (a no-op filter)",
+               edits: [cacheFilter("disabled: true", storage: nil)]),
+    ConfigCase(name: "cache-no-storage", feature: "cache without its storage typed_config", edits: [cacheFilter("", storage: nil)],
+               refusalPath: "\(rlFilter).typed_config"),
+    ConfigCase(name: "cache-key-creator-params", feature: "cache key_creator_params", edits: [cacheFilter("key_creator_params: { exclude_host: true }")],
+               refusalPath: "\(rlFilter).key_creator_params"),
+    ConfigCase(name: "cache-thundering-herd", feature: "cache thundering_herd_handler (newer than Envoy 1.40: unknown in both)",
+               edits: [cacheFilter("thundering_herd_handler: { none: {} }")],
+               refusalPath: "\(rlFilter).thundering_herd_handler"),
+    ConfigCase(name: "cache-with-compressor", feature: "cache and compressor in one chain",
+               edits: [cacheFilter(""), (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.compressor\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: { name: gz, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip } } }\n")],
+               refusalPath: "\(hcm).http_filters"),
     ConfigCase(name: "base", feature: "A minimal bootstrap (codec_type AUTO, one route, one STATIC cluster)", edits: []),
     ConfigCase(name: "no-http-filters", feature: "http_connection_manager without http_filters",
                edits: [("          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n", "")],

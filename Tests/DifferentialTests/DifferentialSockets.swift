@@ -332,18 +332,30 @@ final class RecordingUpstream: @unchecked Sendable {
             }
             // The upstream's own CORS fields (a proxy's CORS filter replaces them).
             let cors = lower.contains("x-reply-cors") ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-old\r\nAccess-Control-Max-Age: 5\r\n" : ""
+            // Cache cases: `x-reply-field: name: value` lines go into the answer; with `x-reply-304`
+            // a conditional request gets 304 with the `x-reply-304-field` lines instead.
+            let lines = head.components(separatedBy: "\r\n")
+            func replyFields(_ prefix: String) -> String {
+                lines.filter { $0.lowercased().hasPrefix(prefix + ":") }.map { $0.dropFirst(prefix.count + 1).trimmingCharacters(in: .whitespaces) + "\r\n" }.joined()
+            }
+            let extra = replyFields("x-reply-field")
+            if lower.contains("\r\nx-reply-304:") && (lower.contains("\r\nif-none-match:") || lower.contains("\r\nif-modified-since:")) {
+                let bytes = Array("HTTP/1.1 304 Not Modified\r\n\(replyFields("x-reply-304-field"))\r\n".utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                continue
+            }
             let reply: String
             if let line = head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") }),
                let status = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) {
                 // A chosen status (retry cases): `status N` as the body.
-                reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\nContent-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
+                reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\n\(extra)Content-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
             } else if head.hasPrefix("GET /hc-fail ") {
                 // A health-check path that answers 503 (the checks' "unexpected status").
                 reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"
             } else if chunked {
-                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"
+                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\(extra)Transfer-Encoding: chunked\r\n\r\n\(String(Self.body.utf8.count, radix: 16))\r\n\(Self.body)\r\n0\r\n\r\n"
             } else {
-                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\(cors)Content-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"
+                reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\(cors)\(extra)Content-Length: \(Self.body.utf8.count)\r\n\r\n\(Self.body)"
             }
             let bytes = Array(reply.utf8)
             _ = bytes.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

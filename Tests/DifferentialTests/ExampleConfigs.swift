@@ -98,7 +98,11 @@ let exampleConfigs: [ExampleConfig] = [
                   yaml: bootstrap([httpListener("cache", routes: [route("/service", "service")],
                                                 filters: ["{ name: envoy.filters.http.cache, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig } } }"])],
                                   [cluster("service")]),
-                  ballastRefuses: ["envoy.filters.http.cache"]),
+                  // A date in the future keeps the hit's age at 0 (no apparent age), so both runs agree.
+                  requests: [get("/service/1", "x-reply-field: cache-control: max-age=60\r\nx-reply-field: date: Fri, 01 Jan 2100 00:00:00 GMT\r\n"),
+                             get("/service/1"),
+                             get("/service/2", "x-reply-field: cache-control: private, max-age=60\r\nx-reply-field: date: Fri, 01 Jan 2100 00:00:00 GMT\r\n"),
+                             get("/service/2")]),
     ExampleConfig(example: "cors/backend/envoy.yaml", features: "cors filter; virtual-host policy with a safe_regex origin, route policies (disabled, restricted by regex); STRICT_DNS cluster; stdout access log",
                   yaml: bootstrap([httpListener("cors", hcm: stdoutLog,
                                                 vhost: "typed_per_filter_config: { \(corsPolicy("allow_origin_string_match: [ { safe_regex: { regex: \"\\\\*\" } } ], allow_methods: GET, filter_enabled: { default_value: { numerator: 100, denominator: HUNDRED }, runtime_key: cors.www.enabled }")) }",

@@ -49,6 +49,10 @@ final class FeatureTableTests: XCTestCase {
         rows.append("| compressor: \(CompressorDifferentialTests.statCount) compressor.* stats after the same traffic (total_compressed_bytes aside: Envoy's zlib-ng deflates to other bytes) | admin | same |")
         for c in DecompressorDifferentialTests.cases { rows.append("| \(c.feature) | request | same |") }
         rows.append("| decompressor: \(DecompressorDifferentialTests.statCount) decompressor.* stats after the same traffic | admin | same |")
+        // CacheDifferentialTests fails on any difference: each row is "same" while it passes.
+        for s in CacheDifferentialTests.scenarios { rows.append("| cache (simple in-memory): \(s.name) | cache | same |") }
+        for s in CacheDifferentialTests.configuredScenarios { rows.append("| cache (simple in-memory): \(s.name) | cache | \(verdict("cache/\(s.key)")) |") }
+        rows.append("| cache (simple in-memory): \(CacheDifferentialTests.evictionCount) distinct entries, then the first again | cache | \(verdict("cache/entry-bound")) |")
         for c in RuntimeDifferentialTests.cases {
             rows.append("| layered_runtime static_layer \(c.name): connections over it closed at accept, \(c.overflowStat) | runtime | \(verdict("runtime/\(c.name)")) |")
         }

@@ -35,8 +35,9 @@ func observeEnvoyAndBallast(_ label: String, envoyArgs: [String] = [],
 
 /// A bootstrap with one HTTP listener on `port` (stat_prefix `h`, router only), `routes` (flow
 /// YAML list items) in one virtual host, `hcmExtra` fields on the connection manager, and
-/// `clusters` (YAML list items, indented as under `clusters:`).
-func singleListenerBootstrap(port: Int, admin: Int, routes: [String], hcmExtra: String = "", clusters: [String]) -> String {
+/// `clusters` (YAML list items, indented as under `clusters:`); `filters`: flow-YAML HTTP filters
+/// before the router.
+func singleListenerBootstrap(port: Int, admin: Int, routes: [String], hcmExtra: String = "", filters: [String] = [], clusters: [String]) -> String {
     """
     admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
     static_resources:
@@ -49,7 +50,7 @@ func singleListenerBootstrap(port: Int, admin: Int, routes: [String], hcmExtra: 
               "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
               stat_prefix: h\(hcmExtra.isEmpty ? "" : "\n          " + hcmExtra)
               route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [\(routes.joined(separator: ", "))]}]}
-              http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+              http_filters: [\(filters.map { $0 + ", " }.joined()){name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
       clusters:
     \(clusters.map { "  " + $0 }.joined(separator: "\n"))
     """

@@ -15,6 +15,7 @@ enum ExtensionKind: CaseIterable {
     case buffer
     case compressor
     case decompressor
+    case cache
 
     var name: String {
         switch self {
@@ -37,6 +38,7 @@ enum ExtensionKind: CaseIterable {
         case .buffer: FilterNames.buffer
         case .compressor: FilterNames.compressor
         case .decompressor: FilterNames.decompressor
+        case .cache: FilterNames.cache
         }
     }
 
@@ -57,7 +59,7 @@ enum ExtensionKind: CaseIterable {
         case .rbac: []
         case .healthCheck: ["envoy.health_check"]
         case .buffer: ["envoy.buffer"]
-        case .compressor, .decompressor: []
+        case .compressor, .decompressor, .cache: []
         }
     }
 
@@ -83,6 +85,7 @@ enum ExtensionKind: CaseIterable {
         case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
         case .compressor: return prefix + "envoy.extensions.filters.http.compressor.v3.Compressor"
         case .decompressor: return prefix + "envoy.extensions.filters.http.decompressor.v3.Decompressor"
+        case .cache: return prefix + "envoy.extensions.filters.http.cache.v3.CacheConfig"
         }
     }
 
@@ -106,6 +109,7 @@ enum ExtensionKind: CaseIterable {
         case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
         case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
         case .compressor, .decompressor: return []
+        case .cache: return []
         }
     }
 }

@@ -109,6 +109,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case compressor(CompressorConfig, configName: String)
     /// `envoy.filters.http.decompressor` with the gzip library, request direction.
     case decompressor(DecompressorConfig)
+    /// `envoy.filters.http.cache` with the simple in-memory cache.
+    case cache(CacheFilterConfig)
 
     public var name: String {
         switch self {
@@ -123,6 +125,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .compressor: FilterNames.compressor
         case .decompressor: FilterNames.decompressor
         case .buffer: FilterNames.buffer
+        case .cache: FilterNames.cache
         }
     }
 }

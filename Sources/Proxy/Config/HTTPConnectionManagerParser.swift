@@ -175,7 +175,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -215,6 +215,14 @@ extension BootstrapParser {
                     ok = false; continue
                 }
                 filters.append(.decompressor(c))
+            case .resolved(let r) where r.kind == .cache:
+                guard let c = parseCacheFilter(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
+                guard let c else { continue }  // disabled: a no-op filter
+                if filters.contains(where: { if case .cache = $0 { true } else { false } }) {
+                    diagnostics.error(item.path.appending("name"), "a second \(FilterNames.cache) is not supported by ballast (one cache per chain)", at: g.keyNode("name"))
+                    ok = false; continue
+                }
+                filters.append(.cache(c))
             case .resolved(let r) where r.kind == .healthCheck:
                 guard let c = parseHealthCheck(r.body, typed: r.typed, at: item.path) else { ok = false; continue }
                 filters.append(.healthCheck(c))
@@ -240,6 +248,14 @@ extension BootstrapParser {
                 guard let router = parseRouterFilter(r.body, typed: r.typed) else { ok = false; continue }
                 filters.append(.router(router))
             }
+        }
+        if ok, filters.contains(where: { if case .cache = $0 { true } else { false } }),
+           let other = filters.firstIndex(where: { switch $0 { case .compressor, .decompressor: true; default: false } }) {
+            // Which side of the cache a codec runs on decides whether entries hold coded bodies;
+            // Ballast's cache serves stored bytes as they are (docs/cache.md).
+            diagnostics.error(f.path.appending("http_filters"), "\(filters[other].name) in the same chain as \(FilterNames.cache) is not supported by ballast",
+                              at: f["http_filters"]?.node ?? f.node)
+            ok = false
         }
         guard ok else { return nil }
         if filters.isEmpty {

@@ -439,6 +439,8 @@ public final class HTTPPlan: Sendable {
     public let compressor: CompressorPlan?
     /// The decompressor filter (its stats: `http.<stat_prefix>.decompressor.<library>.gzip.*`).
     public let decompressor: DecompressorPlan?
+    /// The cache filter (responses read it to decide what to store).
+    let cache: CachePlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
@@ -509,8 +511,13 @@ public final class HTTPPlan: Sendable {
         var largestBuffer = 0
         var compressorPlan: CompressorPlan?
         var decompressorPlan: DecompressorPlan?
+        var cachePlan: CachePlan?
         for f in c.httpFilters {
             switch f {
+            case .cache(let config):
+                let plan = CachePlan(config)
+                cachePlan = plan
+                kinds.append(.cache(plan))
             case .rbac(let config, let name):
                 let filter = try rbac.engine(config, listener: listener)
                 var perRoute: [RBACEngine??] = []
@@ -609,6 +616,7 @@ public final class HTTPPlan: Sendable {
         cors = corsPlan
         compressor = compressorPlan
         decompressor = decompressorPlan
+        cache = cachePlan
         csrfStats = csrf
         rbacStats = rbac.stats
         rbacDetails = rbac.details

@@ -37,6 +37,8 @@ public enum HTTPFilterKind: Sendable {
     case compressor(CompressorPlan)
     /// `envoy.filters.http.decompressor` (`DecompressorFilter`; the body is inflated by the worker).
     case decompressor(DecompressorPlan)
+    /// `envoy.filters.http.cache` (`CacheFilter`; entries are filled and served by the worker).
+    case cache(CachePlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -74,6 +76,7 @@ public struct HTTPFilterChain: Sendable {
             case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             case .compressor(let plan): status = CompressorFilter.decodeHeaders(&ctx, plan)
             case .decompressor(let plan): status = DecompressorFilter.decodeHeaders(&ctx, plan)
+            case .cache(let plan): status = CacheFilter.decodeHeaders(&ctx, plan)
             }
             if status == .stopIteration { return }
         }
@@ -83,7 +86,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -93,7 +96,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue
             }
         }
         return .continue
@@ -103,7 +106,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue
             }
         }
         return .continue
@@ -154,6 +157,8 @@ enum StreamDecision {
     case buffer(maxBytes: Int, resumeAt: Int)
     /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
     case discardBody(resumeAt: Int)
+    /// Answer from the worker's response cache: a fresh entry, `age` seconds old.
+    case cacheHit(entry: Int32, age: Int64, range: CacheRange)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and
@@ -187,6 +192,10 @@ struct FilterContext {
     var decompressRequest = false
     /// The request has body bytes still to read (the buffer filter holds those requests).
     var requestHasBody = false
+    /// The worker's response cache (set for chains with the cache filter).
+    var cache: ResponseCache? = nil
+    /// What the cache filter decided for a request that goes upstream.
+    var cacheLookup = CacheLookup()
 
     init(request: RequestView, plan: HTTPPlan, random: UInt64, now: Int64) {
         self.request = request
@@ -220,16 +229,21 @@ enum RouterFilter {
             // Envoy answers a redirect as a direct response (details, stats), with an empty body.
             ctx.decision = .localReply(LocalReply(status: r.status, body: .route(route.index), flags: [], details: .directResponse, routeHeaders: true))
         case .forward(let plan):
-            var cluster = plan.clusters[0].index
-            if plan.clusters.count > 1 {
-                var pick = Int(ctx.random % UInt64(plan.totalWeight))
-                for c in plan.clusters {
-                    if pick < c.weight { cluster = c.index; break }
-                    pick -= c.weight
-                }
-            }
-            ctx.decision = .forward(route: route.index, cluster: cluster)
+            ctx.decision = .forward(route: route.index, cluster: pickCluster(plan, random: ctx.random))
         }
         return .stopIteration
+    }
+
+    /// The route's cluster for this request (a weighted pick when it has several).
+    static func pickCluster(_ plan: ForwardPlan, random: UInt64) -> Int {
+        var cluster = plan.clusters[0].index
+        if plan.clusters.count > 1 {
+            var pick = Int(random % UInt64(plan.totalWeight))
+            for c in plan.clusters {
+                if pick < c.weight { cluster = c.index; break }
+                pick -= c.weight
+            }
+        }
+        return cluster
     }
 }

@@ -143,6 +143,8 @@ struct Stream {
     /// The first of this request's mirrored copies still taking body bytes (`Shadow.next` chains
     /// the others), or 0.
     var shadow: UInt64 = 0
+    /// The cache filter's entry being filled or validated (ProxyWorker+Cache).
+    var cache = StreamCacheState()
 }
 
 /// Where a client connection is in its life. Orthogonal to it: whether a stream is active

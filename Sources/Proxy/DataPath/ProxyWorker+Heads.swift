@@ -314,6 +314,8 @@ extension ProxyWorker {
             w.put(op)
             w.crlf()
         }
+        // The cache filter stores the head as the connection manager gets it (before date and server).
+        if s.pointee.cache.fill >= 0 && !w.overflowed { cacheStoreHead(UnsafeRawBufferPointer(start: base + fieldsStart, count: w.count - fieldsStart), s) }
         if !sawDate { w.put(date.current()) }
         if let cors { writeCorsFields(cors, s, &w) }
         if s.pointee.http10 && s.pointee.compressorStream >= 0 {

@@ -203,6 +203,13 @@ extension ProxyWorker {
                         if s.pointee.http10 { s.pointee.keepAlive = false }
                     }
                     _ = http?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
+                    if s.pointee.cache.fill >= 0 || s.pointee.cache.validate >= 0,
+                       cacheSawResponseHead(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), s, d) {
+                        // A 304 validating a stored entry: the client was answered from the entry.
+                        s.pointee.responseHeadDone = true
+                        s.pointee.responseBody = .none
+                        return .complete(offset + headLength)
+                    }
                     decideCompression(rest, s, endStream: s.pointee.responseBody == .none)
                     decompressorSawResponse(s)
                     if s.pointee.compressorStream >= 0 {
@@ -221,6 +228,7 @@ extension ProxyWorker {
                     let n = min(rest.count, s.pointee.responseRemaining)
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
                     _ = http?.filters.encodeData(chunk, endStream: n == s.pointee.responseRemaining)
+                    if s.pointee.cache.fill >= 0 { cacheBody(chunk, s) }
                     if s.pointee.compressorStream >= 0 {
                         guard compressBody(chunk, s, d) else { return .malformed }
                     } else {
@@ -241,6 +249,7 @@ extension ProxyWorker {
                     if s.pointee.http10 {
                         let r = relayDechunked(rest, s, d)
                         if r.failed { return .malformed }
+                        if s.pointee.cache.fill >= 0 { cacheChunked(UnsafeRawBufferPointer(rebasing: rest[0..<r.used]), s) }
                         offset += r.used
                         if r.done { return .complete(offset) }
                         continue
@@ -253,10 +262,12 @@ extension ProxyWorker {
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<used])
                     _ = http?.filters.encodeData(chunk, endStream: done)
                     _ = pool.append(chunk, to: &d.pointee.pending)  // chunks pass through verbatim
+                    if s.pointee.cache.fill >= 0 { cacheChunked(chunk, s) }
                     offset += used
                     if done { return .complete(offset) }
                 case .untilClose:
                     _ = http?.filters.encodeData(rest, endStream: false)
+                    if s.pointee.cache.fill >= 0 { cacheBody(rest, s) }
                     if s.pointee.compressorStream >= 0 {
                         guard compressBody(rest, s, d) else { return .malformed }
                         offset = bytes.count
@@ -355,6 +366,7 @@ extension ProxyWorker {
     func responseFinished(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, reusable: Bool) {
         let s = stream(of: d)!
         finishCompression(s, d)
+        if s.pointee.cache.fill >= 0 { commitCacheFill(s) }
         if s.pointee.reframeChunked {
             _ = pool.append(UnsafeRawBufferPointer(staticString: "0\r\n\r\n"), to: &d.pointee.pending)
         }

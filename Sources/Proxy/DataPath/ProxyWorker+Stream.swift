@@ -54,6 +54,7 @@ extension ProxyWorker {
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
+        if http.cache != nil { ctx.cache = responseCache }
         if let upgrade = p.pointee.upgradeRange {
             // Envoy decides before the filter chain runs, on the route's upgrade_configs or the manager's.
             var routeUpgrades: UpgradePolicy? = nil
@@ -84,7 +85,21 @@ extension ProxyWorker {
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
             s.pointee.corsRoute = Int32(ctx.corsRoute)
         }
+        if ctx.cacheLookup.lookedUp {
+            s.pointee.cache.lookedUp = true
+            s.pointee.cache.fill = ctx.cacheLookup.fill
+            s.pointee.cache.validate = ctx.cacheLookup.validate
+            s.pointee.cache.validateGeneration = ctx.cacheLookup.validateGeneration
+            s.pointee.cache.vary = ctx.cacheLookup.vary
+        }
         switch ctx.decision {
+        case .cacheHit(let entry, let age, let range):
+            // The access log names a hit's route and cluster, as Envoy's (no upstream stats are charged).
+            if let route = ctx.route {
+                s.pointee.route = Int32(route.index)
+                if case .forward(let plan) = route.action { s.pointee.cluster = Int32(RouterFilter.pickCluster(plan, random: ctx.random)) }
+            }
+            serveFromCache(entry, age: age, range: range, token, d, loop)
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
         case .localReply(let reply):
@@ -212,6 +227,7 @@ extension ProxyWorker {
                                                      host: target.authority ?? p.pointee.hostRange, parser: p),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
+        if http.cache != nil { ctx.cache = responseCache }
         ctx.route = http.routes.resolve(ctx.request)
         ctx.faultActive = s.pointee.faultActive
         ctx.resumingDelay = resumingDelay
@@ -258,6 +274,10 @@ extension ProxyWorker {
                                 into: &s.pointee.requestHead) else {
             localReply(LocalReply(status: 431, body: .text(""), flags: .downstreamProtocolError, details: .downstreamProtocolError), token, d, loop)
             return
+        }
+        if s.pointee.cache.lookedUp {
+            rewriteForCacheUpstream(s)
+            if s.pointee.cache.validate >= 0 { addValidators(s) }
         }
         if responseReadsRequest { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
         if plan?.retry != nil, s.pointee.requestBody == .none {
@@ -517,6 +537,7 @@ extension ProxyWorker {
         pool.release(&s.pointee.retryHead)
         pool.release(&s.pointee.delayedHead)
         pool.release(&s.pointee.corsOrigin)
+        if s.pointee.cache.fill >= 0 { dropCacheFill(s) }
         compressors.release(s.pointee.compressorStream)
         inflaters.release(s.pointee.inflater)
         if s.pointee.requestValues.isAllocated { pool.release(&s.pointee.requestValues) }

@@ -105,6 +105,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var rng: SplitMix64
     var date = HTTPDateField()
     var compressors = CompressorPool()
+    /// The cache filter's entries (`responseCache`, made on first use).
+    var cacheStore: ResponseCache?
     var inflaters = InflaterPool()
     var loggedAcceptError = false
     /// Reload and drain state (`ProxyWorker+Ops`).
@@ -166,6 +168,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         helloScratch.deallocate()
         compressors.freeAll()
         inflaters.freeAll()
+        cacheStore?.freeAll()
     }
 
     /// The active stream of a downstream connection, or nil when it has none. Streams live in

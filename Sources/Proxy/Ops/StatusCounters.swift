@@ -92,7 +92,9 @@ extension ProxyWorker {
         }
         if reset { inc(stats.downstreamRqRxReset) }
         guard s.pointee.cluster >= 0, s.pointee.status > 0, let cs = clusterStats(Int(s.pointee.cluster)) else { return }
+        // A cache hit never went upstream; a validated one is charged the upstream's 304.
+        if s.pointee.details == .responseFromCacheFilter && s.pointee.upstreamServiceNanos < 0 { return }
         inc(cs.upstreamRqCompleted)
-        cs.upstreamRqCodes.count(Int(s.pointee.status))
+        cs.upstreamRqCodes.count(s.pointee.cache.upstreamStatus > 0 ? Int(s.pointee.cache.upstreamStatus) : Int(s.pointee.status))
     }
 }
