@@ -15,6 +15,7 @@ enum ExtensionKind: CaseIterable {
     case buffer
     case compressor
     case decompressor
+    case extAuthz
 
     var name: String {
         switch self {
@@ -36,6 +37,7 @@ enum ExtensionKind: CaseIterable {
         case .buffer: FilterNames.buffer
         case .compressor: FilterNames.compressor
         case .decompressor: FilterNames.decompressor
+        case .extAuthz: FilterNames.extAuthz
         }
     }
 
@@ -56,6 +58,7 @@ enum ExtensionKind: CaseIterable {
         case .healthCheck: ["envoy.health_check"]
         case .buffer: ["envoy.buffer"]
         case .compressor, .decompressor: []
+        case .extAuthz: ["envoy.ext_authz"]
         }
     }
 
@@ -80,6 +83,7 @@ enum ExtensionKind: CaseIterable {
         case .buffer: return prefix + "envoy.extensions.filters.http.buffer.v3.Buffer"
         case .compressor: return prefix + "envoy.extensions.filters.http.compressor.v3.Compressor"
         case .decompressor: return prefix + "envoy.extensions.filters.http.decompressor.v3.Decompressor"
+        case .extAuthz: return prefix + "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
         }
     }
 
@@ -102,6 +106,7 @@ enum ExtensionKind: CaseIterable {
         case .healthCheck: return [prefix + "envoy.config.filter.http.health_check.v2.HealthCheck"]
         case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
         case .compressor, .decompressor: return []
+        case .extAuthz: return [prefix + "envoy.config.filter.http.ext_authz.v2.ExtAuthz"]
         }
     }
 }
@@ -112,13 +117,13 @@ extension ExtensionKind {
     static let unsupportedHTTPFilters = [
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
-        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
+        "envoy.filters.http.ratelimit",
         
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
         "envoy.lua", "envoy.grpc_web",
-        "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
+        "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [
         "envoy.filters.network.redis_proxy", "envoy.filters.network.mongo_proxy", "envoy.filters.network.ratelimit",

@@ -109,6 +109,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case compressor(CompressorConfig, configName: String)
     /// `envoy.filters.http.decompressor` with the gzip library, request direction.
     case decompressor(DecompressorConfig)
+    /// `envoy.filters.http.ext_authz` with an http_service; `configName` keys a route's ExtAuthzPerRoute.
+    case extAuthz(ExtAuthzConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -123,6 +125,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .compressor: FilterNames.compressor
         case .decompressor: FilterNames.decompressor
         case .buffer: FilterNames.buffer
+        case .extAuthz: FilterNames.extAuthz
         }
     }
 }
@@ -209,6 +212,8 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case buffer(BufferPerRouteConfig)
     /// CompressorPerRoute `disabled: true`.
     case compressorDisabled
+    /// ExtAuthzPerRoute `disabled: true`.
+    case extAuthzDisabled
 }
 
 /// `routes[].match`.

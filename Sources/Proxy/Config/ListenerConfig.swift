@@ -137,6 +137,7 @@ public enum FilterNames {
     public static let buffer = "envoy.filters.http.buffer"
     public static let compressor = "envoy.filters.http.compressor"
     public static let decompressor = "envoy.filters.http.decompressor"
+    public static let extAuthz = "envoy.filters.http.ext_authz"
     public static let httpInspector = "envoy.filters.listener.http_inspector"
     public static let originalDst = "envoy.filters.listener.original_dst"
     public static let fileAccessLog = "envoy.access_loggers.file"

@@ -40,6 +40,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
     /// LH: the health_check filter answered 503 (the server fails its health checks).
     public static let failedLocalHealthCheck = ResponseFlags(rawValue: 1 << 16)
+    /// UAEX: the ext_authz filter refused the request (denied, or the check failed).
+    public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 17)
 
     /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
     /// were set: URX is set when the retry is refused, before the failure that ends the request).
@@ -49,7 +51,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
         (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
         (.downstreamProtocolError, "DPE"),
-        (.upstreamProtocolError, "UPE"),
+        (.upstreamProtocolError, "UPE"), (.unauthorizedExternalService, "UAEX"),
     ]
 
     /// `URX,UF`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
@@ -88,6 +90,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.streamIdleTimeout) { put("SI") }
         if contains(.downstreamProtocolError) { put("DPE") }
         if contains(.upstreamProtocolError) { put("UPE") }
+        if contains(.unauthorizedExternalService) { put("UAEX") }
         if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
         return n
     }
@@ -186,6 +189,9 @@ public enum ResponseDetails: UInt8, Sendable {
     case healthCheckOK
     case healthCheckFailed
     case requestPayloadTooLarge
+    /// The ext_authz filter's authorization service denied the request / the check failed.
+    case extAuthzDenied
+    case extAuthzError
 
     public var envoyName: String {
         switch self {
@@ -222,6 +228,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .healthCheckOK: "health_check_ok"
         case .healthCheckFailed: "health_check_failed"
         case .requestPayloadTooLarge: "request_payload_too_large"
+        case .extAuthzDenied: "ext_authz_denied"
+        case .extAuthzError: "ext_authz_error"
         }
     }
 }

@@ -389,6 +389,8 @@ public final class HTTPPlan: Sendable {
     public let decompressor: DecompressorPlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
+    /// `http.<stat_prefix>.ext_authz.*`, when the chain has an ext_authz filter.
+    public let extAuthzStats: ExtAuthzStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
     public let rbacStats: [RBACStats]
     /// `rbac_access_denied_matched_policy[NAME]` texts, indexed by a record's `detailsArgument`.
@@ -454,8 +456,20 @@ public final class HTTPPlan: Sendable {
         var largestBuffer = 0
         var compressorPlan: CompressorPlan?
         var decompressorPlan: DecompressorPlan?
+        var extAuthz: ExtAuthzStats?
         for f in c.httpFilters {
             switch f {
+            case .extAuthz(let config, let name):
+                guard let cluster = clusterIndex[config.cluster] else {
+                    throw DataPlane.CompileError(description: "listener \(listener): \(FilterNames.extAuthz) names cluster '\(config.cluster)', which does not exist")
+                }
+                let disabled = routeConfigs.map { r -> Bool in
+                    if case .extAuthzDisabled? = r.perFilterConfigs[name] { return true }
+                    return false
+                }
+                let stats = extAuthz ?? ExtAuthzStats()
+                extAuthz = stats
+                kinds.append(.extAuthz(ExtAuthzPlan(config, cluster: cluster, disabledRoutes: disabled, stats: stats)))
             case .rbac(let config, let name):
                 let filter = try rbac.engine(config, listener: listener)
                 var perRoute: [RBACEngine??] = []
@@ -555,6 +569,7 @@ public final class HTTPPlan: Sendable {
         compressor = compressorPlan
         decompressor = decompressorPlan
         csrfStats = csrf
+        extAuthzStats = extAuthz
         rbacStats = rbac.stats
         rbacDetails = rbac.details
         corsStats = corsPlan?.stats

@@ -37,6 +37,8 @@ public enum HTTPFilterKind: Sendable {
     case compressor(CompressorPlan)
     /// `envoy.filters.http.decompressor` (`DecompressorFilter`; the body is inflated by the worker).
     case decompressor(DecompressorPlan)
+    /// `envoy.filters.http.ext_authz` with an http_service (`ExtAuthzFilter`; the check request is the worker's).
+    case extAuthz(ExtAuthzPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -74,6 +76,7 @@ public struct HTTPFilterChain: Sendable {
             case .buffer(let plan): status = BufferFilter.decodeHeaders(&ctx, plan, index: i)
             case .compressor(let plan): status = CompressorFilter.decodeHeaders(&ctx, plan)
             case .decompressor(let plan): status = DecompressorFilter.decodeHeaders(&ctx, plan)
+            case .extAuthz(let plan): status = ExtAuthzFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
         }
@@ -83,7 +86,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .extAuthz: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -93,7 +96,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .extAuthz: continue
             }
         }
         return .continue
@@ -103,7 +106,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .extAuthz: continue
             }
         }
         return .continue
@@ -154,6 +157,9 @@ enum StreamDecision {
     case buffer(maxBytes: Int, resumeAt: Int)
     /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
     case discardBody(resumeAt: Int)
+    /// Ask the authorization service of ext_authz filter `filter` first; on its answer the chain
+    /// resumes after that filter, or the stream is answered locally.
+    case authorize(filter: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and

@@ -98,6 +98,10 @@ struct Stream {
     var discarding = false
     /// Holds one of its HCM's active faults (given back at the end).
     var faultActive = false
+    /// Waiting for an ext_authz check (its `Shadow` token; 0: none) of filter `authzFilter`;
+    /// the head waits in `delayedHead`, the chain resumes at `resumeFilter`.
+    var authzCheck: UInt64 = 0
+    var authzFilter: Int16 = 0
     /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
     /// this stream gets `access-control-allow-origin` and the policy's fields.
     var corsOrigin = ByteBuffer.empty

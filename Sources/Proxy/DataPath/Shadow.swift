@@ -41,6 +41,13 @@ struct Shadow {
     var status: Int32 = 0
     /// When it was started (its cluster's `upstream_rq_time` runs to the response head).
     var startNanos: Int64 = 0
+    /// An ext_authz check rather than a mirror: the downstream (and its stream) waiting for the
+    /// answer, 0 for mirrors. A check keeps its response (`response`, at most
+    /// `ProxyWorker.authzResponseLimit` bytes; `responseOverflow` past it) instead of dropping it.
+    var check: UInt64 = 0
+    var checkStream: UInt64 = 0
+    var response = ByteBuffer.empty
+    var responseOverflow = false
 }
 
 /// The head a mirror gets, from the one encoded for the main cluster, as Envoy 1.40's shadow

@@ -171,6 +171,16 @@ extension ProxyStatsSnapshot {
                     add(p + joined(rs.shadowPrefix) + "shadow_allowed", .counter, load(rs.shadowAllowed), family: "envoy_http_rbac_shadow_allowed", labels: labels(rs.shadowPrefix))
                     add(p + joined(rs.shadowPrefix) + "shadow_denied", .counter, load(rs.shadowDenied), family: "envoy_http_rbac_shadow_denied", labels: labels(rs.shadowPrefix))
                 }
+                if let es = h.extAuthzStats {
+                    func ea(_ suffix: String, _ v: Int) {
+                        add(p + "ext_authz." + suffix, .counter, v, family: "envoy_http_ext_authz_" + suffix, labels: hl)
+                    }
+                    ea("ok", load(es.ok))
+                    ea("denied", load(es.denied))
+                    ea("error", load(es.error))
+                    ea("failure_mode_allowed", load(es.failureModeAllowed))
+                    ea("disabled", load(es.disabled))
+                }
                 if let cs = h.csrfStats {
                     add(p + "csrf.missing_source_origin", .counter, load(cs.missingSourceOrigin), family: "envoy_http_csrf_missing_source_origin", labels: hl)
                     add(p + "csrf.request_invalid", .counter, load(cs.requestInvalid), family: "envoy_http_csrf_request_invalid", labels: hl)
