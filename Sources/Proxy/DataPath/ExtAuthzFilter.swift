@@ -11,7 +11,10 @@ import Synchronization
 enum ExtAuthzFilter {
     static func decodeHeaders(_ ctx: inout FilterContext, _ plan: ExtAuthzPlan, index: Int) -> FilterStatus {
         if let route = ctx.route, plan.disabledRoutes[route.index] { return .continue }
-        ctx.decision = .authorize(filter: index)
+        // Envoy charges the outcome to the route's cluster (weighted routes: none here).
+        var cluster = -1
+        if let route = ctx.route, case .forward(let f) = route.action, f.clusters.count == 1 { cluster = f.clusters[0].index }
+        ctx.decision = .authorize(filter: index, routeCluster: cluster)
         return .stopIteration
     }
 }
@@ -31,7 +34,7 @@ public final class ExtAuthzPlan: Sendable {
     let expectedTimeoutLine: [UInt8]
     let upstreamSet: CompiledStringMatchers
     let upstreamAppend: CompiledStringMatchers
-    /// nil: every field of a denial but Host goes to the client (Envoy's default).
+    /// nil: every field of a denial goes to the client (Envoy 1.40's default, Host included).
     let client: CompiledStringMatchers?
     let failureModeAllow: Bool
     let failureModeAllowHeaderAdd: Bool
@@ -84,7 +87,6 @@ enum ExtAuthzNames {
     /// Envoy's always-allowed fields of a denial when `allowed_client_headers` is set.
     static func isAlwaysToClient(_ name: UnsafeRawBufferPointer) -> Bool {
         name.elementsEqual("www-authenticate".utf8) || name.elementsEqual("location".utf8)
-            || name.elementsEqual("proxy-authenticate".utf8)
     }
 
     static let failureModeAllowedLine: StaticString = "x-envoy-auth-failure-mode-allowed: true\r\n"

@@ -158,8 +158,9 @@ enum StreamDecision {
     /// Read and drop the request body, then run filter `resumeAt` again (the health check's).
     case discardBody(resumeAt: Int)
     /// Ask the authorization service of ext_authz filter `filter` first; on its answer the chain
-    /// resumes after that filter, or the stream is answered locally.
-    case authorize(filter: Int)
+    /// resumes after that filter, or the stream is answered locally. `routeCluster`: the route's
+    /// cluster (its `ext_authz.*` and denial stats), -1 for none.
+    case authorize(filter: Int, routeCluster: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and

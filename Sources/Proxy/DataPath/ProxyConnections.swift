@@ -102,6 +102,7 @@ struct Stream {
     /// the head waits in `delayedHead`, the chain resumes at `resumeFilter`.
     var authzCheck: UInt64 = 0
     var authzFilter: Int16 = 0
+    var authzRouteCluster: Int32 = -1
     /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
     /// this stream gets `access-control-allow-origin` and the policy's fields.
     var corsOrigin = ByteBuffer.empty

@@ -98,6 +98,9 @@ extension ProxyWorker {
         s.pointee.authzCheck = 0
         guard let sh = shadows.pointer(token) else { return }
         sh.pointee.check = 0
+        if let u = ups.pointer(sh.pointee.upstream), u.pointee.state == .busy, let cs = clusterStats(Int(sh.pointee.cluster)) {
+            inc(cs.upstreamCxDestroyLocalWithActiveRq)
+        }
         finishShadow(token, loop, reuseUpstream: false)
     }
 
@@ -109,6 +112,7 @@ extension ProxyWorker {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
             return
         }
+        let routeStats = s.pointee.authzRouteCluster >= 0 ? clusterStats(Int(s.pointee.authzRouteCluster)) : nil
         var status = 0
         var headLength = 0
         if let response {
@@ -126,11 +130,18 @@ extension ProxyWorker {
                 let final = UnsafeRawBufferPointer(rebasing: response[offset...])
                 if status == 200 {
                     plan.stats.ok.wrappingAdd(1, ordering: .relaxed)
+                    if let cs = routeStats { inc(cs.extAuthzOk) }
                     authzAllowed(final, headLength: headLength, plan, token, d, loop)
                     return
                 }
                 if status < 500 {
                     plan.stats.denied.wrappingAdd(1, ordering: .relaxed)
+                    if let cs = routeStats {
+                        // charge_cluster_response_stats (on by default): the denial counts as the route cluster's response.
+                        inc(cs.extAuthzDenied)
+                        inc(cs.upstreamRqCompleted)
+                        cs.upstreamRqCodes.count(status)
+                    }
                     authzDenied(final, headLength: headLength, status: status, serviceNanos: serviceNanos, plan, token, d, loop)
                     return
                 }
@@ -138,8 +149,10 @@ extension ProxyWorker {
         }
         // No answer, or a 5xx: Envoy's error response.
         plan.stats.error.wrappingAdd(1, ordering: .relaxed)
+        if let cs = routeStats { inc(cs.extAuthzError) }
         if plan.failureModeAllow {
             plan.stats.failureModeAllowed.wrappingAdd(1, ordering: .relaxed)
+            if let cs = routeStats { inc(cs.extAuthzFailureModeAllowed) }
             if plan.failureModeAllowHeaderAdd {
                 rewriteHeldHead(s) { w in w.put(ExtAuthzNames.failureModeAllowedLine) } skipping: { _ in false }
             }
@@ -243,7 +256,7 @@ extension ProxyWorker {
             let name = UnsafeRawBufferPointer(rebasing: head[p.headerNameRange(at: i)])
             let pass = withLowercased(name) { lower -> Bool in
                 if ExtAuthzNames.isFraming(lower) || lower.elementsEqual("date".utf8) || lower.elementsEqual("server".utf8) { return false }
-                guard let client = plan.client else { return !lower.elementsEqual("host".utf8) }
+                guard let client = plan.client else { return true }
                 return ExtAuthzNames.isAlwaysToClient(lower) || client.matchesAny(lower)
             }
             guard pass else { continue }

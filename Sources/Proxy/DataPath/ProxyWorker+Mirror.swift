@@ -337,7 +337,11 @@ extension ProxyWorker {
             return
         }
         inc(stats.upstreamRqTimeout)
-        if let cs = clusterStats(Int(sh.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        if let cs = clusterStats(Int(sh.pointee.cluster)) {
+            inc(cs.upstreamRqTimeout)
+            // A check's connection is closed with its request on it (Envoy's async client resets it).
+            if sh.pointee.check != 0 && u.pointee.state == .busy { inc(cs.upstreamCxDestroyLocalWithActiveRq) }
+        }
         shadowFailed(token, status: 504, loop)
     }
 

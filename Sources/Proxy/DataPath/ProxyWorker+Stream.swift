@@ -122,8 +122,9 @@ extension ProxyWorker {
         case .discardBody(let resumeAt):
             guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
             s.pointee.discarding = true
-        case .authorize(let filter):
+        case .authorize(let filter, let routeCluster):
             guard holdHead(head, resumeAt: filter + 1, token, d, loop) else { return }
+            s.pointee.authzRouteCluster = Int32(routeCluster)
             startAuthzCheck(filter: filter, head, token, d, loop)
         }
     }

@@ -322,6 +322,14 @@ extension ProxyStatsSnapshot {
                     }
                 }
             }
+            // The route cluster's `ext_authz.*` (Envoy creates each when first counted).
+            func authz(_ suffix: String, _ n: Int) {
+                if n > 0 { add(p + "ext_authz." + suffix, .counter, n, family: "envoy_cluster_ext_authz_" + suffix, labels: cl) }
+            }
+            authz("ok", all.reduce(0) { $0 + load($1.extAuthzOk) })
+            authz("denied", all.reduce(0) { $0 + load($1.extAuthzDenied) })
+            authz("error", all.reduce(0) { $0 + load($1.extAuthzError) })
+            authz("failure_mode_allowed", all.reduce(0) { $0 + load($1.extAuthzFailureModeAllowed) })
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_cx_destroy_remote_with_active_rq") { load($0.upstreamCxDestroyRemoteWithActiveRq) }
             c("upstream_cx_destroy_local_with_active_rq") { load($0.upstreamCxDestroyLocalWithActiveRq) }
