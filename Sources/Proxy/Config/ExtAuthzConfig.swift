@@ -139,7 +139,7 @@ extension BootstrapParser {
     /// `ExtAuthzPerRoute`: `disabled: true` turns the check off on the route (true: disabled).
     func parseExtAuthzPerRoute(_ item: ConfigValue) -> Bool? {
         guard let f = item.fields(known: ["@type", "disabled"], unsupported: ["check_settings"]) else { return nil }
-        guard let v = f.required("disabled"), let b = v.bool() else { return nil }
+        guard f.oneOf(["disabled"], unsupportedAlternatives: ["check_settings"]) != nil, let v = f["disabled"], let b = v.bool() else { return nil }
         if !b { v.error("must be true (Envoy's rule: disabled or check_settings)"); return nil }
         return true
     }
