@@ -79,7 +79,7 @@ struct Stream {
     /// A retry waits for its backoff until then (0: none); no upstream is attached meanwhile.
     var retryAt: Int64 = 0
     /// The route timeout (absolute), 0 when none is running; while `delaying`, the end of the
-    /// fault filter's delay.
+    /// fault filter's delay; while `authzCheck` is set, the end of the check's timeout.
     var deadline: Int64 = 0
     /// Paused by the fault filter's delay: the head is kept in `delayedHead`, and the chain
     /// resumes at filter `resumeFilter` when `deadline` passes.

@@ -23,11 +23,13 @@ extension ProxyWorker {
         fresh.requestComplete = true
         fresh.check = token
         fresh.checkStream = d.pointee.stream
-        fresh.timeoutNanos = plan.timeoutNanos
-        fresh.deadline = loop.now + plan.timeoutNanos
         fresh.startNanos = loop.now
         let check = shadows.insert(fresh)
         s.pointee.authzCheck = check
+        // The timeout covers the whole check (queue, connect, answer), as Envoy's async client's:
+        // it runs on the stream's deadline, which no route timeout uses before the forward.
+        s.pointee.deadline = loop.now + plan.timeoutNanos
+        armDownstreamTimer(token, d, loop)
         let cluster = plane.clusters[plan.cluster]
         guard !cluster.isOriginalDst, !cluster.hosts.isEmpty, !cluster.noHealthyHostWithoutPanic else {
             shadowFailed(check, status: 503, loop)  // no healthy upstream: the check fails
@@ -87,8 +89,23 @@ extension ProxyWorker {
         defer { pool.release(&response) }
         guard let d = downs.pointer(down), d.pointee.stream == waiting, let s = stream(of: d), s.pointee.authzCheck == token else { return }
         s.pointee.authzCheck = 0
+        s.pointee.deadline = 0
         authzDecided(complete ? response.bytes : nil, serviceNanos: serviceNanos, down, d, loop)
         if downs.pointer(down) != nil && !d.pointee.processing { downstreamSettled(down, d, loop) }
+    }
+
+    /// The check's timeout passed (the stream's deadline): Envoy's 504 on the authorization
+    /// cluster, its connection closed with the request on it; the check fails.
+    func authzCheckTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
+        let s = stream(of: d)!
+        let check = s.pointee.authzCheck
+        guard let sh = shadows.pointer(check) else { return }
+        inc(stats.upstreamRqTimeout)
+        if let cs = clusterStats(Int(sh.pointee.cluster)) {
+            inc(cs.upstreamRqTimeout)
+            if let u = ups.pointer(sh.pointee.upstream), u.pointee.state == .busy { inc(cs.upstreamCxDestroyLocalWithActiveRq) }
+        }
+        shadowFailed(check, status: 504, loop)
     }
 
     /// The stream ends while its check is in flight (the client left): the check is dropped and

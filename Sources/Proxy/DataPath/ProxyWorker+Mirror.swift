@@ -129,13 +129,8 @@ extension ProxyWorker {
             shadowFailed(token, status: 503, loop)
             return
         }
-        let sh = shadows.pointer(token)!
-        sh.pointee.upstream = up
-        if let u = ups.pointer(up) {
-            // A check's timeout covers its connect too (Envoy's async client timeout).
-            if sh.pointee.check != 0 { u.pointee.shadowDeadline = sh.pointee.deadline }
-            armUpstreamTimer(up, u, loop)
-        }
+        shadows.pointer(token)!.pointee.upstream = up
+        if let u = ups.pointer(up) { armUpstreamTimer(up, u, loop) }
     }
 
     /// Binds a ready connection to the shadow and sends its head and the body bytes so far.
@@ -337,11 +332,7 @@ extension ProxyWorker {
             return
         }
         inc(stats.upstreamRqTimeout)
-        if let cs = clusterStats(Int(sh.pointee.cluster)) {
-            inc(cs.upstreamRqTimeout)
-            // A check's connection is closed with its request on it (Envoy's async client resets it).
-            if sh.pointee.check != 0 && u.pointee.state == .busy { inc(cs.upstreamCxDestroyLocalWithActiveRq) }
-        }
+        if let cs = clusterStats(Int(sh.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
         shadowFailed(token, status: 504, loop)
     }
 
