@@ -61,7 +61,7 @@ final class BadConfigTests: XCTestCase {
                  yaml: edited([("v3.Router", "v3.Router\n          - name: envoy.filters.http.lua")]),
                  errors: [
                     "\(hcmPath).http_filters[0].name: envoy.filters.http.router must be the last HTTP filter (it is 1 of 2)",
-                    "\(hcmPath).http_filters[1].name: HTTP filter 'envoy.filters.http.lua' is not supported by ballast (ballast implements envoy.filters.http.router, ballast.filters.http.worker_cost, envoy.filters.http.local_ratelimit, envoy.filters.http.fault, envoy.filters.http.cors, envoy.filters.http.csrf, envoy.filters.http.rbac, envoy.filters.http.health_check, envoy.filters.http.buffer, envoy.filters.http.compressor, envoy.filters.http.decompressor)",
+                    "\(hcmPath).http_filters[1].name: HTTP filter 'envoy.filters.http.lua' is not supported by ballast (ballast implements envoy.filters.http.router, ballast.filters.http.worker_cost, envoy.filters.http.local_ratelimit, envoy.filters.http.fault, envoy.filters.http.cors, envoy.filters.http.csrf, envoy.filters.http.rbac, envoy.filters.http.health_check, envoy.filters.http.buffer, envoy.filters.http.compressor, envoy.filters.http.decompressor, envoy.filters.http.ext_authz)",
                  ]),
             Case(name: "no router",
                  yaml: edited([("          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
@@ -113,7 +113,7 @@ final class BadConfigTests: XCTestCase {
             Case(name: "unknown filter name, nothing close",
                  yaml: edited([("          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
                                 "          - name: my.filter")]),
-                 errors: ["\(hcmPath).http_filters[0].name: unknown HTTP filter 'my.filter' (ballast implements envoy.filters.http.router, ballast.filters.http.worker_cost, envoy.filters.http.local_ratelimit, envoy.filters.http.fault, envoy.filters.http.cors, envoy.filters.http.csrf, envoy.filters.http.rbac, envoy.filters.http.health_check, envoy.filters.http.buffer, envoy.filters.http.compressor, envoy.filters.http.decompressor)"]),
+                 errors: ["\(hcmPath).http_filters[0].name: unknown HTTP filter 'my.filter' (ballast implements envoy.filters.http.router, ballast.filters.http.worker_cost, envoy.filters.http.local_ratelimit, envoy.filters.http.fault, envoy.filters.http.cors, envoy.filters.http.csrf, envoy.filters.http.rbac, envoy.filters.http.health_check, envoy.filters.http.buffer, envoy.filters.http.compressor, envoy.filters.http.decompressor, envoy.filters.http.ext_authz)"]),
             Case(name: "both config and typed_config",
                  yaml: edited([("        typed_config:\n", "        config: {}\n        typed_config:\n")]),
                  errors: ["static_resources.listeners[0].filter_chains[0].filters[0].config: set either typed_config or the deprecated v2 config, not both"]),
