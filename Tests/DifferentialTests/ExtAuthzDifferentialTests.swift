@@ -16,7 +16,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
     }
 
     /// The cases, as the README's feature table lists them.
-    static let cases: [Case] = [
+    static let cases: [Case] = [  // `port`: the listener (0-4, see `bootstrap`)
         Case(name: "allowed: the request goes on; the check has method, path_prefix + path and query, host, content-length 0, authorization, allowed_headers, headers_to_add",
              port: 0, request: "GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\nAuthorization: Bearer t\r\nX-Other: no\r\nX-Reply-Note: yes\r\nX-Added: from-client\r\n\r\n"),
         Case(name: "allowed: allowed_upstream_headers replace the request's, allowed_upstream_headers_to_append are added",
@@ -41,11 +41,20 @@ final class ExtAuthzDifferentialTests: XCTestCase {
              port: 1, request: "GET /t HTTP/1.1\r\nHost: example.com\r\nX-Reply-Delay: 1\r\n\r\n"),
         Case(name: "allowed_client_headers: only those (and location, www-authenticate) reach the client; status_on_error unused",
              port: 1, request: "GET /d HTTP/1.1\r\nHost: example.com\r\nX-Reply-Status: 403\r\nX-Reply-Cors: 1\r\n\r\n"),
+        Case(name: "filter_enabled 0%: no check, ext_authz.disabled",
+             port: 2, request: "GET /off HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+        Case(name: "filter_enabled 0% with deny_at_disable: status_on_error (429), no check",
+             port: 3, request: "GET /deny-off HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+        Case(name: "filter_enabled 0 of a million, a static runtime layer sets its runtime_key to 100: checked (the value is a numerator of 100)",
+             port: 4, request: "GET /runtime HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+        Case(name: "filter_enabled by runtime, a second request: checked",
+             port: 4, request: "GET /runtime2 HTTP/1.1\r\nHost: example.com\r\n\r\n"),
     ]
 
     static let statNames = [
         "http.h0.ext_authz.ok", "http.h0.ext_authz.denied", "http.h0.ext_authz.error", "http.h0.ext_authz.failure_mode_allowed", "http.h0.ext_authz.disabled",
         "http.h1.ext_authz.ok", "http.h1.ext_authz.denied", "http.h1.ext_authz.error", "http.h1.ext_authz.failure_mode_allowed",
+        "http.h2.ext_authz.disabled", "http.h3.ext_authz.disabled", "http.h3.ext_authz.error", "http.h4.ext_authz.ok", "http.h4.ext_authz.disabled",
         "cluster.authz.upstream_rq_total", "cluster.authz.upstream_rq_completed", "cluster.authz.upstream_rq_200", "cluster.authz.upstream_rq_302",
         "cluster.authz.upstream_rq_401", "cluster.authz.upstream_rq_403", "cluster.authz.upstream_rq_503", "cluster.authz.upstream_rq_504",
         "cluster.authz.upstream_rq_timeout", "cluster.authz.upstream_cx_destroy_local_with_active_rq",
@@ -59,16 +68,16 @@ final class ExtAuthzDifferentialTests: XCTestCase {
         var servers: [(up: RecordingUpstream, authz: RecordingUpstream)] = []
         defer { for s in servers { s.up.stop(); s.authz.stop() } }
         let allocator = PortAllocator()
-        var second: [Int] = []
+        var others: [[Int]] = []
         let (envoy, ballast) = try observeEnvoyAndBallast("ext-authz", config: { port, admin, _ in
             let up = try! RecordingUpstream(), authz = try! RecordingUpstream()
             servers.append((up, authz))
-            let other = try! allocator.next()
-            second.append(other)
-            return Self.bootstrap(ports: [port, other], admin: admin, upstream: up.port, authz: authz.port)
+            let more = (0..<4).map { _ in try! allocator.next() }
+            others.append(more)
+            return Self.bootstrap(ports: [port] + more, admin: admin, upstream: up.port, authz: authz.port)
         }, observe: { proxy, port in
             let (up, authz) = servers.last!
-            let ports = [port, second.last!]
+            let ports = [port] + others.last!
             var out: [String] = []
             for c in Self.cases {
                 let client = try RawClient(port: ports[c.port])
@@ -136,13 +145,21 @@ final class ExtAuthzDifferentialTests: XCTestCase {
             "\(authzType), failure_mode_allow: true, failure_mode_allow_header_add: true, status_on_error: {code: 503}, "
                 + "http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}, authorization_request: {allowed_headers: {patterns: [{prefix: x-reply-}]}}, "
                 + "authorization_response: {allowed_client_headers: {patterns: [{exact: access-control-max-age}]}}}",
+            "\(authzType), filter_enabled: {runtime_key: ext_authz.enabled, default_value: {numerator: 0}}, http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}}",
+            "\(authzType), filter_enabled: {default_value: {numerator: 0}}, deny_at_disable: {default_value: true, runtime_key: ext_authz.deny}, "
+                + "status_on_error: {code: 429}, http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}}",
+            "\(authzType), filter_enabled: {runtime_key: ext_authz.checked, default_value: {numerator: 0, denominator: MILLION}}, "
+                + "http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}}",
         ]
         let perRoute = #"{envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}"#
         let routes = [
             "{match: {prefix: \"/nocheck\"}, route: {cluster: up}, typed_per_filter_config: \(perRoute)}, {match: {prefix: \"/\"}, route: {cluster: up}}",
             "{match: {prefix: \"/\"}, route: {cluster: up}}",
+            "{match: {prefix: \"/\"}, route: {cluster: up}}",
+            "{match: {prefix: \"/\"}, route: {cluster: up}}",
+            "{match: {prefix: \"/\"}, route: {cluster: up}}",
         ]
-        let listeners = (0..<2).map { i in
+        let listeners = (0..<5).map { i in
             """
               - address: {socket_address: {address: 127.0.0.1, port_value: \(ports[i])}}
                 filter_chains:
@@ -164,6 +181,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
           clusters:
           \(staticCluster("up", ports: [upstream]))
           \(staticCluster("authz", ports: [authz]))
+        layered_runtime: {layers: [{name: static, static_layer: {ext_authz: {checked: 100}}}]}
         """
     }
 }

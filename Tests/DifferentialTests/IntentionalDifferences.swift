@@ -51,7 +51,7 @@ let intentionalDifferences: [IntentionalDifference] = [
                           reason: "Envoy answers a HEAD health check with transfer-encoding: chunked and no content-length (and no body); Ballast sends content-length: 0, as for GET"),
     IntentionalDifference(key: "config/health-check-pass-through", verdict: .refused, reason: "the health_check filter's pass-through mode (forward and cache) is not implemented yet"),
     IntentionalDifference(key: "config/health-check-min-healthy", verdict: .refused, reason: "health_check cluster_min_healthy_percentages is not applied yet"),
-    IntentionalDifference(key: "config/runtime-other-key", verdict: .refused, reason: "a layer's keys are refused unless ballast applies them (the two connection limits, the fault filters' keys); Envoy accepts any key"),
+    IntentionalDifference(key: "config/runtime-other-key", verdict: .refused, reason: "a layer's keys are refused unless ballast applies them (the two connection limits, the fault filters' keys, ext_authz's filter_enabled key); Envoy accepts any key"),
     IntentionalDifference(key: "config/redirect-regex-rewrite", verdict: .refused, reason: "a redirect's regex_rewrite is not implemented yet"),
     IntentionalDifference(key: "config/duplicate-listener", verdict: .better, reason: "Envoy keeps one of two same-named listeners without a word; Ballast names the duplicate"),
 ]

@@ -20,7 +20,9 @@ final class ExtAuthzConfigTests: XCTestCase {
             ("grpc_service: { envoy_grpc: { cluster_name: some_service } }", "\(filter).grpc_service: not supported by ballast: its upstreams speak HTTP/1.1 only"),
             ("\(Self.service), with_request_body: { max_request_bytes: 10 }", "\(filter).with_request_body: not supported by ballast"),
             ("\(Self.service), clear_route_cache: true", "\(filter).clear_route_cache: true is not supported by ballast"),
-            ("\(Self.service), filter_enabled: { default_value: { numerator: 50 } }", "\(filter).filter_enabled: not supported by ballast"),
+            ("\(Self.service), filter_enabled_metadata: { filter: a, path: [ { key: b } ], value: { string_match: { exact: c } } }", "\(filter).filter_enabled_metadata: not supported by ballast"),
+            ("\(Self.service), filter_enabled: { runtime_key: k }", "\(filter).filter_enabled.default_value: required field missing"),
+            ("\(Self.service), deny_at_disable: { default_value: maybe }", "\(filter).deny_at_disable.default_value: expected true or false"),
             ("\(Self.service), stat_prefix: x", "\(filter).stat_prefix: not supported by ballast"),
             ("\(Self.service), transport_api_version: V2", "\(filter).transport_api_version: 'V2' is not supported"),
             ("\(Self.service), status_on_error: { code: 700 }", "\(filter).status_on_error.code"),
@@ -53,8 +55,21 @@ final class ExtAuthzConfigTests: XCTestCase {
         XCTAssertTrue(checkSettings.contains("\(at).check_settings: not supported by ballast"), checkSettings)
     }
 
+    func testALayerMaySetTheFilterEnabledRuntimeKey() {
+        func errors(_ filterEnabled: String) -> [String] {
+            let yaml = edited([("          http_filters:\n",
+                                "          http_filters:\n          - name: envoy.filters.http.ext_authz\n            typed_config: { \(Self.type), \(Self.service)\(filterEnabled) }\n")])
+                + "\nlayered_runtime: {layers: [{name: s, static_layer: {ext_authz: {checked: 5}}}]}\n"
+            return loadErrors(yaml)
+        }
+        XCTAssertEqual(errors(", filter_enabled: { runtime_key: ext_authz.checked, default_value: { numerator: 0 } }"), [])
+        let unread = errors("")
+        XCTAssertEqual(unread.count, 1, "\(unread)")
+        XCTAssertTrue(unread.first?.contains("runtime key 'ext_authz.checked' is not applied by ballast") ?? false, "\(unread)")
+    }
+
     func testAcceptedConfigLoads() {
-        let full = "transport_api_version: V3, failure_mode_allow: true, failure_mode_allow_header_add: true, status_on_error: { code: 503 }, "
+        let full = "transport_api_version: V3, filter_enabled: { default_value: { numerator: 50, denominator: HUNDRED } }, deny_at_disable: { default_value: { value: false } }, failure_mode_allow: true, failure_mode_allow_header_add: true, status_on_error: { code: 503 }, "
             + "http_service: { server_uri: { uri: ext_authz, cluster: some_service, timeout: 0.5s }, path_prefix: /check, "
             + "authorization_request: { allowed_headers: { patterns: [ { prefix: x-, ignore_case: true } ] }, headers_to_add: [ { key: x-a, value: b } ] }, "
             + "authorization_response: { allowed_upstream_headers: { patterns: [ { exact: x-user } ] }, allowed_upstream_headers_to_append: { patterns: [ { exact: x-app } ] }, "

@@ -26,6 +26,12 @@ public struct ExtAuthzConfig: Sendable, Hashable {
     public var failureModeAllowHeaderAdd = false
     /// `status_on_error.code` (Envoy's default 403).
     public var statusOnError = 403
+    /// `filter_enabled`: the share of requests checked (nil: all); the others count
+    /// `ext_authz.disabled` and go on, or get `status_on_error` with `deny_at_disable`.
+    public var filterEnabled: FractionalPercent?
+    /// `filter_enabled.runtime_key`: a runtime layer's value (an integer percentage) replaces it.
+    public var filterEnabledKey: String?
+    public var denyAtDisable = false
 }
 
 public struct ExtAuthzHeader: Sendable, Hashable {
@@ -44,9 +50,9 @@ extension BootstrapParser {
         guard let f = body.fields(
             known: (typed ? ["@type"] : []) + ["http_service", "grpc_service", "transport_api_version", "failure_mode_allow",
                                                 "failure_mode_allow_header_add", "status_on_error", "clear_route_cache",
-                                                "include_peer_certificate", "with_request_body"],
+                                                "include_peer_certificate", "with_request_body", "filter_enabled", "deny_at_disable"],
             unsupported: ["metadata_context_namespaces", "typed_metadata_context_namespaces", "route_metadata_context_namespaces",
-                          "route_typed_metadata_context_namespaces", "filter_enabled", "filter_enabled_metadata", "deny_at_disable",
+                          "route_typed_metadata_context_namespaces", "filter_enabled_metadata",
                           "stat_prefix", "bootstrap_metadata_labels_key", "allowed_headers", "disallowed_headers",
                           "include_tls_session", "charge_cluster_response_stats", "encode_raw_headers",
                           "decoder_header_mutation_rules", "enable_dynamic_metadata_ingestion", "filter_metadata",
@@ -75,6 +81,26 @@ extension BootstrapParser {
         if let v = f["failure_mode_allow_header_add"] { if let b = v.bool() { config.failureModeAllowHeaderAdd = b } else { ok = false } }
         if let v = f["status_on_error"] {
             if let g = v.fields(known: ["code"]), let code = g.required("code")?.int(100...599) { config.statusOnError = code } else { ok = false }
+        }
+        if let v = f["filter_enabled"] {
+            if let p = parseRuntimeFractionalPercent(v) {
+                config.filterEnabled = p
+                // A runtime layer may set the key (an unsigned integer: a percentage), as the fault filter's keys.
+                if let key = v.fields(known: ["runtime_key", "default_value"])?["runtime_key"]?.string(), !key.isEmpty {
+                    config.filterEnabledKey = key
+                    faultRuntimeKeys.insert(key)
+                }
+            } else { ok = false }
+        }
+        if let v = f["deny_at_disable"] {
+            if let g = v.fields(known: ["default_value", "runtime_key"]), let d = g.required("default_value") {
+                // Its runtime key is a boolean's, which no layer may set here (refused there): the default applies.
+                _ = g["runtime_key"]?.string()
+                // A BoolValue: `true` or `{ value: true }`.
+                let b: Bool?
+                if case .mapping = d.node { b = d.fields(known: ["value"])?.required("value")?.bool() } else { b = d.bool() }
+                if let b { config.denyAtDisable = b } else { ok = false }
+            } else { ok = false }
         }
         guard !f.has("grpc_service") || f.has("http_service") else { return nil }
         guard let service = f.required("http_service")?.fields(

@@ -469,7 +469,7 @@ public final class HTTPPlan: Sendable {
                 }
                 let stats = extAuthz ?? ExtAuthzStats()
                 extAuthz = stats
-                kinds.append(.extAuthz(ExtAuthzPlan(config, cluster: cluster, disabledRoutes: disabled, stats: stats)))
+                kinds.append(.extAuthz(ExtAuthzPlan(config, cluster: cluster, disabledRoutes: disabled, stats: stats, runtime: runtime)))
             case .rbac(let config, let name):
                 let filter = try rbac.engine(config, listener: listener)
                 var perRoute: [RBACEngine??] = []

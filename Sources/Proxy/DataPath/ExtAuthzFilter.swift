@@ -1,3 +1,4 @@
+import Balancers
 import EventLoop
 import HTTP1
 import Synchronization
@@ -11,6 +12,18 @@ import Synchronization
 enum ExtAuthzFilter {
     static func decodeHeaders(_ ctx: inout FilterContext, _ plan: ExtAuthzPlan, index: Int) -> FilterStatus {
         if let route = ctx.route, plan.disabledRoutes[route.index] { return .continue }
+        if var enabled = plan.filterEnabled {
+            // A runtime integer is a percentage (Envoy's featureEnabled: denominator 100, whatever the default's).
+            if let v = plan.runtime.value(plan.filterEnabledSlot) { enabled = FractionalPercent(numerator: UInt64(v), denominator: 100) }
+            var rng = SplitMix64(seed: ctx.random ^ 0x6578_745F_617A)
+            if !enabled.enabled(rng.next()) {
+                plan.stats.disabled.wrappingAdd(1, ordering: .relaxed)
+                guard plan.denyAtDisable else { return .continue }
+                ctx.decision = .localReply(LocalReply(status: plan.statusOnError, body: .text(""), flags: .unauthorizedExternalService,
+                                                      details: .extAuthzError))
+                return .stopIteration
+            }
+        }
         // Envoy charges the outcome to the route's cluster (weighted routes: none here).
         var cluster = -1
         if let route = ctx.route, case .forward(let f) = route.action, f.clusters.count == 1 { cluster = f.clusters[0].index }
@@ -39,11 +52,15 @@ public final class ExtAuthzPlan: Sendable {
     let failureModeAllow: Bool
     let failureModeAllowHeaderAdd: Bool
     let statusOnError: Int
+    let filterEnabled: FractionalPercent?
+    let runtime: RuntimeValues
+    let filterEnabledSlot: Int
+    let denyAtDisable: Bool
     /// Per route index: ExtAuthzPerRoute `disabled: true`.
     let disabledRoutes: [Bool]
     public let stats: ExtAuthzStats
 
-    init(_ c: ExtAuthzConfig, cluster: Int, disabledRoutes: [Bool], stats: ExtAuthzStats) {
+    init(_ c: ExtAuthzConfig, cluster: Int, disabledRoutes: [Bool], stats: ExtAuthzStats, runtime: RuntimeValues) {
         self.cluster = cluster
         timeoutNanos = c.timeoutNanos
         pathPrefix = Array(c.pathPrefix.utf8)
@@ -59,6 +76,10 @@ public final class ExtAuthzPlan: Sendable {
         failureModeAllow = c.failureModeAllow
         failureModeAllowHeaderAdd = c.failureModeAllowHeaderAdd
         statusOnError = c.statusOnError
+        filterEnabled = c.filterEnabled
+        self.runtime = runtime
+        filterEnabledSlot = runtime.slot(c.filterEnabledKey)
+        denyAtDisable = c.denyAtDisable
         self.disabledRoutes = disabledRoutes
         self.stats = stats
     }
