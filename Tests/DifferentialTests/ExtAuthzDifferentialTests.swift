@@ -16,7 +16,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
     }
 
     /// The cases, as the README's feature table lists them.
-    static let cases: [Case] = [  // `port`: the listener (0-4, see `bootstrap`)
+    static let cases: [Case] = [  // `port`: the listener (0-5, see `bootstrap`)
         Case(name: "allowed: the request goes on; the check has method, path_prefix + path and query, host, content-length 0, authorization, allowed_headers, headers_to_add",
              port: 0, request: "GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\nAuthorization: Bearer t\r\nX-Other: no\r\nX-Reply-Note: yes\r\nX-Added: from-client\r\n\r\n"),
         Case(name: "allowed: allowed_upstream_headers replace the request's, allowed_upstream_headers_to_append are added",
@@ -62,6 +62,10 @@ final class ExtAuthzDifferentialTests: XCTestCase {
         "cluster.up.ext_authz.ok", "cluster.up.ext_authz.denied", "cluster.up.ext_authz.error", "cluster.up.ext_authz.failure_mode_allowed",
         "cluster.up.upstream_rq_completed", "cluster.up.upstream_rq_200", "cluster.up.upstream_rq_302", "cluster.up.upstream_rq_401",
         "cluster.up.upstream_rq_403", "cluster.up.upstream_rq_4xx",
+        "http.h5.ext_authz.error", "cluster.authz_tight.upstream_rq_total", "cluster.authz_tight.upstream_rq_completed",
+        "cluster.authz_tight.upstream_rq_504", "cluster.authz_tight.upstream_rq_timeout",
+        "cluster.authz_tight.upstream_cx_destroy_local_with_active_rq", "cluster.authz_tight.upstream_rq_active",
+        "cluster.authz_tight.upstream_rq_pending_overflow",
     ]
 
     func testExtAuthzAgreesWithEnvoy() throws {
@@ -72,7 +76,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
         let (envoy, ballast) = try observeEnvoyAndBallast("ext-authz", config: { port, admin, _ in
             let up = try! RecordingUpstream(), authz = try! RecordingUpstream()
             servers.append((up, authz))
-            let more = (0..<4).map { _ in try! allocator.next() }
+            let more = (0..<5).map { _ in try! allocator.next() }
             others.append(more)
             return Self.bootstrap(ports: [port] + more, admin: admin, upstream: up.port, authz: authz.port)
         }, observe: { proxy, port in
@@ -87,6 +91,16 @@ final class ExtAuthzDifferentialTests: XCTestCase {
                 out.append("\(c.name): check " + Self.describe(authz.takeRequests()))
                 out.append("\(c.name): upstream " + Self.describe(up.takeRequests()))
             }
+            // The tight authorization cluster (max_connections 1): a second check waits in the
+            // host's queue; the timeout covers the wait, so both time out.
+            let first = try RawClient(port: ports[5]), second = try RawClient(port: ports[5])
+            first.send("GET /slow1 HTTP/1.1\r\nHost: example.com\r\nX-Reply-Delay: 1\r\n\r\n")
+            usleep(50_000)
+            second.send("GET /slow2 HTTP/1.1\r\nHost: example.com\r\nX-Reply-Delay: 1\r\n\r\n")
+            out.append("queued check: first " + (first.readResponse().map(Self.describe) ?? "(no response)"))
+            out.append("queued check: second " + (second.readResponse().map(Self.describe) ?? "(no response)"))
+            usleep(1_000_000)  // the service's late answer to the first has come and gone
+            _ = authz.takeRequests()
             // A client that leaves while its check is in flight: the check is abandoned.
             let leaving = try RawClient(port: port)
             leaving.send("GET /gone HTTP/1.1\r\nHost: example.com\r\nX-Reply-Delay: 1\r\n\r\n")
@@ -119,6 +133,9 @@ final class ExtAuthzDifferentialTests: XCTestCase {
         XCTAssertTrue(ballast.contains("http.h0.ext_authz.ok: 4"), ballast.suffix(40).joined(separator: "\n"))
         // Two timed-out checks and the abandoned one.
         XCTAssertTrue(ballast.contains("cluster.authz.upstream_cx_destroy_local_with_active_rq: 3"), ballast.suffix(40).joined(separator: "\n"))
+        // Both checks of the tight cluster timed out, the queued one too.
+        XCTAssertTrue(ballast.contains("cluster.authz_tight.upstream_rq_timeout: 2"), ballast.suffix(40).joined(separator: "\n"))
+        XCTAssertTrue(ballast.contains { $0.hasPrefix("queued check: second HTTP/1.1 403 Forbidden") }, ballast.suffix(40).joined(separator: "\n"))
         // The abandoned check gave back what it held (its request, its connection closed).
         XCTAssertTrue(ballast.contains("cluster.authz.upstream_rq_active: 0"), ballast.suffix(40).joined(separator: "\n"))
     }
@@ -150,6 +167,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
                 + "status_on_error: {code: 429}, http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}}",
             "\(authzType), filter_enabled: {runtime_key: ext_authz.checked, default_value: {numerator: 0, denominator: MILLION}}, "
                 + "http_service: {server_uri: {uri: ext_authz, cluster: authz, timeout: 0.25s}}",
+            "\(authzType), http_service: {server_uri: {uri: ext_authz, cluster: authz_tight, timeout: 0.25s}, authorization_request: {allowed_headers: {patterns: [{prefix: x-reply-}]}}}",
         ]
         let perRoute = #"{envoy.filters.http.ext_authz: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}"#
         let routes = [
@@ -158,8 +176,9 @@ final class ExtAuthzDifferentialTests: XCTestCase {
             "{match: {prefix: \"/\"}, route: {cluster: up}}",
             "{match: {prefix: \"/\"}, route: {cluster: up}}",
             "{match: {prefix: \"/\"}, route: {cluster: up}}",
+            "{match: {prefix: \"/\"}, route: {cluster: up}}",
         ]
-        let listeners = (0..<5).map { i in
+        let listeners = (0..<6).map { i in
             """
               - address: {socket_address: {address: 127.0.0.1, port_value: \(ports[i])}}
                 filter_chains:
@@ -181,6 +200,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
           clusters:
           \(staticCluster("up", ports: [upstream]))
           \(staticCluster("authz", ports: [authz]))
+          \(staticCluster("authz_tight", ports: [authz], extra: "circuit_breakers: {thresholds: [{max_connections: 1, max_pending_requests: 4}]}"))
         layered_runtime: {layers: [{name: static, static_layer: {ext_authz: {checked: 100}}}]}
         """
     }
