@@ -420,19 +420,19 @@ extension ProxyWorker {
             writeLocalReply(reply.status, body: dynamicBody, headers: extraHeaders, closing: closing, routeHeaders: routeHeaders,
                             defaultContentType: !ownContentType, s, d)
         } else {
-        switch reply.body {
-        case .text(let text):
-            text.withUTF8Buffer { body in
-                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
+            switch reply.body {
+            case .text(let text):
+                text.withUTF8Buffer { body in
+                    reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
+                }
+            case .route(let r):
+                if let http, case .redirect = http.routes.allRoutes[r].action {
+                    writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
+                                    routeHeaders: routeHeaders, s, d)
+                } else if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
+                    body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
+                }
             }
-        case .route(let r):
-            if let http, case .redirect = http.routes.allRoutes[r].action {
-                writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
-                                routeHeaders: routeHeaders, s, d)
-            } else if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
-            }
-        }
         }
         s.pointee.responseHeadDone = true
         s.pointee.responseComplete = true

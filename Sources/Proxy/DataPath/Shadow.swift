@@ -6,7 +6,9 @@ import HTTP1
 /// until its response has been read and dropped (or it failed or timed out); its upstream
 /// connection's `owner` is its token. While the main request's body is still arriving the main
 /// stream holds the chain of its shadows (`Stream.shadow`, `next`), and body bytes are copied to
-/// each; the main request never waits for a shadow. docs/mirroring.md.
+/// each; the main request never waits for a shadow. docs/mirroring.md. An ext_authz check is a
+/// shadow too (`check` set): sent over the same pools, its answer kept for the waiting stream
+/// (docs/ext-authz.md).
 struct Shadow {
     var cluster: Int32 = -1
     var hostPool: Int32 = -1
