@@ -73,12 +73,14 @@ final class ExtAuthzDifferentialTests: XCTestCase {
         defer { for s in servers { s.up.stop(); s.authz.stop() } }
         let allocator = PortAllocator()
         var others: [[Int]] = []
-        let (envoy, ballast) = try observeEnvoyAndBallast("ext-authz", config: { port, admin, _ in
+        var logs: [String] = []
+        let (envoy, ballast) = try observeEnvoyAndBallast("ext-authz", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
             let up = try! RecordingUpstream(), authz = try! RecordingUpstream()
             servers.append((up, authz))
             let more = (0..<5).map { _ in try! allocator.next() }
             others.append(more)
-            return Self.bootstrap(ports: [port] + more, admin: admin, upstream: up.port, authz: authz.port)
+            logs.append(log)
+            return Self.bootstrap(ports: [port] + more, admin: admin, upstream: up.port, authz: authz.port, log: log)
         }, observe: { proxy, port in
             let (up, authz) = servers.last!
             let ports = [port] + others.last!
@@ -112,6 +114,10 @@ final class ExtAuthzDifferentialTests: XCTestCase {
             let after = try RawClient(port: port)
             after.send("GET /after HTTP/1.1\r\nHost: example.com\r\n\r\n")
             out.append("after: client " + (after.readResponse().map(Self.describe) ?? "(no response)"))
+            // The access log: response code, flags (UAEX) and details of every request, in order.
+            usleep(300_000)
+            let lines = ((try? String(contentsOfFile: logs.last!, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            out += lines.sorted().map { "access log: " + $0 }
             let stats = try proxy.adminGet("/stats").text.split(separator: "\n")
             for name in Self.statNames {
                 let key = name + ": "
@@ -152,7 +158,10 @@ final class ExtAuthzDifferentialTests: XCTestCase {
             .joined(separator: " || ")
     }
 
-    static func bootstrap(ports: [Int], admin: Int, upstream: Int, authz: Int) -> String {
+    static func bootstrap(ports: [Int], admin: Int, upstream: Int, authz: Int, log: String) -> String {
+        let accessLog = "access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, "
+            + "path: \(log), log_format: {text_format_source: {inline_string: \"h=%REQ(:AUTHORITY)% path=%REQ(:PATH)% code=%RESPONSE_CODE% "
+            + "flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% sent=%BYTES_SENT% received=%BYTES_RECEIVED%\\n\"}}}}]"
         let router = #"{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}"#
         let authzType = #""@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"#
         let filters = [
@@ -187,6 +196,7 @@ final class ExtAuthzDifferentialTests: XCTestCase {
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                       stat_prefix: h\(i)
+                      \(accessLog)
                       route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [\(routes[i])]}]}
                       http_filters: [{name: envoy.filters.http.ext_authz, typed_config: {\(filters[i])}}, \(router)]
 
