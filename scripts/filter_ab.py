@@ -11,7 +11,11 @@ for) and buffer (the load's GETs have no body), instead of the filters above.
 With --compressor, B = A plus the compressor filter (gzip, Envoy's default content types and
 minimum length); the load sends no accept-encoding, so B pays the decision and `vary`, not deflate.
 
-Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors | --hc-buffer | --compressor]   (release build; wrk installed)
+With --ext-authz, B = A plus ext_authz with an http_service whose authorization cluster is the
+backend itself (it answers the check, GET /?size=N, with 200): each request pays a whole second
+exchange (the check request, its response read and kept, the head rewritten and parsed again).
+
+Usage: python3 scripts/filter_ab.py BALLAST ROUNDS [--cors | --hc-buffer | --compressor | --ext-authz]   (release build; wrk installed)
 """
 import copy, statistics, sys, tempfile
 from pathlib import Path
@@ -48,6 +52,12 @@ COMPRESSOR = """                http_filters:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
                       compressor_library: {name: bench, typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip}}
 """
+EXT_AUTHZ = """                http_filters:
+                  - name: envoy.filters.http.ext_authz
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+                      http_service: {server_uri: {uri: authz, cluster: backend, timeout: 1s}}
+"""
 CORS = """                  - name: envoy.filters.http.cors
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
 """
@@ -60,11 +70,11 @@ ACCESS_LOG = """                stat_prefix: ingress_http
 """
 
 
-def configs(with_cors: bool, hc_buffer: bool = False, compressor: bool = False) -> dict[str, str]:
+def configs(with_cors: bool, hc_buffer: bool = False, compressor: bool = False, ext_authz: bool = False) -> dict[str, str]:
     base = (bp.CONFIG_DIR / "ballast-proxy.yaml").read_text()
     a = base.replace("                stat_prefix: ingress_http\n", ACCESS_LOG)
     assert a != base
-    filters = COMPRESSOR if compressor else HC_BUFFER if hc_buffer else FILTERS + (CORS if with_cors else "")
+    filters = EXT_AUTHZ if ext_authz else COMPRESSOR if compressor else HC_BUFFER if hc_buffer else FILTERS + (CORS if with_cors else "")
     b = a.replace("                http_filters:\n", filters)
     if with_cors:
         b = b.replace('domains: ["*"]', 'domains: ["*"]\n                      typed_per_filter_config:\n'
@@ -77,7 +87,8 @@ def configs(with_cors: bool, hc_buffer: bool = False, compressor: bool = False) 
 def main() -> None:
     raise_nofile_limit()
     binary, rounds = sys.argv[1], int(sys.argv[2])
-    texts = configs("--cors" in sys.argv[3:], hc_buffer="--hc-buffer" in sys.argv[3:], compressor="--compressor" in sys.argv[3:])
+    texts = configs("--cors" in sys.argv[3:], hc_buffer="--hc-buffer" in sys.argv[3:], compressor="--compressor" in sys.argv[3:],
+                    ext_authz="--ext-authz" in sys.argv[3:])
     args = bp.parse_args(["--ballast", binary, "--duration", "3", "--skip-memory"])
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)

@@ -349,6 +349,9 @@ final class RecordingUpstream: @unchecked Sendable {
                let status = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) {
                 // A chosen status (retry cases): `status N` as the body.
                 reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\n\(extra)Content-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
+            } else if lower.contains("\r\nauthorization: bearer deny") {
+                // An authorization service's denial (the ext_authz example's check requests carry authorization).
+                reply = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nWWW-Authenticate: Bearer\r\nContent-Length: 6\r\n\r\ndenied"
             } else if head.hasPrefix("GET /hc-fail ") {
                 // A health-check path that answers 503 (the checks' "unexpected status").
                 reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"

@@ -150,9 +150,10 @@ let exampleConfigs: [ExampleConfig] = [
                           "lds.yaml": "resources:\n- { \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener, name: listener_0, address: { socket_address: { address: 127.0.0.1, port_value: {PORT0} } }, filter_chains: [ { filters: [ { name: envoy.filters.network.http_connection_manager, typed_config: { \(hcmType), stat_prefix: ingress_http, route_config: { name: local_route, virtual_hosts: [ { name: all, domains: [\"*\"], routes: [ \(route("/", "example_proxy_cluster")) ] } ] }, http_filters: [ \(router) ] } } ] } ] }\n"]),
     ExampleConfig(example: "ext_authz/config/http-service.yaml", features: "ext_authz filter calling an HTTP authorization service",
                   yaml: bootstrap([httpListener("authz", routes: [route("/", "upstream")],
-                                                filters: ["{ name: envoy.filters.http.ext_authz, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, transport_api_version: V3, http_service: { server_uri: { uri: ext_authz, cluster: ext_authz_service, timeout: 0.25s } } } }"])],
+                                                filters: ["{ name: envoy.filters.http.ext_authz, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, transport_api_version: V3, http_service: { server_uri: { uri: ext_authz, cluster: ext_authz_service, timeout: 0.25s }, authorization_response: { allowed_upstream_headers: { patterns: [ { exact: x-current-user } ] } } } } }"])],
                                   [cluster("upstream"), cluster("ext_authz_service")]),
-                  ballastRefuses: ["envoy.filters.http.ext_authz"]),
+                  // Allowed; denied by the service (403, its body and fields); the service failing (503: 403, empty).
+                  requests: [get("/"), get("/", "Authorization: Bearer deny\r\n"), get("/hc-fail")]),
     ExampleConfig(example: "fault-injection/envoy.yaml", features: "fault filter (abort and delay at 0% with runtime keys); a layered_runtime with a disk layer and an admin layer",
                   yaml: bootstrap([httpListener("fault", routes: [route("/", "backend")],
                                                 filters: ["{ name: envoy.filters.http.fault, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: { http_status: 503, percentage: { numerator: 0, denominator: HUNDRED } }, delay: { fixed_delay: 3s, percentage: { numerator: 0, denominator: HUNDRED } } } }"])],

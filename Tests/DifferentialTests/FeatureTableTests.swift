@@ -62,6 +62,12 @@ final class FeatureTableTests: XCTestCase {
             rows.append("| Locality priorities and weights: \(s.name); /clusters priority, locality, weight, health_flags | priority | \(s.exact == nil ? "same shares (Envoy draws: each within 5 sigma)" : "same counts") |")
         }
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
+        // ExtAuthzDifferentialTests fails on any difference: each row is "same" while it passes.
+        for c in ExtAuthzDifferentialTests.cases { rows.append("| ext_authz (http_service): \(c.name) | ext_authz | same |") }
+        rows.append("| ext_authz: an authorization cluster at max_connections 1: a second check waits in the host's queue and times out too (the timeout covers the wait) | ext_authz | same |")
+        rows.append("| ext_authz: a client that leaves while its check is in flight: the check abandoned, its connection closed, logged DC downstream_remote_disconnect | ext_authz | same |")
+        rows.append("| ext_authz: the access log of every case (code, UAEX, ext_authz_denied / ext_authz_error, bytes) | ext_authz | same |")
+        rows.append("| ext_authz: \(ExtAuthzDifferentialTests.statNames.count) stats (ext_authz.* of the HCMs and the route cluster, the authorization cluster's upstream_rq_*) | ext_authz | same |")
         for step in RuntimeLayerDifferentialTests.steps {
             rows.append("| layered_runtime \(step): the answer, /runtime, fault counters | runtime | same |")
         }

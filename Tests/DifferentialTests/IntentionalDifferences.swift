@@ -52,7 +52,7 @@ let intentionalDifferences: [IntentionalDifference] = [
                           reason: "Envoy answers a HEAD health check with transfer-encoding: chunked and no content-length (and no body); Ballast sends content-length: 0, as for GET"),
     IntentionalDifference(key: "config/health-check-pass-through", verdict: .refused, reason: "the health_check filter's pass-through mode (forward and cache) is not implemented yet"),
     IntentionalDifference(key: "config/health-check-min-healthy", verdict: .refused, reason: "health_check cluster_min_healthy_percentages is not applied yet"),
-    IntentionalDifference(key: "config/runtime-other-key", verdict: .refused, reason: "a layer's keys are refused unless ballast applies them (the two connection limits, the fault filters' keys); Envoy accepts any key"),
+    IntentionalDifference(key: "config/runtime-other-key", verdict: .refused, reason: "a layer's keys are refused unless ballast applies them (the two connection limits, the fault filters' keys, ext_authz's filter_enabled key); Envoy accepts any key"),
     IntentionalDifference(key: "config/redirect-regex-rewrite", verdict: .refused, reason: "a redirect's regex_rewrite is not implemented yet"),
     IntentionalDifference(key: "config/cache-key-creator-params", verdict: .refused, reason: "Envoy 1.40 accepts key_creator_params and ignores it (not implemented there); Ballast refuses it rather than ignore it"),
     IntentionalDifference(key: "config/cache-with-compressor", verdict: .refused, reason: "the cache stores bodies as the upstream sent them; a codec in the same chain (compressor, decompressor) is not combined with it yet"),

@@ -16,6 +16,7 @@ enum ExtensionKind: CaseIterable {
     case compressor
     case decompressor
     case cache
+    case extAuthz
 
     var name: String {
         switch self {
@@ -39,6 +40,7 @@ enum ExtensionKind: CaseIterable {
         case .compressor: FilterNames.compressor
         case .decompressor: FilterNames.decompressor
         case .cache: FilterNames.cache
+        case .extAuthz: FilterNames.extAuthz
         }
     }
 
@@ -60,6 +62,7 @@ enum ExtensionKind: CaseIterable {
         case .healthCheck: ["envoy.health_check"]
         case .buffer: ["envoy.buffer"]
         case .compressor, .decompressor, .cache: []
+        case .extAuthz: ["envoy.ext_authz"]
         }
     }
 
@@ -86,6 +89,7 @@ enum ExtensionKind: CaseIterable {
         case .compressor: return prefix + "envoy.extensions.filters.http.compressor.v3.Compressor"
         case .decompressor: return prefix + "envoy.extensions.filters.http.decompressor.v3.Decompressor"
         case .cache: return prefix + "envoy.extensions.filters.http.cache.v3.CacheConfig"
+        case .extAuthz: return prefix + "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
         }
     }
 
@@ -110,6 +114,7 @@ enum ExtensionKind: CaseIterable {
         case .buffer: return [prefix + "envoy.config.filter.http.buffer.v2.Buffer"]
         case .compressor, .decompressor: return []
         case .cache: return []
+        case .extAuthz: return [prefix + "envoy.config.filter.http.ext_authz.v2.ExtAuthz"]
         }
     }
 }
@@ -120,13 +125,13 @@ extension ExtensionKind {
     static let unsupportedHTTPFilters = [
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_web", "envoy.filters.http.jwt_authn",
-        "envoy.filters.http.ext_authz", "envoy.filters.http.ratelimit",
+        "envoy.filters.http.ratelimit",
         
         "envoy.filters.http.gzip", "envoy.filters.http.header_to_metadata", "envoy.filters.http.wasm",
         "envoy.filters.http.grpc_stats", "envoy.filters.http.ext_proc",
         "envoy.filters.http.oauth2", "envoy.filters.http.header_mutation", "istio.metadata_exchange", "istio.stats",
         "envoy.lua", "envoy.grpc_web",
-        "envoy.ext_authz", "envoy.rate_limit", "envoy.gzip",
+        "envoy.rate_limit", "envoy.gzip",
     ]
     static let unsupportedNetworkFilters = [
         "envoy.filters.network.redis_proxy", "envoy.filters.network.mongo_proxy", "envoy.filters.network.ratelimit",

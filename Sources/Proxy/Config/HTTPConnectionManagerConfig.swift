@@ -111,6 +111,8 @@ public enum HTTPFilterConfig: Sendable, Hashable {
     case decompressor(DecompressorConfig)
     /// `envoy.filters.http.cache` with the simple in-memory cache.
     case cache(CacheFilterConfig)
+    /// `envoy.filters.http.ext_authz` with an http_service; `configName` keys a route's ExtAuthzPerRoute.
+    case extAuthz(ExtAuthzConfig, configName: String)
 
     public var name: String {
         switch self {
@@ -126,6 +128,7 @@ public enum HTTPFilterConfig: Sendable, Hashable {
         case .decompressor: FilterNames.decompressor
         case .buffer: FilterNames.buffer
         case .cache: FilterNames.cache
+        case .extAuthz: FilterNames.extAuthz
         }
     }
 }
@@ -212,6 +215,8 @@ public enum PerRouteFilterConfig: Sendable, Hashable {
     case buffer(BufferPerRouteConfig)
     /// CompressorPerRoute `disabled: true`.
     case compressorDisabled
+    /// ExtAuthzPerRoute `disabled: true`.
+    case extAuthzDisabled
 }
 
 /// `routes[].match`.

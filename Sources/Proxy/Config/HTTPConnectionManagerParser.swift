@@ -175,7 +175,7 @@ extension BootstrapParser {
             guard let g = item.fields(known: ["name", "typed_config", "config", "is_optional"],
                                       unsupported: ["config_discovery", "disabled"]) else { ok = false; continue }
             let optional = g["is_optional"]?.bool() ?? false
-            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache], optional: optional,
+            switch resolveExtension(g, category: "HTTP filter", kinds: [.router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache, .extAuthz], optional: optional,
                                     unsupportedNames: ExtensionKind.unsupportedHTTPFilters) {
             case .failed:
                 ok = false
@@ -197,6 +197,9 @@ extension BootstrapParser {
             case .resolved(let r) where r.kind == .csrf:
                 guard let c = parseCsrfPolicy(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.csrf(c, configName: name))
+            case .resolved(let r) where r.kind == .extAuthz:
+                guard let c = parseExtAuthz(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
+                filters.append(.extAuthz(c, configName: name))
             case .resolved(let r) where r.kind == .buffer:
                 guard let c = parseBufferFilter(r.body, typed: r.typed, at: item.path), let name = g["name"]?.string() else { ok = false; continue }
                 filters.append(.buffer(c, configName: name))
@@ -1004,11 +1007,14 @@ extension BootstrapParser {
             } else if type == Self.compressorPerRouteType {
                 guard parseCompressorPerRoute(item) else { ok = false; continue }
                 out[key] = .compressorDisabled
+            } else if type == Self.extAuthzPerRouteType {
+                guard parseExtAuthzPerRoute(item) != nil else { ok = false; continue }
+                out[key] = .extAuthzDisabled
             } else if type == "type.googleapis.com/envoy.config.route.v3.FilterConfig" {
                 diagnostics.error(typePath, "the FilterConfig wrapper (is_optional, disabled) is not supported by ballast; give the filter's own config", at: typeNode)
                 ok = false
             } else {
-                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType), \(Self.bufferPerRouteType), \(Self.compressorPerRouteType))", at: typeNode)
+                diagnostics.error(typePath, "'\(type)': per-route config of this filter is not supported by ballast (ballast implements \(ExtensionKind.localRateLimit.typeURL), \(ExtensionKind.fault.typeURL), type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, \(ExtensionKind.csrf.typeURL), \(Self.rbacPerRouteType), \(Self.bufferPerRouteType), \(Self.compressorPerRouteType), \(Self.extAuthzPerRouteType))", at: typeNode)
                 ok = false
             }
         }

@@ -172,6 +172,7 @@ public enum FilterNames {
     public static let compressor = "envoy.filters.http.compressor"
     public static let decompressor = "envoy.filters.http.decompressor"
     public static let cache = "envoy.filters.http.cache"
+    public static let extAuthz = "envoy.filters.http.ext_authz"
     public static let httpInspector = "envoy.filters.listener.http_inspector"
     public static let originalDst = "envoy.filters.listener.original_dst"
     public static let tlsInspector = "envoy.filters.listener.tls_inspector"

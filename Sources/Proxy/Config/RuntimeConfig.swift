@@ -193,8 +193,8 @@ extension BootstrapParser {
         return ok ? runtime : nil
     }
 
-    /// Runtime keys other than connection limits: only those the fault filters read, with an
-    /// unsigned integer value (the filters read integers).
+    /// Runtime keys other than connection limits: only those the fault and ext_authz filters
+    /// read, with an unsigned integer value (the filters read integers).
     func checkRuntimeKeys() {
         for (key, text, v, place) in pendingRuntimeKeys {
             if faultRuntimeKeys.contains(key) {
@@ -202,7 +202,7 @@ extension BootstrapParser {
                     v.error("runtime key '\(key)'\(place): expected an unsigned integer, got '\(text)'")
                 }
             } else {
-                let faults = faultRuntimeKeys.isEmpty ? "" : ", and the fault filters' " + faultRuntimeKeys.sorted().joined(separator: ", ")
+                let faults = faultRuntimeKeys.isEmpty ? "" : ", and the filters' " + faultRuntimeKeys.sorted().joined(separator: ", ")
                 v.error("runtime key '\(key)'\(place) is not applied by ballast (applied: \(RuntimeConfig.globalKey), \(RuntimeConfig.listenerPrefix)<listener name>\(RuntimeConfig.listenerSuffix)\(faults))")
             }
         }

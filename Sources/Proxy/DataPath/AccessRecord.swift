@@ -42,6 +42,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let failedLocalHealthCheck = ResponseFlags(rawValue: 1 << 16)
     /// RFCF: the cache filter answered from a stored response.
     public static let responseFromCacheFilter = ResponseFlags(rawValue: 1 << 17)
+    /// UAEX: the ext_authz filter refused the request (denied, or the check failed).
+    public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 18)
 
     /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
     /// were set: URX is set when the retry is refused, before the failure that ends the request).
@@ -51,7 +53,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
         (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
         (.downstreamProtocolError, "DPE"),
-        (.upstreamProtocolError, "UPE"), (.responseFromCacheFilter, "RFCF"),
+        (.upstreamProtocolError, "UPE"), (.responseFromCacheFilter, "RFCF"), (.unauthorizedExternalService, "UAEX"),
     ]
 
     /// `URX,UF`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
@@ -91,6 +93,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.downstreamProtocolError) { put("DPE") }
         if contains(.upstreamProtocolError) { put("UPE") }
         if contains(.responseFromCacheFilter) { put("RFCF") }
+        if contains(.unauthorizedExternalService) { put("UAEX") }
         if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
         return n
     }
@@ -192,6 +195,9 @@ public enum ResponseDetails: UInt8, Sendable {
     case healthCheckFailed
     case requestPayloadTooLarge
     case responseFromCacheFilter
+    /// The ext_authz filter's authorization service denied the request / the check failed.
+    case extAuthzDenied
+    case extAuthzError
 
     public var envoyName: String {
         switch self {
@@ -229,6 +235,8 @@ public enum ResponseDetails: UInt8, Sendable {
         case .healthCheckFailed: "health_check_failed"
         case .requestPayloadTooLarge: "request_payload_too_large"
         case .responseFromCacheFilter: "cache.response_from_cache_filter"
+        case .extAuthzDenied: "ext_authz_denied"
+        case .extAuthzError: "ext_authz_error"
         }
     }
 }

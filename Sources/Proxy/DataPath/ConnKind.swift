@@ -9,8 +9,8 @@ enum ConnKind: UInt8 {
     case tcpUpstream = 4
     /// Streams (`Stream`): their tokens name no socket, so no completion or timer carries one.
     case stream = 5
-    /// Mirrored requests (`Shadow`): their tokens are upstream connections' owners, never a
-    /// completion's or timer's.
+    /// Mirrored requests and ext_authz checks (`Shadow`): their tokens are upstream connections'
+    /// owners, never a completion's or timer's.
     case shadow = 6
     /// Connections in their listener filters (`Inspection`), before a filter chain is chosen.
     case inspection = 7

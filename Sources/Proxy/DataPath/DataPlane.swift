@@ -443,6 +443,8 @@ public final class HTTPPlan: Sendable {
     let cache: CachePlan?
     /// `http.<stat_prefix>.csrf.*`, when the chain has the csrf filter.
     public let csrfStats: CsrfStats?
+    /// `http.<stat_prefix>.ext_authz.*`, when the chain has an ext_authz filter.
+    public let extAuthzStats: ExtAuthzStats?
     /// `http.<stat_prefix>.rbac.*` counters, one set per distinct stat-prefix pair.
     public let rbacStats: [RBACStats]
     /// `rbac_access_denied_matched_policy[NAME]` texts, indexed by a record's `detailsArgument`.
@@ -512,12 +514,24 @@ public final class HTTPPlan: Sendable {
         var compressorPlan: CompressorPlan?
         var decompressorPlan: DecompressorPlan?
         var cachePlan: CachePlan?
+        var extAuthz: ExtAuthzStats?
         for f in c.httpFilters {
             switch f {
             case .cache(let config):
                 let plan = CachePlan(config)
                 cachePlan = plan
                 kinds.append(.cache(plan))
+            case .extAuthz(let config, let name):
+                guard let cluster = clusterIndex[config.cluster] else {
+                    throw DataPlane.CompileError(description: "listener \(listener): \(FilterNames.extAuthz) names cluster '\(config.cluster)', which does not exist")
+                }
+                let disabled = routeConfigs.map { r -> Bool in
+                    if case .extAuthzDisabled? = r.perFilterConfigs[name] { return true }
+                    return false
+                }
+                let stats = extAuthz ?? ExtAuthzStats()
+                extAuthz = stats
+                kinds.append(.extAuthz(ExtAuthzPlan(config, cluster: cluster, disabledRoutes: disabled, stats: stats, runtime: runtime)))
             case .rbac(let config, let name):
                 let filter = try rbac.engine(config, listener: listener)
                 var perRoute: [RBACEngine??] = []
@@ -618,6 +632,7 @@ public final class HTTPPlan: Sendable {
         decompressor = decompressorPlan
         cache = cachePlan
         csrfStats = csrf
+        extAuthzStats = extAuthz
         rbacStats = rbac.stats
         rbacDetails = rbac.details
         corsStats = corsPlan?.stats

@@ -39,6 +39,8 @@ public enum HTTPFilterKind: Sendable {
     case decompressor(DecompressorPlan)
     /// `envoy.filters.http.cache` (`CacheFilter`; entries are filled and served by the worker).
     case cache(CachePlan)
+    /// `envoy.filters.http.ext_authz` with an http_service (`ExtAuthzFilter`; the check request is the worker's).
+    case extAuthz(ExtAuthzPlan)
 }
 
 /// The decoder/encoder chain of one http_connection_manager.
@@ -77,6 +79,7 @@ public struct HTTPFilterChain: Sendable {
             case .compressor(let plan): status = CompressorFilter.decodeHeaders(&ctx, plan)
             case .decompressor(let plan): status = DecompressorFilter.decodeHeaders(&ctx, plan)
             case .cache(let plan): status = CacheFilter.decodeHeaders(&ctx, plan)
+            case .extAuthz(let plan): status = ExtAuthzFilter.decodeHeaders(&ctx, plan, index: i)
             }
             if status == .stopIteration { return }
         }
@@ -86,7 +89,7 @@ public struct HTTPFilterChain: Sendable {
     func decodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> Bool {
         for f in filters {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue  // the router forwards what reaches it
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache, .extAuthz: continue  // the router forwards what reaches it
             }
         }
         return true
@@ -96,7 +99,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeHeaders(status: Int, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache, .extAuthz: continue
             }
         }
         return .continue
@@ -106,7 +109,7 @@ public struct HTTPFilterChain: Sendable {
     func encodeData(_ bytes: UnsafeRawBufferPointer, endStream: Bool) -> FilterStatus {
         for f in filters.reversed() {
             switch f {
-            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache: continue
+            case .router, .workerCost, .localRateLimit, .fault, .cors, .csrf, .rbac, .healthCheck, .buffer, .compressor, .decompressor, .cache, .extAuthz: continue
             }
         }
         return .continue
@@ -159,6 +162,10 @@ enum StreamDecision {
     case discardBody(resumeAt: Int)
     /// Answer from the worker's response cache: a fresh entry, `age` seconds old.
     case cacheHit(entry: Int32, age: Int64, range: CacheRange)
+    /// Ask the authorization service of ext_authz filter `filter` first; on its answer the chain
+    /// resumes after that filter, or the stream is answered locally. `routeCluster`: the route's
+    /// cluster (its `ext_authz.*` and denial stats), -1 for none.
+    case authorize(filter: Int, routeCluster: Int)
 }
 
 /// The state decodeHeaders works on: the request, the listener's plan, the stream's route and

@@ -79,7 +79,7 @@ struct Stream {
     /// A retry waits for its backoff until then (0: none); no upstream is attached meanwhile.
     var retryAt: Int64 = 0
     /// The route timeout (absolute), 0 when none is running; while `delaying`, the end of the
-    /// fault filter's delay.
+    /// fault filter's delay; while `authzCheck` is set, the end of the check's timeout.
     var deadline: Int64 = 0
     /// Paused by the fault filter's delay: the head is kept in `delayedHead`, and the chain
     /// resumes at filter `resumeFilter` when `deadline` passes.
@@ -98,6 +98,11 @@ struct Stream {
     var discarding = false
     /// Holds one of its HCM's active faults (given back at the end).
     var faultActive = false
+    /// Waiting for an ext_authz check (its `Shadow` token; 0: none) of filter `authzFilter`;
+    /// the head waits in `delayedHead`, the chain resumes at `resumeFilter`.
+    var authzCheck: UInt64 = 0
+    var authzFilter: Int16 = 0
+    var authzRouteCluster: Int32 = -1
     /// An allowed CORS origin (a copy) and the route whose policy applies: every response of
     /// this stream gets `access-control-allow-origin` and the policy's fields.
     var corsOrigin = ByteBuffer.empty

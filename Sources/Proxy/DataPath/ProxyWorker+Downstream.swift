@@ -306,7 +306,13 @@ extension ProxyWorker {
         }
         if let s = stream(of: d), s.pointee.deadline != 0 && s.pointee.deadline <= now {
             s.pointee.deadline = 0
-            if s.pointee.delaying { resumeAfterDelay(token, d, loop) } else { streamTimedOut(token, d, loop) }
+            if s.pointee.delaying {
+                resumeAfterDelay(token, d, loop)
+            } else if s.pointee.authzCheck != 0 {
+                authzCheckTimedOut(token, d, loop)
+            } else {
+                streamTimedOut(token, d, loop)
+            }
             guard downs.pointer(token) != nil else { return }
         }
         if let s = stream(of: d), s.pointee.tryDeadline != 0 && s.pointee.tryDeadline <= now {

@@ -367,7 +367,8 @@ extension ProxyWorker {
     /// `routeHeaders`: the router's reply (direct_response, upstream failure), which gets the
     /// route's response mutations; a filter's reply does not.
     func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, headers: UnsafeRawBufferPointer, closing: Bool,
-                         routeHeaders: Bool = false, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
+                         routeHeaders: Bool = false, defaultContentType: Bool = true, _ s: UnsafeMutablePointer<Stream>,
+                         _ d: UnsafeMutablePointer<Downstream>) {
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
         decideCompression(localReply: body.count, s)
@@ -392,7 +393,7 @@ extension ProxyWorker {
             w.crlf()
         }
         let fieldsStart = w.count
-        if body.count > 0 { w.put("content-type: text/plain\r\n") }
+        if body.count > 0 && defaultContentType { w.put("content-type: text/plain\r\n") }
         if headers.count > 0 { w.put(headers) }
         if let health = http?.healthCheckHealth, health.failed.load(ordering: .relaxed) { w.put(Self.immediateHealthCheckFail) }
         var sawDate = false

@@ -88,7 +88,7 @@ extension ProxyWorker {
         return token
     }
 
-    private func countShadowOverflow(_ ci: Int) {
+    func countShadowOverflow(_ ci: Int) {
         inc(stats.upstreamRqPendingOverflow)
         if let cs = clusterStats(ci) { inc(cs.upstreamRqPendingOverflow) }
     }
@@ -96,7 +96,7 @@ extension ProxyWorker {
     // MARK: connections
 
     /// An idle connection, a new one, or a place in the host's queue, as for a forwarded request.
-    private func assignShadowConnection(_ token: UInt64, _ loop: Loop) {
+    func assignShadowConnection(_ token: UInt64, _ loop: Loop) {
         let sh = shadows.pointer(token)!
         let hp = Int(sh.pointee.hostPool)
         while let up = upstreamPools[hp].popIdle() {
@@ -342,6 +342,10 @@ extension ProxyWorker {
         guard let sh = shadows.pointer(token) else { return }
         countShadowCompleted(Int(sh.pointee.cluster), status: Int(sh.pointee.status))
         let clean = reusable && sh.pointee.upstreamKeepAlive && sh.pointee.requestComplete && sh.pointee.responseBody != .untilClose
+        if sh.pointee.check != 0 {
+            finishCheck(token, answered: true, reuseUpstream: clean, loop)
+            return
+        }
         finishShadow(token, loop, reuseUpstream: clean)
     }
 
@@ -349,6 +353,10 @@ extension ProxyWorker {
     func shadowFailed(_ token: UInt64, status: Int, _ loop: Loop) {
         guard let sh = shadows.pointer(token) else { return }
         countShadowCompleted(Int(sh.pointee.cluster), status: status)
+        if sh.pointee.check != 0 {
+            finishCheck(token, answered: false, reuseUpstream: false, loop)
+            return
+        }
         finishShadow(token, loop, reuseUpstream: false)
     }
 
@@ -360,7 +368,7 @@ extension ProxyWorker {
 
     /// Lets go of everything the shadow holds: its connection (back to the pool when clean),
     /// circuit-breaker units, buffers; its slot, unless the main stream still holds the chain.
-    private func finishShadow(_ token: UInt64, _ loop: Loop, reuseUpstream: Bool) {
+    func finishShadow(_ token: UInt64, _ loop: Loop, reuseUpstream: Bool) {
         guard let sh = shadows.pointer(token), !sh.pointee.done else { return }
         sh.pointee.done = true
         let up = sh.pointee.upstream
@@ -387,6 +395,7 @@ extension ProxyWorker {
         sh.pointee.holdsPending = false
         pool.release(&sh.pointee.requestHead)
         pool.release(&sh.pointee.body)
+        pool.release(&sh.pointee.response)
         if !sh.pointee.attached { shadows.remove(token) }
     }
 }

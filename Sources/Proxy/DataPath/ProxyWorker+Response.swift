@@ -137,7 +137,10 @@ extension ProxyWorker {
                                _ reader: ResponseReader, _ loop: Loop) -> ResponseProgress {
         switch reader {
         case .stream(let owner, let d): return processResponse(bytes, up, u, owner, d, loop)
-        case .shadow(let sh): return skimShadowResponse(bytes, sh, loop)
+        case .shadow(let sh):
+            let progress = skimShadowResponse(bytes, sh, loop)
+            if sh.pointee.check != 0 { keepCheckResponse(bytes, progress, sh) }
+            return progress
         }
     }
 

@@ -138,6 +138,10 @@ extension ProxyWorker {
         case .discardBody(let resumeAt):
             guard holdHead(head, resumeAt: resumeAt, token, d, loop) else { return }
             s.pointee.discarding = true
+        case .authorize(let filter, let routeCluster):
+            guard holdHead(head, resumeAt: filter + 1, token, d, loop) else { return }
+            s.pointee.authzRouteCluster = Int32(routeCluster)
+            startAuthzCheck(filter: filter, head, token, d, loop)
         }
     }
 
@@ -204,7 +208,7 @@ extension ProxyWorker {
 
     /// Parses the kept head again and runs the chain from `resumeFilter`, under the plan the
     /// stream started with.
-    private func resumeChain(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, resumingDelay: Bool) {
+    func resumeChain(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, resumingDelay: Bool) {
         let s = stream(of: d)!
         guard let http = httpPlan(s.pointee.generation) else {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
@@ -417,8 +421,11 @@ extension ProxyWorker {
 
     /// Answers the active stream locally (no route, overflow, connect failure, timeout...).
     /// Only before any response byte went out.
+    /// `dynamicBody` replaces the reply's static body (an authorization service's denial, whose
+    /// own content-type is among `extraHeaders` when `ownContentType`).
     func localReply(_ reply: LocalReply, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop,
-                    extraHeaders: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+                    extraHeaders: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                    dynamicBody: UnsafeRawBufferPointer? = nil, ownContentType: Bool = false) {
         let s = stream(of: d)!
         s.pointee.status = Int32(reply.status)
         s.pointee.flags.formUnion(reply.flags)
@@ -430,17 +437,22 @@ extension ProxyWorker {
         let routerFlags: ResponseFlags = [.noHealthyUpstream, .upstreamConnectionFailure, .upstreamOverflow, .upstreamConnectionTermination,
                                           .upstreamRequestTimeout, .upstreamProtocolError, .upstreamRemoteReset]
         let routeHeaders = reply.routeHeaders || !reply.flags.isDisjoint(with: routerFlags)
-        switch reply.body {
-        case .text(let text):
-            text.withUTF8Buffer { body in
-                reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
-            }
-        case .route(let r):
-            if let http, case .redirect = http.routes.allRoutes[r].action {
-                writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
-                                routeHeaders: routeHeaders, s, d)
-            } else if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
-                body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
+        if let dynamicBody {
+            writeLocalReply(reply.status, body: dynamicBody, headers: extraHeaders, closing: closing, routeHeaders: routeHeaders,
+                            defaultContentType: !ownContentType, s, d)
+        } else {
+            switch reply.body {
+            case .text(let text):
+                text.withUTF8Buffer { body in
+                    reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
+                }
+            case .route(let r):
+                if let http, case .redirect = http.routes.allRoutes[r].action {
+                    writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
+                                    routeHeaders: routeHeaders, s, d)
+                } else if let http, case .direct(_, let body) = http.routes.allRoutes[r].action {
+                    body.withUnsafeBytes { writeLocalReply(reply.status, body: $0, headers: UnsafeRawBufferPointer(start: nil, count: 0), closing: closing, routeHeaders: routeHeaders, s, d) }
+                }
             }
         }
         s.pointee.responseHeadDone = true
@@ -525,6 +537,7 @@ extension ProxyWorker {
         }
         if s.pointee.hostPool >= 0 { upstreamPools[Int(s.pointee.hostPool)].activeRequests -= 1 }
         if s.pointee.shadow != 0 { detachShadows(s, loop) }
+        if s.pointee.authzCheck != 0 { abandonAuthzCheck(s, loop) }
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }

@@ -6,7 +6,9 @@ import HTTP1
 /// until its response has been read and dropped (or it failed or timed out); its upstream
 /// connection's `owner` is its token. While the main request's body is still arriving the main
 /// stream holds the chain of its shadows (`Stream.shadow`, `next`), and body bytes are copied to
-/// each; the main request never waits for a shadow. docs/mirroring.md.
+/// each; the main request never waits for a shadow. docs/mirroring.md. An ext_authz check is a
+/// shadow too (`check` set): sent over the same pools, its answer kept for the waiting stream
+/// (docs/ext-authz.md).
 struct Shadow {
     var cluster: Int32 = -1
     var hostPool: Int32 = -1
@@ -41,6 +43,13 @@ struct Shadow {
     var status: Int32 = 0
     /// When it was started (its cluster's `upstream_rq_time` runs to the response head).
     var startNanos: Int64 = 0
+    /// An ext_authz check rather than a mirror: the downstream (and its stream) waiting for the
+    /// answer, 0 for mirrors. A check keeps its response (`response`, at most
+    /// `ProxyWorker.authzResponseLimit` bytes; `responseOverflow` past it) instead of dropping it.
+    var check: UInt64 = 0
+    var checkStream: UInt64 = 0
+    var response = ByteBuffer.empty
+    var responseOverflow = false
 }
 
 /// The head a mirror gets, from the one encoded for the main cluster, as Envoy 1.40's shadow

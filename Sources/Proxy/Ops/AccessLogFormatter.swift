@@ -240,7 +240,9 @@ final class AccessLogFormatter {
             out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64),
                                                retryLimitLast: !e.listenerIsHTTP)
         case .responseCodeDetails:
-            guard e.listenerIsHTTP && r.pointee.responseCode > 0 else { return false }
+            // A stream the client left before any response has code 0 and Envoy's
+            // `downstream_remote_disconnect`; one with neither code nor details prints `-`.
+            guard e.listenerIsHTTP && (r.pointee.responseCode > 0 || r.pointee.details != .viaUpstream) else { return false }
             let listener = Int(r.pointee.listener), argument = Int(r.pointee.detailsArgument)
             if argument > 0, listener < e.names.rbacDetails.count, argument < e.names.rbacDetails[listener].count {
                 out.append(e.names.rbacDetails[listener][argument])  // the matched RBAC policy

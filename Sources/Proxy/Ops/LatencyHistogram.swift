@@ -138,6 +138,12 @@ public final class ClusterStats: Sendable {
     /// `upstream_cx_destroy_local_with_active_rq`: the proxy closed a connection with a request on
     /// it because the client left.
     public let upstreamCxDestroyLocalWithActiveRq = Atomic<Int>(0)
+    /// `ext_authz.{ok,denied,error,failure_mode_allowed}`: outcomes of the ext_authz checks of
+    /// requests routed to this cluster (Envoy charges the route's cluster).
+    public let extAuthzOk = Atomic<Int>(0)
+    public let extAuthzDenied = Atomic<Int>(0)
+    public let extAuthzError = Atomic<Int>(0)
+    public let extAuthzFailureModeAllowed = Atomic<Int>(0)
     /// `original_dst_host_invalid`: an ORIGINAL_DST cluster had no original destination to use.
     public let originalDstHostInvalid = Atomic<Int>(0)
     /// `lb_healthy_panic`: a host picked among all hosts because too few were healthy.

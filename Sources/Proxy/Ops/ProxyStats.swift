@@ -172,6 +172,16 @@ extension ProxyStatsSnapshot {
                     add(p + joined(rs.shadowPrefix) + "shadow_allowed", .counter, load(rs.shadowAllowed), family: "envoy_http_rbac_shadow_allowed", labels: labels(rs.shadowPrefix))
                     add(p + joined(rs.shadowPrefix) + "shadow_denied", .counter, load(rs.shadowDenied), family: "envoy_http_rbac_shadow_denied", labels: labels(rs.shadowPrefix))
                 }
+                if let es = h.extAuthzStats {
+                    func ea(_ suffix: String, _ v: Int) {
+                        add(p + "ext_authz." + suffix, .counter, v, family: "envoy_http_ext_authz_" + suffix, labels: hl)
+                    }
+                    ea("ok", load(es.ok))
+                    ea("denied", load(es.denied))
+                    ea("error", load(es.error))
+                    ea("failure_mode_allowed", load(es.failureModeAllowed))
+                    ea("disabled", load(es.disabled))
+                }
                 if let cs = h.csrfStats {
                     add(p + "csrf.missing_source_origin", .counter, load(cs.missingSourceOrigin), family: "envoy_http_csrf_missing_source_origin", labels: hl)
                     add(p + "csrf.request_invalid", .counter, load(cs.requestInvalid), family: "envoy_http_csrf_request_invalid", labels: hl)
@@ -316,6 +326,14 @@ extension ProxyStatsSnapshot {
                     }
                 }
             }
+            // The route cluster's `ext_authz.*` (Envoy creates each when first counted).
+            func authz(_ suffix: String, _ n: Int) {
+                if n > 0 { add(p + "ext_authz." + suffix, .counter, n, family: "envoy_cluster_ext_authz_" + suffix, labels: cl) }
+            }
+            authz("ok", all.reduce(0) { $0 + load($1.extAuthzOk) })
+            authz("denied", all.reduce(0) { $0 + load($1.extAuthzDenied) })
+            authz("error", all.reduce(0) { $0 + load($1.extAuthzError) })
+            authz("failure_mode_allowed", all.reduce(0) { $0 + load($1.extAuthzFailureModeAllowed) })
             c("upstream_rq_timeout") { load($0.upstreamRqTimeout) }
             c("upstream_cx_destroy_remote_with_active_rq") { load($0.upstreamCxDestroyRemoteWithActiveRq) }
             c("upstream_cx_destroy_local_with_active_rq") { load($0.upstreamCxDestroyLocalWithActiveRq) }
