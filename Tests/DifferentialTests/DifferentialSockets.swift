@@ -174,6 +174,12 @@ final class RecordingUpstream: @unchecked Sendable {
         set { lock.lock(); failing = newValue; lock.unlock() }
     }
     private var failing = false
+    /// Every request gets this status (a failing host: the outlier cases); nil: as asked.
+    var answersStatus: Int? {
+        get { lock.lock(); defer { lock.unlock() }; return fixedStatus }
+        set { lock.lock(); fixedStatus = newValue; lock.unlock() }
+    }
+    private var fixedStatus: Int? = nil
 
     static let body = "upstream says hi"
 
@@ -310,8 +316,8 @@ final class RecordingUpstream: @unchecked Sendable {
             // The upstream's own CORS fields (a proxy's CORS filter replaces them).
             let cors = lower.contains("x-reply-cors") ? "Access-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: x-old\r\nAccess-Control-Max-Age: 5\r\n" : ""
             let reply: String
-            if let line = head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") }),
-               let status = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) {
+            if let status = answersStatus ?? head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") })
+                .flatMap({ Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) }) {
                 // A chosen status (retry cases): `status N` as the body.
                 reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\nContent-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
             } else if head.hasPrefix("GET /hc-fail ") {

@@ -57,6 +57,10 @@ final class FeatureTableTests: XCTestCase {
         for s in PriorityDifferentialTests.scenarios {
             rows.append("| Locality priorities and weights: \(s.name); /clusters priority, locality, weight, health_flags | priority | \(s.exact == nil ? "same shares (Envoy draws: each within 5 sigma)" : "same counts") |")
         }
+        // OutlierDetectionDifferentialTests fails on any difference: each row is "same" while it passes.
+        for c in OutlierDetectionDifferentialTests.cases {
+            rows.append("| outlier_detection \(c.name): requests per host, /clusters health_flags and outlier lines, \(OutlierDetectionDifferentialTests.statCount) outlier_detection.* stats | outlier | same |")
+        }
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
         for step in RuntimeLayerDifferentialTests.steps {
             rows.append("| layered_runtime \(step): the answer, /runtime, fault counters | runtime | same |")

@@ -40,6 +40,8 @@ public struct ClusterConfig: Sendable, Hashable {
     /// `common_lb_config.locality_weighted_lb_config`: a priority's localities share its traffic
     /// by their `load_balancing_weight` (else locality weights are ignored, as Envoy).
     public var localityWeighted = false
+    /// `outlier_detection` (nil: none; passive health, docs/outlier-detection.md).
+    public var outlierDetection: OutlierDetectionConfig? = nil
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {

@@ -7,10 +7,10 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval", "transport_socket", "common_lb_config"],
+                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection"],
             unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
-                          "protocol_selection", "outlier_detection", "upstream_bind_config",
+                          "protocol_selection", "upstream_bind_config",
                           "lb_subset_config", "maglev_lb_config", "original_dst_lb_config",
                           "load_balancing_policy", "metadata", "track_timeout_budgets", "track_cluster_stats",
                           "preconnect_policy", "connection_pool_per_downstream_connection", "dns_resolvers",
@@ -173,6 +173,15 @@ extension BootstrapParser {
             f.error("common_lb_config.locality_weighted_lb_config", "not applied with RING_HASH by ballast (only ROUND_ROBIN, LEAST_REQUEST and RANDOM)")
             ok = false
         }
+        var outlier: OutlierDetectionConfig?
+        if let o = f.present("outlier_detection") {
+            outlier = parseOutlierDetection(o)
+            if outlier == nil { ok = false }
+            if type == .originalDst {
+                f.error("outlier_detection", "not applied by ballast to an ORIGINAL_DST cluster (its hosts are created per connection)")
+                ok = false
+            }
+        }
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
         var cluster = ClusterConfig(
             name: name, discoveryType: type, connectTimeoutNanos: connectTimeout, lbPolicy: policy,
@@ -184,6 +193,7 @@ extension BootstrapParser {
         cluster.tls = tls
         cluster.healthyPanicThresholdPercent = panicThreshold
         cluster.localityWeighted = localityWeighted
+        cluster.outlierDetection = outlier
         return cluster
     }
 

@@ -181,6 +181,7 @@ extension ProxyWorker {
                         offset += headLength  // 100 Continue and friends: the proxy answered Expect itself
                         continue
                     }
+                    reportOutlier(Int(u.pointee.hostPool), .response(responseParser.statusCode), loop)
                     if retriesResponse(responseParser.statusCode, s) { return .retry(responseParser.statusCode) }
                     if s.pointee.websocket { return .handshakeRefused(responseParser.statusCode) }
                     s.pointee.upstreamServiceNanos = loop.now - s.pointee.upstreamStartNanos
@@ -391,6 +392,7 @@ extension ProxyWorker {
             return
         }
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxDestroyRemoteWithActiveRq) }
+        reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop)  // Envoy: any upstream reset
         s.pointee.upstream = 0
         endAttempt(s, error: true)
         closeUpstream(up, loop)
@@ -415,6 +417,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
+        if let u = ups.pointer(up) { reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop) }  // a codec reset, as Envoy
         endAttempt(s, error: true)
         closeUpstream(up, loop)
         if !s.pointee.responseHeadDone {

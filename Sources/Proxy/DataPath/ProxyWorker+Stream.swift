@@ -598,6 +598,8 @@ extension ProxyWorker {
         inc(stats.upstreamRqTimeout)
         let s = stream(of: d)!
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        // Envoy charges the host only while the attempt awaits its head (on a connection).
+        if !s.pointee.responseHeadDone { reportOutlier(Int(s.pointee.attemptPool), .timeout, loop) }
         endAttempt(s, error: true, timeout: true)
         abandonUpstream(s, loop)
         if !s.pointee.responseHeadDone {

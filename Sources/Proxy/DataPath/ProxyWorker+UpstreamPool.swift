@@ -242,6 +242,7 @@ extension ProxyWorker {
         }
         countUpstreamRequest(Int(u.pointee.cluster))
         beginAttempt(s, pool: Int(u.pointee.hostPool))
+        reportOutlier(Int(u.pointee.hostPool), .connectSuccess, loop)
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
         } else {
@@ -395,7 +396,8 @@ extension ProxyWorker {
             if timedOut { inc(cs.upstreamCxConnectTimeout) }
         }
         let owner = u.pointee.owner
-        let hc = upstreamPools[Int(u.pointee.hostPool)].counters
+        let hp = Int(u.pointee.hostPool)
+        let hc = upstreamPools[hp].counters
         inc(hc.cxConnectFail)
         closeUpstream(up, loop)
         if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
@@ -405,6 +407,7 @@ extension ProxyWorker {
         }
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         inc(hc.rqError)  // Envoy charges the host an error for the request it could not send
+        reportOutlier(hp, .connectFailed, loop)
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
         localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure, retried: s.pointee.retries > 0), owner, d, loop)
@@ -520,6 +523,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         guard !s.pointee.responseHeadDone else { return }
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
+        reportOutlier(Int(s.pointee.attemptPool), .timeout, loop)
         endAttempt(s, error: true, timeout: true)
         abandonUpstream(s, loop)
         if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }
