@@ -61,6 +61,7 @@ final class FeatureTableTests: XCTestCase {
         for c in OutlierDetectionDifferentialTests.cases {
             rows.append("| outlier_detection \(c.name): requests per host, /clusters health_flags and outlier lines, \(OutlierDetectionDifferentialTests.statCount) outlier_detection.* stats | outlier | same |")
         }
+        rows.append("| retry_host_predicate previous_hosts: two RANDOM hosts, one failing: every retry goes to the other host | request | same |")
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
         for step in RuntimeLayerDifferentialTests.steps {
             rows.append("| layered_runtime \(step): the answer, /runtime, fault counters | runtime | same |")

@@ -30,6 +30,8 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/fault-headers", verdict: .refused, reason: "the fault filter's header matching is not implemented yet"),
     IntentionalDifference(key: "config/fault-rate-limit", verdict: .refused, reason: "the fault filter's response rate limit is not implemented yet"),
     IntentionalDifference(key: "config/local-ratelimit-per-connection", verdict: .refused, reason: "only the bucket shared by all workers (Envoy's default) is implemented"),
+    IntentionalDifference(key: "config/retry-omit-canary-hosts", verdict: .refused, reason: "only the previous_hosts retry host predicate is implemented (endpoint metadata, hence canaries, is refused)"),
+    IntentionalDifference(key: "config/retry-priority", verdict: .refused, reason: "retry_priority (previous_priorities) is not implemented"),
     IntentionalDifference(key: "config/outlier-detection-monitors", verdict: .refused, reason: "outlier detection extensions (monitors) are not implemented"),
     IntentionalDifference(key: "config/common-lb-zone-aware", verdict: .refused, reason: "zone-aware routing (by the local zone) is not implemented; locality priorities and locality_weighted_lb_config are"),
     IntentionalDifference(key: "config/filter-chain-match", verdict: .refused, reason: "every connection is served by the first filter chain"),

@@ -71,6 +71,8 @@ struct Stream {
     var holdsPending = false
     var upstreamStartNanos: Int64 = 0
     var retries: Int32 = 0
+    /// Hosts (cluster host indices, modulo 64) this request was sent to (retry_host_predicate).
+    var triedHosts: UInt64 = 0
     /// The route's `per_try_timeout` (0: none) and the running attempt's deadline (0: none).
     var perTryNanos: Int64 = 0
     /// The route has a retry policy (responses are checked against it).

@@ -439,6 +439,9 @@ extension ProxyWorker {
         }
         ClusterResources.give(cluster.resources.retries)
         inc(stats.upstreamRqRetry)
+        if policy.avoidPreviousHosts, s.hostPool >= 0, upstreamPools[Int(s.hostPool)].host >= 0 {
+            sp.pointee.triedHosts |= 1 << UInt64(upstreamPools[Int(s.hostPool)].host % 64)
+        }
         sp.pointee.retries += 1
         sp.pointee.tryDeadline = 0
         if sp.pointee.requestHead.count == 0 {
@@ -467,12 +470,29 @@ extension ProxyWorker {
         sp.pointee.retryAt = 0
         let ci = Int(sp.pointee.cluster)
         let old = Int(sp.pointee.hostPool)
-        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickHost(ci)
+        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickRetryHost(ci, sp)
         if old >= 0 { upstreamPools[old].activeRequests -= 1 }
         sp.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
         refreshExpectedTimeout(sp, loop)
         assignConnection(token, d, loop)
+    }
+
+    /// A retry's host pool. With `retry_host_predicate` previous_hosts a pick of a host already
+    /// tried is made again, at most `host_selection_retry_max_attempts` times; then the last
+    /// pick stands (Envoy's load balancer loop). Hosts are remembered modulo 64 (one word per
+    /// stream): in larger clusters two hosts can share a bit.
+    private func pickRetryHost(_ ci: Int, _ s: UnsafeMutablePointer<Stream>) -> Int {
+        guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
+              let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci) }
+        var h = pickHostIndex(ci)
+        var left = policy.hostSelectionRetryMaxAttempts
+        while left > 0 && s.pointee.triedHosts & (1 << UInt64(h % 64)) != 0 {
+            h = pickHostIndex(ci)
+            left -= 1
+        }
+        return clusterPools[ci][h]
     }
 
     /// A retry tells the upstream the time left, as Envoy does: `x-envoy-expected-rq-timeout-ms`
