@@ -247,8 +247,8 @@ extension BootstrapParser {
         var ok = true
         for item in f["thresholds"]?.list() ?? [] {
             guard let t = item.fields(
-                known: ["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries"],
-                unsupported: ["track_remaining", "max_connection_pools", "retry_budget"]) else { ok = false; continue }
+                known: ["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "retry_budget"],
+                unsupported: ["track_remaining", "max_connection_pools"]) else { ok = false; continue }
             let priority = t["priority"]?.enumeration(RoutingPriority.self) ?? (t["priority"] == nil ? .default : nil)
             let d = CircuitBreakerThresholds.envoyDefault
             let limits = ["max_connections", "max_pending_requests", "max_requests", "max_retries"].map { t[$0]?.int(0...Int(UInt32.max)) }
@@ -259,9 +259,24 @@ extension BootstrapParser {
                 ok = false
                 continue
             }
-            byPriority[priority] = CircuitBreakerThresholds(
+            var thresholds = CircuitBreakerThresholds(
                 maxConnections: limits[0] ?? d.maxConnections, maxPendingRequests: limits[1] ?? d.maxPendingRequests,
                 maxRequests: limits[2] ?? d.maxRequests, maxRetries: limits[3] ?? d.maxRetries)
+            if let b = t.present("retry_budget") {
+                // Envoy: a present retry_budget replaces max_retries, with 20% and 3 as defaults.
+                guard let r = b.fields(known: ["budget_percent", "min_retry_concurrency"]) else { ok = false; continue }
+                var percent = 20.0
+                if let p = r["budget_percent"] {
+                    guard let v = p.fields(known: ["value"]), let value = v["value"]?.double(0...100) ?? (v.has("value") ? nil : 0) else { ok = false; continue }
+                    percent = value
+                }
+                if let m = r["min_retry_concurrency"] {
+                    guard let n = m.int(0...Int(UInt32.max)) else { ok = false; continue }
+                    thresholds.minRetryConcurrency = n
+                }
+                thresholds.retryBudgetPercent = percent
+            }
+            byPriority[priority] = thresholds
         }
         guard ok else { return nil }
         return CircuitBreakersConfig(defaultPriority: byPriority[.default] ?? .envoyDefault, highPriority: byPriority[.high] ?? .envoyDefault)

@@ -315,6 +315,15 @@ public final class ClusterPlan: Sendable {
     public let healthCheck: HealthCheckConfig?
     var healthCheckTimeoutNanos: Int64 { healthCheck?.timeoutNanos ?? 0 }
 
+    /// Retries allowed in flight: `max_retries`, or with a retry budget Envoy's
+    /// `max(budget_percent x (active + pending requests), min_retry_concurrency)`.
+    @inline(__always)
+    func retryLimit(_ t: CircuitBreakerThresholds) -> Int {
+        guard let percent = t.retryBudgetPercent else { return t.maxRetries }
+        let active = max(0, resources.requests.load(ordering: .relaxed)) + max(0, resources.pendingRequests.load(ordering: .relaxed))
+        return max(Int(percent / 100 * Double(active)), t.minRetryConcurrency)
+    }
+
     /// Every host failed its checks and panic routing is off (threshold 0): no host to use.
     @inline(__always)
     var noHealthyHostWithoutPanic: Bool {

@@ -330,6 +330,7 @@ extension ProxyWorker {
     /// When only the retry count is exhausted, the response goes through flagged URX.
     func retriesResponse(_ status: Int, _ s: UnsafeMutablePointer<Stream>) -> Bool {
         s.pointee.tryDeadline = 0  // a response head: the attempt's timer no longer applies
+        releaseRetry(s)
         guard s.pointee.hasRetryPolicy, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry else { return false }
         guard policy.retries(status: status) else {
@@ -344,7 +345,13 @@ extension ProxyWorker {
             return false
         }
         let cluster = plane.clusters[Int(s.pointee.cluster)]
-        return cluster.resources.retries.load(ordering: .relaxed) < cluster.thresholds.maxRetries
+        guard cluster.resources.retries.load(ordering: .relaxed) < cluster.retryLimit(cluster.thresholds) else {
+            // Envoy forwards the response flagged UO and counts the overflow.
+            s.pointee.flags.insert(.upstreamOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
+            return false
+        }
+        return true
     }
 
     // MARK: response end

@@ -507,6 +507,8 @@ extension ProxyWorker {
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }
+            if s.pointee.holdsRetry { ClusterResources.give(resources.retries) }
+            s.pointee.holdsRetry = false
             if s.pointee.holdsPending {
                 ClusterResources.give(resources.pendingRequests)
                 if s.pointee.hostPool >= 0 { inc(upstreamPools[Int(s.pointee.hostPool)].counters.rqPendingActive, by: -1) }

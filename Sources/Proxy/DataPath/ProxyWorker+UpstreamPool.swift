@@ -421,6 +421,7 @@ extension ProxyWorker {
     func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0,
                perTryTimeout: Bool = false) -> Bool {
         let sp = stream(of: d)!
+        releaseRetry(sp)  // Envoy's resetRetry: each decision first gives back the last retry's hold
         let s = sp.pointee  // a copy: the checks below read it
         guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
               status > 0 ? policy.retries(status: status)
@@ -432,12 +433,12 @@ extension ProxyWorker {
             return false
         }
         let cluster = plane.clusters[Int(s.cluster)]
-        guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
+        guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.retryLimit(cluster.thresholds)) else {
             sp.pointee.flags.insert(.upstreamOverflow)
             if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
             return false
         }
-        ClusterResources.give(cluster.resources.retries)
+        sp.pointee.holdsRetry = true
         inc(stats.upstreamRqRetry)
         if policy.avoidPreviousHosts, s.hostPool >= 0, upstreamPools[Int(s.hostPool)].host >= 0 {
             sp.pointee.triedHosts |= 1 << UInt64(upstreamPools[Int(s.hostPool)].host % 64)
@@ -476,6 +477,14 @@ extension ProxyWorker {
         upstreamPools[hp].activeRequests += 1
         refreshExpectedTimeout(sp, loop)
         assignConnection(token, d, loop)
+    }
+
+    /// Gives back the stream's hold on its cluster's `retries` circuit breaker.
+    @inline(__always)
+    func releaseRetry(_ s: UnsafeMutablePointer<Stream>) {
+        guard s.pointee.holdsRetry else { return }
+        s.pointee.holdsRetry = false
+        if s.pointee.cluster >= 0 { ClusterResources.give(plane.clusters[Int(s.pointee.cluster)].resources.retries) }
     }
 
     /// A retry's host pool. With `retry_host_predicate` previous_hosts a pick of a host already

@@ -156,7 +156,7 @@ extension ProxyOps {
                 lines.append("\(c.name)::\(label)::max_connections::\(t.maxConnections)")
                 lines.append("\(c.name)::\(label)::max_pending_requests::\(t.maxPendingRequests)")
                 lines.append("\(c.name)::\(label)::max_requests::\(t.maxRequests)")
-                lines.append("\(c.name)::\(label)::max_retries::\(t.maxRetries)")
+                lines.append("\(c.name)::\(label)::max_retries::\(c.retryLimit(t))")
             }
             if let od = c.health?.outlier {
                 let r = od.clusterRates
