@@ -7,7 +7,9 @@ import XCTest
 /// proxies must send the failing host the same number of requests (it is ejected after the
 /// threshold and takes nothing more), print the same `/clusters` health flags and outlier lines,
 /// and count the same `outlier_detection.*` stats. Intervals are long (60 s), so no unejection or
-/// success-rate pass runs during a case.
+/// success-rate pass runs during a case. The pause after a failed response is for Envoy, whose
+/// ejection reaches its worker through the main thread (Ballast's worker ejects at once), and
+/// whose host updates within 1 s of the previous one wait for `update_merge_window`.
 final class OutlierDetectionDifferentialTests: XCTestCase {
     struct Case {
         let name: String
@@ -16,6 +18,12 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
         let status: Int?
         let requests: Int
         var retry = false
+        /// Both hosts fail (the second like the first): both ejected, the cluster in panic.
+        var bothFail = false
+        /// Requests whose failure is followed by 1.1 s: Envoy merges host updates within
+        /// `update_merge_window` (1 s), so an ejection that follows another by less reaches its
+        /// worker late (Ballast applies each at once).
+        var settle = 0
     }
 
     static let cases: [Case] = [
@@ -39,6 +47,8 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
              status: nil, requests: 10),
         Case(name: "retried-503", outlier: "{consecutive_5xx: 3, interval: 60s, max_ejection_percent: 50}",
              status: 503, requests: 8, retry: true),
+        Case(name: "both-ejected-panic", outlier: "{consecutive_5xx: 2, interval: 60s, max_ejection_percent: 100}",
+             status: 503, requests: 12, bothFail: true, settle: 4),
     ]
 
     /// Envoy 1.40's `cluster.<name>.outlier_detection.*` stats (counters and the active gauge).
@@ -51,6 +61,7 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
             let bad = try RecordingUpstream()
             defer { good.stop(); bad.stop() }
             bad.answersStatus = c.status
+            if c.bothFail { good.answersStatus = c.status }
             let badPort = c.status == nil ? try freePort() : bad.port
             let route = c.retry ? "{match: {prefix: \"/\"}, route: {cluster: up, retry_policy: {retry_on: 5xx, num_retries: 1, retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
                                 : "{match: {prefix: \"/\"}, route: {cluster: up}}"
@@ -64,8 +75,11 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
                 let client = try RawClient(port: port)
                 for i in 0..<c.requests {
                     client.send("GET /r\(i) HTTP/1.1\r\nHost: h\r\n\r\n")
-                    statuses.append(client.readResponse()?.status ?? 0)
-                    usleep(20_000)  // the ejection reaches Envoy's worker through its main thread
+                    let status = client.readResponse()?.status ?? 0
+                    statuses.append(status)
+                    // An ejection reaches Envoy's worker through its main thread: after a failure,
+                    // give it time (a busy machine delayed it past 20 ms).
+                    usleep(status == 200 ? 20_000 : i < c.settle ? 1_100_000 : 150_000)
                 }
                 // Counts, not the order: Envoy's round robin starts at a random host.
                 var out = ["statuses: \(statuses.filter { $0 == 200 }.count) x 200, \(statuses.filter { $0 != 200 }.count) failed",
@@ -85,5 +99,47 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
             }
         }
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
+    }
+
+    /// The ejected host comes back after base_ejection_time (checked on the 1 s interval timer)
+    /// with its count reset: 3 more 503s eject it again, this time for 2 x base.
+    func testEjectedHostReturnsAndIsEjectedAgainAsEnvoy() throws {
+        let good = try RecordingUpstream()
+        let bad = try RecordingUpstream()
+        defer { good.stop(); bad.stop() }
+        bad.answersStatus = 503
+        let seen = try observeEnvoyAndBallast("outlier-return", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: up}}"],
+                                    clusters: [staticCluster("up", ports: [good.port, bad.port],
+                                                             extra: "outlier_detection: {consecutive_5xx: 3, interval: 1s, base_ejection_time: 1s, max_ejection_percent: 50}")])
+        }, observe: { proxy, port in
+            func flags() throws -> String {
+                try proxy.adminGet("/clusters").text.split(separator: "\n").first { $0.hasPrefix("up::127.0.0.1:\(bad.port)::health_flags::") }
+                    .map { String($0.split(separator: ":").last!) } ?? "?"
+            }
+            let client = try RawClient(port: port)
+            func send(_ n: Int) -> Int {
+                _ = bad.takeHeads()
+                for i in 0..<n {
+                    client.send("GET /r\(i) HTTP/1.1\r\nHost: h\r\n\r\n")
+                    usleep(client.readResponse()?.status == 200 ? 20_000 : 150_000)
+                }
+                return bad.takeHeads().count
+            }
+            var out = ["first round, failing host received: \(send(10))", "then: \(try flags())"]
+            let deadline = Date().addingTimeInterval(8)
+            while try flags() != "healthy" && Date() < deadline { usleep(50_000) }
+            out.append("returned: \(try flags())")
+            usleep(1_100_000)  // Envoy's update_merge_window: the return and a new ejection are 1 s apart
+            out.append("second round, failing host received: \(send(10))")
+            out.append("then: \(try flags())")
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            out += stats.filter { $0.hasPrefix("cluster.up.outlier_detection.ejections_active") || $0.hasPrefix("cluster.up.outlier_detection.ejections_enforced_total") }.sorted()
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "unejection differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast, ["first round, failing host received: 3", "then: /failed_outlier_check", "returned: healthy",
+                                      "second round, failing host received: 3", "then: /failed_outlier_check",
+                                      "cluster.up.outlier_detection.ejections_active: 1", "cluster.up.outlier_detection.ejections_enforced_total: 2"])
     }
 }
