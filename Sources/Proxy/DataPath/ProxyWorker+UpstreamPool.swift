@@ -495,8 +495,12 @@ extension ProxyWorker {
         guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
               let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci) }
+        // Every host tried: no pick can pass; the picks stop after 2 x hosts (Envoy makes all
+        // host_selection_retry_max_attempts of them, up to 2^32).
+        let n = plane.clusters[ci].hosts.count
+        let allTried = n <= 64 ? s.pointee.triedHosts.nonzeroBitCount >= n : s.pointee.triedHosts == .max
         var h = pickHostIndex(ci)
-        var left = policy.hostSelectionRetryMaxAttempts
+        var left = allTried ? min(policy.hostSelectionRetryMaxAttempts, 2 * n) : policy.hostSelectionRetryMaxAttempts
         while left > 0 && s.pointee.triedHosts & (1 << UInt64(h % 64)) != 0 {
             h = pickHostIndex(ci)
             left -= 1
