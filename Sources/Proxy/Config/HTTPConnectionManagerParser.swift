@@ -746,7 +746,7 @@ extension BootstrapParser {
                 ok = false
             }
         }
-        let selectionAttempts = f["host_selection_retry_max_attempts"]?.int(0...Int(Int32.max))
+        let selectionAttempts = f["host_selection_retry_max_attempts"]?.int(0...Int.max)
         if f["host_selection_retry_max_attempts"] != nil && selectionAttempts == nil { ok = false }
         guard ok else { return nil }
         var policy = RetryPolicyConfig(retryOn: conditions, numRetries: numRetries ?? 1, perTryTimeoutNanos: perTry,
