@@ -65,6 +65,7 @@ final class FeatureTableTests: XCTestCase {
             rows.append("| retry_budget \(c.budget): statuses, requests received, retry / overflow / limit counters, UO flags, /clusters max_retries | request | same |")
         }
         rows.append("| outlier_detection: the ejected host returns after base_ejection_time with its counts reset, then is ejected again | outlier | same |")
+        rows.append("| outlier_detection fed by tcp_proxy sessions (refused connects, connected sessions) | outlier | same |")
         rows.append("| retry_host_predicate previous_hosts: two RANDOM hosts, one failing: every retry goes to the other host | request | same |")
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
         for step in RuntimeLayerDifferentialTests.steps {

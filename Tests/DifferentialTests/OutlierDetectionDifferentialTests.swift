@@ -142,4 +142,51 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
                                       "second round, failing host received: 3", "then: /failed_outlier_check",
                                       "cluster.up.outlier_detection.ejections_active: 1", "cluster.up.outlier_detection.ejections_enforced_total: 2"])
     }
+
+    /// tcp_proxy feeds the detector too: a refused connect counts as a 503, a connected session
+    /// as a 200 (Envoy's LocalOriginConnectFailed / LocalOriginConnectSuccessFinal), so the dead
+    /// host is ejected after two refusals and the rest of the sessions go to the live one.
+    func testTCPProxySessionsFeedTheDetectorAsEnvoy() throws {
+        let good = try RecordingUpstream()
+        defer { good.stop() }
+        let dead = try freePort()
+        let seen = try observeEnvoyAndBallast("outlier-tcp", config: { port, admin, _ in
+            """
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            static_resources:
+              listeners:
+              - address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.tcp_proxy
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: up}
+              clusters:
+              \(staticCluster("up", ports: [good.port, dead], extra: "connect_timeout: 1s, outlier_detection: {consecutive_5xx: 2, interval: 60s, max_ejection_percent: 50}"))
+            """
+        }, observe: { proxy, port in
+            _ = good.takeHeads()
+            var answered = 0
+            for i in 0..<8 {
+                let c = try RawClient(port: port)
+                c.send("GET /s\(i) HTTP/1.1\r\nHost: tcp\r\n\r\n")
+                let ok = c.readResponse()?.status == 200
+                if ok { answered += 1 }
+                c.shutdownBoth()
+                usleep(ok ? 20_000 : 150_000)  // Envoy's ejection reaches its worker through the main thread
+            }
+            var out = ["sessions answered: \(answered)", "live host received: \(good.takeHeads().count)"]
+            out += try proxy.adminGet("/clusters").text.split(separator: "\n").map(String.init)
+                .filter { $0.contains("::health_flags::") }.map { $0.replacingOccurrences(of: "\(dead)", with: "DEAD").replacingOccurrences(of: "\(good.port)", with: "LIVE") }.sorted()
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            out += stats.filter { $0.hasPrefix("cluster.up.outlier_detection.ejections_") && !$0.hasSuffix(": 0") }.sorted()
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "tcp_proxy's outlier feed differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast, ["sessions answered: 6", "live host received: 6", "up::127.0.0.1:DEAD::health_flags::/failed_outlier_check",
+                                      "up::127.0.0.1:LIVE::health_flags::healthy", "cluster.up.outlier_detection.ejections_active: 1",
+                                      "cluster.up.outlier_detection.ejections_consecutive_5xx: 1",
+                                      "cluster.up.outlier_detection.ejections_detected_consecutive_5xx: 1",
+                                      "cluster.up.outlier_detection.ejections_enforced_consecutive_5xx: 1",
+                                      "cluster.up.outlier_detection.ejections_enforced_total: 1", "cluster.up.outlier_detection.ejections_total: 1"])
+    }
 }

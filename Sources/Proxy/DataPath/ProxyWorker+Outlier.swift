@@ -10,6 +10,9 @@ enum OutlierResult {
     case timeout
     /// The attempt got its connection (LocalOriginConnectSuccess; counts only in split mode).
     case connectSuccess
+    /// A tcp_proxy session's upstream connected (LocalOriginConnectSuccessFinal: a 200 when
+    /// errors are not split).
+    case connectSuccessFinal
 }
 
 extension ProxyWorker {
@@ -28,6 +31,12 @@ extension ProxyWorker {
         case .connectFailed: detector.putLocalFailure(h, code: 503, health, now: loop.now, random: rng.next())
         case .timeout: detector.putLocalFailure(h, code: 504, health, now: loop.now, random: rng.next())
         case .connectSuccess: detector.putConnectSuccess(h)
+        case .connectSuccessFinal:
+            if detector.config.splitExternalLocalOriginErrors {
+                detector.putConnectSuccess(h)
+            } else {
+                detector.putResponse(h, code: 200, health, now: loop.now, random: 0)
+            }
         }
     }
 }
