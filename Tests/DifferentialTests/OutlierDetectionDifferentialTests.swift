@@ -24,6 +24,9 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
         /// `update_merge_window` (1 s), so an ejection that follows another by less reaches its
         /// worker late (Ballast applies each at once).
         var settle = 0
+        /// The failing host alone at priority 0, the other at priority 1: its ejection spills
+        /// all traffic to priority 1.
+        var priorities = false
     }
 
     static let cases: [Case] = [
@@ -49,6 +52,8 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
              status: 503, requests: 8, retry: true),
         Case(name: "both-ejected-panic", outlier: "{consecutive_5xx: 2, interval: 60s, max_ejection_percent: 100}",
              status: 503, requests: 12, bothFail: true, settle: 4),
+        Case(name: "priority-0-ejected", outlier: "{consecutive_5xx: 3, interval: 60s, max_ejection_percent: 50}",
+             status: 503, requests: 10, priorities: true),
     ]
 
     /// Envoy 1.40's `cluster.<name>.outlier_detection.*` stats (counters and the active gauge).
@@ -66,8 +71,11 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
             let route = c.retry ? "{match: {prefix: \"/\"}, route: {cluster: up, retry_policy: {retry_on: 5xx, num_retries: 1, retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
                                 : "{match: {prefix: \"/\"}, route: {cluster: up}}"
             let seen = try observeEnvoyAndBallast("outlier-\(c.name)", config: { port, admin, _ in
-                singleListenerBootstrap(port: port, admin: admin, routes: [route],
-                                        clusters: [staticCluster("up", ports: [good.port, badPort], extra: "connect_timeout: 1s, outlier_detection: \(c.outlier)")])
+                let endpoint = { (p: Int) in "{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(p)}}}}" }
+                let cluster = c.priorities
+                    ? "- {name: up, type: STATIC, connect_timeout: 1s, outlier_detection: \(c.outlier), load_assignment: {cluster_name: up, endpoints: [{priority: 0, lb_endpoints: [\(endpoint(badPort))]}, {priority: 1, lb_endpoints: [\(endpoint(good.port))]}]}}"
+                    : staticCluster("up", ports: [good.port, badPort], extra: "connect_timeout: 1s, outlier_detection: \(c.outlier)")
+                return singleListenerBootstrap(port: port, admin: admin, routes: [route], clusters: [cluster])
             }, observe: { proxy, port in
                 _ = good.takeHeads()
                 _ = bad.takeHeads()
