@@ -66,6 +66,7 @@ final class FeatureTableTests: XCTestCase {
         }
         rows.append("| outlier_detection: the ejected host returns after base_ejection_time with its counts reset, then is ejected again | outlier | same |")
         rows.append("| outlier_detection fed by tcp_proxy sessions (refused connects, connected sessions) | outlier | same |")
+        rows.append("| outlier_detection fed by mirrored copies (request_mirror_policies) | outlier | same |")
         rows.append("| retry_host_predicate previous_hosts: two RANDOM hosts, one failing: every retry goes to the other host | request | same |")
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
         for step in RuntimeLayerDifferentialTests.steps {

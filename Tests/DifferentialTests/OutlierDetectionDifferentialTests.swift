@@ -197,4 +197,35 @@ final class OutlierDetectionDifferentialTests: XCTestCase {
                                       "cluster.up.outlier_detection.ejections_enforced_consecutive_5xx: 1",
                                       "cluster.up.outlier_detection.ejections_enforced_total: 1", "cluster.up.outlier_detection.ejections_total: 1"])
     }
+
+    /// Mirrored requests feed the mirror cluster's detector as Envoy's shadow router does: its
+    /// failing host is ejected after two 503s and the rest of the copies go to the other host.
+    func testMirroredRequestsFeedTheDetectorAsEnvoy() throws {
+        let main = try RecordingUpstream()
+        let good = try RecordingUpstream()
+        let bad = try RecordingUpstream()
+        defer { main.stop(); good.stop(); bad.stop() }
+        bad.answersStatus = 503
+        let seen = try observeEnvoyAndBallast("outlier-mirror", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: ["{match: {prefix: \"/\"}, route: {cluster: main, request_mirror_policies: [{cluster: mirror}]}}"],
+                                    clusters: [staticCluster("main", ports: [main.port]),
+                                               staticCluster("mirror", ports: [good.port, bad.port], extra: "outlier_detection: {consecutive_5xx: 2, interval: 60s, max_ejection_percent: 50}")])
+        }, observe: { proxy, port in
+            for u in [main, good, bad] { _ = u.takeHeads() }
+            let client = try RawClient(port: port)
+            var answered = 0
+            for i in 0..<10 {
+                client.send("GET /m\(i) HTTP/1.1\r\nHost: h\r\n\r\n")
+                if client.readResponse()?.status == 200 { answered += 1 }
+                usleep(150_000)  // the copy's answer (and so the ejection) comes after the main response
+            }
+            var out = ["answered: \(answered)", "main received: \(main.takeHeads().count)",
+                       "mirror hosts received: \(good.takeHeads().count) and \(bad.takeHeads().count)"]
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            out += stats.filter { $0.hasPrefix("cluster.mirror.outlier_detection.ejections_") && !$0.hasSuffix(": 0") }.sorted()
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "the mirror's outlier feed differs from Envoy 1.40")
+        XCTAssertTrue(seen.ballast.contains("mirror hosts received: 8 and 2"), "\(seen.ballast)")
+    }
 }
