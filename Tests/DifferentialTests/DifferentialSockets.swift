@@ -189,6 +189,12 @@ final class RecordingUpstream: @unchecked Sendable {
         set { lock.lock(); failing = newValue; lock.unlock() }
     }
     private var failing = false
+    /// Every request gets this status (a failing host: the outlier cases); nil: as asked.
+    var answersStatus: Int? {
+        get { lock.lock(); defer { lock.unlock() }; return fixedStatus }
+        set { lock.lock(); fixedStatus = newValue; lock.unlock() }
+    }
+    private var fixedStatus: Int? = nil
 
     static let body = "upstream says hi"
 
@@ -345,8 +351,8 @@ final class RecordingUpstream: @unchecked Sendable {
                 continue
             }
             let reply: String
-            if let line = head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") }),
-               let status = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) {
+            if let status = answersStatus ?? head.components(separatedBy: "\r\n").first(where: { $0.lowercased().hasPrefix("x-reply-status:") })
+                .flatMap({ Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) }) {
                 // A chosen status (retry cases): `status N` as the body.
                 reply = "HTTP/1.1 \(status) Chosen\r\nContent-Type: text/plain\r\n\(extra)Content-Length: \("status \(status)".utf8.count)\r\n\r\nstatus \(status)"
             } else if lower.contains("\r\nauthorization: bearer deny") {

@@ -61,6 +61,17 @@ final class FeatureTableTests: XCTestCase {
         for s in PriorityDifferentialTests.scenarios {
             rows.append("| Locality priorities and weights: \(s.name); /clusters priority, locality, weight, health_flags | priority | \(s.exact == nil ? "same shares (Envoy draws: each within 5 sigma)" : "same counts") |")
         }
+        // OutlierDetectionDifferentialTests fails on any difference: each row is "same" while it passes.
+        for c in OutlierDetectionDifferentialTests.cases {
+            rows.append("| outlier_detection \(c.name): requests per host, /clusters health_flags and outlier lines, \(OutlierDetectionDifferentialTests.statCount) outlier_detection.* stats | outlier | same |")
+        }
+        for c in RetryBudgetDifferentialTests.cases {
+            rows.append("| retry_budget \(c.budget): statuses, requests received, retry / overflow / limit counters, UO flags, /clusters max_retries | request | same |")
+        }
+        rows.append("| outlier_detection: the ejected host returns after base_ejection_time with its counts reset, then is ejected again | outlier | same |")
+        rows.append("| outlier_detection fed by tcp_proxy sessions (refused connects, connected sessions) | outlier | same |")
+        rows.append("| outlier_detection fed by mirrored copies (request_mirror_policies) | outlier | same |")
+        rows.append("| retry_host_predicate previous_hosts: two RANDOM hosts, one failing: every retry goes to the other host | request | same |")
         rows.append("| request_mirror_policies: the mirror clusters' \(MirrorDifferentialTests.statNames.joined(separator: ", ")) | mirror | same |")
         // ExtAuthzDifferentialTests fails on any difference: each row is "same" while it passes.
         for c in ExtAuthzDifferentialTests.cases { rows.append("| ext_authz (http_service): \(c.name) | ext_authz | same |") }

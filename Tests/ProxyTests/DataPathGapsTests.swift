@@ -434,4 +434,23 @@ final class DataPathGapsTests: XCTestCase {
             XCTAssertEqual(log.all.count, 2, "\(io)")
         }
     }
+
+    /// retry_host_predicate previous_hosts on a one-host cluster with the largest
+    /// host_selection_retry_max_attempts: every host is tried, the re-draws stop, and each retry
+    /// goes to the only host (3 attempts; the 503 comes through). The upstream is a `ballast
+    /// server` process answering `?status=503`.
+    func testPreviousHostsWithEveryHostTriedDoesNotSpin() throws {
+        try forEachDataPathBackend { io in
+            let upstream = try Server(io: io)
+            defer { upstream.stop() }
+            let route = dataPathCatchAll("one", routeExtra: ", retry_policy: { retry_on: 5xx, num_retries: 2, host_selection_retry_max_attempts: 4294967295, retry_host_predicate: [ { name: envoy.retry_host_predicates.previous_hosts } ], retry_back_off: { base_interval: 0.001s } }")
+            let proxy = try startDataPathProxy(dataPathYAML(virtualHosts: route, clusters: dataPathCluster("one", ports: [upstream.port])),
+                                               io: io, concurrency: 1)
+            defer { proxy.stop() }
+            let c = try TestConnection(port: proxy.port(of: "http")!)
+            XCTAssertEqual(c.get("/?status=503")?.status, 503, "\(io)")
+            XCTAssertEqual(upstream.requests, 3, "\(io): the first attempt and two retries")
+            XCTAssertEqual(proxy.stats[0][0].upstreamRqRetry.load(ordering: .relaxed), 2, "\(io)")
+        }
+    }
 }

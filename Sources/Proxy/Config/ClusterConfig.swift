@@ -40,6 +40,8 @@ public struct ClusterConfig: Sendable, Hashable {
     /// `common_lb_config.locality_weighted_lb_config`: a priority's localities share its traffic
     /// by their `load_balancing_weight` (else locality weights are ignored, as Envoy).
     public var localityWeighted = false
+    /// `outlier_detection` (nil: none; passive health, docs/outlier-detection.md).
+    public var outlierDetection: OutlierDetectionConfig? = nil
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {
@@ -116,6 +118,11 @@ public struct CircuitBreakerThresholds: Sendable, Hashable {
     public let maxRequests: Int
     /// `max_retries` (default 3) in flight.
     public let maxRetries: Int
+    /// `retry_budget.budget_percent` (Envoy's 20 when `retry_budget` is given; nil: no budget,
+    /// `max_retries` applies): retries in flight may reach this percent of the requests active
+    /// and pending, but always `minRetryConcurrency` (`min_retry_concurrency`, default 3).
+    public var retryBudgetPercent: Double? = nil
+    public var minRetryConcurrency = 3
 
     public static let envoyDefault = CircuitBreakerThresholds(maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3)
 }

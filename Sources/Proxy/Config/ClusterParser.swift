@@ -7,10 +7,10 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval", "transport_socket", "common_lb_config"],
+                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection"],
             unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
-                          "protocol_selection", "outlier_detection", "upstream_bind_config",
+                          "protocol_selection", "upstream_bind_config",
                           "lb_subset_config", "maglev_lb_config", "original_dst_lb_config",
                           "load_balancing_policy", "metadata", "track_timeout_budgets", "track_cluster_stats",
                           "preconnect_policy", "connection_pool_per_downstream_connection", "dns_resolvers",
@@ -173,6 +173,15 @@ extension BootstrapParser {
             f.error("common_lb_config.locality_weighted_lb_config", "not applied with RING_HASH by ballast (only ROUND_ROBIN, LEAST_REQUEST and RANDOM)")
             ok = false
         }
+        var outlier: OutlierDetectionConfig?
+        if let o = f.present("outlier_detection") {
+            outlier = parseOutlierDetection(o)
+            if outlier == nil { ok = false }
+            if type == .originalDst {
+                f.error("outlier_detection", "not applied by ballast to an ORIGINAL_DST cluster (its hosts are created per connection)")
+                ok = false
+            }
+        }
         guard ok, let name, let type, let policy, let breakers, let upstream else { return nil }
         var cluster = ClusterConfig(
             name: name, discoveryType: type, connectTimeoutNanos: connectTimeout, lbPolicy: policy,
@@ -184,6 +193,7 @@ extension BootstrapParser {
         cluster.tls = tls
         cluster.healthyPanicThresholdPercent = panicThreshold
         cluster.localityWeighted = localityWeighted
+        cluster.outlierDetection = outlier
         return cluster
     }
 
@@ -237,8 +247,8 @@ extension BootstrapParser {
         var ok = true
         for item in f["thresholds"]?.list() ?? [] {
             guard let t = item.fields(
-                known: ["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries"],
-                unsupported: ["track_remaining", "max_connection_pools", "retry_budget"]) else { ok = false; continue }
+                known: ["priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "retry_budget"],
+                unsupported: ["track_remaining", "max_connection_pools"]) else { ok = false; continue }
             let priority = t["priority"]?.enumeration(RoutingPriority.self) ?? (t["priority"] == nil ? .default : nil)
             let d = CircuitBreakerThresholds.envoyDefault
             let limits = ["max_connections", "max_pending_requests", "max_requests", "max_retries"].map { t[$0]?.int(0...Int(UInt32.max)) }
@@ -249,9 +259,24 @@ extension BootstrapParser {
                 ok = false
                 continue
             }
-            byPriority[priority] = CircuitBreakerThresholds(
+            var thresholds = CircuitBreakerThresholds(
                 maxConnections: limits[0] ?? d.maxConnections, maxPendingRequests: limits[1] ?? d.maxPendingRequests,
                 maxRequests: limits[2] ?? d.maxRequests, maxRetries: limits[3] ?? d.maxRetries)
+            if let b = t.present("retry_budget") {
+                // Envoy: a present retry_budget replaces max_retries, with 20% and 3 as defaults.
+                guard let r = b.fields(known: ["budget_percent", "min_retry_concurrency"]) else { ok = false; continue }
+                var percent = 20.0
+                if let p = r["budget_percent"] {
+                    guard let v = p.fields(known: ["value"]), let value = v["value"]?.double(0...100) ?? (v.has("value") ? nil : 0) else { ok = false; continue }
+                    percent = value
+                }
+                if let m = r["min_retry_concurrency"] {
+                    guard let n = m.int(0...Int(UInt32.max)) else { ok = false; continue }
+                    thresholds.minRetryConcurrency = n
+                }
+                thresholds.retryBudgetPercent = percent
+            }
+            byPriority[priority] = thresholds
         }
         guard ok else { return nil }
         return CircuitBreakersConfig(defaultPriority: byPriority[.default] ?? .envoyDefault, highPriority: byPriority[.high] ?? .envoyDefault)

@@ -362,6 +362,12 @@ public struct RetryPolicyConfig: Sendable, Hashable {
     /// `retry_back_off.base_interval` (Envoy default 25 ms) and `max_interval` (default 10x base).
     public var backOffBaseNanos: Int64 = 25_000_000
     public var backOffMaxNanos: Int64 = 250_000_000
+    /// `retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]`: a retry
+    /// avoids the hosts already tried.
+    public var avoidPreviousHosts = false
+    /// `host_selection_retry_max_attempts` (Envoy default 1): picks after the first one that the
+    /// predicate may reject.
+    public var hostSelectionRetryMaxAttempts = 1
 }
 
 /// `retry_on` conditions Ballast implements (HTTP/1.1 meaningful ones).

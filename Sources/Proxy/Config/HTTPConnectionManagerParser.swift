@@ -698,8 +698,9 @@ extension BootstrapParser {
 
     func parseRetryPolicy(_ value: ConfigValue) -> RetryPolicyConfig? {
         guard let f = value.fields(
-            known: ["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes", "retry_back_off"],
-            unsupported: ["retry_priority", "retry_host_predicate", "host_selection_retry_max_attempts", "retriable_headers",
+            known: ["retry_on", "num_retries", "per_try_timeout", "retriable_status_codes", "retry_back_off",
+                    "retry_host_predicate", "host_selection_retry_max_attempts"],
+            unsupported: ["retry_priority", "retriable_headers",
                           "retriable_request_headers", "rate_limited_retry_back_off",
                           "retry_options_predicates", "per_try_idle_timeout"]) else { return nil }
         var conditions: [RetryOn] = []
@@ -751,12 +752,47 @@ extension BootstrapParser {
             ok = false
         }
         if f["num_retries"] != nil && numRetries == nil { ok = false }
+        var avoidPrevious = false
+        if let predicates = f["retry_host_predicate"] {
+            if let items = predicates.list() {
+                for item in items {
+                    if parseRetryHostPredicate(item) { avoidPrevious = true } else { ok = false }
+                }
+            } else {
+                ok = false
+            }
+        }
+        let selectionAttempts = f["host_selection_retry_max_attempts"]?.int(0...Int.max)
+        if f["host_selection_retry_max_attempts"] != nil && selectionAttempts == nil { ok = false }
         guard ok else { return nil }
         var policy = RetryPolicyConfig(retryOn: conditions, numRetries: numRetries ?? 1, perTryTimeoutNanos: perTry,
                                        retriableStatusCodes: codes?.compactMap { $0 } ?? [])
         policy.backOffBaseNanos = base
         policy.backOffMaxNanos = maxInterval ?? base * 10
+        policy.avoidPreviousHosts = avoidPrevious
+        policy.hostSelectionRetryMaxAttempts = selectionAttempts ?? 1
         return policy
+    }
+
+    /// One `retry_host_predicate` entry: only `envoy.retry_host_predicates.previous_hosts` is applied.
+    func parseRetryHostPredicate(_ value: ConfigValue) -> Bool {
+        guard let p = value.fields(known: ["name", "typed_config"]) else { return false }
+        let name = p.required("name")?.nonEmptyString()
+        let previous = "envoy.retry_host_predicates.previous_hosts"
+        let type = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+        if let name, name != previous {
+            p.error("name", "retry host predicate '\(name)' is not supported by ballast (supported: \(previous))")
+            return false
+        }
+        if let t = p["typed_config"]?.fields(known: ["@type"]) {
+            if let given = t.required("@type")?.string(), given != type {
+                t.error("@type", "expected \(type) for \(previous), got \(given)")
+                return false
+            }
+        } else if p["typed_config"] != nil {
+            return false
+        }
+        return name != nil
     }
 
     func parseHashPolicy(_ value: ConfigValue) -> HashPolicyConfig? {

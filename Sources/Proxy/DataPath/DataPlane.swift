@@ -64,13 +64,15 @@ public final class DataPlane: Sendable {
                 resources.membershipChange.wrappingAdd(1, ordering: .relaxed)
             }
             // Host health survives a reload that changes neither the checks nor the hosts.
+            // Outlier detection lives in the same object (its ejections survive such a reload too).
             var health: ClusterHealth?
-            if let check = c.healthChecks.first {
-                if let before, let kept = before.health, before.healthCheck == check,
+            if c.healthChecks.first != nil || c.outlierDetection != nil {
+                if let before, let kept = before.health, before.healthCheck == c.healthChecks.first,
+                   kept.outlier?.config == c.outlierDetection,
                    before.hosts.map(\.healthCheckKey) == hosts.map(\.healthCheckKey) {
                     health = kept
                 } else {
-                    health = ClusterHealth(hostCount: hosts.count)
+                    health = ClusterHealth(hostCount: hosts.count, activeChecks: !c.healthChecks.isEmpty, outlier: c.outlierDetection)
                 }
             }
             clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources, health: health))
@@ -358,11 +360,21 @@ public final class ClusterPlan: Sendable {
     /// TLS origination (the cluster's `transport_socket`) and the SNI it sends, or nil.
     public let tls: TLSContext?
     public let sni: String?
-    /// Active health checking (`health_checks[0]`): the hosts' health, shared with the checker
-    /// thread (nil: every host is healthy, as Envoy without health checks).
+    /// Active health checking (`health_checks[0]`) and outlier detection: the hosts' health,
+    /// shared with the checker thread and the ops thread (nil: every host is healthy, as Envoy
+    /// without either).
     public let health: ClusterHealth?
     public let healthCheck: HealthCheckConfig?
     var healthCheckTimeoutNanos: Int64 { healthCheck?.timeoutNanos ?? 0 }
+
+    /// Retries allowed in flight: `max_retries`, or with a retry budget Envoy's
+    /// `max(budget_percent x (active + pending requests), min_retry_concurrency)`.
+    @inline(__always)
+    func retryLimit(_ t: CircuitBreakerThresholds) -> Int {
+        guard let percent = t.retryBudgetPercent else { return t.maxRetries }
+        let active = max(0, resources.requests.load(ordering: .relaxed)) + max(0, resources.pendingRequests.load(ordering: .relaxed))
+        return max(Int(percent / 100 * Double(active)), t.minRetryConcurrency)
+    }
 
     /// Every host failed its checks and panic routing is off (threshold 0): no host to use.
     @inline(__always)

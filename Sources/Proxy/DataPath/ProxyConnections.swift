@@ -71,6 +71,11 @@ struct Stream {
     var holdsPending = false
     var upstreamStartNanos: Int64 = 0
     var retries: Int32 = 0
+    /// Hosts (cluster host indices, modulo 64) this request was sent to (retry_host_predicate).
+    var triedHosts: UInt64 = 0
+    /// Holds one unit of the cluster's `retries` circuit breaker, from a retry's scheduling to
+    /// the next retry decision or the stream's end (Envoy's RetryState holds it as long).
+    var holdsRetry = false
     /// The route's `per_try_timeout` (0: none) and the running attempt's deadline (0: none).
     var perTryNanos: Int64 = 0
     /// The route has a retry policy (responses are checked against it).

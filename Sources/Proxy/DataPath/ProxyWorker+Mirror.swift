@@ -148,6 +148,7 @@ extension ProxyWorker {
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
         }
         countUpstreamRequest(Int(u.pointee.cluster))
+        reportOutlier(Int(u.pointee.hostPool), .connectSuccess, loop)
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &sh.pointee.requestHead)
         } else {
@@ -247,6 +248,7 @@ extension ProxyWorker {
         case .completeUnclean:
             shadowAnswered(token, loop, reusable: false)
         case .malformed, .retry, .handshakeRefused:
+            reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop)  // a codec reset, as for streams
             shadowFailed(token, status: 502, loop)  // Envoy's UPE 502
         }
     }
@@ -271,6 +273,7 @@ extension ProxyWorker {
                     }
                     sh.pointee.responseHeadDone = true
                     sh.pointee.status = Int32(responseParser.statusCode)
+                    reportOutlier(Int(sh.pointee.hostPool), .response(responseParser.statusCode), loop)  // Envoy's shadow router feeds it too
                     if let cs = clusterStats(Int(sh.pointee.cluster)) { cs.upstreamRqTime.record(micros: Int((loop.now - sh.pointee.startNanos) / 1000)) }
                     sh.pointee.upstreamKeepAlive = responseParser.keepAlive
                     switch responseParser.bodyFraming {
@@ -321,6 +324,7 @@ extension ProxyWorker {
             return
         }
         if let cs = clusterStats(Int(sh.pointee.cluster)) { inc(cs.upstreamCxDestroyRemoteWithActiveRq) }
+        reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop)
         shadowFailed(token, status: 503, loop)  // Envoy's UC 503
     }
 
@@ -333,6 +337,7 @@ extension ProxyWorker {
         }
         inc(stats.upstreamRqTimeout)
         if let cs = clusterStats(Int(sh.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        if !sh.pointee.responseHeadDone && u.pointee.state == .busy { reportOutlier(Int(u.pointee.hostPool), .timeout, loop) }
         shadowFailed(token, status: 504, loop)
     }
 

@@ -186,6 +186,7 @@ extension ProxyWorker {
                     }
                     // Envoy's codec refuses a 204 that declares a body (a protocol error: 502).
                     if responseParser.statusCode == 204 && responseParser.declaresBody { return .malformed }
+                    reportOutlier(Int(u.pointee.hostPool), .response(responseParser.statusCode), loop)
                     if retriesResponse(responseParser.statusCode, s) { return .retry(responseParser.statusCode) }
                     if s.pointee.websocket { return .handshakeRefused(responseParser.statusCode) }
                     s.pointee.upstreamServiceNanos = loop.now - s.pointee.upstreamStartNanos
@@ -345,6 +346,7 @@ extension ProxyWorker {
     /// When only the retry count is exhausted, the response goes through flagged URX.
     func retriesResponse(_ status: Int, _ s: UnsafeMutablePointer<Stream>) -> Bool {
         s.pointee.tryDeadline = 0  // a response head: the attempt's timer no longer applies
+        releaseRetry(s)
         guard s.pointee.hasRetryPolicy, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry else { return false }
         guard policy.retries(status: status) else {
@@ -359,7 +361,13 @@ extension ProxyWorker {
             return false
         }
         let cluster = plane.clusters[Int(s.pointee.cluster)]
-        return cluster.resources.retries.load(ordering: .relaxed) < cluster.thresholds.maxRetries
+        guard cluster.resources.retries.load(ordering: .relaxed) < cluster.retryLimit(cluster.thresholds) else {
+            // Envoy forwards the response flagged UO and counts the overflow.
+            s.pointee.flags.insert(.upstreamOverflow)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
+            return false
+        }
+        return true
     }
 
     // MARK: response end
@@ -408,6 +416,7 @@ extension ProxyWorker {
             return
         }
         if let cs = clusterStats(Int(u.pointee.cluster)) { inc(cs.upstreamCxDestroyRemoteWithActiveRq) }
+        reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop)  // Envoy: any upstream reset
         s.pointee.upstream = 0
         endAttempt(s, error: true)
         closeUpstream(up, loop)
@@ -432,6 +441,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         let up = s.pointee.upstream
         s.pointee.upstream = 0
+        if let u = ups.pointer(up) { reportOutlier(Int(u.pointee.hostPool), .connectFailed, loop) }  // a codec reset, as Envoy
         endAttempt(s, error: true)
         closeUpstream(up, loop)
         if !s.pointee.responseHeadDone {

@@ -541,6 +541,8 @@ extension ProxyWorker {
         if s.pointee.cluster >= 0 {
             let resources = plane.clusters[Int(s.pointee.cluster)].resources
             if s.pointee.holdsRequest { ClusterResources.give(resources.requests) }
+            if s.pointee.holdsRetry { ClusterResources.give(resources.retries) }
+            s.pointee.holdsRetry = false
             if s.pointee.holdsPending {
                 ClusterResources.give(resources.pendingRequests)
                 if s.pointee.hostPool >= 0 { inc(upstreamPools[Int(s.pointee.hostPool)].counters.rqPendingActive, by: -1) }
@@ -634,6 +636,8 @@ extension ProxyWorker {
         inc(stats.upstreamRqTimeout)
         let s = stream(of: d)!
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqTimeout) }
+        // Envoy charges the host only while the attempt awaits its head (on a connection).
+        if !s.pointee.responseHeadDone { reportOutlier(Int(s.pointee.attemptPool), .timeout, loop) }
         endAttempt(s, error: true, timeout: true)
         abandonUpstream(s, loop)
         if !s.pointee.responseHeadDone {

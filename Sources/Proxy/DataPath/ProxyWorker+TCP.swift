@@ -173,6 +173,8 @@ extension ProxyWorker {
         let tcp = tcpPlan(t)
         t.pointee.connectErrno = errno
         if t.pointee.hostPool >= 0 { inc(upstreamPools[Int(t.pointee.hostPool)].counters.cxConnectFail) }
+        // Envoy's tcp_proxy: connect_timeout is LocalOriginTimeout, a refusal LocalOriginConnectFailed.
+        reportOutlier(Int(t.pointee.hostPool), errno == 0 ? .timeout : .connectFailed, loop)
         inc(stats.upstreamCxConnectFail)
         if let cs = clusterStats(tcp.cluster) { inc(cs.upstreamCxConnectFail) }
         t.pointee.flags.insert(.upstreamConnectionFailure)
@@ -198,6 +200,7 @@ extension ProxyWorker {
         t.pointee.connectDeadline = 0
         t.pointee.connected = true
         t.pointee.flags.remove(.upstreamConnectionFailure)  // an earlier attempt failed, this one did not
+        reportOutlier(Int(t.pointee.hostPool), .connectSuccessFinal, loop)
         if accessRing != nil, let local = try? Sockets.localAddress(t.pointee.upFD) { t.pointee.upstreamLocal = CompactAddress(local) }
         loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
         loop.backend.armReceive(fd: t.pointee.downFD, token: token)

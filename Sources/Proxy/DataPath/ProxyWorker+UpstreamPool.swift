@@ -242,6 +242,7 @@ extension ProxyWorker {
         }
         countUpstreamRequest(Int(u.pointee.cluster))
         beginAttempt(s, pool: Int(u.pointee.hostPool))
+        reportOutlier(Int(u.pointee.hostPool), .connectSuccess, loop)
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &s.pointee.requestHead)  // no copy
         } else {
@@ -395,16 +396,19 @@ extension ProxyWorker {
             if timedOut { inc(cs.upstreamCxConnectTimeout) }
         }
         let owner = u.pointee.owner
-        let hc = upstreamPools[Int(u.pointee.hostPool)].counters
+        let hp = Int(u.pointee.hostPool)
+        let hc = upstreamPools[hp].counters
         inc(hc.cxConnectFail)
         closeUpstream(up, loop)
         if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
             sh.pointee.upstream = 0
+            reportOutlier(hp, .connectFailed, loop)
             shadowFailed(owner, status: 503, loop)  // Envoy's UF 503, counted on the mirror cluster
             return
         }
         guard owner != 0, let d = downs.pointer(owner), let s = stream(of: d), s.pointee.upstream == up else { return }
         inc(hc.rqError)  // Envoy charges the host an error for the request it could not send
+        reportOutlier(hp, .connectFailed, loop)
         stream(of: d)!.pointee.upstream = 0
         if retry(owner, d, loop, onConnectFailure: true) { return }
         localReply(.connectFailure(timedOut: timedOut, error: error, tls: tlsFailure, retried: s.pointee.retries > 0), owner, d, loop)
@@ -418,6 +422,7 @@ extension ProxyWorker {
     func retry(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, onConnectFailure: Bool, status: Int = 0,
                perTryTimeout: Bool = false) -> Bool {
         let sp = stream(of: d)!
+        releaseRetry(sp)  // Envoy's resetRetry: each decision first gives back the last retry's hold
         let s = sp.pointee  // a copy: the checks below read it
         guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
               status > 0 ? policy.retries(status: status)
@@ -429,13 +434,16 @@ extension ProxyWorker {
             return false
         }
         let cluster = plane.clusters[Int(s.cluster)]
-        guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.thresholds.maxRetries) else {
+        guard ClusterResources.tryTake(cluster.resources.retries, limit: cluster.retryLimit(cluster.thresholds)) else {
             sp.pointee.flags.insert(.upstreamOverflow)
             if let cs = clusterStats(cluster.index) { inc(cs.upstreamRqRetryOverflow) }
             return false
         }
-        ClusterResources.give(cluster.resources.retries)
+        sp.pointee.holdsRetry = true
         inc(stats.upstreamRqRetry)
+        if policy.avoidPreviousHosts, s.hostPool >= 0, upstreamPools[Int(s.hostPool)].host >= 0 {
+            sp.pointee.triedHosts |= 1 << UInt64(upstreamPools[Int(s.hostPool)].host % 64)
+        }
         sp.pointee.retries += 1
         sp.pointee.tryDeadline = 0
         if sp.pointee.requestHead.count == 0 {
@@ -464,12 +472,41 @@ extension ProxyWorker {
         sp.pointee.retryAt = 0
         let ci = Int(sp.pointee.cluster)
         let old = Int(sp.pointee.hostPool)
-        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickHost(ci)
+        let hp = plane.clusters[ci].isOriginalDst || plane.clusters[ci].hosts.isEmpty ? old : pickRetryHost(ci, sp)
         if old >= 0 { upstreamPools[old].activeRequests -= 1 }
         sp.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1
         refreshExpectedTimeout(sp, loop)
         assignConnection(token, d, loop)
+    }
+
+    /// Gives back the stream's hold on its cluster's `retries` circuit breaker.
+    @inline(__always)
+    func releaseRetry(_ s: UnsafeMutablePointer<Stream>) {
+        guard s.pointee.holdsRetry else { return }
+        s.pointee.holdsRetry = false
+        if s.pointee.cluster >= 0 { ClusterResources.give(plane.clusters[Int(s.pointee.cluster)].resources.retries) }
+    }
+
+    /// A retry's host pool. With `retry_host_predicate` previous_hosts a pick of a host already
+    /// tried is made again, at most `host_selection_retry_max_attempts` times; then the last
+    /// pick stands (Envoy's load balancer loop). Hosts are remembered modulo 64 (one word per
+    /// stream): in larger clusters two hosts can share a bit.
+    private func pickRetryHost(_ ci: Int, _ s: UnsafeMutablePointer<Stream>) -> Int {
+        guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+              case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
+              let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci) }
+        // Every host tried: no pick can pass; the picks stop after 2 x hosts (Envoy makes all
+        // host_selection_retry_max_attempts of them, up to 2^32).
+        let n = plane.clusters[ci].hosts.count
+        let allTried = n <= 64 ? s.pointee.triedHosts.nonzeroBitCount >= n : s.pointee.triedHosts == .max
+        var h = pickHostIndex(ci)
+        var left = allTried ? min(policy.hostSelectionRetryMaxAttempts, 2 * n) : policy.hostSelectionRetryMaxAttempts
+        while left > 0 && s.pointee.triedHosts & (1 << UInt64(h % 64)) != 0 {
+            h = pickHostIndex(ci)
+            left -= 1
+        }
+        return clusterPools[ci][h]
     }
 
     /// A retry tells the upstream the time left, as Envoy does: `x-envoy-expected-rq-timeout-ms`
@@ -520,6 +557,7 @@ extension ProxyWorker {
         let s = stream(of: d)!
         guard !s.pointee.responseHeadDone else { return }
         if let cs = clusterStats(Int(s.pointee.cluster)) { inc(cs.upstreamRqPerTryTimeout) }
+        reportOutlier(Int(s.pointee.attemptPool), .timeout, loop)
         endAttempt(s, error: true, timeout: true)
         abandonUpstream(s, loop)
         if retry(token, d, loop, onConnectFailure: false, perTryTimeout: true) { return }

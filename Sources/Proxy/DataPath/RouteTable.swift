@@ -147,6 +147,10 @@ public struct RetryPlan: Sendable {
     public var perTryTimeoutNanos: Int64 = 0
     public var backOffBaseNanos: Int64 = 25_000_000
     public var backOffMaxNanos: Int64 = 250_000_000
+    /// `retry_host_predicate` previous_hosts: picks for a retry skip tried hosts, at most
+    /// `hostSelectionRetryMaxAttempts` times (Envoy's LB then keeps its last pick).
+    public var avoidPreviousHosts = false
+    public var hostSelectionRetryMaxAttempts = 1
 }
 
 /// A class for the reason CompiledRoute is one: `case .forward(let plan)` on every request.
@@ -285,6 +289,8 @@ public final class CompiledRoute: Sendable {
                 plan.perTryTimeoutNanos = p.perTryTimeoutNanos ?? 0
                 plan.backOffBaseNanos = p.backOffBaseNanos
                 plan.backOffMaxNanos = p.backOffMaxNanos
+                plan.avoidPreviousHosts = p.avoidPreviousHosts
+                plan.hostSelectionRetryMaxAttempts = p.hostSelectionRetryMaxAttempts
                 return plan
             }
             var prefixRewrite: [UInt8]? = nil

@@ -209,6 +209,12 @@ struct HealthCheckSession {
         flags.remove(.pendingActiveHC)
         firstCheck = false
         health.set(host, flags)
+        // Envoy's successful_active_health_check_uneject_host (default true): a passed check of
+        // a host that is healthy for the checker ends its outlier ejection.
+        if outcome == .success, !flags.contains(.failedActiveHC), let outlier = health.outlier,
+           outlier.config.successfulActiveHealthCheckUnejectHost, health.flags(host).contains(.failedOutlierCheck) {
+            outlier.uneject(host, health, now: monotonicNanos())
+        }
         return !flags.contains(.failedActiveHC)
     }
 }

@@ -156,7 +156,14 @@ extension ProxyOps {
                 lines.append("\(c.name)::\(label)::max_connections::\(t.maxConnections)")
                 lines.append("\(c.name)::\(label)::max_pending_requests::\(t.maxPendingRequests)")
                 lines.append("\(c.name)::\(label)::max_requests::\(t.maxRequests)")
-                lines.append("\(c.name)::\(label)::max_retries::\(t.maxRetries)")
+                lines.append("\(c.name)::\(label)::max_retries::\(c.retryLimit(t))")
+            }
+            if let od = c.health?.outlier {
+                let r = od.clusterRates
+                lines.append("\(c.name)::outlier::success_rate_average::\(Self.rate(r.average))")
+                lines.append("\(c.name)::outlier::success_rate_ejection_threshold::\(Self.rate(r.threshold))")
+                lines.append("\(c.name)::outlier::local_origin_success_rate_average::\(Self.rate(r.localAverage))")
+                lines.append("\(c.name)::outlier::local_origin_success_rate_ejection_threshold::\(Self.rate(r.localThreshold))")
             }
             lines.append("\(c.name)::added_via_api::\(dynamic.isDynamic(.cluster, c.name))")
             // Configured hosts, then the original destinations the workers created (ORIGINAL_DST).
@@ -190,12 +197,18 @@ extension ProxyOps {
                 // Endpoint metadata (canary) is refused by the config parser.
                 lines.append(prefix + "canary::false")
                 lines.append(prefix + "priority::\(h.priority)")
-                // No outlier detection in Ballast: Envoy prints -1 when it computes no rate.
-                lines.append(prefix + "success_rate::-1")
-                lines.append(prefix + "local_origin_success_rate::-1")
+                // The last interval's rates (outlier detection); Envoy prints -1 when it computed none.
+                let state = h.index.flatMap { i in c.health?.outlier.map { $0.hosts[i] } }
+                lines.append(prefix + "success_rate::\(Self.rate(state?.rates.external ?? -1))")
+                lines.append(prefix + "local_origin_success_rate::\(Self.rate(state?.rates.local ?? -1))")
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A success rate as Envoy prints it: -1 when none, else the shortest decimal form.
+    static func rate(_ v: Double) -> String {
+        return v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
     }
 
     /// The effective configuration as JSON (the typed model, printed by reflection), then

@@ -214,7 +214,7 @@ public final class ProxyOps: Sendable {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
             checker.update(plane)
             HealthChecker.waitForFirstChecks(plane)
-        } else if plane.clusters.contains(where: { $0.health != nil }) {
+        } else if plane.clusters.contains(where: { $0.healthCheck != nil }) {
             return reject("health_checks added to a proxy started without any; that needs a restart")
         }
         // The re-read disk layers and the admin layer's keys (those still read) go into the new
@@ -364,6 +364,7 @@ public final class ProxyOps: Sendable {
             pollRuntimeDisk()
             watchdog.tick()
             let now = monotonicNanos()
+            tickOutlierDetectors(now)
             if now >= nextFlush {
                 _ = stats()  // the flush: merge the workers' figures
                 nextFlush = now + flushEvery
@@ -374,6 +375,18 @@ public final class ProxyOps: Sendable {
                 stop()
                 return 0
             }
+        }
+    }
+}
+
+extension ProxyOps {
+    /// The outlier detectors' interval timers (Envoy runs them on its main thread): unejections
+    /// and success-rate ejections, published through the hosts' health words.
+    func tickOutlierDetectors(_ now: Int64) {
+        let plane = state.withLock { $0.plane }
+        for c in plane.clusters {
+            guard let health = c.health, let detector = health.outlier else { continue }
+            detector.tick(health, now: now, random: { UInt64.random(in: 0...UInt64.max) })
         }
     }
 }

@@ -352,7 +352,7 @@ extension ProxyStatsSnapshot {
             add(p + "update_no_rebuild", .counter, load(r.updateNoRebuild), family: "envoy_cluster_update_no_rebuild", labels: cl)
             add(p + "update_empty", .counter, 0, family: "envoy_cluster_update_empty", labels: cl)
             c("lb_healthy_panic") { load($0.lbHealthyPanic) }
-            if let h = cluster.health {
+            if let h = cluster.health, cluster.healthCheck != nil {
                 // Envoy's health checker stats (degraded, passive and verify_cluster stay 0 here).
                 func hc(_ suffix: String, _ kind: Kind, _ v: Int) {
                     add(p + "health_check." + suffix, kind, v, family: "envoy_cluster_health_check_" + suffix, labels: cl)
@@ -363,8 +363,25 @@ extension ProxyStatsSnapshot {
                 hc("network_failure", .counter, load(h.networkFailure))
                 hc("passive_failure", .counter, 0)
                 hc("verify_cluster", .counter, 0)
-                hc("healthy", .gauge, load(h.healthyHosts))
+                hc("healthy", .gauge, load(h.activeHealthyHosts))
                 hc("degraded", .gauge, 0)
+            }
+            if let od = cluster.health?.outlier {
+                // Envoy's `outlier_detection.*` (the deprecated ejections_total and friends included).
+                func o(_ suffix: String, _ v: Int, _ kind: Kind = .counter) {
+                    add(p + "outlier_detection." + suffix, kind, v, family: "envoy_cluster_outlier_detection_" + suffix, labels: cl)
+                }
+                o("ejections_active", load(od.ejectionsActive), .gauge)
+                o("ejections_overflow", load(od.ejectionsOverflow))
+                o("ejections_enforced_total", load(od.ejectionsEnforcedTotal))
+                o("ejections_total", load(od.ejectionsTotal))
+                o("ejections_consecutive_5xx", load(od.ejectionsConsecutive5xx))
+                o("ejections_success_rate", load(od.ejectionsSuccessRate))
+                o("ejections_detected_degradation", 0)  // detect_degraded_hosts is refused
+                for type in OutlierEjectionType.allCases {
+                    o("ejections_detected_" + type.statSuffix, od.detectedCount(type))
+                    o("ejections_enforced_" + type.statSuffix, od.enforcedCount(type))
+                }
             }
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }

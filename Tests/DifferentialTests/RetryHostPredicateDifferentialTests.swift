@@ -1,0 +1,42 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// `retry_host_predicate` previous_hosts against Envoy 1.40: two RANDOM hosts, one answering 503,
+/// `retry_on: 5xx` with one retry. With the predicate and host_selection_retry_max_attempts 100
+/// the retry of a request that drew the failing host goes to the other one (a second draw of the
+/// tried host has probability 2^-100): every request ends 200, the good host receives each
+/// request once, and each request the failing host received was retried exactly once.
+final class RetryHostPredicateDifferentialTests: XCTestCase {
+    static let requests = 24
+
+    func testRetriesAvoidTheTriedHostAsEnvoy() throws {
+        let good = try RecordingUpstream()
+        let bad = try RecordingUpstream()
+        defer { good.stop(); bad.stop() }
+        bad.answersStatus = 503
+        let route = "{match: {prefix: \"/\"}, route: {cluster: up, retry_policy: {retry_on: 5xx, num_retries: 1, host_selection_retry_max_attempts: 100, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}], retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
+        let seen = try observeEnvoyAndBallast("retry-previous-hosts", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: [route],
+                                    clusters: [staticCluster("up", ports: [good.port, bad.port], extra: "lb_policy: RANDOM")])
+        }, observe: { proxy, port in
+            _ = good.takeHeads()
+            _ = bad.takeHeads()
+            var statuses: [Int] = []
+            let client = try RawClient(port: port)
+            for i in 0..<Self.requests {
+                client.send("GET /r\(i) HTTP/1.1\r\nHost: h\r\n\r\n")
+                statuses.append(client.readResponse()?.status ?? 0)
+            }
+            let badCount = bad.takeHeads().count
+            let stats = try proxy.adminGet("/stats").text.split(separator: "\n").map(String.init)
+            let retries = stats.first { $0.hasPrefix("cluster.up.upstream_rq_retry: ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+            // The failing host's share is a draw; what must hold exactly is printed.
+            return ["statuses: \(Set(statuses).sorted())", "good host received: \(good.takeHeads().count)",
+                    "retries == failing host's requests: \(retries == badCount)", "failing host drawn at least once: \(badCount > 0)"]
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "previous_hosts differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast, ["statuses: [200]", "good host received: \(Self.requests)",
+                                      "retries == failing host's requests: true", "failing host drawn at least once: true"])
+    }
+}
