@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// Filter-chain matching, tls_inspector and http_inspector against real Envoy 1.40: connections
@@ -16,6 +17,7 @@ final class FilterChainDifferentialTests: XCTestCase {
         "http_inspector: HTTP/1.1, HTTP/1.0, h2c preface and other bytes to their chains; source_type, source_ports, default_filter_chain",
         "listener_filters_timeout: closed (downstream_pre_cx_timeout), or served with continue_on_listener_filters_timeout",
         "TLS terminated by a chosen chain beside TLS passthrough and plain chains; %REQUESTED_SERVER_NAME% from tls_inspector",
+        "TLS terminated by a tcp_proxy chain: plaintext upstream, TLS 1.2 and 1.3, an upload; bytes, log lines, ssl and tcp counters",
     ]
 
     /// Server names, ALPN and transport: exact name over wildcard over none, the longest
@@ -146,141 +148,13 @@ final class FilterChainDifferentialTests: XCTestCase {
         }
     }
 
-    /// TLS terminated by the connection manager's chain (SNI localhost), passed through by a
-    /// tcp_proxy chain (any other ClientHello), plain bytes to a third chain; each chain's access
-    /// log writes the server name the inspector found.
-    func testTerminationBesidePassthroughAgreesWithEnvoy() throws {
-        let upstream = try RecordingUpstream()
-        defer { upstream.stop() }
-        let certs = NSTemporaryDirectory() + "ballast-fc-certs-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: certs) }
-        let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, [certs])
-        guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
-        let format = "%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %REQ(:PATH)%\\n"
-        let seen = try observeEnvoyAndBallast("fc-terminate", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
-            func accessLog() -> String {
-                "access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \(log), log_format: {text_format_source: {inline_string: \"\(format)\"}}}}]"
-            }
-            func tcpProxy(_ name: String) -> String {
-                "{name: envoy.filters.network.tcp_proxy, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: \(name), cluster: \(name), \(accessLog())}}"
-            }
-            return """
-            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
-            static_resources:
-              listeners:
-              - name: fc
-                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
-                listener_filters: [{name: envoy.filters.listener.tls_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}]
-                filter_chains:
-                - filter_chain_match: {server_names: [localhost], transport_protocol: tls}
-                  transport_socket:
-                    name: envoy.transport_sockets.tls
-                    typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: \(certs)/server.pem}, private_key: {filename: \(certs)/server.key}}]}}
-                  filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: hcm
-                      \(accessLog())
-                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: hcm}}]}]}
-                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
-                - filter_chain_match: {transport_protocol: tls}
-                  filters: [\(tcpProxy("passthrough"))]
-                - filters: [\(tcpProxy("plain"))]
-              clusters:
-            \(["hcm", "passthrough", "plain"].map { "  " + staticCluster($0, ports: [upstream.port], extra: "connect_timeout: 1s") }.joined(separator: "\n"))
-            """
-        }, observe: { proxy, port in
-            var out: [String] = []
-            for path in ["/one", "/two"] {
-                let r = try runToCompletion("/usr/bin/curl", ["-s", "--max-time", "10", "--http1.1", "--cacert", "\(certs)/ca.pem", "-w", " %{http_code}",
-                                                              "--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)\(path)"])
-                out.append("curl \(path): \(r.stdout)")
-            }
-            let names = ["passthrough", "plain"]
-            let before = try Self.chainCounts(proxy, names)
-            let passed = try Self.connect(port, [ClientHello.bytes(sni: "Other.Example", alpn: ["h2"])])
-            out.append("hello other.example: \(try Self.servedBy(proxy, names, before: before))")
-            passed.shutdownBoth()
-            let plain = try Self.connect(port, [Array("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n".utf8)])
-            out.append("plain: \(plain.readResponse().map { "\($0.status)" } ?? "none")")
-            plain.shutdownBoth()
-            // One line per request and per tcp_proxy session (the sessions' once they closed).
-            var lines: [String] = []
-            let deadline = Date().addingTimeInterval(3)
-            while lines.count < 4 && Date() < deadline {
-                lines = proxy.logLines(after: 0) { _ in true }
-                usleep(20_000)
-            }
-            return out + lines.sorted()
-        })
-        XCTAssertEqual(seen.ballast, seen.envoy, "TLS termination beside passthrough differs from Envoy 1.40")
-        XCTAssertTrue(seen.ballast.contains("curl /one: upstream says hi 200"), "\(seen.ballast)")
-        XCTAssertTrue(seen.ballast.contains("other.example - 0 passthrough -"), "\(seen.ballast)")
-    }
-
-    /// TLS terminated by a tcp_proxy chain (chosen by SNI): the upstream gets the plaintext; the
-    /// client's requests, the log lines (TLS version, bytes) and the ssl and tcp counters.
-    func testTLSTerminatedByTCPProxyAgreesWithEnvoy() throws {
-        let upstream = try RecordingUpstream()
-        defer { upstream.stop() }
-        let certs = NSTemporaryDirectory() + "ballast-fc-tcptls-certs-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: certs) }
-        let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, [certs])
-        guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
-        let format = "%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER%\\n"
-        let seen = try observeEnvoyAndBallast("fc-tcptls", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
-            func tcpProxy(_ name: String) -> String {
-                "{name: envoy.filters.network.tcp_proxy, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: \(name), cluster: \(name), access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \(log), log_format: {text_format_source: {inline_string: \"\(format)\"}}}}]}}"
-            }
-            return """
-            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
-            static_resources:
-              listeners:
-              - name: fc
-                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
-                listener_filters: [{name: envoy.filters.listener.tls_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}]
-                filter_chains:
-                - filter_chain_match: {server_names: [localhost]}
-                  transport_socket:
-                    name: envoy.transport_sockets.tls
-                    typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: \(certs)/server.pem}, private_key: {filename: \(certs)/server.key}}]}}
-                  filters: [\(tcpProxy("offload"))]
-                - filters: [\(tcpProxy("plain"))]
-              clusters:
-            \(["offload", "plain"].map { "  " + staticCluster($0, ports: [upstream.port], extra: "connect_timeout: 1s") }.joined(separator: "\n"))
-            """
-        }, observe: { proxy, port in
-            var out: [String] = []
-            for (path, extra) in [("/one", ["--tls-max", "1.2"]), ("/two", []), ("/three", ["--data-binary", String(repeating: "y", count: 30_000)])] {
-                let r = try runToCompletion("/usr/bin/curl", ["-s", "--max-time", "10", "--http1.1", "--cacert", "\(certs)/ca.pem", "-w", " %{http_code}",
-                                                              "--resolve", "localhost:\(port):127.0.0.1"] + extra + ["https://localhost:\(port)\(path)"])
-                out.append("curl \(path): \(r.stdout)")
-            }
-            let plain = try Self.connect(port, [Array("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n".utf8)])
-            out.append("plain: \(plain.readResponse().map { "\($0.status)" } ?? "none")")
-            plain.shutdownBoth()
-            var lines: [String] = []
-            let deadline = Date().addingTimeInterval(3)
-            while lines.count < 4 && Date() < deadline {
-                lines = proxy.logLines(after: 0) { _ in true }
-                usleep(20_000)
-            }
-            return out + lines.sorted() + (try Self.stats(proxy, prefixes: ["tcp.offload.downstream_cx_total", "tcp.offload.downstream_cx_rx_bytes_total",
-                                                                            "tcp.offload.downstream_cx_tx_bytes_total", "tcp.plain.downstream_cx_total",
-                                                                            "listener.127.0.0.1_"]))
-        })
-        XCTAssertEqual(seen.ballast, seen.envoy, "TLS terminated by tcp_proxy differs from Envoy 1.40")
-        XCTAssertTrue(seen.ballast.contains("curl /two: upstream says hi 200"), "\(seen.ballast)")
-    }
-
     // MARK: - helpers
 
     private func split(_ bytes: [UInt8], at: Int) -> [[UInt8]] { [Array(bytes[..<at]), Array(bytes[at...])] }
 
     /// Sends each piece (a short pause between them, so they arrive apart) on a new connection,
     /// which stays open: a client that ends its stream before the listener filters ran is reset by
-    /// Envoy (IntentionalDifferences).
+    /// Envoy (docs/filter-chains.md, "Differences from Envoy").
     static func connect(_ port: Int, _ sends: [[UInt8]]) throws -> RawClient {
         let c = try RawClient(port: port)
         for (i, s) in sends.enumerated() {
@@ -379,38 +253,5 @@ final class FilterChainDifferentialTests: XCTestCase {
           clusters:
         \(clusterNames.map { "  " + staticCluster($0, ports: [upstream], extra: "connect_timeout: 1s") }.joined(separator: "\n"))
         """
-    }
-}
-
-/// A ClientHello built byte by byte: TLS 1.2 record(s), a handshake of type 1 with two cipher
-/// suites, no session id, null compression, and the server_name and ALPN extensions asked for.
-enum ClientHello {
-    static func bytes(sni: String?, alpn: [String] = [], recordSize: Int = 16384) -> [UInt8] {
-        func u16(_ v: Int) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-        var extensions: [UInt8] = []
-        if let sni {
-            let name = Array(sni.utf8)
-            let entry = [0] + u16(name.count) + name
-            extensions += u16(0) + u16(entry.count + 2) + u16(entry.count) + entry
-        }
-        if !alpn.isEmpty {
-            let list = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
-            extensions += u16(16) + u16(list.count + 2) + u16(list.count) + list
-        }
-        // supported_groups (x25519, secp256r1) and ec_point_formats: what a TLS 1.2 client sends.
-        extensions += u16(10) + u16(6) + u16(4) + u16(0x001D) + u16(0x0017)
-        extensions += u16(11) + u16(2) + [1, 0]
-        var body: [UInt8] = [3, 3] + [UInt8](repeating: 7, count: 32) + [0]
-        body += u16(4) + u16(0xC02F) + u16(0x009C) + [1, 0]
-        body += u16(extensions.count) + extensions
-        let handshake: [UInt8] = [1, 0] + u16(body.count) + body
-        var out: [UInt8] = []
-        var at = 0
-        while at < handshake.count {
-            let piece = Array(handshake[at..<min(at + recordSize, handshake.count)])
-            out += [0x16, 3, 1] + u16(piece.count) + piece
-            at += piece.count
-        }
-        return out
     }
 }

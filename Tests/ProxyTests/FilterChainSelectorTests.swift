@@ -2,32 +2,14 @@ import Glibc
 import Balancers
 import EventLoop
 @testable import Proxy
+import TestSupport
 import XCTest
 
 /// The listener filters' parsers (ClientHello, request line) and the filter-chain choice, on
 /// bytes and facts built here (the differential suite checks the same against Envoy 1.40).
 final class FilterChainSelectorTests: XCTestCase {
     private func hello(sni: String?, alpn: [String] = [], recordSize: Int = 16384) -> [UInt8] {
-        func u16(_ v: Int) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-        var ext: [UInt8] = []
-        if let sni {
-            let entry = [0] + u16(sni.utf8.count) + Array(sni.utf8)
-            ext += u16(0) + u16(entry.count + 2) + u16(entry.count) + entry
-        }
-        if !alpn.isEmpty {
-            let list = alpn.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
-            ext += u16(16) + u16(list.count + 2) + u16(list.count) + list
-        }
-        let body: [UInt8] = [3, 3] + [UInt8](repeating: 1, count: 32) + [0] + u16(2) + u16(0xC02F) + [1, 0] + u16(ext.count) + ext
-        let handshake: [UInt8] = [1, 0] + u16(body.count) + body
-        var out: [UInt8] = []
-        var at = 0
-        while at < handshake.count {
-            let piece = Array(handshake[at..<min(at + recordSize, handshake.count)])
-            out += [0x16, 3, 1] + u16(piece.count) + piece
-            at += piece.count
-        }
-        return out
+        ClientHello.bytes(sni: sni, alpn: alpn, recordSize: recordSize)
     }
 
     /// The outcome for `bytes`, with the SNI and ALPN read back as strings.
@@ -65,7 +47,8 @@ final class FilterChainSelectorTests: XCTestCase {
         XCTAssertEqual(inspect([0x16, 2]), "plain")  // not TLS 1.x
         XCTAssertEqual(inspect([0x16, 3, 1, 0, 4, 2, 0, 0, 0]), "plain")  // a handshake, not a ClientHello
         var broken = hello(sni: "a.example.com")
-        broken[broken.count - "a.example.com".utf8.count - 2] = 0xFF  // the name's length runs past its extension
+        let name = broken.firstRange(of: Array("a.example.com".utf8))!
+        broken[name.lowerBound - 2] = 0xFF  // the name's length runs past its extension
         XCTAssertEqual(inspect(broken), "plain")
     }
 
