@@ -110,6 +110,17 @@ let differentialExtraVirtualHosts: [String: String] = [
                         direct_response: { status: 200, body: { inline_string: "virtual host \(domain)" } }
 
         """
+    }.joined() + ["ALL", "EXTERNAL_ONLY"].map { mode in
+        """
+                    - name: tls-\(mode.lowercased())
+                      domains: ["tls-\(mode.lowercased()).test", "tls-\(mode.lowercased()).test:80"]
+                      require_tls: \(mode)
+                      routes:
+                      - name: tls-only
+                        match: { prefix: "/" }
+                        direct_response: { status: 200, body: { inline_string: "over tls" } }
+
+        """
     }.joined(),
 ]
 

@@ -266,6 +266,15 @@ let virtualHostCases: [DifferentialCase] = [
     ("vh-prefix-port", "pre.x:80", "Virtual host: prefix.* matches a Host with a port"),
     ("vh-ipv6-port", "[::1]:80", "Virtual host: an IPv6 literal with a port: \"*\""),
 ].map { name, host, feature in DifferentialCase(name, feature, listener: "vhosts", get(name, "/up", host: host)) } + [
+    DifferentialCase("require-tls-all", "require_tls ALL: a plain request gets 301 to its https:// URL (query kept)", listener: "vhosts",
+                     get("require-tls-all", "/a/b?q=1", host: "tls-all.test")),
+    DifferentialCase("require-tls-port", "require_tls: the Host's port stays in the location, :80 included", listener: "vhosts",
+                     get("require-tls-port", "/p", host: "tls-all.test:80")),
+    DifferentialCase("require-tls-external", "require_tls EXTERNAL_ONLY: every request is external (x-envoy-internal ignored)", listener: "vhosts",
+                     get("require-tls-external", "/e", "x-envoy-internal: true\r\n", host: "tls-external_only.test")),
+    DifferentialCase("require-tls-post", "require_tls: a POST with a body gets the 301 and connection: close", listener: "vhosts",
+                     "POST /form HTTP/1.1\r\nHost: tls-all.test\r\nX-Case: require-tls-post\r\nContent-Length: 5\r\n\r\nhello"),
+
     DifferentialCase("strip-any-port", "strip_any_host_port: the port leaves the Host before routing and upstream", listener: "stripany",
                      get("strip-any-port", "/up", host: "example.com:8080")),
     DifferentialCase("strip-any-absolute", "strip_any_host_port on an absolute-form target's authority", listener: "stripany",

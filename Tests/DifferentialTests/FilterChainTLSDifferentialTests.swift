@@ -7,8 +7,9 @@ import XCTest
 /// TLS beside a passthrough chain, and a tcp_proxy chain terminating TLS; curl's answers, each
 /// chain's access-log lines (with `%REQUESTED_SERVER_NAME%`) and the ssl and tcp counters.
 final class FilterChainTLSDifferentialTests: XCTestCase {
-    /// TLS terminated by the connection manager's chain (SNI localhost), passed through by a
-    /// tcp_proxy chain (any other ClientHello), plain bytes to a third chain.
+    /// TLS terminated by the connection manager's chain (SNI localhost; its virtual host has
+    /// require_tls, which TLS requests meet), passed through by a tcp_proxy chain (any other
+    /// ClientHello), plain bytes to a third chain.
     func testTerminationBesidePassthroughAgreesWithEnvoy() throws {
         let f = try Fixture("fc-terminate")
         defer { f.remove() }
@@ -23,7 +24,7 @@ final class FilterChainTLSDifferentialTests: XCTestCase {
                       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                       stat_prefix: hcm
                       \(Fixture.fileLog(log, format))
-                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: hcm}}]}]}
+                      route_config: {virtual_hosts: [{name: a, domains: ["*"], require_tls: ALL, routes: [{match: {prefix: "/"}, route: {cluster: hcm}}]}]}
                       http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
                 - filter_chain_match: {transport_protocol: tls}
                   filters: [\(Fixture.tcpProxy("passthrough", log: log, format: format))]

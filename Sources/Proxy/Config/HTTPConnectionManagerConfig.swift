@@ -165,6 +165,16 @@ public struct VirtualHostConfig: Sendable, Hashable {
     public var perFilterConfigs: [String: PerRouteFilterConfig] = [:]
     /// The virtual host's header mutations.
     public var headerMutations: HeaderMutationsConfig = .none
+    /// `require_tls`: a plain-text request gets a 301 to its https:// URL before any route.
+    public var requireTLS: RequireTLS = .none
+}
+
+/// `virtual_hosts[].require_tls`. Ballast knows no internal addresses (Envoy 1.40's default
+/// `internal_address_config` has none either), so every request is external: EXTERNAL_ONLY acts as ALL.
+public enum RequireTLS: String, Sendable, Hashable, CaseIterable {
+    case none = "NONE"
+    case externalOnly = "EXTERNAL_ONLY"
+    case all = "ALL"
 }
 
 /// One `domains[]` entry, matched against the Host header (lowercased, its port included as

@@ -324,8 +324,8 @@ extension BootstrapParser {
     func parseVirtualHost(_ value: ConfigValue, maxBodyBytes: Int) -> VirtualHostConfig? {
         guard let f = value.fields(
             known: ["name", "domains", "routes", "retry_policy", "typed_per_filter_config", "request_headers_to_add",
-                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"],
-            unsupported: ["virtual_clusters", "rate_limits", "require_tls", "cors",
+                    "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove", "require_tls"],
+            unsupported: ["virtual_clusters", "rate_limits", "cors",
                           "include_request_attempt_count", "include_attempt_count_in_response",
                           "hedge_policy", "per_request_buffer_limit_bytes", "request_mirror_policies", "matcher",
                           "metadata", "retry_policy_typed_config", "action_specifier"]) else { return nil }
@@ -372,10 +372,12 @@ extension BootstrapParser {
             }
         }
         let mutations = parseHeaderMutations(f)
-        guard ok, let name, let mutations else { return nil }
+        let requireTLS = f["require_tls"].map { $0.enumeration(RequireTLS.self) } ?? RequireTLS.none
+        guard ok, let name, let mutations, let requireTLS else { return nil }
         var host = VirtualHostConfig(name: name, domains: domains, routes: routes, retryPolicy: retry)
         host.perFilterConfigs = perFilter
         host.headerMutations = mutations
+        host.requireTLS = requireTLS
         return host
     }
 

@@ -14,6 +14,9 @@ public struct RedirectConfig: Sendable, Hashable {
     public let stripQuery: Bool
     /// `response_code` (MOVED_PERMANENTLY 301 by default).
     public let status: Int
+    /// Not a config field: the Host goes into the location as sent, its port kept whatever the
+    /// scheme (Envoy's `require_tls` redirect; a route's https_redirect drops `:80`).
+    public var keepsHost = false
 }
 
 extension BootstrapParser {

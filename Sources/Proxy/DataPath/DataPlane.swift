@@ -516,7 +516,7 @@ public final class HTTPPlan: Sendable {
             return s
         }
         // Route configs of the routes, by flattened route index (as `RouteTable.allRoutes`).
-        let routeConfigs = c.routeConfig.virtualHosts.flatMap(\.routes)
+        let routeConfigs = routes.allConfigs
         var faultStats: FaultStats?
         var corsPlan: CorsPlan?
         var csrf: CsrfStats?

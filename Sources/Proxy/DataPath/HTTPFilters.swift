@@ -217,6 +217,7 @@ extension RouteTable {
     func resolve(_ request: RequestView) -> CompiledRoute? {
         let host = request.host.map { UnsafeRawBufferPointer(rebasing: request.bytes[$0]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         guard let vh = virtualHost(for: host) else { return nil }
+        if !request.secure, let redirect = virtualHosts[vh].tlsRedirect { return redirect }
         return route(in: vh, request: request)
     }
 }

@@ -51,7 +51,7 @@ extension ProxyWorker {
         guard let http else { return }
         let target = requestTarget(head, d)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
-                                                     host: target.authority ?? p.pointee.hostRange, parser: p),
+                                                     host: target.authority ?? p.pointee.hostRange, parser: p, secure: d.pointee.tls.isActive),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
         if http.cache != nil { ctx.cache = responseCache }
@@ -228,7 +228,7 @@ extension ProxyWorker {
         stripHostPort(head, d)
         let target = requestTarget(head, d)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
-                                                     host: target.authority ?? p.pointee.hostRange, parser: p),
+                                                     host: target.authority ?? p.pointee.hostRange, parser: p, secure: d.pointee.tls.isActive),
                                 plan: http, random: rng.next(), now: loop.now)
         if http.filters.needsConnection { ctx.connection = connectionInfo(d) }
         if http.cache != nil { ctx.cache = responseCache }

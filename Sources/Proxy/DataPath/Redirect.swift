@@ -12,6 +12,7 @@ public struct CompiledRedirect: Sendable {
     let pathHasQuery: Bool
     let prefixRewrite: [UInt8]?
     let stripQuery: Bool
+    let keepsHost: Bool
 
     init(_ r: RedirectConfig) {
         status = r.status
@@ -22,6 +23,7 @@ public struct CompiledRedirect: Sendable {
         pathHasQuery = r.path?.contains("?") ?? false
         prefixRewrite = r.prefixRewrite.map { Array($0.utf8) }
         stripQuery = r.stripQuery
+        keepsHost = r.keepsHost
     }
 
     /// Upper bound of the `location: ...\r\n` line for a head of `headBytes`.
@@ -47,7 +49,7 @@ public struct CompiledRedirect: Sendable {
                 let requestPort = UnsafeRawBufferPointer(rebasing: hostBytes[colon...])
                 // The request's protocol is plain http (x-forwarded-proto as the connection manager sets it).
                 let schemeChanged = finalScheme.map { !($0.count == 4 && $0.elementsEqual("http".utf8)) } ?? false
-                if port != nil || (schemeChanged && requestPort.elementsEqual(":80".utf8)) {
+                if !keepsHost && (port != nil || (schemeChanged && requestPort.elementsEqual(":80".utf8))) {
                     hostBytes = UnsafeRawBufferPointer(rebasing: hostBytes[..<colon])
                 }
             }

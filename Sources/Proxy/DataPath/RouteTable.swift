@@ -10,8 +10,11 @@ public struct RouteTable: Sendable {
     let suffixes: [(suffix: [UInt8], host: Int)]
     let prefixes: [(prefix: [UInt8], host: Int)]
     let wildcard: Int?
-    /// Every route of every virtual host, flattened (an access record's route index).
+    /// Every route of every virtual host, flattened (an access record's route index), then one
+    /// https redirect per virtual host with `require_tls`.
     public let allRoutes: [CompiledRoute]
+    /// The config of each of `allRoutes`, by the same index (filters compile per-route configs from it).
+    let allConfigs: [RouteConfig]
 
     init(_ config: RouteConfiguration, clusterIndex: [String: Int], listener: String) throws(DataPlane.CompileError) {
         var hosts: [CompiledVirtualHost] = []
@@ -20,15 +23,31 @@ public struct RouteTable: Sendable {
         var prefixes: [(prefix: [UInt8], host: Int)] = []
         var wildcard: Int? = nil
         var all: [CompiledRoute] = []
-        for (hi, vh) in config.virtualHosts.enumerated() {
-            var routes: [CompiledRoute] = []
+        var configs: [RouteConfig] = []
+        for vh in config.virtualHosts {
             for r in vh.routes {
-                let route = try CompiledRoute(r, index: all.count, virtualHostRetry: vh.retryPolicy, clusterIndex: clusterIndex, listener: listener,
-                                              enclosingMutations: [vh.headerMutations, config.headerMutations])
-                routes.append(route)
-                all.append(route)
+                all.append(try CompiledRoute(r, index: all.count, virtualHostRetry: vh.retryPolicy, clusterIndex: clusterIndex, listener: listener,
+                                             enclosingMutations: [vh.headerMutations, config.headerMutations]))
+                configs.append(r)
             }
-            hosts.append(CompiledVirtualHost(name: vh.name, routes: routes))
+        }
+        var first = 0
+        for (hi, vh) in config.virtualHosts.enumerated() {
+            let routes = Array(all[first..<(first + vh.routes.count)])
+            first += vh.routes.count
+            // Envoy's SSL redirect route: unnamed, a 301 to https:// with the Host and path as sent,
+            // no header mutations.
+            var tlsRedirect: CompiledRoute?
+            if vh.requireTLS != .none {
+                let r = RouteConfig(name: nil, match: RouteMatchConfig(path: .prefix("/"), caseSensitive: true, headers: [], queryParameters: []),
+                                    action: .redirect(RedirectConfig(scheme: "https", host: nil, port: nil, path: nil, prefixRewrite: nil,
+                                                                     stripQuery: false, status: 301, keepsHost: true)))
+                tlsRedirect = try CompiledRoute(r, index: all.count, virtualHostRetry: nil, clusterIndex: clusterIndex, listener: listener,
+                                                enclosingMutations: [])
+                all.append(tlsRedirect!)
+                configs.append(r)
+            }
+            hosts.append(CompiledVirtualHost(name: vh.name, routes: routes, tlsRedirect: tlsRedirect))
             for d in vh.domains {
                 switch d {
                 case .any: if wildcard == nil { wildcard = hi }
@@ -45,6 +64,7 @@ public struct RouteTable: Sendable {
         self.wildcard = wildcard
         self.virtualHosts = hosts
         self.allRoutes = all
+        self.allConfigs = configs
     }
 
     /// The virtual host for a Host value (as received, any case): the port is part of the value,
@@ -90,6 +110,8 @@ public struct RouteTable: Sendable {
 public struct CompiledVirtualHost: Sendable {
     public let name: String
     public let routes: [CompiledRoute]
+    /// `require_tls`: the route every plain-text request takes.
+    let tlsRedirect: CompiledRoute?
 }
 
 /// What the router needs of a parsed request head: its bytes and the parser's ranges.
@@ -100,6 +122,8 @@ struct RequestView {
     let host: Range<Int>?
     /// The worker's parser, holding the field table of the head in `bytes`.
     let parser: UnsafeMutablePointer<RequestHeadParser>
+    /// The request came over TLS (the listener chain terminates it): `require_tls` is met.
+    var secure = false
 
     var headerCount: Int { parser.pointee.headerCount }
     func headerName(_ i: Int) -> Range<Int> { parser.pointee.headerNameRange(at: i) }
