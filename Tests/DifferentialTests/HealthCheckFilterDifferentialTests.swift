@@ -7,8 +7,8 @@ import XCTest
 final class HealthCheckFilterDifferentialTests: XCTestCase {
     /// Requests sent after /healthcheck/fail, as the README's feature table lists them.
     static let cases: [(name: String, feature: String, target: String)] = [
-        ("hc-failing", "health_check while failing: 503 LH health_check_failed, x-envoy-immediate-health-check-fail, connection closed", "/healthz"),
-        ("hc-failing-forwarded", "health_check while failing: a forwarded response carries x-envoy-immediate-health-check-fail, connection closed", "/up"),
+        ("hc-failing", "health_check while failing: 503 LH health_check_failed, x-envoy-immediate-health-check-fail, connection: close sent while the connection stays until the drain ends", "/healthz"),
+        ("hc-failing-forwarded", "health_check while failing: a forwarded response carries x-envoy-immediate-health-check-fail and connection: close, the connection stays until the drain ends", "/up"),
         ("hc-failing-no-route", "health_check while failing: a 404 NR carries x-envoy-immediate-health-check-fail", "/nowhere"),
     ]
 

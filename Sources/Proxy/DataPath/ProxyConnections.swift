@@ -21,6 +21,10 @@ struct Stream {
     var startNanos: Int64 = 0
     var isHEAD = false
     var keepAlive = true
+    /// The response says `connection: close` only because the server fails its health checks:
+    /// Envoy's drain manager then keeps the connection until the drain ends (drain_timeout +
+    /// delayed_close_timeout after the first such response).
+    var healthDrain = false
     var http10 = false
     var expectsContinue = false
     /// The request asks for an upgrade (Connection: upgrade + Upgrade) that is allowed: its
@@ -201,6 +205,8 @@ struct Downstream {
     var durationDeadline: Int64 = 0
     /// The duration was reached: every response closes the connection.
     var durationReached = false
+    /// A health-check drain began on this connection: it closes then (0: none).
+    var drainDeadline: Int64 = 0
     /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
     var headDeadline: Int64 = 0
     /// The current request's timers (HTTP/1: one request at a time, from its first byte, before

@@ -21,7 +21,9 @@ extension ProxyWorker {
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
         // While the server fails health checks Envoy closes every HTTP/1 connection after its response.
-        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !plane.serverHealth.failed.load(ordering: .relaxed) && !d.pointee.durationReached
+        let healthFailed = plane.serverHealth.failed.load(ordering: .relaxed)
+        s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !healthFailed && !d.pointee.durationReached
+        s.pointee.healthDrain = healthFailed && p.pointee.keepAlive && !ops.draining && !d.pointee.durationReached
         streamBegan(s)
         requestBegan(head, s)
         if tracingOn, let tracing = http?.tracing { beginTrace(head, tracing, s, d, stats) }
@@ -457,7 +459,7 @@ extension ProxyWorker {
         }
         s.pointee.responseHeadDone = true
         s.pointee.responseComplete = true
-        if closing { d.pointee.beginClosing() }
+        if closing && !(s.pointee.healthDrain && s.pointee.requestComplete && !d.pointee.closeAfterFlush) { d.pointee.beginClosing() }
         endStream(token, d, loop, reuseUpstream: false)
     }
 
@@ -565,7 +567,8 @@ extension ProxyWorker {
         streamEnded(s.pointee.generation)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
-        let keepAlive = s.pointee.keepAlive && s.pointee.requestComplete
+        let healthDrain = s.pointee.healthDrain
+        let keepAlive = (s.pointee.keepAlive || healthDrain) && s.pointee.requestComplete
         streams.remove(d.pointee.stream)
         d.pointee.stream = 0
         stopRequestTimers(d)
@@ -574,6 +577,13 @@ extension ProxyWorker {
             pool.release(&d.pointee.input)
         } else if let idle = http?.idleTimeoutNanos {
             d.pointee.idleDeadline = loop.now + idle
+            armDownstreamTimer(token, d, loop)
+        }
+        if healthDrain && !d.pointee.closeAfterFlush {
+            // Envoy's drain of this connection: started by its first drain-close response, it
+            // closes the connection when it ends (an idle one at once then).
+            if d.pointee.drainDeadline == 0 { d.pointee.drainDeadline = loop.now + (http?.drainCloseNanos ?? 0) }
+            d.pointee.idleDeadline = d.pointee.idleDeadline == 0 ? d.pointee.drainDeadline : min(d.pointee.idleDeadline, d.pointee.drainDeadline)
             armDownstreamTimer(token, d, loop)
         }
         if !d.pointee.processing && d.pointee.input.count > 0 {
