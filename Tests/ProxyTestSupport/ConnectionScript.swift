@@ -56,10 +56,10 @@ let connectionScriptYAML = """
                   socket_address: { address: 127.0.0.1, port_value: 9 }
     """
 // Compiled once: the YAML loader has its own target, and compiling per input would dominate.
-nonisolated(unsafe) let connectionScriptPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap)
+let connectionScriptPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap)
 /// What a reload publishes: the same bootstrap compiled again, lent the first plane's
 /// circuit-breaker counters as a real reload is.
-nonisolated(unsafe) let connectionScriptReloadPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap,
+let connectionScriptReloadPlane = try! DataPlane.compile(BootstrapLoader.load(yaml: connectionScriptYAML).bootstrap,
                                                                              previous: connectionScriptPlane)
 
 let connectionScriptResponses = [
