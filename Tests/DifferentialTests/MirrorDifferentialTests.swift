@@ -98,6 +98,11 @@ final class MirrorDifferentialTests: XCTestCase {
                     out.append(key + (stats.first { $0.hasPrefix(key) }.map { String($0.dropFirst(key.count)) } ?? "(absent)"))
                 }
             }
+            // The mirror clusters' hosts count the copies (`/clusters` rq_* lines), as Envoy's.
+            let clusters = try proxy.adminGet("/clusters").text.split(separator: "\n").map(String.init)
+            out += clusters.filter { line in
+                ["mirror::", "mirror_dead::", "mirror_slow::", "mirror_tight::"].contains { line.hasPrefix($0) } && line.contains("::rq_")
+            }.map { $0.replacingOccurrences(of: #"127\.0\.0\.1:[0-9]+"#, with: "host", options: .regularExpression) }.sorted()
             seen[name] = out
         }
         let envoy = seen["envoy"]!, ballast = seen["ballast"]!

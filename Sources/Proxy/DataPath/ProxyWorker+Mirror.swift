@@ -148,6 +148,7 @@ extension ProxyWorker {
             ClusterResources.give(plane.clusters[Int(u.pointee.cluster)].resources.pendingRequests)
         }
         countUpstreamRequest(Int(u.pointee.cluster))
+        beginShadowAttempt(sh, pool: Int(u.pointee.hostPool))
         reportOutlier(Int(u.pointee.hostPool), .connectSuccess, loop)
         if u.pointee.pending.count == 0 {
             swap(&u.pointee.pending, &sh.pointee.requestHead)
@@ -346,6 +347,7 @@ extension ProxyWorker {
     private func shadowAnswered(_ token: UInt64, _ loop: Loop, reusable: Bool) {
         guard let sh = shadows.pointer(token) else { return }
         countShadowCompleted(Int(sh.pointee.cluster), status: Int(sh.pointee.status))
+        endShadowAttempt(sh, error: sh.pointee.status >= 500)
         let clean = reusable && sh.pointee.upstreamKeepAlive && sh.pointee.requestComplete && sh.pointee.responseBody != .untilClose
         if sh.pointee.check != 0 {
             finishCheck(token, answered: true, reuseUpstream: clean, loop)
@@ -358,11 +360,31 @@ extension ProxyWorker {
     func shadowFailed(_ token: UInt64, status: Int, _ loop: Loop) {
         guard let sh = shadows.pointer(token) else { return }
         countShadowCompleted(Int(sh.pointee.cluster), status: status)
+        endShadowAttempt(sh, error: true, timeout: status == 504)
         if sh.pointee.check != 0 {
             finishCheck(token, answered: false, reuseUpstream: false, loop)
             return
         }
         finishShadow(token, loop, reuseUpstream: false)
+    }
+
+    /// The copy went out on a connection to host pool `pool`: the host's `/clusters` rq_total
+    /// and rq_active count it, as Envoy's do for shadow and async-client requests.
+    private func beginShadowAttempt(_ sh: UnsafeMutablePointer<Shadow>, pool: Int) {
+        guard pool >= 0, sh.pointee.attemptPool < 0 else { return }
+        sh.pointee.attemptPool = Int32(pool)
+        inc(upstreamPools[pool].counters.rqTotal)
+        inc(upstreamPools[pool].counters.rqActive)
+    }
+
+    private func endShadowAttempt(_ sh: UnsafeMutablePointer<Shadow>, error: Bool, timeout: Bool = false) {
+        let pool = Int(sh.pointee.attemptPool)
+        guard pool >= 0 else { return }
+        sh.pointee.attemptPool = -1
+        let hc = upstreamPools[pool].counters
+        inc(hc.rqActive, by: -1)
+        if error { inc(hc.rqError) } else { inc(hc.rqSuccess) }
+        if timeout { inc(hc.rqTimeout) }
     }
 
     private func countShadowCompleted(_ ci: Int, status: Int) {
@@ -376,6 +398,7 @@ extension ProxyWorker {
     func finishShadow(_ token: UInt64, _ loop: Loop, reuseUpstream: Bool) {
         guard let sh = shadows.pointer(token), !sh.pointee.done else { return }
         sh.pointee.done = true
+        endShadowAttempt(sh, error: true)  // one that ends without an answer (a check abandoned)
         let up = sh.pointee.upstream
         sh.pointee.upstream = 0
         if up != 0, let u = ups.pointer(up) {

@@ -402,6 +402,7 @@ extension ProxyWorker {
         closeUpstream(up, loop)
         if let sh = shadows.pointer(owner), sh.pointee.upstream == up {
             sh.pointee.upstream = 0
+            inc(hc.rqError)  // as for a stream: the copy it could not send
             reportOutlier(hp, .connectFailed, loop)
             shadowFailed(owner, status: 503, loop)  // Envoy's UF 503, counted on the mirror cluster
             return

@@ -12,6 +12,9 @@ import HTTP1
 struct Shadow {
     var cluster: Int32 = -1
     var hostPool: Int32 = -1
+    /// The host pool whose per-host request counters (`/clusters` rq_*) carry the copy in flight,
+    /// or -1 (as a stream's `attemptPool`).
+    var attemptPool: Int32 = -1
     /// The upstream connection serving (or connecting for) it, or 0.
     var upstream: UInt64 = 0
     /// The next shadow of the same request (several policies), or 0.
