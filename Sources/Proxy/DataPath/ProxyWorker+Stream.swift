@@ -20,7 +20,8 @@ extension ProxyWorker {
         let s = streams.pointer(d.pointee.stream)!
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
-        // While the server fails health checks Envoy closes every HTTP/1 connection after its response.
+        // While the server fails health checks Envoy's responses say `connection: close` (its drain
+        // manager's drainClose) and the connection closes when its drain ends (`healthDrain`).
         let healthFailed = plane.serverHealth.failed.load(ordering: .relaxed)
         s.pointee.keepAlive = p.pointee.keepAlive && !ops.draining && !healthFailed && !d.pointee.durationReached
         s.pointee.healthDrain = healthFailed && p.pointee.keepAlive && !ops.draining && !d.pointee.durationReached
