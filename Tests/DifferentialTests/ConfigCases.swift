@@ -259,6 +259,8 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "require-tls-unknown", feature: "Virtual host require_tls with an unknown value",
                edits: [("              domains: [\"*\"]\n", "              domains: [\"*\"]\n              require_tls: SOMETIMES\n")],
                refusalPath: "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].require_tls"),
+    ConfigCase(name: "overprovisioning-factor", feature: "load_assignment.policy.overprovisioning_factor",
+               edits: [("      cluster_name: web\n", "      cluster_name: web\n      policy: { overprovisioning_factor: 120 }\n")]),
     ConfigCase(name: "tcp-keepalive", feature: "Cluster upstream_connection_options.tcp_keepalive",
                edits: [(clusterAnchor, clusterAnchor + "    upstream_connection_options: { tcp_keepalive: { keepalive_time: 30 } }\n")]),
     ConfigCase(name: "endpoint-priority", feature: "Locality priority levels (priority 0 and 1)",

@@ -65,6 +65,10 @@ final class PriorityDifferentialTests: XCTestCase {
                      + "{ locality: { zone: a }, load_balancing_weight: 1, lb_endpoints: [ \(endpoint("{A}")) ] }, "
                      + "{ locality: { zone: b }, load_balancing_weight: 3, lb_endpoints: [ \(endpoint("{B}")) ] } ] }",
                  requests: 40, exact: [20, 20, 0, 0]),
+        Scenario(name: "overprovisioning_factor 200: one of two priority-0 hosts failed, priority 0 keeps every request (2.0 x 50%)", failing: [0],
+                 cluster: twoPriorities.replacingOccurrences(of: "load_assignment: { cluster_name: backend, ",
+                                                             with: "load_assignment: { cluster_name: backend, policy: { overprovisioning_factor: 200 }, "),
+                 requests: 20, exact: [0, 20, 0, 0]),
         Scenario(name: "endpoint weights 1 and 3 in priority 0 (ROUND_ROBIN)", failing: [],
                  cluster: "lb_policy: ROUND_ROBIN, load_assignment: { cluster_name: backend, endpoints: [ "
                      + "{ lb_endpoints: [ \(endpoint("{A}")), \(endpoint("{B}", weight: 3)) ] }, "

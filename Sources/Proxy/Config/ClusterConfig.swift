@@ -40,6 +40,9 @@ public struct ClusterConfig: Sendable, Hashable {
     /// `common_lb_config.locality_weighted_lb_config`: a priority's localities share its traffic
     /// by their `load_balancing_weight` (else locality weights are ignored, as Envoy).
     public var localityWeighted = false
+    /// `load_assignment.policy.overprovisioning_factor` (percent, Envoy's default 140): a priority
+    /// counts as fully available once this times its healthy share reaches 100%.
+    public var overprovisioningFactor = 140
     /// `outlier_detection` (nil: none; passive health, docs/outlier-detection.md).
     public var outlierDetection: OutlierDetectionConfig? = nil
 }

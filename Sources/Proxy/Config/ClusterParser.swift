@@ -61,6 +61,7 @@ extension BootstrapParser {
             }
         }
 
+        var overprovisioning = 140  // load_assignment.policy.overprovisioning_factor (Envoy's default)
         // Endpoints: v3 load_assignment, or the v2 `hosts` list.
         var endpoints: [EndpointConfig] = []
         let dns = type?.usesDNS ?? true
@@ -78,7 +79,7 @@ extension BootstrapParser {
             }
             if hosts.list() == nil { ok = false }
         } else if let assignment = f["load_assignment"] {
-            if let parsed = parseLoadAssignment(assignment, allowHostname: dns) { endpoints = parsed } else { ok = false }
+            if let parsed = parseLoadAssignment(assignment, allowHostname: dns, overprovisioning: &overprovisioning) { endpoints = parsed } else { ok = false }
         }
         if type == .logicalDNS && endpoints.count > 1 {
             diagnostics.error(f.path.appending(f.has("hosts") ? "hosts" : "load_assignment"),
@@ -193,13 +194,25 @@ extension BootstrapParser {
         cluster.tls = tls
         cluster.healthyPanicThresholdPercent = panicThreshold
         cluster.localityWeighted = localityWeighted
+        cluster.overprovisioningFactor = overprovisioning
         cluster.outlierDetection = outlier
         return cluster
     }
 
-    func parseLoadAssignment(_ value: ConfigValue, allowHostname: Bool) -> [EndpointConfig]? {
-        guard let f = value.fields(known: ["cluster_name", "endpoints"], unsupported: ["policy", "named_endpoints"]) else { return nil }
+    func parseLoadAssignment(_ value: ConfigValue, allowHostname: Bool, overprovisioning: inout Int) -> [EndpointConfig]? {
+        guard let f = value.fields(known: ["cluster_name", "endpoints", "policy"], unsupported: ["named_endpoints"]) else { return nil }
         var ok = f.required("cluster_name")?.nonEmptyString() != nil
+        if let policy = f["policy"] {
+            if let p = policy.fields(known: ["overprovisioning_factor"],
+                                     unsupported: ["drop_overloads", "endpoint_stale_after", "weighted_priority_health"]) {
+                // A UInt32Value in percent; Envoy requires it above 0.
+                if let v = p["overprovisioning_factor"] {
+                    if let n = v.int(1...Int(UInt32.max)) { overprovisioning = n } else { ok = false }
+                }
+            } else {
+                ok = false
+            }
+        }
         var endpoints: [EndpointConfig] = []
         for (localityIndex, locality) in (f["endpoints"]?.list() ?? []).enumerated() {
             guard let l = locality.fields(

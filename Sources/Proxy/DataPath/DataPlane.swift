@@ -394,6 +394,8 @@ public final class ClusterPlan: Sendable {
     public let localityWeights: [Int]
     public let localities: [LocalityConfig]
     var prioritized: Bool { priorityCount > 1 || localityWeighted }
+    /// `overprovisioning_factor` (percent): availability is this times the healthy share, capped at 100%.
+    public let overprovisioningFactor: Int
 
     init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
         self.resources = resources
@@ -420,6 +422,7 @@ public final class ClusterPlan: Sendable {
         self.cleanupIntervalNanos = config.cleanupIntervalNanos
         self.priorityCount = 1 + (hosts.map(\.priority).max() ?? 0)
         self.localityWeighted = config.localityWeighted
+        self.overprovisioningFactor = config.overprovisioningFactor
         var places = [LocalityConfig](repeating: LocalityConfig(), count: 1 + (config.endpoints.map(\.locality).max() ?? 0))
         for e in config.endpoints { places[e.locality] = e.place }
         self.localities = places

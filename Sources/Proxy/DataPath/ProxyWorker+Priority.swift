@@ -82,7 +82,8 @@ struct PriorityTable {
             total[host.priority] += 1
             if healthy(h) { healthyCount[host.priority] += 1 }
         }
-        let health = (0..<count).map { p in total[p] == 0 ? 0 : min(100, 140 * healthyCount[p] / total[p]) }
+        let factor = cluster.overprovisioningFactor
+        let health = (0..<count).map { p in total[p] == 0 ? 0 : min(100, factor * healthyCount[p] / total[p]) }
         let normalized = min(100, health.reduce(0, +))
         var load = [Int](repeating: 0, count: count)
         var panic = [Bool](repeating: false, count: count)
@@ -124,8 +125,8 @@ struct PriorityTable {
                     let all = (0..<n).filter { cluster.hosts[$0].priority == p && cluster.hosts[$0].locality == locality }
                     let usable = all.filter { panic[p] || healthy($0) }
                     var g = Self.group(usable, cluster, worker: worker)
-                    // Envoy: weight x min(1, 1.4 x available share), here in hundredths.
-                    g.localityWeight = usable.isEmpty ? 0 : cluster.localityWeights[locality] * min(100, 140 * usable.count / all.count)
+                    // Envoy: weight x min(1, overprovisioning x available share), here in hundredths.
+                    g.localityWeight = usable.isEmpty ? 0 : cluster.localityWeights[locality] * min(100, factor * usable.count / all.count)
                     level.localityTotal += g.localityWeight
                     groups.append(g)
                 }

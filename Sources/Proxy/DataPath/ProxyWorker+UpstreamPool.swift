@@ -24,8 +24,9 @@ extension ProxyWorker {
         if let health = plane.clusters[ci].health {
             let healthy = health.healthyHosts.load(ordering: .relaxed)
             if healthy < n {
-                // Envoy: no panic while 1.4 x the healthy share reaches 100% (the overprovisioning factor).
-                if healthy * 140 < 100 * n && Double(healthy * 100 / n) < plane.clusters[ci].healthyPanicThresholdPercent || healthy == 0 {
+                // Envoy: no panic while the overprovisioning factor (1.4 by default) x the healthy
+                // share reaches 100%.
+                if healthy * plane.clusters[ci].overprovisioningFactor < 100 * n && Double(healthy * 100 / n) < plane.clusters[ci].healthyPanicThresholdPercent || healthy == 0 {
                     // Envoy's panic: too few healthy hosts, so every host takes traffic.
                     if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
                 } else {
