@@ -130,7 +130,7 @@ public final class DataPlane: Sendable {
                                           chains: chains, http: http, tcpPlans: tcpPlans, selector: selector, inspection: inspection,
                                           restoresOriginalDst: l.restoresOriginalDst, tls: tls,
                                           connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
-                                          connections: connections, httpChainIndex: chains.firstIndex(of: .http) ?? 0))
+                                          connections: connections, httpChain: UInt16(chains.firstIndex(of: .http) ?? 0)))
         }
         var udp: [UDPListenerPlan] = []
         for u in bootstrap.udpListeners {
@@ -230,8 +230,6 @@ public struct ListenerPlan: Sendable {
     let selector: FilterChainSelector?
     /// The listener filters that read a connection's first bytes before its chain is chosen.
     public let inspection: ListenerInspection?
-    /// The index of the HTTP chain in `chains` (when `http` is set).
-    public var httpChain: UInt16 { UInt16(truncatingIfNeeded: httpChainIndex) }
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
@@ -243,7 +241,8 @@ public struct ListenerPlan: Sendable {
     /// connections of this listener over its workers (lent from snapshot to snapshot).
     public let connectionLimit: Int
     public let connections: ConnectionCount
-    var httpChainIndex = 0
+    /// The index of the HTTP chain in `chains` (when `http` is set), as access records carry it.
+    var httpChain: UInt16 = 0
 }
 
 /// Open downstream connections shared by workers: taken at accept, given back at close.

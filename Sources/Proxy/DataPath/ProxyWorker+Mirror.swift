@@ -373,18 +373,14 @@ extension ProxyWorker {
     private func beginShadowAttempt(_ sh: UnsafeMutablePointer<Shadow>, pool: Int) {
         guard pool >= 0, sh.pointee.attemptPool < 0 else { return }
         sh.pointee.attemptPool = Int32(pool)
-        inc(upstreamPools[pool].counters.rqTotal)
-        inc(upstreamPools[pool].counters.rqActive)
+        upstreamPools[pool].counters.requestSent()
     }
 
     private func endShadowAttempt(_ sh: UnsafeMutablePointer<Shadow>, error: Bool, timeout: Bool = false) {
         let pool = Int(sh.pointee.attemptPool)
         guard pool >= 0 else { return }
         sh.pointee.attemptPool = -1
-        let hc = upstreamPools[pool].counters
-        inc(hc.rqActive, by: -1)
-        if error { inc(hc.rqError) } else { inc(hc.rqSuccess) }
-        if timeout { inc(hc.rqTimeout) }
+        upstreamPools[pool].counters.requestEnded(error: error, timeout: timeout)
     }
 
     private func countShadowCompleted(_ ci: Int, status: Int) {

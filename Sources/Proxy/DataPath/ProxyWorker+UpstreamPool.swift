@@ -612,9 +612,7 @@ extension ProxyWorker {
     func beginAttempt(_ s: UnsafeMutablePointer<Stream>, pool: Int) {
         guard s.pointee.attemptPool < 0 else { return }
         s.pointee.attemptPool = Int32(pool)
-        let hc = upstreamPools[pool].counters
-        inc(hc.rqTotal)
-        inc(hc.rqActive)
+        upstreamPools[pool].counters.requestSent()
     }
 
     /// The attempt in flight ended: a response (`error`: 5xx), a reset, or a timeout.
@@ -623,10 +621,7 @@ extension ProxyWorker {
         let pool = Int(s.pointee.attemptPool)
         guard pool >= 0 else { return }
         s.pointee.attemptPool = -1
-        let hc = upstreamPools[pool].counters
-        inc(hc.rqActive, by: -1)
-        if error { inc(hc.rqError) } else { inc(hc.rqSuccess) }
-        if timeout { inc(hc.rqTimeout) }
+        upstreamPools[pool].counters.requestEnded(error: error, timeout: timeout)
     }
 }
 

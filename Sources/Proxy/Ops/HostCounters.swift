@@ -16,6 +16,21 @@ public final class HostCounters: Sendable {
     public let rqTotal = Atomic<Int>(0)
 
     public init() {}
+
+    /// A request went out to the host (a stream's attempt, a mirror copy, an ext_authz check).
+    @inline(__always)
+    func requestSent() {
+        inc(rqTotal)
+        inc(rqActive)
+    }
+
+    /// The request sent ended: answered (`error`: 5xx), reset, or timed out.
+    @inline(__always)
+    func requestEnded(error: Bool, timeout: Bool) {
+        inc(rqActive, by: -1)
+        if error { inc(rqError) } else { inc(rqSuccess) }
+        if timeout { inc(rqTimeout) }
+    }
 }
 
 /// Which host each of a worker's pool slots serves, for the admin thread: the worker records a
