@@ -33,8 +33,10 @@
 /// - HTTP/1.1 requires exactly one Host field (missing or repeated: 400).
 /// - `Expect: 100-continue` is honoured for HTTP/1.1 only; other expectations are ignored.
 public struct RequestHeadParser {
-    public let maxHeaderBytes: Int
-    public let maxHeaders: Int
+    public private(set) var maxHeaderBytes: Int
+    public private(set) var maxHeaders: Int
+    /// The slot table's size: the largest `maxHeaders` the limits may be set to.
+    public let slotCapacity: Int
 
     @usableFromInline var headers: HeaderTable
     @usableFromInline var scanner = HeadScanner()
@@ -58,13 +60,24 @@ public struct RequestHeadParser {
 
     /// - Parameters:
     ///   - maxHeaderBytes: the largest accepted head, final CRLFCRLF included (at most `Int32.max`).
-    ///   - maxHeaders: the most field lines accepted; also the size of the slot table.
-    public init(maxHeaderBytes: Int = 65536, maxHeaders: Int = 100) {
+    ///   - maxHeaders: the most field lines accepted.
+    ///   - slotCapacity: the size of the slot table (at least `maxHeaders`; default `maxHeaders`),
+    ///     so that `setLimits` may later raise `maxHeaders` up to it.
+    public init(maxHeaderBytes: Int = 65536, maxHeaders: Int = 100, slotCapacity: Int? = nil) {
         precondition(maxHeaderBytes > 0 && maxHeaderBytes <= Int(Int32.max), "maxHeaderBytes out of range")
         precondition(maxHeaders >= 0, "maxHeaders must not be negative")
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaders = maxHeaders
-        self.headers = HeaderTable(capacity: maxHeaders)
+        self.slotCapacity = max(maxHeaders, slotCapacity ?? maxHeaders)
+        self.headers = HeaderTable(capacity: self.slotCapacity)
+    }
+
+    /// The limits for the next head (a proxy whose connections have different limits sets them
+    /// before parsing each connection's head); `maxHeaders` is capped at `slotCapacity`.
+    public mutating func setLimits(maxHeaderBytes: Int, maxHeaders: Int) {
+        precondition(maxHeaderBytes > 0 && maxHeaderBytes <= Int(Int32.max), "maxHeaderBytes out of range")
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = min(max(0, maxHeaders), slotCapacity)
     }
 
     // MARK: Results (valid after `.complete`)

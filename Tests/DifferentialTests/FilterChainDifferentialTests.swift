@@ -18,6 +18,7 @@ final class FilterChainDifferentialTests: XCTestCase {
         "listener_filters_timeout: closed (downstream_pre_cx_timeout), or served with continue_on_listener_filters_timeout",
         "TLS terminated by a chosen chain beside TLS passthrough and plain chains; %REQUESTED_SERVER_NAME% from tls_inspector",
         "TLS terminated by a tcp_proxy chain: plaintext upstream, TLS 1.2 and 1.3, an upload; bytes, log lines, ssl and tcp counters",
+        "several http_connection_managers per listener (by server name with TLS, or by HTTP version): each connection's routes, head limits, server name, access log and counters; a shared stat_prefix adds up",
     ]
 
     /// Server names, ALPN and transport: exact name over wildcard over none, the longest
@@ -120,6 +121,66 @@ final class FilterChainDifferentialTests: XCTestCase {
         XCTAssertEqual(seen.ballast, seen.envoy, "http_inspector chain choice differs from Envoy 1.40")
         XCTAssertTrue(seen.ballast.contains("http/1.1: none 200"), "\(seen.ballast)")
         XCTAssertTrue(seen.ballast.contains("http/1.0: http10"), "\(seen.ballast)")
+    }
+
+    /// Two connection managers chosen by http_inspector: HTTP/1.0 to one that accepts it, HTTP/1.1
+    /// to one with a max_headers_count of 3 (one parser serves both: the limits are each
+    /// connection's); keep-alive on each; each manager's own counters.
+    func testConnectionManagerPerHTTPVersionAgreesWithEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        func manager(_ name: String, _ extra: String) -> String {
+            """
+                - filter_chain_match: {application_protocols: [\(name == "old" ? "http/1.0" : "http/1.1")]}
+                  filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: \(name)
+                      \(extra)
+                      route_config: {virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: \(name)}}]}]}
+                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+            """
+        }
+        let seen = try observeEnvoyAndBallast("fc-versions", config: { port, admin, _ in
+            """
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            static_resources:
+              listeners:
+              - name: fc
+                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                listener_filters: [{name: envoy.filters.listener.http_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}}]
+                filter_chains:
+            \(manager("old", "http_protocol_options: {accept_http_10: true}"))
+            \(manager("new", "common_http_protocol_options: {max_headers_count: 3}"))
+              clusters:
+              \(staticCluster("old", ports: [upstream.port], extra: "connect_timeout: 1s"))
+              \(staticCluster("new", ports: [upstream.port], extra: "connect_timeout: 1s"))
+            """
+        }, observe: { proxy, port in
+            var out: [String] = []
+            let fields = "Host: h\r\nx-a: 1\r\nx-b: 2\r\nx-c: 3\r\nx-d: 4\r\n"
+            for (label, requests) in [("http/1.0 five fields", ["GET /a HTTP/1.0\r\n\(fields)Connection: keep-alive\r\n\r\n", "GET /b HTTP/1.0\r\nHost: h\r\n\r\n"]),
+                                      ("http/1.1 two fields", ["GET /c HTTP/1.1\r\nHost: h\r\nx-a: 1\r\n\r\n", "GET /d HTTP/1.1\r\nHost: h\r\n\r\n"]),
+                                      ("http/1.1 five fields", ["GET /e HTTP/1.1\r\n\(fields)\r\n"])] {
+                let c = try RawClient(port: port)
+                var answers: [String] = []
+                for request in requests {
+                    c.send(request)
+                    guard let r = c.readResponse() else { answers.append("none"); break }
+                    answers.append("\(r.status)\(r.closed ? " closed" : "")")
+                }
+                out.append("\(label): \(answers.joined(separator: ", "))")
+                c.shutdownBoth()
+            }
+            return out + (try Self.stats(proxy, prefixes: ["http.old.downstream_cx_total", "http.old.downstream_rq_total", "http.old.downstream_rq_2xx",
+                                                         "http.new.downstream_cx_total", "http.new.downstream_rq_total", "http.new.downstream_rq_2xx",
+                                                         "http.new.downstream_rq_4xx", "http_inspector.", "cluster.old.upstream_rq_total",
+                                                         "cluster.new.upstream_rq_total"]))
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "connection managers chosen by HTTP version differ from Envoy 1.40")
+        XCTAssertTrue(seen.ballast.contains("http/1.1 five fields: 431"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("http.old.downstream_rq_total: 2"), "\(seen.ballast)")
     }
 
     /// A client that sends nothing: closed at listener_filters_timeout, or (continue) served by

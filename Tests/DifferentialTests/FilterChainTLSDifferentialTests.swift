@@ -72,6 +72,62 @@ final class FilterChainTLSDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("curl /two: upstream says hi 200"), "\(seen.ballast)")
     }
 
+    /// Two connection managers on one listener (Istio's inbound shape: one per server name or
+    /// port): TLS for `localhost` terminated by one, plain HTTP served by the other, each with its
+    /// own routes, server name, response headers, request-head limit and access-log format; both
+    /// under one stat_prefix, which Envoy's scope shares (the counters add up).
+    func testTwoConnectionManagersOnOneListenerAgreeWithEnvoy() throws {
+        let f = try Fixture("fc-hcms")
+        defer { f.remove() }
+        func manager(_ name: String, log: String, extra: String) -> String {
+            let format = "\(name) %REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %RESPONSE_CODE% %ROUTE_NAME% %REQ(:PATH)%\\n"
+            return """
+            - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: edge
+                      server_name: \(name)-edge
+                      \(extra)
+                      \(Fixture.fileLog(log, format))
+                      route_config: {virtual_hosts: [{name: a, domains: ["*"], response_headers_to_add: [{header: {key: x-chain, value: \(name)}}],
+                                     routes: [{name: direct-\(name), match: {prefix: "/direct"}, direct_response: {status: 202, body: {inline_string: "from \(name)"}}},
+                                              {name: to-\(name), match: {prefix: "/"}, route: {cluster: \(name)}}]}]}
+                      http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+            """
+        }
+        let big = String(repeating: "b", count: 3000)
+        let seen = try observeEnvoyAndBallast("fc-hcms", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
+            f.bootstrap(port: port, admin: admin, clusters: ["secure", "plain"], chains: """
+                - filter_chain_match: {server_names: [localhost], transport_protocol: tls}
+                  \(f.tlsSocket)
+                  filters:
+                  \(manager("secure", log: log, extra: "max_request_headers_kb: 8"))
+                - filters:
+                  \(manager("plain", log: log, extra: "max_request_headers_kb: 2"))
+            """)
+        }, observe: { proxy, port in
+            let headers = ["-w", " %{http_code} %header{server} %header{x-chain}"]
+            var out = try ["/one", "/direct"].map { "curl \($0): \(try f.curl(port, $0, headers))" }
+            out.append("curl big head: \(try f.curl(port, "/big", headers + ["-H", "x-big: \(big)"]))")
+            for (label, path, extra) in [("plain", "/two", ""), ("plain direct", "/direct", ""), ("plain big head", "/big", "x-big: \(big)\r\n")] {
+                let c = try RawClient(port: port)
+                c.send("GET \(path) HTTP/1.1\r\nHost: h\r\n\(extra)\r\n")
+                let r = c.readResponse()
+                out.append("\(label): \(r.map { "\($0.status) \($0.text) \($0.header("server") ?? "-") \($0.header("x-chain") ?? "-")" } ?? "none")")
+                c.shutdownBoth()
+            }
+            return out + Fixture.logLines(proxy, count: 6)
+                + (try FilterChainDifferentialTests.stats(proxy, prefixes: ["http.edge.downstream_cx_total", "http.edge.downstream_cx_ssl_total",
+                                                                            "http.edge.downstream_rq_total", "http.edge.downstream_rq_2xx",
+                                                                            "http.edge.downstream_rq_4xx", "http.edge.rq_direct_response",
+                                                                            "http.edge.downstream_rq_completed", "listener.127.0.0.1_"]))
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "two connection managers on one listener differ from Envoy 1.40")
+        XCTAssertTrue(seen.ballast.contains("curl /one: upstream says hi 200 secure-edge secure"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("plain direct: 202 from plain plain-edge plain"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("plain big head: 431 Request Header Fields Too Large plain-edge -"), "\(seen.ballast)")
+    }
+
     /// The upstream, the test certificates and the bootstrap pieces both tests use.
     private final class Fixture {
         let upstream: RecordingUpstream

@@ -393,7 +393,7 @@ final class DataPathEndToEndTests: XCTestCase {
             XCTAssertEqual(records[1].flags, .noRouteFound)
             XCTAssertEqual(records[2].bytesReceived, 7)
             XCTAssertEqual(records[2].bytesSent, 7)
-            let stats = proxy.stats[0][0]
+            let stats = proxy.stats[0][0].http[0]
             XCTAssertEqual(stats.downstreamRqTotal.load(ordering: .relaxed), 3)
             XCTAssertEqual(stats.downstreamRq2xx.load(ordering: .relaxed), 2)
             XCTAssertEqual(stats.downstreamRq4xx.load(ordering: .relaxed), 1)

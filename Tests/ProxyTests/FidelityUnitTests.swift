@@ -52,7 +52,7 @@ final class FidelityUnitTests: XCTestCase {
             XCTAssertEqual(got, http2RefusalFrames, "\(io): SETTINGS then GOAWAY, then the close")
             XCTAssertEqual(Array(got[9..<18]), [0, 0, UInt8(8 + got.count - 26), 7, 0, 0, 0, 0, 0], "\(io): a GOAWAY frame header")
             XCTAssertEqual(Array(got[22..<26]), [0, 0, 0, 0x0D], "\(io): HTTP_1_1_REQUIRED")
-            XCTAssertEqual(proxy.stats[0].reduce(0) { $0 + $1.http2PrefaceRefused.load(ordering: .relaxed) }, 1, "\(io)")
+            XCTAssertEqual(proxy.stats[0].reduce(0) { $0 + $1.http[0].http2PrefaceRefused.load(ordering: .relaxed) }, 1, "\(io)")
             XCTAssertEqual(try TestConnection(port: port).get("/")?.status, 200, "\(io)")
         }
     }

@@ -57,7 +57,7 @@ final class TLSConfigTests: XCTestCase {
         XCTAssertNotNil(tls.trustedCA)
         XCTAssertTrue(loaded.warnings.isEmpty, "\(loaded.warnings)")
         let plane = try DataPlane.compile(loaded.bootstrap)
-        XCTAssertNotNil(plane.listeners[0].tls)
+        XCTAssertNotNil(plane.listeners[0].httpTLS[0])
 
         let up = try XCTUnwrap(load(upstream("sni: api.example.com, common_tls_context: { validation_context: { trusted_ca: { filename: \(certs.path("ca.pem")) } } }")))
         let cluster = try XCTUnwrap(up.bootstrap.clusters[0].tls)

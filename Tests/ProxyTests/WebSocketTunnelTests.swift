@@ -91,8 +91,8 @@ final class WebSocketTunnelTests: XCTestCase {
             XCTAssertEqual(r.first?.bytesReceived, size, "\(io)")
             XCTAssertEqual(r.first?.bytesSent, size, "\(io)")
             let stats = proxy.stats[0][0]
-            XCTAssertEqual(stats.downstreamCxUpgradesTotal.load(ordering: .relaxed), 1, "\(io)")
-            XCTAssertEqual(stats.downstreamCxUpgradesActive.load(ordering: .relaxed), 0, "\(io)")
+            XCTAssertEqual(stats.http[0].downstreamCxUpgradesTotal.load(ordering: .relaxed), 1, "\(io)")
+            XCTAssertEqual(stats.http[0].downstreamCxUpgradesActive.load(ordering: .relaxed), 0, "\(io)")
             XCTAssertEqual(stats.downstreamCxActive.load(ordering: .relaxed), 0, "\(io)")
         }
     }
@@ -128,7 +128,7 @@ final class WebSocketTunnelTests: XCTestCase {
             XCTAssertEqual(c.readResponse()?.status, 403, "\(io)")
             XCTAssertTrue(c.readsEOF(), "\(io)")
             XCTAssertEqual(records(proxy, count: 1).first?.details, .upgradeFailed, "\(io)")
-            XCTAssertEqual(proxy.stats[0][0].downstreamRqWsOnNonWsRoute.load(ordering: .relaxed), 1, "\(io)")
+            XCTAssertEqual(proxy.stats[0][0].http[0].downstreamRqWsOnNonWsRoute.load(ordering: .relaxed), 1, "\(io)")
             XCTAssertEqual(proxy.stats[0][0].upstreamCxTotal.load(ordering: .relaxed), 0, "\(io): a refused upgrade reached the upstream")
         }
     }

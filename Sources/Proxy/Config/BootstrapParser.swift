@@ -276,8 +276,6 @@ final class BootstrapParser {
         } else {
             chainsOK = false
         }
-        if chainsOK, let v = f["filter_chains"] ?? f["default_filter_chain"],
-           !checkOneConnectionManager(chains + (defaultChain.map { [$0] } ?? []), v) { chainsOK = false }
 
         var listenerFilters: [ListenerFilterConfig] = []
         var filtersOK = true
@@ -475,16 +473,6 @@ final class BootstrapParser {
             }
         }
         return true
-    }
-
-    /// A listener's connections run one http_connection_manager: several chains may proxy TCP
-    /// (tcp_proxy) and one may manage HTTP; two HTTP chains (say, one per certificate) are not
-    /// applied yet.
-    private func checkOneConnectionManager(_ chains: [FilterChainConfig], _ at: ConfigValue) -> Bool {
-        let http = chains.filter { c in c.filters.contains { if case .httpConnectionManager = $0 { true } else { false } } }
-        guard http.count > 1 else { return true }
-        at.error("\(http.count) filter chains run an http_connection_manager: not applied by ballast yet (one listener serves one connection manager, beside any number of tcp_proxy chains); split them into listeners")
-        return false
     }
 
     func parseListenerFilter(_ value: ConfigValue) -> ListenerFilterConfig? {

@@ -57,7 +57,7 @@ extension ProxyWorker {
 
     /// The body outgrew the buffer: Envoy's 413 and close (the bytes read so far logged as received).
     func payloadTooLarge(_ received: Int, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        inc(stats.downstreamRqTooLarge)
+        inc(httpStats(d).downstreamRqTooLarge)
         if let s = stream(of: d) {
             s.pointee.buffering = false
             s.pointee.bytesReceived += received

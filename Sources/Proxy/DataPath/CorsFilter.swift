@@ -114,7 +114,7 @@ extension RequestView {
 extension ProxyWorker {
     /// The CORS policy decorating this stream's response (an allowed origin was kept), if any.
     func corsDecoration(_ s: UnsafeMutablePointer<Stream>) -> CorsPolicy? {
-        guard s.pointee.corsOrigin.count > 0, s.pointee.corsRoute >= 0, let plan = httpPlan(s.pointee.generation)?.cors,
+        guard s.pointee.corsOrigin.count > 0, s.pointee.corsRoute >= 0, let plan = hcm(s)?.cors,
               Int(s.pointee.corsRoute) < plan.perRoute.count else { return nil }
         return plan.perRoute[Int(s.pointee.corsRoute)]
     }

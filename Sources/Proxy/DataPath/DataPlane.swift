@@ -94,8 +94,9 @@ public final class DataPlane: Sendable {
                 throw CompileError(description: "listener '\(l.name)': no filter chain")
             }
             var chains: [ListenerPlan.Chain] = []
-            var http: HTTPPlan?
-            var tls: TLSContext?
+            var httpPlans: [HTTPPlan] = []
+            var httpTLS: [TLSContext?] = []
+            var httpChains: [UInt16] = []
             var tcpPlans: [TCPPlan] = []
             for chain in configChains {
                 guard let terminal = chain.filters.last else {
@@ -103,13 +104,14 @@ public final class DataPlane: Sendable {
                 }
                 switch terminal {
                 case .httpConnectionManager(let hcm):
-                    guard http == nil else {
-                        throw CompileError(description: "listener '\(l.name)': more than one http_connection_manager chain")
+                    guard httpPlans.count < ListenerPlan.maxConnectionManagers else {
+                        throw CompileError(description: "listener '\(l.name)': more than \(ListenerPlan.maxConnectionManagers) http_connection_manager chains")
                     }
-                    http = try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
-                                        serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth)
-                    tls = chain.tls?.context
-                    chains.append(.http)
+                    httpChains.append(UInt16(chains.count))
+                    chains.append(.http(httpPlans.count))
+                    httpPlans.append(try HTTPPlan(hcm, clusterIndex: clusterIndex, listener: l.name, runtime: runtime,
+                                                  serviceCluster: bootstrap.node?.cluster ?? "", health: serverHealth))
+                    httpTLS.append(chain.tls?.context)
                 case .tcpProxy(let tcp):
                     guard let ci = clusterIndex[tcp.cluster] else {
                         throw CompileError(description: "listener '\(l.name)': tcp_proxy cluster '\(tcp.cluster)' is not defined")
@@ -119,6 +121,11 @@ public final class DataPlane: Sendable {
                                             maxConnectAttempts: tcp.maxConnectAttempts, tls: chain.tls?.context))
                 }
             }
+            // The Zipkin reporter posts a listener's spans to one collector.
+            let collectors = Set(httpPlans.compactMap { $0.tracing.map { "\($0.collectorCluster) \($0.collectorEndpoint) \($0.collectorHostname)" } })
+            guard collectors.count <= 1 else {
+                throw CompileError(description: "listener '\(l.name)': its http_connection_managers trace to different Zipkin collectors; ballast reports a listener's spans to one (use one collector_cluster / collector_endpoint / collector_hostname)")
+            }
             // One chain for every connection, nothing to inspect: chosen at accept without a look.
             let selects = configChains.count > 1 || l.filterChains.first?.match != nil || l.filterChains.isEmpty
             let selector = selects ? FilterChainSelector(chains: l.filterChains.map(\.match),
@@ -127,10 +134,10 @@ public final class DataPlane: Sendable {
             let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
                                           bufferLimitBytes: l.perConnectionBufferLimitBytes,
-                                          chains: chains, http: http, tcpPlans: tcpPlans, selector: selector, inspection: inspection,
-                                          restoresOriginalDst: l.restoresOriginalDst, tls: tls,
+                                          chains: chains, httpPlans: httpPlans, tcpPlans: tcpPlans, selector: selector, inspection: inspection,
+                                          restoresOriginalDst: l.restoresOriginalDst,
                                           connectionLimit: bootstrap.runtime.listenerConnectionLimits[l.name] ?? .max,
-                                          connections: connections, httpChain: UInt16(chains.firstIndex(of: .http) ?? 0)))
+                                          connections: connections, httpTLS: httpTLS, httpChains: httpChains))
         }
         var udp: [UDPListenerPlan] = []
         for u in bootstrap.udpListeners {
@@ -209,12 +216,15 @@ public final class DataPlane: Sendable {
 
 /// One listener: where it binds, how it balances, what its connections run.
 public struct ListenerPlan: Sendable {
-    /// What one filter chain runs: the listener's http_connection_manager, or one of its
-    /// tcp_proxies (an index into `tcpPlans`).
+    /// What one filter chain runs: one of the listener's http_connection_managers (an index into
+    /// `httpPlans`) or one of its tcp_proxies (an index into `tcpPlans`).
     public enum Chain: Sendable, Equatable {
-        case http
+        case http(Int)
         case tcp(Int)
     }
+
+    /// A connection records its connection manager in a byte (`Downstream.hcm`).
+    static let maxConnectionManagers = 255
 
     public let index: Int
     public let name: String
@@ -223,8 +233,8 @@ public struct ListenerPlan: Sendable {
     public let bufferLimitBytes: Int
     /// Its filter chains in order (`filter_chains`, then `default_filter_chain`).
     public let chains: [Chain]
-    /// The http_connection_manager of its HTTP chain (at most one per listener).
-    public let http: HTTPPlan?
+    /// The http_connection_managers of its HTTP chains, in chain order.
+    public let httpPlans: [HTTPPlan]
     public let tcpPlans: [TCPPlan]
     /// Chooses each connection's chain (nil: every connection runs chain 0).
     let selector: FilterChainSelector?
@@ -233,16 +243,26 @@ public struct ListenerPlan: Sendable {
     /// The original_dst listener filter runs (or `use_original_dst`): each accepted connection's
     /// pre-redirect destination (SO_ORIGINAL_DST) becomes its local address.
     public let restoresOriginalDst: Bool
-    /// TLS termination of the http_connection_manager chain (its `transport_socket`), or nil.
-    public var tls: TLSContext? = nil
-    /// Whether any chain terminates TLS (the listener's `ssl.*` stats).
-    public var terminatesTLS: Bool { tls != nil || tcpPlans.contains { $0.tls != nil } }
     /// `envoy.resource_limits.listener.<name>.connection_limit` (Int.max: none) and the open
     /// connections of this listener over its workers (lent from snapshot to snapshot).
     public let connectionLimit: Int
     public let connections: ConnectionCount
-    /// The index of the HTTP chain in `chains` (when `http` is set), as access records carry it.
-    var httpChain: UInt16 = 0
+    /// Per connection manager: the TLS termination of its chain (`transport_socket`), or nil.
+    public let httpTLS: [TLSContext?]
+    /// Per connection manager: the index of its chain in `chains`, as access records carry it.
+    let httpChains: [UInt16]
+
+    /// The first http_connection_manager (the only one of most listeners).
+    public var http: HTTPPlan? { httpPlans.first }
+    /// Whether any chain terminates TLS (the listener's `ssl.*` stats).
+    public var terminatesTLS: Bool { httpTLS.contains { $0 != nil } || tcpPlans.contains { $0.tls != nil } }
+    /// Whether an HTTP chain terminates TLS (`http.<prefix>.downstream_cx_ssl_*`).
+    public func terminatesTLS(hcm: Int) -> Bool { httpTLS.indices.contains(hcm) && httpTLS[hcm] != nil }
+    /// Connection managers whose request-head limits differ: the worker's parser takes each
+    /// connection's limits before it parses (one parser per worker, sized for the largest).
+    var headLimitsDiffer: Bool {
+        httpPlans.contains { $0.maxRequestHeaderBytes != httpPlans[0].maxRequestHeaderBytes || $0.maxHeadersCount != httpPlans[0].maxHeadersCount }
+    }
 }
 
 /// Open downstream connections shared by workers: taken at accept, given back at close.

@@ -25,6 +25,7 @@ extension LocalReplyText {
         switch status {
         case 400: return badRequest
         case 426: return upgradeRequired
+        case 431: return requestHeaderFieldsTooLarge
         default: return ""
         }
     }
@@ -81,7 +82,7 @@ extension ProxyWorker {
         guard matches else { return false }
         _ = http2RefusalFrames.withUnsafeBytes { pool.append($0, to: &d.pointee.pending) }
         d.pointee.beginClosing()
-        inc(stats.http2PrefaceRefused)
+        inc(httpStats(d).http2PrefaceRefused)
         return true
     }
 
@@ -94,7 +95,7 @@ extension ProxyWorker {
             switch s.pointee.responseDecoder.decode(UnsafeRawBufferPointer(rebasing: rest[used...])) {
             case .data(let range, let consumed):
                 let payload = UnsafeRawBufferPointer(rebasing: rest[(used + range.lowerBound)..<(used + range.upperBound)])
-                _ = http?.filters.encodeData(payload, endStream: false)
+                _ = hcm(s)?.filters.encodeData(payload, endStream: false)
                 _ = pool.append(payload, to: &d.pointee.pending)
                 s.pointee.bytesSent += range.count
                 used += consumed
@@ -115,7 +116,7 @@ extension ProxyWorker {
     func requestBegan(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>) {
         let p = requestParser
         s.pointee.http10 = p.pointee.version == .http1_0
-        guard let http, http.generateRequestID else { return }
+        guard let http = hcm(s), http.generateRequestID else { return }
         for i in 0..<p.pointee.headerCount {
             let name = p.pointee.headerNameRange(at: i)
             if name.count == 12 && ASCII.equalsCaseInsensitive(head, name, "x-request-id") { return }

@@ -199,6 +199,7 @@ enum LocalReplyText {
     static let timeout: StaticString = "upstream request timeout"
     static let noHealthyUpstream: StaticString = "no healthy upstream"
     static let badRequest: StaticString = "Bad Request"
+    static let requestHeaderFieldsTooLarge: StaticString = "Request Header Fields Too Large"
     static let requestHeaderTimeout: StaticString = "request header timeout"
     static let streamTimeout: StaticString = "stream timeout"
     static let requestTimeout: StaticString = "request timeout"

@@ -321,11 +321,11 @@ extension ProxyWorker {
     /// chunked body bytes that arrived with the head and are malformed (an invalid chunk size) are
     /// 400, so the upstream never sees a request whose framing is already known to be bad.
     /// Returns the status to answer, or nil.
-    func rejectBeforeForwarding(_ head: Int, in bytes: UnsafeRawBufferPointer) -> Int? {
+    func rejectBeforeForwarding(_ head: Int, in bytes: UnsafeRawBufferPointer, _ d: UnsafeMutablePointer<Downstream>) -> Int? {
         let p = requestParser
         if p.pointee.targetRange.count > Self.maxRequestTargetBytes { return 414 }
         // Envoy's codec answers HTTP/1.0 with 426 unless http_protocol_options.accept_http_10.
-        if p.pointee.version == .http1_0, let http, !http.acceptHTTP10 { return 426 }
+        if p.pointee.version == .http1_0, let http = hcm(d), !http.acceptHTTP10 { return 426 }
         guard case .chunked = p.pointee.bodyFraming, bytes.count > head else { return nil }
         var decoder = ChunkedDecoder()
         var offset = head

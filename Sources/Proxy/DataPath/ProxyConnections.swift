@@ -152,6 +152,8 @@ struct Stream {
     var upstreamServiceNanos: Int64 = -1
     /// The data-plane generation this stream started under (reload: its route indices refer to it).
     var generation: UInt32 = 0
+    /// Its connection's http_connection_manager (index in `ListenerPlan.httpPlans`).
+    var hcm: UInt8 = 0
     /// Request fields the access log needs, captured at the head (`AccessLogCapture`), pooled.
     var logFields = ByteBuffer.empty
     /// The first of this request's mirrored copies still taking body bytes (`Shadow.next` chains
@@ -196,6 +198,10 @@ struct Downstream {
     var peerClosed = false
     /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
     var processing = false
+    /// Its http_connection_manager (index in `ListenerPlan.httpPlans`) and its filter chain
+    /// (index in `ListenerPlan.chains`, as access records carry it), chosen at accept.
+    var hcm: UInt8 = 0
+    var chain: UInt16 = 0
     /// The active stream's token in the worker's `streams`, or 0 (idle: no per-request state).
     var stream: UInt64 = 0
     var hasStream: Bool { stream != 0 }
@@ -307,10 +313,44 @@ public final class DataPathStats: Sendable {
     public let downstreamCxActive = Atomic<Int>(0)
     /// Connections closed at accept: the listener's connection_limit / the global limit.
     public let downstreamCxOverflow = Atomic<Int>(0)
+    public let downstreamGlobalCxOverflow = Atomic<Int>(0)
+    public let upstreamCxTotal = Atomic<Int>(0)
+    public let upstreamCxActive = Atomic<Int>(0)
+    public let upstreamCxConnectFail = Atomic<Int>(0)
+    public let upstreamCxConnectTimeout = Atomic<Int>(0)
+    public let upstreamRqTotal = Atomic<Int>(0)
+    public let upstreamRqPendingOverflow = Atomic<Int>(0)
+    public let upstreamRqTimeout = Atomic<Int>(0)
+    public let upstreamRqRetry = Atomic<Int>(0)
+    /// Per tcp_proxy chain (index in `ListenerPlan.tcpPlans`): `tcp.<prefix>.*`.
+    public let tcpProxies: [TCPProxyCounters]
+    /// Listener filters and filter-chain choice.
+    public let inspection = InspectionCounters()
+    /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
+    public let clusters: [ClusterStats]
+    /// Per host pool of this worker: its host and counters (`/clusters`).
+    public let hosts = HostCounterRegistry()
+    /// `listener.<address>.ssl.*` (listeners that terminate TLS).
+    public let tls = TLSStats()
+
+    /// Per http_connection_manager (index in `ListenerPlan.httpPlans`): `http.<prefix>.*`.
+    public let http: [HTTPCounters]
+
+    public init(clusters: Int = 0, tcpProxies: Int = 0, connectionManagers: Int = 1) {
+        self.clusters = (0..<clusters).map { _ in ClusterStats() }
+        self.http = (0..<max(1, connectionManagers)).map { _ in HTTPCounters() }
+        self.tcpProxies = (0..<tcpProxies).map { _ in TCPProxyCounters() }
+    }
+}
+
+/// One http_connection_manager's figures on one worker (`http.<stat_prefix>.*`; managers
+/// sharing a prefix are summed when stats are read, as Envoy shares the scope).
+public final class HTTPCounters: Sendable {
     /// Request bodies above the buffer filter's limit (413).
     public let downstreamRqTooLarge = Atomic<Int>(0)
-    public let downstreamGlobalCxOverflow = Atomic<Int>(0)
     public let downstreamRqTotal = Atomic<Int>(0)
+    /// `downstream_rq_active`: streams begun and not ended.
+    public let downstreamRqActive = Atomic<Int>(0)
     /// `http.<prefix>.tracing.*`: the trace decision per request.
     public let tracingRandomSampling = Atomic<Int>(0)
     public let tracingServiceForced = Atomic<Int>(0)
@@ -321,14 +361,6 @@ public final class DataPathStats: Sendable {
     public let downstreamRq3xx = Atomic<Int>(0)
     public let downstreamRq4xx = Atomic<Int>(0)
     public let downstreamRq5xx = Atomic<Int>(0)
-    public let upstreamCxTotal = Atomic<Int>(0)
-    public let upstreamCxActive = Atomic<Int>(0)
-    public let upstreamCxConnectFail = Atomic<Int>(0)
-    public let upstreamCxConnectTimeout = Atomic<Int>(0)
-    public let upstreamRqTotal = Atomic<Int>(0)
-    public let upstreamRqPendingOverflow = Atomic<Int>(0)
-    public let upstreamRqTimeout = Atomic<Int>(0)
-    public let upstreamRqRetry = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
     /// `downstream_rq_completed`, `rq_direct_response`, `downstream_cx_protocol_error` (codec errors).
     public let downstreamRqCompleted = Atomic<Int>(0)
@@ -365,23 +397,8 @@ public final class DataPathStats: Sendable {
     /// Connections served by the listener's http_connection_manager (`http.<prefix>.downstream_cx_*`).
     public let httpCxTotal = Atomic<Int>(0)
     public let httpCxActive = Atomic<Int>(0)
-    /// Per tcp_proxy chain (index in `ListenerPlan.tcpPlans`): `tcp.<prefix>.*`.
-    public let tcpProxies: [TCPProxyCounters]
-    /// Listener filters and filter-chain choice.
-    public let inspection = InspectionCounters()
-    /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
-    public let clusters: [ClusterStats]
-    /// Per host pool of this worker: its host and counters (`/clusters`).
-    public let hosts = HostCounterRegistry()
-    /// `listener.<address>.ssl.*` (listeners that terminate TLS).
-    public let tls = TLSStats()
     /// `http.<prefix>.downstream_rq_time` (microseconds).
     public let downstreamRqTime = LatencyHistogram()
-
-    public init(clusters: Int = 0, tcpProxies: Int = 0) {
-        self.clusters = (0..<clusters).map { _ in ClusterStats() }
-        self.tcpProxies = (0..<tcpProxies).map { _ in TCPProxyCounters() }
-    }
 }
 
 /// One tcp_proxy chain's figures on one worker (`tcp.<stat_prefix>.*`; Envoy 1.40 keeps no

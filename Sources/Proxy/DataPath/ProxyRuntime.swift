@@ -140,13 +140,14 @@ public enum ProxyRuntime {
         let workers = max(1, options.concurrency)
         for l in plane.listeners {
             let balance = options.balanceOverride ?? l.balance
-            let stats = (0..<workers).map { _ in DataPathStats(clusters: plane.clusters.count, tcpProxies: l.tcpPlans.count) }
+            let stats = (0..<workers).map { _ in
+                DataPathStats(clusters: plane.clusters.count, tcpProxies: l.tcpPlans.count, connectionManagers: l.httpPlans.count)
+            }
             let rings = options.recordAccess ? (0..<workers).map { _ in AccessRecordRing() } : []
             var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
                                                      accessRings: options.recordAccess ? rings : nil)
             workerSettings.capture = options.capture
-            var traced = false
-            if let h = l.http, h.tracing != nil { traced = true }
+            let traced = l.httpPlans.contains { $0.tracing != nil }
             let traceRings = traced ? (0..<workers).map { _ in AccessRecordRing(capacity: 1024, extraBytes: TraceRecordLayout.recordBytes) } : []
             if traced { workerSettings.traceRings = traceRings }
             let settings = workerSettings

@@ -53,7 +53,7 @@ extension ProxyWorker {
     /// follows the fields when given) and the entry's status and body (or the range's part).
     private func writeStoredResponse(_ e: ResponseCache.Entry, fields: UnsafeRawBufferPointer, age: Int64?, range: CacheRange = .none,
                                      closing: Bool, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) {
-        guard let http else { return }
+        guard let http = hcm(s) else { return }
         let whole = e.body
         var status = Int(e.status)
         var part = 0..<whole.count
@@ -251,7 +251,7 @@ extension ProxyWorker {
             return answerValidated(i, head, s, d)
         }
         guard s.pointee.cache.fill >= 0 else { return false }
-        guard let plan = httpPlan(s.pointee.generation)?.cache, Self.cacheableStatus(status) else { dropCacheFill(s); return false }
+        guard let plan = hcm(s)?.cache, Self.cacheableStatus(status) else { dropCacheFill(s); return false }
         var control = ResponseCacheControl()
         var hasDate = false
         var hasExpires = false
@@ -297,7 +297,7 @@ extension ProxyWorker {
     @inline(__always)
     func cacheBody(_ bytes: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>) {
         guard s.pointee.cache.fill >= 0 else { return }
-        let limit = httpPlan(s.pointee.generation)?.cache?.bodyLimit ?? 0
+        let limit = hcm(s)?.cache?.bodyLimit ?? 0
         if !responseCache.append(s.pointee.cache.fill, bytes, limit: limit) { dropCacheFill(s) }
     }
 
@@ -354,7 +354,7 @@ extension ProxyWorker {
     /// carries a different etag.
     private func answerValidated(_ i: Int32, _ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>,
                                  _ d: UnsafeMutablePointer<Downstream>) -> Bool {
-        guard let http else { return false }
+        guard let http = hcm(s) else { return false }
         let p = responseParser
         let cache = responseCache
         let stored = cache[i].head

@@ -113,7 +113,7 @@ extension ProxyWorker {
     /// The compressor's encodeHeaders for an upstream response head (the worker's response
     /// parser holds its fields): sets the stream's `compressVary` / `compressorStream`.
     func decideCompression(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, endStream: Bool) {
-        guard let plan = httpPlan(s.pointee.generation)?.compressor else { return }
+        guard let plan = hcm(s)?.compressor else { return }
         let p = responseParser
         var f = ResponseFields()
         for i in 0..<p.headerCount {
@@ -139,7 +139,7 @@ extension ProxyWorker {
 
     /// The same for a local reply (its body is text/plain when it has one).
     func decideCompression(localReply bodyCount: Int, _ s: UnsafeMutablePointer<Stream>) {
-        guard let plan = httpPlan(s.pointee.generation)?.compressor else { return }
+        guard let plan = hcm(s)?.compressor else { return }
         var f = ResponseFields()
         f.contentLength = bodyCount
         apply(plan.decide(f, choice: s.pointee.acceptEncoding, endStream: bodyCount == 0 || s.pointee.isHEAD), plan, s)
@@ -185,7 +185,7 @@ extension ProxyWorker {
     /// content-encoding (when compressing) and vary: the upstream's vary values joined with ","
     /// (as Envoy's header map joins repeated fields), then `, Accept-Encoding`.
     func writeCompressorFields(_ head: UnsafeRawBufferPointer, upstream: Bool, _ s: UnsafeMutablePointer<Stream>, _ w: inout ByteWriter) {
-        if s.pointee.compressorStream >= 0, let plan = httpPlan(s.pointee.generation)?.compressor { w.put(plan.encodingField) }
+        if s.pointee.compressorStream >= 0, let plan = hcm(s)?.compressor { w.put(plan.encodingField) }
         guard s.pointee.compressVary else { return }
         w.put("vary: ")
         var first = true
@@ -208,7 +208,7 @@ extension ProxyWorker {
     /// flush) into the downstream's output as one chunk (bare for an HTTP/1.0 client).
     func compressBody(_ bytes: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
         guard bytes.count > 0 else { return true }
-        httpPlan(s.pointee.generation)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(bytes.count, ordering: .relaxed)
+        hcm(s)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(bytes.count, ordering: .relaxed)
         return compressChunk(bytes, finish: false, s, d)
     }
 
@@ -231,7 +231,7 @@ extension ProxyWorker {
             switch s.pointee.responseDecoder.decode(UnsafeRawBufferPointer(rebasing: rest[used...])) {
             case .data(let range, let consumed):
                 let payload = UnsafeRawBufferPointer(rebasing: rest[(used + range.lowerBound)..<(used + range.upperBound)])
-                _ = http?.filters.encodeData(payload, endStream: false)
+                _ = hcm(s)?.filters.encodeData(payload, endStream: false)
                 if !compressBody(payload, s, d) { return (used, false, true) }
                 used += consumed
             case .needMore(let consumed):
@@ -281,7 +281,7 @@ extension ProxyWorker {
             room = max(room, 4096)
         }
         s.pointee.bytesSent += total
-        httpPlan(s.pointee.generation)?.compressor?.stats.responseTotalCompressedBytes.wrappingAdd(total, ordering: .relaxed)
+        hcm(s)?.compressor?.stats.responseTotalCompressedBytes.wrappingAdd(total, ordering: .relaxed)
         return true
     }
 }

@@ -45,12 +45,12 @@ extension ProxyWorker {
     /// upstream's or a local reply) counts `response.not_decompressed`, as Envoy.
     @inline(__always)
     func decompressorSawResponse(_ s: UnsafeMutablePointer<Stream>) {
-        httpPlan(s.pointee.generation)?.decompressor?.stats.responseNotDecompressed.wrappingAdd(1, ordering: .relaxed)
+        hcm(s)?.decompressor?.stats.responseNotDecompressed.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// The decompressor chose this request (decodeHeaders): take an inflate stream for its body.
     func beginDecompression(_ s: UnsafeMutablePointer<Stream>) {
-        guard let plan = httpPlan(s.pointee.generation)?.decompressor, let i = inflaters.acquire(windowBits: plan.windowBits) else { return }
+        guard let plan = hcm(s)?.decompressor, let i = inflaters.acquire(windowBits: plan.windowBits) else { return }
         s.pointee.inflater = i
     }
 
@@ -124,7 +124,7 @@ extension ProxyWorker {
     /// rest; after a full slice, output above `max_inflate_ratio` times the input read does the
     /// same; bytes after the end of the gzip member are dropped.
     private func inflatePiece(_ input: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ up: UnsafeMutablePointer<Upstream>) {
-        guard let plan = httpPlan(s.pointee.generation)?.decompressor else { return }
+        guard let plan = hcm(s)?.decompressor else { return }
         plan.stats.requestTotalCompressedBytes.wrappingAdd(input.count, ordering: .relaxed)
         guard !s.pointee.inflateStopped, s.pointee.inflater >= 0 else { return }
         let z = inflaters.stream(s.pointee.inflater)

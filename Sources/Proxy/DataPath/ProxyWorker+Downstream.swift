@@ -94,6 +94,9 @@ extension ProxyWorker {
                 } else {
                     requestParser.pointee.reset()
                 }
+                if headLimitsDiffer, let h = hcm(d) {
+                    requestParser.pointee.setLimits(maxHeaderBytes: h.maxRequestHeaderBytes, maxHeaders: h.maxHeadersCount)
+                }
                 switch requestParser.pointee.parse(rest) {
                 case .incomplete:
                     d.pointee.headProgress = requestParser.pointee.progress
@@ -107,7 +110,7 @@ extension ProxyWorker {
                 case .complete(let headLength):
                     d.pointee.headProgress = RequestHeadProgress()
                     d.pointee.headDeadline = 0
-                    if let status = rejectBeforeForwarding(headLength, in: rest) {
+                    if let status = rejectBeforeForwarding(headLength, in: rest, d) {
                         protocolError(status, token, d, loop)
                         return bytes.count
                     }
@@ -157,7 +160,7 @@ extension ProxyWorker {
 
     /// A partial request head is held: the request-head deadline starts (once per head).
     func startHeadDeadline(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        guard d.pointee.headDeadline == 0, let timeout = http?.requestHeadersTimeoutNanos else { return }
+        guard d.pointee.headDeadline == 0, let timeout = hcm(d)?.requestHeadersTimeoutNanos else { return }
         d.pointee.headDeadline = loop.now + timeout
         armDownstreamTimer(token, d, loop)
     }
@@ -167,7 +170,7 @@ extension ProxyWorker {
         pool.release(&d.pointee.input)
         d.pointee.headProgress = RequestHeadProgress()
         d.pointee.beginClosing()
-        inc(stats.downstreamRqHeaderTimeout)
+        inc(httpStats(d).downstreamRqHeaderTimeout)
         beginLocalStream(d, loop)
         localReply(LocalReply(status: 408, body: .text(LocalReplyText.requestHeaderTimeout), flags: [],
                               details: .requestHeaderTimeout), token, d, loop)
@@ -228,7 +231,8 @@ extension ProxyWorker {
             if d.pointee.out.inFlight { return }
         }
         // delayed_close_timeout 0s: closed as soon as the output is out, as Envoy does.
-        if d.pointee.peerClosed || (http != nil && http?.delayedCloseNanos == nil) {
+        let delayedClose = hcm(d).map { $0.delayedCloseNanos } ?? Self.lingerNanos
+        if d.pointee.peerClosed || delayedClose == nil {
             closeDownstream(token, loop, flags: [])
             return
         }
@@ -238,7 +242,7 @@ extension ProxyWorker {
             d.pointee.receivePaused = false
             loop.backend.resumeReceive(fd: d.pointee.fd)
         }
-        d.pointee.lingerDeadline = loop.now + (http?.delayedCloseNanos ?? Self.lingerNanos)
+        d.pointee.lingerDeadline = loop.now + (delayedClose ?? Self.lingerNanos)
         armDownstreamTimer(token, d, loop)
     }
 
@@ -252,7 +256,7 @@ extension ProxyWorker {
             endStream(token, d, loop, reuseUpstream: false)
         }
         loads.connectionClosed(index)
-        inc(stats.httpCxActive, by: -1)
+        inc(httpStats(d).httpCxActive, by: -1)
         downstreamConnectionEnded()
         if d.pointee.tls.isActive { closeNotifyNow(&d.pointee.tls, fd: d.pointee.fd, sendInFlight: d.pointee.out.inFlight) }
         loop.backend.close(fd: d.pointee.fd)
@@ -334,9 +338,9 @@ extension ProxyWorker {
     func connectionDurationReached(_ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         d.pointee.durationDeadline = 0
         d.pointee.durationReached = true
-        inc(stats.downstreamCxMaxDurationReached)
+        inc(httpStats(d).downstreamCxMaxDurationReached)
         if let s = stream(of: d) { s.pointee.keepAlive = false }
-        let closeAt = loop.now + (http?.drainCloseNanos ?? 0)
+        let closeAt = loop.now + (hcm(d)?.drainCloseNanos ?? 0)
         d.pointee.idleDeadline = d.pointee.idleDeadline == 0 ? closeAt : min(d.pointee.idleDeadline, closeAt)
     }
 }

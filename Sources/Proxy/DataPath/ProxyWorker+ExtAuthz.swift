@@ -14,7 +14,7 @@ extension ProxyWorker {
     /// Starts the check for the active stream of `d` (its head is held already).
     func startAuthzCheck(filter: Int, _ head: UnsafeRawBufferPointer, _ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
-        guard let http = httpPlan(s.pointee.generation), case .extAuthz(let plan) = http.filters.filters[filter] else { return }
+        guard let http = hcm(s), case .extAuthz(let plan) = http.filters.filters[filter] else { return }
         s.pointee.authzFilter = Int16(filter)
         var fresh = Shadow()
         fresh.cluster = Int32(plan.cluster)
@@ -125,7 +125,7 @@ extension ProxyWorker {
     private func authzDecided(_ response: UnsafeRawBufferPointer?, serviceNanos: Int64, _ token: UInt64,
                               _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
         let s = stream(of: d)!
-        guard let http = httpPlan(s.pointee.generation), case .extAuthz(let plan) = http.filters.filters[Int(s.pointee.authzFilter)] else {
+        guard let http = hcm(s), case .extAuthz(let plan) = http.filters.filters[Int(s.pointee.authzFilter)] else {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
             return
         }

@@ -13,7 +13,7 @@ extension ProxyWorker {
     /// x-envoy-expected-rq-timeout-ms from the route timeout (unless suppress_envoy_headers).
     func encodeRequestHead(_ head: UnsafeRawBufferPointer, route: Int, cluster: ClusterPlan, hostName: String,
                            downstream d: UnsafeMutablePointer<Downstream>, into buffer: inout ByteBuffer) -> Bool {
-        guard let http, case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
+        guard let st = stream(of: d), let http = hcm(st), case .forward(let plan) = http.routes.allRoutes[route].action else { return false }
         let p = requestParser
         let xff = http.forwardedFor
         let peer = xff.useRemoteAddress ? peerAddress(d) : PeerAddress()
@@ -22,10 +22,10 @@ extension ProxyWorker {
         let rewriteRoom = (plan.regexRewrite?.bound(target.origin.count) ?? 0) + target.origin.count + 32  // + x-envoy-original-path
         let plain = head.count + 320 + (plan.prefixRewrite?.count ?? 0) + (plan.hostRewrite?.count ?? 0) + hostName.utf8.count
             + 2 * PeerAddress.maxTextBytes + xff.localV6.count + rewriteRoom
-        let tracing = tracingOn
+        let tracing = traits(d)?.tracing == true
         // Two scalars per request without tracing (the span context is read only when tracing).
         var trace = TraceContext()
-        if tracing, let s = stream(of: d) { trace = traceContext(s) }
+        if tracing { trace = traceContext(st) }
         let capacity = plain + mutations.reserve(plain) + (tracing ? 160 : 0)
         guard let base = pool.reserve(capacity, in: &buffer) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -228,13 +228,13 @@ extension ProxyWorker {
     /// fields minus hop-by-hop ones, re-declared framing, server, x-envoy-upstream-service-time,
     /// Connection as the downstream needs.
     func writeResponseHead(_ head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>, _ d: UnsafeMutablePointer<Downstream>) -> Bool {
-        guard let http else { return false }
+        guard let http = hcm(s) else { return false }
         let p = responseParser
         let cors = corsDecoration(s)
         let mutations = responseMutations(s)
         let compressing = s.pointee.compressVary || s.pointee.compressorStream >= 0
         let plain = head.count + 256 + HTTPDateField.lineLength + http.serverName.count + corsFieldsLength(cors, s) + (compressing ? 64 : 0)
-            + (tracingOn ? 32 + TraceRecordLayout.fieldLimit : 0)
+            + (traits(d)?.tracing == true ? 32 + TraceRecordLayout.fieldLimit : 0)
         let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
         guard let base = pool.reserve(capacity, in: &d.pointee.pending) else { return false }
         var w = ByteWriter(base, capacity: capacity)
@@ -309,7 +309,7 @@ extension ProxyWorker {
         // The compressor's encodeHeaders runs after the router's (mutations above), before the
         // connection manager adds date and server.
         if compressing { writeCompressorFields(head, upstream: true, s, &w) }
-        if tracingOn, let op = decoratorForResponse(s) {
+        if traits(d)?.tracing == true, let op = decoratorForResponse(s) {
             w.put("x-envoy-decorator-operation: ")
             w.put(op)
             w.crlf()
@@ -347,7 +347,7 @@ extension ProxyWorker {
 
     /// The response mutations of the stream's route, or nil when it has none.
     func responseMutations(_ s: UnsafeMutablePointer<Stream>) -> HeaderMutationPlan? {
-        guard let http, s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
+        guard let http = hcm(s), s.pointee.route >= 0, Int(s.pointee.route) < http.routes.allRoutes.count else { return nil }
         let plan = http.routes.allRoutes[Int(s.pointee.route)].responseMutations
         return plan.isEmpty ? nil : plan
     }
@@ -369,12 +369,13 @@ extension ProxyWorker {
     func writeLocalReply(_ status: Int, body: UnsafeRawBufferPointer, headers: UnsafeRawBufferPointer, closing: Bool,
                          routeHeaders: Bool = false, defaultContentType: Bool = true, _ s: UnsafeMutablePointer<Stream>,
                          _ d: UnsafeMutablePointer<Downstream>) {
+        let http = hcm(s)
         let cors = corsDecoration(s)
         let mutations = routeHeaders ? responseMutations(s) : nil
         decideCompression(localReply: body.count, s)
         decompressorSawResponse(s)
         let compressed = s.pointee.compressorStream >= 0
-        let decorator = tracingOn ? decoratorForResponse(s) : nil
+        let decorator = traits(d)?.tracing == true ? decoratorForResponse(s) : nil
         let plain = 256 + 64 + HTTPDateField.lineLength + body.count + headers.count + (http?.serverName.count ?? 0) + corsFieldsLength(cors, s)
             + (decorator?.count ?? 0) + 32
         let capacity = plain + (mutations.map { $0.reserve(plain) + $0.requestCopies * s.pointee.requestValues.count } ?? 0)
@@ -441,7 +442,7 @@ extension ProxyWorker {
         if compressed {
             // A local reply's body is one piece and the end (Envoy: one data frame with end_stream).
             if s.pointee.http10 { s.pointee.keepAlive = false }
-            httpPlan(s.pointee.generation)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(body.count, ordering: .relaxed)
+            hcm(s)?.compressor?.stats.responseTotalUncompressedBytes.wrappingAdd(body.count, ordering: .relaxed)
             finishCompression(s, d, last: body)
         }
     }

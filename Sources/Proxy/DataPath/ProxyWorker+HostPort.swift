@@ -8,7 +8,7 @@ extension ProxyWorker {
     /// The request target with its authority's port removed when the connection manager says so.
     func requestTarget(_ head: UnsafeRawBufferPointer, _ d: UnsafeMutablePointer<Downstream>) -> RequestTarget {
         var target = RequestTarget(head, requestParser)
-        if let authority = target.authority, let mode = http?.stripHostPort, mode != .none {
+        if let authority = target.authority, let mode = hcm(d)?.stripHostPort, mode != .none {
             target.authority = mode.withoutPort(head, authority, localPort: localPort(d))
         }
         return target
@@ -16,7 +16,7 @@ extension ProxyWorker {
 
     /// Narrows the parsed Host field (call right after a head is parsed).
     func stripHostPort(_ head: UnsafeRawBufferPointer, _ d: UnsafeMutablePointer<Downstream>) {
-        guard let mode = http?.stripHostPort, mode != .none, let host = requestParser.pointee.hostRange else { return }
+        guard let mode = hcm(d)?.stripHostPort, mode != .none, let host = requestParser.pointee.hostRange else { return }
         requestParser.pointee.narrowHost(to: mode.withoutPort(head, host, localPort: localPort(d)))
     }
 

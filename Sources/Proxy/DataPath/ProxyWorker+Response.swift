@@ -206,7 +206,7 @@ extension ProxyWorker {
                         s.pointee.reframeChunked = !s.pointee.http10
                         if s.pointee.http10 { s.pointee.keepAlive = false }
                     }
-                    _ = http?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
+                    _ = hcm(s)?.filters.encodeHeaders(status: responseParser.statusCode, endStream: s.pointee.responseBody == .none)
                     if s.pointee.cache.fill >= 0 || s.pointee.cache.validate >= 0,
                        cacheSawResponseHead(UnsafeRawBufferPointer(rebasing: rest[0..<headLength]), s, d) {
                         // A 304 validating a stored entry: the client was answered from the entry.
@@ -231,7 +231,7 @@ extension ProxyWorker {
                 case .length:
                     let n = min(rest.count, s.pointee.responseRemaining)
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
-                    _ = http?.filters.encodeData(chunk, endStream: n == s.pointee.responseRemaining)
+                    _ = hcm(s)?.filters.encodeData(chunk, endStream: n == s.pointee.responseRemaining)
                     if s.pointee.cache.fill >= 0 { cacheBody(chunk, s) }
                     if s.pointee.compressorStream >= 0 {
                         guard compressBody(chunk, s, d) else { return .malformed }
@@ -264,13 +264,13 @@ extension ProxyWorker {
                     let used = skim.consumed
                     let done = skim.done
                     let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<used])
-                    _ = http?.filters.encodeData(chunk, endStream: done)
+                    _ = hcm(s)?.filters.encodeData(chunk, endStream: done)
                     _ = pool.append(chunk, to: &d.pointee.pending)  // chunks pass through verbatim
                     if s.pointee.cache.fill >= 0 { cacheChunked(chunk, s) }
                     offset += used
                     if done { return .complete(offset) }
                 case .untilClose:
-                    _ = http?.filters.encodeData(rest, endStream: false)
+                    _ = hcm(s)?.filters.encodeData(rest, endStream: false)
                     if s.pointee.cache.fill >= 0 { cacheBody(rest, s) }
                     if s.pointee.compressorStream >= 0 {
                         guard compressBody(rest, s, d) else { return .malformed }
@@ -305,7 +305,7 @@ extension ProxyWorker {
         s.pointee.keepAlive = false
         s.pointee.deadline = 0
         d.pointee.requestDeadline = 0
-        _ = http?.filters.encodeHeaders(status: 101, endStream: false)
+        _ = hcm(s)?.filters.encodeHeaders(status: 101, endStream: false)
         guard writeResponseHead(head, s, d) else { return false }
         s.pointee.responseHeadDone = true
         return true
@@ -347,7 +347,7 @@ extension ProxyWorker {
     func retriesResponse(_ status: Int, _ s: UnsafeMutablePointer<Stream>) -> Bool {
         s.pointee.tryDeadline = 0  // a response head: the attempt's timer no longer applies
         releaseRetry(s)
-        guard s.pointee.hasRetryPolicy, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+        guard s.pointee.hasRetryPolicy, s.pointee.route >= 0, let http = hcm(s),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action, let policy = plan.retry else { return false }
         guard policy.retries(status: status) else {
             // A retried request whose answer is not retried: Envoy's upstream_rq_retry_success.

@@ -18,6 +18,7 @@ extension ProxyWorker {
         d.pointee.idleDeadline = 0
         touchStreamIdle(d, loop)  // a whole head is activity (Envoy: decodeHeaders); its parts are not
         let s = streams.pointer(d.pointee.stream)!
+        s.pointee.hcm = d.pointee.hcm
         s.pointee.startNanos = loop.now
         s.pointee.isHEAD = p.pointee.method == .head
         // While the server fails health checks Envoy's responses say `connection: close` (its drain
@@ -27,7 +28,7 @@ extension ProxyWorker {
         s.pointee.healthDrain = healthFailed && p.pointee.keepAlive && !ops.draining && !d.pointee.durationReached
         streamBegan(s)
         requestBegan(head, s)
-        if tracingOn, let tracing = http?.tracing { beginTrace(head, tracing, s, d, stats) }
+        if traits(d)?.tracing == true, let tracing = hcm(s)?.tracing { beginTrace(head, tracing, s, d, httpStats(s)) }
         if let capture { capture.capture(head, parser: p, fd: d.pointee.fd, restoredLocal: d.pointee.originalDst, requestID: s.pointee.generatedID,
                                        serverName: d.pointee.serverName.isAllocated ? d.pointee.serverName.bytes : nil, into: &s.pointee.logFields, pool: pool) }
         s.pointee.expectsContinue = p.pointee.expectsContinue
@@ -50,8 +51,8 @@ extension ProxyWorker {
         }
         if s.pointee.requestComplete { d.pointee.requestDeadline = 0 }
         loads.requestStarted(index)
-        inc(stats.downstreamRqTotal)
-        guard let http else { return }
+        inc(httpStats(s).downstreamRqTotal)
+        guard let http = hcm(s) else { return }
         let target = requestTarget(head, d)
         var ctx = FilterContext(request: RequestView(bytes: head, path: target.path, query: target.query,
                                                      host: target.authority ?? p.pointee.hostRange, parser: p, secure: d.pointee.tls.isActive),
@@ -68,12 +69,12 @@ extension ProxyWorker {
                 return
             }
             s.pointee.websocket = upgrade.count == 9 && ASCII.equalsCaseInsensitive(head, upgrade, "websocket")
-            inc(stats.downstreamCxUpgradesTotal)
-            inc(stats.downstreamCxUpgradesActive)
+            inc(httpStats(s).downstreamCxUpgradesTotal)
+            inc(httpStats(s).downstreamCxUpgradesActive)
         }
         ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx)
-        if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
+        if ctx.workerCostsApplied > 0 { inc(httpStats(d).workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
     }
 
@@ -83,7 +84,7 @@ extension ProxyWorker {
         if ctx.faultActive { s.pointee.faultActive = true }
         if ctx.acceptEncoding != .unset { s.pointee.acceptEncoding = ctx.acceptEncoding }
         if ctx.decompressRequest && s.pointee.inflater < 0 { beginDecompression(s) }
-        if ctx.routed { inc(stats.routerRqTotal) }
+        if ctx.routed { inc(httpStats(s).routerRqTotal) }
         if let origin = ctx.corsOrigin, s.pointee.corsOrigin.count == 0,
            pool.append(UnsafeRawBufferPointer(rebasing: head[origin]), to: &s.pointee.corsOrigin) {
             s.pointee.corsRoute = Int32(ctx.corsRoute)
@@ -106,11 +107,11 @@ extension ProxyWorker {
         case .undecided:
             localReply(LocalReply(status: 404, body: .text(""), flags: .noRouteFound, details: .routeNotFound), token, d, loop)
         case .localReply(let reply):
-            if reply.flags.contains(.noRouteFound) { inc(stats.noRoute) }
+            if reply.flags.contains(.noRouteFound) { inc(httpStats(s).noRoute) }
             if case .route(let r) = reply.body {
                 s.pointee.route = Int32(r)
-                if responseReadsRequest { captureRequestValues(route: r, from: head, s) }
-                if let http, case .redirect(let redirect) = http.routes.allRoutes[r].action {
+                if traits(d)?.readsRequest == true { captureRequestValues(route: r, from: head, s) }
+                if let http = hcm(s), case .redirect(let redirect) = http.routes.allRoutes[r].action {
                     redirectReply(reply, redirect, route: http.routes.allRoutes[r], head, token, d, loop)
                     return
                 }
@@ -213,7 +214,7 @@ extension ProxyWorker {
     /// stream started with.
     func resumeChain(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop, resumingDelay: Bool) {
         let s = stream(of: d)!
-        guard let http = httpPlan(s.pointee.generation) else {
+        guard let http = hcm(s) else {
             localReply(LocalReply(status: 503, body: .text(""), flags: .localReset, details: .downstreamTerminated), token, d, loop)
             return
         }
@@ -240,7 +241,7 @@ extension ProxyWorker {
         ctx.resumingDelay = resumingDelay
         ctx.requestHasBody = !s.pointee.requestComplete
         http.filters.decodeHeaders(&ctx, from: Int(s.pointee.resumeFilter))
-        if ctx.workerCostsApplied > 0 { inc(stats.workerCostApplied, by: ctx.workerCostsApplied) }
+        if ctx.workerCostsApplied > 0 { inc(httpStats(d).workerCostApplied, by: ctx.workerCostsApplied) }
         act(on: ctx, head, token, d, loop)
     }
 
@@ -253,7 +254,7 @@ extension ProxyWorker {
         s.pointee.route = Int32(route)
         s.pointee.cluster = Int32(ci)
         // The route's plan, copied out of the table once per request.
-        let plan: ForwardPlan? = if case .forward(let p) = http!.routes.allRoutes[route].action { p } else { nil }
+        let plan: ForwardPlan? = if let http = hcm(s), case .forward(let p) = http.routes.allRoutes[route].action { p } else { nil }
         applyRouteIdleTimeout(plan?.idleTimeoutNanos, token, d, loop)
         s.pointee.perTryNanos = plan?.retry?.perTryTimeoutNanos ?? 0
         s.pointee.hasRetryPolicy = plan?.retry != nil
@@ -286,7 +287,7 @@ extension ProxyWorker {
             rewriteForCacheUpstream(s)
             if s.pointee.cache.validate >= 0 { addValidators(s) }
         }
-        if responseReadsRequest { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
+        if traits(d)?.readsRequest == true { captureRequestValues(route: route, from: s.pointee.requestHead.bytes, s) }
         if plan?.retry != nil, s.pointee.requestBody == .none {
             _ = pool.append(s.pointee.requestHead.bytes, to: &s.pointee.retryHead)
         }
@@ -395,7 +396,7 @@ extension ProxyWorker {
             touchStreamIdle(d, loop)
             let chunk = UnsafeRawBufferPointer(rebasing: avail[0..<used])
             if !payloadAppended {
-                _ = http?.filters.decodeData(chunk, endStream: done)
+                _ = hcm(s)?.filters.decodeData(chunk, endStream: done)
                 _ = pool.append(chunk, to: &up.pointee.pending)
                 if s.pointee.shadow != 0 { mirrorRequestBody(chunk, s, loop) }
             }
@@ -412,7 +413,7 @@ extension ProxyWorker {
         d.pointee.requestDeadline = 0
         if s.pointee.shadow != 0 { shadowsRequestComplete(s, loop) }
         let route = s.pointee.route
-        if route >= 0, let http = httpPlan(s.pointee.generation), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
+        if route >= 0, let http = hcm(s), case .forward(let plan) = http.routes.allRoutes[Int(route)].action, let timeout = plan.timeoutNanos,
            !s.pointee.responseComplete {
             s.pointee.deadline = loop.now + timeout
             armDownstreamTimer(token, d, loop)
@@ -450,6 +451,7 @@ extension ProxyWorker {
                     reply.headers.withUnsafeBytes { writeLocalReply(reply.status, body: UnsafeRawBufferPointer(body), headers: $0, closing: closing, routeHeaders: routeHeaders, s, d) }
                 }
             case .route(let r):
+                let http = hcm(s)
                 if let http, case .redirect = http.routes.allRoutes[r].action {
                     writeLocalReply(reply.status, body: UnsafeRawBufferPointer(start: nil, count: 0), headers: extraHeaders, closing: closing,
                                     routeHeaders: routeHeaders, s, d)
@@ -492,11 +494,12 @@ extension ProxyWorker {
         guard !d.pointee.hasStream else { return }
         d.pointee.stream = streams.insert(Stream())
         let s = streams.pointer(d.pointee.stream)!
+        s.pointee.hcm = d.pointee.hcm
         s.pointee.startNanos = loop.now
         s.pointee.keepAlive = false
         streamBegan(s)
         loads.requestStarted(index)
-        inc(stats.downstreamRqTotal)
+        inc(httpStats(s).downstreamRqTotal)
     }
 
     /// A malformed request: 400 (or the parser's status) and close.
@@ -559,13 +562,13 @@ extension ProxyWorker {
         compressors.release(s.pointee.compressorStream)
         inflaters.release(s.pointee.inflater)
         if s.pointee.requestValues.isAllocated { pool.release(&s.pointee.requestValues) }
-        if s.pointee.upgrade { inc(stats.downstreamCxUpgradesActive, by: -1) }
-        if s.pointee.faultActive, let fs = httpPlan(s.pointee.generation)?.faultStats {
+        if s.pointee.upgrade { inc(httpStats(s).downstreamCxUpgradesActive, by: -1) }
+        if s.pointee.faultActive, let fs = hcm(s)?.faultStats {
             fs.activeFaults.wrappingSubtract(1, ordering: .relaxed)
         }
         record(s, tlsVersion: d.pointee.tls.versionNumber, loop)
         if s.pointee.traceFields.isAllocated { finishTrace(s, loop) }
-        streamEnded(s.pointee.generation)
+        streamEnded(s)
         pool.release(&s.pointee.logFields)
         loads.requestsFinished(index)
         let healthDrain = s.pointee.healthDrain
@@ -576,14 +579,14 @@ extension ProxyWorker {
         if !keepAlive { d.pointee.beginClosing() }
         if d.pointee.closeAfterFlush {
             pool.release(&d.pointee.input)
-        } else if let idle = http?.idleTimeoutNanos {
+        } else if let idle = hcm(d)?.idleTimeoutNanos {
             d.pointee.idleDeadline = loop.now + idle
             armDownstreamTimer(token, d, loop)
         }
         if healthDrain && !d.pointee.closeAfterFlush {
             // Envoy's drain of this connection: started by its first drain-close response, it
             // closes the connection when it ends (an idle one at once then).
-            if d.pointee.drainDeadline == 0 { d.pointee.drainDeadline = loop.now + (http?.drainCloseNanos ?? 0) }
+            if d.pointee.drainDeadline == 0 { d.pointee.drainDeadline = loop.now + (hcm(d)?.drainCloseNanos ?? 0) }
             d.pointee.idleDeadline = d.pointee.idleDeadline == 0 ? d.pointee.drainDeadline : min(d.pointee.idleDeadline, d.pointee.drainDeadline)
             armDownstreamTimer(token, d, loop)
         }
@@ -603,12 +606,13 @@ extension ProxyWorker {
     }
 
     private func countResponseStats(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
+        let counters = httpStats(s)
         switch s.pointee.status {
-        case 100..<200: inc(stats.downstreamRq1xx)
-        case 200..<300: inc(stats.downstreamRq2xx)
-        case 300..<400: inc(stats.downstreamRq3xx)
-        case 400..<500: inc(stats.downstreamRq4xx)
-        case 500..<600: inc(stats.downstreamRq5xx)
+        case 100..<200: inc(counters.downstreamRq1xx)
+        case 200..<300: inc(counters.downstreamRq2xx)
+        case 300..<400: inc(counters.downstreamRq3xx)
+        case 400..<500: inc(counters.downstreamRq4xx)
+        case 500..<600: inc(counters.downstreamRq5xx)
         default: break
         }
         recordLatency(s, loop)
@@ -619,7 +623,7 @@ extension ProxyWorker {
         var r = AccessRecord()
         r.worker = Int32(index)
         r.listener = Int32(listenerPlan.index)
-        r.chain = listenerPlan.httpChain
+        r.chain = Int(s.pointee.hcm) < listenerPlan.httpChains.count ? listenerPlan.httpChains[Int(s.pointee.hcm)] : 0
         r.startNanos = s.pointee.startNanos
         r.durationNanos = loop.now - s.pointee.startNanos
         r.upstreamServiceNanos = s.pointee.upstreamServiceNanos

@@ -14,7 +14,7 @@ import HTTP1
 extension ProxyWorker {
     /// The request's first bytes: its timers start (once per request).
     func beginRequestTimers(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        guard !d.pointee.requestTimersStarted, let http else { return }
+        guard !d.pointee.requestTimersStarted, let http = hcm(d) else { return }
         d.pointee.requestTimersStarted = true
         // `arm` only compares with the entry already in the heap (usually earlier: the previous
         // request's idle deadline), so a request normally adds no heap entry.
@@ -76,13 +76,13 @@ extension ProxyWorker {
 
     /// `request_timeout` expired before the whole request arrived.
     func requestTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        inc(stats.downstreamRqTimeout)
+        inc(httpStats(d).downstreamRqTimeout)
         endTimedOutRequest(408, LocalReplyText.requestTimeout, flags: [], details: .requestOverallTimeout, token, d, loop)
     }
 
     /// The stream idle timeout expired.
     func streamIdleTimedOut(_ token: UInt64, _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        inc(stats.downstreamRqIdleTimeout)
+        inc(httpStats(d).downstreamRqIdleTimeout)
         let complete = stream(of: d)?.pointee.requestComplete ?? false
         endTimedOutRequest(complete ? 504 : 408, LocalReplyText.streamTimeout, flags: .streamIdleTimeout,
                            details: .streamIdleTimeout, token, d, loop)

@@ -426,7 +426,7 @@ extension ProxyWorker {
         let sp = stream(of: d)!
         releaseRetry(sp)  // Envoy's resetRetry: each decision first gives back the last retry's hold
         let s = sp.pointee  // a copy: the checks below read it
-        guard s.route >= 0, let http = httpPlan(s.generation), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
+        guard s.route >= 0, let http = httpPlan(s.generation, s.hcm), case .forward(let plan) = http.routes.allRoutes[Int(s.route)].action, let policy = plan.retry,
               status > 0 ? policy.retries(status: status)
                   : perTryTimeout ? policy.onConnectFailure || policy.onReset : (onConnectFailure ? policy.onConnectFailure : policy.onReset),
               s.requestHead.count > 0 || s.retryHead.count > 0 else { return false }
@@ -495,7 +495,7 @@ extension ProxyWorker {
     /// pick stands (Envoy's load balancer loop). Hosts are remembered modulo 64 (one word per
     /// stream): in larger clusters two hosts can share a bit.
     private func pickRetryHost(_ ci: Int, _ s: UnsafeMutablePointer<Stream>) -> Int {
-        guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = httpPlan(s.pointee.generation),
+        guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = hcm(s),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
               let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci) }
         // Every host tried: no pick can pass; the picks stop after 2 x hosts (Envoy makes all
@@ -515,7 +515,7 @@ extension ProxyWorker {
     /// becomes the route timeout minus the time since the request arrived (the per-try timeout
     /// when that is shorter). Retries only: the head is copied once with the new value.
     func refreshExpectedTimeout(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
-        guard s.pointee.route >= 0, let http = httpPlan(s.pointee.generation), !http.suppressEnvoyHeaders,
+        guard s.pointee.route >= 0, let http = hcm(s), !http.suppressEnvoyHeaders,
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
               let global = plan.timeoutNanos, global > 0, s.pointee.requestHead.count > 0 else { return }
         let head = s.pointee.requestHead.bytes

@@ -52,17 +52,15 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     /// The current snapshot; a reload swaps it (`ProxyMessage.publish`) for new requests.
     var plane: DataPlane
     var listenerPlan: ListenerPlan
-    var http: HTTPPlan? {
-        // Plain flags the per-request paths test (reading `http` retains the plan).
-        didSet {
-            tracingOn = http?.tracing != nil
-            responseReadsRequest = http?.responseReadsRequest ?? false
-        }
+    /// The listener's http_connection_managers in the current generation (streams started
+    /// under an earlier one keep theirs: `httpPlan(_:_:)`). A connection's is `hcm(d)`.
+    var httpPlans: [HTTPPlan] {
+        didSet { httpTraits = httpPlans.map(HTTPTraits.init) }
     }
-    /// The connection manager has `tracing`.
-    var tracingOn = false
-    /// Some route's response headers read the request with %REQ(...)%.
-    var responseReadsRequest = false
+    /// Per connection manager, plain flags the per-request paths test (reading a plan retains it).
+    var httpTraits: [HTTPTraits]
+    /// The managers' request-head limits differ: set the parser's for each connection's head.
+    var headLimitsDiffer: Bool
     let stats: DataPathStats
     let debugFlags: Bool
     let accessRing: AccessRecordRing?
@@ -120,24 +118,27 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         loads = seat.loads
         plane = settings.plane
         listenerPlan = settings.listener
-        http = settings.listener.http
+        httpPlans = settings.listener.httpPlans
         self.stats = stats
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
         // didSet does not run in an initializer.
-        tracingOn = http?.tracing != nil
-        responseReadsRequest = http?.responseReadsRequest ?? false
+        httpTraits = settings.listener.httpPlans.map(HTTPTraits.init)
+        headLimitsDiffer = settings.listener.headLimitsDiffer
         traceRing = settings.traceRings?[seat.index]
         listenerFD = seat.listener
         capture = settings.accessRings == nil ? nil : settings.capture
         inputLimit = Self.inputLimit(settings.listener)
         requestParser = .allocate(capacity: 1)
-        requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: http?.maxRequestHeaderBytes ?? 65536,
-                                                       maxHeaders: http?.maxHeadersCount ?? 100))
+        // One parser for every connection: its slot table fits the largest max_headers_count.
+        let first = settings.listener.http
+        requestParser.initialize(to: RequestHeadParser(maxHeaderBytes: first?.maxRequestHeaderBytes ?? 65536,
+                                                       maxHeaders: first?.maxHeadersCount ?? 100,
+                                                       slotCapacity: settings.listener.httpPlans.map(\.maxHeadersCount).max() ?? 100))
         // Seeded from the system's generator: each process (and worker) draws its own sequence
         // (x-request-id, RANDOM and LEAST_REQUEST picks), as Envoy's random generator does.
         rng = SplitMix64(seed: UInt64.random(in: .min ... .max) &+ UInt64(seat.index) &* 0x9E37_79B9)
-        http?.filters.prepareThread()
+        for h in httpPlans { h.filters.prepareThread() }
         for c in plane.clusters {
             roundRobin.append(seat.index)  // workers start at different hosts
             weightedLeastRequest.append(WeightedLeastRequest(c, seed: seat.index))
@@ -155,7 +156,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
 
     static func inputLimit(_ l: ListenerPlan) -> Int {
         var limit = max(64 * 1024, l.bufferLimitBytes)
-        if let h = l.http, h.maxBufferedRequestBytes > 0 {
+        for h in l.httpPlans where h.maxBufferedRequestBytes > 0 {
             limit = max(limit, h.maxBufferedRequestBytes + h.maxRequestHeaderBytes + 4096)
         }
         return limit
@@ -258,22 +259,30 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
                serverName: UnsafeRawBufferPointer? = nil, _ loop: Loop) {
         inc(stats.downstreamCxTotal)
         inc(stats.downstreamCxActive)
-        if case .tcp(let plan) = listenerPlan.chains[chain] {
+        let manager: Int
+        switch listenerPlan.chains[chain] {
+        case .tcp(let plan):
             tcpAdopt(fd, chain: chain, plan: plan, inspected: inspected, held: held, serverName: serverName, loop)
             return
+        case .http(let m):
+            manager = m
         }
-        inc(stats.httpCxTotal)
-        inc(stats.httpCxActive)
+        let counters = stats.http[manager]
+        inc(counters.httpCxTotal)
+        inc(counters.httpCxActive)
+        let http = httpPlans[manager]
         var d = Downstream()
         d.fd = fd
+        d.hcm = UInt8(manager)
+        d.chain = UInt16(chain)
         d.originalDst = restoredDestination(fd)
         if let serverName, serverName.count > 0, capture?.serverName == true, accessRing != nil {
             _ = pool.append(serverName, to: &d.serverName)
         }
-        if let context = listenerPlan.tls {
+        if let context = listenerPlan.httpTLS[manager] {
             guard let session = TLSSession(context: context) else {
                 Log.warning("proxy worker \(index): cannot create a TLS session: \(TLSSession.lastError())")
-                inc(stats.httpCxActive, by: -1)
+                inc(counters.httpCxActive, by: -1)
                 downstreamConnectionEnded()
                 loads.connectionClosed(index)
                 Glibc.close(fd)
@@ -281,10 +290,10 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             }
             d.tls = session
         }
-        if let limit = http?.maxConnectionDurationNanos { d.durationDeadline = loop.now + limit }
+        if let limit = http.maxConnectionDurationNanos { d.durationDeadline = loop.now + limit }
         let token = downs.insert(d)
-        if let p = downs.pointer(token), http?.idleTimeoutNanos != nil || p.pointee.durationDeadline != 0 {
-            if let idle = http?.idleTimeoutNanos { p.pointee.idleDeadline = loop.now + idle }
+        if let p = downs.pointer(token), http.idleTimeoutNanos != nil || p.pointee.durationDeadline != 0 {
+            if let idle = http.idleTimeoutNanos { p.pointee.idleDeadline = loop.now + idle }
             armDownstreamTimer(token, p, loop)
         }
         loop.backend.armReceive(fd: fd, token: token)

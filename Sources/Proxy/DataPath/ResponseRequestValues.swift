@@ -8,7 +8,7 @@ import HTTP1
 /// them from the client's head.
 extension ProxyWorker {
     func captureRequestValues(route: Int, from head: UnsafeRawBufferPointer, _ s: UnsafeMutablePointer<Stream>) {
-        guard let http, route >= 0, route < http.responseRequestNames.count else { return }
+        guard let http = hcm(s), route >= 0, route < http.responseRequestNames.count else { return }
         let names = http.responseRequestNames[route]
         guard !names.isEmpty, s.pointee.requestValues.count == 0 else { return }
         guard let base = pool.reserve(head.count, in: &s.pointee.requestValues) else { return }

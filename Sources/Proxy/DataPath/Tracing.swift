@@ -94,7 +94,7 @@ extension ProxyWorker {
     /// sampling, its 15th character carries the reason), the B3 context the request brings, and
     /// (when sampled) the request fields the span's tags need, captured in a pooled buffer.
     func beginTrace(_ head: UnsafeRawBufferPointer, _ tracing: TracingPlan, _ s: UnsafeMutablePointer<Stream>,
-                    _ d: UnsafeMutablePointer<Downstream>, _ stats: DataPathStats) {
+                    _ d: UnsafeMutablePointer<Downstream>, _ counters: HTTPCounters) {
         let p = requestParser
         var requestID: Range<Int>? = nil, userAgent: Range<Int>? = nil, proto: Range<Int>? = nil
         var downstreamCluster: Range<Int>? = nil, operation: Range<Int>? = nil
@@ -149,10 +149,10 @@ extension ProxyWorker {
             if idBytes.1 == 36 { reasonCharacter = reason.uuidCharacter }
         }
         switch reason {
-        case .notTraceable: inc(stats.tracingNotTraceable)
-        case .sampled: inc(stats.tracingRandomSampling)
-        case .serviceForced: inc(stats.tracingServiceForced)
-        case .clientForced: inc(stats.tracingClientEnabled)
+        case .notTraceable: inc(counters.tracingNotTraceable)
+        case .sampled: inc(counters.tracingRandomSampling)
+        case .serviceForced: inc(counters.tracingServiceForced)
+        case .clientForced: inc(counters.tracingClientEnabled)
         }
 
         // The B3 context (Envoy's Zipkin span-context extractor); a malformed one means no span.
@@ -390,7 +390,7 @@ extension ProxyWorker {
     /// `x-envoy-decorator-operation` for the response: the route's decorator, unless the request
     /// named the operation itself or `propagate` is false.
     func decoratorForResponse(_ s: UnsafeMutablePointer<Stream>) -> [UInt8]? {
-        guard let http, http.tracing != nil, !traceContext(s).operationOverride, s.pointee.route >= 0,
+        guard let http = hcm(s), http.tracing != nil, !traceContext(s).operationOverride, s.pointee.route >= 0,
               Int(s.pointee.route) < http.decorators.count, let d = http.decorators[Int(s.pointee.route)], d.propagate else { return nil }
         return d.operation
     }
@@ -401,7 +401,7 @@ extension ProxyWorker {
         defer { pool.release(&s.pointee.traceFields) }
         guard traceContext(s).sampled, s.pointee.traceFields.count > TraceRecordLayout.contextBytes, let ring = traceRing else { return }
         var name: [UInt8]? = nil
-        if let plan = httpPlan(s.pointee.generation), s.pointee.route >= 0, Int(s.pointee.route) < plan.decorators.count {
+        if let plan = hcm(s), s.pointee.route >= 0, Int(s.pointee.route) < plan.decorators.count {
             name = plan.decorators[Int(s.pointee.route)]?.operation
         }
         let n = min(name?.count ?? 0, TraceRecordLayout.fieldLimit)

@@ -7,26 +7,25 @@ final class AccessLogNames {
     let generation: UInt32
     let clusters: [[UInt8]]
     let hosts: [[[UInt8]]]
-    /// Per listener and filter chain: whether it is HTTP; per listener, its routes' names (nil
-    /// when a route has none).
+    /// Per listener and filter chain: whether it is HTTP, its routes' names (nil when a route has
+    /// none) and its RBAC denial details by index (a record's `detailsArgument`); empty for a
+    /// tcp_proxy chain.
     let isHTTP: [[Bool]]
-    let routes: [[[UInt8]?]]
-    /// Per listener: the RBAC denial details by index (a record's `detailsArgument`).
-    let rbacDetails: [[[UInt8]]]
+    let routes: [[[[UInt8]?]]]
+    let rbacDetails: [[[[UInt8]]]]
 
     init(generation: UInt32, plane: DataPlane) {
         self.generation = generation
         clusters = plane.clusters.map { Array($0.name.utf8) }
         hosts = plane.clusters.map { $0.hosts.map { Array($0.name.utf8) } }
-        isHTTP = plane.listeners.map { $0.chains.map { $0 == .http } }
+        func manager(_ l: ListenerPlan, _ chain: ListenerPlan.Chain) -> HTTPPlan? {
+            if case .http(let m) = chain { l.httpPlans[m] } else { nil }
+        }
+        isHTTP = plane.listeners.map { l in l.chains.map { manager(l, $0) != nil } }
         routes = plane.listeners.map { l in
-            guard let h = l.http else { return [] }
-            return h.routes.allRoutes.map { $0.name.map { Array($0.utf8) } }
+            l.chains.map { manager(l, $0)?.routes.allRoutes.map { $0.name.map { Array($0.utf8) } } ?? [] }
         }
-        rbacDetails = plane.listeners.map { l in
-            guard let h = l.http else { return [] }
-            return h.rbacDetails.map { Array($0.utf8) }
-        }
+        rbacDetails = plane.listeners.map { l in l.chains.map { manager(l, $0)?.rbacDetails.map { Array($0.utf8) } ?? [] } }
     }
 }
 
@@ -63,6 +62,13 @@ final class AccessLogLine {
         fields.load(captured)
         startWallNanos = r.startNanos + wallOffsetNanos
         if r.generation != names.generation { names = AccessLogNames(generation: r.generation, plane: planes(r.generation)) }
+    }
+
+    /// The record's chain's entry of a per-listener, per-chain table (nil when out of range).
+    func chainNames<T>(_ table: [[T]]) -> T? {
+        let i = Int(record.pointee.listener), c = Int(record.pointee.chain)
+        guard table.indices.contains(i), table[i].indices.contains(c) else { return nil }
+        return table[i][c]
     }
 
     var listenerIsHTTP: Bool {
@@ -243,9 +249,9 @@ final class AccessLogFormatter {
             // A stream the client left before any response has code 0 and Envoy's
             // `downstream_remote_disconnect`; one with neither code nor details prints `-`.
             guard e.listenerIsHTTP && (r.pointee.responseCode > 0 || r.pointee.details != .viaUpstream) else { return false }
-            let listener = Int(r.pointee.listener), argument = Int(r.pointee.detailsArgument)
-            if argument > 0, listener < e.names.rbacDetails.count, argument < e.names.rbacDetails[listener].count {
-                out.append(e.names.rbacDetails[listener][argument])  // the matched RBAC policy
+            if let details = e.chainNames(e.names.rbacDetails), Int(r.pointee.detailsArgument) > 0,
+               Int(r.pointee.detailsArgument) < details.count {
+                out.append(details[Int(r.pointee.detailsArgument)])  // the matched RBAC policy
             } else {
                 out.append(detailNames[Int(r.pointee.details.rawValue)])
             }
@@ -294,9 +300,9 @@ final class AccessLogFormatter {
             guard let a = e.fields.value(e.fields.peerSlot) else { return false }
             Self.appendAddress(a, withPort: false, into: out)
         case .routeName:
-            let l = Int(r.pointee.listener), route = Int(r.pointee.route)
-            guard route >= 0, e.names.routes.indices.contains(l), e.listenerIsHTTP,
-                  e.names.routes[l].indices.contains(route), let name = e.names.routes[l][route] else { return false }
+            let route = Int(r.pointee.route)
+            guard route >= 0, e.listenerIsHTTP, let routes = e.chainNames(e.names.routes),
+                  routes.indices.contains(route), let name = routes[route] else { return false }
             out.append(name)
         case .threadID: out.appendDecimal(Int(r.pointee.worker))
         case .hostname: out.append(hostnameBytes)

@@ -105,7 +105,7 @@ extension ProxyOps {
                 let loop = loops[w].snapshot()
                 rows.append("  {\"worker\": \(w), \"listener\": \(JSONText.string(l.name)), "
                     + "\"accepted\": \(s.downstreamCxTotal.load(ordering: .relaxed)), \"active\": \(s.downstreamCxActive.load(ordering: .relaxed)), "
-                    + "\"requests\": \(s.downstreamRqTotal.load(ordering: .relaxed)), \"requests_in_flight\": \(loads.requests(w)), "
+                    + "\"requests\": \(s.http.reduce(0) { $0 + $1.downstreamRqTotal.load(ordering: .relaxed) }), \"requests_in_flight\": \(loads.requests(w)), "
                     + "\"busy_ns\": \(loop.busyNanos), \"idle_ns\": \(loop.idleNanos), \"turns\": \(loop.turns)}")
             }
         }

@@ -253,7 +253,9 @@ public final class ProxyOps: Sendable {
                 return "listener '\(a.name)' changed its filter chains (their number, or between http_connection_manager and tcp_proxy); that needs a restart"
             }
             // The workers' span rings exist only for listeners that traced at start.
-            if let x = a.http, let y = b.http, x.tracing == nil && y.tracing != nil { return "listener '\(a.name)': tracing added; that needs a restart" }
+            if !a.httpPlans.contains(where: { $0.tracing != nil }) && b.httpPlans.contains(where: { $0.tracing != nil }) {
+                return "listener '\(a.name)': tracing added; that needs a restart"
+            }
         }
         guard old.clusters.count == new.clusters.count else {
             return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"

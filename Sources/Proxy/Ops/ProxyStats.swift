@@ -93,17 +93,18 @@ extension ProxyStatsSnapshot {
                     family: "envoy_listener_worker_downstream_cx_active", labels: wl)
             }
             guard li < plane.listeners.count else { continue }
-            let terminatesTLS = plane.listeners[li].tls != nil
             if plane.listeners[li].terminatesTLS {
                 ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
             }
             let listener = plane.listeners[li]
             ProxyStatsSnapshot.addInspectionStats(listener, workers, addr: addr, labels: la, add: add)
-            if let h = listener.http {
+            for (m, h) in listener.httpPlans.enumerated() {
+                let managers = workers.map { $0.http[min(m, $0.http.count - 1)] }
+                let terminatesTLS = listener.terminatesTLS(hcm: m)
                 let p = "http.\(h.statPrefix)."
                 let hl = [("envoy_http_conn_manager_prefix", h.statPrefix)]
-                func c(_ suffix: String, _ kind: Kind = .counter, _ get: (DataPathStats) -> Int) {
-                    add(p + suffix, kind, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_" + suffix, labels: hl)
+                func c(_ suffix: String, _ kind: Kind = .counter, _ get: (HTTPCounters) -> Int) {
+                    add(p + suffix, kind, managers.reduce(0) { $0 + get($1) }, family: "envoy_http_" + suffix, labels: hl)
                 }
                 c("downstream_cx_total") { load($0.httpCxTotal) }
                 c("downstream_cx_active", .gauge) { load($0.httpCxActive) }
@@ -127,15 +128,13 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_timeout") { load($0.downstreamRqTimeout) }
                 c("downstream_rq_header_timeout") { load($0.downstreamRqHeaderTimeout) }
                 c("downstream_cx_max_duration_reached") { load($0.downstreamCxMaxDurationReached) }
-                let loads = proxy.loads(ofListener: li)
-                add(p + "downstream_rq_active", .gauge, (0..<workers.count).reduce(0) { $0 + loads.requests($1) },
-                    family: "envoy_http_downstream_rq_active", labels: hl)
+                c("downstream_rq_active", .gauge) { load($0.downstreamRqActive) }
                 // Envoy's Prometheus form: one family, the class as a label.
-                let classes: [(Int, (DataPathStats) -> Int)] = [(1, { load($0.downstreamRq1xx) }), (2, { load($0.downstreamRq2xx) }),
+                let classes: [(Int, (HTTPCounters) -> Int)] = [(1, { load($0.downstreamRq1xx) }), (2, { load($0.downstreamRq2xx) }),
                                                                 (3, { load($0.downstreamRq3xx) }), (4, { load($0.downstreamRq4xx) }),
                                                                 (5, { load($0.downstreamRq5xx) })]
                 for (k, get) in classes {
-                    add(p + "downstream_rq_\(k)xx", .counter, workers.reduce(0) { $0 + get($1) }, family: "envoy_http_downstream_rq_xx",
+                    add(p + "downstream_rq_\(k)xx", .counter, managers.reduce(0) { $0 + get($1) }, family: "envoy_http_downstream_rq_xx",
                         labels: [("envoy_response_code_class", "\(k)")] + hl)
                 }
                 // The requests that reached the router.
@@ -226,7 +225,7 @@ extension ProxyStatsSnapshot {
                     lc("rate_limited", load(s.rateLimited))
                     lc("shadow_mode", load(s.shadowMode))
                 }
-                for s in workers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
+                for s in managers { addHisto(p + "downstream_rq_time", s.downstreamRqTime, family: "envoy_http_downstream_rq_time", labels: hl) }
             }
             // tcp_proxy chains: Envoy's tcp.<stat_prefix>.*, chains sharing a prefix summed.
             var prefixes: [String] = []

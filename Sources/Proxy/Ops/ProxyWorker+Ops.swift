@@ -15,8 +15,21 @@ struct WorkerOpsState {
 
 struct RetiredPlan {
     let generation: UInt32
-    let http: HTTPPlan?
+    let httpPlans: [HTTPPlan]
     var live: Int
+}
+
+/// What the per-request paths test of a connection manager without reading (retaining) its plan.
+struct HTTPTraits {
+    /// The connection manager has `tracing`.
+    let tracing: Bool
+    /// Some route's response headers read the request with %REQ(...)%.
+    let readsRequest: Bool
+
+    init(_ plan: HTTPPlan) {
+        tracing = plan.tracing != nil
+        readsRequest = plan.responseReadsRequest
+    }
 }
 
 /// Operations on the worker's loop thread: snapshots published by a reload, drain, and the
@@ -27,11 +40,14 @@ extension ProxyWorker {
     func streamBegan(_ s: UnsafeMutablePointer<Stream>) {
         s.pointee.generation = ops.generation
         ops.live += 1
+        inc(httpStats(s).downstreamRqActive)
     }
 
-    /// A stream of generation `g` ended: an older plan is let go when its last stream ends.
+    /// A stream ended: an older plan is let go when the last stream of its generation ends.
     @inline(__always)
-    func streamEnded(_ g: UInt32) {
+    func streamEnded(_ s: UnsafeMutablePointer<Stream>) {
+        inc(httpStats(s).downstreamRqActive, by: -1)
+        let g = s.pointee.generation
         if g == ops.generation {
             ops.live -= 1
             return
@@ -42,13 +58,34 @@ extension ProxyWorker {
         }
     }
 
-    /// The HTTP plan a stream of generation `g` routes with.
+    /// The plan of connection manager `m` that a stream of generation `g` routes with.
     @inline(__always)
-    func httpPlan(_ g: UInt32) -> HTTPPlan? {
-        if g == ops.generation { return http }
-        for r in ops.retired where r.generation == g { return r.http }
+    func httpPlan(_ g: UInt32, _ m: UInt8) -> HTTPPlan? {
+        if g == ops.generation { return Int(m) < httpPlans.count ? httpPlans[Int(m)] : nil }
+        for r in ops.retired where r.generation == g { return Int(m) < r.httpPlans.count ? r.httpPlans[Int(m)] : nil }
         return nil
     }
+
+    /// The plan a stream routes with (its generation's, its connection's manager).
+    @inline(__always)
+    func hcm(_ s: UnsafeMutablePointer<Stream>) -> HTTPPlan? { httpPlan(s.pointee.generation, s.pointee.hcm) }
+
+    /// A connection's http_connection_manager in the current generation.
+    @inline(__always)
+    func hcm(_ d: UnsafeMutablePointer<Downstream>) -> HTTPPlan? {
+        Int(d.pointee.hcm) < httpPlans.count ? httpPlans[Int(d.pointee.hcm)] : nil
+    }
+
+    @inline(__always)
+    func traits(_ d: UnsafeMutablePointer<Downstream>) -> HTTPTraits? {
+        Int(d.pointee.hcm) < httpTraits.count ? httpTraits[Int(d.pointee.hcm)] : nil
+    }
+
+    /// The `http.<prefix>.*` counters of a connection's / a stream's manager on this worker.
+    @inline(__always)
+    func httpStats(_ d: UnsafeMutablePointer<Downstream>) -> HTTPCounters { stats.http[Int(d.pointee.hcm)] }
+    @inline(__always)
+    func httpStats(_ s: UnsafeMutablePointer<Stream>) -> HTTPCounters { stats.http[Int(s.pointee.hcm)] }
 
     @inline(__always)
     func clusterStats(_ ci: Int) -> ClusterStats? {
@@ -58,7 +95,7 @@ extension ProxyWorker {
     /// `downstream_rq_time` and the cluster's `upstream_rq_time`, in microseconds.
     @inline(__always)
     func recordLatency(_ s: UnsafeMutablePointer<Stream>, _ loop: Loop) {
-        stats.downstreamRqTime.record(micros: Int((loop.now - s.pointee.startNanos) / 1000))
+        httpStats(s).downstreamRqTime.record(micros: Int((loop.now - s.pointee.startNanos) / 1000))
         if s.pointee.upstreamServiceNanos >= 0, let cs = clusterStats(Int(s.pointee.cluster)) {
             cs.upstreamRqTime.record(micros: Int(s.pointee.upstreamServiceNanos / 1000))
         }
@@ -72,7 +109,7 @@ extension ProxyWorker {
         guard listenerPlan.index < newPlane.listeners.count else { return }
         let old = plane
         let l = newPlane.listeners[listenerPlan.index]
-        if ops.live > 0 { ops.retired.append(RetiredPlan(generation: ops.generation, http: http, live: ops.live)) }
+        if ops.live > 0 { ops.retired.append(RetiredPlan(generation: ops.generation, httpPlans: httpPlans, live: ops.live)) }
         ops.generation = generation
         ops.live = 0
         plane = newPlane
@@ -86,7 +123,10 @@ extension ProxyWorker {
                 weightedLeastRequest[i] = WeightedLeastRequest(c, seed: index)
             }
         }
-        if http != nil, let h = l.http { http = h }
+        if l.httpPlans.count == httpPlans.count {
+            httpPlans = l.httpPlans
+            headLimitsDiffer = l.headLimitsDiffer
+        }
     }
 
     /// After `plane` became the new snapshot (so a queued stream that gets a freed slot connects

@@ -45,36 +45,37 @@ extension ProxyWorker {
     func countHTTP1Connection(_ d: UnsafeMutablePointer<Downstream>) {
         guard !d.pointee.countedHTTP1 else { return }
         d.pointee.countedHTTP1 = true
-        inc(stats.downstreamCxHTTP1Total)
+        inc(httpStats(d).downstreamCxHTTP1Total)
     }
 
     /// A stream ended: Envoy's completion counters for the connection manager and the cluster.
     func countCompleted(_ s: UnsafeMutablePointer<Stream>) {
+        let counters = httpStats(s)
         if s.pointee.flags.contains(.downstreamConnectionTermination) && s.pointee.status == 0 {
             // The client left with its request unanswered: Envoy destroys the stream (reset), it
             // does not complete it.
-            inc(stats.downstreamCxDestroyRemoteActiveRq)
-            inc(stats.downstreamRqRxReset)
+            inc(counters.downstreamCxDestroyRemoteActiveRq)
+            inc(counters.downstreamRqRxReset)
             return
         }
         if s.pointee.resetDownstream {
-            inc(stats.downstreamRqTxReset)
-            inc(stats.downstreamRqRxReset)  // Envoy 1.40 counts both for a response it cut short
+            inc(counters.downstreamRqTxReset)
+            inc(counters.downstreamRqRxReset)  // Envoy 1.40 counts both for a response it cut short
         }
-        inc(stats.downstreamRqCompleted)
-        if !s.pointee.requestComplete { inc(stats.downstreamRqResponseBeforeRqComplete) }
+        inc(counters.downstreamRqCompleted)
+        if !s.pointee.requestComplete { inc(counters.downstreamRqResponseBeforeRqComplete) }
         var reset = s.pointee.flags.contains(.downstreamConnectionTermination)
         switch s.pointee.details {
         case .directResponse:
-            inc(stats.rqDirectResponse)
+            inc(counters.rqDirectResponse)
         case .upgradeFailed:
-            inc(stats.downstreamRqWsOnNonWsRoute)
+            inc(counters.downstreamRqWsOnNonWsRoute)
             reset = true  // Envoy resets the refused upgrade's stream
         case .websocketHandshakeUnsuccessful:
             return  // the upstream's answer was dropped: not a completed upstream request
         case .downstreamProtocolError, .lowVersion, .contentLengthAndChunked:
             if s.pointee.route < 0 && s.pointee.cluster < 0 {
-                inc(stats.downstreamCxProtocolError)
+                inc(counters.downstreamCxProtocolError)
                 reset = true  // Envoy resets the stream the codec refused
             }
         case .streamIdleTimeout, .requestOverallTimeout:
@@ -84,13 +85,13 @@ extension ProxyWorker {
             let local = s.pointee.upstreamServiceNanos < 0
             if !s.pointee.requestComplete || !local { reset = true }
             if local {
-                if reset { inc(stats.downstreamRqRxReset) }
+                if reset { inc(counters.downstreamRqRxReset) }
                 return
             }
         default:
             break
         }
-        if reset { inc(stats.downstreamRqRxReset) }
+        if reset { inc(counters.downstreamRqRxReset) }
         guard s.pointee.cluster >= 0, s.pointee.status > 0, let cs = clusterStats(Int(s.pointee.cluster)) else { return }
         // A cache hit never went upstream; a validated one is charged the upstream's 304.
         if s.pointee.details == .responseFromCacheFilter && s.pointee.upstreamServiceNanos < 0 { return }

@@ -88,7 +88,7 @@ public final class ZipkinReporter: Sendable {
         spansSent.add(spans.count, ordering: .relaxed)
         spans.removeAll(keepingCapacity: true)
         let plane = currentPlane()
-        guard listener < plane.listeners.count, let h = plane.listeners[listener].http, let tracing = h.tracing,
+        guard listener < plane.listeners.count, let tracing = plane.listeners[listener].httpPlans.lazy.compactMap(\.tracing).first,
               tracing.collectorCluster >= 0, tracing.collectorCluster < plane.clusters.count,
               let host = plane.clusters[tracing.collectorCluster].hosts.first else {
             reportsSkippedNoCluster.add(1, ordering: .relaxed)
