@@ -262,6 +262,11 @@ let configCases: [ConfigCase] = [
                edits: [("      cluster_name: web\n", "      cluster_name: web\n      policy: { overprovisioning_factor: 120 }\n")]),
     ConfigCase(name: "tcp-keepalive", feature: "Cluster upstream_connection_options.tcp_keepalive",
                edits: [(clusterAnchor, clusterAnchor + "    upstream_connection_options: { tcp_keepalive: { keepalive_time: 30 } }\n")]),
+    ConfigCase(name: "upstream-bind-config", feature: "Cluster upstream_bind_config.source_address",
+               edits: [(clusterAnchor, clusterAnchor + "    upstream_bind_config: { source_address: { address: 127.0.0.6, port_value: 0 } }\n")]),
+    ConfigCase(name: "upstream-bind-config-freebind", feature: "Cluster upstream_bind_config.freebind",
+               edits: [(clusterAnchor, clusterAnchor + "    upstream_bind_config: { source_address: { address: 127.0.0.6, port_value: 0 }, freebind: true }\n")],
+               refusalPath: "static_resources.clusters[0].upstream_bind_config.freebind"),
     ConfigCase(name: "endpoint-priority", feature: "Locality priority levels (priority 0 and 1)",
                edits: [("        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }\n",
                         "        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }\n"

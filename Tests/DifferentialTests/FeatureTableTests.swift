@@ -91,6 +91,7 @@ final class FeatureTableTests: XCTestCase {
         for row in TLSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
         for row in TracingDifferentialTests.tableRows { rows.append("| \(row) | tracing | same |") }
         for row in FilterChainDifferentialTests.tableRows { rows.append("| \(row) | filter chains | same |") }
+        for row in UpstreamBindDifferentialTests.tableRows { rows.append("| \(row) | clusters | same |") }
         var out = "\n| Envoy feature | Kind | Ballast |\n|---|---|---|\n" + rows.joined(separator: "\n") + "\n\n"
         out += "Intentional differences (`Tests/DifferentialTests/IntentionalDifferences.swift`; \"pending\" ones are known gaps):\n\n"
         for d in intentionalDifferences { out += "- `\(d.key)` (\(d.verdict.rawValue)): \(d.reason)\n" }

@@ -45,6 +45,9 @@ public struct ClusterConfig: Sendable, Hashable {
     public var overprovisioningFactor = 140
     /// `outlier_detection` (nil: none; passive health, docs/outlier-detection.md).
     public var outlierDetection: OutlierDetectionConfig? = nil
+    /// `upstream_bind_config.source_address`: every upstream connection (requests, tcp_proxy,
+    /// health checks) binds it before connecting (nil: the kernel chooses), e.g. Istio's 127.0.0.6.
+    public var sourceAddress: SocketAddressConfig? = nil
 }
 
 public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {

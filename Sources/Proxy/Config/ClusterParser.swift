@@ -7,10 +7,10 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection"],
+                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection", "upstream_bind_config"],
             unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
-                          "protocol_selection", "upstream_bind_config",
+                          "protocol_selection",
                           "lb_subset_config", "maglev_lb_config", "original_dst_lb_config",
                           "load_balancing_policy", "metadata", "track_timeout_budgets", "track_cluster_stats",
                           "preconnect_policy", "connection_pool_per_downstream_connection", "dns_resolvers",
@@ -107,6 +107,18 @@ extension BootstrapParser {
             ok = false
         }
 
+        var sourceAddress: SocketAddressConfig?
+        if let bind = f["upstream_bind_config"] {
+            if let b = bind.fields(known: ["source_address"], unsupported: ["freebind", "socket_options", "extra_source_addresses",
+                                                                             "additional_source_addresses", "local_address_selector"]),
+               let source = b.required("source_address") {
+                sourceAddress = parseSocketAddress(source, allowHostname: false)
+                if sourceAddress == nil { ok = false }
+            } else {
+                ok = false
+            }
+        }
+
         // DNS is resolved once at start and at reload; health checks do not run yet.
         if !f.refuseUnappliedTrue("respect_dns_ttl", "the DNS TTL sets the re-resolve interval") { ok = false }
         if !f.refuseUnapplied("per_connection_buffer_limit_bytes", "the per-connection buffer limit of upstream connections") { ok = false }
@@ -196,6 +208,7 @@ extension BootstrapParser {
         cluster.localityWeighted = localityWeighted
         cluster.overprovisioningFactor = overprovisioning
         cluster.outlierDetection = outlier
+        cluster.sourceAddress = sourceAddress
         return cluster
     }
 

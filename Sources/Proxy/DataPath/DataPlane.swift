@@ -372,6 +372,8 @@ public final class ClusterPlan: Sendable {
     public let schedule: HostSchedule
     /// `upstream_connection_options.tcp_keepalive`, applied to each upstream socket.
     public let tcpKeepalive: TCPKeepaliveConfig?
+    /// `upstream_bind_config.source_address` (numeric), bound before each upstream connect.
+    public let sourceAddress: SocketAddress?
     /// ORIGINAL_DST: no configured hosts; each worker creates one per original destination
     /// (`ProxyWorker+OriginalDst`) and removes it after `cleanupIntervalNanos` unused.
     public let isOriginalDst: Bool
@@ -437,6 +439,7 @@ public final class ClusterPlan: Sendable {
         self.thresholds = config.circuitBreakers.defaultPriority
         self.highPriorityThresholds = config.circuitBreakers.highPriority
         self.tcpKeepalive = config.tcpKeepalive
+        self.sourceAddress = config.sourceAddress?.socketAddress
         self.isOriginalDst = config.discoveryType == .originalDst
         self.cleanupIntervalNanos = config.cleanupIntervalNanos
         self.priorityCount = 1 + (hosts.map(\.priority).max() ?? 0)

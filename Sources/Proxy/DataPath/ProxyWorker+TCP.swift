@@ -154,6 +154,15 @@ extension ProxyWorker {
             return
         }
         Sockets.setNoDelay(upFD)
+        guard cluster.prepareUpstreamSocket(upFD) else {
+            Glibc.close(upFD)
+            ClusterResources.give(cluster.resources.connections)
+            inc(stats.upstreamCxConnectFail)
+            if let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
+            t.pointee.flags.insert(.upstreamConnectionFailure)
+            tcpClose(token, loop)
+            return
+        }
         t.pointee.upFD = upFD
         t.pointee.hostPool = Int32(hp)
         t.pointee.attempts += 1

@@ -206,7 +206,14 @@ extension ProxyWorker {
             return 0
         }
         Sockets.setNoDelay(fd)
-        if let k = cluster.tcpKeepalive { k.apply(to: fd) }
+        guard cluster.prepareUpstreamSocket(fd) else {
+            // The source address cannot be bound (upstream_bind_config): a connect failure.
+            Glibc.close(fd)
+            ClusterResources.give(cluster.resources.connections)
+            inc(stats.upstreamCxConnectFail)
+            if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
+            return 0
+        }
         var u = Upstream()
         u.fd = fd
         u.hostPool = Int32(hp)

@@ -21,6 +21,8 @@ struct HealthCheckSession {
 
     let health: ClusterHealth
     let cluster: Int
+    /// The cluster's plan at start: its upstream socket options (source address, keepalive).
+    let plan: ClusterPlan
     let host: Int
     let address: SocketAddress
     let config: HealthCheckConfig
@@ -40,9 +42,11 @@ struct HealthCheckSession {
     var timeoutAt: Int64 = 0
     var timer = DeadlineTimer()
 
-    init(health: ClusterHealth, cluster: Int, host: Int, address: SocketAddress, config: HealthCheckConfig, clusterName: String) {
+    init(health: ClusterHealth, cluster plan: ClusterPlan, host: Int, address: SocketAddress, config: HealthCheckConfig) {
+        let clusterName = plan.name
         self.health = health
-        self.cluster = cluster
+        self.cluster = plan.index
+        self.plan = plan
         self.host = host
         self.address = address
         self.config = config
@@ -74,6 +78,7 @@ struct HealthCheckSession {
         do { socketFD = try Sockets.makeStream(family: address.family) } catch { return .networkFailure }
         fd = socketFD
         Sockets.setNoDelay(fd)
+        guard plan.prepareUpstreamSocket(fd) else { return .networkFailure }
         let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
         if rc == 0 { return connected() }
         guard errno == EINPROGRESS else { return .networkFailure }

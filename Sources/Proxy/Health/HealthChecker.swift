@@ -141,7 +141,7 @@ public final class HealthChecker: Sendable {
             }
             for (h, host) in c.hosts.enumerated() {
                 let address = host.healthCheckPort.map { host.address.withPort($0) } ?? host.address
-                out.append(HealthCheckSession(health: health, cluster: c.index, host: h, address: address, config: check, clusterName: c.name))
+                out.append(HealthCheckSession(health: health, cluster: c, host: h, address: address, config: check))
             }
         }
         for i in old.indices where !kept.contains(i) { old[i].closeConnection() }

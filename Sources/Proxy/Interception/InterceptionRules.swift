@@ -71,7 +71,7 @@ public struct InterceptionRules: Sendable, Equatable {
         // Outbound: locally generated TCP (OUTPUT).
         lines.append("-A OUTPUT -p tcp -j BALLAST_OUTPUT")
         // Istio's inbound passthrough source: a proxy that binds 127.0.0.6 to reach the app over lo
-        // is not sent back inbound. (Ballast cannot bind it yet: no upstream_bind_config.)
+        // (a cluster's upstream_bind_config) is not sent back inbound.
         lines.append("-A BALLAST_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN")
         var owners = ["--uid-owner \(proxyUID)"]
         if let proxyGID { owners.append("--gid-owner \(proxyGID)") }
