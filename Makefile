@@ -5,7 +5,7 @@ SYSTEM_PACKAGES := liburing-dev libssl-dev libnuma-dev libre2-dev zlib1g-dev lib
 BENCH_PACKAGES := wrk nginx-light hey
 BALLAST := .build/release/ballast
 
-.PHONY: all deps build test test-sanitize fuzz soak demo bench-server bench-balance bench-load bench-proxy bench-gate clean
+.PHONY: all deps build test test-sanitize fuzz soak demo bench-server bench-balance bench-load bench-proxy bench-gate sidecar-faults clean
 
 all: build
 
@@ -82,6 +82,13 @@ bench-proxy: build
 # The CI gate on real data: 20 same-build sweep pairs (should pass), 20 with worker cost +10% (should fail).
 bench-gate: build
 	scripts/gate_check.sh $(BALLAST) 20 20
+
+# The talk's sidecar faults (503 from a 5-tuple collision after REDIRECT, 503 UO) in network
+# namespaces (root); the report goes to results/sidecar-faults/. PEER=envoy: Envoy 1.40 as the front proxy.
+PEER ?= ballast
+sidecar-faults: build
+	@scripts/ensure-packages.sh conntrack
+	python3 scripts/sidecar_faults.py --ballast $(BALLAST) --peer $(PEER)
 
 clean:
 	rm -rf .build .build-asan .build-tsan Fuzz/.build Fuzz/.work bench-out
