@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""TLS benchmark: ballast proxy (epoll, io_uring) against HAProxy and Envoy 1.40, in one run.
+"""TLS benchmark: ballast proxy (epoll, io_uring) against nginx, HAProxy and Envoy 1.40, in one run.
 
 Each proxy terminates TLS (the same throwaway ECDSA P-256 certificate from
 scripts/tls-test-certs.sh) in front of one `ballast server` upstream (plain HTTP, keep-alive), with
-one worker (`--concurrency 1`, `nbthread 1`) and an access log to a file. Everything is pinned to
+one worker (`--concurrency 1`, `nbthread 1`, `worker_processes 1`) and an access log to a file. Everything is pinned to
 CPU 0, as bench_proxy.py does. Two loads per proxy, from wrk over TLS:
 
 - keep-alive: `wrk -c16` on 16 persistent TLS connections: req/s and the proxy's CPU per request;
@@ -62,6 +62,32 @@ def bootstrap(port: int, upstream: int, certs: Path, log: Path) -> str:
 """
 
 
+def nginx_conf(port: int, upstream: int, certs: Path, work: Path, log: Path) -> str:
+    """nginx terminating TLS (OpenSSL, like Ballast and HAProxy), one worker, keep-alive upstream."""
+    return f"""worker_processes 1;
+daemon off;
+master_process on;
+pid {work}/nginx.pid;
+error_log {work}/nginx.error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {log};
+    client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};
+    keepalive_requests 1000000;
+    upstream backend {{ server {HOST}:{upstream}; keepalive 64; }}
+    server {{
+        listen {HOST}:{port} ssl;
+        ssl_certificate {certs}/server.pem;
+        ssl_certificate_key {certs}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+"""
+
+
 def haproxy_cfg(port: int, upstream: int, pem: Path) -> str:
     return f"""global
     nbthread 1
@@ -91,7 +117,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--cpus", default="0", help="taskset CPU list for every process (default 0)")
     args = p.parse_args()
-    tools = require_tools("wrk", "haproxy", "taskset", "openssl")
+    tools = require_tools("wrk", "haproxy", "nginx", "taskset", "openssl")
     raise_nofile_limit()
     envoy = subprocess.run([str(REPO / "scripts/ensure-envoy.sh")], capture_output=True, text=True, check=True).stdout.split()[-1]
     work = Path(tempfile.mkdtemp(prefix="ballast-bench-tls-"))
@@ -105,7 +131,7 @@ def main() -> int:
     upstream = Server("upstream", [args.ballast, "server", "--port", str(upstream_port), "--address", HOST, "--workers", "1"],
                       work, cpus=args.cpus)
     ports: dict[str, int] = {}
-    for name in ("ballast-epoll", "ballast-io_uring", "envoy", "haproxy"):
+    for name in ("ballast-epoll", "ballast-io_uring", "envoy", "nginx", "haproxy"):
         ports[name] = free_port()
         log = work / f"{name}-access.log"
         if name.startswith("ballast"):
@@ -116,6 +142,10 @@ def main() -> int:
             config = work / "envoy.yaml"
             config.write_text(bootstrap(ports[name], upstream_port, certs, log))
             argv = [envoy, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", "-l", "error"]
+        elif name == "nginx":
+            config = work / "nginx.conf"
+            config.write_text(nginx_conf(ports[name], upstream_port, certs, work, log))
+            argv = [tools["nginx"], "-p", f"{work}/", "-c", str(config), "-e", str(work / "nginx.error.log")]
         else:
             config = work / "haproxy.cfg"
             config.write_text(haproxy_cfg(ports[name], upstream_port, pem))
