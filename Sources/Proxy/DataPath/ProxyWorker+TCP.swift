@@ -142,23 +142,7 @@ extension ProxyWorker {
             return
         }
         let address = hostAddress(hp)
-        let upFD: Int32
-        do {
-            upFD = try Sockets.makeStream(family: address.family)
-        } catch {
-            ClusterResources.give(cluster.resources.connections)
-            inc(stats.upstreamCxConnectFail)
-            if let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
-            t.pointee.flags.insert(.upstreamConnectionFailure)
-            tcpClose(token, loop)
-            return
-        }
-        Sockets.setNoDelay(upFD)
-        guard cluster.prepareUpstreamSocket(upFD) else {
-            Glibc.close(upFD)
-            ClusterResources.give(cluster.resources.connections)
-            inc(stats.upstreamCxConnectFail)
-            if let cs = clusterStats(ci) { inc(cs.upstreamCxConnectFail) }
+        guard let upFD = openUpstreamSocket(cluster, to: address) else {
             t.pointee.flags.insert(.upstreamConnectionFailure)
             tcpClose(token, loop)
             return

@@ -196,24 +196,7 @@ extension ProxyWorker {
         let ci = Int(upstreamPools[hp].cluster)
         let cluster = plane.clusters[ci]
         let address = hostAddress(hp)
-        let fd: Int32
-        do {
-            fd = try Sockets.makeStream(family: address.family)
-        } catch {
-            ClusterResources.give(cluster.resources.connections)
-            inc(stats.upstreamCxConnectFail)
-            if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
-            return 0
-        }
-        Sockets.setNoDelay(fd)
-        guard cluster.prepareUpstreamSocket(fd) else {
-            // The source address cannot be bound (upstream_bind_config): a connect failure.
-            Glibc.close(fd)
-            ClusterResources.give(cluster.resources.connections)
-            inc(stats.upstreamCxConnectFail)
-            if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
-            return 0
-        }
+        guard let fd = openUpstreamSocket(cluster, to: address) else { return 0 }
         var u = Upstream()
         u.fd = fd
         u.hostPool = Int32(hp)

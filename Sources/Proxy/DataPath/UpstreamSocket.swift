@@ -22,3 +22,20 @@ extension ClusterPlan {
         return source.withSockAddr { bind(fd, $0, $1) } == 0
     }
 }
+
+extension ProxyWorker {
+    /// A new non-blocking upstream socket for `cluster` (TCP_NODELAY and the cluster's options),
+    /// or nil: the socket could not be made or its source address bound, the connection slot
+    /// taken for it is given back and the failure counted as a connect failure.
+    func openUpstreamSocket(_ cluster: ClusterPlan, to address: SocketAddress) -> Int32? {
+        if let fd = try? Sockets.makeStream(family: address.family) {
+            Sockets.setNoDelay(fd)
+            if cluster.prepareUpstreamSocket(fd) { return fd }
+            Glibc.close(fd)
+        }
+        ClusterResources.give(cluster.resources.connections)
+        inc(stats.upstreamCxConnectFail)
+        if let cs = clusterStats(cluster.index) { inc(cs.upstreamCxConnectFail) }
+        return nil
+    }
+}
