@@ -198,10 +198,9 @@ struct Downstream {
     var peerClosed = false
     /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
     var processing = false
-    /// Its http_connection_manager (index in `ListenerPlan.httpPlans`) and its filter chain
-    /// (index in `ListenerPlan.chains`, as access records carry it), chosen at accept.
+    /// Its http_connection_manager (index in `ListenerPlan.httpPlans`), chosen with its filter
+    /// chain at accept (the chain's index for access records: `ListenerPlan.httpChains[hcm]`).
     var hcm: UInt8 = 0
-    var chain: UInt16 = 0
     /// The active stream's token in the worker's `streams`, or 0 (idle: no per-request state).
     var stream: UInt64 = 0
     var hasStream: Bool { stream != 0 }

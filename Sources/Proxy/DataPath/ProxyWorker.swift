@@ -274,7 +274,6 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         var d = Downstream()
         d.fd = fd
         d.hcm = UInt8(manager)
-        d.chain = UInt16(chain)
         d.originalDst = restoredDestination(fd)
         if let serverName, serverName.count > 0, capture?.serverName == true, accessRing != nil {
             _ = pool.append(serverName, to: &d.serverName)
