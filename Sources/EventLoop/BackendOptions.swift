@@ -11,6 +11,10 @@ public struct BackendOptions: Sendable {
     public var receiveBufferCount: Int = 512
     /// Bytes per receive buffer.
     public var receiveBufferSize: Int = 16 * 1024
+    /// io_uring: receive buffers posted in the provided-buffer ring at first; doubles (up to
+    /// `receiveBufferCount`) each turn a receive finds the ring empty. Small, so an idle loop keeps
+    /// reusing the same few pages (`ReceiveBufferRing`).
+    public var receiveBufferWindow: Int = 32
     /// Completions handled per loop turn at most.
     public var batchSize: Int = 1024
     /// io_uring submission queue entries (the completion queue is 4x).

@@ -28,13 +28,8 @@ public final class IoUringBackend: IOBackend {
     }
 
     private let ring: UnsafeMutablePointer<io_uring>
-    private let bufferRing: UnsafeMutablePointer<io_uring_buf_ring>
-    private let bufferRingBytes: Int
-    private let arena: BufferArena
-    private let bufferMask: Int32
+    private var buffers: ReceiveBufferRing
     private let bufferGroup: UInt16 = 1
-    private let lent: UnsafeMutablePointer<UInt16>
-    private var lentCount = 0
     private var table: FDTable<Entry>
     private var rearm: FDQueue
     private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
@@ -49,6 +44,12 @@ public final class IoUringBackend: IOBackend {
     private let acceptByPolling: Bool
     private let maxAcceptsPerTurn: Int
     private var acceptReady: FDQueue
+
+    /// Receive buffers ever in use at once (posted or lent): the only ones whose pages were
+    /// touched, since returned buffers are posted again first (see `ReceiveBufferRing`).
+    public var receiveBuffersTouched: Int { buffers.touched }
+    /// Receive buffers kept posted in the ring now.
+    public var receiveBufferWindow: Int { buffers.window }
 
     /// Why io_uring cannot be used on this machine, or nil when it can.
     public static func unavailableReason() -> String? { IoUringProbe.reason }
@@ -65,35 +66,14 @@ public final class IoUringBackend: IOBackend {
             ring.deallocate()
             throw SystemError("io_uring_queue_init_params", errno: -rc)
         }
-        let count = options.receiveBufferCount
-        precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "receiveBufferCount must be a power of two <= 32768")
-        arena = BufferArena(count: count, bufferSize: options.receiveBufferSize)
-        bufferRingBytes = count * MemoryLayout<io_uring_buf>.stride
-        let mem = mmap(nil, bufferRingBytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0)
-        guard let mem, mem != MAP_FAILED else {
+        do {
+            buffers = try ReceiveBufferRing(uring: ring, group: bufferGroup, count: options.receiveBufferCount,
+                                            bufferSize: options.receiveBufferSize, window: options.receiveBufferWindow)
+        } catch {
             io_uring_queue_exit(ring)
             ring.deallocate()
-            throw SystemError("mmap(buffer ring)", errno: errno)
+            throw error
         }
-        bufferRing = mem.assumingMemoryBound(to: io_uring_buf_ring.self)
-        var reg = io_uring_buf_reg()
-        reg.ring_addr = UInt64(UInt(bitPattern: mem))
-        reg.ring_entries = UInt32(count)
-        reg.bgid = bufferGroup
-        let regRC = io_uring_register_buf_ring(ring, &reg, 0)
-        if regRC < 0 {
-            munmap(mem, bufferRingBytes)
-            io_uring_queue_exit(ring)
-            ring.deallocate()
-            throw SystemError("io_uring_register_buf_ring", errno: -regRC)
-        }
-        io_uring_buf_ring_init(bufferRing)
-        bufferMask = io_uring_buf_ring_mask(UInt32(count))
-        for i in 0..<count {
-            io_uring_buf_ring_add(bufferRing, arena.buffer(i), UInt32(arena.bufferSize), UInt16(i), bufferMask, Int32(i))
-        }
-        io_uring_buf_ring_advance(bufferRing, Int32(count))
-        lent = .allocate(capacity: count)
         table = FDTable(initialCapacity: 1024, empty: Entry())
         rearm = FDQueue(capacity: 256)
         batchSize = options.batchSize
@@ -355,10 +335,7 @@ public final class IoUringBackend: IOBackend {
         case .receive:
             var buffer: UnsafeRawPointer? = nil
             if cqe.flags & IORING_CQE_F_BUFFER != 0 {
-                let bid = UInt16(truncatingIfNeeded: cqe.flags >> UInt32(IORING_CQE_BUFFER_SHIFT))
-                lent[lentCount] = bid
-                lentCount += 1
-                buffer = UnsafeRawPointer(arena.buffer(Int(bid)))
+                buffer = buffers.take(UInt16(truncatingIfNeeded: cqe.flags >> UInt32(IORING_CQE_BUFFER_SHIFT)))
             }
             let e = table.pointer(fd)
             guard e.pointee.open, e.pointee.generation & Self.fieldMask == generation else { return false }
@@ -376,7 +353,10 @@ public final class IoUringBackend: IOBackend {
                     rearm.push(fd)  // re-armed in endTurn, after the lent buffers went back
                 }
             }
-            if result == -ENOBUFS { return false }
+            if result == -ENOBUFS {
+                buffers.noteStarved()
+                return false
+            }
             if result <= 0 { e.pointee.wantsData = false }
             batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: result > 0 ? buffer : nil))
         case .accept:
@@ -425,14 +405,7 @@ public final class IoUringBackend: IOBackend {
     }
 
     public func endTurn() {
-        if lentCount > 0 {
-            for i in 0..<lentCount {
-                let bid = lent[i]
-                io_uring_buf_ring_add(bufferRing, arena.buffer(Int(bid)), UInt32(arena.bufferSize), bid, bufferMask, Int32(i))
-            }
-            io_uring_buf_ring_advance(bufferRing, Int32(lentCount))
-            lentCount = 0
-        }
+        buffers.refill()
         while rearm.count > 0 {
             let fd = rearm.pop()
             let e = table.pointer(fd)
@@ -444,9 +417,7 @@ public final class IoUringBackend: IOBackend {
         _ = io_uring_submit_and_get_events(ring)  // queued closes still run
         io_uring_queue_exit(ring)
         ring.deallocate()
-        munmap(bufferRing, bufferRingBytes)
-        arena.deallocate()
-        lent.deallocate()
+        buffers.deallocate()
         table.deallocate()
         rearm.deallocate()
         acceptReady.deallocate()

@@ -1,11 +1,16 @@
 import EventLoop
 import Glibc
 import Synchronization
+import TestSupport
 
 enum TestMessage: Sendable {
     case note(poster: Int, sequence: Int)
     case connectTo(port: Int)
     case postTo(address: Int32, value: Int32)
+    /// Arm the receives of connections accepted while `deferReceives` held them back.
+    case armDeferred
+    /// Copy the io_uring receive-buffer counters into the observations.
+    case reportReceiveBuffers
 }
 
 /// Observations a test reads after the loop stopped (or while it runs, through the mutex).
@@ -26,6 +31,9 @@ final class EchoObservations: Sendable {
         var messageAddress: Int32 = -2
         var stopped = false
         var open = 0
+        /// io_uring only (`reportReceiveBuffers`): buffers ever in use, and the window now.
+        var receiveBuffersTouched = -1
+        var receiveBufferWindow = -1
     }
     let state = Mutex(State())
 }
@@ -47,12 +55,16 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
     let listener: Int32
     let observations: EchoObservations
     let highWater: Int
+    /// Accepted connections are not armed until `.armDeferred`: their data waits in the socket.
+    let deferReceives: Bool
+    var deferred: [Int32] = []
     var conns: [Int32: Conn] = [:]
 
-    init(listener: Int32, observations: EchoObservations, highWater: Int = 64 * 1024) {
+    init(listener: Int32, observations: EchoObservations, highWater: Int = 64 * 1024, deferReceives: Bool = false) {
         self.listener = listener
         self.observations = observations
         self.highWater = highWater
+        self.deferReceives = deferReceives
     }
 
     func handle(_ c: Completion, loop: EventLoop<B, TestMessage>) {
@@ -62,7 +74,7 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
             let fd = c.result
             conns[fd] = Conn(fd: fd)
             observations.state.withLock { $0.accepted += 1; $0.open += 1 }
-            loop.backend.armReceive(fd: fd, token: UInt64(fd))
+            if deferReceives { deferred.append(fd) } else { loop.backend.armReceive(fd: fd, token: UInt64(fd)) }
         case .receive:
             guard var conn = conns[c.fd] else { return }
             if c.result <= 0 {
@@ -139,6 +151,17 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
             let ok = loop.backend.postMessage(to: address, value: value)
             observations.state.withLock { $0.postResults.append(ok) }
         }
+        if case .armDeferred = message {
+            for fd in deferred { loop.backend.armReceive(fd: fd, token: UInt64(fd)) }
+            deferred.removeAll()
+        }
+        if case .reportReceiveBuffers = message, let uring = loop.backend as? IoUringBackend {
+            let (touched, window) = (uring.receiveBuffersTouched, uring.receiveBufferWindow)
+            observations.state.withLock {
+                $0.receiveBuffersTouched = touched
+                $0.receiveBufferWindow = window
+            }
+        }
         if case let .connectTo(port) = message {
             let fd = try! Sockets.makeStream(family: AF_INET)
             var conn = Conn(fd: fd)
@@ -164,7 +187,9 @@ struct RunningEcho {
     let thread: LoopThread.Handle
     let stats: LoopStats
 
-    static func start(_ backend: any IOBackend.Type, highWater: Int = 64 * 1024, timers: [(Int64, UInt64)] = []) throws -> RunningEcho {
+    static func start(_ backend: any IOBackend.Type, highWater: Int = 64 * 1024, timers: [(Int64, UInt64)] = [],
+                      receiveBufferCount: Int = 64, receiveBufferWindow: Int = BackendOptions().receiveBufferWindow,
+                      deferReceives: Bool = false) throws -> RunningEcho {
         func open<B: IOBackend>(_ type: B.Type) throws -> RunningEcho {
             let listener = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
             let port = try Sockets.localAddress(listener).port
@@ -174,14 +199,15 @@ struct RunningEcho {
             let ready = Atomic<Int>(0)
             let thread = LoopThread.start(name: "test-loop", cpu: nil) {
                 var options = BackendOptions()
-                options.receiveBufferCount = 64
+                options.receiveBufferCount = receiveBufferCount
                 options.receiveBufferSize = 4096
+                options.receiveBufferWindow = receiveBufferWindow
                 let loop: EventLoop<B, TestMessage>
                 do { loop = try EventLoop<B, TestMessage>(index: 0, options: options, mailbox: mailbox, stats: stats) } catch {
                     ready.store(-1, ordering: .releasing)
                     return
                 }
-                let handler = EchoHandler<B>(listener: listener, observations: observations, highWater: highWater)
+                let handler = EchoHandler<B>(listener: listener, observations: observations, highWater: highWater, deferReceives: deferReceives)
                 loop.backend.armAccept(listener: listener, token: 1 << 40)
                 let address = loop.backend.messageAddress
                 observations.state.withLock { $0.messageAddress = address }
@@ -194,6 +220,18 @@ struct RunningEcho {
             return RunningEcho(port: port, mailbox: mailbox, observations: observations, thread: thread, stats: stats)
         }
         return try open(backend)
+    }
+
+    /// The io_uring receive-buffer counters (touched, window), read on the loop's thread.
+    func receiveBuffers() -> (touched: Int, window: Int) {
+        observations.state.withLock { $0.receiveBuffersTouched = -1 }
+        mailbox.post(.reportReceiveBuffers)
+        var result = (touched: -1, window: -1)
+        Wait.until {
+            result = observations.state.withLock { ($0.receiveBuffersTouched, $0.receiveBufferWindow) }
+            return result.touched >= 0
+        }
+        return result
     }
 
     func stop() {

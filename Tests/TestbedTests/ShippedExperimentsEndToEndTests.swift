@@ -53,7 +53,8 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
             .filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertEqual(files, ["envoy-talk-replication.yaml", "envoy-vs-ballast-ramp.yaml", "envoy-vs-ballast.yaml",
                                "gate-check.yaml", "instructions.yaml", "peers.yaml", "quick.yaml",
-                               "rebalance-u0.5.yaml", "rebalance-u0.7.yaml", "rebalance-u0.9.yaml", "simulate-extrapolation.yaml"],
+                               "rebalance-u0.5.yaml", "rebalance-u0.7.yaml", "rebalance-u0.9.yaml", "simulate-extrapolation.yaml",
+                               "tp90-128.yaml"],
                        "a new experiment needs its test below")
     }
 
@@ -95,5 +96,11 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
             throw XCTSkip("peers.yaml needs \(program) (apt-get install nginx-light haproxy, or make bench-proxy)")
         }
         try runQuick("peers.yaml")
+    }
+
+    /// The TP90 study (docs/tail-latency.md): HAProxy against ballast with 1 and 2 workers and exact_balance.
+    func testTP90At128() throws {
+        if !onPath("haproxy") { throw XCTSkip("tp90-128.yaml needs haproxy (apt-get install haproxy, or make bench-proxy)") }
+        try runQuick("tp90-128.yaml")
     }
 }
