@@ -217,7 +217,7 @@ extension ProxyOps {
     func configDump() -> String {
         let bootstrap = state.withLock { $0.bootstrap }
         let dynamic = bootstrap.dynamic
-        func version(_ kind: DynamicResourceKind) -> String {
+        func version(_ kind: SubscriptionKey) -> String {
             guard let v = dynamic.versionInfo[kind], !v.isEmpty else { return "" }
             return "\"version_info\": \(JSONText.string(v)), "
         }
@@ -246,8 +246,21 @@ extension ProxyOps {
         let listeners = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\", " + version(.listener)
             + "\"static_listeners\": [" + staticListeners.joined(separator: ", ") + "], "
             + "\"dynamic_listeners\": [" + dynamicListeners.joined(separator: ", ") + "]}"
+        // EDS / RDS: each subscription's resource as delivered (Ballast's typed model).
+        var endpointConfigs: [String] = []
+        for c in bootstrap.clusters where bootstrap.dynamic.sources[.endpoints(cluster: c.name)] != nil {
+            endpointConfigs.append("{" + version(.endpoints(cluster: c.name)) + "\"endpoint_config\": {\"cluster_name\": \(JSONText.string(c.name)), "
+                + "\"endpoints\": " + ConfigDumpJSON.encode(c.endpoints) + "}}")
+        }
+        let routeConfigs = dynamic.routeConfigs.sorted { $0.key < $1.key }.map { name, config in
+            "{" + version(.routes(name: name)) + "\"route_config\": " + ConfigDumpJSON.encode(config) + "}"
+        }
+        let endpoints = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump\", \"dynamic_endpoint_configs\": ["
+            + endpointConfigs.joined(separator: ", ") + "]}"
+        let routes = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\", \"dynamic_route_configs\": ["
+            + routeConfigs.joined(separator: ", ") + "]}"
         return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
-            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + "]}\n"
+            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + ", " + routes + ", " + endpoints + "]}\n"
     }
 }
 

@@ -1,6 +1,7 @@
 import EventLoop
 
-/// Envoy's per-subscription stats (`listener_manager.lds.*`, `cluster_manager.cds.*`).
+/// Envoy's per-subscription stats (`listener_manager.lds.*`, `cluster_manager.cds.*`,
+/// `cluster.<name>.*` of an EDS cluster, `http.<stat_prefix>.rds.<name>.*`).
 struct SubscriptionCounters: Sendable, Equatable {
     var attempt = 0
     var success = 0
@@ -10,23 +11,34 @@ struct SubscriptionCounters: Sendable, Equatable {
     var failure = 0
     /// xxHash64 of the last applied `version_info`.
     var version: UInt64 = 0
+    /// EDS / RDS: a file without the resource (counted with a success; the last resource stays).
+    var empty = 0
+    /// EDS: an update that left the endpoints as they were.
+    var noRebuild = 0
+    /// RDS: route configurations applied that differ from the one before (`config_reload`).
+    var configReload = 0
 }
 
-/// File-based LDS / CDS updates: a replaced file is re-read and, with the other source's last
-/// good text and the bootstrap as read at start, compiled and published through the reload
+/// File-based LDS / CDS / EDS / RDS updates: a replaced file is re-read and, with the other sources'
+/// last good texts and the bootstrap as read at start, compiled and published through the reload
 /// machinery (requests in flight finish on their snapshot). A file that fails keeps the last good
 /// version, logs why with its path, and is counted as Envoy counts it.
 extension ProxyOps {
     /// Counters as at start: each configured source was read once, successfully.
-    static func initialSubscriptions(_ bootstrap: Bootstrap) -> [DynamicResourceKind: SubscriptionCounters] {
-        var result: [DynamicResourceKind: SubscriptionCounters] = [:]
-        for kind in DynamicResourceKind.allCases where bootstrap.dynamicResources?.source(kind) != nil {
-            result[kind] = SubscriptionCounters(attempt: 1, success: 1, version: XXHash64.hash(bootstrap.dynamic.versionInfo[kind] ?? ""))
+    static func initialSubscriptions(_ bootstrap: Bootstrap) -> [SubscriptionKey: SubscriptionCounters] {
+        var result: [SubscriptionKey: SubscriptionCounters] = [:]
+        let dynamic = bootstrap.dynamic
+        for key in dynamic.sources.keys {
+            let empty = dynamic.empty.contains(key)
+            var counters = SubscriptionCounters(attempt: 1, success: 1, version: XXHash64.hash(dynamic.versionInfo[key] ?? ""))
+            counters.empty = empty ? 1 : 0
+            if case .routes = key, !empty { counters.configReload = 1 }
+            result[key] = counters
         }
         return result
     }
 
-    var subscriptions: [DynamicResourceKind: SubscriptionCounters] { state.withLock { $0.subscriptions } }
+    var subscriptions: [SubscriptionKey: SubscriptionCounters] { state.withLock { $0.subscriptions } }
 
     /// Applies the updates of every source whose file was replaced since the last call. Main
     /// loop (every turn) and tests.
@@ -37,26 +49,24 @@ extension ProxyOps {
 
     /// Re-reads `kind`'s file and applies it; the outcome is counted in the subscription's stats.
     @discardableResult
-    func applyDynamicUpdate(_ kind: DynamicResourceKind) -> ReloadOutcome {
+    func applyDynamicUpdate(_ kind: SubscriptionKey) -> ReloadOutcome {
         reloadLock.withLock { _ in
             let (bootstrap, configText) = state.withLock { s -> (Bootstrap, String?) in
                 s.subscriptions[kind, default: SubscriptionCounters()].attempt += 1
                 return (s.bootstrap, s.configText)
             }
-            let path = bootstrap.dynamicResources?.source(kind)?.path ?? "?"
-            var texts = bootstrap.dynamic.texts
-            texts[kind] = nil
+            let path = bootstrap.dynamic.sources[kind]?.path ?? "?"
             let loaded: LoadedBootstrap
             do throws(ConfigLoadError) {
                 loaded = try BootstrapLoader.load(path: options.configPath, overlayYAML: options.configYAML,
-                                                  configText: configText, dynamicTexts: texts)
+                                                  configText: configText, previousDynamic: bootstrap.dynamic, rereading: kind)
             } catch {
                 let failed = error.unparsableDynamicFiles.contains(kind)
                 state.withLock {
                     if failed { $0.subscriptions[kind]!.failure += 1 } else { $0.subscriptions[kind]!.rejected += 1 }
                 }
                 let reason = error.errors.map(\.located).joined(separator: "; ")
-                OpsLog.log(.warning, "config", "\(kind.configField) update from \(path) \(failed ? "failed" : "rejected"), the last good version stays: \(reason)")
+                OpsLog.log(.warning, "config", "\(kind) update from \(path) \(failed ? "failed" : "rejected"), the last good version stays: \(reason)")
                 return .rejected(reason: reason)
             }
             let outcome = reload(loaded.bootstrap)
@@ -65,16 +75,34 @@ extension ProxyOps {
                 case .applied:
                     $0.subscriptions[kind]!.success += 1
                     $0.subscriptions[kind]!.version = XXHash64.hash(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")
+                    Self.countResourceChange(kind, old: bootstrap, new: loaded.bootstrap, into: &$0.subscriptions[kind]!)
                 case .rejected:
                     $0.subscriptions[kind]!.rejected += 1
                 }
             }
             if case .rejected(let reason) = outcome {
-                OpsLog.log(.warning, "config", "\(kind.configField) update from \(path) rejected, the last good version stays: \(reason)")
+                OpsLog.log(.warning, "config", "\(kind) update from \(path) rejected, the last good version stays: \(reason)")
             } else {
-                OpsLog.log(.info, "config", "\(kind.configField) update from \(path) applied (version_info '\(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")')")
+                OpsLog.log(.info, "config", "\(kind) update from \(path) applied (version_info '\(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")')")
             }
             return outcome
+        }
+    }
+
+    /// EDS / RDS: `update_empty`, `update_no_rebuild` (same endpoints) and `config_reload` (other routes).
+    private static func countResourceChange(_ key: SubscriptionKey, old: Bootstrap, new: Bootstrap, into counters: inout SubscriptionCounters) {
+        if new.dynamic.empty.contains(key) {
+            counters.empty += 1
+            return
+        }
+        switch key {
+        case .endpoints(let name):
+            let before = old.clusters.first { $0.name == name }?.endpoints
+            if before == new.clusters.first(where: { $0.name == name })?.endpoints { counters.noRebuild += 1 }
+        case .routes(let name):
+            if old.dynamic.routeConfigs[name] != new.dynamic.routeConfigs[name] { counters.configReload += 1 }
+        case .listener, .cluster:
+            break
         }
     }
 }
