@@ -42,6 +42,9 @@ final class FeatureTableTests: XCTestCase {
         for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
             rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
         }
+        for step in XDSFilesDifferentialTests.stepNames {
+            rows.append("| EDS / RDS from files, \(step): statuses, bodies, \(XDSFilesDifferentialTests.statNames.count) eds / rds and membership stats | dynamic | same |")
+        }
         for c in HealthCheckFilterDifferentialTests.cases {
             rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
         }
