@@ -222,4 +222,54 @@ final class EDSRDSFileTests: XCTestCase {
         XCTAssertTrue(dump.contains("\"dynamic_route_configs\": [{\"version_info\": \"r3\", \"route_config\": {\"name\": \"rc\""), dump)
         XCTAssertTrue(dump.contains("\"dynamic_endpoint_configs\": [{\"version_info\": \"e8\", \"endpoint_config\": {\"cluster_name\": \"edsc\""), dump)
     }
+
+    /// An LDS update that names another route configuration (another file): the new subscription
+    /// starts counting, the old one is dropped, and the new file is watched from then on.
+    func testAnLDSUpdateNamingOtherRoutesSubscribesToThem() throws {
+        func listener(_ routeName: String, _ file: String) -> String {
+            """
+            resources:
+            - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+              name: l
+              address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+              filter_chains:
+              - filters:
+                - name: envoy.filters.network.http_connection_manager
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                    stat_prefix: dyn
+                    http_filters:
+                    - name: envoy.filters.http.router
+                      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                    rds: {route_config_name: \(routeName), config_source: {path_config_source: {path: \(dir)/\(file)}}}
+
+            """
+        }
+        write("eds.yaml", eds("e1", ports: [9]))
+        write("rds.yaml", rds("r1", body: "one"))
+        write("rds2.yaml", rds("s1", name: "rc2", body: "two"))
+        write("lds.yaml", listener("rc", "rds.yaml"))
+        // The base bootstrap's cluster, its listener replaced by the LDS file.
+        let cluster = bootstrap().components(separatedBy: "  clusters:\n")[1]
+        write("bootstrap.yaml", """
+        node: {id: a, cluster: b}
+        admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+        dynamic_resources:
+          lds_config: {path_config_source: {path: \(dir)/lds.yaml}}
+        static_resources:
+          clusters:
+        \(cluster)
+        """)
+        let ops = try startOps("", configPath: "\(dir)/bootstrap.yaml")
+        defer { ops.stop() }
+        XCTAssertEqual(Set(ops.subscriptions.keys), [.listener, .endpoints(cluster: "edsc"), .routes(name: "rc")])
+        replace("lds.yaml", listener("rc2", "rds2.yaml"))
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.listener]?.attempt == 2 })
+        XCTAssertEqual(Set(ops.subscriptions.keys), [.listener, .endpoints(cluster: "edsc"), .routes(name: "rc2")])
+        XCTAssertEqual(ops.subscriptions[.routes(name: "rc2")], SubscriptionCounters(attempt: 1, success: 1, version: XXHash64.hash("s1"), configReload: 1))
+        replace("rds2.yaml", rds("s2", name: "rc2", body: "three"))
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.routes(name: "rc2")]?.attempt == 2 }, "the new file is watched")
+        let admin = try XCTUnwrap(ops.adminPort)
+        XCTAssertEqual(statValue(adminRequest(admin, "GET", "/stats").1, "http.dyn.rds.rc2.update_success"), 2)
+    }
 }

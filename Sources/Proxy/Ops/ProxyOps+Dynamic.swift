@@ -80,12 +80,34 @@ extension ProxyOps {
                     $0.subscriptions[kind]!.rejected += 1
                 }
             }
+            if case .applied = outcome { adoptSubscriptions(old: bootstrap, new: loaded.bootstrap) }
             if case .rejected(let reason) = outcome {
                 OpsLog.log(.warning, "config", "\(kind) update from \(path) rejected, the last good version stays: \(reason)")
             } else {
                 OpsLog.log(.info, "config", "\(kind) update from \(path) applied (version_info '\(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")')")
             }
             return outcome
+        }
+    }
+
+    /// After a configuration with another set of subscriptions is applied (an LDS update naming
+    /// another route configuration, a CDS update moving an EDS file, a reload): a new subscription
+    /// counts its first read, a gone one is dropped, and the watcher follows the files (the old
+    /// watcher stays if the new one cannot be set up).
+    func adoptSubscriptions(old: Bootstrap, new: Bootstrap) {
+        let sources = new.dynamic.sources
+        guard old.dynamic.sources != sources else { return }
+        let fresh = Self.initialSubscriptions(new)
+        state.withLock { s in
+            s.subscriptions = s.subscriptions.filter { sources[$0.key] != nil }
+            for (key, counters) in fresh where s.subscriptions[key] == nil { s.subscriptions[key] = counters }
+        }
+        dynamicWatcher.withLock { slot in
+            do throws(DynamicConfigWatcher.WatchError) {
+                slot = sources.isEmpty ? nil : try DynamicConfigWatcher(sources)
+            } catch {
+                OpsLog.log(.error, "config", "\(error.description); the files watched before stay watched")
+            }
         }
     }
 

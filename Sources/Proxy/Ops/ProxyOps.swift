@@ -184,8 +184,12 @@ public final class ProxyOps: Sendable {
                 let reason = error.errors.map(\.located).joined(separator: "; ")
                 return reject("configuration is invalid: \(reason)")
             }
+            let before = state.withLock { $0.bootstrap }
             let outcome = reload(loaded.bootstrap)
-            if case .applied = outcome { state.withLock { $0.configText = loaded.configText } }
+            if case .applied = outcome {
+                state.withLock { $0.configText = loaded.configText }
+                adoptSubscriptions(old: before, new: loaded.bootstrap)
+            }
             return outcome
         }
     }
