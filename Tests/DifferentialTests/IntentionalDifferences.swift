@@ -35,6 +35,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/outlier-detection-monitors", verdict: .refused, reason: "outlier detection extensions (monitors) are not implemented"),
     IntentionalDifference(key: "config/common-lb-zone-aware", verdict: .refused, reason: "zone-aware routing (by the local zone) is not implemented; locality priorities and locality_weighted_lb_config are"),
     IntentionalDifference(key: "config/filter-chains-two-connection-managers", verdict: .refused, reason: "a listener serves one http_connection_manager (beside any number of tcp_proxy chains); one per certificate or per server name is not implemented yet"),
+    IntentionalDifference(key: "config/rds-grpc", verdict: .refused, reason: "xDS from a control plane (gRPC, REST, ADS) is not implemented; LDS, CDS, EDS and RDS from files are"),
     IntentionalDifference(key: "config/tls-inspector-ja3", verdict: .refused, reason: "JA3/JA4 fingerprints (for access logs and matching) are not computed"),
     IntentionalDifference(key: "config/upgrade-connect", verdict: .refused, reason: "CONNECT (tunnelling by method) is not implemented; upgrades by Upgrade header (WebSocket...) are"),
     IntentionalDifference(key: "config/upgrade-filters", verdict: .refused, reason: "an upgrade runs the connection manager's filter chain; separate upgrade filter chains are not implemented"),

@@ -6,8 +6,6 @@ public struct DynamicResourcesConfig: Sendable, Hashable {
     public let lds: FileConfigSource?
     /// `cds_config`.
     public let cds: FileConfigSource?
-
-    public func source(_ kind: DynamicResourceKind) -> FileConfigSource? { kind == .listener ? lds : cds }
 }
 
 /// One file subscription.
@@ -19,7 +17,7 @@ public struct FileConfigSource: Sendable, Hashable {
     public let watchedDirectory: String?
 }
 
-/// The two resource types a file can deliver.
+/// The two resource types the bootstrap's dynamic_resources deliver (EDS / RDS: `SubscriptionKey`).
 public enum DynamicResourceKind: String, Sendable, Hashable, CaseIterable {
     case listener, cluster
 
@@ -29,12 +27,6 @@ public enum DynamicResourceKind: String, Sendable, Hashable, CaseIterable {
         case .cluster: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
         }
     }
-
-    /// The protobuf message name Envoy's errors use.
-    var messageName: String { String(typeURL.dropFirst("type.googleapis.com/".count)) }
-
-    /// Envoy's stats scope of the subscription.
-    public var statPrefix: String { self == .listener ? "listener_manager.lds" : "cluster_manager.cds" }
 
     /// The bootstrap field naming the source.
     var configField: String { self == .listener ? "lds_config" : "cds_config" }
