@@ -17,6 +17,9 @@ final class XDSFilesDifferentialTests: XCTestCase {
         "http.hp.rds.rc.init_fetch_timeout", "http.hp.rds.rc.version", "http.hp.rds.rc.version_text",
     ]
 
+    static let cdsStatNames = ["cluster_manager.cds.update_attempt", "cluster_manager.cds.update_success", "cluster_manager.cds.update_rejected",
+                               "cluster_manager.cds.update_failure", "cluster_manager.cds.version", "cluster_manager.cds.version_text"]
+
     /// A ClusterLoadAssignment for `name` with these ports (one locality), or no resource.
     static func eds(_ version: String, name: String = "svc", ports: [Int]?) -> String {
         guard let ports else { return "version_info: \(version)\nresources: []\n" }
@@ -117,38 +120,7 @@ final class XDSFilesDifferentialTests: XCTestCase {
                   eds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/eds.yaml}}
             """
         }, observe: { proxy, port in
-            let dir = Self.filesDirectory(proxy.accessLog)
-            func stats() throws -> [String: String] {
-                var out: [String: String] = [:]
-                for line in try proxy.adminGet("/stats").text.split(separator: "\n") {
-                    guard let colon = line.firstIndex(of: ":") else { continue }
-                    let name = String(line[..<colon])
-                    if Self.statNames.contains(name) { out[name] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces) }
-                }
-                return out
-            }
-            func get(_ path: String) throws -> String {
-                let c = try RawClient(port: port)
-                c.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
-                guard let r = c.readResponse() else { return "no response" }
-                return path == "/direct" ? "\(r.status) \(r.text)" : "\(r.status)"
-            }
-            var lines: [String] = []
-            for step in Self.steps {
-                if !step.file.isEmpty {
-                    let tmp = "\(dir)/\(step.file).yaml.tmp"
-                    try step.text(upstream.port, dead).write(toFile: tmp, atomically: false, encoding: .utf8)
-                    XCTAssertEqual(rename(tmp, "\(dir)/\(step.file).yaml"), 0)
-                }
-                // Bounded wait (10 s) for the subscription to count the update.
-                let stat = step.file == "eds" ? "cluster.edsc.update_attempt" : "http.hp.rds.rc.update_attempt"
-                let deadline = Date().addingTimeInterval(10)
-                while Int(try stats()[stat] ?? "") ?? 0 < step.attempts && Date() < deadline { usleep(20_000) }
-                let s = try stats()
-                lines.append("\(step.name): / \(try get("/")), /direct \(try get("/direct"))")
-                lines += Self.statNames.map { "\(step.name): \($0) \(s[$0] ?? "-")" }
-            }
-            return lines
+            try Self.walk(Self.steps, proxy: proxy, port: port, live: upstream.port, dead: dead)
         })
         let differences = zip(seen.envoy, seen.ballast).filter { $0 != $1 }.map { "envoy: \($0.0)\nballast: \($0.1)" }
         XCTAssertEqual(seen.envoy.count, seen.ballast.count)
@@ -158,5 +130,122 @@ final class XDSFilesDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("eds with an unknown field: update_rejected: cluster.edsc.update_rejected 3"))
         XCTAssertTrue(seen.ballast.contains("eds replaces the endpoint by two closed ones (host count 1 -> 2): 503: cluster.edsc.membership_total 2"))
         if !differences.isEmpty { XCTFail("EDS / RDS from files differ from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
+    }
+
+    /// Replaces the files step by step (atomic rename) and records, after each, the answers to
+    /// `/` and `/direct` and `statNames`. The wait for each update is bounded (10 s).
+    static func walk(_ steps: [Step], proxy: ProxyUnderTest, port: Int, live: Int, dead: [Int]) throws -> [String] {
+        let dir = filesDirectory(proxy.accessLog)
+        func stats() throws -> [String: String] {
+            var out: [String: String] = [:]
+            for line in try proxy.adminGet("/stats").text.split(separator: "\n") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = String(line[..<colon])
+                if statNames.contains(name) || cdsStatNames.contains(name) { out[name] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces) }
+            }
+            return out
+        }
+        func get(_ path: String) throws -> String {
+            let c = try RawClient(port: port)
+            c.send("GET \(path) HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+            guard let r = c.readResponse() else { return "no response" }
+            return path == "/direct" ? "\(r.status) \(r.text)" : "\(r.status)"
+        }
+        var lines: [String] = []
+        for step in steps {
+            if !step.file.isEmpty {
+                let tmp = "\(dir)/\(step.file).yaml.tmp"
+                try step.text(live, dead).write(toFile: tmp, atomically: false, encoding: .utf8)
+                XCTAssertEqual(rename(tmp, "\(dir)/\(step.file).yaml"), 0)
+            }
+            // Wait (bounded) for the subscription to count the update; the start is read at once.
+            let stat = ["eds": "cluster.edsc.update_attempt", "cds": "cluster_manager.cds.update_attempt"][step.file] ?? "http.hp.rds.rc.update_attempt"
+            let deadline = Date().addingTimeInterval(10)
+            while try !step.file.isEmpty && (Int(stats()[stat] ?? "") ?? 0) < step.attempts && Date() < deadline { usleep(20_000) }
+            let s = try stats()
+            lines.append("\(step.name): / \(try get("/")), /direct \(try get("/direct"))")
+            lines += s.keys.sorted().map { "\(step.name): \($0) \(s[$0] ?? "-")" }
+        }
+        return lines
+    }
+
+    /// A CDS cluster of type EDS (`connect_timeout` varies).
+    static func cds(_ version: String, timeout: String, dir: String) -> String {
+        """
+        version_info: \(version)
+        resources:
+        - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+          name: edsc
+          type: EDS
+          connect_timeout: \(timeout)
+          eds_cluster_config:
+            service_name: svc
+            eds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/eds.yaml}}
+
+        """
+    }
+
+    static let cdsSteps: [Step] = [
+        ("start", "", { _, _ in "" }, 1),
+        ("cds changes the EDS cluster: Envoy re-creates it, its EDS file is read again", "cds", { _, _ in "" }, 2),
+        ("cds with the same cluster (a new version_info only): not re-created", "cds", { _, _ in "" }, 3),
+        ("eds moved in: the endpoints of the CDS cluster change", "eds", { _, d in eds("e2", ports: d) }, 3),
+    ]
+
+    static var cdsStepNames: [String] { cdsSteps.map(\.name).dropFirst().map { $0 } }
+
+    /// An EDS cluster delivered by CDS: a CDS update that changes it makes Envoy re-create it (its
+    /// EDS subscription reads the file again); one that does not leaves it alone.
+    func testEDSClusterFromCDSAgreesWithEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let dead = [try freePort(), try freePort()]
+        let seen = try observeEnvoyAndBallast("xds-cds-eds", config: { port, admin, log in
+            let dir = Self.filesDirectory(log)
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try? Self.eds("e1", ports: [upstream.port]).write(toFile: dir + "/eds.yaml", atomically: false, encoding: .utf8)
+            try? Self.cds("c1", timeout: "1s", dir: dir).write(toFile: dir + "/cds.yaml", atomically: false, encoding: .utf8)
+            return """
+            node: {id: diff, cluster: diff}
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            dynamic_resources:
+              cds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/cds.yaml}}
+            static_resources:
+              listeners:
+              - name: l
+                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: hp
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                      route_config:
+                        validate_clusters: false  # Envoy: edsc comes from CDS after the listener is built
+                        virtual_hosts:
+                        - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: edsc}}]}
+            """
+        }, observe: { proxy, port in
+            let dir = Self.filesDirectory(proxy.accessLog)
+            // The CDS texts name this proxy's own EDS file.
+            let steps: [Step] = Self.cdsSteps.enumerated().map { i, step in
+                switch i {
+                case 1: (step.name, step.file, { _, _ in Self.cds("c2", timeout: "2s", dir: dir) }, step.attempts)
+                case 2: (step.name, step.file, { _, _ in Self.cds("c3", timeout: "2s", dir: dir) }, step.attempts)
+                default: step
+                }
+            }
+            return try Self.walk(steps, proxy: proxy, port: port, live: upstream.port, dead: dead)
+        })
+        let differences = zip(seen.envoy, seen.ballast).filter { $0 != $1 }.map { "envoy: \($0.0)\nballast: \($0.1)" }
+        XCTAssertEqual(seen.envoy.count, seen.ballast.count)
+        let changed = Self.cdsSteps[1].name
+        XCTAssertTrue(seen.ballast.contains("\(changed): cluster.edsc.update_attempt 2"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("\(changed): cluster.edsc.membership_change 2"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains { $0.hasPrefix("eds moved in: the endpoints of the CDS cluster change: / 503,") }, "\(seen.ballast)")
+        if !differences.isEmpty { XCTFail("an EDS cluster from CDS differs from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
     }
 }

@@ -60,7 +60,7 @@ extension BootstrapParser {
         let previous = previousDynamic.flatMap { $0.sources[key] == source ? $0 : nil }
         let text: String
         var keptVersion: String?
-        if key != rereading, let previous, let kept = previous.texts[key] {
+        if !rereads(key), let previous, let kept = previous.texts[key] {
             text = kept
             keptVersion = previous.versionInfo[key]
         } else {
@@ -78,12 +78,21 @@ extension BootstrapParser {
         if key.isSingleResource && keptVersion == nil && decoded.resources.isEmpty {
             // Envoy: `update_empty`; an update without the resource keeps the last one.
             dynamic.empty.insert(key)
-            if let old = previous?.texts[key], let kept = decodeResponse(old, source, key) {
+            if key == rereading, let old = previous?.texts[key], let kept = decodeResponse(old, source, key) {
                 dynamic.texts[key] = old
                 return kept.resources
             }
         }
         return decoded.resources
+    }
+
+    /// Whether this load reads `key`'s file again: the updated subscription's, and on a CDS update
+    /// the EDS files too (Envoy re-creates a changed cluster, whose new EDS subscription reads its
+    /// file; ProxyOps counts that read for the clusters that changed).
+    private func rereads(_ key: SubscriptionKey) -> Bool {
+        if key == rereading { return true }
+        if rereading == .cluster, case .endpoints = key { return true }
+        return false
     }
 
     /// A DiscoveryResponse text: its `version_info` and its resources of `key`'s type.

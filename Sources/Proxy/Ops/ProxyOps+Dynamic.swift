@@ -48,13 +48,13 @@ extension ProxyOps {
     }
 
     /// Re-reads `kind`'s file and applies it; the outcome is counted in the subscription's stats.
+    /// The attempt is counted together with its outcome (one lock), after what the update
+    /// changed, so /stats never shows an attempt without its result (the admin runs on its own
+    /// thread; Envoy's on the main thread, which also applies the update).
     @discardableResult
     func applyDynamicUpdate(_ kind: SubscriptionKey) -> ReloadOutcome {
         reloadLock.withLock { _ in
-            let (bootstrap, configText) = state.withLock { s -> (Bootstrap, String?) in
-                s.subscriptions[kind, default: SubscriptionCounters()].attempt += 1
-                return (s.bootstrap, s.configText)
-            }
+            let (bootstrap, configText) = state.withLock { ($0.bootstrap, $0.configText) }
             let path = bootstrap.dynamic.sources[kind]?.path ?? "?"
             let loaded: LoadedBootstrap
             do throws(ConfigLoadError) {
@@ -63,6 +63,7 @@ extension ProxyOps {
             } catch {
                 let failed = error.unparsableDynamicFiles.contains(kind)
                 state.withLock {
+                    $0.subscriptions[kind, default: SubscriptionCounters()].attempt += 1
                     if failed { $0.subscriptions[kind]!.failure += 1 } else { $0.subscriptions[kind]!.rejected += 1 }
                 }
                 let reason = error.errors.map(\.located).joined(separator: "; ")
@@ -70,7 +71,12 @@ extension ProxyOps {
                 return .rejected(reason: reason)
             }
             let outcome = reload(loaded.bootstrap)
+            if case .applied = outcome {
+                if kind == .cluster { countRecreatedEDSClusters(old: bootstrap, new: loaded.bootstrap) }
+                adoptSubscriptions(old: bootstrap, new: loaded.bootstrap)
+            }
             state.withLock {
+                $0.subscriptions[kind, default: SubscriptionCounters()].attempt += 1
                 switch outcome {
                 case .applied:
                     $0.subscriptions[kind]!.success += 1
@@ -80,13 +86,35 @@ extension ProxyOps {
                     $0.subscriptions[kind]!.rejected += 1
                 }
             }
-            if case .applied = outcome { adoptSubscriptions(old: bootstrap, new: loaded.bootstrap) }
             if case .rejected(let reason) = outcome {
                 OpsLog.log(.warning, "config", "\(kind) update from \(path) rejected, the last good version stays: \(reason)")
             } else {
                 OpsLog.log(.info, "config", "\(kind) update from \(path) applied (version_info '\(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")')")
             }
             return outcome
+        }
+    }
+
+    /// A CDS update that changes an EDS cluster: Envoy re-creates the cluster, and its new EDS
+    /// subscription reads the file (one more attempt and success, or empty) and publishes its
+    /// first host set (`membership_change`, when it has hosts).
+    private func countRecreatedEDSClusters(old: Bootstrap, new: Bootstrap) {
+        let plane = currentPlane
+        for c in new.clusters where c.discoveryType == .eds {
+            guard let before = old.clusters.first(where: { $0.name == c.name }), before != c else { continue }
+            let key = SubscriptionKey.endpoints(cluster: c.name)
+            state.withLock { s in
+                guard s.subscriptions[key] != nil else { return }
+                s.subscriptions[key]!.attempt += 1
+                s.subscriptions[key]!.success += 1
+                s.subscriptions[key]!.version = XXHash64.hash(new.dynamic.versionInfo[key] ?? "")
+                if new.dynamic.empty.contains(key) { s.subscriptions[key]!.empty += 1 }
+            }
+            // The compile counted a change of the host set already; a re-created cluster counts its first one.
+            if !c.endpoints.isEmpty, Set(before.endpoints.map(\.address)) == Set(c.endpoints.map(\.address)),
+               let resources = plane.clusters.first(where: { $0.name == c.name })?.resources {
+                resources.membershipChange.wrappingAdd(1, ordering: .relaxed)
+            }
         }
     }
 
