@@ -45,6 +45,9 @@ final class FeatureTableTests: XCTestCase {
         for step in XDSFilesDifferentialTests.stepNames {
             rows.append("| EDS / RDS from files, \(step): statuses, bodies, \(XDSFilesDifferentialTests.statNames.count) eds / rds and membership stats | dynamic | same |")
         }
+        for step in XDSFilesDifferentialTests.startStepNames {
+            rows.append("| EDS / RDS from files, \(step): statuses, bodies, eds / rds stats | dynamic | same |")
+        }
         for step in XDSFilesDifferentialTests.cdsStepNames {
             rows.append("| EDS cluster from a CDS file, \(step): status, cds / eds and membership stats | dynamic | same |")
         }

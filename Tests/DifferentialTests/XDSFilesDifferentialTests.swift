@@ -92,33 +92,7 @@ final class XDSFilesDifferentialTests: XCTestCase {
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try? Self.eds("e1", ports: [upstream.port]).write(toFile: dir + "/eds.yaml", atomically: false, encoding: .utf8)
             try? Self.rds("r0", body: nil).write(toFile: dir + "/rds.yaml", atomically: false, encoding: .utf8)
-            return """
-            node: {id: diff, cluster: diff}
-            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
-            static_resources:
-              listeners:
-              - name: l
-                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: hp
-                      http_filters:
-                      - name: envoy.filters.http.router
-                        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-                      rds:
-                        route_config_name: rc
-                        config_source: {resource_api_version: V3, path_config_source: {path: \(dir)/rds.yaml}}
-              clusters:
-              - name: edsc
-                type: EDS
-                connect_timeout: 1s
-                eds_cluster_config:
-                  service_name: svc
-                  eds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/eds.yaml}}
-            """
+            return Self.edsAndRDSBootstrap(port: port, admin: admin, dir: dir)
         }, observe: { proxy, port in
             try Self.walk(Self.steps, proxy: proxy, port: port, live: upstream.port, dead: dead)
         })
@@ -130,6 +104,37 @@ final class XDSFilesDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("eds with an unknown field: update_rejected: cluster.edsc.update_rejected 3"))
         XCTAssertTrue(seen.ballast.contains("eds replaces the endpoint by two closed ones (host count 1 -> 2): 503: cluster.edsc.membership_total 2"))
         if !differences.isEmpty { XCTFail("EDS / RDS from files differ from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
+    }
+
+    /// A listener whose routes come from `dir`/rds.yaml and an EDS cluster reading `dir`/eds.yaml.
+    static func edsAndRDSBootstrap(port: Int, admin: Int, dir: String) -> String {
+        """
+        node: {id: diff, cluster: diff}
+        admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+        static_resources:
+          listeners:
+          - name: l
+            address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.http_connection_manager
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                  stat_prefix: hp
+                  http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                  rds:
+                    route_config_name: rc
+                    config_source: {resource_api_version: V3, path_config_source: {path: \(dir)/rds.yaml}}
+          clusters:
+          - name: edsc
+            type: EDS
+            connect_timeout: 1s
+            eds_cluster_config:
+              service_name: svc
+              eds_config: {resource_api_version: V3, path_config_source: {path: \(dir)/eds.yaml}}
+        """
     }
 
     /// Replaces the files step by step (atomic rename) and records, after each, the answers to
@@ -247,5 +252,38 @@ final class XDSFilesDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("\(changed): cluster.edsc.membership_change 2"), "\(seen.ballast)")
         XCTAssertTrue(seen.ballast.contains { $0.hasPrefix("eds moved in: the endpoints of the CDS cluster change: / 503,") }, "\(seen.ballast)")
         if !differences.isEmpty { XCTFail("an EDS cluster from CDS differs from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
+    }
+
+    static let startSteps: [Step] = [
+        ("start with an EDS file for another service_name and an RDS file that is not YAML", "", { _, _ in "" }, 1),
+        ("rds moved in after the failed start", "rds", { _, _ in rds("r1", body: "one") }, 2),
+        ("eds moved in after the failed start", "eds", { l, _ in eds("e1", ports: [l]) }, 2),
+    ]
+
+    static var startStepNames: [String] { startSteps.map(\.name) }
+
+    /// The proxy starts although both files fail (Envoy's start: no hosts, no routes, the
+    /// failures counted), and takes the files once good ones are moved in.
+    func testBadFilesAtStartAgreeWithEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let dead = [try freePort(), try freePort()]
+        let seen = try observeEnvoyAndBallast("xds-start", config: { port, admin, log in
+            let dir = Self.filesDirectory(log)
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try? Self.eds("e0", name: "other", ports: [upstream.port]).write(toFile: dir + "/eds.yaml", atomically: false, encoding: .utf8)
+            try? "resources: [ {bad\n".write(toFile: dir + "/rds.yaml", atomically: false, encoding: .utf8)
+            return Self.edsAndRDSBootstrap(port: port, admin: admin, dir: dir)
+        }, observe: { proxy, port in
+            try Self.walk(Self.startSteps, proxy: proxy, port: port, live: upstream.port, dead: dead)
+        })
+        let differences = zip(seen.envoy, seen.ballast).filter { $0 != $1 }.map { "envoy: \($0.0)\nballast: \($0.1)" }
+        XCTAssertEqual(seen.envoy.count, seen.ballast.count)
+        let start = Self.startSteps[0].name
+        XCTAssertTrue(seen.ballast.contains("\(start): / 404, /direct 404 "), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("\(start): cluster.edsc.update_rejected 1"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("\(start): http.hp.rds.rc.update_failure 1"), "\(seen.ballast)")
+        XCTAssertTrue(seen.ballast.contains("eds moved in after the failed start: / 200, /direct 200 one"), "\(seen.ballast)")
+        if !differences.isEmpty { XCTFail("bad EDS / RDS files at start differ from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
     }
 }

@@ -272,4 +272,27 @@ final class EDSRDSFileTests: XCTestCase {
         let admin = try XCTUnwrap(ops.adminPort)
         XCTAssertEqual(statValue(adminRequest(admin, "GET", "/stats").1, "http.dyn.rds.rc2.update_success"), 2)
     }
+
+    /// At the process's start (`loadAtStart`) a file that fails leaves its cluster without hosts
+    /// or its routes empty, with a warning naming the file, as Envoy starts; a missing file is
+    /// still refused, and a plain load (a reload) refuses the bad file.
+    func testBadFilesAtStartAreToleratedAsEnvoy() throws {
+        write("eds.yaml", eds("e1", name: "other", ports: [9]))
+        write("rds.yaml", rds("r1", body: "x").replacingOccurrences(of: "cluster: edsc", with: "cluster: edcs"))
+        write("bootstrap.yaml", bootstrap())
+        let loaded = try BootstrapLoader.loadAtStart(path: "\(dir)/bootstrap.yaml", overlayYAML: nil)
+        XCTAssertEqual(loaded.bootstrap.clusters.first?.endpoints, [])
+        XCTAssertEqual(loaded.bootstrap.dynamic.routeConfigs["rc"]?.virtualHosts, [])
+        XCTAssertEqual(loaded.bootstrap.dynamic.startFailures, [.endpoints(cluster: "edsc"): false, .routes(name: "rc"): false])
+        XCTAssertEqual(loaded.warnings.map(\.description).filter { $0.contains("at start, as Envoy") }, [
+            "[\"\(dir)/eds.yaml\"].resources[0].cluster_name: Unexpected EDS cluster (expecting svc): other (at start, as Envoy: eds_config of cluster 'edsc' goes on without its resource)",
+            "[\"\(dir)/rds.yaml\"].resources[0].virtual_hosts[0].routes[1].route.cluster: unknown cluster 'edcs'; did you mean edsc? (at start, as Envoy: rds route_config_name 'rc' goes on without its resource)",
+        ])
+        XCTAssertEqual(ProxyOps.initialSubscriptions(loaded.bootstrap)[.routes(name: "rc")], SubscriptionCounters(attempt: 1, rejected: 1))
+        XCTAssertThrowsError(try BootstrapLoader.load(path: "\(dir)/bootstrap.yaml", overlayYAML: nil))
+        write("rds.yaml", "resources: [ {bad\n")
+        XCTAssertEqual(try BootstrapLoader.loadAtStart(path: "\(dir)/bootstrap.yaml", overlayYAML: nil).bootstrap.dynamic.startFailures[.routes(name: "rc")], true)
+        write("bootstrap.yaml", bootstrap(edsFile: "missing.yaml"))
+        XCTAssertThrowsError(try BootstrapLoader.loadAtStart(path: "\(dir)/bootstrap.yaml", overlayYAML: nil))
+    }
 }

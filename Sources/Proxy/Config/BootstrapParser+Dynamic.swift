@@ -68,6 +68,7 @@ extension BootstrapParser {
             case .success(let t): text = t
             case .failure(let reason):
                 // Envoy's words for a missing file; the outcome is the same: the config is refused.
+                unreadableDynamicFiles.insert(key)
                 diagnostics.error(field, "paths must refer to an existing path in the system: '\(source.path)' cannot be read (\(reason.text))", location: nil)
                 return nil
             }
@@ -117,6 +118,37 @@ extension BootstrapParser {
         }
         let resources = (f["resources"]?.list() ?? []).compactMap { unpack($0, key) }
         return (f["version_info"]?.string() ?? "", resources)
+    }
+
+    /// Runs `body` (reading `key`'s file and parsing its resource). At start, errors it found in
+    /// the file become warnings and `fallback` stands in, as Envoy starts without the resource
+    /// (the subscription counts update_rejected / update_failure; later updates may deliver it).
+    func toleratingAtStart<R>(_ key: SubscriptionKey, fallback: R, _ body: () -> R?) -> R? {
+        let errors = diagnostics.errors.count
+        let references = clusterReferences.count
+        let result = body()
+        guard atStart, diagnostics.errors.count > errors, !unreadableDynamicFiles.contains(key) else { return result }
+        diagnostics.demoteErrors(since: errors, note: " (at start, as Envoy: \(key) goes on without its resource)")
+        clusterReferences.removeSubrange(min(references, clusterReferences.count)...)
+        dynamic.startFailures[key] = unparsableDynamicFiles.contains(key)
+        unparsableDynamicFiles.remove(key)
+        dynamic.empty.remove(key)
+        // What later loads take as this file's last good text: no resource.
+        dynamic.texts[key] = #"{"resources": []}"#
+        dynamic.versionInfo[key] = ""
+        return fallback
+    }
+
+    /// The cluster references added since `count` (a route configuration from an RDS file),
+    /// checked now: every cluster is read before any listener.
+    func checkClusterReferences(since count: Int) {
+        let known = Set(clusterNames.map(\.name))
+        for ref in clusterReferences[count...] where !known.contains(ref.name) {
+            var message = "unknown cluster '\(ref.name)'"
+            if let guess = Spelling.closest(to: ref.name, in: clusterNames.map(\.name)) { message += "; did you mean \(guess)?" }
+            ref.value.error(message)
+        }
+        clusterReferences.removeSubrange(count...)
     }
 
     /// What an EDS / RDS file delivered for one resource name.

@@ -29,6 +29,10 @@ final class BootstrapParser {
     /// the file of `rereading` and takes the others' last good texts from here (nil: read every file).
     var previousDynamic: DynamicResourceState?
     var rereading: SubscriptionKey?
+    /// The load at the process's start: EDS / RDS files that fail are tolerated (Envoy's start).
+    var atStart = false
+    /// Subscriptions whose file could not be read (refused even at start, as Envoy).
+    var unreadableDynamicFiles: Set<SubscriptionKey> = []
     /// What this load's dynamic sources deliver (LDS, CDS, EDS, RDS).
     var dynamic = DynamicResourceState()
     /// Dynamic-resource files whose text is not valid YAML / JSON (Envoy counts update_failure for

@@ -103,6 +103,9 @@ public struct DynamicResourceState: Sendable, Hashable {
     /// RDS: the stat_prefix of the first http_connection_manager naming each route configuration
     /// (Envoy's scope `http.<stat_prefix>.rds.<route_config_name>.`).
     public var routeStatPrefixes: [String: String] = [:]
+    /// EDS / RDS files that failed at start (true: not YAML / JSON, Envoy's `update_failure`;
+    /// false: refused, `update_rejected`): the cluster has no hosts / the routes are empty.
+    public var startFailures: [SubscriptionKey: Bool] = [:]
     /// RDS: the route configurations delivered (for /config_dump and `config_reload`).
     public var routeConfigs: [String: RouteConfiguration] = [:]
 

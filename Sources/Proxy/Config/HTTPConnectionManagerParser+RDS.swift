@@ -17,12 +17,18 @@ extension BootstrapParser {
             return dynamic.routeConfigs[name]
         }
         if let statPrefix { dynamic.routeStatPrefixes[name] = statPrefix }
-        guard let resources = readDiscoveryResponse(source, key, field: sourceValue.path) else { return nil }
-        let config: RouteConfiguration?
-        switch singleResource(resources, source, api: "RDS", nameField: "name", expected: name) {
-        case .none: config = RouteConfiguration(name: name, virtualHosts: [])
-        case .invalid: config = nil
-        case .one(let body): config = parseRouteConfiguration(body)
+        let empty = RouteConfiguration(name: name, virtualHosts: [])
+        let config = toleratingAtStart(key, fallback: empty) { () -> RouteConfiguration? in
+            guard let resources = readDiscoveryResponse(source, key, field: sourceValue.path) else { return nil }
+            switch singleResource(resources, source, api: "RDS", nameField: "name", expected: name) {
+            case .none: return empty
+            case .invalid: return nil
+            case .one(let body):
+                let references = clusterReferences.count
+                let parsed = parseRouteConfiguration(body)
+                checkClusterReferences(since: references)
+                return parsed
+            }
         }
         dynamic.routeConfigs[name] = config
         return config

@@ -29,6 +29,11 @@ extension ProxyOps {
         var result: [SubscriptionKey: SubscriptionCounters] = [:]
         let dynamic = bootstrap.dynamic
         for key in dynamic.sources.keys {
+            if let unparsable = dynamic.startFailures[key] {
+                // Envoy started without the resource: no success, version 0.
+                result[key] = SubscriptionCounters(attempt: 1, rejected: unparsable ? 0 : 1, failure: unparsable ? 1 : 0)
+                continue
+            }
             let empty = dynamic.empty.contains(key)
             var counters = SubscriptionCounters(attempt: 1, success: 1, version: XXHash64.hash(dynamic.versionInfo[key] ?? ""))
             counters.empty = empty ? 1 : 0
