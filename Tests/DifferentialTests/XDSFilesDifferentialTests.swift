@@ -102,6 +102,8 @@ final class XDSFilesDifferentialTests: XCTestCase {
         XCTAssertTrue(seen.ballast.contains("rds without its resource at start: every request 404 NR: / 404, /direct 404 "), "\(seen.ballast)")
         XCTAssertTrue(seen.ballast.contains("rds with an unknown field: update_rejected: / 200, /direct 200 two"), "\(seen.ballast)")
         XCTAssertTrue(seen.ballast.contains("eds with an unknown field: update_rejected: cluster.edsc.update_rejected 3"))
+        XCTAssertEqual(seen.ballast.filter { $0.hasPrefix("eds replaces the endpoint by two closed ones (host count 1 -> 2): 503: /clusters edsc::") && $0.contains("::weight::1") }.count, 2,
+                       "both hosts in /clusters")
         XCTAssertTrue(seen.ballast.contains("eds replaces the endpoint by two closed ones (host count 1 -> 2): 503: cluster.edsc.membership_total 2"))
         if !differences.isEmpty { XCTFail("EDS / RDS from files differ from Envoy 1.40:\n" + differences.joined(separator: "\n")) }
     }
@@ -138,7 +140,7 @@ final class XDSFilesDifferentialTests: XCTestCase {
     }
 
     /// Replaces the files step by step (atomic rename) and records, after each, the answers to
-    /// `/` and `/direct` and `statNames`. The wait for each update is bounded (10 s).
+    /// `/` and `/direct`, the EDS cluster's hosts in /clusters and `statNames`. The wait for each update is bounded (10 s).
     static func walk(_ steps: [Step], proxy: ProxyUnderTest, port: Int, live: Int, dead: [Int]) throws -> [String] {
         let dir = filesDirectory(proxy.accessLog)
         func stats() throws -> [String: String] {
@@ -169,6 +171,11 @@ final class XDSFilesDifferentialTests: XCTestCase {
             while try !step.file.isEmpty && (Int(stats()[stat] ?? "") ?? 0) < step.attempts && Date() < deadline { usleep(20_000) }
             let s = try stats()
             lines.append("\(step.name): / \(try get("/")), /direct \(try get("/direct"))")
+            // The EDS cluster's hosts in /clusters: flags, weight, priority (sorted: the order may differ).
+            let hosts = try proxy.adminGet("/clusters").text.split(separator: "\n").filter {
+                $0.hasPrefix("edsc::127.") && ["::health_flags::", "::weight::", "::priority::"].contains(where: $0.contains)
+            }
+            lines += hosts.map(String.init).sorted().map { "\(step.name): /clusters \($0)" }
             lines += s.keys.sorted().map { "\(step.name): \($0) \(s[$0] ?? "-")" }
         }
         return lines

@@ -220,7 +220,9 @@ final class EDSRDSFileTests: XCTestCase {
         XCTAssertEqual(statValue(text, "http.hp.rds.rc.update_rejected"), 1)
         let dump = adminRequest(admin, "GET", "/config_dump").1
         XCTAssertTrue(dump.contains("\"dynamic_route_configs\": [{\"version_info\": \"r3\", \"route_config\": {\"name\": \"rc\""), dump)
-        XCTAssertTrue(dump.contains("\"dynamic_endpoint_configs\": [{\"version_info\": \"e8\", \"endpoint_config\": {\"cluster_name\": \"edsc\""), dump)
+        XCTAssertFalse(dump.contains("EndpointsConfigDump"), "only with ?include_eds, as Envoy")
+        let withEDS = adminRequest(admin, "GET", "/config_dump?include_eds").1
+        XCTAssertTrue(withEDS.contains("\"dynamic_endpoint_configs\": [{\"version_info\": \"e8\", \"endpoint_config\": {\"cluster_name\": \"edsc\""), withEDS)
     }
 
     /// An LDS update that names another route configuration (another file): the new subscription

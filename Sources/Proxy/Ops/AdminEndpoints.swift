@@ -52,7 +52,10 @@ extension ProxyOps {
             }
             if query.format == "json" { return .json(snapshot.json()) }
             return AdminServer.Response(body: snapshot.text())
-        case "/config_dump": return .json(configDump())
+        case "/config_dump":
+            // Envoy adds the EDS dump only when asked (`?include_eds`).
+            let includeEDS = request.query.split(separator: "&").contains { $0 == "include_eds" || $0.hasPrefix("include_eds=") }
+            return .json(configDump(includeEDS: includeEDS))
         case "/clusters": return AdminServer.Response(body: clustersText())
         case "/listeners":
             // Envoy: `name::address:port` lines; JSON with ?format=json.
@@ -214,7 +217,7 @@ extension ProxyOps {
     /// The effective configuration as JSON (the typed model, printed by reflection), then
     /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
     /// delivered with its `version_info` (omitted when empty, as Envoy).
-    func configDump() -> String {
+    func configDump(includeEDS: Bool = false) -> String {
         let bootstrap = state.withLock { $0.bootstrap }
         let dynamic = bootstrap.dynamic
         func version(_ kind: SubscriptionKey) -> String {
@@ -260,7 +263,7 @@ extension ProxyOps {
         let routes = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\", \"dynamic_route_configs\": ["
             + routeConfigs.joined(separator: ", ") + "]}"
         return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
-            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + ", " + routes + ", " + endpoints + "]}\n"
+            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + ", " + routes + (includeEDS ? ", " + endpoints : "") + "]}\n"
     }
 }
 
