@@ -185,9 +185,14 @@ final class EDSRDSFileTests: XCTestCase {
         XCTAssertEqual(stat("cluster.edsc.update_success"), 1)
         XCTAssertEqual(stat("http.hp.rds.rc.config_reload"), 1)
 
-        // A second endpoint (host count 1 -> 2), then only the dead one.
+        // A second endpoint (host count 1 -> 2) while a request is in flight: it finishes on its
+        // snapshot; then only the dead one.
+        let held = try TestConnection(port: port)
+        held.send("GET /?delay=1s HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(Wait.until { stat("cluster.edsc.upstream_rq_active") == 1 })
         update(edsKey, "eds.yaml", eds("e2", ports: [upstream.port, dead]))
         XCTAssertEqual(ops.currentPlane.clusters[0].hosts.count, 2)
+        XCTAssertEqual(held.readResponse()?.status, 200, "the request in flight is not dropped")
         update(edsKey, "eds.yaml", eds("e3", ports: [dead]))
         XCTAssertEqual(try get("/").0, 503)
         // The same endpoints again: update_no_rebuild. No resource: the dead endpoint stays.
