@@ -302,4 +302,37 @@ final class EDSRDSFileTests: XCTestCase {
         write("bootstrap.yaml", bootstrap(edsFile: "missing.yaml"))
         XCTAssertThrowsError(try BootstrapLoader.loadAtStart(path: "\(dir)/bootstrap.yaml", overlayYAML: nil))
     }
+
+    /// Two connection managers naming the same route configuration share its subscription (as
+    /// Envoy; stats in the first one's stat_prefix); the same name from another file is refused.
+    func testConnectionManagersNamingTheSameRoutesShareOneSubscription() throws {
+        write("eds.yaml", eds("e1", ports: [9]))
+        write("rds.yaml", rds("r1", body: "one"))
+        write("other.yaml", rds("o1", body: "two"))
+        func second(_ file: String) -> String {
+            bootstrap().replacingOccurrences(of: "  clusters:\n", with: """
+              - name: l2
+                address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: second
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+                      rds: {route_config_name: rc, config_source: {path_config_source: {path: \(dir)/\(file)}}}
+              clusters:
+
+            """)
+        }
+        let b = try XCTUnwrap(load(second("rds.yaml"))).bootstrap
+        XCTAssertEqual(Set(b.dynamic.sources.keys), [.endpoints(cluster: "edsc"), .routes(name: "rc")])
+        XCTAssertEqual(b.dynamic.routeStatPrefixes, ["rc": "hp"])
+        XCTAssertEqual(b.dynamic.routeConfigs["rc"]?.virtualHosts.count, 1)
+        XCTAssertEqual(loadErrors(second("other.yaml")), [
+            "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.rds.config_source: route_config_name 'rc' is already read from '\(dir)/rds.yaml' by another http_connection_manager; ballast keeps one subscription per route configuration name",
+        ])
+    }
 }
