@@ -71,7 +71,7 @@ struct ProxyCommand: ParsableCommand {
         let source = configPath ?? "--config-yaml"
         let loaded: LoadedBootstrap
         do {
-            loaded = try BootstrapLoader.load(path: configPath, overlayYAML: configYAML)
+            loaded = try BootstrapLoader.loadAtStart(path: configPath, overlayYAML: configYAML)
         } catch {
             for warning in error.warnings { Log.warning(warning.located) }
             for item in error.errors { Log.error(item.located) }

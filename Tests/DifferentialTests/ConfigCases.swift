@@ -128,6 +128,18 @@ private func cacheFilter(_ fields: String, storage: String? = "typed_config: { \
     return (filtersAnchor, filtersAnchor + "          - name: envoy.filters.http.cache\n            typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig\(body.isEmpty ? "" : ", " + body) }\n")
 }
 
+/// The base's cluster `web` as an EDS cluster reading `source`.
+private func edsCluster(_ source: String) -> (String, String) {
+    ("    type: STATIC\n    load_assignment:\n      cluster_name: web\n      endpoints:\n      - lb_endpoints:\n        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }\n",
+     "    type: EDS\n    eds_cluster_config: { eds_config: \(source) }\n")
+}
+
+/// The base's route_config replaced by `rds` reading `source`.
+private func rdsSource(_ source: String) -> (String, String) {
+    ("          route_config:\n            virtual_hosts:\n            - name: all\n              domains: [\"*\"]\n              routes:\n              - match: { prefix: \"/\" }\n                route: { cluster: web, timeout: 2s }\n",
+     "          rds: { route_config_name: r, config_source: \(source) }\n")
+}
+
 let configCases: [ConfigCase] = [
     ConfigCase(name: "cache", feature: "cache with allowed_vary_headers, max_body_bytes, ignore_request_cache_control_header",
                edits: [cacheFilter("allowed_vary_headers: [ { exact: accept }, { prefix: x-v } ], max_body_bytes: 4096, ignore_request_cache_control_header: true")]),
@@ -435,6 +447,19 @@ let configCases: [ConfigCase] = [
     ConfigCase(name: "dynamic-missing-file", feature: "dynamic_resources cds_config path_config_source naming a missing file",
                edits: [("static_resources:\n", "node: { id: a, cluster: b }\ndynamic_resources: { cds_config: { path_config_source: { path: /nonexistent/ballast-cds.yaml } } }\nstatic_resources:\n")],
                refusalPath: "dynamic_resources.cds_config"),
+    ConfigCase(name: "eds-missing-file", feature: "EDS cluster whose eds_config path_config_source names a missing file",
+               edits: [("static_resources:\n", "node: { id: a, cluster: b }\nstatic_resources:\n"), edsCluster("{ path_config_source: { path: /nonexistent/ballast-eds.yaml } }")],
+               refusalPath: "\(cluster).eds_cluster_config.eds_config"),
+    ConfigCase(name: "eds-no-node", feature: "EDS cluster from a file without node id and cluster",
+               edits: [edsCluster("{ path_config_source: { path: /nonexistent/ballast-eds.yaml } }")],
+               refusalPath: "node"),
+    ConfigCase(name: "rds-missing-file", feature: "rds whose config_source path_config_source names a missing file",
+               edits: [("static_resources:\n", "node: { id: a, cluster: b }\nstatic_resources:\n"), rdsSource("{ path_config_source: { path: /nonexistent/ballast-rds.yaml } }")],
+               refusalPath: "\(hcm).rds.config_source"),
+    ConfigCase(name: "rds-grpc", feature: "rds over gRPC (api_config_source)",
+               edits: [("static_resources:\n", "node: { id: a, cluster: b }\nstatic_resources:\n"),
+                       rdsSource("{ resource_api_version: V3, api_config_source: { api_type: GRPC, transport_api_version: V3, grpc_services: [ { envoy_grpc: { cluster_name: web } } ] } }")],
+               refusalPath: "\(hcm).rds.config_source.api_config_source"),
     ConfigCase(name: "buffer", feature: "buffer max_request_bytes with a BufferPerRoute limit on a route",
                edits: [bufferFilter("max_request_bytes: 1024"),
                        (routeAnchor, routeAnchor + "                typed_per_filter_config:\n                  envoy.filters.http.buffer: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, buffer: { max_request_bytes: 10 } }\n")]),

@@ -42,6 +42,15 @@ final class FeatureTableTests: XCTestCase {
         for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
             rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
         }
+        for step in XDSFilesDifferentialTests.stepNames {
+            rows.append("| EDS / RDS from files, \(step): statuses, bodies, /clusters hosts, \(XDSFilesDifferentialTests.statNames.count) eds / rds and membership stats | dynamic | same |")
+        }
+        for step in XDSFilesDifferentialTests.startStepNames {
+            rows.append("| EDS / RDS from files, \(step): statuses, bodies, /clusters hosts, eds / rds stats | dynamic | same |")
+        }
+        for step in XDSFilesDifferentialTests.cdsStepNames {
+            rows.append("| EDS cluster from a CDS file, \(step): status, /clusters hosts, cds / eds and membership stats | dynamic | same |")
+        }
         for c in HealthCheckFilterDifferentialTests.cases {
             rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
         }

@@ -34,6 +34,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/retry-priority", verdict: .refused, reason: "retry_priority (previous_priorities) is not implemented"),
     IntentionalDifference(key: "config/outlier-detection-monitors", verdict: .refused, reason: "outlier detection extensions (monitors) are not implemented"),
     IntentionalDifference(key: "config/common-lb-zone-aware", verdict: .refused, reason: "zone-aware routing (by the local zone) is not implemented; locality priorities and locality_weighted_lb_config are"),
+    IntentionalDifference(key: "config/rds-grpc", verdict: .refused, reason: "xDS from a control plane (gRPC, REST, ADS) is not implemented; LDS, CDS, EDS and RDS from files are"),
     IntentionalDifference(key: "config/tls-inspector-ja3", verdict: .refused, reason: "JA3/JA4 fingerprints (for access logs and matching) are not computed"),
     IntentionalDifference(key: "config/upstream-bind-config-freebind", verdict: .refused, reason: "IP_FREEBIND on upstream sockets (binding an address the machine does not have yet) is not applied; source_address alone is"),
     IntentionalDifference(key: "config/upgrade-connect", verdict: .refused, reason: "CONNECT (tunnelling by method) is not implemented; upgrades by Upgrade header (WebSocket...) are"),

@@ -31,13 +31,23 @@ public enum BootstrapLoader {
     /// the file (mappings merge key by key, lists are appended, scalars replaced), as Envoy does.
     /// Locations in errors then refer to whichever text the value came from.
     public static func load(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
-        try load(path: path, overlayYAML: overlayYAML, configText: nil, dynamicTexts: [:])
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil)
+    }
+
+    /// The load at the process's start (`ballast proxy`, run or validate): as Envoy, an EDS / RDS
+    /// file that does not deliver its resource leaves the cluster without hosts / the routes
+    /// empty, with a warning and the subscription's `update_rejected` / `update_failure`, instead
+    /// of refusing the configuration. (A reload or an update refuses it and keeps what runs.)
+    public static func loadAtStart(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil, atStart: true)
     }
 
     /// As `load(path:overlayYAML:)`, with the `-c` file's text given (`configText`, read from
-    /// `path` when nil) and dynamic-resource file texts to use instead of reading those files.
+    /// `path` when nil) and the dynamic sources' last good texts (`previousDynamic`), of which only
+    /// `rereading`'s file is read again.
     public static func load(path: String?, overlayYAML: String?, configText: String?,
-                            dynamicTexts: [DynamicResourceKind: String]) throws(ConfigLoadError) -> LoadedBootstrap {
+                            previousDynamic: DynamicResourceState?, rereading: SubscriptionKey?,
+                            atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
         let diagnostics = ConfigDiagnostics()
         var root: Node?
         var readText: String?
@@ -63,15 +73,18 @@ public enum BootstrapLoader {
         guard let root else {
             throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "no configuration: give -c FILE or --config-yaml STRING")])
         }
-        var loaded = try build(root, diagnostics, dynamicTexts: dynamicTexts)
+        var loaded = try build(root, diagnostics, previousDynamic: previousDynamic, rereading: rereading, atStart: atStart)
         loaded.configText = readText
         return loaded
     }
 
     private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics,
-                              dynamicTexts: [DynamicResourceKind: String] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
+                              previousDynamic: DynamicResourceState? = nil, rereading: SubscriptionKey? = nil,
+                              atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
         let parser = BootstrapParser(diagnostics: diagnostics)
-        parser.dynamicTexts = dynamicTexts
+        parser.atStart = atStart
+        parser.previousDynamic = previousDynamic
+        parser.rereading = rereading
         let bootstrap = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
         guard let bootstrap, diagnostics.errors.isEmpty else {
             var error = failure(diagnostics)

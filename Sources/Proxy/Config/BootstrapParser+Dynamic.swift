@@ -45,53 +45,143 @@ extension BootstrapParser {
         return FileConfigSource(path: path, watchedDirectory: watched)
     }
 
-    /// Reads `source`'s DiscoveryResponse (or takes the text given in `dynamicTexts`) and parses
-    /// its resources of `kind`. Errors carry the file's path as their first path component.
-    func parseDynamicFile<R>(_ source: FileConfigSource, _ kind: DynamicResourceKind, into state: inout DynamicResourceState,
-                             _ parse: (ConfigValue) -> R?) -> [R] {
-        let filePath = ConfigPath.root.appending(source.path)
+    /// The resources of `kind` in `source`'s file, each parsed by `parse` (LDS, CDS).
+    func parseDynamicFile<R>(_ source: FileConfigSource, _ kind: DynamicResourceKind, _ parse: (ConfigValue) -> R?) -> [R] {
+        let key: SubscriptionKey = kind == .listener ? .listener : .cluster
+        let field = ConfigPath.root.appending("dynamic_resources").appending(kind.configField)
+        return (readDiscoveryResponse(source, key, field: field) ?? []).compactMap(parse)
+    }
+
+    /// The resources (without `@type`) of `key`'s DiscoveryResponse. The text is the last good one
+    /// when `previousDynamic` has it and `key` is not the one being re-read, else the file's.
+    /// Errors carry the file's path as their first path component; nil when unusable.
+    func readDiscoveryResponse(_ source: FileConfigSource, _ key: SubscriptionKey, field: ConfigPath) -> [ConfigValue]? {
+        dynamic.sources[key] = source
+        let previous = previousDynamic.flatMap { $0.sources[key] == source ? $0 : nil }
         let text: String
-        if let given = dynamicTexts[kind] {
-            text = given
+        var keptVersion: String?
+        if !rereads(key), let previous, let kept = previous.texts[key] {
+            text = kept
+            keptVersion = previous.versionInfo[key]
         } else {
             switch BootstrapLoader.readFile(source.path) {
             case .success(let t): text = t
             case .failure(let reason):
                 // Envoy's words for a missing file; the outcome is the same: the config is refused.
-                diagnostics.error(ConfigPath.root.appending("dynamic_resources").appending(kind.configField),
-                                  "paths must refer to an existing path in the system: '\(source.path)' cannot be read (\(reason.text))", location: nil)
-                return []
+                unreadableDynamicFiles.insert(key)
+                diagnostics.error(field, "paths must refer to an existing path in the system: '\(source.path)' cannot be read (\(reason.text))", location: nil)
+                return nil
             }
         }
-        state.texts[kind] = text
+        guard let decoded = decodeResponse(text, source, key) else { return nil }
+        dynamic.texts[key] = text
+        dynamic.versionInfo[key] = keptVersion ?? decoded.version
+        if key.isSingleResource && keptVersion == nil && decoded.resources.isEmpty {
+            // Envoy: `update_empty`; an update without the resource keeps the last one.
+            dynamic.empty.insert(key)
+            if key == rereading, let old = previous?.texts[key], let kept = decodeResponse(old, source, key) {
+                dynamic.texts[key] = old
+                return kept.resources
+            }
+        }
+        return decoded.resources
+    }
+
+    /// Whether this load reads `key`'s file again: the updated subscription's, and on a CDS update
+    /// the EDS files too (Envoy re-creates a changed cluster, whose new EDS subscription reads its
+    /// file; ProxyOps counts that read for the clusters that changed).
+    private func rereads(_ key: SubscriptionKey) -> Bool {
+        if key == rereading { return true }
+        if rereading == .cluster, case .endpoints = key { return true }
+        return false
+    }
+
+    /// A DiscoveryResponse text: its `version_info` and its resources of `key`'s type.
+    private func decodeResponse(_ text: String, _ source: FileConfigSource, _ key: SubscriptionKey) -> (version: String, resources: [ConfigValue])? {
+        let filePath = ConfigPath.root.appending(source.path)
         let isYAML = source.path.hasSuffix(".yaml") || source.path.hasSuffix(".yml")
         if !isYAML && text.first(where: { !$0.isWhitespace }) != "{" {
-            unparsableDynamicFiles.insert(kind)
+            unparsableDynamicFiles.insert(key)
             diagnostics.error(filePath, "expected JSON: Envoy reads a config file whose name does not end in .yaml or .yml as JSON", location: nil)
-            return []
+            return nil
         }
         let before = diagnostics.errors.count
         guard let root = BootstrapLoader.compose(text, diagnostics, source: source.path) else {
-            if diagnostics.errors.count > before { unparsableDynamicFiles.insert(kind) }
-            return []
+            if diagnostics.errors.count > before { unparsableDynamicFiles.insert(key) }
+            return nil
         }
         let response = ConfigValue(node: root, path: filePath, diagnostics: diagnostics)
         guard let f = response.fields(known: ["version_info", "resources", "type_url", "nonce"],
-                                      unsupported: ["canary", "control_plane", "resource_errors"]) else { return [] }
-        if let t = f["type_url"], let url = t.string(), url != kind.typeURL {
-            t.error("expected \(kind.typeURL) for \(kind.configField), got '\(url)'")
+                                      unsupported: ["canary", "control_plane", "resource_errors"]) else { return nil }
+        if let t = f["type_url"], let url = t.string(), url != key.typeURL {
+            t.error("expected \(key.typeURL) for \(key), got '\(url)'")
         }
-        state.versionInfo[kind] = f["version_info"]?.string() ?? ""
-        var parsed: [R] = []
-        for item in f["resources"]?.list() ?? [] {
-            guard let body = unpack(item, kind) else { continue }
-            if let r = parse(body) { parsed.append(r) }
+        let resources = (f["resources"]?.list() ?? []).compactMap { unpack($0, key) }
+        return (f["version_info"]?.string() ?? "", resources)
+    }
+
+    /// Runs `body` (reading `key`'s file and parsing its resource). At start, errors it found in
+    /// the file become warnings and `fallback` stands in, as Envoy starts without the resource
+    /// (the subscription counts update_rejected / update_failure; later updates may deliver it).
+    func toleratingAtStart<R>(_ key: SubscriptionKey, fallback: R, _ body: () -> R?) -> R? {
+        let errors = diagnostics.errors.count
+        let references = clusterReferences.count
+        let result = body()
+        guard atStart, diagnostics.errors.count > errors, !unreadableDynamicFiles.contains(key) else { return result }
+        diagnostics.demoteErrors(since: errors, note: " (at start, as Envoy: \(key) goes on without its resource)")
+        clusterReferences.removeSubrange(min(references, clusterReferences.count)...)
+        dynamic.startFailures[key] = unparsableDynamicFiles.contains(key)
+        unparsableDynamicFiles.remove(key)
+        dynamic.empty.remove(key)
+        // What later loads take as this file's last good text: no resource.
+        dynamic.texts[key] = #"{"resources": []}"#
+        dynamic.versionInfo[key] = ""
+        return fallback
+    }
+
+    /// The cluster references added since `count` (a route configuration from an RDS file),
+    /// checked now: every cluster is read before any listener.
+    func checkClusterReferences(since count: Int) {
+        let known = Set(clusterNames.map(\.name))
+        for ref in clusterReferences[count...] where !known.contains(ref.name) {
+            var message = "unknown cluster '\(ref.name)'"
+            if let guess = Spelling.closest(to: ref.name, in: clusterNames.map(\.name)) { message += "; did you mean \(guess)?" }
+            ref.value.error(message)
         }
-        return parsed
+        clusterReferences.removeSubrange(count...)
+    }
+
+    /// What an EDS / RDS file delivered for one resource name.
+    enum SingleResource {
+        /// No resource (Envoy: `update_empty`).
+        case none
+        case one(ConfigValue)
+        /// More than one, or another name: refused (Envoy rejects the update).
+        case invalid
+    }
+
+    /// Envoy's rule for an EDS / RDS file: it holds no resource, or exactly one, named `expected`
+    /// in `nameField`.
+    func singleResource(_ resources: [ConfigValue], _ source: FileConfigSource, api: String, nameField: String, expected: String) -> SingleResource {
+        guard let first = resources.first else { return .none }
+        guard resources.count == 1 else {
+            diagnostics.error(ConfigPath.root.appending(source.path).appending("resources"),
+                              "Unexpected \(api) resource length: \(resources.count) (a file for one \(api) subscription holds one resource; Envoy rejects it too)", at: first.node)
+            return .invalid
+        }
+        var name = ""
+        if case .mapping(let mapping) = first.node, let v = mapping.first(where: { $0.key.scalar?.string == nameField })?.value.scalar?.string {
+            name = v
+        }
+        guard name == expected else {
+            diagnostics.error(first.path.appending(nameField), "Unexpected \(api) \(api == "EDS" ? "cluster" : "configuration") (expecting \(expected)): \(name)", at: first.node)
+            return .invalid
+        }
+        return .one(first)
     }
 
     /// The resource without its `@type`, after checking that it names `kind`'s message.
-    private func unpack(_ item: ConfigValue, _ kind: DynamicResourceKind) -> ConfigValue? {
+    private func unpack(_ item: ConfigValue, _ kind: SubscriptionKey) -> ConfigValue? {
         guard case .mapping(let mapping) = item.node else {
             item.error("expected a mapping with \"@type\": \(kind.typeURL), got \(item.node.foundDescription)")
             return nil

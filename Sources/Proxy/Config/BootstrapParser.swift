@@ -25,12 +25,19 @@ final class BootstrapParser {
     var boundAddresses: [(what: String, address: SocketAddressConfig, value: ConfigValue)] = []
     /// `use_original_dst: true` values (hand-off between listeners is not implemented: see below).
     var useOriginalDstFields: [ConfigValue] = []
-    /// Dynamic-resource file texts to use instead of reading the files (an update of one source
-    /// keeps the other's last good text).
-    var dynamicTexts: [DynamicResourceKind: String] = [:]
+    /// What the dynamic sources delivered to the running configuration: an update re-reads only
+    /// the file of `rereading` and takes the others' last good texts from here (nil: read every file).
+    var previousDynamic: DynamicResourceState?
+    var rereading: SubscriptionKey?
+    /// The load at the process's start: EDS / RDS files that fail are tolerated (Envoy's start).
+    var atStart = false
+    /// Subscriptions whose file could not be read (refused even at start, as Envoy).
+    var unreadableDynamicFiles: Set<SubscriptionKey> = []
+    /// What this load's dynamic sources deliver (LDS, CDS, EDS, RDS).
+    var dynamic = DynamicResourceState()
     /// Dynamic-resource files whose text is not valid YAML / JSON (Envoy counts update_failure for
     /// those, update_rejected for the other errors).
-    var unparsableDynamicFiles: Set<DynamicResourceKind> = []
+    var unparsableDynamicFiles: Set<SubscriptionKey> = []
     /// Listener names that runtime connection limits refer to (checked against the listeners).
     var runtimeListenerKeys: [(name: String, value: ConfigValue)] = []
     /// Runtime keys the fault filters read (a runtime layer may set only these and the limits).
@@ -82,13 +89,12 @@ final class BootstrapParser {
         var clusters: [ClusterConfig] = []
         let resources = f["static_resources"]?.fields(known: ["listeners", "clusters"], unsupported: ["secrets"])
         let dynamicConfig = f["dynamic_resources"].flatMap { parseDynamicResources($0, node: node, nodeValue: f["node"]) }
-        var dynamic = DynamicResourceState()
         // Static clusters first, then CDS's, then the listeners (Envoy initialises CDS before LDS).
         for item in resources?["clusters"]?.list() ?? [] {
             if let cluster = parseCluster(item) { clusters.append(cluster) }
         }
         if let source = dynamicConfig?.cds {
-            let fromFile = parseDynamicFile(source, .cluster, into: &dynamic) { parseCluster($0) }
+            let fromFile = parseDynamicFile(source, .cluster) { parseCluster($0) }
             dynamic.names[.cluster] = fromFile.map(\.name)
             clusters += fromFile
         }
@@ -101,9 +107,16 @@ final class BootstrapParser {
             }
         }
         if let source = dynamicConfig?.lds {
-            let fromFile = parseDynamicFile(source, .listener, into: &dynamic) { parseListener($0) }
+            let fromFile = parseDynamicFile(source, .listener) { parseListener($0) }
             dynamic.names[.listener] = fromFile.map(\.name)
             listeners += fromFile
+        }
+        if dynamicConfig?.lds == nil && dynamicConfig?.cds == nil && !dynamic.sources.isEmpty
+            && ((node?.id ?? "").isEmpty || (node?.cluster ?? "").isEmpty) {
+            // Envoy checks the node for every xDS subscription, EDS / RDS files included.
+            diagnostics.error(f["node"]?.path ?? .root.appending("node"),
+                              "node 'id' and 'cluster' are required with eds_config / rds sources (Envoy refuses the config without them)",
+                              at: (f["node"] ?? root).node)
         }
         let runtime = f["layered_runtime"].flatMap { parseLayeredRuntime($0, serviceCluster: node?.cluster) }
         checkRuntimeKeys()

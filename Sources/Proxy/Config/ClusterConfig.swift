@@ -60,6 +60,9 @@ public enum ClusterDiscoveryType: String, Sendable, Hashable, CaseIterable {
     /// No endpoints: each connection goes to the original destination of the downstream
     /// connection (restored by the original_dst listener filter). lb_policy CLUSTER_PROVIDED.
     case originalDst = "ORIGINAL_DST"
+    /// Endpoints from `eds_cluster_config.eds_config`: a file holding a ClusterLoadAssignment,
+    /// re-read when replaced (numeric addresses, as static ones).
+    case eds = "EDS"
 
     public var usesDNS: Bool { self == .strictDNS || self == .logicalDNS }
 }

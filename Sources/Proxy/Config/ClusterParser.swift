@@ -7,8 +7,9 @@ extension BootstrapParser {
                     "common_http_protocol_options", "typed_extension_protocol_options", "max_requests_per_connection",
                     "upstream_connection_options", "dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl",
                     "least_request_lb_config", "ring_hash_lb_config", "per_connection_buffer_limit_bytes", "health_checks",
-                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection", "upstream_bind_config"],
-            unsupported: ["cluster_type", "eds_cluster_config", "transport_socket_matches", "tls_context",
+                    "cleanup_interval", "transport_socket", "common_lb_config", "outlier_detection", "eds_cluster_config",
+                    "upstream_bind_config"],
+            unsupported: ["cluster_type", "transport_socket_matches", "tls_context",
                           "http_protocol_options", "http2_protocol_options", "upstream_http_protocol_options",
                           "protocol_selection",
                           "lb_subset_config", "maglev_lb_config", "original_dst_lb_config",
@@ -22,7 +23,7 @@ extension BootstrapParser {
 
         let name = f.required("name")?.nonEmptyString()
         if let name, let v = f["name"] { clusterNames.append((name, v)) }
-        let type = f["type"]?.enumeration(ClusterDiscoveryType.self, unsupported: ["EDS"]) ?? (f["type"] == nil ? .static : nil)
+        let type = f["type"]?.enumeration(ClusterDiscoveryType.self) ?? (f["type"] == nil ? .static : nil)
         let policy = f["lb_policy"]?.enumeration(
             LoadBalancingPolicy.self,
             unsupported: ["MAGLEV", "LOAD_BALANCING_POLICY_CONFIG", "ORIGINAL_DST_LB"]) ?? (f["lb_policy"] == nil ? .roundRobin : nil)
@@ -81,12 +82,22 @@ extension BootstrapParser {
         } else if let assignment = f["load_assignment"] {
             if let parsed = parseLoadAssignment(assignment, allowHostname: dns, overprovisioning: &overprovisioning) { endpoints = parsed } else { ok = false }
         }
+        if type == .eds {
+            for key in ["load_assignment", "hosts"] where f.has(key) {
+                f.error(key, "an EDS cluster takes its endpoints from eds_cluster_config.eds_config, not from \(key)")
+                ok = false
+            }
+            if let name, let parsed = parseEDSEndpoints(f, clusterName: name, overprovisioning: &overprovisioning) { endpoints = parsed } else { ok = false }
+        } else if let type, f.has("eds_cluster_config") {
+            f.error("eds_cluster_config", "used only by a cluster of type EDS (this one is \(type.rawValue))")
+            ok = false
+        }
         if type == .logicalDNS && endpoints.count > 1 {
             diagnostics.error(f.path.appending(f.has("hosts") ? "hosts" : "load_assignment"),
                               "a LOGICAL_DNS cluster takes exactly one endpoint, got \(endpoints.count)", at: f.node)
             ok = false
         }
-        if ok && endpoints.isEmpty && type != .originalDst, let name {
+        if ok && endpoints.isEmpty && type != .originalDst && type != .eds, let name {
             diagnostics.warning(f.path, "cluster '\(name)' has no endpoints: every request routed to it fails with 503", at: f.node)
         }
 

@@ -119,7 +119,7 @@ public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public let errors: [ConfigDiagnostic]
     public let warnings: [ConfigDiagnostic]
     /// Dynamic-resource files whose text did not parse at all (Envoy: update_failure, not rejected).
-    public var unparsableDynamicFiles: Set<DynamicResourceKind> = []
+    public var unparsableDynamicFiles: Set<SubscriptionKey> = []
 
     public init(errors: [ConfigDiagnostic], warnings: [ConfigDiagnostic] = []) {
         self.errors = errors

@@ -20,6 +20,15 @@ final class ConfigDiagnostics {
     func warning(_ path: ConfigPath, _ message: String, at node: Node? = nil) {
         warnings.append(ConfigDiagnostic(.warning, path: path, message: message, location: node?.configLocation))
     }
+
+    /// Turns the errors found since `count` into warnings ending with `note` (a part of the
+    /// configuration the load goes on without).
+    func demoteErrors(since count: Int, note: String) {
+        for e in errors[count...] {
+            warnings.append(ConfigDiagnostic(.warning, path: e.path, message: e.message + note, location: e.location))
+        }
+        errors.removeSubrange(count...)
+    }
 }
 
 extension Node {

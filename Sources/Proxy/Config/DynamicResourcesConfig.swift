@@ -6,8 +6,6 @@ public struct DynamicResourcesConfig: Sendable, Hashable {
     public let lds: FileConfigSource?
     /// `cds_config`.
     public let cds: FileConfigSource?
-
-    public func source(_ kind: DynamicResourceKind) -> FileConfigSource? { kind == .listener ? lds : cds }
 }
 
 /// One file subscription.
@@ -19,7 +17,7 @@ public struct FileConfigSource: Sendable, Hashable {
     public let watchedDirectory: String?
 }
 
-/// The two resource types a file can deliver.
+/// The two resource types the bootstrap's dynamic_resources deliver (EDS / RDS: `SubscriptionKey`).
 public enum DynamicResourceKind: String, Sendable, Hashable, CaseIterable {
     case listener, cluster
 
@@ -30,24 +28,86 @@ public enum DynamicResourceKind: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// The protobuf message name Envoy's errors use.
-    var messageName: String { String(typeURL.dropFirst("type.googleapis.com/".count)) }
-
-    /// Envoy's stats scope of the subscription.
-    public var statPrefix: String { self == .listener ? "listener_manager.lds" : "cluster_manager.cds" }
-
     /// The bootstrap field naming the source.
     var configField: String { self == .listener ? "lds_config" : "cds_config" }
 }
 
+/// One file subscription: the bootstrap's LDS and CDS, an EDS cluster's `eds_config`, or an
+/// http_connection_manager's `rds`. Declared in the order updates are applied (Envoy's: clusters,
+/// their endpoints, listeners, their routes).
+public enum SubscriptionKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// `cds_config`.
+    case cluster
+    /// `eds_cluster_config.eds_config` of the named cluster.
+    case endpoints(cluster: String)
+    /// `lds_config`.
+    case listener
+    /// `rds` with this `route_config_name` (one subscription per name, as Envoy shares them).
+    case routes(name: String)
+
+    public var typeURL: String {
+        switch self {
+        case .listener: DynamicResourceKind.listener.typeURL
+        case .cluster: DynamicResourceKind.cluster.typeURL
+        case .endpoints: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+        case .routes: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+        }
+    }
+
+    /// The protobuf message name Envoy's errors use.
+    var messageName: String { String(typeURL.dropFirst("type.googleapis.com/".count)) }
+
+    /// What the logs call the subscription.
+    public var description: String {
+        switch self {
+        case .listener: "lds_config"
+        case .cluster: "cds_config"
+        case .endpoints(let name): "eds_config of cluster '\(name)'"
+        case .routes(let name): "rds route_config_name '\(name)'"
+        }
+    }
+
+    /// The key /config_dump's bootstrap part shows.
+    var dumpName: String {
+        switch self {
+        case .listener: "listener"
+        case .cluster: "cluster"
+        case .endpoints(let name): "endpoints:" + name
+        case .routes(let name): "routes:" + name
+        }
+    }
+
+    /// EDS and RDS subscriptions deliver one resource; a file without it keeps the last one.
+    var isSingleResource: Bool {
+        switch self {
+        case .endpoints, .routes: true
+        case .listener, .cluster: false
+        }
+    }
+}
+
 /// What the dynamic sources delivered in the load that built a bootstrap.
 public struct DynamicResourceState: Sendable, Hashable {
-    /// `version_info` per kind ("" when the file has none, as Envoy).
-    public var versionInfo: [DynamicResourceKind: String] = [:]
+    /// `version_info` per subscription ("" when the file has none, as Envoy).
+    public var versionInfo: [SubscriptionKey: String] = [:]
     /// Names of the listeners / clusters that came from a file (the others are static).
     public var names: [DynamicResourceKind: [String]] = [:]
-    /// The file text each kind was read from (a later update of one kind re-reads only its file).
-    public var texts: [DynamicResourceKind: String] = [:]
+    /// The file text each subscription's resources were read from (an update of one re-reads only
+    /// its file; the others keep this text).
+    public var texts: [SubscriptionKey: String] = [:]
+    /// Every subscription and its file (the watcher's list).
+    public var sources: [SubscriptionKey: FileConfigSource] = [:]
+    /// EDS / RDS subscriptions whose last file held no resource (Envoy's `update_empty`): at start
+    /// the cluster has no hosts / the routes are empty; on an update the last resource stays.
+    public var empty: Set<SubscriptionKey> = []
+    /// RDS: the stat_prefix of the first http_connection_manager naming each route configuration
+    /// (Envoy's scope `http.<stat_prefix>.rds.<route_config_name>.`).
+    public var routeStatPrefixes: [String: String] = [:]
+    /// EDS / RDS files that failed at start (true: not YAML / JSON, Envoy's `update_failure`;
+    /// false: refused, `update_rejected`): the cluster has no hosts / the routes are empty.
+    public var startFailures: [SubscriptionKey: Bool] = [:]
+    /// RDS: the route configurations delivered (for /config_dump and `config_reload`).
+    public var routeConfigs: [String: RouteConfiguration] = [:]
 
     public init() {}
 
@@ -57,6 +117,7 @@ public struct DynamicResourceState: Sendable, Hashable {
 extension DynamicResourceState: CustomReflectable {
     /// /config_dump shows versions and names, not the file texts.
     public var customMirror: Mirror {
-        Mirror(self, children: ["version_info": versionInfo, "names": names], displayStyle: .struct)
+        Mirror(self, children: ["version_info": Dictionary(uniqueKeysWithValues: versionInfo.map { ($0.key.dumpName, $0.value) }),
+                                "names": names], displayStyle: .struct)
     }
 }

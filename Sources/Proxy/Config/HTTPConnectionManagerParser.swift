@@ -11,10 +11,10 @@ extension BootstrapParser {
                 "request_headers_timeout", "stream_idle_timeout", "drain_timeout", "delayed_close_timeout",
                 "use_remote_address", "xff_num_trusted_hops", "generate_request_id", "server_name",
                 "server_header_transformation", "idle_timeout", "skip_xff_append", "http_protocol_options",
-                "upgrade_configs", "strip_matching_host_port", "strip_any_host_port", "tracing",
+                "upgrade_configs", "strip_matching_host_port", "strip_any_host_port", "tracing", "rds",
             ],
             unsupported: [
-                "rds", "scoped_routes", "http2_protocol_options",
+                "scoped_routes", "http2_protocol_options",
                 "http3_protocol_options", "add_user_agent", "forward_client_cert_details",
                 "set_current_client_cert_details", "proxy_100_continue",
                 "represent_ipv4_remote_address_as_ipv4_mapped_ipv6", "normalize_path",
@@ -33,8 +33,9 @@ extension BootstrapParser {
         let codecOK = f["codec_type"] == nil || codec != nil
 
         var routeConfig: RouteConfiguration?
-        if f.oneOf(["route_config"], unsupportedAlternatives: ["rds", "scoped_routes"]) != nil, let rc = f["route_config"] {
-            routeConfig = parseRouteConfiguration(rc)
+        if f.oneOf(["route_config", "rds"], unsupportedAlternatives: ["scoped_routes"]) != nil {
+            if let rc = f["route_config"] { routeConfig = parseRouteConfiguration(rc) }
+            if let rds = f["rds"] { routeConfig = parseRDS(rds, statPrefix: statPrefix) }
         }
 
         let filters = parseHTTPFilters(f)

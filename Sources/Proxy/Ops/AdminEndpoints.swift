@@ -52,7 +52,10 @@ extension ProxyOps {
             }
             if query.format == "json" { return .json(snapshot.json()) }
             return AdminServer.Response(body: snapshot.text())
-        case "/config_dump": return .json(configDump())
+        case "/config_dump":
+            // Envoy adds the EDS dump only when asked (`?include_eds`).
+            let includeEDS = request.query.split(separator: "&").contains { $0 == "include_eds" || $0.hasPrefix("include_eds=") }
+            return .json(configDump(includeEDS: includeEDS))
         case "/clusters": return AdminServer.Response(body: clustersText())
         case "/listeners":
             // Envoy: `name::address:port` lines; JSON with ?format=json.
@@ -214,10 +217,10 @@ extension ProxyOps {
     /// The effective configuration as JSON (the typed model, printed by reflection), then
     /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
     /// delivered with its `version_info` (omitted when empty, as Envoy).
-    func configDump() -> String {
+    func configDump(includeEDS: Bool = false) -> String {
         let bootstrap = state.withLock { $0.bootstrap }
         let dynamic = bootstrap.dynamic
-        func version(_ kind: DynamicResourceKind) -> String {
+        func version(_ kind: SubscriptionKey) -> String {
             guard let v = dynamic.versionInfo[kind], !v.isEmpty else { return "" }
             return "\"version_info\": \(JSONText.string(v)), "
         }
@@ -246,8 +249,21 @@ extension ProxyOps {
         let listeners = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\", " + version(.listener)
             + "\"static_listeners\": [" + staticListeners.joined(separator: ", ") + "], "
             + "\"dynamic_listeners\": [" + dynamicListeners.joined(separator: ", ") + "]}"
+        // EDS / RDS: each subscription's resource as delivered (Ballast's typed model).
+        var endpointConfigs: [String] = []
+        for c in bootstrap.clusters where bootstrap.dynamic.sources[.endpoints(cluster: c.name)] != nil {
+            endpointConfigs.append("{" + version(.endpoints(cluster: c.name)) + "\"endpoint_config\": {\"cluster_name\": \(JSONText.string(c.name)), "
+                + "\"endpoints\": " + ConfigDumpJSON.encode(c.endpoints) + "}}")
+        }
+        let routeConfigs = dynamic.routeConfigs.sorted { $0.key < $1.key }.map { name, config in
+            "{" + version(.routes(name: name)) + "\"route_config\": " + ConfigDumpJSON.encode(config) + "}"
+        }
+        let endpoints = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump\", \"dynamic_endpoint_configs\": ["
+            + endpointConfigs.joined(separator: ", ") + "]}"
+        let routes = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\", \"dynamic_route_configs\": ["
+            + routeConfigs.joined(separator: ", ") + "]}"
         return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
-            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + "]}\n"
+            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + ", " + routes + (includeEDS ? ", " + endpoints : "") + "]}\n"
     }
 }
 

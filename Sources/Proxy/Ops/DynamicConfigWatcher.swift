@@ -9,7 +9,7 @@ import Glibc
 final class DynamicConfigWatcher {
     private struct Watch {
         let descriptor: Int32
-        let kind: DynamicResourceKind
+        let kind: SubscriptionKey
         /// The file name that must be moved in; nil: any name (watched_directory).
         let name: String?
     }
@@ -22,11 +22,12 @@ final class DynamicConfigWatcher {
         let description: String
     }
 
-    init(_ config: DynamicResourcesConfig) throws(WatchError) {
+    /// One watch per subscription (inotify gives a directory watched twice one descriptor; each
+    /// subscription matches its own file name against the events).
+    init(_ sources: [SubscriptionKey: FileConfigSource]) throws(WatchError) {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { throw WatchError(description: "inotify_init1: \(String(cString: strerror(errno)))") }
-        for kind in DynamicResourceKind.allCases {
-            guard let source = config.source(kind) else { continue }
+        for (kind, source) in sources.sorted(by: { $0.key < $1.key }) {
             let directory: String
             let name: String?
             if let watched = source.watchedDirectory {
@@ -41,7 +42,7 @@ final class DynamicConfigWatcher {
             guard wd >= 0 else {
                 let reason = String(cString: strerror(errno))
                 close(fd)
-                throw WatchError(description: "cannot watch '\(directory)' for \(kind.configField): \(reason)")
+                throw WatchError(description: "cannot watch '\(directory)' for \(kind): \(reason)")
             }
             watches.append(Watch(descriptor: wd, kind: kind, name: name))
         }
@@ -50,15 +51,16 @@ final class DynamicConfigWatcher {
     deinit { close(fd) }
 
     /// The sources whose file was replaced since the last call (each at most once).
-    func poll() -> [DynamicResourceKind] {
-        var changed: [DynamicResourceKind] = []
+    func poll() -> [SubscriptionKey] {
+        var changed: [SubscriptionKey] = []
         InotifyEvents.drain(fd, buffer: &buffer) { wd, mask, name in
             guard mask & UInt32(IN_MOVED_TO) != 0 else { return }
             for w in watches where w.descriptor == wd && (w.name == nil || w.name == name) && !changed.contains(w.kind) {
                 changed.append(w.kind)
             }
         }
-        // CDS first: a listener update may name a cluster the cluster update brings (Envoy's order).
-        return changed.sorted { $0 == .cluster && $1 == .listener }
+        // CDS, EDS, LDS, RDS (Envoy's order): a listener update may name a cluster the cluster
+        // update brings.
+        return changed.sorted()
     }
 }

@@ -42,7 +42,7 @@ public final class ProxyOps: Sendable {
         var quitRequested = false
         /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
         var configText: String?
-        var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
+        var subscriptions: [SubscriptionKey: SubscriptionCounters] = [:]
         /// `layered_runtime` while running: the disk layers as last read, the admin layer's keys,
         /// disk reloads applied and rejected (ProxyOps+Runtime).
         var runtimeDisk: [String: [String: String]] = [:]
@@ -96,9 +96,10 @@ public final class ProxyOps: Sendable {
         let refresher = DNSRefresher.start(ops)
         ops.dnsRefresher.withLock { $0 = refresher }
         ops.state.withLock { $0.configText = configText }
-        if let dynamic = bootstrap.dynamicResources {
+        if !bootstrap.dynamic.sources.isEmpty {
+            let sources = bootstrap.dynamic.sources
             let failure = ops.dynamicWatcher.withLock { slot -> String? in
-                do throws(DynamicConfigWatcher.WatchError) { slot = try DynamicConfigWatcher(dynamic) } catch { return error.description }
+                do throws(DynamicConfigWatcher.WatchError) { slot = try DynamicConfigWatcher(sources) } catch { return error.description }
                 return nil
             }
             if let failure {
@@ -145,12 +146,13 @@ public final class ProxyOps: Sendable {
     // MARK: stats
 
     public func stats() -> ProxyStatsSnapshot {
-        let (plane, draining, failed, subscriptions, versions) = state.withLock {
-            ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic.versionInfo)
+        let (plane, draining, failed, subscriptions, dynamic) = state.withLock {
+            ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic)
         }
         var inputs = StatsInputs(plane: plane)
         inputs.subscriptions = subscriptions
-        inputs.versionTexts = versions
+        inputs.versionTexts = dynamic.versionInfo
+        inputs.routeStatPrefixes = dynamic.routeStatPrefixes
         inputs.zipkin = zipkin.withLock { $0 }
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
@@ -182,8 +184,12 @@ public final class ProxyOps: Sendable {
                 let reason = error.errors.map(\.located).joined(separator: "; ")
                 return reject("configuration is invalid: \(reason)")
             }
+            let before = state.withLock { $0.bootstrap }
             let outcome = reload(loaded.bootstrap)
-            if case .applied = outcome { state.withLock { $0.configText = loaded.configText } }
+            if case .applied = outcome {
+                state.withLock { $0.configText = loaded.configText }
+                adoptSubscriptions(old: before, new: loaded.bootstrap)
+            }
             return outcome
         }
     }

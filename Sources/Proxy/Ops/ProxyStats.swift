@@ -48,9 +48,11 @@ struct StatsInputs {
     var uptimeSeconds = 0
     var draining = false
     var healthFailed = false
-    /// File-based LDS / CDS subscriptions, and the `version_info` each last applied.
-    var subscriptions: [DynamicResourceKind: SubscriptionCounters] = [:]
-    var versionTexts: [DynamicResourceKind: String] = [:]
+    /// File-based LDS / CDS / EDS / RDS subscriptions, and the `version_info` each last applied.
+    var subscriptions: [SubscriptionKey: SubscriptionCounters] = [:]
+    var versionTexts: [SubscriptionKey: String] = [:]
+    /// RDS: the stat_prefix whose scope holds each route configuration's stats.
+    var routeStatPrefixes: [String: String] = [:]
 }
 
 extension ProxyStatsSnapshot {
@@ -345,11 +347,17 @@ extension ProxyStatsSnapshot {
             add(p + "membership_excluded", .gauge, 0, family: "envoy_cluster_membership_excluded", labels: cl)
             let r = cluster.resources
             add(p + "membership_change", .counter, load(r.membershipChange), family: "envoy_cluster_membership_change", labels: cl)
-            add(p + "update_attempt", .counter, load(r.updateAttempt), family: "envoy_cluster_update_attempt", labels: cl)
-            add(p + "update_success", .counter, load(r.updateSuccess), family: "envoy_cluster_update_success", labels: cl)
-            add(p + "update_failure", .counter, load(r.updateFailure), family: "envoy_cluster_update_failure", labels: cl)
-            add(p + "update_no_rebuild", .counter, load(r.updateNoRebuild), family: "envoy_cluster_update_no_rebuild", labels: cl)
-            add(p + "update_empty", .counter, 0, family: "envoy_cluster_update_empty", labels: cl)
+            // An EDS cluster's subscription counts its updates (DNS clusters count resolutions).
+            let eds = inputs.subscriptions[.endpoints(cluster: cluster.name)]
+            add(p + "update_attempt", .counter, eds?.attempt ?? load(r.updateAttempt), family: "envoy_cluster_update_attempt", labels: cl)
+            add(p + "update_success", .counter, eds?.success ?? load(r.updateSuccess), family: "envoy_cluster_update_success", labels: cl)
+            add(p + "update_failure", .counter, eds?.failure ?? load(r.updateFailure), family: "envoy_cluster_update_failure", labels: cl)
+            add(p + "update_no_rebuild", .counter, eds?.noRebuild ?? load(r.updateNoRebuild), family: "envoy_cluster_update_no_rebuild", labels: cl)
+            add(p + "update_empty", .counter, eds?.empty ?? 0, family: "envoy_cluster_update_empty", labels: cl)
+            if let eds {
+                add(p + "update_rejected", .counter, eds.rejected, family: "envoy_cluster_update_rejected", labels: cl)
+                add(p + "init_fetch_timeout", .counter, 0, family: "envoy_cluster_init_fetch_timeout", labels: cl)
+            }
             c("lb_healthy_panic") { load($0.lbHealthyPanic) }
             if let h = cluster.health, cluster.healthCheck != nil {
                 // Envoy's health checker stats (degraded, passive and verify_cluster stay 0 here).
@@ -403,33 +411,53 @@ extension ProxyStatsSnapshot {
             t("spans_sent", z.spansSent)
             t("timer_flushed", z.timerFlushed)
         }
-        for kind in DynamicResourceKind.allCases {
-            guard let counters = inputs.subscriptions[kind] else { continue }
-            let p = kind.statPrefix + "."
-            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_"
-            add(p + "update_attempt", .counter, counters.attempt, family: family + "update_attempt")
-            add(p + "update_success", .counter, counters.success, family: family + "update_success")
-            add(p + "update_rejected", .counter, counters.rejected, family: family + "update_rejected")
-            add(p + "update_failure", .counter, counters.failure, family: family + "update_failure")
-            add(p + "init_fetch_timeout", .counter, 0, family: family + "init_fetch_timeout")
+        let subscriptions = inputs.subscriptions.sorted { $0.key < $1.key }.compactMap { key, counters in
+            Self.subscriptionScope(key, inputs).map { (key, counters, $0) }
+        }
+        for (key, counters, scope) in subscriptions {
+            let p = scope.prefix + "."
+            func count(_ suffix: String, _ v: Int) { add(p + suffix, .counter, v, family: scope.family + suffix, labels: scope.labels) }
+            switch key {
+            case .endpoints:
+                continue  // with the cluster's stats above
+            case .routes:
+                count("config_reload", counters.configReload)
+                count("update_empty", counters.empty)
+            case .listener, .cluster:
+                break
+            }
+            count("update_attempt", counters.attempt)
+            count("update_success", counters.success)
+            count("update_rejected", counters.rejected)
+            count("update_failure", counters.failure)
+            count("init_fetch_timeout", 0)
         }
         var list = order.map { n in
             let v = values[n]!
             return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
         }
-        textReadouts = DynamicResourceKind.allCases.compactMap { kind in
-            inputs.subscriptions[kind] == nil ? nil : (kind.statPrefix + ".version_text", inputs.versionTexts[kind] ?? "")
-        }
-        for kind in DynamicResourceKind.allCases {
-            guard let counters = inputs.subscriptions[kind] else { continue }
-            let family = "envoy_" + kind.statPrefix.replacingOccurrences(of: ".", with: "_") + "_version"
-            list.append(Value(name: kind.statPrefix + ".version", kind: .gauge, value: Int(truncatingIfNeeded: counters.version),
-                              family: family, labels: [], unsigned: counters.version))
+        textReadouts = subscriptions.map { key, _, scope in (scope.prefix + ".version_text", inputs.versionTexts[key] ?? "") }
+        for (_, counters, scope) in subscriptions {
+            list.append(Value(name: scope.prefix + ".version", kind: .gauge, value: Int(truncatingIfNeeded: counters.version),
+                              family: scope.family + "version", labels: scope.labels, unsigned: counters.version))
         }
         self.values = list
         self.histograms = histoOrder.map { n in
             let h = histos[n]!
             return Latency(name: n, merged: MergedLatency(h.0), family: h.1, labels: h.2)
+        }
+    }
+
+    /// Envoy's stats scope of a subscription, its Prometheus family prefix and tags.
+    static func subscriptionScope(_ key: SubscriptionKey, _ inputs: StatsInputs) -> (prefix: String, family: String, labels: [(String, String)])? {
+        switch key {
+        case .listener: ("listener_manager.lds", "envoy_listener_manager_lds_", [])
+        case .cluster: ("cluster_manager.cds", "envoy_cluster_manager_cds_", [])
+        case .endpoints(let name): ("cluster.\(name)", "envoy_cluster_", [("envoy_cluster_name", name)])
+        case .routes(let name):
+            inputs.routeStatPrefixes[name].map { prefix in
+                ("http.\(prefix).rds.\(name)", "envoy_http_rds_", [("envoy_http_conn_manager_prefix", prefix), ("envoy_rds_route_config", name)])
+            }
         }
     }
 
