@@ -137,9 +137,6 @@ final class TLSConfigTests: XCTestCase {
             ("upstream auto_host_sni",
              upstream("auto_host_sni: true"),
              ["\(Self.cluster).transport_socket.typed_config.auto_host_sni: not supported by ballast"]),
-            ("a TLS cluster behind tcp_proxy",
-             upstream("sni: x").replacingOccurrences(of: Self.hcmBlock, with: Self.tcpBlock),
-             ["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster: cluster 'some_service' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet"]),
         ]
         for (name, yaml, expected) in cases {
             let errors = loadErrors(yaml)

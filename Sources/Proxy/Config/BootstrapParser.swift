@@ -15,9 +15,6 @@ final class BootstrapParser {
     }
 
     var clusterReferences: [ClusterReference] = []
-    /// tcp_proxy's clusters, and the clusters that originate TLS: Ballast's tcp_proxy has no TLS yet.
-    var tcpProxyClusterReferences: [ClusterReference] = []
-    var tlsClusterNames: Set<String> = []
     /// Names and their paths, for the duplicate checks.
     var listenerNames: [(name: String, value: ConfigValue)] = []
     var clusterNames: [(name: String, value: ConfigValue)] = []
@@ -536,9 +533,6 @@ final class BootstrapParser {
         checkDuplicates(clusterNames, what: "cluster")
         let known = Set(clusterNames.map(\.name))
         let sortedNames = clusterNames.map(\.name)
-        for ref in tcpProxyClusterReferences where tlsClusterNames.contains(ref.name) {
-            ref.value.error("cluster '\(ref.name)' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet")
-        }
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }
