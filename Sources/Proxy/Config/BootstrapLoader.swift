@@ -31,13 +31,13 @@ public enum BootstrapLoader {
     /// the file (mappings merge key by key, lists are appended, scalars replaced), as Envoy does.
     /// Locations in errors then refer to whichever text the value came from.
     public static func load(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
-        try load(path: path, overlayYAML: overlayYAML, configText: nil, dynamicTexts: [:])
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, dynamicTexts: [:], secretTexts: [:])
     }
 
     /// As `load(path:overlayYAML:)`, with the `-c` file's text given (`configText`, read from
     /// `path` when nil) and dynamic-resource file texts to use instead of reading those files.
     public static func load(path: String?, overlayYAML: String?, configText: String?,
-                            dynamicTexts: [DynamicResourceKind: String]) throws(ConfigLoadError) -> LoadedBootstrap {
+                            dynamicTexts: [DynamicResourceKind: String], secretTexts: [String: String] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
         let diagnostics = ConfigDiagnostics()
         var root: Node?
         var readText: String?
@@ -63,19 +63,21 @@ public enum BootstrapLoader {
         guard let root else {
             throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "no configuration: give -c FILE or --config-yaml STRING")])
         }
-        var loaded = try build(root, diagnostics, dynamicTexts: dynamicTexts)
+        var loaded = try build(root, diagnostics, dynamicTexts: dynamicTexts, secretTexts: secretTexts)
         loaded.configText = readText
         return loaded
     }
 
     private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics,
-                              dynamicTexts: [DynamicResourceKind: String] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
+                              dynamicTexts: [DynamicResourceKind: String] = [:], secretTexts: [String: String] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
         let parser = BootstrapParser(diagnostics: diagnostics)
         parser.dynamicTexts = dynamicTexts
+        parser.secretTexts = secretTexts
         let bootstrap = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
         guard let bootstrap, diagnostics.errors.isEmpty else {
             var error = failure(diagnostics)
             error.unparsableDynamicFiles = parser.unparsableDynamicFiles
+            error.unparsableSecretFiles = parser.unparsableSecretFiles
             throw error
         }
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))

@@ -25,6 +25,8 @@ public struct TLSConfig: Sendable, Hashable {
     public let sessionKeys: Int
     /// The OpenSSL context: shared by every worker (SSL_CTX is thread-safe once built).
     public let context: TLSContext
+    /// The SDS secrets its certificate and CA came from (`ssl_context_update_by_sds`).
+    public var secretNames: [String] = []
 
     public static func == (a: TLSConfig, b: TLSConfig) -> Bool {
         a.side == b.side && a.certificateChain == b.certificateChain && a.privateKey == b.privateKey

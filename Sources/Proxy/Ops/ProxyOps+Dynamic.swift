@@ -49,7 +49,7 @@ extension ProxyOps {
             let loaded: LoadedBootstrap
             do throws(ConfigLoadError) {
                 loaded = try BootstrapLoader.load(path: options.configPath, overlayYAML: options.configYAML,
-                                                  configText: configText, dynamicTexts: texts)
+                                                  configText: configText, dynamicTexts: texts, secretTexts: bootstrap.secrets.texts)
             } catch {
                 let failed = error.unparsableDynamicFiles.contains(kind)
                 state.withLock {
