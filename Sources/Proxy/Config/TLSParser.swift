@@ -68,6 +68,8 @@ extension BootstrapParser {
         var chain: String?
         var key: String?
         var secretNames: [String] = []
+        var certificateSource: String?
+        var caSource: String?
         // Where OpenSSL's refusals point (the secret's fields in its file, for SDS).
         var certificatePath = common.path.appending("tls_certificates").appending(index: 0)
         var validationPath = common.path.appending("validation_context")
@@ -83,6 +85,7 @@ extension BootstrapParser {
                 if let secret = parseSDSSecretConfig(first, .tlsCertificate), case .tlsCertificate(let c, let k) = secret.content {
                     (chain, key) = (c, k)
                     secretNames.append(secret.name)
+                    certificateSource = "<inline>"
                     certificatePath = secret.at
                 } else {
                     ok = false
@@ -97,6 +100,7 @@ extension BootstrapParser {
             }
             if let first = items.first {
                 if let pair = parseCertificate(first) { (chain, key) = pair } else { ok = false }
+                certificateSource = Self.dataSourcePath(first.node, "certificate_chain")
             }
         } else if c.has("tls_certificates") && c["tls_certificates"] != nil {
             ok = false
@@ -115,12 +119,16 @@ extension BootstrapParser {
             if let secret = parseSDSSecretConfig(v, .validationContext), case .validationContext(let ca) = secret.content {
                 trustedCA = ca
                 secretNames.append(secret.name)
+                caSource = "<inline>"
                 validationPath = secret.at
             } else {
                 ok = false
             }
         } else if let v = c["validation_context"] {
             if let parsed = parseValidationContext(v) { trustedCA = parsed } else { ok = false }
+            if case .mapping(let m) = v.node, let ca = m.first(where: { $0.key.scalar?.string == "trusted_ca" })?.value {
+                caSource = Self.dataSourcePath(ca, nil)
+            }
         }
         if requireClient == true && trustedCA == nil {
             t.error("require_client_certificate", "needs common_tls_context.validation_context.trusted_ca to verify client certificates")
@@ -210,7 +218,18 @@ extension BootstrapParser {
         return TLSConfig(side: side, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
                          requireClientCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
                          cipherList: cipherList, alpn: alpn, sni: sni, sessionKeys: sessionKeys, context: context,
-                         secretNames: secretNames)
+                         secretNames: secretNames, certificateSource: certificateSource, caSource: caSource)
+    }
+
+    /// Envoy's `path` in /certs for the DataSource at `key` of `node` (or `node` itself when
+    /// `key` is nil): its `filename`, or `<inline>`.
+    static func dataSourcePath(_ node: Node, _ key: String?) -> String {
+        func child(_ n: Node, _ k: String) -> Node? {
+            guard case .mapping(let m) = n else { return nil }
+            return m.first { $0.key.scalar?.string == k }?.value
+        }
+        let source = key.flatMap { child(node, $0) } ?? (key == nil ? node : nil)
+        return source.flatMap { child($0, "filename")?.scalar?.string } ?? "<inline>"
     }
 
     /// A `CertificateValidationContext`: its `trusted_ca` (nil inside when none is given), or nil
