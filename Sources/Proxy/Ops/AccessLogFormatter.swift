@@ -264,7 +264,12 @@ final class AccessLogFormatter {
                 out.append(Self.errnoWords(Int32(r.pointee.detailsArgument)))
                 return true
             }
-            out.append(connectionFailure)
+            // A failed upstream handshake: Envoy's TLS frame, as in the details and on tcp_proxy.
+            switch r.pointee.details {
+            case .tlsVerifyFailure: out.append(tlsVerifyFailureReason)
+            case .tlsFailure: out.append(tlsFailureReason)
+            default: out.append(connectionFailure)
+            }
         case .bytesReceived: out.appendDecimal(r.pointee.bytesReceived)
         case .bytesSent: out.appendDecimal(r.pointee.bytesSent)
         case .duration: out.appendDecimal(Int(r.pointee.durationNanos / 1_000_000))
