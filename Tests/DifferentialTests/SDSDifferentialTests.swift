@@ -95,9 +95,80 @@ final class SDSDifferentialTests: XCTestCase {
         XCTAssertNotEqual(seen.ballast[0].components(separatedBy: " | ")[0], seen.ballast[2].components(separatedBy: " | ")[0], "the certificate rotated")
     }
 
+    /// Envoy's key rotation: the certificate files a secret names are watched too. A chain moved
+    /// in alone (its key no longer matches) fails, counted in key_rotation_failed once per named
+    /// file in that directory; the key following it rotates the certificate without an SDS update.
+    func testNamedFilesMovedInRotateAsEnvoy() throws {
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let dir = NSTemporaryDirectory() + "ballast-sds-named-files-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for set in ["one", "two"] {
+            let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, ["\(dir)/\(set)"])
+            guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
+        }
+        let live = "\(dir)/live", secrets = "\(dir)/secrets", watched = "\(dir)/watched"
+        for d in [live, secrets, watched] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        /// Copies `from` into the live directory under a temporary name, then moves it onto `name`.
+        func moveIn(_ from: String, _ name: String) throws {
+            try? FileManager.default.removeItem(atPath: "\(live)/incoming")
+            try FileManager.default.copyItem(atPath: from, toPath: "\(live)/incoming")
+            guard rename("\(live)/incoming", "\(live)/\(name)") == 0 else { throw DifferentialError("rename: errno \(errno)") }
+        }
+        let seen = try observeEnvoyAndBallast("sds-keys", config: { port, admin, _ in
+            for name in ["server.pem", "server.key"] {
+                try? FileManager.default.removeItem(atPath: "\(live)/\(name)")
+                try? FileManager.default.copyItem(atPath: "\(dir)/one/\(name)", toPath: "\(live)/\(name)")
+            }
+            let secret = "resources:\n- {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret, name: server_cert, tls_certificate: {certificate_chain: {filename: \(live)/server.pem}, private_key: {filename: \(live)/server.key}}}\n"
+            let ca = "resources:\n- {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret, name: upstream_ca, validation_context: {trusted_ca: {filename: \(dir)/one/ca.pem}}}\n"
+            for (text, path) in [(secret, "\(secrets)/server.yaml"), (ca, "\(watched)/ca.yaml")] {
+                do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { XCTFail("\(path): \(error)") }
+            }
+            return Self.bootstrap(tls: port, plain: (try? freePort()) ?? 0, admin: admin, upstream: upstream.port, secrets: secrets, watched: watched)
+        }, observe: { proxy, port in
+            func served() throws -> String {
+                try runToCompletion("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(port) -servername localhost 2>/dev/null | openssl x509 -noout -serial"]).stdout
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            func stat(_ name: String) throws -> String {
+                let text = try proxy.adminGet("/stats").text
+                return text.split(separator: "\n").first { $0.hasPrefix(name + ": ") }.map(String.init) ?? "\(name): (absent)"
+            }
+            func waitUntil(_ done: () throws -> Bool) throws {
+                let deadline = Date().addingTimeInterval(5)
+                while try !done() && Date() < deadline { usleep(20_000) }
+                usleep(100_000)
+            }
+            let factory = "listener.127.0.0.1_\(port).server_ssl_socket_factory.ssl_context_update_by_sds"
+            var out = ["start: \(try served())"]
+            try moveIn("\(dir)/two/server.pem", "server.pem")
+            try waitUntil { try stat("sds.server_cert.key_rotation_failed") != "sds.server_cert.key_rotation_failed: 0" }
+            out.append("chain alone: \(try served())")
+            let first = try served()
+            try moveIn("\(dir)/two/server.key", "server.key")
+            try waitUntil { try served() != first }
+            out.append("key follows: \(try served())")
+            for name in ["sds.server_cert.key_rotation_failed", "sds.server_cert.update_attempt", "sds.server_cert.update_success",
+                         "sds.server_cert.update_rejected", factory] {
+                out.append(try stat(name).replacingOccurrences(of: "_\(port).", with: "_<port>."))
+            }
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "key rotation differs from Envoy 1.40")
+        XCTAssertEqual(seen.ballast.count, 8)
+        XCTAssertNotEqual(seen.ballast[0].dropFirst(7), seen.ballast[2].dropFirst(13), "the certificate rotated: \(seen.ballast)")
+        // Two named files in the directory: two failed re-reads; one rotation on top of the start's delivery.
+        XCTAssertEqual(Array(seen.ballast[3...]), ["sds.server_cert.key_rotation_failed: 2", "sds.server_cert.update_attempt: 1",
+                                                   "sds.server_cert.update_success: 1", "sds.server_cert.update_rejected: 0",
+                                                   "listener.127.0.0.1_<port>.server_ssl_socket_factory.ssl_context_update_by_sds: 2"])
+    }
+
     /// The rows this test adds to README.md's feature table (FeatureTableTests), with its verdicts.
     static let tableRows: [(feature: String, verdict: String)] = [
-        ("SDS from files (tls_certificate_sds_secret_configs, validation_context_sds_secret_config; path_config_source with and without watched_directory): rotation, a bad file keeps the last good secret, sds.<name>.* and ssl_context_update_by_sds", "same"),
+        ("SDS from files (tls_certificate_sds_secret_configs, validation_context_sds_secret_config; path_config_source with and without watched_directory): rotation, a bad file keeps the last good secret, sds.<name>.* and ssl_context_update_by_sds, /certs", "same"),
+        ("SDS key rotation: a certificate file a secret names moved into its directory (a chain alone fails: key_rotation_failed; the key following it rotates)", "same"),
     ]
 
     /// /certs essentials: per context (sorted), its CA's and certificate's path, serial and SANs.

@@ -105,9 +105,14 @@ extension BootstrapParser {
         guard s.rejected.isEmpty, let which = s.oneOf(["tls_certificate", "validation_context"]), let body = s[which] else { return nil }
         if which == "tls_certificate" {
             guard let (chain, key) = parseCertificate(body) else { return nil }
+            secrets.files[name] = [Self.dataSourcePath(body.node, "certificate_chain"), Self.dataSourcePath(body.node, "private_key")]
+                .filter { $0 != "<inline>" }
             return (.tlsCertificate(chain: chain, key: key), body.path)
         }
         guard let trustedCA = parseValidationContext(body) else { return nil }
+        if case .mapping(let m) = body.node, let ca = m.first(where: { $0.key.scalar?.string == "trusted_ca" })?.value {
+            secrets.files[name] = [Self.dataSourcePath(ca, nil)].filter { $0 != "<inline>" }
+        }
         return (.validationContext(trustedCA: trustedCA), body.path)
     }
 

@@ -10,6 +10,8 @@ public struct SecretState: Sendable, Hashable {
     public var versionInfo: [String: String] = [:]
     /// The text each file was read from, by path (an update re-reads only the files replaced).
     public var texts: [String: String] = [:]
+    /// The certificate, key and CA files each secret names (watched as Envoy watches them).
+    public var files: [String: [String]] = [:]
 
     public init() {}
 
@@ -22,7 +24,7 @@ public struct SecretState: Sendable, Hashable {
 extension SecretState: CustomReflectable {
     /// /config_dump shows the sources and versions, not the file texts (they name key files).
     public var customMirror: Mirror {
-        Mirror(self, children: ["sources": sources, "version_info": versionInfo], displayStyle: .struct)
+        Mirror(self, children: ["sources": sources, "version_info": versionInfo, "files": files], displayStyle: .struct)
     }
 }
 

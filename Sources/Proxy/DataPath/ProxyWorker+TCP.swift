@@ -238,6 +238,11 @@ extension ProxyWorker {
         let fromUp = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
         let token = tcpDownToken(c.token)
         guard let t = tcpSessions.pointer(token) else { return }
+        if fromUp && !t.pointee.connected && t.pointee.upTLS.isActive && c.result <= 0 {
+            // The upstream ended or reset during the handshake: a connect failure, as Envoy's pool counts it.
+            tcpConnectFailed(token, t, errno: ProxyWorkerTLS.tcpFailureErrno, loop)
+            return
+        }
         if c.result < 0 {
             tcpClose(token, loop)
             return

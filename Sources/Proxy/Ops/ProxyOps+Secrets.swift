@@ -1,8 +1,11 @@
 /// Envoy's `sds.<secret name>.*` stats of one secret read from a file.
 struct SecretCounters: Sendable, Equatable {
     var subscription = SubscriptionCounters()
-    /// Always 0: Ballast does not watch the files a secret names (docs/tls.md).
+    /// Re-reads of the files the secret names (a move into their directory) that failed.
     var keyRotationFailed = 0
+    /// Secret deliveries its contexts took: updates and key rotations applied, the first at start
+    /// included (`ssl_context_update_by_sds`).
+    var contextUpdates = 0
 }
 
 /// SDS from files: a replaced secret file is re-read and, with every other file's last good text
@@ -16,17 +19,67 @@ extension ProxyOps {
         var result: [String: SecretCounters] = [:]
         for name in bootstrap.secrets.sources.keys {
             result[name] = SecretCounters(subscription: SubscriptionCounters(
-                attempt: 1, success: 1, version: XXHash64.hash(bootstrap.secrets.versionInfo[name] ?? "")))
+                attempt: 1, success: 1, version: XXHash64.hash(bootstrap.secrets.versionInfo[name] ?? "")), contextUpdates: 1)
         }
         return result
     }
 
     var secretCounters: [String: SecretCounters] { state.withLock { $0.secretCounters } }
 
-    /// Applies the secret files replaced since the last call. Main loop (every turn) and tests.
+    /// Applies the secret files replaced, and the named files moved, since the last call. Main
+    /// loop (every turn) and tests. The watcher follows the configuration's secrets and files.
     public func pollSecretFiles() {
-        let changed = secretWatcher.withLock { $0?.poll() ?? [] }
-        if !changed.isEmpty { applySecretUpdate(changed) }
+        let changes = secretWatcher.withLock { $0?.poll() ?? SecretFileWatcher.Changes() }
+        if !changes.files.isEmpty { applySecretUpdate(changes.files) }
+        // A secret whose own file was replaced was re-read with its named files just now.
+        let current = state.withLock { $0.bootstrap.secrets }
+        let replaced = Set(changes.files.flatMap { current.names(readFrom: $0) })
+        let rotations = changes.keyFiles.filter { !replaced.contains($0.key) }
+        if !rotations.isEmpty { applyKeyRotation(rotations) }
+        let secrets = state.withLock { $0.bootstrap.secrets }
+        secretWatcher.withLock { slot in
+            guard let current = slot, current.sources != secrets.sources || current.files != secrets.files else { return }
+            do throws(DynamicConfigWatcher.WatchError) { slot = try SecretFileWatcher(secrets) } catch {
+                OpsLog.log(.warning, "config", "SDS: \(error.description); the files keep their last watch")
+            }
+        }
+    }
+
+    /// A file a secret names was moved into its directory (`callbacks`: per secret, the named
+    /// files in directories that saw a move): the configuration is compiled again from the texts
+    /// as they are (the named files re-read); a secret whose certificate or CA changed is
+    /// published as an update of its contexts, as Envoy's key rotation; a failure counts
+    /// `key_rotation_failed` once per callback, as Envoy's one watch per file does.
+    func applyKeyRotation(_ callbacks: [String: Int]) {
+        reloadLock.withLock { _ in
+            let (bootstrap, configText) = state.withLock { s -> (Bootstrap, String?) in (s.bootstrap, s.configText) }
+            let loaded: LoadedBootstrap
+            do throws(ConfigLoadError) {
+                loaded = try BootstrapLoader.load(path: options.configPath, overlayYAML: options.configYAML, configText: configText,
+                                                  dynamicTexts: bootstrap.dynamic.texts, secretTexts: bootstrap.secrets.texts)
+            } catch {
+                state.withLock { s in for (name, n) in callbacks { s.secretCounters[name]?.keyRotationFailed += n } }
+                let reason = error.errors.map(\.located).joined(separator: "; ")
+                OpsLog.log(.warning, "config", "SDS key rotation of \(callbacks.keys.sorted().joined(separator: ", ")) failed, the last good files stay: \(reason)")
+                return
+            }
+            let rotated = callbacks.keys.sorted().filter { Self.material(bootstrap, $0) != Self.material(loaded.bootstrap, $0) }
+            guard !rotated.isEmpty else { return }
+            let outcome = reload(loaded.bootstrap)
+            state.withLock { s in
+                for name in rotated {
+                    if case .applied = outcome { s.secretCounters[name]?.contextUpdates += 1 } else { s.secretCounters[name]?.keyRotationFailed += 1 }
+                }
+            }
+            OpsLog.log(.info, "config", "SDS key rotation of \(rotated.joined(separator: ", ")): \(outcome)")
+        }
+    }
+
+    /// The certificates, keys and CAs of the contexts that use secret `name`.
+    static func material(_ bootstrap: Bootstrap, _ name: String) -> [String?] {
+        var contexts = bootstrap.clusters.compactMap(\.tls)
+        for l in bootstrap.listeners { contexts += (l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])).compactMap(\.tls) }
+        return contexts.filter { $0.secretNames.contains(name) }.flatMap { [$0.certificateChain, $0.privateKey, $0.trustedCA] }
     }
 
     /// Re-reads the SDS files at `paths` and applies them; counted for every secret they hold.
@@ -62,6 +115,7 @@ extension ProxyOps {
                     switch outcome {
                     case .applied:
                         s.secretCounters[name]!.subscription.success += 1
+                        s.secretCounters[name]!.contextUpdates += 1
                         s.secretCounters[name]!.subscription.version = XXHash64.hash(loaded.bootstrap.secrets.versionInfo[name] ?? "")
                     case .rejected:
                         s.secretCounters[name]!.subscription.rejected += 1
@@ -78,9 +132,9 @@ extension ProxyOps {
     }
 
     /// `ssl_context_update_by_sds` of each listener (by index) and cluster (by name): every
-    /// successful delivery of a secret its contexts use, the first one at start included.
+    /// delivery of a secret its contexts use (updates and key rotations), the first at start included.
     static func sdsContextUpdates(_ bootstrap: Bootstrap, _ counters: [String: SecretCounters]) -> (listeners: [Int: Int], clusters: [String: Int]) {
-        func updates(_ tls: TLSConfig?) -> Int { tls?.secretNames.reduce(0) { $0 + (counters[$1]?.subscription.success ?? 0) } ?? 0 }
+        func updates(_ tls: TLSConfig?) -> Int { tls?.secretNames.reduce(0) { $0 + (counters[$1]?.contextUpdates ?? 0) } ?? 0 }
         var listeners: [Int: Int] = [:]
         for (i, l) in bootstrap.listeners.enumerated() {
             let chains = l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])

@@ -111,9 +111,9 @@ public final class ProxyOps: Sendable {
             }
         }
         if !bootstrap.secrets.sources.isEmpty {
-            let sources = Array(bootstrap.secrets.sources.values)
+            let secrets = bootstrap.secrets
             let failure = ops.secretWatcher.withLock { slot -> String? in
-                do throws(DynamicConfigWatcher.WatchError) { slot = try SecretFileWatcher(sources) } catch { return error.description }
+                do throws(DynamicConfigWatcher.WatchError) { slot = try SecretFileWatcher(secrets) } catch { return error.description }
                 return nil
             }
             if let failure {
