@@ -295,12 +295,12 @@ extension ProxyWorker {
         let toUpstream = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
         let token = tcpDownToken(c.token)
         guard let t = tcpSessions.pointer(token) else { return }
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
+        guard dir.pointee.out.inFlight else { return }  // a send to an upstream socket closed since (TLS retry)
         guard c.result >= 0 else {
             tcpClose(token, loop)
             return
         }
-        let dir = TCPSession.direction(t, toUpstream: toUpstream)
-        guard dir.pointee.out.inFlight else { return }  // a send to an upstream socket closed since (TLS retry)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
         guard dir.pointee.out.sent(Int(c.result), fd: fd, on: loop.backend, pool: pool) else { return }
         if dir.pointee.sourcePaused && dir.pointee.out.pending.count < Self.lowWater {
