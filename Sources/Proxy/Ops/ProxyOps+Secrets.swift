@@ -36,7 +36,13 @@ extension ProxyOps {
         let replaced = Set(changes.files.flatMap { current.names(readFrom: $0) })
         let rotations = changes.keyFiles.filter { !replaced.contains($0.key) }
         if !rotations.isEmpty { applyKeyRotation(rotations) }
-        let secrets = state.withLock { $0.bootstrap.secrets }
+        let secrets = state.withLock { s in
+            // A secret first named by a later configuration (an LDS / CDS update, a reload) was read once.
+            for name in s.bootstrap.secrets.sources.keys where s.secretCounters[name] == nil {
+                s.secretCounters[name] = Self.initialSecretCounters(s.bootstrap)[name]
+            }
+            return s.bootstrap.secrets
+        }
         secretWatcher.withLock { slot in
             guard let current = slot, current.sources != secrets.sources || current.files != secrets.files else { return }
             do throws(DynamicConfigWatcher.WatchError) { slot = try SecretFileWatcher(secrets) } catch {
