@@ -98,6 +98,8 @@ final class FeatureTableTests: XCTestCase {
         rows.append("| /listeners (text; ?format=json) | admin | \(verdict("admin/listeners")) |")
         rows.append("| /server_info keys | admin | \(verdict("admin/server_info keys")) |")
         for row in TLSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
+        for row in TCPProxyTLSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
+        for row in SDSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
         for row in TracingDifferentialTests.tableRows { rows.append("| \(row) | tracing | same |") }
         for row in FilterChainDifferentialTests.tableRows { rows.append("| \(row) | filter chains | same |") }
         for row in UpstreamBindDifferentialTests.tableRows { rows.append("| \(row) | clusters | same |") }

@@ -110,9 +110,9 @@ final class TLSConfigTests: XCTestCase {
             ("require_sni",
              downstream(extra: "require_sni: true,"),
              ["\(Self.context).require_sni: not supported by ballast"]),
-            ("SDS",
+            ("SDS and an inline certificate",
              downstream(common: "tls_certificate_sds_secret_configs: [ { name: cert } ],"),
-             ["\(Self.common).tls_certificate_sds_secret_configs: not supported by ballast"]),
+             ["\(Self.common).tls_certificate_sds_secret_configs: ballast holds one certificate per context: give tls_certificates or tls_certificate_sds_secret_configs, not both"]),
             ("SAN matching",
              downstream(common: "validation_context: { trusted_ca: { filename: \(certs.path("ca.pem")) }, match_typed_subject_alt_names: [] },"),
              ["\(Self.common).validation_context.match_typed_subject_alt_names: not supported by ballast"]),
@@ -137,9 +137,6 @@ final class TLSConfigTests: XCTestCase {
             ("upstream auto_host_sni",
              upstream("auto_host_sni: true"),
              ["\(Self.cluster).transport_socket.typed_config.auto_host_sni: not supported by ballast"]),
-            ("a TLS cluster behind tcp_proxy",
-             upstream("sni: x").replacingOccurrences(of: Self.hcmBlock, with: Self.tcpBlock),
-             ["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster: cluster 'some_service' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet"]),
         ]
         for (name, yaml, expected) in cases {
             let errors = loadErrors(yaml)

@@ -87,4 +87,9 @@ int ballast_tls_session_reused(const ballast_tls *tls);
 /// Whether OpenSSL knows `name` as a cipher for TLS 1.2 and below.
 int ballast_tls_cipher_known(const char *name);
 
+/// The first certificate of a PEM text, as lines: the serial (hex), not-before and not-after
+/// (Unix seconds), then one line per SAN ("dns:NAME", "uri:URI", "ip:ADDRESS"). Returns the
+/// bytes written, or -1 (no certificate, or `capacity` too small). Off the hot path (/certs).
+int ballast_pem_first_certificate(const char *pem, size_t length, char *out, size_t capacity);
+
 #endif

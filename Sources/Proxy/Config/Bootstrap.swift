@@ -26,6 +26,8 @@ public struct Bootstrap: Sendable, Equatable {
     public var dynamicResources: DynamicResourcesConfig? = nil
     /// What the dynamic sources delivered: `listeners` / `clusters` above include those resources.
     public var dynamic = DynamicResourceState()
+    /// SDS secrets read from files (their certificates are in the TLS configs already).
+    public var secrets = SecretState()
     /// `layered_runtime`'s static layers: the keys Ballast applies.
     public var runtime = RuntimeConfig()
     /// `static_resources.listeners` with `protocol: UDP` (udp_proxy), in file order.

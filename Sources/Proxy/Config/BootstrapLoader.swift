@@ -31,7 +31,7 @@ public enum BootstrapLoader {
     /// the file (mappings merge key by key, lists are appended, scalars replaced), as Envoy does.
     /// Locations in errors then refer to whichever text the value came from.
     public static func load(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
-        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil)
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil, secretTexts: [:])
     }
 
     /// The load at the process's start (`ballast proxy`, run or validate): as Envoy, an EDS / RDS
@@ -39,14 +39,14 @@ public enum BootstrapLoader {
     /// empty, with a warning and the subscription's `update_rejected` / `update_failure`, instead
     /// of refusing the configuration. (A reload or an update refuses it and keeps what runs.)
     public static func loadAtStart(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
-        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil, atStart: true)
+        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil, secretTexts: [:], atStart: true)
     }
 
     /// As `load(path:overlayYAML:)`, with the `-c` file's text given (`configText`, read from
     /// `path` when nil) and the dynamic sources' last good texts (`previousDynamic`), of which only
     /// `rereading`'s file is read again.
     public static func load(path: String?, overlayYAML: String?, configText: String?,
-                            previousDynamic: DynamicResourceState?, rereading: SubscriptionKey?,
+                            previousDynamic: DynamicResourceState?, rereading: SubscriptionKey?, secretTexts: [String: String] = [:],
                             atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
         let diagnostics = ConfigDiagnostics()
         var root: Node?
@@ -73,22 +73,24 @@ public enum BootstrapLoader {
         guard let root else {
             throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "no configuration: give -c FILE or --config-yaml STRING")])
         }
-        var loaded = try build(root, diagnostics, previousDynamic: previousDynamic, rereading: rereading, atStart: atStart)
+        var loaded = try build(root, diagnostics, previousDynamic: previousDynamic, rereading: rereading, secretTexts: secretTexts, atStart: atStart)
         loaded.configText = readText
         return loaded
     }
 
     private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics,
-                              previousDynamic: DynamicResourceState? = nil, rereading: SubscriptionKey? = nil,
+                              previousDynamic: DynamicResourceState? = nil, rereading: SubscriptionKey? = nil, secretTexts: [String: String] = [:],
                               atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
         let parser = BootstrapParser(diagnostics: diagnostics)
         parser.atStart = atStart
         parser.previousDynamic = previousDynamic
         parser.rereading = rereading
+        parser.secretTexts = secretTexts
         let bootstrap = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
         guard let bootstrap, diagnostics.errors.isEmpty else {
             var error = failure(diagnostics)
             error.unparsableDynamicFiles = parser.unparsableDynamicFiles
+            error.unparsableSecretFiles = parser.unparsableSecretFiles
             throw error
         }
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))

@@ -15,9 +15,6 @@ final class BootstrapParser {
     }
 
     var clusterReferences: [ClusterReference] = []
-    /// tcp_proxy's clusters, and the clusters that originate TLS: Ballast's tcp_proxy has no TLS yet.
-    var tcpProxyClusterReferences: [ClusterReference] = []
-    var tlsClusterNames: Set<String> = []
     /// Names and their paths, for the duplicate checks.
     var listenerNames: [(name: String, value: ConfigValue)] = []
     var clusterNames: [(name: String, value: ConfigValue)] = []
@@ -38,6 +35,14 @@ final class BootstrapParser {
     /// Dynamic-resource files whose text is not valid YAML / JSON (Envoy counts update_failure for
     /// those, update_rejected for the other errors).
     var unparsableDynamicFiles: Set<SubscriptionKey> = []
+    /// SDS: the secrets read, their files' texts to use instead of reading them (an update keeps
+    /// the last good text of the files it did not replace), the SDS files that are not YAML / JSON,
+    /// each secret parsed once (nil: it failed), and the sds_config values (for the node check).
+    var secrets = SecretState()
+    var secretTexts: [String: String] = [:]
+    var unparsableSecretFiles: Set<String> = []
+    var parsedSecrets: [String: (content: SecretContent, at: ConfigPath)?] = [:]
+    var sdsConfigValues: [ConfigValue] = []
     /// Listener names that runtime connection limits refer to (checked against the listeners).
     var runtimeListenerKeys: [(name: String, value: ConfigValue)] = []
     /// Runtime keys the fault filters read (a runtime layer may set only these and the limits).
@@ -121,6 +126,7 @@ final class BootstrapParser {
         let runtime = f["layered_runtime"].flatMap { parseLayeredRuntime($0, serviceCluster: node?.cluster) }
         checkRuntimeKeys()
         checkCrossReferences()
+        checkSDSNode(node, nodeValue: f["node"])
         let listenerNameSet = Set(listeners.map(\.name))
         for (name, v) in runtimeListenerKeys where !listenerNameSet.contains(name) {
             v.warning("no listener is named '\(name)': the key has no effect (as in Envoy)")
@@ -137,6 +143,7 @@ final class BootstrapParser {
             mainThreadWatchdog: mainWatchdog, workerWatchdog: workerWatchdog)
         bootstrap.dynamicResources = dynamicConfig
         bootstrap.dynamic = dynamic
+        bootstrap.secrets = secrets
         bootstrap.runtime = runtime ?? RuntimeConfig()
         bootstrap.udpListeners = udpListeners
         bootstrap.runtime.faultKeys = faultRuntimeKeys
@@ -537,9 +544,6 @@ final class BootstrapParser {
         checkDuplicates(clusterNames, what: "cluster")
         let known = Set(clusterNames.map(\.name))
         let sortedNames = clusterNames.map(\.name)
-        for ref in tcpProxyClusterReferences where tlsClusterNames.contains(ref.name) {
-            ref.value.error("cluster '\(ref.name)' originates TLS (transport_socket), which ballast applies to HTTP routes only, not to tcp_proxy yet")
-        }
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }

@@ -187,7 +187,6 @@ extension BootstrapParser {
         }
         let tls = f["transport_socket"].flatMap { parseTransportSocket($0, side: .upstream) }
         if f["transport_socket"] != nil && tls == nil { ok = false }
-        if tls != nil, let name { tlsClusterNames.insert(name) }
 
         if policy == .ringHash, endpoints.contains(where: { $0.priority > 0 }) {
             f.error("load_assignment", "priorities other than 0 are not applied with RING_HASH by ballast (only ROUND_ROBIN, LEAST_REQUEST and RANDOM)")

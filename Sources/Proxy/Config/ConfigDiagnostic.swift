@@ -120,6 +120,8 @@ public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public let warnings: [ConfigDiagnostic]
     /// Dynamic-resource files whose text did not parse at all (Envoy: update_failure, not rejected).
     public var unparsableDynamicFiles: Set<SubscriptionKey> = []
+    /// SDS files (by path) whose text is not valid YAML / JSON.
+    public var unparsableSecretFiles: Set<String> = []
 
     public init(errors: [ConfigDiagnostic], warnings: [ConfigDiagnostic] = []) {
         self.errors = errors

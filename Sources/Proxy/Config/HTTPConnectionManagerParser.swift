@@ -982,7 +982,6 @@ extension BootstrapParser {
         var cluster: String?
         if f.oneOf(["cluster"], unsupportedAlternatives: ["weighted_clusters"]) != nil, let c = f["cluster"], let name = c.nonEmptyString() {
             clusterReferences.append(ClusterReference(name: name, value: c))
-            tcpProxyClusterReferences.append(ClusterReference(name: name, value: c))
             cluster = name
         }
         let attempts = f["max_connect_attempts"]?.int(1...Int(UInt32.max))

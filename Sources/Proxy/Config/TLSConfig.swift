@@ -25,6 +25,12 @@ public struct TLSConfig: Sendable, Hashable {
     public let sessionKeys: Int
     /// The OpenSSL context: shared by every worker (SSL_CTX is thread-safe once built).
     public let context: TLSContext
+    /// The SDS secrets its certificate and CA came from (`ssl_context_update_by_sds`).
+    public var secretNames: [String] = []
+    /// Where the certificate and the CA came from, as Envoy's /certs names it: the file, or
+    /// `<inline>` (inline strings, and secrets from SDS, which Envoy resolves into inline bytes).
+    public var certificateSource: String? = nil
+    public var caSource: String? = nil
 
     public static func == (a: TLSConfig, b: TLSConfig) -> Bool {
         a.side == b.side && a.certificateChain == b.certificateChain && a.privateKey == b.privateKey

@@ -54,25 +54,53 @@ extension BootstrapParser {
         let absent = ConfigValue(node: .mapping(Node.Mapping([])), path: t.path.appending("common_tls_context"), diagnostics: diagnostics)
         guard let common = side == .downstream ? t.required("common_tls_context") : (t["common_tls_context"] ?? absent),
               let c = common.fields(
-                known: ["tls_params", "tls_certificates", "validation_context", "alpn_protocols"],
-                unsupported: ["tls_certificate_sds_secret_configs", "tls_certificate_provider_instance",
+                known: ["tls_params", "tls_certificates", "validation_context", "alpn_protocols",
+                        "tls_certificate_sds_secret_configs", "validation_context_sds_secret_config"],
+                unsupported: ["tls_certificate_provider_instance",
                               "tls_certificate_certificate_provider", "tls_certificate_certificate_provider_instance",
-                              "validation_context_sds_secret_config", "combined_validation_context",
+                              "combined_validation_context",
                               "validation_context_certificate_provider", "validation_context_certificate_provider_instance",
                               "custom_handshaker", "key_log", "custom_tls_certificate_selector"])
         else { return nil }
         if !c.rejected.isEmpty { ok = false }
 
-        // Certificates.
+        // Certificates: inline, or one secret from an SDS file.
         var chain: String?
         var key: String?
-        if let items = c["tls_certificates"]?.list() {
+        var secretNames: [String] = []
+        var certificateSource: String?
+        var caSource: String?
+        // Where OpenSSL's refusals point (the secret's fields in its file, for SDS).
+        var certificatePath = common.path.appending("tls_certificates").appending(index: 0)
+        var validationPath = common.path.appending("validation_context")
+        if c.has("tls_certificates") && c.has("tls_certificate_sds_secret_configs") {
+            c.error("tls_certificate_sds_secret_configs", "ballast holds one certificate per context: give tls_certificates or tls_certificate_sds_secret_configs, not both")
+            ok = false
+        } else if let items = c["tls_certificate_sds_secret_configs"]?.list() {
+            if items.count > 1 {
+                diagnostics.error(items[1].path, "only one certificate per context is supported by ballast", at: items[1].node)
+                ok = false
+            }
+            if let first = items.first {
+                if let secret = parseSDSSecretConfig(first, .tlsCertificate), case .tlsCertificate(let c, let k) = secret.content {
+                    (chain, key) = (c, k)
+                    secretNames.append(secret.name)
+                    certificateSource = "<inline>"
+                    certificatePath = secret.at
+                } else {
+                    ok = false
+                }
+            }
+        } else if c.has("tls_certificate_sds_secret_configs") {
+            ok = false
+        } else if let items = c["tls_certificates"]?.list() {
             if items.count > 1 {
                 diagnostics.error(items[1].path, "only one certificate per context is supported by ballast", at: items[1].node)
                 ok = false
             }
             if let first = items.first {
                 if let pair = parseCertificate(first) { (chain, key) = pair } else { ok = false }
+                certificateSource = Self.dataSourcePath(first.node, "certificate_chain")
             }
         } else if c.has("tls_certificates") && c["tls_certificates"] != nil {
             ok = false
@@ -82,21 +110,24 @@ extension BootstrapParser {
             ok = false
         }
 
-        // Validation.
+        // Validation: inline, or a secret from an SDS file (a oneof in Envoy).
         var trustedCA: String?
-        if let v = c["validation_context"] {
-            if let vf = v.fields(known: ["trusted_ca"],
-                                 unsupported: ["watched_directory", "verify_certificate_spki", "verify_certificate_hash",
-                                               "match_typed_subject_alt_names", "match_subject_alt_names",
-                                               "require_signed_certificate_timestamp", "crl", "allow_expired_certificate",
-                                               "trust_chain_verification", "custom_validator_config", "only_verify_leaf_cert_crl",
-                                               "max_verify_depth", "system_root_certs", "custom_matchers"]) {
-                if !vf.rejected.isEmpty { ok = false }
-                if let ca = vf["trusted_ca"] {
-                    if let text = readDataSource(ca) { trustedCA = text } else { ok = false }
-                }
+        if c.has("validation_context") && c.has("validation_context_sds_secret_config") {
+            c.error("validation_context_sds_secret_config", "set only one of validation_context, validation_context_sds_secret_config")
+            ok = false
+        } else if let v = c["validation_context_sds_secret_config"] {
+            if let secret = parseSDSSecretConfig(v, .validationContext), case .validationContext(let ca) = secret.content {
+                trustedCA = ca
+                secretNames.append(secret.name)
+                caSource = "<inline>"
+                validationPath = secret.at
             } else {
                 ok = false
+            }
+        } else if let v = c["validation_context"] {
+            if let parsed = parseValidationContext(v) { trustedCA = parsed } else { ok = false }
+            if case .mapping(let m) = v.node, let ca = m.first(where: { $0.key.scalar?.string == "trusted_ca" })?.value {
+                caSource = Self.dataSourcePath(ca, nil)
             }
         }
         if requireClient == true && trustedCA == nil {
@@ -175,9 +206,9 @@ extension BootstrapParser {
             let part = error.message.split(separator: ":").first.map(String.init) ?? ""
             var path = common.path
             if part.hasPrefix("certificate_chain") || part.hasPrefix("private_key") {
-                path = path.appending("tls_certificates").appending(index: 0).appending(part.hasPrefix("certificate_chain") ? "certificate_chain" : "private_key")
+                path = certificatePath.appending(part.hasPrefix("certificate_chain") ? "certificate_chain" : "private_key")
             } else if part.hasPrefix("trusted_ca") {
-                path = path.appending("validation_context").appending("trusted_ca")
+                path = validationPath.appending("trusted_ca")
             } else if part.hasPrefix("tls_") || part.hasPrefix("cipher_suites") {
                 path = path.appending("tls_params")
             }
@@ -186,11 +217,38 @@ extension BootstrapParser {
         }
         return TLSConfig(side: side, certificateChain: chain, privateKey: key, trustedCA: trustedCA,
                          requireClientCertificate: requireClient, minVersion: minVersion, maxVersion: maxVersion,
-                         cipherList: cipherList, alpn: alpn, sni: sni, sessionKeys: sessionKeys, context: context)
+                         cipherList: cipherList, alpn: alpn, sni: sni, sessionKeys: sessionKeys, context: context,
+                         secretNames: secretNames, certificateSource: certificateSource, caSource: caSource)
+    }
+
+    /// Envoy's `path` in /certs for the DataSource at `key` of `node` (or `node` itself when
+    /// `key` is nil): its `filename`, or `<inline>`.
+    static func dataSourcePath(_ node: Node, _ key: String?) -> String {
+        func child(_ n: Node, _ k: String) -> Node? {
+            guard case .mapping(let m) = n else { return nil }
+            return m.first { $0.key.scalar?.string == k }?.value
+        }
+        let source = key.flatMap { child(node, $0) } ?? (key == nil ? node : nil)
+        return source.flatMap { child($0, "filename")?.scalar?.string } ?? "<inline>"
+    }
+
+    /// A `CertificateValidationContext`: its `trusted_ca` (nil inside when none is given), or nil
+    /// on an error (reported).
+    func parseValidationContext(_ v: ConfigValue) -> String?? {
+        guard let vf = v.fields(known: ["trusted_ca"],
+                                unsupported: ["watched_directory", "verify_certificate_spki", "verify_certificate_hash",
+                                              "match_typed_subject_alt_names", "match_subject_alt_names",
+                                              "require_signed_certificate_timestamp", "crl", "allow_expired_certificate",
+                                              "trust_chain_verification", "custom_validator_config", "only_verify_leaf_cert_crl",
+                                              "max_verify_depth", "system_root_certs", "custom_matchers"]),
+              vf.rejected.isEmpty else { return nil }
+        guard let ca = vf["trusted_ca"] else { return .some(nil) }
+        guard let text = readDataSource(ca) else { return nil }
+        return .some(text)
     }
 
     /// `tls_certificates[i]`: the chain and the key, both required (PEM).
-    private func parseCertificate(_ value: ConfigValue) -> (String, String)? {
+    func parseCertificate(_ value: ConfigValue) -> (String, String)? {
         guard let f = value.fields(known: ["certificate_chain", "private_key"],
                                    unsupported: ["pkey_private_key_provider", "password", "ocsp_staple", "signed_certificate_timestamp",
                                                  "private_key_provider", "watched_directory"]) else { return nil }

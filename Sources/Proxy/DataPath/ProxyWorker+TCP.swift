@@ -32,6 +32,11 @@ struct TCPSession {
     /// TLS termination (the chain's transport_socket): the client's side is TLS, `toUp` carries
     /// the plaintext, `toDown` is sealed just before each send (ProxyWorker+TCPTLS).
     var tls = TLSSession()
+    /// TLS origination (the cluster's transport_socket): the upstream's side is TLS. `toUp` is
+    /// sealed just before each send, the upstream's records decrypted into `toDown`; during the
+    /// handshake, client bytes already queued wait in `early` (ProxyWorker+TCPTLS).
+    var upTLS = TLSSession()
+    var early = ByteBuffer.empty
 }
 
 struct TCPDirection {
@@ -162,8 +167,13 @@ extension ProxyWorker {
 
     /// The upstream connection attempt failed (refused, or connect_timeout): another host is
     /// tried while `max_connect_attempts` allows it, else the session ends with UF and URX.
-    private func tcpConnectFailed(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, errno: Int32, _ loop: Loop) {
+    func tcpConnectFailed(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, errno: Int32, _ loop: Loop) {
         let tcp = tcpPlan(t)
+        if t.pointee.upTLS.isActive {
+            // The queue holds the failed connection's handshake; the client's bytes wait in `early`.
+            t.pointee.toUp.out.release(to: pool)
+            t.pointee.toUp.out = OutboundQueue()
+        }
         t.pointee.connectErrno = errno
         if t.pointee.hostPool >= 0 { inc(upstreamPools[Int(t.pointee.hostPool)].counters.cxConnectFail) }
         // Envoy's tcp_proxy: connect_timeout is LocalOriginTimeout, a refusal LocalOriginConnectFailed.
@@ -190,12 +200,25 @@ extension ProxyWorker {
             tcpConnectFailed(token, t, errno: -c.result, loop)
             return
         }
+        loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
+        let cluster = plane.clusters[tcpPlan(t).cluster]
+        if let context = cluster.tls {
+            // Connected once the handshake is done, under connect_timeout, as Envoy's TLS socket.
+            tcpStartUpstreamTLS(token, t, context, sni: cluster.sni, loop)
+            return
+        }
+        tcpUpstreamReady(token, t, loop)
+    }
+
+    /// The upstream connection is usable (TCP connected, and the TLS handshake done on a TLS
+    /// cluster): the client is read from now on.
+    func tcpUpstreamReady(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
         t.pointee.connectDeadline = 0
         t.pointee.connected = true
         t.pointee.flags.remove(.upstreamConnectionFailure)  // an earlier attempt failed, this one did not
+        t.pointee.connectErrno = 0
         reportOutlier(Int(t.pointee.hostPool), .connectSuccessFinal, loop)
         if accessRing != nil, let local = try? Sockets.localAddress(t.pointee.upFD) { t.pointee.upstreamLocal = CompactAddress(local) }
-        loop.backend.armReceive(fd: t.pointee.upFD, token: c.token)
         loop.backend.armReceive(fd: t.pointee.downFD, token: token)
         if t.pointee.tls.isActive {
             tcpTLSProgress(token, t, loop)  // a ClientHello the inspector already read
@@ -208,6 +231,11 @@ extension ProxyWorker {
         let fromUp = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
         let token = tcpDownToken(c.token)
         guard let t = tcpSessions.pointer(token) else { return }
+        if fromUp && !t.pointee.connected && t.pointee.upTLS.isActive && c.result <= 0 {
+            // The upstream ended or reset during the handshake: a connect failure, as Envoy's pool counts it.
+            tcpConnectFailed(token, t, errno: ProxyWorkerTLS.tcpFailureErrno, loop)
+            return
+        }
         if c.result < 0 {
             tcpClose(token, loop)
             return
@@ -217,6 +245,10 @@ extension ProxyWorker {
         if c.result == 0 {
             if toUpstream { t.pointee.toUp.sourceEnded = true } else { t.pointee.toDown.sourceEnded = true }
             tcpFlush(token, t, toUpstream: toUpstream, loop)
+            return
+        }
+        if fromUp && t.pointee.upTLS.isActive {
+            tcpUpstreamCiphertext(token, t, c.bytes, loop)
             return
         }
         if toUpstream && t.pointee.tls.isActive {
@@ -256,11 +288,12 @@ extension ProxyWorker {
         let toUpstream = ConnToken.kind(c.token) == ConnKind.tcpUpstream.rawValue
         let token = tcpDownToken(c.token)
         guard let t = tcpSessions.pointer(token) else { return }
+        let dir = TCPSession.direction(t, toUpstream: toUpstream)
+        guard dir.pointee.out.inFlight else { return }  // a send to an upstream socket closed since (TLS retry)
         guard c.result >= 0 else {
             tcpClose(token, loop)
             return
         }
-        let dir = TCPSession.direction(t, toUpstream: toUpstream)
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
         guard dir.pointee.out.sent(Int(c.result), fd: fd, on: loop.backend, pool: pool) else { return }
         if dir.pointee.sourcePaused && dir.pointee.out.pending.count < Self.lowWater {
@@ -273,9 +306,22 @@ extension ProxyWorker {
     /// Sends what one direction has queued; passes an ended stream on once drained; closes the
     /// session when both directions ended.
     func tcpFlush(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
-        guard !toUpstream || t.pointee.connected else { return }
         let dir = TCPSession.direction(t, toUpstream: toUpstream)
+        guard !toUpstream || t.pointee.connected else {
+            if t.pointee.upTLS.isActive { tcpHandshakeFlush(token, t, loop) }
+            return
+        }
         let fd = toUpstream ? t.pointee.upFD : t.pointee.downFD
+        if toUpstream && t.pointee.upTLS.isActive {
+            // The client ended: close_notify goes out before the write half closes.
+            if dir.pointee.sourceEnded && dir.pointee.out.pending.count == 0 && !dir.pointee.out.inFlight && !t.pointee.upTLS.closeNotified {
+                t.pointee.upTLS.closeNotify()
+            }
+            guard sealOutput(t.pointee.upTLS, &dir.pointee.out) else {
+                tcpClose(token, loop)
+                return
+            }
+        }
         if !toUpstream && t.pointee.tls.isActive {
             // The upstream ended: close_notify goes out before the write half closes.
             if dir.pointee.sourceEnded && dir.pointee.out.pending.count == 0 && !dir.pointee.out.inFlight && !t.pointee.tls.closeNotified
@@ -311,6 +357,7 @@ extension ProxyWorker {
         inc(counters.txBytes, by: t.pointee.toDown.bytes)
         if let accessRing { recordTCPAccess(t, accessRing, loop) }
         t.pointee.tls.free()
+        pool.release(&t.pointee.early)
         pool.release(&t.pointee.logFields)
         downstreamConnectionEnded()
         loads.connectionClosed(index)
@@ -318,8 +365,12 @@ extension ProxyWorker {
     }
 
     /// Closes the session's upstream connection, if any, and gives back its slots.
-    private func releaseTCPUpstream(_ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
+    func releaseTCPUpstream(_ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
         guard t.pointee.upFD >= 0 else { return }
+        if t.pointee.upTLS.isActive {
+            closeNotifyNow(&t.pointee.upTLS, fd: t.pointee.upFD, sendInFlight: t.pointee.toUp.out.inFlight)
+            t.pointee.upTLS.free()
+        }
         loop.backend.close(fd: t.pointee.upFD)
         t.pointee.upFD = -1
         let hp = Int(t.pointee.hostPool)
@@ -357,7 +408,7 @@ extension ProxyWorker {
         ring.push(r, extra: t.pointee.logFields.bytes)
     }
 
-    private func armTCPTimer(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
+    func armTCPTimer(_ token: UInt64, _ t: UnsafeMutablePointer<TCPSession>, _ loop: Loop) {
         t.pointee.timer.arm(DeadlineTimer.earliest(t.pointee.connectDeadline, t.pointee.idleDeadline), id: token, in: &loop.timers)
     }
 

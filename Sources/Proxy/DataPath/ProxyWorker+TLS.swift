@@ -4,6 +4,10 @@ import Glibc
 enum ProxyWorkerTLS {
     /// A TLS record's plaintext is at most 16 KiB: one `SSL_read` fills at most this much.
     static let plaintextCapacity = 16 * 1024 + 256
+    /// A tcp_proxy session's `connectErrno` when its upstream handshake failed (no errno has
+    /// these): the certificate did not verify, or another TLS failure.
+    static let tcpVerifyFailureErrno: Int32 = 0xFFFF
+    static let tcpFailureErrno: Int32 = 0xFFFE
 }
 
 /// TLS on both sides of the proxy (docs/tls.md). The backends move ciphertext as for any

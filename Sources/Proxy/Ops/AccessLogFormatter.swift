@@ -106,6 +106,8 @@ final class AccessLogFormatter {
     private let http = Array("http".utf8)
     private let connectionFailure = Array("connection_failure".utf8)
     private let delayedConnectError = Array("delayed_connect_error:_".utf8)
+    private let tlsVerifyFailureReason = Array("TLS_error:|167772294:SSL_routines::certificate_verify_failed:TLS_error_end".utf8)
+    private let tlsFailureReason = Array("TLS_error:TLS_error_end".utf8)
 
     /// strerror's words joined by `_`, as Envoy prints a transport failure (log thread only).
     static func errnoWords(_ code: Int32) -> [UInt8] {
@@ -260,11 +262,20 @@ final class AccessLogFormatter {
             guard e.listenerIsHTTP else {
                 // tcp_proxy: the socket's error as Envoy words it; none after a connect_timeout.
                 guard r.pointee.detailsArgument > 0 else { return false }
+                // A failed TLS handshake: Envoy's frame around the TLS library's text (OpenSSL's
+                // here, BoringSSL's in Envoy), as in %RESPONSE_CODE_DETAILS% on the HTTP path.
+                if Int32(r.pointee.detailsArgument) == ProxyWorkerTLS.tcpVerifyFailureErrno { out.append(tlsVerifyFailureReason); return true }
+                if Int32(r.pointee.detailsArgument) == ProxyWorkerTLS.tcpFailureErrno { out.append(tlsFailureReason); return true }
                 out.append(delayedConnectError)
                 out.append(Self.errnoWords(Int32(r.pointee.detailsArgument)))
                 return true
             }
-            out.append(connectionFailure)
+            // A failed upstream handshake: Envoy's TLS frame, as in the details and on tcp_proxy.
+            switch r.pointee.details {
+            case .tlsVerifyFailure: out.append(tlsVerifyFailureReason)
+            case .tlsFailure: out.append(tlsFailureReason)
+            default: out.append(connectionFailure)
+            }
         case .bytesReceived: out.appendDecimal(r.pointee.bytesReceived)
         case .bytesSent: out.appendDecimal(r.pointee.bytesSent)
         case .duration: out.appendDecimal(Int(r.pointee.durationNanos / 1_000_000))

@@ -13,6 +13,7 @@ extension ProxyOps {
         ("/ready", "200 when every worker serves"),
         ("/workers", "per-worker figures (JSON)"),
         ("/runtime", "layered_runtime: each key's value per layer and its final value (JSON)"),
+        ("/certs", "the TLS contexts' certificates and CAs: serial, SANs, validity (JSON)"),
     ]
     static let postEndpoints: [(String, String)] = [
         ("/healthcheck/fail", "fail health checks (/ready answers 503)"),
@@ -68,6 +69,7 @@ extension ProxyOps {
             return AdminServer.Response(body: "LIVE\n")
         case "/workers": return .json(workersJSON())
         case "/runtime": return .json(runtimeJSON())
+        case "/certs": return .json(certsJSON())
         case "/runtime_modify": return runtimeModify(request.query)
         case "/healthcheck/fail":
             setHealthFailed(true)

@@ -64,7 +64,8 @@ extension ProxyOps {
             let loaded: LoadedBootstrap
             do throws(ConfigLoadError) {
                 loaded = try BootstrapLoader.load(path: options.configPath, overlayYAML: options.configYAML,
-                                                  configText: configText, previousDynamic: bootstrap.dynamic, rereading: kind)
+                                                  configText: configText, previousDynamic: bootstrap.dynamic, rereading: kind,
+                                                  secretTexts: bootstrap.secrets.texts)
             } catch {
                 let failed = error.unparsableDynamicFiles.contains(kind)
                 state.withLock {

@@ -43,6 +43,8 @@ public final class ProxyOps: Sendable {
         /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
         var configText: String?
         var subscriptions: [SubscriptionKey: SubscriptionCounters] = [:]
+        /// SDS secrets read from files, by secret name (ProxyOps+Secrets).
+        var secretCounters: [String: SecretCounters] = [:]
         /// `layered_runtime` while running: the disk layers as last read, the admin layer's keys,
         /// disk reloads applied and rejected (ProxyOps+Runtime).
         var runtimeDisk: [String: [String: String]] = [:]
@@ -63,6 +65,8 @@ public final class ProxyOps: Sendable {
     let dnsRefresher = Mutex<DNSRefresher?>(nil)
     /// inotify on the dynamic-resource files (nil without `dynamic_resources`).
     let dynamicWatcher = Mutex<DynamicConfigWatcher?>(nil)
+    /// inotify on the SDS files (nil without secrets from files).
+    let secretWatcher = Mutex<SecretFileWatcher?>(nil)
     /// inotify on the disk layers' symlink roots (nil without a disk layer).
     let runtimeWatcher = Mutex<RuntimeDiskWatcher?>(nil)
 
@@ -107,6 +111,17 @@ public final class ProxyOps: Sendable {
                 throw StartError(description: failure)
             }
         }
+        if !bootstrap.secrets.sources.isEmpty {
+            let secrets = bootstrap.secrets
+            let failure = ops.secretWatcher.withLock { slot -> String? in
+                do throws(DynamicConfigWatcher.WatchError) { slot = try SecretFileWatcher(secrets) } catch { return error.description }
+                return nil
+            }
+            if let failure {
+                ops.stop()
+                throw StartError(description: failure)
+            }
+        }
         ops.adoptRuntime(bootstrap)
         let layers = bootstrap.runtime.layers
         ops.runtimeWatcher.withLock { $0 = RuntimeDiskWatcher(layers) }
@@ -129,7 +144,8 @@ public final class ProxyOps: Sendable {
         self.proxy = proxy
         self.options = options
         self.concurrency = concurrency
-        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap)))
+        state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap),
+                            secretCounters: Self.initialSecretCounters(bootstrap)))
         let history = planeHistory
         history.add(0, proxy.plane)
         accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
@@ -149,7 +165,11 @@ public final class ProxyOps: Sendable {
         let (plane, draining, failed, subscriptions, dynamic) = state.withLock {
             ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic)
         }
+        let (secretCounters, bootstrap) = state.withLock { ($0.secretCounters, $0.bootstrap) }
         var inputs = StatsInputs(plane: plane)
+        inputs.secrets = secretCounters
+        inputs.secretVersionTexts = bootstrap.secrets.versionInfo
+        (inputs.sdsListenerUpdates, inputs.sdsClusterUpdates) = Self.sdsContextUpdates(bootstrap, secretCounters)
         inputs.subscriptions = subscriptions
         inputs.versionTexts = dynamic.versionInfo
         inputs.routeStatPrefixes = dynamic.routeStatPrefixes
@@ -369,6 +389,7 @@ public final class ProxyOps: Sendable {
                 break
             }
             pollDynamicConfig()
+            pollSecretFiles()
             pollRuntimeDisk()
             watchdog.tick()
             let now = monotonicNanos()

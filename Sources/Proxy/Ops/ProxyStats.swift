@@ -53,6 +53,12 @@ struct StatsInputs {
     var versionTexts: [SubscriptionKey: String] = [:]
     /// RDS: the stat_prefix whose scope holds each route configuration's stats.
     var routeStatPrefixes: [String: String] = [:]
+    /// SDS secrets from files (by name), their `version_info`, and `ssl_context_update_by_sds`
+    /// per listener index and cluster name.
+    var secrets: [String: SecretCounters] = [:]
+    var secretVersionTexts: [String: String] = [:]
+    var sdsListenerUpdates: [Int: Int] = [:]
+    var sdsClusterUpdates: [String: Int] = [:]
 }
 
 extension ProxyStatsSnapshot {
@@ -97,6 +103,10 @@ extension ProxyStatsSnapshot {
             guard li < plane.listeners.count else { continue }
             if plane.listeners[li].terminatesTLS {
                 ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
+            }
+            if let n = inputs.sdsListenerUpdates[li] {
+                add("listener.\(addr).server_ssl_socket_factory.ssl_context_update_by_sds", .counter, n,
+                    family: "envoy_listener_server_ssl_socket_factory_ssl_context_update_by_sds", labels: la)
             }
             let listener = plane.listeners[li]
             ProxyStatsSnapshot.addInspectionStats(listener, workers, addr: addr, labels: la, add: add)
@@ -340,6 +350,10 @@ extension ProxyStatsSnapshot {
             c("upstream_cx_destroy_local_with_active_rq") { load($0.upstreamCxDestroyLocalWithActiveRq) }
             c("original_dst_host_invalid") { load($0.originalDstHostInvalid) }
             if cluster.tls != nil { ProxyStatsSnapshot.addTLSStats(p + "ssl.", all.map(\.tls), family: "envoy_cluster_ssl_", labels: cl, add: add) }
+            if let n = inputs.sdsClusterUpdates[cluster.name] {
+                add(p + "client_ssl_socket_factory.ssl_context_update_by_sds", .counter, n,
+                    family: "envoy_cluster_client_ssl_socket_factory_ssl_context_update_by_sds", labels: cl)
+            }
             let healthy = cluster.health.map { load($0.healthyHosts) } ?? cluster.hosts.count
             add(p + "membership_healthy", .gauge, healthy, family: "envoy_cluster_membership_healthy", labels: cl)
             add(p + "membership_total", .gauge, cluster.hosts.count, family: "envoy_cluster_membership_total", labels: cl)
@@ -432,6 +446,17 @@ extension ProxyStatsSnapshot {
             count("update_failure", counters.failure)
             count("init_fetch_timeout", 0)
         }
+        for name in inputs.secrets.keys.sorted() {
+            let counters = inputs.secrets[name]!
+            let p = "sds." + name + "."
+            let family = "envoy_sds_" + String(name.map { $0.isLetter || $0.isNumber ? $0 : "_" }) + "_"
+            add(p + "update_attempt", .counter, counters.subscription.attempt, family: family + "update_attempt")
+            add(p + "update_success", .counter, counters.subscription.success, family: family + "update_success")
+            add(p + "update_rejected", .counter, counters.subscription.rejected, family: family + "update_rejected")
+            add(p + "update_failure", .counter, counters.subscription.failure, family: family + "update_failure")
+            add(p + "init_fetch_timeout", .counter, 0, family: family + "init_fetch_timeout")
+            add(p + "key_rotation_failed", .counter, counters.keyRotationFailed, family: family + "key_rotation_failed")
+        }
         var list = order.map { n in
             let v = values[n]!
             return Value(name: n, kind: v.0, value: v.1, family: v.2, labels: v.3)
@@ -440,6 +465,12 @@ extension ProxyStatsSnapshot {
         for (_, counters, scope) in subscriptions {
             list.append(Value(name: scope.prefix + ".version", kind: .gauge, value: Int(truncatingIfNeeded: counters.version),
                               family: scope.family + "version", labels: scope.labels, unsigned: counters.version))
+        }
+        for name in inputs.secrets.keys.sorted() {
+            let version = inputs.secrets[name]!.subscription.version
+            textReadouts.append(("sds." + name + ".version_text", inputs.secretVersionTexts[name] ?? ""))
+            list.append(Value(name: "sds." + name + ".version", kind: .gauge, value: Int(truncatingIfNeeded: version),
+                              family: "envoy_sds_" + String(name.map { $0.isLetter || $0.isNumber ? $0 : "_" }) + "_version", labels: [], unsigned: version))
         }
         self.values = list
         self.histograms = histoOrder.map { n in

@@ -180,9 +180,11 @@ struct TLSSession {
         return ballast_tls_version(raw)
     }
 
-    /// OpenSSL's number of the negotiated version (0x0304: TLS 1.3), 0 before the handshake.
+    /// OpenSSL's number of the negotiated version (0x0304: TLS 1.3); before the handshake is
+    /// done, the version the hellos settled on (a failed handshake logs it, as Envoy's), or a
+    /// value no TLS version has before that.
     var versionNumber: UInt16 {
-        guard let raw, handshakeDone else { return 0 }
+        guard let raw else { return 0 }
         return UInt16(truncatingIfNeeded: ballast_tls_version_number(raw))
     }
 
