@@ -6,24 +6,8 @@ import TestSupport
 import XCTest
 
 /// `dynamic_resources` with file sources: loading, bad input, and updates applied in place.
-final class DynamicConfigTests: XCTestCase {
-    private var dir = ""
-
-    override func setUp() {
-        dir = NSTemporaryDirectory() + "ballast-dyn-\(getpid())-\(name.filter(\.isLetter).suffix(40))"
-        try? FileManager.default.removeItem(atPath: dir)
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
-
-    private func write(_ file: String, _ text: String) { try? text.write(toFile: "\(dir)/\(file)", atomically: false, encoding: .utf8) }
-
-    /// Writes next to `file`, then renames over it (what `mv` does).
-    private func replace(_ file: String, _ text: String) {
-        write(file + ".tmp", text)
-        XCTAssertEqual(rename("\(dir)/\(file).tmp", "\(dir)/\(file)"), 0)
-    }
+final class DynamicConfigTests: ConfigFilesTestCase {
+    override class var directoryLabel: String { "dyn" }
 
     private func cds(_ version: String, ports: [Int], name: String = "dyn") -> String {
         let endpoints = ports.map { "      - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \($0)}}}" }.joined(separator: "\n")

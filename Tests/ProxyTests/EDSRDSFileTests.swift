@@ -7,24 +7,8 @@ import XCTest
 
 /// EDS (`type: EDS`, `eds_cluster_config.eds_config`) and RDS (`rds.config_source`) from files:
 /// loading, Envoy's one-resource rule, bad input naming the file, and updates applied in place.
-final class EDSRDSFileTests: XCTestCase {
-    private var dir = ""
-
-    override func setUp() {
-        dir = NSTemporaryDirectory() + "ballast-xds-\(getpid())-\(name.filter(\.isLetter).suffix(40))"
-        try? FileManager.default.removeItem(atPath: dir)
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
-
-    private func write(_ file: String, _ text: String) { try? text.write(toFile: "\(dir)/\(file)", atomically: false, encoding: .utf8) }
-
-    /// Writes next to `file`, then renames over it (what `mv` does).
-    private func replace(_ file: String, _ text: String) {
-        write(file + ".tmp", text)
-        XCTAssertEqual(rename("\(dir)/\(file).tmp", "\(dir)/\(file)"), 0)
-    }
+final class EDSRDSFileTests: ConfigFilesTestCase {
+    override class var directoryLabel: String { "xds" }
 
     /// A ClusterLoadAssignment named `name` with one endpoint per port (priority 0), or none.
     private func eds(_ version: String, name: String = "svc", ports: [Int]?) -> String {
