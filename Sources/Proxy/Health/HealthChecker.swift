@@ -127,14 +127,18 @@ public final class HealthChecker: Sendable {
     }
 
     /// The sessions for `plane`: those of clusters whose `ClusterHealth` is the same object as
-    /// before are carried over (with their connections); the rest are new, and old ones not
-    /// carried over close their connections.
+    /// before and whose upstream socket options (source address, keepalive) are unchanged are
+    /// carried over (with their connections); the rest are new, and old ones not carried over
+    /// close their connections.
     private static func sessions(for plane: DataPlane, keeping old: inout [HealthCheckSession]) -> [HealthCheckSession] {
         var out: [HealthCheckSession] = []
         var kept = Set<Int>()
         for c in plane.clusters {
             guard let health = c.health, let check = c.healthCheck else { continue }
-            let carried = old.indices.filter { old[$0].health === health }
+            let carried = old.indices.filter {
+                old[$0].health === health && old[$0].plan.sourceAddress?.description == c.sourceAddress?.description
+                    && old[$0].plan.tcpKeepalive == c.tcpKeepalive
+            }
             if !carried.isEmpty {
                 for i in carried { out.append(old[i]); kept.insert(i) }
                 continue
