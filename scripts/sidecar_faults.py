@@ -10,21 +10,23 @@ Two namespaces joined by a veth pair, no other network:
        that binds 127.0.0.6 as Istio 1.10+ does), and `ballast sidecar-init` redirecting inbound TCP
        to 15006.
 
-Fault 1, 503 UF: every inbound connection is DNATed (REDIRECT) to pod:15006, so two connections
-from the same gateway source port to two different application ports need the same conntrack
-reply tuple (pod:15006 -> gw:port). The gateway's kernel gives one source port to both (the
-4-tuples differ); the pod's NAT cannot map the second, its SYN is lost, and the gateway's connect
-times out: 503 UF. How often depends on how crowded the gateway's ephemeral port range is: the
-experiment runs alternating /a and /b requests for several `net.ipv4.ip_local_port_range` sizes,
-with upstream keep-alive and without it (max_requests_per_connection: 1, a new connection per
-request, each leaving a conntrack entry behind in TIME_WAIT).
+Fault 1, a 5-tuple collision after REDIRECT: every inbound connection becomes pod:15006 <->
+gw:P after NAT, whatever application port it was for, and the gateway's kernel may give one source
+port P to connections to two application ports (a one-port ephemeral range forces it here). While
+the pod's conntrack entry of the first lives, NAT sees the clash and remaps the second; once it
+expired while the sockets live on (the pod's nf_conntrack_tcp_timeout_established is set to 2 s
+and the connection idles 4 s), the second SYN lands on the live socket: a challenge ACK
+(TcpExtTCPChallengeACK in the pod), the gateway's reset, and the old connection fails its next
+request (503 UC here; 503 UF in the talk, where the SYN was lost). Rows: the fault, upstream
+tcp_keepalive every 1 s (the entry never expires), the default port range.
 
 Fault 2, 503 UO: cluster a with circuit_breakers max_connections 1 / max_pending_requests 1 and a
 200 ms application; 8 concurrent clients overflow the pending queue: 503 UO and
 upstream_rq_pending_overflow. The fix is the breaker sized for the concurrency.
 
-Usage (root): scripts/sidecar_faults.py [--requests N] [--out FILE] [--peer ballast|envoy] [--ballast BIN]
-Writes a Markdown report (default results/sidecar-faults/<date>.md) and prints it.
+Usage (root): scripts/sidecar_faults.py [--rounds N] [--requests N] [--out FILE] [--peer ballast|envoy] [--ballast BIN]
+Writes a Markdown report (default results/sidecar-faults/<date>-<peer>.md) and prints it.
+BALLAST_FAULTS_DEBUG=1 adds the first log lines of each row and of the sidecar.
 """
 import argparse
 import datetime
