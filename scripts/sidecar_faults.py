@@ -273,7 +273,7 @@ def main():
         wait_for(ns.pod, "http://127.0.0.1:8001/")
         run([str(ballast), "sidecar-init", "--netns", ns.pod, "--proxy-uid", "1337", "--exclude-inbound-ports", "15000"])
 
-        report += ["## 503 UF: a 5-tuple collision after REDIRECT to 15006", "",
+        report += ["## A 5-tuple collision after REDIRECT to 15006 (the talk's 503 UF)", "",
                    f"Per round: GET /a (a keep-alive connection gw:P -> pod:8001, redirected to pod:15006), {IDLE_SECONDS} s idle "
                    f"(the pod's conntrack entry expires: nf_conntrack_tcp_timeout_established {CONNTRACK_SECONDS} s there, "
                    "5 days by default), GET /b from the same source port P (a one-port ephemeral range stands in for a crowded "
