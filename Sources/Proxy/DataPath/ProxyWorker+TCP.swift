@@ -271,17 +271,23 @@ extension ProxyWorker {
             tcpClose(token, loop)
             return
         }
-        let queued = toUpstream ? t.pointee.toUp.out.pending.count : t.pointee.toDown.out.pending.count
-        if queued >= Self.highWater {
-            if toUpstream, !t.pointee.toUp.sourcePaused {
-                t.pointee.toUp.sourcePaused = true
-                loop.backend.pauseReceive(fd: t.pointee.downFD)
-            } else if !toUpstream, !t.pointee.toDown.sourcePaused {
-                t.pointee.toDown.sourcePaused = true
-                loop.backend.pauseReceive(fd: t.pointee.upFD)
-            }
-        }
+        tcpPauseSourceIfFull(t, toUpstream: toUpstream, loop)
         tcpFlush(token, t, toUpstream: toUpstream, loop)
+    }
+
+    /// A direction whose queue reached the high-water mark stops reading its source until the
+    /// queue drains (`tcpSent` resumes it).
+    @inline(__always)
+    func tcpPauseSourceIfFull(_ t: UnsafeMutablePointer<TCPSession>, toUpstream: Bool, _ loop: Loop) {
+        if toUpstream {
+            guard t.pointee.toUp.out.pending.count >= Self.highWater, !t.pointee.toUp.sourcePaused else { return }
+            t.pointee.toUp.sourcePaused = true
+            loop.backend.pauseReceive(fd: t.pointee.downFD)
+        } else {
+            guard t.pointee.toDown.out.pending.count >= Self.highWater, !t.pointee.toDown.sourcePaused else { return }
+            t.pointee.toDown.sourcePaused = true
+            loop.backend.pauseReceive(fd: t.pointee.upFD)
+        }
     }
 
     func tcpSent(_ c: Completion, _ loop: Loop) {

@@ -37,10 +37,7 @@ extension ProxyWorker {
                 return
             }
         }
-        if t.pointee.toUp.out.pending.count >= Self.highWater && !t.pointee.toUp.sourcePaused {
-            t.pointee.toUp.sourcePaused = true
-            loop.backend.pauseReceive(fd: t.pointee.downFD)
-        }
+        tcpPauseSourceIfFull(t, toUpstream: true, loop)
         tcpFlush(token, t, toUpstream: true, loop)
         guard let t = tcpSessions.pointer(token) else { return }
         tcpFlush(token, t, toUpstream: false, loop)
@@ -137,10 +134,7 @@ extension ProxyWorker {
                 return
             }
         }
-        if t.pointee.toDown.out.pending.count >= Self.highWater && !t.pointee.toDown.sourcePaused {
-            t.pointee.toDown.sourcePaused = true
-            loop.backend.pauseReceive(fd: t.pointee.upFD)
-        }
+        tcpPauseSourceIfFull(t, toUpstream: false, loop)
         tcpFlush(token, t, toUpstream: false, loop)
         guard let t = tcpSessions.pointer(token), t.pointee.upTLS.pendingOutput > 0 else { return }
         tcpFlush(token, t, toUpstream: true, loop)  // records OpenSSL wrote on its own (a key update's answer)
