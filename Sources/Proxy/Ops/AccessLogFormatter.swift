@@ -71,11 +71,7 @@ final class AccessLogLine {
         return table[i][c]
     }
 
-    var listenerIsHTTP: Bool {
-        let i = Int(record.pointee.listener), c = Int(record.pointee.chain)
-        guard names.isHTTP.indices.contains(i), names.isHTTP[i].indices.contains(c) else { return true }
-        return names.isHTTP[i][c]
-    }
+    var listenerIsHTTP: Bool { chainNames(names.isHTTP) ?? true }
 }
 
 /// Formats access-log lines from a compiled format (Envoy's command operators) straight into a
