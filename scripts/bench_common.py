@@ -706,3 +706,39 @@ def percent(s: "dict | None") -> str:
 
 def rps_key(r: dict) -> float:
     return r["wrk"]["requests_per_second"]
+
+
+def interleaved_wrk_rounds(servers: dict[str, "Server"], urls: dict[str, str], wrk: str, rounds: int, seconds: int,
+                           connections: int, cpus: str | None) -> dict[tuple[str, str], list[dict]]:
+    """Runs wrk against every server, round after round: once on keep-alive connections
+    ("keep-alive") and once with `Connection: close`, a new connection per request ("handshakes"),
+    the server order rotated every round. Per run: req/s, the server process tree's CPU per
+    request (us), errors and the round; keyed by (server name, load). Progress goes to stderr."""
+    results: dict[tuple[str, str], list[dict]] = {}
+    order = list(servers)
+    for r in range(rounds):
+        for load in ("keep-alive", "handshakes"):
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                server = servers[name]
+                argv = wrk_command(wrk, urls[name], connections, seconds, cpus=cpus)
+                if load == "handshakes":
+                    argv = argv[:-1] + ["-H", "Connection: close", argv[-1]]
+                before = tree_cpu_times(server.pid)
+                result, _, _ = run_wrk(argv, seconds * 4 + 30)
+                used = tree_cpu_times(server.pid) - before
+                server.check_alive()
+                errors = sum(result.socket_errors.values()) + result.non_2xx_3xx
+                cpu_us = (used.user_s + used.system_s) / max(result.requests, 1) * 1e6
+                results.setdefault((name, load), []).append(
+                    {"rps": result.requests_per_second, "cpu_us": cpu_us, "errors": errors, "round": r})
+                print(f"round {r + 1}/{rounds} {load:10} {name:16} {result.requests_per_second:9.0f}/s "
+                      f"{cpu_us:7.1f} us CPU each, errors {errors}", file=sys.stderr)
+    return results
+
+
+def per_round_ratios(results: dict[tuple[str, str], list[dict]], name: str, peer: str, load: str, key: str) -> dict | None:
+    """`key` of `name` over the same round's `key` of `peer` (runs of one round are interleaved),
+    as a spread over the rounds."""
+    mine = {x["round"]: x[key] for x in results.get((name, load), [])}
+    theirs = {x["round"]: x[key] for x in results.get((peer, load), [])}
+    return spread([mine[r] / theirs[r] for r in mine if r in theirs and theirs[r] > 0])

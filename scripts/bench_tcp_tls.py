@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
-    BenchError, Server, fmt_spread, free_port, raise_nofile_limit, require_tools, run_wrk, spread, tree_cpu_times,
-    wrk_command,
+    BenchError, Server, fmt_spread, free_port, interleaved_wrk_rounds, per_round_ratios, raise_nofile_limit, require_tools,
+    spread,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,33 +132,15 @@ def main() -> int:
         time.sleep(1.0)
         for s in [terminator, *servers.values()]:
             s.check_alive()
-        order = list(servers)
-        for r in range(args.rounds):
-            for load in ("keep-alive", "handshakes"):
-                for name in order[r % len(order):] + order[:r % len(order)]:
-                    s = servers[name]
-                    argv = wrk_command(tools["wrk"], f"http://{HOST}:{ports[name]}/?size=100", args.connections, args.seconds, cpus=args.cpus)
-                    if load == "handshakes":
-                        argv = argv[:-1] + ["-H", "Connection: close", argv[-1]]
-                    before = tree_cpu_times(s.pid)
-                    result, _, _ = run_wrk(argv, args.seconds * 4 + 30)
-                    used = tree_cpu_times(s.pid) - before
-                    s.check_alive()
-                    errors = sum(result.socket_errors.values()) + result.non_2xx_3xx
-                    cpu_us = (used.user_s + used.system_s) / max(result.requests, 1) * 1e6
-                    results.setdefault((name, load), []).append(
-                        {"rps": result.requests_per_second, "cpu_us": cpu_us, "errors": errors, "round": r})
-                    print(f"round {r + 1}/{args.rounds} {load:10} {name:16} {result.requests_per_second:9.0f}/s "
-                          f"{cpu_us:7.1f} us CPU each, errors {errors}", file=sys.stderr)
+        urls = {name: f"http://{HOST}:{ports[name]}/?size=100" for name in servers}
+        results = interleaved_wrk_rounds(servers, urls, tools["wrk"], args.rounds, args.seconds, args.connections, args.cpus)
     finally:
         for s in [*servers.values(), terminator, upstream]:
             s.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     def ratios(name: str, load: str) -> dict | None:
-        mine = {x["round"]: x["cpu_us"] for x in results.get((name, load), [])}
-        peer = {x["round"]: x["cpu_us"] for x in results.get(("haproxy", load), [])}
-        return spread([mine[r] / peer[r] for r in mine if r in peer and peer[r] > 0])
+        return per_round_ratios(results, name, "haproxy", load, "cpu_us")
 
     print("| proxy | keep-alive req/s | CPU/request | CPU/request vs HAProxy | new connections/s | CPU/connection | CPU/connection vs HAProxy | errors |")
     print("|---|---|---|---|---|---|---|---|")
