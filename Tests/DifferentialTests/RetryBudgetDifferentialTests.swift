@@ -7,15 +7,18 @@ import XCTest
 /// min_retry_concurrency 0 allows no retry (each one overflows, the 503 goes out flagged UO);
 /// 100% of one active request allows one retry at a time (every request makes its two retries);
 /// an empty retry_budget takes Envoy's 20% / 3. `/clusters` shows the budget's current limit as
-/// max_retries.
+/// max_retries. A host refusing connections with no budget left: the refused retry flags UO before
+/// the connect failure's UF, and Envoy prints its flags in the order they were set (`UO,UF`).
 final class RetryBudgetDifferentialTests: XCTestCase {
     /// Each case's budget and lines Ballast must show (besides matching Envoy).
-    static let cases: [(name: String, budget: String, expect: [String])] = [
-        ("no-budget-left", "{budget_percent: {value: 0}, min_retry_concurrency: 0}",
+    static let cases: [(name: String, budget: String, refused: Bool, expect: [String])] = [
+        ("no-budget-left", "{budget_percent: {value: 0}, min_retry_concurrency: 0}", false,
          ["host received: 4", "cluster.up.upstream_rq_retry_overflow: 4", "up::default_priority::max_retries::0", "flags: [\"UO\", \"UO\", \"UO\", \"UO\"]"]),
-        ("one-per-active-request", "{budget_percent: {value: 100}, min_retry_concurrency: 0}",
+        ("connect-failure-no-budget-left", "{budget_percent: {value: 0}, min_retry_concurrency: 0}", true,
+         ["statuses: [503, 503, 503, 503]", "cluster.up.upstream_rq_retry_overflow: 4", "flags: [\"UO,UF\", \"UO,UF\", \"UO,UF\", \"UO,UF\"]"]),
+        ("one-per-active-request", "{budget_percent: {value: 100}, min_retry_concurrency: 0}", false,
          ["host received: 12", "cluster.up.upstream_rq_retry: 8", "cluster.up.upstream_rq_retry_limit_exceeded: 4"]),
-        ("defaults", "{}", ["host received: 12", "up::default_priority::max_retries::3"]),
+        ("defaults", "{}", false, ["host received: 12", "up::default_priority::max_retries::3"]),
     ]
     static let stats = ["upstream_rq_retry", "upstream_rq_retry_overflow", "upstream_rq_retry_limit_exceeded", "upstream_rq_total", "upstream_rq_503"]
 
@@ -25,11 +28,12 @@ final class RetryBudgetDifferentialTests: XCTestCase {
             let bad = try RecordingUpstream()
             defer { bad.stop() }
             bad.answersStatus = 503
-            let route = "{match: {prefix: \"/\"}, route: {cluster: up, retry_policy: {retry_on: 5xx, num_retries: 2, retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
+            let hostPort = c.refused ? try freePort() : bad.port
+            let route = "{match: {prefix: \"/\"}, route: {cluster: up, retry_policy: {retry_on: \"5xx,connect-failure\", num_retries: 2, retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
             let seen = try observeEnvoyAndBallast("retry-budget-\(c.name)", envoyArgs: ["--file-flush-interval-msec", "10"], config: { port, admin, log in
                 singleListenerBootstrap(port: port, admin: admin, routes: [route],
                                         hcmExtra: "access_log: [{name: envoy.access_loggers.file, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: \(log), log_format: {text_format_source: {inline_string: \"%RESPONSE_FLAGS%\\n\"}}}}]",
-                                        clusters: [staticCluster("up", ports: [bad.port], extra: "circuit_breakers: {thresholds: [{retry_budget: \(c.budget)}]}")])
+                                        clusters: [staticCluster("up", ports: [hostPort], extra: "circuit_breakers: {thresholds: [{retry_budget: \(c.budget)}]}")])
             }, observe: { proxy, port in
                 _ = bad.takeHeads()
                 var statuses: [Int] = []

@@ -95,10 +95,37 @@ final class DataPathRoutingTests: XCTestCase {
 
     func testResponseFlagNames() {
         XCTAssertEqual(ResponseFlags().description, "-")
-        XCTAssertEqual(ResponseFlags([.upstreamConnectionFailure, .upstreamRetryLimitExceeded]).description, "URX,UF")
+        // Printed in the order set, as Envoy 1.40's ordered set: HTTP refuses the retry first,
+        // tcp_proxy gives up after the failure.
+        var http = ResponseFlags()
+        http.insert(.upstreamRetryLimitExceeded)
+        http.insert(.upstreamConnectionFailure)
+        http.insert(.upstreamRetryLimitExceeded)
+        XCTAssertEqual(http.description, "URX,UF")
+        XCTAssertEqual(([.upstreamConnectionFailure, .upstreamRetryLimitExceeded] as ResponseFlags).description, "UF,URX")
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
         defer { buffer.deallocate() }
-        let n = ResponseFlags([.upstreamOverflow, .noRouteFound]).write(into: buffer)
+        let n = ([.upstreamOverflow, .noRouteFound] as ResponseFlags).write(into: buffer)
         XCTAssertEqual(String(decoding: buffer[0..<n], as: UTF8.self), "UO,NR")
+        // A removed flag leaves the others in their order; set again, it goes last.
+        var flags: ResponseFlags = [.delayInjected, .upstreamConnectionFailure, .faultInjected]
+        flags.remove(.upstreamConnectionFailure)
+        XCTAssertEqual(flags.description, "DI,FI")
+        XCTAssertFalse(flags.contains(.upstreamConnectionFailure))
+        flags.formUnion([.upstreamConnectionFailure, .delayInjected])
+        XCTAssertEqual(flags.description, "DI,FI,UF")
+        XCTAssertEqual(flags, [.delayInjected, .faultInjected, .upstreamConnectionFailure])
+        // Every flag at once: the first twelve in order, the rest by index.
+        let names = ["UH", "UF", "UO", "NR", "URX", "UC", "UT", "DC", "DPE", "UPE", "LR", "UR", "DI", "SI", "FI", "RL", "LH", "RFCF", "UAEX"]
+        var all = ResponseFlags()
+        let singles: [ResponseFlags] = [.noHealthyUpstream, .upstreamConnectionFailure, .upstreamOverflow, .noRouteFound,
+                                        .upstreamRetryLimitExceeded, .upstreamConnectionTermination, .upstreamRequestTimeout,
+                                        .downstreamConnectionTermination, .downstreamProtocolError, .upstreamProtocolError, .localReset,
+                                        .upstreamRemoteReset, .delayInjected, .streamIdleTimeout, .faultInjected, .rateLimited,
+                                        .failedLocalHealthCheck, .responseFromCacheFilter, .unauthorizedExternalService]
+        for f in singles.reversed() { all.insert(f) }
+        let reversed = Array(names.reversed())
+        XCTAssertEqual(all.description, (reversed.prefix(12) + reversed.dropFirst(12).reversed()).joined(separator: ","))
+        XCTAssertEqual(all.rawValue, (1 << 19) - 1)
     }
 }

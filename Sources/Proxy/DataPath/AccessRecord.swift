@@ -1,99 +1,150 @@
 import Synchronization
 
-/// Envoy's response flags (`%RESPONSE_FLAGS%`): why a request ended the way it did. A set, since
-/// several can apply (a connect failure after the last retry is `URX,UF`).
-public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+/// Envoy's response flags (`%RESPONSE_FLAGS%`): why a request ended the way it did. Several can
+/// apply, and Envoy 1.40 prints them in the order they were set (an ordered set: a connect failure
+/// after the last retry is `URX,UF` in HTTP, where the refused retry comes first, and `UF,URX` in
+/// tcp_proxy, which gives up after the failure). A value type of two words: which flags are set,
+/// and the order they were set in.
+public struct ResponseFlags: Sendable, Hashable, CustomStringConvertible, ExpressibleByArrayLiteral {
+    /// Which flags are set: bit i is the flag with index i in `shortNames`.
+    public private(set) var rawValue: UInt32 = 0
+    /// The order they were set in: 5-bit slots holding index + 1, the first set in the lowest
+    /// slot. 12 slots; Envoy expects at most 4 flags on a stream. Flags beyond the twelfth are
+    /// still in `rawValue` and printed after the others, by index.
+    private var order: UInt64 = 0
+
+    private static let slotBits: UInt64 = 5
+    private static let slots = 12
+
+    public init() {}
+
+    private init(index: Int) {
+        rawValue = 1 << UInt32(index)
+        order = UInt64(index + 1)
+    }
+
+    public init(arrayLiteral elements: ResponseFlags...) {
+        for e in elements { formUnion(e) }
+    }
 
     /// UH: no healthy upstream host (the cluster has no hosts).
-    public static let noHealthyUpstream = ResponseFlags(rawValue: 1 << 0)
+    public static let noHealthyUpstream = ResponseFlags(index: 0)
     /// UF: upstream connection failure (refused, unreachable, or `connect_timeout`).
-    public static let upstreamConnectionFailure = ResponseFlags(rawValue: 1 << 1)
+    public static let upstreamConnectionFailure = ResponseFlags(index: 1)
     /// UO: upstream overflow (a circuit breaker was full).
-    public static let upstreamOverflow = ResponseFlags(rawValue: 1 << 2)
+    public static let upstreamOverflow = ResponseFlags(index: 2)
     /// NR: no route (no virtual host or no route matched).
-    public static let noRouteFound = ResponseFlags(rawValue: 1 << 3)
+    public static let noRouteFound = ResponseFlags(index: 3)
     /// URX: the retry limit was reached.
-    public static let upstreamRetryLimitExceeded = ResponseFlags(rawValue: 1 << 4)
+    public static let upstreamRetryLimitExceeded = ResponseFlags(index: 4)
     /// UC: the upstream connection ended (reset or closed) during the exchange.
-    public static let upstreamConnectionTermination = ResponseFlags(rawValue: 1 << 5)
+    public static let upstreamConnectionTermination = ResponseFlags(index: 5)
     /// UT: the route's timeout expired.
-    public static let upstreamRequestTimeout = ResponseFlags(rawValue: 1 << 6)
+    public static let upstreamRequestTimeout = ResponseFlags(index: 6)
     /// DC: the downstream connection ended before the response was complete.
-    public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 7)
+    public static let downstreamConnectionTermination = ResponseFlags(index: 7)
     /// DPE: the downstream request was malformed.
-    public static let downstreamProtocolError = ResponseFlags(rawValue: 1 << 8)
+    public static let downstreamProtocolError = ResponseFlags(index: 8)
     /// UPE: the upstream response was malformed.
-    public static let upstreamProtocolError = ResponseFlags(rawValue: 1 << 9)
+    public static let upstreamProtocolError = ResponseFlags(index: 9)
     /// LR: the proxy reset the stream locally.
-    public static let localReset = ResponseFlags(rawValue: 1 << 10)
+    public static let localReset = ResponseFlags(index: 10)
     /// UR: the upstream reset the connection.
-    public static let upstreamRemoteReset = ResponseFlags(rawValue: 1 << 11)
-    /// DI: a delay was injected (unused, reserved for fault injection).
-    public static let delayInjected = ResponseFlags(rawValue: 1 << 12)
+    public static let upstreamRemoteReset = ResponseFlags(index: 11)
+    /// DI: the fault filter delayed the request.
+    public static let delayInjected = ResponseFlags(index: 12)
     /// SI: the stream idle timeout (`stream_idle_timeout` or the route's `idle_timeout`) expired.
-    public static let streamIdleTimeout = ResponseFlags(rawValue: 1 << 13)
+    public static let streamIdleTimeout = ResponseFlags(index: 13)
     /// FI: the fault filter aborted the request.
-    public static let faultInjected = ResponseFlags(rawValue: 1 << 14)
+    public static let faultInjected = ResponseFlags(index: 14)
     /// RL: a rate limit filter answered 429.
-    public static let rateLimited = ResponseFlags(rawValue: 1 << 15)
+    public static let rateLimited = ResponseFlags(index: 15)
     /// LH: the health_check filter answered 503 (the server fails its health checks).
-    public static let failedLocalHealthCheck = ResponseFlags(rawValue: 1 << 16)
+    public static let failedLocalHealthCheck = ResponseFlags(index: 16)
     /// RFCF: the cache filter answered from a stored response.
-    public static let responseFromCacheFilter = ResponseFlags(rawValue: 1 << 17)
+    public static let responseFromCacheFilter = ResponseFlags(index: 17)
     /// UAEX: the ext_authz filter refused the request (denied, or the check failed).
-    public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 18)
+    public static let unauthorizedExternalService = ResponseFlags(index: 18)
 
-    /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
-    /// were set: URX is set when the retry is refused, before the failure that ends the request).
-    public static let names: [(ResponseFlags, String)] = [
-        (.upstreamRetryLimitExceeded, "URX"), (.failedLocalHealthCheck, "LH"), (.downstreamConnectionTermination, "DC"), (.noHealthyUpstream, "UH"), (.upstreamRequestTimeout, "UT"),
-        (.localReset, "LR"), (.upstreamRemoteReset, "UR"), (.upstreamConnectionFailure, "UF"),
-        (.upstreamConnectionTermination, "UC"), (.upstreamOverflow, "UO"), (.noRouteFound, "NR"),
-        (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
-        (.downstreamProtocolError, "DPE"),
-        (.upstreamProtocolError, "UPE"), (.responseFromCacheFilter, "RFCF"), (.unauthorizedExternalService, "UAEX"),
+    /// Envoy's short names, by flag index.
+    static let shortNames: [StaticString] = [
+        "UH", "UF", "UO", "NR", "URX", "UC", "UT", "DC", "DPE", "UPE", "LR", "UR", "DI", "SI", "FI", "RL", "LH", "RFCF", "UAEX",
     ]
+
+    public var isEmpty: Bool { rawValue == 0 }
+
+    /// Whether every flag of `other` is set.
+    public func contains(_ other: ResponseFlags) -> Bool { rawValue & other.rawValue == other.rawValue }
+
+    public func isDisjoint(with other: ResponseFlags) -> Bool { rawValue & other.rawValue == 0 }
+
+    /// Sets `other`'s flags not set yet, after the ones already set (in `other`'s order).
+    public mutating func insert(_ other: ResponseFlags) { formUnion(other) }
+
+    public mutating func formUnion(_ other: ResponseFlags) {
+        other.forEachIndex { i in
+            let bit: UInt32 = 1 << UInt32(i)
+            guard rawValue & bit == 0 else { return }
+            rawValue |= bit
+            let used = usedSlots
+            if used < Self.slots { order |= UInt64(i + 1) << (UInt64(used) * Self.slotBits) }
+        }
+    }
+
+    /// Clears `other`'s flags; the rest keep their order.
+    public mutating func remove(_ other: ResponseFlags) {
+        guard rawValue & other.rawValue != 0 else { return }
+        rawValue &= ~other.rawValue
+        var kept: UInt64 = 0
+        var n: UInt64 = 0
+        var rest = order
+        while rest != 0 {
+            let slot = rest & 0x1F
+            rest >>= Self.slotBits
+            if rawValue & (1 << UInt32(slot - 1)) != 0 { kept |= slot << (n * Self.slotBits); n += 1 }
+        }
+        order = kept
+    }
+
+    private var usedSlots: Int {
+        order == 0 ? 0 : (64 - order.leadingZeroBitCount + Int(Self.slotBits) - 1) / Int(Self.slotBits)
+    }
+
+    /// Calls `body` with each set flag's index: in the order set, then any not in `order`.
+    private func forEachIndex(_ body: (Int) -> Void) {
+        var inOrder: UInt32 = 0
+        var rest = order
+        while rest != 0 {
+            let i = Int(rest & 0x1F) - 1
+            rest >>= Self.slotBits
+            inOrder |= 1 << UInt32(i)
+            body(i)
+        }
+        var others = rawValue & ~inOrder
+        while others != 0 {
+            let i = others.trailingZeroBitCount
+            others &= others - 1
+            body(i)
+        }
+    }
 
     /// `URX,UF`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
     public var description: String {
-        let parts = Self.names.filter { contains($0.0) }.map(\.1)
+        var parts: [String] = []
+        forEachIndex { parts.append("\(Self.shortNames[$0])") }
         return parts.isEmpty ? "-" : parts.joined(separator: ",")
     }
 
     /// Writes the description into `out` without allocating; returns the byte count.
-    /// `retryLimitLast`: tcp_proxy sets URX after the connect failure (Envoy prints `UF,URX`
-    /// there, `URX,UF` for HTTP, where the refused retry comes first).
-    func write(into out: UnsafeMutableRawBufferPointer, retryLimitLast: Bool = false) -> Int {
+    func write(into out: UnsafeMutableRawBufferPointer) -> Int {
         var n = 0
-        func put(_ s: StaticString) {
-            s.withUTF8Buffer { b in
+        forEachIndex { i in
+            Self.shortNames[i].withUTF8Buffer { b in
                 guard n + b.count + 1 <= out.count else { return }
                 if n > 0 { out[n] = 0x2C; n += 1 }
                 for byte in b { out[n] = byte; n += 1 }
             }
         }
-        if contains(.upstreamRetryLimitExceeded) && !retryLimitLast { put("URX") }
-        if contains(.failedLocalHealthCheck) { put("LH") }
-        if contains(.downstreamConnectionTermination) { put("DC") }
-        if contains(.noHealthyUpstream) { put("UH") }
-        if contains(.upstreamRequestTimeout) { put("UT") }
-        if contains(.localReset) { put("LR") }
-        if contains(.upstreamRemoteReset) { put("UR") }
-        if contains(.upstreamConnectionFailure) { put("UF") }
-        if contains(.upstreamRetryLimitExceeded) && retryLimitLast { put("URX") }
-        if contains(.upstreamConnectionTermination) { put("UC") }
-        if contains(.upstreamOverflow) { put("UO") }
-        if contains(.noRouteFound) { put("NR") }
-        if contains(.delayInjected) { put("DI") }
-        if contains(.faultInjected) { put("FI") }
-        if contains(.rateLimited) { put("RL") }
-        if contains(.streamIdleTimeout) { put("SI") }
-        if contains(.downstreamProtocolError) { put("DPE") }
-        if contains(.upstreamProtocolError) { put("UPE") }
-        if contains(.responseFromCacheFilter) { put("RFCF") }
-        if contains(.unauthorizedExternalService) { put("UAEX") }
         if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
         return n
     }

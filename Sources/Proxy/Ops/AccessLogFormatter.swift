@@ -241,8 +241,7 @@ final class AccessLogFormatter {
         case .responseCode: out.appendDecimal(Int(r.pointee.responseCode))
         case .responseFlags:
             out.reserve(64)
-            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64),
-                                               retryLimitLast: !e.listenerIsHTTP)
+            out.count += r.pointee.flags.write(into: UnsafeMutableRawBufferPointer(start: out.base + out.count, count: 64))
         case .responseCodeDetails:
             // A stream the client left before any response has code 0 and Envoy's
             // `downstream_remote_disconnect`; one with neither code nor details prints `-`.
