@@ -1,16 +1,28 @@
 /// A byte buffer owned by exactly one connection at a time. Plain value: the owner returns it to
-/// the pool it came from; copying the struct does not copy the bytes.
+/// the pool it came from; copying the struct does not copy the bytes. 16 bytes: the pool's buffers
+/// are at most 32 MiB, so the sizes are stored in 32 bits (every idle connection carries several
+/// empty buffers, and their size is per-connection memory).
 public struct ByteBuffer {
     @inlinable public init(base: UnsafeMutableRawPointer?, capacity: Int, count: Int) {
         self.base = base
-        self.capacity = capacity
-        self.count = count
+        self.storedCapacity = Int32(capacity)
+        self.storedCount = Int32(count)
     }
 
     public var base: UnsafeMutableRawPointer?
-    public var capacity: Int
+    @usableFromInline var storedCapacity: Int32
+    @usableFromInline var storedCount: Int32
+
+    @inlinable public var capacity: Int {
+        get { Int(storedCapacity) }
+        set { storedCapacity = Int32(newValue) }
+    }
+
     /// Bytes in use, from `base`.
-    public var count: Int
+    @inlinable public var count: Int {
+        get { Int(storedCount) }
+        set { storedCount = Int32(newValue) }
+    }
 
     @inlinable public static var empty: ByteBuffer { ByteBuffer(base: nil, capacity: 0, count: 0) }
 

@@ -8,7 +8,13 @@ public struct OutboundQueue {
     public var pending = ByteBuffer.empty
     /// Bytes of the outstanding send; unchanged until its completion.
     public var sending = ByteBuffer.empty
-    public var sendOffset = 0
+    /// Bytes of `sending` already written (32 bits: a buffer is at most 32 MiB; every connection
+    /// carries a queue, so its size is per-connection memory).
+    @usableFromInline var storedSendOffset: Int32 = 0
+    @inlinable public var sendOffset: Int {
+        get { Int(storedSendOffset) }
+        set { storedSendOffset = Int32(newValue) }
+    }
     public var inFlight = false
 
     @inlinable public init() {}

@@ -86,13 +86,30 @@ struct HeaderTable {
 /// anywhere in the head fails at once (no bare-LF leniency: see RequestHeadParser).
 @usableFromInline
 struct HeadScanner {
-    /// First byte of the start line (after skipped leading empty lines).
-    @usableFromInline var headStart = 0
-    /// Next byte to examine.
-    @usableFromInline var scanned = 0
-    /// Offset just past the CRLF ending the start line, or -1 if not seen yet.
-    @usableFromInline var startLineEnd = -1
+    // Offsets in 32 bits (a head is at most a few MiB): a partial head's scanner is kept in
+    // every downstream connection's entry, so its size is per-connection memory.
+    @usableFromInline var storedHeadStart: Int32 = 0
+    @usableFromInline var storedScanned: Int32 = 0
+    @usableFromInline var storedStartLineEnd: Int32 = -1
     @usableFromInline var pastLeadingLines = false
+
+    /// First byte of the start line (after skipped leading empty lines).
+    @inlinable var headStart: Int {
+        get { Int(storedHeadStart) }
+        set { storedHeadStart = Int32(newValue) }
+    }
+
+    /// Next byte to examine.
+    @inlinable var scanned: Int {
+        get { Int(storedScanned) }
+        set { storedScanned = Int32(newValue) }
+    }
+
+    /// Offset just past the CRLF ending the start line, or -1 if not seen yet.
+    @inlinable var startLineEnd: Int {
+        get { Int(storedStartLineEnd) }
+        set { storedStartLineEnd = Int32(newValue) }
+    }
 
     @usableFromInline
     enum Outcome {

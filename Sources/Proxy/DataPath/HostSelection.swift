@@ -184,10 +184,10 @@ public struct CompiledHashPolicy: Sendable {
 struct PeerAddress {
     /// 0: not read yet; AF_INET, AF_INET6; -1: unknown (not an IP socket).
     var family: Int32 = 0
+    /// The peer's port (`%DOWNSTREAM_REMOTE_ADDRESS%`); next to `family`, so the value is 24 bytes.
+    var port: UInt16 = 0
     var high: UInt64 = 0
     var low: UInt64 = 0
-    /// The peer's port (`%DOWNSTREAM_REMOTE_ADDRESS%`).
-    var port: UInt16 = 0
 
     static func read(_ fd: Int32) -> PeerAddress {
         var storage = sockaddr_storage()

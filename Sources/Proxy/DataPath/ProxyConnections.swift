@@ -176,9 +176,27 @@ enum DownstreamState: UInt8 {
 }
 
 /// A client connection of an HTTP listener. Lives in the worker's table; buffers come from the
-/// worker's pool and go back when empty, so an idle keep-alive connection holds none.
+/// worker's pool and go back when empty, so an idle keep-alive connection holds none. Every
+/// connection's entry is per-connection memory (an idle one costs its stride and nothing else in
+/// user space): the small fields come first so that they share words.
 struct Downstream {
     var fd: Int32 = -1
+    var state = DownstreamState.open
+    /// Receiving is paused (too much unconsumed input).
+    var receivePaused = false
+    var peerClosed = false
+    /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
+    var processing = false
+    /// Its http_connection_manager (index in `ListenerPlan.httpPlans`), chosen with its filter
+    /// chain at accept (the chain's index for access records: `ListenerPlan.httpChains[hcm]`).
+    var hcm: UInt8 = 0
+    /// The duration was reached: every response closes the connection.
+    var durationReached = false
+    var requestTimersStarted = false
+    /// Counted in downstream_cx_http1_total (on its first bytes, as Envoy creates its codec).
+    var countedHTTP1 = false
+    /// The local port, read once when a filter first needs it (0: not read).
+    var localPort: UInt16 = 0
     /// Received and not yet consumed: a partial head, body bytes waiting for the upstream, or
     /// pipelined requests behind the active one.
     var input = ByteBuffer.empty
@@ -189,18 +207,9 @@ struct Downstream {
         get { out.pending }
         _modify { yield &out.pending }
     }
-    /// Receiving is paused (too much unconsumed input).
-    var receivePaused = false
-    var state = DownstreamState.open
     /// Closes once everything queued is sent; later input is discarded.
     var closeAfterFlush: Bool { state != .open }
     var lingering: Bool { state == .lingering }
-    var peerClosed = false
-    /// Inside `consumeDownstream` (guards against re-entering it from a finished stream).
-    var processing = false
-    /// Its http_connection_manager (index in `ListenerPlan.httpPlans`), chosen with its filter
-    /// chain at accept (the chain's index for access records: `ListenerPlan.httpChains[hcm]`).
-    var hcm: UInt8 = 0
     /// The active stream's token in the worker's `streams`, or 0 (idle: no per-request state).
     var stream: UInt64 = 0
     var hasStream: Bool { stream != 0 }
@@ -208,8 +217,6 @@ struct Downstream {
     var lingerDeadline: Int64 = 0
     /// `max_connection_duration`: when the connection starts draining (0: no limit, or reached).
     var durationDeadline: Int64 = 0
-    /// The duration was reached: every response closes the connection.
-    var durationReached = false
     /// A health-check drain began on this connection: it closes then (0: none).
     var drainDeadline: Int64 = 0
     /// A partial request head must complete by then (`request_headers_timeout`), 0: no deadline.
@@ -221,7 +228,6 @@ struct Downstream {
     var requestDeadline: Int64 = 0
     var streamIdleDeadline: Int64 = 0
     var streamIdleNanos: Int64 = 0
-    var requestTimersStarted = false
     var timer = DeadlineTimer()
     /// How far the partial request head at the front of `input` was scanned (resumed on the
     /// next read, so a head in many small segments is scanned once).
@@ -240,11 +246,6 @@ struct Downstream {
     mutating func beginClosing() {
         if state == .open { state = .closing }
     }
-
-    /// Counted in downstream_cx_http1_total (on its first bytes, as Envoy creates its codec).
-    var countedHTTP1 = false
-    /// The local port, read once when a filter first needs it (0: not read).
-    var localPort: UInt16 = 0
 }
 
 enum UpstreamState: UInt8 {
