@@ -5,8 +5,9 @@ warm-up connections, then N connections opened one after another, one request ea
 at several connection counts, the variants' order rotated every round. Prints per variant and
 count the KiB per connection (median, min-max) and, paired by round, the ratio to nginx's.
 
-Usage: python3 scripts/idle_memory_ab.py OLD_BALLAST NEW_BALLAST [ROUNDS] [COUNTS]
-       (release builds; ROUNDS default 3, COUNTS default 1000,10000)
+Usage: python3 scripts/idle_memory_ab.py OLD_BALLAST NEW_BALLAST [ROUNDS] [COUNTS] [BACKENDS]
+       (release builds; ROUNDS default 3, COUNTS default 1000,10000, BACKENDS default
+       io_uring,epoll: each backend's old and new build are measured)
 """
 import statistics, sys, tempfile
 from pathlib import Path
@@ -18,10 +19,12 @@ raise_nofile_limit()
 old, new = sys.argv[1], sys.argv[2]
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 counts = [int(c) for c in sys.argv[4].split(",")] if len(sys.argv) > 4 else [1000, 10000]
+backends = sys.argv[5].split(",") if len(sys.argv) > 5 else ["io_uring", "epoll"]
 tools = require_tools("nginx")
 # (label, bench_proxy variant, ballast binary)
-variants = [("nginx", "nginx", new), ("old io_uring", "ballast-io_uring", old),
-            ("new io_uring", "ballast-io_uring", new), ("new epoll", "ballast-epoll", new)]
+variants = [("nginx", "nginx", new)]
+for b in backends:
+    variants += [(f"old {b}", f"ballast-{b}", old), (f"new {b}", f"ballast-{b}", new)]
 
 
 def show(values: list[float]) -> str:
@@ -55,5 +58,6 @@ for n in counts:
         values = per_conn[(label, n)]
         ratios = [v / g for v, g in zip(values, nginx)]
         print(f"{n:>6} conns  {label:<13} KiB/conn {show(values)}  vs nginx {show(ratios)}")
-    ratios = [a / b for a, b in zip(per_conn[("new io_uring", n)], per_conn[("old io_uring", n)])]
-    print(f"{n:>6} conns  new/old io_uring {show(ratios)}")
+    for b in backends:
+        ratios = [x / y for x, y in zip(per_conn[(f"new {b}", n)], per_conn[(f"old {b}", n)])]
+        print(f"{n:>6} conns  new/old {b} {show(ratios)}")

@@ -75,7 +75,8 @@ final class FeatureTableTests: XCTestCase {
             rows.append("| outlier_detection \(c.name): requests per host, /clusters health_flags and outlier lines, \(OutlierDetectionDifferentialTests.statCount) outlier_detection.* stats | outlier | same |")
         }
         for c in RetryBudgetDifferentialTests.cases {
-            rows.append("| retry_budget \(c.budget): statuses, requests received, retry / overflow / limit counters, UO flags, /clusters max_retries | request | same |")
+            let host = c.refused ? ", a host refusing connections (flags UO,UF in the order set)" : ""
+            rows.append("| retry_budget \(c.budget)\(host): statuses, requests received, retry / overflow / limit counters, UO flags, /clusters max_retries | request | same |")
         }
         rows.append("| outlier_detection: the ejected host returns after base_ejection_time with its counts reset, then is ejected again | outlier | same |")
         rows.append("| outlier_detection fed by tcp_proxy sessions (refused connects, connected sessions) | outlier | same |")

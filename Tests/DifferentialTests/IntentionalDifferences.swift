@@ -21,8 +21,6 @@ struct IntentionalDifference {
 }
 
 let intentionalDifferences: [IntentionalDifference] = [
-    IntentionalDifference(key: "cors-preflight-forwarded/upstream", verdict: .pending,
-                          reason: "Envoy adds content-length: 0 to a bodiless OPTIONS request it sends upstream; Ballast's request encoder does not yet"),
     IntentionalDifference(key: "config/local-ratelimit-descriptors", verdict: .refused, reason: "local_ratelimit descriptors (and rate_limits) are not implemented yet"),
     IntentionalDifference(key: "config/cors-star-methods", verdict: .refused, reason: "echoing the request's access-control-request-* for \"*\" is not implemented yet"),
     IntentionalDifference(key: "config/vhost-local-ratelimit", verdict: .refused, reason: "only CORS policies are looked up at the virtual-host level so far; local_ratelimit and fault take route-level configs"),

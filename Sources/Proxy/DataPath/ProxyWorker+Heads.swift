@@ -212,10 +212,25 @@ extension ProxyWorker {
         }
         // The tracer injects its context into the upstream request last (Envoy's router).
         if tracing { writeB3(trace, &w) }
+        // Envoy's codec declares an empty body on a bodiless request whose method may carry one
+        // (a POST or OPTIONS without framing goes upstream with `content-length: 0`), after
+        // every other field; not on an upgrade, whose payload is not framed.
+        if case .none = p.pointee.bodyFraming, !inflating, !upgrading, Self.methodMayHaveBody(p.pointee.method) {
+            w.put("content-length: 0\r\n")
+        }
         w.crlf()
         guard !w.overflowed else { return false }
         buffer.count += w.count
         return true
+    }
+
+    /// Envoy's `requestShouldHaveNoBody`, negated: every method but GET, HEAD, DELETE, TRACE and
+    /// CONNECT.
+    static func methodMayHaveBody(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .get, .head, .delete, .trace, .connect: return false
+        case .post, .put, .options, .patch, .other: return true
+        }
     }
 
     /// The request's path and query as it came (origin-form; `/` for an empty one).
