@@ -276,10 +276,16 @@ enum Spelling {
     /// The closest candidate within a small edit distance (about a third of the word), if unique.
     static func closest(to word: String, in candidates: [String]) -> String? {
         let limit = max(1, min(3, word.count / 3))
+        let lowered = word.lowercased()
+        let length = lowered.unicodeScalars.count
         var best: (String, Int)?
         var tie = false
         for candidate in candidates {
-            let d = distance(word.lowercased(), candidate.lowercased())
+            // The distance is at least the length difference: skip the table for candidates that
+            // cannot be close (a long unknown word against every name was quadratic work).
+            let other = candidate.lowercased()
+            guard abs(other.unicodeScalars.count - length) <= limit else { continue }
+            let d = distance(lowered, other)
             guard d <= limit else { continue }
             if let b = best {
                 if d < b.1 { best = (candidate, d); tie = false } else if d == b.1 && candidate != b.0 { tie = true }
