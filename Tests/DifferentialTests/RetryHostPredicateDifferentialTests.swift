@@ -39,4 +39,38 @@ final class RetryHostPredicateDifferentialTests: XCTestCase {
         XCTAssertEqual(seen.ballast, ["statuses: [200]", "good host received: \(Self.requests)",
                                       "retries == failing host's requests: true", "failing host drawn at least once: true"])
     }
+
+    /// RING_HASH retries: the retry hashes the request again, so without a predicate every attempt
+    /// goes to the host that owns the key (each request lands 3 times on one host of the three);
+    /// with previous_hosts each host-selection attempt takes the next point on the ring, so the
+    /// three attempts reach three different hosts. Every host answers 503 so that each attempt
+    /// is seen. The two proxies hash keys differently (Envoy's xxHash, Ballast's FNV-1a), so what
+    /// is compared is the shape per request, not which host.
+    func testRingHashRetriesPickOnTheRingAsEnvoy() throws {
+        let hosts = try (0..<3).map { _ in try RecordingUpstream() }
+        defer { hosts.forEach { $0.stop() } }
+        for h in hosts { h.answersStatus = 503 }
+        let predicate = "host_selection_retry_max_attempts: 50, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}], "
+        for (label, extra) in [("same-key", ""), ("previous-hosts", predicate)] {
+            let route = "{match: {prefix: \"/\"}, route: {cluster: up, hash_policy: [{header: {header_name: x-key}}], retry_policy: {retry_on: 5xx, num_retries: 2, \(extra)retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}}}"
+            let seen = try observeEnvoyAndBallast("retry-ring-hash-\(label)", config: { port, admin, _ in
+                singleListenerBootstrap(port: port, admin: admin, routes: [route],
+                                        clusters: [staticCluster("up", ports: hosts.map(\.port), extra: "lb_policy: RING_HASH")])
+            }, observe: { _, port in
+                for h in hosts { _ = h.takeHeads() }
+                var shapes: [String] = []
+                let client = try RawClient(port: port)
+                for key in 0..<8 {
+                    client.send("GET /k HTTP/1.1\r\nHost: h\r\nx-key: key-\(key)\r\n\r\n")
+                    let status = client.readResponse()?.status ?? 0
+                    let counts = hosts.map { $0.takeHeads().count }.sorted()
+                    shapes.append("\(status) \(counts)")
+                }
+                return shapes
+            })
+            XCTAssertEqual(seen.ballast, seen.envoy, "\(label): RING_HASH retries differ from Envoy 1.40")
+            let expected = label == "same-key" ? "503 [0, 0, 3]" : "503 [1, 1, 1]"
+            XCTAssertEqual(seen.ballast, Array(repeating: expected, count: 8), label)
+        }
+    }
 }

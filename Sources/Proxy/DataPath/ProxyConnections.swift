@@ -77,6 +77,9 @@ struct Stream {
     var retries: Int32 = 0
     /// Hosts (cluster host indices, modulo 64) this request was sent to (retry_host_predicate).
     var triedHosts: UInt64 = 0
+    /// RING_HASH with a hash policy: the request's hash, so a retry picks on the ring again as
+    /// Envoy does (the same host, or the next points with retry_host_predicate).
+    var ringHash: UInt64? = nil
     /// Holds one unit of the cluster's `retries` circuit breaker, from a retry's scheduling to
     /// the next retry decision or the stream's end (Envoy's RetryState holds it as long).
     var holdsRetry = false

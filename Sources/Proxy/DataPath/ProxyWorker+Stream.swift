@@ -275,6 +275,7 @@ extension ProxyWorker {
         if cluster.lbPolicy == .ringHash, let plan, !plan.hashPolicy.isEmpty {
             hash = requestHash(plan.hashPolicy, head, d)
         }
+        s.pointee.ringHash = hash
         let hp = cluster.isOriginalDst ? dstPool : pickHost(ci, hash: hash)
         s.pointee.hostPool = Int32(hp)
         upstreamPools[hp].activeRequests += 1

@@ -16,8 +16,10 @@ extension ProxyWorker {
         clusterPools[ci][pickHostIndex(ci, hash: hash)]
     }
 
-    /// The index (in the cluster's host list) of the next host for cluster `ci`.
-    func pickHostIndex(_ ci: Int, hash: UInt64? = nil) -> Int {
+    /// The index (in the cluster's host list) of the next host for cluster `ci`. `attempt`:
+    /// the host-selection retry (retry_host_predicate) this pick is, 0 for the first: RING_HASH
+    /// then takes the point `attempt` places after the hash's, as Envoy's ring does.
+    func pickHostIndex(_ ci: Int, hash: UInt64? = nil, attempt: Int = 0) -> Int {
         if plane.clusters[ci].prioritized { return pickPrioritizedHost(ci) }
         let n = plane.clusters[ci].hosts.count
         // Active health checks: one relaxed load per pick while every host is healthy.
@@ -30,7 +32,7 @@ extension ProxyWorker {
                     // Envoy's panic: too few healthy hosts, so every host takes traffic.
                     if let cs = clusterStats(ci) { inc(cs.lbHealthyPanic) }
                 } else {
-                    return pickHealthyHost(ci, health, healthy: healthy, hash: hash)
+                    return pickHealthyHost(ci, health, healthy: healthy, hash: hash, attempt: attempt)
                 }
             }
         }
@@ -38,7 +40,7 @@ extension ProxyWorker {
         let schedule = plane.clusters[ci].schedule
         switch plane.clusters[ci].lbPolicy {
         case .ringHash where !schedule.ringHashes.isEmpty:
-            if let hash { return schedule.ringHost(hash) }
+            if let hash { return Int(schedule.ringHosts[(schedule.ringIndex(hash) + attempt) % schedule.ringHosts.count]) }
             return Int(rng.next() % UInt64(n))
         case .roundRobin where !schedule.roundRobin.isEmpty:
             let i = roundRobin[ci] % schedule.roundRobin.count
@@ -68,7 +70,7 @@ extension ProxyWorker {
     /// The pick among healthy hosts only (some hosts failed their health checks, the cluster is
     /// not in panic): round robin skips failed hosts in its sequence, RING_HASH walks the ring
     /// to the next healthy host, RANDOM and LEAST_REQUEST draw among the healthy ones.
-    private func pickHealthyHost(_ ci: Int, _ health: ClusterHealth, healthy: Int, hash: UInt64?) -> Int {
+    private func pickHealthyHost(_ ci: Int, _ health: ClusterHealth, healthy: Int, hash: UInt64?, attempt: Int) -> Int {
         let cluster = plane.clusters[ci]
         let n = cluster.hosts.count
         let schedule = cluster.schedule
@@ -82,8 +84,8 @@ extension ProxyWorker {
                 if health.isHealthy(h) { return h }
             }
         case .ringHash where hash != nil && !schedule.ringHashes.isEmpty:
-            let start = schedule.ringIndex(hash!)
             let points = schedule.ringHosts.count
+            let start = (schedule.ringIndex(hash!) + attempt) % points
             for k in 0..<points {
                 let h = Int(schedule.ringHosts[(start + k) % points])
                 if health.isHealthy(h) { return h }
@@ -487,16 +489,18 @@ extension ProxyWorker {
     private func pickRetryHost(_ ci: Int, _ s: UnsafeMutablePointer<Stream>) -> Int {
         guard s.pointee.triedHosts != 0, s.pointee.route >= 0, let http = hcm(s),
               case .forward(let plan) = http.routes.allRoutes[Int(s.pointee.route)].action,
-              let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci) }
+              let policy = plan.retry, policy.avoidPreviousHosts else { return pickHost(ci, hash: s.pointee.ringHash) }
         // Every host tried: no pick can pass; the picks stop after 2 x hosts (Envoy makes all
         // host_selection_retry_max_attempts of them, up to 2^32).
         let n = plane.clusters[ci].hosts.count
         let allTried = n <= 64 ? s.pointee.triedHosts.nonzeroBitCount >= n : s.pointee.triedHosts == .max
-        var h = pickHostIndex(ci)
-        var left = allTried ? min(policy.hostSelectionRetryMaxAttempts, 2 * n) : policy.hostSelectionRetryMaxAttempts
-        while left > 0 && s.pointee.triedHosts & (1 << UInt64(h % 64)) != 0 {
-            h = pickHostIndex(ci)
-            left -= 1
+        let hash = s.pointee.ringHash
+        var attempt = 0
+        var h = pickHostIndex(ci, hash: hash)
+        let attempts = allTried ? min(policy.hostSelectionRetryMaxAttempts, 2 * n) : policy.hostSelectionRetryMaxAttempts
+        while attempt < attempts && s.pointee.triedHosts & (1 << UInt64(h % 64)) != 0 {
+            attempt += 1
+            h = pickHostIndex(ci, hash: hash, attempt: attempt)
         }
         return clusterPools[ci][h]
     }
