@@ -44,8 +44,8 @@ final class RetryHostPredicateDifferentialTests: XCTestCase {
     /// goes to the host that owns the key (each request lands 3 times on one host of the three);
     /// with previous_hosts each host-selection attempt takes the next point on the ring, so the
     /// three attempts reach three different hosts. Every host answers 503 so that each attempt
-    /// is seen. The two proxies hash keys differently (Envoy's xxHash, Ballast's FNV-1a), so what
-    /// is compared is the shape per request, not which host.
+    /// is seen. Which host owns a key is compared by the next test; this one compares the shape
+    /// per request.
     func testRingHashRetriesPickOnTheRingAsEnvoy() throws {
         let hosts = try (0..<3).map { _ in try RecordingUpstream() }
         defer { hosts.forEach { $0.stop() } }
@@ -72,5 +72,46 @@ final class RetryHostPredicateDifferentialTests: XCTestCase {
             let expected = label == "same-key" ? "503 [0, 0, 3]" : "503 [1, 1, 1]"
             XCTAssertEqual(seen.ballast, Array(repeating: expected, count: 8), label)
         }
+    }
+
+    /// RING_HASH places keys as Envoy does: the ring is built from the same points (xxHash64 of
+    /// "ip:port_i", Envoy's scale and running sums) and request keys hash with xxHash64, so each of
+    /// 24 header keys, a cookie key and the source IP reach the same host (by port) in both proxies.
+    func testRingHashKeysLandOnEnvoysHosts() throws {
+        let hosts = try (0..<3).map { _ in try RecordingUpstream() }
+        defer { hosts.forEach { $0.stop() } }
+        let routes = [
+            "{match: {prefix: \"/header\"}, route: {cluster: up, hash_policy: [{header: {header_name: x-key}}]}}",
+            "{match: {prefix: \"/cookie\"}, route: {cluster: up, hash_policy: [{cookie: {name: session}}]}}",
+            "{match: {prefix: \"/source\"}, route: {cluster: up, hash_policy: [{connection_properties: {source_ip: true}}]}}",
+            "{match: {prefix: \"/weighted\"}, route: {cluster: weighted, hash_policy: [{header: {header_name: x-key}}]}}",
+        ]
+        let weightedEndpoints = hosts.enumerated().map { i, h in
+            "{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(h.port)}}}, load_balancing_weight: \(i + 1)}"
+        }.joined(separator: ", ")
+        let weighted = "- {name: weighted, type: STATIC, lb_policy: RING_HASH, ring_hash_lb_config: {minimum_ring_size: 64}, load_assignment: {cluster_name: weighted, endpoints: [{lb_endpoints: [\(weightedEndpoints)]}]}}"
+        let seen = try observeEnvoyAndBallast("ring-hash-keys", config: { port, admin, _ in
+            singleListenerBootstrap(port: port, admin: admin, routes: routes,
+                                    clusters: [staticCluster("up", ports: hosts.map(\.port), extra: "lb_policy: RING_HASH"), weighted])
+        }, observe: { _, port in
+            for h in hosts { _ = h.takeHeads() }
+            let client = try RawClient(port: port)
+            func landed(_ request: String) -> String {
+                client.send(request)
+                let status = client.readResponse()?.status ?? 0
+                let counts = hosts.map { $0.takeHeads().count }
+                return "\(status) host \(counts.firstIndex(of: 1).map(String.init) ?? "\(counts)")"
+            }
+            var out: [String] = []
+            for key in 0..<24 { out.append("header key-\(key): " + landed("GET /header HTTP/1.1\r\nHost: h\r\nx-key: key-\(key)\r\n\r\n")) }
+            for key in 0..<8 { out.append("cookie s\(key): " + landed("GET /cookie HTTP/1.1\r\nHost: h\r\nCookie: a=1; session=s\(key)\r\n\r\n")) }
+            out.append("source ip: " + landed("GET /source HTTP/1.1\r\nHost: h\r\n\r\n"))
+            for key in 0..<16 { out.append("weighted key-\(key): " + landed("GET /weighted HTTP/1.1\r\nHost: h\r\nx-key: key-\(key)\r\n\r\n")) }
+            return out
+        })
+        XCTAssertEqual(seen.ballast, seen.envoy, "RING_HASH places keys differently from Envoy 1.40")
+        // Not all on one host (the keys spread), and every request answered.
+        XCTAssertGreaterThan(Set(seen.ballast.prefix(24).map { $0.split(separator: " ").last! }).count, 1)
+        XCTAssertTrue(seen.ballast.allSatisfy { $0.contains(": 200 host ") }, "\(seen.ballast)")
     }
 }

@@ -53,14 +53,24 @@ public struct HostSchedule: Sendable {
         }
         var points: [(UInt64, Int32)] = []
         if policy == .ringHash && !hosts.isEmpty {
-            // Envoy's sizing: at least `minimumRingSize` points, enough that the lightest host has one.
-            let total = weights.reduce(0, +)
-            let lightest = Double(weights.min()!) / Double(total)
-            let size = min(maximumRingSize, max(minimumRingSize, Int((1 / lightest).rounded(.up)), hosts.count))
+            // Envoy's ring: weights normalised to sum 1, a scale that gives the lightest host a
+            // whole number of points within [minimumRingSize, maximumRingSize], then running sums
+            // so each host gets its share; each point is xxHash64 of "<ip:port>_<i>". Built the
+            // same way, a key lands on the same host as in Envoy.
+            let total = Double(weights.reduce(0, +))
+            let normalized = weights.map { Double($0) / total }
+            let lightest = normalized.min()!
+            let scale = min((lightest * Double(minimumRingSize)).rounded(.up) / lightest, Double(maximumRingSize))
+            points.reserveCapacity(Int(scale.rounded(.up)))
+            var current = 0.0
+            var target = 0.0
             for (h, host) in hosts.enumerated() {
-                let count = max(1, Int((Double(size) * Double(weights[h]) / Double(total)).rounded()))
-                for i in 0..<count {
-                    points.append((Self.hash(Array("\(host.name)_\(i)".utf8)), Int32(h)))
+                target += scale * normalized[h]
+                var i = 0
+                while current < target {
+                    points.append((XXHash64.hash("\(host.name)_\(i)"), Int32(h)))
+                    i += 1
+                    current += 1
                 }
             }
             points.sort { $0.0 < $1.0 }
@@ -99,21 +109,10 @@ public struct HostSchedule: Sendable {
         return lo == ringHashes.count ? 0 : lo
     }
 
-    /// 64-bit FNV-1a with a final avalanche (murmur3's fmix64): ring points and request keys.
+    /// A request key's hash (header value, cookie value, source IP text): xxHash64, as Envoy's
+    /// hash policies, so the ring lookup agrees with Envoy's.
     @inline(__always)
-    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in bytes {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01B3
-        }
-        h ^= h >> 33
-        h = h &* 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 33
-        h = h &* 0xC4CE_B9FE_1A85_EC53
-        h ^= h >> 33
-        return h
-    }
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { XXHash64.hash(bytes) }
 
     static func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { hash($0) } }
 }
@@ -246,9 +245,14 @@ struct PeerAddress {
         }
     }
 
-    /// Bytes for hashing (`connection_properties.source_ip`).
+    /// `connection_properties.source_ip`: xxHash64 of the address's text without the port, as
+    /// Envoy hashes it (written on the stack, no allocation for IPv4).
     var hashValue64: UInt64 {
-        withUnsafeBytes(of: (high, low)) { HostSchedule.hash($0) }
+        withUnsafeTemporaryAllocation(byteCount: Self.maxTextBytes, alignment: 8) { buffer in
+            var w = ByteWriter(buffer.baseAddress!, capacity: buffer.count)
+            write(&w)
+            return HostSchedule.hash(UnsafeRawBufferPointer(start: buffer.baseAddress, count: w.count))
+        }
     }
 
     /// Longest text form plus ", ".
