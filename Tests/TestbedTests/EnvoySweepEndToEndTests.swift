@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 /// `ballast sweep` with real Envoy as the system under test. Envoy is installed on first use by
@@ -12,7 +13,7 @@ final class EnvoySweepEndToEndTests: XCTestCase {
     }
 
     func binary() -> String {
-        ProcessInfo.processInfo.environment["BALLAST_BIN"] ?? root.appendingPathComponent(".build/debug/ballast").path
+        ballastBinary()
     }
 
     func temporaryDirectory() throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Every shipped experiment runs end to end: `ballast sweep FILE --quick --duration 200ms`
@@ -23,7 +24,7 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["BALLAST_BIN"] ?? root.appendingPathComponent(".build/debug/ballast").path)
+        p.executableURL = URL(fileURLWithPath: ballastBinary())
         p.arguments = ["sweep", "Experiments/\(name)", "--quick", "--duration", "200ms", "--out", out]
         p.currentDirectoryURL = root
         var env = ProcessInfo.processInfo.environment
@@ -75,7 +76,7 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
         let out = NSTemporaryDirectory() + "ballast-shipped-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["BALLAST_BIN"] ?? root.appendingPathComponent(".build/debug/ballast").path)
+        p.executableURL = URL(fileURLWithPath: ballastBinary())
         p.arguments = ["simulate", "Experiments/simulate-extrapolation.yaml", "--utilisation", "0.5", "--cost-shape", "exponential",
                        "--duration", "50ms", "--repetitions", "1", "--out", out]
         p.currentDirectoryURL = root
