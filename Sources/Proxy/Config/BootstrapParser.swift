@@ -28,6 +28,10 @@ final class BootstrapParser {
     var rereading: SubscriptionKey?
     /// The load at the process's start: EDS / RDS files that fail are tolerated (Envoy's start).
     var atStart = false
+    /// Whether the listeners being parsed are (re)created by this load, as Envoy creates them: at
+    /// start and on a reload every one, on an LDS update the LDS ones; a CDS / EDS / RDS update
+    /// keeps them (their inline routes are not validated again).
+    var creatingListeners = true
     /// Subscriptions whose file could not be read (refused even at start, as Envoy).
     var unreadableDynamicFiles: Set<SubscriptionKey> = []
     /// What this load's dynamic sources deliver (LDS, CDS, EDS, RDS).
@@ -104,6 +108,7 @@ final class BootstrapParser {
             clusters += fromFile
         }
         var udpListeners: [UDPListenerConfig] = []
+        creatingListeners = rereading == nil
         for item in resources?["listeners"]?.list() ?? [] {
             if isUDPListener(item) {
                 if let udp = parseUDPListener(item) { udpListeners.append(udp) }
@@ -112,6 +117,7 @@ final class BootstrapParser {
             }
         }
         if let source = dynamicConfig?.lds {
+            creatingListeners = rereading == nil || rereading == .listener
             let fromFile = parseDynamicFile(source, .listener) { parseListener($0) }
             dynamic.names[.listener] = fromFile.map(\.name)
             listeners += fromFile

@@ -44,6 +44,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
     public static let responseFromCacheFilter = ResponseFlags(rawValue: 1 << 17)
     /// UAEX: the ext_authz filter refused the request (denied, or the check failed).
     public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 18)
+    /// NC: the route's cluster does not exist.
+    public static let noClusterFound = ResponseFlags(rawValue: 1 << 19)
 
     /// The short names, in Envoy's printing order (Envoy 1.40 prints flags in the order they
     /// were set: URX is set when the retry is refused, before the failure that ends the request).
@@ -54,6 +56,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         (.delayInjected, "DI"), (.faultInjected, "FI"), (.rateLimited, "RL"), (.streamIdleTimeout, "SI"),
         (.downstreamProtocolError, "DPE"),
         (.upstreamProtocolError, "UPE"), (.responseFromCacheFilter, "RFCF"), (.unauthorizedExternalService, "UAEX"),
+        (.noClusterFound, "NC"),
     ]
 
     /// `URX,UF`, or `-` when empty (Envoy's `%RESPONSE_FLAGS%`).
@@ -94,6 +97,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable, CustomStringConverti
         if contains(.upstreamProtocolError) { put("UPE") }
         if contains(.responseFromCacheFilter) { put("RFCF") }
         if contains(.unauthorizedExternalService) { put("UAEX") }
+        if contains(.noClusterFound) { put("NC") }
         if n == 0 && out.count > 0 { out[0] = 0x2D; n = 1 }
         return n
     }
