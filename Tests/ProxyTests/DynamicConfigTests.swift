@@ -210,7 +210,8 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         held.send("GET /?delay=1s HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertTrue(Wait.until { stat("cluster.dyn.upstream_rq_active") == 1 })
         let removed = ops.currentPlane.clusters[0]
-        XCTAssertEqual(removed.resources.connections.load(ordering: .relaxed), 1)
+        // Its connections: the held one, and one idle pooled connection per worker that served "/".
+        XCTAssertGreaterThan(removed.resources.connections.load(ordering: .relaxed), 0)
 
         replace("cds.yaml", cds("c2", ports: [upstream.port], name: "other"))
         XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 2 })
@@ -224,7 +225,7 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         XCTAssertEqual(stat("http.dyn.no_cluster"), 2)
         XCTAssertEqual(held.readResponse()?.status, 200, "the request in flight to the removed cluster finishes")
         XCTAssertTrue(Wait.until { removed.resources.connections.load(ordering: .relaxed) == 0 },
-                      "the removed cluster's connection closes after its exchange")
+                      "the removed cluster's idle connections close, the busy one after its exchange")
         let text = stats()
         XCTAssertFalse(text.contains("cluster.dyn."), "a removed cluster's stats go, as Envoy's")
         XCTAssertEqual(statValue(text, "cluster.other.upstream_rq_total"), 1)
