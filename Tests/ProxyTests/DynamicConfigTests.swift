@@ -254,4 +254,31 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         XCTAssertEqual(stat("cluster_manager.cluster_modified"), 1)
         XCTAssertEqual(stat("cluster_manager.active_clusters"), 2)
     }
+
+    /// A CDS update that removes a cluster a tcp_proxy names is rejected naming the reference
+    /// and why (routes are not checked on a CDS update: they answer 503 NC); the cluster stays.
+    func testRemovingAClusterATCPProxyNamesIsRejected() throws {
+        write("cds.yaml", cds("c1", ports: [9]))
+        write("lds.yaml", lds())
+        write("bootstrap.yaml", bootstrap(extra: """
+        static_resources:
+          listeners:
+          - name: tcp
+            address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.tcp_proxy
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                  stat_prefix: t
+                  cluster: dyn
+        """))
+        let ops = try startOps("", configPath: "\(dir)/bootstrap.yaml")
+        defer { ops.stop() }
+        write("cds.yaml", cds("c2", ports: [9], name: "other"))
+        guard case .rejected(let reason) = ops.applyDynamicUpdate(.cluster) else { return XCTFail("the update was applied") }
+        XCTAssertEqual(reason, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster: unknown cluster 'dyn' (this CDS update removes it; ballast refuses to remove a cluster that a tcp_proxy, udp_proxy, ext_authz or tracing collector names, where Envoy would fail those at run time) (line 17, column 20)")
+        XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 2, success: 1, rejected: 1, version: XXHash64.hash("c1")))
+        XCTAssertEqual(ops.currentPlane.activeClusters.map(\.name), ["dyn"])
+    }
 }

@@ -553,6 +553,10 @@ final class BootstrapParser {
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }
+            if rereading == .cluster {
+                // Only these references are checked on a CDS update (routes are not: 503 NC).
+                message += " (this CDS update removes it; ballast refuses to remove a cluster that a tcp_proxy, udp_proxy, ext_authz or tracing collector names, where Envoy would fail those at run time)"
+            }
             ref.value.error(message)
         }
         // Two sockets on the same port collide when the addresses are equal, or one is the
