@@ -20,13 +20,18 @@ final class DynamicConfigDifferentialTests: XCTestCase {
         let dir: URL
         let listenerPort: Int
 
-        init(_ name: String, root: URL, dead: Int, command: (String) -> (String, [String])) throws {
+        /// `listeners`: the first LDS file's text for a listener port and an access-log path
+        /// (nil: `DynamicConfigDifferentialTests.listeners`).
+        init(_ name: String, root: URL, dead: Int, listeners: ((_ port: Int, _ log: String) -> String)? = nil,
+             command: (String) -> (String, [String])) throws {
             dir = root.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             listenerPort = try freePort()
             let admin = try freePort()
             try DynamicConfigDifferentialTests.clusters(version: "c1", port: dead).write(toFile: dir.appendingPathComponent("cds.yaml").path, atomically: false, encoding: .utf8)
-            try DynamicConfigDifferentialTests.listeners(version: nil, port: listenerPort, direct: nil).write(toFile: dir.appendingPathComponent("lds.yaml").path, atomically: false, encoding: .utf8)
+            let log = dir.appendingPathComponent("unused.log").path
+            let lds = listeners?(listenerPort, log) ?? DynamicConfigDifferentialTests.listeners(version: nil, port: listenerPort, direct: nil)
+            try lds.write(toFile: dir.appendingPathComponent("lds.yaml").path, atomically: false, encoding: .utf8)
             let bootstrap = """
             node: {id: diff, cluster: diff}
             dynamic_resources:
@@ -46,7 +51,7 @@ final class DynamicConfigDifferentialTests: XCTestCase {
             try bootstrap.write(toFile: config, atomically: false, encoding: .utf8)
             let (exe, args) = command(config)
             proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: ["l": listenerPort], adminPort: admin,
-                                       accessLog: dir.appendingPathComponent("unused.log").path, directory: dir)
+                                       accessLog: log, directory: dir)
         }
 
         /// Writes `text` next to `file` and renames it over `file` (the atomic replace).

@@ -51,6 +51,9 @@ final class FeatureTableTests: XCTestCase {
         for step in XDSFilesDifferentialTests.cdsStepNames {
             rows.append("| EDS cluster from a CDS file, \(step): status, /clusters hosts, cds / eds and membership stats | dynamic | same |")
         }
+        for step in CDSAddRemoveDifferentialTests.stepNames {
+            rows.append("| CDS clusters added and removed, \(step): responses, access-log lines, \(CDSAddRemoveDifferentialTests.statNames.count) cluster_manager / cds / lds / cluster stats, /clusters and dynamic_active_clusters | dynamic | same |")
+        }
         for c in HealthCheckFilterDifferentialTests.cases {
             rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
         }

@@ -152,14 +152,13 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         after.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(after.readResponse()?.status, 503, "the next request goes to the new (closed) endpoint")
 
-        // Not YAML: failure; a new cluster (not applicable without a restart): rejected. The
-        // dead endpoint stays in both cases.
+        // Not YAML: failure; an unknown field: rejected. The dead endpoint stays in both cases.
         replace("cds.yaml", "resources: [ {bad\n")
         XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 3 })
-        replace("cds.yaml", cds("c3", ports: [upstream.port]) + cds("c3", ports: [upstream.port], name: "another").split(separator: "\n").dropFirst(2).joined(separator: "\n") + "\n")
+        replace("cds.yaml", cds("c3", ports: [upstream.port]).replacingOccurrences(of: "port_value", with: "port_valu"))
         XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 4 })
         XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 4, success: 2, rejected: 1, failure: 1, version: XXHash64.hash("c2")))
-        XCTAssertEqual(ops.currentPlane.clusters.map(\.name), ["dyn"])
+        XCTAssertEqual(ops.currentPlane.activeClusters.map(\.name), ["dyn"])
         XCTAssertEqual(stat("cluster_manager.cds.update_rejected"), 1)
         XCTAssertEqual(stat("cluster_manager.cds.update_failure"), 1)
         XCTAssertEqual(stat("listener_manager.lds.update_attempt"), 1)
@@ -170,5 +169,116 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         let dump = adminRequest(admin, "GET", "/config_dump").1
         XCTAssertTrue(dump.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"dyn\""), dump)
         XCTAssertTrue(dump.contains("\"dynamic_listeners\": [{\"name\": \"dyn_listener\", \"active_state\": {\"listener\""), dump)
+    }
+
+    /// A listener with two routes: `/` to `dyn` and `/other` to `other`; validate_clusters off
+    /// (either may be missing, Envoy then answers 503 NC).
+    private func twoRouteLDS() -> String {
+        lds().replacingOccurrences(of: "route_config:\n", with: "route_config:\n          validate_clusters: false\n")
+            .replacingOccurrences(of: "routes: [{match: {prefix: \"/\"}", with: "routes: [{match: {prefix: \"/other\"}, route: {cluster: other}}, {match: {prefix: \"/\"}")
+    }
+
+    /// A CDS update removes a cluster while a request to it is in flight and adds another: the
+    /// request finishes (200), the removed cluster's pooled connection closes after it, its
+    /// routes answer 503 NC, its stats and /clusters lines go; the new cluster serves the next
+    /// request. Adding the name back (Envoy: a new cluster) takes the freed slot with fresh stats.
+    func testClustersAddedAndRemovedApplyWithRequestsInFlight() throws {
+        let upstream = try UpstreamEchoServer(io: .epoll)
+        defer { upstream.stop() }
+        write("cds.yaml", cds("c1", ports: [upstream.port]))
+        write("lds.yaml", twoRouteLDS())
+        write("bootstrap.yaml", bootstrap())
+        let ops = try startOps("", configPath: "\(dir)/bootstrap.yaml")
+        defer { ops.stop() }
+        let port = try XCTUnwrap(ops.proxy.port(of: "dyn_listener"))
+        let admin = try XCTUnwrap(ops.adminPort)
+        func stats() -> String { adminRequest(admin, "GET", "/stats").1 }
+        func stat(_ name: String) -> Int? { statValue(stats(), name) }
+        func status(_ path: String) -> Int? {
+            guard let c = try? TestConnection(port: port) else { return nil }
+            c.send("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return c.readResponse()?.status
+        }
+        XCTAssertEqual(status("/other"), 503, "other does not exist yet: 503 NC")
+        XCTAssertEqual(stat("http.dyn.no_cluster"), 1)
+        XCTAssertEqual(status("/"), 200)
+        XCTAssertEqual(stat("cluster.dyn.upstream_rq_total"), 1)
+        XCTAssertEqual(stat("cluster_manager.cluster_added"), 1)
+        XCTAssertEqual(stat("cluster_manager.active_clusters"), 1)
+
+        let held = try TestConnection(port: port)
+        held.send("GET /?delay=1s HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(Wait.until { stat("cluster.dyn.upstream_rq_active") == 1 })
+        let removed = ops.currentPlane.clusters[0]
+        // Its connections: the held one, and one idle pooled connection per worker that served "/".
+        XCTAssertGreaterThan(removed.resources.connections.load(ordering: .relaxed), 0)
+
+        replace("cds.yaml", cds("c2", ports: [upstream.port], name: "other"))
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 2 })
+        XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 2, success: 2, version: XXHash64.hash("c2")))
+        let plane = ops.currentPlane
+        XCTAssertEqual(plane.activeClusters.map(\.name), ["other"])
+        XCTAssertEqual(plane.clusters.map(\.name), ["dyn", "other"], "dyn's slot holds its tombstone while its request runs")
+        XCTAssertEqual(plane.clusters.map(\.removed), [true, false])
+        XCTAssertEqual(status("/other"), 200, "the added cluster serves the next request")
+        XCTAssertEqual(status("/"), 503, "the removed cluster: 503 NC")
+        XCTAssertEqual(stat("http.dyn.no_cluster"), 2)
+        XCTAssertEqual(held.readResponse()?.status, 200, "the request in flight to the removed cluster finishes")
+        XCTAssertTrue(Wait.until { removed.resources.connections.load(ordering: .relaxed) == 0 },
+                      "the removed cluster's idle connections close, the busy one after its exchange")
+        let text = stats()
+        XCTAssertFalse(text.contains("cluster.dyn."), "a removed cluster's stats go, as Envoy's")
+        XCTAssertEqual(statValue(text, "cluster.other.upstream_rq_total"), 1)
+        XCTAssertEqual(statValue(text, "cluster_manager.cluster_added"), 2)
+        XCTAssertEqual(statValue(text, "cluster_manager.cluster_removed"), 1)
+        XCTAssertEqual(statValue(text, "cluster_manager.cluster_modified"), 0)
+        XCTAssertEqual(statValue(text, "cluster_manager.active_clusters"), 1)
+        XCTAssertEqual(statValue(text, "cluster_manager.warming_clusters"), 0)
+        let clusters = adminRequest(admin, "GET", "/clusters").1
+        XCTAssertTrue(clusters.contains("other::added_via_api::true"))
+        XCTAssertFalse(clusters.contains("dyn::"), clusters)
+        XCTAssertTrue(adminRequest(admin, "GET", "/config_dump").1.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"other\""))
+
+        // dyn comes back (other changes): once no worker refers to the tombstone, its slot is reused.
+        XCTAssertTrue(Wait.until { ProxyOps.unreferenced(removed, ops.proxy) })
+        replace("cds.yaml", cds("c3", ports: [upstream.port]) + cds("c3", ports: [upstream.port, upstream.port], name: "other").split(separator: "\n").dropFirst(2).joined(separator: "\n") + "\n")
+        XCTAssertTrue(Wait.until { ops.pollDynamicConfig(); return ops.subscriptions[.cluster]?.attempt == 3 })
+        XCTAssertEqual(ops.subscriptions[.cluster]?.success, 3)
+        XCTAssertEqual(ops.currentPlane.clusters.map(\.name), ["dyn", "other"], "no slot added")
+        XCTAssertEqual(ops.currentPlane.clusters.map(\.removed), [false, false])
+        XCTAssertEqual(stat("cluster.dyn.upstream_rq_total"), 0, "a cluster added again starts afresh, as Envoy's")
+        XCTAssertEqual(status("/"), 200)
+        XCTAssertEqual(stat("cluster.dyn.upstream_rq_total"), 1)
+        XCTAssertEqual(stat("cluster.other.upstream_rq_total"), 1, "a changed cluster keeps its stats")
+        XCTAssertEqual(stat("cluster_manager.cluster_added"), 3)
+        XCTAssertEqual(stat("cluster_manager.cluster_modified"), 1)
+        XCTAssertEqual(stat("cluster_manager.active_clusters"), 2)
+    }
+
+    /// A CDS update that removes a cluster a tcp_proxy names is rejected naming the reference
+    /// and why (routes are not checked on a CDS update: they answer 503 NC); the cluster stays.
+    func testRemovingAClusterATCPProxyNamesIsRejected() throws {
+        write("cds.yaml", cds("c1", ports: [9]))
+        write("lds.yaml", lds())
+        write("bootstrap.yaml", bootstrap(extra: """
+        static_resources:
+          listeners:
+          - name: tcp
+            address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.tcp_proxy
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                  stat_prefix: t
+                  cluster: dyn
+        """))
+        let ops = try startOps("", configPath: "\(dir)/bootstrap.yaml")
+        defer { ops.stop() }
+        write("cds.yaml", cds("c2", ports: [9], name: "other"))
+        guard case .rejected(let reason) = ops.applyDynamicUpdate(.cluster) else { return XCTFail("the update was applied") }
+        XCTAssertEqual(reason, "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.cluster: unknown cluster 'dyn' (this CDS update removes it; ballast refuses to remove a cluster that a tcp_proxy, udp_proxy, ext_authz or tracing collector names, where Envoy would fail those at run time) (line 17, column 20)")
+        XCTAssertEqual(ops.subscriptions[.cluster], SubscriptionCounters(attempt: 2, success: 1, rejected: 1, version: XXHash64.hash("c1")))
+        XCTAssertEqual(ops.currentPlane.activeClusters.map(\.name), ["dyn"])
     }
 }

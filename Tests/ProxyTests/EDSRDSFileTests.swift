@@ -269,7 +269,9 @@ final class EDSRDSFileTests: ConfigFilesTestCase {
     /// still refused, and a plain load (a reload) refuses the bad file.
     func testBadFilesAtStartAreToleratedAsEnvoy() throws {
         write("eds.yaml", eds("e1", name: "other", ports: [9]))
-        write("rds.yaml", rds("r1", body: "x").replacingOccurrences(of: "cluster: edsc", with: "cluster: edcs"))
+        // validate_clusters (off by default for RDS, as Envoy) makes the unknown cluster an error.
+        write("rds.yaml", rds("r1", body: "x").replacingOccurrences(of: "cluster: edsc", with: "cluster: edcs")
+            .replacingOccurrences(of: "  name: rc\n", with: "  name: rc\n  validate_clusters: true\n"))
         write("bootstrap.yaml", bootstrap())
         let loaded = try BootstrapLoader.loadAtStart(path: "\(dir)/bootstrap.yaml", overlayYAML: nil)
         XCTAssertEqual(loaded.bootstrap.clusters.first?.endpoints, [])

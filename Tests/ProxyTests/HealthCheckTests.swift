@@ -169,4 +169,40 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(ops.reload(), .applied(generation: 2))
         XCTAssertEqual(flags(ops), ["healthy", "healthy"])
     }
+
+    /// A reload may add a health-checked cluster (its hosts are checked before the snapshot goes
+    /// out, as a new cluster in Envoy is warmed by its first checks) and remove one (its checks stop,
+    /// its /clusters lines go).
+    func testReloadAddsAndRemovesAHealthCheckedCluster() throws {
+        let a = try CheckedUpstream(name: "a")
+        defer { a.stop() }
+        let b = try CheckedUpstream(name: "b")
+        defer { b.stop() }
+        b.counters.healthStatus.store(503, ordering: .relaxed)
+        let path = opsTempPath("hc-add-remove.yaml")
+        defer { unlink(path) }
+        let slow = "    health_checks: [ { timeout: 0.5s, interval: 30s, no_traffic_interval: 30s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: { path: /healthz } } ]"
+        func write(_ clusters: String) throws {
+            try opsYAML(virtualHosts: dataPathCatchAll("web"), clusters: clusters).write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let web = dataPathCluster("web", ports: [a.port], extra: slow)
+        try write(web)
+        let ops = try startOps("", concurrency: 1, configPath: path)
+        defer { ops.stop() }
+        XCTAssertEqual(flags(ops), ["healthy"])
+        try write(web + "\n" + dataPathCluster("api", ports: [b.port], extra: slow))
+        XCTAssertEqual(ops.reload(), .applied(generation: 1))
+        XCTAssertEqual(flags(ops), ["healthy", "/failed_active_hc"], "the added cluster's host was checked before the reload returned")
+        XCTAssertEqual(ops.currentPlane.activeClusters.map(\.name), ["web", "api"])
+        try write(web)
+        XCTAssertEqual(ops.reload(), .applied(generation: 2))
+        XCTAssertEqual(flags(ops), ["healthy"])
+        let stats = adminRequest(ops.adminPort!, "GET", "/stats").1
+        XCTAssertEqual(statValue(stats, "cluster_manager.cluster_added"), 2)
+        XCTAssertEqual(statValue(stats, "cluster_manager.cluster_removed"), 1)
+        XCTAssertEqual(statValue(stats, "cluster_manager.active_clusters"), 1)
+        XCTAssertFalse(stats.contains("cluster.api."))
+        let c = try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http")))
+        XCTAssertEqual(c.get("/")?.text, "a")
+    }
 }

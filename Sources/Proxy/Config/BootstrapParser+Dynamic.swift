@@ -96,6 +96,12 @@ extension BootstrapParser {
         return false
     }
 
+    /// Whether this load creates RDS route configuration `name` (validate_clusters applies):
+    /// at start, on a reload, or when its file is re-read.
+    func createsRouteConfiguration(_ name: String) -> Bool {
+        rereading == nil || rereading == .routes(name: name)
+    }
+
     /// A DiscoveryResponse text: its `version_info` and its resources of `key`'s type.
     private func decodeResponse(_ text: String, _ source: FileConfigSource, _ key: SubscriptionKey) -> (version: String, resources: [ConfigValue])? {
         let filePath = ConfigPath.root.appending(source.path)

@@ -28,6 +28,10 @@ final class BootstrapParser {
     var rereading: SubscriptionKey?
     /// The load at the process's start: EDS / RDS files that fail are tolerated (Envoy's start).
     var atStart = false
+    /// Whether the listeners being parsed are (re)created by this load, as Envoy creates them: at
+    /// start and on a reload every one, on an LDS update the LDS ones; a CDS / EDS / RDS update
+    /// keeps them (their inline routes are not validated again).
+    var creatingListeners = true
     /// Subscriptions whose file could not be read (refused even at start, as Envoy).
     var unreadableDynamicFiles: Set<SubscriptionKey> = []
     /// What this load's dynamic sources deliver (LDS, CDS, EDS, RDS).
@@ -104,6 +108,7 @@ final class BootstrapParser {
             clusters += fromFile
         }
         var udpListeners: [UDPListenerConfig] = []
+        creatingListeners = rereading == nil
         for item in resources?["listeners"]?.list() ?? [] {
             if isUDPListener(item) {
                 if let udp = parseUDPListener(item) { udpListeners.append(udp) }
@@ -112,6 +117,7 @@ final class BootstrapParser {
             }
         }
         if let source = dynamicConfig?.lds {
+            creatingListeners = rereading == nil || rereading == .listener
             let fromFile = parseDynamicFile(source, .listener) { parseListener($0) }
             dynamic.names[.listener] = fromFile.map(\.name)
             listeners += fromFile
@@ -547,6 +553,10 @@ final class BootstrapParser {
         for ref in clusterReferences where !known.contains(ref.name) {
             var message = "unknown cluster '\(ref.name)'"
             if let guess = Spelling.closest(to: ref.name, in: sortedNames) { message += "; did you mean \(guess)?" }
+            if rereading == .cluster {
+                // Only these references are checked on a CDS update (routes are not: 503 NC).
+                message += " (this CDS update removes it; ballast refuses to remove a cluster that a tcp_proxy, udp_proxy, ext_authz or tracing collector names, where Envoy would fail those at run time)"
+            }
             ref.value.error(message)
         }
         // Two sockets on the same port collide when the addresses are equal, or one is the

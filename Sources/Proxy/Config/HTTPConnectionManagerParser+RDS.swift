@@ -25,7 +25,7 @@ extension BootstrapParser {
             case .invalid: return nil
             case .one(let body):
                 let references = clusterReferences.count
-                let parsed = parseRouteConfiguration(body)
+                let parsed = parseRouteConfiguration(body, rds: name)
                 checkClusterReferences(since: references)
                 return parsed
             }

@@ -284,7 +284,15 @@ extension BootstrapParser {
 
     // MARK: - Routes
 
-    func parseRouteConfiguration(_ value: ConfigValue) -> RouteConfiguration? {
+    /// `rds`: the route_config_name when the configuration comes from an RDS file (else inline).
+    func parseRouteConfiguration(_ value: ConfigValue, rds: String? = nil) -> RouteConfiguration? {
+        // Cluster references of routes (and mirrors) are checked only where Envoy checks them:
+        // `validate_clusters` (default: true inline, false from RDS), when the configuration is
+        // created by this load (docs/dynamic-config.md). Others may name a cluster that does
+        // not exist: 503 NC per request.
+        let references = clusterReferences.count
+        var validates = true
+        defer { if !validates { clusterReferences.removeSubrange(min(references, clusterReferences.count)...) } }
         guard let f = value.fields(
             known: ["name", "virtual_hosts", "validate_clusters", "max_direct_response_body_size_bytes", "response_headers_to_add",
                     "response_headers_to_remove", "request_headers_to_add", "request_headers_to_remove", "most_specific_header_mutations_wins"],
@@ -292,7 +300,12 @@ extension BootstrapParser {
                           "vhds", "cluster_specifier_plugins", "request_mirror_policies", "ignore_port_in_host_matching",
                           "ignore_path_parameters_in_path_matching", "typed_per_filter_config", "metadata"]) else { return nil }
         let name = f["name"]?.string() ?? ""
-        _ = f["validate_clusters"]?.bool()  // Ballast always validates: every cluster is static.
+        var validate = rds == nil
+        if let v = f["validate_clusters"] {
+            guard let b = v.bool() else { return nil }
+            validate = b
+        }
+        validates = validate && (rds.map(createsRouteConfiguration) ?? creatingListeners)
         let maxBody = f["max_direct_response_body_size_bytes"]?.int(0...(1 << 20)) ?? 4096
         var hosts: [VirtualHostConfig] = []
         var ok = true

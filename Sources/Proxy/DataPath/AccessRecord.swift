@@ -65,10 +65,12 @@ public struct ResponseFlags: Sendable, Hashable, CustomStringConvertible, Expres
     public static let responseFromCacheFilter = ResponseFlags(index: 17)
     /// UAEX: the ext_authz filter refused the request (denied, or the check failed).
     public static let unauthorizedExternalService = ResponseFlags(index: 18)
+    /// NC: the route's cluster does not exist.
+    public static let noClusterFound = ResponseFlags(index: 19)
 
     /// Envoy's short names, by flag index.
     static let shortNames: [StaticString] = [
-        "UH", "UF", "UO", "NR", "URX", "UC", "UT", "DC", "DPE", "UPE", "LR", "UR", "DI", "SI", "FI", "RL", "LH", "RFCF", "UAEX",
+        "UH", "UF", "UO", "NR", "URX", "UC", "UT", "DC", "DPE", "UPE", "LR", "UR", "DI", "SI", "FI", "RL", "LH", "RFCF", "UAEX", "NC",
     ]
 
     public var isEmpty: Bool { rawValue == 0 }

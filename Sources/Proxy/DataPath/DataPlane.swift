@@ -9,7 +9,13 @@ import Synchronization
 /// publishes it to each worker's mailbox.
 public final class DataPlane: Sendable {
     public let listeners: [ListenerPlan]
+    /// Every cluster slot (docs/dynamic-config.md, "Cluster slots"): a cluster keeps its slot
+    /// (`ClusterPlan.index`) from snapshot to snapshot, so indices held by streams, pools and
+    /// per-worker arrays stay valid; a removed cluster leaves a tombstone (`removed`) there.
     public let clusters: [ClusterPlan]
+    /// The configured clusters, in configuration order (no tombstones): what admin, stats,
+    /// health checks and name lookups go through.
+    public let activeClusters: [ClusterPlan]
     /// udp_proxy listeners (served by a thread of their own each, not the workers).
     public let udpListeners: [UDPListenerPlan]
     /// `overload.global_downstream_max_connections` (Int.max: none) and the open downstream
@@ -22,7 +28,7 @@ public final class DataPlane: Sendable {
     public var runtime: RuntimeValues { runtimeValues }
     private let runtimeValues: RuntimeValues
 
-    init(listeners: [ListenerPlan], clusters: [ClusterPlan], globalConnectionLimit: Int = .max,
+    init(listeners: [ListenerPlan], clusters: [ClusterPlan], activeClusters: [ClusterPlan]? = nil, globalConnectionLimit: Int = .max,
          globalConnections: ConnectionCount = ConnectionCount(), serverHealth: ServerHealth = ServerHealth(),
          udpListeners: [UDPListenerPlan] = [],
          runtime: RuntimeValues = RuntimeValues(keys: [])) {
@@ -30,6 +36,7 @@ public final class DataPlane: Sendable {
         self.listeners = listeners
         self.udpListeners = udpListeners
         self.clusters = clusters
+        self.activeClusters = activeClusters ?? clusters
         self.serverHealth = serverHealth
         self.globalConnectionLimit = globalConnectionLimit
         self.globalConnections = globalConnections
@@ -41,13 +48,17 @@ public final class DataPlane: Sendable {
 
     /// Builds the snapshot. Resolves STRICT_DNS/LOGICAL_DNS endpoint names once (main thread).
     /// On reload, `previous` lends its circuit-breaker counters to clusters of the same name, so
-    /// requests in flight give back what they took.
-    public static func compile(_ bootstrap: Bootstrap, previous: DataPlane? = nil) throws(CompileError) -> DataPlane {
-        var clusters: [ClusterPlan] = []
+    /// requests in flight give back what they took, and each of its clusters keeps its slot.
+    /// `generation` is the one this snapshot will be published as; `canReclaim` says whether a
+    /// tombstone's slot may go to a new cluster (nothing refers to it any more, `ProxyOps`).
+    public static func compile(_ bootstrap: Bootstrap, previous: DataPlane? = nil, generation: UInt32 = 0,
+                               canReclaim: (ClusterPlan) -> Bool = { _ in false }) throws(CompileError) -> DataPlane {
+        var slots = ClusterSlots(previous: previous, keeping: Set(bootstrap.clusters.map(\.name)), generation: generation, canReclaim: canReclaim)
+        var active: [ClusterPlan] = []
         var clusterIndex: [String: Int] = [:]
-        for (i, c) in bootstrap.clusters.enumerated() {
+        for c in bootstrap.clusters {
             let hosts = Self.hosts(of: c, warn: true)
-            let before = previous?.clusters.first { $0.name == c.name }
+            let before = slots.previousLive[c.name]
             let resources = before?.resources ?? ClusterResources()
             if before == nil {
                 // The first host set of this cluster, and (DNS) its first resolution.
@@ -75,9 +86,15 @@ public final class DataPlane: Sendable {
                     health = ClusterHealth(hostCount: hosts.count, activeChecks: !c.healthChecks.isEmpty, outlier: c.outlierDetection)
                 }
             }
-            clusters.append(ClusterPlan(index: i, config: c, hosts: hosts, resources: resources, health: health))
+            let i = slots.slot(for: c.name)
+            let plan = ClusterPlan(index: i, config: c, hosts: hosts, resources: resources, health: health,
+                                   since: before?.since ?? generation)
+            slots.plans[i] = plan
+            active.append(plan)
             clusterIndex[c.name] = i
         }
+        slots.finish(previous: previous)
+        let clusters = slots.plans.map { $0! }
         var listeners: [ListenerPlan] = []
         let serverHealth = previous?.serverHealth ?? ServerHealth()
         // The keys the fault filters read; the values as the layers have them at load (ProxyOps
@@ -150,7 +167,7 @@ public final class DataPlane: Sendable {
             udp.append(UDPListenerPlan(name: u.name, address: address, statPrefix: u.statPrefix, cluster: ci,
                                        idleTimeoutNanos: u.idleTimeoutNanos))
         }
-        return DataPlane(listeners: listeners, clusters: clusters,
+        return DataPlane(listeners: listeners, clusters: clusters, activeClusters: active,
                          globalConnectionLimit: bootstrap.runtime.globalDownstreamMaxConnections ?? .max,
                          globalConnections: previous?.globalConnections ?? ConnectionCount(), serverHealth: serverHealth,
                          udpListeners: udp, runtime: runtime)
@@ -353,8 +370,15 @@ public final class ClusterResources: Sendable {
 
 /// One cluster as the workers use it.
 public final class ClusterPlan: Sendable {
+    /// Its slot in `DataPlane.clusters` (stable while the cluster exists).
     public let index: Int
     public let name: String
+    /// A tombstone: the cluster was removed (no hosts; a stream that still names it answers
+    /// 503 NC); it keeps the slot until nothing refers to it (docs/dynamic-config.md).
+    public let removed: Bool
+    /// The generation in which this cluster took its slot (a removed one: in which it was removed).
+    public let since: UInt32
+    let config: ClusterConfig
     public let hosts: [HostPlan]
     public let lbPolicy: LoadBalancingPolicy
     public let leastRequestChoices: Int
@@ -418,7 +442,11 @@ public final class ClusterPlan: Sendable {
     /// `overprovisioning_factor` (percent): availability is this times the healthy share, capped at 100%.
     public let overprovisioningFactor: Int
 
-    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil) {
+    init(index: Int, config: ClusterConfig, hosts: [HostPlan], resources: ClusterResources = ClusterResources(), health: ClusterHealth? = nil,
+         since: UInt32 = 0, removed: Bool = false) {
+        self.removed = removed
+        self.since = since
+        self.config = config
         self.resources = resources
         self.health = health
         self.healthCheck = health == nil ? nil : config.healthChecks.first
@@ -449,6 +477,14 @@ public final class ClusterPlan: Sendable {
         for e in config.endpoints { places[e.locality] = e.place }
         self.localities = places
         self.localityWeights = places.map(\.weight)
+    }
+}
+
+extension ClusterPlan {
+    /// What stays in the slot of a cluster removed in `generation`: its name and resources (the
+    /// breaker counters streams in flight give back), no hosts, no health.
+    func tombstone(removedIn generation: UInt32) -> ClusterPlan {
+        ClusterPlan(index: index, config: config, hosts: [], resources: resources, since: generation, removed: true)
     }
 }
 

@@ -329,8 +329,15 @@ public final class DataPathStats: Sendable {
     public let tcpProxies: [TCPProxyCounters]
     /// Listener filters and filter-chain choice.
     public let inspection = InspectionCounters()
-    /// Per cluster (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
-    public let clusters: [ClusterStats]
+    /// Per cluster slot (index in `DataPlane.clusters`): Envoy's `cluster.<name>.*` figures.
+    /// The worker counts into its own copy of the list; it republishes the list here when a
+    /// snapshot adds a slot or gives one to a new cluster (the admin reads it under the lock).
+    public var clusters: [ClusterStats] { clusterTable.withLock { $0 } }
+    private let clusterTable: Mutex<[ClusterStats]>
+    /// The generation of the last snapshot the worker applied, and the oldest one a stream of
+    /// its still runs on: a removed cluster's slot is reused once every worker is past it.
+    public let appliedGeneration = Atomic<UInt32>(0)
+    public let oldestLiveGeneration = Atomic<UInt32>(0)
     /// Per host pool of this worker: its host and counters (`/clusters`).
     public let hosts = HostCounterRegistry()
     /// `listener.<address>.ssl.*` (listeners that terminate TLS).
@@ -339,8 +346,11 @@ public final class DataPathStats: Sendable {
     /// Per http_connection_manager (index in `ListenerPlan.httpPlans`): `http.<prefix>.*`.
     public let http: [HTTPCounters]
 
+    /// The worker's list after a snapshot changed its slots (worker thread).
+    func publishClusters(_ list: [ClusterStats]) { clusterTable.withLock { $0 = list } }
+
     public init(clusters: Int = 0, tcpProxies: Int = 0, connectionManagers: Int = 1) {
-        self.clusters = (0..<clusters).map { _ in ClusterStats() }
+        self.clusterTable = Mutex((0..<clusters).map { _ in ClusterStats() })
         self.http = (0..<max(1, connectionManagers)).map { _ in HTTPCounters() }
         self.tcpProxies = (0..<tcpProxies).map { _ in TCPProxyCounters() }
     }
@@ -365,6 +375,8 @@ public final class HTTPCounters: Sendable {
     public let downstreamRq4xx = Atomic<Int>(0)
     public let downstreamRq5xx = Atomic<Int>(0)
     public let noRoute = Atomic<Int>(0)
+    /// `no_cluster`: the route's cluster does not exist (503 NC).
+    public let noCluster = Atomic<Int>(0)
     /// `downstream_rq_completed`, `rq_direct_response`, `downstream_cx_protocol_error` (codec errors).
     public let downstreamRqCompleted = Atomic<Int>(0)
     public let rqDirectResponse = Atomic<Int>(0)

@@ -183,7 +183,10 @@ public enum ProxyRuntime {
         let statsForProbe = allStats
         checker?.setTrafficProbe { ci in
             statsForProbe.contains { workers in
-                workers.contains { ci < $0.clusters.count && $0.clusters[ci].upstreamCxTotal.load(ordering: .relaxed) > 0 }
+                workers.contains { w in
+                    let list = w.clusters
+                    return ci < list.count && list[ci].upstreamCxTotal.load(ordering: .relaxed) > 0
+                }
             }
         }
         return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, traceRings: allTraceRings, groups: groups,

@@ -25,6 +25,8 @@ extension ProxyWorker {
                 guard let c = clusterNamed(by: header, in: head) else { continue }
                 cluster = c
             }
+            // A mirror cluster that does not exist (any more): no copy, as Envoy.
+            guard cluster >= 0, !plane.clusters[cluster].removed else { continue }
             let token = startShadow(m, cluster: cluster, s, timeoutNanos: plan.timeoutNanos ?? 0, loop)
             if let sh = shadows.pointer(token) {
                 sh.pointee.next = s.pointee.shadow
@@ -44,7 +46,7 @@ extension ProxyWorker {
             for k in 0..<header.count where ASCII.lowercased(head[name.lowerBound + k]) != header[k] { same = false; break }
             guard same else { continue }
             let value = UnsafeRawBufferPointer(rebasing: head[p.pointee.headerValueRange(at: i)])
-            for c in plane.clusters where c.name.utf8.elementsEqual(value) { return c.index }
+            for c in plane.activeClusters where c.name.utf8.elementsEqual(value) { return c.index }
             return nil
         }
         return nil

@@ -249,9 +249,16 @@ extension ProxyWorker {
     /// find it a connection.
     func forward(_ head: UnsafeRawBufferPointer, route: Int, cluster ci: Int, _ token: UInt64,
                          _ d: UnsafeMutablePointer<Downstream>, _ loop: Loop) {
-        let cluster = plane.clusters[ci]
         let s = stream(of: d)!
         s.pointee.route = Int32(route)
+        // The route names a cluster that does not exist (or was removed since the stream's
+        // snapshot): 503 NC `cluster_not_found`, as Envoy's router answers.
+        guard ci >= 0, !plane.clusters[ci].removed else {
+            inc(httpStats(s).noCluster)
+            localReply(LocalReply(status: 503, body: .text(""), flags: .noClusterFound, details: .clusterNotFound), token, d, loop)
+            return
+        }
+        let cluster = plane.clusters[ci]
         s.pointee.cluster = Int32(ci)
         // The route's plan, copied out of the table once per request.
         let plan: ForwardPlan? = if let http = hcm(s), case .forward(let p) = http.routes.allRoutes[route].action { p } else { nil }

@@ -92,6 +92,9 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
     var clusterPools: [[Int]] = []
     /// Pools whose host left its cluster, freed once empty.
     var retiredPools: [Int] = []
+    /// `cluster.<name>.*` counters per cluster slot, counted by this worker (`stats.clusters`
+    /// is the admin's copy of the list).
+    var clusterCounters: [ClusterStats]
     var roundRobin: [Int] = []
     /// LEAST_REQUEST with unequal weights: each cluster's EDF schedule (`HostSelection.swift`).
     var weightedLeastRequest: [WeightedLeastRequest?] = []
@@ -120,6 +123,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
         listenerPlan = settings.listener
         httpPlans = settings.listener.httpPlans
         self.stats = stats
+        clusterCounters = stats.clusters
         debugFlags = settings.debugResponseFlags
         accessRing = settings.accessRings?[seat.index]
         // didSet does not run in an initializer.

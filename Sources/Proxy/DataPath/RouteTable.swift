@@ -222,7 +222,7 @@ public final class ForwardPlan: Sendable {
 /// One mirror policy, compiled: the cluster's index, the fraction of requests mirrored (nil:
 /// all), whether the Host gets Envoy's `-shadow` suffix.
 public struct MirrorPlan: Sendable {
-    /// The mirror cluster's index, or -1 when `clusterHeader` names it per request.
+    /// The mirror cluster's index, or -1 when `clusterHeader` names it per request or it does not exist.
     public let cluster: Int
     public var clusterHeader: [UInt8]? = nil
     public let fraction: FractionalPercent?
@@ -289,9 +289,9 @@ public final class CompiledRoute: Sendable {
         case .forward(let f):
             var list: [(index: Int, weight: Int)] = []
             for name in f.target.clusterNames {
-                guard let ci = clusterIndex[name] else {
-                    throw DataPlane.CompileError(description: "listener '\(listener)': route to unknown cluster '\(name)'")
-                }
+                // A cluster that does not exist (the config parser let it through: validate_clusters
+                // off, or removed by CDS since): -1, answered 503 NC when picked, as Envoy.
+                let ci = clusterIndex[name] ?? -1
                 let weight: Int
                 switch f.target {
                 case .cluster: weight = 1
@@ -332,9 +332,9 @@ public final class CompiledRoute: Sendable {
                     mirrors.append(plan)
                     continue
                 }
-                guard let name = m.cluster, let ci = clusterIndex[name] else {
-                    throw DataPlane.CompileError(description: "listener '\(listener)': request_mirror_policies: unknown cluster '\(m.cluster ?? "")'")
-                }
+                // A mirror cluster that does not exist is skipped per request, as Envoy skips it.
+                guard let name = m.cluster else { continue }
+                let ci = clusterIndex[name] ?? -1
                 mirrors.append(MirrorPlan(cluster: ci, fraction: m.fraction, hostSuffix: !m.disableHostSuffix))
             }
             action = .forward(ForwardPlan(clusters: list, totalWeight: max(1, list.reduce(0) { $0 + $1.weight }),

@@ -18,7 +18,7 @@ public final class HealthChecker: Sendable {
 
     /// Starts checking the clusters of `plane` that have health checks (nil when none has).
     public static func start(_ plane: DataPlane) -> HealthChecker? {
-        guard plane.clusters.contains(where: { $0.healthCheck != nil }) else { return nil }
+        guard plane.activeClusters.contains(where: { $0.healthCheck != nil }) else { return nil }
         let checker = HealthChecker()
         checker.pending.withLock { $0 = plane }
         let handle = LoopThread.start(name: "health-check", cpu: nil) { [checker] in checker.run() }
@@ -42,7 +42,7 @@ public final class HealthChecker: Sendable {
     /// Waits (bounded by the longest check timeout plus a margin) until every host of `plane`'s
     /// checked clusters had its first check, as Envoy's cluster warming waits for it.
     public static func waitForFirstChecks(_ plane: DataPlane) {
-        let checked = plane.clusters.compactMap { c in c.healthCheck == nil ? nil : c.health.map { ($0, c.healthCheckTimeoutNanos) } }
+        let checked = plane.activeClusters.compactMap { c in c.healthCheck == nil ? nil : c.health.map { ($0, c.healthCheckTimeoutNanos) } }
         guard let longest = checked.map(\.1).max() else { return }
         let deadline = monotonicNanos() + longest + 500_000_000
         while monotonicNanos() < deadline {
@@ -133,7 +133,7 @@ public final class HealthChecker: Sendable {
     private static func sessions(for plane: DataPlane, keeping old: inout [HealthCheckSession]) -> [HealthCheckSession] {
         var out: [HealthCheckSession] = []
         var kept = Set<Int>()
-        for c in plane.clusters {
+        for c in plane.activeClusters {
             guard let health = c.health, let check = c.healthCheck else { continue }
             let carried = old.indices.filter {
                 old[$0].health === health && old[$0].plan.sourceAddress?.description == c.sourceAddress?.description

@@ -155,7 +155,7 @@ extension ProxyOps {
             }
         }
         var lines: [String] = []
-        for c in plane.clusters {
+        for c in plane.activeClusters {
             lines.append("\(c.name)::observability_name::\(c.name)")
             for (label, t) in [("default_priority", c.thresholds), ("high_priority", c.highPriorityThresholds)] {
                 lines.append("\(c.name)::\(label)::max_connections::\(t.maxConnections)")
@@ -220,17 +220,19 @@ extension ProxyOps {
     /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
     /// delivered with its `version_info` (omitted when empty, as Envoy).
     func configDump(includeEDS: Bool = false) -> String {
-        let bootstrap = state.withLock { $0.bootstrap }
+        let (bootstrap, clusterVersions) = state.withLock { ($0.bootstrap, $0.clusterManager.versions) }
         let dynamic = bootstrap.dynamic
-        func version(_ kind: SubscriptionKey) -> String {
-            guard let v = dynamic.versionInfo[kind], !v.isEmpty else { return "" }
+        func version(_ kind: SubscriptionKey) -> String { versionField(dynamic.versionInfo[kind]) }
+        func versionField(_ v: String?) -> String {
+            guard let v, !v.isEmpty else { return "" }
             return "\"version_info\": \(JSONText.string(v)), "
         }
         var staticClusters: [String] = []
         var dynamicClusters: [String] = []
         for c in bootstrap.clusters {
             if dynamic.isDynamic(.cluster, c.name) {
-                dynamicClusters.append("{" + version(.cluster) + "\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
+                // As Envoy: the version of the update that added or last changed this cluster.
+                dynamicClusters.append("{" + versionField(clusterVersions[c.name]) + "\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
             } else {
                 staticClusters.append("{\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
             }

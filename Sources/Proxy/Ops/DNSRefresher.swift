@@ -49,7 +49,7 @@ final class DNSRefresher: Sendable {
                 due[c.name] = now + c.dnsRefreshRateNanos
                 resolutions.wrappingAdd(1, ordering: .relaxed)
                 let hosts = DataPlane.hosts(of: c, warn: false)
-                guard let current = plane.clusters.first(where: { $0.name == c.name }) else { continue }
+                guard let current = plane.activeClusters.first(where: { $0.name == c.name }) else { continue }
                 // Envoy's update_* counters of the resolution.
                 let r = current.resources
                 r.updateAttempt.wrappingAdd(1, ordering: .relaxed)

@@ -85,6 +85,7 @@ extension ProxyOps {
                 $0.subscriptions[kind, default: SubscriptionCounters()].attempt += 1
                 switch outcome {
                 case .applied:
+                    if kind == .cluster { $0.clusterManager.count(old: bootstrap, new: loaded.bootstrap) }
                     $0.subscriptions[kind]!.success += 1
                     $0.subscriptions[kind]!.version = XXHash64.hash(loaded.bootstrap.dynamic.versionInfo[kind] ?? "")
                     Self.countResourceChange(kind, old: bootstrap, new: loaded.bootstrap, into: &$0.subscriptions[kind]!)
@@ -118,7 +119,7 @@ extension ProxyOps {
             }
             // The compile counted a change of the host set already; a re-created cluster counts its first one.
             if !c.endpoints.isEmpty, Set(before.endpoints.map(\.address)) == Set(c.endpoints.map(\.address)),
-               let resources = plane.clusters.first(where: { $0.name == c.name })?.resources {
+               let resources = plane.activeClusters.first(where: { $0.name == c.name })?.resources {
                 resources.membershipChange.wrappingAdd(1, ordering: .relaxed)
             }
         }

@@ -43,6 +43,7 @@ public final class ProxyOps: Sendable {
         /// The `-c` file's text as read at start or at the last reload (dynamic updates use it).
         var configText: String?
         var subscriptions: [SubscriptionKey: SubscriptionCounters] = [:]
+        var clusterManager: ClusterManagerCounters
         /// SDS secrets read from files, by secret name (ProxyOps+Secrets).
         var secretCounters: [String: SecretCounters] = [:]
         /// `layered_runtime` while running: the disk layers as last read, the admin layer's keys,
@@ -145,7 +146,7 @@ public final class ProxyOps: Sendable {
         self.options = options
         self.concurrency = concurrency
         state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap),
-                            secretCounters: Self.initialSecretCounters(bootstrap)))
+                            clusterManager: ClusterManagerCounters(bootstrap), secretCounters: Self.initialSecretCounters(bootstrap)))
         let history = planeHistory
         history.add(0, proxy.plane)
         accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
@@ -171,6 +172,7 @@ public final class ProxyOps: Sendable {
         inputs.secretVersionTexts = bootstrap.secrets.versionInfo
         (inputs.sdsListenerUpdates, inputs.sdsClusterUpdates) = Self.sdsContextUpdates(bootstrap, secretCounters)
         inputs.subscriptions = subscriptions
+        inputs.clusterManager = state.withLock { $0.clusterManager }
         inputs.versionTexts = dynamic.versionInfo
         inputs.routeStatPrefixes = dynamic.routeStatPrefixes
         inputs.zipkin = zipkin.withLock { $0 }
@@ -207,7 +209,10 @@ public final class ProxyOps: Sendable {
             let before = state.withLock { $0.bootstrap }
             let outcome = reload(loaded.bootstrap)
             if case .applied = outcome {
-                state.withLock { $0.configText = loaded.configText }
+                state.withLock {
+                    $0.configText = loaded.configText
+                    $0.clusterManager.count(old: before, new: loaded.bootstrap)
+                }
                 adoptSubscriptions(old: before, new: loaded.bootstrap)
             }
             return outcome
@@ -232,15 +237,17 @@ public final class ProxyOps: Sendable {
     }
 
     private func publish(_ bootstrap: Bootstrap) -> ReloadOutcome {
-        let old = state.withLock { $0.plane }
+        let (old, next) = state.withLock { ($0.plane, $0.generation &+ 1) }
         let plane: DataPlane
-        do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
+        do {
+            plane = try DataPlane.compile(bootstrap, previous: old, generation: next, canReclaim: { [proxy] in Self.unreferenced($0, proxy) })
+        } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
         if let checker = proxy.healthChecker {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
             checker.update(plane)
             HealthChecker.waitForFirstChecks(plane)
-        } else if plane.clusters.contains(where: { $0.healthCheck != nil }) {
+        } else if plane.activeClusters.contains(where: { $0.healthCheck != nil }) {
             return reject("health_checks added to a proxy started without any; that needs a restart")
         }
         // The re-read disk layers and the admin layer's keys (those still read) go into the new
@@ -283,22 +290,32 @@ public final class ProxyOps: Sendable {
                 return "listener '\(a.name)': tracing added; that needs a restart"
             }
         }
-        guard old.clusters.count == new.clusters.count else {
-            return "clusters changed (\(old.clusters.count) -> \(new.clusters.count)); adding or removing clusters needs a restart"
-        }
+        // Clusters may come and go (each keeps its slot, `ClusterSlots`); a UDP listener's
+        // cluster stays (its reference is always checked) in the same slot.
         guard old.udpListeners == new.udpListeners,
               old.udpListeners.allSatisfy({ u in old.clusters[u.cluster].hosts.map(\.name) == new.clusters[u.cluster].hosts.map(\.name) }) else {
             return "a UDP listener, or the hosts of its cluster, changed; that needs a restart"
         }
-        for (a, b) in zip(old.clusters, new.clusters) {
-            guard a.name == b.name else {
-                return "cluster '\(a.name)' changed its name; that needs a restart"
-            }
-            guard a.isOriginalDst == b.isOriginalDst else {
-                return "cluster '\(a.name)' changed to or from type ORIGINAL_DST; that needs a restart"
+        for b in new.activeClusters where b.index < old.clusters.count {
+            let a = old.clusters[b.index]
+            guard a.removed || a.resources !== b.resources || a.isOriginalDst == b.isOriginalDst else {
+                return "cluster '\(a.name)' changed to or from type ORIGINAL_DST; that needs a restart (removing it and adding it back in a later update works)"
             }
         }
         return nil
+    }
+
+    /// Whether nothing refers to removed cluster `c` any more, so its slot may go to a new
+    /// cluster: every worker applied the snapshot that removed it and has no stream left on an
+    /// older one (a newer snapshot's routes cannot name it), and no connection, request or
+    /// retry of it is left (mirrors and upstream connections outlive their streams).
+    static func unreferenced(_ c: ClusterPlan, _ proxy: RunningProxy) -> Bool {
+        let r = c.resources
+        guard r.connections.load(ordering: .relaxed) == 0, r.requests.load(ordering: .relaxed) == 0,
+              r.pendingRequests.load(ordering: .relaxed) == 0, r.retries.load(ordering: .relaxed) == 0 else { return false }
+        return proxy.stats.allSatisfy { workers in
+            workers.allSatisfy { $0.appliedGeneration.load(ordering: .relaxed) >= c.since && $0.oldestLiveGeneration.load(ordering: .relaxed) >= c.since }
+        }
     }
 
     // MARK: health, drain, quit
@@ -413,7 +430,7 @@ extension ProxyOps {
     /// and success-rate ejections, published through the hosts' health words.
     func tickOutlierDetectors(_ now: Int64) {
         let plane = state.withLock { $0.plane }
-        for c in plane.clusters {
+        for c in plane.activeClusters {
             guard let health = c.health, let detector = health.outlier else { continue }
             detector.tick(health, now: now, random: { UInt64.random(in: 0...UInt64.max) })
         }

@@ -50,6 +50,7 @@ struct StatsInputs {
     var healthFailed = false
     /// File-based LDS / CDS / EDS / RDS subscriptions, and the `version_info` each last applied.
     var subscriptions: [SubscriptionKey: SubscriptionCounters] = [:]
+    var clusterManager: ClusterManagerCounters?
     var versionTexts: [SubscriptionKey: String] = [:]
     /// RDS: the stat_prefix whose scope holds each route configuration's stats.
     var routeStatPrefixes: [String: String] = [:]
@@ -154,6 +155,7 @@ extension ProxyStatsSnapshot {
                 c("downstream_rq_too_large") { load($0.downstreamRqTooLarge) }
                 c("rq_direct_response") { load($0.rqDirectResponse) }
                 c("no_route") { load($0.noRoute) }
+                c("no_cluster") { load($0.noCluster) }
                 c("ballast.http2_preface_refused") { load($0.http2PrefaceRefused) }
                 if h.tracing != nil {
                     c("tracing.client_enabled") { load($0.tracingClientEnabled) }
@@ -277,11 +279,14 @@ extension ProxyStatsSnapshot {
                 add("cluster.\(name).\(suffix)", .counter, v, family: "envoy_cluster_" + suffix.replacingOccurrences(of: ".", with: "_"), labels: cl)
             }
         }
-        for cluster in plane.clusters {
+        // Each worker's list of per-slot counters, and the generation it applied: a slot given
+        // to a new cluster counts for it on the workers that applied that snapshot.
+        let workerClusters = proxy.stats.flatMap { $0 }.map { ($0.clusters, $0.appliedGeneration.load(ordering: .relaxed)) }
+        for cluster in plane.activeClusters {
             let p = "cluster.\(cluster.name)."
             let cl = [("envoy_cluster_name", cluster.name)]
             var all: [ClusterStats] = []
-            for workers in proxy.stats { for s in workers where cluster.index < s.clusters.count { all.append(s.clusters[cluster.index]) } }
+            for (list, applied) in workerClusters where cluster.index < list.count && applied >= cluster.since { all.append(list[cluster.index]) }
             func c(_ suffix: String, _ kind: Kind = .counter, _ get: (ClusterStats) -> Int) {
                 add(p + suffix, kind, all.reduce(0) { $0 + get($1) }, family: "envoy_cluster_" + suffix, labels: cl)
             }
@@ -445,6 +450,15 @@ extension ProxyStatsSnapshot {
             count("update_rejected", counters.rejected)
             count("update_failure", counters.failure)
             count("init_fetch_timeout", 0)
+        }
+        if let cm = inputs.clusterManager {
+            for (suffix, v) in [("cluster_added", cm.added), ("cluster_modified", cm.modified), ("cluster_removed", cm.removed),
+                                ("cluster_updated", 0), ("cluster_updated_via_merge", 0), ("update_merge_cancelled", 0),
+                                ("update_out_of_merge_window", 0)] {
+                add("cluster_manager." + suffix, .counter, v, family: "envoy_cluster_manager_" + suffix)
+            }
+            add("cluster_manager.active_clusters", .gauge, inputs.plane.activeClusters.count, family: "envoy_cluster_manager_active_clusters")
+            add("cluster_manager.warming_clusters", .gauge, 0, family: "envoy_cluster_manager_warming_clusters")
         }
         for name in inputs.secrets.keys.sorted() {
             let counters = inputs.secrets[name]!

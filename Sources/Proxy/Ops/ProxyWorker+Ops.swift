@@ -54,8 +54,18 @@ extension ProxyWorker {
         }
         if let i = ops.retired.firstIndex(where: { $0.generation == g }) {
             ops.retired[i].live -= 1
-            if ops.retired[i].live <= 0 { ops.retired.remove(at: i) }
+            if ops.retired[i].live <= 0 {
+                ops.retired.remove(at: i)
+                publishOldestLiveGeneration()
+            }
         }
+    }
+
+    /// The oldest generation a stream of this worker runs on (ProxyOps reuses a removed
+    /// cluster's slot once every worker is past the generation that removed it).
+    func publishOldestLiveGeneration() {
+        let oldest = ops.retired.map(\.generation).min() ?? ops.generation
+        stats.oldestLiveGeneration.store(oldest, ordering: .relaxed)
     }
 
     /// The plan of connection manager `m` that a stream of generation `g` routes with.
@@ -89,7 +99,7 @@ extension ProxyWorker {
 
     @inline(__always)
     func clusterStats(_ ci: Int) -> ClusterStats? {
-        ci >= 0 && ci < stats.clusters.count ? stats.clusters[ci] : nil
+        ci >= 0 && ci < clusterCounters.count ? clusterCounters[ci] : nil
     }
 
     /// `downstream_rq_time` and the cluster's `upstream_rq_time`, in microseconds.
@@ -102,9 +112,11 @@ extension ProxyWorker {
     }
 
     /// A reload's snapshot: new requests use it; streams in flight keep their plan until they end.
-    /// The main thread has checked that listeners and clusters are unchanged (names and order),
-    /// so per-cluster figures keep their indices; a cluster's hosts may differ (reload, DNS
-    /// refresh): `retireMovedHosts` re-maps them to pools by address.
+    /// The main thread has checked that listeners are unchanged (names and order). Clusters
+    /// keep their slots (`ClusterSlots`), so per-cluster figures keep their indices; a slot may
+    /// be new, emptied (a removed cluster's tombstone) or given to a new cluster
+    /// (`adoptClusterSlots`), and a cluster's hosts may differ (reload, DNS refresh):
+    /// `retireMovedHosts` re-maps them to pools by address.
     func apply(_ newPlane: DataPlane, generation: UInt32, _ loop: Loop) {
         guard listenerPlan.index < newPlane.listeners.count else { return }
         let old = plane
@@ -115,6 +127,7 @@ extension ProxyWorker {
         plane = newPlane
         listenerPlan = l
         inputLimit = Self.inputLimit(l)
+        adoptClusterSlots(from: old, loop)
         retireMovedHosts(from: old, loop)
         // Weighted LEAST_REQUEST schedules follow the new hosts and weights.
         for (i, c) in newPlane.clusters.enumerated() where i < weightedLeastRequest.count {
@@ -123,9 +136,44 @@ extension ProxyWorker {
                 weightedLeastRequest[i] = WeightedLeastRequest(c, seed: index)
             }
         }
+        stats.appliedGeneration.store(generation, ordering: .relaxed)
+        publishOldestLiveGeneration()
         if l.httpPlans.count == httpPlans.count {
             httpPlans = l.httpPlans
             headLimitsDiffer = l.headLimitsDiffer
+        }
+    }
+
+    /// Per-slot state for the new snapshot's cluster slots: a new slot gets its entries; a slot
+    /// whose cluster was removed drops its original-destination hosts; a slot given to a new
+    /// cluster (its resources are other ones) starts with fresh counters, as Envoy's new cluster.
+    private func adoptClusterSlots(from old: DataPlane, _ loop: Loop) {
+        var republish = false
+        for c in plane.clusters where c.index >= clusterCounters.count {
+            clusterCounters.append(ClusterStats())
+            clusterPools.append([])
+            roundRobin.append(index)
+            weightedLeastRequest.append(nil)
+            priorityTables.append(PriorityTable())
+            republish = true
+        }
+        for c in plane.clusters where c.index < old.clusters.count {
+            let before = old.clusters[c.index]
+            if c.removed && !before.removed { retireOriginalDstHosts(cluster: c.index, loop) }
+            guard before.resources !== c.resources else { continue }
+            clusterCounters[c.index] = ClusterStats()
+            priorityTables[c.index] = PriorityTable()
+            republish = true
+        }
+        if republish { stats.publishClusters(clusterCounters) }
+    }
+
+    /// A removed ORIGINAL_DST cluster's hosts: their idle connections close, busy ones after
+    /// their exchange, and their pools are freed once empty.
+    private func retireOriginalDstHosts(cluster ci: Int, _ loop: Loop) {
+        for (key, hp) in originalDst.pools where Int(key.cluster) == ci {
+            originalDst.pools[key] = nil
+            if let h = upstreamPools[hp].dynamicHost { retirePool(hp, address: h.address, loop) }
         }
     }
 
@@ -136,8 +184,8 @@ extension ProxyWorker {
     /// ones after their exchange (epoch), and its slot is reused once it is empty.
     private func retireMovedHosts(from old: DataPlane, _ loop: Loop) {
         let newPlane = plane
-        for c in newPlane.clusters.indices where c < old.clusters.count && c < clusterPools.count {
-            let before = old.clusters[c].hosts, after = newPlane.clusters[c].hosts
+        for c in newPlane.clusters.indices where c < clusterPools.count {
+            let before = c < old.clusters.count ? old.clusters[c].hosts : [], after = newPlane.clusters[c].hosts
             if before.count == after.count && zip(before, after).allSatisfy({ $0.name == $1.name }) { continue }
             var byName: [String: Int] = [:]
             for (h, hp) in clusterPools[c].enumerated() where h < before.count { byName[before[h].name] = hp }
