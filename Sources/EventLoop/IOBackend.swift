@@ -5,8 +5,9 @@
 /// other threads.
 ///
 /// Ownership: an fd is *attached* to the backend with a caller token by `armAccept`, `armReceive`
-/// or `connect`, and detached by `close`. Completions for an fd that was closed (or closed and
-/// reused) are dropped by the backend, using a generation number packed with the fd.
+/// or `connect`, and detached by `close` (or, without closing it, by `detach`). Completions for an
+/// fd that was closed (or closed and reused) are dropped by the backend, using a generation number
+/// packed with the fd.
 public protocol IOBackend: AnyObject, SendableMetatype {
     static var kind: IOBackendKind { get }
 
