@@ -66,7 +66,8 @@ def main():
     print(f"Cost behind the bounds: {cost * 1e6:.1f} us per request, {WORKERS} workers.\n")
     print("| u | conns | strategy | req/s (median) | TP90 ms median (min-max) | / M/M/c | / c x M/M/1 | ratio to reuseport | busiest worker's connections | server CPU us/req |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for key in sorted(rows, key=lambda k: (k[0], k[1], ["reuseport", "reuseport-rebalance", "least-loaded"].index(k[2]))):
+    order = ["reuseport", "reuseport-rebalance", "least-loaded"]  # other variants (e.g. an epoll peer) after these
+    for key in sorted(rows, key=lambda k: (k[0], k[1], order.index(k[2]) if k[2] in order else len(order), k[2])):
         rho, conns, variant = key
         r = rows[key]
         tp = [x[0] for x in r]

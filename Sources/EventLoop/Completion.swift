@@ -12,6 +12,11 @@ public enum CompletionKind: UInt8, Sendable {
     /// A value another loop posted straight into this loop's ring (io_uring IORING_OP_MSG_RING):
     /// `result` is the value (an fd for connection hand-offs). `fd` is -1.
     case message = 5
+    /// A detach that `detach(fd:)` left `.pending` ended: `0` the fd is detached (nothing more is
+    /// delivered for it here); `-EBUSY` input, end of stream or an error arrived while the
+    /// receive was being cancelled (delivered before this completion), so the fd stays attached
+    /// and receiving; another `-errno` the cancel itself failed, and the fd stays attached too.
+    case detach = 6
 }
 
 /// One finished operation, handed to the loop's handler.

@@ -152,14 +152,15 @@ public final class EpollBackend: IOBackend {
 
     public func postMessage(to address: Int32, value: Int32) -> Bool { false }
 
-    public func detach(fd: Int32) -> Bool {
+    /// Always at once: every read this backend made has produced a completion already.
+    public func detach(fd: Int32) -> DetachProgress {
         let e = table.pointer(fd)
         guard e.pointee.role == .stream, e.pointee.registered, e.pointee.sendBytes == nil,
-              e.pointee.finished == nil, !e.pointee.hangup else { return false }
+              e.pointee.finished == nil, !e.pointee.hangup else { return .refused }
         var unused = epoll_event()
-        guard epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &unused) == 0 else { return false }
+        guard epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &unused) == 0 else { return .refused }
         e.pointee = Entry()  // queued fds with a cleared entry are skipped
-        return true
+        return .done
     }
 
     public func close(fd: Int32) {

@@ -5,8 +5,9 @@
 /// other threads.
 ///
 /// Ownership: an fd is *attached* to the backend with a caller token by `armAccept`, `armReceive`
-/// or `connect`, and detached by `close`. Completions for an fd that was closed (or closed and
-/// reused) are dropped by the backend, using a generation number packed with the fd.
+/// or `connect`, and detached by `close` (or, without closing it, by `detach`). Completions for an
+/// fd that was closed (or closed and reused) are dropped by the backend, using a generation number
+/// packed with the fd.
 public protocol IOBackend: AnyObject, SendableMetatype {
     static var kind: IOBackendKind { get }
 
@@ -32,11 +33,14 @@ public protocol IOBackend: AnyObject, SendableMetatype {
     /// Detaches and closes the fd. No completion follows, and none for earlier operations.
     func close(fd: Int32)
 
-    /// Detaches an idle stream fd (no send outstanding) without closing it, so another loop can
-    /// attach it with `armReceive`; nothing more is delivered for it here. Data not yet read stays
-    /// in the socket. Returns false, leaving the fd attached, when the backend cannot: io_uring
-    /// would first have to cancel its multishot receive and collect what that already pulled in.
-    func detach(fd: Int32) -> Bool
+    /// Starts detaching an idle stream fd (no send outstanding: the caller's precondition) without
+    /// closing it, so another loop can attach it with `armReceive`. Data not yet read stays in the
+    /// socket and is read by the next owner. Returns `.done` when the fd is detached now (epoll),
+    /// `.pending` when a `.detach` completion for it follows (io_uring: its multishot receive is
+    /// being cancelled; what that receive pulled in before the cancel took effect is delivered
+    /// first, as ordinary receive completions), or `.refused`, leaving the fd attached.
+    /// `close` while pending: no `.detach` completion follows.
+    func detach(fd: Int32) -> DetachProgress
     /// This loop's address for `postMessage` from other loops, or -1 when the backend has none.
     var messageAddress: Int32 { get }
     /// Posts `value` into another loop's backend (its `messageAddress`), which reports it as a
@@ -50,4 +54,14 @@ public protocol IOBackend: AnyObject, SendableMetatype {
     func endTurn()
     /// Closes the backend's own resources.
     func shutdown()
+}
+
+/// What `IOBackend.detach(fd:)` did.
+public enum DetachProgress: Sendable, Equatable {
+    /// Detached: nothing more is delivered for the fd here.
+    case done
+    /// A `.detach` completion follows (0: detached; `-EBUSY`: input arrived meanwhile, the fd stays).
+    case pending
+    /// The backend cannot detach the fd now; it stays attached, receiving as before.
+    case refused
 }

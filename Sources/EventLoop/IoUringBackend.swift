@@ -9,11 +9,17 @@ import Glibc
 /// (bits 36-49, bumped on close) and, for receives, the arm sequence (bits 50-63, bumped on pause):
 /// completions for a closed fd are dropped; data from a receive cancelled by a pause is still
 /// delivered, but its end does not count as the end of the current receive.
+///
+/// Detaching (live rebalancing) takes two steps: `detach` cancels the fd's multishot receive, the
+/// data completions that receive still posts are delivered as usual, and its last completion (no
+/// IORING_CQE_F_MORE) ends the detach: with nothing received meanwhile the entry is cleared (the
+/// unread bytes stay in the socket) and a `.detach` completion reports 0; otherwise the receive
+/// is armed again and it reports -EBUSY. See docs/rebalance.md.
 public final class IoUringBackend: IOBackend {
     public static var kind: IOBackendKind { .ioUring }
 
     @usableFromInline
-    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close, message, messageSent, acceptReady }
+    enum Op: UInt64 { case accept = 1, receive, send, connect, wake, cancel, close, message, messageSent, acceptReady, detachCancel }
 
     @usableFromInline
     struct Entry {
@@ -25,6 +31,10 @@ public final class IoUringBackend: IOBackend {
         var armed = false           // a multishot accept/receive/poll is outstanding
         var open = false
         var acceptPending = false   // acceptByPolling: readable, queued in `acceptReady`
+        var staleReceives: UInt16 = 0   // receives cancelled by a pause whose last completion is still to come
+        var detaching = false       // `detach` cancelled the receive; its last completion ends the detach
+        var receivedWhileDetaching = false
+        var detachResult: Int32? = nil  // a `.detach` completion waiting in `detachesDone`
     }
 
     private let ring: UnsafeMutablePointer<io_uring>
@@ -44,6 +54,8 @@ public final class IoUringBackend: IOBackend {
     private let acceptByPolling: Bool
     private let maxAcceptsPerTurn: Int
     private var acceptReady: FDQueue
+    /// Fds whose detach ended, with the `.detach` completion still to deliver.
+    private var detachesDone: FDQueue
 
     /// Receive buffers ever in use at once (posted or lent): the only ones whose pages were
     /// touched, since returned buffers are posted again first (see `ReceiveBufferRing`).
@@ -83,6 +95,7 @@ public final class IoUringBackend: IOBackend {
         acceptByPolling = options.acceptByPolling
         maxAcceptsPerTurn = max(1, options.maxAcceptsPerTurn)
         acceptReady = FDQueue(capacity: 16)
+        detachesDone = FDQueue(capacity: 16)
         armWake()
     }
 
@@ -203,6 +216,7 @@ public final class IoUringBackend: IOBackend {
             e.pointee.open = true
             e.pointee.generation &+= 1
             e.pointee.receiveSequence &+= 1
+            e.pointee.staleReceives = 0
         }
         e.pointee.token = token
         e.pointee.isListener = false
@@ -213,9 +227,10 @@ public final class IoUringBackend: IOBackend {
     public func pauseReceive(fd: Int32) {
         let e = table.pointer(fd)
         e.pointee.wantsData = false
-        if e.pointee.armed {
+        if e.pointee.armed && !e.pointee.detaching {  // detaching: its cancel is on the way already
             submitCancel(userData(fd, .receive, e.pointee.generation, e.pointee.receiveSequence))
             e.pointee.receiveSequence &+= 1
+            e.pointee.staleReceives &+= 1
             e.pointee.armed = false
         }
     }
@@ -255,8 +270,84 @@ public final class IoUringBackend: IOBackend {
         io_uring_sqe_set_data64(s, userData(fd, .connect, e.pointee.generation))
     }
 
-    /// Not supported: see `IOBackend.detach`. `ballast server` refuses `rebalance` on io_uring.
-    public func detach(fd: Int32) -> Bool { false }
+    /// With a receive armed: cancels it (by its user data) and reports the outcome as a `.detach`
+    /// completion once the receive's last completion arrived. Refused while a receive cancelled by
+    /// a pause may still deliver data (its bytes would be dropped once the entry is cleared).
+    public func detach(fd: Int32) -> DetachProgress {
+        let e = table.pointer(fd)
+        guard e.pointee.open, !e.pointee.isListener, !e.pointee.detaching, e.pointee.detachResult == nil,
+              e.pointee.staleReceives == 0 else { return .refused }
+        if !e.pointee.armed {
+            clear(e)  // nothing outstanding (a receive ended and waits to be re-armed, or receiving stopped)
+            return .done
+        }
+        e.pointee.detaching = true
+        e.pointee.receivedWhileDetaching = false
+        submitDetachCancel(fd, e)
+        return .pending
+    }
+
+    private func submitDetachCancel(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
+        let s = sqe()
+        io_uring_prep_cancel64(s, userData(fd, .receive, e.pointee.generation, e.pointee.receiveSequence), 0)
+        s.pointee.flags |= cb_iosqe_cqe_skip_success()
+        io_uring_sqe_set_data64(s, userData(fd, .detachCancel, e.pointee.generation, e.pointee.receiveSequence))
+    }
+
+    /// The fd is no longer this backend's: later completions for it (none are outstanding) would
+    /// carry a stale generation.
+    private func clear(_ e: UnsafeMutablePointer<Entry>) {
+        e.pointee.open = false
+        e.pointee.armed = false
+        e.pointee.wantsData = false
+        e.pointee.detaching = false
+        e.pointee.generation &+= 1
+        e.pointee.receiveSequence &+= 1
+    }
+
+    /// The cancelled receive's last completion arrived (everything it received is in the batch).
+    private func finishDetach(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>) {
+        e.pointee.detaching = false
+        if e.pointee.receivedWhileDetaching {
+            // Not idle any more: the caller serves what came, and the receive goes on.
+            e.pointee.detachResult = -EBUSY
+            if e.pointee.wantsData { rearm.push(fd) }
+        } else {
+            e.pointee.detachResult = 0
+            clear(e)
+        }
+        detachesDone.push(fd)
+    }
+
+    /// A detach's cancel that did not find the receive. Still armed: the receive was between
+    /// states (re-issued after a burst) and is still running, so cancel again; another error ends
+    /// the detach with that error, the receive going on.
+    private func detachCancelFailed(_ fd: Int32, _ generation: UInt32, _ arm: UInt32, _ result: Int32) {
+        let e = table.pointer(fd)
+        guard e.pointee.open, e.pointee.detaching, e.pointee.armed,
+              e.pointee.generation & Self.fieldMask == generation,
+              e.pointee.receiveSequence & Self.fieldMask == arm else { return }
+        if result == -ENOENT || result == -EALREADY {
+            submitDetachCancel(fd, e)
+            return
+        }
+        Log.warning("io_uring: cancelling the receive of fd \(fd) to move it failed: \(Log.describe(errno: -result))")
+        e.pointee.detaching = false
+        e.pointee.detachResult = result
+        detachesDone.push(fd)
+    }
+
+    private func deliverDetaches(into batch: inout CompletionBatch) {
+        var left = detachesDone.count
+        while left > 0 && !batch.isFull {
+            left -= 1
+            let fd = detachesDone.pop()
+            let e = table.pointer(fd)
+            guard let result = e.pointee.detachResult else { continue }  // closed meanwhile
+            e.pointee.detachResult = nil
+            batch.append(Completion(kind: .detach, fd: fd, result: result, token: e.pointee.token))
+        }
+    }
 
     public func close(fd: Int32) {
         let e = table.pointer(fd)
@@ -265,6 +356,9 @@ public final class IoUringBackend: IOBackend {
         e.pointee.armed = false
         e.pointee.wantsData = false
         e.pointee.acceptPending = false
+        e.pointee.staleReceives = 0
+        e.pointee.detaching = false
+        e.pointee.detachResult = nil
         e.pointee.generation &+= 1
         e.pointee.receiveSequence &+= 1
         if hadOperations {
@@ -300,7 +394,8 @@ public final class IoUringBackend: IOBackend {
 
     public func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool {
         connectSlotsUsed = 0
-        if io_uring_cq_ready(ring) > 0 || timeoutNanos == 0 || batch.count > 0 || acceptReady.count > 0 {
+        if io_uring_cq_ready(ring) > 0 || timeoutNanos == 0 || batch.count > 0 || acceptReady.count > 0
+            || detachesDone.count > 0 {
             _ = io_uring_submit_and_get_events(ring)
         } else if timeoutNanos < 0 {
             _ = io_uring_submit_and_wait(ring, 1)
@@ -317,6 +412,7 @@ public final class IoUringBackend: IOBackend {
             if handle(cqe.pointee, into: &batch) { woke = true }
         }
         io_uring_cq_advance(ring, UInt32(n))
+        if detachesDone.count > 0 { deliverDetaches(into: &batch) }
         if acceptReady.count > 0 { acceptQueued(into: &batch) }
         return woke
     }
@@ -342,10 +438,14 @@ public final class IoUringBackend: IOBackend {
             let currentArm = e.pointee.receiveSequence & Self.fieldMask == arm
             if !currentArm {
                 // A receive cancelled by a pause: its data still belongs to the stream.
+                if !more && e.pointee.staleReceives > 0 { e.pointee.staleReceives -= 1 }
                 if result > 0 {
                     batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: buffer))
                 }
                 return false
+            }
+            if e.pointee.detaching {
+                return detachingReceive(fd, e, result: result, more: more, buffer: buffer, into: &batch)
             }
             if !more {
                 e.pointee.armed = false
@@ -398,8 +498,29 @@ public final class IoUringBackend: IOBackend {
             batch.append(Completion(kind: .message, fd: -1, result: result, token: 0))
         case .messageSent:
             if result < 0 { Log.warning("io_uring message to another loop failed: \(Log.describe(errno: -result))") }
+        case .detachCancel:
+            detachCancelFailed(fd, generation, arm, result)  // successes post no completion
         default:
             break
+        }
+        return false
+    }
+
+    /// A completion of the receive a detach is cancelling: data, end of stream or an error is
+    /// delivered (and keeps the fd here); the last one ends the detach.
+    private func detachingReceive(_ fd: Int32, _ e: UnsafeMutablePointer<Entry>, result: Int32, more: Bool,
+                                  buffer: UnsafeRawPointer?, into batch: inout CompletionBatch) -> Bool {
+        let input = result != -ECANCELED && result != -ENOBUFS
+        if input {
+            e.pointee.receivedWhileDetaching = true
+            if result <= 0 { e.pointee.wantsData = false }
+            batch.append(Completion(kind: .receive, fd: fd, result: result, token: e.pointee.token, buffer: result > 0 ? buffer : nil))
+        } else if result == -ENOBUFS {
+            buffers.noteStarved()
+        }
+        if !more {
+            e.pointee.armed = false
+            finishDetach(fd, e)
         }
         return false
     }
@@ -421,6 +542,7 @@ public final class IoUringBackend: IOBackend {
         table.deallocate()
         rearm.deallocate()
         acceptReady.deallocate()
+        detachesDone.deallocate()
         cqes.deallocate()
         connectAddresses.deallocate()
     }

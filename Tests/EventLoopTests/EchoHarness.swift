@@ -113,6 +113,8 @@ final class EchoHandler<B: IOBackend>: LoopHandler {
             flush(c.fd, loop)
         case .message:
             observations.state.withLock { $0.messageValues.append(c.result) }
+        case .detach:
+            break  // this harness never detaches
         case .connect:
             observations.state.withLock { $0.connectResults.append(c.result) }
             guard c.result == 0 else { closeConn(c.fd, loop); return }

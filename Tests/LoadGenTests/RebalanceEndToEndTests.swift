@@ -1,9 +1,10 @@
+import EventLoop
 import Foundation
 import TestSupport
 import XCTest
 
-/// Live rebalancing of idle keep-alive connections (`--balance ...:rebalance=N`, epoll) against
-/// real sockets. The imbalance is made deterministic with least-loaded: connection i of 2W goes to
+/// Live rebalancing of idle keep-alive connections (`--balance ...:rebalance=N`) against real
+/// sockets, each race on epoll and on io_uring (where a move first cancels the multishot receive). The imbalance is made deterministic with least-loaded: connection i of 2W goes to
 /// worker i % 2, then the odd ones are closed, so worker 0 holds many and worker 1 few. Every
 /// response is distinguished by its body size, so a lost, reordered or repeated response shows.
 final class RebalanceEndToEndTests: XCTestCase {
@@ -27,10 +28,10 @@ final class RebalanceEndToEndTests: XCTestCase {
         let port: Int
         let adminPort: Int
 
-        init(balance: String, workers: Int = 2) throws {
+        init(balance: String, workers: Int = 2, io: IOBackendKind) throws {
             child = try ChildProcess(["server", "--port", "0", "--address", "127.0.0.1", "--workers", "\(workers)",
-                                      "--io", "epoll", "--balance", balance, "--admin-port", "0"])
-            let line = try child.requireLine(containing: "listening on", what: "ballast server --balance \(balance)")
+                                      "--io", io.rawValue, "--balance", balance, "--admin-port", "0"])
+            let line = try child.requireLine(containing: "listening on", what: "ballast server --io \(io.rawValue) --balance \(balance)")
             let parts = line.components(separatedBy: "127.0.0.1:")
             port = Int(parts[1].prefix { $0.isNumber })!
             adminPort = Int(parts[2].prefix { $0.isNumber })!
@@ -83,7 +84,11 @@ final class RebalanceEndToEndTests: XCTestCase {
     /// boundaries while it holds more than mean (6) + 1, so exactly 3 move, and every response
     /// arrives in order on its own connection.
     func testConnectionCountsConvergeToTheMarginAndEveryResponseIsCorrect() throws {
-        let server = try Server(balance: "least-loaded:rebalance=1")
+        try TestBackends.each { try connectionCountsConvergeToTheMarginAndEveryResponseIsCorrect($0) }
+    }
+
+    func connectionCountsConvergeToTheMarginAndEveryResponseIsCorrect(_ io: IOBackendKind) throws {
+        let server = try Server(balance: "least-loaded:rebalance=1", io: io)
         defer { server.child.stop() }
         let conns = try imbalanced(server, heavy: 10, light: 2)
         XCTAssertEqual(conns.count, 12)
@@ -114,7 +119,11 @@ final class RebalanceEndToEndTests: XCTestCase {
     /// more arrive pipelined, the three answers come in order, this connection moves too, and the
     /// requests after the move are answered by the new worker, each exactly once.
     func testPipelinedRequestsOnAMovingConnectionAreAnsweredInOrderExactlyOnce() throws {
-        let server = try Server(balance: "least-loaded:rebalance=1")
+        try TestBackends.each { try pipelinedRequestsOnAMovingConnectionAreAnsweredInOrderExactlyOnce($0) }
+    }
+
+    func pipelinedRequestsOnAMovingConnectionAreAnsweredInOrderExactlyOnce(_ io: IOBackendKind) throws {
+        let server = try Server(balance: "least-loaded:rebalance=1", io: io)
         defer { server.child.stop() }
         let conns = try imbalanced(server, heavy: 10, light: 2)
         let c = conns[0]  // on worker 0
@@ -143,7 +152,11 @@ final class RebalanceEndToEndTests: XCTestCase {
     /// when its previous request's answer is sent. Later, the first delayed connection to finish
     /// moves at its boundary (3 -> 2 against 0 -> 1), and then nothing more moves.
     func testBoundaryWithNoIdleConnectionIsRefused() throws {
-        let server = try Server(balance: "least-loaded:rebalance=0")
+        try TestBackends.each { try boundaryWithNoIdleConnectionIsRefused($0) }
+    }
+
+    func boundaryWithNoIdleConnectionIsRefused(_ io: IOBackendKind) throws {
+        let server = try Server(balance: "least-loaded:rebalance=0", io: io)
         defer { server.child.stop() }
         let conns = try imbalanced(server, heavy: 3, light: 0)
         try conns[1].write(Self.request(size: 201).replacingOccurrences(of: "size=201", with: "size=201&delay=1s"))
@@ -172,7 +185,11 @@ final class RebalanceEndToEndTests: XCTestCase {
     /// while its connection is between loops (detached, not yet adopted); whichever way the race
     /// goes, it is answered exactly once, in order. 20 against 2, margin 1: exactly 8 moves.
     func testRequestsArrivingDuringTheHandOffAreAnsweredExactlyOnce() throws {
-        let server = try Server(balance: "least-loaded:rebalance=1")
+        try TestBackends.each { try requestsArrivingDuringTheHandOffAreAnsweredExactlyOnce($0) }
+    }
+
+    func requestsArrivingDuringTheHandOffAreAnsweredExactlyOnce(_ io: IOBackendKind) throws {
+        let server = try Server(balance: "least-loaded:rebalance=1", io: io)
         defer { server.child.stop() }
         let conns = try imbalanced(server, heavy: 20, light: 2)
         var size = 1000
@@ -202,7 +219,11 @@ final class RebalanceEndToEndTests: XCTestCase {
     /// reuseport places by the kernel's hash; with rebalance=1 the counts end within the margin of
     /// the mean whatever the hash did, and the moves out and in agree.
     func testReusePortCountsEndWithinTheMargin() throws {
-        let server = try Server(balance: "reuseport:rebalance=1", workers: 4)
+        try TestBackends.each { try reusePortCountsEndWithinTheMargin($0) }
+    }
+
+    func reusePortCountsEndWithinTheMargin(_ io: IOBackendKind) throws {
+        let server = try Server(balance: "reuseport:rebalance=1", workers: 4, io: io)
         defer { server.child.stop() }
         var conns: [TestConnection] = []
         for _ in 0..<24 { conns.append(try TestConnection(port: server.port)) }
@@ -223,13 +244,9 @@ final class RebalanceEndToEndTests: XCTestCase {
         XCTAssertEqual(workers.map(\.requests).reduce(0, +), 24 * 6)
     }
 
-    /// io_uring cannot move a connection yet: an explicit --io io_uring is refused with the reason;
-    /// the proxy refuses the option; --io auto picks epoll.
-    func testRefusedWhereNotBuilt() throws {
-        let uring = try ChildProcess(["server", "--port", "0", "--io", "io_uring", "--balance", "reuseport:rebalance=1"])
-        let (status, err) = uring.waitForExit()
-        XCTAssertNotEqual(status, 0)
-        XCTAssertTrue(err.contains("rebalance") || err.contains("not available"), err)
+    /// The proxy refuses the option (built for the echo server only); --io auto no longer steers
+    /// rebalancing to epoll: it picks io_uring where the kernel allows it, and serves.
+    func testProxyRefusesAndAutoPicksTheUsualBackend() throws {
         let proxy = try ChildProcess(["proxy", "--config-yaml", "{}", "--balance", "reuseport:rebalance=1"])
         let (proxyStatus, proxyErr) = proxy.waitForExit()
         XCTAssertNotEqual(proxyStatus, 0)
@@ -237,6 +254,11 @@ final class RebalanceEndToEndTests: XCTestCase {
         let auto = try ChildProcess(["server", "--port", "0", "--address", "127.0.0.1", "--balance", "reuseport:rebalance=1"])
         defer { auto.stop() }
         let line = try auto.requireLine(containing: "listening on", what: "ballast server --io auto")
-        XCTAssertTrue(line.contains("io epoll"), line)
+        let expected = TestBackends.ioUringUnavailableReason == nil ? "io io_uring" : "io epoll"
+        XCTAssertTrue(line.contains(expected), line)
+        let port = Int(line.components(separatedBy: "127.0.0.1:")[1].prefix { $0.isNumber })!
+        let c = try TestConnection(port: port)
+        try c.write(Self.request(size: 7))
+        expectResponse(c, size: 7, "served under --io auto")
     }
 }

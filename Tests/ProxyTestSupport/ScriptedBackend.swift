@@ -44,7 +44,7 @@ final class ScriptedBackend: IOBackend {
         pendingConnects.removeAll { $0.fd == fd }
         Glibc.close(fd)
     }
-    func detach(fd: Int32) -> Bool { false }
+    func detach(fd: Int32) -> DetachProgress { .refused }
     var messageAddress: Int32 { -1 }
     func postMessage(to address: Int32, value: Int32) -> Bool { false }
     func poll(timeoutNanos: Int64, into batch: inout CompletionBatch) -> Bool { false }

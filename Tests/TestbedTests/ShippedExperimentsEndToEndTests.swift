@@ -54,7 +54,8 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
             .filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertEqual(files, ["envoy-talk-replication.yaml", "envoy-vs-ballast-ramp.yaml", "envoy-vs-ballast.yaml",
                                "gate-check.yaml", "instructions.yaml", "peers.yaml", "quick.yaml",
-                               "rebalance-u0.5.yaml", "rebalance-u0.7.yaml", "rebalance-u0.9.yaml", "simulate-extrapolation.yaml",
+                               "rebalance-u0.5.yaml", "rebalance-u0.7.yaml", "rebalance-u0.9.yaml", "rebalance-uring-u0.7.yaml",
+                               "simulate-extrapolation.yaml",
                                "tp90-128.yaml"],
                        "a new experiment needs its test below")
     }
@@ -70,6 +71,8 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
     func testRebalanceU05() throws { try runQuick("rebalance-u0.5.yaml") }
     func testRebalanceU07() throws { try runQuick("rebalance-u0.7.yaml") }
     func testRebalanceU09() throws { try runQuick("rebalance-u0.9.yaml") }
+    /// The same on io_uring (a move cancels the multishot receive first), with an epoll peer.
+    func testRebalanceUringU07() throws { try runQuick("rebalance-uring-u0.7.yaml") }
 
     /// For `ballast simulate` only (16-64 workers, up to 100,000 connections): simulated briefly.
     func testSimulateExtrapolation() throws {

@@ -336,7 +336,7 @@ final class LoadWorker<Backend: IOBackend>: LoopHandler {
         case .receive: received(i, completion, loop)
         case .send: sent(i, completion.result, loop)
         case .connect: connected(i, completion.result, loop)
-        case .accept, .message: break
+        case .accept, .message, .detach: break
         }
     }
 

@@ -52,12 +52,7 @@ public final class EchoServer: Sendable {
     /// everything started so far stopped again).
     public static func start(_ options: EchoServerOptions) throws(StartError) -> EchoServer {
         let choice: BackendSelection.Choice
-        if options.balance.rebalanceMargin != nil && options.io == .auto {
-            // Live rebalancing moves connections between epoll loops only (see below).
-            choice = BackendSelection.Choice(kind: .epoll, note: "--balance \(options.balance): rebalancing runs on epoll; --io auto picks it")
-        } else {
-            do { choice = try BackendSelection.resolve(options.io) } catch { throw .backend(error.description) }
-        }
+        do { choice = try BackendSelection.resolve(options.io) } catch { throw .backend(error.description) }
         if let note = choice.note { Log.info(note) }
         switch choice.kind {
         case .ioUring: return try start(options, IoUringBackend.self)
@@ -72,9 +67,6 @@ public final class EchoServer: Sendable {
         let limits = options.limits
         let cost = options.workerCost
         let balance = options.balance
-        if let margin = balance.rebalanceMargin, B.kind != .epoll {
-            throw .start("--balance \(balance): rebalance=\(margin) moves connections between epoll loops only; on \(B.kind.rawValue) a multishot receive would have to be cancelled (and what it already pulled in delivered) before the fd could move, which is not built: use --io epoll")
-        }
         let groupOptions = WorkerGroupOptions(address: address, workers: workers, balance: options.balance,
                                               cpus: options.cpus, backend: options.backend, name: "server")
         let group: WorkerGroup<EchoMessage>

@@ -66,6 +66,9 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     /// request boundary).
     var moveScheduled = false
     var moveTieStart = 0
+    /// A move whose detach the backend finishes later (io_uring: the connection's receive is being
+    /// cancelled), with its target. Its load already counts on the target. At most one at a time.
+    var pendingMove: (token: UInt64, target: Int)? = nil
     /// Live rebalancing: this worker's connection tokens (dense; `EchoConnection.memberIndex`), to
     /// pick a connection at random.
     var members: [UInt64] = []
@@ -108,6 +111,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
         case .send: sent(c, loop)
         case .accept: accepted(c, loop)
         case .message: adopt(c.result, loop)  // an acceptor's hand-off through the ring
+        case .detach: detached(c, loop)
         case .connect: break
         }
     }
@@ -252,7 +256,7 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     /// margin, a move is due at the end of the turn. It waits for the end of the turn because a
     /// receive for this (or any) connection may still be in this turn's batch.
     private func considerMove(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, _ loop: Loop) {
-        guard let r = rebalancing, !moveScheduled, rebalanceTarget(r) != nil else { return }
+        guard let r = rebalancing, !moveScheduled, pendingMove == nil, rebalanceTarget(r) != nil else { return }
         moveScheduled = true
         loop.timers.schedule(at: loop.now, id: EchoTimer.move.id(token))
     }
@@ -279,22 +283,54 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
                 }
             }
         }
-        guard let conn = chosen, loop.backend.detach(fd: conn.pointee.fd) else {
+        guard let conn = chosen else {
             bump(stats.moveRefusals)
             return
         }
         let movedToken = members[Int(conn.pointee.memberIndex)]
+        let progress = loop.backend.detach(fd: conn.pointee.fd)
+        if progress == .refused {
+            bump(stats.moveRefusals)
+            return
+        }
         moveTieStart = (target + 1) % loads.count
+        // Counted at once on both sides, so the next decision (here or elsewhere) sees the move.
+        loads.connectionClosed(index)
+        loads.connectionOpened(target)
+        if progress == .done {
+            handOff(movedToken, conn, to: target, r)
+        } else {
+            pendingMove = (movedToken, target)  // the `.detach` completion finishes it
+        }
+    }
+
+    /// The backend finished a pending detach: 0, the fd is ours alone to pass on; otherwise input
+    /// arrived while its receive was being cancelled (already served, in order), so the connection
+    /// stays, and the move is a refusal.
+    private func detached(_ c: Completion, _ loop: Loop) {
+        guard let move = pendingMove, move.token == c.token, let r = rebalancing,
+              let conn = connections.pointer(c.token) else { return }
+        pendingMove = nil
+        if c.result == 0 && isIdle(conn) {
+            handOff(c.token, conn, to: move.target, r)
+            return
+        }
+        if c.result == 0 { loop.backend.armReceive(fd: conn.pointee.fd, token: c.token) }  // detached, yet busy: keep it
+        loads.connectionClosed(move.target)
+        loads.connectionOpened(index)
+        bump(stats.moveRefusals)
+    }
+
+    /// The detached connection leaves this worker (its buffers are empty) and its fd goes to the
+    /// target's mailbox. Its load was moved already.
+    private func handOff(_ token: UInt64, _ conn: UnsafeMutablePointer<EchoConnection>, to target: Int, _ r: EchoRebalancing) {
         let fd = conn.pointee.fd
         pool.release(&conn.pointee.input)
         conn.pointee.out.release(to: pool)
         leave(conn)
-        connections.remove(movedToken)
+        connections.remove(token)
         bump(stats.active, by: -1)
         bump(stats.movesOut)
-        // Counted at once on both sides, so the next decision (here or elsewhere) sees the move.
-        loads.connectionClosed(index)
-        loads.connectionOpened(target)
         r.peers.move(fd: fd, to: target)
     }
 
@@ -481,7 +517,15 @@ final class EchoWorker<Backend: IOBackend>: BalancedWorker {
     private func close(_ token: UInt64, _ loop: Loop) {
         guard let conn = connections.pointer(token) else { return }
         if conn.pointee.isHeld { loads.requestsFinished(index) }
-        loads.connectionClosed(index)
+        if let move = pendingMove, move.token == token {
+            // Closed while its detach was pending (the peer closed meanwhile): its load counted on
+            // the target already; the move ends as a refusal.
+            pendingMove = nil
+            loads.connectionClosed(move.target)
+            bump(stats.moveRefusals)
+        } else {
+            loads.connectionClosed(index)
+        }
         loop.backend.close(fd: conn.pointee.fd)
         pool.release(&conn.pointee.input)
         conn.pointee.out.release(to: pool)

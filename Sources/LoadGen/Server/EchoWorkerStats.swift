@@ -15,7 +15,9 @@ public final class EchoWorkerStats: Sendable {
     public let movesOut = Atomic<Int>(0)
     public let movesIn = Atomic<Int>(0)
     /// Request boundaries above the margin where the connection was not idle (input buffered,
-    /// output queued, a delayed response held, closing), or a move the backend refused.
+    /// output queued, a delayed response held, closing), or a move the backend refused, or (io_uring)
+    /// a move abandoned because input arrived or the connection closed while its receive was being
+    /// cancelled.
     public let moveRefusals = Atomic<Int>(0)
 
     public init() {}

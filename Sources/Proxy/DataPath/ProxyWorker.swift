@@ -206,6 +206,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             accepted(c, loop)
         case .message:
             adopt(c.result, loop)
+        case .detach:
+            break  // the proxy never detaches (no live rebalancing)
         }
     }
 
