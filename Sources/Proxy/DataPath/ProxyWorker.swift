@@ -15,6 +15,8 @@ struct ProxyWorkerSettings: Sendable {
     var capture: AccessLogCapture? = nil
     /// Where sampled spans go for the Zipkin reporter (one ring per worker), or nil.
     var traceRings: [AccessRecordRing]? = nil
+    /// The data-plane generation `plane` is (a listener added by an update starts on it).
+    var generation: UInt32 = 0
 }
 
 /// One proxy worker of a listener (its http_connection_manager and tcp_proxy chains): owns its
@@ -152,6 +154,7 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             }
             clusterPools.append(pools)
         }
+        ops.generation = settings.generation
     }
 
     static func inputLimit(_ l: ListenerPlan) -> Int {

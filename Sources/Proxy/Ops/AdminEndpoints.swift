@@ -103,10 +103,11 @@ extension ProxyOps {
 
     func workersJSON() -> String {
         var rows: [String] = []
-        for (li, l) in proxy.listeners.enumerated() {
-            let loops = proxy.loopStats(ofListener: li)
-            let loads = proxy.loads(ofListener: li)
-            for (w, s) in proxy.stats[li].enumerated() {
+        for run in proxy.activeRuns {
+            let l = run.bound
+            let loops = proxy.loopStats(ofListener: run.slot)
+            let loads = proxy.loads(ofListener: run.slot)
+            for (w, s) in run.stats.enumerated() {
                 let loop = loops[w].snapshot()
                 rows.append("  {\"worker\": \(w), \"listener\": \(JSONText.string(l.name)), "
                     + "\"accepted\": \(s.downstreamCxTotal.load(ordering: .relaxed)), \"active\": \(s.downstreamCxActive.load(ordering: .relaxed)), "

@@ -102,13 +102,15 @@ extension ProxyWorker {
     }
 
     /// A reload's snapshot: new requests use it; streams in flight keep their plan until they end.
-    /// The main thread has checked that listeners and clusters are unchanged (names and order),
-    /// so per-cluster figures keep their indices; a cluster's hosts may differ (reload, DNS
-    /// refresh): `retireMovedHosts` re-maps them to pools by address.
+    /// The main thread has checked that clusters are unchanged (names and order), so
+    /// per-cluster figures keep their indices; a cluster's hosts may differ (reload, DNS
+    /// refresh): `retireMovedHosts` re-maps them to pools by address. Listeners may have been
+    /// added or removed, so this worker's listener is found by name (only listeners that stay,
+    /// with their address, get the snapshot; a removed one drains on the plane it had).
     func apply(_ newPlane: DataPlane, generation: UInt32, _ loop: Loop) {
-        guard listenerPlan.index < newPlane.listeners.count else { return }
+        // A listener started by this very update already serves this generation.
+        guard generation != ops.generation, let l = newPlane.listeners.first(where: { $0.name == listenerPlan.name }) else { return }
         let old = plane
-        let l = newPlane.listeners[listenerPlan.index]
         if ops.live > 0 { ops.retired.append(RetiredPlan(generation: ops.generation, httpPlans: httpPlans, live: ops.live)) }
         ops.generation = generation
         ops.live = 0
