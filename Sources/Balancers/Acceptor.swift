@@ -10,6 +10,8 @@ public protocol HandoffSink: Sendable {
 
 public enum AcceptorMessage: Sendable {
     case markDraining(worker: Int)
+    /// Shut the listening socket for good (a removed listener): new connections are refused.
+    case stopAccepting
 }
 
 /// The acceptor thread of the dispatch, least-loaded and p2c strategies: accepts on one
@@ -23,6 +25,8 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     public static var busySampleNanos: Int64 { 10_000_000 }
 
     let listener: Int32
+    /// `stopAccepting` arrived: the listener is shut.
+    var stoppedAccepting = false
     let spec: BalanceSpec
     let loads: WorkerLoads
     let sink: Sink
@@ -94,6 +98,10 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
 
     public func handle(_ c: Completion, loop: Loop) {
         guard c.kind == .accept else { return }
+        if stoppedAccepting {  // the socket is shut: nothing more is accepted or retried
+            if c.result >= 0 { Glibc.close(c.result) }
+            return
+        }
         guard c.result >= 0 else {
             Log.warning("acceptor: accept failed: \(Log.describe(errno: -c.result)); retrying in 100 ms")
             loop.timers.schedule(at: loop.now + 100_000_000, id: Self.rearmTimer)
@@ -113,6 +121,7 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
 
     public func timerFired(_ id: UInt64, loop: Loop) {
         if id == Self.rearmTimer {
+            if stoppedAccepting { return }
             loop.backend.armAccept(listener: listener, token: Self.listenerToken)
             return
         }
@@ -133,6 +142,9 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     public func received(_ message: AcceptorMessage, loop: Loop) {
         switch message {
         case let .markDraining(worker): draining.insert(worker)
+        case .stopAccepting:
+            stoppedAccepting = true
+            Glibc.shutdown(listener, Int32(SHUT_RD))
         }
     }
 

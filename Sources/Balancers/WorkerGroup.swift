@@ -264,10 +264,11 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
         for fd in listeners { close(fd) }
     }
 
-    /// Stops accepting for good (a removed listener's drain): every listening socket is shut, so
-    /// new connections are refused and pending accepts end; the sockets close in `stop`.
-    public func shutdownListeners() {
-        for fd in listeners { Glibc.shutdown(fd, Int32(SHUT_RD)) }
+    /// Stops the acceptor's accepting for good (a removed listener's drain): its socket is shut,
+    /// so new connections are refused. Workers that accept themselves shut their own sockets
+    /// (they know when they drain); the sockets close in `stop`.
+    public func stopAcceptor() {
+        acceptorMailbox?.post(.stopAccepting)
     }
 
     /// Keeps new connections away from `worker` (acceptor strategies; reuseport and shared

@@ -92,8 +92,10 @@ public enum ProxyRuntime {
         for p in udp { p.start() }
         let proxy = RunningProxy(backend: B.kind, plane: plane, runs: runs, workers: max(1, options.concurrency),
                                  healthChecker: checker, udpProxies: udp, starter: starter)
-        checker?.setTrafficProbe { [proxy] ci in
-            proxy.stats.contains { workers in
+        checker?.setTrafficProbe { [weak proxy] ci in
+            // Every listener's counters, those added later included (weak: the proxy owns the checker).
+            guard let proxy else { return false }
+            return proxy.stats.contains { workers in
                 workers.contains { ci < $0.clusters.count && $0.clusters[ci].upstreamCxTotal.load(ordering: .relaxed) > 0 }
             }
         }

@@ -175,8 +175,9 @@ public final class RunningProxy: Sendable {
             s[slot].phase = .draining(sinceNanos: now, plan: plan)
             return s[slot].run
         }
-        run.group.shutdownListeners()
+        // Workers shut their own listening sockets (reuseport, shared) as they start draining.
         for m in run.group.mailboxes { m.post(.drain) }
+        run.group.stopAcceptor()
     }
 
     /// Stops the draining listeners whose drain time is over (their last connections close);

@@ -1,0 +1,145 @@
+import EventLoop
+import Foundation
+import Glibc
+@testable import Proxy
+import TestSupport
+import XCTest
+
+/// Listeners added, removed and moved by a reload (the machinery LDS updates use): the kept
+/// listener's keep-alive connection goes on serving, an added one answers, a removed one
+/// refuses new connections and closes its idle ones, the counters move as Envoy's. The drain's
+/// end is driven by the test's clock (`finishListenerDrains(now:)`), never waited for.
+final class ListenerAddRemoveTests: XCTestCase {
+    /// Listeners answering `name body` themselves, each on a port of the kernel's choice unless given.
+    /// `logged`: the listeners with a stdout access log; `exact`: those balanced by an acceptor
+    /// thread (Envoy's exact_balance), the others by SO_REUSEPORT.
+    static func yaml(_ listeners: [(name: String, body: String, port: Int)], logged: Set<String> = [], exact: Set<String> = []) -> String {
+        let items = listeners.map { l in
+            """
+              - name: \(l.name)
+                address:
+                  socket_address: { address: 127.0.0.1, port_value: \(l.port) }
+            \(exact.contains(l.name) ? "    connection_balance_config: { exact_balance: {} }" : "")
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: \(l.name)
+            \(logged.contains(l.name) ? Self.stdoutLog : "")
+                      route_config:
+                        virtual_hosts:
+                        - name: all
+                          domains: ["*"]
+                          routes:
+                          - match: { prefix: "/" }
+                            direct_response: { status: 200, body: { inline_string: "\(l.name) \(l.body)" } }
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+            """
+        }.joined(separator: "\n")
+        return """
+        admin:
+          address:
+            socket_address: { address: 127.0.0.1, port_value: 0 }
+        static_resources:
+          listeners:
+        \(items)
+        """
+    }
+
+    static let stdoutLog = """
+                  access_log:
+                  - name: envoy.access_loggers.stdout
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}
+        """
+
+    /// A port nothing listens on now (the kernel's choice, released).
+    static func freeTCPPort() throws -> Int {
+        let fd = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
+        defer { close(fd) }
+        return try Sockets.localAddress(fd).port
+    }
+
+    static func load(_ yaml: String) throws -> Bootstrap { try BootstrapLoader.load(yaml: yaml).bootstrap }
+
+    func stats(_ ops: ProxyOps) -> String { adminRequest(ops.adminPort!, "GET", "/stats").1 }
+
+    func testReloadAddsAndRemovesListenersWhileTheKeptOneServesOn() throws {
+        let ops = try startOps(Self.yaml([("http", "v0", 0), ("extra", "v0", 0)], exact: ["extra"]), concurrency: 2)
+        defer { ops.stop() }
+        let httpPort = try XCTUnwrap(ops.proxy.port(of: "http"))
+        let extraPort = try XCTUnwrap(ops.proxy.port(of: "extra"))
+        let kept = try TestConnection(port: httpPort)
+        XCTAssertEqual(kept.get("/")?.text, "http v0")
+        let idle = try TestConnection(port: extraPort)
+        XCTAssertEqual(idle.get("/")?.text, "extra v0")
+        XCTAssertEqual(statValue(stats(ops), "listener_manager.listener_added"), 2)
+
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v1", 0), ("added", "v1", 0)]))), .applied(generation: 1))
+        // The kept listener's connection serves on, with the new snapshot.
+        XCTAssertTrue(Wait.until { kept.get("/")?.text == "http v1" }, "the kept listener's connection did not get the new snapshot")
+        let addedPort = try XCTUnwrap(ops.proxy.port(of: "added"))
+        XCTAssertEqual(try TestConnection(port: addedPort).get("/")?.text, "added v1")
+        // The removed listener: no new connections, its idle keep-alive connection closed.
+        XCTAssertNil(ops.proxy.port(of: "extra"))
+        XCTAssertNil(try? TestConnection(port: extraPort), "the removed listener still accepts")
+        XCTAssertNil(idle.get("/"), "the removed listener's idle connection stayed open")
+        var text = stats(ops)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_added"), 3)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_removed"), 1)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_modified"), 1, "http's route changed")
+        XCTAssertEqual(statValue(text, "listener_manager.total_listeners_active"), 2)
+        XCTAssertEqual(statValue(text, "listener_manager.total_listeners_draining"), 1)
+        XCTAssertEqual(statValue(text, "listener.127.0.0.1_\(extraPort).downstream_cx_total"), 1, "a draining listener's stats stay")
+        XCTAssertEqual(adminRequest(ops.adminPort!, "GET", "/listeners").1,
+                       "http::127.0.0.1:\(httpPort)\nadded::127.0.0.1:\(addedPort)\n")
+
+        // The drain time over (the test's clock): the group stops, its listener stats go.
+        ops.finishListenerDrains(now: monotonicNanos() + ops.options.drainTimeNanos)
+        text = stats(ops)
+        XCTAssertEqual(statValue(text, "listener_manager.total_listeners_draining"), 0)
+        XCTAssertNil(statValue(text, "listener.127.0.0.1_\(extraPort).downstream_cx_total"))
+        XCTAssertEqual(statValue(text, "http.extra.downstream_rq_total"), nil)
+        XCTAssertEqual(kept.get("/")?.text, "http v1", "the kept connection is still open")
+
+        // A second update moving `added` to another port: the old port refuses, the new one answers.
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v1", 0), ("added", "v1", try Self.freeTCPPort())]))), .applied(generation: 2))
+        let movedPort = try XCTUnwrap(ops.proxy.port(of: "added"))
+        XCTAssertNotEqual(movedPort, addedPort)
+        XCTAssertEqual(try TestConnection(port: movedPort).get("/")?.text, "added v1")
+        XCTAssertNil(try? TestConnection(port: addedPort), "the old address still accepts")
+        text = stats(ops)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_modified"), 2)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_added"), 3)
+        XCTAssertEqual(statValue(text, "listener_manager.total_listeners_draining"), 1)
+        XCTAssertEqual(kept.get("/")?.text, "http v1")
+    }
+
+    func testAListenerOnAPortInUseIsRejectedAndTheRunningSetStays() throws {
+        let ops = try startOps(Self.yaml([("http", "v0", 0)]), concurrency: 1)
+        defer { ops.stop() }
+        let holder = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
+        defer { close(holder) }
+        let taken = try Sockets.localAddress(holder).port
+        let outcome = ops.reload(try Self.load(Self.yaml([("http", "v1", 0), ("clash", "v1", taken)])))
+        XCTAssertEqual(outcome, .rejected(reason: "listener 'clash': cannot listen on 127.0.0.1:\(taken): the port is already in use"))
+        XCTAssertEqual(ops.generation, 0)
+        XCTAssertEqual(ops.proxy.listeners.map(\.name), ["http"])
+        XCTAssertEqual(try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http"))).get("/")?.text, "http v0")
+        let text = stats(ops)
+        XCTAssertEqual(statValue(text, "listener_manager.listener_added"), 1)
+        XCTAssertEqual(statValue(text, "listener_manager.total_listeners_active"), 1)
+    }
+
+    func testAnAddedListenerWithAccessLogsIsRejected() throws {
+        let ops = try startOps(Self.yaml([("http", "v0", 0)]), concurrency: 1)
+        defer { ops.stop() }
+        let withLog = Self.yaml([("http", "v0", 0), ("other", "v1", 0)], logged: ["other"])
+        XCTAssertEqual(ops.reload(try Self.load(withLog)),
+                       .rejected(reason: "listener 'other' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"))
+        XCTAssertEqual(ops.proxy.listeners.map(\.name), ["http"])
+    }
+}
