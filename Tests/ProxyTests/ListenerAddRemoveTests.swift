@@ -68,7 +68,11 @@ final class ListenerAddRemoveTests: XCTestCase {
     func stats(_ ops: ProxyOps) -> String { adminRequest(ops.adminPort!, "GET", "/stats").1 }
 
     func testReloadAddsAndRemovesListenersWhileTheKeptOneServesOn() throws {
-        let ops = try startOps(Self.yaml([("http", "v0", 0), ("extra", "v0", 0)], exact: ["extra"]), concurrency: 2)
+        for io in [IOBackendKind.epoll, .ioUring] { try addRemoveAndMove(io) }
+    }
+
+    func addRemoveAndMove(_ io: IOBackendKind) throws {
+        let ops = try startOps(Self.yaml([("http", "v0", 0), ("extra", "v0", 0)], exact: ["extra"]), io: io, concurrency: 2)
         defer { ops.stop() }
         let httpPort = try XCTUnwrap(ops.proxy.port(of: "http"))
         let extraPort = try XCTUnwrap(ops.proxy.port(of: "extra"))
@@ -141,5 +145,19 @@ final class ListenerAddRemoveTests: XCTestCase {
         XCTAssertEqual(ops.reload(try Self.load(withLog)),
                        .rejected(reason: "listener 'other' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"))
         XCTAssertEqual(ops.proxy.listeners.map(\.name), ["http"])
+    }
+}
+
+extension ListenerAddRemoveTests {
+    /// A listener (with an acceptor thread) removed and then added again on the same port while
+    /// the first still drains: its shut socket does not hold the port.
+    func testAListenerReAddedOnItsPortWhileTheOldOneDrains() throws {
+        let port = try Self.freeTCPPort()
+        let ops = try startOps(Self.yaml([("http", "v0", 0), ("extra", "v0", port)], exact: ["extra"]), concurrency: 2)
+        defer { ops.stop() }
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v0", 0)]))), .applied(generation: 1))
+        XCTAssertTrue(Wait.until { (try? TestConnection(port: port)) == nil }, "the removed listener still accepts")
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v0", 0), ("extra", "v2", port)]))), .applied(generation: 2))
+        XCTAssertEqual(try TestConnection(port: port).get("/")?.text, "extra v2")
     }
 }
