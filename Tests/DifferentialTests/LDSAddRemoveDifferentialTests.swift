@@ -17,6 +17,15 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                             "listener_manager.lds.update_rejected", "listener_manager.lds.update_failure",
                             "listener_manager.lds.version_text"]
 
+    /// The steps, as the README's feature table lists them.
+    static let stepNames = [
+        "start",
+        "a listener added: it answers, the first stays",
+        "the first removed with a request in flight on a keep-alive connection",
+        "a listener moved to another port: the old port refuses, the new answers",
+        "a listener added on a port in use: update_rejected, the running set stays",
+    ]
+
     /// The ports one proxy uses (each proxy has its own).
     struct Ports {
         let first: Int, extra: Int, moved: Int, taken: Int
@@ -174,6 +183,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 return ["moved: " + Self.answer(p.moved)]
             }, 5),
         ]
+        XCTAssertEqual(steps.map(\.name), Self.stepNames, "the README table's rows")
         var report: [String] = []
         var last: [String: View] = [:]
         for step in steps {
