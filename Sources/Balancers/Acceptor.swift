@@ -10,8 +10,6 @@ public protocol HandoffSink: Sendable {
 
 public enum AcceptorMessage: Sendable {
     case markDraining(worker: Int)
-    /// Shut the listening socket for good (a removed listener): new connections are refused.
-    case stopAccepting
 }
 
 /// The acceptor thread of the dispatch, least-loaded and p2c strategies: accepts on one
@@ -25,8 +23,6 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     public static var busySampleNanos: Int64 { 10_000_000 }
 
     let listener: Int32
-    /// `stopAccepting` arrived: the listener is shut.
-    var stoppedAccepting = false
     let spec: BalanceSpec
     let loads: WorkerLoads
     let sink: Sink
@@ -98,11 +94,9 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
 
     public func handle(_ c: Completion, loop: Loop) {
         guard c.kind == .accept else { return }
-        if stoppedAccepting {  // the socket is shut: nothing more is accepted or retried
-            if c.result >= 0 { Glibc.close(c.result) }
-            return
-        }
         guard c.result >= 0 else {
+            // Shut by a removed listener's drain (WorkerGroup.shutdownListeners): nothing to retry.
+            if !Sockets.isListening(listener) { return }
             Log.warning("acceptor: accept failed: \(Log.describe(errno: -c.result)); retrying in 100 ms")
             loop.timers.schedule(at: loop.now + 100_000_000, id: Self.rearmTimer)
             return
@@ -121,7 +115,6 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
 
     public func timerFired(_ id: UInt64, loop: Loop) {
         if id == Self.rearmTimer {
-            if stoppedAccepting { return }
             loop.backend.armAccept(listener: listener, token: Self.listenerToken)
             return
         }
@@ -142,9 +135,6 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     public func received(_ message: AcceptorMessage, loop: Loop) {
         switch message {
         case let .markDraining(worker): draining.insert(worker)
-        case .stopAccepting:
-            stoppedAccepting = true
-            Glibc.shutdown(listener, Int32(SHUT_RD))
         }
     }
 

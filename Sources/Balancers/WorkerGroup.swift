@@ -264,11 +264,11 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
         for fd in listeners { close(fd) }
     }
 
-    /// Stops the acceptor's accepting for good (a removed listener's drain): its socket is shut,
-    /// so new connections are refused. Workers that accept themselves shut their own sockets
-    /// (they know when they drain); the sockets close in `stop`.
-    public func stopAcceptor() {
-        acceptorMailbox?.post(.stopAccepting)
+    /// Stops accepting for good (a removed listener's drain): every listening socket is shut now,
+    /// so new connections are refused; pending accepts fail, and a loop that finds its socket
+    /// no longer listening does not retry. The sockets close in `stop`.
+    public func shutdownListeners() {
+        for fd in listeners { Glibc.shutdown(fd, Int32(SHUT_RD)) }
     }
 
     /// Keeps new connections away from `worker` (acceptor strategies; reuseport and shared

@@ -13,7 +13,8 @@ final class ListenerAddRemoveTests: XCTestCase {
     /// Listeners answering `name body` themselves, each on a port of the kernel's choice unless given.
     /// `logged`: the listeners with a stdout access log; `exact`: those balanced by an acceptor
     /// thread (Envoy's exact_balance), the others by SO_REUSEPORT.
-    static func yaml(_ listeners: [(name: String, body: String, port: Int)], logged: Set<String> = [], exact: Set<String> = []) -> String {
+    static func yaml(_ listeners: [(name: String, body: String, port: Int)], logged: Set<String> = [], exact: Set<String> = [],
+                     logger: String = stdoutLog) -> String {
         let items = listeners.map { l in
             """
               - name: \(l.name)
@@ -26,13 +27,14 @@ final class ListenerAddRemoveTests: XCTestCase {
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                       stat_prefix: \(l.name)
-            \(logged.contains(l.name) ? Self.stdoutLog : "")
+            \(logged.contains(l.name) ? logger : "")
                       route_config:
                         virtual_hosts:
                         - name: all
                           domains: ["*"]
                           routes:
-                          - match: { prefix: "/" }
+                          - name: route_\(l.name)
+                            match: { prefix: "/" }
                             direct_response: { status: 200, body: { inline_string: "\(l.name) \(l.body)" } }
                       http_filters:
                       - name: envoy.filters.http.router
@@ -56,6 +58,18 @@ final class ListenerAddRemoveTests: XCTestCase {
                     typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}
         """
 
+    /// A file logger writing `%DOWNSTREAM_LOCAL_ADDRESS% %ROUTE_NAME% %RESPONSE_CODE%` lines.
+    static func fileLog(_ path: String) -> String {
+        """
+                  access_log:
+                  - name: envoy.access_loggers.file
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+                      path: \(path)
+                      log_format: {text_format_source: {inline_string: "%DOWNSTREAM_LOCAL_ADDRESS% %ROUTE_NAME% %RESPONSE_CODE%\\n"}}
+        """
+    }
+
     /// A port nothing listens on now (the kernel's choice, released).
     static func freeTCPPort() throws -> Int {
         let fd = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, reusePort: false)
@@ -77,10 +91,11 @@ final class ListenerAddRemoveTests: XCTestCase {
         let httpPort = try XCTUnwrap(ops.proxy.port(of: "http"))
         let extraPort = try XCTUnwrap(ops.proxy.port(of: "extra"))
         let kept = try TestConnection(port: httpPort)
-        XCTAssertEqual(kept.get("/")?.text, "http v0")
+        XCTAssertEqual(kept.get("/")?.text, "http v0", "\(io)")
         let idle = try TestConnection(port: extraPort)
         XCTAssertEqual(idle.get("/")?.text, "extra v0")
-        XCTAssertEqual(statValue(stats(ops), "listener_manager.listener_added"), 2)
+        let first = adminRequest(ops.adminPort!, "GET", "/stats")
+        XCTAssertEqual(statValue(first.1, "listener_manager.listener_added"), 2, "\(io) \(first.0) \(first.1.prefix(300))")
 
         XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v1", 0), ("added", "v1", 0)]))), .applied(generation: 1))
         // The kept listener's connection serves on, with the new snapshot.
@@ -90,7 +105,8 @@ final class ListenerAddRemoveTests: XCTestCase {
         // The removed listener: no new connections, its idle keep-alive connection closed.
         XCTAssertNil(ops.proxy.port(of: "extra"))
         XCTAssertNil(try? TestConnection(port: extraPort), "the removed listener still accepts")
-        XCTAssertNil(idle.get("/"), "the removed listener's idle connection stayed open")
+        // Its worker takes the drain message at its next turn; the connection closes then.
+        XCTAssertTrue(Wait.until { idle.get("/") == nil }, "the removed listener's idle connection stayed open")
         var text = stats(ops)
         XCTAssertEqual(statValue(text, "listener_manager.listener_added"), 3)
         XCTAssertEqual(statValue(text, "listener_manager.listener_removed"), 1)
@@ -159,5 +175,29 @@ extension ListenerAddRemoveTests {
         XCTAssertTrue(Wait.until { (try? TestConnection(port: port)) == nil }, "the removed listener still accepts")
         XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v0", 0), ("extra", "v2", port)]))), .applied(generation: 2))
         XCTAssertEqual(try TestConnection(port: port).get("/")?.text, "extra v2")
+    }
+}
+
+extension ListenerAddRemoveTests {
+    /// The access log after the first listener is removed: the second's records (its plane index
+    /// moved from 1 to 0, its slot stayed 1) still name its own address and route.
+    func testAccessLogLinesKeepTheirListenerAfterAnEarlierOneIsRemoved() throws {
+        let log = opsTempPath("lds-remove.log")
+        defer { unlink(log) }
+        let ops = try startOps(Self.yaml([("first", "v0", 0), ("second", "v0", 0)], logged: ["first", "second"], logger: Self.fileLog(log)),
+                               concurrency: 1)
+        defer { ops.stop() }
+        let firstPort = try XCTUnwrap(ops.proxy.port(of: "first"))
+        let secondPort = try XCTUnwrap(ops.proxy.port(of: "second"))
+        XCTAssertEqual(try TestConnection(port: firstPort).get("/")?.text, "first v0")
+        let kept = try TestConnection(port: secondPort)
+        XCTAssertEqual(kept.get("/")?.text, "second v0")
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("second", "v1", 0)], logged: ["second"], logger: Self.fileLog(log)))),
+                       .applied(generation: 1))
+        var served = 2
+        XCTAssertTrue(Wait.until { served += 1; return kept.get("/")?.text == "second v1" })
+        let lines = waitForLines(log, count: served)
+        XCTAssertEqual(lines, ["127.0.0.1:\(firstPort) route_first 200"]
+                       + Array(repeating: "127.0.0.1:\(secondPort) route_second 200", count: served - 1))
     }
 }

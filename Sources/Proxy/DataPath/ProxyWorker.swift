@@ -214,6 +214,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             return
         }
         guard c.result >= 0 else {
+            // Shut by a removed listener's drain before its message arrived: nothing to retry.
+            if listenerFD >= 0 && !Sockets.isListening(listenerFD) { return }
             if !loggedAcceptError {
                 loggedAcceptError = true
                 Log.warning("proxy worker \(index): accept failed: \(Log.describe(errno: -c.result)); retrying every 100 ms")

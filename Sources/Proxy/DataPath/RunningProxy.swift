@@ -175,9 +175,8 @@ public final class RunningProxy: Sendable {
             s[slot].phase = .draining(sinceNanos: now, plan: plan)
             return s[slot].run
         }
-        // Workers shut their own listening sockets (reuseport, shared) as they start draining.
+        run.group.shutdownListeners()
         for m in run.group.mailboxes { m.post(.drain) }
-        run.group.stopAcceptor()
     }
 
     /// Stops the draining listeners whose drain time is over (their last connections close);
