@@ -21,6 +21,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
     static let stepNames = [
         "start",
         "a listener added: it answers, the first stays",
+        "the added listener's route changed: listener_modified, the same port answers the new body",
         "the first removed with a request in flight on a keep-alive connection",
         "a listener moved to another port: the old port refuses, the new answers",
         "a listener added on a port in use: update_rejected, the running set stays",
@@ -146,14 +147,20 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 try s.wait(lds, 2)
                 return [Self.answer(p.extra)]
             }, 2),
+            ("the added listener's route changed: listener_modified, the same port answers the new body", { s, p in
+                try Self.updateLDS(s, Self.lds("v2b", [Self.listener("dyn_listener", port: p.first, direct: nil),
+                                                       Self.listener("extra", port: p.extra, direct: "extra2")]))
+                try s.wait(lds, 3)
+                return [Self.answer(p.extra)]
+            }, 3),
             ("the first removed with a request in flight on a keep-alive connection", { s, p in
                 let c = try RawClient(port: p.first)
                 c.send("GET /slow HTTP/1.1\r\nHost: example.com\r\n\r\n")
                 // The request reaches the upstream (which holds it) before the update.
                 let deadline = Date().addingTimeInterval(5)
                 while upstream.takeHeads().isEmpty && Date() < deadline { usleep(5_000) }
-                try Self.updateLDS(s, Self.lds("v3", [Self.listener("extra", port: p.extra, direct: "extra")]))
-                try s.wait(lds, 3)
+                try Self.updateLDS(s, Self.lds("v3", [Self.listener("extra", port: p.extra, direct: "extra2")]))
+                try s.wait(lds, 4)
                 let r = c.readResponse()
                 let inFlight = r.map { "in flight: \($0.status) connection=\($0.header("connection") ?? "-")" } ?? "in flight: no response"
                 var seen = [inFlight, "first: " + Self.answer(p.first), "extra: " + Self.answer(p.extra)]
@@ -169,19 +176,19 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 // The drain time over: the removed listener's stats are gone.
                 try Self.waitDrained(s)
                 return seen
-            }, 3),
+            }, 4),
             ("a listener moved to another port: the old port refuses, the new answers", { s, p in
                 try Self.updateLDS(s, Self.lds("v4", [Self.listener("extra", port: p.moved, direct: "moved")]))
-                try s.wait(lds, 4)
+                try s.wait(lds, 5)
                 return ["moved: " + Self.answer(p.moved), "old: " + Self.answer(p.extra)]
-            }, 4),
+            }, 5),
             ("a listener added on a port in use: update_rejected, the running set stays", { s, p in
                 try Self.waitDrained(s)
                 try Self.updateLDS(s, Self.lds("v5", [Self.listener("extra", port: p.moved, direct: "moved"),
                                                           Self.listener("clash", port: p.taken, direct: "clash")]))
-                try s.wait(lds, 5)
+                try s.wait(lds, 6)
                 return ["moved: " + Self.answer(p.moved)]
-            }, 5),
+            }, 6),
         ]
         XCTAssertEqual(steps.map(\.name), Self.stepNames, "the README table's rows")
         var report: [String] = []
@@ -210,7 +217,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
         let final = try XCTUnwrap(last["ballast"])
         XCTAssertEqual(final.stats["listener_manager.listener_added"], "2")
         XCTAssertEqual(final.stats["listener_manager.listener_removed"], "1")
-        XCTAssertEqual(final.stats["listener_manager.listener_modified"], "1")
+        XCTAssertEqual(final.stats["listener_manager.listener_modified"], "2")
         XCTAssertEqual(final.stats["listener_manager.lds.update_rejected"], "1")
         XCTAssertEqual(final.listeners, ["extra"])
         if !report.isEmpty { XCTFail("listener add / remove differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }

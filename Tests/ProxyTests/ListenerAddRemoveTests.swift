@@ -201,3 +201,17 @@ extension ListenerAddRemoveTests {
                        + Array(repeating: "127.0.0.1:\(secondPort) route_second 200", count: served - 1))
     }
 }
+
+extension ListenerAddRemoveTests {
+    /// `listener_modified` counts a kept listener's own change (LDS, reload), not routes or
+    /// certificates an RDS or SDS update puts into its config (Envoy does not modify the listener).
+    func testOnlyAListenerSourceCountsAKeptListenerModified() throws {
+        let ops = try startOps(Self.yaml([("http", "v0", 0)]), concurrency: 1)
+        defer { ops.stop() }
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v1", 0)])), listenerSource: false), .applied(generation: 1))
+        XCTAssertEqual(statValue(stats(ops), "listener_manager.listener_modified"), 0)
+        XCTAssertEqual(ops.reload(try Self.load(Self.yaml([("http", "v2", 0)]))), .applied(generation: 2))
+        XCTAssertEqual(statValue(stats(ops), "listener_manager.listener_modified"), 1)
+        XCTAssertEqual(try TestConnection(port: try XCTUnwrap(ops.proxy.port(of: "http"))).get("/")?.text, "http v2")
+    }
+}

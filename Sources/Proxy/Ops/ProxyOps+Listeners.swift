@@ -16,11 +16,15 @@ struct ListenerDiff {
     var added: [ListenerPlan] = []
     /// Listeners of the old plane to drain (gone, or moved to another address).
     var removed: [ListenerPlan] = []
-    /// Names in both planes (kept, with their address, or moved).
+    /// Envoy's `listener_modified`: moved listeners, and kept ones whose config differs (counted
+    /// only with `countsConfigChanges`).
     var modified = 0
+    /// Listeners with a name the old plane does not have (`listener_added`).
     var newNames = 0
+    /// Listeners whose address changed (each in `added` and in `removed`).
+    var moved = 0
 
-    init(old: DataPlane, new: DataPlane, oldBootstrap: Bootstrap, newBootstrap: Bootstrap) {
+    init(old: DataPlane, new: DataPlane, oldBootstrap: Bootstrap, newBootstrap: Bootstrap, countsConfigChanges: Bool) {
         for l in new.listeners {
             guard let before = old.listeners.first(where: { $0.name == l.name }) else {
                 added.append(l)
@@ -31,7 +35,8 @@ struct ListenerDiff {
                 added.append(l)
                 removed.append(before)
                 modified += 1
-            } else if oldBootstrap.listeners.first(where: { $0.name == l.name }) != newBootstrap.listeners.first(where: { $0.name == l.name }) {
+                moved += 1
+            } else if countsConfigChanges, oldBootstrap.listeners.first(where: { $0.name == l.name }) != newBootstrap.listeners.first(where: { $0.name == l.name }) {
                 modified += 1
             }
         }
@@ -101,7 +106,7 @@ extension ProxyOps {
         state.withLock {
             $0.listenerManager.added += diff.newNames
             $0.listenerManager.modified += diff.modified
-            $0.listenerManager.removed += diff.removed.count - (diff.added.count - diff.newNames)
+            $0.listenerManager.removed += diff.removed.count - diff.moved
         }
     }
 

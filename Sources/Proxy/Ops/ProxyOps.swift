@@ -218,9 +218,12 @@ public final class ProxyOps: Sendable {
         }
     }
 
-    /// Publishes `bootstrap` (already loaded) as the next snapshot.
-    public func reload(_ bootstrap: Bootstrap) -> ReloadOutcome {
-        let outcome = publish(bootstrap)
+    /// Publishes `bootstrap` (already loaded) as the next snapshot. `listenerSource`: the update
+    /// may change listeners' own configuration (a reload, an LDS update), so a kept listener
+    /// whose config differs counts `listener_modified`; an RDS, SDS, CDS or EDS update changes
+    /// what a listener's config embeds (routes, certificates) without modifying it, as in Envoy.
+    public func reload(_ bootstrap: Bootstrap, listenerSource: Bool = true) -> ReloadOutcome {
+        let outcome = publish(bootstrap, listenerSource: listenerSource)
         if case .applied = outcome { state.withLock { $0.reloads += 1 } }
         return outcome
     }
@@ -231,16 +234,16 @@ public final class ProxyOps: Sendable {
         reloadLock.withLock { _ in
             let bootstrap = state.withLock { $0.bootstrap }
             OpsLog.log(.info, "dns", "cluster(s) \(changed.joined(separator: ", ")): the resolved addresses changed")
-            _ = publish(bootstrap)
+            _ = publish(bootstrap, listenerSource: false)
         }
     }
 
-    private func publish(_ bootstrap: Bootstrap) -> ReloadOutcome {
+    private func publish(_ bootstrap: Bootstrap, listenerSource: Bool) -> ReloadOutcome {
         let (old, oldBootstrap, next) = state.withLock { ($0.plane, $0.bootstrap, $0.generation &+ 1) }
         let plane: DataPlane
         do { plane = try DataPlane.compile(bootstrap, previous: old) } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
-        let diff = ListenerDiff(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap)
+        let diff = ListenerDiff(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap, countsConfigChanges: listenerSource)
         if let why = Self.addedListenerRefusal(diff.added, bootstrap) { return reject(why) }
         if let checker = proxy.healthChecker {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
