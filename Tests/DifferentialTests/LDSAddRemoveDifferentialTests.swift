@@ -70,6 +70,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
         var stats: [String: String] = [:]
         var listeners: [String] = []
         var dumped: [String] = []
+        var dumpedDraining: [String] = []
     }
 
     static func stats(_ s: DynamicConfigDifferentialTests.Subject, listenerPorts: [Int]) throws -> [String: String] {
@@ -87,17 +88,19 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
         return out
     }
 
-    /// The listener names of /listeners, and of /config_dump's dynamic listeners that are active.
-    static func names(_ s: DynamicConfigDifferentialTests.Subject) throws -> ([String], [String]) {
+    /// The listener names of /listeners, and of /config_dump's dynamic listeners with an
+    /// `active_state` and with a `draining_state`.
+    static func names(_ s: DynamicConfigDifferentialTests.Subject) throws -> ([String], [String], [String]) {
         let listed = try s.proxy.adminGet("/listeners").text.split(separator: "\n").map { String($0.split(separator: ":")[0]) }.sorted()
         let dump = try JSONSerialization.jsonObject(with: Data(s.proxy.adminGet("/config_dump").body)) as? [String: Any]
-        var dumped: [String] = []
+        var dumped: [String] = [], draining: [String] = []
         for config in dump?["configs"] as? [[String: Any]] ?? [] where (config["@type"] as? String)?.hasSuffix("ListenersConfigDump") == true {
-            for l in config["dynamic_listeners"] as? [[String: Any]] ?? [] where l["active_state"] != nil {
-                dumped.append(l["name"] as? String ?? "?")
+            for l in config["dynamic_listeners"] as? [[String: Any]] ?? [] {
+                if l["active_state"] != nil { dumped.append(l["name"] as? String ?? "?") }
+                if l["draining_state"] != nil { draining.append(l["name"] as? String ?? "?") }
             }
         }
-        return (listed, dumped.sorted())
+        return (listed, dumped.sorted(), draining.sorted())
     }
 
     /// `200 body` on a fresh connection, or `refused`.
@@ -170,6 +173,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 for name in ["listener_manager.total_listeners_draining", "listener_manager.total_listeners_active", "listener.<first>.downstream_cx_total"] {
                     seen.append("draining: \(name)=\(draining[name] ?? "-")")
                 }
+                seen.append("draining_state: \(try Self.names(s).2)")
                 // Closed by the end of the drain time: Envoy closes it then, Ballast right after
                 // the `connection: close` response (docs/dynamic-config.md).
                 seen.append("then " + c.closedWithin(seconds: 10))
@@ -201,7 +205,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 v.answers = try step.act(s, p)
                 try s.wait(lds, step.attempts)
                 v.stats = try Self.stats(s, listenerPorts: [p.first, p.extra, p.moved, p.taken])
-                (v.listeners, v.dumped) = try Self.names(s)
+                (v.listeners, v.dumped, v.dumpedDraining) = try Self.names(s)
                 seen[s.proxy.name] = v
             }
             let e = seen["envoy"]!, b = seen["ballast"]!
@@ -211,6 +215,9 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
             }
             if e.listeners != b.listeners { report.append("\(step.name): /listeners envoy \(e.listeners) ballast \(b.listeners)") }
             if e.dumped != b.dumped { report.append("\(step.name): dynamic_listeners envoy \(e.dumped) ballast \(b.dumped)") }
+            if e.dumpedDraining != b.dumpedDraining {
+                report.append("\(step.name): draining_state envoy \(e.dumpedDraining) ballast \(b.dumpedDraining)")
+            }
             last = seen
         }
         // Sanity: the steps did what they say (in Ballast; Envoy agreed above).

@@ -8,6 +8,13 @@ struct ListenerManagerCounters: Sendable, Equatable {
     var removed = 0
 }
 
+/// A dynamic listener that drains, as /config_dump shows it (`draining_state`).
+struct DrainingListenerDump: Sendable {
+    let config: ListenerConfig
+    /// The LDS `version_info` it was delivered with (empty: none).
+    let versionInfo: String
+}
+
 /// How a new snapshot's listeners differ from the running ones, matched by name as Envoy's
 /// listener manager matches them: a listener whose address changes is modified, and is
 /// replaced as Envoy replaces it (the new one binds, the old one drains).
@@ -90,7 +97,7 @@ extension ProxyOps {
 
     /// After the snapshot went out: the removed listeners drain, the added ones are logged as
     /// at start, and Envoy's counters move.
-    func finishListenerChange(_ diff: ListenerDiff, started: [ListenerRun]) {
+    func finishListenerChange(_ diff: ListenerDiff, started: [ListenerRun], oldBootstrap: Bootstrap) {
         let active = proxy.slotTable
         for l in diff.removed {
             // The running slot of the old listener: same name and configured address.
@@ -98,6 +105,10 @@ extension ProxyOps {
                 if case .active = s.phase { s.run.bound.name == l.name && s.run.bound.address.description == l.address.description } else { false }
             })?.run.slot else { continue }
             proxy.beginDrain(slot: slot, plan: l)
+            if oldBootstrap.dynamic.isDynamic(.listener, l.name), let config = oldBootstrap.listeners.first(where: { $0.name == l.name }) {
+                let dump = DrainingListenerDump(config: config, versionInfo: oldBootstrap.dynamic.versionInfo[.listener] ?? "")
+                state.withLock { $0.drainingListeners[slot] = dump }
+            }
             OpsLog.log(.info, "config", "listener '\(l.name)' (\(l.address)) removed: draining for \(options.drainTimeNanos / 1_000_000_000) s")
         }
         for r in started {
@@ -114,6 +125,7 @@ extension ProxyOps {
     /// close, their threads end, their listener stats leave /stats as in Envoy).
     func finishListenerDrains(now: Int64 = monotonicNanos()) {
         for r in proxy.finishDrains(drainTimeNanos: options.drainTimeNanos, now: now) {
+            state.withLock { _ = $0.drainingListeners.removeValue(forKey: r.slot) }
             OpsLog.log(.info, "config", "listener '\(r.bound.name)' (\(r.bound.address.host):\(r.bound.port)) drained and closed")
         }
     }

@@ -53,6 +53,9 @@ public final class ProxyOps: Sendable {
         var runtimeLoadErrors = 0
         /// Listeners added, modified and removed (at start: each listener added once).
         var listenerManager = ListenerManagerCounters()
+        /// Dynamic listeners draining after an update, by slot: their config and version, for
+        /// /config_dump's `draining_state` (dropped when the drain ends).
+        var drainingListeners: [Int: DrainingListenerDump] = [:]
     }
 
     let state: Mutex<State>
@@ -272,7 +275,7 @@ public final class ProxyOps: Sendable {
             return s.generation
         }
         proxy.postToWorkers(includingDraining: false, .publish(plane, generation: generation))
-        if !diff.isEmpty || diff.modified > 0 { finishListenerChange(diff, started: started) }
+        if !diff.isEmpty || diff.modified > 0 { finishListenerChange(diff, started: started, oldBootstrap: oldBootstrap) }
         OpsLog.log(.info, "config", "reload: configuration generation \(generation) published to every worker")
         return .applied(generation: generation)
     }
