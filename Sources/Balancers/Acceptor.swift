@@ -95,6 +95,8 @@ public final class AcceptorHandler<Backend: IOBackend, Sink: HandoffSink>: LoopH
     public func handle(_ c: Completion, loop: Loop) {
         guard c.kind == .accept else { return }
         guard c.result >= 0 else {
+            // Shut by a removed listener's drain (WorkerGroup.shutdownListeners): nothing to retry.
+            if !Sockets.isListening(listener) { return }
             Log.warning("acceptor: accept failed: \(Log.describe(errno: -c.result)); retrying in 100 ms")
             loop.timers.schedule(at: loop.now + 100_000_000, id: Self.rearmTimer)
             return

@@ -264,6 +264,13 @@ public final class WorkerGroup<Message: AdoptingMessage>: Sendable {
         for fd in listeners { close(fd) }
     }
 
+    /// Stops accepting for good (a removed listener's drain): every listening socket is shut now,
+    /// so new connections are refused; pending accepts fail, and a loop that finds its socket
+    /// no longer listening does not retry. The sockets close in `stop`.
+    public func shutdownListeners() {
+        for fd in listeners { Glibc.shutdown(fd, Int32(SHUT_RD)) }
+    }
+
     /// Keeps new connections away from `worker` (acceptor strategies; reuseport and shared
     /// cannot steer the kernel).
     public func markDraining(_ worker: Int) {

@@ -21,6 +21,14 @@ public enum Sockets {
         return fd
     }
 
+    /// Whether `fd` is a listening socket (SO_ACCEPTCONN): false once a drain has shut it, which
+    /// is why its accepts fail with EINVAL.
+    public static func isListening(_ fd: Int32) -> Bool {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0 && value != 0
+    }
+
     /// Whether nothing listens on `address` yet: a plain bind (no SO_REUSEPORT) succeeds. Checked
     /// before binding SO_REUSEPORT sockets, which would otherwise join another process's listener
     /// on the same port and silently share its connections.

@@ -42,6 +42,9 @@ final class FeatureTableTests: XCTestCase {
         for step in DynamicConfigDifferentialTests.stepNames.dropFirst() {
             rows.append("| dynamic_resources from files, \(step): status and lds/cds update stats | dynamic | \(verdict("dynamic/\(step)")) |")
         }
+        for step in LDSAddRemoveDifferentialTests.stepNames.dropFirst() {
+            rows.append("| LDS from a file, \(step): answers (an in-flight response: connection: close), listener_manager / lds stats, /listeners, dynamic_listeners | dynamic | same |")
+        }
         for step in XDSFilesDifferentialTests.stepNames {
             rows.append("| EDS / RDS from files, \(step): statuses, bodies, /clusters hosts, \(XDSFilesDifferentialTests.statNames.count) eds / rds and membership stats | dynamic | same |")
         }

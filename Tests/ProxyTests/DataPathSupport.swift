@@ -88,7 +88,9 @@ final class TestConnection {
     /// Reads more bytes; false on end of stream, error or timeout.
     private func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        var n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        // io_uring task work aimed at this thread interrupts a receive with a timeout (EINTR).
+        while n < 0 && errno == EINTR { n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
         if n <= 0 { return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true

@@ -148,7 +148,9 @@ public final class DataPlane: Sendable {
             let selector = selects ? FilterChainSelector(chains: l.filterChains.map(\.match),
                                                          defaultChain: l.defaultFilterChain == nil ? nil : l.filterChains.count) : nil
             let inspection = ListenerInspection(l)
-            let connections = previous?.listeners.first { $0.name == l.name }?.connections ?? ConnectionCount()
+            // A listener whose address changed is another listener (the old one drains with its count).
+            let connections = previous?.listeners.first { $0.name == l.name && $0.address.description == address.description }?.connections
+                ?? ConnectionCount()
             listeners.append(ListenerPlan(index: li, name: l.name, address: address, balance: l.balance,
                                           bufferLimitBytes: l.perConnectionBufferLimitBytes,
                                           chains: chains, httpPlans: httpPlans, tcpPlans: tcpPlans, selector: selector, inspection: inspection,

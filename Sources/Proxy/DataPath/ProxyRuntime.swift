@@ -38,73 +38,6 @@ public struct ProxyRuntimeOptions: Sendable {
     }
 }
 
-/// A running proxy: one worker group per listener.
-public final class RunningProxy: Sendable {
-    public struct BoundListener: Sendable {
-        public let name: String
-        public let address: SocketAddress
-        /// The bound port (the kernel's choice when the config says 0).
-        public let port: Int
-        public let balance: BalanceSpec
-    }
-
-    public let backend: IOBackendKind
-    public let plane: DataPlane
-    public let listeners: [BoundListener]
-    /// Per listener, per worker.
-    public let stats: [[DataPathStats]]
-    /// Per listener, per worker (when `recordAccess`).
-    public let accessRings: [[AccessRecordRing]]
-    /// Per listener, per worker: sampled spans for the Zipkin reporter (empty without `tracing`).
-    public let traceRings: [[AccessRecordRing]]
-    /// The active health checker (nil when no cluster has health checks).
-    public let healthChecker: HealthChecker?
-    /// udp_proxy listeners, in `plane.udpListeners` order.
-    public let udpProxies: [UDPProxy]
-    private let groups: [WorkerGroup<ProxyMessage>]
-
-    init(backend: IOBackendKind, plane: DataPlane, listeners: [BoundListener], stats: [[DataPathStats]],
-         accessRings: [[AccessRecordRing]], traceRings: [[AccessRecordRing]], groups: [WorkerGroup<ProxyMessage>], healthChecker: HealthChecker?,
-         udpProxies: [UDPProxy] = []) {
-        self.healthChecker = healthChecker
-        self.traceRings = traceRings
-        self.udpProxies = udpProxies
-        self.backend = backend
-        self.plane = plane
-        self.listeners = listeners
-        self.stats = stats
-        self.accessRings = accessRings
-        self.groups = groups
-    }
-
-    /// The bound port of the listener named `name`.
-    public func port(of name: String) -> Int? { listeners.first { $0.name == name }?.port }
-
-    /// Worker loads (connections, requests in flight) of listener `i`.
-    public func loads(ofListener i: Int) -> WorkerLoads { groups[i].loads }
-
-    /// Loop counters (turns, busy, idle) of listener `i`'s workers.
-    public func loopStats(ofListener i: Int) -> [LoopStats] { groups[i].loopStats }
-
-    /// Posts `message` to every worker of every listener (reload, drain).
-    public func postToWorkers(_ message: @autoclosure () -> ProxyMessage) {
-        for g in groups { for m in g.mailboxes { m.post(message()) } }
-    }
-
-    /// Posts `message` to worker `worker` of listener `i` (test hooks).
-    public func post(_ message: ProxyMessage, listener i: Int, worker: Int) { groups[i].mailboxes[worker].post(message) }
-
-    /// Wakes worker `worker` of listener `i` for one loop turn (the watchdog's touch).
-    public func wake(listener i: Int, worker: Int) { groups[i].mailboxes[worker].wake() }
-
-    /// Stops every worker (connections close) and waits for them.
-    public func stop() {
-        healthChecker?.stop()
-        for u in udpProxies { u.stop() }
-        for g in groups { g.stop() }
-    }
-}
-
 /// Starts the data path for a bootstrap: for each listener a `WorkerGroup` of `ProxyWorker`s
 /// with the listener's (or the overriding) accept strategy, on the chosen I/O backend.
 public enum ProxyRuntime {
@@ -132,40 +65,17 @@ public enum ProxyRuntime {
         // Envoy's cluster warming: listeners open once every checked host had its first check.
         let checker = HealthChecker.start(plane)
         if checker != nil { HealthChecker.waitForFirstChecks(plane) }
-        var groups: [WorkerGroup<ProxyMessage>] = []
-        var bound: [RunningProxy.BoundListener] = []
-        var allStats: [[DataPathStats]] = []
-        var allRings: [[AccessRecordRing]] = []
-        var allTraceRings: [[AccessRecordRing]] = []
-        let workers = max(1, options.concurrency)
+        let starter: RunningProxy.Starter = { l, plane, generation, slot throws(StartError) in
+            try startListener(l, plane: plane, generation: generation, slot: slot, options: options, B.self)
+        }
+        var runs: [ListenerRun] = []
         for l in plane.listeners {
-            let balance = options.balanceOverride ?? l.balance
-            let stats = (0..<workers).map { _ in
-                DataPathStats(clusters: plane.clusters.count, tcpProxies: l.tcpPlans.count, connectionManagers: l.httpPlans.count)
-            }
-            let rings = options.recordAccess ? (0..<workers).map { _ in AccessRecordRing() } : []
-            var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
-                                                     accessRings: options.recordAccess ? rings : nil)
-            workerSettings.capture = options.capture
-            let traced = l.httpPlans.contains { $0.tracing != nil }
-            let traceRings = traced ? (0..<workers).map { _ in AccessRecordRing(capacity: 1024, extraBytes: TraceRecordLayout.recordBytes) } : []
-            if traced { workerSettings.traceRings = traceRings }
-            let settings = workerSettings
-            let groupOptions = WorkerGroupOptions(address: l.address, workers: workers, balance: balance, cpus: options.cpus,
-                                                  backend: options.backend, name: "proxy\(l.index)")
             do {
-                let group = try WorkerGroup<ProxyMessage>.start(groupOptions, backend: B.self) { seat, _ in
-                    ProxyWorker<B>(seat: seat, settings: settings, stats: stats[seat.index])
-                }
-                groups.append(group)
-                bound.append(RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance))
-                allStats.append(stats)
-                allRings.append(rings)
-                allTraceRings.append(traceRings)
+                runs.append(try starter(l, plane, 0, runs.count))
             } catch {
-                for g in groups { g.stop() }
+                for r in runs { r.group.stop() }
                 checker?.stop()
-                throw StartError(description: "listener '\(l.name)': \(error.description)")
+                throw error
             }
         }
         var udp: [UDPProxy] = []
@@ -174,23 +84,60 @@ public enum ProxyRuntime {
                 udp.append(try UDPProxy(u, hosts: plane.clusters[u.cluster].hosts.map(\.address)))
             } catch {
                 for p in udp { p.stop() }
-                for g in groups { g.stop() }
+                for r in runs { r.group.stop() }
                 checker?.stop()
                 throw StartError(description: error.description)
             }
         }
         for p in udp { p.start() }
-        let statsForProbe = allStats
-        checker?.setTrafficProbe { ci in
-            statsForProbe.contains { workers in
+        let proxy = RunningProxy(backend: B.kind, plane: plane, runs: runs, workers: max(1, options.concurrency),
+                                 healthChecker: checker, udpProxies: udp, starter: starter)
+        checker?.setTrafficProbe { [weak proxy] ci in
+            // Every listener's counters, those added later included (weak: the proxy owns the checker).
+            guard let proxy else { return false }
+            return proxy.stats.contains { workers in
                 workers.contains { w in
                     let list = w.clusters
                     return ci < list.count && list[ci].upstreamCxTotal.load(ordering: .relaxed) > 0
                 }
             }
         }
-        return RunningProxy(backend: B.kind, plane: plane, listeners: bound, stats: allStats, accessRings: allRings, traceRings: allTraceRings, groups: groups,
-                            healthChecker: checker, udpProxies: udp)
+        return proxy
+    }
+
+    /// One listener's `WorkerGroup` of `ProxyWorker`s with the listener's (or the overriding)
+    /// accept strategy, its stats and rings; its workers serve `plane` as generation `generation`.
+    /// Only the listeners of the start (generation 0) record access logs: the log thread formats
+    /// those it started with, and an update adding a listener with access logs is refused
+    /// (ProxyOps.incompatibility).
+    static func startListener<B: IOBackend>(_ l: ListenerPlan, plane: DataPlane, generation: UInt32, slot: Int,
+                                            options: ProxyRuntimeOptions, _: B.Type) throws(StartError) -> ListenerRun {
+        let workers = max(1, options.concurrency)
+        let balance = options.balanceOverride ?? l.balance
+        let stats = (0..<workers).map { _ in
+            DataPathStats(clusters: plane.clusters.count, tcpProxies: l.tcpPlans.count, connectionManagers: l.httpPlans.count)
+        }
+        let records = options.recordAccess && generation == 0
+        let rings = records ? (0..<workers).map { _ in AccessRecordRing() } : []
+        var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
+                                                 accessRings: records ? rings : nil)
+        workerSettings.capture = options.capture
+        workerSettings.generation = generation
+        let traced = l.httpPlans.contains { $0.tracing != nil }
+        let traceRings = traced ? (0..<workers).map { _ in AccessRecordRing(capacity: 1024, extraBytes: TraceRecordLayout.recordBytes) } : []
+        if traced { workerSettings.traceRings = traceRings }
+        let settings = workerSettings
+        let groupOptions = WorkerGroupOptions(address: l.address, workers: workers, balance: balance, cpus: options.cpus,
+                                              backend: options.backend, name: "proxy\(slot)")
+        do {
+            let group = try WorkerGroup<ProxyMessage>.start(groupOptions, backend: B.self) { seat, _ in
+                ProxyWorker<B>(seat: seat, settings: settings, stats: stats[seat.index])
+            }
+            let bound = RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance)
+            return ListenerRun(slot: slot, bound: bound, stats: stats, accessRings: rings, traceRings: traceRings, group: group)
+        } catch {
+            throw StartError(description: "listener '\(l.name)': \(error.description)")
+        }
     }
 
     /// Serves until SIGINT or SIGTERM (main thread), then stops. Returns the exit status (0).

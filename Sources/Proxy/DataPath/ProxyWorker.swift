@@ -15,6 +15,8 @@ struct ProxyWorkerSettings: Sendable {
     var capture: AccessLogCapture? = nil
     /// Where sampled spans go for the Zipkin reporter (one ring per worker), or nil.
     var traceRings: [AccessRecordRing]? = nil
+    /// The data-plane generation `plane` is (a listener added by an update starts on it).
+    var generation: UInt32 = 0
 }
 
 /// One proxy worker of a listener (its http_connection_manager and tcp_proxy chains): owns its
@@ -156,6 +158,11 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             }
             clusterPools.append(pools)
         }
+        ops.generation = settings.generation
+        // A listener added by an update starts on that update's snapshot: its counters count for
+        // the clusters that snapshot has (/stats), and its streams name nothing older.
+        stats.appliedGeneration.store(settings.generation, ordering: .relaxed)
+        stats.oldestLiveGeneration.store(settings.generation, ordering: .relaxed)
     }
 
     static func inputLimit(_ l: ListenerPlan) -> Int {
@@ -217,6 +224,8 @@ final class ProxyWorker<Backend: IOBackend>: BalancedWorker {
             return
         }
         guard c.result >= 0 else {
+            // Shut by a removed listener's drain before its message arrived: nothing to retry.
+            if listenerFD >= 0 && !Sockets.isListening(listenerFD) { return }
             if !loggedAcceptError {
                 loggedAcceptError = true
                 Log.warning("proxy worker \(index): accept failed: \(Log.describe(errno: -c.result)); retrying every 100 ms")

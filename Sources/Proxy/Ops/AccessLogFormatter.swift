@@ -13,9 +13,12 @@ final class AccessLogNames {
     let isHTTP: [[Bool]]
     let routes: [[[[UInt8]?]]]
     let rbacDetails: [[[[UInt8]]]]
+    /// Per listener: `host:port` it is bound to (`%DOWNSTREAM_LOCAL_ADDRESS%` when not captured).
+    let listenerAddresses: [[UInt8]]
 
-    init(generation: UInt32, plane: DataPlane) {
+    init(generation: UInt32, plane: DataPlane, boundAddress: (ListenerPlan) -> [UInt8]?) {
         self.generation = generation
+        listenerAddresses = plane.listeners.map { boundAddress($0) ?? [0x2D] }
         clusters = plane.clusters.map { Array($0.name.utf8) }
         hosts = plane.clusters.map { $0.hosts.map { Array($0.name.utf8) } }
         func manager(_ l: ListenerPlan, _ chain: ListenerPlan.Chain) -> HTTPPlan? {
@@ -37,17 +40,17 @@ final class AccessLogLine {
     let record: UnsafeMutablePointer<AccessRecord> = .allocate(capacity: 1)
     let fields: AccessLogFields
     private(set) var names: AccessLogNames
-    /// Per listener: `host:port` it is bound to (`%DOWNSTREAM_LOCAL_ADDRESS%` when not captured).
-    let listenerAddresses: [[UInt8]]
+    /// A listener's bound `host:port` (the plane has the configured address; port 0 binds any).
+    private let boundAddress: (ListenerPlan) -> [UInt8]?
     /// Wall-clock nanoseconds of the request start.
     var startWallNanos: Int64 = 0
     private let planes: (UInt32) -> DataPlane
 
-    init(fields: AccessLogFields, listenerAddresses: [[UInt8]], planes: @escaping (UInt32) -> DataPlane) {
+    init(fields: AccessLogFields, boundAddress: @escaping (ListenerPlan) -> [UInt8]?, planes: @escaping (UInt32) -> DataPlane) {
         self.fields = fields
-        self.listenerAddresses = listenerAddresses
+        self.boundAddress = boundAddress
         self.planes = planes
-        names = AccessLogNames(generation: 0, plane: planes(0))
+        names = AccessLogNames(generation: 0, plane: planes(0), boundAddress: boundAddress)
         record.initialize(to: AccessRecord())
     }
 
@@ -61,7 +64,7 @@ final class AccessLogLine {
         record.pointee = r
         fields.load(captured)
         startWallNanos = r.startNanos + wallOffsetNanos
-        if r.generation != names.generation { names = AccessLogNames(generation: r.generation, plane: planes(r.generation)) }
+        if r.generation != names.generation { names = AccessLogNames(generation: r.generation, plane: planes(r.generation), boundAddress: boundAddress) }
     }
 
     /// The record's chain's entry of a per-listener, per-chain table (nil when out of range).
@@ -293,8 +296,8 @@ final class AccessLogFormatter {
                 Self.appendAddress(a, withPort: true, into: out)
             } else {
                 let l = Int(r.pointee.listener)
-                guard e.listenerAddresses.indices.contains(l) else { out.append(0x2D); return true }
-                out.append(e.listenerAddresses[l])
+                guard e.names.listenerAddresses.indices.contains(l) else { out.append(0x2D); return true }
+                out.append(e.names.listenerAddresses[l])
             }
         case .downstreamLocalWithoutPort:
             guard let a = e.fields.value(e.fields.localSlot) else { return false }

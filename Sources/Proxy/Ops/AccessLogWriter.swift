@@ -223,8 +223,12 @@ public final class AccessLogSystem: Sendable {
     /// one batch per destination, and hands the batches over once per pass.
     private func run() {
         let fields = AccessLogFields(capture)
-        let addresses = proxy.listeners.map { Array("\($0.address.host):\($0.port)".utf8) }
-        let line = AccessLogLine(fields: fields, listenerAddresses: addresses, planes: planes)
+        // A record's listener index is its plane's; the bound port is the running slot's (the
+        // last one of that name and address: a listener moved back and forth is the newest).
+        let line = AccessLogLine(fields: fields, boundAddress: { [proxy] l in
+            proxy.runs.last { $0.bound.name == l.name && $0.bound.address.description == l.address.description }
+                .map { Array("\($0.bound.address.host):\($0.bound.port)".utf8) }
+        }, planes: planes)
         let formatters = loggers.map { chains in chains.map { list in list.map { (AccessLogFormatter($0.program), $0.sink) } } }
         let batches = sinks.map { _ in AccessLogBytes(capacity: Self.batchBytes + 4096) }
         var lines = [Int](repeating: 0, count: sinks.count)

@@ -103,10 +103,11 @@ extension ProxyOps {
 
     func workersJSON() -> String {
         var rows: [String] = []
-        for (li, l) in proxy.listeners.enumerated() {
-            let loops = proxy.loopStats(ofListener: li)
-            let loads = proxy.loads(ofListener: li)
-            for (w, s) in proxy.stats[li].enumerated() {
+        for run in proxy.activeRuns {
+            let l = run.bound
+            let loops = proxy.loopStats(ofListener: run.slot)
+            let loads = proxy.loads(ofListener: run.slot)
+            for (w, s) in run.stats.enumerated() {
                 let loop = loops[w].snapshot()
                 rows.append("  {\"worker\": \(w), \"listener\": \(JSONText.string(l.name)), "
                     + "\"accepted\": \(s.downstreamCxTotal.load(ordering: .relaxed)), \"active\": \(s.downstreamCxActive.load(ordering: .relaxed)), "
@@ -220,7 +221,7 @@ extension ProxyOps {
     /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
     /// delivered with its `version_info` (omitted when empty, as Envoy).
     func configDump(includeEDS: Bool = false) -> String {
-        let (bootstrap, clusterVersions) = state.withLock { ($0.bootstrap, $0.clusterManager.versions) }
+        let (bootstrap, clusterVersions, draining) = state.withLock { ($0.bootstrap, $0.clusterManager.versions, $0.drainingListeners) }
         let dynamic = bootstrap.dynamic
         func version(_ kind: SubscriptionKey) -> String { versionField(dynamic.versionInfo[kind]) }
         func versionField(_ v: String?) -> String {
@@ -239,13 +240,24 @@ extension ProxyOps {
         }
         var staticListeners: [String] = []
         var dynamicListeners: [String] = []
+        // Envoy's DynamicListener: `active_state`, and `draining_state` while an update's old
+        // copy drains (a removed listener has only that one).
+        let drainingByName = Dictionary(draining.sorted { $0.key < $1.key }.map { ($0.value.config.name, $0.value) }) { _, newer in newer }
+        func drainingState(_ name: String) -> String? {
+            guard let d = drainingByName[name] else { return nil }
+            let v = d.versionInfo.isEmpty ? "" : "\"version_info\": \(JSONText.string(d.versionInfo)), "
+            return "\"draining_state\": {" + v + "\"listener\": " + ConfigDumpJSON.encode(d.config) + "}"
+        }
         for l in bootstrap.listeners {
             if dynamic.isDynamic(.listener, l.name) {
                 dynamicListeners.append("{\"name\": \(JSONText.string(l.name)), \"active_state\": {" + version(.listener)
-                    + "\"listener\": " + ConfigDumpJSON.encode(l) + "}}")
+                    + "\"listener\": " + ConfigDumpJSON.encode(l) + "}" + (drainingState(l.name).map { ", " + $0 } ?? "") + "}")
             } else {
                 staticListeners.append("{\"listener\": " + ConfigDumpJSON.encode(l) + "}")
             }
+        }
+        for name in drainingByName.keys.sorted() where !bootstrap.listeners.contains(where: { $0.name == name }) {
+            dynamicListeners.append("{\"name\": \(JSONText.string(name)), " + drainingState(name)! + "}")
         }
         let clusters = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\", " + version(.cluster)
             + "\"static_clusters\": [" + staticClusters.joined(separator: ", ") + "], "

@@ -76,7 +76,7 @@ extension ProxyOps {
                 OpsLog.log(.warning, "config", "\(kind) update from \(path) \(failed ? "failed" : "rejected"), the last good version stays: \(reason)")
                 return .rejected(reason: reason)
             }
-            let outcome = reload(loaded.bootstrap)
+            let outcome = reload(loaded.bootstrap, listenerSource: kind == .listener)
             if case .applied = outcome {
                 if kind == .cluster { countRecreatedEDSClusters(old: bootstrap, new: loaded.bootstrap) }
                 adoptSubscriptions(old: bootstrap, new: loaded.bootstrap)

@@ -71,7 +71,7 @@ extension ProxyOps {
             }
             let rotated = callbacks.keys.sorted().filter { Self.material(bootstrap, $0) != Self.material(loaded.bootstrap, $0) }
             guard !rotated.isEmpty else { return }
-            let outcome = reload(loaded.bootstrap)
+            let outcome = reload(loaded.bootstrap, listenerSource: false)
             state.withLock { s in
                 for name in rotated {
                     if case .applied = outcome { s.secretCounters[name]?.contextUpdates += 1 } else { s.secretCounters[name]?.keyRotationFailed += 1 }
@@ -115,7 +115,7 @@ extension ProxyOps {
                 OpsLog.log(.warning, "config", "SDS update from \(files) rejected, the last good secret stays: \(reason)")
                 return .rejected(reason: reason)
             }
-            let outcome = reload(loaded.bootstrap)
+            let outcome = reload(loaded.bootstrap, listenerSource: false)
             state.withLock { s in
                 for name in names {
                     switch outcome {

@@ -52,6 +52,11 @@ public final class ProxyOps: Sendable {
         var runtimeAdmin: [String: String] = [:]
         var runtimeLoads = 0
         var runtimeLoadErrors = 0
+        /// Listeners added, modified and removed (at start: each listener added once).
+        var listenerManager = ListenerManagerCounters()
+        /// Dynamic listeners draining after an update, by slot: their config and version, for
+        /// /config_dump's `draining_state` (dropped when the drain ends).
+        var drainingListeners: [Int: DrainingListenerDump] = [:]
     }
 
     let state: Mutex<State>
@@ -146,7 +151,8 @@ public final class ProxyOps: Sendable {
         self.options = options
         self.concurrency = concurrency
         state = Mutex(State(bootstrap: bootstrap, plane: proxy.plane, subscriptions: Self.initialSubscriptions(bootstrap),
-                            clusterManager: ClusterManagerCounters(bootstrap), secretCounters: Self.initialSecretCounters(bootstrap)))
+                            clusterManager: ClusterManagerCounters(bootstrap), secretCounters: Self.initialSecretCounters(bootstrap),
+                            listenerManager: ListenerManagerCounters(added: proxy.plane.listeners.count + proxy.plane.udpListeners.count)))
         let history = planeHistory
         history.add(0, proxy.plane)
         accessLogs = try AccessLogSystem(bootstrap: bootstrap, proxy: proxy, capture: capture) { history.plane($0) }
@@ -166,9 +172,10 @@ public final class ProxyOps: Sendable {
         let (plane, draining, failed, subscriptions, dynamic) = state.withLock {
             ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic)
         }
-        let (secretCounters, bootstrap) = state.withLock { ($0.secretCounters, $0.bootstrap) }
+        let (secretCounters, bootstrap, listenerManager) = state.withLock { ($0.secretCounters, $0.bootstrap, $0.listenerManager) }
         var inputs = StatsInputs(plane: plane)
         inputs.secrets = secretCounters
+        inputs.listenerManager = listenerManager
         inputs.secretVersionTexts = bootstrap.secrets.versionInfo
         (inputs.sdsListenerUpdates, inputs.sdsClusterUpdates) = Self.sdsContextUpdates(bootstrap, secretCounters)
         inputs.subscriptions = subscriptions
@@ -219,9 +226,12 @@ public final class ProxyOps: Sendable {
         }
     }
 
-    /// Publishes `bootstrap` (already loaded) as the next snapshot.
-    public func reload(_ bootstrap: Bootstrap) -> ReloadOutcome {
-        let outcome = publish(bootstrap)
+    /// Publishes `bootstrap` (already loaded) as the next snapshot. `listenerSource`: the update
+    /// may change listeners' own configuration (a reload, an LDS update), so a kept listener
+    /// whose config differs counts `listener_modified`; an RDS, SDS, CDS or EDS update changes
+    /// what a listener's config embeds (routes, certificates) without modifying it, as in Envoy.
+    public func reload(_ bootstrap: Bootstrap, listenerSource: Bool = true) -> ReloadOutcome {
+        let outcome = publish(bootstrap, listenerSource: listenerSource)
         if case .applied = outcome { state.withLock { $0.reloads += 1 } }
         return outcome
     }
@@ -232,17 +242,19 @@ public final class ProxyOps: Sendable {
         reloadLock.withLock { _ in
             let bootstrap = state.withLock { $0.bootstrap }
             OpsLog.log(.info, "dns", "cluster(s) \(changed.joined(separator: ", ")): the resolved addresses changed")
-            _ = publish(bootstrap)
+            _ = publish(bootstrap, listenerSource: false)
         }
     }
 
-    private func publish(_ bootstrap: Bootstrap) -> ReloadOutcome {
-        let (old, next) = state.withLock { ($0.plane, $0.generation &+ 1) }
+    private func publish(_ bootstrap: Bootstrap, listenerSource: Bool) -> ReloadOutcome {
+        let (old, oldBootstrap, next) = state.withLock { ($0.plane, $0.bootstrap, $0.generation &+ 1) }
         let plane: DataPlane
         do {
             plane = try DataPlane.compile(bootstrap, previous: old, generation: next, canReclaim: { [proxy] in Self.unreferenced($0, proxy) })
         } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
+        let diff = ListenerDiff(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap, countsConfigChanges: listenerSource)
+        if let why = Self.addedListenerRefusal(diff.added, bootstrap) { return reject(why) }
         if let checker = proxy.healthChecker {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
             checker.update(plane)
@@ -255,14 +267,22 @@ public final class ProxyOps: Sendable {
         adoptRuntime(bootstrap)
         state.withLock { $0.runtimeAdmin = $0.runtimeAdmin.filter { plane.runtime.keys.contains($0.key) } }
         publishRuntime(plane, bootstrap)
+        // Added listeners start on the new snapshot (their records resolve in it); one that
+        // cannot bind rejects the update and the running set stays.
+        planeHistory.add(next, plane)
+        let started: [ListenerRun]
+        switch startAddedListeners(diff.added, plane: plane, generation: next) {
+        case .success(let runs): started = runs
+        case .failure(let error): return reject(error.description)
+        }
         let generation = state.withLock { s -> UInt32 in
-            s.generation &+= 1
+            s.generation = next
             s.plane = plane
             s.bootstrap = bootstrap
             return s.generation
         }
-        planeHistory.add(generation, plane)
-        proxy.postToWorkers(.publish(plane, generation: generation))
+        proxy.postToWorkers(includingDraining: false, .publish(plane, generation: generation))
+        if !diff.isEmpty || diff.modified > 0 { finishListenerChange(diff, started: started, oldBootstrap: oldBootstrap) }
         OpsLog.log(.info, "config", "reload: configuration generation \(generation) published to every worker")
         return .applied(generation: generation)
     }
@@ -273,15 +293,11 @@ public final class ProxyOps: Sendable {
         return .rejected(reason: reason)
     }
 
-    /// Why `new` cannot replace `old` without a restart, or nil.
+    /// Why `new` cannot replace `old` without a restart, or nil. Listeners are matched by name:
+    /// added, removed and moved ones are started and drained (ProxyOps+Listeners).
     static func incompatibility(_ old: DataPlane, _ new: DataPlane) -> String? {
-        guard old.listeners.count == new.listeners.count else {
-            return "listeners changed (\(old.listeners.count) -> \(new.listeners.count)); adding or removing listeners needs a restart"
-        }
-        for (a, b) in zip(old.listeners, new.listeners) {
-            guard a.name == b.name, a.address.description == b.address.description else {
-                return "listener '\(a.name)' (\(a.address)) changed name or address; that needs a restart"
-            }
+        for b in new.listeners {
+            guard let a = old.listeners.first(where: { $0.name == b.name }), a.address.description == b.address.description else { continue }
             guard a.chains == b.chains else {
                 return "listener '\(a.name)' changed its filter chains (their number, or between http_connection_manager and tcp_proxy); that needs a restart"
             }
@@ -313,7 +329,9 @@ public final class ProxyOps: Sendable {
         let r = c.resources
         guard r.connections.load(ordering: .relaxed) == 0, r.requests.load(ordering: .relaxed) == 0,
               r.pendingRequests.load(ordering: .relaxed) == 0, r.retries.load(ordering: .relaxed) == 0 else { return false }
-        return proxy.stats.allSatisfy { workers in
+        // A removed listener's workers take no later snapshot: while they drain they may still
+        // hold streams naming the slot (so they keep it); once stopped they hold nothing.
+        return proxy.unstoppedStats.allSatisfy { workers in
             workers.allSatisfy { $0.appliedGeneration.load(ordering: .relaxed) >= c.since && $0.oldestLiveGeneration.load(ordering: .relaxed) >= c.since }
         }
     }
@@ -408,6 +426,7 @@ public final class ProxyOps: Sendable {
             pollDynamicConfig()
             pollSecretFiles()
             pollRuntimeDisk()
+            finishListenerDrains()
             watchdog.tick()
             let now = monotonicNanos()
             tickOutlierDetectors(now)

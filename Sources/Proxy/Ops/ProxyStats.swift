@@ -60,6 +60,7 @@ struct StatsInputs {
     var secretVersionTexts: [String: String] = [:]
     var sdsListenerUpdates: [Int: Int] = [:]
     var sdsClusterUpdates: [String: Int] = [:]
+    var listenerManager = ListenerManagerCounters()
 }
 
 extension ProxyStatsSnapshot {
@@ -82,8 +83,20 @@ extension ProxyStatsSnapshot {
         }
         func load(_ a: borrowing Atomic<Int>) -> Int { a.load(ordering: .relaxed) }
         let plane = inputs.plane
-        for (li, bound) in proxy.listeners.enumerated() {
-            let workers = proxy.stats[li]
+        // Active and draining listeners (a drained one's `listener.*` stats are gone, as Envoy's).
+        for (run, phase) in proxy.slotTable {
+            let bound = run.bound, workers = run.stats
+            let li: Int?, plan: ListenerPlan?
+            switch phase {
+            case .active:
+                li = plane.listeners.firstIndex { $0.name == bound.name }
+                plan = li.map { plane.listeners[$0] }
+            case .draining(_, let p):
+                li = nil
+                plan = p
+            case .stopped:
+                continue
+            }
             let addr = ProxyStatsSnapshot.listenerName(host: bound.address.host, port: bound.port)
             let la = [("envoy_listener_address", addr)]
             add("listener.\(addr).downstream_cx_total", .counter, workers.reduce(0) { $0 + load($1.downstreamCxTotal) },
@@ -101,15 +114,14 @@ extension ProxyStatsSnapshot {
                 add("listener.\(addr).worker_\(w).downstream_cx_active", .gauge, load(s.downstreamCxActive),
                     family: "envoy_listener_worker_downstream_cx_active", labels: wl)
             }
-            guard li < plane.listeners.count else { continue }
-            if plane.listeners[li].terminatesTLS {
+            guard let listener = plan else { continue }
+            if listener.terminatesTLS {
                 ProxyStatsSnapshot.addTLSStats("listener.\(addr).ssl.", workers.map(\.tls), family: "envoy_listener_ssl_", labels: la, add: add)
             }
-            if let n = inputs.sdsListenerUpdates[li] {
+            if let li, let n = inputs.sdsListenerUpdates[li] {
                 add("listener.\(addr).server_ssl_socket_factory.ssl_context_update_by_sds", .counter, n,
                     family: "envoy_listener_server_ssl_socket_factory_ssl_context_update_by_sds", labels: la)
             }
-            let listener = plane.listeners[li]
             ProxyStatsSnapshot.addInspectionStats(listener, workers, addr: addr, labels: la, add: add)
             for (m, h) in listener.httpPlans.enumerated() {
                 let managers = workers.map { $0.http[min(m, $0.http.count - 1)] }
@@ -411,7 +423,16 @@ extension ProxyStatsSnapshot {
             }
             for s in all { addHisto(p + "upstream_rq_time", s.upstreamRqTime, family: "envoy_cluster_upstream_rq_time", labels: cl) }
         }
-        let workerCount = proxy.stats.first?.count ?? 0
+        let workerCount = proxy.workersPerListener
+        let counts = proxy.listenerCounts
+        for (suffix, kind, v) in [("listener_added", Kind.counter, inputs.listenerManager.added),
+                                  ("listener_modified", .counter, inputs.listenerManager.modified),
+                                  ("listener_removed", .counter, inputs.listenerManager.removed),
+                                  ("total_listeners_active", .gauge, counts.active + plane.udpListeners.count),
+                                  ("total_listeners_draining", .gauge, counts.draining),
+                                  ("total_listeners_warming", .gauge, 0)] {
+            add("listener_manager." + suffix, kind, v, family: "envoy_listener_manager_" + suffix)
+        }
         add("server.concurrency", .gauge, workerCount, family: "envoy_server_concurrency")
         add("server.uptime", .gauge, inputs.uptimeSeconds, family: "envoy_server_uptime")
         add("server.state", .gauge, inputs.draining ? 1 : 0, family: "envoy_server_state")

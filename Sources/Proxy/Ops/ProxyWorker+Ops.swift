@@ -112,15 +112,16 @@ extension ProxyWorker {
     }
 
     /// A reload's snapshot: new requests use it; streams in flight keep their plan until they end.
-    /// The main thread has checked that listeners are unchanged (names and order). Clusters
-    /// keep their slots (`ClusterSlots`), so per-cluster figures keep their indices; a slot may
-    /// be new, emptied (a removed cluster's tombstone) or given to a new cluster
+    /// Clusters keep their slots (`ClusterSlots`), so per-cluster figures keep their indices; a
+    /// slot may be new, emptied (a removed cluster's tombstone) or given to a new cluster
     /// (`adoptClusterSlots`), and a cluster's hosts may differ (reload, DNS refresh):
-    /// `retireMovedHosts` re-maps them to pools by address.
+    /// `retireMovedHosts` re-maps them to pools by address. Listeners may have been added or
+    /// removed, so this worker's listener is found by name (only listeners that stay, with their
+    /// address, get the snapshot; a removed one drains on the plane it had).
     func apply(_ newPlane: DataPlane, generation: UInt32, _ loop: Loop) {
-        guard listenerPlan.index < newPlane.listeners.count else { return }
+        // A listener started by this very update already serves this generation.
+        guard generation != ops.generation, let l = newPlane.listeners.first(where: { $0.name == listenerPlan.name }) else { return }
         let old = plane
-        let l = newPlane.listeners[listenerPlan.index]
         if ops.live > 0 { ops.retired.append(RetiredPlan(generation: ops.generation, httpPlans: httpPlans, live: ops.live)) }
         ops.generation = generation
         ops.live = 0

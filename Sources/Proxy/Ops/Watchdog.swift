@@ -22,7 +22,7 @@ public final class Watchdog: Sendable {
     init(proxy: RunningProxy, worker config: WatchdogConfig) {
         self.proxy = proxy
         self.config = config
-        trackers = Mutex(proxy.listeners.indices.map { i in Array(repeating: Tracker(), count: proxy.loopStats(ofListener: i).count) })
+        trackers = Mutex([])
     }
 
     public var misses: Int { missCount.load(ordering: .relaxed) }
@@ -32,9 +32,14 @@ public final class Watchdog: Sendable {
     public func tick(now: Int64 = monotonicNanos()) {
         var events: [(String, ProxyLogLevel)] = []
         var kill: String? = nil
+        // Per listener slot (listeners added by an update get theirs; stopped ones are skipped).
+        let table = proxy.slotTable
         trackers.withLock { all in
+            while all.count < table.count { all.append(Array(repeating: Tracker(), count: table[all.count].run.group.loopStats.count)) }
             for li in all.indices {
-                let loops = proxy.loopStats(ofListener: li)
+                if case .stopped = table[li].phase { continue }
+                let loops = table[li].run.group.loopStats
+                let name = table[li].run.bound.name
                 for w in all[li].indices where w < loops.count {
                     let turns = loops[w].turns.load(ordering: .relaxed)
                     if turns != all[li][w].turns {
@@ -44,18 +49,18 @@ public final class Watchdog: Sendable {
                         if stuck >= config.missTimeoutNanos && !all[li][w].missed {
                             all[li][w].missed = true
                             missCount.add(1, ordering: .relaxed)
-                            events.append(("worker \(w) (listener \(proxy.listeners[li].name)) has not turned for \(stuck / 1_000_000) ms: watchdog miss", .warning))
+                            events.append(("worker \(w) (listener \(name)) has not turned for \(stuck / 1_000_000) ms: watchdog miss", .warning))
                         }
                         if stuck >= config.megamissTimeoutNanos && !all[li][w].megaMissed {
                             all[li][w].megaMissed = true
                             megaMissCount.add(1, ordering: .relaxed)
-                            events.append(("worker \(w) (listener \(proxy.listeners[li].name)) has not turned for \(stuck / 1_000_000) ms: watchdog mega miss", .error))
+                            events.append(("worker \(w) (listener \(name)) has not turned for \(stuck / 1_000_000) ms: watchdog mega miss", .error))
                         }
                         if let k = config.killTimeoutNanos, k > 0, stuck >= k {
-                            kill = "worker \(w) (listener \(proxy.listeners[li].name)) stuck for \(stuck / 1_000_000) ms (kill_timeout): aborting"
+                            kill = "worker \(w) (listener \(name)) stuck for \(stuck / 1_000_000) ms (kill_timeout): aborting"
                         }
                     }
-                    proxy.wake(listener: li, worker: w)
+                    table[li].run.group.mailboxes[w].wake()
                 }
             }
         }

@@ -55,8 +55,9 @@ public final class ZipkinReporter: Sendable {
         var real = timespec()
         clock_gettime(CLOCK_REALTIME, &real)
         let wallOffsetMicros = (Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec) - monotonicNanos()) / 1000
-        var rings: [(listener: Int, ring: AccessRecordRing)] = []
-        for (li, list) in proxy.traceRings.enumerated() { for r in list { rings.append((li, r)) } }
+        // By listener name: a plane's listener indices move when an update adds or removes one.
+        var rings: [(listener: String, ring: AccessRecordRing)] = []
+        for run in proxy.runs { for r in run.traceRings { rings.append((run.bound.name, r)) } }
         var pending = [[String]](repeating: [], count: rings.count)
         var nextTimer = monotonicNanos() + Self.flushIntervalNanos
         while true {
@@ -82,13 +83,13 @@ public final class ZipkinReporter: Sendable {
 
     // MARK: reports
 
-    private func flush(_ spans: inout [String], listener: Int) {
+    private func flush(_ spans: inout [String], listener: String) {
         guard !spans.isEmpty else { return }
         let body = "[" + spans.joined(separator: ",") + "]"
         spansSent.add(spans.count, ordering: .relaxed)
         spans.removeAll(keepingCapacity: true)
         let plane = currentPlane()
-        guard listener < plane.listeners.count, let tracing = plane.listeners[listener].httpPlans.lazy.compactMap(\.tracing).first,
+        guard let tracing = plane.listeners.first(where: { $0.name == listener })?.httpPlans.lazy.compactMap(\.tracing).first,
               tracing.collectorCluster >= 0, tracing.collectorCluster < plane.clusters.count,
               let host = plane.clusters[tracing.collectorCluster].hosts.first else {
             reportsSkippedNoCluster.add(1, ordering: .relaxed)

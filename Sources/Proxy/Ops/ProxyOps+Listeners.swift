@@ -1,0 +1,132 @@
+import Balancers
+import EventLoop
+
+/// Envoy's `listener_manager.*` counters for listeners added, changed and removed while running.
+struct ListenerManagerCounters: Sendable, Equatable {
+    var added = 0
+    var modified = 0
+    var removed = 0
+}
+
+/// A dynamic listener that drains, as /config_dump shows it (`draining_state`).
+struct DrainingListenerDump: Sendable {
+    let config: ListenerConfig
+    /// The LDS `version_info` it was delivered with (empty: none).
+    let versionInfo: String
+}
+
+/// How a new snapshot's listeners differ from the running ones, matched by name as Envoy's
+/// listener manager matches them: a listener whose address changes is modified, and is
+/// replaced as Envoy replaces it (the new one binds, the old one drains).
+struct ListenerDiff {
+    /// Listeners of the new plane to start (new names, or a new address).
+    var added: [ListenerPlan] = []
+    /// Listeners of the old plane to drain (gone, or moved to another address).
+    var removed: [ListenerPlan] = []
+    /// Envoy's `listener_modified`: moved listeners, and kept ones whose config differs (counted
+    /// only with `countsConfigChanges`).
+    var modified = 0
+    /// Listeners with a name the old plane does not have (`listener_added`).
+    var newNames = 0
+    /// Listeners whose address changed (each in `added` and in `removed`).
+    var moved = 0
+
+    init(old: DataPlane, new: DataPlane, oldBootstrap: Bootstrap, newBootstrap: Bootstrap, countsConfigChanges: Bool) {
+        for l in new.listeners {
+            guard let before = old.listeners.first(where: { $0.name == l.name }) else {
+                added.append(l)
+                newNames += 1
+                continue
+            }
+            if before.address.description != l.address.description {
+                added.append(l)
+                removed.append(before)
+                modified += 1
+                moved += 1
+            } else if countsConfigChanges, oldBootstrap.listeners.first(where: { $0.name == l.name }) != newBootstrap.listeners.first(where: { $0.name == l.name }) {
+                modified += 1
+            }
+        }
+        for l in old.listeners where !new.listeners.contains(where: { $0.name == l.name }) { removed.append(l) }
+    }
+
+    var isEmpty: Bool { added.isEmpty && removed.isEmpty }
+}
+
+extension ProxyOps {
+    /// Why listeners `added` cannot start in this process, or nil. The access-log writer and
+    /// the Zipkin reporter take their listeners' formats and span rings at start.
+    static func addedListenerRefusal(_ added: [ListenerPlan], _ bootstrap: Bootstrap) -> String? {
+        for l in added {
+            let config = bootstrap.listeners.first { $0.name == l.name }
+            let chains = (config?.filterChains ?? []) + (config?.defaultFilterChain.map { [$0] } ?? [])
+            let logs = chains.contains { chain in
+                switch chain.filters.last {
+                case .httpConnectionManager(let h): !h.accessLog.isEmpty
+                case .tcpProxy(let t): !t.accessLog.isEmpty
+                default: false
+                }
+            }
+            if logs {
+                return "listener '\(l.name)' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"
+            }
+            if l.httpPlans.contains(where: { $0.tracing != nil }) {
+                return "listener '\(l.name)' added with tracing: span reporting is set up at start; adding a listener that traces needs a restart"
+            }
+            if l.address.port != 0 && !Sockets.isFree(l.address) {
+                return "listener '\(l.name)': cannot listen on \(l.address): the port is already in use"
+            }
+        }
+        return nil
+    }
+
+    /// Starts the listeners an update adds, on `plane` as generation `generation`; on failure
+    /// the ones started are stopped again and the error names the listener.
+    func startAddedListeners(_ added: [ListenerPlan], plane: DataPlane, generation: UInt32) -> Result<[ListenerRun], ProxyRuntime.StartError> {
+        var started: [ListenerRun] = []
+        for l in added {
+            do {
+                started.append(try proxy.addListener(l, plane: plane, generation: generation))
+            } catch {
+                for r in started { proxy.discard(r) }
+                return .failure(error)
+            }
+        }
+        return .success(started)
+    }
+
+    /// After the snapshot went out: the removed listeners drain, the added ones are logged as
+    /// at start, and Envoy's counters move.
+    func finishListenerChange(_ diff: ListenerDiff, started: [ListenerRun], oldBootstrap: Bootstrap) {
+        let active = proxy.slotTable
+        for l in diff.removed {
+            // The running slot of the old listener: same name and configured address.
+            guard let slot = active.first(where: { s in
+                if case .active = s.phase { s.run.bound.name == l.name && s.run.bound.address.description == l.address.description } else { false }
+            })?.run.slot else { continue }
+            proxy.beginDrain(slot: slot, plan: l)
+            if oldBootstrap.dynamic.isDynamic(.listener, l.name), let config = oldBootstrap.listeners.first(where: { $0.name == l.name }) {
+                let dump = DrainingListenerDump(config: config, versionInfo: oldBootstrap.dynamic.versionInfo[.listener] ?? "")
+                state.withLock { $0.drainingListeners[slot] = dump }
+            }
+            OpsLog.log(.info, "config", "listener '\(l.name)' (\(l.address)) removed: draining for \(options.drainTimeNanos / 1_000_000_000) s")
+        }
+        for r in started {
+            Log.out("ballast proxy listening on \(r.bound.address.host):\(r.bound.port) (listener \(r.bound.name), workers \(concurrency), io \(proxy.backend.rawValue), balance \(r.bound.balance), added by an update)")
+        }
+        state.withLock {
+            $0.listenerManager.added += diff.newNames
+            $0.listenerManager.modified += diff.modified
+            $0.listenerManager.removed += diff.removed.count - diff.moved
+        }
+    }
+
+    /// Main loop: the draining listeners whose drain time is over stop (their last connections
+    /// close, their threads end, their listener stats leave /stats as in Envoy).
+    func finishListenerDrains(now: Int64 = monotonicNanos()) {
+        for r in proxy.finishDrains(drainTimeNanos: options.drainTimeNanos, now: now) {
+            state.withLock { _ = $0.drainingListeners.removeValue(forKey: r.slot) }
+            OpsLog.log(.info, "config", "listener '\(r.bound.name)' (\(r.bound.address.host):\(r.bound.port)) drained and closed")
+        }
+    }
+}
