@@ -32,6 +32,9 @@ public struct Bootstrap: Sendable, Equatable {
     public var runtime = RuntimeConfig()
     /// `static_resources.listeners` with `protocol: UDP` (udp_proxy), in file order.
     public var udpListeners: [UDPListenerConfig] = []
+    /// The bootstrap as written (the -c file with --config-yaml merged over it), as Envoy prints
+    /// it in /config_dump (`EnvoyProtoJSONRules`); its static resources are printed from here.
+    var printed: ProtoJSON? = nil
 
     public func cluster(named name: String) -> ClusterConfig? { clusters.first { $0.name == name } }
     public func listener(named name: String) -> ListenerConfig? { listeners.first { $0.name == name } }

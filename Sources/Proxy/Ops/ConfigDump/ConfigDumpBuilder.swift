@@ -1,0 +1,189 @@
+import Glibc
+import Yams
+
+/// Envoy's /config_dump: its typed dumps in Envoy's order (bootstrap, clusters, endpoints with
+/// `?include_eds`, listeners, scoped routes, routes, secrets). Each resource is the text it was
+/// read from printed by `EnvoyProtoJSONRules`: the bootstrap (the `-c` file with `--config-yaml`
+/// merged over it) at load (`Bootstrap.printed`), each subscription's last good file here. The
+/// endpoints are the clusters' current hosts, as Envoy rebuilds them from its host sets.
+/// Admin thread only.
+struct ConfigDumpBuilder {
+    let bootstrap: Bootstrap
+    let plane: DataPlane
+    /// `?name_regex=`: only resources whose name matches in full (the bootstrap is always shown).
+    var nameRegex: RE2Regex? = nil
+
+    private func named(_ resource: ProtoJSON, _ field: String = "name") -> Bool {
+        guard let nameRegex else { return true }
+        var name = resource[field]?.stringValue ?? ""
+        return name.withUTF8 { nameRegex.fullMatch(UnsafeRawBufferPointer($0)) }
+    }
+
+    private static let admin = "type.googleapis.com/envoy.admin.v3."
+
+    /// The top-level dumps.
+    func configs(includeEDS: Bool) -> [ProtoJSON] {
+        var out = [bootstrapDump(), clustersDump()]
+        if includeEDS { out.append(endpointsDump()) }
+        out += [listenersDump(), .object([("@type", .string(Self.admin + "ScopedRoutesConfigDump"))]), routesDump(),
+                .object([("@type", .string(Self.admin + "SecretsConfigDump"))])]
+        return out
+    }
+
+    private var dynamic: DynamicResourceState { bootstrap.dynamic }
+
+    private func bootstrapDump() -> ProtoJSON {
+        var fields: [(String, ProtoJSON)] = [("@type", .string(Self.admin + "BootstrapConfigDump"))]
+        if let printed = bootstrap.printed { fields.append(("bootstrap", printed)) }
+        fields.append(("last_updated", .string(Self.timestamp(dynamic.readTimes.bootstrapMillis))))
+        return .object(fields)
+    }
+
+    /// `version_info` when not empty (Envoy leaves an empty string out).
+    private func version(_ key: SubscriptionKey) -> [(String, ProtoJSON)] {
+        guard let v = dynamic.versionInfo[key], !v.isEmpty else { return [] }
+        return [("version_info", .string(v))]
+    }
+
+    private func updated(_ key: SubscriptionKey?) -> (String, ProtoJSON) {
+        let millis = key.flatMap { dynamic.readTimes.subscriptionMillis[$0] } ?? dynamic.readTimes.bootstrapMillis
+        return ("last_updated", .string(Self.timestamp(millis)))
+    }
+
+    /// A resource as an `Any`: its type URL first.
+    private static func any(_ typeURL: String, _ resource: ProtoJSON) -> ProtoJSON {
+        guard case .object(let fields) = resource else { return resource }
+        return .object([("@type", .string(typeURL))] + fields.filter { $0.0 != "@type" })
+    }
+
+    /// `static_resources.<field>` of the bootstrap, printed.
+    private func staticResources(_ field: String) -> [ProtoJSON] {
+        (bootstrap.printed?["static_resources"]?[field]?.arrayValue ?? []).filter { named($0) }
+    }
+
+    /// The resources of a subscription's last good file that are in use (by name in `names`).
+    private func delivered(_ key: SubscriptionKey) -> [ProtoJSON] {
+        guard let text = dynamic.texts[key], let root = try? Yams.compose(yaml: text), case .mapping(let m) = root,
+              let list = m["resources"], case .sequence(let items) = list else { return [] }
+        return items.compactMap(EnvoyProtoJSONRules.normalise).filter { named($0) }
+    }
+
+    private func clustersDump() -> ProtoJSON {
+        let type = SubscriptionKey.cluster.typeURL
+        let statics = staticResources("clusters").map { ProtoJSON.object([("cluster", Self.any(type, $0)), updated(nil)]) }
+        let active = delivered(.cluster).filter { dynamic.isDynamic(.cluster, $0["name"]?.stringValue ?? "") }.map {
+            ProtoJSON.object(version(.cluster) + [("cluster", Self.any(type, $0)), updated(.cluster)])
+        }
+        return Self.dump("ClustersConfigDump", version(.cluster), [("static_clusters", statics), ("dynamic_active_clusters", active)])
+    }
+
+    private func listenersDump() -> ProtoJSON {
+        let type = SubscriptionKey.listener.typeURL
+        let statics = staticResources("listeners").map { ProtoJSON.object([("listener", Self.any(type, $0)), updated(nil)]) }
+        let active = delivered(.listener).filter { dynamic.isDynamic(.listener, $0["name"]?.stringValue ?? "") }.map { l in
+            ProtoJSON.object([("name", .string(l["name"]?.stringValue ?? "")),
+                              ("active_state", .object(version(.listener) + [("listener", Self.any(type, l)), updated(.listener)]))])
+        }
+        return Self.dump("ListenersConfigDump", version(.listener), [("static_listeners", statics), ("dynamic_listeners", active)])
+    }
+
+    /// Inline route configurations of every listener's connection managers (Envoy's static route
+    /// configs), then each RDS subscription's.
+    private func routesDump() -> ProtoJSON {
+        let type = SubscriptionKey.routes(name: "").typeURL
+        var statics: [ProtoJSON] = []
+        let listeners = staticResources("listeners").map { ($0, Optional<SubscriptionKey>.none) }
+            + delivered(.listener).filter { dynamic.isDynamic(.listener, $0["name"]?.stringValue ?? "") }.map { ($0, Optional(SubscriptionKey.listener)) }
+        for (listener, key) in listeners {
+            for routes in Self.inlineRouteConfigs(listener) where named(routes) {
+                statics.append(.object([("route_config", Self.any(type, routes)), updated(key)]))
+            }
+        }
+        let dynamicRoutes: [ProtoJSON] = dynamic.routeConfigs.keys.sorted().filter { named(.object([("name", .string($0))])) }.compactMap { name in
+            let key = SubscriptionKey.routes(name: name)
+            guard let routes = delivered(key).first else { return nil }
+            return .object(version(key) + [("route_config", Self.any(type, routes)), updated(key)])
+        }
+        return Self.dump("RoutesConfigDump", [], [("static_route_configs", statics), ("dynamic_route_configs", dynamicRoutes)])
+    }
+
+    static let hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+    /// `route_config` of each http_connection_manager in the listener's filter chains.
+    static func inlineRouteConfigs(_ listener: ProtoJSON) -> [ProtoJSON] {
+        var chains = listener["filter_chains"]?.arrayValue ?? []
+        if let fallback = listener["default_filter_chain"] { chains.append(fallback) }
+        return chains.flatMap { chain in
+            (chain["filters"]?.arrayValue ?? []).compactMap { filter in
+                guard let config = filter["typed_config"], config["@type"]?.stringValue == hcmType else { return nil }
+                return config["route_config"]
+            }
+        }
+    }
+
+    /// Envoy's EDS dump: each cluster's hosts as a ClusterLoadAssignment (grouped by priority and
+    /// locality, with health status and weights, and the overprovisioning factor); clusters from
+    /// CDS are dynamic, the bootstrap's static.
+    private func endpointsDump() -> ProtoJSON {
+        var statics: [ProtoJSON] = [], dynamics: [ProtoJSON] = []
+        for c in plane.clusters where !c.isOriginalDst && named(.object([("name", .string(c.name))])) {
+            let entry = ProtoJSON.object([("endpoint_config", Self.any(SubscriptionKey.endpoints(cluster: "").typeURL, Self.loadAssignment(c)))])
+            if dynamic.isDynamic(.cluster, c.name) { dynamics.append(entry) } else { statics.append(entry) }
+        }
+        return Self.dump("EndpointsConfigDump", [], [("static_endpoint_configs", statics), ("dynamic_endpoint_configs", dynamics)])
+    }
+
+    static func loadAssignment(_ c: ClusterPlan) -> ProtoJSON {
+        var groups: [(priority: Int, locality: Int, endpoints: [ProtoJSON])] = []
+        for (i, h) in c.hosts.enumerated() {
+            var endpoint: [(String, ProtoJSON)] = [("address", .object([("socket_address", .object(
+                [("address", .string(h.address.host))] + (h.address.port == 0 ? [] : [("port_value", .number(String(h.address.port)))])))]))]
+            // Envoy: the health-check hostname is the host's (DNS clusters), the port only when it differs.
+            var check: [(String, ProtoJSON)] = h.healthCheckPort.map { [("port_value", .number(String($0)))] } ?? []
+            if !h.hostname.isEmpty { check.append(("hostname", .string(h.hostname))) }
+            endpoint.append(("health_check_config", .object(check)))
+            if !h.hostname.isEmpty { endpoint.append(("hostname", .string(h.hostname))) }
+            let flags = c.health?.flags(i) ?? []
+            let healthy = !flags.contains(.failedActiveHC) && !flags.contains(.failedOutlierCheck)
+            let lbEndpoint = ProtoJSON.object([("endpoint", .object(endpoint)), ("health_status", .string(healthy ? "HEALTHY" : "UNHEALTHY")),
+                                               ("load_balancing_weight", .number(String(h.weight)))])
+            if let g = groups.firstIndex(where: { $0.priority == h.priority && $0.locality == h.locality }) {
+                groups[g].endpoints.append(lbEndpoint)
+            } else {
+                groups.append((h.priority, h.locality, [lbEndpoint]))
+            }
+        }
+        groups.sort { ($0.priority, $0.locality) < ($1.priority, $1.locality) }
+        let endpoints: [ProtoJSON] = groups.map { g in
+            let place = g.locality < c.localities.count ? c.localities[g.locality] : LocalityConfig()
+            var locality: [(String, ProtoJSON)] = []
+            if !place.region.isEmpty { locality.append(("region", .string(place.region))) }
+            if !place.zone.isEmpty { locality.append(("zone", .string(place.zone))) }
+            if !place.subZone.isEmpty { locality.append(("sub_zone", .string(place.subZone))) }
+            var fields: [(String, ProtoJSON)] = [("locality", .object(locality)), ("lb_endpoints", .array(g.endpoints)),
+                                                 ("load_balancing_weight", .number(String(place.weight)))]
+            if g.priority != 0 { fields.append(("priority", .number(String(g.priority)))) }
+            return .object(fields)
+        }
+        var fields: [(String, ProtoJSON)] = [("cluster_name", .string(c.name))]
+        if !endpoints.isEmpty { fields.append(("endpoints", .array(endpoints))) }
+        fields.append(("policy", .object([("overprovisioning_factor", .number(String(c.overprovisioningFactor)))])))
+        return .object(fields)
+    }
+
+    /// A dump message: its type, then its non-empty lists (protobuf leaves empty ones out).
+    private static func dump(_ name: String, _ head: [(String, ProtoJSON)], _ lists: [(String, [ProtoJSON])]) -> ProtoJSON {
+        .object([("@type", .string(admin + name))] + head + lists.filter { !$0.1.isEmpty }.map { ($0.0, .array($0.1)) })
+    }
+
+    /// protobuf's JSON form of a Timestamp in UTC: `2026-12-08T01:30:51.643Z` (no fraction when whole).
+    static func timestamp(_ millis: Int64) -> String {
+        var seconds = time_t(millis / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let fraction = millis % 1000
+        let ms = fraction == 0 ? "" : "." + String(String(fraction + 1000).dropFirst())
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))\(ms)Z"
+    }
+}
