@@ -25,8 +25,12 @@ struct ConfigDumpBuilder {
     func configs(includeEDS: Bool) -> [ProtoJSON] {
         var out = [bootstrapDump(), clustersDump()]
         if includeEDS { out.append(endpointsDump()) }
-        out += [listenersDump(), .object([("@type", .string(Self.admin + "ScopedRoutesConfigDump"))]), routesDump(),
-                .object([("@type", .string(Self.admin + "SecretsConfigDump"))])]
+        out.append(listenersDump())
+        // Envoy registers the route dumps with its first http_connection_manager.
+        if listeners(named: false).contains(where: { !Self.connectionManagers($0.0).isEmpty }) {
+            out += [.object([("@type", .string(Self.admin + "ScopedRoutesConfigDump"))]), routesDump()]
+        }
+        out.append(secretsDump())
         return out
     }
 
@@ -62,16 +66,17 @@ struct ConfigDumpBuilder {
     }
 
     /// The resources of a subscription's last good file that are in use (by name in `names`).
-    private func delivered(_ key: SubscriptionKey) -> [ProtoJSON] {
+    private func delivered(_ key: SubscriptionKey, named: Bool = true) -> [ProtoJSON] {
         guard let text = dynamic.texts[key], let root = try? Yams.compose(yaml: text), case .mapping(let m) = root,
               let list = m["resources"], case .sequence(let items) = list else { return [] }
-        return items.compactMap(EnvoyProtoJSONRules.normalise).filter { named($0) }
+        return items.compactMap(EnvoyProtoJSONRules.normalise).filter { !named || self.named($0) }
     }
 
     private func clustersDump() -> ProtoJSON {
         let type = SubscriptionKey.cluster.typeURL
-        let statics = staticResources("clusters").map { ProtoJSON.object([("cluster", Self.any(type, $0)), updated(nil)]) }
-        let active = delivered(.cluster).filter { dynamic.isDynamic(.cluster, $0["name"]?.stringValue ?? "") }.map {
+        // Envoy lists clusters by name.
+        let statics = Self.byName(staticResources("clusters")).map { ProtoJSON.object([("cluster", Self.any(type, $0)), updated(nil)]) }
+        let active = Self.byName(delivered(.cluster).filter { dynamic.isDynamic(.cluster, $0["name"]?.stringValue ?? "") }).map {
             ProtoJSON.object(version(.cluster) + [("cluster", Self.any(type, $0)), updated(.cluster)])
         }
         return Self.dump("ClustersConfigDump", version(.cluster), [("static_clusters", statics), ("dynamic_active_clusters", active)])
@@ -92,10 +97,8 @@ struct ConfigDumpBuilder {
     private func routesDump() -> ProtoJSON {
         let type = SubscriptionKey.routes(name: "").typeURL
         var statics: [ProtoJSON] = []
-        let listeners = staticResources("listeners").map { ($0, Optional<SubscriptionKey>.none) }
-            + delivered(.listener).filter { dynamic.isDynamic(.listener, $0["name"]?.stringValue ?? "") }.map { ($0, Optional(SubscriptionKey.listener)) }
-        for (listener, key) in listeners {
-            for routes in Self.inlineRouteConfigs(listener) where named(routes) {
+        for (listener, key) in listeners(named: false) {
+            for routes in Self.connectionManagers(listener).compactMap({ $0["route_config"] }) where named(routes) {
                 statics.append(.object([("route_config", Self.any(type, routes)), updated(key)]))
             }
         }
@@ -107,16 +110,37 @@ struct ConfigDumpBuilder {
         return Self.dump("RoutesConfigDump", [], [("static_route_configs", statics), ("dynamic_route_configs", dynamicRoutes)])
     }
 
+    /// SDS secrets read from files (the only kind Ballast takes), with the file's version_info.
+    private func secretsDump() -> ProtoJSON {
+        let secrets = bootstrap.secrets
+        let entries: [ProtoJSON] = secrets.sources.keys.sorted().compactMap { name in
+            guard named(.object([("name", .string(name))])), let source = secrets.sources[name], let text = secrets.texts[source.path],
+                  let root = try? Yams.compose(yaml: text), case .mapping(let m) = root, let list = m["resources"], case .sequence(let items) = list,
+                  let secret = items.compactMap(EnvoyProtoJSONRules.normalise).first(where: { $0["name"]?.stringValue == name }) else { return nil }
+            let version: [(String, ProtoJSON)] = (secrets.versionInfo[name] ?? "").isEmpty ? [] : [("version_info", .string(secrets.versionInfo[name]!))]
+            return .object([("name", .string(name))] + version + [updated(nil),
+                            ("secret", Self.any("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", secret))])
+        }
+        return Self.dump("SecretsConfigDump", [], [("dynamic_active_secrets", entries)])
+    }
+
     static let hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
-    /// `route_config` of each http_connection_manager in the listener's filter chains.
-    static func inlineRouteConfigs(_ listener: ProtoJSON) -> [ProtoJSON] {
+    /// Every listener, printed, with the subscription it came from (nil: the bootstrap).
+    /// `named`: only those `?name_regex=` matches.
+    private func listeners(named: Bool) -> [(ProtoJSON, SubscriptionKey?)] {
+        (bootstrap.printed?["static_resources"]?["listeners"]?.arrayValue ?? []).map { ($0, nil) }
+            + delivered(.listener, named: named).filter { dynamic.isDynamic(.listener, $0["name"]?.stringValue ?? "") }.map { ($0, .listener) }
+    }
+
+    /// The http_connection_manager configs in the listener's filter chains.
+    static func connectionManagers(_ listener: ProtoJSON) -> [ProtoJSON] {
         var chains = listener["filter_chains"]?.arrayValue ?? []
         if let fallback = listener["default_filter_chain"] { chains.append(fallback) }
         return chains.flatMap { chain in
             (chain["filters"]?.arrayValue ?? []).compactMap { filter in
                 guard let config = filter["typed_config"], config["@type"]?.stringValue == hcmType else { return nil }
-                return config["route_config"]
+                return config
             }
         }
     }
@@ -126,7 +150,7 @@ struct ConfigDumpBuilder {
     /// CDS are dynamic, the bootstrap's static.
     private func endpointsDump() -> ProtoJSON {
         var statics: [ProtoJSON] = [], dynamics: [ProtoJSON] = []
-        for c in plane.clusters where !c.isOriginalDst && named(.object([("name", .string(c.name))])) {
+        for c in plane.clusters.sorted(by: { $0.name < $1.name }) where !c.isOriginalDst && named(.object([("name", .string(c.name))])) {
             let entry = ProtoJSON.object([("endpoint_config", Self.any(SubscriptionKey.endpoints(cluster: "").typeURL, Self.loadAssignment(c)))])
             if dynamic.isDynamic(.cluster, c.name) { dynamics.append(entry) } else { statics.append(entry) }
         }
@@ -138,15 +162,14 @@ struct ConfigDumpBuilder {
         for (i, h) in c.hosts.enumerated() {
             var endpoint: [(String, ProtoJSON)] = [("address", .object([("socket_address", .object(
                 [("address", .string(h.address.host))] + (h.address.port == 0 ? [] : [("port_value", .number(String(h.address.port)))])))]))]
-            // Envoy: the health-check hostname is the host's (DNS clusters), the port only when it differs.
-            var check: [(String, ProtoJSON)] = h.healthCheckPort.map { [("port_value", .number(String($0)))] } ?? []
-            if !h.hostname.isEmpty { check.append(("hostname", .string(h.hostname))) }
-            endpoint.append(("health_check_config", .object(check)))
+            // Envoy: the health-check port only when it differs from the host's.
+            endpoint.append(("health_check_config", .object(h.healthCheckPort.map { [("port_value", .number(String($0)))] } ?? [])))
             if !h.hostname.isEmpty { endpoint.append(("hostname", .string(h.hostname))) }
             let flags = c.health?.flags(i) ?? []
             let healthy = !flags.contains(.failedActiveHC) && !flags.contains(.failedOutlierCheck)
-            let lbEndpoint = ProtoJSON.object([("endpoint", .object(endpoint)), ("health_status", .string(healthy ? "HEALTHY" : "UNHEALTHY")),
-                                               ("load_balancing_weight", .number(String(h.weight)))])
+            // A resolved (DNS) host carries its endpoint's (empty) metadata in Envoy's dump.
+            let lbEndpoint = ProtoJSON.object([("endpoint", .object(endpoint))] + (h.hostname.isEmpty ? [] : [("metadata", .object([]))])
+                + [("health_status", .string(healthy ? "HEALTHY" : "UNHEALTHY")), ("load_balancing_weight", .number(String(h.weight)))])
             if let g = groups.firstIndex(where: { $0.priority == h.priority && $0.locality == h.locality }) {
                 groups[g].endpoints.append(lbEndpoint)
             } else {
@@ -169,6 +192,10 @@ struct ConfigDumpBuilder {
         if !endpoints.isEmpty { fields.append(("endpoints", .array(endpoints))) }
         fields.append(("policy", .object([("overprovisioning_factor", .number(String(c.overprovisioningFactor)))])))
         return .object(fields)
+    }
+
+    private static func byName(_ resources: [ProtoJSON]) -> [ProtoJSON] {
+        resources.sorted { ($0["name"]?.stringValue ?? "") < ($1["name"]?.stringValue ?? "") }
     }
 
     /// A dump message: its type, then its non-empty lists (protobuf leaves empty ones out).

@@ -9,11 +9,11 @@ import Yams
 /// 1. Durations print as seconds with 0, 3, 6 or 9 fractional digits: `2.000s` -> `2s`,
 ///    `0.25s` -> `0.250s`, `{seconds: 1, nanos: 5000000}` -> `1.005s` (`durationFields`).
 /// 2. 64-bit integers print as strings: `minimum_ring_size: 1024` -> `"1024"` (`int64Fields`);
-///    other numbers print as numbers (a quoted one too in `plainZeroFields`, e.g. `port_value`).
+///    other numbers print as numbers (a quoted one too in `plainZeroFields`, e.g. `priority`).
 /// 3. An enum at its zero value is left out: `codec_type: AUTO`, `lb_policy: ROUND_ROBIN`
 ///    (`enumZeroValues`). Other enum values print by name, as written.
 /// 4. Plain proto3 scalars at their default are left out: `false`, an empty string, and 0 in the
-///    plain numeric fields (`plainZeroFields`); wrapper fields (`BoolValue`, `UInt32Value`) keep
+///    plain numeric fields (`plainZeroFields`; not `port_value`, a oneof member); wrapper fields (`BoolValue`, `UInt32Value`) keep
 ///    an explicit `false` / 0: `use_remote_address: false`, `max_connections: 0`
 ///    (`wrapperBoolFields`; numbers other than `plainZeroFields` are wrappers or non-zero).
 /// 5. A null value (`key: ~`) and an empty list are left out; an empty mapping stays `{}` (a
@@ -23,6 +23,9 @@ import Yams
 /// 7. Inside `google.protobuf.Struct` values (`metadata`, `filter_metadata`) no rule applies:
 ///    numbers, strings and bools print as written.
 /// 8. `@type` (an `Any`'s type URL) is kept in its place; the Any's fields follow the same rules.
+/// 9. Secrets are redacted (Envoy's `sensitive` fields: `private_key`, `password`, a session
+///    ticket key, a generic secret): every string inside prints as `[redacted]`, bytes
+///    (`inline_bytes`) as that text in base64 (`sensitiveFields`).
 /// Key order is the source's (Envoy prints in .proto field order); consumers compare parsed
 /// values, for which order does not matter.
 enum EnvoyProtoJSONRules {
@@ -67,13 +70,13 @@ enum EnvoyProtoJSONRules {
         "stream_error_on_invalid_http_message", "bind_to_port", "transparent", "freebind", "use_original_dst",
         "allow_credentials", "allow_private_network_access", "forward_not_matching_preflights", "reuse_connection",
         "pass_through_mode", "always_eject_one_host", "auto_host_rewrite", "include_vh_rate_limits", "trace_sampled",
-        "enabled", "append", "reuse_port", "enable_reuse_port", "allow_absolute_url", "http1_safe_max_connection_duration_enabled",
+        "enabled", "append", "default_value", "reuse_port", "enable_reuse_port", "allow_absolute_url", "http1_safe_max_connection_duration_enabled",
     ]
 
     /// Plain (non-wrapper) numeric fields: 0 is their default and is left out. A double `value`
-    /// is a `Percent`'s.
+    /// is a `Percent`'s. (`port_value` is in a oneof: Envoy prints `port_value: 0`.)
     static let plainZeroFields: Set<String> = [
-        "port_value", "priority", "value", "numerator", "start", "end", "interval_jitter_percent", "max_tokens",
+        "priority", "value", "numerator", "start", "end", "interval_jitter_percent", "max_tokens",
         "default_value", "status", "keepalive_probes", "choice_count", "seconds", "nanos",
     ]
 
@@ -87,6 +90,12 @@ enum EnvoyProtoJSONRules {
         "allow_methods", "allow_headers", "string_match", "present_match_string",
     ]
 
+    /// Fields marked `(udpa.annotations.sensitive)` in Envoy's protos (a `keys` list only under
+    /// `session_ticket_keys`, a `secret` only under `generic_secret`).
+    static let sensitiveFields: Set<String> = [
+        "private_key", "password", "session_ticket_keys.keys", "generic_secret.secret", "hmac_secret", "token_secret",
+    ]
+
     /// `google.protobuf.Struct` fields: printed as written.
     static let structFields: Set<String> = ["metadata", "filter_metadata", "json_format", "fields"]
 
@@ -97,6 +106,7 @@ enum EnvoyProtoJSONRules {
 
     private static func value(_ node: Node, key: String?, parent: String?) -> ProtoJSON? {
         let qualified = key.map { k in parent.map { "\($0).\(k)" } ?? k }
+        if let key, sensitiveFields.contains(key) || sensitiveFields.contains(qualified ?? "") { return redacted(node, key: key) }
         switch node {
         case .alias: return nil
         case .mapping(let mapping):
@@ -172,6 +182,22 @@ enum EnvoyProtoJSONRules {
         }
         guard let total = try? EnvoyDuration.combine(seconds: seconds, nanos: nanos) else { return nil }
         return duration(nanos: total)
+    }
+
+    /// A sensitive field's value with every string (and bytes field) replaced, as Envoy's `redact`.
+    private static func redacted(_ node: Node, key: String) -> ProtoJSON? {
+        switch node {
+        case .mapping(let mapping):
+            return .object(mapping.compactMap { k, v in
+                guard let name = k.scalar?.string, let printed = redacted(v, key: name) else { return nil }
+                return (name, printed)
+            })
+        case .sequence(let sequence): return .array(sequence.compactMap { redacted($0, key: key) })
+        case .scalar:
+            guard !node.isNull else { return nil }
+            return .string(key == "inline_bytes" ? "W3JlZGFjdGVkXQ==" : "[redacted]")
+        case .alias: return nil
+        }
     }
 
     /// A Struct value: plain numbers and bools as such, everything else as strings.
