@@ -153,6 +153,57 @@ final class ConfigDumpDifferentialTests: XCTestCase {
         compare((seen["envoy"]!, seen["ballast"]!))
     }
 
+    /// Every example config Ballast accepts (ExampleConfigs.swift): the whole dump with
+    /// `?include_eds`, each proxy on its own ports and directory.
+    func testExampleConfigs() throws {
+        let envoyBinary = try ensureEnvoyBinary()
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-config-dump-examples-\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        signal(SIGPIPE, SIG_IGN)
+        let (cert, key) = try ExampleConfigTests.makeCertificate(in: root)
+        let upstream = try RecordingUpstream()
+        defer { upstream.stop() }
+        let allocator = PortAllocator()
+        var report: [String] = []
+        var compared = 0
+        for example in exampleConfigs where example.ballastRefuses.isEmpty {
+            var seen: [String: String] = [:]
+            for name in ["envoy", "ballast"] {
+                let dir = root.appendingPathComponent(example.example.replacingOccurrences(of: "/", with: "_")).appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                let admin = try allocator.next(), port0 = try allocator.next(), port1 = try allocator.next()
+                let values = ["{UP}": "\(upstream.port)", "{CERT}": cert, "{KEY}": key, "{CA}": cert, "{ADMIN}": "\(admin)",
+                              "{PORT0}": "\(port0)", "{PORT1}": "\(port1)", "{DIR}": dir.path]
+                func fill(_ text: String) -> String { values.reduce(text) { $0.replacingOccurrences(of: $1.key, with: $1.value) } }
+                for (file, content) in example.files {
+                    let path = dir.appendingPathComponent(file)
+                    try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try fill(content).write(to: path, atomically: true, encoding: .utf8)
+                }
+                let config = dir.appendingPathComponent("bootstrap.yaml").path
+                try fill(example.yaml).write(toFile: config, atomically: true, encoding: .utf8)
+                let (exe, args) = name == "envoy"
+                    ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error"])
+                    : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error"])
+                let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: [:], adminPort: admin,
+                                               accessLog: dir.appendingPathComponent("unused.log").path, directory: dir)
+                defer { proxy.stop() }
+                try proxy.waitReady()
+                seen[name] = try Self.answers(proxy, queries: ["/config_dump?include_eds"],
+                                              replacing: ["ADMIN": admin, "PORT0": port0, "PORT1": port1, "UP": upstream.port],
+                                              directory: dir.path).first
+            }
+            compared += 1
+            let (e, b) = (Self.split(seen["envoy"] ?? "").0, Self.split(seen["ballast"] ?? "").0)
+            XCTAssertTrue(e.hasPrefix("/config_dump?include_eds 200 {"), "\(example.example): Envoy's dump: \(e.prefix(300))")
+            if e != b { report.append("\(example.example): not an intentional difference:\n" + Self.differences(e, b).joined(separator: "\n")) }
+        }
+        XCTAssertGreaterThan(compared, 20, "the accepted examples")
+        if !report.isEmpty { XCTFail("\(report.count) example(s) dump differently from Envoy 1.40:\n" + report.joined(separator: "\n")) }
+    }
+
     static func dynamicFiles(dir: String, port: Int, admin: Int) -> [String: String] {
         [
             "bootstrap.yaml": """
@@ -228,7 +279,7 @@ final class ConfigDumpDifferentialTests: XCTestCase {
                                               "dynamic_endpoint_configs", "dynamic_active_secrets"]
 
     /// Each query's status and body (JSON as canonical text, removals done; other bodies as text).
-    static func answers(_ proxy: ProxyUnderTest, replacing numbers: [String: Int], directory: String?) throws -> [String] {
+    static func answers(_ proxy: ProxyUnderTest, queries: [String] = queries, replacing numbers: [String: Int], directory: String?) throws -> [String] {
         try queries.map { query in
             let r = try proxy.adminGet(query)
             guard let json = try? JSONSerialization.jsonObject(with: Data(r.text.utf8)) else { return "\(query) \(r.status) \(r.text)" }
@@ -261,6 +312,7 @@ final class ConfigDumpDifferentialTests: XCTestCase {
         case let string as String:
             var s = string.replacingOccurrences(of: log, with: "LOG")
             if let directory { s = s.replacingOccurrences(of: directory, with: "DIR") }
+            for (name, n) in numbers { s = s.replacingOccurrences(of: ":\(n)", with: ":" + name) }
             for (name, n) in numbers where s == String(n) { s = name }
             return s
         default:
@@ -316,7 +368,7 @@ final class ConfigDumpDifferentialTests: XCTestCase {
         return out
     }
 
-    private static func split(_ answer: String) -> (String, [String]) {
+    static func split(_ answer: String) -> (String, [String]) {
         guard let r = answer.range(of: " removed: ", options: .backwards) else { return (answer, []) }
         return (String(answer[..<r.lowerBound]), answer[r.upperBound...].split(separator: ",").map(String.init))
     }

@@ -65,7 +65,7 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config_dump/last_updated", verdict: .differs,
                           reason: "a wall-clock time (when the resource was read), different in every run"),
     IntentionalDifference(key: "config_dump/node.user_agent_name", verdict: .differs,
-                          reason: "Envoy fills in the bootstrap's node with its own identity (\"envoy\"); Ballast prints the node as written"),
+                          reason: "each proxy fills the bootstrap's node with its own name: \"envoy\", \"ballast\""),
     IntentionalDifference(key: "config_dump/node.user_agent_build_version", verdict: .differs,
                           reason: "Envoy's version, build type and source revision, filled into the bootstrap's node"),
     IntentionalDifference(key: "config_dump/node.extensions", verdict: .differs,

@@ -38,7 +38,14 @@ struct ConfigDumpBuilder {
 
     private func bootstrapDump() -> ProtoJSON {
         var fields: [(String, ProtoJSON)] = [("@type", .string(Self.admin + "BootstrapConfigDump"))]
-        if let printed = bootstrap.printed { fields.append(("bootstrap", printed)) }
+        if case .object(var printed)? = bootstrap.printed {
+            // As Envoy fills the node with its own name (and build), Ballast names itself.
+            var node: [(String, ProtoJSON)] = []
+            if let i = printed.firstIndex(where: { $0.0 == "node" }), case .object(let written) = printed[i].1 { node = written }
+            node = node.filter { $0.0 != "user_agent_name" } + [("user_agent_name", .string("ballast"))]
+            if let i = printed.firstIndex(where: { $0.0 == "node" }) { printed[i].1 = .object(node) } else { printed.insert(("node", .object(node)), at: 0) }
+            fields.append(("bootstrap", .object(printed)))
+        }
         fields.append(("last_updated", .string(Self.timestamp(dynamic.readTimes.bootstrapMillis))))
         return .object(fields)
     }

@@ -104,6 +104,11 @@ enum EnvoyProtoJSONRules {
         value(node, key: nil, parent: nil)
     }
 
+    /// A YAML / JSON text's root, printed (nil when it is not YAML).
+    static func normalise(yaml: String) -> ProtoJSON? {
+        (try? Yams.compose(yaml: yaml)).flatMap { $0.flatMap(normalise) }
+    }
+
     private static func value(_ node: Node, key: String?, parent: String?) -> ProtoJSON? {
         let qualified = key.map { k in parent.map { "\($0).\(k)" } ?? k }
         if let key, sensitiveFields.contains(key) || sensitiveFields.contains(qualified ?? "") { return redacted(node, key: key) }
