@@ -148,7 +148,100 @@ final class ConfigDumpDifferentialTests: XCTestCase {
                                            accessLog: dir.appendingPathComponent("unused.log").path, directory: dir)
             defer { proxy.stop() }
             try proxy.waitReady()
-            seen[name] = try Self.answers(proxy, replacing: ["PORT": port, "ADMIN": admin], directory: dir.path)
+            var answers = try Self.answers(proxy, replacing: ["PORT": port, "ADMIN": admin], directory: dir.path)
+            let before = try Self.lastUpdated(proxy)
+            // A CDS update (moved onto the file): the new version and cluster in every dump.
+            let cds = dir.appendingPathComponent("cds.yaml").path
+            try Self.dynamicFiles(dir: dir.path, port: port, admin: admin)["cds.yaml"]!.replacingOccurrences(of: "c1", with: "c2")
+                .replacingOccurrences(of: "0.5s", with: "0.75s").write(toFile: cds + ".next", atomically: false, encoding: .utf8)
+            XCTAssertEqual(rename(cds + ".next", cds), 0)
+            try Self.waitForStat(proxy, "cluster_manager.cds.version_text: \"c2\"")
+            answers += try Self.answers(proxy, queries: ["/config_dump?include_eds"], replacing: ["PORT": port, "ADMIN": admin], directory: dir.path)
+            // last_updated: the bootstrap's stays, the updated cluster's moves on (both proxies).
+            let after = try Self.lastUpdated(proxy)
+            XCTAssertEqual(after.bootstrap, before.bootstrap, name)
+            XCTAssertNotEqual(after.cluster, before.cluster, name)
+            XCTAssertEqual(after.listener, before.listener, "\(name): the listener was not updated")
+            seen[name] = answers
+        }
+        compare((seen["envoy"]!, seen["ballast"]!))
+    }
+
+    /// `last_updated` of the bootstrap, the first dynamic cluster and the first dynamic listener.
+    static func lastUpdated(_ proxy: ProxyUnderTest) throws -> (bootstrap: String?, cluster: String?, listener: String?) {
+        let root = try JSONSerialization.jsonObject(with: Data(proxy.adminGet("/config_dump").text.utf8)) as? [String: Any]
+        let configs = root?["configs"] as? [[String: Any]] ?? []
+        func dump(_ type: String) -> [String: Any]? { configs.first { ($0["@type"] as? String)?.hasSuffix(type) == true } }
+        let cluster = (dump("ClustersConfigDump")?["dynamic_active_clusters"] as? [[String: Any]])?.first?["last_updated"] as? String
+        let listener = ((dump("ListenersConfigDump")?["dynamic_listeners"] as? [[String: Any]])?.first?["active_state"] as? [String: Any])?["last_updated"] as? String
+        return (dump("BootstrapConfigDump")?["last_updated"] as? String, cluster, listener)
+    }
+
+    /// Waits (bounded: 10 s) until /stats has `line`.
+    static func waitForStat(_ proxy: ProxyUnderTest, _ line: String) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if try proxy.adminGet("/stats").text.contains(line + "\n") { return }
+            usleep(20_000)
+        }
+        throw DifferentialError("\(proxy.name): /stats never showed \(line)")
+    }
+
+    /// A TLS listener whose certificate is an SDS secret read from a file: the secret in
+    /// SecretsConfigDump (its private key redacted), the listener's sds_config as written.
+    func testSDSSecret() throws {
+        let envoyBinary = try ensureEnvoyBinary()
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ballast-config-dump-sds-\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        defer { try? FileManager.default.removeItem(at: root) }
+        signal(SIGPIPE, SIG_IGN)
+        // One certificate for both (Envoy dumps its bytes).
+        let certs = root.appendingPathComponent("certs").path
+        let made = try runToCompletion(differentialRoot.appendingPathComponent("scripts/tls-test-certs.sh").path, [certs])
+        guard made.status == 0 else { throw DifferentialError("tls-test-certs.sh: \(made.stderr)") }
+        var seen: [String: [String]] = [:]
+        for name in ["envoy", "ballast"] {
+            let dir = root.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let port = try freePort(), admin = try freePort()
+            try """
+            version_info: s1
+            resources:
+            - {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret, name: server_cert, tls_certificate: {certificate_chain: {filename: \(certs)/server.pem}, private_key: {filename: \(certs)/server.key}}}
+            """.write(toFile: dir.appendingPathComponent("secret.yaml").path, atomically: false, encoding: .utf8)
+            let bootstrap = """
+            node: {id: diff, cluster: diff}
+            admin: {address: {socket_address: {address: 127.0.0.1, port_value: \(admin)}}}
+            static_resources:
+              listeners:
+              - name: tls
+                address: {socket_address: {address: 127.0.0.1, port_value: \(port)}}
+                filter_chains:
+                - transport_socket:
+                    name: envoy.transport_sockets.tls
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+                      common_tls_context:
+                        tls_certificate_sds_secret_configs:
+                        - name: server_cert
+                          sds_config: {path_config_source: {path: \(dir.path)/secret.yaml}, resource_api_version: V3}
+                  filters:
+                  - name: envoy.filters.network.tcp_proxy
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}
+              clusters:
+              - {name: c, connect_timeout: 1s, load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}}
+            """
+            let config = dir.appendingPathComponent("bootstrap.yaml").path
+            try bootstrap.write(toFile: config, atomically: false, encoding: .utf8)
+            let (exe, args) = name == "envoy"
+                ? (envoyBinary, ["-c", config, "--concurrency", "1", "--disable-hot-restart", "-l", "error"])
+                : (differentialBallastBinary(), ["proxy", "-c", config, "--concurrency", "1", "-l", "error"])
+            let proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: ["tls": port], adminPort: admin,
+                                           accessLog: dir.appendingPathComponent("unused.log").path, directory: dir)
+            defer { proxy.stop() }
+            try proxy.waitReady()
+            seen[name] = try Self.answers(proxy, queries: ["/config_dump", "/config_dump?resource=dynamic_active_secrets"],
+                                          replacing: ["PORT": port, "ADMIN": admin], directory: dir.path)
         }
         compare((seen["envoy"]!, seen["ballast"]!))
     }

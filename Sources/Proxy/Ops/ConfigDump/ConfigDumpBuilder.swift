@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Yams
 
@@ -125,10 +126,27 @@ struct ConfigDumpBuilder {
                   let root = try? Yams.compose(yaml: text), case .mapping(let m) = root, let list = m["resources"], case .sequence(let items) = list,
                   let secret = items.compactMap(EnvoyProtoJSONRules.normalise).first(where: { $0["name"]?.stringValue == name }) else { return nil }
             let version: [(String, ProtoJSON)] = (secrets.versionInfo[name] ?? "").isEmpty ? [] : [("version_info", .string(secrets.versionInfo[name]!))]
-            return .object([("name", .string(name))] + version + [updated(nil),
-                            ("secret", Self.any("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", secret))])
+            let millis = dynamic.readTimes.secretFileMillis[source.path] ?? dynamic.readTimes.bootstrapMillis
+            return .object([("name", .string(name))] + version + [("last_updated", .string(Self.timestamp(millis))),
+                            ("secret", Self.any("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", Self.inlined(secret, key: "")))])
         }
         return Self.dump("SecretsConfigDump", [], [("dynamic_active_secrets", entries)])
+    }
+
+    /// A secret as Envoy holds it once read: each file it names (`filename`) replaced by the
+    /// file's bytes (`inline_bytes`, base64); a sensitive one's by the redacted text.
+    static func inlined(_ value: ProtoJSON, key: String) -> ProtoJSON {
+        switch value {
+        case .object(let fields):
+            if fields.count == 1, fields[0].0 == "filename", case .string(let path) = fields[0].1 {
+                if EnvoyProtoJSONRules.sensitiveFields.contains(key) { return .object([("inline_bytes", .string("W3JlZGFjdGVkXQ=="))]) }
+                guard case .success(let text) = BootstrapLoader.readFile(path) else { return value }
+                return .object([("inline_bytes", .string(Data(text.utf8).base64EncodedString()))])
+            }
+            return .object(fields.map { ($0.0, inlined($0.1, key: $0.0)) })
+        case .array(let items): return .array(items.map { inlined($0, key: key) })
+        default: return value
+        }
     }
 
     static let hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
