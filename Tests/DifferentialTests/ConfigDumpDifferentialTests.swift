@@ -9,6 +9,14 @@ import XCTest
 /// still remove something, else its entry is stale). Ports, the run's directory and the access
 /// log's path, which differ between the two runs, are replaced by names first.
 final class ConfigDumpDifferentialTests: XCTestCase {
+    /// README's feature table (each test fails on any difference, so each row is "same").
+    static let tableRows = [
+        "/config_dump of a static bootstrap (durations, 64-bit integers, wrappers, zero enums, typed_config, a DNS cluster), with ?include_eds, ?resource=, ?mask=, ?name_regex= and their refusals",
+        "/config_dump of LDS / CDS / RDS / EDS files, and after a CDS update (version_info, last_updated)",
+        "/config_dump of an SDS secret from a file (bytes inline, key redacted)",
+        "/config_dump?include_eds of every example config Ballast accepts",
+    ]
+
     static let queries = [
         "/config_dump?include_eds",
         "/config_dump?resource=static_clusters",

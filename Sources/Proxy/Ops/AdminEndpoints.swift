@@ -6,7 +6,7 @@ extension ProxyOps {
     static let getEndpoints: [(String, String)] = [
         ("/stats", "Envoy text stats; ?format=json for JSON"),
         ("/stats/prometheus", "Prometheus text exposition 0.0.4"),
-        ("/config_dump", "the effective configuration (JSON)"),
+        ("/config_dump", "Envoy's config dumps (JSON); ?include_eds, ?resource=, ?mask=, ?name_regex="),
         ("/clusters", "upstream hosts with health, connections and requests"),
         ("/listeners", "listeners and their bound addresses"),
         ("/server_info", "version, uptime, concurrency, I/O backend, strategy"),
