@@ -45,8 +45,8 @@ final class ConfigDumpRulesTests: XCTestCase {
     }
 
     func testPlainDefaultsAreLeftOutWrappersKept() {
-        XCTAssertEqual(printed("{skip_xff_append: false, use_remote_address: false, default_value: false, stat_prefix: ''}"),
-                       "{use_remote_address: false, default_value: false}")
+        XCTAssertEqual(printed("{skip_xff_append: false, use_remote_address: false, default_value: False, stat_prefix: '', merge_slashes: TRUE}"),
+                       "{use_remote_address: false, default_value: false, merge_slashes: true}")
         XCTAssertEqual(printed("{max_connections: 0, num_retries: 0, priority: 0, healthy_panic_threshold: {value: 0}, port_value: 0}"),
                        "{max_connections: 0, num_retries: 0, healthy_panic_threshold: {}, port_value: 0}")
         XCTAssertEqual(printed("{healthy_panic_threshold: {value: 25.0}, budget: {value: 12.5}, status: 200}"),

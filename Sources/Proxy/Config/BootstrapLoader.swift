@@ -95,7 +95,7 @@ public enum BootstrapLoader {
         }
         // /config_dump's `last_updated` of the bootstrap and its static resources: a dynamic
         // update (which passes the previous state) keeps the first read's time.
-        bootstrap.printed = EnvoyProtoJSONRules.normalise(root)
+        bootstrap.printed.json = EnvoyProtoJSONRules.normalise(root)
         bootstrap.dynamic.readTimes.bootstrapMillis = previousDynamic?.readTimes.bootstrapMillis ?? ConfigReadTimes.nowMillis()
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))
     }

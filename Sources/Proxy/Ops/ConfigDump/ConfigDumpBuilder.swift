@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import Yams
 
@@ -39,7 +38,7 @@ struct ConfigDumpBuilder {
 
     private func bootstrapDump() -> ProtoJSON {
         var fields: [(String, ProtoJSON)] = [("@type", .string(Self.admin + "BootstrapConfigDump"))]
-        if case .object(var printed)? = bootstrap.printed {
+        if case .object(var printed)? = bootstrap.printed.json {
             // As Envoy fills the node with its own name (and build), Ballast names itself.
             var node: [(String, ProtoJSON)] = []
             if let i = printed.firstIndex(where: { $0.0 == "node" }), case .object(let written) = printed[i].1 { node = written }
@@ -70,7 +69,7 @@ struct ConfigDumpBuilder {
 
     /// `static_resources.<field>` of the bootstrap, printed.
     private func staticResources(_ field: String) -> [ProtoJSON] {
-        (bootstrap.printed?["static_resources"]?[field]?.arrayValue ?? []).filter { named($0) }
+        (bootstrap.printed.json?["static_resources"]?[field]?.arrayValue ?? []).filter { named($0) }
     }
 
     /// The resources of a subscription's last good file that are in use (by name in `names`).
@@ -133,28 +132,12 @@ struct ConfigDumpBuilder {
         return Self.dump("SecretsConfigDump", [], [("dynamic_active_secrets", entries)])
     }
 
-    /// A secret as Envoy holds it once read: each file it names (`filename`) replaced by the
-    /// file's bytes (`inline_bytes`, base64); a sensitive one's by the redacted text.
-    static func inlined(_ value: ProtoJSON, key: String) -> ProtoJSON {
-        switch value {
-        case .object(let fields):
-            if fields.count == 1, fields[0].0 == "filename", case .string(let path) = fields[0].1 {
-                if EnvoyProtoJSONRules.sensitiveFields.contains(key) { return .object([("inline_bytes", .string("W3JlZGFjdGVkXQ=="))]) }
-                guard case .success(let text) = BootstrapLoader.readFile(path) else { return value }
-                return .object([("inline_bytes", .string(Data(text.utf8).base64EncodedString()))])
-            }
-            return .object(fields.map { ($0.0, inlined($0.1, key: $0.0)) })
-        case .array(let items): return .array(items.map { inlined($0, key: key) })
-        default: return value
-        }
-    }
-
     static let hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
     /// Every listener, printed, with the subscription it came from (nil: the bootstrap).
     /// `named`: only those `?name_regex=` matches.
     private func listeners(named: Bool) -> [(ProtoJSON, SubscriptionKey?)] {
-        (bootstrap.printed?["static_resources"]?["listeners"]?.arrayValue ?? []).map { ($0, nil) }
+        (bootstrap.printed.json?["static_resources"]?["listeners"]?.arrayValue ?? []).map { ($0, nil) }
             + delivered(.listener, named: named).filter { dynamic.isDynamic(.listener, $0["name"]?.stringValue ?? "") }.map { ($0, .listener) }
     }
 
@@ -180,43 +163,6 @@ struct ConfigDumpBuilder {
             if dynamic.isDynamic(.cluster, c.name) { dynamics.append(entry) } else { statics.append(entry) }
         }
         return Self.dump("EndpointsConfigDump", [], [("static_endpoint_configs", statics), ("dynamic_endpoint_configs", dynamics)])
-    }
-
-    static func loadAssignment(_ c: ClusterPlan) -> ProtoJSON {
-        var groups: [(priority: Int, locality: Int, endpoints: [ProtoJSON])] = []
-        for (i, h) in c.hosts.enumerated() {
-            var endpoint: [(String, ProtoJSON)] = [("address", .object([("socket_address", .object(
-                [("address", .string(h.address.host))] + (h.address.port == 0 ? [] : [("port_value", .number(String(h.address.port)))])))]))]
-            // Envoy: the health-check port only when it differs from the host's.
-            endpoint.append(("health_check_config", .object(h.healthCheckPort.map { [("port_value", .number(String($0)))] } ?? [])))
-            if !h.hostname.isEmpty { endpoint.append(("hostname", .string(h.hostname))) }
-            let flags = c.health?.flags(i) ?? []
-            let healthy = !flags.contains(.failedActiveHC) && !flags.contains(.failedOutlierCheck)
-            // A resolved (DNS) host carries its endpoint's (empty) metadata in Envoy's dump.
-            let lbEndpoint = ProtoJSON.object([("endpoint", .object(endpoint))] + (h.hostname.isEmpty ? [] : [("metadata", .object([]))])
-                + [("health_status", .string(healthy ? "HEALTHY" : "UNHEALTHY")), ("load_balancing_weight", .number(String(h.weight)))])
-            if let g = groups.firstIndex(where: { $0.priority == h.priority && $0.locality == h.locality }) {
-                groups[g].endpoints.append(lbEndpoint)
-            } else {
-                groups.append((h.priority, h.locality, [lbEndpoint]))
-            }
-        }
-        groups.sort { ($0.priority, $0.locality) < ($1.priority, $1.locality) }
-        let endpoints: [ProtoJSON] = groups.map { g in
-            let place = g.locality < c.localities.count ? c.localities[g.locality] : LocalityConfig()
-            var locality: [(String, ProtoJSON)] = []
-            if !place.region.isEmpty { locality.append(("region", .string(place.region))) }
-            if !place.zone.isEmpty { locality.append(("zone", .string(place.zone))) }
-            if !place.subZone.isEmpty { locality.append(("sub_zone", .string(place.subZone))) }
-            var fields: [(String, ProtoJSON)] = [("locality", .object(locality)), ("lb_endpoints", .array(g.endpoints)),
-                                                 ("load_balancing_weight", .number(String(place.weight)))]
-            if g.priority != 0 { fields.append(("priority", .number(String(g.priority)))) }
-            return .object(fields)
-        }
-        var fields: [(String, ProtoJSON)] = [("cluster_name", .string(c.name))]
-        if !endpoints.isEmpty { fields.append(("endpoints", .array(endpoints))) }
-        fields.append(("policy", .object([("overprovisioning_factor", .number(String(c.overprovisioningFactor)))])))
-        return .object(fields)
     }
 
     private static func byName(_ resources: [ProtoJSON]) -> [ProtoJSON] {

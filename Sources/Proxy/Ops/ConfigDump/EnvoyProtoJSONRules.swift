@@ -143,13 +143,22 @@ enum EnvoyProtoJSONRules {
             return text.isEmpty ? nil : .string(text)
         }
         if let zero = enumZeroValues[key], text == zero { return nil }
-        if plain, text == "true" || text == "false" {
-            return text == "false" && !wrapperBoolFields.contains(key) ? nil : .bool(text == "true")
+        if plain, let flag = bool(text) {
+            return !flag && !wrapperBoolFields.contains(key) ? nil : .bool(flag)
         }
         if let number = number(text), plain || plainZeroFields.contains(key) {
             return number.isZero && plainZeroFields.contains(key) ? nil : .number(number.text)
         }
         return text.isEmpty ? nil : .string(text)
+    }
+
+    /// The spellings of a bool the config reader takes.
+    static func bool(_ text: String) -> Bool? {
+        switch text {
+        case "true", "True", "TRUE": true
+        case "false", "False", "FALSE": false
+        default: nil
+        }
     }
 
     /// A YAML number as protobuf's printer spells it (integers without sign or leading zeros;
@@ -212,7 +221,7 @@ enum EnvoyProtoJSONRules {
             return .object(mapping.compactMap { k, v in k.scalar.map { ($0.string, literal(v)) } })
         case .sequence(let sequence): return .array(sequence.map(literal))
         case .scalar(let s):
-            if s.style == .plain, s.string == "true" || s.string == "false" { return .bool(s.string == "true") }
+            if s.style == .plain, let flag = bool(s.string) { return .bool(flag) }
             if s.style == .plain, let n = number(s.string) { return .number(n.text) }
             return .string(s.string)
         case .alias: return .string("")
