@@ -30,7 +30,7 @@ final class ConfigDumpDifferentialTests: XCTestCase {
     ]
 
     /// A static bootstrap: clusters (RING_HASH with uint64 ring sizes, circuit breakers with a
-    /// wrapper 0, an active health check with int64 status ranges, a DNS cluster), two
+    /// wrapper 0, an active health check with int64 status ranges, ORIGINAL_DST, DNS), two
     /// listeners (HTTP filters with typed_config, durations written several ways, a BoolValue
     /// false, zero enums, an access log; a tcp_proxy).
     static func staticBootstrap(port: Int, admin: Int, log: String) -> String {
@@ -110,6 +110,7 @@ final class ConfigDumpDifferentialTests: XCTestCase {
               - lb_endpoints:
                 - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}
                   load_balancing_weight: 2
+          - {name: destinations, connect_timeout: 1s, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED}
           - name: names
             connect_timeout: 0.25s
             type: STRICT_DNS

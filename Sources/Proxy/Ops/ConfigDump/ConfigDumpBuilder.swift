@@ -158,7 +158,8 @@ struct ConfigDumpBuilder {
     /// CDS are dynamic, the bootstrap's static.
     private func endpointsDump() -> ProtoJSON {
         var statics: [ProtoJSON] = [], dynamics: [ProtoJSON] = []
-        for c in plane.clusters.sorted(by: { $0.name < $1.name }) where !c.isOriginalDst && named(.object([("name", .string(c.name))])) {
+        // An ORIGINAL_DST cluster has no configured hosts (the destinations are the workers').
+        for c in plane.clusters.sorted(by: { $0.name < $1.name }) where named(.object([("name", .string(c.name))])) {
             let entry = ProtoJSON.object([("endpoint_config", Self.any(SubscriptionKey.endpoints(cluster: "").typeURL, Self.loadAssignment(c)))])
             if dynamic.isDynamic(.cluster, c.name) { dynamics.append(entry) } else { statics.append(entry) }
         }
