@@ -93,8 +93,8 @@ public enum BootstrapLoader {
             error.unparsableSecretFiles = parser.unparsableSecretFiles
             throw error
         }
-        // /config_dump's `last_updated` of the bootstrap and its static resources: a dynamic
-        // update (which passes the previous state) keeps the first read's time.
+        // What /config_dump prints of the bootstrap, and its `last_updated` (also its static
+        // resources'): a dynamic update (which passes the previous state) keeps the first read's.
         bootstrap.printed.json = EnvoyProtoJSONRules.normalise(root)
         bootstrap.dynamic.readTimes.bootstrapMillis = previousDynamic?.readTimes.bootstrapMillis ?? ConfigReadTimes.nowMillis()
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))

@@ -109,8 +109,8 @@ public struct DynamicResourceState: Sendable, Hashable {
 }
 
 /// Wall-clock times (milliseconds since the epoch) at which the configuration's texts were read:
-/// the bootstrap's (kept by dynamic updates), each subscription's file and each SDS file. Not configuration:
-/// every two values compare equal, so reading the same files again changes nothing.
+/// the bootstrap's (kept by dynamic updates), each subscription's file and each SDS file. Not
+/// configuration: every two values compare equal, so reading the same files again changes nothing.
 public struct ConfigReadTimes: Sendable, Hashable {
     public var bootstrapMillis: Int64 = 0
     public var subscriptionMillis: [SubscriptionKey: Int64] = [:]

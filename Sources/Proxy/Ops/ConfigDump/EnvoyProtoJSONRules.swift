@@ -13,9 +13,9 @@ import Yams
 /// 3. An enum at its zero value is left out: `codec_type: AUTO`, `lb_policy: ROUND_ROBIN`
 ///    (`enumZeroValues`). Other enum values print by name, as written.
 /// 4. Plain proto3 scalars at their default are left out: `false`, an empty string, and 0 in the
-///    plain numeric fields (`plainZeroFields`; not `port_value`, a oneof member); wrapper fields (`BoolValue`, `UInt32Value`) keep
-///    an explicit `false` / 0: `use_remote_address: false`, `max_connections: 0`
-///    (`wrapperBoolFields`; numbers other than `plainZeroFields` are wrappers or non-zero).
+///    plain numeric fields (`plainZeroFields`; not `port_value`, a oneof member). Wrapper fields
+///    (`BoolValue`, `UInt32Value`) keep an explicit `false` / 0: `use_remote_address: false`,
+///    `max_connections: 0` (`wrapperBoolFields`; other numbers are wrappers or never 0).
 /// 5. A null value (`key: ~`) and an empty list are left out; an empty mapping stays `{}` (a
 ///    message that is set).
 /// 6. Fields whose protobuf type is string print as strings even when the YAML scalar looks like
