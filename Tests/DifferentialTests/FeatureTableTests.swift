@@ -104,6 +104,7 @@ final class FeatureTableTests: XCTestCase {
         rows.append("| /stats?filter= with RE2 syntax; an invalid regex: 400 | admin | \(verdict("admin/stats?filter")) |")
         rows.append("| /listeners (text; ?format=json) | admin | \(verdict("admin/listeners")) |")
         rows.append("| /server_info keys | admin | \(verdict("admin/server_info keys")) |")
+        for row in ConfigDumpDifferentialTests.tableRows { rows.append("| \(row) | admin | same |") }
         for row in TLSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
         for row in TCPProxyTLSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }
         for row in SDSDifferentialTests.tableRows { rows.append("| \(row.feature) | tls | \(row.verdict) |") }

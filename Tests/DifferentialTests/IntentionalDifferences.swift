@@ -59,6 +59,15 @@ let intentionalDifferences: [IntentionalDifference] = [
     IntentionalDifference(key: "config/cache-with-compressor", verdict: .refused, reason: "the cache stores bodies as the upstream sent them; a codec in the same chain (compressor, decompressor) is not combined with it yet"),
     IntentionalDifference(key: "cache/max-body-bytes", verdict: .differs, reason: "Envoy 1.40 ignores max_body_bytes (not implemented there) and stores any body; Ballast applies it: a longer body is not stored (CacheDifferentialTests)"),
     IntentionalDifference(key: "cache/entry-bound", verdict: .better, reason: "Envoy's simple cache grows without bound; Ballast's keeps at most 4096 entries and 64 MiB per worker, evicting the least recently used (CacheDifferentialTests, docs/cache.md)"),
+    // /config_dump (ConfigDumpDifferentialTests): keys removed from both dumps before comparing.
+    IntentionalDifference(key: "config_dump/last_updated", verdict: .differs,
+                          reason: "a wall-clock time (when the resource was read), different in every run"),
+    IntentionalDifference(key: "config_dump/node.user_agent_name", verdict: .differs,
+                          reason: "each proxy fills the bootstrap's node with its own name: \"envoy\", \"ballast\""),
+    IntentionalDifference(key: "config_dump/node.user_agent_build_version", verdict: .differs,
+                          reason: "Envoy's version, build type and source revision, filled into the bootstrap's node"),
+    IntentionalDifference(key: "config_dump/node.extensions", verdict: .differs,
+                          reason: "the list of Envoy's compiled-in extensions (hundreds), filled into the bootstrap's node; Ballast's are the filters its config reader accepts"),
     IntentionalDifference(key: "config/duplicate-listener", verdict: .better, reason: "Envoy keeps one of two same-named listeners without a word; Ballast names the duplicate"),
 ]
 

@@ -167,8 +167,13 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         XCTAssertTrue(text.contains("listener_manager.lds.version_text: \"\"\n"))
         XCTAssertTrue(adminRequest(admin, "GET", "/stats?format=json").1.contains("{\"name\":\"cluster_manager.cds.version_text\",\"value\":\"c2\"}"))
         let dump = adminRequest(admin, "GET", "/config_dump").1
-        XCTAssertTrue(dump.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"dyn\""), dump)
-        XCTAssertTrue(dump.contains("\"dynamic_listeners\": [{\"name\": \"dyn_listener\", \"active_state\": {\"listener\""), dump)
+        let cluster = try XCTUnwrap(configDumpEntries(dump, "ClustersConfigDump", "dynamic_active_clusters").first)
+        XCTAssertEqual(cluster["version_info"] as? String, "c2")
+        XCTAssertEqual((cluster["cluster"] as? [String: Any])?["name"] as? String, "dyn")
+        let listener = try XCTUnwrap(configDumpEntries(dump, "ListenersConfigDump", "dynamic_listeners").first)
+        XCTAssertEqual(listener["name"] as? String, "dyn_listener")
+        XCTAssertNil((listener["active_state"] as? [String: Any])?["version_info"], "an empty version_info is left out, as Envoy")
+        XCTAssertNotNil((listener["active_state"] as? [String: Any])?["listener"])
     }
 
     /// A listener with two routes: `/` to `dyn` and `/other` to `other`; validate_clusters off
@@ -237,7 +242,11 @@ final class DynamicConfigTests: ConfigFilesTestCase {
         let clusters = adminRequest(admin, "GET", "/clusters").1
         XCTAssertTrue(clusters.contains("other::added_via_api::true"))
         XCTAssertFalse(clusters.contains("dyn::"), clusters)
-        XCTAssertTrue(adminRequest(admin, "GET", "/config_dump").1.contains("\"dynamic_active_clusters\": [{\"version_info\": \"c2\", \"cluster\": {\"name\": \"other\""))
+        // The one dynamic cluster carries the version of the update that added it.
+        let dump = try JSONSerialization.jsonObject(with: Data(adminRequest(admin, "GET", "/config_dump").1.utf8)) as? [String: Any]
+        let clusterDump = (dump?["configs"] as? [[String: Any]])?.first { ($0["@type"] as? String)?.hasSuffix("ClustersConfigDump") == true }
+        let active = clusterDump?["dynamic_active_clusters"] as? [[String: Any]] ?? []
+        XCTAssertEqual(active.map { "\($0["version_info"] ?? "-") \((($0["cluster"] as? [String: Any])?["name"]) ?? "-")" }, ["c2 other"])
 
         // dyn comes back (other changes): once no worker refers to the tombstone, its slot is reused.
         XCTAssertTrue(Wait.until { ProxyOps.unreferenced(removed, ops.proxy) })

@@ -208,10 +208,14 @@ final class EDSRDSFileTests: ConfigFilesTestCase {
         XCTAssertTrue(text.contains("cluster.edsc.version_text: \"e8\"\n"))
         XCTAssertEqual(statValue(text, "http.hp.rds.rc.update_rejected"), 1)
         let dump = adminRequest(admin, "GET", "/config_dump").1
-        XCTAssertTrue(dump.contains("\"dynamic_route_configs\": [{\"version_info\": \"r3\", \"route_config\": {\"name\": \"rc\""), dump)
+        let routes = try XCTUnwrap(configDumpEntries(dump, "RoutesConfigDump", "dynamic_route_configs").first)
+        XCTAssertEqual(routes["version_info"] as? String, "r3")
+        XCTAssertEqual((routes["route_config"] as? [String: Any])?["name"] as? String, "rc")
         XCTAssertFalse(dump.contains("EndpointsConfigDump"), "only with ?include_eds, as Envoy")
         let withEDS = adminRequest(admin, "GET", "/config_dump?include_eds").1
-        XCTAssertTrue(withEDS.contains("\"dynamic_endpoint_configs\": [{\"version_info\": \"e8\", \"endpoint_config\": {\"cluster_name\": \"edsc\""), withEDS)
+        // As Envoy: the hosts in use, without version_info (EDS cluster from the bootstrap: static).
+        let endpoints = try XCTUnwrap(configDumpEntries(withEDS, "EndpointsConfigDump", "static_endpoint_configs").first)
+        XCTAssertEqual((endpoints["endpoint_config"] as? [String: Any])?["cluster_name"] as? String, "edsc")
     }
 
     /// An LDS update that names another route configuration (another file): the new subscription

@@ -88,3 +88,11 @@ func waitForLines(_ path: String, count: Int) -> [String] {
     }
     return lines
 }
+
+/// The entries of `field` in /config_dump's dump of type `dump` (e.g. "ClustersConfigDump").
+func configDumpEntries(_ text: String, _ dump: String, _ field: String) -> [[String: Any]] {
+    guard let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+          let configs = root["configs"] as? [[String: Any]],
+          let config = configs.first(where: { $0["@type"] as? String == "type.googleapis.com/envoy.admin.v3." + dump }) else { return [] }
+    return config[field] as? [[String: Any]] ?? []
+}

@@ -32,6 +32,9 @@ public struct Bootstrap: Sendable, Equatable {
     public var runtime = RuntimeConfig()
     /// `static_resources.listeners` with `protocol: UDP` (udp_proxy), in file order.
     public var udpListeners: [UDPListenerConfig] = []
+    /// The bootstrap as written (the -c file with --config-yaml merged over it), as Envoy prints
+    /// it in /config_dump (`EnvoyProtoJSONRules`); its static resources are printed from here.
+    var printed = PrintedBootstrap()
 
     public func cluster(named name: String) -> ClusterConfig? { clusters.first { $0.name == name } }
     public func listener(named name: String) -> ListenerConfig? { listeners.first { $0.name == name } }
@@ -102,4 +105,12 @@ public struct WatchdogConfig: Sendable, Hashable {
     public static let envoyDefault = WatchdogConfig(
         missTimeoutNanos: 200_000_000, megamissTimeoutNanos: 1_000_000_000,
         killTimeoutNanos: nil, multikillTimeoutNanos: nil, multikillThresholdPercent: 0)
+}
+
+/// The bootstrap's text as /config_dump prints it. Not configuration: every two values compare
+/// equal, so two spellings of the same configuration (a v2 shape and its v3 form) load equal.
+struct PrintedBootstrap: Sendable, Equatable {
+    var json: ProtoJSON? = nil
+
+    static func == (a: PrintedBootstrap, b: PrintedBootstrap) -> Bool { true }
 }

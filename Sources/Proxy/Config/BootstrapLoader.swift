@@ -86,13 +86,17 @@ public enum BootstrapLoader {
         parser.previousDynamic = previousDynamic
         parser.rereading = rereading
         parser.secretTexts = secretTexts
-        let bootstrap = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
-        guard let bootstrap, diagnostics.errors.isEmpty else {
+        let parsed = parser.parseBootstrap(ConfigValue(node: root, path: .root, diagnostics: diagnostics))
+        guard var bootstrap = parsed, diagnostics.errors.isEmpty else {
             var error = failure(diagnostics)
             error.unparsableDynamicFiles = parser.unparsableDynamicFiles
             error.unparsableSecretFiles = parser.unparsableSecretFiles
             throw error
         }
+        // What /config_dump prints of the bootstrap, and its `last_updated` (also its static
+        // resources'): a dynamic update (which passes the previous state) keeps the first read's.
+        bootstrap.printed.json = EnvoyProtoJSONRules.normalise(root)
+        bootstrap.dynamic.readTimes.bootstrapMillis = previousDynamic?.readTimes.bootstrapMillis ?? ConfigReadTimes.nowMillis()
         return LoadedBootstrap(bootstrap: bootstrap, warnings: sorted(diagnostics.warnings))
     }
 

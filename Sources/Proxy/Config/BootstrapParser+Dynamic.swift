@@ -63,9 +63,12 @@ extension BootstrapParser {
         if !rereads(key), let previous, let kept = previous.texts[key] {
             text = kept
             keptVersion = previous.versionInfo[key]
+            dynamic.readTimes.subscriptionMillis[key] = previous.readTimes.subscriptionMillis[key]
         } else {
             switch BootstrapLoader.readFile(source.path) {
-            case .success(let t): text = t
+            case .success(let t):
+                text = t
+                dynamic.readTimes.subscriptionMillis[key] = ConfigReadTimes.nowMillis()
             case .failure(let reason):
                 // Envoy's words for a missing file; the outcome is the same: the config is refused.
                 unreadableDynamicFiles.insert(key)

@@ -56,9 +56,12 @@ extension BootstrapParser {
         let text: String
         if let given = secretTexts[source.path] {
             text = given
+            dynamic.readTimes.secretFileMillis[source.path] = previousDynamic?.readTimes.secretFileMillis[source.path]
         } else {
             switch BootstrapLoader.readFile(source.path) {
-            case .success(let t): text = t
+            case .success(let t):
+                text = t
+                dynamic.readTimes.secretFileMillis[source.path] = ConfigReadTimes.nowMillis()
             case .failure(let reason):
                 diagnostics.error(filePath, "paths must refer to an existing path in the system: '\(source.path)' cannot be read (\(reason.text))", location: nil)
                 return nil

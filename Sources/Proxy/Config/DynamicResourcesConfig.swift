@@ -1,3 +1,5 @@
+import Glibc
+
 /// `dynamic_resources`: listeners and clusters from files (Envoy's `path_config_source`, or the
 /// older `path` form). Each file holds a DiscoveryResponse: `version_info` and a `resources` list
 /// of typed Listener / Cluster messages. gRPC / REST sources are refused.
@@ -67,16 +69,6 @@ public enum SubscriptionKey: Sendable, Hashable, Comparable, CustomStringConvert
         }
     }
 
-    /// The key /config_dump's bootstrap part shows.
-    var dumpName: String {
-        switch self {
-        case .listener: "listener"
-        case .cluster: "cluster"
-        case .endpoints(let name): "endpoints:" + name
-        case .routes(let name): "routes:" + name
-        }
-    }
-
     /// EDS and RDS subscriptions deliver one resource; a file without it keeps the last one.
     var isSingleResource: Bool {
         switch self {
@@ -108,16 +100,31 @@ public struct DynamicResourceState: Sendable, Hashable {
     public var startFailures: [SubscriptionKey: Bool] = [:]
     /// RDS: the route configurations delivered (for /config_dump and `config_reload`).
     public var routeConfigs: [String: RouteConfiguration] = [:]
+    /// When each file was read (/config_dump's `last_updated`).
+    public var readTimes = ConfigReadTimes()
 
     public init() {}
 
     public func isDynamic(_ kind: DynamicResourceKind, _ name: String) -> Bool { names[kind]?.contains(name) ?? false }
 }
 
-extension DynamicResourceState: CustomReflectable {
-    /// /config_dump shows versions and names, not the file texts.
-    public var customMirror: Mirror {
-        Mirror(self, children: ["version_info": Dictionary(uniqueKeysWithValues: versionInfo.map { ($0.key.dumpName, $0.value) }),
-                                "names": names], displayStyle: .struct)
+/// Wall-clock times (milliseconds since the epoch) at which the configuration's texts were read:
+/// the bootstrap's (kept by dynamic updates), each subscription's file and each SDS file. Not
+/// configuration: every two values compare equal, so reading the same files again changes nothing.
+public struct ConfigReadTimes: Sendable, Hashable {
+    public var bootstrapMillis: Int64 = 0
+    public var subscriptionMillis: [SubscriptionKey: Int64] = [:]
+    /// SDS files, by path.
+    public var secretFileMillis: [String: Int64] = [:]
+
+    public init() {}
+
+    public static func == (a: ConfigReadTimes, b: ConfigReadTimes) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
+
+    static func nowMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

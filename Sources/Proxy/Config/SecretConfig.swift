@@ -21,13 +21,6 @@ public struct SecretState: Sendable, Hashable {
     }
 }
 
-extension SecretState: CustomReflectable {
-    /// /config_dump shows the sources and versions, not the file texts (they name key files).
-    public var customMirror: Mirror {
-        Mirror(self, children: ["sources": sources, "version_info": versionInfo, "files": files], displayStyle: .struct)
-    }
-}
-
 /// What a Secret resource holds (the kinds Ballast applies).
 enum SecretContent {
     case tlsCertificate(chain: String, key: String)

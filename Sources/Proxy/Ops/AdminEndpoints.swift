@@ -6,7 +6,7 @@ extension ProxyOps {
     static let getEndpoints: [(String, String)] = [
         ("/stats", "Envoy text stats; ?format=json for JSON"),
         ("/stats/prometheus", "Prometheus text exposition 0.0.4"),
-        ("/config_dump", "the effective configuration (JSON)"),
+        ("/config_dump", "Envoy's config dumps (JSON); ?include_eds, ?resource=, ?mask=, ?name_regex="),
         ("/clusters", "upstream hosts with health, connections and requests"),
         ("/listeners", "listeners and their bound addresses"),
         ("/server_info", "version, uptime, concurrency, I/O backend, strategy"),
@@ -54,9 +54,7 @@ extension ProxyOps {
             if query.format == "json" { return .json(snapshot.json()) }
             return AdminServer.Response(body: snapshot.text())
         case "/config_dump":
-            // Envoy adds the EDS dump only when asked (`?include_eds`).
-            let includeEDS = request.query.split(separator: "&").contains { $0 == "include_eds" || $0.hasPrefix("include_eds=") }
-            return .json(configDump(includeEDS: includeEDS))
+            return configDump(query: request.query)
         case "/clusters": return AdminServer.Response(body: clustersText())
         case "/listeners":
             // Envoy: `name::address:port` lines; JSON with ?format=json.
@@ -217,125 +215,20 @@ extension ProxyOps {
         return v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
     }
 
-    /// The effective configuration as JSON (the typed model, printed by reflection), then
-    /// Envoy's clusters and listeners dumps: static ones, and those a dynamic-resource file
-    /// delivered with its `version_info` (omitted when empty, as Envoy).
-    func configDump(includeEDS: Bool = false) -> String {
-        let (bootstrap, clusterVersions, draining) = state.withLock { ($0.bootstrap, $0.clusterManager.versions, $0.drainingListeners) }
-        let dynamic = bootstrap.dynamic
-        func version(_ kind: SubscriptionKey) -> String { versionField(dynamic.versionInfo[kind]) }
-        func versionField(_ v: String?) -> String {
-            guard let v, !v.isEmpty else { return "" }
-            return "\"version_info\": \(JSONText.string(v)), "
+    /// Envoy's /config_dump (`ConfigDumpBuilder`), with its query parameters (`ConfigDumpQuery`).
+    func configDump(query: String = "") -> AdminServer.Response {
+        let q: ConfigDumpQuery
+        do { q = try ConfigDumpQuery(query) } catch { return AdminServer.Response(status: error.status, body: error.text) }
+        let (bootstrap, clusters, draining) = state.withLock { ($0.bootstrap, $0.clusterManager, $0.drainingListeners) }
+        var builder = ConfigDumpBuilder(bootstrap: bootstrap, plane: currentPlane, nameRegex: q.nameRegex)
+        builder.clusterVersions = clusters.versions
+        builder.clusterUpdatedMillis = clusters.updatedMillis
+        builder.drainingListeners = draining.sorted { $0.key < $1.key }.map(\.value)
+        do {
+            let configs = try q.apply(builder.configs(includeEDS: q.includeEDS))
+            return .json((configs.isEmpty ? ProtoJSON.object([]) : .object([("configs", .array(configs))])).pretty() + "\n")
+        } catch {
+            return AdminServer.Response(status: error.status, body: error.text)
         }
-        var staticClusters: [String] = []
-        var dynamicClusters: [String] = []
-        for c in bootstrap.clusters {
-            if dynamic.isDynamic(.cluster, c.name) {
-                // As Envoy: the version of the update that added or last changed this cluster.
-                dynamicClusters.append("{" + versionField(clusterVersions[c.name]) + "\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
-            } else {
-                staticClusters.append("{\"cluster\": " + ConfigDumpJSON.encode(c) + "}")
-            }
-        }
-        var staticListeners: [String] = []
-        var dynamicListeners: [String] = []
-        // Envoy's DynamicListener: `active_state`, and `draining_state` while an update's old
-        // copy drains (a removed listener has only that one).
-        let drainingByName = Dictionary(draining.sorted { $0.key < $1.key }.map { ($0.value.config.name, $0.value) }) { _, newer in newer }
-        func drainingState(_ name: String) -> String? {
-            guard let d = drainingByName[name] else { return nil }
-            let v = d.versionInfo.isEmpty ? "" : "\"version_info\": \(JSONText.string(d.versionInfo)), "
-            return "\"draining_state\": {" + v + "\"listener\": " + ConfigDumpJSON.encode(d.config) + "}"
-        }
-        for l in bootstrap.listeners {
-            if dynamic.isDynamic(.listener, l.name) {
-                dynamicListeners.append("{\"name\": \(JSONText.string(l.name)), \"active_state\": {" + version(.listener)
-                    + "\"listener\": " + ConfigDumpJSON.encode(l) + "}" + (drainingState(l.name).map { ", " + $0 } ?? "") + "}")
-            } else {
-                staticListeners.append("{\"listener\": " + ConfigDumpJSON.encode(l) + "}")
-            }
-        }
-        for name in drainingByName.keys.sorted() where !bootstrap.listeners.contains(where: { $0.name == name }) {
-            dynamicListeners.append("{\"name\": \(JSONText.string(name)), " + drainingState(name)! + "}")
-        }
-        let clusters = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\", " + version(.cluster)
-            + "\"static_clusters\": [" + staticClusters.joined(separator: ", ") + "], "
-            + "\"dynamic_active_clusters\": [" + dynamicClusters.joined(separator: ", ") + "]}"
-        let listeners = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\", " + version(.listener)
-            + "\"static_listeners\": [" + staticListeners.joined(separator: ", ") + "], "
-            + "\"dynamic_listeners\": [" + dynamicListeners.joined(separator: ", ") + "]}"
-        // EDS / RDS: each subscription's resource as delivered (Ballast's typed model).
-        var endpointConfigs: [String] = []
-        for c in bootstrap.clusters where bootstrap.dynamic.sources[.endpoints(cluster: c.name)] != nil {
-            endpointConfigs.append("{" + version(.endpoints(cluster: c.name)) + "\"endpoint_config\": {\"cluster_name\": \(JSONText.string(c.name)), "
-                + "\"endpoints\": " + ConfigDumpJSON.encode(c.endpoints) + "}}")
-        }
-        let routeConfigs = dynamic.routeConfigs.sorted { $0.key < $1.key }.map { name, config in
-            "{" + version(.routes(name: name)) + "\"route_config\": " + ConfigDumpJSON.encode(config) + "}"
-        }
-        let endpoints = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump\", \"dynamic_endpoint_configs\": ["
-            + endpointConfigs.joined(separator: ", ") + "]}"
-        let routes = "{\"@type\": \"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\", \"dynamic_route_configs\": ["
-            + routeConfigs.joined(separator: ", ") + "]}"
-        return "{\"configs\": [{\"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\", \"bootstrap\": "
-            + ConfigDumpJSON.encode(bootstrap) + "}, " + clusters + ", " + listeners + ", " + routes + (includeEDS ? ", " + endpoints : "") + "]}\n"
-    }
-}
-
-/// Prints a typed value as JSON via reflection (admin only; snake_case keys as Envoy's).
-enum ConfigDumpJSON {
-    static func encode(_ value: Any, depth: Int = 0) -> String {
-        if depth > 40 { return "null" }
-        switch value {
-        case let s as String: return JSONText.string(s)
-        case let b as Bool: return b ? "true" : "false"
-        case let i as Int: return String(i)
-        case let i as Int64: return String(i)
-        case let i as Int32: return String(i)
-        case let u as UInt32: return String(u)
-        case let d as Double: return d.isFinite ? String(d) : "null"
-        default: break
-        }
-        let m = Mirror(reflecting: value)
-        switch m.displayStyle {
-        case .optional:
-            guard let child = m.children.first else { return "null" }
-            return encode(child.value, depth: depth + 1)
-        case .collection, .set:
-            return "[" + m.children.map { encode($0.value, depth: depth + 1) }.joined(separator: ", ") + "]"
-        case .dictionary:
-            let items = m.children.compactMap { child -> String? in
-                let pair = Mirror(reflecting: child.value).children.map(\.value)
-                guard pair.count == 2 else { return nil }
-                return "\(JSONText.string("\(pair[0])")): \(encode(pair[1], depth: depth + 1))"
-            }
-            return "{" + items.joined(separator: ", ") + "}"
-        case .enum:
-            if m.children.isEmpty { return JSONText.string(snake("\(value)")) }
-            let child = m.children.first!
-            return "{\(JSONText.string(snake(child.label ?? "value"))): \(encode(child.value, depth: depth + 1))}"
-        case .struct, .class, .tuple:
-            if m.children.isEmpty { return JSONText.string("\(value)") }
-            let items = m.children.enumerated().map { i, c in
-                "\(JSONText.string(snake(c.label ?? "_\(i)"))): \(encode(c.value, depth: depth + 1))"
-            }
-            return "{" + items.joined(separator: ", ") + "}"
-        default:
-            return JSONText.string("\(value)")
-        }
-    }
-
-    static func snake(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            if c.isUppercase {
-                if !out.isEmpty { out.append("_") }
-                out += c.lowercased()
-            } else {
-                out.append(c)
-            }
-        }
-        return out
     }
 }

@@ -5,13 +5,17 @@ struct ClusterManagerCounters: Sendable, Equatable {
     var added = 0
     var modified = 0
     var removed = 0
-    /// Per dynamic cluster: the CDS `version_info` that added or last changed it (`/config_dump`).
+    /// Per dynamic cluster: the CDS `version_info` that added or last changed it, and when
+    /// (`/config_dump`'s `version_info` and `last_updated`, as Envoy keeps them per cluster).
     var versions: [String: String] = [:]
+    var updatedMillis: [String: Int64] = [:]
 
     init(_ bootstrap: Bootstrap) {
         added = bootstrap.clusters.count
+        let read = bootstrap.dynamic.readTimes.subscriptionMillis[.cluster] ?? bootstrap.dynamic.readTimes.bootstrapMillis
         for c in bootstrap.clusters where bootstrap.dynamic.isDynamic(.cluster, c.name) {
             versions[c.name] = bootstrap.dynamic.versionInfo[.cluster] ?? ""
+            updatedMillis[c.name] = read
         }
     }
 
@@ -20,6 +24,7 @@ struct ClusterManagerCounters: Sendable, Equatable {
         var before: [String: ClusterConfig] = [:]
         for c in old.clusters { before[c.name] = c }
         let version = new.dynamic.versionInfo[.cluster] ?? ""
+        let read = new.dynamic.readTimes.subscriptionMillis[.cluster] ?? new.dynamic.readTimes.bootstrapMillis
         for c in new.clusters {
             let dynamic = new.dynamic.isDynamic(.cluster, c.name)
             if let was = before.removeValue(forKey: c.name) {
@@ -28,10 +33,17 @@ struct ClusterManagerCounters: Sendable, Equatable {
             } else {
                 added += 1
             }
-            if dynamic { versions[c.name] = version }
+            if dynamic {
+                versions[c.name] = version
+                updatedMillis[c.name] = read
+            }
         }
         removed += before.count
-        for name in before.keys { versions[name] = nil }
+        for name in before.keys {
+            versions[name] = nil
+            updatedMillis[name] = nil
+        }
         versions = versions.filter { name, _ in new.dynamic.isDynamic(.cluster, name) }
+        updatedMillis = updatedMillis.filter { name, _ in new.dynamic.isDynamic(.cluster, name) }
     }
 }

@@ -10,9 +10,12 @@ struct ListenerManagerCounters: Sendable, Equatable {
 
 /// A dynamic listener that drains, as /config_dump shows it (`draining_state`).
 struct DrainingListenerDump: Sendable {
-    let config: ListenerConfig
-    /// The LDS `version_info` it was delivered with (empty: none).
+    let name: String
+    /// The listener as its LDS file delivered it, printed as Envoy prints it.
+    let listener: ProtoJSON
+    /// The LDS `version_info` it was delivered with (empty: none), and when that file was read.
     let versionInfo: String
+    let updatedMillis: Int64
 }
 
 /// How a new snapshot's listeners differ from the running ones, matched by name as Envoy's
@@ -105,8 +108,10 @@ extension ProxyOps {
                 if case .active = s.phase { s.run.bound.name == l.name && s.run.bound.address.description == l.address.description } else { false }
             })?.run.slot else { continue }
             proxy.beginDrain(slot: slot, plan: l)
-            if oldBootstrap.dynamic.isDynamic(.listener, l.name), let config = oldBootstrap.listeners.first(where: { $0.name == l.name }) {
-                let dump = DrainingListenerDump(config: config, versionInfo: oldBootstrap.dynamic.versionInfo[.listener] ?? "")
+            if oldBootstrap.dynamic.isDynamic(.listener, l.name),
+               let printed = ConfigDumpBuilder(bootstrap: oldBootstrap, plane: currentPlane).deliveredListener(named: l.name) {
+                let dump = DrainingListenerDump(name: l.name, listener: printed, versionInfo: oldBootstrap.dynamic.versionInfo[.listener] ?? "",
+                                                updatedMillis: oldBootstrap.dynamic.readTimes.subscriptionMillis[.listener] ?? oldBootstrap.dynamic.readTimes.bootstrapMillis)
                 state.withLock { $0.drainingListeners[slot] = dump }
             }
             OpsLog.log(.info, "config", "listener '\(l.name)' (\(l.address)) removed: draining for \(options.drainTimeNanos / 1_000_000_000) s")
