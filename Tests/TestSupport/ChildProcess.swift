@@ -1,6 +1,7 @@
 import CTestSupport
 import Foundation
 import Glibc
+import XCTest
 
 /// The repository root (three levels above this file).
 public let repositoryRoot: URL = {
@@ -20,6 +21,15 @@ public func ballastBinary() -> String {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
     return repositoryRoot.appendingPathComponent(".build/debug/ballast").path
+}
+
+/// Throws a skip when the tests run under `make test-sanitize` (it sets ASAN_OPTIONS or
+/// TSAN_OPTIONS): valgrind cannot run a sanitizer-instrumented ballast.
+public func skipCallgrindUnderSanitizers() throws {
+    let environment = ProcessInfo.processInfo.environment
+    if environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil {
+        throw XCTSkip("valgrind cannot run the sanitizer-instrumented ballast (ASAN_OPTIONS / TSAN_OPTIONS set)")
+    }
 }
 
 /// A child process of the test (by default `ballast ARGS`), stopped (SIGTERM, then SIGKILL) when

@@ -64,7 +64,10 @@ final class ShippedExperimentsEndToEndTests: XCTestCase {
     func testEnvoyTalkReplication() throws { try runQuick("envoy-talk-replication.yaml") }
     func testGateCheck() throws { try runQuick("gate-check.yaml") }
     /// Runs callgrind twice per point (`make test` installs valgrind).
-    func testInstructions() throws { try runQuick("instructions.yaml") }
+    func testInstructions() throws {
+        try skipCallgrindUnderSanitizers()
+        try runQuick("instructions.yaml")
+    }
     func testEnvoyVsBallast() throws { try runQuick("envoy-vs-ballast.yaml") }
     func testEnvoyVsBallastRamp() throws { try runQuick("envoy-vs-ballast-ramp.yaml") }
     /// Live rebalancing, open loop at three utilisations (reuseport:rebalance=1 among the variants).

@@ -190,11 +190,7 @@ final class SweepEndToEndTests: XCTestCase {
     /// callgrind (epoll), twice the same way; the counts are plausible and of one size (valgrind
     /// counts every user-space instruction; the loop's wake-ups vary with the machine's load).
     func testInstructionsPerRequestUnderCallgrind() throws {
-        // `make test-sanitize` sets these: valgrind cannot run a sanitizer-instrumented binary.
-        let environment = ProcessInfo.processInfo.environment
-        if environment["ASAN_OPTIONS"] != nil || environment["TSAN_OPTIONS"] != nil {
-            throw XCTSkip("valgrind cannot run the sanitizer-instrumented ballast (ASAN_OPTIONS / TSAN_OPTIONS set)")
-        }
+        try skipCallgrindUnderSanitizers()
         let dir = try temporaryDirectory()
         let file = "\(dir)/ir.yaml"
         try """
