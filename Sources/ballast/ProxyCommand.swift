@@ -71,7 +71,9 @@ struct ProxyCommand: ParsableCommand {
         let source = configPath ?? "--config-yaml"
         let loaded: LoadedBootstrap
         do {
-            loaded = try BootstrapLoader.loadAtStart(path: configPath, overlayYAML: configYAML)
+            // Validate mode refuses a bad LDS / CDS file (Envoy's validate mode does not read them).
+            loaded = try BootstrapLoader.loadAtStart(path: configPath, overlayYAML: configYAML,
+                                                     toleratingListenerAndClusterFiles: mode != .validate)
         } catch {
             for warning in error.warnings { Log.warning(warning.located) }
             for item in error.errors { Log.error(item.located) }

@@ -21,14 +21,15 @@ final class DynamicConfigDifferentialTests: XCTestCase {
         let listenerPort: Int
 
         /// `listeners`: the first LDS file's text for a listener port and an access-log path
-        /// (nil: `DynamicConfigDifferentialTests.listeners`).
+        /// (nil: `DynamicConfigDifferentialTests.listeners`); `clustersText`: the first CDS file's
+        /// (nil: `clusters` to `dead`); `listening`: whether the listener port answers at start.
         init(_ name: String, root: URL, dead: Int, listeners: ((_ port: Int, _ log: String) -> String)? = nil,
-             command: (String) -> (String, [String])) throws {
+             clustersText: String? = nil, listening: Bool = true, command: (String) -> (String, [String])) throws {
             dir = root.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             listenerPort = try freePort()
             let admin = try freePort()
-            try DynamicConfigDifferentialTests.clusters(version: "c1", port: dead).write(toFile: dir.appendingPathComponent("cds.yaml").path, atomically: false, encoding: .utf8)
+            try (clustersText ?? DynamicConfigDifferentialTests.clusters(version: "c1", port: dead)).write(toFile: dir.appendingPathComponent("cds.yaml").path, atomically: false, encoding: .utf8)
             let log = dir.appendingPathComponent("unused.log").path
             let lds = listeners?(listenerPort, log) ?? DynamicConfigDifferentialTests.listeners(version: nil, port: listenerPort, direct: nil)
             try lds.write(toFile: dir.appendingPathComponent("lds.yaml").path, atomically: false, encoding: .utf8)
@@ -50,7 +51,7 @@ final class DynamicConfigDifferentialTests: XCTestCase {
             let config = dir.appendingPathComponent("bootstrap.yaml").path
             try bootstrap.write(toFile: config, atomically: false, encoding: .utf8)
             let (exe, args) = command(config)
-            proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: ["l": listenerPort], adminPort: admin,
+            proxy = try ProxyUnderTest(name: name, executable: exe, arguments: args, ports: listening ? ["l": listenerPort] : [:], adminPort: admin,
                                        accessLog: log, directory: dir)
         }
 

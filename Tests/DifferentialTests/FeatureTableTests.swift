@@ -57,6 +57,9 @@ final class FeatureTableTests: XCTestCase {
         for step in CDSAddRemoveDifferentialTests.stepNames {
             rows.append("| CDS clusters added and removed, \(step): responses, access-log lines, \(CDSAddRemoveDifferentialTests.statNames.count) cluster_manager / cds / lds / cluster stats, /clusters and dynamic_active_clusters | dynamic | same |")
         }
+        for name in LenientStartDifferentialTests.caseNames {
+            rows.append("| LDS / CDS files bad at start, \(name): the start goes on without them, then a good cds and a good lds moved in: statuses, \(LenientStartDifferentialTests.statNames.count) lds / cds / manager stats, /listeners | dynamic | same |")
+        }
         for c in HealthCheckFilterDifferentialTests.cases {
             rows.append("| \(c.feature) | request | \(verdict(c.name)) |")
         }

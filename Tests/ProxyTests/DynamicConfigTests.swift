@@ -124,6 +124,66 @@ final class DynamicConfigTests: ConfigFilesTestCase {
             .contains("dynamic_resources.cds_config.resource_api_version: the v2 xDS API is gone (Envoy refuses it too); use V3"))
     }
 
+    /// At the process's start (run mode) a bad LDS / CDS file leaves its source without resources,
+    /// as Envoy starts: what named its resources fails in turn, the errors become warnings naming
+    /// the file, the subscription counts one attempt and one rejected / failure. Validate mode, a
+    /// missing file and a static listener naming a cluster only the bad CDS file had still refuse.
+    func testBadListenerAndClusterFilesAtStartLeaveTheirSourceEmpty() throws {
+        let path = "\(dir)/bootstrap.yaml"
+        func start() throws(ConfigLoadError) -> LoadedBootstrap {
+            try BootstrapLoader.loadAtStart(path: path, overlayYAML: nil, toleratingListenerAndClusterFiles: true)
+        }
+        write("bootstrap.yaml", bootstrap())
+        write("cds.yaml", lds())  // a Listener in the CDS file: rejected
+        write("lds.yaml", lds())  // its route names dyn, which the CDS file would have delivered
+        var loaded = try start()
+        XCTAssertEqual(loaded.bootstrap.clusters.map(\.name), [])
+        XCTAssertEqual(loaded.bootstrap.listeners.map(\.name), [])
+        XCTAssertEqual(loaded.bootstrap.dynamic.startFailures, [.cluster: false, .listener: false])
+        XCTAssertEqual(loaded.bootstrap.dynamic.sources.keys.sorted(), [.cluster, .listener])
+        let warnings = loaded.warnings.map(\.description)
+        XCTAssertEqual(warnings.count, 2, "\(warnings)")
+        XCTAssertTrue(warnings[0].hasPrefix("[\"\(dir)/cds.yaml\"].resources[0].@type: Unable to unpack as envoy.config.cluster.v3.Cluster"), "\(warnings)")
+        XCTAssertTrue(warnings[0].hasSuffix("(at start, as Envoy: cds_config goes on without its resources; a good file moved onto \(dir)/cds.yaml adds them)"), "\(warnings)")
+        XCTAssertTrue(warnings[1].hasPrefix("[\"\(dir)/lds.yaml\"].resources[0].filter_chains[0]") && warnings[1].contains("unknown cluster 'dyn'"), "\(warnings)")
+        var counters = ProxyOps.initialSubscriptions(loaded.bootstrap)
+        XCTAssertEqual(counters[.cluster], SubscriptionCounters(attempt: 1, rejected: 1))
+        XCTAssertEqual(counters[.listener], SubscriptionCounters(attempt: 1, rejected: 1))
+
+        // An LDS file that is not YAML (update_failure); the good CDS file delivers its cluster.
+        write("cds.yaml", cds("v1", ports: [9]))
+        write("lds.yaml", "resources: [ {bad\n")
+        loaded = try start()
+        XCTAssertEqual(loaded.bootstrap.clusters.map(\.name), ["dyn"])
+        XCTAssertEqual(loaded.bootstrap.listeners.map(\.name), [])
+        XCTAssertEqual(loaded.bootstrap.dynamic.startFailures, [.listener: true])
+        XCTAssertEqual(loaded.warnings.count, 1)
+        XCTAssertTrue(loaded.warnings[0].description.hasPrefix("\(dir)/lds.yaml: YAML syntax error"), "\(loaded.warnings)")
+        counters = ProxyOps.initialSubscriptions(loaded.bootstrap)
+        XCTAssertEqual(counters[.listener], SubscriptionCounters(attempt: 1, failure: 1))
+        XCTAssertEqual(counters[.cluster], SubscriptionCounters(attempt: 1, success: 1, version: XXHash64.hash("v1")))
+
+        // Validate mode refuses the same files.
+        XCTAssertThrowsError(try BootstrapLoader.loadAtStart(path: path, overlayYAML: nil))
+        // A missing file stays refused (as Envoy).
+        write("bootstrap.yaml", bootstrap(lds: "missing.yaml"))
+        XCTAssertThrowsError(try start()) { error in
+            XCTAssertTrue((error as? ConfigLoadError)?.errors.contains { $0.description.hasPrefix("dynamic_resources.lds_config: paths must refer") } == true, "\(error)")
+        }
+        // A static listener whose route names a cluster only the bad CDS file had: refused, as
+        // Envoy refuses it (`route: unknown cluster`), the CDS file's error a warning.
+        write("cds.yaml", lds())
+        let listener = lds().components(separatedBy: "\n").dropFirst(3)  // from its address on
+            .map { "  " + $0 }.joined(separator: "\n")
+        write("bootstrap.yaml", bootstrap().replacingOccurrences(of: "  lds_config: {path_config_source: {path: \(dir)/lds.yaml}}\n", with: "")
+              + "\nstatic_resources:\n  listeners:\n  - name: static_listener\n" + listener)
+        XCTAssertThrowsError(try start()) { error in
+            let e = error as? ConfigLoadError
+            XCTAssertEqual(e?.errors.map(\.description), ["static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster 'dyn'"])
+            XCTAssertEqual(e?.warnings.count, 1, "\(String(describing: e?.warnings))")
+        }
+    }
+
     /// A cluster update moves the endpoint while a request is in flight: that request finishes on
     /// the old endpoint, the next goes to the new one; bad files keep the last good version.
     func testUpdatesApplyWithoutDroppingRequestsAndBadFilesAreCounted() throws {

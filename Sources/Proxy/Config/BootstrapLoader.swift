@@ -6,7 +6,7 @@ public struct LoadedBootstrap: Sendable {
     public let bootstrap: Bootstrap
     /// Deprecation warnings and other non-fatal findings, in document order. The loader never
     /// prints them; the caller decides (`ballast proxy` logs them).
-    public let warnings: [ConfigDiagnostic]
+    public var warnings: [ConfigDiagnostic]
     /// The `-c` file's text as read (a dynamic-resource update re-parses it rather than the file,
     /// which may have changed on disk: Envoy reads its bootstrap once).
     public var configText: String? = nil
@@ -38,8 +38,52 @@ public enum BootstrapLoader {
     /// file that does not deliver its resource leaves the cluster without hosts / the routes
     /// empty, with a warning and the subscription's `update_rejected` / `update_failure`, instead
     /// of refusing the configuration. (A reload or an update refuses it and keeps what runs.)
-    public static func loadAtStart(path: String?, overlayYAML: String?) throws(ConfigLoadError) -> LoadedBootstrap {
-        try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil, secretTexts: [:], atStart: true)
+    ///
+    /// With `toleratingListenerAndClusterFiles` (run mode) the same holds for the LDS and CDS
+    /// files: one with an error in it (not YAML, a resource refused) is taken as delivering no
+    /// resource and the load runs again, so what depended on it fails in its turn (an LDS route
+    /// naming a cluster only the bad CDS file had: LDS is rejected too, as in Envoy; a static
+    /// listener's: the start is refused, as in Envoy). The dropped errors become warnings.
+    public static func loadAtStart(path: String?, overlayYAML: String?,
+                                   toleratingListenerAndClusterFiles: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
+        var failed: [SubscriptionKey: Bool] = [:]
+        var dropped: [ConfigDiagnostic] = []
+        while true {
+            let error: ConfigLoadError
+            do throws(ConfigLoadError) {
+                var loaded = try load(path: path, overlayYAML: overlayYAML, configText: nil, previousDynamic: nil, rereading: nil,
+                                      secretTexts: [:], atStart: true, failedAtStart: failed)
+                loaded.warnings = dropped + loaded.warnings
+                return loaded
+            } catch let e {
+                error = e
+            }
+            guard toleratingListenerAndClusterFiles else { throw error }
+            var more = false
+            for key in [SubscriptionKey.cluster, .listener] where failed[key] == nil {
+                guard let file = error.dynamicFilePaths[key] else { continue }
+                let inFile = error.errors.filter { isIn($0, file: file) }
+                guard !inFile.isEmpty else { continue }
+                more = true
+                failed[key] = error.unparsableDynamicFiles.contains(key)
+                let note = " (at start, as Envoy: \(key) goes on without its resources; a good file moved onto \(file) adds them)"
+                dropped += inFile.map { ConfigDiagnostic(.warning, path: $0.path, message: $0.message + note, location: $0.location) }
+            }
+            guard more else {
+                var refused = ConfigLoadError(errors: error.errors, warnings: dropped + error.warnings)
+                refused.unparsableDynamicFiles = error.unparsableDynamicFiles
+                refused.unparsableSecretFiles = error.unparsableSecretFiles
+                refused.dynamicFilePaths = error.dynamicFilePaths
+                throw refused
+            }
+        }
+    }
+
+    /// Whether `diagnostic` is about the text of the dynamic-resource file `file` (its path's
+    /// first component, or a YAML syntax error prefixed with it).
+    private static func isIn(_ diagnostic: ConfigDiagnostic, file: String) -> Bool {
+        if case .key(let first)? = diagnostic.path.components.first { return first == file }
+        return diagnostic.path.isRoot && diagnostic.message.hasPrefix("\(file): ")
     }
 
     /// As `load(path:overlayYAML:)`, with the `-c` file's text given (`configText`, read from
@@ -47,7 +91,7 @@ public enum BootstrapLoader {
     /// `rereading`'s file is read again.
     public static func load(path: String?, overlayYAML: String?, configText: String?,
                             previousDynamic: DynamicResourceState?, rereading: SubscriptionKey?, secretTexts: [String: String] = [:],
-                            atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
+                            atStart: Bool = false, failedAtStart: [SubscriptionKey: Bool] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
         let diagnostics = ConfigDiagnostics()
         var root: Node?
         var readText: String?
@@ -73,16 +117,17 @@ public enum BootstrapLoader {
         guard let root else {
             throw ConfigLoadError(errors: [ConfigDiagnostic(.error, path: .root, message: "no configuration: give -c FILE or --config-yaml STRING")])
         }
-        var loaded = try build(root, diagnostics, previousDynamic: previousDynamic, rereading: rereading, secretTexts: secretTexts, atStart: atStart)
+        var loaded = try build(root, diagnostics, previousDynamic: previousDynamic, rereading: rereading, secretTexts: secretTexts, atStart: atStart, failedAtStart: failedAtStart)
         loaded.configText = readText
         return loaded
     }
 
     private static func build(_ root: Node, _ diagnostics: ConfigDiagnostics,
                               previousDynamic: DynamicResourceState? = nil, rereading: SubscriptionKey? = nil, secretTexts: [String: String] = [:],
-                              atStart: Bool = false) throws(ConfigLoadError) -> LoadedBootstrap {
+                              atStart: Bool = false, failedAtStart: [SubscriptionKey: Bool] = [:]) throws(ConfigLoadError) -> LoadedBootstrap {
         let parser = BootstrapParser(diagnostics: diagnostics)
         parser.atStart = atStart
+        parser.failedAtStart = failedAtStart
         parser.previousDynamic = previousDynamic
         parser.rereading = rereading
         parser.secretTexts = secretTexts
@@ -91,6 +136,7 @@ public enum BootstrapLoader {
             var error = failure(diagnostics)
             error.unparsableDynamicFiles = parser.unparsableDynamicFiles
             error.unparsableSecretFiles = parser.unparsableSecretFiles
+            error.dynamicFilePaths = parser.dynamic.sources.mapValues(\.path)
             throw error
         }
         // What /config_dump prints of the bootstrap, and its `last_updated` (also its static

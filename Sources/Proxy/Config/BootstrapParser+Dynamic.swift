@@ -49,8 +49,19 @@ extension BootstrapParser {
     func parseDynamicFile<R>(_ source: FileConfigSource, _ kind: DynamicResourceKind, _ parse: (ConfigValue) -> R?) -> [R] {
         let key: SubscriptionKey = kind == .listener ? .listener : .cluster
         let field = ConfigPath.root.appending("dynamic_resources").appending(kind.configField)
+        if let unparsable = failedAtStart[key] {
+            dynamic.sources[key] = source
+            dynamic.startFailures[key] = unparsable
+            // What later loads take as this file's last good text: no resource.
+            dynamic.texts[key] = Self.noResources
+            dynamic.versionInfo[key] = ""
+            return []
+        }
         return (readDiscoveryResponse(source, key, field: field) ?? []).compactMap(parse)
     }
+
+    /// The DiscoveryResponse of a source that failed at start.
+    static let noResources = #"{"resources": []}"#
 
     /// The resources (without `@type`) of `key`'s DiscoveryResponse. The text is the last good one
     /// when `previousDynamic` has it and `key` is not the one being re-read, else the file's.
@@ -143,7 +154,7 @@ extension BootstrapParser {
         unparsableDynamicFiles.remove(key)
         dynamic.empty.remove(key)
         // What later loads take as this file's last good text: no resource.
-        dynamic.texts[key] = #"{"resources": []}"#
+        dynamic.texts[key] = Self.noResources
         dynamic.versionInfo[key] = ""
         return fallback
     }

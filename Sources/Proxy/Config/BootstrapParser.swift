@@ -28,6 +28,9 @@ final class BootstrapParser {
     var rereading: SubscriptionKey?
     /// The load at the process's start: EDS / RDS files that fail are tolerated (Envoy's start).
     var atStart = false
+    /// LDS / CDS sources whose file failed at start (true: not YAML / JSON): this load takes them
+    /// as delivering no resource, as Envoy starts without them (`BootstrapLoader.loadAtStart`).
+    var failedAtStart: [SubscriptionKey: Bool] = [:]
     /// Whether the listeners being parsed are (re)created by this load, as Envoy creates them: at
     /// start and on a reload every one, on an LDS update the LDS ones; a CDS / EDS / RDS update
     /// keeps them (their inline routes are not validated again).

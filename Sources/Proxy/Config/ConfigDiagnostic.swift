@@ -122,6 +122,8 @@ public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public var unparsableDynamicFiles: Set<SubscriptionKey> = []
     /// SDS files (by path) whose text is not valid YAML / JSON.
     public var unparsableSecretFiles: Set<String> = []
+    /// Every dynamic source's file path, as far as the load got (to tell which file an error is in).
+    public var dynamicFilePaths: [SubscriptionKey: String] = [:]
 
     public init(errors: [ConfigDiagnostic], warnings: [ConfigDiagnostic] = []) {
         self.errors = errors
