@@ -53,8 +53,9 @@ public final class RunningProxy: Sendable {
         public let balance: BalanceSpec
     }
 
-    /// Starts a listener's group on the running backend: (listener, plane, generation, slot).
-    typealias Starter = @Sendable (ListenerPlan, DataPlane, UInt32, Int) throws(ProxyRuntime.StartError) -> ListenerRun
+    /// Starts a listener's group on the running backend: (listener, plane, generation, slot, the
+    /// request fields its workers record for the access log; nil: no records).
+    typealias Starter = @Sendable (ListenerPlan, DataPlane, UInt32, Int, AccessLogCapture?) throws(ProxyRuntime.StartError) -> ListenerRun
 
     public let backend: IOBackendKind
     /// The plane the proxy started with.
@@ -162,10 +163,12 @@ public final class RunningProxy: Sendable {
 
     // MARK: changing the set (under ProxyOps.reloadLock)
 
-    /// Binds and starts `listener` of `plane` (its workers serve under `generation`) in a new slot.
-    func addListener(_ listener: ListenerPlan, plane: DataPlane, generation: UInt32) throws(ProxyRuntime.StartError) -> ListenerRun {
+    /// Binds and starts `listener` of `plane` (its workers serve under `generation`) in a new
+    /// slot; with `capture` its workers record finished requests for the access log.
+    func addListener(_ listener: ListenerPlan, plane: DataPlane, generation: UInt32,
+                     capture: AccessLogCapture?) throws(ProxyRuntime.StartError) -> ListenerRun {
         let slot = slots.withLock { $0.count }
-        let run = try starter(listener, plane, generation, slot)
+        let run = try starter(listener, plane, generation, slot, capture)
         slots.withLock { $0.append((run, .active)) }
         return run
     }

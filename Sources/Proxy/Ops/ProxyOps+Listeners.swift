@@ -57,22 +57,10 @@ struct ListenerDiff {
 }
 
 extension ProxyOps {
-    /// Why listeners `added` cannot start in this process, or nil. The access-log writer and
-    /// the Zipkin reporter take their listeners' formats and span rings at start.
-    static func addedListenerRefusal(_ added: [ListenerPlan], _ bootstrap: Bootstrap) -> String? {
+    /// Why listeners `added` cannot start in this process, or nil. The Zipkin reporter takes its
+    /// listeners' span rings at start (an added listener's access logs are set up when it starts).
+    static func addedListenerRefusal(_ added: [ListenerPlan]) -> String? {
         for l in added {
-            let config = bootstrap.listeners.first { $0.name == l.name }
-            let chains = (config?.filterChains ?? []) + (config?.defaultFilterChain.map { [$0] } ?? [])
-            let logs = chains.contains { chain in
-                switch chain.filters.last {
-                case .httpConnectionManager(let h): !h.accessLog.isEmpty
-                case .tcpProxy(let t): !t.accessLog.isEmpty
-                default: false
-                }
-            }
-            if logs {
-                return "listener '\(l.name)' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"
-            }
             if l.httpPlans.contains(where: { $0.tracing != nil }) {
                 return "listener '\(l.name)' added with tracing: span reporting is set up at start; adding a listener that traces needs a restart"
             }
@@ -85,11 +73,13 @@ extension ProxyOps {
 
     /// Starts the listeners an update adds, on `plane` as generation `generation`; on failure
     /// the ones started are stopped again and the error names the listener.
-    func startAddedListeners(_ added: [ListenerPlan], plane: DataPlane, generation: UInt32) -> Result<[ListenerRun], ProxyRuntime.StartError> {
+    /// Those with an access log record the fields `logs` compiled their formats for.
+    func startAddedListeners(_ added: [ListenerPlan], plane: DataPlane, generation: UInt32,
+                             logs: AccessLogSystem.Prepared) -> Result<[ListenerRun], ProxyRuntime.StartError> {
         var started: [ListenerRun] = []
         for l in added {
             do {
-                started.append(try proxy.addListener(l, plane: plane, generation: generation))
+                started.append(try proxy.addListener(l, plane: plane, generation: generation, capture: logs.capture(for: l.name)))
             } catch {
                 for r in started { proxy.discard(r) }
                 return .failure(error)
