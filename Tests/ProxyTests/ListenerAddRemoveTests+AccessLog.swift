@@ -161,3 +161,25 @@ extension ListenerAddRemoveTests {
         XCTAssertEqual(ops.generation, 0)
     }
 }
+
+extension ListenerAddRemoveTests {
+    /// A kept listener's access_log changed by an update is refused with its reason (its workers
+    /// record what its start's formats need); the running one stays and logs as before.
+    func testAKeptListenersChangedAccessLogIsRefused() throws {
+        let upstream = try UpstreamEchoServer(io: .epoll)
+        defer { upstream.stop() }
+        let log = opsTempPath("lds-kept.log"), other = opsTempPath("lds-kept-other.log")
+        defer { unlink(log); unlink(other) }
+        let ops = try startOps(Self.routedYAML([Self.routedListener("http", log: log)], upstream: upstream.port), concurrency: 1)
+        defer { ops.stop() }
+        let reason = "listener 'http': access_log changed on a running listener; that needs a restart (or a new name or address)"
+        for changed in [Self.routedListener("http", log: other), Self.routedListener("http", log: log, tag: "X"), Self.routedListener("http", log: nil)] {
+            XCTAssertEqual(ops.reload(try Self.load(Self.routedYAML([changed], upstream: upstream.port))), .rejected(reason: reason))
+        }
+        XCTAssertEqual(ops.reload(try Self.load(Self.routedYAML([Self.routedListener("http", log: log)], upstream: upstream.port))),
+                       .applied(generation: 1), "the same access log: applied")
+        let port = try XCTUnwrap(ops.proxy.port(of: "http"))
+        XCTAssertEqual(try TestConnection(port: port).get("/", extra: "x-tag: kept\r\n")?.status, 200)
+        XCTAssertEqual(logLines(ops, log, count: 1), ["L 127.0.0.1:\(port) route_http 200 kept"])
+    }
+}

@@ -71,6 +71,33 @@ extension ProxyOps {
         return nil
     }
 
+    /// Why a kept listener (same name and address) cannot take the update's access logs, or nil:
+    /// its workers record the fields its start's formats need and the log thread formats them
+    /// with those formats, so a changed `access_log` would be accepted and ignored. (Moving the
+    /// listener, or removing and adding it back, applies it.)
+    static func keptListenerLogChange(old: DataPlane, new: DataPlane, oldBootstrap: Bootstrap, newBootstrap: Bootstrap) -> String? {
+        for b in new.listeners {
+            guard let a = old.listeners.first(where: { $0.name == b.name }), a.address.description == b.address.description,
+                  let before = oldBootstrap.listeners.first(where: { $0.name == b.name }),
+                  let after = newBootstrap.listeners.first(where: { $0.name == b.name }) else { continue }
+            if accessLogs(of: before) != accessLogs(of: after) {
+                return "listener '\(b.name)': access_log changed on a running listener; that needs a restart (or a new name or address)"
+            }
+        }
+        return nil
+    }
+
+    /// A listener's access logs, per filter chain (the default chain last).
+    static func accessLogs(of l: ListenerConfig) -> [[AccessLogConfig]] {
+        (l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])).map { chain in
+            switch chain.filters.last {
+            case .httpConnectionManager(let h): h.accessLog
+            case .tcpProxy(let t): t.accessLog
+            default: []
+            }
+        }
+    }
+
     /// Starts the listeners an update adds, on `plane` as generation `generation`; on failure
     /// the ones started are stopped again and the error names the listener.
     /// Those with an access log record the fields `logs` compiled their formats for.

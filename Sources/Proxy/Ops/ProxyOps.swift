@@ -255,6 +255,7 @@ public final class ProxyOps: Sendable {
         if let why = Self.incompatibility(old, plane) { return reject(why) }
         let diff = ListenerDiff(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap, countsConfigChanges: listenerSource)
         if let why = Self.addedListenerRefusal(diff.added) { return reject(why) }
+        if let why = Self.keptListenerLogChange(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap) { return reject(why) }
         if let checker = proxy.healthChecker {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
             checker.update(plane)
