@@ -136,7 +136,8 @@ public enum ProxyRuntime {
                 ProxyWorker<B>(seat: seat, settings: settings, stats: stats[seat.index])
             }
             let bound = RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance)
-            return ListenerRun(slot: slot, bound: bound, stats: stats, accessRings: rings, traceRings: traceRings, group: group)
+            return ListenerRun(slot: slot, bound: bound, stats: stats, accessRings: rings, traceRings: traceRings,
+                               tracing: l.httpPlans.lazy.compactMap(\.tracing).first, group: group)
         } catch {
             throw StartError(description: "listener '\(l.name)': \(error.description)")
         }

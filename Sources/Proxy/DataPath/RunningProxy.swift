@@ -15,15 +15,19 @@ public final class ListenerRun: Sendable {
     public let accessRings: [AccessRecordRing]
     /// Per worker: sampled spans for the Zipkin reporter (empty without `tracing`).
     public let traceRings: [AccessRecordRing]
+    /// The listener's tracing when it started: where the reporter sends its spans once no
+    /// running listener has its name (removed, draining).
+    let tracing: TracingPlan?
     let group: WorkerGroup<ProxyMessage>
 
     init(slot: Int, bound: RunningProxy.BoundListener, stats: [DataPathStats], accessRings: [AccessRecordRing],
-         traceRings: [AccessRecordRing], group: WorkerGroup<ProxyMessage>) {
+         traceRings: [AccessRecordRing], tracing: TracingPlan?, group: WorkerGroup<ProxyMessage>) {
         self.slot = slot
         self.bound = bound
         self.stats = stats
         self.accessRings = accessRings
         self.traceRings = traceRings
+        self.tracing = tracing
         self.group = group
     }
 
@@ -67,6 +71,9 @@ public final class RunningProxy: Sendable {
     /// Workers per listener.
     public let workersPerListener: Int
     private let slots: Mutex<[(run: ListenerRun, phase: ListenerPhase)]>
+    /// How many slots there are (grows when an update adds a listener): the log and span threads
+    /// compare it once per pass and take the slot table only when it moved.
+    let slotCount = Atomic<Int>(0)
     private let starter: Starter
 
     init(backend: IOBackendKind, plane: DataPlane, runs: [ListenerRun], workers: Int, healthChecker: HealthChecker?,
@@ -78,6 +85,7 @@ public final class RunningProxy: Sendable {
         self.workersPerListener = workers
         self.starter = starter
         slots = Mutex(runs.map { ($0, .active) })
+        slotCount.store(runs.count, ordering: .releasing)
     }
 
     // MARK: reading (admin, log and main threads)
@@ -169,7 +177,11 @@ public final class RunningProxy: Sendable {
                      capture: AccessLogCapture?) throws(ProxyRuntime.StartError) -> ListenerRun {
         let slot = slots.withLock { $0.count }
         let run = try starter(listener, plane, generation, slot, capture)
-        slots.withLock { $0.append((run, .active)) }
+        let count = slots.withLock { table -> Int in
+            table.append((run, .active))
+            return table.count
+        }
+        slotCount.store(count, ordering: .releasing)
         return run
     }
 

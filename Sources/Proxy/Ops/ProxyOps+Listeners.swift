@@ -57,13 +57,9 @@ struct ListenerDiff {
 }
 
 extension ProxyOps {
-    /// Why listeners `added` cannot start in this process, or nil. The Zipkin reporter takes its
-    /// listeners' span rings at start (an added listener's access logs are set up when it starts).
+    /// Why listeners `added` cannot start in this process, or nil.
     static func addedListenerRefusal(_ added: [ListenerPlan]) -> String? {
         for l in added {
-            if l.httpPlans.contains(where: { $0.tracing != nil }) {
-                return "listener '\(l.name)' added with tracing: span reporting is set up at start; adding a listener that traces needs a restart"
-            }
             if l.address.port != 0 && !Sockets.isFree(l.address) {
                 return "listener '\(l.name)': cannot listen on \(l.address): the port is already in use"
             }
@@ -132,6 +128,13 @@ extension ProxyOps {
                 state.withLock { $0.drainingListeners[slot] = dump }
             }
             OpsLog.log(.info, "config", "listener '\(l.name)' (\(l.address)) removed: draining for \(options.drainTimeNanos / 1_000_000_000) s")
+        }
+        if started.contains(where: { !$0.traceRings.isEmpty }) {
+            // The first listener that traces: the reporter starts (it takes added rings itself).
+            let node = state.withLock { $0.bootstrap.node }
+            zipkin.withLock { reporter in
+                if reporter == nil { reporter = ZipkinReporter.start(proxy, node: node) { [self] in self.currentPlane } }
+            }
         }
         for r in started {
             Log.out("ballast proxy listening on \(r.bound.address.host):\(r.bound.port) (listener \(r.bound.name), workers \(concurrency), io \(proxy.backend.rawValue), balance \(r.bound.balance), added by an update)")
