@@ -4,8 +4,9 @@ import Glibc
 import Synchronization
 
 /// One listener's worker group and what the admin, log and main threads read of it. A slot's
-/// index in `RunningProxy.runs` never changes: the access-log writer and the watchdog keep
-/// per-slot tables, and a removed listener's slot stays (stopped) so theirs stay valid.
+/// index in `RunningProxy.runs` never changes: the watchdog keeps per-slot tables, the access-log
+/// and span threads keep its rings, and a removed listener's slot stays (stopped) so theirs stay
+/// valid and its last records are still drained.
 public final class ListenerRun: Sendable {
     public let slot: Int
     public let bound: RunningProxy.BoundListener
