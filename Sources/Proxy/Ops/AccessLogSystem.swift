@@ -120,9 +120,11 @@ public final class AccessLogSystem: Sendable {
         let running = keys.count
         var listeners: [String: (chains: [[Logger]], capture: AccessLogCapture)] = [:]
         var opened: [AccessLogDestination] = []
-        for l in added where !AccessLogCapture.templates([l]).isEmpty {
+        for l in added {
             let capture = AccessLogCapture(listeners: [l])
-            listeners[l.name] = (Self.loggers(l, capture: capture, keys: &keys), capture)
+            let chains = Self.loggers(l, capture: capture, keys: &keys)
+            guard chains.contains(where: { !$0.isEmpty }) else { continue }
+            listeners[l.name] = (chains, capture)
             do throws(AccessLogError) {
                 for k in keys[(running + opened.count)...] { opened.append(try AccessLogDestination(k)) }
             } catch {
@@ -141,6 +143,7 @@ public final class AccessLogSystem: Sendable {
 
     /// The added listeners started (`runs`): the log thread drains their rings from its next pass.
     func add(_ prepared: Prepared, runs: [ListenerRun]) {
+        guard !prepared.listeners.isEmpty else { return }
         var any = false
         table.withLock { t in
             t.sinks += prepared.opened
