@@ -45,6 +45,7 @@ final class FeatureTableTests: XCTestCase {
         for step in LDSAddRemoveDifferentialTests.stepNames.dropFirst() {
             rows.append("| LDS from a file, \(step): answers (an in-flight response: connection: close), listener_manager / lds stats, /listeners, dynamic_listeners | dynamic | same |")
         }
+        rows.append("| LDS from a file, the added listener's access log (added, route changed, moved, kept through a rejected update): its lines | dynamic | same |")
         for step in XDSFilesDifferentialTests.stepNames {
             rows.append("| EDS / RDS from files, \(step): statuses, bodies, /clusters hosts, \(XDSFilesDifferentialTests.statNames.count) eds / rds and membership stats | dynamic | same |")
         }

@@ -7,7 +7,8 @@ import XCTest
 /// must agree on the answers (a new listener serves, a removed one refuses, an in-flight
 /// request on a removed listener gets its response with `connection: close`), the
 /// `listener_manager` and `lds` stats, the removed listener's `listener.<address>.*` stats
-/// (kept while it drains, gone after), /listeners and /config_dump's active dynamic listeners.
+/// (kept while it drains, gone after), /listeners and /config_dump's active dynamic listeners;
+/// at the end, the lines the added listener's access log wrote over the steps.
 /// Envoy runs with `--drain-strategy immediate`: Ballast's drain closes as that strategy does.
 final class LDSAddRemoveDifferentialTests: XCTestCase {
     static let statNames = ["listener_manager.listener_added", "listener_manager.listener_modified",
@@ -33,9 +34,20 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
     }
 
     /// A listener answering `direct` itself, or routing to dyn_cluster (dyn_listener as the
-    /// subject's first LDS file has it: stat_prefix `dyn`).
-    static func listener(_ name: String, port: Int, direct: String?) -> String {
+    /// subject's first LDS file has it: stat_prefix `dyn`); with `log`, an access log to that file.
+    static func listener(_ name: String, port: Int, direct: String?, log: String? = nil) -> String {
         let action = direct.map { "direct_response: {status: 200, body: {inline_string: \"\($0)\"}}" } ?? "route: {cluster: dyn_cluster}"
+        let accessLog = log.map { path in
+            """
+                    access_log:
+                    - name: envoy.access_loggers.file
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+                        path: \(path)
+                        log_format: {text_format_source: {inline_string: "\(logFormat)\\n"}}
+
+            """
+        } ?? ""
         return """
         - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
           name: \(name)
@@ -46,7 +58,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                 stat_prefix: \(name == "dyn_listener" ? "dyn" : name)
-                http_filters:
+        \(accessLog)        http_filters:
                 - name: envoy.filters.http.router
                   typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
                 route_config:
@@ -60,9 +72,18 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
         """
     }
 
+    /// The added listener's access-log format (its lines are compared at the end).
+    static let logFormat = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %BYTES_SENT% %REQ(HOST)%"
+
+    /// The file the added listener `extra` logs to.
+    static func extraLog(_ s: DynamicConfigDifferentialTests.Subject) -> String { s.dir.appendingPathComponent("extra.log").path }
+
     static func lds(_ version: String, _ listeners: [String]) -> String {
         "version_info: \(version)\nresources:\n" + listeners.joined()
     }
+
+    /// Answers the listener `extra` gives over the steps (its access-log lines).
+    static let extraAnswers = 5
 
     /// What one proxy shows after a step.
     struct View: Equatable {
@@ -146,13 +167,13 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
             ("start", { _, _ in [] }, 1),
             ("a listener added: it answers, the first stays", { s, p in
                 try Self.updateLDS(s, Self.lds("v2", [Self.listener("dyn_listener", port: p.first, direct: nil),
-                                                          Self.listener("extra", port: p.extra, direct: "extra")]))
+                                                          Self.listener("extra", port: p.extra, direct: "extra", log: Self.extraLog(s))]))
                 try s.wait(lds, 2)
                 return [Self.answer(p.extra)]
             }, 2),
             ("the added listener's route changed: listener_modified, the same port answers the new body", { s, p in
                 try Self.updateLDS(s, Self.lds("v2b", [Self.listener("dyn_listener", port: p.first, direct: nil),
-                                                       Self.listener("extra", port: p.extra, direct: "extra2")]))
+                                                       Self.listener("extra", port: p.extra, direct: "extra2", log: Self.extraLog(s))]))
                 try s.wait(lds, 3)
                 return [Self.answer(p.extra)]
             }, 3),
@@ -162,7 +183,7 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 // The request reaches the upstream (which holds it) before the update.
                 let deadline = Date().addingTimeInterval(5)
                 while upstream.takeHeads().isEmpty && Date() < deadline { usleep(5_000) }
-                try Self.updateLDS(s, Self.lds("v3", [Self.listener("extra", port: p.extra, direct: "extra2")]))
+                try Self.updateLDS(s, Self.lds("v3", [Self.listener("extra", port: p.extra, direct: "extra2", log: Self.extraLog(s))]))
                 try s.wait(lds, 4)
                 let r = c.readResponse()
                 let inFlight = r.map { "in flight: \($0.status) connection=\($0.header("connection") ?? "-")" } ?? "in flight: no response"
@@ -182,13 +203,13 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
                 return seen
             }, 4),
             ("a listener moved to another port: the old port refuses, the new answers", { s, p in
-                try Self.updateLDS(s, Self.lds("v4", [Self.listener("extra", port: p.moved, direct: "moved")]))
+                try Self.updateLDS(s, Self.lds("v4", [Self.listener("extra", port: p.moved, direct: "moved", log: Self.extraLog(s))]))
                 try s.wait(lds, 5)
                 return ["moved: " + Self.answer(p.moved), "old: " + Self.answer(p.extra)]
             }, 5),
             ("a listener added on a port in use: update_rejected, the running set stays", { s, p in
                 try Self.waitDrained(s)
-                try Self.updateLDS(s, Self.lds("v5", [Self.listener("extra", port: p.moved, direct: "moved"),
+                try Self.updateLDS(s, Self.lds("v5", [Self.listener("extra", port: p.moved, direct: "moved", log: Self.extraLog(s)),
                                                           Self.listener("clash", port: p.taken, direct: "clash")]))
                 try s.wait(lds, 6)
                 return ["moved: " + Self.answer(p.moved)]
@@ -227,6 +248,21 @@ final class LDSAddRemoveDifferentialTests: XCTestCase {
         XCTAssertEqual(final.stats["listener_manager.listener_modified"], "2")
         XCTAssertEqual(final.stats["listener_manager.lds.update_rejected"], "1")
         XCTAssertEqual(final.listeners, ["extra"])
+        // The added listener's access log (added, its route changed, moved, kept through a
+        // rejected update): one line per answer it gave, the same lines.
+        var logged: [String: [String]] = [:]
+        for s in [envoy, ballast] {
+            let deadline = Date().addingTimeInterval(10)
+            repeat {
+                logged[s.proxy.name] = ((try? String(contentsOfFile: Self.extraLog(s), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+                if logged[s.proxy.name]!.count >= Self.extraAnswers { break }
+                usleep(50_000)
+            } while Date() < deadline
+        }
+        XCTAssertEqual(logged["ballast"]?.count, Self.extraAnswers)
+        if logged["envoy"] != logged["ballast"] {
+            report.append("the added listener's access log: envoy \(logged["envoy"] ?? []) ballast \(logged["ballast"] ?? [])")
+        }
         if !report.isEmpty { XCTFail("listener add / remove differs from Envoy 1.40:\n" + report.joined(separator: "\n")) }
     }
 

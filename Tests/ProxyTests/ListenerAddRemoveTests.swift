@@ -154,14 +154,6 @@ final class ListenerAddRemoveTests: XCTestCase {
         XCTAssertEqual(statValue(text, "listener_manager.total_listeners_active"), 1)
     }
 
-    func testAnAddedListenerWithAccessLogsIsRejected() throws {
-        let ops = try startOps(Self.yaml([("http", "v0", 0)]), concurrency: 1)
-        defer { ops.stop() }
-        let withLog = Self.yaml([("http", "v0", 0), ("other", "v1", 0)], logged: ["other"])
-        XCTAssertEqual(ops.reload(try Self.load(withLog)),
-                       .rejected(reason: "listener 'other' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"))
-        XCTAssertEqual(ops.proxy.listeners.map(\.name), ["http"])
-    }
 }
 
 extension ListenerAddRemoveTests {

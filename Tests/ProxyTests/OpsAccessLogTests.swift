@@ -160,7 +160,7 @@ final class OpsAccessLogTests: XCTestCase {
         XCTAssertEqual(c.get("/before")?.status, 200)
         XCTAssertEqual(waitForLines(log, count: 1).count, 1)
         rename(log, log + ".1")
-        ops.accessLogs?.reopen()  // what SIGUSR1 does (OpsSignalTests sends the signal itself)
+        ops.accessLogs.reopen()  // what SIGUSR1 does (OpsSignalTests sends the signal itself)
         // The reopen takes effect on the writer thread: send until a line lands in the new file.
         var sent = 0
         XCTAssertTrue(Wait.until {

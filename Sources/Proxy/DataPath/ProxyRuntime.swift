@@ -65,13 +65,15 @@ public enum ProxyRuntime {
         // Envoy's cluster warming: listeners open once every checked host had its first check.
         let checker = HealthChecker.start(plane)
         if checker != nil { HealthChecker.waitForFirstChecks(plane) }
-        let starter: RunningProxy.Starter = { l, plane, generation, slot throws(StartError) in
-            try startListener(l, plane: plane, generation: generation, slot: slot, options: options, B.self)
+        let starter: RunningProxy.Starter = { l, plane, generation, slot, capture throws(StartError) in
+            try startListener(l, plane: plane, generation: generation, slot: slot, capture: capture, options: options, B.self)
         }
+        // At start every listener records when any access log needs records.
+        let startCapture = options.recordAccess ? options.capture : nil
         var runs: [ListenerRun] = []
         for l in plane.listeners {
             do {
-                runs.append(try starter(l, plane, 0, runs.count))
+                runs.append(try starter(l, plane, 0, runs.count, startCapture))
             } catch {
                 for r in runs { r.group.stop() }
                 checker?.stop()
@@ -107,21 +109,21 @@ public enum ProxyRuntime {
 
     /// One listener's `WorkerGroup` of `ProxyWorker`s with the listener's (or the overriding)
     /// accept strategy, its stats and rings; its workers serve `plane` as generation `generation`.
-    /// Only the listeners of the start (generation 0) record access logs: the log thread formats
-    /// those it started with, and an update adding a listener with access logs is refused
-    /// (ProxyOps.incompatibility).
+    /// With `capture` its workers record each finished request (those fields) in their rings,
+    /// which the access-log thread drains (`AccessLogSystem.add`).
     static func startListener<B: IOBackend>(_ l: ListenerPlan, plane: DataPlane, generation: UInt32, slot: Int,
-                                            options: ProxyRuntimeOptions, _: B.Type) throws(StartError) -> ListenerRun {
+                                            capture: AccessLogCapture?, options: ProxyRuntimeOptions,
+                                            _: B.Type) throws(StartError) -> ListenerRun {
         let workers = max(1, options.concurrency)
         let balance = options.balanceOverride ?? l.balance
         let stats = (0..<workers).map { _ in
             DataPathStats(clusters: plane.clusters.count, tcpProxies: l.tcpPlans.count, connectionManagers: l.httpPlans.count)
         }
-        let records = options.recordAccess && generation == 0
+        let records = capture != nil
         let rings = records ? (0..<workers).map { _ in AccessRecordRing() } : []
         var workerSettings = ProxyWorkerSettings(plane: plane, listener: l, debugResponseFlags: options.debugResponseFlags,
                                                  accessRings: records ? rings : nil)
-        workerSettings.capture = options.capture
+        workerSettings.capture = capture
         workerSettings.generation = generation
         let traced = l.httpPlans.contains { $0.tracing != nil }
         let traceRings = traced ? (0..<workers).map { _ in AccessRecordRing(capacity: 1024, extraBytes: TraceRecordLayout.recordBytes) } : []
@@ -134,7 +136,8 @@ public enum ProxyRuntime {
                 ProxyWorker<B>(seat: seat, settings: settings, stats: stats[seat.index])
             }
             let bound = RunningProxy.BoundListener(name: l.name, address: l.address, port: group.port, balance: balance)
-            return ListenerRun(slot: slot, bound: bound, stats: stats, accessRings: rings, traceRings: traceRings, group: group)
+            return ListenerRun(slot: slot, bound: bound, stats: stats, accessRings: rings, traceRings: traceRings,
+                               tracing: l.httpPlans.lazy.compactMap(\.tracing).first, group: group)
         } catch {
             throw StartError(description: "listener '\(l.name)': \(error.description)")
         }

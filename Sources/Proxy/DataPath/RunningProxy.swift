@@ -4,8 +4,9 @@ import Glibc
 import Synchronization
 
 /// One listener's worker group and what the admin, log and main threads read of it. A slot's
-/// index in `RunningProxy.runs` never changes: the access-log writer and the watchdog keep
-/// per-slot tables, and a removed listener's slot stays (stopped) so theirs stay valid.
+/// index in `RunningProxy.runs` never changes: the watchdog keeps per-slot tables, the access-log
+/// and span threads keep its rings, and a removed listener's slot stays (stopped) so theirs stay
+/// valid and its last records are still drained.
 public final class ListenerRun: Sendable {
     public let slot: Int
     public let bound: RunningProxy.BoundListener
@@ -15,15 +16,19 @@ public final class ListenerRun: Sendable {
     public let accessRings: [AccessRecordRing]
     /// Per worker: sampled spans for the Zipkin reporter (empty without `tracing`).
     public let traceRings: [AccessRecordRing]
+    /// The listener's tracing when it started: where the reporter sends its spans once no
+    /// running listener has its name (removed, draining).
+    let tracing: TracingPlan?
     let group: WorkerGroup<ProxyMessage>
 
     init(slot: Int, bound: RunningProxy.BoundListener, stats: [DataPathStats], accessRings: [AccessRecordRing],
-         traceRings: [AccessRecordRing], group: WorkerGroup<ProxyMessage>) {
+         traceRings: [AccessRecordRing], tracing: TracingPlan?, group: WorkerGroup<ProxyMessage>) {
         self.slot = slot
         self.bound = bound
         self.stats = stats
         self.accessRings = accessRings
         self.traceRings = traceRings
+        self.tracing = tracing
         self.group = group
     }
 
@@ -53,8 +58,9 @@ public final class RunningProxy: Sendable {
         public let balance: BalanceSpec
     }
 
-    /// Starts a listener's group on the running backend: (listener, plane, generation, slot).
-    typealias Starter = @Sendable (ListenerPlan, DataPlane, UInt32, Int) throws(ProxyRuntime.StartError) -> ListenerRun
+    /// Starts a listener's group on the running backend: (listener, plane, generation, slot, the
+    /// request fields its workers record for the access log; nil: no records).
+    typealias Starter = @Sendable (ListenerPlan, DataPlane, UInt32, Int, AccessLogCapture?) throws(ProxyRuntime.StartError) -> ListenerRun
 
     public let backend: IOBackendKind
     /// The plane the proxy started with.
@@ -66,6 +72,9 @@ public final class RunningProxy: Sendable {
     /// Workers per listener.
     public let workersPerListener: Int
     private let slots: Mutex<[(run: ListenerRun, phase: ListenerPhase)]>
+    /// How many slots there are (grows when an update adds a listener): the log and span threads
+    /// compare it once per pass and take the slot table only when it moved.
+    let slotCount = Atomic<Int>(0)
     private let starter: Starter
 
     init(backend: IOBackendKind, plane: DataPlane, runs: [ListenerRun], workers: Int, healthChecker: HealthChecker?,
@@ -77,6 +86,7 @@ public final class RunningProxy: Sendable {
         self.workersPerListener = workers
         self.starter = starter
         slots = Mutex(runs.map { ($0, .active) })
+        slotCount.store(runs.count, ordering: .releasing)
     }
 
     // MARK: reading (admin, log and main threads)
@@ -162,11 +172,17 @@ public final class RunningProxy: Sendable {
 
     // MARK: changing the set (under ProxyOps.reloadLock)
 
-    /// Binds and starts `listener` of `plane` (its workers serve under `generation`) in a new slot.
-    func addListener(_ listener: ListenerPlan, plane: DataPlane, generation: UInt32) throws(ProxyRuntime.StartError) -> ListenerRun {
+    /// Binds and starts `listener` of `plane` (its workers serve under `generation`) in a new
+    /// slot; with `capture` its workers record finished requests for the access log.
+    func addListener(_ listener: ListenerPlan, plane: DataPlane, generation: UInt32,
+                     capture: AccessLogCapture?) throws(ProxyRuntime.StartError) -> ListenerRun {
         let slot = slots.withLock { $0.count }
-        let run = try starter(listener, plane, generation, slot)
-        slots.withLock { $0.append((run, .active)) }
+        let run = try starter(listener, plane, generation, slot, capture)
+        let count = slots.withLock { table -> Int in
+            table.append((run, .active))
+            return table.count
+        }
+        slotCount.store(count, ordering: .releasing)
         return run
     }
 

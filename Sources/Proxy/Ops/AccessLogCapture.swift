@@ -33,12 +33,15 @@ public final class AccessLogCapture: Sendable {
     }
 
     /// What every access-log format of the bootstrap uses.
-    public convenience init(_ bootstrap: Bootstrap) {
+    public convenience init(_ bootstrap: Bootstrap) { self.init(listeners: bootstrap.listeners) }
+
+    /// What the access-log formats of `listeners` use (a listener an update adds records this).
+    public convenience init(listeners: [ListenerConfig]) {
         var names: [String] = []
         var peer = false
         var local = false
         var serverName = false
-        for template in AccessLogCapture.templates(bootstrap) {
+        for template in AccessLogCapture.templates(listeners) {
             for case .command(let c) in template.segments {
                 switch c.name {
                 case "REQ":
@@ -57,7 +60,10 @@ public final class AccessLogCapture: Sendable {
     }
 
     /// Every template of every access log of every listener.
-    static func templates(_ bootstrap: Bootstrap) -> [AccessLogTemplate] {
+    static func templates(_ bootstrap: Bootstrap) -> [AccessLogTemplate] { templates(bootstrap.listeners) }
+
+    /// Every template of every access log of `listeners`.
+    static func templates(_ listeners: [ListenerConfig]) -> [AccessLogTemplate] {
         var out: [AccessLogTemplate] = []
         func add(_ format: AccessLogFormat) {
             switch format {
@@ -73,7 +79,7 @@ public final class AccessLogCapture: Sendable {
                 }
             }
         }
-        for l in bootstrap.listeners {
+        for l in listeners {
             for chain in l.filterChains + (l.defaultFilterChain.map { [$0] } ?? []) {
                 for filter in chain.filters {
                     switch filter {

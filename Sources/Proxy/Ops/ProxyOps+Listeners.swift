@@ -57,25 +57,9 @@ struct ListenerDiff {
 }
 
 extension ProxyOps {
-    /// Why listeners `added` cannot start in this process, or nil. The access-log writer and
-    /// the Zipkin reporter take their listeners' formats and span rings at start.
-    static func addedListenerRefusal(_ added: [ListenerPlan], _ bootstrap: Bootstrap) -> String? {
+    /// Why listeners `added` cannot start in this process, or nil.
+    static func addedListenerRefusal(_ added: [ListenerPlan]) -> String? {
         for l in added {
-            let config = bootstrap.listeners.first { $0.name == l.name }
-            let chains = (config?.filterChains ?? []) + (config?.defaultFilterChain.map { [$0] } ?? [])
-            let logs = chains.contains { chain in
-                switch chain.filters.last {
-                case .httpConnectionManager(let h): !h.accessLog.isEmpty
-                case .tcpProxy(let t): !t.accessLog.isEmpty
-                default: false
-                }
-            }
-            if logs {
-                return "listener '\(l.name)' added with access_log: access logs are set up at start; adding a listener that logs needs a restart"
-            }
-            if l.httpPlans.contains(where: { $0.tracing != nil }) {
-                return "listener '\(l.name)' added with tracing: span reporting is set up at start; adding a listener that traces needs a restart"
-            }
             if l.address.port != 0 && !Sockets.isFree(l.address) {
                 return "listener '\(l.name)': cannot listen on \(l.address): the port is already in use"
             }
@@ -83,13 +67,42 @@ extension ProxyOps {
         return nil
     }
 
+    /// Why a kept listener (same name and address) cannot take the update's access logs, or nil:
+    /// its workers record the fields its start's formats need and the log thread formats them
+    /// with those formats, so a changed `access_log` would be accepted and ignored. (Moving the
+    /// listener, or removing and adding it back, applies it.)
+    static func keptListenerLogChange(old: DataPlane, new: DataPlane, oldBootstrap: Bootstrap, newBootstrap: Bootstrap) -> String? {
+        for b in new.listeners {
+            guard let a = old.listeners.first(where: { $0.name == b.name }), a.address.description == b.address.description,
+                  let before = oldBootstrap.listeners.first(where: { $0.name == b.name }),
+                  let after = newBootstrap.listeners.first(where: { $0.name == b.name }) else { continue }
+            if accessLogs(of: before) != accessLogs(of: after) {
+                return "listener '\(b.name)': access_log changed on a running listener; that needs a restart (or a new name or address)"
+            }
+        }
+        return nil
+    }
+
+    /// A listener's access logs, per filter chain (the default chain last).
+    static func accessLogs(of l: ListenerConfig) -> [[AccessLogConfig]] {
+        (l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])).map { chain in
+            switch chain.filters.last {
+            case .httpConnectionManager(let h): h.accessLog
+            case .tcpProxy(let t): t.accessLog
+            default: []
+            }
+        }
+    }
+
     /// Starts the listeners an update adds, on `plane` as generation `generation`; on failure
     /// the ones started are stopped again and the error names the listener.
-    func startAddedListeners(_ added: [ListenerPlan], plane: DataPlane, generation: UInt32) -> Result<[ListenerRun], ProxyRuntime.StartError> {
+    /// Those with an access log record the fields `logs` compiled their formats for.
+    func startAddedListeners(_ added: [ListenerPlan], plane: DataPlane, generation: UInt32,
+                             logs: AccessLogSystem.Prepared) -> Result<[ListenerRun], ProxyRuntime.StartError> {
         var started: [ListenerRun] = []
         for l in added {
             do {
-                started.append(try proxy.addListener(l, plane: plane, generation: generation))
+                started.append(try proxy.addListener(l, plane: plane, generation: generation, capture: logs.capture(for: l.name)))
             } catch {
                 for r in started { proxy.discard(r) }
                 return .failure(error)
@@ -115,6 +128,13 @@ extension ProxyOps {
                 state.withLock { $0.drainingListeners[slot] = dump }
             }
             OpsLog.log(.info, "config", "listener '\(l.name)' (\(l.address)) removed: draining for \(options.drainTimeNanos / 1_000_000_000) s")
+        }
+        if started.contains(where: { !$0.traceRings.isEmpty }) {
+            // The first listener that traces: the reporter starts (it takes added rings itself).
+            let node = state.withLock { $0.bootstrap.node }
+            zipkin.withLock { reporter in
+                if reporter == nil { reporter = ZipkinReporter.start(proxy, node: node) { [self] in self.currentPlane } }
+            }
         }
         for r in started {
             Log.out("ballast proxy listening on \(r.bound.address.host):\(r.bound.port) (listener \(r.bound.name), workers \(concurrency), io \(proxy.backend.rawValue), balance \(r.bound.balance), added by an update)")

@@ -62,7 +62,7 @@ public final class ProxyOps: Sendable {
     let state: Mutex<State>
     /// Serialises reloads (a reload reads files and compiles; the state lock stays short).
     let reloadLock = Mutex(())
-    let accessLogs: AccessLogSystem?
+    let accessLogs: AccessLogSystem
     /// The Zipkin reporter (nil when no connection manager traces).
     let zipkin = Mutex<ZipkinReporter?>(nil)
     let planeHistory = PlaneHistory()
@@ -185,7 +185,7 @@ public final class ProxyOps: Sendable {
         inputs.zipkin = zipkin.withLock { $0 }
         inputs.watchdogMiss = watchdog.misses
         inputs.watchdogMegaMiss = watchdog.megaMisses
-        inputs.accessLogDropped = accessLogs?.dropped ?? 0
+        inputs.accessLogDropped = accessLogs.dropped
         inputs.uptimeSeconds = Int((monotonicNanos() - startNanos) / 1_000_000_000)
         inputs.draining = draining
         inputs.healthFailed = failed
@@ -254,7 +254,8 @@ public final class ProxyOps: Sendable {
         } catch { return reject(error.description) }
         if let why = Self.incompatibility(old, plane) { return reject(why) }
         let diff = ListenerDiff(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap, countsConfigChanges: listenerSource)
-        if let why = Self.addedListenerRefusal(diff.added, bootstrap) { return reject(why) }
+        if let why = Self.addedListenerRefusal(diff.added) { return reject(why) }
+        if let why = Self.keptListenerLogChange(old: old, new: plane, oldBootstrap: oldBootstrap, newBootstrap: bootstrap) { return reject(why) }
         if let checker = proxy.healthChecker {
             // Hosts whose checks or address changed are checked before the snapshot goes out.
             checker.update(plane)
@@ -270,11 +271,19 @@ public final class ProxyOps: Sendable {
         // Added listeners start on the new snapshot (their records resolve in it); one that
         // cannot bind rejects the update and the running set stays.
         planeHistory.add(next, plane)
+        // An added listener's access logs: compiled and their files opened before it starts.
+        let logs: AccessLogSystem.Prepared
+        do throws(AccessLogError) {
+            logs = try accessLogs.prepare(diff.added.compactMap { l in bootstrap.listeners.first { $0.name == l.name } })
+        } catch { return reject(error.description) }
         let started: [ListenerRun]
-        switch startAddedListeners(diff.added, plane: plane, generation: next) {
+        switch startAddedListeners(diff.added, plane: plane, generation: next, logs: logs) {
         case .success(let runs): started = runs
-        case .failure(let error): return reject(error.description)
+        case .failure(let error):
+            accessLogs.abandon(logs)
+            return reject(error.description)
         }
+        accessLogs.add(logs, runs: started)
         let generation = state.withLock { s -> UInt32 in
             s.generation = next
             s.plane = plane
@@ -384,7 +393,7 @@ public final class ProxyOps: Sendable {
         dnsRefresher.withLock { $0 }?.stop()
         adminServer.withLock { $0 }?.stop()
         proxy.stop()
-        accessLogs?.stop()
+        accessLogs.stop()
         zipkin.withLock { $0 }?.stop()
     }
 
@@ -416,7 +425,7 @@ public final class ProxyOps: Sendable {
                 reload()
             case SIGUSR1:
                 OpsLog.log(.info, "main", "SIGUSR1: reopening access logs")
-                accessLogs?.reopen()
+                accessLogs.reopen()
             case SIGTERM, SIGINT:
                 OpsLog.log(.info, "main", "signal \(signal): draining, then exiting")
                 requestQuit()

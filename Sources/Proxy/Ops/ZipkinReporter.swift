@@ -28,7 +28,8 @@ public final class ZipkinReporter: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let thread = Mutex<LoopThread.Handle?>(nil)
 
-    /// Starts the reporter when some listener traces (has span rings); nil otherwise.
+    /// Starts the reporter when some listener traces (has span rings); nil otherwise (an update
+    /// adding a listener that traces starts it then).
     static func start(_ proxy: RunningProxy, node: NodeIdentity?, currentPlane: @escaping @Sendable () -> DataPlane) -> ZipkinReporter? {
         guard proxy.traceRings.contains(where: { !$0.isEmpty }) else { return nil }
         let r = ZipkinReporter(proxy: proxy, node: node, currentPlane: currentPlane)
@@ -56,24 +57,35 @@ public final class ZipkinReporter: Sendable {
         clock_gettime(CLOCK_REALTIME, &real)
         let wallOffsetMicros = (Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec) - monotonicNanos()) / 1000
         // By listener name: a plane's listener indices move when an update adds or removes one.
-        var rings: [(listener: String, ring: AccessRecordRing)] = []
-        for run in proxy.runs { for r in run.traceRings { rings.append((run.bound.name, r)) } }
-        var pending = [[String]](repeating: [], count: rings.count)
+        // A listener an update adds brings its rings: taken when the slot count moves.
+        var rings: [(listener: String, ring: AccessRecordRing, started: TracingPlan?)] = []
+        var pending: [[String]] = []
+        var slotsSeen = 0
         var nextTimer = monotonicNanos() + Self.flushIntervalNanos
         while true {
             let stopping = stopFlag.load(ordering: .acquiring)
+            if proxy.slotCount.load(ordering: .acquiring) != slotsSeen {
+                let runs = proxy.runs
+                for run in runs[slotsSeen...] {
+                    for r in run.traceRings {
+                        rings.append((run.bound.name, r, run.tracing))
+                        pending.append([])
+                    }
+                }
+                slotsSeen = runs.count
+            }
             var taken = 0
             for (k, entry) in rings.enumerated() {
                 while let span = entry.ring.pop({ r, extra in self.encode(r, extra, wallOffsetMicros: wallOffsetMicros) }) {
                     taken += 1
                     if let span { pending[k].append(span) }
-                    if pending[k].count >= Self.minFlushSpans { flush(&pending[k], listener: entry.listener) }
+                    if pending[k].count >= Self.minFlushSpans { flush(&pending[k], listener: entry.listener, started: entry.started) }
                 }
             }
             if monotonicNanos() >= nextTimer || stopping {
                 // Envoy runs a reporter per thread, the main thread's included: each counts its flush.
                 if !stopping { timerFlushed.add(proxy.traceRings.first { !$0.isEmpty }.map { $0.count + 1 } ?? 0, ordering: .relaxed) }
-                for k in rings.indices { flush(&pending[k], listener: rings[k].listener) }
+                for k in rings.indices { flush(&pending[k], listener: rings[k].listener, started: rings[k].started) }
                 nextTimer = monotonicNanos() + Self.flushIntervalNanos
             }
             if stopping { return }
@@ -83,13 +95,16 @@ public final class ZipkinReporter: Sendable {
 
     // MARK: reports
 
-    private func flush(_ spans: inout [String], listener: String) {
+    /// Reports `spans` of listener `listener` to the collector of its connection manager in the
+    /// running configuration, or (a removed listener's last spans) of the one it started with.
+    private func flush(_ spans: inout [String], listener: String, started: TracingPlan?) {
         guard !spans.isEmpty else { return }
         let body = "[" + spans.joined(separator: ",") + "]"
         spansSent.add(spans.count, ordering: .relaxed)
         spans.removeAll(keepingCapacity: true)
         let plane = currentPlane()
-        guard let tracing = plane.listeners.first(where: { $0.name == listener })?.httpPlans.lazy.compactMap(\.tracing).first,
+        let running = plane.listeners.first(where: { $0.name == listener })
+        guard let tracing = running.map({ $0.httpPlans.lazy.compactMap(\.tracing).first }) ?? started,
               tracing.collectorCluster >= 0, tracing.collectorCluster < plane.clusters.count,
               let host = plane.clusters[tracing.collectorCluster].hosts.first else {
             reportsSkippedNoCluster.add(1, ordering: .relaxed)
