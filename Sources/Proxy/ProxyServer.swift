@@ -11,7 +11,7 @@ public enum ProxyServer {
         let ops = try ProxyOps.start(config.bootstrap, options: options, runtime: ProxyRuntimeOptions(options),
                                       configText: config.configText)
         for l in ops.proxy.listeners {
-            Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(ops.proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
+            Log.out(l.listeningLine(workers: max(1, options.concurrency), io: ops.proxy.backend, note: "open-file limit \(limit)"))
         }
         for u in ops.proxy.udpProxies {
             Log.out("ballast proxy listening on \(u.plan.address.host):\(u.port) (listener \(u.plan.name), UDP, udp_proxy to cluster \(ops.proxy.plane.clusters[u.plan.cluster].name))")

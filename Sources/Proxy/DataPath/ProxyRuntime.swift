@@ -151,7 +151,7 @@ public enum ProxyRuntime {
         Signals.blockTermination()
         let proxy = try start(bootstrap, options: options)
         for l in proxy.listeners {
-            Log.out("ballast proxy listening on \(l.address.host):\(l.port) (listener \(l.name), workers \(max(1, options.concurrency)), io \(proxy.backend.rawValue), balance \(l.balance), open-file limit \(limit))")
+            Log.out(l.listeningLine(workers: max(1, options.concurrency), io: proxy.backend, note: "open-file limit \(limit)"))
         }
         while true {
             let signal = Signals.waitForTermination()

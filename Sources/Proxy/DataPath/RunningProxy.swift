@@ -56,6 +56,12 @@ public final class RunningProxy: Sendable {
         /// The bound port (the kernel's choice when the config says 0).
         public let port: Int
         public let balance: BalanceSpec
+
+        /// The line printed when the listener starts serving (at start, or added by an update);
+        /// `note` ends the parenthesis (the open-file limit, or how it was added).
+        public func listeningLine(workers: Int, io: IOBackendKind, note: String) -> String {
+            "ballast proxy listening on \(address.host):\(port) (listener \(name), workers \(workers), io \(io.rawValue), balance \(balance), \(note))"
+        }
     }
 
     /// Starts a listener's group on the running backend: (listener, plane, generation, slot, the

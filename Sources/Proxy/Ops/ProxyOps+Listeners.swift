@@ -137,7 +137,7 @@ extension ProxyOps {
             }
         }
         for r in started {
-            Log.out("ballast proxy listening on \(r.bound.address.host):\(r.bound.port) (listener \(r.bound.name), workers \(concurrency), io \(proxy.backend.rawValue), balance \(r.bound.balance), added by an update)")
+            Log.out(r.bound.listeningLine(workers: concurrency, io: proxy.backend, note: "added by an update"))
         }
         state.withLock {
             $0.listenerManager.added += diff.newNames
