@@ -172,14 +172,16 @@ public final class ProxyOps: Sendable {
         let (plane, draining, failed, subscriptions, dynamic) = state.withLock {
             ($0.plane, $0.drainStartedNanos != 0, $0.healthFailed, $0.subscriptions, $0.bootstrap.dynamic)
         }
-        let (secretCounters, bootstrap, listenerManager) = state.withLock { ($0.secretCounters, $0.bootstrap, $0.listenerManager) }
+        let (secretCounters, bootstrap, listenerManager, clusterManager) = state.withLock {
+            ($0.secretCounters, $0.bootstrap, $0.listenerManager, $0.clusterManager)
+        }
         var inputs = StatsInputs(plane: plane)
         inputs.secrets = secretCounters
         inputs.listenerManager = listenerManager
         inputs.secretVersionTexts = bootstrap.secrets.versionInfo
         (inputs.sdsListenerUpdates, inputs.sdsClusterUpdates) = Self.sdsContextUpdates(bootstrap, secretCounters)
         inputs.subscriptions = subscriptions
-        inputs.clusterManager = state.withLock { $0.clusterManager }
+        inputs.clusterManager = clusterManager
         inputs.versionTexts = dynamic.versionInfo
         inputs.routeStatPrefixes = dynamic.routeStatPrefixes
         inputs.zipkin = zipkin.withLock { $0 }
