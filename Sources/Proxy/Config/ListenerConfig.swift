@@ -181,3 +181,18 @@ public enum FilterNames {
     public static let stderrAccessLog = "envoy.access_loggers.stderr"
     public static let upstreamHTTPProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 }
+
+extension ListenerConfig {
+    /// The access logs of each filter chain's terminal filter (http_connection_manager or
+    /// tcp_proxy), the default chain last: what the log thread compiles and what an update may
+    /// not change on a running listener.
+    var accessLogsPerChain: [[AccessLogConfig]] {
+        (filterChains + (defaultFilterChain.map { [$0] } ?? [])).map { chain in
+            switch chain.filters.last {
+            case .httpConnectionManager(let h): h.accessLog
+            case .tcpProxy(let t): t.accessLog
+            case nil: []
+            }
+        }
+    }
+}

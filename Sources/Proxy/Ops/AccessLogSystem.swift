@@ -84,15 +84,8 @@ public final class AccessLogSystem: Sendable {
     /// keys are added to `keys` (a logger's sink is its key's index).
     private static func loggers(_ l: ListenerConfig, capture: AccessLogCapture, keys: inout [AccessLogSinkKey]) -> [[Logger]] {
         var perChain: [[Logger]] = []
-        for chain in l.filterChains + (l.defaultFilterChain.map { [$0] } ?? []) {
+        for configs in l.accessLogsPerChain {
             var list: [Logger] = []
-            var configs: [AccessLogConfig] = []
-            if let terminal = chain.filters.last {
-                switch terminal {
-                case .httpConnectionManager(let h): configs = h.accessLog
-                case .tcpProxy(let t): configs = t.accessLog
-                }
-            }
             for c in configs {
                 let key = AccessLogSinkKey(c.sink)
                 if !keys.contains(key) { keys.append(key) }

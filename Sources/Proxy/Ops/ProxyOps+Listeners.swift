@@ -76,22 +76,11 @@ extension ProxyOps {
             guard let a = old.listeners.first(where: { $0.name == b.name }), a.address.description == b.address.description,
                   let before = oldBootstrap.listeners.first(where: { $0.name == b.name }),
                   let after = newBootstrap.listeners.first(where: { $0.name == b.name }) else { continue }
-            if accessLogs(of: before) != accessLogs(of: after) {
+            if before.accessLogsPerChain != after.accessLogsPerChain {
                 return "listener '\(b.name)': access_log changed on a running listener; that needs a restart (or a new name or address)"
             }
         }
         return nil
-    }
-
-    /// A listener's access logs, per filter chain (the default chain last).
-    static func accessLogs(of l: ListenerConfig) -> [[AccessLogConfig]] {
-        (l.filterChains + (l.defaultFilterChain.map { [$0] } ?? [])).map { chain in
-            switch chain.filters.last {
-            case .httpConnectionManager(let h): h.accessLog
-            case .tcpProxy(let t): t.accessLog
-            default: []
-            }
-        }
     }
 
     /// Starts the listeners an update adds, on `plane` as generation `generation`; on failure
